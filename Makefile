@@ -1,0 +1,26 @@
+# Two commands do everything: `make run` (the main job) and `make test` (the test suite).
+# Both create a private virtual environment in .venv from the pinned environment.txt first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-environment
+
+.PHONY: run test env clean
+
+env: $(STAMP)
+
+$(STAMP): environment.txt
+	@echo "== Setting up $(VENV) from environment.txt (first run only) =="
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r environment.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) run_pipeline.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf out_data/* .pytest_cache

@@ -1,0 +1,8 @@
+#!/usr/bin/env python3
+"""Stage 3 of the pipeline: per-cluster Mahalanobis classification (--help)."""
+import sys
+
+from xrayclass.cli import classification_main
+
+if __name__ == "__main__":
+    sys.exit(classification_main())

@@ -1,0 +1,219 @@
+"""Stage 4: a master class per source from its detections' classes.
+
+Two votes, as in the paper:
+
+* **soft**: the class of highest mean probability over the source's detections;
+* **hard**: the most common predicted class among them (a tie goes to the class met
+  first in name/obsid order, as ``collections.Counter.most_common`` does).
+
+A source whose two votes agree is *uniquely classified*; the others are *ambiguous*.
+Everything is computed per source with array operations, with no Python call per
+source or class.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import cohen_kappa_score
+
+from .constants import AGGREGATE_CLASS, CLASSES, FEATURES, MAIN_TYPE, NAME, OBSID, UNCLASSIFIED
+from .io import InputError, canonical_names, require_columns, require_numeric
+
+log = logging.getLogger(__name__)
+
+#: Histogram bins of detections per source in the printed summary.
+DETECTION_BINS = (("1", 1, 1), ("2", 2, 2), ("3-10", 3, 10), (">10", 11, np.inf))
+
+#: Decimals of the "mean±std" strings of the published tables.
+DECIMALS = 3
+
+
+def format_mean_std(means, stds, decimals=DECIMALS):
+    """``"mean±std"`` strings, each rounded as Python's ``round(numpy.float64, 3)`` does.
+
+    NumPy rounds ``x`` to 3 decimals as ``rint(x * 1000) / 1000``, and the published
+    table prints that float with Python's shortest representation (``0.04``, not
+    ``0.040``). For values in [0, 1] the rounded value is one of 1001 floats, so the
+    strings come from a lookup table rather than one formatting call per value.
+    """
+    means = np.asarray(means, dtype="float64")
+    stds = np.asarray(stds, dtype="float64")
+    return np.strings.add(np.strings.add(_rounded_strings(means, decimals), "±"), _rounded_strings(stds, decimals))
+
+
+def _rounded_strings(values, decimals):
+    scale = 10.0 ** decimals
+    steps = np.rint(values * scale)
+    inside = np.isfinite(steps) & (steps >= 0) & (steps <= scale)
+    lookup = np.array([repr(k / scale) for k in range(int(scale) + 1)])
+    index = np.where(inside, steps, 0).astype(np.int64)
+    strings = lookup[index].astype(f"<U{max(24, lookup.dtype.itemsize // 4)}")
+    if not inside.all():  # outside [0, 1]: format those few one by one
+        strings[~inside] = [repr(float(np.round(v, decimals))) for v in values[~inside]]
+    return strings
+
+
+@dataclass
+class Votes:
+    """Per-source results of the two votes, in source-name order."""
+
+    names: np.ndarray
+    detection_count: np.ndarray
+    means: np.ndarray
+    stds: np.ndarray
+    soft: np.ndarray
+    hard: np.ndarray
+    first_row: np.ndarray  # index into the sorted detections of each source's first detection
+
+
+def vote(names, predicted, probabilities, classes=CLASSES):
+    """Hard and soft votes of every source.
+
+    Parameters
+    ----------
+    names : array of str, sorted so that each source's detections are contiguous and
+        in obsid order
+    predicted : array of str
+        Predicted class of each detection (one of ``classes``).
+    probabilities : array of shape (n_detections, n_classes)
+
+    Returns
+    -------
+    Votes
+    """
+    names = np.asarray(names, dtype=object)
+    n = len(names)
+    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if n else np.zeros(0, dtype=int)
+    counts = np.diff(np.r_[starts, n])
+    source_of_row = np.repeat(np.arange(len(starts)), counts)
+
+    probabilities = np.asarray(probabilities, dtype="float64")
+    means = np.add.reduceat(probabilities, starts, axis=0) / counts[:, None]
+    deviations = probabilities - means[source_of_row]
+    stds = np.sqrt(np.add.reduceat(deviations * deviations, starts, axis=0) / counts[:, None])
+    classes = np.asarray(classes, dtype=object)
+    soft = classes[np.argmax(means, axis=1)]
+
+    class_index = {label: k for k, label in enumerate(classes)}
+    codes = pd.Series(predicted, dtype=object).map(class_index)
+    if codes.isna().any():
+        unknown = sorted(set(pd.Series(predicted)[codes.isna()].astype(str)))
+        raise ValueError(f"predicted classes not among the classes: {unknown[:5]}")
+    codes = codes.to_numpy(dtype=np.int64)
+    pair = source_of_row * len(classes) + codes
+    pairs, first_seen, votes = np.unique(pair, return_index=True, return_counts=True)
+    pair_source = pairs // len(classes)
+    # Most votes first, then the class met first in the source's detections.
+    order = np.lexsort((first_seen, -votes, pair_source))
+    winners = order[np.r_[True, pair_source[order][1:] != pair_source[order][:-1]]]
+    hard = classes[pairs[winners] % len(classes)]
+    return Votes(names[starts], counts, means, stds, soft, hard, starts)
+
+
+def master_classification(detections, path, classes=CLASSES):
+    """Stage 4 on a detection-level classification table.
+
+    Returns
+    -------
+    uniquely : pandas.DataFrame
+        Sources whose hard and soft votes agree: ``name, agg_master_class,
+        master_class, detection_count``, the ``"mean±std"`` of each class, ``ra, dec``
+        and the 12 features of the first detection (lowest obsid) where the input has
+        them; sorted by detection count (most first), then name.
+    ambiguous : pandas.DataFrame
+        The other sources, with ``hard_master_class, soft_master_class`` instead of
+        the two master-class columns.
+    summary : dict
+        Counts, Cohen's kappa of the two votes and the detections-per-source histogram.
+    """
+    detections = canonical_names(detections, path)
+    require_columns(detections, (NAME, OBSID, MAIN_TYPE, *classes), path)
+    detections = require_numeric(detections, (OBSID, *classes), path)
+    n_total = len(detections)
+    log.info("%s: %s classified detections read", path, f"{n_total:,}")
+    detections = detections.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
+    n_sources_in = int(detections[NAME].nunique())
+
+    probabilities = detections[list(classes)].to_numpy(dtype="float64")
+    if np.isnan(probabilities).any():
+        rows = int(np.isnan(probabilities).any(axis=1).sum())
+        raise InputError(f"{path}: {rows:,} detections have missing class probabilities")
+    unscored = (detections[MAIN_TYPE].astype(str) == UNCLASSIFIED).to_numpy() | ~(probabilities > 0).any(axis=1)
+    if unscored.any():
+        log.warning("%s detections are '%s' (no class could be scored in their cluster) and do not vote",
+                    f"{int(unscored.sum()):,}", UNCLASSIFIED)
+        detections = detections.loc[~unscored].reset_index(drop=True)
+        probabilities = probabilities[~unscored]
+
+    votes = vote(detections[NAME].to_numpy(dtype=object), detections[MAIN_TYPE].to_numpy(dtype=object),
+                 probabilities, classes)
+    strings = format_mean_std(votes.means, votes.stds)
+    first = detections.iloc[votes.first_row].reset_index(drop=True)
+    sources = pd.DataFrame({NAME: votes.names, "detection_count": votes.detection_count})
+    for k, label in enumerate(classes):
+        sources[label] = strings[:, k]
+    extra = [c for c in ("ra", "dec", *FEATURES) if c in first.columns]
+    missing_features = [c for c in FEATURES if c not in first.columns]
+    if missing_features:
+        log.info("%s: no feature columns (%s); the tables leave them out", path,
+                 "none of the 12" if len(missing_features) == len(FEATURES) else ", ".join(missing_features))
+    for column in extra:
+        sources[column] = first[column].to_numpy()
+
+    agree = votes.hard == votes.soft
+    order_columns = ["detection_count", NAME]
+    uniquely = sources.loc[agree].assign(master_class=votes.soft[agree])
+    uniquely["agg_master_class"] = uniquely["master_class"].map(AGGREGATE_CLASS)
+    uniquely = uniquely[[NAME, "agg_master_class", "master_class", "detection_count", *classes, *extra]]
+    ambiguous = sources.loc[~agree].assign(hard_master_class=votes.hard[~agree], soft_master_class=votes.soft[~agree])
+    ambiguous = ambiguous[[NAME, "hard_master_class", "soft_master_class", "detection_count", *classes, *extra]]
+    uniquely = uniquely.sort_values(order_columns, ascending=[False, True], kind="stable").reset_index(drop=True)
+    ambiguous = ambiguous.sort_values(order_columns, ascending=[False, True], kind="stable").reset_index(drop=True)
+
+    n_silent = n_sources_in - len(votes.names)
+    if n_silent:
+        log.warning("%s sources have no classified detection and appear in neither table", f"{n_silent:,}")
+    summary = summarize(votes, n_total, int(unscored.sum()))
+    summary["sources_unclassified"] = n_silent
+    return uniquely, ambiguous, summary
+
+
+def summarize(votes, n_detections, n_unscored):
+    """Counts, agreement and multiplicity of the votes, as plain numbers."""
+    n_sources = len(votes.names)
+    n_unique = int((votes.hard == votes.soft).sum())
+    kappa = float(cohen_kappa_score(votes.hard.astype(str), votes.soft.astype(str))) if n_sources else float("nan")
+    histogram = {
+        label: int(((votes.detection_count >= low) & (votes.detection_count <= high)).sum())
+        for label, low, high in DETECTION_BINS
+    }
+    return {
+        "detections": n_detections,
+        "detections_unclassified": n_unscored,
+        "sources": n_sources,
+        "uniquely_classified": n_unique,
+        "ambiguous": n_sources - n_unique,
+        "cohen_kappa": kappa,
+        "detections_per_source": histogram,
+    }
+
+
+def format_summary(summary):
+    """The printed stage-4 summary."""
+    sources = summary["sources"]
+    share = summary["ambiguous"] / sources if sources else 0.0
+    lines = [
+        f"detections voting:      {summary['detections'] - summary['detections_unclassified']:,}"
+        + (f" ({summary['detections_unclassified']:,} unclassified left out)" if summary["detections_unclassified"] else ""),
+        f"sources:                {sources:,}"
+        + (f" ({summary['sources_unclassified']:,} more with no classified detection)"
+           if summary.get("sources_unclassified") else ""),
+        f"uniquely classified:    {summary['uniquely_classified']:,}",
+        f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})",
+        f"Cohen's kappa (hard vs soft): {summary['cohen_kappa']:.3f}",
+        "detections per source:  "
+        + ", ".join(f"{label}: {n:,}" for label, n in summary["detections_per_source"].items()),
+    ]
+    return "\n".join(lines)
