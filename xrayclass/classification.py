@@ -120,17 +120,10 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     X = scaler.transform(features)
     types = table[MAIN_TYPE].to_numpy(dtype=object)
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
+    clusters = table[CLUSTER].to_numpy()
     references = ClusterwiseMahalanobis(classes, min_references).fit(
-        X[is_reference], types[is_reference], table[CLUSTER].to_numpy()[is_reference]
+        X[is_reference], types[is_reference], clusters[is_reference], all_clusters=np.unique(clusters)
     )
-    # Clusters with no reference at all still need an entry, so that they are known
-    # to the model (every class then has probability 0 there).
-    for cluster in np.unique(table[CLUSTER].to_numpy()):
-        if int(cluster) not in references.classifiers_:
-            empty = ClusterwiseMahalanobis(classes, min_references).fit(
-                np.empty((0, X.shape[1])), np.empty(0, dtype=object), np.empty(0)
-            )
-            references.classifiers_.update(empty.classifiers_)
     return ClassifierModel(scaler, references, tuple(uninformative)), X
 
 

@@ -191,8 +191,12 @@ class ClusterwiseMahalanobis:
         self.classes = tuple(classes)
         self.min_references = min_references
 
-    def fit(self, X, y, clusters):
-        """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``."""
+    def fit(self, X, y, clusters, all_clusters=()):
+        """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``.
+
+        Clusters listed in ``all_clusters`` without any reference get a classifier that
+        scores no class (all probabilities 0), so that the model knows them.
+        """
         X = np.asarray(X, dtype="float64")
         y = np.asarray(y, dtype=object)
         clusters = np.asarray(clusters)
@@ -201,7 +205,21 @@ class ClusterwiseMahalanobis:
             members = clusters == cluster
             classifier = MahalanobisClassifier(classes=self.classes, min_references=self.min_references)
             self.classifiers_[_cluster_key(cluster)] = classifier.fit(X[members], y[members])
+        for cluster in all_clusters:
+            if _cluster_key(cluster) not in self.classifiers_:
+                self.classifiers_[_cluster_key(cluster)] = self._without_references(X.shape[1])
         return self
+
+    def _without_references(self, n_features):
+        classifier = MahalanobisClassifier(classes=self.classes, min_references=self.min_references)
+        n_classes = len(self.classes)
+        classifier.classes_ = np.asarray(self.classes)
+        classifier.n_references_ = np.zeros(n_classes, dtype=int)
+        classifier.scored_ = np.zeros(n_classes, dtype=bool)
+        classifier.means_ = np.full((n_classes, n_features), np.nan)
+        classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+        classifier.n_features_in_ = n_features
+        return classifier
 
     def predict_proba(self, X, clusters):
         """Probabilities from each row's own cluster; all zero for a cluster never fitted."""
@@ -241,7 +259,9 @@ class ClusterwiseMahalanobis:
                     entry["inverse_covariance"] = classifier.inverse_covariances_[k].tolist()
                 per_class[str(label)] = entry
             clusters[str(cluster)] = per_class
-        return {"classes": list(self.classes), "min_references": self.min_references, "clusters": clusters}
+        n_features = {int(c.n_features_in_) for c in self.classifiers_.values()}
+        return {"classes": list(self.classes), "min_references": self.min_references,
+                "n_features": n_features.pop() if len(n_features) == 1 else None, "clusters": clusters}
 
     @classmethod
     def from_dict(cls, document):
@@ -250,7 +270,7 @@ class ClusterwiseMahalanobis:
         model.classifiers_ = {}
         n_classes = len(model.classes)
         for cluster, per_class in document["clusters"].items():
-            n_features = next((len(e["mean"]) for e in per_class.values() if "mean" in e), 0)
+            n_features = int(document["n_features"])
             classifier = MahalanobisClassifier(classes=model.classes, min_references=model.min_references)
             classifier.classes_ = np.asarray(model.classes)
             classifier.n_references_ = np.array([per_class[c]["n_references"] for c in model.classes])

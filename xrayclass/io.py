@@ -182,8 +182,9 @@ def require_numeric(table, columns, path):
         values = table[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             continue
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = numbers.isna() & values.notna()
+        blank = values.isna() | (values.astype(str).str.strip() == "")
+        numbers = pd.to_numeric(values.where(~blank), errors="coerce")
+        bad = numbers.isna() & ~blank
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(

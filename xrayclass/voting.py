@@ -184,7 +184,9 @@ def summarize(votes, n_detections, n_unscored):
     """Counts, agreement and multiplicity of the votes, as plain numbers."""
     n_sources = len(votes.names)
     n_unique = int((votes.hard == votes.soft).sum())
-    kappa = float(cohen_kappa_score(votes.hard.astype(str), votes.soft.astype(str))) if n_sources else float("nan")
+    # Undefined (NaN) when every source gets one and the same class from both votes.
+    defined = len(set(votes.hard) | set(votes.soft)) > 1
+    kappa = float(cohen_kappa_score(votes.hard.astype(str), votes.soft.astype(str))) if defined else float("nan")
     histogram = {
         label: int(((votes.detection_count >= low) & (votes.detection_count <= high)).sum())
         for label, low, high in DETECTION_BINS

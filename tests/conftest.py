@@ -1,0 +1,101 @@
+"""Shared fixtures. Synthetic tables made here are labeled as such in their names."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrayclass import paths
+from xrayclass.constants import FEATURES
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--remote-data", action="store_true", help="run tests that talk to live services")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--remote-data"):
+        return
+    skip = pytest.mark.skip(reason="talks to a live service; run with --remote-data")
+    for item in items:
+        if "remote_data" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def reference_dir():
+    """The shared reference directory; tests that need it skip, saying why, when absent."""
+    directory = paths.reference_dir()
+    if not directory.is_dir():
+        pytest.skip(f"reference directory {directory} is absent (set {paths.REFERENCE_ENV})")
+    return directory
+
+
+def reference_path(reference_dir, name):
+    path = reference_dir / name
+    if not path.is_file():
+        pytest.skip(f"reference file {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def crossmatch_sample(reference_dir):
+    return reference_path(reference_dir, "crossmatch_sample_2021.csv")
+
+
+@pytest.fixture(scope="session")
+def sample_csc_csv(crossmatch_sample, tmp_path_factory):
+    """The CSC query columns of the real crossmatch sample, as a stage-1 input."""
+    sample = pd.read_csv(crossmatch_sample)
+    columns = list(sample.columns)
+    path = tmp_path_factory.mktemp("sample") / "sample_csc.csv"
+    sample[columns[: columns.index("cluster")]].to_csv(path, index=False)
+    return path
+
+
+def run_script(script, *args, cwd=REPOSITORY):
+    """Run a top-level script in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, str(REPOSITORY / script), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+
+
+def synthetic_detections(n=400, seed=0):
+    """SYNTHETIC raw CSC-like detections (not real data) with all raw feature columns."""
+    rng = np.random.default_rng(seed)
+    var_mean = rng.uniform(0.01, 1.0, size=(n, 3))
+    table = pd.DataFrame({
+        "name": [f"SYNTHETIC J{i // 2:06d}" for i in range(n)],
+        "obsid": rng.integers(100, 20000, size=n),
+        "ra": rng.uniform(0, 360, size=n),
+        "dec": rng.uniform(-90, 90, size=n),
+        "hard_hm": rng.uniform(-1, 1, size=n),
+        "hard_hs": rng.uniform(-1, 1, size=n),
+        "hard_ms": rng.uniform(-1, 1, size=n),
+        "powlaw_gamma": rng.normal(1.8, 0.6, size=n),
+        "bb_kt": rng.lognormal(-0.5, 0.7, size=n),
+        "var_prob_b": rng.uniform(0, 1, size=n),
+        "var_prob_h": rng.uniform(0, 1, size=n),
+        "var_prob_s": rng.uniform(0, 1, size=n),
+    })
+    for k, band in enumerate("bhs"):
+        table[f"var_mean_{band}"] = var_mean[:, k]
+        table[f"var_sigma_{band}"] = var_mean[:, k] * rng.lognormal(-3, 1, size=n)
+    table["var_min_b"] = table["var_mean_b"] * rng.uniform(0.5, 1.0, size=n)
+    table["var_max_b"] = table["var_mean_b"] * rng.uniform(1.0, 1.5, size=n)
+    return table.sort_values("name", kind="stable").reset_index(drop=True)
+
+
+def synthetic_features(n_per_class, classes, n_features=len(FEATURES), seed=0, spread=0.05):
+    """SYNTHETIC preprocessed feature vectors: one Gaussian blob per class."""
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0.2, 0.8, size=(len(classes), n_features))
+    X = np.vstack([c + spread * rng.standard_normal((n_per_class, n_features)) for c in centers])
+    y = np.repeat(np.asarray(classes, dtype=object), n_per_class)
+    return X, y

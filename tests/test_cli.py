@@ -1,0 +1,150 @@
+"""The stage scripts as a user runs them: end to end, deterministic, and strict with bad input."""
+
+import hashlib
+
+import pandas as pd
+import pytest
+from astropy.table import Table
+
+from xrayclass.constants import CLASSES
+
+from conftest import run_script
+
+pytestmark = pytest.mark.slow
+
+STAGES = ("clustering.py", "crossmatch.py", "classification.py", "master_classification.py")
+
+
+def run_chain(sample_csc_csv, frozen, out, table_format="csv"):
+    stage1 = out / f"cluster_csc.{table_format}"
+    stage2 = out / f"cluster_csc_simbad.{table_format}"
+    stage3 = out / f"detection_level_classification.{table_format}"
+    results = [
+        run_script("clustering.py", "--input", sample_csc_csv, "--output", stage1, "--model", out / "model.json"),
+        run_script("crossmatch.py", "--input", stage1, "--frozen", frozen, "--output", stage2),
+        run_script("classification.py", "--input", stage2, "--output", stage3,
+                   "--model-output", out / "classifier.json"),
+        run_script("master_classification.py", "--input", stage3, "--out-dir", out, "--format", table_format),
+    ]
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    return results
+
+
+@pytest.mark.parametrize("script", STAGES)
+def test_help(script):
+    result = run_script(script, "--help")
+    assert result.returncode == 0
+    assert "--input" in result.stdout and "Stage" in result.stdout
+
+
+def test_frozen_swap_in_end_to_end_on_the_real_sample(sample_csc_csv, crossmatch_sample, tmp_path):
+    results = run_chain(sample_csc_csv, crossmatch_sample, tmp_path)
+    stage3 = pd.read_csv(tmp_path / "detection_level_classification.csv")
+    assert len(stage3) == 161
+    uniquely = pd.read_csv(tmp_path / "uniquely_classified.csv")
+    ambiguous = pd.read_csv(tmp_path / "ambiguous_classification.csv")
+    assert uniquely["detection_count"].sum() + ambiguous["detection_count"].sum() == 161 - 2
+    assert list(uniquely.columns[:4]) == ["name", "agg_master_class", "master_class", "detection_count"]
+    assert uniquely[list(CLASSES)].map(lambda s: "±" in s).all().all()
+    summary = results[-1].stdout
+    assert f"uniquely classified:    {len(uniquely):,}" in summary and "Cohen's kappa" in summary
+    assert "1,615 detections read" in results[0].stderr
+
+
+def test_same_input_same_outputs(sample_csc_csv, crossmatch_sample, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    run_chain(sample_csc_csv, crossmatch_sample, first)
+    run_chain(sample_csc_csv, crossmatch_sample, second)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir()) and len(names) == 8
+    for name in names:
+        digest = [hashlib.sha256((d / name).read_bytes()).hexdigest() for d in (first, second)]
+        assert digest[0] == digest[1], name
+
+
+def test_parquet_and_votable_paths(sample_csc_csv, crossmatch_sample, tmp_path):
+    votable = tmp_path / "sample.vot"
+    Table.from_pandas(pd.read_csv(sample_csc_csv)).write(votable, format="votable")
+    run_chain(votable, crossmatch_sample, tmp_path, table_format="parquet")
+    uniquely = pd.read_parquet(tmp_path / "uniquely_classified.parquet")
+    csv_dir = tmp_path / "csv"
+    run_chain(sample_csc_csv, crossmatch_sample, csv_dir)
+    from_csv = pd.read_csv(csv_dir / "uniquely_classified.csv")
+    pd.testing.assert_frame_equal(uniquely[["name", "master_class"]], from_csv[["name", "master_class"]])
+
+
+def test_classification_accepts_the_frozen_file_directly(crossmatch_sample, tmp_path):
+    output = tmp_path / "det.csv"
+    result = run_script("classification.py", "--input", crossmatch_sample, "--output", output,
+                        "--model-output", tmp_path / "c.json")
+    assert result.returncode == 0, result.stderr
+    assert "using column 'name_1' as the source name" in result.stderr
+    assert len(pd.read_csv(output)) == 161
+
+
+def assert_clean_failure(result, *fragments, out_dir):
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    error = [line for line in lines if "error:" in line]
+    assert len(error) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error[0], error[0]
+    assert not [p for p in out_dir.iterdir() if p.suffix in (".csv", ".json", ".parquet")]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_inputs_fail_with_one_line_and_no_output(sample_csc_csv, crossmatch_sample, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ("--output", out / "s1.csv", "--model", out / "m.json")
+    result = run_script("clustering.py", "--input", tmp_path / "missing.vot", *args)
+    assert_clean_failure(result, "missing.vot: file not found", out_dir=out)
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("name,obsid,ra,dec\n")
+    assert_clean_failure(run_script("clustering.py", "--input", empty, *args), "empty.csv", "no rows", out_dir=out)
+
+    table = pd.read_csv(sample_csc_csv)
+    table.drop(columns=["bb_kt", "var_mean_s"]).to_csv(tmp_path / "cols.csv", index=False)
+    assert_clean_failure(run_script("clustering.py", "--input", tmp_path / "cols.csv", *args),
+                         "cols.csv: missing required columns: bb_kt, var_mean_s", out_dir=out)
+
+    text = table.astype({"hard_ms": object})
+    text.loc[7, "hard_ms"] = "n/a?"
+    text.to_csv(tmp_path / "text.csv", index=False)
+    assert_clean_failure(run_script("clustering.py", "--input", tmp_path / "text.csv", *args),
+                         "text.csv: column 'hard_ms' has non-numeric values", "data row 8", out_dir=out)
+
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_text("this is not parquet")
+    assert_clean_failure(run_script("clustering.py", "--input", garbage, *args),
+                         "garbage.parquet: cannot read as parquet", out_dir=out)
+
+
+def test_stage2_mismatch_fails_cleanly(sample_csc_csv, crossmatch_sample, tmp_path):
+    stage1 = tmp_path / "s1.csv"
+    assert run_script("clustering.py", "--input", sample_csc_csv, "--output", stage1,
+                      "--model", tmp_path / "m.json").returncode == 0
+    frozen = pd.read_csv(crossmatch_sample)
+    frozen.drop(index=[100, 101]).to_csv(tmp_path / "short.csv", index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_script("crossmatch.py", "--input", stage1, "--frozen", tmp_path / "short.csv",
+                        "--output", out / "s2.csv")
+    assert_clean_failure(result, "short.csv: has 1,613 rows", "1,615", out_dir=out)
+
+
+def test_output_may_not_overwrite_input(crossmatch_sample, tmp_path):
+    copy = tmp_path / "in.csv"
+    copy.write_bytes(crossmatch_sample.read_bytes())
+    result = run_script("classification.py", "--input", copy, "--output", copy)
+    assert result.returncode == 2 and "would overwrite an input" in result.stderr
+    assert copy.read_bytes() == crossmatch_sample.read_bytes()
+
+
+def test_main_job_runs_and_reproduces_the_paper(tmp_path, reference_dir):
+    result = run_script("run_pipeline.py", "--out-dir", tmp_path / "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "NOT the paper's input" in result.stdout
+    assert "reproduction: 19 of 19 checks passed" in result.stdout

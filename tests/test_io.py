@@ -1,0 +1,109 @@
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+
+from xrayclass.io import (
+    InputError, canonical_names, read_table, require_columns, require_numeric, write_atomic, write_outputs,
+    write_table,
+)
+
+from conftest import reference_path
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.csv: file not found"):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "table.txt"
+    path.write_text("a\n1\n")
+    with pytest.raises(InputError, match=r"table\.txt: unknown table format '\.txt'"):
+        read_table(path)
+
+
+def test_empty_file_and_header_only(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(InputError, match=r"empty\.csv: the file is empty"):
+        read_table(empty)
+    header = tmp_path / "header.csv"
+    header.write_text("name,obsid\n")
+    with pytest.raises(InputError, match=r"header\.csv: the table has no rows"):
+        read_table(header)
+
+
+def test_unreadable_files(tmp_path):
+    parquet = tmp_path / "broken.parquet"
+    parquet.write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=r"broken\.parquet: cannot read as parquet"):
+        read_table(parquet)
+    votable = tmp_path / "broken.vot"
+    votable.write_text("<VOTABLE><RESOURCE>")
+    with pytest.raises(InputError, match=r"broken\.vot: cannot read as votable"):
+        read_table(votable)
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(InputError, match=r"folder\.csv: is a directory"):
+        read_table(tmp_path / "folder.csv")
+
+
+def test_votable_columns_are_read_by_name_not_id(reference_dir):
+    table = read_table(reference_path(reference_dir, "example_source.vot"))
+    assert "name" in table.columns and "col1" not in table.columns
+    assert table["name"].iloc[0].startswith("2CXO J004307.5-092302")
+    assert np.isnan(table["powlaw_gamma"].iloc[0]) and np.isnan(table["bb_kt"].iloc[0])
+
+
+def test_fits_and_parquet_round_trips(tmp_path):
+    frame = pd.DataFrame({"name": ["2CXO A", "2CXO B"], "obsid": [1, 2], "hard_hm": [0.5, np.nan]})
+    Table.from_pandas(frame).write(tmp_path / "t.fits")
+    from_fits = read_table(tmp_path / "t.fits")
+    assert from_fits["name"].tolist() == ["2CXO A", "2CXO B"]
+    assert np.isnan(from_fits["hard_hm"].iloc[1])
+    write_table(frame, tmp_path / "t.parquet")
+    assert read_table(tmp_path / "t.parquet", columns=["obsid"]).columns.tolist() == ["obsid"]
+
+
+def test_unnamed_csv_index_is_dropped(tmp_path):
+    pd.DataFrame({"a": [1, 2]}).to_csv(tmp_path / "indexed.csv")
+    assert read_table(tmp_path / "indexed.csv").columns.tolist() == ["a"]
+
+
+def test_required_and_numeric_columns():
+    frame = pd.DataFrame({"a": ["1", "", "x"], "b": [1, 2, 3]})
+    with pytest.raises(InputError, match=r"f\.csv: missing required columns: c, d"):
+        require_columns(frame, ["a", "c", "d"], "f.csv")
+    with pytest.raises(InputError, match=r"f\.csv: column 'a' has non-numeric values \(1 rows\), e.g. 'x' in data row 3"):
+        require_numeric(frame, ["a"], "f.csv")
+    converted = require_numeric(frame.iloc[:2], ["a", "b"], "f.csv")
+    assert converted["a"].tolist()[0] == 1 and np.isnan(converted["a"].tolist()[1])
+    assert converted["b"].dtype == np.int64
+
+
+def test_name_alias():
+    frame = pd.DataFrame({"name_1": ["x"]})
+    assert canonical_names(frame, "f.csv").columns.tolist() == ["name"]
+    with pytest.raises(InputError, match="missing required columns: name"):
+        canonical_names(pd.DataFrame({"other": [1]}), "f.csv")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.csv"
+
+    def failing(temporary):
+        temporary.write_text("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, failing)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_appear_together_or_not_at_all(tmp_path):
+    frame = pd.DataFrame({"a": [1]})
+    with pytest.raises(ValueError):
+        write_outputs([(frame, tmp_path / "one.csv"), ({"not json": np.nan}, tmp_path / "two.json")])
+    assert list(tmp_path.iterdir()) == []
+    write_outputs([(frame, tmp_path / "one.csv"), ({"ok": 1}, tmp_path / "two.json")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "two.json"]
