@@ -1,0 +1,334 @@
+"""fetch_csc.py: the ADQL of the paper, and the CSC TAP service replaced at the HTTP transport.
+
+The answers are the hand-made fixtures of tests/data/ (see its README): real formats,
+made-up values. Nothing here touches the network.
+"""
+
+import json
+import re
+
+import pytest
+import requests
+
+from fake_http import Reply, html, redirect, restore_logging, server, votable, waits, xml  # noqa: F401
+from xrayclass.io import InputError, read_table
+from xrayclass.services.csc_tap import Cone, FetchConfig, build_query, fetch
+from xrayclass.services.csc_tap_cli import main
+
+BASE = "https://cda.cfa.harvard.edu/csc2tap"
+JOB = f"{BASE}/async/FIXTUREJOB1"
+
+#: The paper's query, written out by hand (not by the code under test).
+PAPER_QUERY = (
+    "SELECT DISTINCT m.name, o.obsid, o.region_id, o.theta, m.ra, m.dec, m.significance, m.likelihood, "
+    "o.src_area_b, o.flux_aper_b, o.hard_hm, o.hard_hs, o.hard_ms, o.powlaw_gamma, o.powlaw_gamma_lolim, "
+    "o.powlaw_gamma_hilim, o.bb_kt, o.bb_kt_lolim, o.bb_kt_hilim, "
+    "o.var_prob_b, o.var_sigma_b, o.var_mean_b, o.var_min_b, o.var_max_b, "
+    "o.var_prob_h, o.var_sigma_h, o.var_mean_h, o.var_min_h, o.var_max_h, "
+    "o.var_prob_m, o.var_sigma_m, o.var_mean_m, o.var_min_m, o.var_max_m, "
+    "o.var_prob_s, o.var_sigma_s, o.var_mean_s, o.var_min_s, o.var_max_s, "
+    "o.ks_prob_b, o.ks_prob_h, o.ks_prob_m, o.ks_prob_s, o.kp_prob_b, o.kp_prob_h, o.kp_prob_m, o.kp_prob_s, "
+    "o.gti_start, o.gti_stop, o.gti_elapse "
+    "FROM master_source m, master_stack_assoc a, observation_source o, stack_observation_assoc b, stack_source s "
+    "WHERE (o.flux_significance_b > 5) AND (o.powlaw_gamma IS NOT NULL) AND (o.bb_kt IS NOT NULL) "
+    "AND m.name = a.name AND s.detect_stack_id = a.detect_stack_id AND s.region_id = a.region_id "
+    "AND s.detect_stack_id = b.detect_stack_id AND s.region_id = b.region_id AND o.obsid = b.obsid "
+    "AND o.obi = b.obi AND o.region_id = b.region_id "
+    "ORDER BY m.name"
+)
+
+
+def flat(query):
+    return " ".join(query.split())
+
+
+class Clock:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.waits = []
+
+    def sleep(self, seconds):
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def __call__(self):
+        return self.now
+
+
+def async_job(server, phases=("EXECUTING", "COMPLETED"), result="csc_tap_result.vot", finished="uws_job_completed.xml"):
+    """Route a UWS job: PENDING until run, then ``phases`` (the last repeats)."""
+    documents = {"EXECUTING": "uws_job_executing.xml", "COMPLETED": finished, "ERROR": "uws_job_error.xml"}
+    state = {"running": False, "looks": 0}
+
+    def run(request):
+        assert request.form() == {"PHASE": "RUN"}
+        state["running"] = True
+        return redirect(JOB)
+
+    def job(request):
+        if not state["running"]:
+            return xml("uws_job_pending.xml")
+        phase = phases[min(state["looks"], len(phases) - 1)]
+        state["looks"] += 1
+        return xml(documents[phase])
+
+    server.add("POST", r"/csc2tap/async$", redirect(JOB))
+    server.add("POST", r"/async/FIXTUREJOB1/phase$", run)
+    server.add("GET", r"/async/FIXTUREJOB1$", job)
+    server.add("GET", r"/async/FIXTUREJOB1/results/result$", votable(result))
+    server.add("DELETE", r"/async/FIXTUREJOB1$", redirect(f"{BASE}/async"))
+
+
+def sidecar(path):
+    return json.loads(path.with_name(path.name + ".provenance.json").read_text())
+
+
+def nothing_written(directory):
+    return not any(directory.iterdir())
+
+
+# -- the query -------------------------------------------------------------------------------
+
+def test_builder_writes_the_papers_query():
+    assert flat(build_query()) == PAPER_QUERY
+
+
+def test_release_schema_qualifies_the_tables():
+    query = build_query(schema="csc2")
+    assert "FROM csc2.master_source m, csc2.master_stack_assoc a, csc2.observation_source o, " \
+           "csc2.stack_observation_assoc b, csc2.stack_source s" in flat(query)
+    assert flat(query).replace("csc2.", "") == PAPER_QUERY
+
+
+def test_options_change_the_selection():
+    query = flat(build_query(min_significance=3.5, require_powlaw_gamma=False, columns=["m.name", "o.obsid"]))
+    assert query.startswith("SELECT DISTINCT m.name, o.obsid FROM ")
+    assert "WHERE (o.flux_significance_b > 3.5) AND (o.bb_kt IS NOT NULL) AND m.name = a.name" in query
+    assert "powlaw_gamma" not in query
+    assert "IS NOT NULL" not in build_query(require_powlaw_gamma=False, require_bb_kt=False)
+
+
+def test_cone_clauses():
+    contains = flat(build_query(cone=Cone(150.5, -2.25, 6)))
+    assert ("(o.bb_kt IS NOT NULL) AND (CONTAINS(POINT('ICRS', m.ra, m.dec), "
+            "CIRCLE('ICRS', 150.5, -2.25, 0.1)) = 1) AND m.name = a.name") in contains
+    distance = flat(build_query(cone=Cone(150.5, -2.25, 6), cone_style="cone_distance"))
+    assert ("((m.dec BETWEEN -2.35 AND -2.15) AND dbo.cone_distance(m.ra, m.dec, 150.5, -2.25) <= 6)"
+            in distance)
+
+
+@pytest.mark.parametrize("cone, message", [
+    ((10, 91, 1), r"\|Dec\| must be at most 90"),
+    ((10, -90.5, 1), r"\|Dec\| must be at most 90"),
+    ((10, 0, 0), "radius must be positive"),
+    ((10, 0, -3), "radius must be positive"),
+    ((360, 0, 1), r"RA must be in \[0, 360\)"),
+    ((float("nan"), 0, 1), "finite"),
+])
+def test_cone_arguments_are_checked(cone, message):
+    with pytest.raises(InputError, match=message):
+        build_query(cone=cone)
+
+
+def test_column_and_schema_names_are_checked():
+    with pytest.raises(InputError, match="not a column name"):
+        build_query(columns=["m.name; DROP TABLE x"])
+    with pytest.raises(InputError, match="at least one column"):
+        build_query(columns=[])
+    with pytest.raises(InputError, match="not a schema name"):
+        build_query(schema="csc2 m")
+
+
+# -- the command line, offline ------------------------------------------------------------------
+
+def test_dry_run_sends_nothing(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dry-run", "--release", "2.1"]) == 0
+    out = capsys.readouterr().out
+    assert "https://cda.cfa.harvard.edu/csc21tap" in out and "/async" in out
+    assert "FROM csc21.master_source m" in out and "SELECT DISTINCT m.name" in out
+    assert server.requests == []
+    assert nothing_written(tmp_path)
+
+
+def test_sync_fetch_writes_the_table_and_its_provenance(server, tmp_path, waits):
+    server.add("POST", r"/csc2tap/sync$", votable("csc_tap_result.vot"))
+    output = tmp_path / "csc.vot"
+    assert main(["--sync", "--output", str(output)], sleep=waits.append) == 0
+
+    table = read_table(output)
+    assert len(table) == 3
+    assert list(table.columns[:6]) == ["name", "obsid", "region_id", "theta", "ra", "dec"]
+    assert {"var_mean_b", "kp_prob_s", "gti_elapse"} <= set(table.columns)
+    assert table["name"].iloc[0] == "2CXO J100000.0+020000"
+    assert table["var_prob_m"].isna().tolist() == [False, True, False]  # the null travels
+
+    (request,) = server.requests
+    form = request.form()
+    assert form["REQUEST"] == "doQuery" and form["LANG"] == "ADQL" and form["MAXREC"] == "2000000"
+    assert flat(form["QUERY"]).replace("csc2.", "") == PAPER_QUERY
+    assert request.timeout == 1800.0  # pyvo sets none for sync queries; ours does
+
+    provenance = sidecar(output)
+    assert provenance["service_url"] == BASE and provenance["release"] == "2.0"
+    assert provenance["rows"] == 3 and provenance["mode"] == "sync"
+    assert provenance["query"] == form["QUERY"]
+    assert provenance["pyvo_version"] and provenance["retrieved_utc"].endswith("+00:00")
+    assert waits == []
+
+
+def test_async_fetch_logs_the_job_phase_and_deletes_the_job(server, tmp_path, capsys):
+    async_job(server, phases=("EXECUTING", "EXECUTING", "EXECUTING", "COMPLETED"))
+    clock = Clock()
+    output = tmp_path / "csc.parquet"
+    assert main(["--output", str(output)], sleep=clock.sleep, clock=clock) == 0
+
+    log = capsys.readouterr().err
+    assert f"submitted job {JOB}" in log
+    assert "job phase EXECUTING" in log and "job still EXECUTING" in log and "job phase COMPLETED" in log
+    assert clock.waits == [2.0, 3.0]  # growing poll intervals
+    assert len(server.requests_to("DELETE", "FIXTUREJOB1$")) == 1
+    assert server.requests_to("POST", r"/async$")[0].form()["MAXREC"] == "2000000"
+    assert len(read_table(output)) == 3
+    provenance = sidecar(output)
+    assert provenance["mode"] == "async" and provenance["job_url"] == JOB and provenance["rows"] == 3
+
+
+def test_cone_query_runs_synchronously(server, tmp_path):
+    server.add("POST", r"/csc2tap/sync$", votable("csc_tap_result.vot"))
+    assert main(["--cone", "150", "2", "5", "--output", str(tmp_path / "cone.csv")]) == 0
+    query = flat(server.requests[0].form()["QUERY"])
+    assert "dbo.cone_distance(m.ra, m.dec, 150, 2) <= 5" in query
+    assert len(read_table(tmp_path / "cone.csv")) == 3
+
+
+def test_service_url_can_be_overridden(server, tmp_path):
+    server.add("POST", r"^http://tap\.example\.org/mirror/sync$", votable("csc_tap_result.vot"))
+    assert main(["--sync", "--service-url", "http://tap.example.org/mirror/", "--output",
+                 str(tmp_path / "c.vot")]) == 0
+    assert sidecar(tmp_path / "c.vot")["service_url"] == "http://tap.example.org/mirror"
+
+
+# -- failures: one line, non-zero exit, nothing written -------------------------------------------
+
+def run_failing(args, tmp_path, capsys, waits, status):
+    output = tmp_path / "out" / "csc.vot"
+    assert main([*args, "--output", str(output)], sleep=waits.append) == status
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("fetch_csc.py: error: ")
+    assert not output.parent.exists() or nothing_written(output.parent)
+    return message
+
+
+def test_empty_result_is_an_error(server, tmp_path, capsys, waits):
+    server.add("POST", r"/sync$", votable("csc_tap_empty.vot"))
+    message = run_failing(["--sync"], tmp_path, capsys, waits, status=2)
+    assert "returned no rows; nothing written" in message
+
+
+def test_time_out_is_retried_then_reported(server, tmp_path, capsys, waits):
+    server.add("POST", r"/sync$", requests.exceptions.ReadTimeout("read timed out"))
+    message = run_failing(["--sync", "--retries", "2"], tmp_path, capsys, waits, status=3)
+    assert "did not answer in time after 3 attempts" in message
+    assert "data/cscresults.vot" in message and "clustering.py --input" in message
+    assert len(server.requests) == 3 and waits == [2.0, 4.0]
+
+
+def test_no_network_is_reported(server, tmp_path, capsys, waits):
+    server.add("POST", r"/async$", requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    message = run_failing(["--retries", "1"], tmp_path, capsys, waits, status=3)
+    assert message.startswith(f"fetch_csc.py: error: cannot connect to the CSC TAP service at {BASE}")
+    assert "after 2 attempts" in message and "--input" in message
+
+
+def test_server_error_is_retried_then_reported(server, tmp_path, capsys, waits):
+    server.add("POST", r"/sync$", html("http_503.html", 500))
+    message = run_failing(["--sync"], tmp_path, capsys, waits, status=3)
+    assert "answered HTTP 500 after 4 attempts" in message
+    assert waits == [2.0, 4.0, 8.0]
+
+
+def test_a_transient_server_error_is_overcome(server, tmp_path, waits):
+    server.add("POST", r"/sync$", html("http_503.html", 503), votable("csc_tap_result.vot"))
+    assert main(["--sync", "--output", str(tmp_path / "c.vot")], sleep=waits.append) == 0
+    assert waits == [2.0] and len(read_table(tmp_path / "c.vot")) == 3
+
+
+def test_rate_limit_waits_as_asked(server, tmp_path, waits):
+    server.add("POST", r"/sync$", Reply(429, b"", {"Retry-After": "7"}), votable("csc_tap_result.vot"))
+    assert main(["--sync", "--output", str(tmp_path / "c.vot")], sleep=waits.append) == 0
+    assert waits == [7.0]
+
+
+def test_rejected_query_is_not_retried(server, tmp_path, capsys, waits):
+    server.add("POST", r"/sync$", votable("csc_tap_query_error.vot", status=400))
+    message = run_failing(["--sync"], tmp_path, capsys, waits, status=3)
+    assert "rejected the query" in message and "o.no_such_column" in message and "--dry-run" in message
+    assert len(server.requests) == 1 and waits == []
+
+
+def test_truncated_result_is_an_error(server, tmp_path, capsys, waits):
+    server.add("POST", r"/sync$", votable("csc_tap_overflow.vot"))
+    message = run_failing(["--sync"], tmp_path, capsys, waits, status=3)
+    assert "truncated at 3 rows" in message and "raise --maxrec" in message
+
+
+def test_result_reaching_maxrec_is_treated_as_truncated(server, tmp_path, capsys, waits):
+    server.add("POST", r"/sync$", votable("csc_tap_result.vot"))
+    message = run_failing(["--sync", "--maxrec", "3"], tmp_path, capsys, waits, status=3)
+    assert "truncated at 3 rows (MAXREC 3" in message
+    assert server.requests[0].form()["MAXREC"] == "3"
+
+
+def test_failed_job_is_reported(server, tmp_path, capsys, waits):
+    async_job(server, phases=("EXECUTING", "ERROR"))
+    message = run_failing([], tmp_path, capsys, waits, status=3)
+    assert "rejected the query" in message and "csc2.no_such_table" in message
+    assert len(server.requests_to("DELETE", "FIXTUREJOB1$")) == 1
+
+
+def test_job_that_never_finishes_times_out_without_retry(server, tmp_path, capsys):
+    async_job(server, phases=("EXECUTING",))
+    clock = Clock()
+    output = tmp_path / "csc.vot"
+    assert main(["--timeout", "10", "--output", str(output)], sleep=clock.sleep, clock=clock) == 3
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"the CSC TAP job {JOB} did not finish within 10 s" in message and "--timeout" in message
+    assert len(server.requests_to("POST", r"/async$")) == 1  # not resubmitted
+    assert len(server.requests_to("DELETE", "FIXTUREJOB1$")) == 1
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cone", "10", "95", "1"], r"\|Dec\| must be at most 90"),
+    (["--cone", "10", "5", "0"], "radius must be positive"),
+    (["--output", "csc.txt"], "unknown table format"),
+    (["--retries", "-1"], "--retries must be 0 or more"),
+    (["--timeout", "0"], "--timeout must be positive"),
+    (["--service-url", "cda.cfa.harvard.edu"], "not an http"),
+])
+def test_bad_arguments_fail_before_any_request(server, tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(message, err)
+    assert server.requests == [] and nothing_written(tmp_path)
+
+
+def test_fetch_returns_the_table(server, waits):
+    server.add("POST", r"/sync$", votable("csc_tap_result.vot"))
+    table, details = fetch(build_query(schema="csc2"), FetchConfig(sync=True), sleep=waits.append)
+    assert len(table) == 3 and details == {"mode": "sync"}
+
+
+def test_the_script_runs_as_a_user_runs_it(tmp_path):
+    from conftest import run_script
+
+    result = run_script("fetch_csc.py", "--dry-run", "--cone", "150", "2", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "https://cda.cfa.harvard.edu/csc2tap/sync" in result.stdout
+    assert not any(tmp_path.iterdir())
+    assert "--min-significance" in run_script("fetch_csc.py", "--help", cwd=tmp_path).stdout
