@@ -17,7 +17,7 @@ $(STAMP): environment.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) run_pipeline.py
+	$(PY) run_pipeline.py $(RUN_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -116,27 +116,57 @@ def clustering_main(argv=None):
 
 def crossmatch_main(argv=None):
     from .crossmatch import CLUSTER_SOURCES
+    from .services import EXIT_SERVICE_ERROR, ServiceError
+    from .services.xmatch import add_online_arguments, online_config, run_online
 
     parser = _parser(
         "crossmatch.py",
         "Stage 2: give each clustered detection its SIMBAD class (main_type; 'NaN' where "
-        "SIMBAD has no object within 1 arcsec). For now the crossmatch is swapped in from "
+        "SIMBAD has no object within 1 arcsec). By default the crossmatch is swapped in from "
         "a frozen table, such as the published August-2022 cluster_csc_simbad.csv made "
         "with TOPCAT's CDS X-Match (best match, all rows kept); it is checked row by row "
-        "against the stage-1 table.",
+        "against the stage-1 table. With --online it is made now with CDS X-Match (exit "
+        "status 3 if the service fails).",
     )
     parser.add_argument("--input", default=str(paths.CLUSTERS), help="stage-1 table (clustered detections)")
-    parser.add_argument("--frozen", default=str(paths.FROZEN_CROSSMATCH),
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--frozen", default=str(paths.FROZEN_CROSSMATCH),
                         help="existing crossmatch of the same detections, in the stage-1 row order "
                              "(the source name may be 'name' or 'name_1')")
+    source.add_argument("--online", action="store_true",
+                        help="crossmatch now with CDS X-Match against SIMBAD (keeps this run's clusters; "
+                             "writes <output>.provenance.json)")
+    source.add_argument("--catalog", metavar="PATH",
+                        help="crossmatch by position against a local catalog with ra, dec (deg) and main_type, "
+                             "e.g. a SIMBAD extract or the mock SIMBAD of make_mock_catalog.py (best match "
+                             "within --radius; keeps this run's clusters)")
+    add_online_arguments(parser)
     parser.add_argument("--clusters", choices=CLUSTER_SOURCES, default="frozen",
-                        help="keep the frozen file's clusters (these reproduce the paper) or this run's")
+                        help="with --frozen: keep the frozen file's clusters (these reproduce the paper) or this run's")
     parser.add_argument("--output", default=str(paths.CROSSMATCH), help="stage-2 table (.csv or .parquet)")
 
     def body(args):
         from .crossmatch import swap_in_frozen
 
+        online = online_config(args)
         check_output_path(args.output)
+        if online is not None:
+            _distinct(args.output, args.input)
+            stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+            run_online(args, online, stage1)
+            return
+        if args.catalog:
+            from .positional import crossmatch_local
+            from .services.xmatch import DEFAULT_RADIUS
+
+            _distinct(args.output, args.input, args.catalog)
+            stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+            catalog = read_table(args.catalog)
+            crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog,
+                                            getattr(args, "radius", DEFAULT_RADIUS))
+            write_outputs([(crossmatched, args.output)])
+            log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
+            return
         _distinct(args.output, args.input, args.frozen)
         stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
         frozen = _read_input(
@@ -147,7 +177,11 @@ def crossmatch_main(argv=None):
         write_outputs([(crossmatched, args.output)])
         log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
 
-    return _run("crossmatch", parser, body, argv)
+    try:
+        return _run("crossmatch", parser, body, argv)
+    except ServiceError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_SERVICE_ERROR
 
 
 # -- stage 3 ---------------------------------------------------------------------------
