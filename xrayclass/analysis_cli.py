@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .cli import EXIT_INPUT_ERROR, configure_logging
+from .cli import EXIT_INPUT_ERROR, _distinct, _read_input, configure_logging
 from .io import InputError, check_output_path, read_table, table_format, write_atomic
 
 log = logging.getLogger("xrayclass")
@@ -41,18 +41,6 @@ def _common_options():
     group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
                        default=argparse.SUPPRESS, help="log warnings and errors only")
     return common
-
-
-def _distinct(output, *inputs):
-    for source in inputs:
-        if source is not None and Path(output).resolve() == Path(source).resolve():
-            raise InputError(f"{output}: the output would overwrite an input; choose another --output")
-
-
-def _read_input(path, default, hint, **kwargs):
-    if Path(path) == Path(default) and not Path(path).exists():
-        raise InputError(f"{path}: file not found; {hint}")
-    return read_table(path, **kwargs)
 
 
 def write_result_table(table, path):
@@ -142,8 +130,143 @@ def compare_command(args):
     print(format_comparison(comparison))
 
 
+# -- kselect, validate, census, figures, report -------------------------------------------
+
+def _run_dir_option(parser, default=paths.OUT_DIR):
+    parser.add_argument("--run-dir", default=str(default),
+                        help="directory of the stage outputs (cluster_csc.csv, ..., uniquely_classified.csv)")
+
+
+def add_kselect_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "kselect", parents=[common], formatter_class=_DefaultsFormatter,
+        help="BIC of the Gaussian mixture against K (Fig. 1)",
+        description="Fit the full-covariance mixture for each K several times with different seeds (on a seeded "
+                    "subsample of the stage-1 detections), and write the BIC's mean, spread and gradient per K "
+                    "(bic.csv, bic_scan.csv) and Fig. 1; print the K at the knee of the curve.")
+    _run_dir_option(parser)
+    parser.add_argument("--k-min", type=_positive_int, default=2, help="smallest K")
+    parser.add_argument("--k-max", type=_positive_int, default=20, help="largest K")
+    parser.add_argument("--n-fits", type=_positive_int, default=3, help="seeded fits per K")
+    parser.add_argument("--sample", type=int, default=20_000, help="detections used (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of the first fit")
+    parser.add_argument("--jobs", type=_positive_int, default=2, help="parallel processes")
+    parser.set_defaults(command=kselect_command, stage="kselect")
+
+
+def kselect_command(args):
+    from .analyses import RunFiles, k_selection
+
+    run = RunFiles(args.run_dir)
+    clustered = _read_input(run.clusters, run.clusters, "run clustering.py first or pass --run-dir")
+    table, chosen = k_selection(clustered, run.clusters, run.directory, run.figures,
+                                range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
+
+
+def add_validate_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "validate", parents=[common], formatter_class=_DefaultsFormatter,
+        help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
+        description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
+                    "classify the 30%% as if unlabeled with references from the 70%% only, and compare with "
+                    "SIMBAD: row-normalized confusion matrices (ten and aggregated classes), precision, recall, "
+                    "F1 and accuracy, as mean and spread over several seeds.")
+    _run_dir_option(parser)
+    parser.add_argument("--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)")
+    parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeded splits")
+    parser.add_argument("--group-by-source", action="store_true",
+                        help="keep all detections of a source on one side of the split (stricter than the paper)")
+    parser.set_defaults(command=validate_command, stage="validate")
+
+
+def validate_command(args):
+    from .analyses import RunFiles, validation
+
+    run = RunFiles(args.run_dir)
+    path = Path(args.input) if args.input else run.crossmatch
+    table = _read_input(path, run.crossmatch, "run crossmatch.py first or pass --input")
+    result = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
+                        args.group_by_source)
+    for level in ("classes", "aggregated"):
+        part = result[level]
+        print(f"{level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
+              "row-normalized confusion (mean over seeds):")
+        print(part["confusion_mean"].round(2).to_string())
+    print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
+
+
+def add_census_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "census", parents=[common], formatter_class=_DefaultsFormatter,
+        help="most common SIMBAD types per cluster and galactic-plane shares (Table 3)",
+        description="The ten most common main_type values of each cluster, and the share of each cluster's "
+                    "detections at galactic |b| < 5 deg (census_types.csv, census_latitude.csv).")
+    _run_dir_option(parser)
+    parser.add_argument("--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)")
+    parser.set_defaults(command=census_command, stage="census")
+
+
+def census_command(args):
+    from .analyses import RunFiles, census
+    from .census import format_type_census
+
+    run = RunFiles(args.run_dir)
+    path = Path(args.input) if args.input else run.crossmatch
+    types, latitude = census(_read_input(path, run.crossmatch, "run crossmatch.py first or pass --input"),
+                             run.directory)
+    print(format_type_census(types))
+    print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def add_figures_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "figures", parents=[common], formatter_class=_DefaultsFormatter,
+        help="the paper's figures from a run's outputs (Figs. 2, 3, 6, 7, 8, 10)",
+        description="Draw the figures that need only the stage outputs, as PNG and PDF in RUN_DIR/figures. "
+                    "Fig. 1 comes from 'kselect', Figs. 4-5 from 'validate'.")
+    _run_dir_option(parser)
+    parser.add_argument("--source", action="append", default=None, metavar="NAME",
+                        help="source for the per-source probability plot (Fig. 10), repeatable; default: the "
+                             "three uniquely classified sources with the most detections")
+    parser.set_defaults(command=figures_command, stage="figures")
+
+
+def figures_command(args):
+    from .analyses import RunFiles, run_figures
+
+    made = run_figures(RunFiles(args.run_dir), sources=args.source)
+    print("\n".join(str(path) for path in made))
+
+
+def add_report_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "report", parents=[common], formatter_class=_DefaultsFormatter,
+        help="the reproduction report (Markdown and HTML)",
+        description="Write report.md and report.html: each published number next to the value obtained from "
+                    "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
+                    "inputs were real, frozen or synthetic. Runs the analyses it needs.")
+    _run_dir_option(parser)
+    parser.add_argument("--output", default=str(paths.OUT_DIR / "report.md"), help="the Markdown report (.md)")
+    parser.add_argument("--full", action="store_true",
+                        help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one")
+    parser.set_defaults(command=report_command, stage="report")
+
+
+def report_command(args):
+    from .report import write_report
+
+    reference = paths.reference_dir()
+    markdown, html_path, passed, failed = write_report(args.run_dir, args.output,
+                                                       reference if reference.is_dir() else None,
+                                                       quick=not args.full)
+    print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
+
+
 #: Functions adding one sub-command parser each, in the order ``--help`` lists them.
-SUBCOMMANDS = (add_compare_parser,)
+SUBCOMMANDS = (add_kselect_parser, add_validate_parser, add_census_parser, add_compare_parser,
+               add_figures_parser, add_report_parser)
 
 
 def build_parser():
@@ -169,6 +292,13 @@ def main(argv=None):
         print(f"{PROG} {args.stage}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return 0
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def _positive_float(text):

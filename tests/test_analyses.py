@@ -1,0 +1,148 @@
+"""Validation, K selection, census and the report, on SYNTHETIC (mock) data."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrayclass.census import latitude_census, type_census
+from xrayclass.clustering import cluster_detections
+from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
+from xrayclass.kselection import bic_scan, knee, summarize_bic
+from xrayclass.mock import generate
+from xrayclass.positional import crossmatch_local
+from xrayclass.validation import evaluate, labeled_detections, split, validate
+
+from conftest import run_script
+
+
+@pytest.fixture(scope="module")
+def mock_crossmatched():
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(20_000, 21)))
+    stage1, _ = cluster_detections(detections, "mock")
+    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
+
+
+def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
+    labeled = labeled_detections(mock_crossmatched, "mock")
+    result = validate(labeled, seeds=range(3))
+    aggregated = result["aggregated"]["confusion_mean"]
+    diagonal = np.diag(aggregated[list(AGGREGATE_CLASSES)].to_numpy())
+    print("aggregated validation confusion (mock):\n", aggregated.round(2))
+    # Every true class is recovered as itself more than as any other class ...
+    for true in AGGREGATE_CLASSES:
+        row = aggregated.loc[true, list(AGGREGATE_CLASSES)]
+        assert row.idxmax() == true
+    # ... the XB and YSO families (well separated in the mock) by far.
+    assert diagonal[2] > 0.6 and diagonal[3] > 0.75
+    assert diagonal.mean() > 0.6
+    assert result["aggregated"]["accuracy_mean"] > 0.65
+    assert result["n_test"] == pytest.approx(0.3 * (result["n_train"] + result["n_test"]), abs=2)
+    # Rows are normalized over the true class.
+    np.testing.assert_allclose(result["classes"]["confusion_mean"].sum(axis=1), 1.0)
+
+
+def test_validation_is_seeded(mock_crossmatched):
+    labeled = labeled_detections(mock_crossmatched, "mock")
+    first = validate(labeled, seeds=[4])
+    again = validate(labeled, seeds=[4])
+    other = validate(labeled, seeds=[5])
+    pd.testing.assert_frame_equal(first["classes"]["confusion_mean"], again["classes"]["confusion_mean"])
+    assert first["classes"]["accuracies"] != other["classes"]["accuracies"]
+
+
+def test_split_is_stratified_and_groups_sources_on_request(mock_crossmatched):
+    labeled = labeled_detections(mock_crossmatched, "mock")
+    train, test = split(labeled, seed=0)
+    shares = pd.Series(labeled.labels[test]).value_counts(normalize=True)
+    overall = pd.Series(labeled.labels).value_counts(normalize=True)
+    assert (shares - overall).abs().max() < 0.01
+    train, test = split(labeled, seed=0, group_by_source=True)
+    assert not set(labeled.sources[train]) & set(labeled.sources[test])
+    assert 0.2 < len(test) / len(labeled.labels) < 0.4
+
+
+def test_evaluate_hand_computed():
+    true = np.array(["A", "A", "B", "B"], dtype=object)
+    predicted = np.array(["A", "B", "B", "Unclassified"], dtype=object)
+    result = evaluate(true, predicted, ["A", "B"])
+    assert result["confusion"].to_numpy().tolist() == [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]
+    assert result["accuracy"] == 0.5
+    assert result["metrics"].loc["B", "precision"] == 0.5 and result["metrics"].loc["A", "recall"] == 0.5
+
+
+def test_knee_of_a_curve_that_flattens():
+    k = np.arange(2, 21)
+    bic = np.where(k <= 6, -1000 * k, -6000 - 20 * (k - 6))
+    table = pd.DataFrame({"k": k, "bic_mean": bic, "bic_std": 0.0})
+    assert knee(table) == 6
+
+
+def test_bic_scan_shape_and_determinism():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(c, 0.05, size=(150, 2)) for c in (0.0, 1.0, 2.0)])
+    scan = bic_scan(X, [1, 2, 3, 4, 5], n_fits=2, seed=1)
+    assert len(scan) == 10 and scan.equals(bic_scan(X, [1, 2, 3, 4, 5], n_fits=2, seed=1))
+    table = summarize_bic(scan)
+    assert list(table.columns) == ["k", "bic_mean", "bic_std", "gradient"]
+    assert knee(table) == 3  # three well separated blobs
+
+
+def test_census_hand_computed():
+    table = pd.DataFrame({
+        "cluster": [0, 0, 0, 1, 1],
+        "main_type": ["QSO", "QSO", None, "X", "YSO"],
+        "ra": [266.4168, 266.4168, 0.0, 10.0, 10.0],   # the first two at the Galactic Centre
+        "dec": [-29.0078, -29.0078, 89.0, 41.0, 41.0],
+    })
+    types = type_census(table)
+    assert types[types["cluster"] == 0][["main_type", "detections"]].values.tolist() == [["QSO", 2], ["NaN", 1]]
+    assert types[types["cluster"] == 1]["main_type"].tolist() == ["X", "YSO"]
+    latitude = latitude_census(table).set_index("cluster")
+    assert latitude.loc[0, "share_low_latitude"] == pytest.approx(2 / 3)
+    assert latitude.loc[1, "share_low_latitude"] == 0.0
+
+
+@pytest.mark.slow
+def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
+    out = tmp_path / "run"
+    catalog = tmp_path / "mock.parquet"
+    assert run_script("make_mock_catalog.py", "--n-detections", 8000, "--seed", 3, "--output", catalog).returncode == 0
+    steps = [
+        ("clustering.py", "--input", catalog, "--output", out / "cluster_csc.csv", "--model", out / "model.json"),
+        ("crossmatch.py", "--input", out / "cluster_csc.csv", "--catalog", tmp_path / "mock_simbad.parquet",
+         "--output", out / "cluster_csc_simbad.csv"),
+        ("classification.py", "--input", out / "cluster_csc_simbad.csv", "--output",
+         out / "detection_level_classification.csv", "--model-output", out / "classifier.json"),
+        ("master_classification.py", "--input", out / "detection_level_classification.csv", "--out-dir", out),
+    ]
+    for script, *args in steps:
+        result = run_script(script, *args)
+        assert result.returncode == 0, result.stderr
+    kselect = run_script("analysis.py", "kselect", "--run-dir", out, "--k-max", 6, "--n-fits", 2, "--sample", 2000)
+    assert kselect.returncode == 0, kselect.stderr
+    assert "knee of the BIC curve at K =" in kselect.stdout and (out / "bic.csv").exists()
+    validate_run = run_script("analysis.py", "validate", "--run-dir", out, "--seeds", 2)
+    assert validate_run.returncode == 0, validate_run.stderr
+    summary = json.loads((out / "validation" / "validation_summary.json").read_text())
+    assert len(summary["aggregated"]["accuracies"]) == 2
+    census = run_script("analysis.py", "census", "--run-dir", out)
+    assert census.returncode == 0 and (out / "census_types.csv").exists()
+    report = run_script("analysis.py", "report", "--run-dir", out, "--output", tmp_path / "report.md")
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "report.md").read_text()
+    assert "SYNTHETIC (mock catalog: not real data)" in text
+    assert "| uniquely classified sources (paper) | 8,271 | 8,271 | PASS |" in text
+    assert "| AGN+Seyfert: matches | 31 | 31 | PASS |" in text
+    assert "not compared" in text
+    for figure in ("fig1_bic", "fig2_cluster_sky_map", "fig4_validation_confusion", "fig8_class_sky_density"):
+        assert f"figures/{figure}.png" in text
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
+    assert (tmp_path / "report.html").read_text().count("<img") >= 8
+
+
+def test_analysis_reports_missing_inputs_clearly(tmp_path):
+    result = run_script("analysis.py", "validate", "--run-dir", tmp_path)
+    assert result.returncode == 2
+    assert "cluster_csc_simbad.csv: file not found" in result.stderr
