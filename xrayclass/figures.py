@@ -241,7 +241,7 @@ def cluster_sky_map(clustered, out_dir, stem="fig2_cluster_sky_map"):
         chosen = clusters == cluster
         ax.scatter(x[chosen], y[chosen], s=size, color=colour, marker=marker, alpha=0.7, linewidths=0,
                    rasterized=True, label=f"cluster {cluster} (n = {int(chosen.sum()):,})")
-    figure.legend(loc="outside lower center", ncols=min(6, len(np.unique(clusters))), markerscale=3,
+    figure.legend(loc="outside lower center", ncols=min(3, len(np.unique(clusters))), markerscale=3,
                   fontsize=8, title=f"{len(table):,} detections")
     return save_figure(figure, out_dir, stem)
 

@@ -159,12 +159,12 @@ def _sky_positions(rng, families):
     ra = rng.uniform(0, 360, n)
     dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
     galactic = np.isin(families, ("XB", "YSO"))
-    # A fifth of the X-ray binaries sit in other galaxies, anywhere on the sky.
-    galactic &= ~((families == "XB") & (rng.uniform(size=n) < 0.2))
+    # Some X-ray binaries sit in other galaxies, anywhere on the sky.
+    galactic &= ~((families == "XB") & (rng.uniform(size=n) < 0.3))
     k = int(galactic.sum())
     if k:
         longitude = np.where(rng.uniform(size=k) < 0.5, rng.uniform(0, 360, k), rng.normal(0, 40, k)) % 360
-        latitude = np.clip(rng.normal(0, np.where(families[galactic] == "YSO", 2.5, 4.0)), -89.9, 89.9)
+        latitude = np.clip(rng.normal(0, np.where(families[galactic] == "YSO", 8.0, 5.0)), -89.9, 89.9)
         icrs = SkyCoord(l=longitude * u.deg, b=latitude * u.deg, frame="galactic").icrs
         ra[galactic], dec[galactic] = icrs.ra.deg, icrs.dec.deg
     return ra, dec
@@ -222,12 +222,13 @@ def _features(rng, factors, settings):
     def noise(scale=1.0):
         return rng.normal(0.0, settings.feature_noise * scale, n)
 
+    # Coefficients keep the hardness ratios mostly inside (-0.6, 0.6), as in the CSC.
     columns = {
-        "hard_hm": np.tanh(0.8 * hardness + 0.3 * absorption - 0.1 + noise()),
-        "hard_ms": np.tanh(0.3 * hardness + 0.9 * absorption - 0.4 + noise()),
-        "hard_hs": np.tanh(0.7 * hardness + 1.0 * absorption - 0.3 + noise()),
-        "powlaw_gamma": 1.9 - 0.45 * hardness - 0.25 * absorption + noise(0.8),
-        "bb_kt": 0.55 * np.exp(0.35 * hardness + 0.15 * absorption + noise(1.2)),
+        "hard_hm": np.tanh(0.25 * hardness + 0.10 * absorption + 0.05 + noise(0.4)),
+        "hard_ms": np.tanh(0.10 * hardness + 0.30 * absorption - 0.30 + noise(0.4)),
+        "hard_hs": np.tanh(0.25 * hardness + 0.35 * absorption - 0.25 + noise(0.5)),
+        "powlaw_gamma": 1.9 - 0.30 * hardness - 0.15 * absorption + noise(0.8),
+        "bb_kt": 0.55 * np.exp(0.25 * hardness + 0.10 * absorption + noise(0.8)),
     }
     gamma = columns["powlaw_gamma"]
     columns["powlaw_gamma_lolim"] = gamma - rng.uniform(0.05, 0.6, n)
@@ -239,7 +240,7 @@ def _features(rng, factors, settings):
     rate = np.exp(rng.normal(-4.6, 1.1, n))  # broad-band count rate, counts/s
     band_share = {"b": 1.0, "h": 0.35, "m": 0.3, "s": 0.35}
     for band in BANDS:
-        probability = _sigmoid(2.4 * variability - 1.0 + noise(3.0))
+        probability = _sigmoid(1.6 * variability - 1.6 + noise(2.5))
         ratio = 0.004 * np.exp(1.6 * variability + noise(4.0))
         constant = rng.uniform(size=n) < 0.02  # a flat light curve: no scatter at all
         ratio[constant] = 0.0
@@ -259,8 +260,8 @@ def _features(rng, factors, settings):
             spread = np.clip(ratio * rng.uniform(1, 3, n), 0, 0.99)
             columns[f"var_min_{band}"] = mean * (1 - spread)
             columns[f"var_max_{band}"] = mean * (1 + spread)
-        columns[f"ks_prob_{band}"] = _sigmoid(2.0 * variability + noise(3.0))
-        columns[f"kp_prob_{band}"] = _sigmoid(2.0 * variability + noise(3.0))
+        columns[f"ks_prob_{band}"] = _sigmoid(1.6 * variability - 1.0 + noise(3.0))
+        columns[f"kp_prob_{band}"] = _sigmoid(1.6 * variability - 1.0 + noise(3.0))
     return columns, rate
 
 

@@ -9,6 +9,8 @@
      as such, crossmatched against its mock SIMBAD; the recovered accuracy is printed.
 2. Stage 4 on the published stage-3 output, compared with the published stage-4
    tables and numbers; a pass/fail table is printed.
+3. The reproduction report ``out_data/report.md`` (and ``.html``): the paper's
+   analyses on this run and each published number next to the value obtained.
 """
 
 import argparse
@@ -53,6 +55,7 @@ def run_stages(csc_input, crossmatch_args, out_dir):
 
 
 def run_real(real_input, out_dir, online):
+    """Stages 1-4 (as far as the inputs allow) on real CSC detections; returns the status."""
     banner(f"Stages 1-4 on the real CSC input {real_input}")
     if paths.FROZEN_CROSSMATCH.exists() and not online:
         return run_stages(real_input, ["--frozen", str(paths.FROZEN_CROSSMATCH)], out_dir)
@@ -66,6 +69,7 @@ def run_real(real_input, out_dir, online):
 
 
 def run_mock(out_dir):
+    """Stages 1-4 on a freshly generated mock catalog; returns (status, run directory)."""
     from .mock import format_accuracy, mock_accuracy, write_mock
 
     mock_dir = out_dir / "mock"
@@ -80,7 +84,7 @@ def run_mock(out_dir):
         uniquely = read_table(mock_dir / "uniquely_classified.csv")
         print(format_accuracy(mock_accuracy(classified, uniquely)))
         print(f"outputs (synthetic) in {mock_dir}")
-    return status
+    return status, mock_dir
 
 
 def fetch(out_dir):
@@ -101,6 +105,7 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     reference = paths.reference_dir()
 
+    run_dir = out_dir
     try:
         real_input = next((p for p in REAL_INPUT_CANDIDATES if p.exists()), None)
         if args.fetch:
@@ -110,7 +115,7 @@ def main(argv=None):
         elif real_input is not None:
             status = run_real(real_input, out_dir, online=False)
         else:
-            status = run_mock(out_dir)
+            status, run_dir = run_mock(out_dir)
     except InputError as exc:
         print(f"run_pipeline.py: error: {exc}", file=sys.stderr)
         return 2
@@ -126,4 +131,12 @@ def main(argv=None):
     print(f"tables written to {out_dir / 'reproduction'}")
     if not all(check.passed for check in checks):
         status = status or 1
+
+    banner("Reproduction report (analyses, figures, published numbers next to this run's)")
+    from .report import write_report
+
+    configure_logging("report")
+    markdown, html_path, passed, failed = write_report(run_dir, out_dir / "report.md", reference, quick=True)
+    print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail "
+          "(failures are listed in the report; see README, 'Where this pipeline differs')")
     return status
