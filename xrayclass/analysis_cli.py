@@ -15,21 +15,12 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .cli import EXIT_INPUT_ERROR, _distinct, _read_input, configure_logging
+from .cli import EXIT_INPUT_ERROR, DefaultsFormatter as _DefaultsFormatter, _distinct, _positive_int, _read_input, configure_logging
 from .io import InputError, check_output_path, read_table, table_format, write_atomic
 
 log = logging.getLogger("xrayclass")
 
 PROG = "analysis.py"
-
-
-class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults in ``--help``, except where there is none to show."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.required:
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _common_options():
@@ -292,13 +283,6 @@ def main(argv=None):
         print(f"{PROG} {args.stage}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return 0
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _positive_float(text):

@@ -40,10 +40,17 @@ def configure_logging(stage, verbosity=0):
     root.propagate = False
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults in ``--help``, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.required or action.nargs == 0:  # flags say nothing
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser(prog, description):
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
                        default=argparse.SUPPRESS, help="log more detail")

@@ -320,7 +320,7 @@ _ONLINE_OPTIONS = ("radius", "chunk_size", "dry_run")
 def add_online_arguments(parser):
     """The options of ``crossmatch.py --online``."""
     parser.add_argument("--radius", type=float, default=argparse.SUPPRESS,
-                        help=f"with --online: match radius in arcsec, at most {MAX_RADIUS:g} "
+                        help=f"with --online or --catalog: match radius in arcsec, at most {MAX_RADIUS:g} "
                              f"(default: {DEFAULT_RADIUS:g})")
     parser.add_argument("--chunk-size", type=int, default=argparse.SUPPRESS,
                         help=f"with --online: rows uploaded per request, sent one after another "
