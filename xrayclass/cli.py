@@ -194,29 +194,53 @@ def crossmatch_main(argv=None):
 # -- stage 3 ---------------------------------------------------------------------------
 
 def classification_main(argv=None):
+    from .classification import METHODS, OUTLIER_FRACTION
+    from .naive_bayes import SCORES
+
     parser = _parser(
         "classification.py",
         "Stage 3: inside each cluster, give every detection without a SIMBAD match (or with "
         "an uninformative type) probabilities over the ten classes, by softmin of its squared "
-        "Mahalanobis distance to each class's labeled detections. Accepts the stage-2 table or "
-        "a frozen crossmatch file such as the published cluster_csc_simbad.csv.",
+        "Mahalanobis distance to each class's labeled detections (or, with --method naive-bayes, "
+        "by an optimized naive Bayes). Each classified detection also gets an outlier measure, its "
+        "percentile among the labeled detections, a flag for the top share, and a probability track "
+        "saying which feature category drove its class. Accepts the stage-2 table or a frozen "
+        "crossmatch file such as the published cluster_csc_simbad.csv.",
     )
     parser.add_argument("--input", default=str(paths.CROSSMATCH),
                         help="crossmatched detections with 'cluster' and 'main_type'")
     parser.add_argument("--output", default=str(paths.DETECTIONS),
                         help="detection-level classification (.csv or .parquet)")
     parser.add_argument("--model-output", default=str(paths.CLASSIFIER_MODEL),
-                        help="where to write the preprocessing and per-cluster class references (JSON)")
+                        help="where to write the classifier artifact (JSON): preprocessing, per-cluster class "
+                             "references, naive Bayes model and outlier distribution")
+    parser.add_argument("--method", choices=METHODS, default="mahalanobis",
+                        help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or "
+                             "the optimized naive Bayes")
+    parser.add_argument("--no-location", dest="location", action="store_false",
+                        help="naive Bayes without the location category (|galactic latitude|); the paper uses "
+                             "no positions")
+    parser.add_argument("--nb-score", choices=SCORES, default="macro_f1",
+                        help="what the naive Bayes category weights are tuned to maximize")
+    parser.add_argument("--outlier-fraction", type=_fraction, default=OUTLIER_FRACTION,
+                        help="flag detections whose outlier measure is above this top share of the references'")
+    parser.add_argument("--outliers-output", default=str(paths.OUTLIERS),
+                        help="table of the flagged outliers, most outlying first, with their features")
 
     def body(args):
-        from .classification import classify_detections
+        from .classification import classify_detections, outlier_table
 
         check_output_path(args.output)
+        check_output_path(args.outliers_output)
         _distinct(args.output, args.input)
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
-        classified, model = classify_detections(table, args.input)
-        write_outputs([(classified, args.output), (model.to_dict(), args.model_output)])
-        log.info("wrote %s (%s rows) and %s", args.output, f"{len(classified):,}", args.model_output)
+        classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
+                                                score=args.nb_score, outlier_fraction=args.outlier_fraction)
+        outliers = outlier_table(classified)
+        write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
+                       (outliers, args.outliers_output)])
+        log.info("wrote %s (%s rows), %s and %s (%s outliers)", args.output, f"{len(classified):,}",
+                 args.model_output, args.outliers_output, f"{len(outliers):,}")
 
     return _run("classification", parser, body, argv)
 
@@ -252,6 +276,13 @@ def master_classification_main(argv=None):
         print(format_summary(summary))
 
     return _run("master_classification", parser, body, argv)
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def _positive_int(text):

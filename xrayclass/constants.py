@@ -57,6 +57,13 @@ AGGREGATE_CLASS = {
 }
 AGGREGATE_CLASSES = ("AGN", "Seyfert", "XB", "YSO")
 
+#: Feature categories of the naive Bayes classifier (Tranin et al.): each has its own
+#: weight. Location (|galactic latitude|) is optional: the paper uses no positions.
+SPECTRUM_FEATURES = ("hard_hm", "hard_hs", "hard_ms", "powlaw_gamma", "bb_kt")
+VARIABILITY_FEATURES = ("var_prob_b", "var_ratio_b", "var_prob_h", "var_ratio_h",
+                        "var_prob_s", "var_ratio_s", "var_newq_b")
+LOCATION_FEATURE = "abs_glat"
+
 #: Columns identifying a detection.
 NAME = "name"
 OBSID = "obsid"

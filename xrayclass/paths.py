@@ -19,6 +19,7 @@ MODEL = OUT_DIR / "model.json"
 CROSSMATCH = OUT_DIR / "cluster_csc_simbad.csv"
 DETECTIONS = OUT_DIR / "detection_level_classification.csv"
 CLASSIFIER_MODEL = OUT_DIR / "classifier.json"
+OUTLIERS = OUT_DIR / "outliers.csv"
 UNIQUELY = "uniquely_classified.csv"
 AMBIGUOUS = "ambiguous_classification.csv"
 

@@ -43,7 +43,8 @@ def run_stages(csc_input, crossmatch_args, out_dir):
                            "--output", str(out_dir / "cluster_csc_simbad.csv")]),
         (classification_main, ["--input", str(out_dir / "cluster_csc_simbad.csv"),
                                "--output", str(out_dir / "detection_level_classification.csv"),
-                               "--model-output", str(out_dir / "classifier.json")]),
+                               "--model-output", str(out_dir / "classifier.json"),
+                               "--outliers-output", str(out_dir / "outliers.csv")]),
         (master_classification_main, ["--input", str(out_dir / "detection_level_classification.csv"),
                                       "--out-dir", str(out_dir)]),
     ]

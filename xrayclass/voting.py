@@ -121,7 +121,9 @@ def master_classification(detections, path, classes=CLASSES):
         Sources whose hard and soft votes agree: ``name, agg_master_class,
         master_class, detection_count``, the ``"mean±std"`` of each class, ``ra, dec``
         and the 12 features of the first detection (lowest obsid) where the input has
-        them; sorted by detection count (most first), then name.
+        them, then, where the input has outlier measures, ``outlier_percentile_max``
+        (of the source's detections) and ``outlier_flag`` (any detection flagged);
+        sorted by detection count (most first), then name.
     ambiguous : pandas.DataFrame
         The other sources, with ``hard_master_class, soft_master_class`` instead of
         the two master-class columns.
@@ -162,13 +164,25 @@ def master_classification(detections, path, classes=CLASSES):
     for column in extra:
         sources[column] = first[column].to_numpy()
 
+    outlier_columns = []
+    if "outlier_percentile" in detections.columns:
+        # A source is as unusual as its most unusual detection (a single flare counts).
+        percentile = detections["outlier_percentile"].to_numpy(dtype="float64")
+        sources["outlier_percentile_max"] = np.fmax.reduceat(percentile, votes.first_row)
+        flags = detections["outlier_flag"].to_numpy(dtype=bool) if "outlier_flag" in detections.columns else \
+            np.zeros(len(detections), dtype=bool)
+        sources["outlier_flag"] = np.logical_or.reduceat(flags, votes.first_row)
+        outlier_columns = ["outlier_percentile_max", "outlier_flag"]
+
     agree = votes.hard == votes.soft
     order_columns = ["detection_count", NAME]
     uniquely = sources.loc[agree].assign(master_class=votes.soft[agree])
     uniquely["agg_master_class"] = uniquely["master_class"].map(AGGREGATE_CLASS)
-    uniquely = uniquely[[NAME, "agg_master_class", "master_class", "detection_count", *classes, *extra]]
+    uniquely = uniquely[[NAME, "agg_master_class", "master_class", "detection_count", *classes, *extra,
+                         *outlier_columns]]
     ambiguous = sources.loc[~agree].assign(hard_master_class=votes.hard[~agree], soft_master_class=votes.soft[~agree])
-    ambiguous = ambiguous[[NAME, "hard_master_class", "soft_master_class", "detection_count", *classes, *extra]]
+    ambiguous = ambiguous[[NAME, "hard_master_class", "soft_master_class", "detection_count", *classes, *extra,
+                           *outlier_columns]]
     uniquely = uniquely.sort_values(order_columns, ascending=[False, True], kind="stable").reset_index(drop=True)
     ambiguous = ambiguous.sort_values(order_columns, ascending=[False, True], kind="stable").reset_index(drop=True)
 
