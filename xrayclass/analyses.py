@@ -112,31 +112,48 @@ def k_selection(clustered, path, out_dir, figures_dir, k_values=range(2, 21), n_
 
 # -- validation ---------------------------------------------------------------------------
 
-def validation(crossmatched, path, out_dir, figures_dir, seeds=range(5), group_by_source=False):
-    """The 70/30 validation repeated over ``seeds``; tables, summary JSON and Figs. 4-5."""
-    from .validation import labeled_detections, validate
+def validation(crossmatched, path, out_dir, figures_dir, seeds=range(5), group_by_source=False,
+               methods=("mahalanobis",)):
+    """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
+
+    Writes per method the confusion matrices (mean, std), per-class metrics, a summary
+    JSON and Figs. 4-5 (file names get a ``_<method>`` suffix except for the paper's
+    Mahalanobis method); with several methods also ``method_comparison.csv`` and a
+    figure comparing their per-class F1. Returns method -> result of
+    :func:`xrayclass.validation.validate`.
+    """
+    from .validation import METHODS, compare_methods, labeled_detections
 
     labeled = labeled_detections(crossmatched, path)
-    result = validate(labeled, list(seeds), group_by_source=group_by_source)
+    results, table = compare_methods(labeled, list(seeds), {name: METHODS[name]() for name in methods},
+                                     group_by_source)
     out_dir = Path(out_dir)
-    outputs, document = [], {key: result[key] for key in ("seeds", "n_train", "n_test", "group_by_source")}
-    for level in ("classes", "aggregated"):
-        part = result[level]
-        for name in ("confusion_mean", "confusion_std"):
-            outputs.append((part[name].reset_index(), out_dir / f"{name}_{level}.csv"))
-        metrics = part["metrics_mean"].join(part["metrics_std"], rsuffix="_std").reset_index()
-        outputs.append((metrics, out_dir / f"metrics_{level}.csv"))
-        document[level] = {"accuracy_mean": part["accuracy_mean"], "accuracy_std": part["accuracy_std"],
-                           "accuracies": part["accuracies"]}
-    write_outputs(outputs)
-    write_json(document, out_dir / "validation_summary.json")
+    outputs = []
     labels = {"classes": list(CLASSES), "aggregated": list(AGGREGATE_CLASSES)}
-    for level, stem, title in (("classes", "fig4_validation_confusion", "ten classes"),
-                               ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes")):
-        matrix = result[level]["confusion_mean"][labels[level]]
-        figures.confusion_heatmap(matrix.to_numpy(), labels[level], figures_dir, stem,
-                                  f"Validation, {title}: mean of {len(result['seeds'])} seeded 70/30 splits")
-    return result
+    for name, result in results.items():
+        suffix = "" if name == "mahalanobis" else f"_{name.replace('-', '_')}"
+        document = {key: result[key] for key in ("seeds", "n_train", "n_test", "group_by_source")}
+        document["method"] = name
+        for level in ("classes", "aggregated"):
+            part = result[level]
+            for kind in ("confusion_mean", "confusion_std"):
+                outputs.append((part[kind].reset_index(), out_dir / f"{kind}_{level}{suffix}.csv"))
+            metrics = part["metrics_mean"].join(part["metrics_std"], rsuffix="_std").reset_index()
+            outputs.append((metrics, out_dir / f"metrics_{level}{suffix}.csv"))
+            document[level] = {"accuracy_mean": part["accuracy_mean"], "accuracy_std": part["accuracy_std"],
+                               "accuracies": part["accuracies"]}
+        outputs.append((document, out_dir / f"validation_summary{suffix}.json"))
+        for level, stem, title in (("classes", "fig4_validation_confusion", "ten classes"),
+                                   ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes")):
+            matrix = result[level]["confusion_mean"][labels[level]]
+            figures.confusion_heatmap(matrix.to_numpy(), labels[level], figures_dir, stem + suffix,
+                                      f"Validation ({name}), {title}: mean of {len(result['seeds'])} "
+                                      "seeded 70/30 splits")
+    if len(results) > 1:
+        outputs.append((table, out_dir / "method_comparison.csv"))
+        figures.method_comparison_figure(table, figures_dir)
+    write_outputs(outputs)
+    return results, table
 
 
 # -- census -------------------------------------------------------------------------------

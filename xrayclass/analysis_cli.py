@@ -169,6 +169,10 @@ def add_validate_parser(subparsers, common):
     parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeded splits")
     parser.add_argument("--group-by-source", action="store_true",
                         help="keep all detections of a source on one side of the split (stricter than the paper)")
+    parser.add_argument("--method", action="append", dest="methods", choices=("mahalanobis", "naive-bayes"),
+                        default=None, help="classifier to validate, repeatable: with both, they are compared on "
+                                           "the same splits (method_comparison.csv and a figure); default: "
+                                           "mahalanobis")
     parser.set_defaults(command=validate_command, stage="validate")
 
 
@@ -178,13 +182,17 @@ def validate_command(args):
     run = RunFiles(args.run_dir)
     path = Path(args.input) if args.input else run.crossmatch
     table = _read_input(path, run.crossmatch, "run crossmatch.py first or pass --input")
-    result = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
-                        args.group_by_source)
-    for level in ("classes", "aggregated"):
-        part = result[level]
-        print(f"{level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
-              "row-normalized confusion (mean over seeds):")
-        print(part["confusion_mean"].round(2).to_string())
+    methods = tuple(dict.fromkeys(args.methods or ["mahalanobis"]))
+    results, table = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
+                                args.group_by_source, methods)
+    for name, result in results.items():
+        for level in ("classes", "aggregated"):
+            part = result[level]
+            print(f"{name}, {level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
+                  "row-normalized confusion (mean over seeds):")
+            print(part["confusion_mean"].round(2).to_string())
+    if len(results) > 1:
+        print(table[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].round(3).to_string(index=False))
     print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
 
 

@@ -488,8 +488,14 @@ def source_probability_plot(classified, name, out_dir, master_class=None, stem=N
     best = CLASSES.index(master_class)
 
     positions = np.arange(len(CLASSES))
-    figure = Figure(figsize=(8, 4.8), layout="constrained")
-    ax = figure.subplots()
+    track_columns = [c for c in rows.columns if c.startswith("track_")]
+    if track_columns:
+        figure = Figure(figsize=(11, 4.8), layout="constrained")
+        ax, track_ax = figure.subplots(1, 2, width_ratios=(3, 1.2))
+        _probability_track(track_ax, rows, track_columns)
+    else:
+        figure = Figure(figsize=(8, 4.8), layout="constrained")
+        ax = figure.subplots()
     band = "95% confidence interval of the mean" + (" (none with 1 detection)" if n == 1 else "")
     ax.fill_between(positions, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color="0.8", label=band)
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, probabilities.shape)
@@ -509,6 +515,65 @@ def source_probability_plot(classified, name, out_dir, master_class=None, stem=N
     ax.set_title(f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), "
                  f"{n} detection{'s' if n != 1 else ''}", fontsize=10)
     return save_figure(figure, out_dir, stem or f"fig10_{safe_stem(name)}")
+
+
+def _probability_track(ax, rows, track_columns):
+    """Posterior of each detection's predicted class as feature categories are added."""
+    steps = [c.removeprefix("track_") for c in track_columns]
+    values = rows[track_columns].to_numpy(float)
+    x = np.arange(len(steps))
+    for line in values:
+        ax.plot(x, line, color=PALETTE[5], alpha=0.35, linewidth=0.8)
+    ax.plot(x, np.nanmean(values, axis=0), color="black", marker="o", markersize=4, label="mean")
+    ax.set_xticks(x)
+    ax.set_xticklabels(["prior", *[f"+ {step}" for step in steps[1:]]], rotation=30, ha="right")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("Posterior of the predicted class (naive Bayes)")
+    ax.grid(True, axis="y", alpha=0.3)
+    title = "Probability track"
+    if "driven_by" in rows.columns:
+        drivers = rows["driven_by"].replace("", np.nan).dropna()
+        if len(drivers):
+            title += f"\nclass over runner-up mostly by {drivers.value_counts().index[0]}"
+    ax.set_title(title, fontsize=10)
+
+
+def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
+    """Per-class F1 of several classifiers validated on the same splits (grouped bars).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`xrayclass.validation.compare_methods`: ``method, level`` and
+        ``f1_<class>`` columns.
+    out_dir : str or pathlib.Path
+    stem : str
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _require(table, ("method", "level"), "method comparison", nonempty=True)
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2, width_ratios=(len(CLASSES), len(AGGREGATE_CLASSES) + 1))
+    methods = list(dict.fromkeys(table["method"]))
+    width = 0.8 / len(methods)
+    for ax, level, labels in zip(axes, ("classes", "aggregated"), (CLASSES, AGGREGATE_CLASSES)):
+        rows = table[table["level"] == level].set_index("method")
+        x = np.arange(len(labels))
+        for m, method in enumerate(methods):
+            values = [rows.loc[method, f"f1_{label}"] for label in labels]
+            ax.bar(x + (m - (len(methods) - 1) / 2) * width, values, width, color=PALETTE[m],
+                   label=f"{method} (macro F1 {rows.loc[method, 'macro_f1']:.2f})")
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("F1 (mean over splits)")
+        ax.set_title("Ten classes" if level == "classes" else "Aggregated classes", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    figure.suptitle("Validation of the classifiers on the same seeded 70/30 splits")
+    return save_figure(figure, out_dir, stem)
 
 
 def _text_colour(rgba):

@@ -30,13 +30,6 @@ log = logging.getLogger(__name__)
 TEST_SIZE = 0.3
 
 
-def mahalanobis_method(X_train, y_train, clusters_train, X_test, clusters_test, classes=CLASSES):
-    """The paper's classifier as a validation method: probabilities of the test rows."""
-    model = ClusterwiseMahalanobis(classes).fit(X_train, y_train, clusters_train,
-                                                all_clusters=np.unique(clusters_test))
-    return model.predict_proba(X_test, clusters_test)
-
-
 @dataclass
 class LabeledSet:
     """The preprocessed labeled detections that validation splits."""
@@ -45,12 +38,42 @@ class LabeledSet:
     labels: np.ndarray
     clusters: np.ndarray
     sources: np.ndarray
+    latitude: np.ndarray  # |galactic latitude| / 90 deg, for the naive Bayes location category
+
+
+def mahalanobis_method(labeled, train, test, classes=CLASSES):
+    """The paper's per-cluster classifier: probabilities of the test rows from the train rows."""
+    model = ClusterwiseMahalanobis(classes).fit(labeled.X[train], labeled.labels[train], labeled.clusters[train],
+                                                all_clusters=np.unique(labeled.clusters[test]))
+    return model.predict_proba(labeled.X[test], labeled.clusters[test])
+
+
+def naive_bayes_method(location=True, score="macro_f1"):
+    """The optimized naive Bayes as a validation method (weights tuned on the train rows only)."""
+    from .classification import naive_bayes_categories
+    from .constants import LOCATION_FEATURE
+    from .naive_bayes import NaiveBayesClassifier
+
+    def method(labeled, train, test, classes=CLASSES):
+        X = np.column_stack([labeled.X, labeled.latitude]) if location else labeled.X
+        model = NaiveBayesClassifier(categories=naive_bayes_categories(location),
+                                     feature_names=[*FEATURES, LOCATION_FEATURE][: X.shape[1]],
+                                     classes=classes, scoring=score).fit(X[train], labeled.labels[train])
+        return model.predict_proba(X[test])
+
+    return method
+
+
+#: Validation methods by name, as the command line offers them.
+METHODS = {"mahalanobis": lambda: mahalanobis_method, "naive-bayes": naive_bayes_method}
 
 
 def labeled_detections(table, path, classes=CLASSES):
     """Preprocess every complete detection and keep those labeled with one of ``classes``."""
+    from .classification import absolute_galactic_latitude
+
     table = canonical_names(table, path)
-    require_columns(table, (NAME, CLUSTER, MAIN_TYPE), path)
+    require_columns(table, (NAME, CLUSTER, MAIN_TYPE, "ra", "dec"), path)
     table = prepare_features(table, path)
     complete, _ = complete_rows(table)
     table = table.loc[complete].reset_index(drop=True)
@@ -60,8 +83,9 @@ def labeled_detections(table, path, classes=CLASSES):
     if labeled.sum() < 10:
         raise InputError(f"{path}: only {int(labeled.sum())} detections carry one of the ten classes; "
                          "validation needs labeled detections")
-    return LabeledSet(X[labeled], table.loc[labeled, MAIN_TYPE].to_numpy(dtype=object),
-                      table.loc[labeled, CLUSTER].to_numpy(dtype=int), table.loc[labeled, NAME].to_numpy(dtype=object))
+    chosen = table.loc[labeled]
+    return LabeledSet(X[labeled], chosen[MAIN_TYPE].to_numpy(dtype=object), chosen[CLUSTER].to_numpy(dtype=int),
+                      chosen[NAME].to_numpy(dtype=object), absolute_galactic_latitude(chosen))
 
 
 def split(labeled, seed, group_by_source=False):
@@ -100,8 +124,7 @@ def evaluate(true, predicted, labels):
 def validate_once(labeled, seed, method=mahalanobis_method, classes=CLASSES, group_by_source=False):
     """One split: evaluations at the class and aggregated-class level."""
     train, test = split(labeled, seed, group_by_source)
-    probabilities = method(labeled.X[train], labeled.labels[train], labeled.clusters[train],
-                           labeled.X[test], labeled.clusters[test])
+    probabilities = method(labeled, train, test, classes)
     predicted = labels_from_probabilities(probabilities, classes).astype(object)
     true = labeled.labels[test]
     aggregate = np.vectorize(lambda c: AGGREGATE_CLASS.get(c, c), otypes=[object])
@@ -146,3 +169,27 @@ def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_b
             "accuracies": accuracies,
         }
     return summary
+
+
+def compare_methods(labeled, seeds, methods, group_by_source=False):
+    """Validate several methods on the same seeded splits; results and a summary table.
+
+    Returns
+    -------
+    results : dict
+        Method name -> :func:`validate` result.
+    table : pandas.DataFrame
+        One row per method and level: accuracy (mean, std), macro F1 (mean), and the
+        F1 of each class (mean).
+    """
+    results = {name: validate(labeled, seeds, method, group_by_source=group_by_source)
+               for name, method in methods.items()}
+    rows = []
+    for name, result in results.items():
+        for level in ("classes", "aggregated"):
+            part = result[level]
+            f1 = part["metrics_mean"]["f1"]
+            rows.append({"method": name, "level": level, "accuracy": part["accuracy_mean"],
+                         "accuracy_std": part["accuracy_std"], "macro_f1": float(f1.mean()),
+                         **{f"f1_{label}": float(value) for label, value in f1.items()}})
+    return results, pd.DataFrame(rows)
