@@ -113,7 +113,7 @@ class ClassifierModel:
         """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
         return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
 
-    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION):
+    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True):
         """Probabilities, predicted class, outlier measure and probability track.
 
         Returns
@@ -125,17 +125,20 @@ class ClassifierModel:
             ``outlier_flag`` (percentile above ``100 (1 - outlier_fraction)``),
             ``driven_by`` (the category that most favours the class) and
             ``track_prior``, ``track_<category>``...: the class's posterior as the
-            categories are added in turn.
+            categories are added in turn. With ``explain=False`` (e.g. detections
+            without positions for a model using location) only the class columns.
         """
         method = method or self.method
         X = self.preprocess(detections)
         probabilities = (self.references.predict_proba(X, clusters) if method == "mahalanobis"
                          else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)))
         predicted = labels_from_probabilities(probabilities, self.classes)
-        explained = self.naive_bayes.explain(self._naive_bayes_input(detections, X), assigned=predicted)
-        percentile = self.outlier_percentile(explained["outlier_measure"])
         result = pd.DataFrame(probabilities, columns=list(self.classes))
         result.insert(0, MAIN_TYPE, predicted)
+        if not explain:
+            return result
+        explained = self.naive_bayes.explain(self._naive_bayes_input(detections, X), assigned=predicted)
+        percentile = self.outlier_percentile(explained["outlier_measure"])
         result["outlier_measure"] = explained["outlier_measure"]
         result["outlier_percentile"] = percentile
         result["outlier_flag"] = percentile >= 100 * (1 - outlier_fraction)

@@ -456,3 +456,92 @@ def fetch_to_file(query, output, config, *, sleep=time.sleep, clock=time.monoton
     table_format(output, OUTPUT_FORMATS)  # fail on a bad extension before any request
     table, details = fetch(query, config, sleep=sleep, clock=clock)
     return write_result(table, output, provenance(query, config, table, details))
+
+
+# -- one source by name (classify_source.py) --------------------------------------------------
+
+#: What to tell the user of ``classify_source.py`` when the service cannot be used.
+SOURCE_FILE_HINT = ("or pass a local file of the source's detections instead "
+                    "(classify_source.py FILE: VOTable, CSV, Parquet or FITS)")
+
+#: Rows accepted for one source; a source has at most a few hundred detections.
+SOURCE_MAXREC = 100_000
+
+
+def _adql_string(text):
+    """``text`` as an ADQL string literal: quotes doubled, control characters refused."""
+    text = str(text)
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InputError(f"not a source name: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
+    """The ADQL for every per-observation detection of one master source, by name.
+
+    The same columns and joins as :func:`build_query`, but selected by
+    ``m.name = '...'`` and **without** the paper's flux-significance and non-null
+    selection, so that a detection lacking a feature is returned (with a null) and
+    the user is told what is missing rather than shown nothing.
+
+    Parameters
+    ----------
+    name : str
+        The CSC master-source name, e.g. ``'2CXO J004307.5-092302'``; written as an
+        ADQL string literal with any quote doubled.
+    columns : sequence of str
+        Columns to select, as ``alias.column`` (aliases m, a, o, b, s).
+    schema : str, optional
+        Qualify the table names with this schema (``csc2``, ``csc21``).
+
+    Returns
+    -------
+    str
+        The query: SELECT, FROM, WHERE and ORDER BY on one line each.
+    """
+    columns = list(columns)
+    bad = [c for c in columns if not _COLUMN.match(c)]
+    if not columns or bad:
+        raise InputError(f"not column names: {', '.join(map(repr, bad)) or '(none)'} (use e.g. o.obsid)")
+    if schema and not _IDENTIFIER.match(schema):
+        raise InputError(f"not a schema name: {schema!r}")
+    prefix = f"{schema}." if schema else ""
+    return "\n".join([
+        "SELECT DISTINCT " + ", ".join(columns),
+        "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
+        "WHERE " + " AND ".join([f"(m.name = {_adql_string(name)})", *JOINS]),
+        "ORDER BY o.obsid",
+    ])
+
+
+def fetch_source(name, config, *, sleep=time.sleep, clock=time.monotonic):
+    """Every per-observation detection of the master source ``name``, from the CSC TAP service.
+
+    Runs :func:`build_source_query` with :func:`fetch` (on the release's schema).
+
+    Returns
+    -------
+    table : astropy.table.Table
+    query : str
+
+    Raises
+    ------
+    ServiceError
+        The service failed; the message says to pass a local file instead.
+    InputError
+        The CSC has no source of that name.
+    """
+    query = build_source_query(name, schema=RELEASES[config.release].schema)
+    log.info("asking %s for the detections of %s", config.url, name)
+    log.debug("query:\n%s", query)
+    try:
+        table, _ = fetch(query, config, sleep=sleep, clock=clock)
+    except ServiceError as exc:
+        message = str(exc)
+        message = (message.replace(LOCAL_COPY_HINT, SOURCE_FILE_HINT) if LOCAL_COPY_HINT in message
+                   else f"{message}; {SOURCE_FILE_HINT}")
+        raise ServiceError(message) from exc
+    except InputError:
+        raise InputError(f"the CSC {config.release} at {config.url} has no source named {name!r} "
+                         "(check the name, or --release)") from None
+    return table, query
