@@ -204,10 +204,10 @@ def kselection_section(report, run, synthetic, quick):
         how = f"read from {run.bic} (made by analysis.py kselect)"
         analyses.figures.bic_figure(table, run.figures, chosen_k=chosen)
     else:
-        settings = dict(k_values=range(2, 21), n_fits=2, sample=5_000) if quick else {}
+        settings = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
         table, chosen = analyses.k_selection(read_table(run.clusters), run.clusters, run.directory, run.figures,
                                              **settings)
-        how = ("computed now: " + ("K = 2..20, 2 seeded fits per K on a 5,000-detection subsample (quick)"
+        how = ("computed now: " + ("K = 2..20, 2 seeded fits per K on a 3,000-detection subsample (quick)"
                                    if quick else "K = 2..20, 3 seeded fits per K on up to 20,000 detections"))
     report.paragraph(f"BIC of the full-covariance mixture, {how}. The chosen K is the knee of the mean BIC curve.")
     rows = [_row("K at the knee of the BIC", published.CHOSEN_K, chosen, comparable=not synthetic)]
