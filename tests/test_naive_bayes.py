@@ -140,3 +140,15 @@ def test_stage3_outputs_tracks_and_naive_bayes_method(mock_labeled):
     again = reloaded.classify(by_mahalanobis, by_mahalanobis["cluster"].to_numpy())
     np.testing.assert_array_equal(again[list(CLASSES)].to_numpy(), by_mahalanobis[list(CLASSES)].to_numpy())
     np.testing.assert_array_equal(again["outlier_measure"].to_numpy(), by_mahalanobis["outlier_measure"].to_numpy())
+
+
+def test_fast_scores_equal_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    true = rng.choice(list("ABCD"), size=500, p=[0.5, 0.3, 0.15, 0.05])
+    predicted = rng.choice(list("ABCDE"), size=500)
+    macro = f1_score(true, predicted, labels=list("ABCD"), average="macro", zero_division=0)
+    assert score_predictions(true, predicted, "ABCD", "macro_f1") == pytest.approx(macro, rel=1e-12)
+    rarest = f1_score(true, predicted, labels=["D"], average="macro", zero_division=0)
+    assert score_predictions(true, predicted, "ABCD", "rarest_f1") == pytest.approx(rarest, rel=1e-12)

@@ -22,11 +22,22 @@ def test_mean_std_strings_match_the_published_formatting():
     means = np.array([g.mean() for g in groups])
     stds = np.array([g.std() for g in groups])
     ours = format_mean_std(means, stds)
-    assert ours.tolist() == [published_mean_std(g) for g in groups]
+    assert list(ours) == [published_mean_std(g) for g in groups]
 
 
 def test_mean_std_formatting_outside_the_unit_interval():
-    assert format_mean_std([1.23456, -0.5], [0.0, 2.0]).tolist() == ["1.235±0.0", "-0.5±2.0"]
+    assert list(format_mean_std([1.23456, -0.5, 0.25], [0.0, 2.0, 0.1])) == ["1.235±0.0", "-0.5±2.0", "0.25±0.1"]
+
+
+def test_cohen_kappa_equals_scikit_learn():
+    from sklearn.metrics import cohen_kappa_score
+
+    from xrayclass.voting import cohen_kappa
+
+    rng = np.random.default_rng(2)
+    first = rng.choice(list(CLASSES), size=1000, p=np.linspace(1, 2, len(CLASSES)) / np.linspace(1, 2, 10).sum())
+    second = np.where(rng.uniform(size=1000) < 0.8, first, rng.choice(list(CLASSES), size=1000))
+    assert cohen_kappa(first, second) == pytest.approx(cohen_kappa_score(first, second), rel=1e-12)
 
 
 def make_detections(rows):

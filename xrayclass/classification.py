@@ -17,6 +17,7 @@ from .features import complete_rows, describe_dropped, prepare_features
 from .io import InputError, canonical_names, read_json, require_columns, require_numeric
 from .naive_bayes import NaiveBayesClassifier
 from .preprocessing import LogMinMaxScaler
+from .progress import chunks
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ METHODS = ("mahalanobis", "naive-bayes")
 #: Share of detections flagged as outliers by default: those above this top fraction of
 #: the training (reference) distribution of the outlier measure.
 OUTLIER_FRACTION = 0.01
+#: Rows classified at once (bounded memory at any catalog size).
+CHUNK_ROWS = 200_000
 #: Percentiles at which the training distribution of the outlier measure is kept.
 OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 
@@ -116,6 +119,9 @@ class ClassifierModel:
     def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True):
         """Probabilities, predicted class, outlier measure and probability track.
 
+        Rows are processed in chunks (bounded memory at any catalog size); the result
+        does not depend on the chunk size.
+
         Returns
         -------
         pandas.DataFrame
@@ -129,6 +135,16 @@ class ClassifierModel:
             without positions for a model using location) only the class columns.
         """
         method = method or self.method
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        clusters = np.asarray(clusters)
+        parts = [self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain)
+                 for rows in chunks(len(detections), CHUNK_ROWS, "classifying")]
+        if not parts:
+            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain):
         X = self.preprocess(detections)
         probabilities = (self.references.predict_proba(X, clusters) if method == "mahalanobis"
                          else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)))
@@ -249,7 +265,7 @@ def _log_naive_bayes(model):
 
 def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                        outlier_fraction=OUTLIER_FRACTION):
+                        outlier_fraction=OUTLIER_FRACTION, explain=True):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -268,6 +284,9 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
         What the naive Bayes category weights are tuned for.
     outlier_fraction : float
         Top share of the references' outlier measures above which a detection is flagged.
+    explain : bool
+        Compute the outlier measures and probability tracks (about four times the cost
+        of the probabilities alone on large catalogs).
 
     Returns
     -------
@@ -304,15 +323,18 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     _log_naive_bayes(model)
 
     chosen = table.loc[roles == TO_CLASSIFY].reset_index(drop=True)
-    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction)
+    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
     if unclassified.any():
         clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
         log.warning("%s detections in clusters %s cannot be classified: no class there has %d "
                     "references; they get main_type '%s' and all-zero probabilities",
                     f"{int(unclassified.sum()):,}", ", ".join(map(str, clusters_hit)), len(FEATURES), UNCLASSIFIED)
-    log.info("probabilities by %s; %s detections flagged as outliers (top %g%% of the references' "
-             "outlier measure)", method, f"{int(result['outlier_flag'].sum()):,}", 100 * outlier_fraction)
+    if explain:
+        log.info("probabilities by %s; %s detections flagged as outliers (top %g%% of the references' "
+                 "outlier measure)", method, f"{int(result['outlier_flag'].sum()):,}", 100 * outlier_fraction)
+    else:
+        log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
     explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
     front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *FEATURES, SIMBAD_TYPE, *explanation]
@@ -340,7 +362,12 @@ OUTLIER_COLUMNS = (NAME, OBSID, "ra", "dec", CLUSTER, MAIN_TYPE, SIMBAD_TYPE, "o
 
 
 def outlier_table(classified):
-    """The flagged detections, most outlying first, with their features, for follow-up."""
+    """The flagged detections, most outlying first, with their features, for follow-up.
+
+    Empty (with its columns) when the outlier measures were not computed.
+    """
+    if "outlier_flag" not in classified.columns:
+        return pd.DataFrame(columns=[*OUTLIER_COLUMNS, *FEATURES])
     flagged = classified[classified["outlier_flag"].astype(bool)]
     flagged = flagged.sort_values("outlier_measure", ascending=False, kind="stable")
     return flagged[[*OUTLIER_COLUMNS, *FEATURES]].reset_index(drop=True)

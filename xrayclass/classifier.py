@@ -37,12 +37,13 @@ def softmin(distances):
     -------
     numpy.ndarray of the same shape; each row sums to 1, or is all zero.
     """
-    distances = np.abs(np.asarray(distances, dtype="float64"))
-    nearest = distances.min(axis=1, keepdims=True)
-    scorable = np.isfinite(nearest)
-    with np.errstate(invalid="ignore"):
-        weights = np.exp(-(distances - np.where(scorable, nearest, 0.0)))
-    weights[~np.broadcast_to(scorable, weights.shape)] = 0.0
+    weights = np.abs(np.asarray(distances, dtype="float64"))  # a new array, worked on in place
+    nearest = weights.min(axis=1, keepdims=True)
+    # A row without any finite distance keeps inf - 0 = inf everywhere: all weights 0.
+    nearest[~np.isfinite(nearest)] = 0.0
+    np.subtract(weights, nearest, out=weights)
+    np.negative(weights, out=weights)
+    np.exp(weights, out=weights)
     totals = weights.sum(axis=1, keepdims=True)
     return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
 
@@ -227,13 +228,16 @@ class ClusterwiseMahalanobis:
             raise ValueError("ClusterwiseMahalanobis is not fitted yet; call fit first")
         X = np.asarray(X, dtype="float64")
         clusters = np.asarray(clusters)
+        # Rows grouped by cluster once (a stable sort), then contiguous slices: cheaper
+        # than one boolean selection of every row per cluster.
+        order = np.argsort(clusters, kind="stable")
+        grouped, X_grouped = clusters[order], X[order]
+        bounds = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1], True]) if len(X) else np.array([0])
         probabilities = np.zeros((len(X), len(self.classes)))
-        for cluster in np.unique(clusters):
-            classifier = self.classifiers_.get(_cluster_key(cluster))
-            if classifier is None:
-                continue
-            members = clusters == cluster
-            probabilities[members] = classifier.predict_proba(X[members])
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            classifier = self.classifiers_.get(_cluster_key(grouped[start]))
+            if classifier is not None:
+                probabilities[order[start:stop]] = classifier.predict_proba(X_grouped[start:stop])
         return probabilities
 
     def predict(self, X, clusters):

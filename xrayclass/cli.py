@@ -86,6 +86,8 @@ def _read_input(path, default, hint, **kwargs):
 # -- stage 1 ---------------------------------------------------------------------------
 
 def clustering_main(argv=None):
+    from .clustering import FIT_SAMPLE
+
     parser = _parser(
         "clustering.py",
         "Stage 1: derive the 12 X-ray features of each CSC detection, drop detections "
@@ -101,7 +103,11 @@ def clustering_main(argv=None):
                         help="where to write the fitted preprocessing and mixture (JSON)")
     parser.add_argument("--n-components", type=_positive_int, default=N_COMPONENTS,
                         help="number of Gaussian components (clusters)")
-    parser.add_argument("--seed", type=int, default=RANDOM_STATE, help="random seed of the mixture's initialisation")
+    parser.add_argument("--seed", type=int, default=RANDOM_STATE,
+                        help="random seed of the mixture's initialisation (and of the fit subsample)")
+    parser.add_argument("--fit-sample", type=_positive_int, default=FIT_SAMPLE,
+                        help="fit the mixture on at most this many detections (a seeded subsample), then "
+                             "assign every detection; at or below it, all are used, as in the paper")
 
     def body(args):
         from .clustering import cluster_detections
@@ -112,7 +118,8 @@ def clustering_main(argv=None):
             args.input, paths.CSC_INPUT,
             "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
         )
-        clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed)
+        clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
+                                              args.fit_sample)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
 
@@ -226,6 +233,9 @@ def classification_main(argv=None):
                         help="flag detections whose outlier measure is above this top share of the references'")
     parser.add_argument("--outliers-output", default=str(paths.OUTLIERS),
                         help="table of the flagged outliers, most outlying first, with their features")
+    parser.add_argument("--no-outliers", dest="explain", action="store_false",
+                        help="skip the outlier measures and probability tracks (about 4x faster on "
+                             "large catalogs; the probabilities are the same)")
 
     def body(args):
         from .classification import classify_detections, outlier_table
@@ -235,7 +245,8 @@ def classification_main(argv=None):
         _distinct(args.output, args.input)
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
-                                                score=args.nb_score, outlier_fraction=args.outlier_fraction)
+                                                score=args.nb_score, outlier_fraction=args.outlier_fraction,
+                                                explain=args.explain)
         outliers = outlier_table(classified)
         write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
                        (outliers, args.outliers_output)])
@@ -248,6 +259,8 @@ def classification_main(argv=None):
 # -- stage 4 ---------------------------------------------------------------------------
 
 def master_classification_main(argv=None):
+    from .voting import STAGE4_COLUMNS
+
     parser = _parser(
         "master_classification.py",
         "Stage 4: a master class for each source by hard (majority) and soft (mean "
@@ -267,7 +280,9 @@ def master_classification_main(argv=None):
         ambiguous_path = out_dir / Path(paths.AMBIGUOUS).with_suffix(f".{args.format}")
         _distinct(uniquely_path, args.input)
         _distinct(ambiguous_path, args.input)
-        detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input")
+        # Only the columns the votes and tables use: the detection table may be wide.
+        detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input",
+                                 columns=STAGE4_COLUMNS)
         uniquely, ambiguous, summary = master_classification(detections, args.input)
         write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
                        (summary, out_dir / "master_summary.json")])

@@ -12,11 +12,20 @@ from .features import complete_rows, describe_dropped, prepare_features
 from .io import InputError, canonical_names, read_json, require_columns, require_numeric
 from .mixture import fit_mixture, mixture_from_dict, mixture_to_dict
 from .preprocessing import LogMinMaxScaler
+from .progress import chunks
 
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "xrayclass.clustering-model"
 MODEL_FORMAT_VERSION = 1
+
+#: Rows placed in clusters at once (bounded memory at any catalog size).
+CHUNK_ROWS = 200_000
+
+#: Detections the mixture is fitted on at most; larger catalogs are fitted on a seeded
+#: random subsample of this size and every detection is then assigned. Chosen by
+#: measurement (benchmarks/subsample.py): see README, "Scaling up".
+FIT_SAMPLE = 200_000
 
 #: Columns stage 1 needs besides the raw feature columns.
 IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
@@ -48,8 +57,13 @@ class ClusteringModel:
         clusters : numpy.ndarray of int
         probabilities : numpy.ndarray of shape (n_rows, n_components)
         """
-        X = self.scaler.transform(detections[list(FEATURES)].to_numpy(dtype="float64"))
-        return self.mixture.predict(X), self.mixture.predict_proba(X)
+        features = detections[list(FEATURES)].to_numpy(dtype="float64")
+        probabilities = np.empty((len(features), self.mixture.n_components))
+        for rows in chunks(len(features), CHUNK_ROWS, "assigning clusters"):
+            probabilities[rows] = self.mixture.predict_proba(self.scaler.transform(features[rows]))
+        # The most probable component: what GaussianMixture.predict returns (the same
+        # argmax of the same per-row ordering), without computing it twice.
+        return probabilities.argmax(axis=1), probabilities
 
     def to_dict(self):
         return {
@@ -84,7 +98,15 @@ class ClusteringModel:
         return cls.from_dict(read_json(path), path)
 
 
-def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state=RANDOM_STATE):
+def fit_rows(n_rows, fit_sample, random_state):
+    """Indices of the rows the mixture is fitted on: all, or a seeded sorted subsample."""
+    if fit_sample is None or n_rows <= fit_sample:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(random_state).choice(n_rows, size=fit_sample, replace=False))
+
+
+def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state=RANDOM_STATE,
+                       fit_sample=FIT_SAMPLE):
     """Stage 1 on a table of CSC detections.
 
     Derives the variability features, drops the detections that lack any of the 12
@@ -100,6 +122,9 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
         Where the table came from, for messages.
     n_components, random_state : int
         Mixture size and seed.
+    fit_sample : int or None
+        Fit the mixture on at most this many detections (a subsample seeded by
+        ``random_state``); every detection is then assigned. ``None``: all.
 
     Returns
     -------
@@ -131,8 +156,14 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
         )
 
     features = kept[list(FEATURES)].to_numpy(dtype="float64")
+    # The preprocessing uses every detection (ranges and shifts); only the mixture is
+    # fitted on a subsample when the catalog is large.
     scaler = LogMinMaxScaler().fit(features)
-    X = scaler.transform(features)
+    rows = fit_rows(len(features), fit_sample, random_state)
+    X = scaler.transform(features[rows])
+    if len(rows) < len(features):
+        log.info("fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
+                 f"{len(rows):,}", f"{len(features):,}")
     log.info("fitting a %d-component full-covariance Gaussian mixture to %s detections (seed %s)",
              n_components, f"{len(X):,}", random_state)
     mixture = fit_mixture(X, n_components=n_components, random_state=random_state)
@@ -141,7 +172,8 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     model = ClusteringModel(
         scaler=scaler,
         mixture=mixture,
-        training={"input": str(path), "n_input_rows": n_total, "n_detections": len(kept)},
+        training={"input": str(path), "n_input_rows": n_total, "n_detections": len(kept),
+                  "n_fitted": len(rows), "fit_sample": fit_sample},
     )
     clusters, probabilities = model.assign(kept)
     clustered = kept.assign(

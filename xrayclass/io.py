@@ -74,8 +74,9 @@ def read_table(path, columns=None, allowed=None):
     path : str or Path
         The table file.
     columns : sequence of str, optional
-        Read only these columns where the format allows it (Parquet); other formats
-        are read whole and then cut down.
+        Read only those of these columns the file has (CSV and Parquet read nothing
+        else; VOTable and FITS are read whole and then cut down). Missing ones are
+        left for the caller's checks to name.
     allowed : sequence of str, optional
         Format names accepted here (default: every format in ``TABLE_FORMATS``).
 
@@ -98,9 +99,16 @@ def read_table(path, columns=None, allowed=None):
         raise InputError(f"{path}: is a directory, not a table file")
     try:
         if fmt == "csv":
-            table = pd.read_csv(path, low_memory=False)
+            wanted = None if columns is None else set(columns) | {_UNNAMED_INDEX}
+            table = pd.read_csv(path, low_memory=False,
+                                usecols=None if wanted is None else (lambda name: name in wanted))
         elif fmt == "parquet":
-            table = pd.read_parquet(path, columns=list(columns) if columns else None)
+            if columns is not None:
+                import pyarrow.parquet
+
+                present = set(pyarrow.parquet.read_schema(path).names)
+                columns = [c for c in columns if c in present]
+            table = pd.read_parquet(path, columns=list(columns) if columns is not None else None)
         else:
             table = _read_with_astropy(path, fmt)
     except InputError:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
+import pyarrow
+import pyarrow.compute
 
 from .constants import AGGREGATE_CLASS, CLASSES, FEATURES, MAIN_TYPE, NAME, OBSID, UNCLASSIFIED
 from .io import InputError, canonical_names, require_columns, require_numeric
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 #: Histogram bins of detections per source in the printed summary.
 DETECTION_BINS = (("1", 1, 1), ("2", 2, 2), ("3-10", 3, 10), (">10", 11, np.inf))
+
+#: The detection-level columns stage 4 reads (the others are not needed).
+STAGE4_COLUMNS = (NAME, "name_1", OBSID, MAIN_TYPE, *CLASSES, "ra", "dec", *FEATURES,
+                  "outlier_percentile", "outlier_flag")
 
 #: Decimals of the "mean±std" strings of the published tables.
 DECIMALS = 3
@@ -35,24 +40,48 @@ def format_mean_std(means, stds, decimals=DECIMALS):
 
     NumPy rounds ``x`` to 3 decimals as ``rint(x * 1000) / 1000``, and the published
     table prints that float with Python's shortest representation (``0.04``, not
-    ``0.040``). For values in [0, 1] the rounded value is one of 1001 floats, so the
-    strings come from a lookup table rather than one formatting call per value.
+    ``0.040``). Probabilities and their spreads lie in [0, 1], so each string is one of
+    at most 1001 x 1001 pairs: the strings are made once per distinct pair and the
+    strings are made once per distinct pair and gathered with Arrow.
+
+    Parameters
+    ----------
+    means, stds : arrays of the same shape (n_sources,) or (n_sources, n_classes)
+
+    Returns
+    -------
+    pandas string array, or a list of them (one per column) for 2-D input
     """
     means = np.asarray(means, dtype="float64")
     stds = np.asarray(stds, dtype="float64")
-    return np.strings.add(np.strings.add(_rounded_strings(means, decimals), "±"), _rounded_strings(stds, decimals))
-
-
-def _rounded_strings(values, decimals):
+    if means.ndim == 2:
+        return [format_mean_std(means[:, k], stds[:, k], decimals) for k in range(means.shape[1])]
     scale = 10.0 ** decimals
-    steps = np.rint(values * scale)
-    inside = np.isfinite(steps) & (steps >= 0) & (steps <= scale)
+    steps = np.stack([np.rint(means * scale), np.rint(stds * scale)])
+    inside = (np.isfinite(steps) & (steps >= 0) & (steps <= scale)).all(axis=0)
+    codes = np.where(inside, steps[0] * (scale + 1) + steps[1], -1).astype(np.int64)
+    inverse, unique = pd.factorize(codes)  # hashing: linear time
     lookup = np.array([repr(k / scale) for k in range(int(scale) + 1)])
-    index = np.where(inside, steps, 0).astype(np.int64)
-    strings = lookup[index].astype(f"<U{max(24, lookup.dtype.itemsize // 4)}")
-    if not inside.all():  # outside [0, 1]: format those few one by one
-        strings[~inside] = [repr(float(np.round(v, decimals))) for v in values[~inside]]
-    return strings
+    pairs = np.where(unique >= 0, unique, 0)
+    labels = np.strings.add(np.strings.add(lookup[pairs // int(scale + 1)], "±"), lookup[pairs % int(scale + 1)])
+    if inside.all():
+        # Each distinct string made once, then gathered by Arrow: no Python object per source.
+        return pd.array(pyarrow.compute.take(pyarrow.array(labels), pyarrow.array(inverse)), dtype="str")
+    # Outside [0, 1] (never for probabilities): format those few one by one.
+    strings = labels.astype(object)[inverse]
+    strings[~inside] = [f"{repr(float(np.round(m, decimals)))}±{repr(float(np.round(d, decimals)))}"
+                        for m, d in zip(means[~inside], stds[~inside])]
+    return pd.array(strings, dtype="str")
+
+
+def cohen_kappa(first, second):
+    """Cohen's kappa of two label arrays (as scikit-learn's, without its per-row loops)."""
+    codes, uniques = pd.factorize(np.concatenate([np.asarray(first, dtype=object), np.asarray(second, dtype=object)]))
+    n, k = len(first), len(uniques)
+    observed = np.bincount(codes[:n] * k + codes[n:], minlength=k * k).reshape(k, k) / n
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
+    agreement, chance = np.trace(observed), np.trace(expected)
+    return float((agreement - chance) / (1 - chance)) if chance < 1 else float("nan")
 
 
 @dataclass
@@ -153,9 +182,8 @@ def master_classification(detections, path, classes=CLASSES):
                  probabilities, classes)
     strings = format_mean_std(votes.means, votes.stds)
     first = detections.iloc[votes.first_row].reset_index(drop=True)
-    sources = pd.DataFrame({NAME: votes.names, "detection_count": votes.detection_count})
-    for k, label in enumerate(classes):
-        sources[label] = strings[:, k]
+    sources = pd.DataFrame({NAME: votes.names, "detection_count": votes.detection_count,
+                            **dict(zip(classes, strings))})
     extra = [c for c in ("ra", "dec", *FEATURES) if c in first.columns]
     missing_features = [c for c in FEATURES if c not in first.columns]
     if missing_features:
@@ -200,7 +228,7 @@ def summarize(votes, n_detections, n_unscored):
     n_unique = int((votes.hard == votes.soft).sum())
     # Undefined (NaN) when every source gets one and the same class from both votes.
     defined = len(set(votes.hard) | set(votes.soft)) > 1
-    kappa = float(cohen_kappa_score(votes.hard.astype(str), votes.soft.astype(str))) if defined else float("nan")
+    kappa = cohen_kappa(votes.hard, votes.soft) if defined else float("nan")
     histogram = {
         label: int(((votes.detection_count >= low) & (votes.detection_count <= high)).sum())
         for label, low, high in DETECTION_BINS

@@ -1,0 +1,34 @@
+"""Run one command-line stage in this process and report its wall time and peak memory.
+
+Used by run.py, one subprocess per stage, so that the peak resident memory measured
+(``ru_maxrss`` of this process) is that stage's alone. Prints one JSON line.
+"""
+
+import json
+import resource
+import runpy
+import sys
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def main():
+    script, *args = sys.argv[1:]
+    sys.path.insert(0, str(REPOSITORY))
+    sys.argv = [str(REPOSITORY / script), *args]
+    start = time.perf_counter()
+    status = 0
+    try:
+        runpy.run_path(str(REPOSITORY / script), run_name="__main__")
+    except SystemExit as exit_:
+        status = exit_.code or 0
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"status": status, "seconds": seconds, "peak_mb": peak_mb}), file=sys.__stdout__)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Benchmarks of the pipeline on mock catalogs of growing size (not part of the tests).
+
+    python benchmarks/run.py [--sizes 30000,300000,1000000,10000000]
+
+For each size: a SYNTHETIC mock catalog (cached in benchmarks/cache/), then stages 1-4
+through the command-line scripts, each in its own process, with Parquet in and out
+(stage 2 matches the mock's own mock SIMBAD, a frozen-style local crossmatch). Writes
+benchmarks/results.csv (stage, n_detections, seconds, peak_mb; stage "all" is the
+whole chain: the sum of the times and the largest peak), benchmarks/results.md (a table
+with the machine's description) and benchmarks/scaling.png (time against size, log-log).
+
+It also times the Mahalanobis step the published way (for each class, the diagonal of
+an N x N product) beside the vectorized one, at the sizes where the N x N matrices
+still fit in memory, and reports the ratio (benchmarks/mahalanobis.csv).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+REPOSITORY = HERE.parent
+sys.path.insert(0, str(REPOSITORY))
+
+STAGES = ("clustering", "crossmatch", "classification", "master_classification")
+
+
+def machine():
+    """A one-line description of this machine."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import numpy
+    import pandas
+    import sklearn
+    return (f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()}, "
+            f"numpy {numpy.__version__}, pandas {pandas.__version__}, scikit-learn {sklearn.__version__}")
+
+
+def mock(n, cache, seed):
+    """The cached mock catalog of ``n`` detections (made if absent): (catalog, mock SIMBAD)."""
+    catalog, simbad = cache / f"mock_{n}.parquet", cache / f"mock_{n}_simbad.parquet"
+    if not (catalog.exists() and simbad.exists()):
+        print(f"making the SYNTHETIC mock catalog of {n:,} detections ...", flush=True)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(REPOSITORY / "make_mock_catalog.py"), "--n-detections", str(n),
+                        "--seed", str(seed), "--output", str(catalog), "--simbad-output", str(simbad), "-q"],
+                       check=True)
+        print(f"  made in {time.perf_counter() - start:.0f} s", flush=True)
+    return catalog, simbad
+
+
+def measure(script, *args):
+    """Run a stage script in its own process; its wall time and peak memory."""
+    result = subprocess.run([sys.executable, str(HERE / "measure.py"), script, *map(str, args), "-q"],
+                            capture_output=True, text=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {"status": -1}
+    if result.returncode or report.get("status"):
+        raise RuntimeError(f"{script} failed:\n{result.stderr[-2000:]}")
+    return report["seconds"], report["peak_mb"]
+
+
+def run_chain(n, catalog, simbad, work):
+    work.mkdir(parents=True, exist_ok=True)
+    steps = {
+        "clustering": ("clustering.py", "--input", catalog, "--output", work / "s1.parquet",
+                       "--model", work / "model.json"),
+        "crossmatch": ("crossmatch.py", "--input", work / "s1.parquet", "--catalog", simbad,
+                       "--output", work / "s2.parquet"),
+        "classification": ("classification.py", "--input", work / "s2.parquet", "--output", work / "s3.parquet",
+                           "--model-output", work / "classifier.json", "--outliers-output", work / "outliers.csv"),
+        "master_classification": ("master_classification.py", "--input", work / "s3.parquet", "--out-dir", work,
+                                  "--format", "parquet"),
+    }
+    rows = []
+    for stage in STAGES:
+        seconds, peak = measure(*steps[stage])
+        print(f"  {stage:<22} {seconds:8.1f} s  {peak:8.0f} MB", flush=True)
+        rows.append({"stage": stage, "n_detections": n, "seconds": seconds, "peak_mb": peak})
+    rows.append({"stage": "all", "n_detections": n, "seconds": sum(r["seconds"] for r in rows),
+                 "peak_mb": max(r["peak_mb"] for r in rows)})
+    return rows
+
+
+def mahalanobis_comparison(work, n, max_matrix_gb):
+    """Time the published N x N way against the vectorized one on a run's own references."""
+    from xrayclass.classification import ClassifierModel
+    from xrayclass.classifier import softmin
+    from xrayclass.constants import CLUSTER, FEATURES
+    from xrayclass.io import read_table
+
+    model = ClassifierModel.load(work / "classifier.json")
+    detections = read_table(work / "s3.parquet", columns=[CLUSTER, *FEATURES])
+    X, clusters = model.preprocess(detections), detections[CLUSTER].to_numpy()
+    largest = max(int((clusters == c).sum()) for c in np.unique(clusters))
+    if largest**2 * 8 / 2**30 > max_matrix_gb:
+        return None
+    start = time.perf_counter()
+    vectorized = model.references.predict_proba(X, clusters)
+    fast = time.perf_counter() - start
+    start = time.perf_counter()
+    published = np.zeros_like(vectorized)
+    for cluster, classifier in model.references.classifiers_.items():
+        members = clusters == cluster
+        centered_rows = X[members]
+        distances = np.full((members.sum(), len(classifier.classes_)), np.inf)
+        for k in np.flatnonzero(classifier.scored_):
+            centered = centered_rows - classifier.means_[k]
+            # The published code: the diagonal of the full (N x N) product.
+            distances[:, k] = np.dot(np.dot(centered, classifier.inverse_covariances_[k]), centered.T).diagonal()
+        published[members] = softmin(distances)
+    slow = time.perf_counter() - start
+    agree = float(np.max(np.abs(published - vectorized)))
+    return {"n_detections": n, "classified": len(X), "largest_cluster": largest, "vectorized_s": fast,
+            "published_nxn_s": slow, "ratio": slow / fast, "max_probability_difference": agree}
+
+
+def plot(results, path, description):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.subplots()
+    for stage, rows in results.groupby("stage", sort=False):
+        ax.loglog(rows["n_detections"], rows["seconds"], marker="o", label=stage)
+    ax.set_xlabel("detections (synthetic mock catalog)")
+    ax.set_ylabel("wall time (s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(description, fontsize=6)
+    figure.savefig(path, dpi=150)
+
+
+def markdown_table(results, description):
+    table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb"])
+    sizes = sorted(results["n_detections"].unique())
+    lines = [f"Machine: {description}", "",
+             "| stage | " + " | ".join(f"{n:,} detections: s / peak MB" for n in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for stage in [*STAGES, "all"]:
+        cells = [f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
+                 if (stage in table.index and not np.isnan(table.loc[stage, ("seconds", n)])) else "-"
+                 for n in sizes]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="30000,300000,1000000,10000000",
+                        help="comma-separated numbers of detections")
+    parser.add_argument("--cache", default=str(HERE / "cache"), help="where mock catalogs and runs are kept")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the mock catalogs")
+    parser.add_argument("--max-matrix-gb", type=float, default=4.0,
+                        help="largest N x N matrix the published Mahalanobis way may build")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    description = machine()
+    print(description)
+
+    results_path = HERE / "results.csv"
+    previous = pd.read_csv(results_path) if results_path.exists() else pd.DataFrame()
+    rows, comparisons = [], []
+    for n in sizes:
+        catalog, simbad = mock(n, cache, args.seed)
+        print(f"{n:,} detections:", flush=True)
+        work = cache / f"run_{n}"
+        rows += run_chain(n, catalog, simbad, work)
+        comparison = mahalanobis_comparison(work, n, args.max_matrix_gb)
+        if comparison:
+            comparisons.append(comparison)
+            print(f"  Mahalanobis step: vectorized {comparison['vectorized_s']:.2f} s, published N x N way "
+                  f"{comparison['published_nxn_s']:.2f} s ({comparison['ratio']:.0f}x)", flush=True)
+    results = pd.DataFrame(rows)
+    if len(previous):  # keep the sizes not re-run this time
+        results = pd.concat([previous[~previous["n_detections"].isin(sizes)], results], ignore_index=True)
+    results = results.sort_values(["n_detections"], kind="stable")
+    results.to_csv(results_path, index=False)
+    if comparisons:
+        pd.DataFrame(comparisons).to_csv(HERE / "mahalanobis.csv", index=False)
+    (HERE / "results.md").write_text(markdown_table(results, description))
+    plot(results, HERE / "scaling.png", description)
+    print(markdown_table(results, description))
+
+
+if __name__ == "__main__":
+    main()

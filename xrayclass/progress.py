@@ -1,0 +1,20 @@
+"""Progress bars for the steps that take more than a few seconds on large catalogs.
+
+tqdm draws on a terminal and stays silent otherwise (logs and CI stay clean).
+"""
+
+from tqdm.auto import tqdm
+
+
+def chunks(n_rows, chunk_rows, description):
+    """Yield ``slice`` objects covering ``range(n_rows)`` in chunks, with a progress bar."""
+    starts = range(0, n_rows, chunk_rows)
+    bar = tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None,
+               leave=False) if len(starts) > 1 else None
+    for start in starts:
+        stop = min(start + chunk_rows, n_rows)
+        yield slice(start, stop)
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
