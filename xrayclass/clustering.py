@@ -25,7 +25,7 @@ CHUNK_ROWS = 200_000
 #: Detections the mixture is fitted on at most; larger catalogs are fitted on a seeded
 #: random subsample of this size and every detection is then assigned. Chosen by
 #: measurement (benchmarks/subsample.py): see README, "Scaling up".
-FIT_SAMPLE = 200_000
+FIT_SAMPLE = 100_000
 
 #: Columns stage 1 needs besides the raw feature columns.
 IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
