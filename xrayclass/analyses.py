@@ -15,7 +15,7 @@ import pandas as pd
 from . import figures
 from .constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from .features import complete_rows, prepare_features
-from .io import InputError, read_json, read_table, write_json, write_outputs
+from .io import InputError, read_json, read_table, write_outputs
 from .preprocessing import LogMinMaxScaler
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,6 @@ Exit status: 0 done, 2 a problem with the input or the artifacts (nothing writte
 """
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -57,21 +56,12 @@ def build_parser():
 
 def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
     """Run ``classify_source.py``; ``sleep`` and ``clock`` are there so that tests need not wait."""
-    from .cli import EXIT_INPUT_ERROR, configure_logging
-    from .services import EXIT_SERVICE_ERROR, ServiceError
+    from .cli import configure_logging, report_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging("classify_source", args.verbosity)
-    try:
-        run(args, sleep=sleep, clock=clock)
-    except InputError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except ServiceError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_SERVICE_ERROR
-    return 0
+    return report_errors(parser.prog, lambda: run(args, sleep=sleep, clock=clock))
 
 
 def run(args, *, sleep=time.sleep, clock=time.monotonic):

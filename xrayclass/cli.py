@@ -60,15 +60,28 @@ def _parser(prog, description):
     return parser
 
 
+def report_errors(prog, body, *args):
+    """Call ``body(*args)``; a bad input ends it with exit 2, a failed service with 3.
+
+    Either way the user sees one line, ``PROG: error: ...``, and no traceback.
+    """
+    from .services import EXIT_SERVICE_ERROR, ServiceError
+
+    try:
+        body(*args)
+    except InputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except ServiceError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_SERVICE_ERROR
+    return 0
+
+
 def _run(stage, parser, body, argv):
     args = parser.parse_args(argv)
     configure_logging(stage, args.verbosity)
-    try:
-        body(args)
-    except InputError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    return 0
+    return report_errors(parser.prog, body, args)
 
 
 def _distinct(output, *inputs):
@@ -130,7 +143,6 @@ def clustering_main(argv=None):
 
 def crossmatch_main(argv=None):
     from .crossmatch import CLUSTER_SOURCES
-    from .services import EXIT_SERVICE_ERROR, ServiceError
     from .services.xmatch import add_online_arguments, online_config, run_online
 
     parser = _parser(
@@ -191,11 +203,7 @@ def crossmatch_main(argv=None):
         write_outputs([(crossmatched, args.output)])
         log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
 
-    try:
-        return _run("crossmatch", parser, body, argv)
-    except ServiceError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_SERVICE_ERROR
+    return _run("crossmatch", parser, body, argv)
 
 
 # -- stage 3 ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .constants import AGGREGATE_CLASS, CLASSES, UNINFORMATIVE_TYPES
+from .constants import AGGREGATE_CLASS, CLASSES
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """Command line of ``make_mock_catalog.py``."""
 
-import argparse
 from pathlib import Path
 
 from .cli import _parser, _positive_int, _run, log

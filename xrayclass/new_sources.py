@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from .classification import ClassifierModel
-from .classifier import labels_from_probabilities
 from .clustering import ClusteringModel
 from .constants import (
     AGGREGATE_CLASS, CLUSTER, FEATURES, MAIN_TYPE, NAME, NAME_ALIASES, OBSID,

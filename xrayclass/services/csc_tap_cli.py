@@ -7,12 +7,10 @@ unless the whole result arrived.
 
 import argparse
 import logging
-import sys
 import time
 
 from .. import paths
-from ..io import InputError, table_format
-from . import EXIT_SERVICE_ERROR, ServiceError
+from ..io import table_format
 from .csc_tap import (
     CONE_STYLES, DEFAULT_MAXREC, DEFAULT_RELEASE, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MIN_SIGNIFICANCE,
     OUTPUT_FORMATS, PAPER_COLUMNS, RELEASES, Cone, FetchConfig, build_query, describe, fetch_to_file,
@@ -77,34 +75,31 @@ def build_parser():
 
 
 def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
-    from ..cli import EXIT_INPUT_ERROR, configure_logging
+    from ..cli import configure_logging, report_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("service_url", "columns", "cone", "cone_style", "schema"):
         setattr(args, name, getattr(args, name, None))
     configure_logging("fetch_csc", args.verbosity)
-    try:
-        config = FetchConfig(release=args.release, service_url=args.service_url, timeout=args.timeout,
-                             retries=args.retries, maxrec=args.maxrec, sync=args.sync or args.cone is not None)
-        release = RELEASES[args.release]
-        query = build_query(
-            min_significance=args.min_significance, require_powlaw_gamma=args.require_powlaw_gamma,
-            require_bb_kt=args.require_bb_kt, columns=args.columns or PAPER_COLUMNS,
-            schema=release.schema if args.schema is None else args.schema,
-            cone=Cone(*args.cone) if args.cone else None,
-            cone_style=args.cone_style or release.cone_style,
-        )
-        table_format(args.output, OUTPUT_FORMATS)
-        if args.dry_run:
-            print(describe(query, config))
-            return 0
-        output, sidecar = fetch_to_file(query, args.output, config, sleep=sleep, clock=clock)
-        log.info("wrote %s and %s", output, sidecar)
-    except InputError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except ServiceError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_SERVICE_ERROR
-    return 0
+    return report_errors(parser.prog, fetch, args, sleep, clock)
+
+
+def fetch(args, sleep=time.sleep, clock=time.monotonic):
+    """Build the query from the command line, then print it (dry run) or fetch it to the output."""
+    config = FetchConfig(release=args.release, service_url=args.service_url, timeout=args.timeout,
+                         retries=args.retries, maxrec=args.maxrec, sync=args.sync or args.cone is not None)
+    release = RELEASES[args.release]
+    query = build_query(
+        min_significance=args.min_significance, require_powlaw_gamma=args.require_powlaw_gamma,
+        require_bb_kt=args.require_bb_kt, columns=args.columns or PAPER_COLUMNS,
+        schema=release.schema if args.schema is None else args.schema,
+        cone=Cone(*args.cone) if args.cone else None,
+        cone_style=args.cone_style or release.cone_style,
+    )
+    table_format(args.output, OUTPUT_FORMATS)
+    if args.dry_run:
+        print(describe(query, config))
+        return
+    output, sidecar = fetch_to_file(query, args.output, config, sleep=sleep, clock=clock)
+    log.info("wrote %s and %s", output, sidecar)
