@@ -119,6 +119,11 @@ def _row(quantity, published_value, obtained, tolerance=0, comparable=True):
             else _text(published_value), "obtained": _text(obtained), "result": result}
 
 
+def _outcomes(rows):
+    """Pass (True) or fail (False) of each compared row; rows only shown are left out."""
+    return [row["result"] == PASS for row in rows if row["result"] != SHOWN]
+
+
 def _frame(rows):
     return pd.DataFrame(rows, columns=["quantity", "published", "obtained", "result"])
 
@@ -188,7 +193,7 @@ def run_section(report, run, synthetic):
     rows += [_row(f"sources with {label} detections", value, histogram.get(label), comparable=comparable)
              for label, value in published.DETECTIONS_PER_SOURCE.items()]
     report.table(_frame(rows))
-    return [row["result"] == PASS for row in rows if row["result"] != SHOWN]
+    return _outcomes(rows)
 
 
 def kselection_section(report, run, synthetic, quick):
@@ -214,7 +219,7 @@ def kselection_section(report, run, synthetic, quick):
     report.table(_frame(rows))
     report.table(table.round(1))
     report.image(run.figures / "fig1_bic.png", "Fig. 1: BIC against K, mean and spread over seeds, and its gradient")
-    return [row["result"] == PASS for row in rows if row["result"] != SHOWN]
+    return _outcomes(rows)
 
 
 def validation_section(report, run, synthetic):
@@ -253,7 +258,7 @@ def validation_section(report, run, synthetic):
     shown = comparison[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].copy()
     report.table(shown.round(3))
     report.image(run.figures / "fig_method_comparison.png", "Per-class F1 of the two classifiers on the same splits")
-    return [row["result"] == PASS for row in rows if row["result"] != SHOWN]
+    return _outcomes(rows)
 
 
 def census_section(report, run, synthetic):
