@@ -2,7 +2,7 @@
 """Analyses of the pipeline's outputs, one sub-command each (--help); e.g. `compare`."""
 import sys
 
-from xrayclass.analysis_cli import main
+from xrayclass.cli.analysis import main
 
 if __name__ == "__main__":
     sys.exit(main())

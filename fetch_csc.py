@@ -2,7 +2,7 @@
 """Fetch the stage-1 input from the Chandra Source Catalog TAP service (--help)."""
 import sys
 
-from xrayclass.services.csc_tap_cli import main
+from xrayclass.cli.fetch import main
 
 if __name__ == "__main__":
     sys.exit(main())

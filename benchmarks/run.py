@@ -99,10 +99,10 @@ def run_chain(n, catalog, simbad, work):
 
 def mahalanobis_comparison(work, n, max_matrix_gb):
     """Time the published N x N way against the vectorized one on a run's own references."""
-    from xrayclass.classification import ClassifierModel
-    from xrayclass.classifier import softmin
+    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.core.classifier import softmin
     from xrayclass.constants import CLUSTER, FEATURES
-    from xrayclass.io import read_table
+    from xrayclass.io.tables import read_table
 
     model = ClassifierModel.load(work / "classifier.json")
     detections = read_table(work / "s3.parquet", columns=[CLUSTER, *FEATURES])

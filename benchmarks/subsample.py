@@ -22,13 +22,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from run import mock  # noqa: E402
-from xrayclass.clustering import ClusteringModel, fit_rows  # noqa: E402
+from xrayclass.stages.clustering import ClusteringModel, fit_rows  # noqa: E402
 from xrayclass.constants import FEATURES  # noqa: E402
-from xrayclass.crossmatch import cluster_agreement  # noqa: E402
-from xrayclass.features import complete_rows, prepare_features  # noqa: E402
-from xrayclass.io import read_table  # noqa: E402
-from xrayclass.mixture import fit_mixture  # noqa: E402
-from xrayclass.preprocessing import LogMinMaxScaler  # noqa: E402
+from xrayclass.stages.crossmatch import cluster_agreement  # noqa: E402
+from xrayclass.core.features import complete_rows, prepare_features  # noqa: E402
+from xrayclass.io.tables import read_table  # noqa: E402
+from xrayclass.core.mixture import fit_mixture  # noqa: E402
+from xrayclass.core.preprocessing import LogMinMaxScaler  # noqa: E402
 
 
 def main():

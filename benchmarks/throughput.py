@@ -21,9 +21,9 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from xrayclass.classification import ClassifierModel  # noqa: E402
+from xrayclass.stages.classification import ClassifierModel  # noqa: E402
 from xrayclass.constants import CLUSTER, FEATURES  # noqa: E402
-from xrayclass.io import read_table  # noqa: E402
+from xrayclass.io.tables import read_table  # noqa: E402
 
 
 def best_of(function, repeats=3):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass import paths
+from xrayclass.io import paths
 from xrayclass.constants import FEATURES
 
 REPOSITORY = Path(__file__).resolve().parent.parent

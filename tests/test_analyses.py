@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.census import latitude_census, type_census
-from xrayclass.clustering import cluster_detections
+from xrayclass.analysis.census import latitude_census, type_census
+from xrayclass.stages.clustering import cluster_detections
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
-from xrayclass.kselection import bic_scan, knee, summarize_bic
-from xrayclass.mock import generate
-from xrayclass.positional import crossmatch_local
-from xrayclass.validation import evaluate, labeled_detections, split, validate
+from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
+from xrayclass.analysis.mock import generate
+from xrayclass.core.positional import crossmatch_local
+from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
 
 from conftest import run_script
 

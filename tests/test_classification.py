@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import scipy.linalg
 
-from xrayclass.classification import ClassifierModel, classify_detections, detection_roles
+from xrayclass.stages.classification import ClassifierModel, classify_detections, detection_roles
 from xrayclass.constants import CLASSES, FEATURES, UNINFORMATIVE_TYPES
-from xrayclass.features import prepare_features
-from xrayclass.io import InputError, read_table
-from xrayclass.preprocessing import LogMinMaxScaler
+from xrayclass.core.features import prepare_features
+from xrayclass.io.tables import InputError, read_table
+from xrayclass.core.preprocessing import LogMinMaxScaler
 
 
 def published_method(table):

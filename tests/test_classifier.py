@@ -4,7 +4,7 @@ import scipy.linalg
 from scipy.spatial.distance import mahalanobis
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from xrayclass.classifier import (
+from xrayclass.core.classifier import (
     ClusterwiseMahalanobis, MahalanobisClassifier, labels_from_probabilities, softmin, squared_mahalanobis,
 )
 from xrayclass.constants import CLASSES, UNCLASSIFIED
@@ -119,7 +119,7 @@ def test_separated_classes_are_recovered():
 
 
 def test_scoring_in_chunks_equals_scoring_at_once(monkeypatch):
-    import xrayclass.classifier as module
+    import xrayclass.core.classifier as module
 
     X, y = synthetic_features(40, ["A", "B", "C"], n_features=5)
     classifier = MahalanobisClassifier().fit(X, y)

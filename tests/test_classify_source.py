@@ -1,6 +1,6 @@
 """classify_source.py: new detections through a run's artifacts, without refitting.
 
-The artifacts come from the SYNTHETIC mock catalog (xrayclass.mock; not real data);
+The artifacts come from the SYNTHETIC mock catalog (xrayclass.analysis.mock; not real data);
 the CSC TAP service is replaced at the HTTP transport by the hand-made answers of
 tests/data/ (made-up values). The real CSC row ``example_source.vot`` is read from the
 shared reference directory (skipped when absent).
@@ -16,15 +16,15 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from conftest import reference_path, run_script
 from fake_http import restore_logging, server, votable, waits  # noqa: F401
-from xrayclass import cli
-from xrayclass.classify_source_cli import main
+from xrayclass.cli import stages as cli
+from xrayclass.cli.classify_source import main
 from xrayclass.constants import CLASSES, FEATURES, RAW_FEATURE_COLUMNS, UNCLASSIFIED
-from xrayclass.io import InputError, read_table
-from xrayclass.mock import write_mock
-from xrayclass.new_sources import (
+from xrayclass.io.tables import InputError, read_table
+from xrayclass.analysis.mock import write_mock
+from xrayclass.stages.new_sources import (
     classify, csc_source_name, format_report, load_artifacts, missing_features, sources_path,
 )
-from xrayclass.features import prepare_features
+from xrayclass.core.features import prepare_features
 from xrayclass.services.csc_tap import build_source_query
 
 SEED = 11

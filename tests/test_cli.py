@@ -156,8 +156,8 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
     """Stages 1-4 on a 30,000-detection mock in under a minute, with the recovered accuracy."""
     import time
 
-    from xrayclass.io import read_table
-    from xrayclass.mock import format_accuracy, mock_accuracy
+    from xrayclass.io.tables import read_table
+    from xrayclass.analysis.mock import format_accuracy, mock_accuracy
 
     catalog, simbad = tmp_path / "mock.parquet", tmp_path / "mock_simbad.parquet"
     made = run_script("make_mock_catalog.py", "--n-detections", 30000, "--seed", 11, "--output", catalog)

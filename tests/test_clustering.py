@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.clustering import ClusteringModel, cluster_detections, probability_columns
+from xrayclass.stages.clustering import ClusteringModel, cluster_detections, probability_columns
 from xrayclass.constants import FEATURES
-from xrayclass.io import InputError
-from xrayclass.mixture import fit_mixture, mixture_from_dict, mixture_to_dict
+from xrayclass.io.tables import InputError
+from xrayclass.core.mixture import fit_mixture, mixture_from_dict, mixture_to_dict
 
 from conftest import synthetic_detections
 

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.comparison import (
+from xrayclass.analysis.comparison import (
     DEFAULT_MAPPING, RESULT_COLUMNS, CatalogColumns, class_metrics, class_pair, compare_catalog,
     match_by_position, parse_class_pair, parse_mapping, shared_labels,
 )
-from xrayclass.io import InputError
+from xrayclass.io.tables import InputError
 
 from conftest import reference_path, run_script
 

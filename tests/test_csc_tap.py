@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from fake_http import Reply, html, redirect, restore_logging, server, votable, waits, xml  # noqa: F401
-from xrayclass.io import InputError, read_table
+from xrayclass.io.tables import InputError, read_table
 from xrayclass.services.csc_tap import Cone, FetchConfig, build_query, fetch
-from xrayclass.services.csc_tap_cli import main
+from xrayclass.cli.fetch import main
 
 BASE = "https://cda.cfa.harvard.edu/csc2tap"
 JOB = f"{BASE}/async/FIXTUREJOB1"

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from xrayclass.constants import FEATURES
-from xrayclass.features import complete_rows, derive_features, describe_dropped, prepare_features
-from xrayclass.io import InputError
+from xrayclass.core.features import complete_rows, derive_features, describe_dropped, prepare_features
+from xrayclass.io.tables import InputError
 
 from conftest import synthetic_detections
 

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from xrayclass import figures
-from xrayclass.classification import classify_detections
-from xrayclass.clustering import cluster_detections
+from xrayclass.analysis import figures
+from xrayclass.stages.classification import classify_detections
+from xrayclass.stages.clustering import cluster_detections
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
-from xrayclass.mock import generate
-from xrayclass.positional import crossmatch_local
-from xrayclass.voting import master_classification
+from xrayclass.analysis.mock import generate
+from xrayclass.core.positional import crossmatch_local
+from xrayclass.stages.master_classification import master_classification
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +163,8 @@ def test_a_failed_save_leaves_no_file(tmp_path):
 
 def test_the_module_does_not_use_pyplot():
     """Figures are plain Figure objects: importing the module starts no pyplot state."""
-    code = "import sys, xrayclass.figures; assert 'matplotlib.pyplot' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=figures.Path(figures.__file__).parents[1])
+    code = "import sys, xrayclass.analysis.figures; assert 'matplotlib.pyplot' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=figures.Path(figures.__file__).parents[2])
 
 
 def test_an_empty_table_is_refused_clearly(stages, out_dir):

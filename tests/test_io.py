@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from astropy.table import Table
 
-from xrayclass.io import (
+from xrayclass.io.tables import (
     InputError, canonical_names, read_table, require_columns, require_numeric, write_atomic, write_outputs,
     write_table,
 )

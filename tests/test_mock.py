@@ -6,14 +6,14 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-import xrayclass.mock as mock
-from xrayclass.classification import classify_detections
-from xrayclass.clustering import cluster_detections
+import xrayclass.analysis.mock as mock
+from xrayclass.stages.classification import classify_detections
+from xrayclass.stages.clustering import cluster_detections
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
-from xrayclass.features import derive_features
-from xrayclass.io import read_table
-from xrayclass.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names, write_mock
-from xrayclass.positional import best_matches, crossmatch_local
+from xrayclass.core.features import derive_features
+from xrayclass.io.tables import read_table
+from xrayclass.analysis.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names, write_mock
+from xrayclass.core.positional import best_matches, crossmatch_local
 
 
 def whole(n, seed, settings=None):

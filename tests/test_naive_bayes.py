@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from xrayclass.classification import classify_detections, naive_bayes_categories
-from xrayclass.clustering import cluster_detections
+from xrayclass.stages.classification import classify_detections, naive_bayes_categories
+from xrayclass.stages.clustering import cluster_detections
 from xrayclass.constants import CLASSES, FEATURES, LOCATION_FEATURE, MAIN_TYPE
-from xrayclass.mock import generate
-from xrayclass.naive_bayes import NaiveBayesClassifier, score_predictions
-from xrayclass.positional import crossmatch_local
-from xrayclass.validation import labeled_detections, split
+from xrayclass.analysis.mock import generate
+from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_predictions
+from xrayclass.core.positional import crossmatch_local
+from xrayclass.analysis.validation import labeled_detections, split
 
 
 @parametrize_with_checks([NaiveBayesClassifier(tune=False)])
@@ -134,7 +134,7 @@ def test_stage3_outputs_tracks_and_naive_bayes_method(mock_labeled):
     np.testing.assert_allclose(by_bayes["track_location"], own, rtol=1e-9)
     # The artifact carries everything: a reloaded model classifies identically.
     document = json.loads(json.dumps(model.to_dict()))
-    from xrayclass.classification import ClassifierModel
+    from xrayclass.stages.classification import ClassifierModel
 
     reloaded = ClassifierModel.from_dict(document)
     again = reloaded.classify(by_mahalanobis, by_mahalanobis["cluster"].to_numpy())

@@ -3,7 +3,7 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler
 
 from xrayclass.constants import FEATURES, LOG_FEATURES
-from xrayclass.preprocessing import LogMinMaxScaler
+from xrayclass.core.preprocessing import LogMinMaxScaler
 
 
 def small_scaler():

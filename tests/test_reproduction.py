@@ -3,11 +3,11 @@
 import pandas as pd
 import pytest
 
-from xrayclass import published
+from xrayclass.analysis import published
 from xrayclass.constants import CLASSES
-from xrayclass.io import read_table
-from xrayclass.reproduce import format_checks, master_table_checks
-from xrayclass.voting import master_classification
+from xrayclass.io.tables import read_table
+from xrayclass.analysis.reproduce import format_checks, master_table_checks
+from xrayclass.stages.master_classification import master_classification
 
 from conftest import reference_path
 

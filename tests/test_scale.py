@@ -4,18 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import xrayclass.classification as classification
-import xrayclass.clustering as clustering
-from xrayclass.classification import classify_detections, detection_roles, TO_CLASSIFY
-from xrayclass.clustering import ClusteringModel, cluster_detections, fit_rows, probability_columns
+import xrayclass.stages.classification as classification
+import xrayclass.stages.clustering as clustering
+from xrayclass.stages.classification import classify_detections, detection_roles, TO_CLASSIFY
+from xrayclass.stages.clustering import ClusteringModel, cluster_detections, fit_rows, probability_columns
 from xrayclass.constants import CLASSES, FEATURES
-from xrayclass.features import complete_rows, prepare_features
-from xrayclass.mixture import fit_mixture
-from xrayclass.mock import generate
-from xrayclass.partitions import classify_partition, source_partition, vote_partition
-from xrayclass.positional import crossmatch_local
-from xrayclass.preprocessing import LogMinMaxScaler
-from xrayclass.voting import master_classification
+from xrayclass.core.features import complete_rows, prepare_features
+from xrayclass.core.mixture import fit_mixture
+from xrayclass.analysis.mock import generate
+from xrayclass.core.partitions import classify_partition, source_partition, vote_partition
+from xrayclass.core.positional import crossmatch_local
+from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.stages.master_classification import master_classification
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from xrayclass.constants import CLASSES, UNCLASSIFIED
-from xrayclass.io import InputError
-from xrayclass.voting import format_mean_std, master_classification, vote
+from xrayclass.io.tables import InputError
+from xrayclass.stages.master_classification import format_mean_std, master_classification, vote
 
 
 def published_mean_std(values):
@@ -32,7 +32,7 @@ def test_mean_std_formatting_outside_the_unit_interval():
 def test_cohen_kappa_equals_scikit_learn():
     from sklearn.metrics import cohen_kappa_score
 
-    from xrayclass.voting import cohen_kappa
+    from xrayclass.stages.master_classification import cohen_kappa
 
     rng = np.random.default_rng(2)
     first = rng.choice(list(CLASSES), size=1000, p=np.linspace(1, 2, len(CLASSES)) / np.linspace(1, 2, 10).sum())

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from fake_http import DATA, Reply, html, restore_logging, server, text, votable, waits  # noqa: F401
-from xrayclass.cli import crossmatch_main
-from xrayclass.io import InputError, read_table
+from xrayclass.cli.stages import crossmatch_main
+from xrayclass.io.tables import InputError, read_table
 from xrayclass.services import ServiceError
 from xrayclass.services.xmatch import XMatchConfig, check_radius, crossmatch_online
 

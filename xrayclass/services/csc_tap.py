@@ -5,7 +5,7 @@
 master source; see ``paper_facts.md``, "Input"); :func:`fetch` runs it with pyvo,
 asynchronously (UWS job, phase logged while waiting) or synchronously, and
 :func:`fetch_to_file` writes the result with a provenance sidecar. The command line
-is in :mod:`xrayclass.services.csc_tap_cli`.
+is in :mod:`xrayclass.cli.fetch`.
 
 Failures raise :class:`~xrayclass.services.ServiceError` (the service) or
 :class:`~xrayclass.io.InputError` (bad arguments, an empty result), each with a
@@ -21,9 +21,9 @@ import time
 import warnings
 from pathlib import Path
 
-from .. import paths
-from ..io import InputError, table_format, write_atomic, write_json, write_outputs
-from . import (
+from xrayclass.io import paths
+from xrayclass.io.tables import InputError, table_format, write_atomic, write_json, write_outputs
+from xrayclass.services import (
     ServiceError, TimeoutSession, attempts_text, failure_kind, http_status,
     one_line, provenance_path, utc_now, with_retries,
 )

@@ -22,10 +22,10 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from ..constants import MAIN_TYPE
-from ..crossmatch import attach_matches
-from ..io import InputError, canonical_names, require_columns, require_numeric, write_outputs
-from . import (
+from xrayclass.constants import MAIN_TYPE
+from xrayclass.stages.crossmatch import attach_matches
+from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
+from xrayclass.services import (
     ServiceError, attempts_text, failure_kind, http_status, one_line, provenance_path, utc_now,
     with_retries,
 )

@@ -1,0 +1,303 @@
+"""Command line of ``analysis.py``: analyses of the pipeline's outputs, one sub-command each.
+
+Each sub-command has a ``add_<name>_parser(subparsers)`` function that declares its
+options and a ``<name>_command(args)`` function that does the work; :func:`main`
+dispatches. Problems with the input end the command with a one-line message naming
+the file, exit status 2, and no output written; outputs are written atomically.
+
+To add a sub-command: write its two functions and list the parser function in
+:data:`SUBCOMMANDS`.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from xrayclass.io import paths
+from xrayclass.cli.stages import EXIT_INPUT_ERROR, DefaultsFormatter as _DefaultsFormatter, _distinct, _positive_int, _read_input, configure_logging
+from xrayclass.io.tables import InputError, check_output_path, read_table, table_format, write_atomic
+
+log = logging.getLogger("xrayclass")
+
+PROG = "analysis.py"
+
+
+def _common_options():
+    """Options every sub-command takes (-v / -q), as an argparse parent parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
+                       default=argparse.SUPPRESS, help="log more detail")
+    group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
+                       default=argparse.SUPPRESS, help="log warnings and errors only")
+    return common
+
+
+def write_result_table(table, path):
+    """Write a result table atomically; missing values appear as ``NaN`` in CSV."""
+    if table_format(path) == "csv":
+        return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, na_rep="NaN"))
+    return write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
+
+
+# -- compare -----------------------------------------------------------------------------
+
+def _class_mapping_help():
+    from xrayclass.analysis.comparison import DEFAULT_MAPPING
+
+    default = " ".join(f"--map '{p.name}={','.join(p.theirs)}'" for p in DEFAULT_MAPPING)
+    return (
+        "comparison class as OURS=THEIRS, repeatable: OURS is one or more of our classes "
+        "joined with '+' (aggregated AGN, Seyfert, XB, YSO, or fine classes such as HMXB, "
+        "TTau*; AGN and XB mean the aggregated classes) and names the row; THEIRS is a "
+        "comma-separated list of the catalog's labels. Any --map replaces the whole default, "
+        f"which suits MUWCLASS-style labels: {default}"
+    )
+
+
+def add_compare_parser(subparsers, common):
+    from xrayclass.analysis.comparison import MATCH_MODES, MATCH_RADIUS_ARCSEC, CatalogColumns
+
+    default_columns = CatalogColumns()
+    parser = subparsers.add_parser(
+        "compare", parents=[common], formatter_class=_DefaultsFormatter,
+        help="compare the uniquely classified sources with another catalog (Table 4)",
+        description=(
+            "Match the uniquely classified sources with a reference catalog by CSC name or "
+            "within 1 arcsec, and give for each comparison class the number of our sources "
+            "matched, the precision (share of them the catalog puts in the same class, over "
+            "all its labels), the R-precision (the same over matches whose catalog label is "
+            "one of the mapped labels) and the recall (share of the catalog's class among the "
+            "matches that we put in it), as in Table 4 of the paper. The defaults read the "
+            "MUWCLASS training set of Yang et al. 2022 (muwclass_td.csv)."
+        ),
+    )
+    parser.add_argument("--catalog", required=True,
+                        help="reference catalog (.csv, .parquet, .vot/.xml or .fits)")
+    parser.add_argument("--uniquely", default=str(paths.OUT_DIR / paths.UNIQUELY),
+                        help="uniquely classified sources (stage-4 output)")
+    parser.add_argument("--output", default=None,
+                        help="result table (.csv or .parquet); default out_data/comparison_<catalog stem>.csv")
+    parser.add_argument("--name-column", default=default_columns.name, help="catalog column of CSC source names")
+    parser.add_argument("--ra-column", default=default_columns.ra, help="catalog column of right ascension (deg)")
+    parser.add_argument("--dec-column", default=default_columns.dec, help="catalog column of declination (deg)")
+    parser.add_argument("--label-column", default=default_columns.label,
+                        help="catalog column of class labels (MUWCLASS: Class, its prediction, "
+                             "reproduces the paper; True_Class is the literature class)")
+    parser.add_argument("--map", action="append", dest="mapping", metavar="OURS=THEIRS", default=None,
+                        help=_class_mapping_help())
+    parser.add_argument("--match", choices=MATCH_MODES, default="both",
+                        help="match by name or position (the paper), or by only one of them")
+    parser.add_argument("--radius", type=_positive_float, default=MATCH_RADIUS_ARCSEC,
+                        help="matching radius in arcsec")
+    parser.set_defaults(command=compare_command, stage="compare")
+    return parser
+
+
+def default_comparison_output(catalog):
+    """``out_data/comparison_<catalog stem>.csv``."""
+    return paths.OUT_DIR / f"comparison_{Path(catalog).stem}.csv"
+
+
+def compare_command(args):
+    """Run the catalog comparison and write and print its table."""
+    from xrayclass.analysis.comparison import CatalogColumns, compare_catalog, format_comparison, parse_mapping
+
+    output = args.output or default_comparison_output(args.catalog)
+    check_output_path(output)
+    _distinct(output, args.catalog, args.uniquely)
+    mapping = parse_mapping(args.mapping)
+    columns = CatalogColumns(args.name_column, args.ra_column, args.dec_column, args.label_column)
+    sources = _read_input(args.uniquely, paths.OUT_DIR / paths.UNIQUELY,
+                          "run master_classification.py first or pass --uniquely")
+    catalog = read_table(args.catalog)
+    comparison = compare_catalog(sources, args.uniquely, catalog, args.catalog, columns, mapping,
+                                 args.radius, args.match)
+    log.debug("matched sources by comparison class (rows) and catalog label (columns):\n%s",
+              comparison.confusion.to_string())
+    write_result_table(comparison.metrics, output)
+    log.info("wrote %s", output)
+    print(format_comparison(comparison))
+
+
+# -- kselect, validate, census, figures, report -------------------------------------------
+
+def _run_dir_option(parser, default=paths.OUT_DIR):
+    parser.add_argument("--run-dir", default=str(default),
+                        help="directory of the stage outputs (cluster_csc.csv, ..., uniquely_classified.csv)")
+
+
+def add_kselect_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "kselect", parents=[common], formatter_class=_DefaultsFormatter,
+        help="BIC of the Gaussian mixture against K (Fig. 1)",
+        description="Fit the full-covariance mixture for each K several times with different seeds (on a seeded "
+                    "subsample of the stage-1 detections), and write the BIC's mean, spread and gradient per K "
+                    "(bic.csv, bic_scan.csv) and Fig. 1; print the K at the knee of the curve.")
+    _run_dir_option(parser)
+    parser.add_argument("--k-min", type=_positive_int, default=2, help="smallest K")
+    parser.add_argument("--k-max", type=_positive_int, default=20, help="largest K")
+    parser.add_argument("--n-fits", type=_positive_int, default=3, help="seeded fits per K")
+    parser.add_argument("--sample", type=int, default=20_000, help="detections used (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of the first fit")
+    parser.add_argument("--jobs", type=_positive_int, default=2, help="parallel processes")
+    parser.set_defaults(command=kselect_command, stage="kselect")
+
+
+def kselect_command(args):
+    from xrayclass.analysis.steps import RunFiles, k_selection
+
+    run = RunFiles(args.run_dir)
+    clustered = _read_input(run.clusters, run.clusters, "run clustering.py first or pass --run-dir")
+    table, chosen = k_selection(clustered, run.clusters, run.directory, run.figures,
+                                range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
+
+
+def add_validate_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "validate", parents=[common], formatter_class=_DefaultsFormatter,
+        help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
+        description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
+                    "classify the 30%% as if unlabeled with references from the 70%% only, and compare with "
+                    "SIMBAD: row-normalized confusion matrices (ten and aggregated classes), precision, recall, "
+                    "F1 and accuracy, as mean and spread over several seeds.")
+    _run_dir_option(parser)
+    parser.add_argument("--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)")
+    parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeded splits")
+    parser.add_argument("--group-by-source", action="store_true",
+                        help="keep all detections of a source on one side of the split (stricter than the paper)")
+    parser.add_argument("--method", action="append", dest="methods", choices=("mahalanobis", "naive-bayes"),
+                        default=None, help="classifier to validate, repeatable: with both, they are compared on "
+                                           "the same splits (method_comparison.csv and a figure); default: "
+                                           "mahalanobis")
+    parser.set_defaults(command=validate_command, stage="validate")
+
+
+def validate_command(args):
+    from xrayclass.analysis.steps import RunFiles, validation
+
+    run = RunFiles(args.run_dir)
+    path = Path(args.input) if args.input else run.crossmatch
+    table = _read_input(path, run.crossmatch, "run crossmatch.py first or pass --input")
+    methods = tuple(dict.fromkeys(args.methods or ["mahalanobis"]))
+    results, table = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
+                                args.group_by_source, methods)
+    for name, result in results.items():
+        for level in ("classes", "aggregated"):
+            part = result[level]
+            print(f"{name}, {level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
+                  "row-normalized confusion (mean over seeds):")
+            print(part["confusion_mean"].round(2).to_string())
+    if len(results) > 1:
+        print(table[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].round(3).to_string(index=False))
+    print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
+
+
+def add_census_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "census", parents=[common], formatter_class=_DefaultsFormatter,
+        help="most common SIMBAD types per cluster and galactic-plane shares (Table 3)",
+        description="The ten most common main_type values of each cluster, and the share of each cluster's "
+                    "detections at galactic |b| < 5 deg (census_types.csv, census_latitude.csv).")
+    _run_dir_option(parser)
+    parser.add_argument("--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)")
+    parser.set_defaults(command=census_command, stage="census")
+
+
+def census_command(args):
+    from xrayclass.analysis.steps import RunFiles, census
+    from xrayclass.analysis.census import format_type_census
+
+    run = RunFiles(args.run_dir)
+    path = Path(args.input) if args.input else run.crossmatch
+    types, latitude = census(_read_input(path, run.crossmatch, "run crossmatch.py first or pass --input"),
+                             run.directory)
+    print(format_type_census(types))
+    print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def add_figures_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "figures", parents=[common], formatter_class=_DefaultsFormatter,
+        help="the paper's figures from a run's outputs (Figs. 2, 3, 6, 7, 8, 10)",
+        description="Draw the figures that need only the stage outputs, as PNG and PDF in RUN_DIR/figures. "
+                    "Fig. 1 comes from 'kselect', Figs. 4-5 from 'validate'.")
+    _run_dir_option(parser)
+    parser.add_argument("--source", action="append", default=None, metavar="NAME",
+                        help="source for the per-source probability plot (Fig. 10), repeatable; default: the "
+                             "three uniquely classified sources with the most detections")
+    parser.set_defaults(command=figures_command, stage="figures")
+
+
+def figures_command(args):
+    from xrayclass.analysis.steps import RunFiles, run_figures
+
+    made = run_figures(RunFiles(args.run_dir), sources=args.source)
+    print("\n".join(str(path) for path in made))
+
+
+def add_report_parser(subparsers, common):
+    parser = subparsers.add_parser(
+        "report", parents=[common], formatter_class=_DefaultsFormatter,
+        help="the reproduction report (Markdown and HTML)",
+        description="Write report.md and report.html: each published number next to the value obtained from "
+                    "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
+                    "inputs were real, frozen or synthetic. Runs the analyses it needs.")
+    _run_dir_option(parser)
+    parser.add_argument("--output", default=str(paths.OUT_DIR / "report.md"), help="the Markdown report (.md)")
+    parser.add_argument("--full", action="store_true",
+                        help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one")
+    parser.set_defaults(command=report_command, stage="report")
+
+
+def report_command(args):
+    from xrayclass.analysis.report import write_report
+
+    reference = paths.reference_dir()
+    markdown, html_path, passed, failed = write_report(args.run_dir, args.output,
+                                                       reference if reference.is_dir() else None,
+                                                       quick=not args.full)
+    print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
+
+
+#: Functions adding one sub-command parser each, in the order ``--help`` lists them.
+SUBCOMMANDS = (add_kselect_parser, add_validate_parser, add_census_parser, add_compare_parser,
+               add_figures_parser, add_report_parser)
+
+
+def build_parser():
+    """The ``analysis.py`` parser with one sub-parser per analysis."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    common = _common_options()
+    for add_parser in SUBCOMMANDS:
+        add_parser(subparsers, common)
+    return parser
+
+
+def main(argv=None):
+    """Parse ``argv``, run the sub-command; 0 on success, 2 on an input problem."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.stage, getattr(args, "verbosity", 0))
+    try:
+        args.command(args)
+    except InputError as exc:
+        print(f"{PROG} {args.stage}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return 0
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value

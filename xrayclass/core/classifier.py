@@ -1,0 +1,295 @@
+"""Per-cluster Mahalanobis classification of unlabeled detections.
+
+Inside a cluster, each class is represented by its labeled (reference) detections.
+An unlabeled detection is scored by its **squared** Mahalanobis distance to each
+class: ``d = (x - mean)^T pinv(cov) (x - mean)`` with the class's reference mean and
+sample covariance (ddof 1) and the Moore-Penrose pseudo-inverse, and the distances
+become probabilities by a softmin, ``exp(-d) / sum exp(-d)``. A class with fewer
+references than features (whose covariance is singular) gets probability 0. This is
+what the published code does; the paper's prose speaks of the (unsquared) distance.
+"""
+
+import numpy as np
+import scipy.linalg
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from xrayclass.constants import UNCLASSIFIED
+
+#: Rows processed at once when scoring, to bound memory at any catalog size.
+CHUNK_ROWS = 65_536
+
+
+def softmin(distances):
+    """Turn non-negative distances into probabilities, ``exp(-|d|) / sum exp(-|d|)``.
+
+    Infinite distances get probability 0. The smallest finite distance of each row is
+    subtracted first, which leaves the result unchanged but keeps it defined where
+    every ``exp(-d)`` would underflow to 0 (the published code returned NaN there).
+    A row with no finite distance gets all zeros.
+
+    Parameters
+    ----------
+    distances : array of shape (n_rows, n_classes)
+
+    Returns
+    -------
+    numpy.ndarray of the same shape; each row sums to 1, or is all zero.
+    """
+    weights = np.abs(np.asarray(distances, dtype="float64"))  # a new array, worked on in place
+    nearest = weights.min(axis=1, keepdims=True)
+    # A row without any finite distance keeps inf - 0 = inf everywhere: all weights 0.
+    nearest[~np.isfinite(nearest)] = 0.0
+    np.subtract(weights, nearest, out=weights)
+    np.negative(weights, out=weights)
+    np.exp(weights, out=weights)
+    totals = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+
+
+def squared_mahalanobis(X, mean, inverse_covariance):
+    """Squared Mahalanobis distance of each row of ``X`` to ``mean``.
+
+    Linear in memory: one pass of ``(x - mean) @ P`` and a row-wise dot product,
+    never the n x n matrix that ``diag(D P D^T)`` would build.
+    """
+    centered = X - mean
+    return np.einsum("ij,ij->i", centered @ inverse_covariance, centered)
+
+
+class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
+    """Classify by squared Mahalanobis distance to each class's references, with softmin.
+
+    Parameters
+    ----------
+    classes : sequence, optional
+        The classes, in the order of the probability columns; ties between classes go
+        to the first. Default: the sorted labels seen in ``fit``. Labels in ``y`` must
+        all be among them; a class without references gets probability 0.
+    min_references : int or "n_features", default "n_features"
+        A class needs at least this many references to be scored; with fewer, its
+        covariance is singular and the published code gives it probability 0.
+    unclassified_label : object, default "Unclassified"
+        What :meth:`predict` returns for a row that no class can score (every class has
+        too few references); :meth:`predict_proba` gives such a row all zeros.
+
+    Attributes
+    ----------
+    classes_ : numpy.ndarray
+        The class labels.
+    n_references_ : numpy.ndarray of int
+        References seen per class.
+    scored_ : numpy.ndarray of bool
+        Whether each class has enough references to be scored.
+    means_ : numpy.ndarray of shape (n_classes, n_features)
+        Reference means (NaN for classes not scored).
+    inverse_covariances_ : numpy.ndarray of shape (n_classes, n_features, n_features)
+        Pseudo-inverses of the reference covariances (NaN for classes not scored).
+    """
+
+    def __init__(self, classes=None, min_references="n_features", unclassified_label=UNCLASSIFIED):
+        self.classes = classes
+        self.min_references = min_references
+        self.unclassified_label = unclassified_label
+
+    def _min_references(self, n_features):
+        if self.min_references == "n_features":
+            return n_features
+        if isinstance(self.min_references, (int, np.integer)) and self.min_references >= 2:
+            return int(self.min_references)
+        raise ValueError(
+            f"min_references must be 'n_features' or an integer >= 2, got {self.min_references!r}"
+        )
+
+    def fit(self, X, y):
+        """Learn each class's reference mean and pseudo-inverse covariance.
+
+        Parameters
+        ----------
+        X : array of shape (n_references, n_features)
+            Preprocessed features of the labeled detections.
+        y : array of shape (n_references,)
+            Their classes.
+        """
+        X, y = validate_data(self, X, y, dtype="float64")
+        check_classification_targets(y)
+        if self.classes is None:
+            classes = np.unique(y)
+        else:
+            classes = np.asarray(list(self.classes))
+            unknown = sorted(set(np.unique(y).tolist()) - set(classes.tolist()))
+            if unknown:
+                raise ValueError(f"labels {unknown} are not among classes {classes.tolist()}")
+        n_features = X.shape[1]
+        minimum = self._min_references(n_features)
+        n_classes = len(classes)
+        self.classes_ = classes
+        self.n_references_ = np.zeros(n_classes, dtype=int)
+        self.means_ = np.full((n_classes, n_features), np.nan)
+        self.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+        for k, label in enumerate(classes):
+            references = X[y == label]
+            self.n_references_[k] = len(references)
+            if len(references) < minimum:
+                continue
+            self.means_[k] = references.mean(axis=0)
+            covariance = np.atleast_2d(np.cov(references, rowvar=False, ddof=1))
+            self.inverse_covariances_[k] = scipy.linalg.pinv(covariance)
+        self.scored_ = self.n_references_ >= minimum
+        return self
+
+    def squared_distances(self, X):
+        """Squared Mahalanobis distance of each row to each class (inf where not scored)."""
+        check_is_fitted(self, "scored_")
+        X = validate_data(self, X, dtype="float64", reset=False)
+        distances = np.full((len(X), len(self.classes_)), np.inf)
+        for start in range(0, len(X), CHUNK_ROWS):
+            rows = slice(start, start + CHUNK_ROWS)
+            for k in np.flatnonzero(self.scored_):
+                distances[rows, k] = squared_mahalanobis(X[rows], self.means_[k], self.inverse_covariances_[k])
+        return distances
+
+    def predict_proba(self, X):
+        """Class probabilities by softmin of the squared distances; columns follow ``classes_``.
+
+        Rows that no class can score are all zero (see ``unclassified_label``).
+        """
+        return softmin(self.squared_distances(X))
+
+    def predict(self, X):
+        """The most probable class (the first in ``classes_`` on a tie)."""
+        return labels_from_probabilities(self.predict_proba(X), self.classes_, self.unclassified_label)
+
+
+def labels_from_probabilities(probabilities, classes, unclassified_label=UNCLASSIFIED):
+    """Argmax class of each row (first class on a tie); ``unclassified_label`` where a row is all zero."""
+    labels = np.asarray(classes)[np.argmax(probabilities, axis=1)]
+    unscored = ~(probabilities > 0).any(axis=1)
+    if unscored.any():
+        labels = labels.astype(object)
+        labels[unscored] = unclassified_label
+    return labels
+
+
+class ClusterwiseMahalanobis:
+    """One :class:`MahalanobisClassifier` per cluster, fitted on that cluster's references.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        The classes, in probability-column order.
+    min_references : int or "n_features"
+        Passed to each cluster's classifier.
+
+    Attributes
+    ----------
+    classifiers_ : dict
+        Cluster label -> fitted :class:`MahalanobisClassifier`.
+    """
+
+    def __init__(self, classes, min_references="n_features"):
+        self.classes = tuple(classes)
+        self.min_references = min_references
+
+    def fit(self, X, y, clusters, all_clusters=()):
+        """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``.
+
+        Clusters listed in ``all_clusters`` without any reference get a classifier that
+        scores no class (all probabilities 0), so that the model knows them.
+        """
+        X = np.asarray(X, dtype="float64")
+        y = np.asarray(y, dtype=object)
+        clusters = np.asarray(clusters)
+        self.classifiers_ = {}
+        for cluster in np.unique(clusters):
+            members = clusters == cluster
+            classifier = MahalanobisClassifier(classes=self.classes, min_references=self.min_references)
+            self.classifiers_[_cluster_key(cluster)] = classifier.fit(X[members], y[members])
+        for cluster in all_clusters:
+            if _cluster_key(cluster) not in self.classifiers_:
+                self.classifiers_[_cluster_key(cluster)] = self._without_references(X.shape[1])
+        return self
+
+    def _without_references(self, n_features):
+        classifier = MahalanobisClassifier(classes=self.classes, min_references=self.min_references)
+        n_classes = len(self.classes)
+        classifier.classes_ = np.asarray(self.classes)
+        classifier.n_references_ = np.zeros(n_classes, dtype=int)
+        classifier.scored_ = np.zeros(n_classes, dtype=bool)
+        classifier.means_ = np.full((n_classes, n_features), np.nan)
+        classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+        classifier.n_features_in_ = n_features
+        return classifier
+
+    def predict_proba(self, X, clusters):
+        """Probabilities from each row's own cluster; all zero for a cluster never fitted."""
+        if not hasattr(self, "classifiers_"):
+            raise ValueError("ClusterwiseMahalanobis is not fitted yet; call fit first")
+        X = np.asarray(X, dtype="float64")
+        clusters = np.asarray(clusters)
+        # Rows grouped by cluster once (a stable sort), then contiguous slices: cheaper
+        # than one boolean selection of every row per cluster.
+        order = np.argsort(clusters, kind="stable")
+        grouped, X_grouped = clusters[order], X[order]
+        bounds = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1], True]) if len(X) else np.array([0])
+        probabilities = np.zeros((len(X), len(self.classes)))
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            classifier = self.classifiers_.get(_cluster_key(grouped[start]))
+            if classifier is not None:
+                probabilities[order[start:stop]] = classifier.predict_proba(X_grouped[start:stop])
+        return probabilities
+
+    def predict(self, X, clusters):
+        """The most probable class of each row, ``Unclassified`` where none can be scored."""
+        return labels_from_probabilities(self.predict_proba(X, clusters), self.classes)
+
+    def reference_counts(self):
+        """Table (dict of dicts) cluster -> class -> number of references."""
+        return {
+            cluster: dict(zip(self.classes, classifier.n_references_.tolist()))
+            for cluster, classifier in self.classifiers_.items()
+        }
+
+    def to_dict(self):
+        """Per-cluster, per-class references summary: count, mean and pseudo-inverse."""
+        clusters = {}
+        for cluster, classifier in self.classifiers_.items():
+            per_class = {}
+            for k, label in enumerate(classifier.classes_):
+                entry = {"n_references": int(classifier.n_references_[k]), "scored": bool(classifier.scored_[k])}
+                if classifier.scored_[k]:
+                    entry["mean"] = classifier.means_[k].tolist()
+                    entry["inverse_covariance"] = classifier.inverse_covariances_[k].tolist()
+                per_class[str(label)] = entry
+            clusters[str(cluster)] = per_class
+        n_features = {int(c.n_features_in_) for c in self.classifiers_.values()}
+        return {"classes": list(self.classes), "min_references": self.min_references,
+                "n_features": n_features.pop() if len(n_features) == 1 else None, "clusters": clusters}
+
+    @classmethod
+    def from_dict(cls, document):
+        """Rebuild from :meth:`to_dict` output, predicting exactly as the original."""
+        model = cls(document["classes"], document["min_references"])
+        model.classifiers_ = {}
+        n_classes = len(model.classes)
+        for cluster, per_class in document["clusters"].items():
+            n_features = int(document["n_features"])
+            classifier = MahalanobisClassifier(classes=model.classes, min_references=model.min_references)
+            classifier.classes_ = np.asarray(model.classes)
+            classifier.n_references_ = np.array([per_class[c]["n_references"] for c in model.classes])
+            classifier.scored_ = np.array([per_class[c]["scored"] for c in model.classes])
+            classifier.means_ = np.full((n_classes, n_features), np.nan)
+            classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+            for k, label in enumerate(model.classes):
+                if per_class[label]["scored"]:
+                    classifier.means_[k] = per_class[label]["mean"]
+                    classifier.inverse_covariances_[k] = per_class[label]["inverse_covariance"]
+            classifier.n_features_in_ = n_features
+            model.classifiers_[_cluster_key(cluster)] = classifier
+        return model
+
+
+def _cluster_key(cluster):
+    """Cluster labels as Python ints (they come as numpy ints, floats or JSON strings)."""
+    return int(float(cluster))

@@ -1,0 +1,103 @@
+"""The 12 X-ray features of a detection: derivation and completeness."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.constants import FEATURES, RAW_FEATURE_COLUMNS, VARIABILITY_RATIO_BANDS
+from xrayclass.io.tables import require_columns, require_numeric
+
+log = logging.getLogger(__name__)
+
+DERIVED_FEATURES = tuple(f"var_ratio_{band}" for band in VARIABILITY_RATIO_BANDS) + ("var_newq_b",)
+
+
+def derive_features(detections):
+    """Add the derived variability features to a table of CSC detections.
+
+    ``var_ratio_X = var_sigma_X / var_mean_X`` for X in b, h, s (the light curve's
+    relative scatter) and ``var_newq_b = ((var_max_b + var_min_b) / 2) / var_mean_b``
+    (mid-range over mean of the broad-band light curve). A zero ``var_mean`` gives a
+    non-finite value, which :func:`complete_rows` treats as missing.
+
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        Numeric raw columns ``var_sigma_{b,h,s}``, ``var_mean_{b,h,s}``,
+        ``var_min_b`` and ``var_max_b``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``var_ratio_b``, ``var_ratio_h``, ``var_ratio_s`` and
+        ``var_newq_b`` (re)computed.
+    """
+    derived = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for band in VARIABILITY_RATIO_BANDS:
+            derived[f"var_ratio_{band}"] = detections[f"var_sigma_{band}"] / detections[f"var_mean_{band}"]
+        derived["var_newq_b"] = (
+            (detections["var_max_b"] + detections["var_min_b"]) / 2
+        ) / detections["var_mean_b"]
+    return detections.assign(**derived)
+
+
+def prepare_features(detections, path):
+    """Validate the feature columns of ``detections`` and make sure all 12 exist.
+
+    The derived features are computed from the raw CSC columns when those are present;
+    a table without the raw columns (for example a published stage output) must then
+    carry the derived features themselves.
+
+    Raises
+    ------
+    InputError
+        Naming ``path`` and the missing or non-numeric columns.
+    """
+    raw_present = all(c in detections.columns for c in RAW_FEATURE_COLUMNS)
+    if raw_present:
+        detections = require_numeric(detections, RAW_FEATURE_COLUMNS, path)
+        return derive_features(detections)
+    if all(c in detections.columns for c in FEATURES):
+        return require_numeric(detections, FEATURES, path)
+    # Name what is missing in terms of the raw columns, which is what a user can fetch.
+    require_columns(detections, RAW_FEATURE_COLUMNS, path)
+    return detections  # not reached
+
+
+def complete_rows(detections, features=FEATURES):
+    """Which rows have every feature, and why the others do not.
+
+    Returns
+    -------
+    complete : numpy.ndarray of bool
+        True where all ``features`` are finite numbers.
+    reasons : pandas.DataFrame
+        One row per feature with the number of detections where it is missing (null)
+        and where it is not finite (a division by a zero ``var_mean``).
+    """
+    values = detections[list(features)].to_numpy(dtype="float64")
+    missing = np.isnan(values)
+    infinite = np.isinf(values)
+    complete = ~(missing | infinite).any(axis=1)
+    reasons = pd.DataFrame(
+        {"missing": missing.sum(axis=0), "not_finite": infinite.sum(axis=0)},
+        index=pd.Index(features, name="feature"),
+    )
+    return complete, reasons
+
+
+def describe_dropped(reasons, n_dropped, n_total):
+    """One log line saying how many rows were dropped and for which features."""
+    parts = []
+    for feature, row in reasons.iterrows():
+        if row["missing"]:
+            parts.append(f"{feature} missing in {row['missing']:,}")
+        if row["not_finite"]:
+            parts.append(f"{feature} not finite in {row['not_finite']:,}")
+    why = "; ".join(parts) if parts else "none"
+    return (
+        f"dropped {n_dropped:,} of {n_total:,} detections without all 12 features "
+        f"(a detection can lack several: {why})"
+    )
