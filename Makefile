@@ -1,25 +1,32 @@
-# Two commands do everything: `make run` (the main job) and `make test` (the test suite).
-# Both create a private virtual environment in .venv from the pinned environment.txt first.
+# Two commands do everything: `make run` (the main job) and `make test` (lint, then the test suite).
+# Both create a private virtual environment in .venv from the pinned environment.txt first,
+# with the package installed into it (editable) so that its commands (xrayclass-*) work.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-environment
 
-.PHONY: run test env clean
+.PHONY: run test lint env clean
 
 env: $(STAMP)
 
-$(STAMP): environment.txt
+$(STAMP): environment.txt pyproject.toml
 	@echo "== Setting up $(VENV) from environment.txt (first run only) =="
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r environment.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 run: $(STAMP)
 	$(PY) run_pipeline.py $(RUN_ARGS)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check xrayclass tests benchmarks *.py
+	$(VENV)/bin/ruff format --check xrayclass tests benchmarks *.py
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 clean:
