@@ -12,11 +12,11 @@ from pathlib import Path
 
 from xrayclass.io import paths
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
+from xrayclass.exceptions import EXIT_INPUT_ERROR
 from xrayclass.io.tables import InputError, check_output_path, read_table, write_outputs
 
 log = logging.getLogger("xrayclass")
 
-EXIT_INPUT_ERROR = 2
 
 
 class _StageFormatter(logging.Formatter):

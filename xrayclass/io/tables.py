@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import NAME, NAME_ALIASES
+from xrayclass.exceptions import InputError
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ OUTPUT_FORMATS = ("csv", "parquet")
 _UNNAMED_INDEX = "Unnamed: 0"
 
 
-class InputError(Exception):
-    """A problem with an input file or argument, stated in one line for the user."""
 
 
 def table_format(path, allowed=None):

@@ -19,18 +19,15 @@ from pathlib import Path
 
 import requests
 
+from xrayclass.exceptions import EXIT_SERVICE_ERROR, ServiceError
+
 log = logging.getLogger(__name__)
 
-#: Exit status of a command whose external service failed (network, time-out,
-#: HTTP or service-side error). Bad arguments and input files exit with 2.
-EXIT_SERVICE_ERROR = 3
 
 #: HTTP statuses worth retrying besides 5xx: "too many requests".
 RETRY_STATUSES = (429,)
 
 
-class ServiceError(Exception):
-    """An external service failed; the message says what failed and what to do, in one line."""
 
 
 def one_line(text, limit=300):
