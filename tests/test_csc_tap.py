@@ -529,3 +529,35 @@ def test_the_script_runs_as_a_user_runs_it(tmp_path):
     assert "https://cda.cfa.harvard.edu/csc2tap/sync" in result.stdout
     assert not any(tmp_path.iterdir())
     assert "--min-significance" in run_script("fetch_csc.py", "--help", cwd=tmp_path).stdout
+
+
+# -- make run RUN_ARGS=--fetch without network --------------------------------------------------
+
+def test_run_with_fetch_offline_exits_3_and_rebuilds_nothing(server, tmp_path, monkeypatch, capsys):
+    import os
+    import time
+
+    from xrayclass import run
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the retries' back-off, made instant
+    server.add("POST", r"/csc2tap/(a)?sync$", requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    out_dir = tmp_path / "out_data"
+    out_dir.mkdir()
+    earlier = {}
+    for name in ("report.html", "report.md", "cluster_csc.csv"):  # an earlier run's files
+        path = out_dir / name
+        path.write_text(f"an earlier run's {name}\n")
+        os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+        earlier[name] = (path.read_bytes(), path.stat().st_mtime_ns)
+
+    assert run.main(["--fetch", "--out-dir", str(out_dir)]) == 3
+
+    err = capsys.readouterr().err
+    assert "fetch_csc.py: error: cannot connect to the CSC TAP service" in err
+    assert "nothing further was run" in err and "no reproduction, no report" in err
+    for name, (content, mtime) in earlier.items():
+        assert (out_dir / name).read_bytes() == content and (out_dir / name).stat().st_mtime_ns == mtime
+    left = {p.name for p in out_dir.iterdir()}
+    assert left <= {*earlier, "fetched"} and not (out_dir / "reproduction").exists()
+    assert not (out_dir / "fetched").exists() or not any((out_dir / "fetched").iterdir())
+    assert len(server.requests) == 4  # the fetch was tried (1 + 3 retries), nothing else was
