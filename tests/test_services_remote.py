@@ -15,7 +15,7 @@ pytestmark = pytest.mark.remote_data
 
 
 def test_csc_tap_small_cone_has_the_papers_columns():
-    query = build_query(schema="csc2", cone=Cone(83.6331, 22.0145, 3.0), cone_style="cone_distance",
+    query = build_query(schema="csc2", cone=Cone(83.6331, 22.0145, 3.0),
                         min_significance=0, require_powlaw_gamma=False, require_bb_kt=False)
     table, details = fetch(query, FetchConfig(sync=True, timeout=300, retries=1))
     assert details["mode"] == "sync" and len(table) > 0

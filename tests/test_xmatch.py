@@ -1,8 +1,9 @@
 """crossmatch.py --online: CDS X-Match against SIMBAD, replaced at the HTTP transport.
 
 The X-Match answer is the hand-made fixture tests/data/xmatch_simbad.vot (real format,
-made-up values; see tests/data/README.md): for the five uploaded rows it lists two
-candidates for row 0, one for row 1, three for row 3 and none for rows 2 and 4. The
+made-up values, today's SIMBAD labels and the short code ``otype``; see
+tests/data/README.md): for the five uploaded rows it lists two candidates for row 0,
+one for row 1, three for row 3 and none for rows 2 and 4. The
 fake service answers each upload with the candidates of the rows it contains.
 """
 
@@ -22,8 +23,11 @@ from xrayclass.io.tables import InputError, read_table
 from xrayclass.services import ServiceError
 from xrayclass.services.xmatch import XMatchConfig, check_radius, crossmatch_online
 
-SYNC = r"^http://cdsxmatch\.u-strasbg\.fr/xmatch/api/v1/sync$"
-TABLES = r"^http://cdsxmatch\.u-strasbg\.fr/xmatch/api/v1/sync/tables\?"
+#: The current X-Match host (not astroquery 0.4.11's default, cdsxmatch.u-strasbg.fr).
+SYNC = r"^https://cdsxmatch\.cds\.unistra\.fr/xmatch/api/v1/sync$"
+TABLES = r"^https://cdsxmatch\.cds\.unistra\.fr/xmatch/api/v1/sync/tables\?"
+#: The best match of each of the five rows, in today's SIMBAD labels (see the fixture).
+BEST_TYPES = ["QSO", "Seyfert1", "NaN", "TTauri*", "NaN"]
 
 
 def synthetic_stage1():
@@ -75,7 +79,10 @@ def test_best_match_kept_and_every_row_kept(server, waits):
     stage2, provenance = crossmatch_online(stage1, "s1.csv", XMatchConfig(), sleep=waits.append)
 
     assert len(stage2) == 5
-    assert stage2["main_type"].tolist() == ["QSO", "Seyfert_1", "NaN", "YSO", "NaN"]
+    assert stage2["main_type"].tolist() == BEST_TYPES
+    # the short code arrives as its own column, beside SIMBAD's label
+    assert stage2["otype"].tolist()[:2] == ["QSO", "Sy1"] and stage2["otype"][3] == "TT*"
+    assert stage2["otype"].isna().tolist() == [False, False, True, False, True]
     assert stage2["main_id"].tolist()[:2] == ["FAKE OBJ A1", "FAKE OBJ B1"]
     assert stage2["main_id"].isna().tolist() == [False, False, True, False, True]
     np.testing.assert_allclose(stage2["angDist"], [0.254, 0.431, np.nan, 0.120, np.nan])
@@ -91,7 +98,7 @@ def test_best_match_kept_and_every_row_kept(server, waits):
     assert post.timeout == 300.0
     assert provenance["rows_matched"] == 3 and provenance["rows_unmatched"] == 2
     assert provenance["chunks"] == 1 and provenance["candidates"] == 6 and provenance["radius_arcsec"] == 1.0
-    assert provenance["service_url"] == "http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync"
+    assert provenance["service_url"] == "https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync"
     assert provenance["astroquery_version"] and provenance["started_utc"].endswith("+00:00")
     assert waits == []
 
@@ -142,7 +149,7 @@ def test_server_error_is_retried_then_reported(server, waits, reply, detail):
 def test_server_error_then_success(server, waits):
     serve(server, html("http_503.html", 503), xmatch_service())
     stage2, _ = crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(), sleep=waits.append)
-    assert stage2["main_type"].tolist() == ["QSO", "Seyfert_1", "NaN", "YSO", "NaN"] and waits == [2.0]
+    assert stage2["main_type"].tolist() == BEST_TYPES and waits == [2.0]
 
 
 def test_no_network(server, waits):
@@ -179,7 +186,8 @@ def test_online_command_writes_output_and_provenance(server, stage1_csv, tmp_pat
                             "--radius", "1.5", "--output", str(output)]) == 0
     stage2 = read_table(output)
     written = pd.read_csv(output, keep_default_na=False)["main_type"]  # 'NaN' is text in the file
-    assert written.tolist() == ["QSO", "Seyfert_1", "NaN", "YSO", "NaN"]
+    assert written.tolist() == BEST_TYPES
+    assert stage2["otype"].tolist()[:2] == ["QSO", "Sy1"] and stage2["otype"].isna().sum() == 2
     assert stage2["cluster"].tolist() == [0, 1, 0, 1, 2]  # this run's clusters
     provenance = json.loads((tmp_path / "stage2.csv.provenance.json").read_text())
     assert provenance["radius_arcsec"] == 1.5 and provenance["chunks"] == 3
@@ -194,9 +202,30 @@ def test_dry_run_describes_the_upload_and_sends_nothing(server, stage1_csv, tmp_
                             "--output", str(output)]) == 0
     out = capsys.readouterr().out
     assert "upload: 5 of 5 rows" in out and "in 3 sequential chunk(s) of at most 2 rows" in out
-    assert "radius: 1 arcsec" in out and "http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync" in out
-    assert "row_index,csc_ra,csc_dec" in out and "nothing sent" in out
+    assert "radius: 1 arcsec" in out and "POST https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync" in out
+    # the fields come from astroquery's own get_query_payload=True: the ones it adds itself
+    # (RESPONSEFORMAT, area) and the file name it gives the upload are there
+    fields = re.search(r"form fields: (.*)", out).group(1)
+    assert "request=xmatch" in fields and "distMaxArcsec=1.0" in fields and "RESPONSEFORMAT=votable" in fields
+    assert "colRA1=csc_ra" in fields and "colDec1=csc_dec" in fields and "area=allsky" in fields
+    assert re.search(r"cat2=(vizier:)?simbad", fields) and "cat1=(uploaded file cat1.csv" in fields
+    assert "first lines of cat1.csv" in out and "row_index,csc_ra,csc_dec" in out and "nothing sent" in out
+    assert not out.startswith("Could not import")  # astroquery's notice kept out of the output
     assert server.requests == [] and not output.exists()
+
+
+def test_dry_run_payload_is_what_a_real_run_posts(server, stage1_csv, tmp_path, capsys):
+    """The fields described by the dry run are those the real run then sends, chunk 1."""
+    assert crossmatch_main(["--input", str(stage1_csv), "--online", "--dry-run", "--chunk-size", "2",
+                            "--output", str(tmp_path / "o.csv")]) == 0
+    described = dict(item.split("=", 1) for item in
+                     re.search(r"form fields: (.*)", capsys.readouterr().out).group(1).split(", "))
+    serve(server)
+    assert crossmatch_main(["--input", str(stage1_csv), "--online", "--chunk-size", "2",
+                            "--output", str(tmp_path / "o.csv")]) == 0
+    sent = server.requests_to("POST", SYNC)[0].form()
+    assert sent.keys() == described.keys()
+    assert {k: v for k, v in sent.items() if k != "cat1"} == {k: v for k, v in described.items() if k != "cat1"}
 
 
 def test_service_failure_exits_3_and_writes_nothing(server, stage1_csv, tmp_path, capsys, monkeypatch):
@@ -205,7 +234,7 @@ def test_service_failure_exits_3_and_writes_nothing(server, stage1_csv, tmp_path
     output = tmp_path / "stage2.csv"
     assert crossmatch_main(["--input", str(stage1_csv), "--online", "--output", str(output)]) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("crossmatch.py: error: CDS X-Match at http://cdsxmatch.u-strasbg.fr")
+    assert err[-1].startswith("crossmatch.py: error: CDS X-Match at https://cdsxmatch.cds.unistra.fr")
     assert "did not answer within" in err[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster_csc.csv"]
 

@@ -21,34 +21,54 @@ MADE_UP = ("HAND-MADE TEST FIXTURE in the format of the {service}; not recorded 
 # -- CSC TAP ------------------------------------------------------------------------------
 
 BANDS = "bhms"
+BAND_TEXT = {"b": "ACIS broad (0.5-7.0 keV) energy band", "h": "ACIS hard (2.0-7.0 keV) energy band",
+             "m": "ACIS medium (1.2-2.0 keV) energy band", "s": "ACIS soft (0.5-1.2 keV) energy band"}
+VAR_TEXT = {"mean": "mean value", "sigma": "standard deviation", "min": "minimum value", "max": "maximum value"}
+
+#: The FIELDs of a CSC TAP result for the paper's 50 columns: (name, datatype, unit,
+#: extra attributes, description). Names, datatypes, units, ucd and precision follow the
+#: real CSC VOTable ../shared/reference/example_source.vot (FIELD ID="colN" name="...")
+#: for the 24 columns it has; the descriptions of the others are written here.
 CSC_FIELDS = [
-    ("name", "char", None, "Source name in the format '2CXO Jhhmmss.s{+|-}ddmmss[X]'"),
-    ("obsid", "int", None, "Observation identifier"),
-    ("region_id", "int", None, "Source region identifier"),
-    ("theta", "double", "arcmin", "Off-axis angle"),
-    ("ra", "double", "deg", "Source position, ICRS right ascension"),
-    ("dec", "double", "deg", "Source position, ICRS declination"),
-    ("significance", "double", None, "Highest flux significance across stacked observations"),
-    ("likelihood", "double", None, "Highest detection likelihood across stacked observations"),
-    ("src_area_b", "double", None, "Area of the source region, broad band"),
-    ("flux_aper_b", "double", "erg.s**-1.cm**-2", "Aperture-corrected energy flux, broad band"),
-    ("hard_hm", "double", None, "Hard-medium hardness ratio"),
-    ("hard_hs", "double", None, "Hard-soft hardness ratio"),
-    ("hard_ms", "double", None, "Medium-soft hardness ratio"),
-    ("powlaw_gamma", "double", None, "Photon index of the absorbed power-law fit"),
-    ("powlaw_gamma_lolim", "double", None, "Photon index, lower limit"),
-    ("powlaw_gamma_hilim", "double", None, "Photon index, upper limit"),
-    ("bb_kt", "double", "keV", "Temperature of the absorbed black-body fit"),
-    ("bb_kt_lolim", "double", "keV", "Black-body temperature, lower limit"),
-    ("bb_kt_hilim", "double", "keV", "Black-body temperature, upper limit"),
-    *[(f"var_{q}_{band}", "double", None, f"Intra-observation variability: {q}, band {band}")
+    ("name", "char", None, ' arraysize="*" width="22"', "Source name in the format '2CXO Jhhmmss.s{+|-}ddmmss[X]'"),
+    ("obsid", "int", None, ' width="5"', "Observation identifier"),
+    ("region_id", "int", None, "", "Source region identifier"),
+    ("theta", "double", "arcmin", "", "Off-axis angle"),
+    ("ra", "double", None, ' ucd="pos.eq.ra;meta.main"', "Source position, ICRS right ascension"),
+    ("dec", "double", None, ' ucd="pos.eq.dec;meta.main"', "Source position, ICRS declination"),
+    ("significance", "double", None, ' precision="F2"',
+     "Highest flux significance (S/N) across all stacked observations and energy bands"),
+    ("likelihood", "double", None, "", "Highest detection likelihood across all stacked observations and energy bands"),
+    ("src_area_b", "double", None, "", "Area of the source region, broad band"),
+    ("flux_aper_b", "double", "erg.s**-1.cm**-2", "", "Aperture-corrected energy flux, broad band"),
+    ("hard_hm", "double", None, ' precision="F4"',
+     "ACIS hard (2.0-7.0 keV) - medium (1.2-2.0 keV) energy band photon flux hardness ratio"),
+    ("hard_hs", "double", None, ' precision="F4"',
+     "ACIS hard (2.0-7.0 keV) - soft (0.5-1.2 keV) energy band photon flux hardness ratio"),
+    ("hard_ms", "double", None, ' precision="F4"',
+     "ACIS medium (1.2-2.0 keV) - soft (0.5-1.2 keV) energy band photon flux hardness ratio"),
+    ("powlaw_gamma", "double", None, ' precision="F3"',
+     "Photon index, defined as F_E ~ E^(-Gamma), of the best fitting  absorbed power-law model spectrum "
+     "to the source region aperture PI spectrum"),
+    ("powlaw_gamma_lolim", "double", None, "", "Photon index, lower limit"),
+    ("powlaw_gamma_hilim", "double", None, "", "Photon index, upper limit"),
+    ("bb_kt", "double", "keV", ' precision="E4"',
+     "Temperature (kT) of the best fitting  absorbed black body model spectrum to the source region "
+     "aperture PI spectrum"),
+    ("bb_kt_lolim", "double", "keV", "", "Black-body temperature, lower limit"),
+    ("bb_kt_hilim", "double", "keV", "", "Black-body temperature, upper limit"),
+    *[(f"var_{q}_{band}", "double", None if q == "prob" else "count/s",
+       ' precision="F3"' if q == "prob" else ' precision="E4"',
+       f"Intra-observation Gregory-Loredo variability probability; {BAND_TEXT[band]}" if q == "prob" else
+       f"Flux variability {VAR_TEXT[q]}, calculated from an optimally-binned light curve; {BAND_TEXT[band]}")
       for band in BANDS for q in ("prob", "sigma", "mean", "min", "max")],
-    *[(f"ks_prob_{band}", "double", None, f"Kolmogorov-Smirnov variability probability, band {band}")
+    *[(f"ks_prob_{band}", "double", None, "", f"Kolmogorov-Smirnov variability probability; {BAND_TEXT[band]}")
       for band in BANDS],
-    *[(f"kp_prob_{band}", "double", None, f"Kuiper variability probability, band {band}") for band in BANDS],
-    ("gti_start", "double", "s", "Start of the good time intervals"),
-    ("gti_stop", "double", "s", "End of the good time intervals"),
-    ("gti_elapse", "double", "s", "Elapsed time of the good time intervals"),
+    *[(f"kp_prob_{band}", "double", None, "", f"Kuiper variability probability; {BAND_TEXT[band]}")
+      for band in BANDS],
+    ("gti_start", "double", "s", "", "Start of the good time intervals"),
+    ("gti_stop", "double", "s", "", "End of the good time intervals"),
+    ("gti_elapse", "double", "s", "", "Elapsed time of the good time intervals"),
 ]
 
 
@@ -100,13 +120,14 @@ def _cell(value):
 
 def csc_votable(rows, status="OK", status_text=None, trailing_status=None):
     fields = []
-    for n, (name, datatype, unit, description) in enumerate(CSC_FIELDS):
-        attributes = f'ID="col{n}" name="{name}" datatype="{datatype}"'
-        if datatype == "char":
-            attributes += ' arraysize="*"'
+    for n, (name, datatype, unit, extra, description) in enumerate(CSC_FIELDS):
+        # ID="colN" and name="...", as the CSC writes them (readers must use the name),
+        # attributes in the CSC's (alphabetical) order
+        pairs = [f'ID="col{n}"', f'datatype="{datatype}"', f'name="{name}"', *extra.split()]
         if unit:
-            attributes += f' unit="{unit}"'
-        null = "\n<VALUES null=\"-2147483648\"/>" if datatype == "int" else ""
+            pairs.append(f'unit="{unit}"')
+        attributes = " ".join(sorted(pairs))
+        null = "\n<VALUES null='-2147483648'/>" if datatype == "int" else ""
         fields.append(f"<FIELD {attributes}>\n<DESCRIPTION>{description}</DESCRIPTION>{null}\n</FIELD>")
     body = "\n".join("<TR>" + "".join(_cell(row[name]) for name, *_ in CSC_FIELDS) + "</TR>" for row in rows)
     status_info = f'<INFO name="QUERY_STATUS" value="{status}"/>' if status_text is None else (
@@ -141,6 +162,45 @@ def csc_error_votable(message):
 </RESOURCE>
 </VOTABLE>
 """
+
+
+#: Made-up rows of the cone tests (tests/test_csc_tap.py), as (name, ra, dec): a fake
+#: service answers a cone's RA/Dec box with those of them inside the box, and the client
+#: must keep exactly those within the radius. The names say where each row lies for the
+#: cone of the test (the test computes the separations itself; the names only document).
+#: Across RA 0/360: the cone (359.95, +10) with a radius of 6 arcmin.
+CONE_WRAP_ROWS = [
+    ("2CXO J235948.0+100000 IN", 359.95, 10.0),
+    ("2CXO J000004.8+100000 IN_ACROSS_0", 0.02, 10.0),
+    ("2CXO J235926.4+100000 IN_WEST", 359.86, 10.0),
+    ("2CXO J000012.0+100000 IN_EDGE", 0.05, 10.0),
+    ("2CXO J000009.6+100448 BOX_CORNER_OUT", 0.04, 10.08),
+    ("2CXO J235928.8+095530 BOX_CORNER_OUT", 359.87, 9.925),
+    ("2CXO J000048.0+100000 OUTSIDE_BOX", 0.2, 10.0),
+    ("2CXO J120000.0+100000 OUTSIDE_BOX", 180.0, 10.0),
+    ("2CXO J235948.0+101200 OUTSIDE_BOX", 359.95, 10.2),
+]
+#: Around the north pole: the cone (45, +89.95) with a radius of 6 arcmin, whose cap
+#: contains the pole (0.05 deg away), so the box is every RA above dec 89.85.
+CONE_POLE_ROWS = [
+    ("2CXO J030000.0+895700 IN", 45.0, 89.95),
+    ("2CXO J150000.0+895812 IN_ACROSS_POLE", 225.0, 89.97),
+    ("2CXO J030000.0+895136 IN_SOUTH_EDGE", 45.0, 89.86),
+    ("2CXO J090000.0+895700 IN_SIDE", 135.0, 89.95),
+    ("2CXO J150000.0+895548 BOX_OUT", 225.0, 89.93),
+    ("2CXO J210000.0+895200 BOX_OUT", 315.0, 89.8667),
+    ("2CXO J030000.0+893000 OUTSIDE_BOX", 45.0, 89.5),
+    ("2CXO J150000.0+800000 OUTSIDE_BOX", 225.0, 80.0),
+]
+
+
+def cone_rows(rows):
+    result = []
+    for k, (name, ra, dec) in enumerate(rows):
+        row = _csc_row(k % 3)
+        row.update(name=name, obsid=91001 + k, ra=ra, dec=dec)
+        result.append(row)
+    return result
 
 
 def uws_job(phase, results=False, error=None):
@@ -181,31 +241,37 @@ SIMBAD_FIELDS = [
     ("main_id", "char", None), ("ra", "double", "deg"), ("dec", "double", "deg"),
     ("coo_err_maj", "float", "mas"), ("coo_err_min", "float", "mas"), ("coo_err_angle", "short", "deg"),
     ("nbref", "int", None), ("ra_sexa", "char", None), ("dec_sexa", "char", None),
-    ("main_type", "char", None), ("other_types", "char", None), ("radvel", "double", "km.s**-1"),
+    ("main_type", "char", None), ("otype", "char", None), ("other_types", "char", None),
+    ("radvel", "double", "km.s**-1"),
     ("redshift", "double", None), ("sp_type", "char", None), ("morph_type", "char", None),
     ("plx", "double", "mas"), ("pmra", "double", "mas.yr**-1"), ("pmdec", "double", "mas.yr**-1"),
     ("size_maj", "double", "arcmin"), ("size_min", "double", "arcmin"), ("size_angle", "short", "deg"),
     *[(band, "double", "mag") for band in ("B", "V", "R", "J", "H", "K", "u", "g", "r", "i", "z")],
 ]
 
-#: (angDist, row_index, main_id, main_type, other_types): several candidates for rows 0
-#: and 3, one for row 1, none for rows 2 and 4; deliberately not sorted by distance.
+#: (angDist, row_index, main_id, main_type, otype, other_types): several candidates for
+#: rows 0 and 3, one for row 1, none for rows 2 and 4; deliberately not sorted by
+#: distance. main_type is SIMBAD's label as it reads TODAY (after the 2022-2023 revision:
+#: Seyfert1, XrayBin, TTauri*, HighMassXBin where the August-2022 crossmatch had
+#: Seyfert_1, XB, TTau*, HMXB), otype the short code of the same type, other_types short
+#: codes joined by '|' (as in the real 2021 sample's SIMBAD columns).
 XMATCH_CANDIDATES = [
-    (0.812, 0, "FAKE OBJ A2", "Star", "*|X"),
-    (0.254, 0, "FAKE OBJ A1", "QSO", "QSO|X|G"),
-    (0.431, 1, "FAKE OBJ B1", "Seyfert_1", "Sy1|AGN|X|G"),
-    (0.950, 3, "FAKE OBJ D3", "X", "X"),
-    (0.120, 3, "FAKE OBJ D1", "YSO", "Y*O|X|IR"),
-    (0.600, 3, "FAKE OBJ D2", "Star", "*"),
+    (0.812, 0, "FAKE OBJ A2", "Star", "*", "*|X"),
+    (0.254, 0, "FAKE OBJ A1", "QSO", "QSO", "QSO|X|G"),
+    (0.431, 1, "FAKE OBJ B1", "Seyfert1", "Sy1", "Sy1|AGN|X|G"),
+    (0.950, 3, "FAKE OBJ D3", "HighMassXBin", "HXB", "HXB|XB*|X"),
+    (0.120, 3, "FAKE OBJ D1", "TTauri*", "TT*", "TT*|Y*O|X|IR"),
+    (0.600, 3, "FAKE OBJ D2", "XrayBin", "XB*", "XB*|X"),
 ]
 
 
-def _simbad_cells(k, main_id, main_type, other_types, ra, dec):
+def _simbad_cells(k, main_id, main_type, otype, other_types, ra, dec):
     values = {
         "main_id": main_id, "ra": ra + 0.00005 * (k + 1), "dec": dec - 0.00004 * (k + 1),
         "coo_err_maj": 0.5, "coo_err_min": 0.4, "coo_err_angle": 90, "nbref": 3 + k,
         "ra_sexa": f"10 00 0{k}.0", "dec_sexa": f"+02 0{k} 00", "main_type": main_type,
-        "other_types": other_types, "radvel": None, "redshift": 0.5 if main_type in ("QSO", "Seyfert_1") else None,
+        "otype": otype, "other_types": other_types, "radvel": None,
+        "redshift": 0.5 if otype in ("QSO", "Sy1") else None,
         "sp_type": None, "morph_type": None, "plx": None, "pmra": None, "pmdec": None,
         "size_maj": None, "size_min": None, "size_angle": None,
         "B": 19.5 + 0.1 * k, "V": 19.0 + 0.1 * k, "R": None, "J": None, "H": None, "K": None,
@@ -228,10 +294,10 @@ def xmatch_votable(candidates):
             attributes += f' unit="{unit}"'
         fields.append(f"<FIELD {attributes}/>")
     rows = []
-    for k, (distance, row, main_id, main_type, other_types) in enumerate(candidates):
+    for k, (distance, row, main_id, main_type, otype, other_types) in enumerate(candidates):
         ra, dec = positions[row]
         rows.append(f"<TR><TD>{distance}</TD><TD>{row}</TD><TD>{ra}</TD><TD>{dec}</TD>"
-                    + _simbad_cells(k, main_id, main_type, other_types, ra, dec) + "</TR>")
+                    + _simbad_cells(k, main_id, main_type, otype, other_types, ra, dec) + "</TR>")
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <!-- {MADE_UP.format(service="CDS X-Match answer (cat2=simbad, RESPONSEFORMAT=votable): angDist, the uploaded columns, then SIMBAD's")} -->
 <VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3"
@@ -280,6 +346,8 @@ def main():
     files = {
         "csc_tap_result.vot": csc_votable(rows),
         "csc_tap_empty.vot": csc_votable([]),
+        "csc_tap_cone_wrap.vot": csc_votable(cone_rows(CONE_WRAP_ROWS)),
+        "csc_tap_cone_pole.vot": csc_votable(cone_rows(CONE_POLE_ROWS)),
         "csc_tap_overflow.vot": csc_votable(rows, status="OK", trailing_status="OVERFLOW"),
         "csc_tap_query_error.vot": csc_error_votable(
             "Query error: column o.no_such_column not found (made-up message)"),

@@ -12,7 +12,7 @@ import time
 from xrayclass.io import paths
 from xrayclass.io.tables import table_format
 from xrayclass.services.csc_tap import (
-    CONE_STYLES, DEFAULT_MAXREC, DEFAULT_RELEASE, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MIN_SIGNIFICANCE,
+    DEFAULT_MAXREC, DEFAULT_RELEASE, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MIN_SIGNIFICANCE,
     OUTPUT_FORMATS, PAPER_COLUMNS, RELEASES, Cone, FetchConfig, build_query, describe, fetch_to_file,
 )
 
@@ -53,11 +53,10 @@ def build_parser():
                              "(aliases: m master_source, o observation_source)")
     parser.add_argument("--cone", nargs=3, type=float, metavar=("RA", "DEC", "RADIUS_ARCMIN"),
                         default=argparse.SUPPRESS,
-                        help="only master sources within RADIUS_ARCMIN of (RA, DEC), ICRS degrees; "
-                             "runs synchronously")
-    parser.add_argument("--cone-style", choices=CONE_STYLES, default=argparse.SUPPRESS,
-                        help="how the cone is written: the CSC's dbo.cone_distance (default for the CSC "
-                             "services, which do not support ADQL geometry) or standard CONTAINS/CIRCLE")
+                        help="only master sources within RADIUS_ARCMIN of (RA, DEC), ICRS degrees: the "
+                             "service is asked for the RA/Dec box around the circle (plain ADQL, RA "
+                             "wrapping at 0/360, no RA limit when the circle contains a pole) and the "
+                             "exact circle is cut here; runs synchronously")
     parser.add_argument("--schema", default=argparse.SUPPRESS,
                         help="schema qualifying the table names (default: the release's, csc2 or csc21; "
                              "'' for bare names)")
@@ -74,12 +73,15 @@ def build_parser():
     return parser
 
 
-def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
+def main(argv=None, *, sleep=None, clock=None):
     from xrayclass.cli.stages import configure_logging, report_errors
+
+    # Looked up at call time, so that a caller (run_pipeline.py's tests) can stub time.sleep.
+    sleep, clock = sleep or time.sleep, clock or time.monotonic
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("service_url", "columns", "cone", "cone_style", "schema"):
+    for name in ("service_url", "columns", "cone", "schema"):
         setattr(args, name, getattr(args, name, None))
     configure_logging("fetch_csc", args.verbosity)
     return report_errors(parser.prog, fetch, args, sleep, clock)
@@ -90,16 +92,15 @@ def fetch(args, sleep=time.sleep, clock=time.monotonic):
     config = FetchConfig(release=args.release, service_url=args.service_url, timeout=args.timeout,
                          retries=args.retries, maxrec=args.maxrec, sync=args.sync or args.cone is not None)
     release = RELEASES[args.release]
+    cone = Cone(*args.cone) if args.cone else None
     query = build_query(
         min_significance=args.min_significance, require_powlaw_gamma=args.require_powlaw_gamma,
         require_bb_kt=args.require_bb_kt, columns=args.columns or PAPER_COLUMNS,
-        schema=release.schema if args.schema is None else args.schema,
-        cone=Cone(*args.cone) if args.cone else None,
-        cone_style=args.cone_style or release.cone_style,
+        schema=release.schema if args.schema is None else args.schema, cone=cone,
     )
     table_format(args.output, OUTPUT_FORMATS)
     if args.dry_run:
-        print(describe(query, config))
+        print(describe(query, config, cone))
         return
-    output, sidecar = fetch_to_file(query, args.output, config, sleep=sleep, clock=clock)
+    output, sidecar = fetch_to_file(query, args.output, config, cone=cone, sleep=sleep, clock=clock)
     log.info("wrote %s and %s", output, sidecar)

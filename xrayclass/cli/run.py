@@ -11,6 +11,10 @@
    tables and numbers; a pass/fail table is printed.
 3. The reproduction report ``out_data/report.md`` (and ``.html``): the paper's
    analyses on this run and each published number next to the value obtained.
+
+A failed fetch or stage stops the run there with its exit status (2 bad input, 3 a
+failed service): steps 2 and 3 are not run, so that the report of an earlier run is
+never rebuilt from its stale files and presented as this run's.
 """
 
 import argparse
@@ -23,6 +27,7 @@ from xrayclass.cli.stages import (
 )
 from xrayclass.io.tables import InputError, read_table
 from xrayclass.analysis.reproduce import format_checks, reproduce_master_tables
+from xrayclass.services import EXIT_SERVICE_ERROR
 
 REAL_INPUT_CANDIDATES = [paths.DATA_DIR / f"cscresults{ext}" for ext in (".vot", ".parquet", ".csv", ".fits")]
 MOCK_DETECTIONS = 30_000
@@ -120,6 +125,11 @@ def main(argv=None):
     except InputError as exc:
         print(f"run_pipeline.py: error: {exc}", file=sys.stderr)
         return 2
+    if status:
+        what = "a service failed" if status == EXIT_SERVICE_ERROR else "a stage failed"
+        print(f"run_pipeline.py: stopped: {what} (exit status {status}, see above); nothing further was "
+              f"run and nothing in {out_dir} was rebuilt (no reproduction, no report)", file=sys.stderr)
+        return status
 
     if not reference.is_dir():
         banner(f"Reproduction skipped: the reference directory {reference} is absent "

@@ -41,9 +41,6 @@ class Release:
     url: str
     #: Schema that qualifies the table names on this service ("csc2.master_source").
     schema: str
-    #: How a cone is written: the CSC services do not support ADQL geometry (CONTAINS,
-    #: CIRCLE) and document their own ``dbo.cone_distance`` function instead.
-    cone_style: str
 
 
 # Service URLs from the CXC "Virtual Observatory Guide"
@@ -54,11 +51,14 @@ class Release:
 # (e.g. "csc2.master_source" queried at http://cda.cfa.harvard.edu/csc2tap in public
 # code). We use https on the same host (the CDA serves its TAP services over https,
 # e.g. https://cda.cfa.harvard.edu/cxctap); override with --service-url if needed.
-# The ADQL page (https://cxc.cfa.harvard.edu/csc/cli/adql.html) says geometric
-# functions are not supported and cone searches use dbo.cone_distance (arcmin).
+# Cones: the CSC's ADQL page says its services do not support the ADQL geometry
+# functions (CONTAINS, CIRCLE), and the dbo.cone_distance function it documents belongs
+# to the CSC command-line interface, not to TAP. So a cone is sent as a plain RA/Dec box
+# (comparisons on m.ra, m.dec: ADQL 2.0 that any TAP service runs) and cut to the exact
+# circle here, with astropy (see :func:`cone_box_clause` and :func:`within_cone`).
 RELEASES = {
-    "2.0": Release("2.0", "https://cda.cfa.harvard.edu/csc2tap", "csc2", "cone_distance"),
-    "2.1": Release("2.1", "https://cda.cfa.harvard.edu/csc21tap", "csc21", "cone_distance"),
+    "2.0": Release("2.0", "https://cda.cfa.harvard.edu/csc2tap", "csc2"),
+    "2.1": Release("2.1", "https://cda.cfa.harvard.edu/csc21tap", "csc21"),
 }
 DEFAULT_RELEASE = "2.0"
 
@@ -100,7 +100,11 @@ JOINS = (
     "s.detect_stack_id = b.detect_stack_id", "s.region_id = b.region_id",
     "o.obsid = b.obsid", "o.obi = b.obi", "o.region_id = b.region_id",
 )
-CONE_STYLES = ("contains", "cone_distance")
+#: The master-source position the cone is applied to, in the query and in its result.
+CONE_RA, CONE_DEC = "m.ra", "m.dec"
+#: Added to a cone's radius in the box (deg, 3.6 mas) so that rounding never loses a source
+#: on the box's edge; the exact circle is cut afterwards.
+BOX_PAD_DEG = 1e-6
 
 #: What to tell the user when the service cannot be used.
 LOCAL_COPY_HINT = (f"or put a copy of the CSC query result at {paths.CSC_INPUT} "
@@ -136,22 +140,95 @@ def _number(value):
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _cone_clause(cone, style):
-    if style == "contains":
-        return (f"CONTAINS(POINT('ICRS', m.ra, m.dec), CIRCLE('ICRS', {_number(cone.ra)}, "
-                f"{_number(cone.dec)}, {_number(cone.radius_arcmin / 60)})) = 1")
-    if style == "cone_distance":
-        # The CSC's own cone function (arcmin), behind a declination band as in the CXC example.
-        margin = cone.radius_arcmin / 60
-        low, high = max(-90.0, cone.dec - margin), min(90.0, cone.dec + margin)
-        return (f"(m.dec BETWEEN {_number(low)} AND {_number(high)}) AND "
-                f"dbo.cone_distance(m.ra, m.dec, {_number(cone.ra)}, {_number(cone.dec)}) "
-                f"<= {_number(cone.radius_arcmin)}")
-    raise InputError(f"unknown cone style {style!r}; use one of {', '.join(CONE_STYLES)}")
+def _rounded(value, outward):
+    """``value`` in degrees, rounded to 1e-7 deg away from the box's inside (``outward`` +1 up, -1 down)."""
+    scaled = value * 1e7
+    scaled = math.ceil(scaled - 1e-6) if outward > 0 else math.floor(scaled + 1e-6)
+    text = f"{scaled / 1e7:.7f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def cone_box(cone):
+    """The RA/Dec box around ``cone``: ``(dec_min, dec_max, ra_ranges)``, degrees.
+
+    ``ra_ranges`` is a list of ``(low, high)`` intervals in [0, 360]: one, two when the
+    box crosses RA 0/360, none when RA is not constrained (the cap contains a pole, or
+    the box would be 360 degrees wide). The half-width in RA of a circle of radius r
+    centred at declination d is asin(sin r / cos d) (it grows as 1/cos d near the poles);
+    ``dec_min``/``dec_max`` are None where the cap reaches a pole.
+    """
+    radius = min(cone.radius_arcmin / 60 + BOX_PAD_DEG, 180.0)
+    low, high = cone.dec - radius, cone.dec + radius
+    dec_min = None if low <= -90 else low
+    dec_max = None if high >= 90 else high
+    if dec_min is None or dec_max is None:
+        return dec_min, dec_max, []  # the cap contains a pole: every RA
+    half = math.degrees(math.asin(min(1.0, math.sin(math.radians(radius)) / math.cos(math.radians(cone.dec)))))
+    if half >= 180:
+        return dec_min, dec_max, []
+    ra_low, ra_high = cone.ra - half, cone.ra + half
+    if ra_low < 0:
+        return dec_min, dec_max, [(ra_low + 360, 360.0), (0.0, ra_high)]
+    if ra_high >= 360:
+        return dec_min, dec_max, [(ra_low, 360.0), (0.0, ra_high - 360)]
+    return dec_min, dec_max, [(ra_low, ra_high)]
+
+
+def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
+    """The ADQL 2.0 condition for :func:`cone_box` (comparisons only, no geometry functions).
+
+    Returns None when the cone covers the whole sky.
+    """
+    dec_min, dec_max, ra_ranges = cone_box(cone)
+    parts = []
+    if dec_min is not None and dec_max is not None:
+        parts.append(f"{dec} BETWEEN {_rounded(dec_min, -1)} AND {_rounded(dec_max, +1)}")
+    elif dec_min is not None:
+        parts.append(f"{dec} >= {_rounded(dec_min, -1)}")
+    elif dec_max is not None:
+        parts.append(f"{dec} <= {_rounded(dec_max, +1)}")
+    if len(ra_ranges) == 1:
+        (low, high), = ra_ranges
+        parts.append(f"{ra} BETWEEN {_rounded(low, -1)} AND {_rounded(high, +1)}")
+    elif len(ra_ranges) == 2:
+        # Across RA 0/360: [low, 360) or [0, high]
+        (low, _), (_, high) = ra_ranges
+        parts.append(f"({ra} >= {_rounded(low, -1)} OR {ra} <= {_rounded(high, +1)})")
+    return " AND ".join(parts) or None
+
+
+def within_cone(table, cone, ra_column="ra", dec_column="dec"):
+    """Boolean mask of the rows of ``table`` within ``cone`` (exact great-circle separation).
+
+    ``table`` is an astropy Table or a DataFrame with ICRS degrees in ``ra_column`` and
+    ``dec_column``; a row without a position is outside.
+    """
+    import astropy.units as u
+    import numpy as np
+    from astropy.coordinates import SkyCoord
+
+    missing = [c for c in (ra_column, dec_column) if c not in table.colnames] if hasattr(table, "colnames") \
+        else [c for c in (ra_column, dec_column) if c not in table.columns]
+    if missing:
+        raise InputError(f"--cone: the result has no {' or '.join(missing)} column to cut the cone with "
+                         f"(select {CONE_RA} and {CONE_DEC})")
+
+    def values(column):
+        data = table[column]
+        data = data.filled(np.nan) if hasattr(data, "filled") else data
+        return np.asarray(data, dtype="float64")
+
+    ra, dec = values(ra_column), values(dec_column)
+    known = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
+    inside = np.zeros(len(ra), dtype=bool)
+    centre = SkyCoord(cone.ra * u.deg, cone.dec * u.deg, frame="icrs")
+    points = SkyCoord(ra[known] * u.deg, dec[known] * u.deg, frame="icrs")
+    inside[known] = centre.separation(points) <= cone.radius_arcmin * u.arcmin
+    return inside
 
 
 def build_query(*, min_significance=MIN_SIGNIFICANCE, require_powlaw_gamma=True, require_bb_kt=True,
-                columns=PAPER_COLUMNS, schema=None, cone=None, cone_style="contains"):
+                columns=PAPER_COLUMNS, schema=None, cone=None):
     """The ADQL of the paper's CSC selection, with its options.
 
     Parameters
@@ -166,9 +243,9 @@ def build_query(*, min_significance=MIN_SIGNIFICANCE, require_powlaw_gamma=True,
         Qualify the table names with this schema (``csc2``, ``csc21``); None or ''
         writes them bare, as in the paper's CSCview query.
     cone : Cone, optional
-        Keep only master sources inside this circle.
-    cone_style : {"contains", "cone_distance"}
-        Standard ADQL ``CONTAINS(POINT, CIRCLE)`` or the CSC's ``dbo.cone_distance``.
+        Keep only master sources inside the RA/Dec box around this circle
+        (:func:`cone_box_clause`); cut the result to the circle with :func:`within_cone`.
+        The columns must include ``m.ra`` and ``m.dec``.
 
     Returns
     -------
@@ -187,14 +264,18 @@ def build_query(*, min_significance=MIN_SIGNIFICANCE, require_powlaw_gamma=True,
         raise InputError(f"--min-significance must be a finite number, got {min_significance}")
     if cone is not None and not isinstance(cone, Cone):
         cone = Cone(*cone)
+    if cone is not None and not {CONE_RA, CONE_DEC} <= set(columns):
+        raise InputError(f"--cone: the columns must include {CONE_RA} and {CONE_DEC}, "
+                         "which the exact cone is cut on")
     prefix = f"{schema}." if schema else ""
     conditions = [f"(o.flux_significance_b > {_number(min_significance)})"]
     if require_powlaw_gamma:
         conditions.append("(o.powlaw_gamma IS NOT NULL)")
     if require_bb_kt:
         conditions.append("(o.bb_kt IS NOT NULL)")
-    if cone is not None:
-        conditions.append(f"({_cone_clause(cone, cone_style)})")
+    box = cone_box_clause(cone) if cone is not None else None
+    if box is not None:
+        conditions.append(f"({box})")
     conditions.extend(JOINS)
     return "\n".join([
         "SELECT DISTINCT " + ", ".join(columns),
@@ -235,16 +316,18 @@ class FetchConfig:
         return (self.service_url or RELEASES[self.release].url).rstrip("/")
 
 
-def describe(query, config):
+def describe(query, config, cone=None):
     """What :func:`fetch` would send (the dry run): service, endpoint and the ADQL."""
     mode = "sync" if config.sync else "async"
-    return "\n".join([
+    lines = [
         f"service: {config.url} (CSC {config.release} TAP)",
         f"endpoint: {config.url}/{mode} ({'synchronous' if config.sync else 'asynchronous UWS job'}), "
         f"MAXREC={config.maxrec}, time-out {config.timeout:g} s, {config.retries} retries",
-        "query:",
-        query,
-    ])
+    ]
+    if cone is not None:
+        lines.append(f"cone: the service returns the RA/Dec box around the circle; rows farther than "
+                     f"{cone.radius_arcmin:g} arcmin from ({cone.ra:g}, {cone.dec:g}) are then dropped here")
+    return "\n".join([*lines, "query:", query])
 
 
 # -- running the query ---------------------------------------------------------------------
@@ -350,7 +433,7 @@ def _service_error(exc, config):
                             f"retry later or check --service-url, {LOCAL_COPY_HINT}")
     if isinstance(exc, DALQueryError):
         return ServiceError(f"{where} rejected the query: {one_line(exc, 200)}; check it with --dry-run "
-                            f"(see --columns, --schema, --cone-style)")
+                            f"(see --columns, --schema)")
     if isinstance(exc, DALFormatError):
         return ServiceError(f"{where} sent an answer that is not a result VOTable ({one_line(exc, 160)}); "
                             f"check --service-url, {LOCAL_COPY_HINT}")
@@ -441,6 +524,7 @@ def provenance(query, config, table, details):
         "release": config.release,
         "mode": details.get("mode"),
         "job_url": details.get("job_url"),
+        "cone": details.get("cone"),
         "maxrec": config.maxrec,
         "query": query,
         "retrieved_utc": utc_now(),
@@ -451,10 +535,30 @@ def provenance(query, config, table, details):
     }
 
 
-def fetch_to_file(query, output, config, *, sleep=time.sleep, clock=time.monotonic):
-    """Run the query and write the result and ``<output>.provenance.json``; return the paths."""
+def cut_to_cone(table, cone, details):
+    """The rows of ``table`` within ``cone``; ``details`` gets the counts."""
+    inside = within_cone(table, cone)
+    details["cone"] = {"ra_deg": cone.ra, "dec_deg": cone.dec, "radius_arcmin": cone.radius_arcmin,
+                       "rows_in_box": len(table), "rows_in_cone": int(inside.sum())}
+    log.info("cone of %g arcmin around (%g, %g): %s of the %s rows in the RA/Dec box are within it, "
+             "%s outside dropped", cone.radius_arcmin, cone.ra, cone.dec, f"{int(inside.sum()):,}",
+             f"{len(table):,}", f"{int((~inside).sum()):,}")
+    if not inside.any():
+        raise InputError(f"no CSC source within {cone.radius_arcmin:g} arcmin of ({cone.ra:g}, {cone.dec:g}) "
+                         f"({len(table):,} rows in the box around it); nothing written")
+    return table[inside]
+
+
+def fetch_to_file(query, output, config, *, cone=None, sleep=time.sleep, clock=time.monotonic):
+    """Run the query and write the result and ``<output>.provenance.json``; return the paths.
+
+    With ``cone`` (the one the query was built with), the box's rows are cut to the
+    exact circle before writing.
+    """
     table_format(output, OUTPUT_FORMATS)  # fail on a bad extension before any request
     table, details = fetch(query, config, sleep=sleep, clock=clock)
+    if cone is not None:
+        table = cut_to_cone(table, cone, details)
     return write_result(table, output, provenance(query, config, table, details))
 
 

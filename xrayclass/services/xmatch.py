@@ -34,9 +34,12 @@ log = logging.getLogger(__name__)
 
 # -- configuration: every default in one place --------------------------------------------
 
-#: The X-Match synchronous API, astroquery's default (``astroquery.xmatch.conf.url``),
-#: as documented at http://cdsxmatch.u-strasbg.fr/xmatch/doc/API-calls.html.
-DEFAULT_URL = "http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync"
+#: The X-Match synchronous API on its current host. astroquery 0.4.11 (the pinned
+#: version) still defaults to the old ``http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync``
+#: (``astroquery.xmatch.conf.url``); the CDS documentation and astroquery's main branch
+#: now use cdsxmatch.cds.unistra.fr, so the URL is set on the client here
+#: (``XMatchClass.URL``, which ``query`` posts to and the table list is joined onto).
+DEFAULT_URL = "https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync"
 #: X-Match's name for its view of SIMBAD.
 CATALOG = "simbad"
 #: Match radius of the paper, arcsec; X-Match accepts at most 180.
@@ -53,9 +56,13 @@ DEFAULT_RETRIES = 3
 ROW, RA, DEC = "row_index", "csc_ra", "csc_dec"
 #: Columns the answer must have (after renaming), and the renaming: other spellings of
 #: SIMBAD's columns, and SIMBAD's position named as TOPCAT names it in the frozen file.
+#: ``main_type`` is SIMBAD's label (``Seyfert1`` today, ``Seyfert_1`` in 2022); the short
+#: code ``otype`` (``Sy1`` then and now) is a column of its own and reaches the stage-2
+#: output as ``otype``, never in place of ``main_type``.
 KEY_COLUMNS = ("main_id", MAIN_TYPE, "other_types", "angDist")
+OTYPE = "otype"
 RENAME = {
-    "main_id": "main_id", "main_type": MAIN_TYPE, "otype": MAIN_TYPE, "other_types": "other_types",
+    "main_id": "main_id", "main_type": MAIN_TYPE, "otype": OTYPE, "other_types": "other_types",
     "otypes": "other_types", "angdist": "angDist", "ra": "ra_x", "dec": "dec_x",
 }
 #: What to tell the user when the service cannot be used.
@@ -115,62 +122,82 @@ def chunk_slices(n_rows, chunk_size):
 
 
 def request_payload(config, chunk):
-    """The form fields and the uploaded CSV of one request, as astroquery sends them."""
-    fields = {
-        "request": "xmatch", "distMaxArcsec": config.radius, "RESPONSEFORMAT": "votable",
-        "cat1": "(uploaded CSV, below)", "colRA1": RA, "colDec1": DEC, "cat2": config.catalog,
-        "area": "allsky",
-    }
-    return fields, chunk.to_csv(index=False)
+    """The form fields and files of one request, from astroquery's own ``get_query_payload=True``.
+
+    astroquery looks the catalog up in X-Match's table list before it builds the
+    payload (it writes ``vizier:NAME`` for a catalog listed there); the dry run must send
+    nothing, so the list is taken to be the catalog alone, and the description says so.
+    """
+    client = _client(config, cache_dir=None, table_list=[config.catalog])
+    return _query_chunk(client, chunk, config, get_query_payload=True)
 
 
 def describe_upload(stage1, stage1_path, config):
     """What :func:`crossmatch_online` would send (the dry run), as text."""
     upload = upload_rows(stage1, stage1_path)
     slices = chunk_slices(len(upload), config.chunk_size)
-    fields, csv = request_payload(config, upload.iloc[slices[0]] if slices else upload)
-    preview = "\n".join("    " + line for line in csv.splitlines()[:4])
-    return "\n".join([
+    fields, files = request_payload(config, upload.iloc[slices[0]] if slices else upload)
+    uploads = files.get("files", {})
+    fields = {**fields, **{name: f"(uploaded file {filename}: see below)" for name, (filename, _) in uploads.items()}}
+    lines = [
         f"service: CDS X-Match {config.url}, catalog {config.catalog!r}",
         f"radius: {config.radius:g} arcsec; best (smallest angDist) match kept, every row kept",
         f"upload: {len(upload):,} of {len(stage1):,} rows of {stage1_path} ({ROW}, {RA}, {DEC} only), "
         f"in {len(slices)} sequential chunk(s) of at most {config.chunk_size:,} rows",
         f"time-out {config.timeout:g} s per chunk, {config.retries} retries on transient failures",
-        "request fields: " + ", ".join(f"{k}={v}" for k, v in fields.items()),
-        "first lines of chunk 1:",
-        preview,
-        "nothing sent (dry run)",
-    ])
+        "request (astroquery XMatch.query, get_query_payload=True): POST " + config.url,
+        "  form fields: " + ", ".join(f"{k}={v}" for k, v in fields.items()),
+        f"  (before each request astroquery asks GET {config.url}/tables for X-Match's table list and "
+        f"sends a catalog listed there as vizier:NAME; the dry run assumes {config.catalog!r} is listed)",
+    ]
+    for name, (filename, content) in uploads.items():
+        lines.append(f"first lines of {filename} ({name}) in chunk 1:")
+        lines.extend("    " + line for line in str(content).splitlines()[:4])
+    lines.append("nothing sent (dry run)")
+    return "\n".join(lines)
 
 
 # -- the requests ----------------------------------------------------------------------------
 
-def _client(config, cache_dir):
-    from astroquery.xmatch import XMatchClass
+def _client(config, cache_dir, table_list=None):
+    """An astroquery X-Match client on ``config.url``; ``table_list`` stands in for the service's list."""
+    import contextlib
+    import io
+
+    # astroquery.xmatch prints a notice to stdout when the optional 'regions' package is
+    # missing (used only for cone areas, which we do not use): keep it out of our output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from astroquery.xmatch import XMatchClass
 
     class Client(XMatchClass):
         # astroquery gives its table-list request no time-out: give every request ours.
         def _request(self, method, url, *args, timeout=None, **kwargs):
+            if table_list is not None:
+                raise AssertionError("a dry-run client sent a request; this is a bug")
             return super()._request(method, url, *args, timeout=timeout or self.TIMEOUT, **kwargs)
+
+        def get_available_tables(self, *, cache=True):
+            return list(table_list) if table_list is not None else super().get_available_tables(cache=cache)
 
     client = Client()
     client.URL = config.url
     client.TIMEOUT = config.timeout
-    # The table-list lookup astroquery makes before each query ignores cache=False and
-    # caches anyway: keep that in a directory of this run, not in the user's cache.
-    client.cache_location = cache_dir
+    if cache_dir is not None:
+        # The table-list lookup astroquery makes before each query ignores cache=False and
+        # caches anyway: keep that in a directory of this run, not in the user's cache.
+        client.cache_location = cache_dir
     return client
 
 
-def _query_chunk(client, chunk, config):
+def _query_chunk(client, chunk, config, get_query_payload=False):
     import astropy.units as u
     from astropy.table import Table
 
-    table = client.query(
+    answer = client.query(
         cat1=Table.from_pandas(chunk), cat2=config.catalog, max_distance=config.radius * u.arcsec,
-        colRA1=RA, colDec1=DEC, cache=config.cache,
+        colRA1=RA, colDec1=DEC, cache=config.cache, get_query_payload=get_query_payload,
     )
-    return _answer_frame(table)
+    return answer if get_query_payload else _answer_frame(answer)
 
 
 def _answer_frame(table):
