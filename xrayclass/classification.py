@@ -286,9 +286,7 @@ def _log_census(census):
 
 
 def _log_references(model, classes):
-    counts = pd.DataFrame(model.references.reference_counts()).T.reindex(columns=list(classes)).fillna(0)
-    counts.index.name = CLUSTER
-    log.info("references per cluster and class:\n%s", counts.astype(int).to_string())
+    # The counts themselves are in the census logged before the fit.
     for cluster, classifier in model.references.classifiers_.items():
         unscored = [c for c, ok in zip(classes, classifier.scored_) if not ok]
         if unscored:
