@@ -279,3 +279,16 @@ def test_report_shows_the_census(original, tmp_path):
     references_section(old, RunFiles(tmp_path))
     old_table = next(block[1] for block in old.blocks if block[0] == "table")
     pd.testing.assert_frame_equal(old_table.set_index("class"), table)
+
+
+def test_table3_census_and_validation_read_todays_labels(original):
+    from xrayclass.census import type_census
+    from xrayclass.validation import labeled_detections
+
+    table = pd.DataFrame({"cluster": [0, 0, 0, 1], "main_type": ["Seyfert1", "Seyfert_1", "Infrared", None]})
+    census = type_census(table)
+    assert census[["cluster", "main_type", "detections"]].values.tolist() == [
+        [0, "Seyfert_1", 2], [0, "IR", 1], [1, "NaN", 1]]
+    table, _, _ = original
+    labeled = labeled_detections(table.assign(main_type=table["main_type"].replace("Seyfert_1", "Seyfert1")), "x")
+    assert pd.Series(labeled.labels).value_counts()["Seyfert_1"] == 219
