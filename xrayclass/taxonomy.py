@@ -413,7 +413,8 @@ def normalize_types(main_types, otypes=None) -> tuple[np.ndarray, LabelReport]:
     labels = labels.where(~missing, NO_MATCH)
     report = LabelReport(n_rows=len(labels))
     # The work is per distinct value (a catalog has few), then broadcast to the rows.
-    codes_of_rows, uniques = pd.factorize(labels.astype(str), sort=False)
+    codes_of_rows, uniques = pd.factorize(labels, sort=False)
+    uniques = [str(value) for value in uniques]
     counts = np.bincount(codes_of_rows, minlength=len(uniques)) if len(uniques) else np.zeros(0, int)
     mapped = np.empty(len(uniques), dtype=object)
     known = np.zeros(len(uniques), dtype=bool)
@@ -446,25 +447,31 @@ def normalize_types(main_types, otypes=None) -> tuple[np.ndarray, LabelReport]:
         codes = pd.Series(np.asarray(otypes, dtype=object), dtype=object)
         present = ~_is_missing(codes)
         if present.any():
-            stripped = codes[present].astype(str).str.strip()
-            found = stripped.map(lambda code: _BY_CODE[code].canonical if code in _BY_CODE else None)
-            valid = found.notna().to_numpy()
             rows = np.flatnonzero(present)
-            unknown_codes = stripped[~valid]
-            report.unknown_codes.update(unknown_codes[unknown_codes != ""].value_counts().to_dict())
-            rows, from_code = rows[valid], found[valid].to_numpy(dtype=object)
-            differs = canonical[rows] != from_code
-            # A row with no label but a code is a match all the same; a label that
+            # Per distinct code, as for the labels (X-Match pads codes to three characters).
+            code_of_rows, code_uniques = pd.factorize(codes[present], sort=False)
+            stripped = np.array([str(code).strip() for code in code_uniques], dtype=object)
+            decoded = np.array([_BY_CODE[c].canonical if c in _BY_CODE else None for c in stripped], dtype=object)
+            valid_unique = np.array([c is not None for c in decoded], dtype=bool)
+            valid = valid_unique[code_of_rows]
+            unknown_counts = np.bincount(code_of_rows[~valid], minlength=len(code_uniques))
+            for k in np.flatnonzero(unknown_counts):
+                if stripped[k]:
+                    report.unknown_codes[stripped[k]] += int(unknown_counts[k])
+            used = rows[valid]
+            from_code = decoded[code_of_rows[valid]]
+            # A row with no label but a code is a match all the same; a known label that
             # disagrees with a known code is worth a word (the code wins).
-            disagree = differs & (canonical[rows] != NO_MATCH) & is_known[rows]
+            disagree = (canonical[used] != from_code) & (canonical[used] != NO_MATCH) & is_known[used]
             if disagree.any():
-                report.disagreements.update(Counter(zip(labels.to_numpy()[rows[disagree]].tolist(),
-                                                        stripped.to_numpy()[valid][disagree].tolist())))
-            report.n_from_code += len(rows)
+                pairs = pd.DataFrame({"label": labels.to_numpy()[used[disagree]],
+                                      "code": stripped[code_of_rows[valid][disagree]]}).value_counts()
+                report.disagreements.update({pair: int(n) for pair, n in pairs.items()})
+            report.n_from_code += len(used)
             canonical = canonical.copy()
-            canonical[rows] = from_code
+            canonical[used] = from_code
             is_known = is_known.copy()
-            is_known[rows] = True
+            is_known[used] = True
 
     matched = canonical != NO_MATCH
     report.n_matched = int(matched.sum())
