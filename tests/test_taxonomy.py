@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xrayclass.analyses import RunFiles
 from xrayclass.classification import ClassifierModel, LabelError, classify_detections, detection_roles
 from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
 from xrayclass.io import read_table
 from xrayclass.report import Report, references_section
-from xrayclass.analyses import RunFiles
 from xrayclass.taxonomy import CANDIDATE, CLASS, TYPES, UNINFORMATIVE, lookup, normalize_types, spellings
 
 from conftest import reference_path, run_script
@@ -39,7 +39,7 @@ def label_table(reference_dir):
 def todays_label(code, rows, header):
     """A crossmatch made today: the new label, and for candidates the later form the file's
     header names (e.g. XB*_Candidate -> XrayBin_Candidate: the base type's new label)."""
-    old, new = rows[code]
+    _, new = rows[code]
     if new.endswith("_Candidate"):
         base = new[: -len("_Candidate")]
         for other, (other_old, other_new) in rows.items():
