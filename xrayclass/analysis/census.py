@@ -5,7 +5,8 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from xrayclass.constants import CLUSTER, MAIN_TYPE, NO_MATCH
+from xrayclass.constants import CLUSTER, MAIN_TYPE
+from xrayclass.core.taxonomy import OTYPE, normalize_types
 
 #: Galactic latitude (deg) below which a detection counts as in the plane.
 LOW_LATITUDE_DEG = 5.0
@@ -14,10 +15,13 @@ LOW_LATITUDE_DEG = 5.0
 def type_census(crossmatched, top=10):
     """The ``top`` most common ``main_type`` values of each cluster, with counts.
 
+    Types are counted under the paper's names (today's SIMBAD labels read as the 2022
+    ones), so the census can be read beside the published Table 3.
     Returns a long table with columns ``cluster, rank, main_type, detections``.
     """
-    types = crossmatched[MAIN_TYPE].astype(object).where(crossmatched[MAIN_TYPE].notna(), NO_MATCH)
-    counts = (pd.DataFrame({CLUSTER: crossmatched[CLUSTER].to_numpy(), MAIN_TYPE: types.to_numpy()})
+    types, _ = normalize_types(crossmatched[MAIN_TYPE],
+                               crossmatched[OTYPE] if OTYPE in crossmatched.columns else None)
+    counts = (pd.DataFrame({CLUSTER: crossmatched[CLUSTER].to_numpy(), MAIN_TYPE: types})
               .value_counts().rename("detections").reset_index())
     counts = counts.sort_values([CLUSTER, "detections", MAIN_TYPE], ascending=[True, False, True], kind="stable")
     counts["rank"] = counts.groupby(CLUSTER).cumcount() + 1

@@ -198,6 +198,47 @@ def run_section(report, run, synthetic):
     return _outcomes(rows)
 
 
+def references_section(report, run):
+    """Stage 3's reference census: the SIMBAD-labeled detections each class learned from."""
+    from xrayclass.stages.classification import census_table
+    from xrayclass.io.tables import read_json
+    from xrayclass.io.paths import CLASSIFIER_MODEL
+
+    report.heading("Stage 3: what it learned from (reference census)")
+    path = run.directory / Path(CLASSIFIER_MODEL).name
+    if not path.exists():
+        report.paragraph(f"Skipped: {path} is absent.")
+        return []
+    document = read_json(path)
+    census = document.get("reference_census")
+    if census is None:
+        # An artifact from before the census: its per-cluster references still say it.
+        clusters = document["references"]["clusters"]
+        classes = document["references"]["classes"]
+        census = {"classes": {label: {"total": sum(clusters[c][label]["n_references"] for c in clusters),
+                                      "per_cluster": {c: clusters[c][label]["n_references"] for c in clusters}}
+                              for label in classes}}
+        census["classes_without_references"] = [k for k, v in census["classes"].items() if v["total"] == 0]
+    report.paragraph(f"From {path}: the detections whose SIMBAD type is one of the ten classes (read under the "
+                     "paper's names whatever spelling SIMBAD used), per class and cluster. A class needs at least "
+                     "12 references in a cluster to get a probability there.")
+    report.table(census_table(census))
+    notes = []
+    if census["classes_without_references"]:
+        notes.append("Classes without any reference: " + ", ".join(census["classes_without_references"]) + ".")
+    labels = census.get("labels")
+    if labels:
+        notes.append(f"SIMBAD types: {labels['matched']:,} matched detections; {labels['renamed']:,} labels in a "
+                     f"later spelling renamed to the paper's, {labels['from_code']:,} read from the short code, "
+                     f"{labels['trimmed']:,} trimmed, {len(labels['case_fixed'])} labels read in another case; "
+                     f"{100 * labels['unknown_share']:.1f}% of a type the package does not know"
+                     + (f" ({', '.join(f'{k} {v:,}' for k, v in list(labels['unknown'].items())[:5])})"
+                        if labels["unknown"] else "") + ".")
+    if notes:
+        report.paragraph(" ".join(notes))
+    return []
+
+
 def kselection_section(report, run, synthetic, quick):
     report.heading("K selection (Fig. 1)")
     if not run.clusters.exists():
@@ -321,6 +362,7 @@ def write_report(run_dir, output, reference=None, quick=True):
     results += stage4_section(report, reference, output.parent)
     results += comparison_section(report, reference)
     results += run_section(report, run, synthetic)
+    results += references_section(report, run)
     results += kselection_section(report, run, synthetic, quick)
     results += validation_section(report, run, synthetic)
     results += census_section(report, run, synthetic)

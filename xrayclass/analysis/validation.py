@@ -24,6 +24,7 @@ from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLU
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.io.tables import InputError, canonical_names, require_columns
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.core.taxonomy import OTYPE, normalize_types
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,14 @@ def labeled_detections(table, path, classes=CLASSES):
     table = table.loc[complete].reset_index(drop=True)
     features = table[list(FEATURES)].to_numpy(dtype="float64")
     X = LogMinMaxScaler().fit(features).transform(features)
-    labeled = table[MAIN_TYPE].isin(classes).to_numpy()
+    # The same reading of SIMBAD's types as stage 3 (today's labels, codes, case).
+    types, _ = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
+    labeled = np.isin(types, list(classes))
     if labeled.sum() < 10:
         raise InputError(f"{path}: only {int(labeled.sum())} detections carry one of the ten classes; "
                          "validation needs labeled detections")
     chosen = table.loc[labeled]
-    return LabeledSet(X[labeled], chosen[MAIN_TYPE].to_numpy(dtype=object), chosen[CLUSTER].to_numpy(dtype=int),
+    return LabeledSet(X[labeled], types[labeled], chosen[CLUSTER].to_numpy(dtype=int),
                       chosen[NAME].to_numpy(dtype=object), absolute_galactic_latitude(chosen))
 
 

@@ -244,6 +244,10 @@ def classification_main(argv=None):
     parser.add_argument("--no-outliers", dest="explain", action="store_false",
                         help="skip the outlier measures and probability tracks (about 4x faster on "
                              "large catalogs; the probabilities are the same)")
+    parser.add_argument("--strict-labels", action="store_true",
+                        help="stop (exit status 2, nothing written) instead of warning when a class has no "
+                             "reference in any cluster or more than 5%% of the matched detections carry a SIMBAD "
+                             "type the package does not know")
 
     def body(args):
         from xrayclass.stages.classification import classify_detections, outlier_table
@@ -254,7 +258,7 @@ def classification_main(argv=None):
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
-                                                explain=args.explain)
+                                                explain=args.explain, strict_labels=args.strict_labels)
         outliers = outlier_table(classified)
         write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
                        (outliers, args.outliers_output)])

@@ -18,11 +18,14 @@ from xrayclass.io.tables import InputError, canonical_names, read_json, require_
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
+from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_FORMAT = "xrayclass.classifier-model"
 CLASSIFIER_FORMAT_VERSION = 1
+# Version 1 artifacts made before the reference census lack the optional "reference_census"
+# field; they load and classify the same (the census is for reading, not for predicting).
 
 #: What stage 3 does with a detection, from its SIMBAD type.
 REFERENCE, TO_CLASSIFY, OTHER_TYPE = "reference", "to_classify", "other_type"
@@ -32,14 +35,24 @@ SIMBAD_TYPE = "simbad_main_type"
 
 REQUIRED_COLUMNS = (NAME, OBSID, CLUSTER, "ra", "dec")
 
+#: Above this share of matched detections with a SIMBAD type the taxonomy does not
+#: know, stage 3 warns (the crossmatch probably speaks another vocabulary).
+UNKNOWN_LABEL_SHARE = 0.05
 
-def detection_roles(main_types, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES):
-    """Role of each detection given its SIMBAD ``main_type``.
 
-    Detections of one of ``classes`` are references; unmatched ones (``'NaN'``) and
-    those of an uninformative type are classified; any other type is left out.
+class LabelError(InputError):
+    """The SIMBAD types cannot support the classification (``--strict-labels``)."""
+
+
+def detection_roles(main_types, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, otypes=None):
+    """Role of each detection given its SIMBAD ``main_type`` (and short code ``otype``).
+
+    The types are first read as the paper's names (:func:`xrayclass.taxonomy.normalize_types`:
+    today's labels, codes, stray whitespace or case). Detections of one of ``classes``
+    are references; unmatched ones (``'NaN'``) and those of an uninformative type are
+    classified; any other type is left out.
     """
-    types = np.asarray(main_types, dtype=object)
+    types, _ = normalize_types(main_types, otypes)
     roles = np.full(len(types), OTHER_TYPE, dtype=object)
     roles[np.isin(types, list(classes))] = REFERENCE
     roles[np.isin(types, [NO_MATCH, *uninformative])] = TO_CLASSIFY
@@ -90,6 +103,8 @@ class ClassifierModel:
     location: bool = True
     method: str = "mahalanobis"
     uninformative: tuple = UNINFORMATIVE_TYPES
+    #: What stage 3 learned from (see :func:`reference_census`); None for old artifacts.
+    census: dict | None = None
 
     @property
     def classes(self):
@@ -176,6 +191,7 @@ class ClassifierModel:
             "references": self.references.to_dict(),
             "naive_bayes": self.naive_bayes.to_dict(),
             "outlier_quantiles": self.outlier_quantiles.tolist(),
+            **({"reference_census": self.census} if self.census is not None else {}),
         }
 
     @classmethod
@@ -192,6 +208,7 @@ class ClassifierModel:
             location=bool(document["location"]),
             method=document["method"],
             uninformative=tuple(document["uninformative_types"]),
+            census=document.get("reference_census"),
         )
 
     @classmethod
@@ -211,10 +228,65 @@ def _log_roles(types, roles):
         log.info("most common left-out types: %s", ", ".join(f"{t} {n:,}" for t, n in others.items()))
 
 
+def reference_census(types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None) -> dict:
+    """How many references of each class stage 3 has, in total and per cluster.
+
+    ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
+    cluster of ``clusters`` appears, with zeros where it has no reference.
+    """
+    is_reference = np.asarray(roles) == REFERENCE
+    clusters = np.asarray(clusters)
+    all_clusters = [int(c) for c in np.unique(clusters)]
+    counts = (pd.crosstab(pd.Categorical(np.asarray(types, dtype=object)[is_reference], categories=list(classes)),
+                          pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters), dropna=False)
+              .reindex(index=list(classes), columns=all_clusters, fill_value=0))
+    census = {
+        "references": int(is_reference.sum()),
+        "clusters": all_clusters,
+        "classes": {label: {"total": int(counts.loc[label].sum()),
+                            "per_cluster": {str(c): int(counts.loc[label, c]) for c in all_clusters}}
+                    for label in classes},
+        "classes_without_references": [label for label in classes if int(counts.loc[label].sum()) == 0],
+    }
+    if labels is not None:
+        census["labels"] = labels.to_dict()
+    return census
+
+
+def census_table(census) -> pd.DataFrame:
+    """The census as a table: one row per class, its total and one column per cluster."""
+    rows = [{"class": label, "total": entry["total"],
+             **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
+            for label, entry in census["classes"].items()]
+    return pd.DataFrame(rows)
+
+
+def _check_labels(census, labels: LabelReport, path, strict):
+    """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
+    problems = []
+    missing = census["classes_without_references"]
+    if missing:
+        problems.append(f"{len(missing)} of {len(census['classes'])} classes have no reference in any cluster "
+                        f"({', '.join(missing)})")
+    if labels.unknown_share > UNKNOWN_LABEL_SHARE:
+        problems.append(f"{100 * labels.unknown_share:.1f}% of the {labels.n_matched:,} matched detections carry "
+                        f"a SIMBAD type the taxonomy does not know (most common: {labels.most_common_unknown()})")
+    if not problems:
+        return
+    if strict:
+        raise LabelError(f"{path}: " + "; ".join(problems) + " (--strict-labels)")
+    for problem in problems:
+        log.warning("%s: %s", path, problem)
+
+
+def _log_census(census):
+    table = census_table(census).set_index("class")
+    log.info("reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
+             table.to_string())
+
+
 def _log_references(model, classes):
-    counts = pd.DataFrame(model.references.reference_counts()).T.reindex(columns=list(classes)).fillna(0)
-    counts.index.name = CLUSTER
-    log.info("references per cluster and class:\n%s", counts.astype(int).to_string())
+    # The counts themselves are in the census logged before the fit.
     for cluster, classifier in model.references.classifiers_.items():
         unscored = [c for c, ok in zip(classes, classifier.scored_) if not ok]
         if unscored:
@@ -235,7 +307,7 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     features = table[list(FEATURES)].to_numpy(dtype="float64")
     scaler = LogMinMaxScaler().fit(features)
     X = scaler.transform(features)
-    types = table[MAIN_TYPE].to_numpy(dtype=object)
+    types, _ = normalize_types(table[MAIN_TYPE].to_numpy(dtype=object))
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
     clusters = table[CLUSTER].to_numpy()
     references = ClusterwiseMahalanobis(classes, min_references).fit(
@@ -265,15 +337,16 @@ def _log_naive_bayes(model):
 
 def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                        outlier_fraction=OUTLIER_FRACTION, explain=True):
+                        outlier_fraction=OUTLIER_FRACTION, explain=True, strict_labels=False):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
     ----------
     table : pandas.DataFrame
         Detections with ``name`` (or ``name_1``), ``obsid``, ``cluster``, ``ra``,
-        ``dec``, ``main_type`` (SIMBAD class; missing means no match) and the
-        features (or the raw columns they derive from).
+        ``dec``, ``main_type`` (SIMBAD type, old or today's label; missing means no
+        match), optionally ``otype`` (SIMBAD's short code, preferred where present)
+        and the features (or the raw columns they derive from).
     path : str
         Where the table came from, for messages.
     method : {"mahalanobis", "naive-bayes"}
@@ -287,16 +360,22 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     explain : bool
         Compute the outlier measures and probability tracks (about four times the cost
         of the probabilities alone on large catalogs).
+    strict_labels : bool
+        Raise :class:`LabelError` instead of warning when a class has no reference in
+        any cluster, or when more than 5% of the matched detections carry a SIMBAD type
+        the taxonomy does not know.
 
     Returns
     -------
     classified : pandas.DataFrame
         One row per classified detection, sorted by name then obsid: ``name, obsid,
         cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
-        the 12 features, ``simbad_main_type`` (the input's type), the outlier measure,
+        the 12 features, ``simbad_main_type`` (the input's SIMBAD type under its
+        canonical, paper name, whatever spelling came in), the outlier measure,
         percentile and flag, ``driven_by`` and the probability track, then the other
         input columns.
     model : ClassifierModel
+        With its ``census`` (:func:`reference_census`).
     """
     table = canonical_names(table, path)
     require_columns(table, REQUIRED_COLUMNS, path)
@@ -312,13 +391,20 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     complete, reasons = complete_rows(table)
     table = table.loc[complete].reset_index(drop=True)
     log.info(describe_dropped(reasons, n_total - len(table), n_total))
-    types = table[MAIN_TYPE]
-    types = types.astype(object).where(types.notna(), NO_MATCH).astype(str).to_numpy(dtype=object)
+    # Types read as the paper's names before anything else (today's SIMBAD labels,
+    # short codes, stray whitespace or case); the report covers every complete row.
+    types, labels = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
+    for level, message in labels.messages():
+        getattr(log, level)("%s: %s", path, message)
     table = table.assign(**{MAIN_TYPE: types, CLUSTER: table[CLUSTER].astype(int)})
     roles = detection_roles(types, classes, uninformative)
     _log_roles(types, roles)
+    census = reference_census(types, roles, table[CLUSTER].to_numpy(), classes, labels)
+    _log_census(census)
+    _check_labels(census, labels, path, strict_labels)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score)
+    model.census = census
     _log_references(model, classes)
     _log_naive_bayes(model)
 
