@@ -373,11 +373,15 @@ def cluster_caveats(clustering):
     if provenance.get("source") != "frozen":
         return ()
     agreement = provenance.get("agreement")
-    measured = (f"they reproduce stage 3's clusters for {100 * agreement:.1f}% of its "
-                f"{provenance.get('n_detections', 0):,} training detections" if agreement is not None
-                else "their agreement with stage 3's clusters was not measured")
+    if agreement is None:
+        measured = "their agreement with stage 3's clusters was not measured"
+    else:
+        measured = (f"they reproduce stage 3's clusters for {100 * agreement:.1f}% of its "
+                    f"{provenance.get('n_detections', 0):,} training detections")
+        if agreement < 1:
+            measured += "; elsewhere a detection's cluster, and so possibly its class, differs from stage 3's"
     lines = [f"clusters: estimated from the frozen crossmatch's assignments ({provenance.get('file', '?')}); "
-             f"{measured}; elsewhere a detection's cluster, and so possibly its class, differs from stage 3's"]
+             f"{measured}"]
     comparison = provenance.get("published_comparison")
     if comparison:
         lines.append(f"clusters: against the published mixture, weights differ by at most "
