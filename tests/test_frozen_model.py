@@ -127,6 +127,7 @@ def frozen_run(sample_csc_csv, crossmatch_sample, tmp_path_factory):
     return run_stages(sample_csc_csv, crossmatch_sample, tmp_path_factory.mktemp("frozen"))
 
 
+@pytest.mark.slow
 def test_model_describes_the_frozen_clusters_stage3_used(frozen_run, crossmatch_sample, capsys):
     document = json.loads((frozen_run / "model.json").read_text())
     provenance = document["clusters"]
@@ -158,13 +159,13 @@ def test_model_describes_the_frozen_clusters_stage3_used(frozen_run, crossmatch_
     assert same_cluster > 0.5 and same_class > 0.7
 
 
-def test_own_clusters_as_frozen_reproduce_stage3(sample_csc_csv, crossmatch_sample, tmp_path, capsys):
+@pytest.mark.slow
+def test_own_clusters_as_frozen_reproduce_stage3(frozen_run, sample_csc_csv, crossmatch_sample, tmp_path, capsys):
     # The frozen file carries this run's own stage-1 clusters and probabilities.
-    first = run_stages(sample_csc_csv, crossmatch_sample, tmp_path / "first", "--clusters", "ours")
-    stage1 = pd.read_csv(first / "s1.csv")
+    stage1 = pd.read_csv(frozen_run / "s1.csv")
     own = pd.read_csv(crossmatch_sample).assign(**{c: stage1[c] for c in ["cluster", *PROBABILITIES]})
     own.to_csv(tmp_path / "own_frozen.csv", index=False)
-    out = run_stages(sample_csc_csv, tmp_path / "own_frozen.csv", tmp_path / "second")
+    out = run_stages(sample_csc_csv, tmp_path / "own_frozen.csv", tmp_path / "own")
     provenance = json.loads((out / "model.json").read_text())["clusters"]
     assert provenance["source"] == "frozen" and provenance["agreement"] >= 0.999
     stage3, again, printed = classify_stage3(out, capsys)
@@ -173,6 +174,7 @@ def test_own_clusters_as_frozen_reproduce_stage3(sample_csc_csv, crossmatch_samp
     assert f"for {100 * provenance['agreement']:.1f}% of its 1,615" in printed
 
 
+@pytest.mark.slow
 def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(frozen_run, crossmatch_sample,
                                                                           tmp_path, capsys):
     out = tmp_path
@@ -194,6 +196,7 @@ def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(frozen
     assert "clusters: estimated" not in printed
 
 
+@pytest.mark.slow
 def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample, tmp_path):
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
@@ -203,6 +206,7 @@ def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample
     assert (tmp_path / "model.json").read_bytes() == (frozen_run / "model.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsys, monkeypatch):
     # The stage-1 table of the first 1,000 rows, with the frozen file cut to match.
     pd.read_csv(frozen_run / "s1.csv").iloc[:1000].to_csv(tmp_path / "s1.csv", index=False)
@@ -227,6 +231,7 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
     assert "no model of the frozen clusters is written" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_published_crossmatch_is_compared_with_the_published_mixture(frozen_run, crossmatch_sample, tmp_path,
                                                                      reference_dir, monkeypatch):
     """The published crossmatch (29,655 rows) is not in the reference directory: the real sample
