@@ -155,7 +155,7 @@ def test_model_describes_the_frozen_clusters_stage3_used(frozen_run, crossmatch_
     same_class = (again["main_type"] == stage3["main_type"]).mean()
     print(f"real sample, earlier run's clusters: training agreement {provenance['agreement']:.4f}; "
           f"stage-3 detections: same cluster {same_cluster:.4f}, same class {same_class:.4f}")
-    # Far better than the stage-1 mixture (9% and 48% in issue 9); not exact.
+    # Far better than the stage-1 mixture (about 10% and 40%, README); not exact.
     assert same_cluster > 0.5 and same_class > 0.7
 
 
@@ -220,6 +220,10 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
     assert "was fitted on 1,615 detections but the stage-1 table" in capsys.readouterr().err
     assert not (tmp_path / "s2.csv").exists()
     assert other.read_bytes() == (frozen_run / "model.json").read_bytes()
+    # Not a clustering model at all: the same.
+    (tmp_path / "classifier.json").write_text(json.dumps({"format": "xrayclass.classifier-model"}))
+    assert cli.crossmatch_main([*args, "--model", str(tmp_path / "classifier.json")]) == 2
+    assert "not a clustering model" in capsys.readouterr().err and not (tmp_path / "s2.csv").exists()
     # At the default path: a warning, and the model is left as it is.
     monkeypatch.setattr(cli.paths, "MODEL", other)
     assert cli.crossmatch_main(args) == 0

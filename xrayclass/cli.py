@@ -250,10 +250,12 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
                         "cannot place new detections in them; pass --model", model_path)
         return None
     try:
-        model = ClusteringModel.load(model_path)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
-    try:
+        try:
+            model = ClusteringModel.load(model_path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
+        if frozen is None and model.stage1_mixture is None:
+            return None  # already stage 1's own fit: nothing to change
         check_model_fits_table(model, canonical_names(stage1, stage1_path), model_path, stage1_path)
     except InputError as exc:
         if explicit:
@@ -261,8 +263,6 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
         log.warning("%s. It is left as it is: it does not describe the clusters stage 3 will use; pass --model", exc)
         return None
     if frozen is None:
-        if model.stage1_mixture is None:
-            return None
         log.info("%s described the clusters of %s; its stage-1 fit is restored, since stage 3 will use this "
                  "run's clusters", model_path, model.clusters.get("file", "another file"))
         return stage1_model(model).to_dict()
