@@ -13,7 +13,10 @@ without the training table:
    squared Mahalanobis distances) and the predicted class, as in stage 3;
 4. the detections of each source vote, hard and soft, as in stage 4.
 
-For a detection of the training table this gives exactly what stage 3 gave. A
+For a detection of the training table this gives exactly what stage 3 gave when stage 3
+used the run's own clusters. With a frozen crossmatch's clusters, ``model.json`` holds a
+mixture estimated from them by stage 2, which reproduces them only as often as stage 2
+measured; :func:`cluster_caveats` says so in the printed summary. A
 detection lacking a feature cannot be placed in the feature space: it is skipped and
 the raw columns that are null are named. Values beyond the training range are not
 clipped (the preprocessing extrapolates) but flagged, feature by feature; a value at
