@@ -99,3 +99,16 @@ def synthetic_features(n_per_class, classes, n_features=len(FEATURES), seed=0, s
     X = np.vstack([c + spread * rng.standard_normal((n_per_class, n_features)) for c in centers])
     y = np.repeat(np.asarray(classes, dtype=object), n_per_class)
     return X, y
+
+
+@pytest.fixture(autouse=True)
+def _restore_xrayclass_logging():
+    """Command lines configure the 'xrayclass' logger (own handler, no propagation);
+    start every test from the default so that ``caplog`` sees the records."""
+    import logging
+
+    logger = logging.getLogger("xrayclass")
+    # Reset before the test too: module-scoped fixtures may have run a command line.
+    logger.handlers[:], logger.level, logger.propagate = [], logging.NOTSET, True
+    yield
+    logger.handlers[:], logger.level, logger.propagate = [], logging.NOTSET, True

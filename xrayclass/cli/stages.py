@@ -10,10 +10,15 @@ import logging
 import sys
 from pathlib import Path
 
-from xrayclass.io import paths
+from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.exceptions import EXIT_INPUT_ERROR
-from xrayclass.io.tables import InputError, check_output_path, read_table, write_outputs
+from xrayclass.io import paths
+from xrayclass.io.tables import InputError, canonical_names, check_output_path, read_table, write_outputs
+
+#: The published mixture in the shared reference directory, compared with a model of the
+#: published crossmatch's clusters when both are there.
+PUBLISHED_MIXTURE = "paper_gmm.json"
 
 log = logging.getLogger("xrayclass")
 
@@ -170,40 +175,108 @@ def crossmatch_main(argv=None):
     parser.add_argument("--clusters", choices=CLUSTER_SOURCES, default="frozen",
                         help="with --frozen: keep the frozen file's clusters (these reproduce the paper) or this run's")
     parser.add_argument("--output", default=str(paths.CROSSMATCH), help="stage-2 table (.csv or .parquet)")
+    parser.add_argument("--model", default=None,
+                        help=f"the stage-1 model written by clustering.py (default: {paths.MODEL}). It is updated "
+                             "in place to describe the clusters stage 3 will use: with the frozen file's "
+                             "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
+                             "otherwise the stage-1 fit")
 
     def body(args):
         from xrayclass.stages.crossmatch import swap_in_frozen
 
         online = online_config(args)
         check_output_path(args.output)
+        model_path = Path(args.model) if args.model is not None else paths.MODEL
         if online is not None:
-            _distinct(args.output, args.input)
+            _distinct(args.output, args.input, model_path)
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
-            run_online(args, online, stage1)
+            if run_online(args, online, stage1) is not None:
+                update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
+                if update is not None:
+                    write_outputs([(update, model_path)])
+                    log.info("wrote %s", model_path)
             return
         if args.catalog:
             from xrayclass.core.positional import crossmatch_local
             from xrayclass.services.xmatch import DEFAULT_RADIUS
 
-            _distinct(args.output, args.input, args.catalog)
+            _distinct(args.output, args.input, args.catalog, model_path)
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             catalog = read_table(args.catalog)
             crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog,
                                             getattr(args, "radius", DEFAULT_RADIUS))
-            write_outputs([(crossmatched, args.output)])
-            log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
+            update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
+            _write_stage2(crossmatched, args.output, update, model_path)
             return
-        _distinct(args.output, args.input, args.frozen)
+        _distinct(args.output, args.input, args.frozen, model_path)
         stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
         frozen = _read_input(
             args.frozen, paths.FROZEN_CROSSMATCH,
             "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
         )
         crossmatched = swap_in_frozen(stage1, args.input, frozen, args.frozen, clusters=args.clusters)
-        write_outputs([(crossmatched, args.output)])
-        log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
+        frozen_clusters = (crossmatched, args.frozen, len(frozen)) if args.clusters == "frozen" else None
+        update = _model_for_stage3(model_path, args.model is not None, stage1, args.input, frozen_clusters)
+        _write_stage2(crossmatched, args.output, update, model_path)
 
     return _run("crossmatch", parser, body, argv)
+
+
+def _write_stage2(crossmatched, output, model, model_path):
+    """The stage-2 table and, when there is one, the updated model: both or neither."""
+    write_outputs([(crossmatched, output), *([(model, model_path)] if model is not None else [])])
+    log.info("wrote %s (%s rows)%s", output, f"{len(crossmatched):,}",
+             f" and updated {model_path}" if model is not None else "")
+
+
+def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
+    """The model document that describes the clusters stage 3 will use, or None to leave it as it is.
+
+    ``frozen`` is ``(stage-2 table, frozen file, its row count)`` when stage 3 uses the
+    frozen file's clusters: the mixture is then estimated from them. Otherwise the
+    stage-1 fit is restored where an earlier stage 2 had replaced it. A model that is
+    missing or belongs to another stage-1 table is an error when ``--model`` was given,
+    and a warning (the file left as it is) at the default path.
+    """
+    from xrayclass.stages.clustering import (
+        ClusteringModel, check_model_fits_table, compare_with_published, describe_frozen_clusters, stage1_model,
+    )
+
+    if not Path(model_path).exists():
+        if explicit:
+            raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
+        if frozen is not None:
+            log.warning("no stage-1 model at %s: no model of the frozen clusters is written, so classify_source.py "
+                        "cannot place new detections in them; pass --model", model_path)
+        return None
+    try:
+        try:
+            model = ClusteringModel.load(model_path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
+        if frozen is None and model.stage1_mixture is None:
+            return None  # already stage 1's own fit: nothing to change
+        check_model_fits_table(model, canonical_names(stage1, stage1_path), model_path, stage1_path)
+    except InputError as exc:
+        if explicit:
+            raise
+        log.warning("%s. It is left as it is: it does not describe the clusters stage 3 will use; pass --model", exc)
+        return None
+    if frozen is None:
+        log.info("%s described the clusters of %s; its stage-1 fit is restored, since stage 3 will use this "
+                 "run's clusters", model_path, model.clusters.get("file", "another file"))
+        return stage1_model(model).to_dict()
+    table, frozen_path, n_frozen = frozen
+    estimated = describe_frozen_clusters(model, table, frozen_path)
+    published = paths.reference_file(PUBLISHED_MIXTURE)
+    if n_frozen == PUBLISHED_DETECTIONS and published is not None:
+        from xrayclass.io.tables import read_json
+
+        log.info("%s has the published run's %s detections: taking it for the published crossmatch",
+                 frozen_path, f"{PUBLISHED_DETECTIONS:,}")
+        comparison = compare_with_published(estimated, read_json(published))
+        estimated.clusters["published_comparison"] = {"file": str(published), **comparison}
+    return estimated.to_dict()
 
 
 # -- stage 3 ---------------------------------------------------------------------------

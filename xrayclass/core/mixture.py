@@ -84,3 +84,125 @@ def mixture_from_dict(document):
     mixture.lower_bound_ = float(document.get("lower_bound", np.nan))
     mixture.n_features_in_ = mixture.means_.shape[1]
     return mixture
+
+
+def _precisions_cholesky(covariances):
+    """Cholesky factors of the precisions, computed as scikit-learn's full-covariance fit does."""
+    from scipy import linalg
+
+    n_features = covariances.shape[-1]
+    factors = np.empty_like(covariances)
+    for k, covariance in enumerate(covariances):
+        try:
+            lower = linalg.cholesky(covariance, lower=True)
+        except linalg.LinAlgError:
+            raise ValueError(f"the covariance of component {k} is not positive definite") from None
+        factors[k] = linalg.solve_triangular(lower, np.eye(n_features), lower=True).T
+    return factors
+
+
+def mixture_from_memberships(X, memberships, reg_covar=MIXTURE_SETTINGS["reg_covar"], chunk_rows=200_000):
+    """A full-covariance Gaussian mixture whose components are given groups of detections.
+
+    The parameters are the M-step of the EM algorithm for the given memberships:
+    component k's weight, mean and covariance are those of the detections weighted by
+    their membership of k (0 or 1 for hard assignments). ``reg_covar`` is added to the
+    diagonals, as scikit-learn does, so that a small group still has an invertible
+    covariance. Memberships that are the output of a converged mixture give that
+    mixture back (the fixed point of EM).
+
+    Parameters
+    ----------
+    X : array of shape (n_detections, n_features)
+        Preprocessed features.
+    memberships : array of shape (n_detections, n_components)
+        Non-negative; rows sum to 1.
+    reg_covar : float
+    chunk_rows : int
+        Rows per pass when summing, so that no (n_detections, n_features) temporary
+        per component is made.
+
+    Returns
+    -------
+    sklearn.mixture.GaussianMixture
+        With fitted attributes set (``n_iter_`` 0: it was estimated, not fitted;
+        ``lower_bound_`` is the mean log-likelihood of ``X``).
+
+    Raises
+    ------
+    ValueError
+        A component has no detection (zero weight).
+    """
+    X = np.asarray(X, dtype="float64")
+    memberships = np.asarray(memberships, dtype="float64")
+    n_rows, n_features = X.shape
+    n_components = memberships.shape[1]
+    totals = memberships.sum(axis=0)
+    empty = np.flatnonzero(totals <= 0)
+    if empty.size:
+        raise ValueError(f"component(s) {', '.join(map(str, empty))} have no detection")
+    means = np.zeros((n_components, n_features))
+    for start in range(0, n_rows, chunk_rows):
+        means += memberships[start:start + chunk_rows].T @ X[start:start + chunk_rows]
+    means /= totals[:, None]
+    covariances = np.zeros((n_components, n_features, n_features))
+    for start in range(0, n_rows, chunk_rows):
+        rows = X[start:start + chunk_rows]
+        weights = memberships[start:start + chunk_rows]
+        for k in range(n_components):
+            centered = rows - means[k]
+            covariances[k] += (weights[:, k, None] * centered).T @ centered
+    covariances /= totals[:, None, None]
+    covariances += reg_covar * np.eye(n_features)
+    document = {
+        "n_components": n_components, "random_state": None, **MIXTURE_SETTINGS, "reg_covar": reg_covar,
+        "converged": True, "n_iter": 0, "lower_bound": float("nan"),
+        "weights": totals / n_rows, "means": means, "covariances": covariances,
+        "precisions_cholesky": _precisions_cholesky(covariances),
+    }
+    mixture = mixture_from_dict(document)
+    mixture.lower_bound_ = float(np.mean(np.concatenate(
+        [mixture.score_samples(X[start:start + chunk_rows]) for start in range(0, n_rows, chunk_rows)])))
+    return mixture
+
+
+def compare_mixtures(ours, published):
+    """How a mixture compares with another one, component by component.
+
+    Components are paired by the assignment that minimizes the summed distance between
+    their means (cluster numbers of two fits are arbitrary). Both must live in the same
+    feature space for the distances to mean much: the caller says when they may not.
+
+    Parameters
+    ----------
+    ours : sklearn.mixture.GaussianMixture
+    published : dict
+        ``weights`` and ``means`` (e.g. the published ``paper_gmm.json``).
+
+    Returns
+    -------
+    dict
+        ``pairing`` (our component -> the other's), ``weights`` (ours and theirs, paired),
+        ``max_weight_difference``, ``mean_distances`` (Euclidean, per pair),
+        ``max_mean_distance`` and ``median_separation`` (the median distance between two
+        of our own means, as the scale to read the distances against).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist, pdist
+
+    their_means = np.asarray(published["means"], dtype="float64")
+    their_weights = np.asarray(published["weights"], dtype="float64")
+    if their_means.shape != ours.means_.shape:
+        raise ValueError(f"the mixtures differ in shape: {ours.means_.shape} and {their_means.shape}")
+    distances = cdist(ours.means_, their_means)
+    rows, columns = linear_sum_assignment(distances)
+    paired = distances[rows, columns]
+    weight_differences = np.abs(ours.weights_[rows] - their_weights[columns])
+    return {
+        "pairing": {int(r): int(c) for r, c in zip(rows, columns)},
+        "weights": [[float(ours.weights_[r]), float(their_weights[c])] for r, c in zip(rows, columns)],
+        "max_weight_difference": float(weight_differences.max()),
+        "mean_distances": [float(d) for d in paired],
+        "max_mean_distance": float(paired.max()),
+        "median_separation": float(np.median(pdist(ours.means_))),
+    }

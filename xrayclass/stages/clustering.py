@@ -4,13 +4,14 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import sklearn
 
 from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
-from xrayclass.core.mixture import fit_mixture, mixture_from_dict, mixture_to_dict
+from xrayclass.core.mixture import compare_mixtures, fit_mixture, mixture_from_dict, mixture_from_memberships, mixture_to_dict
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
 
@@ -26,6 +27,9 @@ CHUNK_ROWS = 200_000
 #: random subsample of this size and every detection is then assigned. Chosen by
 #: measurement (benchmarks/subsample.py): see README, "Scaling up".
 FIT_SAMPLE = 100_000
+
+#: Provenance of a mixture that is stage 1's own fit.
+STAGE1_CLUSTERS = {"source": "stage 1"}
 
 #: Columns stage 1 needs besides the raw feature columns.
 IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
@@ -43,6 +47,11 @@ class ClusteringModel:
     scaler: LogMinMaxScaler
     mixture: object
     training: dict = field(default_factory=dict)
+    #: Whose clusters ``mixture`` describes: ``{"source": "stage 1"}`` (its own fit), or
+    #: ``{"source": "frozen", "file": ..., "agreement": ...}`` (see :func:`describe_frozen_clusters`).
+    clusters: dict = field(default_factory=lambda: dict(STAGE1_CLUSTERS))
+    #: The stage-1 fit, kept for the record when ``mixture`` describes other clusters.
+    stage1_mixture: object = None
 
     def assign(self, detections):
         """Cluster labels and membership probabilities of complete feature rows.
@@ -74,6 +83,8 @@ class ClusteringModel:
             "training": self.training,
             "preprocessing": self.scaler.to_dict(),
             "mixture": mixture_to_dict(self.mixture),
+            "clusters": self.clusters,
+            **({"stage1_mixture": mixture_to_dict(self.stage1_mixture)} if self.stage1_mixture is not None else {}),
         }
 
     @classmethod
@@ -91,6 +102,8 @@ class ClusteringModel:
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
             mixture=mixture_from_dict(document["mixture"]),
             training=document.get("training", {}),
+            clusters=document.get("clusters", dict(STAGE1_CLUSTERS)),
+            stage1_mixture=mixture_from_dict(document["stage1_mixture"]) if "stage1_mixture" in document else None,
         )
 
     @classmethod
@@ -183,3 +196,153 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     sizes = np.bincount(clusters, minlength=n_components)
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
     return clustered, model
+
+
+# -- the clusters stage 3 uses ------------------------------------------------------------------
+
+def check_model_fits_table(model, detections, model_path, table_path):
+    """Raise :class:`InputError` unless ``model`` was fitted on the stage-1 table ``detections``.
+
+    Checked by its number of detections and by refitting the preprocessing on the
+    table: the log shifts and ranges must be the ones in the model (stage 1 fits them
+    on every detection it keeps).
+    """
+    expected = model.training.get("n_detections")
+    if expected is not None and int(expected) != len(detections):
+        raise InputError(f"{model_path}: was fitted on {int(expected):,} detections but the stage-1 table "
+                         f"{table_path} has {len(detections):,}; it is not this table's model")
+    require_columns(detections, FEATURES, table_path)
+    features = detections[list(FEATURES)].to_numpy(dtype="float64")
+    try:
+        refitted = LogMinMaxScaler().fit(features).to_dict()
+    except ValueError as exc:
+        raise InputError(f"{table_path}: features unusable for the preprocessing: {exc}") from None
+    saved = model.scaler.to_dict()
+    differs = [f"{key} of {feature}" for key in ("log_shift", "data_min", "data_max") for feature in saved[key]
+               if not np.isclose(saved[key][feature], refitted[key][feature], rtol=1e-12, atol=0)]
+    if differs:
+        raise InputError(f"{model_path}: its preprocessing differs from that of the stage-1 table {table_path} "
+                         f"({', '.join(differs[:4])}); it is not this table's model")
+
+
+def stage1_model(model):
+    """``model`` with its stage-1 fit as the mixture (as clustering.py wrote it)."""
+    if model.stage1_mixture is None:
+        return model
+    return ClusteringModel(scaler=model.scaler, mixture=model.stage1_mixture, training=model.training,
+                           clusters=dict(STAGE1_CLUSTERS))
+
+
+def frozen_memberships(detections, clusters, source):
+    """The membership of each detection in each frozen cluster, and how it was obtained.
+
+    The frozen file's ``prob_0..prob_{K-1}`` when it has them, complete, finite and
+    consistent with its ``cluster`` (their argmax); otherwise the hard assignments.
+
+    Returns
+    -------
+    memberships : numpy.ndarray of shape (n_detections, K)
+    method : str
+        ``'membership probabilities'`` or ``'cluster assignments'``.
+    """
+    n_components = int(clusters.max()) + 1
+    columns = probability_columns(n_components)
+    hard = np.zeros((len(clusters), n_components))
+    hard[np.arange(len(clusters)), clusters] = 1.0
+    extra = [c for c in detections.columns if c.startswith("prob_") and c[5:].isdigit() and c not in columns]
+    if all(c in detections.columns for c in columns) and not extra:
+        probabilities = detections[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+        usable = (np.isfinite(probabilities).all() and (probabilities >= 0).all()
+                  and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6))
+        if usable and (probabilities.argmax(axis=1) == clusters).all():
+            return probabilities / probabilities.sum(axis=1, keepdims=True), "membership probabilities"
+        log.info("%s: its %s do not match its clusters; the mixture is estimated from the cluster "
+                 "assignments alone", source, ", ".join(columns))
+    return hard, "cluster assignments"
+
+
+def describe_frozen_clusters(model, detections, source):
+    """A mixture model of the frozen clusters that stage 3 will use, in this run's space.
+
+    Each component is estimated from the detections of one frozen cluster, in the
+    preprocessed space of ``model`` (this run's stage-1 scaler): weight, mean and full
+    covariance (plus scikit-learn's ``reg_covar``), weighting each detection by its
+    frozen membership probability where the frozen file has them (the M-step of the
+    EM that made them), else by its hard assignment. How often the result places a
+    training detection in its frozen cluster is measured: such a mixture reproduces
+    clusters that came from another preprocessing only approximately.
+
+    Parameters
+    ----------
+    model : ClusteringModel
+        This run's stage-1 model (a previous re-estimate is replaced, not stacked).
+    detections : pandas.DataFrame
+        The stage-2 table: the 12 features and the frozen ``cluster`` (and ``prob_*``).
+    source : str
+        The frozen file, for messages and the provenance.
+
+    Returns
+    -------
+    ClusteringModel
+        Same preprocessing; ``mixture`` describes the frozen clusters; ``clusters`` says
+        so (file, method, agreement overall and per cluster); ``stage1_mixture`` keeps
+        the stage-1 fit.
+    """
+    base = stage1_model(model)
+    labels = detections[CLUSTER].to_numpy(dtype="float64")
+    if not (np.isfinite(labels).all() and (labels >= 0).all() and (labels == np.round(labels)).all()):
+        raise InputError(f"{source}: its 'cluster' column is not made of non-negative integers")
+    labels = labels.astype(int)
+    memberships, method = frozen_memberships(detections, labels, source)
+    sizes = np.bincount(labels, minlength=memberships.shape[1])
+    if (sizes == 0).any():
+        raise InputError(f"{source}: cluster(s) {', '.join(map(str, np.flatnonzero(sizes == 0)))} have no "
+                         "detection, so no mixture component can describe them; use --clusters ours")
+    X = base.scaler.transform(detections[list(FEATURES)].to_numpy(dtype="float64"))
+    try:
+        mixture = mixture_from_memberships(X, memberships, reg_covar=base.mixture.reg_covar, chunk_rows=CHUNK_ROWS)
+    except ValueError as exc:
+        raise InputError(f"{source}: the frozen clusters cannot be described by a mixture: {exc}") from None
+    estimated = ClusteringModel(scaler=base.scaler, mixture=mixture, training=base.training,
+                                stage1_mixture=base.mixture)
+    assigned, _ = estimated.assign(detections)
+    same = assigned == labels
+    per_cluster = np.bincount(labels, weights=same, minlength=len(sizes)) / sizes
+    estimated.clusters = {
+        "source": "frozen",
+        "file": str(source),
+        "estimated_from": method,
+        "n_detections": int(len(labels)),
+        "agreement": float(same.mean()),
+        "agreement_per_cluster": {str(k): float(a) for k, a in enumerate(per_cluster)},
+    }
+    log.info("model of the frozen clusters: %d components estimated from the %s of %s detections in this run's "
+             "preprocessed space; it places %.1f%% of them in their frozen cluster (per cluster: %s)",
+             len(sizes), method, f"{len(labels):,}", 100 * same.mean(),
+             ", ".join(f"{k}: {100 * a:.1f}%" for k, a in enumerate(per_cluster)))
+    return estimated
+
+
+#: What a comparison with the published mixture cannot tell (stored with it).
+PUBLISHED_CAVEAT = ("the published mixture lives in the published run's preprocessed space, whose MinMax "
+                    "constants were not published; this run's constants come from its own input, so the "
+                    "distances also reflect any difference of preprocessing")
+
+
+def compare_with_published(model, published):
+    """How ``model``'s mixture compares with the published one (``paper_gmm.json``'s content).
+
+    Returns
+    -------
+    dict
+        See :func:`~xrayclass.mixture.compare_mixtures`, plus ``caveat``.
+    """
+    if list(published.get("features", FEATURES)) != list(FEATURES):
+        raise InputError("the published mixture's features differ from this pipeline's")
+    comparison = compare_mixtures(model.mixture, published)
+    comparison["caveat"] = PUBLISHED_CAVEAT
+    log.info("against the published mixture (components paired by nearest means): weights differ by at most "
+             "%.3f, means lie %.3f apart at most (our own means lie a median %.3f apart); %s",
+             comparison["max_weight_difference"], comparison["max_mean_distance"],
+             comparison["median_separation"], PUBLISHED_CAVEAT)
+    return comparison

@@ -13,7 +13,10 @@ without the training table:
    squared Mahalanobis distances) and the predicted class, as in stage 3;
 4. the detections of each source vote, hard and soft, as in stage 4.
 
-For a detection of the training table this gives exactly what stage 3 gave. A
+For a detection of the training table this gives exactly what stage 3 gave when stage 3
+used the run's own clusters. With a frozen crossmatch's clusters, ``model.json`` holds a
+mixture estimated from them by stage 2, which reproduces them only as often as stage 2
+measured; :func:`cluster_caveats` says so in the printed summary. A
 detection lacking a feature cannot be placed in the feature space: it is skipped and
 the raw columns that are null are named. Values beyond the training range are not
 clipped (the preprocessing extrapolates) but flagged, feature by feature; a value at
@@ -359,6 +362,35 @@ class Classification:
     skipped: pd.DataFrame
     n_input: int
     origin: str
+    caveats: tuple = ()
+
+
+def cluster_caveats(clustering):
+    """What the printed summary must say about the clusters ``clustering`` places detections in.
+
+    Nothing when its mixture is stage 1's own fit (it reproduces stage 3's clusters
+    exactly); when it was estimated from a frozen crossmatch's clusters, how often it
+    reproduces them on the training detections, as measured by stage 2.
+    """
+    provenance = clustering.clusters or {}
+    if provenance.get("source") != "frozen":
+        return ()
+    agreement = provenance.get("agreement")
+    if agreement is None:
+        measured = "their agreement with stage 3's clusters was not measured"
+    else:
+        measured = (f"they reproduce stage 3's clusters for {100 * agreement:.1f}% of its "
+                    f"{provenance.get('n_detections', 0):,} training detections")
+        if agreement < 1:
+            measured += "; elsewhere a detection's cluster, and so possibly its class, differs from stage 3's"
+    lines = [f"clusters: estimated from the frozen crossmatch's assignments ({provenance.get('file', '?')}); "
+             f"{measured}"]
+    comparison = provenance.get("published_comparison")
+    if comparison:
+        lines.append(f"clusters: against the published mixture, weights differ by at most "
+                     f"{comparison['max_weight_difference']:.3f} and means lie up to {comparison['max_mean_distance']:.3f} "
+                     f"apart (our means: a median {comparison['median_separation']:.3f} apart); {comparison['caveat']}")
+    return tuple(lines)
 
 
 def unclassifiable(prepared, scalers):
@@ -443,7 +475,7 @@ def classify(table, clustering, classifier, origin, method=None):
     sources = source_table(prepared, detections, skipped, classes)
     if not named:
         log.info("%s has no source names: each row is its own source ('row 1', 'row 2', ...)", origin)
-    return Classification(detections, sources, skipped, n_input, origin)
+    return Classification(detections, sources, skipped, n_input, origin, cluster_caveats(clustering))
 
 
 def _shorten(text, limit=600):
@@ -617,6 +649,7 @@ def format_report(result):
     lines.append(f"{n_classified:,} of {_plural(result.n_input, 'detection')} classified"
                  + (f", {n_skipped} skipped (missing features or undefined log)" if n_skipped else "")
                  + f"; {_plural(len(result.sources), 'source')} from {result.origin}")
+    lines += list(result.caveats)
     return "\n".join(lines)
 
 
