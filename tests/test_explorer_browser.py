@@ -260,3 +260,45 @@ def test_published_tables_explorer_shows_all_sources(browser, reference_dir, tmp
         assert page.errors == [] and page.blocked == []
     finally:
         page.close()
+
+
+def test_labels_exported_from_the_explorer_change_the_references(mock_page, mock_run, tmp_path):
+    """The CLAXSON loop: label in the browser, export, classification.py --labels."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from xrayclass.explore import file_sha256
+
+    crossmatch = pd.read_csv(mock_run / "cluster_csc_simbad.csv", usecols=["name", "main_type"],
+                             keep_default_na=False)
+    uniquely = pd.read_csv(mock_run / "uniquely_classified.csv")
+    multi = uniquely.loc[uniquely["detection_count"] > 1, "name"]
+    as_class, as_other = multi.iloc[0], multi.iloc[1]
+    exported = export_labels(mock_page, [(as_class, "HMXB", "own label"), (as_other, "other", "a foreground star")])
+    n_class = int((crossmatch["name"] == as_class).sum())
+    n_other = int((crossmatch["name"] == as_other).sum())
+
+    def classify(*extra):
+        out = tmp_path / f"run{len(extra)}"
+        out.mkdir()
+        done = subprocess.run(
+            [sys.executable, str(REPOSITORY / "classification.py"), "--input", str(mock_run / "cluster_csc_simbad.csv"),
+             "--output", str(out / "detections.csv"), "--model-output", str(out / "classifier.json"),
+             "--outliers-output", str(out / "outliers.csv"), *extra],
+            capture_output=True, text=True, cwd=REPOSITORY, timeout=600)
+        assert done.returncode == 0, done.stderr
+        references = int(re.search(r"([\d,]+) references of the", done.stderr).group(1).replace(",", ""))
+        return done.stderr, references, out
+
+    _, before, _ = classify()
+    log, after, out = classify("--labels", str(exported))
+    assert f"own labels: 2 sources labeled in {exported}; 2 of them found ({n_class + n_other} detections relabeled): " \
+           f"{n_class} new references" in log
+    assert after == before + n_class
+    detections = pd.read_csv(out / "detections.csv", usecols=["name"])
+    assert not detections["name"].isin([as_class, as_other]).any()
+    document = json.loads((out / "classifier.json").read_text())
+    assert document["own_labels"]["files"][0]["sha256"] == file_sha256(exported)
+    assert document["own_labels"]["new_references"] == n_class
