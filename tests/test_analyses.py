@@ -139,7 +139,12 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     for figure in ("fig1_bic", "fig2_cluster_sky_map", "fig4_validation_confusion", "fig8_class_sky_density"):
         assert f"figures/{figure}.png" in text
         assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
-    assert (tmp_path / "report.html").read_text().count("<img") >= 8
+    page = (tmp_path / "report.html").read_text()
+    # Self-contained: every figure is embedded, so moving the report breaks nothing.
+    assert page.count("<img src='data:image/png;base64,") >= 8
+    assert page.count("<img") == page.count("<img src='data:")
+    assert "<a href='run/explorer.html'>" in page and (out / "explorer.html").stat().st_size > 1_000_000
+    assert "[Open the explorer (explorer.html)](run/explorer.html)" in text
 
 
 def test_analysis_reports_missing_inputs_clearly(tmp_path):
