@@ -163,7 +163,7 @@ def test_search_opens_the_source_panel_with_its_detections(mock_page, mock_run):
     mock_page.page.fill("#search", source["name"].lower())
     mock_page.page.press("#search", "Enter")
     assert mock_page.page.inner_text("#panel-name").startswith(source["name"])
-    rows = mock_page.page.locator("#panel-body table tbody tr").count()
+    rows = mock_page.page.locator("#detections table tbody tr").count()
     assert rows == int((detections["name"] == source["name"]).sum())
     assert mock_page.drawn("sky", "current") == 1
     for link in ("SIMBAD", "CSC", "Aladin"):

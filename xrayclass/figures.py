@@ -82,7 +82,7 @@ def synthetic_marking(synthetic=True):
 
 def _mark_synthetic(figure):
     figure.text(0.5, 0.5, "SYNTHETIC", transform=figure.transFigure, ha="center", va="center", rotation=20,
-                fontsize=min(72, 9 * figure.get_figwidth()), fontweight="bold", color=(0.7, 0.0, 0.1, 0.22),
+                fontsize=min(72, 9 * figure.get_figwidth()), fontweight="bold", color=(0.7, 0.0, 0.1, 0.15),
                 zorder=1000)
     figure.text(0.995, 0.005, "SYNTHETIC mock data: not real sources", transform=figure.transFigure,
                 ha="right", va="bottom", fontsize=7, color=(0.7, 0.0, 0.1))
@@ -568,12 +568,12 @@ def _probability_track(ax, rows, track_columns):
     if finite.any() and len(steps) > 1:
         largest = np.argmax(np.abs(np.diff(values[finite], axis=1)), axis=1) + 1
         step_names, counts = np.unique(np.asarray(steps)[largest], return_counts=True)
-        title += f"\nlargest step: {step_names[np.argmax(counts)]} ({counts.max()}/{int(finite.sum())} det.)"
+        title += f"\nlargest step: {step_names[np.argmax(counts)]} ({counts.max()}/{int(finite.sum())})"
     if "driven_by" in rows.columns:
         drivers = rows["driven_by"].replace("", np.nan).dropna()
         if len(drivers):
             top = drivers.value_counts()
-            title += f"\ndriven_by (evidence alone): {top.index[0]} ({top.iloc[0]}/{len(drivers)})"
+            title += f"\ndriven_by: {top.index[0]} ({top.iloc[0]}/{len(drivers)})"
     ax.set_title(title, fontsize=9)
 
 
