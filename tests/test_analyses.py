@@ -151,3 +151,18 @@ def test_analysis_reports_missing_inputs_clearly(tmp_path):
     result = run_script("analysis.py", "validate", "--run-dir", tmp_path)
     assert result.returncode == 2
     assert "cluster_csc_simbad.csv: file not found" in result.stderr
+
+
+def test_figures_checks_the_source_name_before_drawing(tmp_path):
+    """SYNTHETIC two-row detection table: a wrong --source fails at once, nothing drawn."""
+    pd.DataFrame({"name": ["MOCK J000001.0+000000"] * 2, "obsid": [1, 2]}).to_csv(
+        tmp_path / "detection_level_classification.csv", index=False)
+    done = run_script("analysis.py", "figures", "--run-dir", tmp_path, "--source", "MOCK J999999.9+000000")
+    assert done.returncode == 2
+    assert "no detection of source 'MOCK J999999.9+000000'" in done.stderr
+    assert not (tmp_path / "figures").exists()
+
+
+def test_validate_help_shows_a_plain_percent():
+    done = run_script("analysis.py", "validate", "--help")
+    assert "30% as if unlabeled" in " ".join(done.stdout.split()) and "%%" not in done.stdout

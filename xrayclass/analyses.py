@@ -207,6 +207,12 @@ def run_figures(run, figures_dir=None, sources=None):
 
 
 def _run_figures(run, figures_dir=None, sources=None):
+    if sources and run.detections.exists():
+        # Checked before anything is drawn: a misspelt name should not cost the other figures' time.
+        known = set(read_table(run.detections, columns=[NAME])[NAME])
+        unknown = [name for name in sources if name not in known]
+        if unknown:
+            raise InputError(f"{run.detections}: no detection of source {unknown[0]!r}")
     figures_dir = Path(figures_dir or run.figures)
     made = []
     if run.clusters.exists():

@@ -161,7 +161,7 @@ def add_validate_parser(subparsers, common):
         "validate", parents=[common], formatter_class=_DefaultsFormatter,
         help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
         description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
-                    "classify the 30%% as if unlabeled with references from the 70%% only, and compare with "
+                    "classify the 30% as if unlabeled with references from the 70% only, and compare with "
                     "SIMBAD: row-normalized confusion matrices (ten and aggregated classes), precision, recall, "
                     "F1 and accuracy, as mean and spread over several seeds.")
     _run_dir_option(parser)
