@@ -139,10 +139,30 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     for figure in ("fig1_bic", "fig2_cluster_sky_map", "fig4_validation_confusion", "fig8_class_sky_density"):
         assert f"figures/{figure}.png" in text
         assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
-    assert (tmp_path / "report.html").read_text().count("<img") >= 8
+    page = (tmp_path / "report.html").read_text()
+    # Self-contained: every figure is embedded, so moving the report breaks nothing.
+    assert page.count("<img src='data:image/png;base64,") >= 8
+    assert page.count("<img") == page.count("<img src='data:")
+    assert "<a href='run/explorer.html'>" in page and (out / "explorer.html").stat().st_size > 1_000_000
+    assert "[Open the explorer (explorer.html)](run/explorer.html)" in text
 
 
 def test_analysis_reports_missing_inputs_clearly(tmp_path):
     result = run_script("analysis.py", "validate", "--run-dir", tmp_path)
     assert result.returncode == 2
     assert "cluster_csc_simbad.csv: file not found" in result.stderr
+
+
+def test_figures_checks_the_source_name_before_drawing(tmp_path):
+    """SYNTHETIC two-row detection table: a wrong --source fails at once, nothing drawn."""
+    pd.DataFrame({"name": ["MOCK J000001.0+000000"] * 2, "obsid": [1, 2]}).to_csv(
+        tmp_path / "detection_level_classification.csv", index=False)
+    done = run_script("analysis.py", "figures", "--run-dir", tmp_path, "--source", "MOCK J999999.9+000000")
+    assert done.returncode == 2
+    assert "no detection of source 'MOCK J999999.9+000000'" in done.stderr
+    assert not (tmp_path / "figures").exists()
+
+
+def test_validate_help_shows_a_plain_percent():
+    done = run_script("analysis.py", "validate", "--help")
+    assert "30% as if unlabeled" in " ".join(done.stdout.split()) and "%%" not in done.stdout

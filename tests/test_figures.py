@@ -172,3 +172,24 @@ def test_an_empty_table_is_refused_clearly(stages, out_dir):
     for draw in (figures.cluster_sky_map, figures.hardness_by_cluster):
         with pytest.raises(ValueError, match="no rows"):
             draw(empty, out_dir)
+
+
+def test_figures_of_synthetic_runs_are_marked(tmp_path):
+    """Inside synthetic_marking every saved figure carries the SYNTHETIC mark; outside, none."""
+    from matplotlib.figure import Figure
+
+    from xrayclass.analysis.figures import save_figure, synthetic_marking
+
+    def texts(figure):
+        return [t.get_text() for t in figure.texts]
+
+    plain = Figure()
+    plain.subplots().plot([0, 1])
+    save_figure(plain, tmp_path, "plain")
+    assert "SYNTHETIC" not in texts(plain)
+    marked = Figure()
+    marked.subplots().plot([0, 1])
+    with synthetic_marking(True):
+        save_figure(marked, tmp_path, "marked")
+    assert "SYNTHETIC" in texts(marked)
+    assert (tmp_path / "marked.png").read_bytes() != (tmp_path / "plain.png").read_bytes()

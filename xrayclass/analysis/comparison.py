@@ -483,6 +483,11 @@ def compare_catalog(sources, sources_path, catalog, catalog_path, columns=Catalo
         log.warning("%s catalog rows are matched by more than one of our sources; each source counts",
                     f"{summary['catalog_rows_matched_twice']:,}")
     found = matches["catalog_row"].to_numpy() >= 0
+    if not found.any():
+        log.warning("%s: none of the %s sources of %s matches the catalog (by %s, within %g arcsec): every "
+                    "share below is NaN; check the name and position columns (--name-column, --ra-column, "
+                    "--dec-column) and that both catalogs cover the same sky", catalog_path, f"{len(sources):,}",
+                    sources_path, match, radius_arcsec)
     matched = pd.DataFrame({
         "name": sources["name"].to_numpy()[found],
         MASTER_CLASS: sources[MASTER_CLASS].to_numpy()[found],

@@ -16,6 +16,9 @@ Conventions
   say what they are.
 """
 
+import contextlib
+import contextvars
+import textwrap
 import re
 from pathlib import Path
 
@@ -63,6 +66,28 @@ LATITUDE_LABEL = "Galactic latitude b (deg)"
 
 # ----------------------------------------------------------------------------- helpers
 
+#: True while figures of a SYNTHETIC (mock) run are drawn: save_figure marks them.
+_SYNTHETIC = contextvars.ContextVar("xrayclass_synthetic_figures", default=False)
+
+
+@contextlib.contextmanager
+def synthetic_marking(synthetic=True):
+    """Within this block every saved figure carries a large SYNTHETIC mark (mock runs)."""
+    token = _SYNTHETIC.set(bool(synthetic))
+    try:
+        yield
+    finally:
+        _SYNTHETIC.reset(token)
+
+
+def _mark_synthetic(figure):
+    figure.text(0.5, 0.5, "SYNTHETIC", transform=figure.transFigure, ha="center", va="center", rotation=20,
+                fontsize=min(72, 9 * figure.get_figwidth()), fontweight="bold", color=(0.7, 0.0, 0.1, 0.15),
+                zorder=1000)
+    figure.text(0.995, 0.005, "SYNTHETIC mock data: not real sources", transform=figure.transFigure,
+                ha="right", va="bottom", fontsize=7, color=(0.7, 0.0, 0.1))
+
+
 def save_figure(figure, out_dir, stem):
     """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``.
 
@@ -86,6 +111,8 @@ def save_figure(figure, out_dir, stem):
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if _SYNTHETIC.get():
+        _mark_synthetic(figure)
     written = []
     for fmt, metadata in (("png", {"Software": "xrayclass"}),
                           ("pdf", {"Creator": "xrayclass", "CreationDate": None})):
@@ -530,12 +557,24 @@ def _probability_track(ax, rows, track_columns):
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("Posterior of the predicted class (naive Bayes)")
     ax.grid(True, axis="y", alpha=0.3)
-    title = "Probability track"
+    # The track and driven_by answer different questions: the track's steps are the
+    # naive Bayes posterior of the class as categories are added in a fixed order
+    # (so a step depends on what came before), while driven_by is the category whose
+    # evidence alone favours the class most over the runner-up. Both are naive Bayes
+    # quantities beside the Mahalanobis probabilities of the left panel; the title
+    # names both and does not present one as the other.
+    title = "Naive Bayes probability track\n(not the Mahalanobis probabilities)"
+    finite = np.isfinite(values).all(axis=1)
+    if finite.any() and len(steps) > 1:
+        largest = np.argmax(np.abs(np.diff(values[finite], axis=1)), axis=1) + 1
+        step_names, counts = np.unique(np.asarray(steps)[largest], return_counts=True)
+        title += f"\nlargest step: {step_names[np.argmax(counts)]} ({counts.max()}/{int(finite.sum())})"
     if "driven_by" in rows.columns:
         drivers = rows["driven_by"].replace("", np.nan).dropna()
         if len(drivers):
-            title += f"\nclass over runner-up mostly by {drivers.value_counts().index[0]}"
-    ax.set_title(title, fontsize=10)
+            top = drivers.value_counts()
+            title += f"\ndriven_by: {top.index[0]} ({top.iloc[0]}/{len(drivers)})"
+    ax.set_title(title, fontsize=9)
 
 
 def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
@@ -627,6 +666,8 @@ def confusion_heatmap(matrix, labels, out_dir, stem, title):
     ax.set_yticklabels(labels)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
-    ax.set_title(title)
+    # Wrapped to the figure's width: a long title on the small 4-class matrix (Fig. 5)
+    # would otherwise run past both edges.
+    ax.set_title(textwrap.fill(title, width=max(30, int(7.5 * (side + 1.2)))), fontsize=10)
     figure.colorbar(image, ax=ax, label="Fraction of the true class", shrink=0.8)
     return save_figure(figure, out_dir, stem)

@@ -8,6 +8,7 @@ tolerance. Where the run's input is synthetic (mock sources), its numbers are sh
 but not compared with the paper's. Where an input is missing, its section says so.
 """
 
+import base64
 import html
 import logging
 import os
@@ -20,7 +21,7 @@ from xrayclass.analysis import steps as analyses
 
 from xrayclass.analysis import published
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
-from xrayclass.io.tables import read_table, write_atomic
+from xrayclass.io.tables import InputError, read_table, write_atomic
 from xrayclass.analysis.reproduce import reproduce_master_tables
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class Report:
     def image(self, path, caption):
         self.blocks.append(("image", Path(path), caption))
 
+    def link(self, path, text):
+        self.blocks.append(("link", Path(path), text))
+
     def markdown(self, base):
         lines = [f"# {self.title}", ""]
         for block in self.blocks:
@@ -67,6 +71,8 @@ class Report:
                 lines.append("|" + "---|" * len(frame.columns))
                 lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
                 lines.append("")
+            elif kind == "link":
+                lines += [f"[{block[2]}]({_relative(block[1], base)})", ""]
             else:
                 lines += [f"![{block[2]}]({_relative(block[1], base)})", "", f"*{block[2]}*", ""]
         return "\n".join(lines)
@@ -90,11 +96,20 @@ class Report:
                     "<tr>" + "".join(f"<td class='{html.escape(v)}'>{html.escape(v)}</td>" for v in row) + "</tr>"
                     for row in frame.itertuples(index=False))
                 parts.append(f"<table><tr>{header}</tr>{rows}</table>")
+            elif kind == "link":
+                parts.append(f"<p><a href='{html.escape(_relative(block[1], base))}'>{html.escape(block[2])}</a></p>")
             else:
-                parts.append(f"<figure><img src='{html.escape(_relative(block[1], base))}' "
+                # Embedded as a data: URI, so that the report is one file that can be moved.
+                parts.append(f"<figure><img src='{_data_uri(block[1])}' "
                              f"alt='{html.escape(block[2])}'><figcaption>{html.escape(block[2])}</figcaption></figure>")
         parts.append("</body></html>")
         return "\n".join(parts)
+
+
+def _data_uri(path):
+    suffix = Path(path).suffix.lower().lstrip(".")
+    kind = {"png": "image/png", "svg": "image/svg+xml", "jpg": "image/jpeg", "jpeg": "image/jpeg"}.get(suffix, "image/png")
+    return f"data:{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
 
 
 def _relative(path, base):
@@ -341,6 +356,26 @@ def figures_section(report, run):
         report.image(path, f"{captions.get(Path(path).stem.split('_')[0], Path(path).stem)} ({Path(path).stem})")
 
 
+def explorer_section(report, run, synthetic):
+    """Write the run's interactive explorer beside its tables and link it."""
+    from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
+
+    report.heading("Explore the results")
+    if not run.uniquely.exists():
+        report.paragraph(f"No explorer: {run.uniquely} is absent.")
+        return
+    output = run.directory / "explorer.html"
+    try:
+        meta = write_explorer(read_run(run.directory, synthetic=synthetic or None), output)
+    except (ExploreError, InputError) as exc:
+        report.paragraph(f"No explorer: {exc}")
+        return
+    report.paragraph(f"An interactive, self-contained page (works offline) with the {meta['n_total']:,} sources of "
+                     f"this run{' (SYNTHETIC)' if meta['synthetic'] else ''}: sky map, feature plots, search, "
+                     "a table, each source's probabilities and detections, and your own labels.")
+    report.link(output, f"Open the explorer ({output.name})")
+
+
 def write_report(run_dir, output, reference=None, quick=True):
     """Make the report of the run in ``run_dir``; returns (markdown path, html path, passed, failed)."""
     run = analyses.RunFiles(run_dir)
@@ -367,6 +402,7 @@ def write_report(run_dir, output, reference=None, quick=True):
     results += validation_section(report, run, synthetic)
     results += census_section(report, run, synthetic)
     figures_section(report, run)
+    explorer_section(report, run, synthetic)
     passed, failed = sum(results), len(results) - sum(results)
     report.blocks.insert(1, ("paragraph", f"Summary: {passed} comparisons pass, {failed} fail."))
     markdown_path, html_path = output.with_suffix(".md"), output.with_suffix(".html")

@@ -106,7 +106,8 @@ def k_selection(clustered, path, out_dir, figures_dir, k_values=range(2, 21), n_
     chosen = knee(table)
     out_dir = Path(out_dir)
     write_outputs([(scan, out_dir / "bic_scan.csv"), (table, out_dir / "bic.csv")])
-    figures.bic_figure(table, figures_dir, chosen_k=chosen)
+    with figures.synthetic_marking(_names_synthetic(clustered)):
+        figures.bic_figure(table, figures_dir, chosen_k=chosen)
     return table, chosen
 
 
@@ -122,9 +123,16 @@ def validation(crossmatched, path, out_dir, figures_dir, seeds=range(5), group_b
     figure comparing their per-class F1. Returns method -> result of
     :func:`xrayclass.validation.validate`.
     """
-    from xrayclass.analysis.validation import METHODS, compare_methods, labeled_detections
+    from xrayclass.analysis.validation import labeled_detections
 
     labeled = labeled_detections(crossmatched, path)
+    with figures.synthetic_marking(_names_synthetic(crossmatched)):
+        return _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods)
+
+
+def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods):
+    from xrayclass.analysis.validation import METHODS, compare_methods
+
     results, table = compare_methods(labeled, list(seeds), {name: METHODS[name]() for name in methods},
                                      group_by_source)
     out_dir = Path(out_dir)
@@ -176,8 +184,35 @@ def default_sources(uniquely, count=3):
     return uniquely.sort_values(["detection_count", NAME], ascending=[False, True]).head(count)[NAME].tolist()
 
 
+def _names_synthetic(table):
+    """Mock names (``MOCK J...``) in either spelling of the name column."""
+    for column in (NAME, "name_1"):
+        if column in table:
+            return table[column].astype(str).str.startswith("MOCK").any()
+    return False
+
+
 def run_figures(run, figures_dir=None, sources=None):
-    """Figs. 2, 3, 6, 7, 8 and 10 from the stage outputs that exist; returns the PNG paths."""
+    """Figs. 2, 3, 6, 7, 8 and 10 from the stage outputs that exist; returns the PNG paths.
+
+    Figures of a mock run (source names ``MOCK J...``) are marked SYNTHETIC.
+    """
+    synthetic = False
+    for table_path in (run.uniquely, run.detections, run.clusters):
+        if table_path.exists():
+            synthetic = _names_synthetic(read_table(table_path, columns=[NAME, "name_1"]))
+            break
+    with figures.synthetic_marking(synthetic):
+        return _run_figures(run, figures_dir, sources)
+
+
+def _run_figures(run, figures_dir=None, sources=None):
+    if sources and run.detections.exists():
+        # Checked before anything is drawn: a misspelt name should not cost the other figures' time.
+        known = set(read_table(run.detections, columns=[NAME])[NAME])
+        unknown = [name for name in sources if name not in known]
+        if unknown:
+            raise InputError(f"{run.detections}: no detection of source {unknown[0]!r}")
     figures_dir = Path(figures_dir or run.figures)
     made = []
     if run.clusters.exists():

@@ -161,7 +161,7 @@ def add_validate_parser(subparsers, common):
         "validate", parents=[common], formatter_class=_DefaultsFormatter,
         help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
         description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
-                    "classify the 30%% as if unlabeled with references from the 70%% only, and compare with "
+                    "classify the 30% as if unlabeled with references from the 70% only, and compare with "
                     "SIMBAD: row-normalized confusion matrices (ten and aggregated classes), precision, recall, "
                     "F1 and accuracy, as mean and spread over several seeds.")
     _run_dir_option(parser)
@@ -263,9 +263,55 @@ def report_command(args):
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
 
 
+def add_explore_parser(subparsers, common):
+    from xrayclass.analysis.explore import MAX_SOURCES
+
+    parser = subparsers.add_parser(
+        "explore", parents=[common], formatter_class=_DefaultsFormatter,
+        help="one self-contained interactive HTML explorer of a run (works offline)",
+        description="Write one HTML file with plotly.js and the run's sources inlined (no network needed; "
+                    "opens from file://): a sky map and a feature plot with class toggles and linked selection, "
+                    "a search box, a sortable table with CSV export, a source panel with probabilities, "
+                    "detections and links, and your own labels (exported as labels.csv for "
+                    "classification.py --labels). Above --max-sources sources a seeded sample is drawn, "
+                    "with a sky density layer of all of them.")
+    _run_dir_option(parser)
+    parser.add_argument("--output", default=None, help="the HTML file (default: RUN_DIR/explorer.html)")
+    parser.add_argument("--uniquely", default=None, help="uniquely classified sources (default: RUN_DIR/uniquely_classified.csv)")
+    parser.add_argument("--ambiguous", default=None,
+                        help="ambiguous sources (default: RUN_DIR/ambiguous_classification.csv, if there)")
+    parser.add_argument("--detections", default=None,
+                        help="stage-3 detections for the source panel (default: RUN_DIR/detection_level_classification.csv, if there)")
+    parser.add_argument("--max-sources", type=_positive_int, default=MAX_SOURCES,
+                        help="sources embedded and drawn at most; above, a seeded random sample")
+    parser.add_argument("--seed", type=int, default=0, help="seed of that sample")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="mark every view SYNTHETIC (done anyway for mock runs: MOCK names or a mock provenance file)")
+    parser.set_defaults(command=explore_command, stage="explore")
+
+
+def explore_command(args):
+    from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
+
+    output = Path(args.output) if args.output else Path(args.run_dir) / "explorer.html"
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"{output}: the explorer is an .html file")
+    tables = read_run(args.run_dir, args.uniquely, args.ambiguous, args.detections,
+                      synthetic=True if args.synthetic else None)
+    try:
+        meta = write_explorer(tables, output, args.max_sources, args.seed)
+    except ExploreError as exc:
+        raise InputError(f"{args.uniquely or Path(args.run_dir) / 'uniquely_classified.csv'}: {exc}") from None
+    size = output.stat().st_size
+    shown = (f"{meta['n_shown']:,} of {meta['n_total']:,} sources (seeded sample)" if meta["sampled"]
+             else f"{meta['n_total']:,} sources")
+    print(f"wrote {output} ({size / 1e6:.1f} MB, {shown}{', SYNTHETIC' if meta['synthetic'] else ''}); "
+          f"open it in a browser, no network needed")
+
+
 #: Functions adding one sub-command parser each, in the order ``--help`` lists them.
 SUBCOMMANDS = (add_kselect_parser, add_validate_parser, add_census_parser, add_compare_parser,
-               add_figures_parser, add_report_parser)
+               add_figures_parser, add_report_parser, add_explore_parser)
 
 
 def build_parser():

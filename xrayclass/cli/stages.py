@@ -321,19 +321,36 @@ def classification_main(argv=None):
                         help="stop (exit status 2, nothing written) instead of warning when a class has no "
                              "reference in any cluster or more than 5%% of the matched detections carry a SIMBAD "
                              "type the package does not know")
+    parser.add_argument("--labels", action="append", default=None, metavar="LABELS_CSV",
+                        help="your own labels (name, class, comment, labeler, time; as the explorer of "
+                             "'analysis.py explore' exports them), repeatable: a label of one of the ten classes "
+                             "makes the source's detections references of that class, overriding SIMBAD; "
+                             "'other' leaves them out")
 
     def body(args):
         from xrayclass.stages.classification import classify_detections, outlier_table
 
         check_output_path(args.output)
         check_output_path(args.outliers_output)
-        _distinct(args.output, args.input)
+        _distinct(args.output, args.input, *(args.labels or []))
+        label_summary = None
+        if args.labels:
+            from xrayclass.core.labels import apply_labels, log_summary, read_labels
+
+            labels, label_files = read_labels(args.labels)
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
+        if args.labels:
+            table, label_summary = apply_labels(table, labels)
+            label_summary.files = label_files
+            log_summary(label_summary)
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
                                                 explain=args.explain, strict_labels=args.strict_labels)
         outliers = outlier_table(classified)
-        write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
+        document = model.to_dict()
+        if label_summary is not None:
+            document["own_labels"] = label_summary.to_dict()
+        write_outputs([(classified, args.output), (document, args.model_output),
                        (outliers, args.outliers_output)])
         log.info("wrote %s (%s rows), %s and %s (%s outliers)", args.output, f"{len(classified):,}",
                  args.model_output, args.outliers_output, f"{len(outliers):,}")

@@ -1,0 +1,114 @@
+"""The explorer's data preparation (xrayclass.analysis.explore) and ``analysis.py explore``, without a browser.
+
+Tables here are SYNTHETIC (made in the tests, nothing real); the browser behaviour is
+tested in test_explorer_browser.py.
+"""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import run_script
+from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES
+from xrayclass.analysis.explore import (
+    RunTables, build_payload, is_synthetic, label_next_order, mollweide, parse_mean_std, render,
+)
+
+
+def synthetic_sources(n, seed=0, prefix="MOCK J"):
+    rng = np.random.default_rng(seed)
+    probabilities = rng.dirichlet(np.ones(len(CLASSES)), n)
+    master = np.asarray(CLASSES)[probabilities.argmax(axis=1)]
+    table = pd.DataFrame({"name": [f"{prefix}{i:06d}" for i in range(n)],
+                          "agg_master_class": [AGGREGATE_CLASS[c] for c in master], "master_class": master,
+                          "detection_count": rng.integers(1, 5, n)})
+    for k, name in enumerate(CLASSES):
+        table[name] = [f"{p:.3f}±{s:.3f}" for p, s in zip(probabilities[:, k], probabilities[:, k] / 4)]
+    table["ra"] = rng.uniform(0, 360, n)
+    table["dec"] = rng.uniform(-89, 89, n)
+    for feature in FEATURES:
+        table[feature] = rng.normal(size=n)
+    return table
+
+
+def decode(column):
+    return np.frombuffer(base64.b64decode(column["b64"]), dtype=np.dtype(column["dtype"]).newbyteorder("<"))
+
+
+def test_mollweide_known_points():
+    x, y = mollweide(np.array([0.0, 90.0, 0.0, 0.0, 180.0 - 1e-9]), np.array([0.0, 0.0, 90.0, -90.0, 0.0]))
+    np.testing.assert_allclose(x, [0, -np.sqrt(2), 0, 0, -2 * np.sqrt(2)], atol=1e-8)
+    np.testing.assert_allclose(y, [0, 0, np.sqrt(2), -np.sqrt(2), 0], atol=1e-12)
+    # Equal-area: the auxiliary angle solves 2t + sin 2t = pi sin(lat).
+    lat = np.linspace(-89, 89, 50)
+    _, y = mollweide(np.zeros_like(lat), lat)
+    theta = np.arcsin(y / np.sqrt(2))
+    np.testing.assert_allclose(2 * theta + np.sin(2 * theta), np.pi * np.sin(np.radians(lat)), atol=1e-10)
+
+
+def test_mean_std_strings_are_parsed():
+    mean, std = parse_mean_std(pd.Series(["0.057±0.136", "1.0±0.0", "nan±nan"], name="QSO"))
+    np.testing.assert_array_equal(mean[:2], [0.057, 1.0])
+    np.testing.assert_array_equal(std[:2], [0.136, 0.0])
+    assert np.isnan(mean[2])
+
+
+def test_label_next_puts_uncertain_ambiguous_sources_first_then_outliers():
+    ambiguous = np.array([False, True, False, True])
+    probabilities = np.array([[1.0, 0.0], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]])
+    outlier = np.array([99.0, np.nan, 50.0, 10.0])
+    assert label_next_order(ambiguous, probabilities, outlier).tolist() == [3, 1, 0, 2]
+
+
+def test_payload_holds_every_source_below_the_cap():
+    uniquely, ambiguous = synthetic_sources(50), synthetic_sources(7, seed=1, prefix="MOCK K")
+    ambiguous = ambiguous.rename(columns={"master_class": "hard_master_class"}).drop(columns="agg_master_class")
+    ambiguous["soft_master_class"] = "YSO"
+    payload = build_payload(RunTables(uniquely, ambiguous, synthetic=True))
+    meta = payload["meta"]
+    assert (meta["n_total"], meta["n_shown"], meta["sampled"]) == (57, 57, False)
+    assert payload["names"][:50] == uniquely["name"].tolist()
+    assert decode(payload["columns"]["ambiguous"]).sum() == 7
+    np.testing.assert_array_equal(decode(payload["columns"]["pm0"])[:50],
+                                  np.round(parse_mean_std(uniquely["QSO"])[0] * 1000).astype(int))
+    assert decode(payload["columns"]["soft"])[50:].tolist() == [CLASSES.index("YSO")] * 7
+    assert payload["density"] is None
+
+
+def test_payload_samples_above_the_cap_with_a_density_of_all():
+    payload = build_payload(RunTables(synthetic_sources(500)), max_sources=100, seed=3)
+    assert (payload["meta"]["n_total"], payload["meta"]["n_shown"], payload["meta"]["sampled"]) == (500, 100, True)
+    assert decode(payload["density"]["eq"]["z"]).sum() == 500
+    again = build_payload(RunTables(synthetic_sources(500)), max_sources=100, seed=3)
+    assert again["names"] == payload["names"]
+
+
+def test_page_needs_no_network():
+    page = render(build_payload(RunTables(synthetic_sources(20), synthetic=True)))
+    assert not re.search(r"<script[^>]+src=", page)
+    assert not re.search(r"<link[^>]+href=", page)
+    data = re.search(r'<script type="application/json" id="payload">(.*?)</script>', page, re.S).group(1)
+    assert json.loads(data)["meta"]["synthetic"] is True
+
+
+def test_mock_runs_are_recognized(tmp_path):
+    assert is_synthetic(None, pd.Series(["MOCK J000001.0+000000"]))
+    assert not is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))
+    (tmp_path / "mock_cscresults.parquet.provenance.json").write_text('{"note": "SYNTHETIC mock catalog"}')
+    assert is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))
+
+
+def test_explore_command_writes_one_html_file(tmp_path):
+    synthetic_sources(30).to_csv(tmp_path / "uniquely_classified.csv", index=False)
+    done = run_script("analysis.py", "explore", "--run-dir", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "30 sources, SYNTHETIC" in done.stdout
+    assert (tmp_path / "explorer.html").stat().st_size > 1_000_000  # plotly.js is inlined
+    bad = run_script("analysis.py", "explore", "--run-dir", tmp_path, "--output", tmp_path / "explorer.txt")
+    assert bad.returncode == 2 and "explorer.txt" in bad.stderr and not (tmp_path / "explorer.txt").exists()
+    missing = run_script("analysis.py", "explore", "--run-dir", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "file not found" in missing.stderr
