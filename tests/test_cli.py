@@ -77,7 +77,7 @@ def test_parquet_and_votable_paths(sample_csc_csv, crossmatch_sample, tmp_path):
 def test_classification_accepts_the_frozen_file_directly(crossmatch_sample, tmp_path):
     output = tmp_path / "det.csv"
     result = run_script("classification.py", "--input", crossmatch_sample, "--output", output,
-                        "--model-output", tmp_path / "c.json")
+                        "--model-output", tmp_path / "c.json", "--outliers-output", tmp_path / "o.csv")
     assert result.returncode == 0, result.stderr
     assert "using column 'name_1' as the source name" in result.stderr
     assert len(pd.read_csv(output)) == 161
