@@ -112,9 +112,10 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     steps = [
         ("clustering.py", "--input", catalog, "--output", out / "cluster_csc.csv", "--model", out / "model.json"),
         ("crossmatch.py", "--input", out / "cluster_csc.csv", "--catalog", tmp_path / "mock_simbad.parquet",
-         "--output", out / "cluster_csc_simbad.csv"),
+         "--output", out / "cluster_csc_simbad.csv", "--model", out / "model.json"),
         ("classification.py", "--input", out / "cluster_csc_simbad.csv", "--output",
-         out / "detection_level_classification.csv", "--model-output", out / "classifier.json"),
+         out / "detection_level_classification.csv", "--model-output", out / "classifier.json",
+         "--outliers-output", out / "outliers.csv"),
         ("master_classification.py", "--input", out / "detection_level_classification.csv", "--out-dir", out),
     ]
     for script, *args in steps:
