@@ -235,7 +235,7 @@ def weights_needed(method, explain):
 
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
                    method="mahalanobis", location=True, score="macro_f1", random_state=0, tune=True,
-                   scaler=None):
+                   scaler=None, all_clusters=None):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -243,7 +243,8 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     measures and probability tracks, and lets new sources be classified either way.
     With ``tune=False`` its category weights are left equal (see :func:`weights_needed`).
     A ``scaler`` fitted beforehand (e.g. by a streaming pass over every complete row)
-    replaces the fit on ``table``, which may then hold only the references.
+    replaces the fit on ``table``, which may then hold only the references; then
+    ``all_clusters`` names every cluster of the catalog (default: those of ``table``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -258,7 +259,8 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     X = scaler.transform(reference_rows[list(FEATURES)].to_numpy(dtype="float64"))
     reference_types, reference_clusters = types[is_reference], clusters[is_reference]
     references = ClusterwiseMahalanobis(classes, min_references).fit(
-        X, reference_types, reference_clusters, all_clusters=np.unique(clusters)
+        X, reference_types, reference_clusters,
+        all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
     X_nb = np.column_stack([X, absolute_galactic_latitude(reference_rows)]) if location else X
     naive_bayes = NaiveBayesClassifier(
@@ -359,24 +361,32 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
-    explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
-    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *FEATURES, SIMBAD_TYPE, *explanation]
-    rest = [c for c in chosen.columns if c not in front]
-    classified = pd.concat(
-        [
-            chosen[[NAME, OBSID, CLUSTER, "ra", "dec"]],
-            result[[MAIN_TYPE, *classes]],
-            chosen[list(FEATURES)],
-            pd.DataFrame({SIMBAD_TYPE: chosen[MAIN_TYPE].to_numpy()}),
-            result[explanation],
-            chosen[rest],
-        ],
-        axis=1,
-    )
+    classified = assemble_classified(chosen, result, classes)
     classified = classified.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
     log.info("%s detections of %s sources classified", f"{len(classified):,}",
              f"{classified[NAME].nunique():,}")
     return classified, model
+
+
+def assemble_classified(chosen, result, classes=CLASSES):
+    """The stage-3 output columns of the classified rows ``chosen``, in input order.
+
+    ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order).
+    """
+    explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
+    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *FEATURES, SIMBAD_TYPE, *explanation]
+    rest = [c for c in chosen.columns if c not in front]
+    return pd.concat(
+        [
+            chosen[[NAME, OBSID, CLUSTER, "ra", "dec"]].reset_index(drop=True),
+            result[[MAIN_TYPE, *classes]],
+            chosen[list(FEATURES)].reset_index(drop=True),
+            pd.DataFrame({SIMBAD_TYPE: chosen[MAIN_TYPE].to_numpy()}),
+            result[explanation],
+            chosen[rest].reset_index(drop=True),
+        ],
+        axis=1,
+    )
 
 
 #: Columns of the outlier table, before the features.
