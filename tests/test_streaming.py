@@ -93,3 +93,23 @@ def test_batches_have_the_whole_files_column_types(tmp_path):
     whole = read_table(path)
     for batch in iter_batches(path, batch_rows=4):
         assert list(batch.dtypes) == list(whole.dtypes)
+
+
+def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(stage2_files, tmp_path):
+    pytest.importorskip("distributed")
+    from xrayclass.engine.dask import classify_dataset, master_classification_dataset
+    from xrayclass.stages.master_classification import master_classification
+
+    memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask")
+    source = stage2_files / "synthetic_stage2.parquet"
+    _, n_rows, _ = classify_dataset(source, tmp_path / "detections.csv", tmp_path / "classifier.json",
+                                    tmp_path / "outliers.csv", batch_rows=1_500, workers=2, processes=False)
+    for name in ("detections.csv", "outliers.csv", "classifier.json"):
+        assert filecmp.cmp(memory / name, tmp_path / name, shallow=False), name
+    # Stage 4: partitions shuffled by source name, votes combined.
+    write_table(read_table(memory / "detections.csv"), tmp_path / "detections.parquet")
+    expected = master_classification(read_table(memory / "detections.csv"), "memory")
+    got = master_classification_dataset(tmp_path / "detections.parquet", workers=2, processes=False)
+    pd.testing.assert_frame_equal(got[0], expected[0])
+    pd.testing.assert_frame_equal(got[1], expected[1])
+    assert got[2] == expected[2]

@@ -157,6 +157,31 @@ def classify_file(path, output, model_output, outliers_output, classes=CLASSES, 
 
     Returns ``(model, n_classified, n_outliers)``.
     """
+    model, census = fit_streamed(path, classes, uninformative, min_references, method, location, score, explain,
+                                 batch_rows)
+
+    def classified_batches():
+        for batch in iter_batches(path, None, batch_rows):
+            yield classify_batch(batch, path, model, classes, uninformative, method, outlier_fraction, explain)
+
+    return write_classified(classified_batches(), census, model, path, output, model_output, outliers_output,
+                            method, outlier_fraction, explain, batch_rows, temporary_dir)
+
+
+def classify_batch(batch, path, model, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, method="mahalanobis",
+                   outlier_fraction=OUTLIER_FRACTION, explain=True):
+    """The stage-3 rows of one batch of the input, in input order (maybe none)."""
+    prepared, roles, _, _ = _prepare(batch, path, classes, uninformative)
+    chosen = prepared.loc[roles == TO_CLASSIFY].reset_index(drop=True)
+    if not len(chosen):
+        return None
+    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)
+    return assemble_classified(chosen, result, classes)
+
+
+def fit_streamed(path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
+                 method="mahalanobis", location=True, score="macro_f1", explain=True, batch_rows=BATCH_ROWS):
+    """Passes 1 and 2 of the streamed stage 3: the fitted model and what pass 1 counted."""
     from xrayclass.io.streaming import table_columns
 
     columns = table_columns(path)
@@ -186,8 +211,13 @@ def classify_file(path, output, model_output, outliers_output, classes=CLASSES, 
                               all_clusters=np.array(sorted(census.clusters)))
     stage3._log_references(model, classes)
     stage3._log_naive_bayes(model)
-    del references
+    return model, census
 
+
+def write_classified(frames, census, model, path, output, model_output, outliers_output, method="mahalanobis",
+                     outlier_fraction=OUTLIER_FRACTION, explain=True, batch_rows=BATCH_ROWS, temporary_dir=None):
+    """Pass 3's writing: classified frames (in input order) sorted by name/obsid into ``output``."""
+    classes = model.classes
     n_buckets = max(1, -(-census.n_to_classify // batch_rows))
     sorter = None if census.in_order else ExternalSort(name_boundaries(census.names, n_buckets), temporary_dir)
     if census.in_order:
@@ -203,14 +233,10 @@ def classify_file(path, output, model_output, outliers_output, classes=CLASSES, 
                 n_flagged += len(hits)
                 flagged.append(hits)
 
-        for batch in iter_batches(path, None, batch_rows):
-            prepared, roles, _, _ = _prepare(batch, path, classes, uninformative)
-            chosen = prepared.loc[roles == TO_CLASSIFY].reset_index(drop=True)
-            if not len(chosen):
+        for frame in frames:
+            if frame is None or not len(frame):
                 continue
-            result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)
-            n_unclassified += int((result[MAIN_TYPE] == UNCLASSIFIED).sum())
-            frame = assemble_classified(chosen, result, classes)
+            n_unclassified += int((frame[MAIN_TYPE] == UNCLASSIFIED).sum())
             if sorter is None:
                 emit(frame)
             else:
@@ -280,12 +306,19 @@ def master_classification_file(path, classes=CLASSES, batch_rows=BATCH_ROWS):
     Returns what :func:`~xrayclass.stages.master_classification.master_classification`
     returns on the whole table.
     """
-    from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification, summarize, Votes
+    from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification
+
+    return combine_votes(master_classification(batch, path, classes)
+                         for batch in source_batches(path, STAGE4_COLUMNS, batch_rows))
+
+
+def combine_votes(parts):
+    """The stage-4 tables and summary of the whole table from those of parts holding whole sources."""
+    from xrayclass.stages.master_classification import Votes, summarize
 
     uniquely_parts, ambiguous_parts = [], []
     totals = {"detections": 0, "detections_unclassified": 0, "sources_unclassified": 0}
-    for batch in source_batches(path, STAGE4_COLUMNS, batch_rows):
-        uniquely, ambiguous, summary = master_classification(batch, path, classes)
+    for uniquely, ambiguous, summary in parts:
         uniquely_parts.append(uniquely)
         ambiguous_parts.append(ambiguous)
         for key in totals:
