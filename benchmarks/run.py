@@ -75,17 +75,21 @@ def measure(script, *args):
     return report["seconds"], report["peak_mb"]
 
 
-def run_chain(n, catalog, simbad, work):
+def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, workers=None):
     work.mkdir(parents=True, exist_ok=True)
+    # Stages 3 and 4 take --engine (stages 1 and 2 run in memory whatever the engine).
+    scale = ("--engine", engine, *(("--batch-rows", batch_rows) if batch_rows else ()),
+             *(("--workers", workers) if workers and engine == "dask" else ()))
     steps = {
         "clustering": ("clustering.py", "--input", catalog, "--output", work / "s1.parquet",
                        "--model", work / "model.json"),
         "crossmatch": ("crossmatch.py", "--input", work / "s1.parquet", "--catalog", simbad,
                        "--output", work / "s2.parquet"),
         "classification": ("classification.py", "--input", work / "s2.parquet", "--output", work / "s3.parquet",
-                           "--model-output", work / "classifier.json", "--outliers-output", work / "outliers.csv"),
+                           "--model-output", work / "classifier.json", "--outliers-output", work / "outliers.csv",
+                           *scale),
         "master_classification": ("master_classification.py", "--input", work / "s3.parquet", "--out-dir", work,
-                                  "--format", "parquet"),
+                                  "--format", "parquet", *scale),
     }
     rows = []
     for stage in STAGES:
@@ -94,6 +98,10 @@ def run_chain(n, catalog, simbad, work):
         rows.append({"stage": stage, "n_detections": n, "seconds": seconds, "peak_mb": peak})
     rows.append({"stage": "all", "n_detections": n, "seconds": sum(r["seconds"] for r in rows),
                  "peak_mb": max(r["peak_mb"] for r in rows)})
+    for row in rows:
+        row.update(engine=engine, workers=workers if engine == "dask" else 1, batch_rows=batch_rows or "")
+        # Whole-stage throughput (reading and writing included): detections of the input per second.
+        row["detections_per_second"] = n / row["seconds"] if row["seconds"] else float("nan")
     return rows
 
 
@@ -135,8 +143,10 @@ def plot(results, path, description):
 
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.subplots()
-    for stage, rows in results.groupby("stage", sort=False):
-        ax.loglog(rows["n_detections"], rows["seconds"], marker="o", label=stage)
+    engines = results["engine"] if "engine" in results.columns else pd.Series("memory", index=results.index)
+    for (stage, engine), rows in results.assign(engine=engines).groupby(["stage", "engine"], sort=False):
+        ax.loglog(rows["n_detections"], rows["seconds"], marker="o",
+                  label=stage if engine == "memory" else f"{stage} ({engine})")
     ax.set_xlabel("detections (synthetic mock catalog)")
     ax.set_ylabel("wall time (s)")
     ax.grid(True, which="both", alpha=0.3)
@@ -146,10 +156,20 @@ def plot(results, path, description):
 
 
 def markdown_table(results, description):
+    """One table per engine (and number of Dask workers) run."""
+    if "engine" not in results.columns:
+        results = results.assign(engine="memory", workers=1)
+    lines = [f"Machine: {description}", ""]
+    for (engine, workers), run in results.groupby(["engine", "workers"], sort=False):
+        lines += [f"Engine of stages 3-4: {engine}" + (f", {workers} workers" if engine == "dask" else ""), "",
+                  _markdown_run(run), ""]
+    return "\n".join(lines)
+
+
+def _markdown_run(results):
     table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb"])
     sizes = sorted(results["n_detections"].unique())
-    lines = [f"Machine: {description}", "",
-             "| stage | " + " | ".join(f"{n:,} detections: s / peak MB" for n in sizes) + " |",
+    lines = ["| stage | " + " | ".join(f"{n:,} detections: s / peak MB" for n in sizes) + " |",
              "|---|" + "---|" * len(sizes)]
     for stage in [*STAGES, "all"]:
         cells = [f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
@@ -167,6 +187,10 @@ def main():
     parser.add_argument("--seed", type=int, default=1, help="seed of the mock catalogs")
     parser.add_argument("--max-matrix-gb", type=float, default=4.0,
                         help="largest N x N matrix the published Mahalanobis way may build")
+    parser.add_argument("--engine", choices=("memory", "streaming", "dask"), default="memory",
+                        help="engine of stages 3 and 4 (recorded with the results)")
+    parser.add_argument("--batch-rows", type=int, default=None, help="--batch-rows of stages 3 and 4")
+    parser.add_argument("--workers", type=int, default=None, help="Dask workers (--engine dask)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     cache = Path(args.cache)
@@ -181,15 +205,20 @@ def main():
         catalog, simbad = mock(n, cache, args.seed)
         print(f"{n:,} detections:", flush=True)
         work = cache / f"run_{n}"
-        rows += run_chain(n, catalog, simbad, work)
+        rows += run_chain(n, catalog, simbad, work, args.engine, args.batch_rows, args.workers)
         comparison = mahalanobis_comparison(work, n, args.max_matrix_gb)
         if comparison:
             comparisons.append(comparison)
             print(f"  Mahalanobis step: vectorized {comparison['vectorized_s']:.2f} s, published N x N way "
                   f"{comparison['published_nxn_s']:.2f} s ({comparison['ratio']:.0f}x)", flush=True)
     results = pd.DataFrame(rows)
-    if len(previous):  # keep the sizes not re-run this time
-        results = pd.concat([previous[~previous["n_detections"].isin(sizes)], results], ignore_index=True)
+    if len(previous):  # keep the sizes (and engines) not re-run this time
+        for column, default in (("engine", "memory"), ("workers", 1), ("batch_rows", "")):
+            if column not in previous.columns:
+                previous[column] = default
+        rerun = previous["n_detections"].isin(sizes) & (previous["engine"] == args.engine) & \
+            (previous["workers"] == (args.workers if args.engine == "dask" else 1))
+        results = pd.concat([previous[~rerun], results], ignore_index=True)
     results = results.sort_values(["n_detections"], kind="stable")
     results.to_csv(results_path, index=False)
     if comparisons:

@@ -326,6 +326,7 @@ def classification_main(argv=None):
                              "'analysis.py explore' exports them), repeatable: a label of one of the ten classes "
                              "makes the source's detections references of that class, overriding SIMBAD; "
                              "'other' leaves them out")
+    add_engine_arguments(parser, ("memory", "streaming", "dask"))
 
     def body(args):
         from xrayclass.stages.classification import classify_detections, outlier_table
@@ -333,6 +334,29 @@ def classification_main(argv=None):
         check_output_path(args.output)
         check_output_path(args.outliers_output)
         _distinct(args.output, args.input, *(args.labels or []))
+        if args.engine != "memory":
+            if args.labels or args.strict_labels:
+                raise InputError("--labels and --strict-labels are not available with --engine "
+                                 f"{args.engine} yet; use --engine memory")
+            _distinct(args.output, args.outliers_output, args.model_output)
+            options = dict(method=args.method, location=args.location, score=args.nb_score,
+                           outlier_fraction=args.outlier_fraction, explain=args.explain, batch_rows=args.batch_rows)
+            if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
+                raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
+            if args.engine == "streaming":
+                from xrayclass.stages.streaming import classify_file
+
+                _, n_rows, n_outliers = classify_file(args.input, args.output, args.model_output,
+                                                      args.outliers_output, **options)
+            else:
+                from xrayclass.engine.dask import classify_dataset
+
+                _, n_rows, n_outliers = classify_dataset(args.input, args.output, args.model_output,
+                                                         args.outliers_output, scheduler=args.scheduler,
+                                                         workers=args.workers, **options)
+            log.info("wrote %s (%s rows), %s and %s (%s outliers)", args.output, f"{n_rows:,}",
+                     args.model_output, args.outliers_output, f"{n_outliers:,}")
+            return
         label_summary = None
         if args.labels:
             from xrayclass.core.labels import apply_labels, log_summary, read_labels
@@ -373,6 +397,7 @@ def master_classification_main(argv=None):
     parser.add_argument("--input", default=str(paths.DETECTIONS), help="detection-level classification")
     parser.add_argument("--out-dir", default=str(paths.OUT_DIR), help="directory for the two tables")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="format of the two tables")
+    add_engine_arguments(parser, ("memory", "streaming", "dask"))
 
     def body(args):
         from xrayclass.stages.master_classification import format_summary, master_classification
@@ -382,10 +407,22 @@ def master_classification_main(argv=None):
         ambiguous_path = out_dir / Path(paths.AMBIGUOUS).with_suffix(f".{args.format}")
         _distinct(uniquely_path, args.input)
         _distinct(ambiguous_path, args.input)
-        # Only the columns the votes and tables use: the detection table may be wide.
-        detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input",
-                                 columns=STAGE4_COLUMNS)
-        uniquely, ambiguous, summary = master_classification(detections, args.input)
+        if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
+            raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
+        if args.engine == "streaming":
+            from xrayclass.stages.streaming import master_classification_file
+
+            uniquely, ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
+        elif args.engine == "dask":
+            from xrayclass.engine.dask import master_classification_dataset
+
+            uniquely, ambiguous, summary = master_classification_dataset(
+                args.input, scheduler=args.scheduler, workers=args.workers, batch_rows=args.batch_rows)
+        else:
+            # Only the columns the votes and tables use: the detection table may be wide.
+            detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input",
+                                     columns=STAGE4_COLUMNS)
+            uniquely, ambiguous, summary = master_classification(detections, args.input)
         write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
                        (summary, out_dir / "master_summary.json")])
         log.info("wrote %s (%s sources), %s (%s sources) and %s", uniquely_path, f"{len(uniquely):,}",
@@ -393,6 +430,23 @@ def master_classification_main(argv=None):
         print(format_summary(summary))
 
     return _run("master_classification", parser, body, argv)
+
+
+def add_engine_arguments(parser, engines):
+    """``--engine``, ``--batch-rows``, ``--scheduler`` and ``--workers``: how a stage runs at scale."""
+    from xrayclass.io.streaming import BATCH_ROWS
+
+    parser.add_argument("--engine", choices=engines, default="memory",
+                        help="memory: the whole table at once; streaming: Parquet/CSV in batches of --batch-rows "
+                             "(memory bounded by the batch size; same output); dask: partitions on a Dask cluster "
+                             "(--scheduler, or a local one with --workers)")
+    parser.add_argument("--batch-rows", type=_positive_int, default=BATCH_ROWS,
+                        help="rows per batch (streaming) or per partition (dask)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="with --engine dask: address of a running Dask scheduler (e.g. tcp://host:8786); "
+                             "default: a local cluster of --workers processes")
+    parser.add_argument("--workers", type=_positive_int, default=2,
+                        help="with --engine dask and no --scheduler: workers of the local cluster")
 
 
 def _fraction(text):

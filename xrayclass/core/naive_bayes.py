@@ -259,10 +259,15 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
                 if sum(weights) > 0]
         equal = dict.fromkeys(names, 1.0)
         true_codes = pd.Index(self.classes_).get_indexer(y)
-        scored = []
+        scored, by_weights = [], {}
         for alpha in [equal] + [a for a in grid if a != equal]:
-            predicted_codes = np.argmax(self._combine(out_of_fold, alpha), axis=1)
-            scored.append((alpha, score_codes(true_codes, predicted_codes, len(self.classes_), self.scoring)))
+            # Only the normalized weights matter: (1, 1, 1) and (2, 2, 2) predict the same,
+            # to the bit, so each distinct normalization is scored once.
+            key = tuple(self._weights(alpha).tolist())
+            if key not in by_weights:
+                predicted_codes = np.argmax(self._combine(out_of_fold, alpha), axis=1)
+                by_weights[key] = score_codes(true_codes, predicted_codes, len(self.classes_), self.scoring)
+            scored.append((alpha, by_weights[key]))
         self.equal_weight_score_ = scored[0][1]
         # Best first; among equal scores the earlier (equal weights first) wins.
         order = sorted(range(len(scored)), key=lambda i: (-scored[i][1], i))

@@ -1,14 +1,15 @@
 """Progress bars for the steps that take more than a few seconds on large catalogs.
 
-tqdm draws on a terminal and stays silent otherwise (logs and CI stay clean).
+tqdm draws on a terminal and stays silent otherwise (logs and CI stay clean). It is
+imported only when a bar is drawn: a one-chunk run does not pay for the import.
 """
-
-from tqdm.auto import tqdm
 
 
 def chunks(n_rows, chunk_rows, description):
     """Yield ``slice`` objects covering ``range(n_rows)`` in chunks, with a progress bar."""
     starts = range(0, n_rows, chunk_rows)
+    if len(starts) > 1:
+        from tqdm.auto import tqdm
     bar = tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None,
                leave=False) if len(starts) > 1 else None
     for start in starts:

@@ -330,6 +330,16 @@ class LabelReport:
     unknown_codes: Counter = field(default_factory=Counter)
     disagreements: Counter = field(default_factory=Counter)
 
+    def merge(self, other: "LabelReport") -> "LabelReport":
+        """Add ``other``'s counts to this report (a table read in batches); returns self."""
+        for name in ("n_rows", "n_matched", "n_renamed", "n_from_code"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("trimmed", "unknown", "unknown_codes", "disagreements"):
+            getattr(self, name).update(getattr(other, name))
+        for raw, (canonical, count) in other.case_fixed.items():
+            self.case_fixed[raw] = (canonical, self.case_fixed.get(raw, (canonical, 0))[1] + count)
+        return self
+
     @property
     def n_unknown(self) -> int:
         return sum(self.unknown.values())

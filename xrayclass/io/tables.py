@@ -30,6 +30,8 @@ TABLE_FORMATS = {
     ".fits": "fits",
     ".fit": "fits",
 }
+#: Rows per Parquet row group in the files the stages write.
+PARQUET_ROW_GROUP = 131_072
 #: Formats a stage may write (VOTable and FITS are accepted as catalog input only).
 OUTPUT_FORMATS = ("csv", "parquet")
 
@@ -235,7 +237,9 @@ def _table_writer(table, path):
     fmt = table_format(path, OUTPUT_FORMATS)
     if fmt == "csv":
         return lambda tmp: table.to_csv(tmp, index=False)
-    return lambda tmp: table.to_parquet(tmp, index=False)
+    # Row groups of bounded size, so that a streamed reader (--engine streaming, Dask)
+    # never has to decode more than one group of rows at a time.
+    return lambda tmp: table.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
 
 
 def _json_writer(document):

@@ -228,15 +228,17 @@ def _log_roles(types, roles):
         log.info("most common left-out types: %s", ", ".join(f"{t} {n:,}" for t, n in others.items()))
 
 
-def reference_census(types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None) -> dict:
+def reference_census(types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None,
+                     all_clusters=None) -> dict:
     """How many references of each class stage 3 has, in total and per cluster.
 
     ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
-    cluster of ``clusters`` appears, with zeros where it has no reference.
+    cluster of ``clusters`` (or of ``all_clusters``, when the rows given are only some of
+    the table's) appears, with zeros where it has no reference.
     """
     is_reference = np.asarray(roles) == REFERENCE
     clusters = np.asarray(clusters)
-    all_clusters = [int(c) for c in np.unique(clusters)]
+    all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
     counts = (pd.crosstab(pd.Categorical(np.asarray(types, dtype=object)[is_reference], categories=list(classes)),
                           pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters), dropna=False)
               .reindex(index=list(classes), columns=all_clusters, fill_value=0))
@@ -294,32 +296,53 @@ def _log_references(model, classes):
                      cluster, ", ".join(unscored), len(FEATURES))
 
 
+def weights_needed(method, explain):
+    """Whether stage 3 uses the naive Bayes category weights, and so must tune them.
+
+    The weights shape the naive Bayes probabilities, and the outlier measures and
+    probability tracks (whatever classifier gives the probabilities). Mahalanobis
+    probabilities without outlier measures use none of them: tuning would be wasted
+    (it is the largest cost of stage 3 after the scoring itself).
+    """
+    return method == "naive-bayes" or bool(explain)
+
+
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
-                   method="mahalanobis", location=True, score="macro_f1", random_state=0):
+                   method="mahalanobis", location=True, score="macro_f1", random_state=0, tune=True,
+                   scaler=None, all_clusters=None):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
     naive Bayes model is fitted whatever ``method`` is: it provides the outlier
     measures and probability tracks, and lets new sources be classified either way.
+    With ``tune=False`` its category weights are left equal (see :func:`weights_needed`).
+    A ``scaler`` fitted beforehand (e.g. by a streaming pass over every complete row)
+    replaces the fit on ``table``, which may then hold only the references; then
+    ``all_clusters`` names every cluster of the catalog (default: those of ``table``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    features = table[list(FEATURES)].to_numpy(dtype="float64")
-    scaler = LogMinMaxScaler().fit(features)
-    X = scaler.transform(features)
     types, _ = normalize_types(table[MAIN_TYPE].to_numpy(dtype=object))
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
     clusters = table[CLUSTER].to_numpy()
+    if scaler is None:
+        scaler = LogMinMaxScaler().fit(table[list(FEATURES)].to_numpy(dtype="float64"))
+    # Only the references are fitted on: transform (and place on the sky) those alone.
+    # Both are row-wise, so the values are those of the whole table's rows.
+    reference_rows = table.loc[is_reference]
+    X = scaler.transform(reference_rows[list(FEATURES)].to_numpy(dtype="float64"))
+    reference_types, reference_clusters = types[is_reference], clusters[is_reference]
     references = ClusterwiseMahalanobis(classes, min_references).fit(
-        X[is_reference], types[is_reference], clusters[is_reference], all_clusters=np.unique(clusters)
+        X, reference_types, reference_clusters,
+        all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
-    X_nb = np.column_stack([X, absolute_galactic_latitude(table)]) if location else X
+    X_nb = np.column_stack([X, absolute_galactic_latitude(reference_rows)]) if location else X
     naive_bayes = NaiveBayesClassifier(
         categories=naive_bayes_categories(location), feature_names=[*FEATURES, LOCATION_FEATURE][: X_nb.shape[1]],
-        classes=classes, scoring=score, random_state=random_state,
-    ).fit(X_nb[is_reference], types[is_reference])
+        classes=classes, scoring=score, random_state=random_state, tune=tune,
+    ).fit(X_nb, reference_types)
     # The references' own outlier measures (for their SIMBAD class) are the yardstick.
-    training = naive_bayes.explain(X_nb[is_reference], assigned=types[is_reference])["outlier_measure"]
+    training = naive_bayes.explain(X_nb, assigned=reference_types)["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
     model = ClassifierModel(scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative))
     return model, X
@@ -328,7 +351,10 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
 def _log_naive_bayes(model):
     nb = model.naive_bayes
     weights = ", ".join(f"{name} {weight:g}" for name, weight in nb.alpha_.items())
-    if nb.tuning_:
+    if not nb.tune:
+        log.info("naive Bayes category weights left equal (%s): not used by Mahalanobis probabilities "
+                 "without outlier measures", weights)
+    elif nb.tuning_:
         log.info("naive Bayes category weights %s (tuned for %s: %.3f out-of-fold, %.3f with equal weights)",
                  weights, nb.scoring, nb.tuning_[0][1], nb.equal_weight_score_)
     else:
@@ -403,7 +429,8 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     _log_census(census)
     _check_labels(census, labels, path, strict_labels)
 
-    model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score)
+    model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
+                              tune=weights_needed(method, explain))
     model.census = census
     _log_references(model, classes)
     _log_naive_bayes(model)
@@ -422,24 +449,32 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
-    explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
-    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *FEATURES, SIMBAD_TYPE, *explanation]
-    rest = [c for c in chosen.columns if c not in front]
-    classified = pd.concat(
-        [
-            chosen[[NAME, OBSID, CLUSTER, "ra", "dec"]],
-            result[[MAIN_TYPE, *classes]],
-            chosen[list(FEATURES)],
-            pd.DataFrame({SIMBAD_TYPE: chosen[MAIN_TYPE].to_numpy()}),
-            result[explanation],
-            chosen[rest],
-        ],
-        axis=1,
-    )
+    classified = assemble_classified(chosen, result, classes)
     classified = classified.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
     log.info("%s detections of %s sources classified", f"{len(classified):,}",
              f"{classified[NAME].nunique():,}")
     return classified, model
+
+
+def assemble_classified(chosen, result, classes=CLASSES):
+    """The stage-3 output columns of the classified rows ``chosen``, in input order.
+
+    ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order).
+    """
+    explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
+    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *FEATURES, SIMBAD_TYPE, *explanation]
+    rest = [c for c in chosen.columns if c not in front]
+    return pd.concat(
+        [
+            chosen[[NAME, OBSID, CLUSTER, "ra", "dec"]].reset_index(drop=True),
+            result[[MAIN_TYPE, *classes]],
+            chosen[list(FEATURES)].reset_index(drop=True),
+            pd.DataFrame({SIMBAD_TYPE: chosen[MAIN_TYPE].to_numpy()}),
+            result[explanation],
+            chosen[rest].reset_index(drop=True),
+        ],
+        axis=1,
+    )
 
 
 #: Columns of the outlier table, before the features.

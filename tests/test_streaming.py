@@ -1,0 +1,115 @@
+"""Stages 3 and 4 streamed in batches write the in-memory results, byte for byte (SYNTHETIC mock data)."""
+
+import filecmp
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrayclass.analysis.mock import generate
+from xrayclass.core.positional import crossmatch_local
+from xrayclass.io.streaming import ExternalSort, iter_batches, name_boundaries
+from xrayclass.io.tables import read_table, write_table
+from xrayclass.stages.clustering import cluster_detections
+
+from conftest import run_script
+
+
+@pytest.fixture(scope="module")
+def stage2_files(tmp_path_factory):
+    """A SYNTHETIC stage-2 table, as CSV (shuffled rows: the stream must sort) and Parquet."""
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(9_000, 31)))
+    stage1, _ = cluster_detections(detections, "SYNTHETIC mock")
+    stage2 = crossmatch_local(stage1, "SYNTHETIC mock", simbad, "SYNTHETIC mock simbad", 1.0)
+    stage2 = stage2.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    folder = tmp_path_factory.mktemp("stage2")
+    write_table(stage2, folder / "synthetic_stage2.csv")
+    write_table(stage2, folder / "synthetic_stage2.parquet")
+    return folder
+
+
+def _stage3(folder, source, name, *extra):
+    out = folder / name
+    out.mkdir(exist_ok=True)
+    result = run_script("classification.py", "--input", folder / source, "--output", out / "detections.csv",
+                        "--model-output", out / "classifier.json", "--outliers-output", out / "outliers.csv",
+                        "-q", *extra)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("source", ["synthetic_stage2.csv", "synthetic_stage2.parquet"])
+def test_streamed_stage3_writes_the_in_memory_files(stage2_files, source):
+    memory = _stage3(stage2_files, source, f"memory_{source}")
+    streamed = _stage3(stage2_files, source, f"streamed_{source}", "--engine", "streaming", "--batch-rows", "997")
+    for name in ("detections.csv", "outliers.csv", "classifier.json"):
+        assert filecmp.cmp(memory / name, streamed / name, shallow=False), name
+
+
+def test_streamed_stage4_writes_the_in_memory_tables(stage2_files):
+    stage3 = _stage3(stage2_files, "synthetic_stage2.parquet", "for_stage4")
+    outputs = {}
+    for engine in ("memory", "streaming"):
+        out = stage2_files / f"stage4_{engine}"
+        result = run_script("master_classification.py", "--input", stage3 / "detections.csv", "--out-dir", out,
+                            "--engine", engine, "--batch-rows", "500")
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = (out, result.stdout)
+    assert outputs["memory"][1] == outputs["streaming"][1]  # the printed summary
+    for name in ("uniquely_classified.csv", "ambiguous_classification.csv", "master_summary.json"):
+        assert filecmp.cmp(outputs["memory"][0] / name, outputs["streaming"][0] / name, shallow=False), name
+
+
+def test_external_sort_equals_a_stable_sort(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"name": rng.choice([f"J{k:03d}" for k in range(60)], 5_000),
+                          "obsid": rng.integers(0, 4, 5_000), "value": np.arange(5_000)})
+    with ExternalSort(name_boundaries(frame["name"][::7], 6), tmp_path) as sorter:
+        for start in range(0, len(frame), 701):
+            sorter.add(frame.iloc[start:start + 701])
+        streamed = pd.concat(list(sorter.sorted_batches()), ignore_index=True)
+    expected = frame.sort_values(["name", "obsid"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(streamed, expected)
+
+
+def test_batches_have_the_whole_files_column_types(tmp_path):
+    # An integer column with a gap only in the last batch, and a text column that
+    # looks numeric in the first batch: each batch gets the whole file's types.
+    frame = pd.DataFrame({"n": [1.0] * 10 + [np.nan], "t": ["1"] * 10 + ["x"]})
+    for suffix in ("csv", "parquet"):
+        path = tmp_path / f"t.{suffix}"
+        frame.to_csv(path, index=False) if suffix == "csv" else \
+            frame.astype({"n": "Int64"}).to_parquet(path, index=False)
+        whole = read_table(path)
+        for batch in iter_batches(path, batch_rows=4):
+            assert list(batch.dtypes) == list(whole.dtypes), suffix
+    # Parquet written without pandas metadata (e.g. by Arrow or Spark): an integer column
+    # with a null reads as float, in every batch.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "arrow.parquet"
+    pq.write_table(pa.table({"n": pa.array([1] * 10 + [None], pa.int64())}), path)
+    whole = read_table(path)
+    for batch in iter_batches(path, batch_rows=4):
+        assert list(batch.dtypes) == list(whole.dtypes)
+
+
+def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(stage2_files, tmp_path):
+    pytest.importorskip("distributed")
+    from xrayclass.engine.dask import classify_dataset, master_classification_dataset
+    from xrayclass.stages.master_classification import master_classification
+
+    memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask")
+    source = stage2_files / "synthetic_stage2.parquet"
+    _, n_rows, _ = classify_dataset(source, tmp_path / "detections.csv", tmp_path / "classifier.json",
+                                    tmp_path / "outliers.csv", batch_rows=1_500, workers=2, processes=False)
+    for name in ("detections.csv", "outliers.csv", "classifier.json"):
+        assert filecmp.cmp(memory / name, tmp_path / name, shallow=False), name
+    # Stage 4: partitions shuffled by source name, votes combined.
+    write_table(read_table(memory / "detections.csv"), tmp_path / "detections.parquet")
+    expected = master_classification(read_table(memory / "detections.csv"), "memory")
+    got = master_classification_dataset(tmp_path / "detections.parquet", workers=2, processes=False)
+    pd.testing.assert_frame_equal(got[0], expected[0])
+    pd.testing.assert_frame_equal(got[1], expected[1])
+    assert got[2] == expected[2]
