@@ -124,3 +124,18 @@ def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_samp
     assert not result[list(CLASSES)].isna().any().any()
     assert model.references.reference_counts()[4] == dict.fromkeys(CLASSES, 0)
     assert "clusters 0, 4 cannot be classified" in caplog.text
+
+
+def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample, tmp_path):
+    table = read_table(crossmatch_sample)
+    result, model = classify_detections(table, crossmatch_sample, likelihood="gaussian", priors="references",
+                                        explain=False)
+    document = model.to_dict()
+    assert (document["references"]["likelihood"], document["references"]["priors"]) == ("gaussian", "references")
+    path = tmp_path / "classifier.json"
+    path.write_text(json.dumps(document))
+    loaded = ClassifierModel.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(result, result["cluster"].to_numpy()),
+                                  result[list(CLASSES)].to_numpy())
+    paper, _ = classify_detections(table, crossmatch_sample, explain=False)
+    assert not np.allclose(paper[list(CLASSES)].to_numpy(), result[list(CLASSES)].to_numpy())

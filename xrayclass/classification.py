@@ -223,7 +223,8 @@ def _log_references(model, classes):
 
 
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
-                   method="mahalanobis", location=True, score="macro_f1", random_state=0):
+                   method="mahalanobis", location=True, score="macro_f1", random_state=0,
+                   likelihood="distance", priors="none"):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -238,7 +239,7 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     types = table[MAIN_TYPE].to_numpy(dtype=object)
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
     clusters = table[CLUSTER].to_numpy()
-    references = ClusterwiseMahalanobis(classes, min_references).fit(
+    references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
         X[is_reference], types[is_reference], clusters[is_reference], all_clusters=np.unique(clusters)
     )
     X_nb = np.column_stack([X, absolute_galactic_latitude(table)]) if location else X
@@ -265,7 +266,7 @@ def _log_naive_bayes(model):
 
 def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                        outlier_fraction=OUTLIER_FRACTION, explain=True):
+                        outlier_fraction=OUTLIER_FRACTION, explain=True, likelihood="distance", priors="none"):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -287,6 +288,12 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     explain : bool
         Compute the outlier measures and probability tracks (about four times the cost
         of the probabilities alone on large catalogs).
+    likelihood : {"distance", "gaussian"}
+        Mahalanobis scoring: the paper's softmin of squared distances, or the Gaussian
+        log-density (see :class:`~xrayclass.classifier.MahalanobisClassifier`).
+    priors : {"none", "references"}
+        Class priors of the Mahalanobis scoring: none (the paper's) or the class shares
+        among each cluster's references.
 
     Returns
     -------
@@ -318,9 +325,11 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     roles = detection_roles(types, classes, uninformative)
     _log_roles(types, roles)
 
-    model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score)
+    model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
+                              likelihood=likelihood, priors=priors)
     _log_references(model, classes)
     _log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
 
     chosen = table.loc[roles == TO_CLASSIFY].reset_index(drop=True)
     result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)

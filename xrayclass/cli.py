@@ -210,6 +210,7 @@ def crossmatch_main(argv=None):
 
 def classification_main(argv=None):
     from .classification import METHODS, OUTLIER_FRACTION
+    from .classifier import LIKELIHOODS, PRIORS
     from .naive_bayes import SCORES
 
     parser = _parser(
@@ -232,6 +233,12 @@ def classification_main(argv=None):
     parser.add_argument("--method", choices=METHODS, default="mahalanobis",
                         help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or "
                              "the optimized naive Bayes")
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, default="distance",
+                        help="Mahalanobis scoring: softmin of squared distances (the paper's) or the class-conditional "
+                             "Gaussian log-density (with the log pseudo-determinant)")
+    parser.add_argument("--priors", choices=PRIORS, default="none",
+                        help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
+                             "its cluster's references")
     parser.add_argument("--no-location", dest="location", action="store_false",
                         help="naive Bayes without the location category (|galactic latitude|); the paper uses "
                              "no positions")
@@ -254,7 +261,8 @@ def classification_main(argv=None):
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
-                                                explain=args.explain)
+                                                explain=args.explain, likelihood=args.likelihood,
+                                                priors=args.priors)
         outliers = outlier_table(classified)
         write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
                        (outliers, args.outliers_output)])
