@@ -223,7 +223,8 @@ def stage_counts(run):
     summary = read_summary(run)
     if summary:
         counts.update(uniquely_classified=summary["uniquely_classified"], ambiguous=summary["ambiguous"],
-                      cohen_kappa=summary["cohen_kappa"], detections_per_source=summary["detections_per_source"])
+                      cohen_kappa=summary["cohen_kappa"], detections_per_source=summary["detections_per_source"],
+                      cohen_kappa_multiple_detections=summary.get("cohen_kappa_multiple_detections"))
     return counts
 
 

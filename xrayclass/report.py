@@ -189,6 +189,9 @@ def run_section(report, run, synthetic):
              comparable=comparable),
         _row("ambiguous sources", published.AMBIGUOUS, counts.get("ambiguous"), comparable=comparable),
         _row("Cohen's kappa", published.COHEN_KAPPA, counts.get("cohen_kappa"), 0.0005, comparable=comparable),
+        _row("Cohen's kappa, sources with 2+ detections (from the published tables)",
+             published.COHEN_KAPPA_MULTIPLE_DETECTIONS, counts.get("cohen_kappa_multiple_detections"), 0.0005,
+             comparable=comparable),
     ]
     rows += [_row(f"sources with {label} detections", value, histogram.get(label), comparable=comparable)
              for label, value in published.DETECTIONS_PER_SOURCE.items()]
