@@ -139,3 +139,12 @@ def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample
                                   result[list(CLASSES)].to_numpy())
     paper, _ = classify_detections(table, crossmatch_sample, explain=False)
     assert not np.allclose(paper[list(CLASSES)].to_numpy(), result[list(CLASSES)].to_numpy())
+
+
+def test_log_floor_is_stored_in_the_classifier_artifact(crossmatch_sample):
+    table = read_table(crossmatch_sample)
+    _, model = classify_detections(table, crossmatch_sample, log_floor=1e-3, explain=False)
+    document = model.to_dict()["preprocessing"]
+    assert document["log_floor"] == 1e-3 and document["log_shift"]["var_ratio_b"] == 1e-3
+    _, paper = classify_detections(table, crossmatch_sample, explain=False)
+    assert paper.to_dict()["preprocessing"]["log_floor"] is None

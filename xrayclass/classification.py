@@ -224,7 +224,7 @@ def _log_references(model, classes):
 
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
                    method="mahalanobis", location=True, score="macro_f1", random_state=0,
-                   likelihood="distance", priors="none"):
+                   likelihood="distance", priors="none", log_floor=None):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -234,7 +234,7 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     features = table[list(FEATURES)].to_numpy(dtype="float64")
-    scaler = LogMinMaxScaler().fit(features)
+    scaler = LogMinMaxScaler(log_floor=log_floor).fit(features)
     X = scaler.transform(features)
     types = table[MAIN_TYPE].to_numpy(dtype=object)
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
@@ -266,7 +266,8 @@ def _log_naive_bayes(model):
 
 def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                        outlier_fraction=OUTLIER_FRACTION, explain=True, likelihood="distance", priors="none"):
+                        outlier_fraction=OUTLIER_FRACTION, explain=True, likelihood="distance", priors="none",
+                        log_floor=None):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -294,6 +295,8 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     priors : {"none", "references"}
         Class priors of the Mahalanobis scoring: none (the paper's) or the class shares
         among each cluster's references.
+    log_floor : float, optional
+        Shift of the log features (default: the paper's rule, smallest non-zero / 10).
 
     Returns
     -------
@@ -326,7 +329,7 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     _log_roles(types, roles)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
-                              likelihood=likelihood, priors=priors)
+                              likelihood=likelihood, priors=priors, log_floor=log_floor)
     _log_references(model, classes)
     _log_naive_bayes(model)
     log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)

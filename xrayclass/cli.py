@@ -7,6 +7,7 @@ with a one-line message naming the file, exit status 2, and no output written.
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def clustering_main(argv=None):
     parser.add_argument("--fit-sample", type=_positive_int, default=FIT_SAMPLE,
                         help="fit the mixture on at most this many detections (a seeded subsample), then "
                              "assign every detection; at or below it, all are used, as in the paper")
+    parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
+                        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+                             "non-zero / 10)) (default: no bound, the paper's rule)")
 
     def body(args):
         from .clustering import cluster_detections
@@ -132,7 +136,7 @@ def clustering_main(argv=None):
             "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
         )
         clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
-                                              args.fit_sample)
+                                              args.fit_sample, log_floor=args.log_floor)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
 
@@ -239,6 +243,9 @@ def classification_main(argv=None):
     parser.add_argument("--priors", choices=PRIORS, default="none",
                         help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
                              "its cluster's references")
+    parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
+                        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+                             "non-zero / 10)) (default: no bound, the paper's rule)")
     parser.add_argument("--no-location", dest="location", action="store_false",
                         help="naive Bayes without the location category (|galactic latitude|); the paper uses "
                              "no positions")
@@ -262,7 +269,7 @@ def classification_main(argv=None):
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
                                                 explain=args.explain, likelihood=args.likelihood,
-                                                priors=args.priors)
+                                                priors=args.priors, log_floor=args.log_floor)
         outliers = outlier_table(classified)
         write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
                        (outliers, args.outliers_output)])
@@ -313,6 +320,13 @@ def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
