@@ -380,3 +380,22 @@ def test_the_artifacts_likelihood_and_priors_are_honoured(models, stage3):
     expected = gaussian.references.predict_proba(X, result["cluster"].to_numpy())
     assert_allclose(result[list(CLASSES)].to_numpy(), expected, rtol=1e-12, atol=0)
     assert not np.allclose(result[list(CLASSES)].to_numpy(), paper[list(CLASSES)].to_numpy())
+
+
+def test_calibrate_applies_the_artifacts_temperature_or_says_there_is_none(models, stage3):
+    from xrayclass.calibration import apply_temperature
+    from xrayclass.classification import ClassifierModel
+
+    clustering, classifier = models
+    rows = raw_rows(stage3, 2)
+    with pytest.raises(InputError, match="no calibration"):
+        classify(rows, clustering, classifier, "test", calibrate=True)
+    document = classifier.to_dict()
+    document["calibration"] = {"method": "temperature", "temperature": 2.5, "for_method": "mahalanobis"}
+    calibrated = ClassifierModel.from_dict(json.loads(json.dumps(document)))
+    plain = classify(rows, clustering, calibrated, "test").detections
+    result = classify(rows, clustering, calibrated, "test", calibrate=True).detections
+    assert_allclose(result[list(CLASSES)].to_numpy(), apply_temperature(plain[list(CLASSES)].to_numpy(), 2.5),
+                    rtol=1e-12, atol=1e-15)
+    with pytest.raises(InputError, match="calibration is for mahalanobis"):
+        classify(rows, clustering, calibrated, "test", method="naive-bayes", calibrate=True)

@@ -90,6 +90,8 @@ class ClassifierModel:
     location: bool = True
     method: str = "mahalanobis"
     uninformative: tuple = UNINFORMATIVE_TYPES
+    #: Temperature scaling fitted out of fold (see :mod:`xrayclass.calibration`), or None.
+    calibration: dict | None = None
 
     @property
     def classes(self):
@@ -102,21 +104,40 @@ class ClassifierModel:
     def _naive_bayes_input(self, detections, X):
         return np.column_stack([X, absolute_galactic_latitude(detections)]) if self.location else X
 
-    def predict_proba(self, detections, clusters, method=None):
+    def predict_proba(self, detections, clusters, method=None, calibrate=False):
         """Ten class probabilities from the chosen method (default: the model's)."""
         method = method or self.method
         X = self.preprocess(detections)
         if method == "mahalanobis":
-            return self.references.predict_proba(X, clusters)
+            return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
         if method == "naive-bayes":
-            return self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X))
+            return self._calibrated(self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)), method,
+                                    calibrate)
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+    def check_calibration(self, method=None):
+        """Raise :class:`InputError` unless the model holds a calibration for ``method``."""
+        method = method or self.method
+        if self.calibration is None:
+            raise InputError("the classifier model has no calibration; run classification.py with --calibrate")
+        if self.calibration.get("for_method") != method:
+            raise InputError(f"the classifier model's calibration is for {self.calibration.get('for_method')}, "
+                             f"not {method}")
+
+    def _calibrated(self, probabilities, method, calibrate):
+        if not calibrate:
+            return probabilities
+        from .calibration import apply_temperature
+
+        self.check_calibration(method)
+        return apply_temperature(probabilities, self.calibration["temperature"])
 
     def outlier_percentile(self, measure):
         """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
         return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
 
-    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True):
+    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True,
+                 calibrate=False):
         """Probabilities, predicted class, outlier measure and probability track.
 
         Rows are processed in chunks (bounded memory at any catalog size); the result
@@ -133,21 +154,27 @@ class ClassifierModel:
             ``track_prior``, ``track_<category>``...: the class's posterior as the
             categories are added in turn. With ``explain=False`` (e.g. detections
             without positions for a model using location) only the class columns.
+            With ``calibrate=True`` the probabilities are temperature-scaled by the
+            model's calibration (the predicted class does not change).
         """
         method = method or self.method
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if calibrate:
+            self.check_calibration(method)
         clusters = np.asarray(clusters)
-        parts = [self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain)
+        parts = [self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain,
+                                      calibrate)
                  for rows in chunks(len(detections), CHUNK_ROWS, "classifying")]
         if not parts:
-            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain)
+            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain, calibrate)
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
-    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain):
+    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain, calibrate=False):
         X = self.preprocess(detections)
         probabilities = (self.references.predict_proba(X, clusters) if method == "mahalanobis"
                          else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)))
+        probabilities = self._calibrated(probabilities, method, calibrate)
         predicted = labels_from_probabilities(probabilities, self.classes)
         result = pd.DataFrame(probabilities, columns=list(self.classes))
         result.insert(0, MAIN_TYPE, predicted)
@@ -176,6 +203,7 @@ class ClassifierModel:
             "references": self.references.to_dict(),
             "naive_bayes": self.naive_bayes.to_dict(),
             "outlier_quantiles": self.outlier_quantiles.tolist(),
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -192,6 +220,7 @@ class ClassifierModel:
             location=bool(document["location"]),
             method=document["method"],
             uninformative=tuple(document["uninformative_types"]),
+            calibration=document.get("calibration"),  # absent before issue 13
         )
 
     @classmethod
@@ -224,7 +253,7 @@ def _log_references(model, classes):
 
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
                    method="mahalanobis", location=True, score="macro_f1", random_state=0,
-                   likelihood="distance", priors="none", log_floor=None):
+                   likelihood="distance", priors="none", log_floor=None, calibrate=False):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -251,7 +280,43 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     training = naive_bayes.explain(X_nb[is_reference], assigned=types[is_reference])["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
     model = ClassifierModel(scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative))
+    if calibrate:
+        model.calibration = fit_calibration(
+            model, X[is_reference], X_nb[is_reference], types[is_reference], clusters[is_reference],
+            table[NAME].to_numpy(dtype=object)[is_reference], min_references, score, random_state)
     return model, X
+
+
+def fit_calibration(model, X, X_nb, labels, clusters, sources, min_references="n_features", score="macro_f1",
+                    random_state=0):
+    """Temperature of ``model.method`` fitted on out-of-fold probabilities of the references.
+
+    Three folds that keep each source whole: a reference is scored by a model fitted
+    without any detection of its source.
+    """
+    from .calibration import temperature_out_of_fold
+
+    classes = model.classes
+    references = model.references
+
+    def fit_predict(train, test):
+        if model.method == "mahalanobis":
+            fold = ClusterwiseMahalanobis(classes, min_references, references.likelihood, references.priors)
+            fold.fit(X[train], labels[train], clusters[train], all_clusters=np.unique(clusters))
+            return fold.predict_proba(X[test], clusters[test])
+        nb = model.naive_bayes
+        fold = NaiveBayesClassifier(categories=nb.categories, feature_names=nb.feature_names, classes=classes,
+                                    scoring=score, random_state=random_state).fit(X_nb[train], labels[train])
+        return fold.predict_proba(X_nb[test])
+
+    calibration = temperature_out_of_fold(fit_predict, labels, sources, classes, seed=random_state)
+    calibration["for_method"] = model.method
+    if model.method == "mahalanobis":
+        calibration.update(likelihood=references.likelihood, priors=references.priors)
+    log.info("calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %.3f -> %.3f, "
+             "Brier %.3f -> %.3f", model.method, calibration["temperature"], calibration["ece_before"],
+             calibration["ece_after"], calibration["brier_before"], calibration["brier_after"])
+    return calibration
 
 
 def _log_naive_bayes(model):
@@ -267,7 +332,7 @@ def _log_naive_bayes(model):
 def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
                         outlier_fraction=OUTLIER_FRACTION, explain=True, likelihood="distance", priors="none",
-                        log_floor=None):
+                        log_floor=None, calibrate=False):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -297,6 +362,9 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
         among each cluster's references.
     log_floor : float, optional
         Shift of the log features (default: the paper's rule, smallest non-zero / 10).
+    calibrate : bool
+        Fit a temperature out of fold on the references (stored in the model) and apply
+        it to the probabilities.
 
     Returns
     -------
@@ -329,13 +397,13 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     _log_roles(types, roles)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
-                              likelihood=likelihood, priors=priors, log_floor=log_floor)
+                              likelihood=likelihood, priors=priors, log_floor=log_floor, calibrate=calibrate)
     _log_references(model, classes)
     _log_naive_bayes(model)
     log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
 
     chosen = table.loc[roles == TO_CLASSIFY].reset_index(drop=True)
-    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)
+    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain, calibrate)
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
     if unclassified.any():
         clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])

@@ -246,6 +246,9 @@ def classification_main(argv=None):
     parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
                         help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
                              "non-zero / 10)) (default: no bound, the paper's rule)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit a temperature to the probabilities out of fold on the references (3 folds by "
+                             "source), store it in the classifier artifact and apply it")
     parser.add_argument("--no-location", dest="location", action="store_false",
                         help="naive Bayes without the location category (|galactic latitude|); the paper uses "
                              "no positions")
@@ -269,7 +272,8 @@ def classification_main(argv=None):
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
                                                 explain=args.explain, likelihood=args.likelihood,
-                                                priors=args.priors, log_floor=args.log_floor)
+                                                priors=args.priors, log_floor=args.log_floor,
+                                                calibrate=args.calibrate)
         outliers = outlier_table(classified)
         write_outputs([(classified, args.output), (model.to_dict(), args.model_output),
                        (outliers, args.outliers_output)])
