@@ -49,6 +49,7 @@ def test_fitted_temperature_undoes_a_known_over_confidence():
     reported = np.exp(3 * z) / np.exp(3 * z).sum(axis=1, keepdims=True)
     temperature = fit_temperature(reported, truth)
     assert temperature == pytest.approx(3.0, rel=0.05)
+    assert fit_temperature(reported, truth, objective="nll") == pytest.approx(3.0, rel=0.05)
     calibrated = apply_temperature(reported, temperature)
     assert expected_calibration_error(calibrated, truth) < 0.02 < expected_calibration_error(reported, truth)
     assert brier_score(calibrated, truth) < brier_score(reported, truth)

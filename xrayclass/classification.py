@@ -313,9 +313,11 @@ def fit_calibration(model, X, X_nb, labels, clusters, sources, min_references="n
     calibration["for_method"] = model.method
     if model.method == "mahalanobis":
         calibration.update(likelihood=references.likelihood, priors=references.priors)
-    log.info("calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %.3f -> %.3f, "
-             "Brier %.3f -> %.3f", model.method, calibration["temperature"], calibration["ece_before"],
-             calibration["ece_after"], calibration["brier_before"], calibration["brier_after"])
+    log.info("calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %s -> %s, "
+             "Brier %s -> %s", model.method, calibration["temperature"],
+             *(f"{v:.3f}" if v is not None else "undefined" for v in (
+                 calibration["ece_before"], calibration["ece_after"], calibration["brier_before"],
+                 calibration["brier_after"])))
     return calibration
 
 
