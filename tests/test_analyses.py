@@ -167,3 +167,52 @@ def test_figures_checks_the_source_name_before_drawing(tmp_path):
 def test_validate_help_shows_a_plain_percent():
     done = run_script("analysis.py", "validate", "--help")
     assert "30% as if unlabeled" in " ".join(done.stdout.split()) and "%%" not in done.stdout
+
+
+# -- method comparison and calibration (issue 13) --------------------------------------------
+
+@pytest.mark.slow
+def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp_path):
+    from xrayclass.analysis.steps import validation
+    from xrayclass.core.calibration import brier_score
+    from xrayclass.core.classifier import ClusterwiseMahalanobis
+    from xrayclass.analysis.validation import compare_splits, gaussian_method, method_table
+
+    labeled = labeled_detections(mock_crossmatched, "mock")
+    methods = {**method_table(["mahalanobis", "gaussian"], calibrate=True),
+               **method_table(["hist-gradient-boosting"])}
+    results, table = compare_splits(labeled, [0, 1], methods)
+    assert table["split"].unique().tolist() == ["by source", "by detection"]
+    assert set(table["method"]) == {"mahalanobis", "gaussian", "hist-gradient-boosting", "mahalanobis+T",
+                                    "gaussian+T"}
+    aggregated = table[table["level"] == "aggregated"]
+    for label in AGGREGATE_CLASSES:
+        assert aggregated[f"diag_{label}"].between(0, 1).all() and (aggregated[f"diag_{label}_std"] >= 0).all()
+    assert table["ece"].between(0, 1).all() and table["brier"].between(0, 2).all()
+    # A temperature never changes the predicted class: same accuracy, with or without.
+    by_method = table[table["level"] == "classes"].set_index(["split", "method"])
+    for split_name in ("by source", "by detection"):
+        for name in ("mahalanobis", "gaussian"):
+            assert by_method.loc[(split_name, name + "+T"), "accuracy"] == pytest.approx(
+                by_method.loc[(split_name, name), "accuracy"], abs=1e-12)
+            # ... and fitted out of fold it does not make the calibration worse by much.
+            assert by_method.loc[(split_name, name + "+T"), "brier"] < by_method.loc[(split_name, name), "brier"] + 0.02
+
+    # The Gaussian method is the per-cluster Gaussian classifier, and the Brier score is the table's.
+    train, test = split(labeled, 0, group_by_source=True)
+    direct = ClusterwiseMahalanobis(CLASSES, likelihood="gaussian").fit(
+        labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters))
+    probabilities = gaussian_method()(labeled, train, test)
+    np.testing.assert_array_equal(probabilities, direct.predict_proba(labeled.X[test], labeled.clusters[test]))
+    single = compare_splits(labeled, [0], {"gaussian": gaussian_method()})[1]
+    truth = pd.Index(CLASSES).get_indexer(labeled.labels[test])
+    row = single[(single["split"] == "by source") & (single["level"] == "classes")].iloc[0]
+    assert row["brier"] == pytest.approx(brier_score(probabilities, truth), rel=1e-12)
+
+    # The analysis step writes the table and the figures, labelled SYNTHETIC.
+    _, written = validation(mock_crossmatched, "mock", tmp_path / "validation", tmp_path / "figures", seeds=[0],
+                            methods=("mahalanobis", "gaussian"), both_splits=True)
+    assert (tmp_path / "validation" / "method_comparison_splits.csv").exists()
+    assert (tmp_path / "figures" / "fig_method_comparison_splits.png").exists()
+    assert (tmp_path / "figures" / "fig_reliability_splits.png").exists()
+    assert written["split"].unique().tolist() == ["by source", "by detection"]

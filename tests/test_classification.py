@@ -124,3 +124,27 @@ def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_samp
     assert not result[list(CLASSES)].isna().any().any()
     assert model.references.reference_counts()[4] == dict.fromkeys(CLASSES, 0)
     assert "clusters 0, 4 cannot be classified" in caplog.text
+
+
+def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample, tmp_path):
+    table = read_table(crossmatch_sample)
+    result, model = classify_detections(table, crossmatch_sample, likelihood="gaussian", priors="references",
+                                        explain=False)
+    document = model.to_dict()
+    assert (document["references"]["likelihood"], document["references"]["priors"]) == ("gaussian", "references")
+    path = tmp_path / "classifier.json"
+    path.write_text(json.dumps(document))
+    loaded = ClassifierModel.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(result, result["cluster"].to_numpy()),
+                                  result[list(CLASSES)].to_numpy())
+    paper, _ = classify_detections(table, crossmatch_sample, explain=False)
+    assert not np.allclose(paper[list(CLASSES)].to_numpy(), result[list(CLASSES)].to_numpy())
+
+
+def test_log_floor_is_stored_in_the_classifier_artifact(crossmatch_sample):
+    table = read_table(crossmatch_sample)
+    _, model = classify_detections(table, crossmatch_sample, log_floor=1e-3, explain=False)
+    document = model.to_dict()["preprocessing"]
+    assert document["log_floor"] == 1e-3 and document["log_shift"]["var_ratio_b"] == 1e-3
+    _, paper = classify_detections(table, crossmatch_sample, explain=False)
+    assert paper.to_dict()["preprocessing"]["log_floor"] is None

@@ -12,7 +12,7 @@ from xrayclass.constants import CLASSES, UNCLASSIFIED
 from conftest import synthetic_features
 
 
-@parametrize_with_checks([MahalanobisClassifier()])
+@parametrize_with_checks([MahalanobisClassifier(), MahalanobisClassifier(likelihood="gaussian", priors="references")])
 def test_scikit_learn_estimator_contract(estimator, check):
     check(estimator)
 
@@ -145,3 +145,78 @@ def test_clusterwise_dict_round_trip_predicts_identically():
     model = ClusterwiseMahalanobis(["A", "B", "C"]).fit(X, y, clusters)
     again = ClusterwiseMahalanobis.from_dict(model.to_dict())
     np.testing.assert_array_equal(again.predict_proba(X, clusters), model.predict_proba(X, clusters))
+
+
+# -- Gaussian likelihood and priors (issue 13) -------------------------------------------
+
+def test_gaussian_log_likelihood_equals_scipy_logpdf_on_full_rank_covariances():
+    from scipy.stats import multivariate_normal
+
+    X, y = synthetic_features(40, ["A", "B"], n_features=5, seed=3, spread=0.1)
+    model = MahalanobisClassifier(likelihood="gaussian").fit(X, y)
+    assert (model.ranks_ == 5).all()
+    expected = np.column_stack([
+        multivariate_normal(X[y == c].mean(axis=0), np.cov(X[y == c], rowvar=False, ddof=1)).logpdf(X)
+        for c in ("A", "B")
+    ])
+    np.testing.assert_allclose(model.log_likelihood(X), expected, rtol=1e-10, atol=1e-10)
+    # The probabilities are the normalized densities.
+    densities = np.exp(expected)
+    np.testing.assert_allclose(model.predict_proba(X), densities / densities.sum(axis=1, keepdims=True),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_pseudo_determinant_keeps_the_singular_values_pinv_keeps():
+    from xrayclass.core.classifier import pseudo_log_determinant
+
+    rng = np.random.default_rng(4)
+    basis = rng.standard_normal((5, 3))
+    covariance = basis @ np.diag([4.0, 1.0, 0.25]) @ basis.T  # rank 3 in 5 dimensions
+    log_pdet, rank = pseudo_log_determinant(covariance)
+    assert rank == 3 == np.linalg.matrix_rank(scipy.linalg.pinv(covariance))
+    nonzero = np.linalg.eigvalsh(covariance)[-3:]
+    assert log_pdet == pytest.approx(np.sum(np.log(nonzero)), rel=1e-10)
+
+
+def test_gaussian_likelihood_penalizes_the_broad_class_that_softmin_favours():
+    rng = np.random.default_rng(5)
+    narrow = 0.0 + 0.05 * rng.standard_normal((200, 2))
+    broad = 1.0 + 2.0 * rng.standard_normal((200, 2))
+    X = np.vstack([narrow, broad])
+    y = np.repeat(["narrow", "broad"], 200)
+    point = np.array([[0.3, 0.3]])  # 6 narrow sigmas away, within one broad sigma
+    assert MahalanobisClassifier().fit(X, y).predict(point)[0] == "broad"
+    gaussian = MahalanobisClassifier(likelihood="gaussian").fit(X, y)
+    distance = MahalanobisClassifier().fit(X, y)
+    # The log-determinant term moves probability towards the narrow class.
+    k = list(gaussian.classes_).index("narrow")
+    assert gaussian.predict_proba(point)[0, k] > distance.predict_proba(point)[0, k]
+
+
+def test_reference_priors_weight_classes_by_their_share_of_references():
+    X, y = synthetic_features(30, ["A", "B"], n_features=2, seed=6, spread=0.2)
+    X, y = np.vstack([X, X[y == "A"]]), np.concatenate([y, y[y == "A"]])  # A now has 60, B 30
+    plain = MahalanobisClassifier(likelihood="gaussian").fit(X, y)
+    weighted = MahalanobisClassifier(likelihood="gaussian", priors="references").fit(X, y)
+    odds = lambda p: p[:, 0] / p[:, 1]  # noqa: E731
+    np.testing.assert_allclose(odds(weighted.predict_proba(X)), 2 * odds(plain.predict_proba(X)), rtol=1e-9)
+
+
+def test_unknown_likelihood_or_priors_is_refused():
+    X, y = synthetic_features(10, ["A", "B"], n_features=2)
+    with pytest.raises(ValueError, match="likelihood"):
+        MahalanobisClassifier(likelihood="student").fit(X, y)
+    with pytest.raises(ValueError, match="priors"):
+        MahalanobisClassifier(priors="flat").fit(X, y)
+
+
+def test_clusterwise_round_trip_keeps_likelihood_and_priors():
+    X, y = synthetic_features(30, ["A", "B", "C"], n_features=4, seed=2)
+    clusters = np.tile([0, 1], 45)
+    model = ClusterwiseMahalanobis(["A", "B", "C"], likelihood="gaussian", priors="references").fit(X, y, clusters)
+    document = model.to_dict()
+    assert (document["likelihood"], document["priors"]) == ("gaussian", "references")
+    again = ClusterwiseMahalanobis.from_dict(document)
+    np.testing.assert_array_equal(again.predict_proba(X, clusters), model.predict_proba(X, clusters))
+    assert not np.allclose(again.predict_proba(X, clusters), ClusterwiseMahalanobis(["A", "B", "C"]).fit(
+        X, y, clusters).predict_proba(X, clusters))

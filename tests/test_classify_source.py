@@ -363,3 +363,39 @@ def test_script_without_a_model_exits_2(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"classify_source.py: error: {tmp_path / 'model.json'}: file not found; run clustering.py (it writes "
         "--model) or pass --model PATH"]
+
+
+def test_the_artifacts_likelihood_and_priors_are_honoured(models, stage3):
+    from xrayclass.stages.classification import ClassifierModel
+
+    clustering, classifier = models
+    document = classifier.to_dict()
+    assert (document["references"]["likelihood"], document["references"]["priors"]) == ("distance", "none")
+    document["references"].update(likelihood="gaussian", priors="references")
+    gaussian = ClassifierModel.from_dict(json.loads(json.dumps(document)))
+    rows = raw_rows(stage3, 2)
+    paper = classify(rows, clustering, classifier, "test").detections
+    result = classify(rows, clustering, gaussian, "test").detections
+    X = clustering.scaler.transform(prepare_features(rows, "test")[list(FEATURES)].to_numpy(dtype="float64"))
+    expected = gaussian.references.predict_proba(X, result["cluster"].to_numpy())
+    assert_allclose(result[list(CLASSES)].to_numpy(), expected, rtol=1e-12, atol=0)
+    assert not np.allclose(result[list(CLASSES)].to_numpy(), paper[list(CLASSES)].to_numpy())
+
+
+def test_calibrate_applies_the_artifacts_temperature_or_says_there_is_none(models, stage3):
+    from xrayclass.core.calibration import apply_temperature
+    from xrayclass.stages.classification import ClassifierModel
+
+    clustering, classifier = models
+    rows = raw_rows(stage3, 2)
+    with pytest.raises(InputError, match="no calibration"):
+        classify(rows, clustering, classifier, "test", calibrate=True)
+    document = classifier.to_dict()
+    document["calibration"] = {"method": "temperature", "temperature": 2.5, "for_method": "mahalanobis"}
+    calibrated = ClassifierModel.from_dict(json.loads(json.dumps(document)))
+    plain = classify(rows, clustering, calibrated, "test").detections
+    result = classify(rows, clustering, calibrated, "test", calibrate=True).detections
+    assert_allclose(result[list(CLASSES)].to_numpy(), apply_temperature(plain[list(CLASSES)].to_numpy(), 2.5),
+                    rtol=1e-12, atol=1e-15)
+    with pytest.raises(InputError, match="calibration is for mahalanobis"):
+        classify(rows, clustering, calibrated, "test", method="naive-bayes", calibrate=True)

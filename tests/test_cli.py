@@ -148,7 +148,7 @@ def test_main_job_runs_on_a_mock_and_reproduces_the_paper(tmp_path, reference_di
     assert result.returncode == 0, result.stderr
     assert "SYNTHETIC MOCK catalog" in result.stdout and "NOT real sources" in result.stdout
     assert "MOCK catalog (synthetic, known truth)" in result.stdout
-    assert "reproduction: 19 of 19 checks passed" in result.stdout
+    assert "reproduction: 20 of 20 checks passed" in result.stdout
     assert (tmp_path / "out" / "mock" / "uniquely_classified.csv").exists()
 
 

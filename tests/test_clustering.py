@@ -75,3 +75,18 @@ def test_model_of_another_format_is_refused(tmp_path):
     path.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(InputError, match="not a clustering model"):
         ClusteringModel.load(path)
+
+
+def test_log_floor_option_is_written_to_model_json(tmp_path):
+    from xrayclass.cli import stages as cli
+
+    path = tmp_path / "detections.csv"
+    synthetic_detections(300, seed=3).to_csv(path, index=False)
+    model_path = tmp_path / "model.json"
+    assert cli.clustering_main(["--input", str(path), "--output", str(tmp_path / "c.csv"), "--model", str(model_path),
+                                "--n-components", "3", "--log-floor", "0.001", "-q"]) == 0
+    preprocessing = json.loads(model_path.read_text())["preprocessing"]
+    assert preprocessing["log_floor"] == 0.001
+    assert all(shift >= 0.001 for shift in preprocessing["log_shift"].values())
+    loaded = ClusteringModel.load(model_path)
+    assert loaded.scaler.log_floor == 0.001

@@ -152,3 +152,28 @@ def test_fast_scores_equal_scikit_learn():
     assert score_predictions(true, predicted, "ABCD", "macro_f1") == pytest.approx(macro, rel=1e-12)
     rarest = f1_score(true, predicted, labels=["D"], average="macro", zero_division=0)
     assert score_predictions(true, predicted, "ABCD", "rarest_f1") == pytest.approx(rarest, rel=1e-12)
+
+
+def test_an_out_of_range_value_does_not_change_the_ranking_of_classes_by_itself():
+    # SYNTHETIC: a common class and a rare one (20x fewer rows), overlapping in both features.
+    rng = np.random.default_rng(7)
+    X = np.vstack([rng.uniform(0, 1, size=(2000, 2)), rng.uniform(0.2, 0.8, size=(100, 2))])
+    y = np.array(["common"] * 2000 + ["rare"] * 100)
+    model = NaiveBayesClassifier(categories={"s": [0], "v": [1]}, alpha={"s": 1.0, "v": 1.0}).fit(X, y)
+    inside = rng.uniform(0.2, 0.8, size=(50, 2))
+    beyond = inside.copy()
+    beyond[:, 1] = 5.0  # far outside the training range of feature 1
+    # Both features beyond the range: nothing but the prior ranks the classes.
+    np.testing.assert_allclose(model.predict_proba(np.array([[-3.0, 5.0]])), [[2000 / 2100, 100 / 2100]], rtol=1e-12)
+    # Feature 1 beyond the range: the posterior is that of the prior and feature 0 alone.
+    weights = model._weights(model.alpha_)
+    log_l0 = np.stack([model.log_likelihood_[k, 0, model._bin_index(beyond)[:, 0]] for k in range(2)], axis=1)
+    joint = model.class_log_prior_ + weights[0] * log_l0
+    expected = np.exp(joint - np.logaddexp(joint[:, :1], joint[:, 1:]))
+    np.testing.assert_allclose(model.predict_proba(beyond), expected, rtol=1e-12)
+    # The out-of-range density is the same for both classes, and no higher than any inside the range.
+    outside = model.log_likelihood_[:, :, model.bins]
+    assert (outside[0] == outside[1]).all()
+    assert (outside[0] <= model.log_likelihood_[:, :, : model.bins].min(axis=(0, 2))).all()
+    # It still makes the row more unusual than the same row inside the range.
+    assert (model.explain(beyond)["outlier_measure"] > model.explain(inside)["outlier_measure"]).all()

@@ -32,6 +32,18 @@ def test_published_counts_kappa_and_multiplicity(paper_tables):
     assert summary["detections_per_source"] == {"1": 6802, "2": 1000, "3-10": 882, ">10": 72}
 
 
+def test_kappa_of_sources_with_two_or_more_detections(paper_tables):
+    from xrayclass.stages.master_classification import tables_kappa
+
+    summary = paper_tables["summary"]
+    assert summary["sources_multiple_detections"] == 1000 + 882 + 72
+    # The number, recomputed from our votes and from the published tables alone.
+    assert round(summary["cohen_kappa_multiple_detections"], 3) == published.COHEN_KAPPA_MULTIPLE_DETECTIONS == 0.711
+    theirs = tables_kappa(paper_tables["published_uniquely"], paper_tables["published_ambiguous"], 2)
+    assert round(theirs, 3) == 0.711
+    assert round(tables_kappa(paper_tables["published_uniquely"], paper_tables["published_ambiguous"]), 3) == 0.936
+
+
 @pytest.mark.parametrize("table, class_columns", [
     ("uniquely", ["agg_master_class", "master_class"]),
     ("ambiguous", ["hard_master_class", "soft_master_class"]),

@@ -93,6 +93,23 @@ def test_votes_hand_computed():
     assert ambiguous[["name", "hard_master_class", "soft_master_class"]].values.tolist() == [["B", "LMXB", "HMXB"]]
     assert summary["sources"] == 3 and summary["uniquely_classified"] == 2 and summary["ambiguous"] == 1
     assert summary["detections_per_source"] == {"1": 1, "2": 0, "3-10": 2, ">10": 0}
+    # Kappa over all sources counts C (one detection, agreeing with itself); over 2+ only A and B.
+    from sklearn.metrics import cohen_kappa_score
+
+    assert summary["cohen_kappa"] == pytest.approx(cohen_kappa_score(["YSO", "LMXB", "AGN"], ["YSO", "HMXB", "AGN"]))
+    assert summary["sources_multiple_detections"] == 2
+    assert summary["cohen_kappa_multiple_detections"] == pytest.approx(
+        cohen_kappa_score(["YSO", "LMXB"], ["YSO", "HMXB"]))
+
+
+def test_kappa_of_multiple_detections_is_none_when_undefined():
+    from xrayclass.stages.master_classification import format_summary
+
+    detections = make_detections([("A", 1, "YSO", {"YSO": 0.9, "TTau*": 0.1}), ("B", 2, "AGN", {"AGN": 1.0})])
+    _, _, summary = master_classification(detections, "synthetic.csv")
+    assert summary["sources_multiple_detections"] == 0
+    assert summary["cohen_kappa_multiple_detections"] is None
+    assert "undefined sources with 2 or more detections" in format_summary(summary)
 
 
 def test_first_detection_features_come_from_the_lowest_obsid():

@@ -602,7 +602,7 @@ def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
         x = np.arange(len(labels))
         for m, method in enumerate(methods):
             values = [rows.loc[method, f"f1_{label}"] for label in labels]
-            ax.bar(x + (m - (len(methods) - 1) / 2) * width, values, width, color=PALETTE[m],
+            ax.bar(x + (m - (len(methods) - 1) / 2) * width, values, width, color=_style(m)[0],
                    label=f"{method} (macro F1 {rows.loc[method, 'macro_f1']:.2f})")
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=30, ha="right")
@@ -612,6 +612,82 @@ def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     figure.suptitle("Validation of the classifiers on the same seeded 70/30 splits")
+    return save_figure(figure, out_dir, stem)
+
+
+#: Panels of the method-comparison figure: column of the table, label, whether higher is better.
+COMPARISON_PANELS = (("classes", "accuracy", "accuracy (10 classes)"), ("classes", "macro_f1", "macro F1 (10 classes)"),
+                     *(("aggregated", f"diag_{label}", f"{label} recovered (aggregated)") for label in AGGREGATE_CLASSES),
+                     ("classes", "ece", "ECE (10 classes, lower is better)"),
+                     ("classes", "brier", "Brier score (10 classes, lower is better)"))
+
+
+def comparison_figure(table, out_dir, stem="fig_method_comparison_splits", synthetic=False):
+    """Every method's accuracy, macro F1, aggregated diagonal and calibration, on both splits.
+
+    One panel per quantity; for each method a bar per split (mean over the seeds, with
+    the standard deviation over the seeds as an error bar).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`xrayclass.validation.compare_splits`.
+    synthetic : bool
+        Label the figure SYNTHETIC (mock input).
+    """
+    _require(table, ("split", "method", "level"), "method comparison", nonempty=True)
+    figure = Figure(figsize=(13, 6.5), layout="constrained")
+    axes = _panels(figure, len(COMPARISON_PANELS), 4, sharex=True, sharey=False)
+    methods = list(dict.fromkeys(table["method"]))
+    splits = list(dict.fromkeys(table["split"]))
+    width = 0.8 / len(splits)
+    x = np.arange(len(methods))
+    for ax, (level, column, title) in zip(axes, COMPARISON_PANELS):
+        for s_index, split_name in enumerate(splits):
+            rows = table[(table["split"] == split_name) & (table["level"] == level)].set_index("method")
+            values = [rows.loc[m, column] if m in rows.index else np.nan for m in methods]
+            errors = [rows.loc[m, f"{column}_std"] if m in rows.index and f"{column}_std" in rows.columns else 0
+                      for m in methods]
+            ax.bar(x + (s_index - (len(splits) - 1) / 2) * width, values, width, yerr=errors, capsize=2,
+                   color=PALETTE[s_index], label=split_name)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(methods, rotation=40, ha="right", fontsize=7)
+        ax.set_ylim(0, 1 if column != "brier" else max(1.0, float(np.nanmax(table[column])) * 1.1))
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper right")
+    figure.suptitle(("SYNTHETIC (mock catalog): " if synthetic else "")
+                    + "Validation of the methods on the same seeded 70/30 splits (mean ± std over seeds)")
+    return save_figure(figure, out_dir, stem)
+
+
+def reliability_figure(curves, out_dir, stem="fig_reliability", synthetic=False):
+    """Reliability diagram: top-class confidence against accuracy, one line per method.
+
+    Parameters
+    ----------
+    curves : dict
+        Method name -> ``{"confidence", "accuracy", "count"}`` arrays over the bins
+        (pooled over the seeds), as in :func:`xrayclass.calibration.reliability_curve`.
+    """
+    if not curves:
+        raise ValueError("reliability diagram: no curves")
+    figure = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for k, (name, curve) in enumerate(curves.items()):
+        filled = np.asarray(curve["count"]) > 0
+        colour, marker = _style(k)
+        ax.plot(np.asarray(curve["confidence"])[filled], np.asarray(curve["accuracy"])[filled], color=colour,
+                marker=marker, markersize=4, linewidth=1.2, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability, bin mean)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(("SYNTHETIC (mock catalog): " if synthetic else "") + "Reliability of the ten-class probabilities",
+                 fontsize=10)
     return save_figure(figure, out_dir, stem)
 
 

@@ -206,6 +206,9 @@ def run_section(report, run, synthetic):
              comparable=comparable),
         _row("ambiguous sources", published.AMBIGUOUS, counts.get("ambiguous"), comparable=comparable),
         _row("Cohen's kappa", published.COHEN_KAPPA, counts.get("cohen_kappa"), 0.0005, comparable=comparable),
+        _row("Cohen's kappa, sources with 2+ detections (from the published tables)",
+             published.COHEN_KAPPA_MULTIPLE_DETECTIONS, counts.get("cohen_kappa_multiple_detections"), 0.0005,
+             comparable=comparable),
     ]
     rows += [_row(f"sources with {label} detections", value, histogram.get(label), comparable=comparable)
              for label, value in published.DETECTIONS_PER_SOURCE.items()]
@@ -316,7 +319,27 @@ def validation_section(report, run, synthetic):
     shown = comparison[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].copy()
     report.table(shown.round(3))
     report.image(run.figures / "fig_method_comparison.png", "Per-class F1 of the two classifiers on the same splits")
+    _splits_comparison(report, run, synthetic)
     return _outcomes(rows)
+
+
+def _splits_comparison(report, run, synthetic):
+    """The comparison of every method on both splits, where ``analysis.py validate --both-splits`` made it."""
+    from xrayclass.analysis.validation import comparison_frame
+
+    path = run.directory / "validation" / "method_comparison_splits.csv"
+    label = "SYNTHETIC (mock catalog): " if synthetic else ""
+    if not path.exists():
+        report.paragraph(f"The comparison of every method on both splits is absent ({path}); make it with "
+                         "`analysis.py validate --method all --calibrate --both-splits`.")
+        return
+    report.paragraph(f"{label}Every method on the same seeded splits, grouped by source (the headline: a source "
+                     "to classify never has its own detections among the references) and by detection (the "
+                     "paper's); mean ± standard deviation over the seeds. '+T': temperature-calibrated out of "
+                     "fold on the train rows. From " + str(path) + ".")
+    report.table(comparison_frame(read_table(path)))
+    report.image(run.figures / "fig_method_comparison_splits.png", f"{label}Methods compared on both splits")
+    report.image(run.figures / "fig_reliability_splits.png", f"{label}Reliability of the ten-class probabilities")
 
 
 def census_section(report, run, synthetic):

@@ -114,27 +114,41 @@ def k_selection(clustered, path, out_dir, figures_dir, k_values=range(2, 21), n_
 # -- validation ---------------------------------------------------------------------------
 
 def validation(crossmatched, path, out_dir, figures_dir, seeds=range(5), group_by_source=False,
-               methods=("mahalanobis",)):
+               methods=("mahalanobis",), calibrate=False, both_splits=False):
     """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
 
     Writes per method the confusion matrices (mean, std), per-class metrics, a summary
     JSON and Figs. 4-5 (file names get a ``_<method>`` suffix except for the paper's
     Mahalanobis method); with several methods also ``method_comparison.csv`` and a
-    figure comparing their per-class F1. Returns method -> result of
-    :func:`xrayclass.validation.validate`.
+    figure comparing their per-class F1; always a reliability diagram
+    (``fig_reliability``). With ``calibrate`` every method also appears
+    temperature-calibrated (``<method>+T``, fitted out of fold on the train rows). With
+    ``both_splits`` the methods are also compared grouped by source and by detection:
+    ``method_comparison_splits.csv`` and ``fig_method_comparison_splits``; the
+    per-method files are then those of the split ``group_by_source`` selects. Returns
+    method -> result of :func:`xrayclass.validation.validate`, and the comparison table
+    (with a ``split`` column when ``both_splits``).
     """
     from xrayclass.analysis.validation import labeled_detections
 
     labeled = labeled_detections(crossmatched, path)
-    with figures.synthetic_marking(_names_synthetic(crossmatched)):
-        return _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods)
+    synthetic = _names_synthetic(crossmatched)
+    with figures.synthetic_marking(synthetic):
+        return _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits,
+                           synthetic)
 
 
-def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods):
-    from xrayclass.analysis.validation import METHODS, compare_methods
+def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic):
+    from xrayclass.analysis.validation import SPLITS, compare_methods, compare_splits, method_table
 
-    results, table = compare_methods(labeled, list(seeds), {name: METHODS[name]() for name in methods},
-                                     group_by_source)
+    chosen = method_table(methods, calibrate)
+    if both_splits:
+        by_split, split_table = compare_splits(labeled, list(seeds), chosen)
+        headline = next(name for name, grouped in SPLITS.items() if grouped == group_by_source)
+        results = by_split[headline]
+        table = split_table[split_table["split"] == headline].drop(columns="split").reset_index(drop=True)
+    else:
+        results, table = compare_methods(labeled, list(seeds), chosen, group_by_source)
     out_dir = Path(out_dir)
     outputs = []
     labels = {"classes": list(CLASSES), "aggregated": list(AGGREGATE_CLASSES)}
@@ -149,7 +163,9 @@ def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods):
             metrics = part["metrics_mean"].join(part["metrics_std"], rsuffix="_std").reset_index()
             outputs.append((metrics, out_dir / f"metrics_{level}{suffix}.csv"))
             document[level] = {"accuracy_mean": part["accuracy_mean"], "accuracy_std": part["accuracy_std"],
-                               "accuracies": part["accuracies"]}
+                               "accuracies": part["accuracies"], "brier_mean": part["brier_mean"],
+                               "brier_std": part["brier_std"], "ece_mean": part["ece_mean"],
+                               "ece_std": part["ece_std"]}
         outputs.append((document, out_dir / f"validation_summary{suffix}.json"))
         for level, stem, title in (("classes", "fig4_validation_confusion", "ten classes"),
                                    ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes")):
@@ -160,6 +176,13 @@ def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods):
     if len(results) > 1:
         outputs.append((table, out_dir / "method_comparison.csv"))
         figures.method_comparison_figure(table, figures_dir)
+    figures.reliability_figure({name: result["classes"]["reliability"] for name, result in results.items()},
+                               figures_dir, "fig_reliability_splits" if both_splits else "fig_reliability",
+                               synthetic=synthetic)
+    if both_splits:
+        outputs.append((split_table, out_dir / "method_comparison_splits.csv"))
+        figures.comparison_figure(split_table, figures_dir, synthetic=synthetic)
+        table = split_table
     write_outputs(outputs)
     return results, table
 
@@ -258,7 +281,8 @@ def stage_counts(run):
     summary = read_summary(run)
     if summary:
         counts.update(uniquely_classified=summary["uniquely_classified"], ambiguous=summary["ambiguous"],
-                      cohen_kappa=summary["cohen_kappa"], detections_per_source=summary["detections_per_source"])
+                      cohen_kappa=summary["cohen_kappa"], detections_per_source=summary["detections_per_source"],
+                      cohen_kappa_multiple_detections=summary.get("cohen_kappa_multiple_detections"))
     return counts
 
 

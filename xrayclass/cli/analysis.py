@@ -157,6 +157,8 @@ def kselect_command(args):
 
 
 def add_validate_parser(subparsers, common):
+    from xrayclass.analysis.validation import METHODS as VALIDATION_METHODS
+
     parser = subparsers.add_parser(
         "validate", parents=[common], formatter_class=_DefaultsFormatter,
         help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
@@ -169,10 +171,16 @@ def add_validate_parser(subparsers, common):
     parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeded splits")
     parser.add_argument("--group-by-source", action="store_true",
                         help="keep all detections of a source on one side of the split (stricter than the paper)")
-    parser.add_argument("--method", action="append", dest="methods", choices=("mahalanobis", "naive-bayes"),
-                        default=None, help="classifier to validate, repeatable: with both, they are compared on "
-                                           "the same splits (method_comparison.csv and a figure); default: "
-                                           "mahalanobis")
+    parser.add_argument("--method", action="append", dest="methods", choices=(*VALIDATION_METHODS, "all"),
+                        default=None, help="classifier to validate, repeatable: with several, they are compared on "
+                                           "the same splits (method_comparison.csv and a figure); 'all': every "
+                                           "one; default: mahalanobis")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="also validate each method temperature-calibrated out of fold on its train rows "
+                             "('<method>+T')")
+    parser.add_argument("--both-splits", action="store_true",
+                        help="compare the methods grouped by source (the headline: new sources are never among "
+                             "the references) and by detection (the paper's), in one table and one figure")
     parser.set_defaults(command=validate_command, stage="validate")
 
 
@@ -182,18 +190,33 @@ def validate_command(args):
     run = RunFiles(args.run_dir)
     path = Path(args.input) if args.input else run.crossmatch
     table = _read_input(path, run.crossmatch, "run crossmatch.py first or pass --input")
-    methods = tuple(dict.fromkeys(args.methods or ["mahalanobis"]))
+    from xrayclass.analysis.validation import METHODS
+
+    chosen = args.methods or ["mahalanobis"]
+    methods = tuple(dict.fromkeys(m for name in chosen for m in (METHODS if name == "all" else [name])))
     results, table = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
-                                args.group_by_source, methods)
+                                args.group_by_source, methods, calibrate=args.calibrate,
+                                both_splits=args.both_splits)
     for name, result in results.items():
         for level in ("classes", "aggregated"):
             part = result[level]
             print(f"{name}, {level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
                   "row-normalized confusion (mean over seeds):")
             print(part["confusion_mean"].round(2).to_string())
-    if len(results) > 1:
-        print(table[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].round(3).to_string(index=False))
+    for name, result in results.items():
+        part = result["classes"]
+        print(f"{name}: Brier {part['brier_mean']:.3f} ± {part['brier_std']:.3f}, expected calibration error "
+              f"{part['ece_mean']:.3f} ± {part['ece_std']:.3f} (ten classes)")
+    if len(results) > 1 or args.both_splits:
+        print(format_method_comparison(table))
     print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
+
+
+def format_method_comparison(table):
+    """The method comparison as text: mean ± std over the seeds of each quantity."""
+    from xrayclass.analysis.validation import comparison_frame
+
+    return comparison_frame(table).to_string(index=False)
 
 
 def add_census_parser(subparsers, common):

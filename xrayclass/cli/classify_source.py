@@ -45,6 +45,8 @@ def build_parser():
     parser.add_argument("--method", choices=("mahalanobis", "naive-bayes"), default=None,
                         help="classifier giving the probabilities (default: the one stage 3 used); either "
                              "way the naive Bayes model gives the outlier measure and the probability track")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="apply the temperature calibration stored by classification.py --calibrate")
     online = parser.add_argument_group("fetching a source by name")
     online.add_argument("--release", choices=sorted(RELEASES), default=DEFAULT_RELEASE, help="CSC release")
     online.add_argument("--service-url", default=None, help="TAP service base URL (default: the release's)")
@@ -78,7 +80,7 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
                          retries=args.retries, maxrec=SOURCE_MAXREC, sync=True)
     table, origin = read_input(args.input, config, sleep=sleep, clock=clock)
     log.info("%s: %s read", origin, _count(len(table), "detection"))
-    result = classify(table, clustering, classifier, origin, method=args.method)
+    result = classify(table, clustering, classifier, origin, method=args.method, calibrate=args.calibrate)
     if outputs:
         detections, sources = output_tables(result)
         write_outputs([(detections, outputs[0]), (sources, outputs[1])])

@@ -7,6 +7,7 @@ with a one-line message naming the file, exit status 2, and no output written.
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -126,6 +127,9 @@ def clustering_main(argv=None):
     parser.add_argument("--fit-sample", type=_positive_int, default=FIT_SAMPLE,
                         help="fit the mixture on at most this many detections (a seeded subsample), then "
                              "assign every detection; at or below it, all are used, as in the paper")
+    parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
+                        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+                             "non-zero / 10)) (default: no bound, the paper's rule)")
 
     def body(args):
         from xrayclass.stages.clustering import cluster_detections
@@ -137,7 +141,7 @@ def clustering_main(argv=None):
             "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
         )
         clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
-                                              args.fit_sample)
+                                              args.fit_sample, log_floor=args.log_floor)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
 
@@ -283,6 +287,7 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
 
 def classification_main(argv=None):
     from xrayclass.stages.classification import METHODS, OUTLIER_FRACTION
+    from xrayclass.core.classifier import LIKELIHOODS, PRIORS
     from xrayclass.core.naive_bayes import SCORES
 
     parser = _parser(
@@ -305,6 +310,18 @@ def classification_main(argv=None):
     parser.add_argument("--method", choices=METHODS, default="mahalanobis",
                         help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or "
                              "the optimized naive Bayes")
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, default="distance",
+                        help="Mahalanobis scoring: softmin of squared distances (the paper's) or the class-conditional "
+                             "Gaussian log-density (with the log pseudo-determinant)")
+    parser.add_argument("--priors", choices=PRIORS, default="none",
+                        help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
+                             "its cluster's references")
+    parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
+                        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+                             "non-zero / 10)) (default: no bound, the paper's rule)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit a temperature to the probabilities out of fold on the references (3 folds by "
+                             "source), store it in the classifier artifact and apply it")
     parser.add_argument("--no-location", dest="location", action="store_false",
                         help="naive Bayes without the location category (|galactic latitude|); the paper uses "
                              "no positions")
@@ -335,9 +352,13 @@ def classification_main(argv=None):
         check_output_path(args.outliers_output)
         _distinct(args.output, args.input, *(args.labels or []))
         if args.engine != "memory":
-            if args.labels or args.strict_labels:
-                raise InputError("--labels and --strict-labels are not available with --engine "
-                                 f"{args.engine} yet; use --engine memory")
+            memory_only = [option for option, used in (
+                ("--labels", bool(args.labels)), ("--strict-labels", args.strict_labels),
+                ("--likelihood", args.likelihood != "distance"), ("--priors", args.priors != "none"),
+                ("--log-floor", args.log_floor is not None), ("--calibrate", args.calibrate)) if used]
+            if memory_only:
+                raise InputError(f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; "
+                                 "use --engine memory")
             _distinct(args.output, args.outliers_output, args.model_output)
             options = dict(method=args.method, location=args.location, score=args.nb_score,
                            outlier_fraction=args.outlier_fraction, explain=args.explain, batch_rows=args.batch_rows)
@@ -369,7 +390,9 @@ def classification_main(argv=None):
             log_summary(label_summary)
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
-                                                explain=args.explain, strict_labels=args.strict_labels)
+                                                explain=args.explain, strict_labels=args.strict_labels,
+                                                likelihood=args.likelihood, priors=args.priors,
+                                                log_floor=args.log_floor, calibrate=args.calibrate)
         outliers = outlier_table(classified)
         document = model.to_dict()
         if label_summary is not None:
@@ -453,6 +476,13 @@ def _fraction(text):
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 

@@ -7,6 +7,13 @@ sample covariance (ddof 1) and the Moore-Penrose pseudo-inverse, and the distanc
 become probabilities by a softmin, ``exp(-d) / sum exp(-d)``. A class with fewer
 references than features (whose covariance is singular) gets probability 0. This is
 what the published code does; the paper's prose speaks of the (unsquared) distance.
+
+Beyond the paper, ``likelihood="gaussian"`` scores each class by its Gaussian
+log-density instead, ``-d/2 - log pdet(cov)/2 - rank/2 log(2 pi)``, with the
+pseudo-determinant that matches the pseudo-inverse (the product of the singular values
+that ``pinv`` keeps); ``priors="references"`` adds the log of each class's share of the
+cluster's references. Without these two terms, classes with broad covariances absorb
+detections (issue 13).
 """
 
 import numpy as np
@@ -48,6 +55,42 @@ def softmin(distances):
     return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
 
 
+def softmax_log(log_weights):
+    """Normalize log-weights into probabilities, ``exp(l) / sum exp(l)``, row by row.
+
+    ``-inf`` gets probability 0; a row without any finite log-weight gets all zeros.
+    """
+    weights = np.array(log_weights, dtype="float64")
+    top = weights.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    np.subtract(weights, top, out=weights)
+    np.exp(weights, out=weights)
+    totals = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+
+
+#: How a class scores a detection: the paper's softmin of squared distances, or the
+#: Gaussian log-density.
+LIKELIHOODS = ("distance", "gaussian")
+#: Class priors: none (the paper's), or each class's share of the cluster's references.
+PRIORS = ("none", "references")
+
+
+def pseudo_log_determinant(covariance):
+    """Log pseudo-determinant and rank of a covariance, consistent with ``scipy.linalg.pinv``.
+
+    The singular values kept are those ``pinv`` keeps with its default tolerance
+    (``max(shape) * eps * largest``), so that the density built from the pair
+    ``(pinv, pdet)`` is the Gaussian density on the subspace the references span.
+    """
+    values = scipy.linalg.svdvals(covariance)
+    if values.size == 0 or values[0] <= 0:
+        return -np.inf, 0
+    cutoff = max(covariance.shape) * np.finfo(values.dtype).eps * values[0]
+    kept = values[values > cutoff]
+    return float(np.sum(np.log(kept))), int(kept.size)
+
+
 def squared_mahalanobis(X, mean, inverse_covariance):
     """Squared Mahalanobis distance of each row of ``X`` to ``mean``.
 
@@ -79,6 +122,11 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
     unclassified_label : object, default "Unclassified"
         What :meth:`predict` returns for a row that no class can score (every class has
         too few references); :meth:`predict_proba` gives such a row all zeros.
+    likelihood : {"distance", "gaussian"}, default "distance"
+        ``distance``: softmin of the squared distances (the paper's). ``gaussian``:
+        softmax of the class-conditional Gaussian log-densities (pseudo-determinant).
+    priors : {"none", "references"}, default "none"
+        ``references`` weights each class by its share of the references seen in ``fit``.
 
     Attributes
     ----------
@@ -92,12 +140,24 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         Reference means (NaN for classes not scored).
     inverse_covariances_ : numpy.ndarray of shape (n_classes, n_features, n_features)
         Pseudo-inverses of the reference covariances (NaN for classes not scored).
+    log_pseudo_determinants_, ranks_ : numpy.ndarray
+        Log pseudo-determinant and rank of each reference covariance (NaN and 0 for
+        classes not scored).
     """
 
-    def __init__(self, classes=None, min_references="n_features", unclassified_label=UNCLASSIFIED):
+    def __init__(self, classes=None, min_references="n_features", unclassified_label=UNCLASSIFIED,
+                 likelihood="distance", priors="none"):
         self.classes = classes
         self.min_references = min_references
         self.unclassified_label = unclassified_label
+        self.likelihood = likelihood
+        self.priors = priors
+
+    def _check_scoring(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.priors not in PRIORS:
+            raise ValueError(f"priors must be one of {PRIORS}, got {self.priors!r}")
 
     def _min_references(self, n_features):
         if self.min_references == "n_features":
@@ -118,6 +178,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         y : array of shape (n_references,)
             Their classes.
         """
+        self._check_scoring()
         X, y = validate_data(self, X, y, dtype="float64")
         check_classification_targets(y)
         if self.classes is None:
@@ -134,6 +195,8 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         self.n_references_ = np.zeros(n_classes, dtype=int)
         self.means_ = np.full((n_classes, n_features), np.nan)
         self.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+        self.log_pseudo_determinants_ = np.full(n_classes, np.nan)
+        self.ranks_ = np.zeros(n_classes, dtype=int)
         for k, label in enumerate(classes):
             references = X[y == label]
             self.n_references_[k] = len(references)
@@ -142,6 +205,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
             self.means_[k] = references.mean(axis=0)
             covariance = np.atleast_2d(np.cov(references, rowvar=False, ddof=1))
             self.inverse_covariances_[k] = scipy.linalg.pinv(covariance)
+            self.log_pseudo_determinants_[k], self.ranks_[k] = pseudo_log_determinant(covariance)
         self.scored_ = self.n_references_ >= minimum
         return self
 
@@ -156,12 +220,38 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
                 distances[rows, k] = squared_mahalanobis(X[rows], self.means_[k], self.inverse_covariances_[k])
         return distances
 
-    def predict_proba(self, X):
-        """Class probabilities by softmin of the squared distances; columns follow ``classes_``.
+    def log_prior(self):
+        """Log prior of each class: 0 with ``priors="none"``, else log of its share of the references."""
+        if getattr(self, "priors", "none") == "none":
+            return np.zeros(len(self.classes_))
+        total = self.n_references_.sum()
+        with np.errstate(divide="ignore"):
+            return np.log(self.n_references_ / total) if total else np.full(len(self.classes_), -np.inf)
 
-        Rows that no class can score are all zero (see ``unclassified_label``).
+    def log_likelihood(self, X):
+        """Gaussian log-density of each row under each class (-inf where not scored).
+
+        ``-d/2 - log pdet/2 - rank/2 log(2 pi)``: on a full-rank covariance this is
+        ``scipy.stats.multivariate_normal.logpdf``.
         """
-        return softmin(self.squared_distances(X))
+        distances = self.squared_distances(X)
+        constants = np.where(self.scored_, 0.5 * (self.log_pseudo_determinants_ + self.ranks_ * np.log(2 * np.pi)),
+                             np.inf)
+        return -(0.5 * distances + constants)
+
+    def predict_proba(self, X):
+        """Class probabilities; columns follow ``classes_``.
+
+        By default the softmin of the squared distances (the paper's); with
+        ``likelihood="gaussian"`` the softmax of the Gaussian log-densities; with
+        ``priors="references"`` each class is also weighted by its share of the
+        references. Rows that no class can score are all zero (see ``unclassified_label``).
+        """
+        self._check_scoring()
+        if self.likelihood == "distance" and self.priors == "none":
+            return softmin(self.squared_distances(X))
+        scores = -self.squared_distances(X) if self.likelihood == "distance" else self.log_likelihood(X)
+        return softmax_log(scores + self.log_prior())
 
     def predict(self, X):
         """The most probable class (the first in ``classes_`` on a tie)."""
@@ -194,9 +284,15 @@ class ClusterwiseMahalanobis:
         Cluster label -> fitted :class:`MahalanobisClassifier`.
     """
 
-    def __init__(self, classes, min_references="n_features"):
+    def __init__(self, classes, min_references="n_features", likelihood="distance", priors="none"):
         self.classes = tuple(classes)
         self.min_references = min_references
+        self.likelihood = likelihood
+        self.priors = priors
+
+    def _classifier(self):
+        return MahalanobisClassifier(classes=self.classes, min_references=self.min_references,
+                                     likelihood=self.likelihood, priors=self.priors)
 
     def fit(self, X, y, clusters, all_clusters=()):
         """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``.
@@ -210,21 +306,22 @@ class ClusterwiseMahalanobis:
         self.classifiers_ = {}
         for cluster in np.unique(clusters):
             members = clusters == cluster
-            classifier = MahalanobisClassifier(classes=self.classes, min_references=self.min_references)
-            self.classifiers_[_cluster_key(cluster)] = classifier.fit(X[members], y[members])
+            self.classifiers_[_cluster_key(cluster)] = self._classifier().fit(X[members], y[members])
         for cluster in all_clusters:
             if _cluster_key(cluster) not in self.classifiers_:
                 self.classifiers_[_cluster_key(cluster)] = self._without_references(X.shape[1])
         return self
 
     def _without_references(self, n_features):
-        classifier = MahalanobisClassifier(classes=self.classes, min_references=self.min_references)
+        classifier = self._classifier()
         n_classes = len(self.classes)
         classifier.classes_ = np.asarray(self.classes)
         classifier.n_references_ = np.zeros(n_classes, dtype=int)
         classifier.scored_ = np.zeros(n_classes, dtype=bool)
         classifier.means_ = np.full((n_classes, n_features), np.nan)
         classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+        classifier.log_pseudo_determinants_ = np.full(n_classes, np.nan)
+        classifier.ranks_ = np.zeros(n_classes, dtype=int)
         classifier.n_features_in_ = n_features
         return classifier
 
@@ -267,30 +364,39 @@ class ClusterwiseMahalanobis:
                 if classifier.scored_[k]:
                     entry["mean"] = classifier.means_[k].tolist()
                     entry["inverse_covariance"] = classifier.inverse_covariances_[k].tolist()
+                    entry["log_pseudo_determinant"] = float(classifier.log_pseudo_determinants_[k])
+                    entry["rank"] = int(classifier.ranks_[k])
                 per_class[str(label)] = entry
             clusters[str(cluster)] = per_class
         n_features = {int(c.n_features_in_) for c in self.classifiers_.values()}
         return {"classes": list(self.classes), "min_references": self.min_references,
+                "likelihood": self.likelihood, "priors": self.priors,
                 "n_features": n_features.pop() if len(n_features) == 1 else None, "clusters": clusters}
 
     @classmethod
     def from_dict(cls, document):
         """Rebuild from :meth:`to_dict` output, predicting exactly as the original."""
-        model = cls(document["classes"], document["min_references"])
+        # Artifacts from before issue 13 carry neither key: they are the paper's scoring.
+        model = cls(document["classes"], document["min_references"], document.get("likelihood", "distance"),
+                    document.get("priors", "none"))
         model.classifiers_ = {}
         n_classes = len(model.classes)
         for cluster, per_class in document["clusters"].items():
             n_features = int(document["n_features"])
-            classifier = MahalanobisClassifier(classes=model.classes, min_references=model.min_references)
+            classifier = model._classifier()
             classifier.classes_ = np.asarray(model.classes)
             classifier.n_references_ = np.array([per_class[c]["n_references"] for c in model.classes])
             classifier.scored_ = np.array([per_class[c]["scored"] for c in model.classes])
             classifier.means_ = np.full((n_classes, n_features), np.nan)
             classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+            classifier.log_pseudo_determinants_ = np.full(n_classes, np.nan)
+            classifier.ranks_ = np.zeros(n_classes, dtype=int)
             for k, label in enumerate(model.classes):
                 if per_class[label]["scored"]:
                     classifier.means_[k] = per_class[label]["mean"]
                     classifier.inverse_covariances_[k] = per_class[label]["inverse_covariance"]
+                    classifier.log_pseudo_determinants_[k] = per_class[label].get("log_pseudo_determinant", np.nan)
+                    classifier.ranks_[k] = per_class[label].get("rank", 0)
             classifier.n_features_in_ = n_features
             model.classifiers_[_cluster_key(cluster)] = classifier
         return model

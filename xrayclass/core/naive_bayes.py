@@ -20,9 +20,9 @@ score (macro F1, or the F1 of the rarest class). The same quantities give
 Likelihoods are histograms on the training range of each (preprocessed) feature,
 smoothed with a Gaussian kernel reflected at the range's edges (so bounded features
 such as probabilities keep their mass at 0 and 1), plus a small floor so that no bin
-has zero likelihood. A value beyond the training range gets the likelihood of a bin
-holding only that floor: it hardly favours any class, but counts fully as unusual in
-the outlier measure.
+has zero likelihood. A value beyond the training range gets, for every class alike, the
+lowest density any class has inside the range: it does not favour any class, but counts
+fully as unusual in the outlier measure.
 """
 
 import itertools
@@ -182,9 +182,9 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
     def _histograms(self, X, y):
         """Log densities (n_classes, n_features, bins + 1) of each class.
 
-        The last slot is the density given to values beyond the training range: that
-        of a bin holding only the floor pseudo-count, so that such values weigh on the
-        outlier measure without favouring any class much.
+        The last slot is the density given to values beyond the training range: the
+        same for every class, so that such values weigh on the outlier measure without
+        favouring any class.
         """
         n_classes, n_features = len(self.classes_), X.shape[1]
         log_density = np.empty((n_classes, n_features, self.bins + 1))
@@ -199,8 +199,14 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
                 counts += self.floor
                 total = counts.sum()
                 log_density[k, j, : self.bins] = np.log(counts / total / widths[j])
-                outside = max(self.floor, 1e-3) / total / widths[j].mean()
-                log_density[k, j, self.bins] = np.log(min(outside, np.exp(log_density[k, j, : self.bins]).min()))
+        # One out-of-range density per feature, the same for every class: the lowest any
+        # class gives inside the range. A floor of each class's own (floor / n_class)
+        # would favour the rare classes by itself (about x11 per feature for LMXB
+        # against QSO, issue 13); a shared one leaves the ranking of the classes to the
+        # other features, while the value still counts fully in the outlier measure.
+        inside = log_density[:, :, : self.bins]
+        lowest = np.where(np.isfinite(inside), inside, np.inf).min(axis=(0, 2))
+        log_density[:, :, self.bins] = np.where(np.isfinite(lowest), lowest, 0.0)[None, :]
         return log_density
 
     def _bin_index(self, X):

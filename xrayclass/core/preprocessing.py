@@ -31,10 +31,12 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
         Range, after the log, of each rescaled feature in the training data.
     """
 
-    def __init__(self, features=FEATURES, log_features=LOG_FEATURES, minmax_features=MINMAX_FEATURES):
+    def __init__(self, features=FEATURES, log_features=LOG_FEATURES, minmax_features=MINMAX_FEATURES,
+                 log_floor=None):
         self.features = features
         self.log_features = log_features
         self.minmax_features = minmax_features
+        self.log_floor = log_floor
 
     def _columns(self):
         features = list(self.features)
@@ -58,6 +60,8 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
         """Learn the log shifts and the ranges from training features ``X``."""
         features = self._columns()
         X = self._check_X(X)
+        if self.log_floor is not None and not (np.isfinite(self.log_floor) and self.log_floor > 0):
+            raise ValueError(f"log_floor must be a positive number, got {self.log_floor!r}")
         self.shift_ = {}
         for name in self.log_features:
             column = X[:, features.index(name)]
@@ -65,6 +69,8 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             if nonzero.size == 0:
                 raise ValueError(f"log feature {name!r} is zero everywhere; no shift can be defined")
             self.shift_[name] = float(nonzero.min() / 10)
+            if self.log_floor is not None:
+                self.shift_[name] = max(self.shift_[name], float(self.log_floor))
         self.data_min_, self.data_max_ = {}, {}
         for name in (*self.log_features, *self.minmax_features):
             values = self._pre_scale(X[:, features.index(name)], name)
@@ -117,6 +123,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             "features": list(self.features),
             "log_features": list(self.log_features),
             "minmax_features": list(self.minmax_features),
+            "log_floor": self.log_floor,
             "log_shift": dict(self.shift_),
             "data_min": dict(self.data_min_),
             "data_max": dict(self.data_max_),
@@ -129,6 +136,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             features=tuple(document["features"]),
             log_features=tuple(document["log_features"]),
             minmax_features=tuple(document["minmax_features"]),
+            log_floor=document.get("log_floor"),  # absent before issue 13: the paper's rule
         )
         scaler.shift_ = {k: float(v) for k, v in document["log_shift"].items()}
         scaler.data_min_ = {k: float(v) for k, v in document["data_min"].items()}

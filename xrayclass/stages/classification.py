@@ -105,6 +105,8 @@ class ClassifierModel:
     uninformative: tuple = UNINFORMATIVE_TYPES
     #: What stage 3 learned from (see :func:`reference_census`); None for old artifacts.
     census: dict | None = None
+    #: Temperature scaling fitted out of fold (see :mod:`xrayclass.core.calibration`), or None.
+    calibration: dict | None = None
 
     @property
     def classes(self):
@@ -117,21 +119,40 @@ class ClassifierModel:
     def _naive_bayes_input(self, detections, X):
         return np.column_stack([X, absolute_galactic_latitude(detections)]) if self.location else X
 
-    def predict_proba(self, detections, clusters, method=None):
+    def predict_proba(self, detections, clusters, method=None, calibrate=False):
         """Ten class probabilities from the chosen method (default: the model's)."""
         method = method or self.method
         X = self.preprocess(detections)
         if method == "mahalanobis":
-            return self.references.predict_proba(X, clusters)
+            return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
         if method == "naive-bayes":
-            return self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X))
+            return self._calibrated(self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)), method,
+                                    calibrate)
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+    def check_calibration(self, method=None):
+        """Raise :class:`InputError` unless the model holds a calibration for ``method``."""
+        method = method or self.method
+        if self.calibration is None:
+            raise InputError("the classifier model has no calibration; run classification.py with --calibrate")
+        if self.calibration.get("for_method") != method:
+            raise InputError(f"the classifier model's calibration is for {self.calibration.get('for_method')}, "
+                             f"not {method}")
+
+    def _calibrated(self, probabilities, method, calibrate):
+        if not calibrate:
+            return probabilities
+        from xrayclass.core.calibration import apply_temperature
+
+        self.check_calibration(method)
+        return apply_temperature(probabilities, self.calibration["temperature"])
 
     def outlier_percentile(self, measure):
         """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
         return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
 
-    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True):
+    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True,
+                 calibrate=False):
         """Probabilities, predicted class, outlier measure and probability track.
 
         Rows are processed in chunks (bounded memory at any catalog size); the result
@@ -148,21 +169,27 @@ class ClassifierModel:
             ``track_prior``, ``track_<category>``...: the class's posterior as the
             categories are added in turn. With ``explain=False`` (e.g. detections
             without positions for a model using location) only the class columns.
+            With ``calibrate=True`` the probabilities are temperature-scaled by the
+            model's calibration (the predicted class does not change).
         """
         method = method or self.method
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if calibrate:
+            self.check_calibration(method)
         clusters = np.asarray(clusters)
-        parts = [self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain)
+        parts = [self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain,
+                                      calibrate)
                  for rows in chunks(len(detections), CHUNK_ROWS, "classifying")]
         if not parts:
-            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain)
+            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain, calibrate)
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
-    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain):
+    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain, calibrate=False):
         X = self.preprocess(detections)
         probabilities = (self.references.predict_proba(X, clusters) if method == "mahalanobis"
                          else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)))
+        probabilities = self._calibrated(probabilities, method, calibrate)
         predicted = labels_from_probabilities(probabilities, self.classes)
         result = pd.DataFrame(probabilities, columns=list(self.classes))
         result.insert(0, MAIN_TYPE, predicted)
@@ -192,6 +219,7 @@ class ClassifierModel:
             "naive_bayes": self.naive_bayes.to_dict(),
             "outlier_quantiles": self.outlier_quantiles.tolist(),
             **({"reference_census": self.census} if self.census is not None else {}),
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -209,6 +237,7 @@ class ClassifierModel:
             method=document["method"],
             uninformative=tuple(document["uninformative_types"]),
             census=document.get("reference_census"),
+            calibration=document.get("calibration"),  # absent before issue 13
         )
 
     @classmethod
@@ -309,7 +338,8 @@ def weights_needed(method, explain):
 
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
                    method="mahalanobis", location=True, score="macro_f1", random_state=0, tune=True,
-                   scaler=None, all_clusters=None):
+                   scaler=None, all_clusters=None, likelihood="distance", priors="none", log_floor=None,
+                   calibrate=False):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -326,13 +356,13 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
     clusters = table[CLUSTER].to_numpy()
     if scaler is None:
-        scaler = LogMinMaxScaler().fit(table[list(FEATURES)].to_numpy(dtype="float64"))
+        scaler = LogMinMaxScaler(log_floor=log_floor).fit(table[list(FEATURES)].to_numpy(dtype="float64"))
     # Only the references are fitted on: transform (and place on the sky) those alone.
     # Both are row-wise, so the values are those of the whole table's rows.
     reference_rows = table.loc[is_reference]
     X = scaler.transform(reference_rows[list(FEATURES)].to_numpy(dtype="float64"))
     reference_types, reference_clusters = types[is_reference], clusters[is_reference]
-    references = ClusterwiseMahalanobis(classes, min_references).fit(
+    references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
         X, reference_types, reference_clusters,
         all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
@@ -345,7 +375,45 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     training = naive_bayes.explain(X_nb, assigned=reference_types)["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
     model = ClassifierModel(scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative))
+    if calibrate:
+        model.calibration = fit_calibration(
+            model, X, X_nb, reference_types, reference_clusters,
+            reference_rows[NAME].to_numpy(dtype=object), min_references, score, random_state)
     return model, X
+
+
+def fit_calibration(model, X, X_nb, labels, clusters, sources, min_references="n_features", score="macro_f1",
+                    random_state=0):
+    """Temperature of ``model.method`` fitted on out-of-fold probabilities of the references.
+
+    Three folds that keep each source whole: a reference is scored by a model fitted
+    without any detection of its source.
+    """
+    from xrayclass.core.calibration import temperature_out_of_fold
+
+    classes = model.classes
+    references = model.references
+
+    def fit_predict(train, test):
+        if model.method == "mahalanobis":
+            fold = ClusterwiseMahalanobis(classes, min_references, references.likelihood, references.priors)
+            fold.fit(X[train], labels[train], clusters[train], all_clusters=np.unique(clusters))
+            return fold.predict_proba(X[test], clusters[test])
+        nb = model.naive_bayes
+        fold = NaiveBayesClassifier(categories=nb.categories, feature_names=nb.feature_names, classes=classes,
+                                    scoring=score, random_state=random_state).fit(X_nb[train], labels[train])
+        return fold.predict_proba(X_nb[test])
+
+    calibration = temperature_out_of_fold(fit_predict, labels, sources, classes, seed=random_state)
+    calibration["for_method"] = model.method
+    if model.method == "mahalanobis":
+        calibration.update(likelihood=references.likelihood, priors=references.priors)
+    log.info("calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %s -> %s, "
+             "Brier %s -> %s", model.method, calibration["temperature"],
+             *(f"{v:.3f}" if v is not None else "undefined" for v in (
+                 calibration["ece_before"], calibration["ece_after"], calibration["brier_before"],
+                 calibration["brier_after"])))
+    return calibration
 
 
 def _log_naive_bayes(model):
@@ -363,7 +431,8 @@ def _log_naive_bayes(model):
 
 def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                        outlier_fraction=OUTLIER_FRACTION, explain=True, strict_labels=False):
+                        outlier_fraction=OUTLIER_FRACTION, explain=True, strict_labels=False,
+                        likelihood="distance", priors="none", log_floor=None, calibrate=False):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -390,6 +459,17 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
         Raise :class:`LabelError` instead of warning when a class has no reference in
         any cluster, or when more than 5% of the matched detections carry a SIMBAD type
         the taxonomy does not know.
+    likelihood : {"distance", "gaussian"}
+        Mahalanobis scoring: the paper's softmin of squared distances, or the Gaussian
+        log-density (see :class:`~xrayclass.classifier.MahalanobisClassifier`).
+    priors : {"none", "references"}
+        Class priors of the Mahalanobis scoring: none (the paper's) or the class shares
+        among each cluster's references.
+    log_floor : float, optional
+        Shift of the log features (default: the paper's rule, smallest non-zero / 10).
+    calibrate : bool
+        Fit a temperature out of fold on the references (stored in the model) and apply
+        it to the probabilities.
 
     Returns
     -------
@@ -430,13 +510,15 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     _check_labels(census, labels, path, strict_labels)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
-                              tune=weights_needed(method, explain))
+                              tune=weights_needed(method, explain), likelihood=likelihood, priors=priors,
+                              log_floor=log_floor, calibrate=calibrate)
     model.census = census
     _log_references(model, classes)
     _log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
 
     chosen = table.loc[roles == TO_CLASSIFY].reset_index(drop=True)
-    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)
+    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain, calibrate)
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
     if unclassified.any():
         clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])

@@ -119,7 +119,7 @@ def fit_rows(n_rows, fit_sample, random_state):
 
 
 def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state=RANDOM_STATE,
-                       fit_sample=FIT_SAMPLE):
+                       fit_sample=FIT_SAMPLE, log_floor=None):
     """Stage 1 on a table of CSC detections.
 
     Derives the variability features, drops the detections that lack any of the 12
@@ -138,6 +138,9 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     fit_sample : int or None
         Fit the mixture on at most this many detections (a subsample seeded by
         ``random_state``); every detection is then assigned. ``None``: all.
+    log_floor : float, optional
+        Shift of the log features (default: the paper's rule); see
+        :class:`~xrayclass.preprocessing.LogMinMaxScaler`.
 
     Returns
     -------
@@ -171,7 +174,7 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     features = kept[list(FEATURES)].to_numpy(dtype="float64")
     # The preprocessing uses every detection (ranges and shifts); only the mixture is
     # fitted on a subsample when the catalog is large.
-    scaler = LogMinMaxScaler().fit(features)
+    scaler = LogMinMaxScaler(log_floor=log_floor).fit(features)
     rows = fit_rows(len(features), fit_sample, random_state)
     X = scaler.transform(features[rows])
     if len(rows) < len(features):

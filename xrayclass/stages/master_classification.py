@@ -222,6 +222,30 @@ def master_classification(detections, path, classes=CLASSES):
     return uniquely, ambiguous, summary
 
 
+def defined_kappa(first, second):
+    """Cohen's kappa, or None where it is undefined (no rows, or one class only on both sides)."""
+    if len(first) == 0 or len(set(first) | set(second)) < 2:
+        return None
+    return cohen_kappa(first, second)
+
+
+def tables_kappa(uniquely, ambiguous, min_detections=1):
+    """Kappa of the hard and soft votes read back from the two stage-4 tables.
+
+    Counts the sources with at least ``min_detections`` detections; None where undefined.
+    """
+    u = uniquely[uniquely["detection_count"] >= min_detections]
+    a = ambiguous[ambiguous["detection_count"] >= min_detections]
+    hard = np.concatenate([u["master_class"].to_numpy(dtype=object), a["hard_master_class"].to_numpy(dtype=object)])
+    soft = np.concatenate([u["master_class"].to_numpy(dtype=object), a["soft_master_class"].to_numpy(dtype=object)])
+    return defined_kappa(hard, soft)
+
+
+def format_kappa(value):
+    """Kappa to 3 decimals, or "undefined" (None or NaN)."""
+    return "undefined" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
 def summarize(votes, n_detections, n_unscored):
     """Counts, agreement and multiplicity of the votes, as plain numbers."""
     n_sources = len(votes.names)
@@ -229,6 +253,9 @@ def summarize(votes, n_detections, n_unscored):
     # Undefined (NaN) when every source gets one and the same class from both votes.
     defined = len(set(votes.hard) | set(votes.soft)) > 1
     kappa = cohen_kappa(votes.hard, votes.soft) if defined else float("nan")
+    # A source with one detection agrees with itself by construction: the kappa of the
+    # sources with two or more detections is the one that measures the votes (issue 13).
+    multiple = votes.detection_count >= 2
     histogram = {
         label: int(((votes.detection_count >= low) & (votes.detection_count <= high)).sum())
         for label, low, high in DETECTION_BINS
@@ -240,6 +267,8 @@ def summarize(votes, n_detections, n_unscored):
         "uniquely_classified": n_unique,
         "ambiguous": n_sources - n_unique,
         "cohen_kappa": kappa,
+        "sources_multiple_detections": int(multiple.sum()),
+        "cohen_kappa_multiple_detections": defined_kappa(votes.hard[multiple], votes.soft[multiple]),
         "detections_per_source": histogram,
     }
 
@@ -256,7 +285,9 @@ def format_summary(summary):
            if summary.get("sources_unclassified") else ""),
         f"uniquely classified:    {summary['uniquely_classified']:,}",
         f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})",
-        f"Cohen's kappa (hard vs soft): {summary['cohen_kappa']:.3f}",
+        f"Cohen's kappa (hard vs soft): {format_kappa(summary['cohen_kappa'])} all sources, "
+        f"{format_kappa(summary.get('cohen_kappa_multiple_detections'))} sources with 2 or more detections"
+        f" ({summary.get('sources_multiple_detections', 0):,})",
         "detections per source:  "
         + ", ".join(f"{label}: {n:,}" for label, n in summary["detections_per_source"].items()),
     ]

@@ -414,7 +414,7 @@ def unclassifiable(prepared, scalers):
     return reasons, flags
 
 
-def classify(table, clustering, classifier, origin, method=None):
+def classify(table, clustering, classifier, origin, method=None, calibrate=False):
     """Classify the detections of ``table`` with the artifacts of a pipeline run.
 
     Parameters
@@ -430,6 +430,9 @@ def classify(table, clustering, classifier, origin, method=None):
         Where the table came from, for messages.
     method : {"mahalanobis", "naive-bayes"}, optional
         The classifier giving the probabilities (default: the one stage 3 used).
+    calibrate : bool
+        Apply the classifier's temperature calibration (stored by ``classification.py
+        --calibrate``).
 
     Returns
     -------
@@ -442,6 +445,8 @@ def classify(table, clustering, classifier, origin, method=None):
         (the message names the detections and what each lacks).
     """
     n_input = len(table)
+    if calibrate:
+        classifier.check_calibration(method)
     table, named = identify(table, origin)
     prepared = prepare_features(table, origin)
     reasons, flags = unclassifiable(prepared, (clustering.scaler, classifier.scaler))
@@ -464,7 +469,7 @@ def classify(table, clustering, classifier, origin, method=None):
     if not explain:
         log.warning("%s: no ra/dec for every detection: outlier measures and probability tracks (which use "
                     "galactic latitude in this model) are left out", origin)
-    result = classifier.classify(chosen, clusters, method=method, explain=explain)
+    result = classifier.classify(chosen, clusters, method=method, explain=explain, calibrate=calibrate)
     classes = list(classifier.classes)
     probabilities = result[classes].to_numpy()
     predicted = result[MAIN_TYPE].to_numpy(dtype=object)
