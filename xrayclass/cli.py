@@ -12,11 +12,13 @@ from pathlib import Path
 
 from . import paths
 from .constants import N_COMPONENTS, RANDOM_STATE
-from .io import InputError, check_output_path, read_table, write_outputs
+from .io import OUTPUT_FORMATS, InputError, check_output_path, read_table, write_outputs
 
 log = logging.getLogger("xrayclass")
 
 EXIT_INPUT_ERROR = 2
+#: Exit status of an unexpected error (a bug): Python's own for an uncaught exception.
+EXIT_BUG = 1
 
 
 class _StageFormatter(logging.Formatter):
@@ -60,13 +62,51 @@ def _parser(prog, description):
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwind, so that every temporary file is removed."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _install_signal_handlers():
+    """Turn SIGTERM/SIGHUP into an exception (SIGINT already is one); return the old handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, _raise_terminated)
+    return previous
+
+
+def _restore_signal_handlers(previous):
+    import signal
+
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
 def report_errors(prog, body, *args):
     """Call ``body(*args)``; a bad input ends it with exit 2, a failed service with 3.
 
-    Either way the user sees one line, ``PROG: error: ...``, and no traceback.
+    Either way the user sees one line, ``PROG: error: ...``, and no traceback. An
+    interruption (Ctrl-C, SIGTERM) ends it with 128 + the signal number, after the
+    temporary files are removed. Anything else is a bug: one line saying so, exit 1,
+    and the traceback under -v.
     """
     from .services import EXIT_SERVICE_ERROR, ServiceError
 
+    previous = _install_signal_handlers()
     try:
         body(*args)
     except InputError as exc:
@@ -75,7 +115,33 @@ def report_errors(prog, body, *args):
     except ServiceError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_SERVICE_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Terminated as exc:
+        print(f"{prog}: terminated by signal {exc.signum}; nothing written", file=sys.stderr)
+        return 128 + exc.signum
+    except MemoryError:
+        print(f"{prog}: error: out of memory; nothing written", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is ours
+        if log.isEnabledFor(logging.DEBUG):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        print(f"{prog}: internal error (a bug in xrayclass, please report it with the command line): "
+              f"{type(exc).__name__}: {_one_line(exc)}" + ("" if log.isEnabledFor(logging.DEBUG)
+                                                           else "; run with -v for the traceback"),
+              file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        _restore_signal_handlers(previous)
     return 0
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text if len(text) < 200 else text[:197] + "..."
 
 
 def _run(stage, parser, body, argv):
@@ -116,21 +182,26 @@ def clustering_main(argv=None):
                         help="where to write the fitted preprocessing and mixture (JSON)")
     parser.add_argument("--n-components", type=_positive_int, default=N_COMPONENTS,
                         help="number of Gaussian components (clusters)")
-    parser.add_argument("--seed", type=int, default=RANDOM_STATE,
+    parser.add_argument("--seed", type=_seed, default=RANDOM_STATE,
                         help="random seed of the mixture's initialisation (and of the fit subsample)")
     parser.add_argument("--fit-sample", type=_positive_int, default=FIT_SAMPLE,
                         help="fit the mixture on at most this many detections (a seeded subsample), then "
                              "assign every detection; at or below it, all are used, as in the paper")
+    _add_allow_duplicates(parser)
 
     def body(args):
+        from .checks import check_detections, check_outputs
         from .clustering import cluster_detections
 
-        check_output_path(args.output)
-        _distinct(args.output, args.input)
+        if args.fit_sample < args.n_components:
+            raise InputError(f"--fit-sample {args.fit_sample} is fewer detections than the "
+                             f"{args.n_components} clusters (--n-components) need")
+        check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
         detections = _read_input(
             args.input, paths.CSC_INPUT,
             "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
         )
+        detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
                                               args.fit_sample)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
@@ -174,10 +245,12 @@ def crossmatch_main(argv=None):
     def body(args):
         from .crossmatch import swap_in_frozen
 
+        from .checks import check_outputs, require_radius
+
         online = online_config(args)
         check_output_path(args.output)
         if online is not None:
-            _distinct(args.output, args.input)
+            check_outputs([args.output], [args.input])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             run_online(args, online, stage1)
             return
@@ -185,15 +258,16 @@ def crossmatch_main(argv=None):
             from .positional import crossmatch_local
             from .services.xmatch import DEFAULT_RADIUS
 
-            _distinct(args.output, args.input, args.catalog)
+            radius = getattr(args, "radius", DEFAULT_RADIUS)
+            require_radius(radius)
+            check_outputs([args.output], [args.input, args.catalog])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             catalog = read_table(args.catalog)
-            crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog,
-                                            getattr(args, "radius", DEFAULT_RADIUS))
+            crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog, radius)
             write_outputs([(crossmatched, args.output)])
             log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
             return
-        _distinct(args.output, args.input, args.frozen)
+        check_outputs([args.output], [args.input, args.frozen])
         stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
         frozen = _read_input(
             args.frozen, paths.FROZEN_CROSSMATCH,
@@ -244,14 +318,16 @@ def classification_main(argv=None):
     parser.add_argument("--no-outliers", dest="explain", action="store_false",
                         help="skip the outlier measures and probability tracks (about 4x faster on "
                              "large catalogs; the probabilities are the same)")
+    _add_allow_duplicates(parser)
 
     def body(args):
+        from .checks import check_detections, check_outputs
         from .classification import classify_detections, outlier_table
 
-        check_output_path(args.output)
-        check_output_path(args.outliers_output)
-        _distinct(args.output, args.input)
+        check_outputs([args.output, args.model_output, args.outliers_output], [args.input],
+                      formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS])
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
+        table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
         classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
                                                 score=args.nb_score, outlier_fraction=args.outlier_fraction,
                                                 explain=args.explain)
@@ -279,18 +355,24 @@ def master_classification_main(argv=None):
     parser.add_argument("--input", default=str(paths.DETECTIONS), help="detection-level classification")
     parser.add_argument("--out-dir", default=str(paths.OUT_DIR), help="directory for the two tables")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="format of the two tables")
+    _add_allow_duplicates(parser)
 
     def body(args):
+        from .checks import check_detections, check_outputs
         from .voting import format_summary, master_classification
 
         out_dir = Path(args.out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir}: --out-dir is not a directory")
         uniquely_path = out_dir / Path(paths.UNIQUELY).with_suffix(f".{args.format}")
         ambiguous_path = out_dir / Path(paths.AMBIGUOUS).with_suffix(f".{args.format}")
-        _distinct(uniquely_path, args.input)
-        _distinct(ambiguous_path, args.input)
+        check_outputs([uniquely_path, ambiguous_path, out_dir / "master_summary.json"], [args.input],
+                      formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None])
         # Only the columns the votes and tables use: the detection table may be wide.
         detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input",
                                  columns=STAGE4_COLUMNS)
+        detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates,
+                                      positions=False)
         uniquely, ambiguous, summary = master_classification(detections, args.input)
         write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
                        (summary, out_dir / "master_summary.json")])
@@ -306,6 +388,22 @@ def _fraction(text):
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    return value
+
+
+def _add_allow_duplicates(parser):
+    parser.add_argument("--allow-duplicates", action="store_true",
+                        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
+                             "warning, instead of stopping")
 
 
 def _positive_int(text):
