@@ -272,3 +272,184 @@ def _check_directory(path: Path) -> None:
         raise InputError(f"{path}: cannot write there: {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise InputError(f"{path}: cannot write there: directory {ancestor} is not writable")
+
+
+# -- artifacts: model.json and classifier.json ---------------------------------------------
+
+class _Schema:
+    """Small helpers that read a field of a JSON artifact or raise naming it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def fail(self, field, problem):
+        raise InputError(f"{self.path}: field '{field}' {problem}")
+
+    def get(self, document, field, kind=None):
+        value = document
+        for key in field.split("."):
+            if not isinstance(value, dict) or key not in value:
+                self.fail(field, "is missing")
+            value = value[key]
+        if kind is not None and not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+            self.fail(field, f"should be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+        return value
+
+    def array(self, document, field, shape, finite=True):
+        value = self.get(document, field)
+        try:
+            array = np.asarray(value, dtype="float64")
+        except (TypeError, ValueError):
+            self.fail(field, "is not an array of numbers")
+        if array.shape != tuple(shape):
+            self.fail(field, f"has shape {array.shape}, expected {tuple(shape)}")
+        if finite and not np.isfinite(array).all():
+            self.fail(field, "has non-finite values")
+        return array
+
+    def names(self, document, field, expected):
+        value = self.get(document, field, list)
+        if list(value) != list(expected):
+            self.fail(field, f"should be {list(expected)}, got {value if len(str(value)) < 120 else '...'}")
+        return value
+
+
+def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preprocessing") -> None:
+    schema.names(document, f"{prefix}.features", FEATURES)
+    schema.names(document, f"{prefix}.log_features", LOG_FEATURES)
+    schema.names(document, f"{prefix}.minmax_features", MINMAX_FEATURES)
+    for name in LOG_FEATURES:
+        shift = schema.get(document, f"{prefix}.log_shift.{name}", (int, float))
+        if not (math.isfinite(shift) and shift > 0):
+            schema.fail(f"{prefix}.log_shift.{name}", f"must be a positive number, got {shift!r}")
+    for name in (*LOG_FEATURES, *MINMAX_FEATURES):
+        low = schema.get(document, f"{prefix}.data_min.{name}", (int, float))
+        high = schema.get(document, f"{prefix}.data_max.{name}", (int, float))
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            schema.fail(f"{prefix}.data_max.{name}", f"must be a finite number >= data_min, got {low!r} .. {high!r}")
+
+
+def _check_format(schema: _Schema, document: dict, expected_format: str, version: int) -> None:
+    if not isinstance(document, dict):
+        raise InputError(f"{schema.path}: not a JSON object")
+    found = document.get("format")
+    if found != expected_format:
+        schema.fail("format", f"should be {expected_format!r}, got {found!r}")
+    if document.get("format_version") != version:
+        schema.fail("format_version", f"{document.get('format_version')!r} is not supported (this is version {version})")
+    schema.names(document, "features", FEATURES)
+
+
+def validate_model_document(document: dict, path, expected_format: str, version: int) -> None:
+    """Check a clustering ``model.json`` before use: keys, shapes, finite values, a proper mixture.
+
+    The mixture's weights are non-negative and sum to 1, each covariance is symmetric
+    positive-definite, and each Cholesky factor of the precision is upper-triangular
+    with a positive diagonal and inverts its covariance.
+    """
+    schema = _Schema(path)
+    _check_format(schema, document, expected_format, version)
+    _check_preprocessing(schema, document)
+    k = schema.get(document, "mixture.n_components", int)
+    if k < 1:
+        schema.fail("mixture.n_components", f"must be positive, got {k}")
+    if schema.get(document, "mixture", dict).get("covariance_type", "full") != "full":
+        schema.fail("mixture.covariance_type", "must be 'full'")
+    d = len(FEATURES)
+    weights = schema.array(document, "mixture.weights", (k,))
+    if (weights < 0).any() or abs(weights.sum() - 1) > 1e-6:
+        schema.fail("mixture.weights", f"must be non-negative and sum to 1 (sum {weights.sum():.6g})")
+    schema.array(document, "mixture.means", (k, d))
+    covariances = schema.array(document, "mixture.covariances", (k, d, d))
+    cholesky = schema.array(document, "mixture.precisions_cholesky", (k, d, d))
+    for j in range(k):
+        covariance = covariances[j]
+        if not np.allclose(covariance, covariance.T, rtol=1e-8, atol=1e-12):
+            schema.fail("mixture.covariances", f"component {j} is not symmetric")
+        try:
+            np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            schema.fail("mixture.covariances", f"component {j} is not positive-definite")
+        factor = cholesky[j]
+        if np.abs(np.tril(factor, -1)).max() > 0 or (np.diag(factor) <= 0).any():
+            schema.fail("mixture.precisions_cholesky",
+                        f"component {j} is not upper-triangular with a positive diagonal")
+        # precision = U U^T must invert the covariance (an edited entry breaks this).
+        product = factor @ factor.T @ covariance
+        if not np.allclose(product, np.eye(d), atol=1e-4):
+            schema.fail("mixture.precisions_cholesky", f"component {j} does not match its covariance")
+
+
+def validate_classifier_document(document: dict, path, expected_format: str, version: int,
+                                 methods: Sequence[str]) -> None:
+    """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
+    schema = _Schema(path)
+    _check_format(schema, document, expected_format, version)
+    method = schema.get(document, "method", str)
+    if method not in methods:
+        schema.fail("method", f"must be one of {', '.join(methods)}, got {method!r}")
+    schema.get(document, "location", bool)
+    types = schema.get(document, "uninformative_types", list)
+    if not all(isinstance(t, str) for t in types):
+        schema.fail("uninformative_types", "must be a list of strings")
+    _check_preprocessing(schema, document)
+    d = len(FEATURES)
+    classes = schema.get(document, "references.classes", list)
+    if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
+        schema.fail("references.classes", "must be a list of distinct class names")
+    n_features = schema.get(document, "references.n_features")
+    if n_features is not None and n_features != d:
+        schema.fail("references.n_features", f"should be {d}, got {n_features!r}")
+    minimum = schema.get(document, "references.min_references")
+    if minimum != "n_features" and not (isinstance(minimum, int) and not isinstance(minimum, bool) and minimum >= 2):
+        schema.fail("references.min_references", f"must be 'n_features' or an integer >= 2, got {minimum!r}")
+    clusters = schema.get(document, "references.clusters", dict)
+    for cluster, per_class in clusters.items():
+        try:
+            number = float(cluster)
+        except ValueError:
+            number = -1.0
+        if not (number >= 0 and number == int(number)):
+            schema.fail(f"references.clusters.{cluster}", "is not a cluster number")
+        for label in classes:
+            field = f"references.clusters.{cluster}.{label}"
+            count = schema.get(document, f"{field}.n_references", int)
+            scored = schema.get(document, f"{field}.scored", bool)
+            if count < 0:
+                schema.fail(f"{field}.n_references", "is negative")
+            if scored:
+                schema.array(document, f"{field}.mean", (d,))
+                inverse = schema.array(document, f"{field}.inverse_covariance", (d, d))
+                if not np.allclose(inverse, inverse.T, rtol=1e-6, atol=1e-8):
+                    schema.fail(f"{field}.inverse_covariance", "is not symmetric")
+                eigenvalues = np.linalg.eigvalsh(inverse)
+                if eigenvalues.min() < -1e-8 * max(1.0, abs(eigenvalues).max()):
+                    schema.fail(f"{field}.inverse_covariance", "is not positive semi-definite")
+    location = document["location"]
+    n_nb = d + (1 if location else 0)
+    schema.names(document, "naive_bayes.classes", classes)
+    categories = schema.get(document, "naive_bayes.categories", dict)
+    indices = sorted(i for columns in categories.values() for i in (columns if isinstance(columns, list) else [None]))
+    if indices != list(range(n_nb)):
+        schema.fail("naive_bayes.categories", f"must split the {n_nb} feature columns between the categories")
+    bins = schema.get(document, "naive_bayes.bins", int)
+    if bins < 1:
+        schema.fail("naive_bayes.bins", "must be positive")
+    edges = schema.array(document, "naive_bayes.edges", (n_nb, bins + 1))
+    if (np.diff(edges, axis=1) < 0).any():
+        schema.fail("naive_bayes.edges", "must increase along each row")
+    likelihood = schema.array(document, "naive_bayes.log_likelihood", (len(classes), n_nb, bins + 1), finite=False)
+    if np.isnan(likelihood).any() or np.isposinf(likelihood).any():
+        schema.fail("naive_bayes.log_likelihood", "must be log densities (no NaN, no +inf)")
+    prior = schema.get(document, "naive_bayes.class_log_prior", list)
+    if len(prior) != len(classes) or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                           and math.isfinite(v) and v <= 1e-9) for v in prior):
+        schema.fail("naive_bayes.class_log_prior", f"must be {len(classes)} log probabilities (or null)")
+    alpha = schema.get(document, "naive_bayes.alpha", dict)
+    if set(alpha) != set(categories) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                and math.isfinite(v) and v >= 0 for v in alpha.values()):
+        schema.fail("naive_bayes.alpha", "must give each category a finite non-negative weight")
+    quantiles = schema.get(document, "outlier_quantiles", list)
+    quantiles = schema.array(document, "outlier_quantiles", (len(quantiles),))
+    if len(quantiles) < 2 or (np.diff(quantiles) < 0).any():
+        schema.fail("outlier_quantiles", "must be a non-decreasing list of numbers")

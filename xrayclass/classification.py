@@ -180,6 +180,9 @@ class ClassifierModel:
 
     @classmethod
     def from_dict(cls, document, path="classifier"):
+        from .checks import validate_classifier_document
+
+        validate_classifier_document(document, path, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
         if document.get("format") != CLASSIFIER_FORMAT:
             raise InputError(f"{path}: not a classifier model (format {document.get('format')!r})")
         if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:

@@ -78,6 +78,9 @@ class ClusteringModel:
 
     @classmethod
     def from_dict(cls, document, path="model"):
+        from .checks import validate_model_document
+
+        validate_model_document(document, path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
         if document.get("format") != MODEL_FORMAT:
             raise InputError(f"{path}: not a clustering model (format {document.get('format')!r})")
         if document.get("format_version") != MODEL_FORMAT_VERSION:
