@@ -177,6 +177,29 @@ def catalog_positions(catalog: pd.DataFrame, path) -> pd.DataFrame:
     return catalog
 
 
+def check_catalog(catalog: pd.DataFrame, path) -> pd.DataFrame:
+    """A local crossmatch catalog: ``ra``, ``dec`` numeric and possible, ``main_type`` present."""
+    from .constants import MAIN_TYPE
+    from .io import require_columns, require_numeric
+
+    require_columns(catalog, ("ra", "dec", MAIN_TYPE), path)
+    catalog = require_numeric(catalog, ("ra", "dec"), path)
+    catalog = catalog_positions(catalog, path)
+    if len(catalog) == 0:
+        raise InputError(f"{path}: no catalog row has a position")
+    return catalog
+
+
+def require_roles(roles: np.ndarray, path, reference, to_classify) -> None:
+    """Stage 3 needs references to learn from and detections to classify."""
+    if not (roles == reference).any():
+        raise InputError(f"{path}: no detection has one of the {len(CLASSES)} classes as its SIMBAD type, so there "
+                         "is no reference to learn from (is 'main_type' the SIMBAD class?)")
+    if not (roles == to_classify).any():
+        raise InputError(f"{path}: nothing to classify: every usable detection is a reference or of another "
+                         "SIMBAD type (none is unmatched, 'NaN', or of an uninformative type)")
+
+
 def require_radius(radius: float) -> None:
     if not (isinstance(radius, (int, float)) and math.isfinite(radius) and radius > 0):
         raise InputError(f"--radius must be a positive number of arcsec, got {radius}")

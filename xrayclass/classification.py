@@ -320,6 +320,12 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     table = table.assign(**{MAIN_TYPE: types, CLUSTER: table[CLUSTER].astype(int)})
     roles = detection_roles(types, classes, uninformative)
     _log_roles(types, roles)
+    from .checks import require_roles
+
+    require_roles(roles, path, REFERENCE, TO_CLASSIFY)
+    from .checks import require_log_features_usable
+
+    require_log_features_usable(table[list(FEATURES)].to_numpy(dtype="float64"), path)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score)
     _log_references(model, classes)

@@ -245,7 +245,7 @@ def crossmatch_main(argv=None):
     def body(args):
         from .crossmatch import swap_in_frozen
 
-        from .checks import check_outputs, require_radius
+        from .checks import check_catalog, check_detections, check_outputs, require_cluster_labels, require_radius
 
         online = online_config(args)
         check_output_path(args.output)
@@ -262,7 +262,8 @@ def crossmatch_main(argv=None):
             require_radius(radius)
             check_outputs([args.output], [args.input, args.catalog])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
-            catalog = read_table(args.catalog)
+            stage1 = check_detections(stage1, args.input, clusters=True)
+            catalog = check_catalog(read_table(args.catalog), args.catalog)
             crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog, radius)
             write_outputs([(crossmatched, args.output)])
             log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")
@@ -273,6 +274,8 @@ def crossmatch_main(argv=None):
             args.frozen, paths.FROZEN_CROSSMATCH,
             "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
         )
+        if args.clusters == "frozen" and "cluster" in frozen.columns:
+            require_cluster_labels(frozen, args.frozen)
         crossmatched = swap_in_frozen(stage1, args.input, frozen, args.frozen, clusters=args.clusters)
         write_outputs([(crossmatched, args.output)])
         log.info("wrote %s (%s rows)", args.output, f"{len(crossmatched):,}")

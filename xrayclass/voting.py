@@ -120,6 +120,11 @@ def vote(names, predicted, probabilities, classes=CLASSES):
     """
     names = np.asarray(names, dtype=object)
     n = len(names)
+    if n == 0:  # nobody votes: no source, defined and empty
+        classes = np.asarray(classes, dtype=object)
+        empty = np.zeros((0, len(classes)))
+        return Votes(names, np.zeros(0, dtype=int), empty, empty.copy(), classes[:0], classes[:0],
+                     np.zeros(0, dtype=int))
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if n else np.zeros(0, dtype=int)
     counts = np.diff(np.r_[starts, n])
     source_of_row = np.repeat(np.arange(len(starts)), counts)
@@ -272,4 +277,6 @@ def format_summary(summary):
         "detections per source:  "
         + ", ".join(f"{label}: {n:,}" for label, n in summary["detections_per_source"].items()),
     ]
+    if not sources:
+        lines.insert(0, "no source has a classified detection: both tables are empty")
     return "\n".join(lines)
