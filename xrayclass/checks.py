@@ -272,7 +272,7 @@ def check_outputs(outputs: Sequence, inputs: Sequence = (), formats: Sequence | 
     for i, path in enumerate(paths):
         for source in inputs:
             if source is not None and str(source) != "" and _same_file(path, Path(source)):
-                raise InputError(f"{path}: the output would overwrite the input {source}; choose another output path")
+                raise InputError(f"{path}: the output would overwrite an input ({source}); choose another output path")
         for other in paths[:i]:
             if _same_file(path, other):
                 raise InputError(f"{path}: given for two different outputs; choose distinct output paths")
