@@ -408,6 +408,8 @@ CASES = [
     Case("s2-frozen-cluster-minus-1", "crossmatch", s2_frozen(set_cell("cluster", -1)), 2, "cluster"),
     Case("s2-frozen-cluster-nan", "crossmatch", s2_frozen(set_cell("cluster", np.nan)), 2, "cluster"),
     Case("s2-frozen-cluster-too-big", "crossmatch", s2_frozen(set_cell("cluster", 6)), 2, "cluster"),
+    # Found by the fuzz test (tests/test_fuzz.py), kept here:
+    Case("s2-frozen-blank-name", "crossmatch", s2_frozen(set_cell("name", np.nan)), 2, "blank source name"),
     Case("s2-catalog-nan-positions", "crossmatch", s2_catalog(set_cell("ra", np.nan, rows=(0, 1, 2))), 0,
          "no position"),
     Case("s2-catalog-dec-123", "crossmatch", s2_catalog(set_cell("dec", 123.0)), 2, "impossible position"),

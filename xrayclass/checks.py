@@ -357,7 +357,8 @@ def _check_format(schema: _Schema, document: dict, expected_format: str, version
         raise InputError(f"{schema.path}: not a JSON object")
     found = document.get("format")
     if found != expected_format:
-        schema.fail("format", f"should be {expected_format!r}, got {found!r}")
+        what = expected_format.split(".")[-1].replace("-", " ")
+        raise InputError(f"{schema.path}: not a {what} (field 'format' is {found!r}, expected {expected_format!r})")
     if document.get("format_version") != version:
         schema.fail("format_version", f"{document.get('format_version')!r} is not supported (this is version {version})")
     schema.names(document, "features", FEATURES)

@@ -245,7 +245,9 @@ def crossmatch_main(argv=None):
     def body(args):
         from .crossmatch import swap_in_frozen
 
-        from .checks import check_catalog, check_detections, check_outputs, require_cluster_labels, require_radius
+        from .checks import (check_catalog, check_detections, check_outputs, require_cluster_labels, require_names,
+                             require_radius)
+        from .io import canonical_names
 
         online = online_config(args)
         check_output_path(args.output)
@@ -274,6 +276,8 @@ def crossmatch_main(argv=None):
             args.frozen, paths.FROZEN_CROSSMATCH,
             "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
         )
+        for table, path in ((stage1, args.input), (frozen, args.frozen)):
+            require_names(canonical_names(table, path), path)
         if args.clusters == "frozen" and "cluster" in frozen.columns:
             require_cluster_labels(frozen, args.frozen)
         crossmatched = swap_in_frozen(stage1, args.input, frozen, args.frozen, clusters=args.clusters)
