@@ -246,7 +246,7 @@ def crossmatch_main(argv=None):
         from .crossmatch import swap_in_frozen
 
         from .checks import (check_catalog, check_detections, check_outputs, require_cluster_labels, require_names,
-                             require_radius)
+                             require_positions, require_radius)
         from .io import canonical_names
 
         online = online_config(args)
@@ -254,6 +254,8 @@ def crossmatch_main(argv=None):
         if online is not None:
             check_outputs([args.output], [args.input])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+            if {"ra", "dec"} <= set(stage1.columns):
+                require_positions(stage1, args.input)
             run_online(args, online, stage1)
             return
         if args.catalog:
