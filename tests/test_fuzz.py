@@ -229,6 +229,7 @@ def run_and_judge(name, argv, outputs, check, d: Path):
         except SystemExit as exc:
             code = exc.code
     stderr = err.getvalue()
+    hypothesis.event(f"{name}: exit {code}")
     assert "Traceback" not in stderr, stderr
     assert code in (0, 2, 3), f"exit {code}: {stderr}"
     if code:

@@ -399,8 +399,9 @@ def validate_model_document(document: dict, path, expected_format: str, version:
             schema.fail("mixture.precisions_cholesky",
                         f"component {j} is not upper-triangular with a positive diagonal")
         # precision = U U^T must invert the covariance (an edited entry breaks this).
-        product = factor @ factor.T @ covariance
-        if not np.allclose(product, np.eye(d), atol=1e-4):
+        with np.errstate(over="ignore", invalid="ignore"):
+            product = factor @ factor.T @ covariance
+        if not (np.isfinite(product).all() and np.allclose(product, np.eye(d), atol=1e-4)):
             schema.fail("mixture.precisions_cholesky", f"component {j} does not match its covariance")
 
 
