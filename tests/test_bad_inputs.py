@@ -146,7 +146,7 @@ RAW = ["hard_hm", "hard_hs", "hard_ms", "powlaw_gamma", "bb_kt", "var_prob_b", "
 def set_cell(column, value, rows=(0,)):
     """Set ``column`` in ``rows`` (positions among the rows that have every raw feature)."""
     def change(table):
-        if isinstance(value, str):
+        if isinstance(value, str) or not pd.api.types.is_numeric_dtype(table[column]):
             table[column] = table[column].astype(object)
         elif not pd.api.types.is_float_dtype(table[column]):
             table[column] = table[column].astype("float64")
