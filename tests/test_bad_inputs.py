@@ -451,6 +451,9 @@ CASES = [
          classify_source(lambda doc: doc.update(features=doc["features"][:11])), 2, "features"),
     Case("model-7-components", "classify_source", classify_source(setter("mixture.n_components", 7)), 2,
          "mixture.weights"),
+    # Found by the fuzz test (make fuzz), kept here:
+    Case("model-n-iter-infinite", "classify_source", classify_source(setter("mixture.n_iter", float("inf"))), 2,
+         "mixture.n_iter"),
     Case("model-wrong-format", "classify_source", classify_source(setter("format", "something")), 2, "format"),
     Case("classifier-nan-inverse-covariance", "classify_source",
          classify_source(classifier_change=lambda doc: _break_inverse(doc)), 2, "inverse_covariance"),

@@ -379,6 +379,17 @@ def validate_model_document(document: dict, path, expected_format: str, version:
         schema.fail("mixture.n_components", f"must be positive, got {k}")
     if schema.get(document, "mixture", dict).get("covariance_type", "full") != "full":
         schema.fail("mixture.covariance_type", "must be 'full'")
+    mixture = document["mixture"]
+    # Fit diagnostics and settings are read too (int(), float()): a damaged one must be
+    # named, not crash the load.
+    for key, kinds in (("n_iter", int), ("max_iter", int), ("n_init", int), ("random_state", (int, type(None))),
+                       ("converged", bool), ("tol", (int, float)), ("reg_covar", (int, float)),
+                       ("lower_bound", (int, float, type(None)))):
+        if key in mixture:
+            value = mixture[key]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool) or (
+                    isinstance(value, float) and not math.isfinite(value)):
+                schema.fail(f"mixture.{key}", f"has an unusable value {value!r}")
     d = len(FEATURES)
     weights = schema.array(document, "mixture.weights", (k,))
     if (weights < 0).any() or abs(weights.sum() - 1) > 1e-6:
