@@ -169,7 +169,9 @@ def setter(path: str, value):
         node = document
         for key in keys[:-1]:
             node = node[key] if not isinstance(node, list) else node[int(key)]
-        if isinstance(node, list):
+        if isinstance(node, list) and value is _DELETE:
+            del node[int(keys[-1])]
+        elif isinstance(node, list):
             node[int(keys[-1])] = value
         elif value is _DELETE:
             del node[keys[-1]]
@@ -457,6 +459,8 @@ CASES = [
     Case("model-wrong-format", "classify_source", classify_source(setter("format", "something")), 2, "format"),
     Case("classifier-nan-inverse-covariance", "classify_source",
          classify_source(classifier_change=lambda doc: _break_inverse(doc)), 2, "inverse_covariance"),
+    Case("classifier-quantile-deleted", "classify_source",  # found by make fuzz
+         classify_source(classifier_change=setter("outlier_quantiles.0", _DELETE)), 2, "outlier_quantiles"),
     Case("classifier-unknown-method", "classify_source",
          classify_source(classifier_change=setter("method", "random-forest")), 2, "method"),
     Case("classifier-missing-key", "classify_source",

@@ -485,7 +485,9 @@ def validate_classifier_document(document: dict, path, expected_format: str, ver
     if set(alpha) != set(categories) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                 and math.isfinite(v) and v >= 0 for v in alpha.values()):
         schema.fail("naive_bayes.alpha", "must give each category a finite non-negative weight")
-    quantiles = schema.get(document, "outlier_quantiles", list)
-    quantiles = schema.array(document, "outlier_quantiles", (len(quantiles),))
-    if len(quantiles) < 2 or (np.diff(quantiles) < 0).any():
+    from .classification import OUTLIER_PERCENTILES
+
+    # One quantile per percentile of OUTLIER_PERCENTILES (they are interpolated together).
+    quantiles = schema.array(document, "outlier_quantiles", (len(OUTLIER_PERCENTILES),))
+    if (np.diff(quantiles) < 0).any():
         schema.fail("outlier_quantiles", "must be a non-decreasing list of numbers")
