@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-environment
 
-.PHONY: run test lint env clean
+.PHONY: run test lint fuzz env clean
 
 env: $(STAMP)
 
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# Long fuzzing of every stage with corrupted inputs (tests/test_fuzz.py): 2,000 cases.
+fuzz: $(STAMP)
+	XRAYCLASS_FUZZ_PROFILE=fuzz OPENBLAS_NUM_THREADS=1 $(PY) -m pytest tests/test_fuzz.py -q -p no:cacheprovider --hypothesis-show-statistics
 
 clean:
 	rm -rf out_data/* .pytest_cache

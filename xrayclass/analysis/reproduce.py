@@ -102,7 +102,7 @@ def master_table_checks(uniquely, ambiguous, summary, published_uniquely, publis
     checks.append(_count_check("uniquely classified sources (paper)", published.UNIQUELY_CLASSIFIED,
                                summary["uniquely_classified"]))
     checks.append(_count_check("ambiguous sources (paper)", published.AMBIGUOUS, summary["ambiguous"]))
-    kappa = round(summary["cohen_kappa"], 3)
+    kappa = None if summary["cohen_kappa"] is None else round(summary["cohen_kappa"], 3)
     checks.append(Check("Cohen's kappa, hard vs soft (paper, 3 decimals)", published.COHEN_KAPPA, kappa,
                         kappa == published.COHEN_KAPPA))
     # Not a number of the paper: the published tables' own kappa over sources with 2+ detections.

@@ -11,12 +11,11 @@ To add a sub-command: write its two functions and list the parser function in
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from xrayclass.io import paths
-from xrayclass.cli.stages import EXIT_INPUT_ERROR, DefaultsFormatter as _DefaultsFormatter, _distinct, _positive_int, _read_input, configure_logging
-from xrayclass.io.tables import InputError, check_output_path, read_table, table_format, write_atomic
+from xrayclass.cli.stages import DefaultsFormatter as _DefaultsFormatter, _positive_int, _read_input, configure_logging
+from xrayclass.io.tables import InputError, read_table, table_format, write_atomic
 
 log = logging.getLogger("xrayclass")
 
@@ -105,8 +104,9 @@ def compare_command(args):
     from xrayclass.analysis.comparison import CatalogColumns, compare_catalog, format_comparison, parse_mapping
 
     output = args.output or default_comparison_output(args.catalog)
-    check_output_path(output)
-    _distinct(output, args.catalog, args.uniquely)
+    from xrayclass.io.checks import check_outputs
+
+    check_outputs([output], [args.catalog, args.uniquely])
     mapping = parse_mapping(args.mapping)
     columns = CatalogColumns(args.name_column, args.ra_column, args.dec_column, args.label_column)
     sources = _read_input(args.uniquely, paths.OUT_DIR / paths.UNIQUELY,
@@ -354,12 +354,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.stage, getattr(args, "verbosity", 0))
-    try:
-        args.command(args)
-    except InputError as exc:
-        print(f"{PROG} {args.stage}: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    return 0
+    from xrayclass.cli.stages import report_errors
+
+    return report_errors(f"{PROG} {args.stage}", args.command, args)
 
 
 def _positive_float(text):

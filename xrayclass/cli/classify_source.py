@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from xrayclass.io import paths
-from xrayclass.io.tables import InputError, check_output_path, write_outputs
+from xrayclass.io.tables import write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
 
     outputs = None
     if args.output:
-        outputs = [check_output_path(args.output), sources_path(args.output)]
-        _check_distinct(outputs, [args.input, args.model, args.classifier])
+        from xrayclass.io.checks import check_outputs
+
+        outputs = check_outputs([args.output, sources_path(args.output)],
+                                [args.input if Path(args.input).exists() else None, args.model, args.classifier])
     clustering, classifier = load_artifacts(args.model, args.classifier)
     config = FetchConfig(release=args.release, service_url=args.service_url, timeout=args.timeout,
                          retries=args.retries, maxrec=SOURCE_MAXREC, sync=True)
@@ -87,15 +89,6 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
         log.info("wrote %s (%s) and %s (%s)", outputs[0], _count(len(detections), "detection"),
                  outputs[1], _count(len(sources), "source"))
     print(format_report(result))
-
-
-def _check_distinct(outputs, inputs):
-    if outputs[0].resolve() == outputs[1].resolve():
-        raise InputError(f"{outputs[0]}: choose another --output")
-    for output in outputs:
-        for source in inputs:
-            if source and Path(source).exists() and output.resolve() == Path(source).resolve():
-                raise InputError(f"{output}: the output would overwrite an input; choose another --output")
 
 
 def _count(n, word):

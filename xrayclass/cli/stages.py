@@ -15,7 +15,9 @@ from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECT
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.exceptions import EXIT_INPUT_ERROR
 from xrayclass.io import paths
-from xrayclass.io.tables import InputError, canonical_names, check_output_path, read_table, write_outputs
+from xrayclass.io.tables import (
+    OUTPUT_FORMATS, InputError, canonical_names, check_output_path, read_table, write_outputs,
+)
 
 #: The published mixture in the shared reference directory, compared with a model of the
 #: published crossmatch's clusters when both are there.
@@ -23,6 +25,8 @@ PUBLISHED_MIXTURE = "paper_gmm.json"
 
 log = logging.getLogger("xrayclass")
 
+#: Exit status of an unexpected error (a bug): Python's own for an uncaught exception.
+EXIT_BUG = 1
 
 
 class _StageFormatter(logging.Formatter):
@@ -66,13 +70,51 @@ def _parser(prog, description):
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwind, so that every temporary file is removed."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _install_signal_handlers():
+    """Turn SIGTERM/SIGHUP into an exception (SIGINT already is one); return the old handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, _raise_terminated)
+    return previous
+
+
+def _restore_signal_handlers(previous):
+    import signal
+
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
 def report_errors(prog, body, *args):
     """Call ``body(*args)``; a bad input ends it with exit 2, a failed service with 3.
 
-    Either way the user sees one line, ``PROG: error: ...``, and no traceback.
+    Either way the user sees one line, ``PROG: error: ...``, and no traceback. An
+    interruption (Ctrl-C, SIGTERM) ends it with 128 + the signal number, after the
+    temporary files are removed. Anything else is a bug: one line saying so, exit 1,
+    and the traceback under -v.
     """
     from xrayclass.services import EXIT_SERVICE_ERROR, ServiceError
 
+    previous = _install_signal_handlers()
     try:
         body(*args)
     except InputError as exc:
@@ -81,7 +123,33 @@ def report_errors(prog, body, *args):
     except ServiceError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_SERVICE_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Terminated as exc:
+        print(f"{prog}: terminated by signal {exc.signum}; nothing written", file=sys.stderr)
+        return 128 + exc.signum
+    except MemoryError:
+        print(f"{prog}: error: out of memory; nothing written", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is ours
+        if log.isEnabledFor(logging.DEBUG):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        print(f"{prog}: internal error (a bug in xrayclass, please report it with the command line): "
+              f"{type(exc).__name__}: {_one_line(exc)}" + ("" if log.isEnabledFor(logging.DEBUG)
+                                                           else "; run with -v for the traceback"),
+              file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        _restore_signal_handlers(previous)
     return 0
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text if len(text) < 200 else text[:197] + "..."
 
 
 def _run(stage, parser, body, argv):
@@ -122,7 +190,7 @@ def clustering_main(argv=None):
                         help="where to write the fitted preprocessing and mixture (JSON)")
     parser.add_argument("--n-components", type=_positive_int, default=N_COMPONENTS,
                         help="number of Gaussian components (clusters)")
-    parser.add_argument("--seed", type=int, default=RANDOM_STATE,
+    parser.add_argument("--seed", type=_seed, default=RANDOM_STATE,
                         help="random seed of the mixture's initialisation (and of the fit subsample)")
     parser.add_argument("--fit-sample", type=_positive_int, default=FIT_SAMPLE,
                         help="fit the mixture on at most this many detections (a seeded subsample), then "
@@ -130,16 +198,21 @@ def clustering_main(argv=None):
     parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
                         help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
                              "non-zero / 10)) (default: no bound, the paper's rule)")
+    _add_allow_duplicates(parser)
 
     def body(args):
+        from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.clustering import cluster_detections
 
-        check_output_path(args.output)
-        _distinct(args.output, args.input)
+        if args.fit_sample < args.n_components:
+            raise InputError(f"--fit-sample {args.fit_sample} is fewer detections than the "
+                             f"{args.n_components} clusters (--n-components) need")
+        check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
         detections = _read_input(
             args.input, paths.CSC_INPUT,
             "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
         )
+        detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
                                               args.fit_sample, log_floor=args.log_floor)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
@@ -188,12 +261,18 @@ def crossmatch_main(argv=None):
     def body(args):
         from xrayclass.stages.crossmatch import swap_in_frozen
 
+        from xrayclass.io.checks import (check_catalog, check_detections, check_outputs, require_cluster_labels, require_names,
+                             require_positions, require_radius)
+        from xrayclass.io.tables import canonical_names
+
         online = online_config(args)
         check_output_path(args.output)
         model_path = Path(args.model) if args.model is not None else paths.MODEL
         if online is not None:
-            _distinct(args.output, args.input, model_path)
+            check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+            if {"ra", "dec"} <= set(stage1.columns):
+                require_positions(stage1, args.input)
             if run_online(args, online, stage1) is not None:
                 update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
                 if update is not None:
@@ -204,20 +283,26 @@ def crossmatch_main(argv=None):
             from xrayclass.core.positional import crossmatch_local
             from xrayclass.services.xmatch import DEFAULT_RADIUS
 
-            _distinct(args.output, args.input, args.catalog, model_path)
+            radius = getattr(args, "radius", DEFAULT_RADIUS)
+            require_radius(radius)
+            check_outputs([args.output, model_path], [args.input, args.catalog], formats=[OUTPUT_FORMATS, None])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
-            catalog = read_table(args.catalog)
-            crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog,
-                                            getattr(args, "radius", DEFAULT_RADIUS))
+            stage1 = check_detections(stage1, args.input, clusters=True)
+            catalog = check_catalog(read_table(args.catalog), args.catalog)
+            crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog, radius)
             update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
             _write_stage2(crossmatched, args.output, update, model_path)
             return
-        _distinct(args.output, args.input, args.frozen, model_path)
+        check_outputs([args.output, model_path], [args.input, args.frozen], formats=[OUTPUT_FORMATS, None])
         stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
         frozen = _read_input(
             args.frozen, paths.FROZEN_CROSSMATCH,
             "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
         )
+        for table, path in ((stage1, args.input), (frozen, args.frozen)):
+            require_names(canonical_names(table, path), path)
+        if args.clusters == "frozen" and "cluster" in frozen.columns:
+            require_cluster_labels(frozen, args.frozen)
         crossmatched = swap_in_frozen(stage1, args.input, frozen, args.frozen, clusters=args.clusters)
         frozen_clusters = (crossmatched, args.frozen, len(frozen)) if args.clusters == "frozen" else None
         update = _model_for_stage3(model_path, args.model is not None, stage1, args.input, frozen_clusters)
@@ -344,22 +429,23 @@ def classification_main(argv=None):
                              "makes the source's detections references of that class, overriding SIMBAD; "
                              "'other' leaves them out")
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    _add_allow_duplicates(parser)
 
     def body(args):
+        from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.classification import classify_detections, outlier_table
 
-        check_output_path(args.output)
-        check_output_path(args.outliers_output)
-        _distinct(args.output, args.input, *(args.labels or []))
+        check_outputs([args.output, args.model_output, args.outliers_output], [args.input, *(args.labels or [])],
+                      formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS])
         if args.engine != "memory":
             memory_only = [option for option, used in (
                 ("--labels", bool(args.labels)), ("--strict-labels", args.strict_labels),
                 ("--likelihood", args.likelihood != "distance"), ("--priors", args.priors != "none"),
-                ("--log-floor", args.log_floor is not None), ("--calibrate", args.calibrate)) if used]
+                ("--log-floor", args.log_floor is not None), ("--calibrate", args.calibrate),
+                ("--allow-duplicates", args.allow_duplicates)) if used]
             if memory_only:
                 raise InputError(f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; "
                                  "use --engine memory")
-            _distinct(args.output, args.outliers_output, args.model_output)
             options = dict(method=args.method, location=args.location, score=args.nb_score,
                            outlier_fraction=args.outlier_fraction, explain=args.explain, batch_rows=args.batch_rows)
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
@@ -384,6 +470,7 @@ def classification_main(argv=None):
 
             labels, label_files = read_labels(args.labels)
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
+        table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
         if args.labels:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
@@ -421,15 +508,19 @@ def master_classification_main(argv=None):
     parser.add_argument("--out-dir", default=str(paths.OUT_DIR), help="directory for the two tables")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="format of the two tables")
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    _add_allow_duplicates(parser)
 
     def body(args):
+        from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.master_classification import format_summary, master_classification
 
         out_dir = Path(args.out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir}: --out-dir is not a directory")
         uniquely_path = out_dir / Path(paths.UNIQUELY).with_suffix(f".{args.format}")
         ambiguous_path = out_dir / Path(paths.AMBIGUOUS).with_suffix(f".{args.format}")
-        _distinct(uniquely_path, args.input)
-        _distinct(ambiguous_path, args.input)
+        check_outputs([uniquely_path, ambiguous_path, out_dir / "master_summary.json"], [args.input],
+                      formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None])
         if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
             raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
         if args.engine == "streaming":
@@ -445,6 +536,8 @@ def master_classification_main(argv=None):
             # Only the columns the votes and tables use: the detection table may be wide.
             detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input",
                                      columns=STAGE4_COLUMNS)
+            detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates,
+                                          positions=False)
             uniquely, ambiguous, summary = master_classification(detections, args.input)
         write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
                        (summary, out_dir / "master_summary.json")])
@@ -484,6 +577,22 @@ def _positive_float(text):
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    return value
+
+
+def _add_allow_duplicates(parser):
+    parser.add_argument("--allow-duplicates", action="store_true",
+                        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
+                             "warning, instead of stopping")
 
 
 def _positive_int(text):

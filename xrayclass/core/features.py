@@ -69,33 +69,48 @@ def prepare_features(detections, path):
 def complete_rows(detections, features=FEATURES):
     """Which rows have every feature, and why the others do not.
 
+    A feature value counts only if it is a finite number inside its physical range
+    (:data:`~xrayclass.checks.PHYSICAL_RANGES`); the raw light-curve columns, where the
+    table has them, must be in range too. Values outside are never clipped.
+
     Returns
     -------
     complete : numpy.ndarray of bool
-        True where all ``features`` are finite numbers.
+        True where all ``features`` are finite numbers in range.
     reasons : pandas.DataFrame
-        One row per feature with the number of detections where it is missing (null)
-        and where it is not finite (a division by a zero ``var_mean``).
+        One row per checked column with the number of detections where it is missing
+        (null), not finite (a division by a zero ``var_mean``) and out of range.
     """
+    from xrayclass.io.checks import out_of_range
+
     values = detections[list(features)].to_numpy(dtype="float64")
     missing = np.isnan(values)
     infinite = np.isinf(values)
-    complete = ~(missing | infinite).any(axis=1)
+    raw = [c for c in RAW_FEATURE_COLUMNS if c not in features and c in detections.columns]
+    outside = out_of_range(detections, [*features, *raw]).reindex(columns=[*features, *raw], fill_value=False)
+    outside_values = outside.to_numpy(dtype=bool)
+    complete = ~(missing | infinite).any(axis=1) & ~outside_values.any(axis=1)
+    zeros = np.zeros(len(raw), dtype=int)
     reasons = pd.DataFrame(
-        {"missing": missing.sum(axis=0), "not_finite": infinite.sum(axis=0)},
-        index=pd.Index(features, name="feature"),
+        {"missing": np.r_[missing.sum(axis=0), zeros], "not_finite": np.r_[infinite.sum(axis=0), zeros],
+         "out_of_range": outside_values.sum(axis=0)},
+        index=pd.Index([*features, *raw], name="feature"),
     )
     return complete, reasons
 
 
 def describe_dropped(reasons, n_dropped, n_total):
     """One log line saying how many rows were dropped and for which features."""
+    from xrayclass.io.checks import describe_range
+
     parts = []
     for feature, row in reasons.iterrows():
         if row["missing"]:
             parts.append(f"{feature} missing in {row['missing']:,}")
         if row["not_finite"]:
             parts.append(f"{feature} not finite in {row['not_finite']:,}")
+        if row.get("out_of_range", 0):
+            parts.append(f"{feature} outside {describe_range(feature)} in {row['out_of_range']:,}")
     why = "; ".join(parts) if parts else "none"
     return (
         f"dropped {n_dropped:,} of {n_total:,} detections without all 12 features "

@@ -7,6 +7,8 @@ every output is written to a temporary file beside its destination and renamed i
 place, so a failed run never leaves a partial file behind.
 """
 
+import csv
+import glob
 import json
 import logging
 import os
@@ -118,6 +120,8 @@ def read_table(path, columns=None, allowed=None):
         raise InputError(f"{path}: the file is empty") from None
     except Exception as exc:  # any parser failure is the input's problem, said once
         raise InputError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from None
+    if fmt == "csv":
+        _check_csv_complete(path)
     if _UNNAMED_INDEX in table.columns:
         table = table.drop(columns=_UNNAMED_INDEX)
     if len(table) == 0:
@@ -126,6 +130,33 @@ def read_table(path, columns=None, allowed=None):
         present = [c for c in columns if c in table.columns]
         table = table[present]
     return table
+
+
+def _check_csv_complete(path):
+    """Raise if the CSV's last row is cut short (a copy or download that stopped mid-row).
+
+    pandas fills a short last row with missing values without a word. A complete file
+    ends with a newline; one that does not is checked field by field against the header.
+    """
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    if tail.endswith(b"\n") or not tail:
+        return
+    last = tail.rsplit(b"\n", 1)[-1]
+    if last == header.rstrip(b"\r\n"):
+        return
+    try:
+        n_header = len(next(csv.reader([header.decode("utf-8", "replace")])))
+        n_last = len(next(csv.reader([last.decode("utf-8", "replace")])))
+    except (csv.Error, StopIteration):
+        n_header, n_last = 1, 0
+    if n_last != n_header:
+        raise InputError(f"{path}: the last row has {n_last} of {n_header} fields and no end of line: "
+                         "the file looks cut short")
 
 
 def _read_with_astropy(path, fmt):
@@ -204,16 +235,68 @@ def require_numeric(table, columns, path):
     return table.assign(**converted) if converted else table
 
 
+def _temporary_prefix(path):
+    return f".{Path(path).stem}."
+
+
 def _temporary_path(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # The process id in the name lets a later run tell a temporary left by a killed run
+    # (its process is gone) from one a concurrent run is still writing.
+    handle, name = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}-", suffix=f".tmp{path.suffix}",
+                                    dir=path.parent)
     os.close(handle)
     # mkstemp makes the file private; outputs get the usual permissions (umask).
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(name, 0o666 & ~umask)
     return Path(name)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporaries a killed run left beside ``path``; return what was removed.
+
+    A temporary is ``.<stem>.<pid>-<random>.tmp<suffix>`` (older versions wrote no pid).
+    One whose process still runs belongs to a concurrent run and is left alone.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    prefix, suffix = _temporary_prefix(path), f".tmp{path.suffix}"
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        middle = candidate.name[len(prefix):-len(suffix)]
+        pid_text = middle.split("-", 1)[0] if "-" in middle else ""
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
+            log.warning("%s: a run with process id %s is writing %s; left alone", candidate, pid_text, path)
+            continue
+        try:
+            size = candidate.stat().st_size
+            candidate.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s: cannot remove this leftover of an interrupted run: %s", candidate, exc.strerror)
+            continue
+        log.warning("removed %s (%s bytes), left by an interrupted run", candidate, f"{size:,}")
+        removed.append(candidate)
+    return removed
+
+
+def _write_failed(path, exc):
+    """An operating-system error while writing (disk full, no permission) as one line."""
+    return InputError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 def write_atomic(path, write):
@@ -223,12 +306,18 @@ def write_atomic(path, write):
     an interrupted or failed write leaves neither a partial file nor the temporary.
     """
     path = Path(path)
-    temporary = _temporary_path(path)
+    temporary = None
     try:
+        temporary = _temporary_path(path)
         write(temporary)
         os.replace(temporary, path)
+    except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise _write_failed(path, exc) from None
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         raise
     return path
 
@@ -273,13 +362,18 @@ def write_outputs(outputs):
         for content, path in outputs
     ]
     temporaries = []
+    current = None
     try:
         for write, path in writers:
+            current = path
             temporary = _temporary_path(path)
             temporaries.append(temporary)
             write(temporary)
         for temporary, (_, path) in zip(temporaries, writers):
+            current = path
             os.replace(temporary, path)
+    except OSError as exc:
+        raise _write_failed(current, exc) from None
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)

@@ -224,6 +224,9 @@ class ClassifierModel:
 
     @classmethod
     def from_dict(cls, document, path="classifier"):
+        from xrayclass.io.checks import validate_classifier_document
+
+        validate_classifier_document(document, path, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
         if document.get("format") != CLASSIFIER_FORMAT:
             raise InputError(f"{path}: not a classifier model (format {document.get('format')!r})")
         if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:
@@ -508,6 +511,12 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     census = reference_census(types, roles, table[CLUSTER].to_numpy(), classes, labels)
     _log_census(census)
     _check_labels(census, labels, path, strict_labels)
+    from xrayclass.io.checks import require_roles
+
+    require_roles(roles, path, REFERENCE, TO_CLASSIFY)
+    from xrayclass.io.checks import require_log_features_usable
+
+    require_log_features_usable(table[list(FEATURES)].to_numpy(dtype="float64"), path)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
                               tune=weights_needed(method, explain), likelihood=likelihood, priors=priors,

@@ -89,6 +89,9 @@ class ClusteringModel:
 
     @classmethod
     def from_dict(cls, document, path="model"):
+        from xrayclass.io.checks import validate_model_document
+
+        validate_model_document(document, path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
         if document.get("format") != MODEL_FORMAT:
             raise InputError(f"{path}: not a clustering model (format {document.get('format')!r})")
         if document.get("format_version") != MODEL_FORMAT_VERSION:
@@ -172,6 +175,9 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
         )
 
     features = kept[list(FEATURES)].to_numpy(dtype="float64")
+    from xrayclass.io.checks import require_log_features_usable
+
+    require_log_features_usable(features, path)
     # The preprocessing uses every detection (ranges and shifts); only the mixture is
     # fitted on a subsample when the catalog is large.
     scaler = LogMinMaxScaler(log_floor=log_floor).fit(features)
@@ -198,6 +204,13 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     )
     sizes = np.bincount(clusters, minlength=n_components)
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
+    # A full covariance in 12 dimensions needs at least 13 points to be more than the
+    # regularization: a smaller cluster's shape is not measured, only assumed.
+    small = [k for k, n in enumerate(sizes) if n <= len(FEATURES)]
+    if small:
+        log.warning("clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
+                    "their shape is unreliable (use more detections or fewer --n-components)",
+                    ", ".join(map(str, small)), len(FEATURES), len(FEATURES))
     return clustered, model
 
 

@@ -75,13 +75,19 @@ def format_mean_std(means, stds, decimals=DECIMALS):
 
 
 def cohen_kappa(first, second):
-    """Cohen's kappa of two label arrays (as scikit-learn's, without its per-row loops)."""
+    """Cohen's kappa of two label arrays (as scikit-learn's, without its per-row loops).
+
+    ``None`` where it is undefined: no labels, or chance agreement is certain (both
+    votes give every source one and the same class).
+    """
+    if len(first) == 0:
+        return None
     codes, uniques = pd.factorize(np.concatenate([np.asarray(first, dtype=object), np.asarray(second, dtype=object)]))
     n, k = len(first), len(uniques)
     observed = np.bincount(codes[:n] * k + codes[n:], minlength=k * k).reshape(k, k) / n
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
     agreement, chance = np.trace(observed), np.trace(expected)
-    return float((agreement - chance) / (1 - chance)) if chance < 1 else float("nan")
+    return float((agreement - chance) / (1 - chance)) if chance < 1 else None
 
 
 @dataclass
@@ -114,6 +120,11 @@ def vote(names, predicted, probabilities, classes=CLASSES):
     """
     names = np.asarray(names, dtype=object)
     n = len(names)
+    if n == 0:  # nobody votes: no source, defined and empty
+        classes = np.asarray(classes, dtype=object)
+        empty = np.zeros((0, len(classes)))
+        return Votes(names, np.zeros(0, dtype=int), empty, empty.copy(), classes[:0], classes[:0],
+                     np.zeros(0, dtype=int))
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if n else np.zeros(0, dtype=int)
     counts = np.diff(np.r_[starts, n])
     source_of_row = np.repeat(np.arange(len(starts)), counts)
@@ -171,6 +182,9 @@ def master_classification(detections, path, classes=CLASSES):
     if np.isnan(probabilities).any():
         rows = int(np.isnan(probabilities).any(axis=1).sum())
         raise InputError(f"{path}: {rows:,} detections have missing class probabilities")
+    from xrayclass.io.checks import require_probabilities
+
+    require_probabilities(probabilities, path, classes)
     unscored = (detections[MAIN_TYPE].astype(str) == UNCLASSIFIED).to_numpy() | ~(probabilities > 0).any(axis=1)
     if unscored.any():
         log.warning("%s detections are '%s' (no class could be scored in their cluster) and do not vote",
@@ -250,9 +264,10 @@ def summarize(votes, n_detections, n_unscored):
     """Counts, agreement and multiplicity of the votes, as plain numbers."""
     n_sources = len(votes.names)
     n_unique = int((votes.hard == votes.soft).sum())
-    # Undefined (NaN) when every source gets one and the same class from both votes.
+    # Undefined (None: null in JSON) when every source gets one and the same class from
+    # both votes, or when no source votes at all.
     defined = len(set(votes.hard) | set(votes.soft)) > 1
-    kappa = cohen_kappa(votes.hard, votes.soft) if defined else float("nan")
+    kappa = cohen_kappa(votes.hard, votes.soft) if defined else None
     # A source with one detection agrees with itself by construction: the kappa of the
     # sources with two or more detections is the one that measures the votes (issue 13).
     multiple = votes.detection_count >= 2
@@ -291,4 +306,6 @@ def format_summary(summary):
         "detections per source:  "
         + ", ".join(f"{label}: {n:,}" for label, n in summary["detections_per_source"].items()),
     ]
+    if not sources:
+        lines.insert(0, "no source has a classified detection: both tables are empty")
     return "\n".join(lines)

@@ -221,7 +221,15 @@ def missing_features(detections):
     missing = np.where(missing != "", "missing " + missing, "")
     others = join_where(unexplained, [f"{f} not finite" for f in FEATURES], ", ")
     both = (missing != "") & (others != "")
-    return np.where(both, missing + "; " + others, missing + others).astype(object)
+    reasons = np.where(both, missing + "; " + others, missing + others)
+    # Values outside their physical range (a hardness ratio of 3) are unusable too.
+    from xrayclass.io.checks import describe_range, out_of_range
+
+    outside = out_of_range(detections, columns)
+    if outside.shape[1] and outside.to_numpy().any():
+        named = join_where(outside.to_numpy(), [f"{c} outside {describe_range(c)}" for c in outside.columns], ", ")
+        reasons = np.where((reasons != "") & (named != ""), reasons + "; " + named, reasons + named)
+    return reasons.astype(object)
 
 
 @dataclass

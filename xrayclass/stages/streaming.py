@@ -229,7 +229,6 @@ def fit_streamed(path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_r
 def write_classified(frames, census, model, path, output, model_output, outliers_output, method="mahalanobis",
                      outlier_fraction=OUTLIER_FRACTION, explain=True, batch_rows=BATCH_ROWS, temporary_dir=None):
     """Pass 3's writing: classified frames (in input order) sorted by name/obsid into ``output``."""
-    classes = model.classes
     n_buckets = max(1, -(-census.n_to_classify // batch_rows))
     sorter = None if census.in_order else ExternalSort(name_boundaries(census.names, n_buckets), temporary_dir)
     if census.in_order:
