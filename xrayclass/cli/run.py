@@ -1,16 +1,21 @@
-"""The main job (``make run``): the four stages end to end, then the paper's check.
+"""The main job behind `make run`: the four stages end to end, then the paper's check.
 
-1. The four stages on the default input:
-   * the real CSC input ``data/cscresults.*`` when it is there (stage 2 from the frozen
-     ``data/cluster_csc_simbad.csv`` if present, else online when ``--fetch`` is given);
-   * with ``--fetch``: the CSC input fetched from the CSC TAP service, crossmatched
+What it does, in order:
+
+1. The four stages, on the first input of these that applies:
+   - the real CSC input data/cscresults.* when it is there (stage 2 from the frozen
+     data/cluster_csc_simbad.csv if present, else online when --fetch is given);
+   - with --fetch: the CSC input fetched from the CSC TAP service, crossmatched
      online with SIMBAD (needs the network);
-   * otherwise a SYNTHETIC mock catalog with known truth, generated here and announced
+   - otherwise a SYNTHETIC mock catalog with known truth, generated here and announced
      as such, crossmatched against its mock SIMBAD; the recovered accuracy is printed.
+     Its outputs go to OUT_DIR/mock/.
 2. Stage 4 on the published stage-3 output, compared with the published stage-4
    tables and numbers; a pass/fail table is printed.
-3. The reproduction report ``out_data/report.md`` (and ``.html``): the paper's
-   analyses on this run and each published number next to the value obtained.
+3. The reproduction report OUT_DIR/report.md (and .html): the paper's analyses on
+   this run and each published number next to the value obtained.
+
+It ends by saying where the results are and which commands to try next.
 
 A failed fetch or stage stops the run there with its exit status (2 bad input, 3 a
 failed service): steps 2 and 3 are not run, so that the report of an earlier run is
@@ -94,6 +99,50 @@ def run_mock(out_dir):
     return status, mock_dir
 
 
+def _python():
+    """The interpreter running this, as the user can type it (.venv/bin/python under `make run`)."""
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return str(executable)
+
+
+def next_steps(run_dir, catalog, out_dir):
+    """Where the results are and commands to try next (only those whose inputs this run made)."""
+    from xrayclass.io.runs import default_run
+
+    run_dir, python = Path(run_dir), _python()
+
+    def found(*needs):
+        """`` --run-dir RUN_DIR`` unless the analysis commands would pick this run anyway."""
+        return "" if default_run(needs).resolve() == run_dir.resolve() else f" --run-dir {run_dir}"
+
+    lines = [f"Results: the stage outputs are in {run_dir}/"
+             + (" (SYNTHETIC)" if run_dir.name == "mock" else "")]
+    for path, what in ((out_dir / "report.html", "the report"), (run_dir / "explorer.html", "the explorer")):
+        if path.is_file():
+            lines.append(f"  open {path} in a browser: {what}, works offline")
+    commands = []
+    if (run_dir / paths.UNIQUELY).is_file():
+        commands += [(f"{python} analysis.py explore{found(paths.UNIQUELY)}",
+                      f"rewrite {run_dir / 'explorer.html'} (--help for options)"),
+                     (f"{python} analysis.py figures{found()}",
+                      f"the paper's figures of this run, in {run_dir / 'figures'}/")]
+    if (run_dir / paths.CROSSMATCH.name).is_file():
+        commands.append((f"{python} analysis.py validate{found(paths.CROSSMATCH.name)}",
+                         "70/30 validation against the SIMBAD labels, over 5 seeds"))
+    if (run_dir / paths.MODEL.name).is_file() and (run_dir / paths.CLASSIFIER_MODEL.name).is_file() and catalog:
+        commands.append((f"{python} classify_source.py {catalog} --output {run_dir / 'new_sources.csv'}"
+                         f"{found(paths.MODEL.name, paths.CLASSIFIER_MODEL.name)}",
+                         "classify detections with this run's model and classifier (or give a CSC source name)"))
+    commands.append((f"{python} clustering.py --help", "the four stages one by one (see README)"))
+    lines.append("Next, try (from this directory):")
+    for command, why in commands:
+        lines += [f"  # {why}", f"  {command}"]
+    return "\n".join(lines)
+
+
 def fetch(out_dir):
     from xrayclass.cli.fetch import main as fetch_main
 
@@ -117,12 +166,14 @@ def main(argv=None):
         real_input = next((p for p in REAL_INPUT_CANDIDATES if p.exists()), None)
         if args.fetch:
             banner("Fetching the CSC input from the CSC TAP service")
-            status, fetched = fetch(out_dir)
-            status = status or run_real(fetched, out_dir, online=True)
+            status, catalog = fetch(out_dir)
+            status = status or run_real(catalog, out_dir, online=True)
         elif real_input is not None:
+            catalog = real_input
             status = run_real(real_input, out_dir, online=False)
         else:
             status, run_dir = run_mock(out_dir)
+            catalog = run_dir / "mock_cscresults.parquet"
     except InputError as exc:
         print(f"run_pipeline.py: error: {exc}", file=sys.stderr)
         return 2
@@ -135,6 +186,8 @@ def main(argv=None):
     if not reference.is_dir():
         banner(f"Reproduction skipped: the reference directory {reference} is absent "
                f"(set {paths.REFERENCE_ENV} to its location)")
+        banner("Where the results are")
+        print(next_steps(run_dir, catalog, out_dir))
         return status
     banner("Reproduction of the paper's stage-4 tables from the published stage-3 output")
     configure_logging("reproduction")
@@ -151,4 +204,6 @@ def main(argv=None):
     markdown, html_path, passed, failed = write_report(run_dir, out_dir / "report.md", reference, quick=True)
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail "
           "(failures are listed in the report; see README, 'Where this pipeline differs')")
+    banner("Where the results are")
+    print(next_steps(run_dir, catalog, out_dir))
     return status

@@ -103,6 +103,16 @@ def _read_input(path, default, hint, **kwargs):
 
 # -- stage 1 ---------------------------------------------------------------------------
 
+#: What stage 1 says when the default input is absent: the ways to get one.
+NO_CSC_INPUT_HINT = (
+    "get the CSC detections with `fetch_csc.py` (network; README, 'Fetching from the services'), or put "
+    f"your own CSC query result there (with the published frozen crossmatch {paths.FROZEN_CROSSMATCH} for "
+    "stage 2; README, 'Data files'), or try a SYNTHETIC catalog: `make_mock_catalog.py --n-detections 30000 "
+    "--output mock.parquet` then --input mock.parquet (README, 'A mock catalog with known truth'), "
+    "which `make run` does by itself when there is no input"
+)
+
+
 def clustering_main(argv=None):
     from xrayclass.stages.clustering import FIT_SAMPLE
 
@@ -132,10 +142,7 @@ def clustering_main(argv=None):
 
         check_output_path(args.output)
         _distinct(args.output, args.input)
-        detections = _read_input(
-            args.input, paths.CSC_INPUT,
-            "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
-        )
+        detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
                                               args.fit_sample)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])

@@ -226,6 +226,9 @@ def summarize(votes, n_detections, n_unscored):
     """Counts, agreement and multiplicity of the votes, as plain numbers."""
     n_sources = len(votes.names)
     n_unique = int((votes.hard == votes.soft).sum())
+    hard_family, soft_family = (pd.Series(v, dtype=object).map(AGGREGATE_CLASS) for v in (votes.hard, votes.soft))
+    # Ambiguous only in the detailed class: e.g. hard Seyfert_1, soft Seyfert_2.
+    same_family = int(((votes.hard != votes.soft) & (hard_family == soft_family).to_numpy()).sum())
     # Undefined (NaN) when every source gets one and the same class from both votes.
     defined = len(set(votes.hard) | set(votes.soft)) > 1
     kappa = cohen_kappa(votes.hard, votes.soft) if defined else float("nan")
@@ -239,6 +242,7 @@ def summarize(votes, n_detections, n_unscored):
         "sources": n_sources,
         "uniquely_classified": n_unique,
         "ambiguous": n_sources - n_unique,
+        "ambiguous_same_aggregated_class": same_family,
         "cohen_kappa": kappa,
         "detections_per_source": histogram,
     }
@@ -255,7 +259,9 @@ def format_summary(summary):
         + (f" ({summary['sources_unclassified']:,} more with no classified detection)"
            if summary.get("sources_unclassified") else ""),
         f"uniquely classified:    {summary['uniquely_classified']:,}",
-        f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})",
+        f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})"
+        + (f", of which {summary['ambiguous_same_aggregated_class']:,} with both votes in the same aggregated "
+           "class (e.g. hard Seyfert_1, soft Seyfert_2)" if summary.get("ambiguous_same_aggregated_class") else ""),
         f"Cohen's kappa (hard vs soft): {summary['cohen_kappa']:.3f}",
         "detections per source:  "
         + ", ".join(f"{label}: {n:,}" for label, n in summary["detections_per_source"].items()),
