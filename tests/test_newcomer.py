@@ -90,6 +90,14 @@ def test_explore_finds_the_mock_run_of_make_run(tmp_path):
     assert not (tmp_path / "out_data" / "explorer.html").exists()
 
 
+def test_figures_find_the_mock_run_of_make_run(tmp_path):
+    run = make_run(tmp_path / "out_data" / "mock", files=("model.json",))
+    done = run_script("analysis.py", "figures", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "reading the run in out_data/mock/" in done.stderr
+    assert "out_data/mock/cluster_csc.csv absent" in done.stderr and run.is_dir()
+
+
 def test_without_any_run_the_analysis_says_what_to_run(tmp_path):
     done = run_script("analysis.py", "validate", cwd=tmp_path)
     assert done.returncode == 2
@@ -109,12 +117,14 @@ def test_make_run_ends_with_where_and_what_next(tmp_path, monkeypatch):
     assert "out_data/mock/ (SYNTHETIC)" in text and "open out_data/report.html" in text
     commands = [line.strip() for line in text.splitlines() if line.startswith("  ") and "#" not in line]
     assert any(c.endswith("analysis.py explore") for c in commands)
+    assert any(c.endswith("analysis.py figures") for c in commands)
     assert any("classify_source.py out_data/mock/mock_cscresults.parquet --output out_data/mock/new_sources.csv"
                in c for c in commands)
     # Where out_data/ holds a run of its own, the commands would read that one: they name this run.
     make_run(out)
     text = next_steps(run, run / "mock_cscresults.parquet", out)
     assert "analysis.py explore --run-dir out_data/mock" in text
+    assert "analysis.py figures --run-dir out_data/mock" in text
     assert "new_sources.csv --run-dir out_data/mock" in text
 
 

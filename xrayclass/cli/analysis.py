@@ -142,7 +142,7 @@ def _run_files(args, *needs):
     """The run of ``--run-dir``, or the one :func:`find_run` picks for the files ``needs``."""
     from xrayclass.analysis.steps import RunFiles
 
-    return RunFiles(args.run_dir if args.run_dir is not None else find_run(needs))
+    return RunFiles(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
 
 
 def add_kselect_parser(subparsers, common):

@@ -126,8 +126,8 @@ def next_steps(run_dir, catalog, out_dir):
     commands = []
     if (run_dir / paths.UNIQUELY).is_file():
         commands += [(f"{python} analysis.py explore{found(paths.UNIQUELY)}",
-                      f"rewrite {run_dir / 'explorer.html'} (--help for options)"),
-                     (f"{python} analysis.py figures{found()}",
+                      f"the interactive explorer, {run_dir / 'explorer.html'} (--help for options)"),
+                     (f"{python} analysis.py figures{found(paths.MODEL.name)}",
                       f"the paper's figures of this run, in {run_dir / 'figures'}/")]
     if (run_dir / paths.CROSSMATCH.name).is_file():
         commands.append((f"{python} analysis.py validate{found(paths.CROSSMATCH.name)}",
