@@ -113,19 +113,20 @@ def test_make_run_ends_with_where_and_what_next(tmp_path, monkeypatch):
     out = Path("out_data")
     run = make_run(out / "mock")
     (out / "report.html").write_text("<html>")
-    text = next_steps(run, run / "mock_cscresults.parquet", out)
+    text = next_steps(run, out)
     assert "out_data/mock/ (SYNTHETIC)" in text and "open out_data/report.html" in text
     commands = [line.strip() for line in text.splitlines() if line.startswith("  ") and "#" not in line]
     assert any(c.endswith("analysis.py explore") for c in commands)
     assert any(c.endswith("analysis.py figures") for c in commands)
-    assert any("classify_source.py out_data/mock/mock_cscresults.parquet --output out_data/mock/new_sources.csv"
-               in c for c in commands)
+    assert any(c.endswith("classify_source.py --help") for c in commands)
+    (run / "example_detections.csv").write_text("name\n")
+    assert "classify_source.py out_data/mock/example_detections.csv\n" in next_steps(run, out)
     # Where out_data/ holds a run of its own, the commands would read that one: they name this run.
     make_run(out)
-    text = next_steps(run, run / "mock_cscresults.parquet", out)
+    text = next_steps(run, out)
     assert "analysis.py explore --run-dir out_data/mock" in text
     assert "analysis.py figures --run-dir out_data/mock" in text
-    assert "new_sources.csv --run-dir out_data/mock" in text
+    assert "example_detections.csv --run-dir out_data/mock" in text
 
 
 def test_make_run_help_is_plain_text():

@@ -30,7 +30,7 @@ from xrayclass.io import paths
 from xrayclass.cli.stages import (
     classification_main, clustering_main, configure_logging, crossmatch_main, master_classification_main,
 )
-from xrayclass.io.tables import InputError, read_table
+from xrayclass.io.tables import InputError, read_table, write_outputs
 from xrayclass.analysis.reproduce import format_checks, reproduce_master_tables
 from xrayclass.services import EXIT_SERVICE_ERROR
 
@@ -69,10 +69,13 @@ def run_stages(csc_input, crossmatch_args, out_dir):
 def run_real(real_input, out_dir, online):
     """Stages 1-4 (as far as the inputs allow) on real CSC detections; returns the status."""
     banner(f"Stages 1-4 on the real CSC input {real_input}")
-    if paths.FROZEN_CROSSMATCH.exists() and not online:
-        return run_stages(real_input, ["--frozen", str(paths.FROZEN_CROSSMATCH)], out_dir)
-    if online:
-        return run_stages(real_input, ["--online"], out_dir)
+    if online or paths.FROZEN_CROSSMATCH.exists():
+        status = run_stages(real_input, ["--online"] if online else ["--frozen", str(paths.FROZEN_CROSSMATCH)],
+                            out_dir)
+        if status == 0:
+            write_example(real_input, read_table(out_dir / paths.UNIQUELY), read_table(out_dir / paths.AMBIGUOUS),
+                          out_dir / EXAMPLE)
+        return status
     status = clustering_main(["--input", str(real_input), "--output", str(out_dir / "cluster_csc.csv"),
                               "--model", str(out_dir / "model.json")])
     print(f"Stage 2 needs a crossmatch: put the frozen {paths.FROZEN_CROSSMATCH.name} in {paths.DATA_DIR}/, "
@@ -95,8 +98,25 @@ def run_mock(out_dir):
         classified = read_table(mock_dir / "detection_level_classification.csv")
         uniquely = read_table(mock_dir / "uniquely_classified.csv")
         print(format_accuracy(mock_accuracy(classified, uniquely)))
+        write_example(catalog, uniquely, read_table(mock_dir / paths.AMBIGUOUS), mock_dir / EXAMPLE)
         print(f"outputs (synthetic) in {mock_dir}")
     return status, mock_dir
+
+
+#: A few of the mock's sources, for trying classify_source.py on a short input.
+EXAMPLE = "example_detections.csv"
+
+
+def write_example(catalog, uniquely, ambiguous, path):
+    """The catalog rows of two uniquely classified sources and an ambiguous one, with 2-4 detections each."""
+    def names(table, n):
+        counts = table["detection_count"]
+        return list(table.loc[(counts >= 2) & (counts <= 4), "name"].sort_values().head(n))
+
+    chosen = names(uniquely, 2) + names(ambiguous, 1)
+    table = read_table(catalog)
+    if "name" in table.columns and chosen:
+        write_outputs([(table.loc[table["name"].isin(chosen)].reset_index(drop=True), path)])
 
 
 def _python():
@@ -108,7 +128,7 @@ def _python():
         return str(executable)
 
 
-def next_steps(run_dir, catalog, out_dir):
+def next_steps(run_dir, out_dir):
     """Where the results are and commands to try next (only those whose inputs this run made)."""
     from xrayclass.io.runs import default_run
 
@@ -132,10 +152,15 @@ def next_steps(run_dir, catalog, out_dir):
     if (run_dir / paths.CROSSMATCH.name).is_file():
         commands.append((f"{python} analysis.py validate{found(paths.CROSSMATCH.name)}",
                          "70/30 validation against the SIMBAD labels, over 5 seeds"))
-    if (run_dir / paths.MODEL.name).is_file() and (run_dir / paths.CLASSIFIER_MODEL.name).is_file() and catalog:
-        commands.append((f"{python} classify_source.py {catalog} --output {run_dir / 'new_sources.csv'}"
-                         f"{found(paths.MODEL.name, paths.CLASSIFIER_MODEL.name)}",
-                         "classify detections with this run's model and classifier (or give a CSC source name)"))
+    if (run_dir / paths.MODEL.name).is_file() and (run_dir / paths.CLASSIFIER_MODEL.name).is_file():
+        artifacts = found(paths.MODEL.name, paths.CLASSIFIER_MODEL.name)
+        if (run_dir / EXAMPLE).is_file():
+            commands.append((f"{python} classify_source.py {run_dir / EXAMPLE}{artifacts}",
+                             "classify new detections with this run's model and classifier (here 3 of its "
+                             "sources; --output PATH writes the tables)"))
+        else:
+            commands.append((f"{python} classify_source.py --help",
+                             "classify new detections (a table, or a CSC source name) with this run's artifacts"))
     commands.append((f"{python} clustering.py --help", "the four stages one by one (see README)"))
     lines.append("Next, try (from this directory):")
     for command, why in commands:
@@ -166,14 +191,12 @@ def main(argv=None):
         real_input = next((p for p in REAL_INPUT_CANDIDATES if p.exists()), None)
         if args.fetch:
             banner("Fetching the CSC input from the CSC TAP service")
-            status, catalog = fetch(out_dir)
-            status = status or run_real(catalog, out_dir, online=True)
+            status, fetched = fetch(out_dir)
+            status = status or run_real(fetched, out_dir, online=True)
         elif real_input is not None:
-            catalog = real_input
             status = run_real(real_input, out_dir, online=False)
         else:
             status, run_dir = run_mock(out_dir)
-            catalog = run_dir / "mock_cscresults.parquet"
     except InputError as exc:
         print(f"run_pipeline.py: error: {exc}", file=sys.stderr)
         return 2
@@ -187,7 +210,7 @@ def main(argv=None):
         banner(f"Reproduction skipped: the reference directory {reference} is absent "
                f"(set {paths.REFERENCE_ENV} to its location)")
         banner("Where the results are")
-        print(next_steps(run_dir, catalog, out_dir))
+        print(next_steps(run_dir, out_dir))
         return status
     banner("Reproduction of the paper's stage-4 tables from the published stage-3 output")
     configure_logging("reproduction")
@@ -205,5 +228,5 @@ def main(argv=None):
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail "
           "(failures are listed in the report; see README, 'Where this pipeline differs')")
     banner("Where the results are")
-    print(next_steps(run_dir, catalog, out_dir))
+    print(next_steps(run_dir, out_dir))
     return status
