@@ -160,6 +160,14 @@ def test_every_readme_section_named_in_a_message_exists():
     assert not missing, f"README has no section starting with these names: {missing}"
 
 
+def test_every_section_the_readme_points_to_exists():
+    text = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    pointed = [" ".join(name.split()) for name in re.findall(r"\bsee\s+\"([^\"]+)\"", text)]
+    assert "Running the scripts yourself" in pointed
+    headings = readme_headings()
+    assert not [name for name in pointed if not any(heading.startswith(name) for heading in headings)]
+
+
 def test_stage1_without_input_names_the_ways_to_get_one(tmp_path):
     done = run_script("clustering.py", cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
