@@ -280,6 +280,21 @@ def test_missing_model_is_one_line(artifacts, stage3, tmp_path, capsys):
     assert "not a clustering model" in error_line(capsys)
 
 
+def test_artifacts_default_to_the_run_make_run_made(artifacts, stage3, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "out_data" / "mock"
+    run.mkdir(parents=True)
+    for name in ("model.json", "classifier.json"):
+        (run / name).write_bytes((artifacts / name).read_bytes())
+    (tmp_path / "out_data" / "model.json").write_text("{}")  # an unfinished run: no classifier.json
+    path = tmp_path / "one.csv"
+    raw_rows(stage3, 1).to_csv(path, index=False)
+    monkeypatch.chdir(tmp_path)
+    assert main([str(path)]) == 0
+    assert "reading the run in out_data/mock/" in capsys.readouterr().err
+    assert main([str(path), "--run-dir", "out_data"]) == 2
+    assert "out_data/model.json: not a clustering model" in error_line(capsys)
+
+
 def test_differing_preprocessing_is_warned(artifacts, stage3, tmp_path, capsys):
     document = json.loads((artifacts / "classifier.json").read_text())
     document["preprocessing"]["data_max"]["bb_kt"] += 0.5

@@ -150,6 +150,16 @@ def test_main_job_runs_on_a_mock_and_reproduces_the_paper(tmp_path, reference_di
     assert "MOCK catalog (synthetic, known truth)" in result.stdout
     assert "reproduction: 20 of 20 checks passed" in result.stdout
     assert (tmp_path / "out" / "mock" / "uniquely_classified.csv").exists()
+    # It ends with where the results are and commands that work (from where it ran).
+    ending = result.stdout.split("== Where the results are ==")[1]
+    assert f"the stage outputs are in {tmp_path / 'out' / 'mock'}/ (SYNTHETIC)" in ending
+    command = next(line.split()[1:] for line in ending.splitlines() if "classify_source.py" in line
+                   and not line.lstrip().startswith("#"))
+    assert command[1:] == [str(tmp_path / "out" / "mock" / "example_detections.csv"),
+                           "--run-dir", str(tmp_path / "out" / "mock")]
+    classified = run_script(*command, cwd=tmp_path)
+    assert classified.returncode == 0, classified.stderr
+    assert "3 sources from" in classified.stdout and "ambiguous (" in classified.stdout
 
 
 def test_mock_end_to_end_through_the_scripts(tmp_path):

@@ -12,6 +12,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from xrayclass.core.mixture import fit_mixture
+from xrayclass.core.progress import steps
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,16 @@ def bic_scan(X, k_values=range(2, 21), n_fits=3, seed=0, n_jobs=1):
     tasks = [(k, i, seed + i) for k in k_values for i in range(n_fits)]
     log.info("fitting %d mixtures (K = %s, %d seeds each) on %s detections with %d jobs",
              len(tasks), f"{min(k_values)}..{max(k_values)}", n_fits, f"{len(X):,}", n_jobs)
-    values = Parallel(n_jobs=n_jobs, verbose=0)(delayed(_bic)(X, k, s) for k, _, s in tasks)
-    return pd.DataFrame([(k, i, s, b) for (k, i, s), b in zip(tasks, values)], columns=["k", "fit", "seed", "bic"])
+    # Results come back in task order as they finish, so progress can be shown per K.
+    results = Parallel(n_jobs=n_jobs, verbose=0, return_as="generator")(delayed(_bic)(X, k, s) for k, _, s in tasks)
+    rows = []
+    for (k, i, s), value in zip(tasks, steps(results, len(tasks), "BIC scan", " fits"), strict=True):
+        rows.append((k, i, s, value))
+        if i == n_fits - 1:
+            done = [row[3] for row in rows[-n_fits:]]
+            log.info("K = %d: BIC %.1f ± %.1f over %d fits (%d of %d K values done)", k, np.mean(done),
+                     np.std(done), n_fits, len(rows) // n_fits, len(tasks) // n_fits)
+    return pd.DataFrame(rows, columns=["k", "fit", "seed", "bic"])
 
 
 def summarize_bic(scan):

@@ -40,6 +40,7 @@ from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLU
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.io.tables import InputError, canonical_names, require_columns
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.core.progress import steps
 from xrayclass.core.taxonomy import OTYPE, normalize_types
 
 log = logging.getLogger(__name__)
@@ -252,8 +253,10 @@ def validate_once(labeled, seed, method=mahalanobis_method, classes=CLASSES, gro
     }
 
 
-def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_by_source=False):
+def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_by_source=False, name=""):
     """Repeat :func:`validate_once` over ``seeds``; mean and spread of every number.
+
+    ``name`` (of the method) labels the progress shown, one log line per seed.
 
     Returns
     -------
@@ -263,7 +266,12 @@ def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_b
         per class), ``accuracy_mean``/``accuracy_std``; plus the per-seed accuracies
         and the split sizes.
     """
-    runs = [validate_once(labeled, seed, method, classes, group_by_source) for seed in seeds]
+    runs = []
+    seeds = list(seeds)
+    for seed in steps(seeds, len(seeds), f"validation ({name})" if name else "validation", " seeds"):
+        runs.append(validate_once(labeled, seed, method, classes, group_by_source))
+        log.info("%sseed %d (%d of %d): accuracy %.3f, aggregated %.3f", f"{name}, " if name else "", seed,
+                 len(runs), len(seeds), runs[-1]["classes"]["accuracy"], runs[-1]["aggregated"]["accuracy"])
     with warnings.catch_warnings():
         # A class absent from every held-out set has NaN rows: their means stay NaN, silently.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -320,7 +328,7 @@ def compare_methods(labeled, seeds, methods, group_by_source=False):
         One row per method and level: accuracy (mean, std), macro F1 (mean), and the
         F1 of each class (mean).
     """
-    results = {name: validate(labeled, seeds, method, group_by_source=group_by_source)
+    results = {name: validate(labeled, seeds, method, group_by_source=group_by_source, name=name)
                for name, method in methods.items()}
     rows = []
     for name, result in results.items():

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from xrayclass.io import paths
+from xrayclass.io.runs import find_run
 from xrayclass.cli.stages import DefaultsFormatter as _DefaultsFormatter, _positive_int, _read_input, configure_logging
 from xrayclass.io.tables import InputError, read_table, table_format, write_atomic
 
@@ -74,8 +75,9 @@ def add_compare_parser(subparsers, common):
     )
     parser.add_argument("--catalog", required=True,
                         help="reference catalog (.csv, .parquet, .vot/.xml or .fits)")
-    parser.add_argument("--uniquely", default=str(paths.OUT_DIR / paths.UNIQUELY),
-                        help="uniquely classified sources (stage-4 output)")
+    parser.add_argument("--uniquely", default=None,
+                        help=f"uniquely classified sources (stage-4 output; default: {RUN_DIR_DEFAULT}"
+                             f"/{paths.UNIQUELY})")
     parser.add_argument("--output", default=None,
                         help="result table (.csv or .parquet); default out_data/comparison_<catalog stem>.csv")
     parser.add_argument("--name-column", default=default_columns.name, help="catalog column of CSC source names")
@@ -104,13 +106,15 @@ def compare_command(args):
     from xrayclass.analysis.comparison import CatalogColumns, compare_catalog, format_comparison, parse_mapping
 
     output = args.output or default_comparison_output(args.catalog)
+    if args.uniquely is None:
+        args.uniquely = str(find_run((paths.UNIQUELY,), option="--uniquely") / paths.UNIQUELY)
     from xrayclass.io.checks import check_outputs
 
     check_outputs([output], [args.catalog, args.uniquely])
     mapping = parse_mapping(args.mapping)
     columns = CatalogColumns(args.name_column, args.ra_column, args.dec_column, args.label_column)
     sources = _read_input(args.uniquely, paths.OUT_DIR / paths.UNIQUELY,
-                          "run master_classification.py first or pass --uniquely")
+                          "no run found: run `make run` (or master_classification.py) first, or pass --uniquely")
     catalog = read_table(args.catalog)
     comparison = compare_catalog(sources, args.uniquely, catalog, args.catalog, columns, mapping,
                                  args.radius, args.match)
@@ -123,9 +127,22 @@ def compare_command(args):
 
 # -- kselect, validate, census, figures, report -------------------------------------------
 
-def _run_dir_option(parser, default=paths.OUT_DIR):
-    parser.add_argument("--run-dir", default=str(default),
-                        help="directory of the stage outputs (cluster_csc.csv, ..., uniquely_classified.csv)")
+#: How ``--help`` describes the default run directory (:func:`xrayclass.io.runs.find_run`).
+RUN_DIR_DEFAULT = (f"{paths.OUT_DIR}/ if it holds the files, else the most recent run below it, such as the "
+                   f"{paths.OUT_DIR}/mock/ of `make run` without input")
+
+
+def _run_dir_option(parser):
+    parser.add_argument("--run-dir", default=None,
+                        help="directory of the stage outputs (cluster_csc.csv, ..., uniquely_classified.csv); "
+                             f"default: {RUN_DIR_DEFAULT}")
+
+
+def _run_files(args, *needs):
+    """The run of ``--run-dir``, or the one :func:`find_run` picks for the files ``needs``."""
+    from xrayclass.analysis.steps import RunFiles
+
+    return RunFiles(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
 
 
 def add_kselect_parser(subparsers, common):
@@ -146,10 +163,10 @@ def add_kselect_parser(subparsers, common):
 
 
 def kselect_command(args):
-    from xrayclass.analysis.steps import RunFiles, k_selection
+    from xrayclass.analysis.steps import k_selection
 
-    run = RunFiles(args.run_dir)
-    clustered = _read_input(run.clusters, run.clusters, "run clustering.py first or pass --run-dir")
+    run = _run_files(args, paths.CLUSTERS.name)
+    clustered = _read_input(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
     table, chosen = k_selection(clustered, run.clusters, run.directory, run.figures,
                                 range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
@@ -187,9 +204,9 @@ def add_validate_parser(subparsers, common):
 def validate_command(args):
     from xrayclass.analysis.steps import RunFiles, validation
 
-    run = RunFiles(args.run_dir)
+    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else RunFiles(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
-    table = _read_input(path, run.crossmatch, "run crossmatch.py first or pass --input")
+    table = _read_input(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input")
     from xrayclass.analysis.validation import METHODS
 
     chosen = args.methods or ["mahalanobis"]
@@ -234,9 +251,10 @@ def census_command(args):
     from xrayclass.analysis.steps import RunFiles, census
     from xrayclass.analysis.census import format_type_census
 
-    run = RunFiles(args.run_dir)
+    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else RunFiles(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
-    types, latitude = census(_read_input(path, run.crossmatch, "run crossmatch.py first or pass --input"),
+    types, latitude = census(_read_input(path, run.crossmatch,
+                                         "run `make run` or crossmatch.py first, or pass --input"),
                              run.directory)
     print(format_type_census(types))
     print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -256,9 +274,9 @@ def add_figures_parser(subparsers, common):
 
 
 def figures_command(args):
-    from xrayclass.analysis.steps import RunFiles, run_figures
+    from xrayclass.analysis.steps import run_figures
 
-    made = run_figures(RunFiles(args.run_dir), sources=args.source)
+    made = run_figures(_run_files(args), sources=args.source)
     print("\n".join(str(path) for path in made))
 
 
@@ -280,7 +298,8 @@ def report_command(args):
     from xrayclass.analysis.report import write_report
 
     reference = paths.reference_dir()
-    markdown, html_path, passed, failed = write_report(args.run_dir, args.output,
+    run_dir = args.run_dir if args.run_dir is not None else find_run()
+    markdown, html_path, passed, failed = write_report(run_dir, args.output,
                                                        reference if reference.is_dir() else None,
                                                        quick=not args.full)
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
@@ -316,6 +335,8 @@ def add_explore_parser(subparsers, common):
 def explore_command(args):
     from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
 
+    if args.run_dir is None:
+        args.run_dir = find_run(() if args.uniquely else (paths.UNIQUELY,))
     output = Path(args.output) if args.output else Path(args.run_dir) / "explorer.html"
     if output.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{output}: the explorer is an .html file")

@@ -35,10 +35,16 @@ def build_parser():
                         help="table of per-observation detections with the raw CSC columns (.vot/.xml, "
                              ".csv, .parquet, .fits), or a CSC source name such as '2CXO J004307.5-092302' "
                              "whose detections are then fetched from the CSC TAP service")
-    parser.add_argument("--model", default=str(paths.MODEL),
-                        help="stage-1 model written by clustering.py (preprocessing and Gaussian mixture)")
-    parser.add_argument("--classifier", default=str(paths.CLASSIFIER_MODEL),
-                        help="stage-3 classifier written by classification.py --model-output")
+    parser.add_argument("--model", default=None,
+                        help="stage-1 model written by clustering.py (preprocessing and Gaussian mixture); "
+                             f"default: {paths.MODEL.name} of the run (see --run-dir)")
+    parser.add_argument("--classifier", default=None,
+                        help="stage-3 classifier written by classification.py --model-output; default: "
+                             f"{paths.CLASSIFIER_MODEL.name} of the run (see --run-dir)")
+    parser.add_argument("--run-dir", default=None,
+                        help="the run whose artifacts are used where --model or --classifier is not given; "
+                             f"default: {paths.OUT_DIR}/ if it holds them, else the most recent run below it, "
+                             f"such as the {paths.OUT_DIR}/mock/ of `make run` without input")
     parser.add_argument("--output", metavar="PATH",
                         help="per-detection table (.csv or .parquet); the per-source table is written "
                              "beside it as <stem>_sources.<ext>. Without it, only print the summary")
@@ -71,6 +77,7 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
     from xrayclass.stages.new_sources import classify, format_report, load_artifacts, output_tables, read_input, sources_path
     from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig
 
+    _default_artifacts(args)
     outputs = None
     if args.output:
         from xrayclass.io.checks import check_outputs
@@ -89,6 +96,21 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
         log.info("wrote %s (%s) and %s (%s)", outputs[0], _count(len(detections), "detection"),
                  outputs[1], _count(len(sources), "source"))
     print(format_report(result))
+
+
+def _default_artifacts(args):
+    """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
+    from xrayclass.io.runs import find_run
+
+    if args.model is not None and args.classifier is not None:
+        return
+    run_dir = args.run_dir
+    if run_dir is None:
+        run_dir = find_run((paths.MODEL.name, paths.CLASSIFIER_MODEL.name), option="--run-dir")
+    if args.model is None:
+        args.model = str(Path(run_dir) / paths.MODEL.name)
+    if args.classifier is None:
+        args.classifier = str(Path(run_dir) / paths.CLASSIFIER_MODEL.name)
 
 
 def _count(n, word):

@@ -1,16 +1,21 @@
-"""The main job (``make run``): the four stages end to end, then the paper's check.
+"""The main job behind `make run`: the four stages end to end, then the paper's check.
 
-1. The four stages on the default input:
-   * the real CSC input ``data/cscresults.*`` when it is there (stage 2 from the frozen
-     ``data/cluster_csc_simbad.csv`` if present, else online when ``--fetch`` is given);
-   * with ``--fetch``: the CSC input fetched from the CSC TAP service, crossmatched
+What it does, in order:
+
+1. The four stages, on the first input of these that applies:
+   - the real CSC input data/cscresults.* when it is there (stage 2 from the frozen
+     data/cluster_csc_simbad.csv if present, else online when --fetch is given);
+   - with --fetch: the CSC input fetched from the CSC TAP service, crossmatched
      online with SIMBAD (needs the network);
-   * otherwise a SYNTHETIC mock catalog with known truth, generated here and announced
+   - otherwise a SYNTHETIC mock catalog with known truth, generated here and announced
      as such, crossmatched against its mock SIMBAD; the recovered accuracy is printed.
+     Its outputs go to OUT_DIR/mock/.
 2. Stage 4 on the published stage-3 output, compared with the published stage-4
    tables and numbers; a pass/fail table is printed.
-3. The reproduction report ``out_data/report.md`` (and ``.html``): the paper's
-   analyses on this run and each published number next to the value obtained.
+3. The reproduction report OUT_DIR/report.md (and .html): the paper's analyses on
+   this run and each published number next to the value obtained.
+
+It ends by saying where the results are and which commands to try next.
 
 A failed fetch or stage stops the run there with its exit status (2 bad input, 3 a
 failed service): steps 2 and 3 are not run, so that the report of an earlier run is
@@ -25,7 +30,7 @@ from xrayclass.io import paths
 from xrayclass.cli.stages import (
     classification_main, clustering_main, configure_logging, crossmatch_main, master_classification_main,
 )
-from xrayclass.io.tables import InputError, read_table
+from xrayclass.io.tables import InputError, read_table, write_outputs
 from xrayclass.analysis.reproduce import format_checks, reproduce_master_tables
 from xrayclass.services import EXIT_SERVICE_ERROR
 
@@ -64,10 +69,13 @@ def run_stages(csc_input, crossmatch_args, out_dir):
 def run_real(real_input, out_dir, online):
     """Stages 1-4 (as far as the inputs allow) on real CSC detections; returns the status."""
     banner(f"Stages 1-4 on the real CSC input {real_input}")
-    if paths.FROZEN_CROSSMATCH.exists() and not online:
-        return run_stages(real_input, ["--frozen", str(paths.FROZEN_CROSSMATCH)], out_dir)
-    if online:
-        return run_stages(real_input, ["--online"], out_dir)
+    if online or paths.FROZEN_CROSSMATCH.exists():
+        status = run_stages(real_input, ["--online"] if online else ["--frozen", str(paths.FROZEN_CROSSMATCH)],
+                            out_dir)
+        if status == 0:
+            write_example(real_input, read_table(out_dir / paths.UNIQUELY), read_table(out_dir / paths.AMBIGUOUS),
+                          out_dir / EXAMPLE)
+        return status
     status = clustering_main(["--input", str(real_input), "--output", str(out_dir / "cluster_csc.csv"),
                               "--model", str(out_dir / "model.json")])
     print(f"Stage 2 needs a crossmatch: put the frozen {paths.FROZEN_CROSSMATCH.name} in {paths.DATA_DIR}/, "
@@ -90,8 +98,74 @@ def run_mock(out_dir):
         classified = read_table(mock_dir / "detection_level_classification.csv")
         uniquely = read_table(mock_dir / "uniquely_classified.csv")
         print(format_accuracy(mock_accuracy(classified, uniquely)))
+        write_example(catalog, uniquely, read_table(mock_dir / paths.AMBIGUOUS), mock_dir / EXAMPLE)
         print(f"outputs (synthetic) in {mock_dir}")
     return status, mock_dir
+
+
+#: A few of the mock's sources, for trying classify_source.py on a short input.
+EXAMPLE = "example_detections.csv"
+
+
+def write_example(catalog, uniquely, ambiguous, path):
+    """The catalog rows of two uniquely classified sources and an ambiguous one, with 2-4 detections each."""
+    def names(table, n):
+        counts = table["detection_count"]
+        return list(table.loc[(counts >= 2) & (counts <= 4), "name"].sort_values().head(n))
+
+    chosen = names(uniquely, 2) + names(ambiguous, 1)
+    table = read_table(catalog)
+    if "name" in table.columns and chosen:
+        write_outputs([(table.loc[table["name"].isin(chosen)].reset_index(drop=True), path)])
+
+
+def _python():
+    """The interpreter running this, as the user can type it (.venv/bin/python under `make run`)."""
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return str(executable)
+
+
+def next_steps(run_dir, out_dir):
+    """Where the results are and commands to try next (only those whose inputs this run made)."""
+    from xrayclass.io.runs import default_run
+
+    run_dir, python = Path(run_dir), _python()
+
+    def found(*needs):
+        """`` --run-dir RUN_DIR`` unless the analysis commands would pick this run anyway."""
+        return "" if default_run(needs).resolve() == run_dir.resolve() else f" --run-dir {run_dir}"
+
+    lines = [f"Results: the stage outputs are in {run_dir}/"
+             + (" (SYNTHETIC)" if run_dir.name == "mock" else "")]
+    for path, what in ((out_dir / "report.html", "the report"), (run_dir / "explorer.html", "the explorer")):
+        if path.is_file():
+            lines.append(f"  open {path} in a browser: {what}, works offline")
+    commands = []
+    if (run_dir / paths.UNIQUELY).is_file():
+        commands += [(f"{python} analysis.py explore{found(paths.UNIQUELY)}",
+                      f"the interactive explorer, {run_dir / 'explorer.html'} (--help for options)"),
+                     (f"{python} analysis.py figures{found(paths.MODEL.name)}",
+                      f"the paper's figures of this run, in {run_dir / 'figures'}/")]
+    if (run_dir / paths.CROSSMATCH.name).is_file():
+        commands.append((f"{python} analysis.py validate{found(paths.CROSSMATCH.name)}",
+                         "70/30 validation against the SIMBAD labels, over 5 seeds"))
+    if (run_dir / paths.MODEL.name).is_file() and (run_dir / paths.CLASSIFIER_MODEL.name).is_file():
+        artifacts = found(paths.MODEL.name, paths.CLASSIFIER_MODEL.name)
+        if (run_dir / EXAMPLE).is_file():
+            commands.append((f"{python} classify_source.py {run_dir / EXAMPLE}{artifacts}",
+                             "classify new detections with this run's model and classifier (here 3 of its "
+                             "sources; --output PATH writes the tables)"))
+        else:
+            commands.append((f"{python} classify_source.py --help",
+                             "classify new detections (a table, or a CSC source name) with this run's artifacts"))
+    commands.append((f"{python} clustering.py --help", "the four stages one by one (see README)"))
+    lines.append("Next, try (from this directory):")
+    for command, why in commands:
+        lines += [f"  # {why}", f"  {command}"]
+    return "\n".join(lines)
 
 
 def fetch(out_dir):
@@ -135,6 +209,8 @@ def main(argv=None):
     if not reference.is_dir():
         banner(f"Reproduction skipped: the reference directory {reference} is absent "
                f"(set {paths.REFERENCE_ENV} to its location)")
+        banner("Where the results are")
+        print(next_steps(run_dir, out_dir))
         return status
     banner("Reproduction of the paper's stage-4 tables from the published stage-3 output")
     configure_logging("reproduction")
@@ -151,4 +227,6 @@ def main(argv=None):
     markdown, html_path, passed, failed = write_report(run_dir, out_dir / "report.md", reference, quick=True)
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail "
           "(failures are listed in the report; see README, 'Where this pipeline differs')")
+    banner("Where the results are")
+    print(next_steps(run_dir, out_dir))
     return status

@@ -172,6 +172,16 @@ def _read_input(path, default, hint, **kwargs):
 
 # -- stage 1 ---------------------------------------------------------------------------
 
+#: What stage 1 says when the default input is absent: the ways to get one.
+NO_CSC_INPUT_HINT = (
+    "get the CSC detections with `fetch_csc.py` (network; README, 'Fetching from the services'), or put "
+    f"your own CSC query result there (with the published frozen crossmatch {paths.FROZEN_CROSSMATCH} for "
+    "stage 2; README, 'Data files'), or try a SYNTHETIC catalog: `make_mock_catalog.py --n-detections 30000 "
+    "--output mock.parquet` then --input mock.parquet (README, 'A mock catalog with known truth'), "
+    "which `make run` does by itself when there is no input"
+)
+
+
 def clustering_main(argv=None):
     from xrayclass.stages.clustering import FIT_SAMPLE
 
@@ -208,10 +218,7 @@ def clustering_main(argv=None):
             raise InputError(f"--fit-sample {args.fit_sample} is fewer detections than the "
                              f"{args.n_components} clusters (--n-components) need")
         check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
-        detections = _read_input(
-            args.input, paths.CSC_INPUT,
-            "put the CSC query result there (see README, 'Data') or pass --input", allowed=None,
-        )
+        detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
                                               args.fit_sample, log_floor=args.log_floor)

@@ -19,3 +19,10 @@ def chunks(n_rows, chunk_rows, description):
             bar.update(stop - start)
     if bar is not None:
         bar.close()
+
+
+def steps(iterable, total, description, unit=" steps"):
+    """Iterate over ``iterable`` (``total`` items) with a progress bar, drawn on a terminal only."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=description, unit=unit, disable=None, leave=False)

@@ -264,6 +264,9 @@ def summarize(votes, n_detections, n_unscored):
     """Counts, agreement and multiplicity of the votes, as plain numbers."""
     n_sources = len(votes.names)
     n_unique = int((votes.hard == votes.soft).sum())
+    hard_family, soft_family = (pd.Series(v, dtype=object).map(AGGREGATE_CLASS) for v in (votes.hard, votes.soft))
+    # Ambiguous only in the detailed class: e.g. hard Seyfert_1, soft Seyfert_2.
+    same_family = int(((votes.hard != votes.soft) & (hard_family == soft_family).to_numpy()).sum())
     # Undefined (None: null in JSON) when every source gets one and the same class from
     # both votes, or when no source votes at all.
     defined = len(set(votes.hard) | set(votes.soft)) > 1
@@ -281,6 +284,7 @@ def summarize(votes, n_detections, n_unscored):
         "sources": n_sources,
         "uniquely_classified": n_unique,
         "ambiguous": n_sources - n_unique,
+        "ambiguous_same_aggregated_class": same_family,
         "cohen_kappa": kappa,
         "sources_multiple_detections": int(multiple.sum()),
         "cohen_kappa_multiple_detections": defined_kappa(votes.hard[multiple], votes.soft[multiple]),
@@ -299,7 +303,9 @@ def format_summary(summary):
         + (f" ({summary['sources_unclassified']:,} more with no classified detection)"
            if summary.get("sources_unclassified") else ""),
         f"uniquely classified:    {summary['uniquely_classified']:,}",
-        f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})",
+        f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})"
+        + (f", of which {summary['ambiguous_same_aggregated_class']:,} with both votes in the same aggregated "
+           "class (e.g. hard Seyfert_1, soft Seyfert_2)" if summary.get("ambiguous_same_aggregated_class") else ""),
         f"Cohen's kappa (hard vs soft): {format_kappa(summary['cohen_kappa'])} all sources, "
         f"{format_kappa(summary.get('cohen_kappa_multiple_detections'))} sources with 2 or more detections"
         f" ({summary.get('sources_multiple_detections', 0):,})",

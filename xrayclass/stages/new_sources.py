@@ -628,6 +628,10 @@ def _source_headline(source):
     if source["status"] == UNIQUE:
         return (f"{head}, {votes}: uniquely classified {source['agg_master_class']}/{source['master_class']}"
                 + extra)
+    hard, soft = source["hard_master_class"], source["soft_master_class"]
+    family = AGGREGATE_CLASS.get(hard)
+    if family is not None and family == AGGREGATE_CLASS.get(soft):
+        return f"{head}, {votes}: ambiguous (hard {hard}, soft {soft}: both {family}){extra}"
     return f"{head}, {votes}: ambiguous (the two votes differ){extra}"
 
 
