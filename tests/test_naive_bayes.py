@@ -152,3 +152,21 @@ def test_fast_scores_equal_scikit_learn():
     assert score_predictions(true, predicted, "ABCD", "macro_f1") == pytest.approx(macro, rel=1e-12)
     rarest = f1_score(true, predicted, labels=["D"], average="macro", zero_division=0)
     assert score_predictions(true, predicted, "ABCD", "rarest_f1") == pytest.approx(rarest, rel=1e-12)
+
+
+def test_hand_written_logsumexp_equals_scipy():
+    from scipy.special import logsumexp
+
+    from xrayclass.core.naive_bayes import logsumexp_rows
+
+    rng = np.random.default_rng(4)
+    values = rng.normal(-50, 20, size=(300, 10))
+    values[:5] = -np.inf  # a class with no probability anywhere in the row
+    values[5:10, :3] = -np.inf
+    values[10:15] *= 40  # far beyond what exp() can hold without the shift
+    with np.errstate(divide="ignore"):
+        ours = logsumexp_rows(values)
+    theirs = logsumexp(values, axis=1, keepdims=True)
+    assert ours.shape == (300, 1)
+    np.testing.assert_array_equal(ours[:5], theirs[:5])  # both -inf
+    np.testing.assert_allclose(ours[5:], theirs[5:], rtol=1e-14, atol=0)
