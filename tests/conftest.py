@@ -14,19 +14,6 @@ from xrayclass.constants import FEATURES
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def pytest_addoption(parser):
-    parser.addoption("--remote-data", action="store_true", help="run tests that talk to live services")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--remote-data"):
-        return
-    skip = pytest.mark.skip(reason="talks to a live service; run with --remote-data")
-    for item in items:
-        if "remote_data" in item.keywords:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def reference_dir():
     """The shared reference directory; tests that need it skip, saying why, when absent."""
