@@ -167,3 +167,22 @@ def test_figures_checks_the_source_name_before_drawing(tmp_path):
 def test_validate_help_shows_a_plain_percent():
     done = run_script("analysis.py", "validate", "--help")
     assert "30% as if unlabeled" in " ".join(done.stdout.split()) and "%%" not in done.stdout
+
+
+def test_report_page_escapes_text_and_marks_outcomes(tmp_path):
+    from xrayclass.analysis.report import Report
+
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(b"\x89PNG not really")
+    report = Report("Run <1> & co")
+    report.heading("Stage 4", level=3)
+    report.paragraph("a < b")
+    report.table(pd.DataFrame({"quantity": ["x"], "outcome": ["PASS"]}))
+    report.link(tmp_path / "run" / "explorer.html", "Open")
+    report.image(figure, "Figure 1")
+    page = report.html(tmp_path)
+    assert "<title>Run &lt;1&gt; &amp; co</title>" in page and "<h3>Stage 4</h3>" in page
+    assert "<p>a &lt; b</p>" in page
+    assert "<tr><th>quantity</th><th>outcome</th></tr><tr><td class='x'>x</td><td class='PASS'>PASS</td></tr>" in page
+    assert "<a href='run/explorer.html'>Open</a>" in page
+    assert "<img src='data:image/png;base64,iVBORyBub3QgcmVhbGx5' alt='Figure 1'>" in page
