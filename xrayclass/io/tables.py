@@ -18,6 +18,7 @@ import pandas as pd
 
 from xrayclass.constants import NAME, NAME_ALIASES
 from xrayclass.exceptions import InputError
+from xrayclass.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,6 @@ def table_format(path, allowed=None):
             f"use one of {', '.join(extensions)}"
         )
     return fmt
-
-
-def _one_line(exc):
-    text = " ".join(str(exc).split())
-    return text if len(text) < 300 else text[:297] + "..."
 
 
 def read_table(path, columns=None, allowed=None):
@@ -117,7 +113,7 @@ def read_table(path, columns=None, allowed=None):
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
     except Exception as exc:  # any parser failure is the input's problem, said once
-        raise InputError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from None
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if _UNNAMED_INDEX in table.columns:
         table = table.drop(columns=_UNNAMED_INDEX)
     if len(table) == 0:
@@ -295,7 +291,7 @@ def read_json(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a valid JSON file: {_one_line(exc)}") from None
+        raise InputError(f"{path}: not a valid JSON file: {one_line(exc)}") from None
 
 
 def check_output_path(path):
