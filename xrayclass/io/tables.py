@@ -218,21 +218,29 @@ def write_atomic(path, write):
     The temporary file sits in the destination directory, so the rename is atomic and
     an interrupted or failed write leaves neither a partial file nor the temporary.
     """
-    path = Path(path)
-    temporary = _temporary_path(path)
+    return _write_all([(write, Path(path))])[0]
+
+
+def _write_all(writers):
+    """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded."""
+    temporaries = []
     try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+        for write, path in writers:
+            temporary = _temporary_path(path)
+            temporaries.append(temporary)
+            write(temporary)
+        for temporary, (_, path) in zip(temporaries, writers):
+            os.replace(temporary, path)
+    finally:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+    return [path for _, path in writers]
 
 
-def _table_writer(table, path):
+def _table_writer(table, path, na_rep=""):
     fmt = table_format(path, OUTPUT_FORMATS)
     if fmt == "csv":
-        return lambda tmp: table.to_csv(tmp, index=False)
+        return lambda tmp: table.to_csv(tmp, index=False, na_rep=na_rep)
     # Row groups of bounded size, so that a streamed reader (--engine streaming, Dask)
     # never has to decode more than one group of rows at a time.
     return lambda tmp: table.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
@@ -247,9 +255,13 @@ def _json_writer(document):
     return dump
 
 
-def write_table(table, path):
-    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index."""
-    return write_atomic(path, _table_writer(table, path))
+def write_table(table, path, na_rep=""):
+    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index.
+
+    ``na_rep`` is how CSV shows a missing value (e.g. ``"NaN"`` for a metric that is
+    undefined rather than unknown).
+    """
+    return write_atomic(path, _table_writer(table, path, na_rep))
 
 
 def write_json(document, path):
@@ -264,22 +276,10 @@ def write_outputs(outputs):
     extension) or a JSON-ready dict. Every file is first written to a temporary beside
     its destination; only when all writes succeeded are they renamed into place.
     """
-    writers = [
+    return _write_all([
         (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
         for content, path in outputs
-    ]
-    temporaries = []
-    try:
-        for write, path in writers:
-            temporary = _temporary_path(path)
-            temporaries.append(temporary)
-            write(temporary)
-        for temporary, (_, path) in zip(temporaries, writers):
-            os.replace(temporary, path)
-    finally:
-        for temporary in temporaries:
-            temporary.unlink(missing_ok=True)
-    return [path for _, path in writers]
+    ])
 
 
 def read_json(path):
