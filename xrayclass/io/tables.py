@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow
 
 from xrayclass.constants import NAME, NAME_ALIASES
 from xrayclass.exceptions import InputError
@@ -112,7 +113,7 @@ def read_table(path, columns=None, allowed=None):
         raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
-    except Exception as exc:  # any parser failure is the input's problem, said once
+    except PARSE_ERRORS as exc:  # a parser failure is the input's problem, said once
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if _UNNAMED_INDEX in table.columns:
         table = table.drop(columns=_UNNAMED_INDEX)
@@ -122,6 +123,13 @@ def read_table(path, columns=None, allowed=None):
         present = [c for c in columns if c in table.columns]
         table = table[present]
     return table
+
+
+#: What the readers raise for a file they cannot parse: pandas' ParserError and
+#: UnicodeDecodeError, pyarrow's ArrowInvalid and astropy's VOTable errors are
+#: ValueErrors; a corrupt FITS file or an unreadable one is an OSError; pyarrow raises
+#: other ArrowExceptions for types it cannot convert. Anything else is a bug, not bad input.
+PARSE_ERRORS = (ValueError, OSError, pyarrow.ArrowException)
 
 
 def _read_with_astropy(path, fmt):
