@@ -23,6 +23,23 @@ def reference_dir():
     return directory
 
 
+@pytest.fixture(scope="session")
+def mock_crossmatched():
+    """SYNTHETIC: 24,000 mock detections (seed 8) through stage 1 and a local stage 2.
+
+    One run for the whole session, shared by the tests of the analyses and of the
+    naive Bayes classifier; tests that need other sizes or seeds make their own.
+    Treat it as read-only.
+    """
+    from xrayclass.analysis.mock import generate
+    from xrayclass.core.positional import crossmatch_local
+    from xrayclass.stages.clustering import cluster_detections
+
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
+    stage1, _ = cluster_detections(detections, "mock")
+    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
+
+
 def reference_path(reference_dir, name):
     path = reference_dir / name
     if not path.is_file():

@@ -7,21 +7,11 @@ import pandas as pd
 import pytest
 
 from xrayclass.analysis.census import latitude_census, type_census
-from xrayclass.stages.clustering import cluster_detections
-from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
+from xrayclass.constants import AGGREGATE_CLASSES
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
-from xrayclass.analysis.mock import generate
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
 
 from conftest import run_script
-
-
-@pytest.fixture(scope="module")
-def mock_crossmatched():
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(20_000, 21)))
-    stage1, _ = cluster_detections(detections, "mock")
-    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
 
 
 def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):

@@ -3,16 +3,12 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from xrayclass.stages.classification import classify_detections, naive_bayes_categories
-from xrayclass.stages.clustering import cluster_detections
 from xrayclass.constants import CLASSES, FEATURES, LOCATION_FEATURE, MAIN_TYPE
-from xrayclass.analysis.mock import generate
 from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_predictions
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.analysis.validation import labeled_detections, split
 
 
@@ -69,11 +65,8 @@ def test_bounded_features_keep_their_mass_at_the_edges():
 
 
 @pytest.fixture(scope="module")
-def mock_labeled():
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
-    stage1, _ = cluster_detections(detections, "mock")
-    stage2 = crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
-    return stage2, labeled_detections(stage2, "mock")
+def mock_labeled(mock_crossmatched):
+    return mock_crossmatched, labeled_detections(mock_crossmatched, "mock")
 
 
 def test_tuned_weights_beat_equal_weights_on_held_out_mock_detections(mock_labeled):
