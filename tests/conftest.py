@@ -14,19 +14,6 @@ from xrayclass.constants import FEATURES
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def pytest_addoption(parser):
-    parser.addoption("--remote-data", action="store_true", help="run tests that talk to live services")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--remote-data"):
-        return
-    skip = pytest.mark.skip(reason="talks to a live service; run with --remote-data")
-    for item in items:
-        if "remote_data" in item.keywords:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def reference_dir():
     """The shared reference directory; tests that need it skip, saying why, when absent."""
@@ -34,6 +21,23 @@ def reference_dir():
     if not directory.is_dir():
         pytest.skip(f"reference directory {directory} is absent (set {paths.REFERENCE_ENV})")
     return directory
+
+
+@pytest.fixture(scope="session")
+def mock_crossmatched():
+    """SYNTHETIC: 24,000 mock detections (seed 8) through stage 1 and a local stage 2.
+
+    One run for the whole session, shared by the tests of the analyses and of the
+    naive Bayes classifier; tests that need other sizes or seeds make their own.
+    Treat it as read-only.
+    """
+    from xrayclass.analysis.mock import generate
+    from xrayclass.core.positional import crossmatch_local
+    from xrayclass.stages.clustering import cluster_detections
+
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
+    stage1, _ = cluster_detections(detections, "mock")
+    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
 
 
 def reference_path(reference_dir, name):

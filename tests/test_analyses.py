@@ -7,21 +7,11 @@ import pandas as pd
 import pytest
 
 from xrayclass.analysis.census import latitude_census, type_census
-from xrayclass.stages.clustering import cluster_detections
-from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
+from xrayclass.constants import AGGREGATE_CLASSES
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
-from xrayclass.analysis.mock import generate
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
 
 from conftest import run_script
-
-
-@pytest.fixture(scope="module")
-def mock_crossmatched():
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(20_000, 21)))
-    stage1, _ = cluster_detections(detections, "mock")
-    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
 
 
 def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
@@ -216,3 +206,22 @@ def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp
     assert (tmp_path / "figures" / "fig_method_comparison_splits.png").exists()
     assert (tmp_path / "figures" / "fig_reliability_splits.png").exists()
     assert written["split"].unique().tolist() == ["by source", "by detection"]
+
+
+def test_report_page_escapes_text_and_marks_outcomes(tmp_path):
+    from xrayclass.analysis.report import Report
+
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(b"\x89PNG not really")
+    report = Report("Run <1> & co")
+    report.heading("Stage 4", level=3)
+    report.paragraph("a < b")
+    report.table(pd.DataFrame({"quantity": ["x"], "outcome": ["PASS"]}))
+    report.link(tmp_path / "run" / "explorer.html", "Open")
+    report.image(figure, "Figure 1")
+    page = report.html(tmp_path)
+    assert "<title>Run &lt;1&gt; &amp; co</title>" in page and "<h3>Stage 4</h3>" in page
+    assert "<p>a &lt; b</p>" in page
+    assert "<tr><th>quantity</th><th>outcome</th></tr><tr><td class='x'>x</td><td class='PASS'>PASS</td></tr>" in page
+    assert "<a href='run/explorer.html'>Open</a>" in page
+    assert "<img src='data:image/png;base64,iVBORyBub3QgcmVhbGx5' alt='Figure 1'>" in page

@@ -163,9 +163,10 @@ def test_main_job_runs_on_a_mock_and_reproduces_the_paper(tmp_path, reference_di
 
 
 def test_mock_end_to_end_through_the_scripts(tmp_path):
-    """Stages 1-4 on a 30,000-detection mock in under a minute, with the recovered accuracy."""
-    import time
+    """Stages 1-4 on a 30,000-detection mock through the scripts, with the recovered accuracy.
 
+    No time limit here: the timings are measured by benchmarks/, on a quiet machine.
+    """
     from xrayclass.io.tables import read_table
     from xrayclass.analysis.mock import format_accuracy, mock_accuracy
 
@@ -173,7 +174,6 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
     made = run_script("make_mock_catalog.py", "--n-detections", 30000, "--seed", 11, "--output", catalog)
     assert made.returncode == 0, made.stderr
     assert "SYNTHETIC" in made.stderr
-    start = time.perf_counter()
     steps = [
         ("clustering.py", "--input", catalog, "--output", tmp_path / "s1.parquet", "--model", tmp_path / "m.json"),
         ("crossmatch.py", "--input", tmp_path / "s1.parquet", "--catalog", simbad, "--output", tmp_path / "s2.parquet"),
@@ -184,10 +184,8 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
     for script, *args in steps:
         result = run_script(script, *args)
         assert result.returncode == 0, result.stderr
-    elapsed = time.perf_counter() - start
     scores = mock_accuracy(read_table(tmp_path / "s3.parquet"), read_table(tmp_path / "uniquely_classified.csv"))
-    print(format_accuracy(scores), f"(stages 1-4 in {elapsed:.1f} s)")
-    assert elapsed < 60
+    print(format_accuracy(scores))
     # Chance here is always guessing the most common aggregated class (about 0.45).
     assert scores["aggregated_accuracy"] > 0.65
     assert scores["aggregated_accuracy"] > scores["aggregated_chance"] + 0.15

@@ -8,8 +8,9 @@ import pytest
 
 from xrayclass.analysis.comparison import (
     DEFAULT_MAPPING, RESULT_COLUMNS, CatalogColumns, class_metrics, class_pair, compare_catalog,
-    match_by_position, parse_class_pair, parse_mapping, shared_labels,
+    parse_class_pair, parse_mapping, shared_labels,
 )
+from xrayclass.core.positional import nearest_within
 from xrayclass.io.tables import InputError
 
 from conftest import reference_path, run_script
@@ -166,8 +167,8 @@ def test_synthetic_metrics_by_hand(synthetic_comparison):
 
 
 def test_position_match_across_ra_zero_within_one_arcsec():
-    rows, separations = match_by_position([0.25 * ARCSEC, 10.0], [0.0, 0.0],
-                                          [360 - 0.25 * ARCSEC, 10.0 + 1.5 * ARCSEC], [0.0, 0.0])
+    rows, separations = nearest_within([0.25 * ARCSEC, 10.0], [0.0, 0.0],
+                                       [360 - 0.25 * ARCSEC, 10.0 + 1.5 * ARCSEC], [0.0, 0.0], 1.0)
     assert rows.tolist() == [0, -1]
     assert separations[0] == pytest.approx(0.5, abs=1e-6) and math.isnan(separations[1])
 

@@ -36,6 +36,21 @@ def out_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("figures")
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures saved during the test, in order: what is drawn can be checked, not only
+    that files exist. save_figure still runs (and writes the files)."""
+    saved = []
+    original = figures.save_figure
+
+    def keep(figure, out_dir, stem):
+        saved.append(figure)
+        return original(figure, out_dir, stem)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    return saved
+
+
 def pdf_page_size(path):
     """Width and height of the PDF's page, in points (1/72 inch)."""
     box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", path.read_bytes())
@@ -62,13 +77,23 @@ def check_written(paths, stem=None):
     return image
 
 
-def test_bic_figure(out_dir):
+def test_bic_figure(out_dir, drawn):
     k = np.arange(2, 21)
     mean = -1e5 * (1 - np.exp(-(k - 1) / 3)) + 500 * k
     table = pd.DataFrame({"k": k, "bic_mean": mean, "bic_std": 2000 / np.sqrt(k), "gradient": np.gradient(mean)})
     table.loc[table.index[-1], "gradient"] = np.nan
     image = check_written(figures.bic_figure(table, out_dir, chosen_k=6), "fig1_bic")
     assert image.shape[:2] == (6 * figures.DPI, 7 * figures.DPI)
+    top, bottom = drawn[0].axes
+    assert top.get_ylabel() == "BIC (dimensionless)" and "information criterion" in top.get_title()
+    assert bottom.get_xlabel() == "Number of mixture components K"
+    mean_line = next(line for line in top.get_lines() if line.get_label() == "mean BIC")
+    np.testing.assert_array_equal(mean_line.get_xdata(), k)
+    np.testing.assert_array_equal(mean_line.get_ydata(), mean)
+    gradient = next(line for line in bottom.get_lines() if line.get_label() == "gradient of the mean BIC")
+    np.testing.assert_array_equal(gradient.get_ydata(), table["gradient"].to_numpy(float))
+    for ax in (top, bottom):  # the chosen K is marked on both panels
+        assert [line.get_xdata()[0] for line in ax.get_lines() if line.get_label() == "chosen K = 6"] == [6]
 
 
 def test_bic_figure_requires_its_columns(out_dir):
@@ -76,8 +101,14 @@ def test_bic_figure_requires_its_columns(out_dir):
         figures.bic_figure(pd.DataFrame({"k": [2], "bic_mean": [1.0], "bic_std": [0.1]}), out_dir)
 
 
-def test_cluster_sky_map(stages, out_dir):
+def test_cluster_sky_map(stages, out_dir, drawn):
     check_written(figures.cluster_sky_map(stages["clustered"], out_dir), "fig2_cluster_sky_map")
+    (ax,) = drawn[0].axes
+    counts = stages["clustered"]["cluster"].value_counts().sort_index()
+    # One scatter per cluster, with every detection of the cluster, labelled with its count.
+    points = {collection.get_label(): len(collection.get_offsets()) for collection in ax.collections}
+    assert points == {f"cluster {c} (n = {n:,})": n for c, n in counts.items()}
+    assert "Mollweide" in drawn[0].get_suptitle()
 
 
 def test_hardness_by_cluster(stages, out_dir):

@@ -3,16 +3,12 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from xrayclass.stages.classification import classify_detections, naive_bayes_categories
-from xrayclass.stages.clustering import cluster_detections
 from xrayclass.constants import CLASSES, FEATURES, LOCATION_FEATURE, MAIN_TYPE
-from xrayclass.analysis.mock import generate
 from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_predictions
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.analysis.validation import labeled_detections, split
 
 
@@ -69,11 +65,8 @@ def test_bounded_features_keep_their_mass_at_the_edges():
 
 
 @pytest.fixture(scope="module")
-def mock_labeled():
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
-    stage1, _ = cluster_detections(detections, "mock")
-    stage2 = crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
-    return stage2, labeled_detections(stage2, "mock")
+def mock_labeled(mock_crossmatched):
+    return mock_crossmatched, labeled_detections(mock_crossmatched, "mock")
 
 
 def test_tuned_weights_beat_equal_weights_on_held_out_mock_detections(mock_labeled):
@@ -177,3 +170,21 @@ def test_an_out_of_range_value_does_not_change_the_ranking_of_classes_by_itself(
     assert (outside[0] <= model.log_likelihood_[:, :, : model.bins].min(axis=(0, 2))).all()
     # It still makes the row more unusual than the same row inside the range.
     assert (model.explain(beyond)["outlier_measure"] > model.explain(inside)["outlier_measure"]).all()
+
+
+def test_hand_written_logsumexp_equals_scipy():
+    from scipy.special import logsumexp
+
+    from xrayclass.core.naive_bayes import logsumexp_rows
+
+    rng = np.random.default_rng(4)
+    values = rng.normal(-50, 20, size=(300, 10))
+    values[:5] = -np.inf  # a class with no probability anywhere in the row
+    values[5:10, :3] = -np.inf
+    values[10:15] *= 40  # far beyond what exp() can hold without the shift
+    with np.errstate(divide="ignore"):
+        ours = logsumexp_rows(values)
+    theirs = logsumexp(values, axis=1, keepdims=True)
+    assert ours.shape == (300, 1)
+    np.testing.assert_array_equal(ours[:5], theirs[:5])  # both -inf
+    np.testing.assert_allclose(ours[5:], theirs[5:], rtol=1e-14, atol=0)

@@ -158,6 +158,13 @@ def test_no_network(server, waits):
         crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(retries=1), sleep=waits.append)
 
 
+def test_a_programming_error_is_not_reported_as_a_failed_service(server, waits):
+    server.add("GET", TABLES, TypeError("a bug in the code under test"))
+    with pytest.raises(TypeError, match="a bug"):
+        crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(retries=1), sleep=waits.append)
+    assert waits == []  # nor retried
+
+
 @pytest.mark.parametrize("radius", [0, -1, 180.01, 181, math.nan, math.inf])
 def test_radius_is_checked_before_any_request(radius):
     with pytest.raises(InputError, match="--radius must be more than 0 and at most 180 arcsec"):

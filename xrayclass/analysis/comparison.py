@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, NAME
+from xrayclass.core.positional import nearest_within
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 log = logging.getLogger(__name__)
@@ -291,42 +292,6 @@ def match_by_name(source_names, catalog_names):
     return found.fillna(-1).to_numpy(dtype=np.int64, copy=True)
 
 
-def match_by_position(source_ra, source_dec, catalog_ra, catalog_dec, radius_arcsec=MATCH_RADIUS_ARCSEC):
-    """Nearest catalog row within ``radius_arcsec`` of each source (degrees in), or -1.
-
-    Returns
-    -------
-    rows : ndarray of int
-        Index into the catalog arrays, -1 where none is within the radius (or either
-        position is missing).
-    separations : ndarray of float
-        Separation to that row in arcsec (NaN where none).
-    """
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
-    source_ra, source_dec = np.asarray(source_ra, dtype="float64"), np.asarray(source_dec, dtype="float64")
-    catalog_ra, catalog_dec = np.asarray(catalog_ra, dtype="float64"), np.asarray(catalog_dec, dtype="float64")
-    rows = np.full(len(source_ra), -1, dtype=np.int64)
-    separations = np.full(len(source_ra), np.nan)
-    with_source = np.isfinite(source_ra) & np.isfinite(source_dec)
-    with_catalog = np.flatnonzero(np.isfinite(catalog_ra) & np.isfinite(catalog_dec))
-    if not with_source.any() or len(with_catalog) == 0:
-        return rows, separations
-    sources = SkyCoord(ra=source_ra[with_source] * u.deg, dec=source_dec[with_source] * u.deg)
-    catalog = SkyCoord(ra=catalog_ra[with_catalog] * u.deg, dec=catalog_dec[with_catalog] * u.deg)
-    if len(with_catalog) == 1:  # match_to_catalog_sky needs a catalog of at least two
-        nearest = np.zeros(len(sources), dtype=np.int64)
-        distance = sources.separation(catalog[0])
-    else:
-        nearest, distance, _ = sources.match_to_catalog_sky(catalog)
-    distance = distance.to_value(u.arcsec)
-    inside = distance <= radius_arcsec
-    rows[np.flatnonzero(with_source)[inside]] = with_catalog[nearest[inside]]
-    separations[np.flatnonzero(with_source)[inside]] = distance[inside]
-    return rows, separations
-
-
 def match_sources(sources, catalog, radius_arcsec=MATCH_RADIUS_ARCSEC, match="both"):
     """Match each source to at most one catalog row: by name first, then by position.
 
@@ -351,8 +316,8 @@ def match_sources(sources, catalog, radius_arcsec=MATCH_RADIUS_ARCSEC, match="bo
         matched_by[rows >= 0] = BY_NAME
     if match in ("both", "position"):
         left = rows < 0
-        found, distance = match_by_position(sources["ra"].to_numpy()[left], sources["dec"].to_numpy()[left],
-                                            catalog["ra"].to_numpy(), catalog["dec"].to_numpy(), radius_arcsec)
+        found, distance = nearest_within(sources["ra"].to_numpy()[left], sources["dec"].to_numpy()[left],
+                                          catalog["ra"].to_numpy(), catalog["dec"].to_numpy(), radius_arcsec)
         index = np.flatnonzero(left)[found >= 0]
         rows[index] = found[found >= 0]
         matched_by[index] = BY_POSITION

@@ -31,6 +31,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator
 
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME
 from xrayclass.io.tables import write_atomic
+from xrayclass.text import plural
 
 #: Okabe & Ito (2008) colour-blind-safe palette, ordered so the low-contrast yellow
 #: comes last: blue, orange, bluish green, vermillion, reddish purple, sky blue,
@@ -540,7 +541,7 @@ def source_probability_plot(classified, name, out_dir, master_class=None, stem=N
     ax.grid(True, axis="y", alpha=0.3)
     figure.legend(loc="outside lower center", ncols=2, fontsize=8)
     ax.set_title(f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), "
-                 f"{n} detection{'s' if n != 1 else ''}", fontsize=10)
+                 + plural(n, "detection"), fontsize=10)
     return save_figure(figure, out_dir, stem or f"fig10_{safe_stem(name)}")
 
 

@@ -9,12 +9,12 @@ but not compared with the paper's. Where an input is missing, its section says s
 """
 
 import base64
-import html
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 
 from xrayclass.analysis import steps as analyses
@@ -78,32 +78,28 @@ class Report:
         return "\n".join(lines)
 
     def html(self, base):
-        parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>",
-                 "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
-                 "td,th{border:1px solid #999;padding:2px 6px}img{max-width:100%}"
-                 ".PASS{background:#cfe8cf}.FAIL{background:#f4c7c3}</style></head><body>",
-                 f"<h1>{html.escape(self.title)}</h1>"]
+        """The document as one self-contained HTML page (``templates/report.html.j2``)."""
+        blocks = []
         for block in self.blocks:
             kind = block[0]
             if kind == "heading":
-                parts.append(f"<h{block[1] + 0}>{html.escape(block[2])}</h{block[1]}>")
+                blocks.append({"kind": kind, "level": block[1], "text": block[2]})
             elif kind == "paragraph":
-                parts.append(f"<p>{html.escape(block[1])}</p>")
+                blocks.append({"kind": kind, "text": block[1]})
             elif kind == "table":
                 frame = block[1].astype(str)
-                header = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-                rows = "".join(
-                    "<tr>" + "".join(f"<td class='{html.escape(v)}'>{html.escape(v)}</td>" for v in row) + "</tr>"
-                    for row in frame.itertuples(index=False))
-                parts.append(f"<table><tr>{header}</tr>{rows}</table>")
+                blocks.append({"kind": kind, "columns": [str(c) for c in frame.columns],
+                               "rows": list(frame.itertuples(index=False))})
             elif kind == "link":
-                parts.append(f"<p><a href='{html.escape(_relative(block[1], base))}'>{html.escape(block[2])}</a></p>")
+                blocks.append({"kind": kind, "href": _relative(block[1], base), "text": block[2]})
             else:
-                # Embedded as a data: URI, so that the report is one file that can be moved.
-                parts.append(f"<figure><img src='{_data_uri(block[1])}' "
-                             f"alt='{html.escape(block[2])}'><figcaption>{html.escape(block[2])}</figcaption></figure>")
-        parts.append("</body></html>")
-        return "\n".join(parts)
+                blocks.append({"kind": kind, "src": _data_uri(block[1]), "text": block[2]})
+        return _TEMPLATES.get_template("report.html.j2").render(title=self.title, blocks=blocks)
+
+
+#: The page templates shipped in the package; every value put in them is escaped.
+_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("xrayclass", "templates"), autoescape=True,
+                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 def _data_uri(path):

@@ -15,30 +15,14 @@ from pathlib import Path
 
 from xrayclass.io import paths
 from xrayclass.io.runs import find_run
-from xrayclass.cli.stages import DefaultsFormatter as _DefaultsFormatter, _positive_int, _read_input, configure_logging
-from xrayclass.io.tables import InputError, read_table, table_format, write_atomic
+from xrayclass.cli.stages import (
+    DefaultsFormatter as _DefaultsFormatter, _positive_int, _read_input, configure_logging, verbosity_options,
+)
+from xrayclass.io.tables import InputError, read_table, table_format, write_atomic, write_table
 
 log = logging.getLogger("xrayclass")
 
 PROG = "analysis.py"
-
-
-def _common_options():
-    """Options every sub-command takes (-v / -q), as an argparse parent parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_mutually_exclusive_group()
-    group.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
-                       default=argparse.SUPPRESS, help="log more detail")
-    group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
-                       default=argparse.SUPPRESS, help="log warnings and errors only")
-    return common
-
-
-def write_result_table(table, path):
-    """Write a result table atomically; missing values appear as ``NaN`` in CSV."""
-    if table_format(path) == "csv":
-        return write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, na_rep="NaN"))
-    return write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
 
 
 # -- compare -----------------------------------------------------------------------------
@@ -120,7 +104,7 @@ def compare_command(args):
                                  args.radius, args.match)
     log.debug("matched sources by comparison class (rows) and catalog label (columns):\n%s",
               comparison.confusion.to_string())
-    write_result_table(comparison.metrics, output)
+    write_table(comparison.metrics, output, na_rep="NaN")
     log.info("wrote %s", output)
     print(format_comparison(comparison))
 
@@ -364,7 +348,7 @@ def build_parser():
         prog=PROG, description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each.",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    common = _common_options()
+    common = verbosity_options()
     for add_parser in SUBCOMMANDS:
         add_parser(subparsers, common)
     return parser

@@ -59,13 +59,20 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _parser(prog, description):
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter)
-    group = parser.add_mutually_exclusive_group()
+def verbosity_options():
+    """The -v / -q options every command takes, as an argparse parent parser."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_mutually_exclusive_group()
     group.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
                        default=argparse.SUPPRESS, help="log more detail")
     group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
                        default=argparse.SUPPRESS, help="log warnings and errors only")
+    return options
+
+
+def _parser(prog, description):
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter,
+                                     parents=[verbosity_options()])
     parser.set_defaults(verbosity=0)
     return parser
 

@@ -18,6 +18,7 @@ detections (issue 13).
 
 import numpy as np
 import scipy.linalg
+import scipy.special
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -31,10 +32,11 @@ CHUNK_ROWS = 65_536
 def softmin(distances):
     """Turn non-negative distances into probabilities, ``exp(-|d|) / sum exp(-|d|)``.
 
-    Infinite distances get probability 0. The smallest finite distance of each row is
-    subtracted first, which leaves the result unchanged but keeps it defined where
-    every ``exp(-d)`` would underflow to 0 (the published code returned NaN there).
-    A row with no finite distance gets all zeros.
+    ``scipy.special.softmax`` of ``-|d|``: infinite distances get probability 0, and the
+    smallest distance of each row is subtracted first, which leaves the result
+    unchanged but keeps it defined where every ``exp(-d)`` would underflow to 0 (the
+    published code returned NaN there); the arithmetic is the published one, to the
+    bit. A row with no finite distance (or a NaN) gets all zeros.
 
     Parameters
     ----------
@@ -44,15 +46,14 @@ def softmin(distances):
     -------
     numpy.ndarray of the same shape; each row sums to 1, or is all zero.
     """
-    weights = np.abs(np.asarray(distances, dtype="float64"))  # a new array, worked on in place
-    nearest = weights.min(axis=1, keepdims=True)
-    # A row without any finite distance keeps inf - 0 = inf everywhere: all weights 0.
-    nearest[~np.isfinite(nearest)] = 0.0
-    np.subtract(weights, nearest, out=weights)
-    np.negative(weights, out=weights)
-    np.exp(weights, out=weights)
-    totals = weights.sum(axis=1, keepdims=True)
-    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+    negated = np.negative(np.abs(np.asarray(distances, dtype="float64")))
+    # A row without any finite distance would give inf - inf = NaN inside softmax.
+    defined = np.isfinite(negated.max(axis=1))
+    if defined.all():
+        return scipy.special.softmax(negated, axis=1)
+    probabilities = np.zeros_like(negated)
+    probabilities[defined] = scipy.special.softmax(negated[defined], axis=1)
+    return probabilities
 
 
 def softmax_log(log_weights):

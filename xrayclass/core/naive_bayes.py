@@ -47,7 +47,15 @@ CHUNK_ROWS = 65_536
 
 
 def logsumexp_rows(values):
-    """log(sum(exp(values), axis=1)) for an (n, k) array, stable and without overhead."""
+    """log(sum(exp(values), axis=1)) for an (n, k) array, stable; shape (n, 1).
+
+    Kept by hand because it is measured to matter: it equals
+    ``scipy.special.logsumexp(values, axis=1, keepdims=True)`` to 1e-14 (a test checks
+    it), but scipy's general version (signs, weights, complex input, array API) was 2.4
+    to 3.5 times slower on (1e3 to 1e6, 10) arrays, and made ``predict_proba`` plus
+    ``explain`` of a million detections (3 categories, 10 classes) take 10.3 s instead of
+    7.0 s (best of 4, 2-core machine, scipy 1.17.1).
+    """
     top = values.max(axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     return (np.log(np.exp(values - top).sum(axis=1, keepdims=True)) + top)

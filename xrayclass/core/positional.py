@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 from astropy import units as u
-from astropy.coordinates import SkyCoord
+from astropy.coordinates import SkyCoord, match_coordinates_sky
 
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.io.tables import require_columns, require_numeric
@@ -19,6 +19,41 @@ log = logging.getLogger(__name__)
 
 #: Suffix given to catalog columns whose names the detection table already uses.
 CATALOG_SUFFIX = "_x"
+
+
+def nearest_within(ra, dec, catalog_ra, catalog_dec, radius_arcsec):
+    """The nearest catalog position within ``radius_arcsec`` of each position (degrees, ICRS).
+
+    astropy's ``match_coordinates_sky`` (a k-d tree on the unit sphere: right across RA 0
+    and at the poles, and never an n x m table of separations).
+
+    Returns
+    -------
+    rows : numpy.ndarray of int
+        Index into the catalog arrays; -1 where nothing lies within the radius, or where
+        either position is missing.
+    separations : numpy.ndarray of float
+        The separation to that row in arcsec; NaN where there is none.
+    """
+    ra, dec = np.asarray(ra, dtype="float64"), np.asarray(dec, dtype="float64")
+    catalog_ra, catalog_dec = np.asarray(catalog_ra, dtype="float64"), np.asarray(catalog_dec, dtype="float64")
+    rows = np.full(len(ra), -1, dtype=np.int64)
+    separations = np.full(len(ra), np.nan)
+    known = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
+    candidates = np.flatnonzero(np.isfinite(catalog_ra) & np.isfinite(catalog_dec))
+    if len(known) == 0 or len(candidates) == 0:
+        return rows, separations
+    here = SkyCoord(ra[known] * u.deg, dec[known] * u.deg)
+    there = SkyCoord(catalog_ra[candidates] * u.deg, catalog_dec[candidates] * u.deg)
+    if len(candidates) == 1:  # match_coordinates_sky wants a catalog of two or more
+        nearest, distance = np.zeros(len(known), dtype=np.int64), here.separation(there[0])
+    else:
+        nearest, distance, _ = match_coordinates_sky(here, there)
+    distance = distance.to_value(u.arcsec)
+    inside = distance <= radius_arcsec
+    rows[known[inside]] = candidates[nearest[inside]]
+    separations[known[inside]] = distance[inside]
+    return rows, separations
 
 
 def best_matches(detections, catalog, radius_arcsec, catalog_path):
@@ -49,15 +84,13 @@ def best_matches(detections, catalog, radius_arcsec, catalog_path):
 
     # Detections of one source share its position: match each position once.
     codes, positions = pd.factorize(pd.MultiIndex.from_arrays([detections["ra"], detections["dec"]]))
-    here = SkyCoord(positions.get_level_values(0).to_numpy() * u.deg, positions.get_level_values(1).to_numpy() * u.deg)
-    there = SkyCoord(catalog["ra"].to_numpy() * u.deg, catalog["dec"].to_numpy() * u.deg)
-    nearest, separation, _ = here.match_to_catalog_sky(there)
-    within = separation.arcsec <= radius_arcsec
+    nearest, separation = nearest_within(positions.get_level_values(0), positions.get_level_values(1),
+                                         catalog["ra"], catalog["dec"], radius_arcsec)
+    within = nearest >= 0
 
     renamed = catalog.rename(columns={"ra": f"ra{CATALOG_SUFFIX}", "dec": f"dec{CATALOG_SUFFIX}"})
-    matched_rows = np.where(within, nearest, -1)[codes]
-    matches = renamed.reindex(matched_rows).reset_index(drop=True)  # -1 -> all empty
-    matches["angDist"] = np.where(within, separation.arcsec, np.nan)[codes]
+    matches = renamed.reindex(nearest[codes]).reset_index(drop=True)  # -1 -> all empty
+    matches["angDist"] = separation[codes]
     log.info("%s: %s of %s distinct positions have an object within %g arcsec", catalog_path,
              f"{int(within.sum()):,}", f"{len(within):,}", radius_arcsec)
     return matches

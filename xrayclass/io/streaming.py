@@ -27,8 +27,9 @@ import pandas as pd
 
 from xrayclass.constants import NAME, NAME_ALIASES, OBSID
 from xrayclass.exceptions import InputError
+from xrayclass.text import one_line
 from xrayclass.io.tables import (
-    OUTPUT_FORMATS, _UNNAMED_INDEX, _one_line, _temporary_path, table_format,
+    OUTPUT_FORMATS, PARSE_ERRORS, _UNNAMED_INDEX, _temporary_path, table_format,
 )
 
 #: Rows per batch by default: a few hundred MB for the widest stage tables.
@@ -53,8 +54,8 @@ def table_columns(path: str | Path) -> list[str]:
 
             return [c for c in pyarrow.parquet.read_schema(path).names if c != "__index_level_0__"]
         return [c for c in pd.read_csv(path, nrows=0).columns if c != _UNNAMED_INDEX]
-    except Exception as exc:
-        raise InputError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from None
+    except PARSE_ERRORS as exc:
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
 
 
 def _wanted(columns: Sequence[str] | None, present: Sequence[str]) -> list[str]:
@@ -142,8 +143,8 @@ def iter_batches(path: str | Path, columns: Sequence[str] | None = None,
         raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from None
+    except PARSE_ERRORS as exc:
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if empty:
         raise InputError(f"{path}: the table has no rows")
 

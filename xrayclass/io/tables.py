@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow
 
 from xrayclass.constants import NAME, NAME_ALIASES
 from xrayclass.exceptions import InputError
+from xrayclass.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +64,6 @@ def table_format(path, allowed=None):
             f"use one of {', '.join(extensions)}"
         )
     return fmt
-
-
-def _one_line(exc):
-    text = " ".join(str(exc).split())
-    return text if len(text) < 300 else text[:297] + "..."
 
 
 def read_table(path, columns=None, allowed=None):
@@ -118,8 +115,8 @@ def read_table(path, columns=None, allowed=None):
         raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
-    except Exception as exc:  # any parser failure is the input's problem, said once
-        raise InputError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from None
+    except PARSE_ERRORS as exc:  # a parser failure is the input's problem, said once
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if fmt == "csv":
         _check_csv_complete(path)
     if _UNNAMED_INDEX in table.columns:
@@ -130,6 +127,13 @@ def read_table(path, columns=None, allowed=None):
         present = [c for c in columns if c in table.columns]
         table = table[present]
     return table
+
+
+#: What the readers raise for a file they cannot parse: pandas' ParserError and
+#: UnicodeDecodeError, pyarrow's ArrowInvalid and astropy's VOTable errors are
+#: ValueErrors; a corrupt FITS file or an unreadable one is an OSError; pyarrow raises
+#: other ArrowExceptions for types it cannot convert. Anything else is a bug, not bad input.
+PARSE_ERRORS = (ValueError, OSError, pyarrow.ArrowException)
 
 
 def _check_csv_complete(path):
@@ -305,62 +309,11 @@ def write_atomic(path, write):
     The temporary file sits in the destination directory, so the rename is atomic and
     an interrupted or failed write leaves neither a partial file nor the temporary.
     """
-    path = Path(path)
-    temporary = None
-    try:
-        temporary = _temporary_path(path)
-        write(temporary)
-        os.replace(temporary, path)
-    except OSError as exc:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        raise _write_failed(path, exc) from None
-    except BaseException:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return _write_all([(write, Path(path))])[0]
 
 
-def _table_writer(table, path):
-    fmt = table_format(path, OUTPUT_FORMATS)
-    if fmt == "csv":
-        return lambda tmp: table.to_csv(tmp, index=False)
-    # Row groups of bounded size, so that a streamed reader (--engine streaming, Dask)
-    # never has to decode more than one group of rows at a time.
-    return lambda tmp: table.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
-
-
-def _json_writer(document):
-    def dump(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, allow_nan=False)
-            handle.write("\n")
-
-    return dump
-
-
-def write_table(table, path):
-    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index."""
-    return write_atomic(path, _table_writer(table, path))
-
-
-def write_json(document, path):
-    """Write a JSON document atomically, indented for reading."""
-    return write_atomic(path, _json_writer(document))
-
-
-def write_outputs(outputs):
-    """Write several outputs so that either all of them appear or none does.
-
-    ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
-    extension) or a JSON-ready dict. Every file is first written to a temporary beside
-    its destination; only when all writes succeeded are they renamed into place.
-    """
-    writers = [
-        (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
-        for content, path in outputs
-    ]
+def _write_all(writers):
+    """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded."""
     temporaries = []
     current = None
     try:
@@ -380,6 +333,51 @@ def write_outputs(outputs):
     return [path for _, path in writers]
 
 
+def _table_writer(table, path, na_rep=""):
+    fmt = table_format(path, OUTPUT_FORMATS)
+    if fmt == "csv":
+        return lambda tmp: table.to_csv(tmp, index=False, na_rep=na_rep)
+    # Row groups of bounded size, so that a streamed reader (--engine streaming, Dask)
+    # never has to decode more than one group of rows at a time.
+    return lambda tmp: table.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
+
+
+def _json_writer(document):
+    def dump(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1, allow_nan=False)
+            handle.write("\n")
+
+    return dump
+
+
+def write_table(table, path, na_rep=""):
+    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index.
+
+    ``na_rep`` is how CSV shows a missing value (e.g. ``"NaN"`` for a metric that is
+    undefined rather than unknown).
+    """
+    return write_atomic(path, _table_writer(table, path, na_rep))
+
+
+def write_json(document, path):
+    """Write a JSON document atomically, indented for reading."""
+    return write_atomic(path, _json_writer(document))
+
+
+def write_outputs(outputs):
+    """Write several outputs so that either all of them appear or none does.
+
+    ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
+    extension) or a JSON-ready dict. Every file is first written to a temporary beside
+    its destination; only when all writes succeeded are they renamed into place.
+    """
+    return _write_all([
+        (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
+        for content, path in outputs
+    ])
+
+
 def read_json(path):
     """Read a JSON document, raising :class:`InputError` with the file name on failure."""
     path = Path(path)
@@ -389,7 +387,7 @@ def read_json(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a valid JSON file: {_one_line(exc)}") from None
+        raise InputError(f"{path}: not a valid JSON file: {one_line(exc)}") from None
 
 
 def check_output_path(path):

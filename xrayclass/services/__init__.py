@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from xrayclass.exceptions import EXIT_SERVICE_ERROR, ServiceError
+from xrayclass.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,6 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = (429,)
 
 
-
-
-def one_line(text, limit=300):
-    """``text`` on one line, shortened to ``limit`` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def utc_now():

@@ -19,8 +19,10 @@ import dataclasses
 import logging
 import tempfile
 
+import astroquery.exceptions
 import numpy as np
 import pandas as pd
+import requests
 
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.stages.crossmatch import attach_matches
@@ -189,6 +191,17 @@ def _client(config, cache_dir, table_list=None):
     return client
 
 
+#: How a query of X-Match fails: the HTTP layer (no connection, time-out, a status:
+#: ``requests.RequestException``, an ``OSError``), astroquery's own errors (a rejected
+#: query, a banned address), or an answer that does not parse as a VOTable (astropy's
+#: ``ValueError``). Anything else is a bug and is not reworded as a failed service.
+SERVICE_FAILURES = (
+    OSError, ValueError, requests.RequestException, astroquery.exceptions.InvalidQueryError,
+    astroquery.exceptions.RemoteServiceError, astroquery.exceptions.TableParseError,
+    astroquery.exceptions.TimeoutError,
+)
+
+
 def _query_chunk(client, chunk, config, get_query_payload=False):
     import astropy.units as u
     from astropy.table import Table
@@ -283,7 +296,7 @@ def crossmatch_simbad(stage1, stage1_path, config, *, sleep=None):
             try:
                 answer = with_retries(lambda: _query_chunk(client, chunk, config),
                                       what=f"X-Match {where}", retries=config.retries, sleep=sleep)
-            except Exception as exc:
+            except SERVICE_FAILURES as exc:
                 raise _service_error(exc, config, where) from exc
             if len(answer) and ROW in answer.columns:
                 unknown = ~answer[ROW].isin(chunk[ROW])

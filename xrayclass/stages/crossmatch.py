@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
+from sklearn.metrics.cluster import contingency_matrix
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
@@ -60,12 +61,9 @@ def cluster_agreement(ours, theirs):
     Cluster numbers of two mixture fits are arbitrary, so the labels are first paired
     up by the assignment that maximizes the overlap.
     """
-    ours = np.asarray(ours, dtype=int)
-    theirs = np.asarray(theirs, dtype=int)
-    size = max(ours.max(), theirs.max()) + 1
-    overlap = np.zeros((size, size), dtype=int)
-    np.add.at(overlap, (ours, theirs), 1)
-    rows, columns = linear_sum_assignment(-overlap)
+    ours = np.asarray(ours)
+    overlap = contingency_matrix(ours, np.asarray(theirs))
+    rows, columns = linear_sum_assignment(overlap, maximize=True)
     return overlap[rows, columns].sum() / len(ours)
 
 

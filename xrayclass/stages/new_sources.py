@@ -41,6 +41,7 @@ from xrayclass.constants import (
 from xrayclass.core.features import prepare_features
 from xrayclass.io.tables import InputError, read_table, require_numeric
 from xrayclass.stages.master_classification import vote
+from xrayclass.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -602,19 +603,15 @@ def source_table(prepared, detections, skipped, classes):
 
 # -- the printed summary --------------------------------------------------------------------------
 
-def _plural(n, word):
-    return f"{n} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def _source_headline(source):
     name, n = source[NAME], int(source["classified_count"])
     if source["status"] == NOT_CLASSIFIABLE:
-        return (f"{name}: not classified: none of its {_plural(int(source['detection_count']), 'detection')} "
+        return (f"{name}: not classified: none of its {plural(int(source['detection_count']), 'detection')} "
                 "can be classified")
     notes = [f"{source['voting_count']} voting"] if 0 < source["voting_count"] < n else []
     notes += [f"{source['skipped_count']} more skipped"] if source["skipped_count"] else []
     notes = f" ({', '.join(notes)})" if notes else ""
-    head = (f"{name}: {_plural(n, 'detection')}{notes}, cluster {source['main_cluster']} "
+    head = (f"{name}: {plural(n, 'detection')}{notes}, cluster {source['main_cluster']} "
             f"({source['main_cluster_count']}/{n})")
     if source["status"] == NO_CLASS:
         return f"{head}: {UNCLASSIFIED} (no class has enough references in the cluster of any of its detections)"
@@ -661,11 +658,11 @@ def format_report(result):
     n_classified, n_skipped = len(detections), len(result.skipped)
     n_outside = int(detections[OUTSIDE].sum())
     if n_outside:
-        lines.append(f"{_plural(n_outside, 'detection')} outside the training range: the preprocessing "
+        lines.append(f"{plural(n_outside, 'detection')} outside the training range: the preprocessing "
                      "extrapolates (values are not clipped), so treat their classes with caution")
-    lines.append(f"{n_classified:,} of {_plural(result.n_input, 'detection')} classified"
+    lines.append(f"{n_classified:,} of {plural(result.n_input, 'detection')} classified"
                  + (f", {n_skipped} skipped (missing features or undefined log)" if n_skipped else "")
-                 + f"; {_plural(len(result.sources), 'source')} from {result.origin}")
+                 + f"; {plural(len(result.sources), 'source')} from {result.origin}")
     lines += list(result.caveats)
     return "\n".join(lines)
 
