@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from xrayclass.analysis.census import latitude_census, type_census
-from xrayclass.constants import AGGREGATE_CLASSES
+from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
 from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
 
