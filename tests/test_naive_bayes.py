@@ -71,9 +71,9 @@ def test_bounded_features_keep_their_mass_at_the_edges():
 @pytest.fixture(scope="module")
 def mock_labeled():
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
-    stage1, _ = cluster_detections(detections, "mock")
-    stage2 = crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
-    return stage2, labeled_detections(stage2, "mock")
+    stage1, _ = cluster_detections(detections)
+    stage2 = crossmatch_local(stage1, simbad, 1.0)
+    return stage2, labeled_detections(stage2)
 
 
 def test_tuned_weights_beat_equal_weights_on_held_out_mock_detections(mock_labeled):
@@ -107,7 +107,7 @@ def test_injected_anomalies_rank_in_the_top_outlier_percentile(mock_labeled):
     table.loc[anomalies, "bb_kt"] = 40.0
     table.loc[anomalies, ["var_prob_b", "var_prob_h", "var_prob_s"]] = 1.0
     table.loc[anomalies, "name"] = [f"MOCK ANOMALY {k}" for k in range(len(anomalies))]
-    classified, _ = classify_detections(table, "mock with anomalies")
+    classified, _ = classify_detections(table)
     injected = classified["name"].str.startswith("MOCK ANOMALY")
     assert injected.sum() == 20
     assert (classified.loc[injected, "outlier_percentile"] >= 99).all()
@@ -121,8 +121,8 @@ def test_injected_anomalies_rank_in_the_top_outlier_percentile(mock_labeled):
 
 def test_stage3_outputs_tracks_and_naive_bayes_method(mock_labeled):
     stage2, _ = mock_labeled
-    by_mahalanobis, model = classify_detections(stage2, "mock")
-    by_bayes, _ = classify_detections(stage2, "mock", method="naive-bayes")
+    by_mahalanobis, model = classify_detections(stage2)
+    by_bayes, _ = classify_detections(stage2, method="naive-bayes")
     assert by_mahalanobis["name"].tolist() == by_bayes["name"].tolist()
     for table in (by_mahalanobis, by_bayes):
         np.testing.assert_allclose(table[list(CLASSES)].sum(axis=1), 1.0)

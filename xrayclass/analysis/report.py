@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from xrayclass.exceptions import input_files
 from xrayclass.analysis import steps as analyses
 
 from xrayclass.analysis import published
@@ -169,7 +170,9 @@ def comparison_section(report, reference):
         return []
     uniquely_path = reference / published.UNIQUELY_FILE
     catalog_path = reference / published.MUWCLASS_TD_FILE
-    comparison = compare_catalog(read_table(uniquely_path), uniquely_path, read_table(catalog_path), catalog_path)
+    with input_files(uniquely_path, sources=uniquely_path, catalog=catalog_path):
+        comparison = compare_catalog(read_table(uniquely_path), read_table(catalog_path))
+    comparison.summary["catalog"] = str(catalog_path)
     metrics = comparison.metrics.set_index("class")
     rows = []
     for name, (matches, precision, r_precision, recall) in published.TABLE4_MUWCLASS_TD.items():
@@ -271,8 +274,8 @@ def kselection_section(report, run, synthetic, quick):
         analyses.figures.bic_figure(table, run.figures, chosen_k=chosen)
     else:
         settings = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
-        table, chosen = analyses.k_selection(read_table(run.clusters), run.clusters, run.directory, run.figures,
-                                             **settings)
+        with input_files(run.clusters):
+            table, chosen = analyses.k_selection(read_table(run.clusters), run.directory, run.figures, **settings)
         how = ("computed now: " + ("K = 2..20, 2 seeded fits per K on a 3,000-detection subsample (quick)"
                                    if quick else "K = 2..20, 3 seeded fits per K on up to 20,000 detections"))
     report.paragraph(f"BIC of the full-covariance mixture, {how}. The chosen K is the knee of the mean BIC curve.")
@@ -289,8 +292,9 @@ def validation_section(report, run, synthetic):
         report.paragraph(f"Skipped: {run.crossmatch} is absent.")
         return []
     crossmatched = read_table(run.crossmatch)
-    results, comparison = analyses.validation(crossmatched, run.crossmatch, run.directory / "validation",
-                                              run.figures, methods=("mahalanobis", "naive-bayes"))
+    with input_files(run.crossmatch):
+        results, comparison = analyses.validation(crossmatched, run.directory / "validation",
+                                                  run.figures, methods=("mahalanobis", "naive-bayes"))
     result = results["mahalanobis"]
     classes, aggregated = result["classes"], result["aggregated"]
     comparable = not synthetic

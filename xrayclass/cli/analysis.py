@@ -13,6 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from xrayclass.exceptions import input_files
 from xrayclass.io import paths
 from xrayclass.io.runs import find_run
 from xrayclass.cli.stages import DefaultsFormatter as _DefaultsFormatter, _positive_int, _read_input, configure_logging
@@ -116,8 +117,9 @@ def compare_command(args):
     sources = _read_input(args.uniquely, paths.OUT_DIR / paths.UNIQUELY,
                           "no run found: run `make run` (or master_classification.py) first, or pass --uniquely")
     catalog = read_table(args.catalog)
-    comparison = compare_catalog(sources, args.uniquely, catalog, args.catalog, columns, mapping,
-                                 args.radius, args.match)
+    with input_files(args.uniquely, sources=args.uniquely, catalog=args.catalog):
+        comparison = compare_catalog(sources, catalog, columns, mapping, args.radius, args.match)
+    comparison.summary["catalog"] = str(args.catalog)
     log.debug("matched sources by comparison class (rows) and catalog label (columns):\n%s",
               comparison.confusion.to_string())
     write_result_table(comparison.metrics, output)
@@ -167,8 +169,9 @@ def kselect_command(args):
 
     run = _run_files(args, paths.CLUSTERS.name)
     clustered = _read_input(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
-    table, chosen = k_selection(clustered, run.clusters, run.directory, run.figures,
-                                range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
+    with input_files(run.clusters):
+        table, chosen = k_selection(clustered, run.directory, run.figures,
+                                    range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
 
@@ -211,9 +214,10 @@ def validate_command(args):
 
     chosen = args.methods or ["mahalanobis"]
     methods = tuple(dict.fromkeys(m for name in chosen for m in (METHODS if name == "all" else [name])))
-    results, table = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
-                                args.group_by_source, methods, calibrate=args.calibrate,
-                                both_splits=args.both_splits)
+    with input_files(path):
+        results, table = validation(table, run.directory / "validation", run.figures, range(args.seeds),
+                                    args.group_by_source, methods, calibrate=args.calibrate,
+                                    both_splits=args.both_splits)
     for name, result in results.items():
         for level in ("classes", "aggregated"):
             part = result[level]
