@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from xrayclass.exceptions import input_files
+from xrayclass.io.paths import RunLayout
 from xrayclass.analysis import steps as analyses
 
 from xrayclass.analysis import published
@@ -391,7 +392,7 @@ def explorer_section(report, run, synthetic):
     if not run.uniquely.exists():
         report.paragraph(f"No explorer: {run.uniquely} is absent.")
         return
-    output = run.directory / "explorer.html"
+    output = run.explorer
     try:
         meta = write_explorer(read_run(run.directory, synthetic=synthetic or None), output)
     except (ExploreError, InputError) as exc:
@@ -405,7 +406,7 @@ def explorer_section(report, run, synthetic):
 
 def write_report(run_dir, output, reference=None, quick=True):
     """Make the report of the run in ``run_dir``; returns (markdown path, html path, passed, failed)."""
-    run = analyses.RunFiles(run_dir)
+    run = RunLayout(run_dir)
     output = Path(output)
     synthetic = run.detections.exists() and analyses.is_synthetic(read_table(run.detections, columns=["name"]))
     kind = "SYNTHETIC (mock catalog: not real data)" if synthetic else "real CSC data" if run.detections.exists() \

@@ -17,54 +17,13 @@ from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.io.paths import RunLayout
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunFiles:
-    """Where the stage outputs of one run live (the stage scripts' default names)."""
-
-    directory: Path
-
-    def __post_init__(self):
-        self.directory = Path(self.directory)
-
-    @property
-    def clusters(self):
-        return self.directory / "cluster_csc.csv"
-
-    @property
-    def model(self):
-        return self.directory / "model.json"
-
-    @property
-    def crossmatch(self):
-        return self.directory / "cluster_csc_simbad.csv"
-
-    @property
-    def detections(self):
-        return self.directory / "detection_level_classification.csv"
-
-    @property
-    def uniquely(self):
-        return self.directory / "uniquely_classified.csv"
-
-    @property
-    def ambiguous(self):
-        return self.directory / "ambiguous_classification.csv"
-
-    @property
-    def summary(self):
-        return self.directory / "master_summary.json"
-
-    @property
-    def figures(self):
-        return self.directory / "figures"
-
-    @property
-    def bic(self):
-        return self.directory / "bic.csv"
+#: The run's files: one layout for the stages, ``make run``, the analyses and the report.
+RunFiles = RunLayout
 
 
 def is_synthetic(table):

@@ -142,9 +142,8 @@ def _run_dir_option(parser):
 
 def _run_files(args, *needs):
     """The run of ``--run-dir``, or the one :func:`find_run` picks for the files ``needs``."""
-    from xrayclass.analysis.steps import RunFiles
 
-    return RunFiles(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
+    return paths.RunLayout(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
 
 
 def add_kselect_parser(subparsers, common):
@@ -205,9 +204,9 @@ def add_validate_parser(subparsers, common):
 
 
 def validate_command(args):
-    from xrayclass.analysis.steps import RunFiles, validation
+    from xrayclass.analysis.steps import validation
 
-    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else RunFiles(args.run_dir or paths.OUT_DIR)
+    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     table = _read_input(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input")
     from xrayclass.analysis.validation import METHODS
@@ -252,10 +251,10 @@ def add_census_parser(subparsers, common):
 
 
 def census_command(args):
-    from xrayclass.analysis.steps import RunFiles, census
+    from xrayclass.analysis.steps import census
     from xrayclass.analysis.census import format_type_census
 
-    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else RunFiles(args.run_dir or paths.OUT_DIR)
+    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     types, latitude = census(_read_input(path, run.crossmatch,
                                          "run `make run` or crossmatch.py first, or pass --input"),
@@ -292,7 +291,7 @@ def add_report_parser(subparsers, common):
                     "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
                     "inputs were real, frozen or synthetic. Runs the analyses it needs.")
     _run_dir_option(parser)
-    parser.add_argument("--output", default=str(paths.OUT_DIR / "report.md"), help="the Markdown report (.md)")
+    parser.add_argument("--output", default=str(paths.DEFAULT_RUN.report), help="the Markdown report (.md)")
     parser.add_argument("--full", action="store_true",
                         help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one")
     parser.set_defaults(command=report_command, stage="report")
@@ -341,7 +340,7 @@ def explore_command(args):
 
     if args.run_dir is None:
         args.run_dir = find_run(() if args.uniquely else (paths.UNIQUELY,))
-    output = Path(args.output) if args.output else Path(args.run_dir) / "explorer.html"
+    output = Path(args.output) if args.output else paths.RunLayout(args.run_dir).explorer
     if output.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{output}: the explorer is an .html file")
     tables = read_run(args.run_dir, args.uniquely, args.ambiguous, args.detections,

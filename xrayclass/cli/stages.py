@@ -532,9 +532,9 @@ def master_classification_main(argv=None):
         out_dir = Path(args.out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError(f"{out_dir}: --out-dir is not a directory")
-        uniquely_path = out_dir / Path(paths.UNIQUELY).with_suffix(f".{args.format}")
-        ambiguous_path = out_dir / Path(paths.AMBIGUOUS).with_suffix(f".{args.format}")
-        check_outputs([uniquely_path, ambiguous_path, out_dir / "master_summary.json"], [args.input],
+        run = paths.RunLayout(out_dir)
+        uniquely_path, ambiguous_path = run.stage4_tables(args.format)
+        check_outputs([uniquely_path, ambiguous_path, run.summary], [args.input],
                       formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None])
         if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
             raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
@@ -556,9 +556,9 @@ def master_classification_main(argv=None):
             with input_files(args.input):
                 uniquely, ambiguous, summary = master_classification(detections)
         write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
-                       (summary, out_dir / "master_summary.json")])
+                       (summary, run.summary)])
         log.info("wrote %s (%s sources), %s (%s sources) and %s", uniquely_path, f"{len(uniquely):,}",
-                 ambiguous_path, f"{len(ambiguous):,}", out_dir / "master_summary.json")
+                 ambiguous_path, f"{len(ambiguous):,}", run.summary)
         print(format_summary(summary))
 
     return _run("master_classification", parser, body, argv)
