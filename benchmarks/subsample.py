@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--seed", type=int, default=42, help="seed of the fits (the pipeline's default)")
     args = parser.parse_args()
     catalog, _ = mock(args.n, HERE / "cache", 1)
-    table = prepare_features(read_table(catalog), catalog)
+    table = prepare_features(read_table(catalog))
     complete, _ = complete_rows(table)
     features = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
     scaler = LogMinMaxScaler().fit(features)

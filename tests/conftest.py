@@ -36,8 +36,8 @@ def mock_crossmatched():
     from xrayclass.stages.clustering import cluster_detections
 
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
-    stage1, _ = cluster_detections(detections, "mock")
-    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
+    stage1, _ = cluster_detections(detections)
+    return crossmatch_local(stage1, simbad, 1.0)
 
 
 def reference_path(reference_dir, name):

@@ -15,7 +15,7 @@ from conftest import run_script
 
 
 def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
-    labeled = labeled_detections(mock_crossmatched, "mock")
+    labeled = labeled_detections(mock_crossmatched)
     result = validate(labeled, seeds=range(3))
     aggregated = result["aggregated"]["confusion_mean"]
     diagonal = np.diag(aggregated[list(AGGREGATE_CLASSES)].to_numpy())
@@ -34,7 +34,7 @@ def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
 
 
 def test_validation_is_seeded(mock_crossmatched):
-    labeled = labeled_detections(mock_crossmatched, "mock")
+    labeled = labeled_detections(mock_crossmatched)
     first = validate(labeled, seeds=[4])
     again = validate(labeled, seeds=[4])
     other = validate(labeled, seeds=[5])
@@ -43,7 +43,7 @@ def test_validation_is_seeded(mock_crossmatched):
 
 
 def test_split_is_stratified_and_groups_sources_on_request(mock_crossmatched):
-    labeled = labeled_detections(mock_crossmatched, "mock")
+    labeled = labeled_detections(mock_crossmatched)
     train, test = split(labeled, seed=0)
     shares = pd.Series(labeled.labels[test]).value_counts(normalize=True)
     overall = pd.Series(labeled.labels).value_counts(normalize=True)
@@ -168,7 +168,7 @@ def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp
     from xrayclass.core.classifier import ClusterwiseMahalanobis
     from xrayclass.analysis.validation import compare_splits, gaussian_method, method_table
 
-    labeled = labeled_detections(mock_crossmatched, "mock")
+    labeled = labeled_detections(mock_crossmatched)
     methods = {**method_table(["mahalanobis", "gaussian"], calibrate=True),
                **method_table(["hist-gradient-boosting"])}
     results, table = compare_splits(labeled, [0, 1], methods)
@@ -200,7 +200,7 @@ def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp
     assert row["brier"] == pytest.approx(brier_score(probabilities, truth), rel=1e-12)
 
     # The analysis step writes the table and the figures, labelled SYNTHETIC.
-    _, written = validation(mock_crossmatched, "mock", tmp_path / "validation", tmp_path / "figures", seeds=[0],
+    _, written = validation(mock_crossmatched, tmp_path / "validation", tmp_path / "figures", seeds=[0],
                             methods=("mahalanobis", "gaussian"), both_splits=True)
     assert (tmp_path / "validation" / "method_comparison_splits.csv").exists()
     assert (tmp_path / "figures" / "fig_method_comparison_splits.png").exists()

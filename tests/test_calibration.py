@@ -61,8 +61,8 @@ def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tm
     from xrayclass.io.tables import InputError, read_table
 
     table = read_table(crossmatch_sample)
-    plain, _ = classify_detections(table, crossmatch_sample, explain=False)
-    result, model = classify_detections(table, crossmatch_sample, explain=False, calibrate=True)
+    plain, _ = classify_detections(table, explain=False)
+    result, model = classify_detections(table, explain=False, calibrate=True)
     calibration = model.to_dict()["calibration"]
     assert calibration["for_method"] == "mahalanobis" and calibration["temperature"] > 0
     expected = apply_temperature(plain[list(CLASSES)].to_numpy(), calibration["temperature"])
@@ -73,6 +73,6 @@ def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tm
     loaded = ClassifierModel.load(path)
     np.testing.assert_array_equal(
         loaded.predict_proba(result, result["cluster"].to_numpy(), calibrate=True), result[list(CLASSES)].to_numpy())
-    _, uncalibrated = classify_detections(table, crossmatch_sample, explain=False)
+    _, uncalibrated = classify_detections(table, explain=False)
     with pytest.raises(InputError, match="--calibrate"):
         uncalibrated.classify(result, result["cluster"].to_numpy(), calibrate=True)

@@ -15,7 +15,7 @@ from xrayclass.core.preprocessing import LogMinMaxScaler
 def published_method(table):
     """The published stage 3, re-implemented the direct way (per cluster, per class,
     the diagonal of the N x N Mahalanobis product, exp(-|d|) / sum), as the reference."""
-    table = prepare_features(table.rename(columns={"name_1": "name"}), "ref")
+    table = prepare_features(table.rename(columns={"name_1": "name"}))
     table = table.dropna(subset=list(FEATURES)).reset_index(drop=True)
     table["main_type"] = table["main_type"].fillna("NaN")
     X = pd.DataFrame(LogMinMaxScaler().fit(table[list(FEATURES)].to_numpy()).transform(
@@ -44,7 +44,7 @@ def published_method(table):
 @pytest.fixture(scope="module")
 def classified(crossmatch_sample):
     table = read_table(crossmatch_sample)
-    result, model = classify_detections(table, crossmatch_sample)
+    result, model = classify_detections(table)
     return table, result, model
 
 
@@ -80,7 +80,7 @@ def test_rows_are_the_unmatched_and_uninformative_detections(classified):
 
 def test_every_row_is_accounted_for_in_the_log(crossmatch_sample, caplog):
     caplog.set_level("INFO")
-    classify_detections(read_table(crossmatch_sample), crossmatch_sample)
+    classify_detections(read_table(crossmatch_sample))
     text = caplog.text
     assert "1,615 detections read" in text
     assert "dropped 0 of 1,615" in text
@@ -106,18 +106,18 @@ def test_roles():
 def test_missing_cluster_or_main_type_is_named(crossmatch_sample):
     table = read_table(crossmatch_sample)
     with pytest.raises(InputError, match="missing required columns: main_type"):
-        classify_detections(table.drop(columns="main_type"), "x.csv")
+        classify_detections(table.drop(columns="main_type"))
     with pytest.raises(InputError, match="missing required columns: cluster"):
-        classify_detections(table.drop(columns="cluster"), "x.csv")
+        classify_detections(table.drop(columns="cluster"))
     table.loc[4, "cluster"] = np.nan
     with pytest.raises(InputError, match="column 'cluster' is empty in 1 rows"):
-        classify_detections(table, "x.csv")
+        classify_detections(table)
 
 
 def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_sample, caplog):
     table = read_table(crossmatch_sample)
     table.loc[table["cluster"] == 4, "main_type"] = None  # cluster 4 loses all its labels
-    result, model = classify_detections(table, crossmatch_sample)
+    result, model = classify_detections(table)
     in_cluster = result["cluster"] == 4
     assert in_cluster.sum() == (table["cluster"] == 4).sum()
     assert (result.loc[in_cluster, "main_type"] == "Unclassified").all()
@@ -128,7 +128,7 @@ def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_samp
 
 def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample, tmp_path):
     table = read_table(crossmatch_sample)
-    result, model = classify_detections(table, crossmatch_sample, likelihood="gaussian", priors="references",
+    result, model = classify_detections(table, likelihood="gaussian", priors="references",
                                         explain=False)
     document = model.to_dict()
     assert (document["references"]["likelihood"], document["references"]["priors"]) == ("gaussian", "references")
@@ -137,14 +137,14 @@ def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample
     loaded = ClassifierModel.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(result, result["cluster"].to_numpy()),
                                   result[list(CLASSES)].to_numpy())
-    paper, _ = classify_detections(table, crossmatch_sample, explain=False)
+    paper, _ = classify_detections(table, explain=False)
     assert not np.allclose(paper[list(CLASSES)].to_numpy(), result[list(CLASSES)].to_numpy())
 
 
 def test_log_floor_is_stored_in_the_classifier_artifact(crossmatch_sample):
     table = read_table(crossmatch_sample)
-    _, model = classify_detections(table, crossmatch_sample, log_floor=1e-3, explain=False)
+    _, model = classify_detections(table, log_floor=1e-3, explain=False)
     document = model.to_dict()["preprocessing"]
     assert document["log_floor"] == 1e-3 and document["log_shift"]["var_ratio_b"] == 1e-3
-    _, paper = classify_detections(table, crossmatch_sample, explain=False)
+    _, paper = classify_detections(table, explain=False)
     assert paper.to_dict()["preprocessing"]["log_floor"] is None

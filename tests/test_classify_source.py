@@ -134,7 +134,7 @@ def test_example_source_names_its_missing_features(artifacts, reference_dir, tmp
 
 def test_missing_raw_columns_and_zero_means_are_named(stage3):
     rows = prepare_features(raw_rows(stage3, 1).assign(
-        hard_hm=[np.nan, 0.1, 0.1], var_mean_b=[0.2, 0.0, np.nan]), "test")
+        hard_hm=[np.nan, 0.1, 0.1], var_mean_b=[0.2, 0.0, np.nan]))
     assert missing_features(rows).tolist() == [
         "missing hard_hm",
         "var_ratio_b not finite, var_newq_b not finite",
@@ -174,14 +174,14 @@ def test_out_of_range_values_are_flagged_not_clipped(models, stage3):
     rows = raw_rows(stage3, 1)
     rows.loc[0, "bb_kt"] = 100 * bb_kt_max
     rows.loc[[0, 1], "powlaw_gamma"] = scaler.data_min_["powlaw_gamma"] - 1
-    result = classify(rows, clustering, classifier, "test")
+    result = classify(rows, clustering, classifier)
     detections = result.detections
 
     assert detections["outside_training_range"].tolist() == [True, True, False]
     assert detections["out_of_range"].tolist() == ["powlaw_gamma<min; bb_kt>max", "powlaw_gamma<min", ""]
     assert "outside training range: powlaw_gamma<min; bb_kt>max" in detections.loc[0, "flags"]
 
-    features = prepare_features(rows, "test")[list(FEATURES)].to_numpy(dtype="float64")
+    features = prepare_features(rows)[list(FEATURES)].to_numpy(dtype="float64")
     X = clustering.scaler.transform(features)
     assert X[0, FEATURES.index("bb_kt")] > 1  # the value is extrapolated, not clipped to 1
     expected = clustering.mixture.predict_proba(X)
@@ -194,7 +194,7 @@ def test_out_of_range_values_are_flagged_not_clipped(models, stage3):
 def test_undefined_log_is_skipped_by_name(models, stage3):
     rows = raw_rows(stage3, 1)
     rows.loc[2, "bb_kt"] = -1.0
-    result = classify(rows, *models, "test")
+    result = classify(rows, *models)
     assert len(result.detections) == 2
     (reason,) = result.skipped["reason"]
     # A negative temperature is outside bb_kt's physical range (issue 11), which is why its
@@ -202,7 +202,7 @@ def test_undefined_log_is_skipped_by_name(models, stage3):
     assert reason == "bb_kt outside [0, 1000]"
     assert result.sources.loc[0, "skipped_count"] == 1
     with pytest.raises(InputError, match=r"no detection can be classified .*: row 1: bb_kt outside"):
-        classify(rows.loc[[2], RAW_FEATURE_COLUMNS], *models, "one.csv")
+        classify(rows.loc[[2], RAW_FEATURE_COLUMNS], *models)
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def chain(tmp_path_factory):
 def test_training_detections_get_exactly_the_stage_3_probabilities(chain):
     stage3 = pd.read_parquet(chain / "s3.parquet")
     clustering, classifier = load_artifacts(chain / "model.json", chain / "classifier.json")
-    result = classify(stage3[[*IDENTITY, *RAW_FEATURE_COLUMNS]], clustering, classifier, "stage 3")
+    result = classify(stage3[[*IDENTITY, *RAW_FEATURE_COLUMNS]], clustering, classifier)
     expected = stage3.sort_values(["name", "obsid"], kind="stable").reset_index(drop=True)
     detections = result.detections
     assert len(result.skipped) == 0 and len(detections) == len(expected) > 1000
@@ -391,9 +391,9 @@ def test_the_artifacts_likelihood_and_priors_are_honoured(models, stage3):
     document["references"].update(likelihood="gaussian", priors="references")
     gaussian = ClassifierModel.from_dict(json.loads(json.dumps(document)))
     rows = raw_rows(stage3, 2)
-    paper = classify(rows, clustering, classifier, "test").detections
-    result = classify(rows, clustering, gaussian, "test").detections
-    X = clustering.scaler.transform(prepare_features(rows, "test")[list(FEATURES)].to_numpy(dtype="float64"))
+    paper = classify(rows, clustering, classifier).detections
+    result = classify(rows, clustering, gaussian).detections
+    X = clustering.scaler.transform(prepare_features(rows)[list(FEATURES)].to_numpy(dtype="float64"))
     expected = gaussian.references.predict_proba(X, result["cluster"].to_numpy())
     assert_allclose(result[list(CLASSES)].to_numpy(), expected, rtol=1e-12, atol=0)
     assert not np.allclose(result[list(CLASSES)].to_numpy(), paper[list(CLASSES)].to_numpy())
@@ -406,13 +406,13 @@ def test_calibrate_applies_the_artifacts_temperature_or_says_there_is_none(model
     clustering, classifier = models
     rows = raw_rows(stage3, 2)
     with pytest.raises(InputError, match="no calibration"):
-        classify(rows, clustering, classifier, "test", calibrate=True)
+        classify(rows, clustering, classifier, calibrate=True)
     document = classifier.to_dict()
     document["calibration"] = {"method": "temperature", "temperature": 2.5, "for_method": "mahalanobis"}
     calibrated = ClassifierModel.from_dict(json.loads(json.dumps(document)))
-    plain = classify(rows, clustering, calibrated, "test").detections
-    result = classify(rows, clustering, calibrated, "test", calibrate=True).detections
+    plain = classify(rows, clustering, calibrated).detections
+    result = classify(rows, clustering, calibrated, calibrate=True).detections
     assert_allclose(result[list(CLASSES)].to_numpy(), apply_temperature(plain[list(CLASSES)].to_numpy(), 2.5),
                     rtol=1e-12, atol=1e-15)
     with pytest.raises(InputError, match="calibration is for mahalanobis"):
-        classify(rows, clustering, calibrated, "test", method="naive-bayes", calibrate=True)
+        classify(rows, clustering, calibrated, method="naive-bayes", calibrate=True)

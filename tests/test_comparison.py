@@ -39,7 +39,7 @@ YSO_R_PRECISION_TOLERANCE = 0.027
 def muwclass_comparison(reference_dir):
     sources_path = reference_path(reference_dir, "paper_uniquely_classified.csv")
     catalog_path = reference_path(reference_dir, "muwclass_td.csv")
-    return compare_catalog(pd.read_csv(sources_path), sources_path, pd.read_csv(catalog_path), catalog_path)
+    return compare_catalog(pd.read_csv(sources_path), pd.read_csv(catalog_path))
 
 
 def test_muwclass_matches_are_all_by_name(muwclass_comparison):
@@ -77,7 +77,7 @@ def test_muwclass_counts_behind_the_shares(muwclass_comparison):
 def test_muwclass_true_class_labels_give_other_numbers(reference_dir):
     sources_path = reference_path(reference_dir, "paper_uniquely_classified.csv")
     catalog_path = reference_path(reference_dir, "muwclass_td.csv")
-    comparison = compare_catalog(pd.read_csv(sources_path), sources_path, pd.read_csv(catalog_path), catalog_path,
+    comparison = compare_catalog(pd.read_csv(sources_path), pd.read_csv(catalog_path),
                                  CatalogColumns(label="True_Class"))
     precision = comparison.metrics.set_index("class")["precision"]
     assert tuple(precision) == pytest.approx((13 / 31, 3 / 29, 8 / 56))
@@ -139,7 +139,7 @@ def synthetic_tables():
 @pytest.fixture
 def synthetic_comparison():
     ours, catalog = synthetic_tables()
-    return compare_catalog(ours, "SYNTHETIC ours", catalog, "SYNTHETIC catalog")
+    return compare_catalog(ours, catalog)
 
 
 def test_synthetic_matching(synthetic_comparison):
@@ -177,7 +177,7 @@ def test_name_match_takes_precedence_over_a_nearer_position():
     ours = pd.DataFrame({"name": ["SYNTHETIC A"], "master_class": ["QSO"], "ra": [50.0], "dec": [10.0]})
     catalog = pd.DataFrame({"CSCv2_name": ["SYNTHETIC A", "SYNTHETIC B"], "CSCv2_RA": [50.0, 50.0],
                             "CSCv2_DEC": [10.0 + 0.8 * ARCSEC, 10.0 + 0.1 * ARCSEC], "Class": ["AGN", "YSO"]})
-    comparison = compare_catalog(ours, "SYNTHETIC", catalog, "SYNTHETIC")
+    comparison = compare_catalog(ours, catalog)
     assert comparison.matched[["matched_by", "label"]].values.tolist() == [["name", "AGN"]]
 
 
@@ -209,20 +209,20 @@ def test_parse_class_pair():
 def test_missing_catalog_columns_are_all_named():
     ours, catalog = synthetic_tables()
     with pytest.raises(InputError, match=r"missing required columns: True_Klass \(label\), CSCv2_RA \(RA\)"):
-        compare_catalog(ours, "ours", catalog.drop(columns="CSCv2_RA"), "SYNTHETIC catalog",
+        compare_catalog(ours, catalog.drop(columns="CSCv2_RA"),
                         CatalogColumns(label="True_Klass"))
 
 
 def test_missing_source_columns_are_named():
     ours, catalog = synthetic_tables()
     with pytest.raises(InputError, match="missing required columns: master_class, ra"):
-        compare_catalog(ours.drop(columns=["master_class", "ra"]), "ours", catalog, "catalog")
+        compare_catalog(ours.drop(columns=["master_class", "ra"]), catalog)
 
 
 def test_name_only_matching_needs_no_positions():
     ours, catalog = synthetic_tables()
-    comparison = compare_catalog(ours.drop(columns=["ra", "dec"]), "ours",
-                                 catalog.drop(columns=["CSCv2_RA", "CSCv2_DEC"]), "catalog", match="name")
+    comparison = compare_catalog(ours.drop(columns=["ra", "dec"]),
+                                 catalog.drop(columns=["CSCv2_RA", "CSCv2_DEC"]), match="name")
     assert (comparison.summary["by_name"], comparison.summary["unmatched"]) == (7, 3)
 
 

@@ -23,7 +23,7 @@ def test_derived_features_hand_computed():
 
 
 def test_zero_mean_gives_non_finite_feature_that_counts_as_missing():
-    table = prepare_features(synthetic_detections(6), "synthetic.csv")
+    table = prepare_features(synthetic_detections(6))
     table.loc[1, "var_mean_h"] = 0.0
     table = derive_features(table)
     table.loc[3, "bb_kt"] = np.nan
@@ -38,19 +38,19 @@ def test_zero_mean_gives_non_finite_feature_that_counts_as_missing():
 
 def test_prepare_features_names_missing_raw_columns():
     table = synthetic_detections(5).drop(columns=["var_sigma_h", "bb_kt"])
-    with pytest.raises(InputError, match=r"t\.csv: missing required columns: bb_kt, var_sigma_h"):
-        prepare_features(table, "t.csv")
+    with pytest.raises(InputError, match=r"^missing required columns: bb_kt, var_sigma_h"):
+        prepare_features(table)
 
 
 def test_prepare_features_accepts_precomputed_features_without_raw_columns():
-    table = prepare_features(synthetic_detections(5), "t.csv")
+    table = prepare_features(synthetic_detections(5))
     only_features = table[list(FEATURES)]
-    assert prepare_features(only_features, "t.csv").equals(only_features)
+    assert prepare_features(only_features).equals(only_features)
 
 
 def test_prepare_features_rejects_text_in_a_feature():
     table = synthetic_detections(5)
     table["hard_hm"] = table["hard_hm"].astype(object)
     table.loc[2, "hard_hm"] = "abc"
-    with pytest.raises(InputError, match=r"t\.csv: column 'hard_hm' has non-numeric values .*'abc' in data row 3"):
-        prepare_features(table, "t.csv")
+    with pytest.raises(InputError, match=r"^column 'hard_hm' has non-numeric values .*'abc' in data row 3"):
+        prepare_features(table)

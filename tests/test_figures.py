@@ -24,10 +24,10 @@ def stages():
     """SYNTHETIC stage outputs: 3,000 mock detections through clustering, crossmatch,
     classification and master classes."""
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(3000, 7)))
-    clustered, _ = cluster_detections(detections, "mock.csv", n_components=6)
-    crossmatched = crossmatch_local(clustered, "mock.csv", simbad, "mock_simbad.csv", 1.0)
-    classified, _ = classify_detections(crossmatched, "mock_crossmatched.csv")
-    uniquely, _, _ = master_classification(classified, "mock_classified.csv")
+    clustered, _ = cluster_detections(detections, n_components=6)
+    crossmatched = crossmatch_local(clustered, simbad, 1.0)
+    classified, _ = classify_detections(crossmatched)
+    uniquely, _, _ = master_classification(classified)
     return {"clustered": crossmatched, "classified": classified, "uniquely": uniquely}
 
 

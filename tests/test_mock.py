@@ -92,7 +92,7 @@ def test_names_truncate_like_the_csc():
 def test_mock_simbad_crossmatch_finds_counterparts_not_decoys(catalog):
     detections, simbad = catalog
     sources = detections.drop_duplicates("name").reset_index(drop=True)
-    matches = best_matches(sources, simbad, 1.0, "mock simbad")
+    matches = best_matches(sources, simbad, 1.0)
     assert (matches["angDist"].dropna() <= 1.0).all()
     matched = matches["main_type"].notna()
     # About the shares set: labeled + uninformative + other types of the sources.
@@ -104,13 +104,13 @@ def test_mock_simbad_crossmatch_finds_counterparts_not_decoys(catalog):
     agree = (matches.loc[labeled, "main_type"] == sources.loc[labeled, "true_class"]).mean()
     assert 0.9 < agree < 1.0
     # Decoys sit beyond 1 arcsec: a 5-arcsec match finds more objects.
-    wide = best_matches(sources, simbad, 5.0, "mock simbad")["main_type"].notna().sum()
+    wide = best_matches(sources, simbad, 5.0)["main_type"].notna().sum()
     assert wide > matched.sum()
 
 
 def test_crossmatch_local_keeps_every_row(catalog):
     detections, simbad = catalog
-    stage2 = crossmatch_local(detections.head(500), "d", simbad, "s", 1.0)
+    stage2 = crossmatch_local(detections.head(500), simbad, 1.0)
     assert len(stage2) == 500 and "angDist" in stage2 and "ra_x" in stage2
     assert stage2["main_type"].notna().all()
     assert ((stage2["main_type"] == "NaN") == stage2["angDist"].isna()).all()
@@ -131,9 +131,9 @@ def test_writers_agree_and_label_the_data_synthetic(tmp_path):
 
 def recovered(separation, n=12_000, seed=4):
     detections, simbad = whole(n, seed, MockSettings(separation=separation))
-    stage1, _ = cluster_detections(detections, "mock")
-    stage2 = crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
-    stage3, _ = classify_detections(stage2, "mock")
+    stage1, _ = cluster_detections(detections)
+    stage2 = crossmatch_local(stage1, simbad, 1.0)
+    stage3, _ = classify_detections(stage2)
     return mock_accuracy(stage3)
 
 

@@ -66,7 +66,7 @@ def test_bounded_features_keep_their_mass_at_the_edges():
 
 @pytest.fixture(scope="module")
 def mock_labeled(mock_crossmatched):
-    return mock_crossmatched, labeled_detections(mock_crossmatched, "mock")
+    return mock_crossmatched, labeled_detections(mock_crossmatched)
 
 
 def test_tuned_weights_beat_equal_weights_on_held_out_mock_detections(mock_labeled):
@@ -100,7 +100,7 @@ def test_injected_anomalies_rank_in_the_top_outlier_percentile(mock_labeled):
     table.loc[anomalies, "bb_kt"] = 40.0
     table.loc[anomalies, ["var_prob_b", "var_prob_h", "var_prob_s"]] = 1.0
     table.loc[anomalies, "name"] = [f"MOCK ANOMALY {k}" for k in range(len(anomalies))]
-    classified, _ = classify_detections(table, "mock with anomalies")
+    classified, _ = classify_detections(table)
     injected = classified["name"].str.startswith("MOCK ANOMALY")
     assert injected.sum() == 20
     assert (classified.loc[injected, "outlier_percentile"] >= 99).all()
@@ -114,8 +114,8 @@ def test_injected_anomalies_rank_in_the_top_outlier_percentile(mock_labeled):
 
 def test_stage3_outputs_tracks_and_naive_bayes_method(mock_labeled):
     stage2, _ = mock_labeled
-    by_mahalanobis, model = classify_detections(stage2, "mock")
-    by_bayes, _ = classify_detections(stage2, "mock", method="naive-bayes")
+    by_mahalanobis, model = classify_detections(stage2)
+    by_bayes, _ = classify_detections(stage2, method="naive-bayes")
     assert by_mahalanobis["name"].tolist() == by_bayes["name"].tolist()
     for table in (by_mahalanobis, by_bayes):
         np.testing.assert_allclose(table[list(CLASSES)].sum(axis=1), 1.0)

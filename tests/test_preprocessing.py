@@ -86,7 +86,7 @@ def test_log_floor_unsqueezes_var_ratio_b_on_the_real_sample(crossmatch_sample):
     from xrayclass.core.features import complete_rows, prepare_features
     from xrayclass.io.tables import read_table
 
-    table = prepare_features(read_table(crossmatch_sample), crossmatch_sample)
+    table = prepare_features(read_table(crossmatch_sample))
     complete, _ = complete_rows(table)
     X = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
     j = FEATURES.index("var_ratio_b")

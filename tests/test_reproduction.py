@@ -15,7 +15,7 @@ from conftest import reference_path
 @pytest.fixture(scope="module")
 def paper_tables(reference_dir):
     detections_path = reference_path(reference_dir, published.DETECTION_LEVEL_FILE)
-    uniquely, ambiguous, summary = master_classification(read_table(detections_path), detections_path)
+    uniquely, ambiguous, summary = master_classification(read_table(detections_path))
     return {
         "uniquely": uniquely, "ambiguous": ambiguous, "summary": summary,
         "published_uniquely": read_table(reference_path(reference_dir, published.UNIQUELY_FILE)),

@@ -26,25 +26,25 @@ def mock():
 
 def test_chunked_assignment_equals_one_pass(mock, monkeypatch):
     detections, _ = mock
-    whole, _ = cluster_detections(detections, "mock")
+    whole, _ = cluster_detections(detections)
     monkeypatch.setattr(clustering, "CHUNK_ROWS", 997)
-    chunked, _ = cluster_detections(detections, "mock")
+    chunked, _ = cluster_detections(detections)
     pd.testing.assert_frame_equal(whole, chunked)
 
 
 def test_fit_sample_at_or_above_the_size_is_the_paper_path(mock):
     detections, _ = mock
-    default, _ = cluster_detections(detections, "mock", fit_sample=None)
-    large, _ = cluster_detections(detections, "mock", fit_sample=10**9)
+    default, _ = cluster_detections(detections, fit_sample=None)
+    large, _ = cluster_detections(detections, fit_sample=10**9)
     pd.testing.assert_frame_equal(default, large)
 
 
 def test_subsampled_fit_equals_a_fit_on_that_subsample(mock):
     """The subsampled path is the same computation on the chosen rows, then assignment of all."""
     detections, _ = mock
-    subsampled, model = cluster_detections(detections, "mock", fit_sample=3000, random_state=5)
+    subsampled, model = cluster_detections(detections, fit_sample=3000, random_state=5)
     assert model.training["n_fitted"] == 3000
-    table = prepare_features(detections, "mock")
+    table = prepare_features(detections)
     complete, _ = complete_rows(table)
     features = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
     scaler = LogMinMaxScaler().fit(features)
@@ -58,27 +58,27 @@ def test_subsampled_fit_equals_a_fit_on_that_subsample(mock):
 @pytest.fixture(scope="module")
 def stage2(mock):
     detections, simbad = mock
-    stage1, _ = cluster_detections(detections, "mock")
-    return crossmatch_local(stage1, "mock", simbad, "mock simbad", 1.0)
+    stage1, _ = cluster_detections(detections)
+    return crossmatch_local(stage1, simbad, 1.0)
 
 
 def test_chunked_classification_equals_one_pass(stage2, monkeypatch):
-    whole, _ = classify_detections(stage2, "mock")
+    whole, _ = classify_detections(stage2)
     monkeypatch.setattr(classification, "CHUNK_ROWS", 613)
-    chunked, _ = classify_detections(stage2, "mock")
+    chunked, _ = classify_detections(stage2)
     numbers = [*CLASSES, "outlier_measure", "outlier_percentile", "track_prior", "track_location"]
     np.testing.assert_allclose(chunked[numbers].to_numpy(), whole[numbers].to_numpy(), rtol=1e-12, atol=1e-300)
     for column in ("name", "obsid", "main_type", "driven_by", "outlier_flag"):
         np.testing.assert_array_equal(chunked[column], whole[column])
     # And so the master classes too.
-    first, second = master_classification(whole, "w"), master_classification(chunked, "c")
+    first, second = master_classification(whole), master_classification(chunked)
     pd.testing.assert_frame_equal(first[0], second[0])
     pd.testing.assert_frame_equal(first[1], second[1])
 
 
 def test_partition_by_partition_equals_the_whole_table(stage2):
-    whole, model = classify_detections(stage2, "mock")
-    table = prepare_features(stage2, "mock")
+    whole, model = classify_detections(stage2)
+    table = prepare_features(stage2)
     table = table.loc[complete_rows(table)[0]].reset_index(drop=True)
     table["main_type"] = table["main_type"].astype(str)
     to_classify = table[detection_roles(table["main_type"].to_numpy(dtype=object)) == TO_CLASSIFY]
@@ -94,5 +94,5 @@ def test_partition_by_partition_equals_the_whole_table(stage2):
     votes = [vote_partition(whole[partition == p]) for p in range(4)]
     uniquely = pd.concat([v[0] for v in votes]).sort_values(["detection_count", "name"], ascending=[False, True],
                                                             kind="stable").reset_index(drop=True)
-    expected, _, _ = master_classification(whole, "whole")
+    expected, _, _ = master_classification(whole)
     pd.testing.assert_frame_equal(uniquely, expected)

@@ -15,8 +15,8 @@ from xrayclass.stages.clustering import cluster_detections
 @pytest.fixture(scope="module")
 def stage2():
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(6_000, 23)))
-    stage1, _ = cluster_detections(detections, "SYNTHETIC mock")
-    return crossmatch_local(stage1, "SYNTHETIC mock", simbad, "SYNTHETIC mock simbad", 1.0)
+    stage1, _ = cluster_detections(detections)
+    return crossmatch_local(stage1, simbad, 1.0)
 
 
 def test_weights_are_tuned_only_where_used():
@@ -26,8 +26,8 @@ def test_weights_are_tuned_only_where_used():
 
 
 def test_untuned_mahalanobis_run_gives_the_same_probabilities(stage2):
-    explained, explained_model = classify_detections(stage2, "SYNTHETIC")
-    plain, plain_model = classify_detections(stage2, "SYNTHETIC", explain=False)
+    explained, explained_model = classify_detections(stage2)
+    plain, plain_model = classify_detections(stage2, explain=False)
     assert explained_model.naive_bayes.tuning_ and not plain_model.naive_bayes.tuning_
     assert set(plain_model.naive_bayes.alpha_.values()) == {1.0}
     pd.testing.assert_frame_equal(plain[["name", "obsid", "main_type", *CLASSES]],

@@ -19,8 +19,8 @@ from conftest import run_script
 def stage2_files(tmp_path_factory):
     """A SYNTHETIC stage-2 table, as CSV (shuffled rows: the stream must sort) and Parquet."""
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(9_000, 31)))
-    stage1, _ = cluster_detections(detections, "SYNTHETIC mock")
-    stage2 = crossmatch_local(stage1, "SYNTHETIC mock", simbad, "SYNTHETIC mock simbad", 1.0)
+    stage1, _ = cluster_detections(detections)
+    stage2 = crossmatch_local(stage1, simbad, 1.0)
     stage2 = stage2.sample(frac=1.0, random_state=4).reset_index(drop=True)
     folder = tmp_path_factory.mktemp("stage2")
     write_table(stage2, folder / "synthetic_stage2.csv")
@@ -108,7 +108,7 @@ def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(sta
         assert filecmp.cmp(memory / name, tmp_path / name, shallow=False), name
     # Stage 4: partitions shuffled by source name, votes combined.
     write_table(read_table(memory / "detections.csv"), tmp_path / "detections.parquet")
-    expected = master_classification(read_table(memory / "detections.csv"), "memory")
+    expected = master_classification(read_table(memory / "detections.csv"))
     got = master_classification_dataset(tmp_path / "detections.parquet", workers=2, processes=False)
     pd.testing.assert_frame_equal(got[0], expected[0])
     pd.testing.assert_frame_equal(got[1], expected[1])

@@ -55,7 +55,7 @@ def test_hard_vote_tie_goes_to_the_class_met_first_in_obsid_order():
         ("S", 20, "HMXB", {"HMXB": 0.6, "QSO": 0.4}),
         ("S", 10, "QSO", {"QSO": 0.6, "HMXB": 0.4}),
     ])
-    uniquely, ambiguous, _ = master_classification(detections, "synthetic.csv")
+    uniquely, ambiguous, _ = master_classification(detections)
     # Sorted by obsid, QSO comes first: the hard vote is QSO; the means tie 0.5/0.5 and
     # the soft vote takes the first class in CLASSES order, QSO too.
     assert uniquely["master_class"].tolist() == ["QSO"]
@@ -82,7 +82,7 @@ def test_votes_hand_computed():
         ("B", 7, "HMXB", {"LMXB": 0.05, "HMXB": 0.9, "XB": 0.05}),
         ("C", 9, "AGN", {"AGN": 1.0}),
     ])
-    uniquely, ambiguous, summary = master_classification(detections, "synthetic.csv")
+    uniquely, ambiguous, summary = master_classification(detections)
     assert uniquely["name"].tolist() == ["A", "C"]  # 3 detections first, then 1
     assert uniquely["master_class"].tolist() == ["YSO", "AGN"]
     assert uniquely["agg_master_class"].tolist() == ["YSO", "AGN"]
@@ -106,7 +106,7 @@ def test_kappa_of_multiple_detections_is_none_when_undefined():
     from xrayclass.stages.master_classification import format_summary
 
     detections = make_detections([("A", 1, "YSO", {"YSO": 0.9, "TTau*": 0.1}), ("B", 2, "AGN", {"AGN": 1.0})])
-    _, _, summary = master_classification(detections, "synthetic.csv")
+    _, _, summary = master_classification(detections)
     assert summary["sources_multiple_detections"] == 0
     assert summary["cohen_kappa_multiple_detections"] is None
     assert "undefined sources with 2 or more detections" in format_summary(summary)
@@ -117,7 +117,7 @@ def test_first_detection_features_come_from_the_lowest_obsid():
         ("A", 30, "AGN", {"AGN": 1.0}),
         ("A", 10, "AGN", {"AGN": 1.0}),
     ]).assign(hard_hm=[0.3, 0.1])
-    uniquely, _, _ = master_classification(detections, "synthetic.csv")
+    uniquely, _, _ = master_classification(detections)
     assert uniquely["hard_hm"].tolist() == [0.1]
 
 
@@ -127,7 +127,7 @@ def test_unclassified_detections_do_not_vote(caplog):
         ("A", 2, UNCLASSIFIED, {}),
         ("B", 3, UNCLASSIFIED, {}),
     ])
-    uniquely, ambiguous, summary = master_classification(detections, "synthetic.csv")
+    uniquely, ambiguous, summary = master_classification(detections)
     assert uniquely["name"].tolist() == ["A"] and uniquely["detection_count"].tolist() == [1]
     assert summary["detections_unclassified"] == 2 and summary["sources_unclassified"] == 1
     assert "do not vote" in caplog.text and "appear in neither table" in caplog.text
@@ -137,23 +137,23 @@ def test_vote_on_unsorted_input_equals_vote_on_sorted():
     detections = make_detections([
         ("B", 2, "HMXB", {"HMXB": 1.0}), ("A", 1, "QSO", {"QSO": 1.0}), ("B", 1, "XB", {"XB": 1.0}),
     ])
-    first = master_classification(detections, "s.csv")
-    second = master_classification(detections.iloc[::-1].reset_index(drop=True), "s.csv")
+    first = master_classification(detections)
+    second = master_classification(detections.iloc[::-1].reset_index(drop=True))
     pd.testing.assert_frame_equal(first[1], second[1])
     pd.testing.assert_frame_equal(first[0], second[0])
 
 
 def test_missing_probability_columns_are_named():
     detections = make_detections([("A", 1, "AGN", {"AGN": 1.0})]).drop(columns=["XB", "YSO"])
-    with pytest.raises(InputError, match="d.csv: missing required columns: XB, YSO"):
-        master_classification(detections, "d.csv")
+    with pytest.raises(InputError, match="^missing required columns: XB, YSO"):
+        master_classification(detections)
 
 
 def test_missing_probabilities_are_an_error_not_silent_nan():
     detections = make_detections([("A", 1, "AGN", {"AGN": 1.0})])
     detections.loc[0, "QSO"] = np.nan
     with pytest.raises(InputError, match="missing class probabilities"):
-        master_classification(detections, "d.csv")
+        master_classification(detections)
 
 
 def test_vote_array_api():

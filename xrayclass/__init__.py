@@ -8,7 +8,18 @@ rest -> per-source master classes by hard and soft voting.
 
 The four top-level scripts (``clustering.py``, ``crossmatch.py``,
 ``classification.py``, ``master_classification.py``) are thin command lines over
-this package.
+this package. As a library, each stage is one function on in-memory tables::
+
+    from xrayclass import run_clustering, run_crossmatch, run_classification, run_master_classification
 """
 
 __version__ = "0.1.0"
+
+from xrayclass.exceptions import ArtifactError, InputError, ServiceError, XrayclassError  # noqa: E402
+from xrayclass.stages.classification import run_classification  # noqa: E402
+from xrayclass.stages.clustering import run_clustering  # noqa: E402
+from xrayclass.stages.crossmatch import run_crossmatch  # noqa: E402
+from xrayclass.stages.master_classification import run_master_classification  # noqa: E402
+
+__all__ = ["ArtifactError", "InputError", "ServiceError", "XrayclassError", "__version__", "run_classification",
+           "run_clustering", "run_crossmatch", "run_master_classification"]

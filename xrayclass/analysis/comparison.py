@@ -59,6 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from xrayclass.exceptions import tables_named
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, NAME
 from xrayclass.core.positional import nearest_within
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
@@ -210,7 +211,7 @@ def required_catalog_columns(columns, match):
     return needed
 
 
-def require_catalog_columns(catalog, columns, match, path):
+def require_catalog_columns(catalog, columns, match):
     """Raise :class:`InputError` naming each missing column with its role and the columns there are."""
     needed = required_catalog_columns(columns, match)
     roles = {columns.label: "label", columns.name: "name", columns.ra: "RA", columns.dec: "Dec"}
@@ -218,12 +219,12 @@ def require_catalog_columns(catalog, columns, match, path):
     if missing:
         available = ", ".join(map(str, catalog.columns[:12])) + (", ..." if len(catalog.columns) > 12 else "")
         raise InputError(
-            f"{path}: missing required columns: {', '.join(f'{c} ({roles[c]})' for c in missing)}; "
+            f"missing required columns: {', '.join(f'{c} ({roles[c]})' for c in missing)}; "
             f"the catalog has: {available}"
         )
 
 
-def prepare_catalog(catalog, path, columns=CatalogColumns(), match="both"):
+def prepare_catalog(catalog, columns=CatalogColumns(), match="both"):
     """The reference catalog as ``name, ra, dec, label`` (normalized names, degrees).
 
     Rows without a label are dropped; a repeated name keeps its first row. Columns
@@ -234,10 +235,10 @@ def prepare_catalog(catalog, path, columns=CatalogColumns(), match="both"):
     InputError
         Missing columns (all named) or non-numeric coordinates.
     """
-    require_catalog_columns(catalog, columns, match, path)
+    require_catalog_columns(catalog, columns, match)
     uses_position = match in ("both", "position")
     if uses_position:
-        catalog = require_numeric(catalog, (columns.ra, columns.dec), path)
+        catalog = require_numeric(catalog, (columns.ra, columns.dec))
     labels = catalog[columns.label]
     labels = labels.where(labels.notna(), "").astype(str).str.strip()
     prepared = pd.DataFrame({
@@ -248,20 +249,20 @@ def prepare_catalog(catalog, path, columns=CatalogColumns(), match="both"):
     })
     unlabeled = (prepared["label"] == "") | (prepared["label"].str.lower() == "nan")
     if unlabeled.any():
-        log.info("%s: %s rows without a label in %r are left out", path, f"{int(unlabeled.sum()):,}", columns.label)
+        log.info("%s catalog rows without a label in %r are left out", f"{int(unlabeled.sum()):,}", columns.label)
         prepared = prepared.loc[~unlabeled]
     if match != "position":
         repeated = prepared["name"].notna() & prepared["name"].duplicated()
         if repeated.any():
-            log.warning("%s: %s repeated source names; the first row of each is used",
-                        path, f"{int(repeated.sum()):,}")
+            log.warning("%s repeated source names in the catalog; the first row of each is used",
+                        f"{int(repeated.sum()):,}")
             prepared = prepared.loc[~repeated]
     if prepared.empty:
-        raise InputError(f"{path}: no row has a label in column {columns.label!r}")
+        raise InputError(f"no row has a label in column {columns.label!r}")
     return prepared.reset_index(drop=True)
 
 
-def prepare_sources(sources, path, match="both"):
+def prepare_sources(sources, match="both"):
     """Our uniquely classified sources as ``name, ra, dec, master_class``.
 
     Raises
@@ -269,11 +270,11 @@ def prepare_sources(sources, path, match="both"):
     InputError
         Missing columns (all named) or non-numeric positions.
     """
-    sources = canonical_names(sources, path)
+    sources = canonical_names(sources)
     uses_position = match in ("both", "position")
-    require_columns(sources, (MASTER_CLASS, *((RA, DEC) if uses_position else ())), path)
+    require_columns(sources, (MASTER_CLASS, *((RA, DEC) if uses_position else ())))
     if uses_position:
-        sources = require_numeric(sources, (RA, DEC), path)
+        sources = require_numeric(sources, (RA, DEC))
     return pd.DataFrame({
         "name": normalized_names(sources[NAME]).to_numpy(),
         "ra": sources[RA].to_numpy(dtype="float64") if uses_position else np.nan,
@@ -406,7 +407,7 @@ class Comparison:
     matched: pd.DataFrame  # one row per matched source: name, master_class, label, matched_by
 
 
-def compare_catalog(sources, sources_path, catalog, catalog_path, columns=CatalogColumns(),
+def compare_catalog(sources, catalog, columns=CatalogColumns(),
                     mapping=DEFAULT_MAPPING, radius_arcsec=MATCH_RADIUS_ARCSEC, match="both"):
     """Match our uniquely classified sources with a reference catalog and score each class.
 
@@ -416,8 +417,6 @@ def compare_catalog(sources, sources_path, catalog, catalog_path, columns=Catalo
         Uniquely classified sources (``name, master_class, ra, dec``).
     catalog : pandas.DataFrame
         The reference catalog, with the columns named in ``columns``.
-    sources_path, catalog_path : str or Path
-        For messages.
     mapping : sequence of ClassPair
     radius_arcsec : float
     match : {"both", "name", "position"}
@@ -429,30 +428,34 @@ def compare_catalog(sources, sources_path, catalog, catalog_path, columns=Catalo
     Raises
     ------
     InputError
-        Missing or non-numeric columns, or an unknown matching mode. A mapping label
+        Missing or non-numeric columns (``table`` ``"sources"`` or ``"catalog"``), or an
+        unknown matching mode. A mapping label
         the catalog never uses is only warned about (that class's recall is NaN).
     """
     if match not in MATCH_MODES:
         raise InputError(f"unknown matching mode {match!r}; use one of {', '.join(MATCH_MODES)}")
-    catalog = prepare_catalog(catalog, catalog_path, columns, match)
-    sources = prepare_sources(sources, sources_path, match)
+    with tables_named("catalog"):
+        catalog = prepare_catalog(catalog, columns, match)
+    with tables_named("sources"):
+        sources = prepare_sources(sources, match)
     absent = [label for label in shared_labels(mapping) if label not in set(catalog["label"])]
     if absent:
-        log.warning("%s: labels of the class mapping never used in column %r: %s",
-                    catalog_path, columns.label, ", ".join(absent))
+        log.warning("labels of the class mapping never used in the catalog's column %r: %s",
+                    columns.label, ", ".join(absent))
     matches = match_sources(sources, catalog, radius_arcsec, match)
     summary = match_summary(matches)
-    summary.update(catalog=str(catalog_path), label_column=columns.label, radius_arcsec=radius_arcsec,
+    # "catalog" (its file) is filled in by the caller that read it.
+    summary.update(catalog=None, label_column=columns.label, radius_arcsec=radius_arcsec,
                    catalog_rows=len(catalog))
     if summary["catalog_rows_matched_twice"]:
         log.warning("%s catalog rows are matched by more than one of our sources; each source counts",
                     f"{summary['catalog_rows_matched_twice']:,}")
     found = matches["catalog_row"].to_numpy() >= 0
     if not found.any():
-        log.warning("%s: none of the %s sources of %s matches the catalog (by %s, within %g arcsec): every "
+        log.warning("none of the %s sources matches the catalog (by %s, within %g arcsec): every "
                     "share below is NaN; check the name and position columns (--name-column, --ra-column, "
-                    "--dec-column) and that both catalogs cover the same sky", catalog_path, f"{len(sources):,}",
-                    sources_path, match, radius_arcsec)
+                    "--dec-column) and that both catalogs cover the same sky", f"{len(sources):,}",
+                    match, radius_arcsec)
     matched = pd.DataFrame({
         "name": sources["name"].to_numpy()[found],
         MASTER_CLASS: sources[MASTER_CLASS].to_numpy()[found],

@@ -17,6 +17,8 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from xrayclass.exceptions import input_files
+from xrayclass.io.paths import RunLayout
 from xrayclass.analysis import steps as analyses
 
 from xrayclass.analysis import published
@@ -165,7 +167,9 @@ def comparison_section(report, reference):
         return []
     uniquely_path = reference / published.UNIQUELY_FILE
     catalog_path = reference / published.MUWCLASS_TD_FILE
-    comparison = compare_catalog(read_table(uniquely_path), uniquely_path, read_table(catalog_path), catalog_path)
+    with input_files(uniquely_path, sources=uniquely_path, catalog=catalog_path):
+        comparison = compare_catalog(read_table(uniquely_path), read_table(catalog_path))
+    comparison.summary["catalog"] = str(catalog_path)
     metrics = comparison.metrics.set_index("class")
     rows = []
     for name, (matches, precision, r_precision, recall) in published.TABLE4_MUWCLASS_TD.items():
@@ -267,8 +271,8 @@ def kselection_section(report, run, synthetic, quick):
         analyses.figures.bic_figure(table, run.figures, chosen_k=chosen)
     else:
         settings = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
-        table, chosen = analyses.k_selection(read_table(run.clusters), run.clusters, run.directory, run.figures,
-                                             **settings)
+        with input_files(run.clusters):
+            table, chosen = analyses.k_selection(read_table(run.clusters), run.directory, run.figures, **settings)
         how = ("computed now: " + ("K = 2..20, 2 seeded fits per K on a 3,000-detection subsample (quick)"
                                    if quick else "K = 2..20, 3 seeded fits per K on up to 20,000 detections"))
     report.paragraph(f"BIC of the full-covariance mixture, {how}. The chosen K is the knee of the mean BIC curve.")
@@ -285,8 +289,9 @@ def validation_section(report, run, synthetic):
         report.paragraph(f"Skipped: {run.crossmatch} is absent.")
         return []
     crossmatched = read_table(run.crossmatch)
-    results, comparison = analyses.validation(crossmatched, run.crossmatch, run.directory / "validation",
-                                              run.figures, methods=("mahalanobis", "naive-bayes"))
+    with input_files(run.crossmatch):
+        results, comparison = analyses.validation(crossmatched, run.directory / "validation",
+                                                  run.figures, methods=("mahalanobis", "naive-bayes"))
     result = results["mahalanobis"]
     classes, aggregated = result["classes"], result["aggregated"]
     comparable = not synthetic
@@ -383,7 +388,7 @@ def explorer_section(report, run, synthetic):
     if not run.uniquely.exists():
         report.paragraph(f"No explorer: {run.uniquely} is absent.")
         return
-    output = run.directory / "explorer.html"
+    output = run.explorer
     try:
         meta = write_explorer(read_run(run.directory, synthetic=synthetic or None), output)
     except (ExploreError, InputError) as exc:
@@ -397,7 +402,7 @@ def explorer_section(report, run, synthetic):
 
 def write_report(run_dir, output, reference=None, quick=True):
     """Make the report of the run in ``run_dir``; returns (markdown path, html path, passed, failed)."""
-    run = analyses.RunFiles(run_dir)
+    run = RunLayout(run_dir)
     output = Path(output)
     synthetic = run.detections.exists() and analyses.is_synthetic(read_table(run.detections, columns=["name"]))
     kind = "SYNTHETIC (mock catalog: not real data)" if synthetic else "real CSC data" if run.detections.exists() \

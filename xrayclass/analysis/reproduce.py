@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xrayclass.exceptions import input_files
 from xrayclass.analysis import published
 from xrayclass.constants import CLASSES, FEATURES, NAME
 from xrayclass.io.tables import read_table, write_outputs
@@ -125,7 +126,8 @@ def reproduce_master_tables(reference_dir, out_dir):
     reference_dir = Path(reference_dir)
     detections_path = reference_dir / published.DETECTION_LEVEL_FILE
     detections = read_table(detections_path)
-    uniquely, ambiguous, summary = master_classification(detections, detections_path)
+    with input_files(detections_path):
+        uniquely, ambiguous, summary = master_classification(detections)
     out_dir = Path(out_dir)
     write_outputs([(uniquely, out_dir / "uniquely_classified.csv"),
                    (ambiguous, out_dir / "ambiguous_classification.csv"),

@@ -17,54 +17,13 @@ from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.io.paths import RunLayout
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunFiles:
-    """Where the stage outputs of one run live (the stage scripts' default names)."""
-
-    directory: Path
-
-    def __post_init__(self):
-        self.directory = Path(self.directory)
-
-    @property
-    def clusters(self):
-        return self.directory / "cluster_csc.csv"
-
-    @property
-    def model(self):
-        return self.directory / "model.json"
-
-    @property
-    def crossmatch(self):
-        return self.directory / "cluster_csc_simbad.csv"
-
-    @property
-    def detections(self):
-        return self.directory / "detection_level_classification.csv"
-
-    @property
-    def uniquely(self):
-        return self.directory / "uniquely_classified.csv"
-
-    @property
-    def ambiguous(self):
-        return self.directory / "ambiguous_classification.csv"
-
-    @property
-    def summary(self):
-        return self.directory / "master_summary.json"
-
-    @property
-    def figures(self):
-        return self.directory / "figures"
-
-    @property
-    def bic(self):
-        return self.directory / "bic.csv"
+#: The run's files: one layout for the stages, ``make run``, the analyses and the report.
+RunFiles = RunLayout
 
 
 def is_synthetic(table):
@@ -72,9 +31,9 @@ def is_synthetic(table):
     return bool(len(table)) and table[NAME].astype(str).str.startswith("MOCK").all()
 
 
-def preprocessed_features(table, path):
+def preprocessed_features(table):
     """The complete rows' features, preprocessed as in stage 1 (fitted on those rows)."""
-    table = prepare_features(table, path)
+    table = prepare_features(table)
     complete, _ = complete_rows(table)
     values = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
     return LogMinMaxScaler().fit(values).transform(values)
@@ -82,7 +41,7 @@ def preprocessed_features(table, path):
 
 # -- K selection --------------------------------------------------------------------------
 
-def k_selection(clustered, path, out_dir, figures_dir, k_values=range(2, 21), n_fits=3, sample=20_000,
+def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3, sample=20_000,
                 seed=0, n_jobs=2):
     """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1.
 
@@ -95,7 +54,7 @@ def k_selection(clustered, path, out_dir, figures_dir, k_values=range(2, 21), n_
     """
     from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
 
-    X = preprocessed_features(clustered, path)
+    X = preprocessed_features(clustered)
     if sample and len(X) > sample:
         rows = np.sort(np.random.default_rng(seed).choice(len(X), size=sample, replace=False))
         log.info("BIC on a seeded subsample of %s of the %s detections", f"{sample:,}", f"{len(X):,}")
@@ -113,7 +72,7 @@ def k_selection(clustered, path, out_dir, figures_dir, k_values=range(2, 21), n_
 
 # -- validation ---------------------------------------------------------------------------
 
-def validation(crossmatched, path, out_dir, figures_dir, seeds=range(5), group_by_source=False,
+def validation(crossmatched, out_dir, figures_dir, seeds=range(5), group_by_source=False,
                methods=("mahalanobis",), calibrate=False, both_splits=False):
     """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
 
@@ -131,7 +90,7 @@ def validation(crossmatched, path, out_dir, figures_dir, seeds=range(5), group_b
     """
     from xrayclass.analysis.validation import labeled_detections
 
-    labeled = labeled_detections(crossmatched, path)
+    labeled = labeled_detections(crossmatched)
     synthetic = _names_synthetic(crossmatched)
     with figures.synthetic_marking(synthetic):
         return _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits,

@@ -141,13 +141,13 @@ def method_table(names, calibrate=False):
     return methods
 
 
-def labeled_detections(table, path, classes=CLASSES):
+def labeled_detections(table, classes=CLASSES):
     """Preprocess every complete detection and keep those labeled with one of ``classes``."""
     from xrayclass.stages.classification import absolute_galactic_latitude
 
-    table = canonical_names(table, path)
-    require_columns(table, (NAME, CLUSTER, MAIN_TYPE, "ra", "dec"), path)
-    table = prepare_features(table, path)
+    table = canonical_names(table)
+    require_columns(table, (NAME, CLUSTER, MAIN_TYPE, "ra", "dec"))
+    table = prepare_features(table)
     complete, _ = complete_rows(table)
     table = table.loc[complete].reset_index(drop=True)
     features = table[list(FEATURES)].to_numpy(dtype="float64")
@@ -156,7 +156,7 @@ def labeled_detections(table, path, classes=CLASSES):
     types, _ = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
     labeled = np.isin(types, list(classes))
     if labeled.sum() < 10:
-        raise InputError(f"{path}: only {int(labeled.sum())} detections carry one of the ten classes; "
+        raise InputError(f"only {int(labeled.sum())} detections carry one of the ten classes; "
                          "validation needs labeled detections")
     chosen = table.loc[labeled]
     return LabeledSet(X[labeled], types[labeled], chosen[CLUSTER].to_numpy(dtype=int),

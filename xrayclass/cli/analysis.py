@@ -13,6 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from xrayclass.exceptions import input_files
 from xrayclass.io import paths
 from xrayclass.io.runs import find_run
 from xrayclass.cli.stages import (
@@ -100,8 +101,9 @@ def compare_command(args):
     sources = _read_input(args.uniquely, paths.OUT_DIR / paths.UNIQUELY,
                           "no run found: run `make run` (or master_classification.py) first, or pass --uniquely")
     catalog = read_table(args.catalog)
-    comparison = compare_catalog(sources, args.uniquely, catalog, args.catalog, columns, mapping,
-                                 args.radius, args.match)
+    with input_files(args.uniquely, sources=args.uniquely, catalog=args.catalog):
+        comparison = compare_catalog(sources, catalog, columns, mapping, args.radius, args.match)
+    comparison.summary["catalog"] = str(args.catalog)
     log.debug("matched sources by comparison class (rows) and catalog label (columns):\n%s",
               comparison.confusion.to_string())
     write_table(comparison.metrics, output, na_rep="NaN")
@@ -124,9 +126,8 @@ def _run_dir_option(parser):
 
 def _run_files(args, *needs):
     """The run of ``--run-dir``, or the one :func:`find_run` picks for the files ``needs``."""
-    from xrayclass.analysis.steps import RunFiles
 
-    return RunFiles(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
+    return paths.RunLayout(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
 
 
 def add_kselect_parser(subparsers, common):
@@ -151,8 +152,9 @@ def kselect_command(args):
 
     run = _run_files(args, paths.CLUSTERS.name)
     clustered = _read_input(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
-    table, chosen = k_selection(clustered, run.clusters, run.directory, run.figures,
-                                range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
+    with input_files(run.clusters):
+        table, chosen = k_selection(clustered, run.directory, run.figures,
+                                    range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
 
@@ -186,18 +188,19 @@ def add_validate_parser(subparsers, common):
 
 
 def validate_command(args):
-    from xrayclass.analysis.steps import RunFiles, validation
+    from xrayclass.analysis.steps import validation
 
-    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else RunFiles(args.run_dir or paths.OUT_DIR)
+    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     table = _read_input(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input")
     from xrayclass.analysis.validation import METHODS
 
     chosen = args.methods or ["mahalanobis"]
     methods = tuple(dict.fromkeys(m for name in chosen for m in (METHODS if name == "all" else [name])))
-    results, table = validation(table, path, run.directory / "validation", run.figures, range(args.seeds),
-                                args.group_by_source, methods, calibrate=args.calibrate,
-                                both_splits=args.both_splits)
+    with input_files(path):
+        results, table = validation(table, run.directory / "validation", run.figures, range(args.seeds),
+                                    args.group_by_source, methods, calibrate=args.calibrate,
+                                    both_splits=args.both_splits)
     for name, result in results.items():
         for level in ("classes", "aggregated"):
             part = result[level]
@@ -232,10 +235,10 @@ def add_census_parser(subparsers, common):
 
 
 def census_command(args):
-    from xrayclass.analysis.steps import RunFiles, census
+    from xrayclass.analysis.steps import census
     from xrayclass.analysis.census import format_type_census
 
-    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else RunFiles(args.run_dir or paths.OUT_DIR)
+    run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     types, latitude = census(_read_input(path, run.crossmatch,
                                          "run `make run` or crossmatch.py first, or pass --input"),
@@ -272,7 +275,7 @@ def add_report_parser(subparsers, common):
                     "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
                     "inputs were real, frozen or synthetic. Runs the analyses it needs.")
     _run_dir_option(parser)
-    parser.add_argument("--output", default=str(paths.OUT_DIR / "report.md"), help="the Markdown report (.md)")
+    parser.add_argument("--output", default=str(paths.DEFAULT_RUN.report), help="the Markdown report (.md)")
     parser.add_argument("--full", action="store_true",
                         help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one")
     parser.set_defaults(command=report_command, stage="report")
@@ -321,7 +324,7 @@ def explore_command(args):
 
     if args.run_dir is None:
         args.run_dir = find_run(() if args.uniquely else (paths.UNIQUELY,))
-    output = Path(args.output) if args.output else Path(args.run_dir) / "explorer.html"
+    output = Path(args.output) if args.output else paths.RunLayout(args.run_dir).explorer
     if output.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{output}: the explorer is an .html file")
     tables = read_run(args.run_dir, args.uniquely, args.ambiguous, args.detections,

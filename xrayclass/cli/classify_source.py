@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 
+from xrayclass.exceptions import input_files
 from xrayclass.io import paths
 from xrayclass.io.tables import write_outputs
 
@@ -89,7 +90,9 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
                          retries=args.retries, maxrec=SOURCE_MAXREC, sync=True)
     table, origin = read_input(args.input, config, sleep=sleep, clock=clock)
     log.info("%s: %s read", origin, _count(len(table), "detection"))
-    result = classify(table, clustering, classifier, origin, method=args.method, calibrate=args.calibrate)
+    with input_files(origin):
+        result = classify(table, clustering, classifier, method=args.method, calibrate=args.calibrate)
+    result.input_name = origin
     if outputs:
         detections, sources = output_tables(result)
         write_outputs([(detections, outputs[0]), (sources, outputs[1])])

@@ -45,19 +45,14 @@ def banner(text):
 
 def run_stages(csc_input, crossmatch_args, out_dir):
     """Stages 1-4 through the command-line entry points; returns the first non-zero status."""
-    out_dir = Path(out_dir)
+    run = paths.RunLayout(out_dir)
     steps = [
-        (clustering_main, ["--input", str(csc_input), "--output", str(out_dir / "cluster_csc.csv"),
-                           "--model", str(out_dir / "model.json")]),
-        (crossmatch_main, ["--input", str(out_dir / "cluster_csc.csv"), *crossmatch_args,
-                           "--output", str(out_dir / "cluster_csc_simbad.csv"),
-                           "--model", str(out_dir / "model.json")]),
-        (classification_main, ["--input", str(out_dir / "cluster_csc_simbad.csv"),
-                               "--output", str(out_dir / "detection_level_classification.csv"),
-                               "--model-output", str(out_dir / "classifier.json"),
-                               "--outliers-output", str(out_dir / "outliers.csv")]),
-        (master_classification_main, ["--input", str(out_dir / "detection_level_classification.csv"),
-                                      "--out-dir", str(out_dir)]),
+        (clustering_main, ["--input", str(csc_input), "--output", str(run.clusters), "--model", str(run.model)]),
+        (crossmatch_main, ["--input", str(run.clusters), *crossmatch_args,
+                           "--output", str(run.crossmatch), "--model", str(run.model)]),
+        (classification_main, ["--input", str(run.crossmatch), "--output", str(run.detections),
+                               "--model-output", str(run.classifier), "--outliers-output", str(run.outliers)]),
+        (master_classification_main, ["--input", str(run.detections), "--out-dir", str(run.directory)]),
     ]
     for main, argv in steps:
         status = main(argv)
@@ -69,15 +64,14 @@ def run_stages(csc_input, crossmatch_args, out_dir):
 def run_real(real_input, out_dir, online):
     """Stages 1-4 (as far as the inputs allow) on real CSC detections; returns the status."""
     banner(f"Stages 1-4 on the real CSC input {real_input}")
+    run = paths.RunLayout(out_dir)
     if online or paths.FROZEN_CROSSMATCH.exists():
         status = run_stages(real_input, ["--online"] if online else ["--frozen", str(paths.FROZEN_CROSSMATCH)],
                             out_dir)
         if status == 0:
-            write_example(real_input, read_table(out_dir / paths.UNIQUELY), read_table(out_dir / paths.AMBIGUOUS),
-                          out_dir / EXAMPLE)
+            write_example(real_input, read_table(run.uniquely), read_table(run.ambiguous), run.example)
         return status
-    status = clustering_main(["--input", str(real_input), "--output", str(out_dir / "cluster_csc.csv"),
-                              "--model", str(out_dir / "model.json")])
+    status = clustering_main(["--input", str(real_input), "--output", str(run.clusters), "--model", str(run.model)])
     print(f"Stage 2 needs a crossmatch: put the frozen {paths.FROZEN_CROSSMATCH.name} in {paths.DATA_DIR}/, "
           "or run `make run` with network and RUN_ARGS=--fetch (online SIMBAD); stages 2-4 skipped.")
     return status
@@ -88,6 +82,7 @@ def run_mock(out_dir):
     from xrayclass.analysis.mock import format_accuracy, mock_accuracy, write_mock
 
     mock_dir = out_dir / "mock"
+    run = paths.RunLayout(mock_dir)
     catalog, simbad = mock_dir / "mock_cscresults.parquet", mock_dir / "mock_simbad.parquet"
     banner(f"No CSC input in {paths.DATA_DIR}/: running on a SYNTHETIC MOCK catalog ({MOCK_DETECTIONS:,} "
            f"detections, seed {MOCK_SEED}); these are NOT real sources and NOT the paper's results")
@@ -95,16 +90,16 @@ def run_mock(out_dir):
     write_mock(MOCK_DETECTIONS, MOCK_SEED, catalog, simbad)
     status = run_stages(catalog, ["--catalog", str(simbad)], mock_dir)
     if status == 0:
-        classified = read_table(mock_dir / "detection_level_classification.csv")
-        uniquely = read_table(mock_dir / "uniquely_classified.csv")
+        classified = read_table(run.detections)
+        uniquely = read_table(run.uniquely)
         print(format_accuracy(mock_accuracy(classified, uniquely)))
-        write_example(catalog, uniquely, read_table(mock_dir / paths.AMBIGUOUS), mock_dir / EXAMPLE)
+        write_example(catalog, uniquely, read_table(run.ambiguous), run.example)
         print(f"outputs (synthetic) in {mock_dir}")
     return status, mock_dir
 
 
 #: A few of the mock's sources, for trying classify_source.py on a short input.
-EXAMPLE = "example_detections.csv"
+EXAMPLE = paths.RunLayout.NAMES["example"]
 
 
 def write_example(catalog, uniquely, ambiguous, path):
@@ -140,7 +135,8 @@ def next_steps(run_dir, out_dir):
 
     lines = [f"Results: the stage outputs are in {run_dir}/"
              + (" (SYNTHETIC)" if run_dir.name == "mock" else "")]
-    for path, what in ((out_dir / "report.html", "the report"), (run_dir / "explorer.html", "the explorer")):
+    for path, what in ((paths.RunLayout(out_dir).report.with_suffix(".html"), "the report"),
+                       (paths.RunLayout(run_dir).explorer, "the explorer")):
         if path.is_file():
             lines.append(f"  open {path} in a browser: {what}, works offline")
     commands = []
@@ -224,7 +220,7 @@ def main(argv=None):
     from xrayclass.analysis.report import write_report
 
     configure_logging("report")
-    markdown, html_path, passed, failed = write_report(run_dir, out_dir / "report.md", reference, quick=True)
+    markdown, html_path, passed, failed = write_report(run_dir, paths.RunLayout(out_dir).report, reference, quick=True)
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail "
           "(failures are listed in the report; see README, 'Where this pipeline differs')")
     banner("Where the results are")

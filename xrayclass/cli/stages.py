@@ -13,7 +13,7 @@ from pathlib import Path
 
 from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
-from xrayclass.exceptions import EXIT_INPUT_ERROR
+from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
 from xrayclass.io.tables import (
     OUTPUT_FORMATS, InputError, canonical_names, check_output_path, read_table, write_outputs,
@@ -227,8 +227,10 @@ def clustering_main(argv=None):
         check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
         detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
-        clustered, model = cluster_detections(detections, args.input, args.n_components, args.seed,
-                                              args.fit_sample, log_floor=args.log_floor)
+        with input_files(args.input):
+            clustered, model = cluster_detections(detections, args.n_components, args.seed,
+                                                  args.fit_sample, log_floor=args.log_floor)
+        model.training["input"] = str(args.input)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
 
@@ -303,7 +305,8 @@ def crossmatch_main(argv=None):
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             stage1 = check_detections(stage1, args.input, clusters=True)
             catalog = check_catalog(read_table(args.catalog), args.catalog)
-            crossmatched = crossmatch_local(stage1, args.input, catalog, args.catalog, radius)
+            with input_files(args.input, stage1=args.input, catalog=args.catalog):
+                crossmatched = crossmatch_local(stage1, catalog, radius)
             update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
             _write_stage2(crossmatched, args.output, update, model_path)
             return
@@ -317,7 +320,8 @@ def crossmatch_main(argv=None):
             require_names(canonical_names(table, path), path)
         if args.clusters == "frozen" and "cluster" in frozen.columns:
             require_cluster_labels(frozen, args.frozen)
-        crossmatched = swap_in_frozen(stage1, args.input, frozen, args.frozen, clusters=args.clusters)
+        with input_files(args.input, stage1=args.input, frozen=args.frozen):
+            crossmatched = swap_in_frozen(stage1, frozen, clusters=args.clusters)
         frozen_clusters = (crossmatched, args.frozen, len(frozen)) if args.clusters == "frozen" else None
         update = _model_for_stage3(model_path, args.model is not None, stage1, args.input, frozen_clusters)
         _write_stage2(crossmatched, args.output, update, model_path)
@@ -359,7 +363,8 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
             raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
         if frozen is None and model.stage1_mixture is None:
             return None  # already stage 1's own fit: nothing to change
-        check_model_fits_table(model, canonical_names(stage1, stage1_path), model_path, stage1_path)
+        with input_files(stage1_path, stage1=stage1_path, model=model_path):
+            check_model_fits_table(model, canonical_names(stage1, stage1_path))
     except InputError as exc:
         if explicit:
             raise
@@ -370,7 +375,9 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
                  "run's clusters", model_path, model.clusters.get("file", "another file"))
         return stage1_model(model).to_dict()
     table, frozen_path, n_frozen = frozen
-    estimated = describe_frozen_clusters(model, table, frozen_path)
+    with input_files(frozen_path):
+        estimated = describe_frozen_clusters(model, table)
+    estimated.clusters["file"] = str(frozen_path)
     published = paths.reference_file(PUBLISHED_MIXTURE)
     if n_frozen == PUBLISHED_DETECTIONS and published is not None:
         from xrayclass.io.tables import read_json
@@ -489,11 +496,12 @@ def classification_main(argv=None):
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
-        classified, model = classify_detections(table, args.input, method=args.method, location=args.location,
-                                                score=args.nb_score, outlier_fraction=args.outlier_fraction,
-                                                explain=args.explain, strict_labels=args.strict_labels,
-                                                likelihood=args.likelihood, priors=args.priors,
-                                                log_floor=args.log_floor, calibrate=args.calibrate)
+        with input_files(args.input):
+            classified, model = classify_detections(table, method=args.method, location=args.location,
+                                                    score=args.nb_score, outlier_fraction=args.outlier_fraction,
+                                                    explain=args.explain, strict_labels=args.strict_labels,
+                                                    likelihood=args.likelihood, priors=args.priors,
+                                                    log_floor=args.log_floor, calibrate=args.calibrate)
         outliers = outlier_table(classified)
         document = model.to_dict()
         if label_summary is not None:
@@ -531,9 +539,9 @@ def master_classification_main(argv=None):
         out_dir = Path(args.out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise InputError(f"{out_dir}: --out-dir is not a directory")
-        uniquely_path = out_dir / Path(paths.UNIQUELY).with_suffix(f".{args.format}")
-        ambiguous_path = out_dir / Path(paths.AMBIGUOUS).with_suffix(f".{args.format}")
-        check_outputs([uniquely_path, ambiguous_path, out_dir / "master_summary.json"], [args.input],
+        run = paths.RunLayout(out_dir)
+        uniquely_path, ambiguous_path = run.stage4_tables(args.format)
+        check_outputs([uniquely_path, ambiguous_path, run.summary], [args.input],
                       formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None])
         if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
             raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
@@ -552,11 +560,12 @@ def master_classification_main(argv=None):
                                      columns=STAGE4_COLUMNS)
             detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates,
                                           positions=False)
-            uniquely, ambiguous, summary = master_classification(detections, args.input)
+            with input_files(args.input):
+                uniquely, ambiguous, summary = master_classification(detections)
         write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
-                       (summary, out_dir / "master_summary.json")])
+                       (summary, run.summary)])
         log.info("wrote %s (%s sources), %s (%s sources) and %s", uniquely_path, f"{len(uniquely):,}",
-                 ambiguous_path, f"{len(ambiguous):,}", out_dir / "master_summary.json")
+                 ambiguous_path, f"{len(ambiguous):,}", run.summary)
         print(format_summary(summary))
 
     return _run("master_classification", parser, body, argv)

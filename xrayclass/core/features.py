@@ -43,7 +43,7 @@ def derive_features(detections):
     return detections.assign(**derived)
 
 
-def prepare_features(detections, path):
+def prepare_features(detections):
     """Validate the feature columns of ``detections`` and make sure all 12 exist.
 
     The derived features are computed from the raw CSC columns when those are present;
@@ -53,16 +53,16 @@ def prepare_features(detections, path):
     Raises
     ------
     InputError
-        Naming ``path`` and the missing or non-numeric columns.
+        Naming the missing or non-numeric columns.
     """
     raw_present = all(c in detections.columns for c in RAW_FEATURE_COLUMNS)
     if raw_present:
-        detections = require_numeric(detections, RAW_FEATURE_COLUMNS, path)
+        detections = require_numeric(detections, RAW_FEATURE_COLUMNS)
         return derive_features(detections)
     if all(c in detections.columns for c in FEATURES):
-        return require_numeric(detections, FEATURES, path)
+        return require_numeric(detections, FEATURES)
     # Name what is missing in terms of the raw columns, which is what a user can fetch.
-    require_columns(detections, RAW_FEATURE_COLUMNS, path)
+    require_columns(detections, RAW_FEATURE_COLUMNS)
     return detections  # not reached
 
 

@@ -40,7 +40,7 @@ def classify_partition(detections, model, method=None, explain=True):
     return pd.concat([identity, result], axis=1)
 
 
-def vote_partition(detections, path="partition"):
+def vote_partition(detections):
     """Stage 4 on a partition holding every detection of its sources: (uniquely, ambiguous)."""
-    uniquely, ambiguous, _ = master_classification(detections, path)
+    uniquely, ambiguous, _ = master_classification(detections)
     return uniquely, ambiguous

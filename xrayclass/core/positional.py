@@ -13,6 +13,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky
 
 from xrayclass.constants import MAIN_TYPE
+from xrayclass.exceptions import tables_named
 from xrayclass.io.tables import require_columns, require_numeric
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def nearest_within(ra, dec, catalog_ra, catalog_dec, radius_arcsec):
     return rows, separations
 
 
-def best_matches(detections, catalog, radius_arcsec, catalog_path):
+def best_matches(detections, catalog, radius_arcsec):
     """The nearest catalog object within ``radius_arcsec`` of each detection.
 
     Parameters
@@ -66,8 +67,6 @@ def best_matches(detections, catalog, radius_arcsec, catalog_path):
     catalog : pandas.DataFrame
         With ``ra``, ``dec`` (degrees, ICRS) and ``main_type``.
     radius_arcsec : float
-    catalog_path : str
-        For messages.
 
     Returns
     -------
@@ -78,8 +77,8 @@ def best_matches(detections, catalog, radius_arcsec, catalog_path):
     """
     if not radius_arcsec > 0:
         raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
-    require_columns(catalog, ("ra", "dec", MAIN_TYPE), catalog_path)
-    catalog = require_numeric(catalog, ("ra", "dec"), catalog_path).reset_index(drop=True)
+    require_columns(catalog, ("ra", "dec", MAIN_TYPE))
+    catalog = require_numeric(catalog, ("ra", "dec")).reset_index(drop=True)
     catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
 
     # Detections of one source share its position: match each position once.
@@ -91,18 +90,24 @@ def best_matches(detections, catalog, radius_arcsec, catalog_path):
     renamed = catalog.rename(columns={"ra": f"ra{CATALOG_SUFFIX}", "dec": f"dec{CATALOG_SUFFIX}"})
     matches = renamed.reindex(nearest[codes]).reset_index(drop=True)  # -1 -> all empty
     matches["angDist"] = separation[codes]
-    log.info("%s: %s of %s distinct positions have an object within %g arcsec", catalog_path,
+    log.info("%s of %s distinct positions have an object within %g arcsec",
              f"{int(within.sum()):,}", f"{len(within):,}", radius_arcsec)
     return matches
 
 
-def crossmatch_local(stage1, stage1_path, catalog, catalog_path, radius_arcsec):
-    """Stage 2 against a local catalog: best match within the radius, every row kept."""
+def crossmatch_local(stage1, catalog, radius_arcsec):
+    """Stage 2 against a local catalog: best match within the radius, every row kept.
+
+    An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its
+    ``table`` (``"stage1"`` or ``"catalog"``).
+    """
     from xrayclass.stages.crossmatch import attach_matches
     from xrayclass.io.tables import canonical_names
 
-    stage1 = canonical_names(stage1, stage1_path)
-    require_columns(stage1, ("ra", "dec"), stage1_path)
-    stage1 = require_numeric(stage1, ("ra", "dec"), stage1_path)
-    matches = best_matches(stage1, catalog, radius_arcsec, catalog_path)
-    return attach_matches(stage1, matches, catalog_path)
+    with tables_named("stage1"):
+        stage1 = canonical_names(stage1)
+        require_columns(stage1, ("ra", "dec"))
+        stage1 = require_numeric(stage1, ("ra", "dec"))
+    with tables_named("catalog"):
+        matches = best_matches(stage1, catalog, radius_arcsec)
+    return attach_matches(stage1, matches)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
-from xrayclass.exceptions import InputError
+from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import BATCH_ROWS
 from xrayclass.io.tables import table_format
 from xrayclass.stages.classification import OUTLIER_FRACTION
@@ -80,7 +80,7 @@ def classify_dataset(path, output, model_output, outliers_output, classes=CLASSE
         import dask
 
         task = dask.delayed(classify_batch, pure=True)
-        futures = client.compute([task(part, str(path), shared, classes, uninformative, method, outlier_fraction,
+        futures = client.compute([task(part, shared, classes, uninformative, method, outlier_fraction,
                                        explain) for part in frame.to_delayed()])
         log.info("classifying %d partitions on %d workers", len(futures), len(client.scheduler_info()["workers"]))
 
@@ -89,16 +89,17 @@ def classify_dataset(path, output, model_output, outliers_output, classes=CLASSE
                 yield future.result()
                 future.release()
 
-        return write_classified(in_order(), census, model, path, output, model_output, outliers_output, method,
-                                outlier_fraction, explain, batch_rows, temporary_dir)
+        with input_files(path):
+            return write_classified(in_order(), census, model, path, output, model_output, outliers_output, method,
+                                    outlier_fraction, explain, batch_rows, temporary_dir)
 
 
-def _vote(part, path, classes):
+def _vote(part, classes):
     from xrayclass.stages.master_classification import master_classification
 
     if not len(part):
         return None
-    return master_classification(part, path, classes)
+    return master_classification(part, classes)
 
 
 def master_classification_dataset(path, classes=CLASSES, batch_rows=BATCH_ROWS, scheduler=None, workers=2,
@@ -117,6 +118,7 @@ def master_classification_dataset(path, classes=CLASSES, batch_rows=BATCH_ROWS, 
         import dask
 
         task = dask.delayed(_vote, pure=True)
-        futures = client.compute([task(part, str(path), classes) for part in by_source.to_delayed()])
-        parts = [result for result in client.gather(futures) if result is not None]
+        futures = client.compute([task(part, classes) for part in by_source.to_delayed()])
+        with input_files(path):
+            parts = [result for result in client.gather(futures) if result is not None]
     return combine_votes(parts)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import CLASSES, FEATURES, LOG_FEATURES, MINMAX_FEATURES, NAME, OBSID
+from xrayclass.exceptions import where
 from xrayclass.io.tables import InputError, OUTPUT_FORMATS, remove_stale_temporaries, table_format
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,12 @@ def describe_range(column: str) -> str:
     return f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
 
 
-def require_log_features_usable(features: np.ndarray, path, names: Sequence[str] = FEATURES) -> None:
+def require_log_features_usable(features: np.ndarray, names: Sequence[str] = FEATURES) -> None:
     """A log feature that is zero for every detection has no shift: say so, in one line."""
     for name in LOG_FEATURES:
         column = features[:, list(names).index(name)]
         if len(column) and not (column != 0).any():
-            raise InputError(f"{path}: {name} is zero for every usable detection; its log scaling is undefined")
+            raise InputError(f"{name} is zero for every usable detection; its log scaling is undefined")
 
 
 # -- identity: names, duplicates, positions, clusters --------------------------------------
@@ -190,13 +191,13 @@ def check_catalog(catalog: pd.DataFrame, path) -> pd.DataFrame:
     return catalog
 
 
-def require_roles(roles: np.ndarray, path, reference, to_classify) -> None:
+def require_roles(roles: np.ndarray, reference, to_classify) -> None:
     """Stage 3 needs references to learn from and detections to classify."""
     if not (roles == reference).any():
-        raise InputError(f"{path}: no detection has one of the {len(CLASSES)} classes as its SIMBAD type, so there "
+        raise InputError(f"no detection has one of the {len(CLASSES)} classes as its SIMBAD type, so there "
                          "is no reference to learn from (is 'main_type' the SIMBAD class?)")
     if not (roles == to_classify).any():
-        raise InputError(f"{path}: nothing to classify: every usable detection is a reference or of another "
+        raise InputError("nothing to classify: every usable detection is a reference or of another "
                          "SIMBAD type (none is unmatched, 'NaN', or of an uninformative type)")
 
 
@@ -226,20 +227,20 @@ def require_cluster_labels(table: pd.DataFrame, path, column: str = "cluster") -
 PROBABILITY_TOLERANCE = 1e-6
 
 
-def require_probabilities(probabilities: np.ndarray, path, classes: Sequence[str] = CLASSES) -> None:
+def require_probabilities(probabilities: np.ndarray, classes: Sequence[str] = CLASSES) -> None:
     """Each value in [0, 1]; each row sums to 1, or is all zero (Unclassified)."""
     p = np.asarray(probabilities, dtype="float64")
     with np.errstate(invalid="ignore"):
         outside = ~np.isfinite(p) | (p < -PROBABILITY_TOLERANCE) | (p > 1 + PROBABILITY_TOLERANCE)
     if outside.any():
         row, column = (int(i[0]) for i in np.nonzero(outside))
-        raise InputError(f"{path}: class probabilities must lie in [0, 1]; {int(outside.any(axis=1).sum()):,} rows "
+        raise InputError(f"class probabilities must lie in [0, 1]; {int(outside.any(axis=1).sum()):,} rows "
                          f"do not, first in data row {row + 1} ({classes[column]} = {p[row, column]!r})")
     totals = p.sum(axis=1)
     bad = (np.abs(totals - 1) > PROBABILITY_TOLERANCE) & (totals != 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: the class probabilities of a detection must sum to 1 (or all be 0 for an "
+        raise InputError(f"the class probabilities of a detection must sum to 1 (or all be 0 for an "
                          f"unclassified one); {int(bad.sum()):,} rows do not, first in data row {row + 1} "
                          f"(sum {totals[row]:.6g})")
 
@@ -302,11 +303,11 @@ def _check_directory(path: Path) -> None:
 class _Schema:
     """Small helpers that read a field of a JSON artifact or raise naming it."""
 
-    def __init__(self, path):
+    def __init__(self, path=None):
         self.path = path
 
     def fail(self, field, problem):
-        raise InputError(f"{self.path}: field '{field}' {problem}")
+        raise InputError(f"{where(self.path)}field '{field}' {problem}")
 
     def get(self, document, field, kind=None):
         value = document
@@ -354,17 +355,17 @@ def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preproc
 
 def _check_format(schema: _Schema, document: dict, expected_format: str, version: int) -> None:
     if not isinstance(document, dict):
-        raise InputError(f"{schema.path}: not a JSON object")
+        raise InputError(f"{where(schema.path)}not a JSON object")
     found = document.get("format")
     if found != expected_format:
         what = expected_format.split(".")[-1].replace("-", " ")
-        raise InputError(f"{schema.path}: not a {what} (field 'format' is {found!r}, expected {expected_format!r})")
+        raise InputError(f"{where(schema.path)}not a {what} (field 'format' is {found!r}, expected {expected_format!r})")
     if document.get("format_version") != version:
         schema.fail("format_version", f"{document.get('format_version')!r} is not supported (this is version {version})")
     schema.names(document, "features", FEATURES)
 
 
-def validate_model_document(document: dict, path, expected_format: str, version: int) -> None:
+def validate_model_document(document: dict, expected_format: str, version: int, path=None) -> None:
     """Check a clustering ``model.json`` before use: keys, shapes, finite values, a proper mixture.
 
     The mixture's weights are non-negative and sum to 1, each covariance is symmetric
@@ -416,8 +417,8 @@ def validate_model_document(document: dict, path, expected_format: str, version:
             schema.fail("mixture.precisions_cholesky", f"component {j} does not match its covariance")
 
 
-def validate_classifier_document(document: dict, path, expected_format: str, version: int,
-                                 methods: Sequence[str]) -> None:
+def validate_classifier_document(document: dict, expected_format: str, version: int,
+                                 methods: Sequence[str], path=None) -> None:
     """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
     schema = _Schema(path)
     _check_format(schema, document, expected_format, version)

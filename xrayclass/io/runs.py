@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 RUN_MARKER = paths.MODEL.name
 
 #: Files whose modification times date a run.
-STAGE_FILES = ("cluster_csc.csv", paths.MODEL.name, "cluster_csc_simbad.csv",
-               "detection_level_classification.csv", paths.CLASSIFIER_MODEL.name, paths.UNIQUELY)
+STAGE_FILES = tuple(paths.RunLayout.NAMES[role]
+                    for role in ("clusters", "model", "crossmatch", "detections", "classifier", "uniquely"))
 
 
 def _has(directory: Path, needs: Iterable[str]) -> bool:

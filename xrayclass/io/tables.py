@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow
 
 from xrayclass.constants import NAME, NAME_ALIASES
-from xrayclass.exceptions import InputError
+from xrayclass.exceptions import InputError, where
 from xrayclass.text import one_line
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _read_with_astropy(path, fmt):
     return frame
 
 
-def canonical_names(table, path):
+def canonical_names(table, path=None):
     """Return ``table`` with its source-name column called ``name``.
 
     TOPCAT's crossmatch renames ``name`` to ``name_1``; either spelling is accepted.
@@ -200,21 +200,21 @@ def canonical_names(table, path):
         return table
     for alias in NAME_ALIASES:
         if alias in table.columns:
-            log.info("%s: using column %r as the source name", path, alias)
+            log.info("%susing column %r as the source name", where(path), alias)
             return table.rename(columns={alias: NAME})
     raise InputError(
-        f"{path}: missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})"
+        f"{where(path)}missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})"
     )
 
 
-def require_columns(table, columns, path):
+def require_columns(table, columns, path=None):
     """Raise :class:`InputError` listing every column of ``columns`` not in ``table``."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise InputError(f"{path}: missing required columns: {', '.join(missing)}")
+        raise InputError(f"{where(path)}missing required columns: {', '.join(missing)}")
 
 
-def require_numeric(table, columns, path):
+def require_numeric(table, columns, path=None):
     """Return ``table`` with ``columns`` numeric, or say which value is not a number.
 
     Numeric columns are left as they are (integers stay integers); text columns are
@@ -232,7 +232,7 @@ def require_numeric(table, columns, path):
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(
-                f"{path}: column {column!r} has non-numeric values "
+                f"{where(path)}column {column!r} has non-numeric values "
                 f"({int(bad.sum())} rows), e.g. {values.iloc[row]!r} in data row {row + 1}"
             )
         converted[column] = numbers

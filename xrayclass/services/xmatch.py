@@ -334,7 +334,7 @@ def crossmatch_online(stage1, stage1_path, config, *, sleep=None):
     stage1 = canonical_names(stage1, stage1_path)
     started = utc_now()
     matches, summary = crossmatch_simbad(stage1, stage1_path, config, sleep=sleep)
-    stage2 = attach_matches(stage1, matches, f"X-Match {config.catalog}")
+    stage2 = attach_matches(stage1, matches)
     provenance = {
         "service": "CDS X-Match",
         "service_url": config.url,

@@ -14,6 +14,7 @@ from xrayclass.constants import (
     UNINFORMATIVE_TYPES, VARIABILITY_FEATURES,
 )
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
+from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -223,14 +224,14 @@ class ClassifierModel:
         }
 
     @classmethod
-    def from_dict(cls, document, path="classifier"):
+    def from_dict(cls, document):
         from xrayclass.io.checks import validate_classifier_document
 
-        validate_classifier_document(document, path, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
+        validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
         if document.get("format") != CLASSIFIER_FORMAT:
-            raise InputError(f"{path}: not a classifier model (format {document.get('format')!r})")
+            raise InputError(f"not a classifier model (format {document.get('format')!r})")
         if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:
-            raise InputError(f"{path}: classifier format version {document.get('format_version')} is not supported")
+            raise InputError(f"classifier format version {document.get('format_version')} is not supported")
         return cls(
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
             references=ClusterwiseMahalanobis.from_dict(document["references"]),
@@ -245,7 +246,8 @@ class ClassifierModel:
 
     @classmethod
     def load(cls, path):
-        return cls.from_dict(read_json(path), path)
+        with input_files(path):
+            return cls.from_dict(read_json(path))
 
 
 def _log_roles(types, roles):
@@ -295,7 +297,7 @@ def census_table(census) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_labels(census, labels: LabelReport, path, strict):
+def _check_labels(census, labels: LabelReport, strict):
     """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
     problems = []
     missing = census["classes_without_references"]
@@ -308,9 +310,9 @@ def _check_labels(census, labels: LabelReport, path, strict):
     if not problems:
         return
     if strict:
-        raise LabelError(f"{path}: " + "; ".join(problems) + " (--strict-labels)")
+        raise LabelError("; ".join(problems) + " (--strict-labels)")
     for problem in problems:
-        log.warning("%s: %s", path, problem)
+        log.warning("%s", problem)
 
 
 def _log_census(census):
@@ -432,7 +434,7 @@ def _log_naive_bayes(model):
         log.info("naive Bayes category weights %s", weights)
 
 
-def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
+def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
                         outlier_fraction=OUTLIER_FRACTION, explain=True, strict_labels=False,
                         likelihood="distance", priors="none", log_floor=None, calibrate=False):
@@ -445,8 +447,6 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
         ``dec``, ``main_type`` (SIMBAD type, old or today's label; missing means no
         match), optionally ``otype`` (SIMBAD's short code, preferred where present)
         and the features (or the raw columns they derive from).
-    path : str
-        Where the table came from, for messages.
     method : {"mahalanobis", "naive-bayes"}
         The classifier giving the probabilities (the paper's: Mahalanobis).
     location : bool
@@ -486,16 +486,16 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     model : ClassifierModel
         With its ``census`` (:func:`reference_census`).
     """
-    table = canonical_names(table, path)
-    require_columns(table, REQUIRED_COLUMNS, path)
+    table = canonical_names(table)
+    require_columns(table, REQUIRED_COLUMNS)
     if MAIN_TYPE not in table.columns:
-        raise InputError(f"{path}: missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
-    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"), path)
+        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
+    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
     if table[CLUSTER].isna().any():
-        raise InputError(f"{path}: column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
-    table = prepare_features(table, path)
+        raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
+    table = prepare_features(table)
     n_total = len(table)
-    log.info("%s: %s detections read", path, f"{n_total:,}")
+    log.info("%s detections read", f"{n_total:,}")
 
     complete, reasons = complete_rows(table)
     table = table.loc[complete].reset_index(drop=True)
@@ -504,19 +504,19 @@ def classify_detections(table, path, classes=CLASSES, uninformative=UNINFORMATIV
     # short codes, stray whitespace or case); the report covers every complete row.
     types, labels = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
     for level, message in labels.messages():
-        getattr(log, level)("%s: %s", path, message)
+        getattr(log, level)("%s", message)
     table = table.assign(**{MAIN_TYPE: types, CLUSTER: table[CLUSTER].astype(int)})
     roles = detection_roles(types, classes, uninformative)
     _log_roles(types, roles)
     census = reference_census(types, roles, table[CLUSTER].to_numpy(), classes, labels)
     _log_census(census)
-    _check_labels(census, labels, path, strict_labels)
+    _check_labels(census, labels, strict_labels)
     from xrayclass.io.checks import require_roles
 
-    require_roles(roles, path, REFERENCE, TO_CLASSIFY)
+    require_roles(roles, REFERENCE, TO_CLASSIFY)
     from xrayclass.io.checks import require_log_features_usable
 
-    require_log_features_usable(table[list(FEATURES)].to_numpy(dtype="float64"), path)
+    require_log_features_usable(table[list(FEATURES)].to_numpy(dtype="float64"))
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
                               tune=weights_needed(method, explain), likelihood=likelihood, priors=priors,
@@ -583,3 +583,11 @@ def outlier_table(classified):
     flagged = classified[classified["outlier_flag"].astype(bool)]
     flagged = flagged.sort_values("outlier_measure", ascending=False, kind="stable")
     return flagged[[*OUTLIER_COLUMNS, *FEATURES]].reset_index(drop=True)
+
+
+def run_classification(crossmatched: pd.DataFrame, **options) -> tuple[pd.DataFrame, "ClassifierModel"]:
+    """Stage 3 on an in-memory stage-2 table: ``(classified, classifier)``.
+
+    See :func:`classify_detections`, which this is (``options`` are its keywords).
+    """
+    return classify_detections(crossmatched, **options)

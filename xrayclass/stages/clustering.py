@@ -10,6 +10,7 @@ import sklearn
 from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
+from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
 from xrayclass.core.mixture import compare_mixtures, fit_mixture, mixture_from_dict, mixture_from_memberships, mixture_to_dict
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -88,19 +89,19 @@ class ClusteringModel:
         }
 
     @classmethod
-    def from_dict(cls, document, path="model"):
+    def from_dict(cls, document):
         from xrayclass.io.checks import validate_model_document
 
-        validate_model_document(document, path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+        validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
         if document.get("format") != MODEL_FORMAT:
-            raise InputError(f"{path}: not a clustering model (format {document.get('format')!r})")
+            raise InputError(f"not a clustering model (format {document.get('format')!r})")
         if document.get("format_version") != MODEL_FORMAT_VERSION:
             raise InputError(
-                f"{path}: model format version {document.get('format_version')} is not "
+                f"model format version {document.get('format_version')} is not "
                 f"supported (this is version {MODEL_FORMAT_VERSION})"
             )
         if list(document["features"]) != list(FEATURES):
-            raise InputError(f"{path}: the model's features differ from this pipeline's")
+            raise InputError(f"the model's features differ from this pipeline's")
         return cls(
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
             mixture=mixture_from_dict(document["mixture"]),
@@ -111,7 +112,8 @@ class ClusteringModel:
 
     @classmethod
     def load(cls, path):
-        return cls.from_dict(read_json(path), path)
+        with input_files(path):
+            return cls.from_dict(read_json(path))
 
 
 def fit_rows(n_rows, fit_sample, random_state):
@@ -121,7 +123,7 @@ def fit_rows(n_rows, fit_sample, random_state):
     return np.sort(np.random.default_rng(random_state).choice(n_rows, size=fit_sample, replace=False))
 
 
-def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state=RANDOM_STATE,
+def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDOM_STATE,
                        fit_sample=FIT_SAMPLE, log_floor=None):
     """Stage 1 on a table of CSC detections.
 
@@ -134,8 +136,6 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     detections : pandas.DataFrame
         CSC per-observation detections (``name`` or ``name_1``, ``obsid``, ``ra``,
         ``dec`` and the raw feature columns).
-    path : str
-        Where the table came from, for messages.
     n_components, random_state : int
         Mixture size and seed.
     fit_sample : int or None
@@ -152,17 +152,16 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
         ``prob_0`` .. ``prob_{K-1}``.
     model : ClusteringModel
     """
-    detections = canonical_names(detections, path)
-    require_columns(detections, IDENTITY_COLUMNS, path)
-    detections = require_numeric(detections, ("ra", "dec"), path)
-    detections = prepare_features(detections, path)
+    detections = canonical_names(detections)
+    require_columns(detections, IDENTITY_COLUMNS)
+    detections = require_numeric(detections, ("ra", "dec"))
+    detections = prepare_features(detections)
     n_total = len(detections)
-    log.info("%s: %s detections read", path, f"{n_total:,}")
+    log.info("%s detections read", f"{n_total:,}")
 
     replaced = [c for c in (CLUSTER, *probability_columns(n_components)) if c in detections.columns]
     if replaced:
-        log.warning("%s: the input already has %s; they are replaced by this run's clusters",
-                    path, ", ".join(replaced))
+        log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(replaced))
         detections = detections.drop(columns=replaced)
 
     complete, reasons = complete_rows(detections)
@@ -170,14 +169,14 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     log.info(describe_dropped(reasons, n_total - len(kept), n_total))
     if len(kept) < max(n_components, 2):
         raise InputError(
-            f"{path}: only {len(kept)} detections have all 12 features; "
+            f"only {len(kept)} detections have all 12 features; "
             f"at least {n_components} are needed for {n_components} clusters"
         )
 
     features = kept[list(FEATURES)].to_numpy(dtype="float64")
     from xrayclass.io.checks import require_log_features_usable
 
-    require_log_features_usable(features, path)
+    require_log_features_usable(features)
     # The preprocessing uses every detection (ranges and shifts); only the mixture is
     # fitted on a subsample when the catalog is large.
     scaler = LogMinMaxScaler(log_floor=log_floor).fit(features)
@@ -194,7 +193,8 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
     model = ClusteringModel(
         scaler=scaler,
         mixture=mixture,
-        training={"input": str(path), "n_input_rows": n_total, "n_detections": len(kept),
+        # "input" (the file) is filled in by the caller that read it.
+        training={"input": None, "n_input_rows": n_total, "n_detections": len(kept),
                   "n_fitted": len(rows), "fit_sample": fit_sample},
     )
     clusters, probabilities = model.assign(kept)
@@ -216,8 +216,10 @@ def cluster_detections(detections, path, n_components=N_COMPONENTS, random_state
 
 # -- the clusters stage 3 uses ------------------------------------------------------------------
 
-def check_model_fits_table(model, detections, model_path, table_path):
+def check_model_fits_table(model, detections):
     """Raise :class:`InputError` unless ``model`` was fitted on the stage-1 table ``detections``.
+
+    The error's ``table`` is ``"model"`` or ``"stage1"``: the input it is about.
 
     Checked by its number of detections and by refitting the preprocessing on the
     table: the log shifts and ranges must be the ones in the model (stage 1 fits them
@@ -225,20 +227,24 @@ def check_model_fits_table(model, detections, model_path, table_path):
     """
     expected = model.training.get("n_detections")
     if expected is not None and int(expected) != len(detections):
-        raise InputError(f"{model_path}: was fitted on {int(expected):,} detections but the stage-1 table "
-                         f"{table_path} has {len(detections):,}; it is not this table's model")
-    require_columns(detections, FEATURES, table_path)
+        raise InputError(f"was fitted on {int(expected):,} detections but the stage-1 table "
+                         f"has {len(detections):,}; it is not this table's model", table="model")
+    try:
+        require_columns(detections, FEATURES)
+    except InputError as exc:
+        exc.table = "stage1"
+        raise
     features = detections[list(FEATURES)].to_numpy(dtype="float64")
     try:
         refitted = LogMinMaxScaler().fit(features).to_dict()
     except ValueError as exc:
-        raise InputError(f"{table_path}: features unusable for the preprocessing: {exc}") from None
+        raise InputError(f"features unusable for the preprocessing: {exc}", table="stage1") from None
     saved = model.scaler.to_dict()
     differs = [f"{key} of {feature}" for key in ("log_shift", "data_min", "data_max") for feature in saved[key]
                if not np.isclose(saved[key][feature], refitted[key][feature], rtol=1e-12, atol=0)]
     if differs:
-        raise InputError(f"{model_path}: its preprocessing differs from that of the stage-1 table {table_path} "
-                         f"({', '.join(differs[:4])}); it is not this table's model")
+        raise InputError(f"its preprocessing differs from that of the stage-1 table "
+                         f"({', '.join(differs[:4])}); it is not this table's model", table="model")
 
 
 def stage1_model(model):
@@ -249,7 +255,7 @@ def stage1_model(model):
                            clusters=dict(STAGE1_CLUSTERS))
 
 
-def frozen_memberships(detections, clusters, source):
+def frozen_memberships(detections, clusters):
     """The membership of each detection in each frozen cluster, and how it was obtained.
 
     The frozen file's ``prob_0..prob_{K-1}`` when it has them, complete, finite and
@@ -272,12 +278,12 @@ def frozen_memberships(detections, clusters, source):
                   and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6))
         if usable and (probabilities.argmax(axis=1) == clusters).all():
             return probabilities / probabilities.sum(axis=1, keepdims=True), "membership probabilities"
-        log.info("%s: its %s do not match its clusters; the mixture is estimated from the cluster "
-                 "assignments alone", source, ", ".join(columns))
+        log.info("the frozen clusters' %s do not match their clusters; the mixture is estimated from the "
+                 "cluster assignments alone", ", ".join(columns))
     return hard, "cluster assignments"
 
 
-def describe_frozen_clusters(model, detections, source):
+def describe_frozen_clusters(model, detections):
     """A mixture model of the frozen clusters that stage 3 will use, in this run's space.
 
     Each component is estimated from the detections of one frozen cluster, in the
@@ -294,31 +300,29 @@ def describe_frozen_clusters(model, detections, source):
         This run's stage-1 model (a previous re-estimate is replaced, not stacked).
     detections : pandas.DataFrame
         The stage-2 table: the 12 features and the frozen ``cluster`` (and ``prob_*``).
-    source : str
-        The frozen file, for messages and the provenance.
 
     Returns
     -------
     ClusteringModel
         Same preprocessing; ``mixture`` describes the frozen clusters; ``clusters`` says
-        so (file, method, agreement overall and per cluster); ``stage1_mixture`` keeps
+        so (method, agreement overall and per cluster); ``stage1_mixture`` keeps
         the stage-1 fit.
     """
     base = stage1_model(model)
     labels = detections[CLUSTER].to_numpy(dtype="float64")
     if not (np.isfinite(labels).all() and (labels >= 0).all() and (labels == np.round(labels)).all()):
-        raise InputError(f"{source}: its 'cluster' column is not made of non-negative integers")
+        raise InputError(f"its 'cluster' column is not made of non-negative integers")
     labels = labels.astype(int)
-    memberships, method = frozen_memberships(detections, labels, source)
+    memberships, method = frozen_memberships(detections, labels)
     sizes = np.bincount(labels, minlength=memberships.shape[1])
     if (sizes == 0).any():
-        raise InputError(f"{source}: cluster(s) {', '.join(map(str, np.flatnonzero(sizes == 0)))} have no "
+        raise InputError(f"cluster(s) {', '.join(map(str, np.flatnonzero(sizes == 0)))} have no "
                          "detection, so no mixture component can describe them; use --clusters ours")
     X = base.scaler.transform(detections[list(FEATURES)].to_numpy(dtype="float64"))
     try:
         mixture = mixture_from_memberships(X, memberships, reg_covar=base.mixture.reg_covar, chunk_rows=CHUNK_ROWS)
     except ValueError as exc:
-        raise InputError(f"{source}: the frozen clusters cannot be described by a mixture: {exc}") from None
+        raise InputError(f"the frozen clusters cannot be described by a mixture: {exc}") from None
     estimated = ClusteringModel(scaler=base.scaler, mixture=mixture, training=base.training,
                                 stage1_mixture=base.mixture)
     assigned, _ = estimated.assign(detections)
@@ -326,7 +330,7 @@ def describe_frozen_clusters(model, detections, source):
     per_cluster = np.bincount(labels, weights=same, minlength=len(sizes)) / sizes
     estimated.clusters = {
         "source": "frozen",
-        "file": str(source),
+        "file": None,  # the frozen file, filled in by the caller that read it
         "estimated_from": method,
         "n_detections": int(len(labels)),
         "agreement": float(same.mean()),
@@ -362,3 +366,14 @@ def compare_with_published(model, published):
              comparison["max_weight_difference"], comparison["max_mean_distance"],
              comparison["median_separation"], PUBLISHED_CAVEAT)
     return comparison
+
+
+def run_clustering(detections: pd.DataFrame, n_components: int = N_COMPONENTS, random_state: int = RANDOM_STATE,
+                   fit_sample: int | None = FIT_SAMPLE, log_floor: float | None = None,
+                   **options) -> tuple[pd.DataFrame, ClusteringModel]:
+    """Stage 1 on an in-memory table of CSC detections: ``(clustered, model)``.
+
+    See :func:`cluster_detections`, which this is.
+    """
+    return cluster_detections(detections, n_components=n_components, random_state=random_state,
+                              fit_sample=fit_sample, log_floor=log_floor, **options)

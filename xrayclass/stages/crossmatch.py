@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics.cluster import contingency_matrix
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
+from xrayclass.exceptions import tables_named
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,17 @@ def _cluster_columns(table):
     return [c for c in table.columns if c == CLUSTER or (c.startswith("prob_") and c[5:].isdigit())]
 
 
-def check_same_detections(stage1, stage1_path, other, other_path):
+def check_same_detections(stage1, other):
     """Raise :class:`InputError` unless both tables list the same detections in order.
+
+    The error is about ``other`` (its ``table`` is ``"frozen"``).
 
     Compared row by row: the number of rows, then the source name and obsid of each.
     """
     if len(stage1) != len(other):
         raise InputError(
-            f"{other_path}: has {len(other):,} rows but the stage-1 table {stage1_path} has "
-            f"{len(stage1):,}; a crossmatch must keep every stage-1 row"
+            f"has {len(other):,} rows but the stage-1 table has "
+            f"{len(stage1):,}; a crossmatch must keep every stage-1 row", table="frozen"
         )
     names_here = stage1[NAME].astype(str).str.strip().to_numpy()
     names_there = other[NAME].astype(str).str.strip().to_numpy()
@@ -49,9 +52,9 @@ def check_same_detections(stage1, stage1_path, other, other_path):
         same_set = sorted(zip(names_here, obsids_here)) == sorted(zip(names_there, obsids_there))
         hint = " (the same detections, in another order: keep the stage-1 row order)" if same_set else ""
         raise InputError(
-            f"{other_path}: does not match the stage-1 table {stage1_path}: {int(differs.sum()):,} rows "
+            f"does not match the stage-1 table: {int(differs.sum()):,} rows "
             f"differ, first at data row {row + 1} ({names_there[row]!r}, obsid {obsids_there[row]:.0f} "
-            f"instead of {names_here[row]!r}, obsid {obsids_here[row]:.0f}){hint}"
+            f"instead of {names_here[row]!r}, obsid {obsids_here[row]:.0f}){hint}", table="frozen"
         )
 
 
@@ -67,7 +70,7 @@ def cluster_agreement(ours, theirs):
     return overlap[rows, columns].sum() / len(ours)
 
 
-def swap_in_frozen(stage1, stage1_path, frozen, frozen_path, clusters="frozen"):
+def swap_in_frozen(stage1, frozen, clusters="frozen"):
     """The SIMBAD columns (and optionally clusters) of a frozen crossmatch, checked.
 
     Parameters
@@ -86,22 +89,30 @@ def swap_in_frozen(stage1, stage1_path, frozen, frozen_path, clusters="frozen"):
     -------
     pandas.DataFrame
         The stage-2 table: see :func:`attach_matches`.
+
+    Raises
+    ------
+    InputError
+        With ``table`` ``"stage1"`` or ``"frozen"``: the input the problem is in.
     """
     if clusters not in CLUSTER_SOURCES:
         raise ValueError(f"clusters must be one of {CLUSTER_SOURCES}, got {clusters!r}")
-    stage1 = canonical_names(stage1, stage1_path)
-    frozen = canonical_names(frozen, frozen_path)
-    require_columns(stage1, (NAME, OBSID), stage1_path)
-    require_columns(frozen, (NAME, OBSID, MAIN_TYPE), frozen_path)
-    stage1 = require_numeric(stage1, (OBSID,), stage1_path)
-    frozen = require_numeric(frozen, (OBSID,), frozen_path)
-    check_same_detections(stage1, stage1_path, frozen, frozen_path)
+    with tables_named("stage1"):
+        stage1 = canonical_names(stage1)
+        require_columns(stage1, (NAME, OBSID))
+        stage1 = require_numeric(stage1, (OBSID,))
+    with tables_named("frozen"):
+        frozen = canonical_names(frozen)
+        require_columns(frozen, (NAME, OBSID, MAIN_TYPE))
+        frozen = require_numeric(frozen, (OBSID,))
+    check_same_detections(stage1, frozen)
 
     frozen_clusters = _cluster_columns(frozen)
     if clusters == "frozen":
         if CLUSTER not in frozen.columns:
-            raise InputError(f"{frozen_path}: has no 'cluster' column; use --clusters ours")
-        frozen = require_numeric(frozen, (CLUSTER,), frozen_path)
+            raise InputError("has no 'cluster' column; use --clusters ours", table="frozen")
+        with tables_named("frozen"):
+            frozen = require_numeric(frozen, (CLUSTER,))
         if CLUSTER in stage1.columns:
             agreement = cluster_agreement(stage1[CLUSTER], frozen[CLUSTER])
             log.info("keeping the frozen file's clusters; this run's clusters agree with them on "
@@ -110,15 +121,16 @@ def swap_in_frozen(stage1, stage1_path, frozen, frozen_path, clusters="frozen"):
             log.info("keeping the frozen file's clusters")
         stage1 = stage1.drop(columns=_cluster_columns(stage1))
     else:
-        require_columns(stage1, (CLUSTER,), stage1_path)
+        with tables_named("stage1"):
+            require_columns(stage1, (CLUSTER,))
         log.info("keeping this run's clusters; the frozen file's %s are left out",
                  ", ".join(frozen_clusters) or "(none)")
         frozen = frozen.drop(columns=frozen_clusters)
     matched = frozen.drop(columns=[NAME, OBSID, *[c for c in _UNNAMED if c in frozen.columns]])
-    return attach_matches(stage1, matched, frozen_path)
+    return attach_matches(stage1, matched)
 
 
-def attach_matches(stage1, matches, source):
+def attach_matches(stage1, matches):
     """Join matched SIMBAD columns to the stage-1 rows, row by row.
 
     Columns of ``matches`` already in ``stage1`` are not duplicated (the stage-1 values
@@ -128,8 +140,8 @@ def attach_matches(stage1, matches, source):
     new_columns = [c for c in matches.columns if c not in stage1.columns]
     skipped = [c for c in matches.columns if c in stage1.columns]
     if skipped:
-        log.debug("%s: columns already in the stage-1 table, kept from stage 1: %s", source, ", ".join(skipped))
-    log.info("%s: %d matched columns added to the %d stage-1 columns", source, len(new_columns), stage1.shape[1])
+        log.debug("matched columns already in the stage-1 table, kept from stage 1: %s", ", ".join(skipped))
+    log.info("%d matched columns added to the %d stage-1 columns", len(new_columns), stage1.shape[1])
     combined = pd.concat(
         [stage1.reset_index(drop=True), matches[new_columns].reset_index(drop=True)], axis=1
     )
@@ -137,6 +149,31 @@ def attach_matches(stage1, matches, source):
     unmatched = types.isna() | (types.astype(str).str.strip() == "")
     combined[MAIN_TYPE] = types.astype(object).where(~unmatched, NO_MATCH).astype(str)
     n_total = len(combined)
-    log.info("%s: %s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
-             source, f"{n_total - int(unmatched.sum()):,}", f"{n_total:,}", f"{int(unmatched.sum()):,}", NO_MATCH)
+    log.info("%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
+             f"{n_total - int(unmatched.sum()):,}", f"{n_total:,}", f"{int(unmatched.sum()):,}", NO_MATCH)
     return combined
+
+
+def run_crossmatch(clustered: pd.DataFrame, *, frozen: pd.DataFrame | None = None,
+                   catalog: pd.DataFrame | None = None, radius: float = 1.0, clusters: str = "frozen") -> pd.DataFrame:
+    """Stage 2 on in-memory tables: give each clustered detection its SIMBAD class.
+
+    Exactly one of ``frozen`` (an existing crossmatch of the same detections, in the
+    stage-1 row order: :func:`swap_in_frozen`, which reproduces the paper) or
+    ``catalog`` (a local catalog with ``ra``, ``dec`` and ``main_type``: the best match
+    within ``radius`` arcsec) must be given. The remote X-Match crossmatch is a service
+    (:mod:`xrayclass.services.xmatch`).
+
+    Raises
+    ------
+    InputError
+        With ``table`` ``"stage1"``, ``"frozen"`` or ``"catalog"``: the input the
+        problem is in.
+    """
+    if (frozen is None) == (catalog is None):
+        raise ValueError("give exactly one of frozen= or catalog=")
+    if frozen is not None:
+        return swap_in_frozen(clustered, frozen, clusters=clusters)
+    from xrayclass.core.positional import crossmatch_local
+
+    return crossmatch_local(clustered, catalog, radius)

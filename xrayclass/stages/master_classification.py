@@ -152,7 +152,7 @@ def vote(names, predicted, probabilities, classes=CLASSES):
     return Votes(names[starts], counts, means, stds, soft, hard, starts)
 
 
-def master_classification(detections, path, classes=CLASSES):
+def master_classification(detections, classes=CLASSES):
     """Stage 4 on a detection-level classification table.
 
     Returns
@@ -170,21 +170,21 @@ def master_classification(detections, path, classes=CLASSES):
     summary : dict
         Counts, Cohen's kappa of the two votes and the detections-per-source histogram.
     """
-    detections = canonical_names(detections, path)
-    require_columns(detections, (NAME, OBSID, MAIN_TYPE, *classes), path)
-    detections = require_numeric(detections, (OBSID, *classes), path)
+    detections = canonical_names(detections)
+    require_columns(detections, (NAME, OBSID, MAIN_TYPE, *classes))
+    detections = require_numeric(detections, (OBSID, *classes))
     n_total = len(detections)
-    log.info("%s: %s classified detections read", path, f"{n_total:,}")
+    log.info("%s classified detections read", f"{n_total:,}")
     detections = detections.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
     n_sources_in = int(detections[NAME].nunique())
 
     probabilities = detections[list(classes)].to_numpy(dtype="float64")
     if np.isnan(probabilities).any():
         rows = int(np.isnan(probabilities).any(axis=1).sum())
-        raise InputError(f"{path}: {rows:,} detections have missing class probabilities")
+        raise InputError(f"{rows:,} detections have missing class probabilities")
     from xrayclass.io.checks import require_probabilities
 
-    require_probabilities(probabilities, path, classes)
+    require_probabilities(probabilities, classes)
     unscored = (detections[MAIN_TYPE].astype(str) == UNCLASSIFIED).to_numpy() | ~(probabilities > 0).any(axis=1)
     if unscored.any():
         log.warning("%s detections are '%s' (no class could be scored in their cluster) and do not vote",
@@ -201,7 +201,7 @@ def master_classification(detections, path, classes=CLASSES):
     extra = [c for c in ("ra", "dec", *FEATURES) if c in first.columns]
     missing_features = [c for c in FEATURES if c not in first.columns]
     if missing_features:
-        log.info("%s: no feature columns (%s); the tables leave them out", path,
+        log.info("no feature columns (%s); the tables leave them out",
                  "none of the 12" if len(missing_features) == len(FEATURES) else ", ".join(missing_features))
     for column in extra:
         sources[column] = first[column].to_numpy()
@@ -315,3 +315,12 @@ def format_summary(summary):
     if not sources:
         lines.insert(0, "no source has a classified detection: both tables are empty")
     return "\n".join(lines)
+
+
+def run_master_classification(classified: pd.DataFrame,
+                              classes=CLASSES) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Stage 4 on an in-memory stage-3 table: ``(uniquely, ambiguous, summary)``.
+
+    See :func:`master_classification`, which this is.
+    """
+    return master_classification(classified, classes)

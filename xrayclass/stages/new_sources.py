@@ -82,49 +82,7 @@ def csc_source_name(text):
     return f"2CXO {match.group(1).upper()}" if match else None
 
 
-def read_input(text, fetch_config=None, *, sleep=None, clock=None):
-    """The detections ``text`` names: a table file, or a CSC source fetched by name.
-
-    Parameters
-    ----------
-    text : str
-        A table file (VOTable, CSV, Parquet, FITS), or, when no such file exists, a
-        CSC source name whose per-observation detections are fetched from the CSC
-        TAP service.
-    fetch_config : xrayclass.services.csc_tap.FetchConfig, optional
-        Service, release and time-outs for a fetch (default: synchronous, CSC 2.0).
-    sleep, clock : callable, optional
-        Passed to the fetch, so that tests need not wait.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-    origin : str
-        The file, or ``'CSC 2.0 source 2CXO J...'``, for messages.
-
-    Raises
-    ------
-    InputError
-        No such file and not a CSC name, an unreadable file, or an unknown source.
-    ServiceError
-        The CSC TAP service failed (the message says to pass a local file instead).
-    """
-    path = Path(text)
-    if path.exists():
-        return read_table(path), str(path)
-    name = csc_source_name(text)
-    if name is None:
-        if path.suffix:
-            return read_table(path), str(path)  # says "file not found" or names the format
-        raise InputError(f"{text}: no such file, and not a CSC source name such as '2CXO J004307.5-092302'")
-    from xrayclass.services.csc_tap import FetchConfig, fetch_source
-
-    config = fetch_config or FetchConfig(sync=True)
-    table, _ = fetch_source(name, config, sleep=sleep or time.sleep, clock=clock or time.monotonic)
-    return table.to_pandas(), f"CSC {config.release} source {name}"
-
-
-def identify(table, origin):
+def identify(table):
     """Give every detection a source name and a row number, and sort them.
 
     Parameters
@@ -132,9 +90,6 @@ def identify(table, origin):
     table : pandas.DataFrame
         Detections; ``name`` (or ``name_1``), ``obsid``, ``ra`` and ``dec`` are used
         where present.
-    origin : str
-        Where the table came from, for messages.
-
     Returns
     -------
     table : pandas.DataFrame
@@ -148,7 +103,7 @@ def identify(table, origin):
         alias = next((a for a in NAME_ALIASES if a in table.columns), None)
         if alias is not None:
             table = table.rename(columns={alias: NAME})
-    table = require_numeric(table, [c for c in (OBSID, "ra", "dec") if c in table.columns], origin)
+    table = require_numeric(table, [c for c in (OBSID, "ra", "dec") if c in table.columns])
     rows = np.arange(1, len(table) + 1)
     row_names = pd.Series(rows, index=table.index).astype(str).radd("row ")
     named = NAME in table.columns
@@ -289,19 +244,6 @@ def range_flags(features, scalers):
 
 # -- the artifacts ----------------------------------------------------------------------------
 
-def _load(loader, path, what, option, stage, writes):
-    """Load one artifact; a missing or unusable file becomes a one-line :class:`InputError`."""
-    if not Path(path).exists():
-        raise InputError(f"{path}: file not found; run {stage} (it writes {writes}) or pass {option} PATH")
-    try:
-        return loader(path)
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise InputError(f"{path}: not a usable {what} ({type(exc).__name__}: {exc}); if another version "
-                         f"of xrayclass wrote it, run {stage} again") from None
-
-
 def preprocessing_differences(first, second):
     """Constants of two fitted scalers that differ, as ``'data_max of bb_kt'`` strings."""
     a, b = first.to_dict(), second.to_dict()
@@ -313,35 +255,6 @@ def preprocessing_differences(first, second):
         elif left != right:
             differences.append(key)
     return sorted(differences)
-
-
-def load_artifacts(model_path, classifier_path):
-    """Load the stage-1 model and the stage-3 classifier; warn where they do not fit together.
-
-    Returns
-    -------
-    clustering : ClusteringModel
-    classifier : ClassifierModel
-
-    Raises
-    ------
-    InputError
-        A file is missing or is not the artifact it should be.
-    """
-    clustering = _load(ClusteringModel.load, model_path, "clustering model", "--model",
-                       "clustering.py", "--model")
-    classifier = _load(ClassifierModel.load, classifier_path, "classifier model", "--classifier",
-                       "classification.py", "--model-output")
-    differences = preprocessing_differences(clustering.scaler, classifier.scaler)
-    if differences:
-        log.warning("the preprocessing of %s and %s differ (%s); they should be equal when both come "
-                    "from one run of the pipeline", model_path, classifier_path, ", ".join(differences[:6]))
-    known = set(classifier.references.classifiers_)
-    absent = [k for k in range(clustering.mixture.n_components) if k not in known]
-    if absent:
-        log.warning("%s has no class references for clusters %s of %s; detections there stay %s",
-                    classifier_path, ", ".join(map(str, absent)), model_path, UNCLASSIFIED)
-    return clustering, classifier
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -362,16 +275,19 @@ class Classification:
         obsid) and ``reason`` of each detection that could not be classified.
     n_input : int
         Detections in the input.
-    origin : str
-        Where they came from.
+    caveats : tuple of str
+        What the summary must say about the clusters.
+    input_name : str
+        How the summary names the input (the caller that read it sets the file or
+        the fetched source).
     """
 
     detections: pd.DataFrame
     sources: pd.DataFrame
     skipped: pd.DataFrame
     n_input: int
-    origin: str
     caveats: tuple = ()
+    input_name: str = "the input"
 
 
 def cluster_caveats(clustering):
@@ -423,7 +339,7 @@ def unclassifiable(prepared, scalers):
     return reasons, flags
 
 
-def classify(table, clustering, classifier, origin, method=None, calibrate=False):
+def classify(table, clustering, classifier, method=None, calibrate=False):
     """Classify the detections of ``table`` with the artifacts of a pipeline run.
 
     Parameters
@@ -435,8 +351,6 @@ def classify(table, clustering, classifier, origin, method=None, calibrate=False
         The stage-1 artifact (``model.json``).
     classifier : ClassifierModel
         The stage-3 artifact (``classifier.json``).
-    origin : str
-        Where the table came from, for messages.
     method : {"mahalanobis", "naive-bayes"}, optional
         The classifier giving the probabilities (default: the one stage 3 used).
     calibrate : bool
@@ -456,8 +370,8 @@ def classify(table, clustering, classifier, origin, method=None, calibrate=False
     n_input = len(table)
     if calibrate:
         classifier.check_calibration(method)
-    table, named = identify(table, origin)
-    prepared = prepare_features(table, origin)
+    table, named = identify(table)
+    prepared = prepare_features(table)
     reasons, flags = unclassifiable(prepared, (clustering.scaler, classifier.scaler))
     ok = reasons == ""
     labels = detection_labels(prepared)
@@ -465,7 +379,7 @@ def classify(table, clustering, classifier, origin, method=None, calibrate=False
                             "detection": labels[~ok], "reason": reasons[~ok]})
     if not ok.any():
         listed = "; ".join(full_labels(skipped[NAME], skipped["detection"]) + ": " + skipped["reason"])
-        raise InputError(f"{origin}: no detection can be classified (each needs all 12 features): "
+        raise InputError(f"no detection can be classified (each needs all 12 features): "
                          f"{_shorten(listed)}")
     if len(skipped):
         log.warning("%d of %d detections cannot be classified and are skipped (listed below)",
@@ -476,8 +390,8 @@ def classify(table, clustering, classifier, origin, method=None, calibrate=False
     positions = all(c in chosen.columns for c in ("ra", "dec")) and chosen[["ra", "dec"]].notna().all().all()
     explain = positions or not classifier.location
     if not explain:
-        log.warning("%s: no ra/dec for every detection: outlier measures and probability tracks (which use "
-                    "galactic latitude in this model) are left out", origin)
+        log.warning("no ra/dec for every detection: outlier measures and probability tracks (which use "
+                    "galactic latitude in this model) are left out")
     result = classifier.classify(chosen, clusters, method=method, explain=explain, calibrate=calibrate)
     classes = list(classifier.classes)
     probabilities = result[classes].to_numpy()
@@ -488,8 +402,8 @@ def classify(table, clustering, classifier, origin, method=None, calibrate=False
     detections = pd.concat([detections, explanation], axis=1)
     sources = source_table(prepared, detections, skipped, classes)
     if not named:
-        log.info("%s has no source names: each row is its own source ('row 1', 'row 2', ...)", origin)
-    return Classification(detections, sources, skipped, n_input, origin, cluster_caveats(clustering))
+        log.info("the input has no source names: each row is its own source ('row 1', 'row 2', ...)")
+    return Classification(detections, sources, skipped, n_input, cluster_caveats(clustering))
 
 
 def _shorten(text, limit=600):
@@ -662,7 +576,7 @@ def format_report(result):
                      "extrapolates (values are not clipped), so treat their classes with caution")
     lines.append(f"{n_classified:,} of {plural(result.n_input, 'detection')} classified"
                  + (f", {n_skipped} skipped (missing features or undefined log)" if n_skipped else "")
-                 + f"; {plural(len(result.sources), 'source')} from {result.origin}")
+                 + f"; {plural(len(result.sources), 'source')} from {result.input_name}")
     lines += list(result.caveats)
     return "\n".join(lines)
 
@@ -672,8 +586,5 @@ def output_tables(result):
     return result.detections.drop(columns=[_ROW]), result.sources
 
 
-def sources_path(output):
-    """Where the per-source table goes beside ``output``: ``<stem>_sources<suffix>``."""
-    output = Path(output)
-    return output.with_name(f"{output.stem}_sources{output.suffix}")
-
+# File I/O moved to xrayclass.io.artifacts; importable from here as before.
+from xrayclass.io.artifacts import load_artifacts, read_input, sources_path  # noqa: E402

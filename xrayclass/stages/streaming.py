@@ -31,7 +31,7 @@ from xrayclass.constants import (
 )
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
-from xrayclass.exceptions import InputError
+from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, iter_batches, name_boundaries
 from xrayclass.io.tables import canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.stages import classification as stage3
@@ -46,16 +46,16 @@ log = logging.getLogger(__name__)
 NAME_SAMPLE_PER_BATCH = 1_000
 
 
-def _prepare(batch: pd.DataFrame, path, classes, uninformative):
+def _prepare(batch: pd.DataFrame, classes, uninformative):
     """A batch validated as classify_detections validates the whole table; (complete rows, roles, reasons, n)."""
-    batch = canonical_names(batch, path)
-    require_columns(batch, REQUIRED_COLUMNS, path)
+    batch = canonical_names(batch)
+    require_columns(batch, REQUIRED_COLUMNS)
     if MAIN_TYPE not in batch.columns:
-        raise InputError(f"{path}: missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
-    batch = require_numeric(batch, (OBSID, CLUSTER, "ra", "dec"), path)
+        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
+    batch = require_numeric(batch, (OBSID, CLUSTER, "ra", "dec"))
     if batch[CLUSTER].isna().any():
-        raise InputError(f"{path}: column 'cluster' is empty in {int(batch[CLUSTER].isna().sum()):,} rows")
-    batch = prepare_features(batch, path)
+        raise InputError(f"column 'cluster' is empty in {int(batch[CLUSTER].isna().sum()):,} rows")
+    batch = prepare_features(batch)
     n = len(batch)
     complete, reasons = complete_rows(batch)
     batch = batch.loc[complete].reset_index(drop=True)
@@ -134,7 +134,8 @@ def _streamed_scaler(path, columns, min_nonzero, batch_rows, classes, uninformat
     scaler.shift_ = {name: float(min_nonzero[name] / 10) for name in scaler.log_features}
     low, high = {}, {}
     for batch in iter_batches(path, columns, batch_rows):
-        batch = prepare_features(canonical_names(batch, path), path)
+        with input_files(path):
+            batch = prepare_features(canonical_names(batch, path))
         complete, _ = complete_rows(batch)
         for name in (*scaler.log_features, *scaler.minmax_features):
             values = scaler._pre_scale(batch.loc[complete, name].to_numpy(dtype="float64"), name)
@@ -164,16 +165,17 @@ def classify_file(path, output, model_output, outliers_output, classes=CLASSES, 
 
     def classified_batches():
         for batch in iter_batches(path, None, batch_rows):
-            yield classify_batch(batch, path, model, classes, uninformative, method, outlier_fraction, explain)
+            with input_files(path):
+                yield classify_batch(batch, model, classes, uninformative, method, outlier_fraction, explain)
 
     return write_classified(classified_batches(), census, model, path, output, model_output, outliers_output,
                             method, outlier_fraction, explain, batch_rows, temporary_dir)
 
 
-def classify_batch(batch, path, model, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, method="mahalanobis",
+def classify_batch(batch, model, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, method="mahalanobis",
                    outlier_fraction=OUTLIER_FRACTION, explain=True):
     """The stage-3 rows of one batch of the input, in input order (maybe none)."""
-    prepared, roles, _, _, _ = _prepare(batch, path, classes, uninformative)
+    prepared, roles, _, _, _ = _prepare(batch, classes, uninformative)
     chosen = prepared.loc[roles == TO_CLASSIFY].reset_index(drop=True)
     if not len(chosen):
         return None
@@ -194,7 +196,8 @@ def fit_streamed(path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_r
     census = _Census()
     scaler_template = LogMinMaxScaler()
     for batch in iter_batches(path, pass1_columns, batch_rows):
-        prepared, roles, reasons, n, labels = _prepare(batch, path, classes, uninformative)
+        with input_files(path):
+            prepared, roles, reasons, n, labels = _prepare(batch, classes, uninformative)
         census.add(prepared, roles, reasons, n, scaler_template.log_features)
         census.labels.merge(labels)
     log.info("%s: %s detections read", path, f"{census.n_total:,}")
@@ -212,7 +215,7 @@ def fit_streamed(path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_r
         references[MAIN_TYPE].to_numpy(dtype=object), np.full(len(references), REFERENCE),
         references[CLUSTER].to_numpy(), classes, census.labels, all_clusters=sorted(census.clusters))
     stage3._log_census(references_census)
-    stage3._check_labels(references_census, census.labels, path, False)
+    stage3._check_labels(references_census, census.labels, False)
 
     name_columns = [c for c in (NAME, *NAME_ALIASES) if c in columns][:1]
     scaler = _streamed_scaler(path, [*name_columns, *feature_columns], census.min_nonzero, batch_rows,
@@ -319,8 +322,9 @@ def master_classification_file(path, classes=CLASSES, batch_rows=BATCH_ROWS):
     """
     from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification
 
-    return combine_votes(master_classification(batch, path, classes)
-                         for batch in source_batches(path, STAGE4_COLUMNS, batch_rows))
+    with input_files(path):
+        return combine_votes(master_classification(batch, classes)
+                             for batch in source_batches(path, STAGE4_COLUMNS, batch_rows))
 
 
 def combine_votes(parts):
