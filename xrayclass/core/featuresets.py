@@ -174,14 +174,10 @@ class FeatureSet:
         if left_out or twice:
             raise InputError(f"{origin}: every feature must be in exactly one naive_bayes category "
                              f"({'missing: ' + ', '.join(left_out) if left_out else 'in both: ' + ', '.join(twice)})")
-        # Stored in the order of ``features`` so that equal sets compare and serialize equal.
-        return cls(name=name, features=features,
-                   log_features=tuple(f for f in features if f in log_features),
-                   minmax_features=tuple(f for f in features if f in minmax_features),
+        # Lists keep the file's order: the scaler records its log features in that order.
+        return cls(name=name, features=features, log_features=log_features, minmax_features=minmax_features,
                    derived={f: derived[f] for f in features if f in derived},
-                   spectrum=tuple(f for f in features if f in spectrum),
-                   variability=tuple(f for f in features if f in variability),
-                   description=description)
+                   spectrum=spectrum, variability=variability, description=description)
 
     def to_dict(self) -> dict:
         """The set as plain JSON/TOML-ready values (what artifacts record)."""
@@ -197,7 +193,11 @@ class FeatureSet:
 
     def same_as(self, other: FeatureSet) -> bool:
         """Same features, scaling, derivations and categories (names and descriptions aside)."""
-        return self.to_dict() | {"name": "", "description": ""} == other.to_dict() | {"name": "", "description": ""}
+        def key(fs: FeatureSet):
+            return (fs.features, set(fs.log_features), set(fs.minmax_features), fs.derived, set(fs.spectrum),
+                    set(fs.variability))
+
+        return key(self) == key(other)
 
 
 def load(path) -> FeatureSet:
