@@ -172,3 +172,20 @@ def test_stage3_refuses_a_set_other_than_the_models(without_newq, tmp_path, caps
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(errors) == 1 and "differs from" in errors[0], errors
     assert not (tmp_path / "s3.csv").exists()
+
+
+def test_validate_honours_the_runs_feature_set(without_newq, tmp_path):
+    from xrayclass.cli.analysis import main as analysis_main
+
+    out, _ = without_newq
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.json").write_bytes((out / "model.json").read_bytes())
+    # s2.csv lacks var_min_b / var_max_b: with the paper's set this would exit 2, so 0 says the model's set was used.
+    assert analysis_main(["validate", "--run-dir", str(run), "--input", str(out / "s2.csv"), "--seeds", "1",
+                          "--method", "mahalanobis", "--method", "naive-bayes", "-q"]) == 0
+    from xrayclass.analysis.validation import labeled_detections
+
+    labeled = labeled_detections(pd.read_csv(out / "s2.csv"), "s2", feature_set=load(NO_NEWQ))
+    assert labeled.X.shape[1] == 11
+    assert any((run / "validation").iterdir())
