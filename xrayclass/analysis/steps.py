@@ -73,7 +73,7 @@ def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3
 # -- validation ---------------------------------------------------------------------------
 
 def validation(crossmatched, out_dir, figures_dir, seeds=range(5), group_by_source=False,
-               methods=("mahalanobis",), calibrate=False, both_splits=False):
+               methods=("mahalanobis",), calibrate=False, both_splits=False, feature_set=None):
     """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
 
     Writes per method the confusion matrices (mean, std), per-class metrics, a summary
@@ -86,11 +86,13 @@ def validation(crossmatched, out_dir, figures_dir, seeds=range(5), group_by_sour
     ``method_comparison_splits.csv`` and ``fig_method_comparison_splits``; the
     per-method files are then those of the split ``group_by_source`` selects. Returns
     method -> result of :func:`xrayclass.validation.validate`, and the comparison table
-    (with a ``split`` column when ``both_splits``).
+    (with a ``split`` column when ``both_splits``). ``feature_set``: the features
+    (default: the paper's 12).
     """
     from xrayclass.analysis.validation import labeled_detections
+    from xrayclass.core.featuresets import PAPER
 
-    labeled = labeled_detections(crossmatched)
+    labeled = labeled_detections(crossmatched, feature_set=feature_set or PAPER)
     synthetic = _names_synthetic(crossmatched)
     with figures.synthetic_marking(synthetic):
         return _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits,

@@ -36,10 +36,10 @@ from xrayclass.core.calibration import (
     reliability_curve,
 )
 from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
-from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, FEATURES, MAIN_TYPE, NAME, UNCLASSIFIED
+from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME, UNCLASSIFIED
 from xrayclass.core.features import complete_rows, prepare_features
+from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.io.tables import InputError, canonical_names, require_columns
-from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import steps
 from xrayclass.core.taxonomy import OTYPE, normalize_types
 
@@ -57,6 +57,8 @@ class LabeledSet:
     clusters: np.ndarray
     sources: np.ndarray
     latitude: np.ndarray  # |galactic latitude| / 90 deg, for the naive Bayes location category
+    #: The features of ``X`` (their naive-Bayes categories too); default: the paper's 12.
+    feature_set: FeatureSet = PAPER
 
 
 def mahalanobis_method(labeled, train, test, classes=CLASSES):
@@ -117,8 +119,9 @@ def naive_bayes_method(location=True, score="macro_f1"):
 
     def method(labeled, train, test, classes=CLASSES):
         X = np.column_stack([labeled.X, labeled.latitude]) if location else labeled.X
-        model = NaiveBayesClassifier(categories=naive_bayes_categories(location),
-                                     feature_names=[*FEATURES, LOCATION_FEATURE][: X.shape[1]],
+        feature_set = labeled.feature_set
+        model = NaiveBayesClassifier(categories=naive_bayes_categories(location, feature_set),
+                                     feature_names=[*feature_set.features, LOCATION_FEATURE][: X.shape[1]],
                                      classes=classes, scoring=score).fit(X[train], labeled.labels[train])
         return model.predict_proba(X[test])
 
@@ -141,17 +144,17 @@ def method_table(names, calibrate=False):
     return methods
 
 
-def labeled_detections(table, classes=CLASSES):
-    """Preprocess every complete detection and keep those labeled with one of ``classes``."""
+def labeled_detections(table, classes=CLASSES, feature_set: FeatureSet = PAPER):
+    """Preprocess every complete detection (``feature_set``'s features); keep those labeled with one of ``classes``."""
     from xrayclass.stages.classification import absolute_galactic_latitude
 
     table = canonical_names(table)
     require_columns(table, (NAME, CLUSTER, MAIN_TYPE, "ra", "dec"))
-    table = prepare_features(table)
-    complete, _ = complete_rows(table)
+    table = prepare_features(table, feature_set)
+    complete, _ = complete_rows(table, feature_set=feature_set)
     table = table.loc[complete].reset_index(drop=True)
-    features = table[list(FEATURES)].to_numpy(dtype="float64")
-    X = LogMinMaxScaler().fit(features).transform(features)
+    features = table[list(feature_set.features)].to_numpy(dtype="float64")
+    X = feature_set.scaler().fit(features).transform(features)
     # The same reading of SIMBAD's types as stage 3 (today's labels, codes, case).
     types, _ = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
     labeled = np.isin(types, list(classes))
@@ -160,7 +163,7 @@ def labeled_detections(table, classes=CLASSES):
                          "validation needs labeled detections")
     chosen = table.loc[labeled]
     return LabeledSet(X[labeled], types[labeled], chosen[CLUSTER].to_numpy(dtype=int),
-                      chosen[NAME].to_numpy(dtype=object), absolute_galactic_latitude(chosen))
+                      chosen[NAME].to_numpy(dtype=object), absolute_galactic_latitude(chosen), feature_set)
 
 
 def _strata(labels):

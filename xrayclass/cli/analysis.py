@@ -184,6 +184,9 @@ def add_validate_parser(subparsers, common):
     parser.add_argument("--both-splits", action="store_true",
                         help="compare the methods grouped by source (the headline: new sources are never among "
                              "the references) and by detection (the paper's), in one table and one figure")
+    parser.add_argument("--features", default=None, metavar="FILE",
+                        help="feature set (TOML, see xrayclass/featuresets/) (default: the one the run's model.json "
+                             "records, else the paper's 12)")
     parser.set_defaults(command=validate_command, stage="validate")
 
 
@@ -197,10 +200,11 @@ def validate_command(args):
 
     chosen = args.methods or ["mahalanobis"]
     methods = tuple(dict.fromkeys(m for name in chosen for m in (METHODS if name == "all" else [name])))
+    feature_set = _validation_feature_set(args.features, run.model)
     with input_files(path):
         results, table = validation(table, run.directory / "validation", run.figures, range(args.seeds),
                                     args.group_by_source, methods, calibrate=args.calibrate,
-                                    both_splits=args.both_splits)
+                                    both_splits=args.both_splits, feature_set=feature_set)
     for name, result in results.items():
         for level in ("classes", "aggregated"):
             part = result[level]
@@ -214,6 +218,28 @@ def validate_command(args):
     if len(results) > 1 or args.both_splits:
         print(format_method_comparison(table))
     print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
+
+
+def _validation_feature_set(features_path, model_path):
+    """``--features``, else the run's model's set (when the run has a readable model), else the paper's."""
+    from xrayclass.core.featuresets import PAPER, from_artifact
+    from xrayclass.io.artifacts import read_feature_set as load
+    from xrayclass.io.tables import read_json
+
+    if features_path is not None:
+        return load(features_path)
+    if Path(model_path).exists():
+        try:
+            feature_set = from_artifact(read_json(model_path), str(model_path))
+        except (InputError, AttributeError, TypeError) as exc:
+            log.warning("%s: its feature set cannot be read (%s); validating with the paper's 12 features",
+                        model_path, exc)
+            return PAPER
+        if not feature_set.same_as(PAPER):
+            log.info("validating with the feature set %s of %s (%d features)", feature_set.name, model_path,
+                     len(feature_set))
+        return feature_set
+    return PAPER
 
 
 def format_method_comparison(table):

@@ -189,6 +189,51 @@ NO_CSC_INPUT_HINT = (
 )
 
 
+def _add_features(parser, what):
+    parser.add_argument("--features", default=None, metavar="FILE",
+                        help="feature set (TOML: the features, their scaling, the raw columns they derive from and "
+                             "the naive-Bayes categories; see xrayclass/featuresets/) " + what)
+
+
+def _chosen_feature_set(path):
+    from xrayclass.core.featuresets import PAPER
+    from xrayclass.io.artifacts import read_feature_set as load
+
+    if path is None:
+        return PAPER
+    feature_set = load(path)
+    log.info("feature set %s (%s): %d features, %s", feature_set.name, path, len(feature_set),
+             ", ".join(feature_set.features))
+    return feature_set
+
+
+def _stage3_feature_set(features_path, model_path, explicit_model):
+    """The feature set stage 3 uses: ``--features``, else the stage-1 model's; they must agree."""
+    from xrayclass.core.featuresets import PAPER, from_artifact
+    from xrayclass.io.tables import read_json
+
+    chosen = _chosen_feature_set(features_path) if features_path is not None else None
+    model_set = None
+    if Path(model_path).exists():
+        try:
+            model_set = from_artifact(read_json(model_path), str(model_path))
+        except (InputError, AttributeError, TypeError) as exc:
+            if explicit_model:
+                raise InputError(f"{model_path}: cannot read its feature set ({_one_line(exc)})") from None
+            log.warning("%s: its feature set cannot be read (%s); it is not checked against stage 3's",
+                        model_path, _one_line(exc))
+    elif explicit_model:
+        raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
+    if chosen is not None and model_set is not None and not chosen.same_as(model_set):
+        raise InputError(f"{features_path}: feature set {chosen.name!r} ({len(chosen)} features) differs from "
+                         f"{model_set.name!r} ({len(model_set)} features) of the stage-1 model {model_path}; "
+                         "pass the same --features to clustering.py and classification.py")
+    if chosen is None and model_set is not None and not model_set.same_as(PAPER):
+        log.info("feature set %s of the stage-1 model %s: %d features, %s", model_set.name, model_path,
+                 len(model_set), ", ".join(model_set.features))
+    return chosen or model_set or PAPER
+
+
 def clustering_main(argv=None):
     from xrayclass.stages.clustering import FIT_SAMPLE
 
@@ -215,11 +260,14 @@ def clustering_main(argv=None):
     parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
                         help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
                              "non-zero / 10)) (default: no bound, the paper's rule)")
+    _add_features(parser, "(default: the paper's 12); recorded in the model")
     _add_allow_duplicates(parser)
 
     def body(args):
         from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.clustering import cluster_detections
+
+        feature_set = _chosen_feature_set(args.features)
 
         if args.fit_sample < args.n_components:
             raise InputError(f"--fit-sample {args.fit_sample} is fewer detections than the "
@@ -228,8 +276,8 @@ def clustering_main(argv=None):
         detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         with input_files(args.input):
-            clustered, model = cluster_detections(detections, args.n_components, args.seed,
-                                                  args.fit_sample, log_floor=args.log_floor)
+            clustered, model = cluster_detections(detections, args.n_components, args.seed, args.fit_sample,
+                                                  log_floor=args.log_floor, feature_set=feature_set)
         model.training["input"] = str(args.input)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
@@ -449,12 +497,21 @@ def classification_main(argv=None):
                              "'analysis.py explore' exports them), repeatable: a label of one of the ten classes "
                              "makes the source's detections references of that class, overriding SIMBAD; "
                              "'other' leaves them out")
+    _add_features(parser, "(default: the one the stage-1 model records, else the paper's 12); must be the "
+                           "stage-1 model's; recorded in the classifier artifact")
+    parser.add_argument("--model", default=None,
+                        help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL}, "
+                             "when it exists)")
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
     def body(args):
         from xrayclass.io.checks import check_detections, check_outputs
+        from xrayclass.core.featuresets import PAPER
         from xrayclass.stages.classification import classify_detections, outlier_table
+
+        feature_set = _stage3_feature_set(args.features, args.model if args.model is not None else paths.MODEL,
+                                          args.model is not None)
 
         check_outputs([args.output, args.model_output, args.outliers_output], [args.input, *(args.labels or [])],
                       formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS])
@@ -463,6 +520,7 @@ def classification_main(argv=None):
                 ("--labels", bool(args.labels)), ("--strict-labels", args.strict_labels),
                 ("--likelihood", args.likelihood != "distance"), ("--priors", args.priors != "none"),
                 ("--log-floor", args.log_floor is not None), ("--calibrate", args.calibrate),
+                ("--features", not feature_set.same_as(PAPER)),
                 ("--allow-duplicates", args.allow_duplicates)) if used]
             if memory_only:
                 raise InputError(f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; "
@@ -501,8 +559,9 @@ def classification_main(argv=None):
                                                     score=args.nb_score, outlier_fraction=args.outlier_fraction,
                                                     explain=args.explain, strict_labels=args.strict_labels,
                                                     likelihood=args.likelihood, priors=args.priors,
-                                                    log_floor=args.log_floor, calibrate=args.calibrate)
-        outliers = outlier_table(classified)
+                                                    log_floor=args.log_floor, calibrate=args.calibrate,
+                                                    feature_set=feature_set)
+        outliers = outlier_table(classified, feature_set)
         document = model.to_dict()
         if label_summary is not None:
             document["own_labels"] = label_summary.to_dict()

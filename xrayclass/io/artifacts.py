@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+import tomllib
 from pathlib import Path
 
+from xrayclass.core.featuresets import FeatureSet
 from xrayclass.io.tables import InputError, read_table
 
-__all__ = ["load_artifacts", "read_input", "sources_path"]
+__all__ = ["load_artifacts", "read_feature_set", "read_input", "sources_path"]
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +115,16 @@ def sources_path(output):
     output = Path(output)
     return output.with_name(f"{output.stem}_sources{output.suffix}")
 
+
+def read_feature_set(path) -> FeatureSet:
+    """Read a feature set from a TOML file; :class:`InputError` naming the file on any problem."""
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such feature-set file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the feature-set file ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    return FeatureSet.from_dict(document, str(path))

@@ -68,9 +68,10 @@ def describe_range(column: str) -> str:
     return f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
 
 
-def require_log_features_usable(features: np.ndarray, names: Sequence[str] = FEATURES) -> None:
+def require_log_features_usable(features: np.ndarray, names: Sequence[str] = FEATURES,
+                                log_features: Sequence[str] = LOG_FEATURES) -> None:
     """A log feature that is zero for every detection has no shift: say so, in one line."""
-    for name in LOG_FEATURES:
+    for name in log_features:
         column = features[:, list(names).index(name)]
         if len(column) and not (column != 0).any():
             raise InputError(f"{name} is zero for every usable detection; its log scaling is undefined")
@@ -338,22 +339,28 @@ class _Schema:
         return value
 
 
-def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preprocessing") -> None:
-    schema.names(document, f"{prefix}.features", FEATURES)
-    schema.names(document, f"{prefix}.log_features", LOG_FEATURES)
-    schema.names(document, f"{prefix}.minmax_features", MINMAX_FEATURES)
-    for name in LOG_FEATURES:
+def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preprocessing", feature_set=None) -> None:
+    features, log_features, minmax_features = ((FEATURES, LOG_FEATURES, MINMAX_FEATURES) if feature_set is None else
+                                               (feature_set.features, feature_set.log_features,
+                                                feature_set.minmax_features))
+    schema.names(document, f"{prefix}.features", features)
+    schema.names(document, f"{prefix}.log_features", log_features)
+    schema.names(document, f"{prefix}.minmax_features", minmax_features)
+    for name in log_features:
         shift = schema.get(document, f"{prefix}.log_shift.{name}", (int, float))
         if not (math.isfinite(shift) and shift > 0):
             schema.fail(f"{prefix}.log_shift.{name}", f"must be a positive number, got {shift!r}")
-    for name in (*LOG_FEATURES, *MINMAX_FEATURES):
+    for name in (*log_features, *minmax_features):
         low = schema.get(document, f"{prefix}.data_min.{name}", (int, float))
         high = schema.get(document, f"{prefix}.data_max.{name}", (int, float))
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             schema.fail(f"{prefix}.data_max.{name}", f"must be a finite number >= data_min, got {low!r} .. {high!r}")
 
 
-def _check_format(schema: _Schema, document: dict, expected_format: str, version: int) -> None:
+def _check_format(schema: _Schema, document: dict, expected_format: str, version: int):
+    """Check the format fields and the features; return the artifact's feature set (the paper's if unrecorded)."""
+    from xrayclass.core.featuresets import from_artifact
+
     if not isinstance(document, dict):
         raise InputError(f"{where(schema.path)}not a JSON object")
     found = document.get("format")
@@ -362,7 +369,9 @@ def _check_format(schema: _Schema, document: dict, expected_format: str, version
         raise InputError(f"{where(schema.path)}not a {what} (field 'format' is {found!r}, expected {expected_format!r})")
     if document.get("format_version") != version:
         schema.fail("format_version", f"{document.get('format_version')!r} is not supported (this is version {version})")
-    schema.names(document, "features", FEATURES)
+    feature_set = from_artifact(document, str(schema.path))
+    schema.names(document, "features", feature_set.features)
+    return feature_set
 
 
 def validate_model_document(document: dict, expected_format: str, version: int, path=None) -> None:
@@ -373,8 +382,8 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
     with a positive diagonal and inverts its covariance.
     """
     schema = _Schema(path)
-    _check_format(schema, document, expected_format, version)
-    _check_preprocessing(schema, document)
+    feature_set = _check_format(schema, document, expected_format, version)
+    _check_preprocessing(schema, document, feature_set=feature_set)
     k = schema.get(document, "mixture.n_components", int)
     if k < 1:
         schema.fail("mixture.n_components", f"must be positive, got {k}")
@@ -391,7 +400,7 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
             if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool) or (
                     isinstance(value, float) and not math.isfinite(value)):
                 schema.fail(f"mixture.{key}", f"has an unusable value {value!r}")
-    d = len(FEATURES)
+    d = len(feature_set)
     weights = schema.array(document, "mixture.weights", (k,))
     if (weights < 0).any() or abs(weights.sum() - 1) > 1e-6:
         schema.fail("mixture.weights", f"must be non-negative and sum to 1 (sum {weights.sum():.6g})")
@@ -421,7 +430,7 @@ def validate_classifier_document(document: dict, expected_format: str, version: 
                                  methods: Sequence[str], path=None) -> None:
     """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
     schema = _Schema(path)
-    _check_format(schema, document, expected_format, version)
+    feature_set = _check_format(schema, document, expected_format, version)
     method = schema.get(document, "method", str)
     if method not in methods:
         schema.fail("method", f"must be one of {', '.join(methods)}, got {method!r}")
@@ -429,8 +438,8 @@ def validate_classifier_document(document: dict, expected_format: str, version: 
     types = schema.get(document, "uninformative_types", list)
     if not all(isinstance(t, str) for t in types):
         schema.fail("uninformative_types", "must be a list of strings")
-    _check_preprocessing(schema, document)
-    d = len(FEATURES)
+    _check_preprocessing(schema, document, feature_set=feature_set)
+    d = len(feature_set)
     classes = schema.get(document, "references.classes", list)
     if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
         schema.fail("references.classes", "must be a list of distinct class names")

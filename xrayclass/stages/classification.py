@@ -10,11 +10,11 @@ import sklearn
 from xrayclass import __version__
 from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
 from xrayclass.constants import (
-    CLASSES, CLUSTER, FEATURES, LOCATION_FEATURE, MAIN_TYPE, NAME, NO_MATCH, OBSID, SPECTRUM_FEATURES, UNCLASSIFIED,
-    UNINFORMATIVE_TYPES, VARIABILITY_FEATURES,
+    CLASSES, CLUSTER, LOCATION_FEATURE, MAIN_TYPE, NAME, NO_MATCH, OBSID, UNCLASSIFIED, UNINFORMATIVE_TYPES,
 )
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.exceptions import input_files
+from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -81,9 +81,9 @@ def absolute_galactic_latitude(detections):
     return np.abs(coordinates.galactic.b.deg) / 90.0
 
 
-def naive_bayes_categories(location=True):
-    """The naive Bayes feature categories, optionally with location (|b|)."""
-    categories = {"spectrum": SPECTRUM_FEATURES, "variability": VARIABILITY_FEATURES}
+def naive_bayes_categories(location=True, feature_set: FeatureSet = PAPER):
+    """The naive Bayes feature categories of ``feature_set``, optionally with location (|b|)."""
+    categories = dict(feature_set.categories())
     if location:
         categories["location"] = (LOCATION_FEATURE,)
     return categories
@@ -108,14 +108,16 @@ class ClassifierModel:
     census: dict | None = None
     #: Temperature scaling fitted out of fold (see :mod:`xrayclass.core.calibration`), or None.
     calibration: dict | None = None
+    #: The features the model was fitted on (old artifacts without a record: the paper's).
+    feature_set: FeatureSet = PAPER
 
     @property
     def classes(self):
         return self.references.classes
 
     def preprocess(self, detections):
-        """The preprocessed 12 features (rows must have all of them)."""
-        return self.scaler.transform(detections[list(FEATURES)].to_numpy(dtype="float64"))
+        """The preprocessed features of the model's set (rows must have all of them)."""
+        return self.scaler.transform(detections[list(self.feature_set.features)].to_numpy(dtype="float64"))
 
     def _naive_bayes_input(self, detections, X):
         return np.column_stack([X, absolute_galactic_latitude(detections)]) if self.location else X
@@ -211,7 +213,8 @@ class ClassifierModel:
             "format": CLASSIFIER_FORMAT,
             "format_version": CLASSIFIER_FORMAT_VERSION,
             "software": {"xrayclass": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
-            "features": list(FEATURES),
+            "features": list(self.feature_set.features),
+            "feature_set": self.feature_set.to_dict(),
             "uninformative_types": list(self.uninformative),
             "method": self.method,
             "location": self.location,
@@ -242,6 +245,7 @@ class ClassifierModel:
             uninformative=tuple(document["uninformative_types"]),
             census=document.get("reference_census"),
             calibration=document.get("calibration"),  # absent before issue 13
+            feature_set=from_artifact(document),
         )
 
     @classmethod
@@ -322,12 +326,13 @@ def _log_census(census):
 
 
 def _log_references(model, classes):
+    # A class is scored in a cluster with at least as many references as features.
     # The counts themselves are in the census logged before the fit.
     for cluster, classifier in model.references.classifiers_.items():
         unscored = [c for c, ok in zip(classes, classifier.scored_) if not ok]
         if unscored:
             log.info("cluster %s: probability 0 for %s (fewer than %d references)",
-                     cluster, ", ".join(unscored), len(FEATURES))
+                     cluster, ", ".join(unscored), len(model.feature_set))
 
 
 def weights_needed(method, explain):
@@ -344,7 +349,7 @@ def weights_needed(method, explain):
 def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
                    method="mahalanobis", location=True, score="macro_f1", random_state=0, tune=True,
                    scaler=None, all_clusters=None, likelihood="distance", priors="none", log_floor=None,
-                   calibrate=False):
+                   calibrate=False, feature_set: FeatureSet = PAPER):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -354,6 +359,7 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     A ``scaler`` fitted beforehand (e.g. by a streaming pass over every complete row)
     replaces the fit on ``table``, which may then hold only the references; then
     ``all_clusters`` names every cluster of the catalog (default: those of ``table``).
+    ``feature_set`` says which features (default: the paper's 12).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -361,11 +367,13 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
     clusters = table[CLUSTER].to_numpy()
     if scaler is None:
-        scaler = LogMinMaxScaler(log_floor=log_floor).fit(table[list(FEATURES)].to_numpy(dtype="float64"))
+        scaler = feature_set.scaler(log_floor=log_floor).fit(table[list(feature_set.features)].to_numpy(dtype="float64"))
+    elif list(scaler.features) != list(feature_set.features):
+        raise ValueError(f"the scaler's features {list(scaler.features)} are not the feature set's")
     # Only the references are fitted on: transform (and place on the sky) those alone.
     # Both are row-wise, so the values are those of the whole table's rows.
     reference_rows = table.loc[is_reference]
-    X = scaler.transform(reference_rows[list(FEATURES)].to_numpy(dtype="float64"))
+    X = scaler.transform(reference_rows[list(feature_set.features)].to_numpy(dtype="float64"))
     reference_types, reference_clusters = types[is_reference], clusters[is_reference]
     references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
         X, reference_types, reference_clusters,
@@ -373,13 +381,15 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     )
     X_nb = np.column_stack([X, absolute_galactic_latitude(reference_rows)]) if location else X
     naive_bayes = NaiveBayesClassifier(
-        categories=naive_bayes_categories(location), feature_names=[*FEATURES, LOCATION_FEATURE][: X_nb.shape[1]],
+        categories=naive_bayes_categories(location, feature_set),
+        feature_names=[*feature_set.features, LOCATION_FEATURE][: X_nb.shape[1]],
         classes=classes, scoring=score, random_state=random_state, tune=tune,
     ).fit(X_nb, reference_types)
     # The references' own outlier measures (for their SIMBAD class) are the yardstick.
     training = naive_bayes.explain(X_nb, assigned=reference_types)["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
-    model = ClassifierModel(scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative))
+    model = ClassifierModel(scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative),
+                            feature_set=feature_set)
     if calibrate:
         model.calibration = fit_calibration(
             model, X, X_nb, reference_types, reference_clusters,
@@ -437,7 +447,8 @@ def _log_naive_bayes(model):
 def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
                         min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
                         outlier_fraction=OUTLIER_FRACTION, explain=True, strict_labels=False,
-                        likelihood="distance", priors="none", log_floor=None, calibrate=False):
+                        likelihood="distance", priors="none", log_floor=None, calibrate=False,
+                        feature_set: FeatureSet = PAPER):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -493,13 +504,13 @@ def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPE
     table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
     if table[CLUSTER].isna().any():
         raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
-    table = prepare_features(table)
+    table = prepare_features(table, feature_set)
     n_total = len(table)
     log.info("%s detections read", f"{n_total:,}")
 
-    complete, reasons = complete_rows(table)
+    complete, reasons = complete_rows(table, feature_set=feature_set)
     table = table.loc[complete].reset_index(drop=True)
-    log.info(describe_dropped(reasons, n_total - len(table), n_total))
+    log.info(describe_dropped(reasons, n_total - len(table), n_total, len(feature_set)))
     # Types read as the paper's names before anything else (today's SIMBAD labels,
     # short codes, stray whitespace or case); the report covers every complete row.
     types, labels = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
@@ -516,11 +527,12 @@ def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPE
     require_roles(roles, REFERENCE, TO_CLASSIFY)
     from xrayclass.io.checks import require_log_features_usable
 
-    require_log_features_usable(table[list(FEATURES)].to_numpy(dtype="float64"))
+    require_log_features_usable(table[list(feature_set.features)].to_numpy(dtype="float64"),
+                                feature_set.features, feature_set.log_features)
 
     model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
                               tune=weights_needed(method, explain), likelihood=likelihood, priors=priors,
-                              log_floor=log_floor, calibrate=calibrate)
+                              log_floor=log_floor, calibrate=calibrate, feature_set=feature_set)
     model.census = census
     _log_references(model, classes)
     _log_naive_bayes(model)
@@ -533,33 +545,34 @@ def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPE
         clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
         log.warning("%s detections in clusters %s cannot be classified: no class there has %d "
                     "references; they get main_type '%s' and all-zero probabilities",
-                    f"{int(unclassified.sum()):,}", ", ".join(map(str, clusters_hit)), len(FEATURES), UNCLASSIFIED)
+                    f"{int(unclassified.sum()):,}", ", ".join(map(str, clusters_hit)), len(feature_set), UNCLASSIFIED)
     if explain:
         log.info("probabilities by %s; %s detections flagged as outliers (top %g%% of the references' "
                  "outlier measure)", method, f"{int(result['outlier_flag'].sum()):,}", 100 * outlier_fraction)
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
-    classified = assemble_classified(chosen, result, classes)
+    classified = assemble_classified(chosen, result, classes, feature_set)
     classified = classified.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
     log.info("%s detections of %s sources classified", f"{len(classified):,}",
              f"{classified[NAME].nunique():,}")
     return classified, model
 
 
-def assemble_classified(chosen, result, classes=CLASSES):
+def assemble_classified(chosen, result, classes=CLASSES, feature_set: FeatureSet = PAPER):
     """The stage-3 output columns of the classified rows ``chosen``, in input order.
 
     ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order).
     """
     explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
-    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *FEATURES, SIMBAD_TYPE, *explanation]
+    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *feature_set.features, SIMBAD_TYPE,
+             *explanation]
     rest = [c for c in chosen.columns if c not in front]
     return pd.concat(
         [
             chosen[[NAME, OBSID, CLUSTER, "ra", "dec"]].reset_index(drop=True),
             result[[MAIN_TYPE, *classes]],
-            chosen[list(FEATURES)].reset_index(drop=True),
+            chosen[list(feature_set.features)].reset_index(drop=True),
             pd.DataFrame({SIMBAD_TYPE: chosen[MAIN_TYPE].to_numpy()}),
             result[explanation],
             chosen[rest].reset_index(drop=True),
@@ -573,16 +586,16 @@ OUTLIER_COLUMNS = (NAME, OBSID, "ra", "dec", CLUSTER, MAIN_TYPE, SIMBAD_TYPE, "o
                    "outlier_percentile", "driven_by")
 
 
-def outlier_table(classified):
+def outlier_table(classified, feature_set: FeatureSet = PAPER):
     """The flagged detections, most outlying first, with their features, for follow-up.
 
     Empty (with its columns) when the outlier measures were not computed.
     """
     if "outlier_flag" not in classified.columns:
-        return pd.DataFrame(columns=[*OUTLIER_COLUMNS, *FEATURES])
+        return pd.DataFrame(columns=[*OUTLIER_COLUMNS, *feature_set.features])
     flagged = classified[classified["outlier_flag"].astype(bool)]
     flagged = flagged.sort_values("outlier_measure", ascending=False, kind="stable")
-    return flagged[[*OUTLIER_COLUMNS, *FEATURES]].reset_index(drop=True)
+    return flagged[[*OUTLIER_COLUMNS, *feature_set.features]].reset_index(drop=True)
 
 
 def run_classification(crossmatched: pd.DataFrame, **options) -> tuple[pd.DataFrame, "ClassifierModel"]:

@@ -11,6 +11,7 @@ from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.exceptions import input_files
+from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
 from xrayclass.core.mixture import compare_mixtures, fit_mixture, mixture_from_dict, mixture_from_memberships, mixture_to_dict
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -53,6 +54,8 @@ class ClusteringModel:
     clusters: dict = field(default_factory=lambda: dict(STAGE1_CLUSTERS))
     #: The stage-1 fit, kept for the record when ``mixture`` describes other clusters.
     stage1_mixture: object = None
+    #: The features the model was fitted on (old artifacts without a record: the paper's).
+    feature_set: FeatureSet = PAPER
 
     def assign(self, detections):
         """Cluster labels and membership probabilities of complete feature rows.
@@ -60,14 +63,14 @@ class ClusteringModel:
         Parameters
         ----------
         detections : pandas.DataFrame
-            Rows with all 12 features (see :func:`~xrayclass.features.complete_rows`).
+            Rows with all the model's features (see :func:`~xrayclass.features.complete_rows`).
 
         Returns
         -------
         clusters : numpy.ndarray of int
         probabilities : numpy.ndarray of shape (n_rows, n_components)
         """
-        features = detections[list(FEATURES)].to_numpy(dtype="float64")
+        features = detections[list(self.feature_set.features)].to_numpy(dtype="float64")
         probabilities = np.empty((len(features), self.mixture.n_components))
         for rows in chunks(len(features), CHUNK_ROWS, "assigning clusters"):
             probabilities[rows] = self.mixture.predict_proba(self.scaler.transform(features[rows]))
@@ -80,7 +83,8 @@ class ClusteringModel:
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "software": {"xrayclass": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
-            "features": list(FEATURES),
+            "features": list(self.feature_set.features),
+            "feature_set": self.feature_set.to_dict(),
             "training": self.training,
             "preprocessing": self.scaler.to_dict(),
             "mixture": mixture_to_dict(self.mixture),
@@ -100,14 +104,16 @@ class ClusteringModel:
                 f"model format version {document.get('format_version')} is not "
                 f"supported (this is version {MODEL_FORMAT_VERSION})"
             )
-        if list(document["features"]) != list(FEATURES):
-            raise InputError(f"the model's features differ from this pipeline's")
+        feature_set = from_artifact(document)
+        if list(document["features"]) != list(feature_set.features):
+            raise InputError("the model's features differ from its feature set's")
         return cls(
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
             mixture=mixture_from_dict(document["mixture"]),
             training=document.get("training", {}),
             clusters=document.get("clusters", dict(STAGE1_CLUSTERS)),
             stage1_mixture=mixture_from_dict(document["stage1_mixture"]) if "stage1_mixture" in document else None,
+            feature_set=feature_set,
         )
 
     @classmethod
@@ -124,7 +130,7 @@ def fit_rows(n_rows, fit_sample, random_state):
 
 
 def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDOM_STATE,
-                       fit_sample=FIT_SAMPLE, log_floor=None):
+                       fit_sample=FIT_SAMPLE, log_floor=None, feature_set: FeatureSet = PAPER):
     """Stage 1 on a table of CSC detections.
 
     Derives the variability features, drops the detections that lack any of the 12
@@ -144,6 +150,8 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
     log_floor : float, optional
         Shift of the log features (default: the paper's rule); see
         :class:`~xrayclass.preprocessing.LogMinMaxScaler`.
+    feature_set : FeatureSet
+        The features (default: the paper's 12); a row is dropped only for lacking one of these.
 
     Returns
     -------
@@ -155,7 +163,7 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
     detections = canonical_names(detections)
     require_columns(detections, IDENTITY_COLUMNS)
     detections = require_numeric(detections, ("ra", "dec"))
-    detections = prepare_features(detections)
+    detections = prepare_features(detections, feature_set)
     n_total = len(detections)
     log.info("%s detections read", f"{n_total:,}")
 
@@ -164,22 +172,22 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
         log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(replaced))
         detections = detections.drop(columns=replaced)
 
-    complete, reasons = complete_rows(detections)
+    complete, reasons = complete_rows(detections, feature_set=feature_set)
     kept = detections.loc[complete].reset_index(drop=True)
-    log.info(describe_dropped(reasons, n_total - len(kept), n_total))
+    log.info(describe_dropped(reasons, n_total - len(kept), n_total, len(feature_set)))
     if len(kept) < max(n_components, 2):
         raise InputError(
-            f"only {len(kept)} detections have all 12 features; "
+            f"only {len(kept)} detections have all {len(feature_set)} features; "
             f"at least {n_components} are needed for {n_components} clusters"
         )
 
-    features = kept[list(FEATURES)].to_numpy(dtype="float64")
+    features = kept[list(feature_set.features)].to_numpy(dtype="float64")
     from xrayclass.io.checks import require_log_features_usable
 
-    require_log_features_usable(features)
+    require_log_features_usable(features, feature_set.features, feature_set.log_features)
     # The preprocessing uses every detection (ranges and shifts); only the mixture is
     # fitted on a subsample when the catalog is large.
-    scaler = LogMinMaxScaler(log_floor=log_floor).fit(features)
+    scaler = feature_set.scaler(log_floor=log_floor).fit(features)
     rows = fit_rows(len(features), fit_sample, random_state)
     X = scaler.transform(features[rows])
     if len(rows) < len(features):
@@ -196,6 +204,7 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
         # "input" (the file) is filled in by the caller that read it.
         training={"input": None, "n_input_rows": n_total, "n_detections": len(kept),
                   "n_fitted": len(rows), "fit_sample": fit_sample},
+        feature_set=feature_set,
     )
     clusters, probabilities = model.assign(kept)
     clustered = kept.assign(
@@ -206,11 +215,11 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
     # A full covariance in 12 dimensions needs at least 13 points to be more than the
     # regularization: a smaller cluster's shape is not measured, only assumed.
-    small = [k for k, n in enumerate(sizes) if n <= len(FEATURES)]
+    small = [k for k, n in enumerate(sizes) if n <= len(feature_set)]
     if small:
         log.warning("clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
                     "their shape is unreliable (use more detections or fewer --n-components)",
-                    ", ".join(map(str, small)), len(FEATURES), len(FEATURES))
+                    ", ".join(map(str, small)), len(feature_set), len(feature_set))
     return clustered, model
 
 
@@ -229,14 +238,15 @@ def check_model_fits_table(model, detections):
     if expected is not None and int(expected) != len(detections):
         raise InputError(f"was fitted on {int(expected):,} detections but the stage-1 table "
                          f"has {len(detections):,}; it is not this table's model", table="model")
+    feature_set = model.feature_set
     try:
-        require_columns(detections, FEATURES)
+        require_columns(detections, feature_set.features)
     except InputError as exc:
         exc.table = "stage1"
         raise
-    features = detections[list(FEATURES)].to_numpy(dtype="float64")
+    features = detections[list(feature_set.features)].to_numpy(dtype="float64")
     try:
-        refitted = LogMinMaxScaler().fit(features).to_dict()
+        refitted = feature_set.scaler(log_floor=model.scaler.log_floor).fit(features).to_dict()
     except ValueError as exc:
         raise InputError(f"features unusable for the preprocessing: {exc}", table="stage1") from None
     saved = model.scaler.to_dict()
@@ -252,7 +262,7 @@ def stage1_model(model):
     if model.stage1_mixture is None:
         return model
     return ClusteringModel(scaler=model.scaler, mixture=model.stage1_mixture, training=model.training,
-                           clusters=dict(STAGE1_CLUSTERS))
+                           clusters=dict(STAGE1_CLUSTERS), feature_set=model.feature_set)
 
 
 def frozen_memberships(detections, clusters):
@@ -318,13 +328,13 @@ def describe_frozen_clusters(model, detections):
     if (sizes == 0).any():
         raise InputError(f"cluster(s) {', '.join(map(str, np.flatnonzero(sizes == 0)))} have no "
                          "detection, so no mixture component can describe them; use --clusters ours")
-    X = base.scaler.transform(detections[list(FEATURES)].to_numpy(dtype="float64"))
+    X = base.scaler.transform(detections[list(base.feature_set.features)].to_numpy(dtype="float64"))
     try:
         mixture = mixture_from_memberships(X, memberships, reg_covar=base.mixture.reg_covar, chunk_rows=CHUNK_ROWS)
     except ValueError as exc:
         raise InputError(f"the frozen clusters cannot be described by a mixture: {exc}") from None
     estimated = ClusteringModel(scaler=base.scaler, mixture=mixture, training=base.training,
-                                stage1_mixture=base.mixture)
+                                stage1_mixture=base.mixture, feature_set=base.feature_set)
     assigned, _ = estimated.assign(detections)
     same = assigned == labels
     per_cluster = np.bincount(labels, weights=same, minlength=len(sizes)) / sizes
@@ -357,7 +367,7 @@ def compare_with_published(model, published):
     dict
         See :func:`~xrayclass.mixture.compare_mixtures`, plus ``caveat``.
     """
-    if list(published.get("features", FEATURES)) != list(FEATURES):
+    if list(published.get("features", FEATURES)) != list(model.feature_set.features):
         raise InputError("the published mixture's features differ from this pipeline's")
     comparison = compare_mixtures(model.mixture, published)
     comparison["caveat"] = PUBLISHED_CAVEAT

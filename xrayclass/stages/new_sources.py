@@ -39,6 +39,7 @@ from xrayclass.constants import (
     RAW_FEATURE_COLUMNS, UNCLASSIFIED, VARIABILITY_RATIO_BANDS,
 )
 from xrayclass.core.features import prepare_features
+from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.io.tables import InputError, read_table, require_numeric
 from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
@@ -150,8 +151,8 @@ def join_where(mask, labels, separator="; "):
     return joined
 
 
-def missing_features(detections):
-    """Why each detection lacks some of the 12 features; ``''`` where it has all of them.
+def missing_features(detections, feature_set: FeatureSet = PAPER):
+    """Why each detection lacks some of ``feature_set``'s features; ``''`` where it has all of them.
 
     Named in terms of the raw CSC columns that are null (``'missing powlaw_gamma,
     bb_kt'``), which is what a user can look up; a derived feature that is not finite
@@ -166,16 +167,18 @@ def missing_features(detections):
     -------
     numpy.ndarray of str (object)
     """
-    raw_present = all(c in detections.columns for c in RAW_FEATURE_COLUMNS)
-    inputs = FEATURE_INPUTS if raw_present else {f: (f,) for f in FEATURES}
-    columns = list(RAW_FEATURE_COLUMNS if raw_present else FEATURES)
+    features = list(feature_set.features)
+    raw_present = all(c in detections.columns for c in feature_set.raw_columns)
+    inputs = ({f: feature_set.derived.get(f, (f,)) for f in features} if raw_present
+              else {f: (f,) for f in features})
+    columns = list(feature_set.raw_columns if raw_present else features)
     null = detections[columns].isna().to_numpy()
-    not_finite = ~np.isfinite(detections[list(FEATURES)].to_numpy(dtype="float64"))
-    explained = np.column_stack([null[:, [columns.index(c) for c in inputs[f]]].any(axis=1) for f in FEATURES])
+    not_finite = ~np.isfinite(detections[features].to_numpy(dtype="float64"))
+    explained = np.column_stack([null[:, [columns.index(c) for c in inputs[f]]].any(axis=1) for f in features])
     unexplained = not_finite & ~explained
     missing = join_where(null, columns, ", ")
     missing = np.where(missing != "", "missing " + missing, "")
-    others = join_where(unexplained, [f"{f} not finite" for f in FEATURES], ", ")
+    others = join_where(unexplained, [f"{f} not finite" for f in features], ", ")
     both = (missing != "") & (others != "")
     reasons = np.where(both, missing + "; " + others, missing + others)
     # Values outside their physical range (a hardness ratio of 3) are unusable too.
@@ -202,16 +205,18 @@ class RangeFlags:
     undefined: np.ndarray
     below: np.ndarray
     above: np.ndarray
+    #: The features of the columns, in order.
+    features: tuple = FEATURES
 
     def outside(self):
         """Text per detection such as ``'bb_kt>max; var_ratio_b<min'`` (``''`` if none)."""
-        mask = np.column_stack([flags[:, j] for j in range(len(FEATURES)) for flags in (self.below, self.above)])
-        labels = [f"{feature}{side}" for feature in FEATURES for side in ("<min", ">max")]
+        mask = np.column_stack([flags[:, j] for j in range(len(self.features)) for flags in (self.below, self.above)])
+        labels = [f"{feature}{side}" for feature in self.features for side in ("<min", ">max")]
         return join_where(mask, labels)
 
     def undefined_logs(self, shifts):
         """Text per detection naming the log features without a logarithm (``''`` if none)."""
-        labels = [f"{f} at or below -{shifts.get(f, float('nan')):.3g} (log undefined)" for f in FEATURES]
+        labels = [f"{f} at or below -{shifts.get(f, float('nan')):.3g} (log undefined)" for f in self.features]
         return join_where(self.undefined, labels, ", ")
 
 
@@ -239,7 +244,7 @@ def range_flags(features, scalers):
         undefined |= flagged & ~np.isfinite(scaled)
         below |= flagged & (scaled < 0)
         above |= flagged & (scaled > 1)
-    return RangeFlags(undefined, below, above)
+    return RangeFlags(undefined, below, above, tuple(scalers[0].features) if len(scalers) else FEATURES)
 
 
 # -- the artifacts ----------------------------------------------------------------------------
@@ -318,7 +323,7 @@ def cluster_caveats(clustering):
     return tuple(lines)
 
 
-def unclassifiable(prepared, scalers):
+def unclassifiable(prepared, scalers, feature_set: FeatureSet = PAPER):
     """Why each detection cannot be classified (``''`` where it can), and its range flags.
 
     Returns
@@ -327,9 +332,9 @@ def unclassifiable(prepared, scalers):
     flags : RangeFlags
         For every row; rows without all features are never flagged.
     """
-    reasons = missing_features(prepared)
+    reasons = missing_features(prepared, feature_set)
     complete = reasons == ""
-    features = prepared[list(FEATURES)].to_numpy(dtype="float64")
+    features = prepared[list(feature_set.features)].to_numpy(dtype="float64")
     features[~complete] = 1.0  # placeholders, only to keep the shapes; never reported
     flags = range_flags(features, scalers)
     for mask in (flags.undefined, flags.below, flags.above):
@@ -370,16 +375,21 @@ def classify(table, clustering, classifier, method=None, calibrate=False):
     n_input = len(table)
     if calibrate:
         classifier.check_calibration(method)
+    feature_set = clustering.feature_set
+    if not feature_set.same_as(classifier.feature_set):
+        raise InputError(f"the clustering model's feature set {feature_set.name!r} ({len(feature_set)} features) and "
+                         f"the classifier's {classifier.feature_set.name!r} ({len(classifier.feature_set)}) differ: "
+                         "they are not artifacts of one run")
     table, named = identify(table)
-    prepared = prepare_features(table)
-    reasons, flags = unclassifiable(prepared, (clustering.scaler, classifier.scaler))
+    prepared = prepare_features(table, feature_set)
+    reasons, flags = unclassifiable(prepared, (clustering.scaler, classifier.scaler), feature_set)
     ok = reasons == ""
     labels = detection_labels(prepared)
     skipped = pd.DataFrame({NAME: prepared.loc[~ok, NAME].to_numpy(dtype=object),
                             "detection": labels[~ok], "reason": reasons[~ok]})
     if not ok.any():
         listed = "; ".join(full_labels(skipped[NAME], skipped["detection"]) + ": " + skipped["reason"])
-        raise InputError(f"no detection can be classified (each needs all 12 features): "
+        raise InputError(f"no detection can be classified (each needs all {len(feature_set)} features): "
                          f"{_shorten(listed)}")
     if len(skipped):
         log.warning("%d of %d detections cannot be classified and are skipped (listed below)",
