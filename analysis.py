@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Analyses of the pipeline's outputs, one sub-command each (--help); e.g. `compare`."""
+
 import sys
 
 from xrayclass.cli.analysis import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Stage 2 of the pipeline: SIMBAD classes for the clustered detections (--help)."""
+
 import sys
 
 from xrayclass.cli.stages import crossmatch_main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Fetch the stage-1 input from the Chandra Source Catalog TAP service (--help)."""
+
 import sys
 
 from xrayclass.cli.fetch import main

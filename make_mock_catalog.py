@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Write a SYNTHETIC CSC-like catalog with known truth, and its mock SIMBAD (--help)."""
+
 import sys
 
 from xrayclass.cli.mock import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """The main job behind `make run`: the four stages end to end, then the paper's check (--help)."""
+
 import sys
 
 from xrayclass.cli.run import main

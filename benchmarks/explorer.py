@@ -26,12 +26,17 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
 from xrayclass import paths  # noqa: E402
-from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES  # noqa: E402
 from xrayclass.analysis.explore import RunTables, read_run, write_explorer  # noqa: E402
+from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES  # noqa: E402
 
 CACHE = REPOSITORY / "benchmarks" / "cache"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
 
 
 def synthetic_stage4(n: int, seed: int = 0) -> pd.DataFrame:
@@ -44,11 +49,20 @@ def synthetic_stage4(n: int, seed: int = 0) -> pd.DataFrame:
     probabilities = rng.dirichlet(np.full(len(CLASSES), 0.3), n)
     std = probabilities * rng.uniform(0, 0.5, (n, 1))
     master = np.asarray(CLASSES)[probabilities.argmax(axis=1)]
-    table = pd.DataFrame({"name": names, "agg_master_class": [AGGREGATE_CLASS[c] for c in master],
-                          "master_class": master, "detection_count": rng.geometric(0.6, n)})
+    table = pd.DataFrame(
+        {
+            "name": names,
+            "agg_master_class": [AGGREGATE_CLASS[c] for c in master],
+            "master_class": master,
+            "detection_count": rng.geometric(0.6, n),
+        }
+    )
     for k, name in enumerate(CLASSES):
-        table[name] = (pd.Series(np.round(probabilities[:, k], 3)).astype(str) + "±"
-                       + pd.Series(np.round(std[:, k], 3)).astype(str))
+        table[name] = (
+            pd.Series(np.round(probabilities[:, k], 3)).astype(str)
+            + "±"
+            + pd.Series(np.round(std[:, k], 3)).astype(str)
+        )
     table["ra"], table["dec"] = ra, dec
     for feature in FEATURES:
         table[feature] = rng.normal(size=n)
@@ -74,9 +88,14 @@ def measure(label: str, tables: RunTables, output: Path) -> dict:
     start = time.perf_counter()
     meta = write_explorer(tables, output)
     written = time.perf_counter() - start
-    row = {"page": label, "sources": meta["n_total"], "drawn": meta["n_shown"],
-           "write_seconds": round(written, 1), "size_mb": round(output.stat().st_size / 1e6, 1),
-           "load_seconds": round(load_seconds(output), 1)}
+    row = {
+        "page": label,
+        "sources": meta["n_total"],
+        "drawn": meta["n_shown"],
+        "write_seconds": round(written, 1),
+        "size_mb": round(output.stat().st_size / 1e6, 1),
+        "load_seconds": round(load_seconds(output), 1),
+    }
     print(row, flush=True)
     return row
 
@@ -90,9 +109,12 @@ def main():
     rows = []
     if args.published:
         reference = paths.reference_dir()
-        tables = read_run(CACHE, reference / "paper_uniquely_classified.csv",
-                          reference / "paper_ambiguous_classification.csv",
-                          reference / "paper_detection_level_classification.csv")
+        tables = read_run(
+            CACHE,
+            reference / "paper_uniquely_classified.csv",
+            reference / "paper_ambiguous_classification.csv",
+            reference / "paper_detection_level_classification.csv",
+        )
         rows.append(measure("published stage-4 tables", tables, CACHE / "explorer_paper.html"))
     for size in [int(s) for s in args.sizes.split(",") if s]:
         tables = RunTables(synthetic_stage4(size), synthetic=True, title=f"SYNTHETIC {size:,}-source benchmark")

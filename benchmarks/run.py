@@ -48,8 +48,11 @@ def machine():
     import numpy
     import pandas
     import sklearn
-    return (f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()}, "
-            f"numpy {numpy.__version__}, pandas {pandas.__version__}, scikit-learn {sklearn.__version__}")
+
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, pandas {pandas.__version__}, scikit-learn {sklearn.__version__}"
+    )
 
 
 def mock(n, cache, seed):
@@ -58,17 +61,31 @@ def mock(n, cache, seed):
     if not (catalog.exists() and simbad.exists()):
         print(f"making the SYNTHETIC mock catalog of {n:,} detections ...", flush=True)
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(REPOSITORY / "make_mock_catalog.py"), "--n-detections", str(n),
-                        "--seed", str(seed), "--output", str(catalog), "--simbad-output", str(simbad), "-q"],
-                       check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPOSITORY / "make_mock_catalog.py"),
+                "--n-detections",
+                str(n),
+                "--seed",
+                str(seed),
+                "--output",
+                str(catalog),
+                "--simbad-output",
+                str(simbad),
+                "-q",
+            ],
+            check=True,
+        )
         print(f"  made in {time.perf_counter() - start:.0f} s", flush=True)
     return catalog, simbad
 
 
 def measure(script, *args):
     """Run a stage script in its own process; its wall time and peak memory."""
-    result = subprocess.run([sys.executable, str(HERE / "measure.py"), script, *map(str, args), "-q"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(HERE / "measure.py"), script, *map(str, args), "-q"], capture_output=True, text=True
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {"status": -1}
     if result.returncode or report.get("status"):
         raise RuntimeError(f"{script} failed:\n{result.stderr[-2000:]}")
@@ -78,26 +95,67 @@ def measure(script, *args):
 def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, workers=None):
     work.mkdir(parents=True, exist_ok=True)
     # Stages 3 and 4 take --engine (stages 1 and 2 run in memory whatever the engine).
-    scale = ("--engine", engine, *(("--batch-rows", batch_rows) if batch_rows else ()),
-             *(("--workers", workers) if workers and engine == "dask" else ()))
+    scale = (
+        "--engine",
+        engine,
+        *(("--batch-rows", batch_rows) if batch_rows else ()),
+        *(("--workers", workers) if workers and engine == "dask" else ()),
+    )
     steps = {
-        "clustering": ("clustering.py", "--input", catalog, "--output", work / "s1.parquet",
-                       "--model", work / "model.json"),
-        "crossmatch": ("crossmatch.py", "--input", work / "s1.parquet", "--catalog", simbad,
-                       "--output", work / "s2.parquet"),
-        "classification": ("classification.py", "--input", work / "s2.parquet", "--output", work / "s3.parquet",
-                           "--model-output", work / "classifier.json", "--outliers-output", work / "outliers.csv",
-                           *scale),
-        "master_classification": ("master_classification.py", "--input", work / "s3.parquet", "--out-dir", work,
-                                  "--format", "parquet", *scale),
+        "clustering": (
+            "clustering.py",
+            "--input",
+            catalog,
+            "--output",
+            work / "s1.parquet",
+            "--model",
+            work / "model.json",
+        ),
+        "crossmatch": (
+            "crossmatch.py",
+            "--input",
+            work / "s1.parquet",
+            "--catalog",
+            simbad,
+            "--output",
+            work / "s2.parquet",
+        ),
+        "classification": (
+            "classification.py",
+            "--input",
+            work / "s2.parquet",
+            "--output",
+            work / "s3.parquet",
+            "--model-output",
+            work / "classifier.json",
+            "--outliers-output",
+            work / "outliers.csv",
+            *scale,
+        ),
+        "master_classification": (
+            "master_classification.py",
+            "--input",
+            work / "s3.parquet",
+            "--out-dir",
+            work,
+            "--format",
+            "parquet",
+            *scale,
+        ),
     }
     rows = []
     for stage in STAGES:
         seconds, peak = measure(*steps[stage])
         print(f"  {stage:<22} {seconds:8.1f} s  {peak:8.0f} MB", flush=True)
         rows.append({"stage": stage, "n_detections": n, "seconds": seconds, "peak_mb": peak})
-    rows.append({"stage": "all", "n_detections": n, "seconds": sum(r["seconds"] for r in rows),
-                 "peak_mb": max(r["peak_mb"] for r in rows)})
+    rows.append(
+        {
+            "stage": "all",
+            "n_detections": n,
+            "seconds": sum(r["seconds"] for r in rows),
+            "peak_mb": max(r["peak_mb"] for r in rows),
+        }
+    )
     for row in rows:
         row.update(engine=engine, workers=workers if engine == "dask" else 1, batch_rows=batch_rows or "")
         # Whole-stage throughput (reading and writing included): detections of the input per second.
@@ -107,10 +165,10 @@ def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, worker
 
 def mahalanobis_comparison(work, n, max_matrix_gb):
     """Time the published N x N way against the vectorized one on a run's own references."""
-    from xrayclass.stages.classification import ClassifierModel
-    from xrayclass.core.classifier import softmin
     from xrayclass.constants import CLUSTER, FEATURES
+    from xrayclass.core.classifier import softmin
     from xrayclass.io.tables import read_table
+    from xrayclass.stages.classification import ClassifierModel
 
     model = ClassifierModel.load(work / "classifier.json")
     detections = read_table(work / "s3.parquet", columns=[CLUSTER, *FEATURES])
@@ -134,8 +192,15 @@ def mahalanobis_comparison(work, n, max_matrix_gb):
         published[members] = softmin(distances)
     slow = time.perf_counter() - start
     agree = float(np.max(np.abs(published - vectorized)))
-    return {"n_detections": n, "classified": len(X), "largest_cluster": largest, "vectorized_s": fast,
-            "published_nxn_s": slow, "ratio": slow / fast, "max_probability_difference": agree}
+    return {
+        "n_detections": n,
+        "classified": len(X),
+        "largest_cluster": largest,
+        "vectorized_s": fast,
+        "published_nxn_s": slow,
+        "ratio": slow / fast,
+        "max_probability_difference": agree,
+    }
 
 
 def plot(results, path, description):
@@ -145,8 +210,12 @@ def plot(results, path, description):
     ax = figure.subplots()
     engines = results["engine"] if "engine" in results.columns else pd.Series("memory", index=results.index)
     for (stage, engine), rows in results.assign(engine=engines).groupby(["stage", "engine"], sort=False):
-        ax.loglog(rows["n_detections"], rows["seconds"], marker="o",
-                  label=stage if engine == "memory" else f"{stage} ({engine})")
+        ax.loglog(
+            rows["n_detections"],
+            rows["seconds"],
+            marker="o",
+            label=stage if engine == "memory" else f"{stage} ({engine})",
+        )
     ax.set_xlabel("detections (synthetic mock catalog)")
     ax.set_ylabel("wall time (s)")
     ax.grid(True, which="both", alpha=0.3)
@@ -161,34 +230,49 @@ def markdown_table(results, description):
         results = results.assign(engine="memory", workers=1)
     lines = [f"Machine: {description}", ""]
     for (engine, workers), run in results.groupby(["engine", "workers"], sort=False):
-        lines += [f"Engine of stages 3-4: {engine}" + (f", {workers} workers" if engine == "dask" else ""), "",
-                  _markdown_run(run), ""]
+        lines += [
+            f"Engine of stages 3-4: {engine}" + (f", {workers} workers" if engine == "dask" else ""),
+            "",
+            _markdown_run(run),
+            "",
+        ]
     return "\n".join(lines)
 
 
 def _markdown_run(results):
     table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb"])
     sizes = sorted(results["n_detections"].unique())
-    lines = ["| stage | " + " | ".join(f"{n:,} detections: s / peak MB" for n in sizes) + " |",
-             "|---|" + "---|" * len(sizes)]
+    lines = [
+        "| stage | " + " | ".join(f"{n:,} detections: s / peak MB" for n in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
     for stage in [*STAGES, "all"]:
-        cells = [f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
-                 if (stage in table.index and not np.isnan(table.loc[stage, ("seconds", n)])) else "-"
-                 for n in sizes]
+        cells = [
+            f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
+            if (stage in table.index and not np.isnan(table.loc[stage, ("seconds", n)]))
+            else "-"
+            for n in sizes
+        ]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="30000,300000,1000000,10000000",
-                        help="comma-separated numbers of detections")
+    parser.add_argument(
+        "--sizes", default="30000,300000,1000000,10000000", help="comma-separated numbers of detections"
+    )
     parser.add_argument("--cache", default=str(HERE / "cache"), help="where mock catalogs and runs are kept")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mock catalogs")
-    parser.add_argument("--max-matrix-gb", type=float, default=4.0,
-                        help="largest N x N matrix the published Mahalanobis way may build")
-    parser.add_argument("--engine", choices=("memory", "streaming", "dask"), default="memory",
-                        help="engine of stages 3 and 4 (recorded with the results)")
+    parser.add_argument(
+        "--max-matrix-gb", type=float, default=4.0, help="largest N x N matrix the published Mahalanobis way may build"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("memory", "streaming", "dask"),
+        default="memory",
+        help="engine of stages 3 and 4 (recorded with the results)",
+    )
     parser.add_argument("--batch-rows", type=int, default=None, help="--batch-rows of stages 3 and 4")
     parser.add_argument("--workers", type=int, default=None, help="Dask workers (--engine dask)")
     args = parser.parse_args()
@@ -209,15 +293,21 @@ def main():
         comparison = mahalanobis_comparison(work, n, args.max_matrix_gb)
         if comparison:
             comparisons.append(comparison)
-            print(f"  Mahalanobis step: vectorized {comparison['vectorized_s']:.2f} s, published N x N way "
-                  f"{comparison['published_nxn_s']:.2f} s ({comparison['ratio']:.0f}x)", flush=True)
+            print(
+                f"  Mahalanobis step: vectorized {comparison['vectorized_s']:.2f} s, published N x N way "
+                f"{comparison['published_nxn_s']:.2f} s ({comparison['ratio']:.0f}x)",
+                flush=True,
+            )
     results = pd.DataFrame(rows)
     if len(previous):  # keep the sizes (and engines) not re-run this time
         for column, default in (("engine", "memory"), ("workers", 1), ("batch_rows", "")):
             if column not in previous.columns:
                 previous[column] = default
-        rerun = previous["n_detections"].isin(sizes) & (previous["engine"] == args.engine) & \
-            (previous["workers"] == (args.workers if args.engine == "dask" else 1))
+        rerun = (
+            previous["n_detections"].isin(sizes)
+            & (previous["engine"] == args.engine)
+            & (previous["workers"] == (args.workers if args.engine == "dask" else 1))
+        )
         results = pd.concat([previous[~rerun], results], ignore_index=True)
     results = results.sort_values(["n_detections"], kind="stable")
     results.to_csv(results_path, index=False)

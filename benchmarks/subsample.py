@@ -22,13 +22,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from run import mock  # noqa: E402
-from xrayclass.stages.clustering import ClusteringModel, fit_rows  # noqa: E402
+
 from xrayclass.constants import FEATURES  # noqa: E402
-from xrayclass.stages.crossmatch import cluster_agreement  # noqa: E402
 from xrayclass.core.features import complete_rows, prepare_features  # noqa: E402
-from xrayclass.io.tables import read_table  # noqa: E402
 from xrayclass.core.mixture import fit_mixture  # noqa: E402
 from xrayclass.core.preprocessing import LogMinMaxScaler  # noqa: E402
+from xrayclass.io.tables import read_table  # noqa: E402
+from xrayclass.stages.clustering import ClusteringModel, fit_rows  # noqa: E402
+from xrayclass.stages.crossmatch import cluster_agreement  # noqa: E402
 
 
 def main():
@@ -54,13 +55,19 @@ def main():
     print(f"{len(X):,} complete detections; full fit ...", flush=True)
     full, full_seconds = fit(slice(None), args.seed)
     other, _ = fit(slice(None), args.seed + 1)
-    rows = [{"fit_sample": len(X), "fit_seconds": full_seconds, "agreement_with_full_fit": 1.0},
-            {"fit_sample": f"{len(X)} (other seed)", "fit_seconds": float("nan"),
-             "agreement_with_full_fit": cluster_agreement(full, other)}]
+    rows = [
+        {"fit_sample": len(X), "fit_seconds": full_seconds, "agreement_with_full_fit": 1.0},
+        {
+            "fit_sample": f"{len(X)} (other seed)",
+            "fit_seconds": float("nan"),
+            "agreement_with_full_fit": cluster_agreement(full, other),
+        },
+    ]
     for size in (int(s) for s in args.samples.split(",")):
         clusters, seconds = fit(fit_rows(len(X), size, args.seed), args.seed)
-        rows.append({"fit_sample": size, "fit_seconds": seconds, "agreement_with_full_fit":
-                     cluster_agreement(full, clusters)})
+        rows.append(
+            {"fit_sample": size, "fit_seconds": seconds, "agreement_with_full_fit": cluster_agreement(full, clusters)}
+        )
         print(rows[-1], flush=True)
     result = pd.DataFrame(rows)
     result.to_csv(HERE / "subsample.csv", index=False)

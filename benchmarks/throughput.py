@@ -21,9 +21,9 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from xrayclass.stages.classification import ClassifierModel  # noqa: E402
 from xrayclass.constants import CLUSTER, FEATURES  # noqa: E402
 from xrayclass.io.tables import read_table  # noqa: E402
+from xrayclass.stages.classification import ClassifierModel  # noqa: E402
 
 
 def best_of(function, repeats=3):
@@ -54,9 +54,15 @@ def main():
         ("classification with outliers and tracks", lambda: model.classify(detections, clusters)),
     ):
         seconds = best_of(function)
-        rows.append({"step": step, "n_detections": args.n, "seconds": seconds,
-                     "detections_per_second": args.n / seconds,
-                     "threads": os.environ.get("OMP_NUM_THREADS", "all")})
+        rows.append(
+            {
+                "step": step,
+                "n_detections": args.n,
+                "seconds": seconds,
+                "detections_per_second": args.n / seconds,
+                "threads": os.environ.get("OMP_NUM_THREADS", "all"),
+            }
+        )
         print(rows[-1], flush=True)
     pd.DataFrame(rows).to_csv(HERE / "throughput.csv", index=False)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.io import paths
 from xrayclass.constants import FEATURES
+from xrayclass.io import paths
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def mock_crossmatched():
     from xrayclass.core.positional import crossmatch_local
     from xrayclass.stages.clustering import cluster_detections
 
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8)))
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8), strict=False))
     stage1, _ = cluster_detections(detections)
     return crossmatch_local(stage1, simbad, 1.0)
 
@@ -66,7 +66,10 @@ def run_script(script, *args, cwd=REPOSITORY):
     """Run a top-level script in a subprocess, as a user would."""
     return subprocess.run(
         [sys.executable, str(REPOSITORY / script), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -74,20 +77,22 @@ def synthetic_detections(n=400, seed=0):
     """SYNTHETIC raw CSC-like detections (not real data) with all raw feature columns."""
     rng = np.random.default_rng(seed)
     var_mean = rng.uniform(0.01, 1.0, size=(n, 3))
-    table = pd.DataFrame({
-        "name": [f"SYNTHETIC J{i // 2:06d}" for i in range(n)],
-        "obsid": rng.integers(100, 20000, size=n),
-        "ra": rng.uniform(0, 360, size=n),
-        "dec": rng.uniform(-90, 90, size=n),
-        "hard_hm": rng.uniform(-1, 1, size=n),
-        "hard_hs": rng.uniform(-1, 1, size=n),
-        "hard_ms": rng.uniform(-1, 1, size=n),
-        "powlaw_gamma": rng.normal(1.8, 0.6, size=n),
-        "bb_kt": rng.lognormal(-0.5, 0.7, size=n),
-        "var_prob_b": rng.uniform(0, 1, size=n),
-        "var_prob_h": rng.uniform(0, 1, size=n),
-        "var_prob_s": rng.uniform(0, 1, size=n),
-    })
+    table = pd.DataFrame(
+        {
+            "name": [f"SYNTHETIC J{i // 2:06d}" for i in range(n)],
+            "obsid": rng.integers(100, 20000, size=n),
+            "ra": rng.uniform(0, 360, size=n),
+            "dec": rng.uniform(-90, 90, size=n),
+            "hard_hm": rng.uniform(-1, 1, size=n),
+            "hard_hs": rng.uniform(-1, 1, size=n),
+            "hard_ms": rng.uniform(-1, 1, size=n),
+            "powlaw_gamma": rng.normal(1.8, 0.6, size=n),
+            "bb_kt": rng.lognormal(-0.5, 0.7, size=n),
+            "var_prob_b": rng.uniform(0, 1, size=n),
+            "var_prob_h": rng.uniform(0, 1, size=n),
+            "var_prob_s": rng.uniform(0, 1, size=n),
+        }
+    )
     for k, band in enumerate("bhs"):
         table[f"var_mean_{band}"] = var_mean[:, k]
         table[f"var_sigma_{band}"] = var_mean[:, k] * rng.lognormal(-3, 1, size=n)
@@ -96,7 +101,10 @@ def synthetic_detections(n=400, seed=0):
     return table.sort_values("name", kind="stable").reset_index(drop=True)
 
 
-def synthetic_features(n_per_class, classes, n_features=len(FEATURES), seed=0, spread=0.05):
+N_FEATURES = len(FEATURES)
+
+
+def synthetic_features(n_per_class, classes, n_features=N_FEATURES, seed=0, spread=0.05):
     """SYNTHETIC preprocessed feature vectors: one Gaussian blob per class."""
     rng = np.random.default_rng(seed)
     centers = rng.uniform(0.2, 0.8, size=(len(classes), n_features))

@@ -77,9 +77,12 @@ class Request:
         """Multipart fields: name -> (filename, bytes)."""
         content_type = self.headers["Content-Type"]
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + self.body)
-        return {part.get_param("name", header="content-disposition"):
-                (part.get_filename(), part.get_payload(decode=True)) for part in message.iter_parts()}
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + self.body
+        )
+        return {
+            part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
+            for part in message.iter_parts()
+        }
 
 
 class FakeServer:
@@ -119,9 +122,15 @@ class FakeServer:
             if isinstance(reply, BaseException):
                 raise reply
             raw = urllib3.HTTPResponse(
-                body=io.BytesIO(reply.body), headers=reply.headers, status=reply.status,
-                reason=HTTPStatus(reply.status).phrase, preload_content=False, decode_content=False,
-                request_method=prepared.method, request_url=prepared.url)
+                body=io.BytesIO(reply.body),
+                headers=reply.headers,
+                status=reply.status,
+                reason=HTTPStatus(reply.status).phrase,
+                preload_content=False,
+                decode_content=False,
+                request_method=prepared.method,
+                request_url=prepared.url,
+            )
             return adapter.build_response(prepared, raw)
         finally:
             with self._lock:
@@ -140,8 +149,11 @@ class FakeServer:
 def server(monkeypatch):
     """A :class:`FakeServer` in place of the network; no request may go unanswered."""
     fake = FakeServer()
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
-                        lambda adapter, prepared, **kwargs: fake.send(adapter, prepared, **kwargs))
+    monkeypatch.setattr(
+        requests.adapters.HTTPAdapter,
+        "send",
+        lambda adapter, prepared, **kwargs: fake.send(adapter, prepared, **kwargs),
+    )
     yield fake
     assert not fake.unexpected, [f"{r.method} {r.url}" for r in fake.unexpected]
 

@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_script
 
 from xrayclass.analysis.census import latitude_census, type_census
-from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
 from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
-
-from conftest import run_script
+from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 
 
 def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
@@ -80,12 +79,14 @@ def test_bic_scan_shape_and_determinism():
 
 
 def test_census_hand_computed():
-    table = pd.DataFrame({
-        "cluster": [0, 0, 0, 1, 1],
-        "main_type": ["QSO", "QSO", None, "X", "YSO"],
-        "ra": [266.4168, 266.4168, 0.0, 10.0, 10.0],   # the first two at the Galactic Centre
-        "dec": [-29.0078, -29.0078, 89.0, 41.0, 41.0],
-    })
+    table = pd.DataFrame(
+        {
+            "cluster": [0, 0, 0, 1, 1],
+            "main_type": ["QSO", "QSO", None, "X", "YSO"],
+            "ra": [266.4168, 266.4168, 0.0, 10.0, 10.0],  # the first two at the Galactic Centre
+            "dec": [-29.0078, -29.0078, 89.0, 41.0, 41.0],
+        }
+    )
     types = type_census(table)
     assert types[types["cluster"] == 0][["main_type", "detections"]].values.tolist() == [["QSO", 2], ["NaN", 1]]
     assert types[types["cluster"] == 1]["main_type"].tolist() == ["X", "YSO"]
@@ -101,11 +102,28 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     assert run_script("make_mock_catalog.py", "--n-detections", 8000, "--seed", 3, "--output", catalog).returncode == 0
     steps = [
         ("clustering.py", "--input", catalog, "--output", out / "cluster_csc.csv", "--model", out / "model.json"),
-        ("crossmatch.py", "--input", out / "cluster_csc.csv", "--catalog", tmp_path / "mock_simbad.parquet",
-         "--output", out / "cluster_csc_simbad.csv", "--model", out / "model.json"),
-        ("classification.py", "--input", out / "cluster_csc_simbad.csv", "--output",
-         out / "detection_level_classification.csv", "--model-output", out / "classifier.json",
-         "--outliers-output", out / "outliers.csv"),
+        (
+            "crossmatch.py",
+            "--input",
+            out / "cluster_csc.csv",
+            "--catalog",
+            tmp_path / "mock_simbad.parquet",
+            "--output",
+            out / "cluster_csc_simbad.csv",
+            "--model",
+            out / "model.json",
+        ),
+        (
+            "classification.py",
+            "--input",
+            out / "cluster_csc_simbad.csv",
+            "--output",
+            out / "detection_level_classification.csv",
+            "--model-output",
+            out / "classifier.json",
+            "--outliers-output",
+            out / "outliers.csv",
+        ),
         ("master_classification.py", "--input", out / "detection_level_classification.csv", "--out-dir", out),
     ]
     for script, *args in steps:
@@ -147,7 +165,8 @@ def test_analysis_reports_missing_inputs_clearly(tmp_path):
 def test_figures_checks_the_source_name_before_drawing(tmp_path):
     """SYNTHETIC two-row detection table: a wrong --source fails at once, nothing drawn."""
     pd.DataFrame({"name": ["MOCK J000001.0+000000"] * 2, "obsid": [1, 2]}).to_csv(
-        tmp_path / "detection_level_classification.csv", index=False)
+        tmp_path / "detection_level_classification.csv", index=False
+    )
     done = run_script("analysis.py", "figures", "--run-dir", tmp_path, "--source", "MOCK J999999.9+000000")
     assert done.returncode == 2
     assert "no detection of source 'MOCK J999999.9+000000'" in done.stderr
@@ -161,20 +180,19 @@ def test_validate_help_shows_a_plain_percent():
 
 # -- method comparison and calibration (issue 13) --------------------------------------------
 
+
 @pytest.mark.slow
 def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp_path):
     from xrayclass.analysis.steps import validation
+    from xrayclass.analysis.validation import compare_splits, gaussian_method, method_table
     from xrayclass.core.calibration import brier_score
     from xrayclass.core.classifier import ClusterwiseMahalanobis
-    from xrayclass.analysis.validation import compare_splits, gaussian_method, method_table
 
     labeled = labeled_detections(mock_crossmatched)
-    methods = {**method_table(["mahalanobis", "gaussian"], calibrate=True),
-               **method_table(["hist-gradient-boosting"])}
-    results, table = compare_splits(labeled, [0, 1], methods)
+    methods = {**method_table(["mahalanobis", "gaussian"], calibrate=True), **method_table(["hist-gradient-boosting"])}
+    _results, table = compare_splits(labeled, [0, 1], methods)
     assert table["split"].unique().tolist() == ["by source", "by detection"]
-    assert set(table["method"]) == {"mahalanobis", "gaussian", "hist-gradient-boosting", "mahalanobis+T",
-                                    "gaussian+T"}
+    assert set(table["method"]) == {"mahalanobis", "gaussian", "hist-gradient-boosting", "mahalanobis+T", "gaussian+T"}
     aggregated = table[table["level"] == "aggregated"]
     for label in AGGREGATE_CLASSES:
         assert aggregated[f"diag_{label}"].between(0, 1).all() and (aggregated[f"diag_{label}_std"] >= 0).all()
@@ -184,14 +202,16 @@ def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp
     for split_name in ("by source", "by detection"):
         for name in ("mahalanobis", "gaussian"):
             assert by_method.loc[(split_name, name + "+T"), "accuracy"] == pytest.approx(
-                by_method.loc[(split_name, name), "accuracy"], abs=1e-12)
+                by_method.loc[(split_name, name), "accuracy"], abs=1e-12
+            )
             # ... and fitted out of fold it does not make the calibration worse by much.
             assert by_method.loc[(split_name, name + "+T"), "brier"] < by_method.loc[(split_name, name), "brier"] + 0.02
 
     # The Gaussian method is the per-cluster Gaussian classifier, and the Brier score is the table's.
     train, test = split(labeled, 0, group_by_source=True)
     direct = ClusterwiseMahalanobis(CLASSES, likelihood="gaussian").fit(
-        labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters))
+        labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters)
+    )
     probabilities = gaussian_method()(labeled, train, test)
     np.testing.assert_array_equal(probabilities, direct.predict_proba(labeled.X[test], labeled.clusters[test]))
     single = compare_splits(labeled, [0], {"gaussian": gaussian_method()})[1]
@@ -200,8 +220,14 @@ def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp
     assert row["brier"] == pytest.approx(brier_score(probabilities, truth), rel=1e-12)
 
     # The analysis step writes the table and the figures, labelled SYNTHETIC.
-    _, written = validation(mock_crossmatched, tmp_path / "validation", tmp_path / "figures", seeds=[0],
-                            methods=("mahalanobis", "gaussian"), both_splits=True)
+    _, written = validation(
+        mock_crossmatched,
+        tmp_path / "validation",
+        tmp_path / "figures",
+        seeds=[0],
+        methods=("mahalanobis", "gaussian"),
+        both_splits=True,
+    )
     assert (tmp_path / "validation" / "method_comparison_splits.csv").exists()
     assert (tmp_path / "figures" / "fig_method_comparison_splits.png").exists()
     assert (tmp_path / "figures" / "fig_reliability_splits.png").exists()

@@ -56,8 +56,10 @@ def test_science_functions_take_no_file_name():
         names = [p for p in inspect.signature(function).parameters if PATH_PARAMETER.match(p)]
         if names and qualified not in FILE_IO:
             offenders.append(f"{qualified}({', '.join(names)})")
-    assert not offenders, ("science functions taking a file name (raise typed exceptions without it; the CLI "
-                           "adds it): " + "; ".join(offenders))
+    assert not offenders, (
+        "science functions taking a file name (raise typed exceptions without it; the CLI "
+        "adds it): " + "; ".join(offenders)
+    )
 
 
 def test_the_file_io_exceptions_are_still_needed():

@@ -15,22 +15,19 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.cli import stages as cli
-
 from xrayclass.cli import mock as mock_cli
+from xrayclass.cli import stages as cli
 from xrayclass.constants import CLASSES
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -65,17 +62,38 @@ def build_valid_run(directory: Path, n_detections: int = 600) -> dict:
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    run = {name: d / file for name, file in {
-        "mock": "mock.csv", "simbad": "mock_simbad.csv", "s1": "s1.csv", "model": "model.json",
-        "s2": "s2.csv", "s3": "s3.csv", "classifier": "classifier.json", "outliers": "outliers.csv",
-        "s4": "s4"}.items()}
+    run = {
+        name: d / file
+        for name, file in {
+            "mock": "mock.csv",
+            "simbad": "mock_simbad.csv",
+            "s1": "s1.csv",
+            "model": "model.json",
+            "s2": "s2.csv",
+            "s3": "s3.csv",
+            "classifier": "classifier.json",
+            "outliers": "outliers.csv",
+            "s4": "s4",
+        }.items()
+    }
     with threadpool_limits(1):
         steps = [
             (mock_cli.main, ["--n-detections", n_detections, "--seed", 1, "--output", run["mock"]]),
             (cli.clustering_main, ["--input", run["mock"], "--output", run["s1"], "--model", run["model"]]),
             (cli.crossmatch_main, ["--input", run["s1"], "--catalog", run["simbad"], "--output", run["s2"]]),
-            (cli.classification_main, ["--input", run["s2"], "--output", run["s3"], "--model-output",
-                                       run["classifier"], "--outliers-output", run["outliers"]]),
+            (
+                cli.classification_main,
+                [
+                    "--input",
+                    run["s2"],
+                    "--output",
+                    run["s3"],
+                    "--model-output",
+                    run["classifier"],
+                    "--outliers-output",
+                    run["outliers"],
+                ],
+            ),
             (cli.master_classification_main, ["--input", run["s3"], "--out-dir", run["s4"]]),
         ]
         for main, argv in steps:
@@ -89,6 +107,7 @@ def valid_run(tmp_path_factory):
 
 
 # -- how a case is run and judged ------------------------------------------------------------
+
 
 def digest(path: Path) -> str | None:
     path = Path(path)
@@ -135,18 +154,36 @@ def assert_outcome(code, stderr, expected, word, outputs=(), protected=(), befor
 
 # -- making broken inputs ---------------------------------------------------------------------
 
+
 def edit_table(source: Path, target: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
     table = pd.read_csv(source, low_memory=False)
     change(table).to_csv(target, index=False)
     return target
 
 
-RAW = ["hard_hm", "hard_hs", "hard_ms", "powlaw_gamma", "bb_kt", "var_prob_b", "var_prob_h", "var_prob_s",
-       "var_sigma_b", "var_mean_b", "var_sigma_h", "var_mean_h", "var_sigma_s", "var_mean_s", "var_min_b", "var_max_b"]
+RAW = [
+    "hard_hm",
+    "hard_hs",
+    "hard_ms",
+    "powlaw_gamma",
+    "bb_kt",
+    "var_prob_b",
+    "var_prob_h",
+    "var_prob_s",
+    "var_sigma_b",
+    "var_mean_b",
+    "var_sigma_h",
+    "var_mean_h",
+    "var_sigma_s",
+    "var_mean_s",
+    "var_min_b",
+    "var_max_b",
+]
 
 
 def set_cell(column, value, rows=(0,)):
     """Set ``column`` in ``rows`` (positions among the rows that have every raw feature)."""
+
     def change(table):
         if isinstance(value, str) or not pd.api.types.is_numeric_dtype(table[column]):
             table[column] = table[column].astype(object)
@@ -155,6 +192,7 @@ def set_cell(column, value, rows=(0,)):
         usable = np.flatnonzero(table[[c for c in RAW if c in table.columns]].notna().all(axis=1).to_numpy())
         table.loc[table.index[usable[list(rows)]], column] = value
         return table
+
     return change
 
 
@@ -179,6 +217,7 @@ def setter(path: str, value):
             del node[keys[-1]]
         else:
             node[keys[-1]] = value
+
     return change
 
 
@@ -200,6 +239,7 @@ class Case:
 
 def s1(input_key="mock", change=None, extra=(), **over):
     """Stage 1 on the mock (optionally edited); outputs in the case directory."""
+
     def make(run, d):
         source = run[input_key]
         path = edit_table(source, d / "in.csv", change) if change else source
@@ -207,17 +247,24 @@ def s1(input_key="mock", change=None, extra=(), **over):
         argv = [x for pair in args.items() for x in pair] + list(extra)
         outputs = [v for k, v in args.items() if k != "--input" and Path(v).parent == d and v != path]
         return argv, outputs, [path]
+
     return make
 
 
 def s3(change=None, extra=(), source="s2", **over):
     def make(run, d):
         path = edit_table(run[source], d / "in.csv", change) if change else run[source]
-        args = {"--input": path, "--output": d / "out.csv", "--model-output": d / "classifier.json",
-                "--outliers-output": d / "outliers.csv", **over}
+        args = {
+            "--input": path,
+            "--output": d / "out.csv",
+            "--model-output": d / "classifier.json",
+            "--outliers-output": d / "outliers.csv",
+            **over,
+        }
         argv = [x for pair in args.items() for x in pair] + list(extra)
         outputs = [v for k, v in args.items() if k != "--input" and v != path]
         return argv, outputs, [path]
+
     return make
 
 
@@ -225,40 +272,58 @@ def s4(change=None, extra=()):
     def make(run, d):
         path = edit_table(run["s3"], d / "in.csv", change) if change else run["s3"]
         return ["--input", path, "--out-dir", d / "out", *extra], [d / "out"], [path]
+
     return make
 
 
 def s2_frozen(change):
     def make(run, d):
         frozen = edit_table(run["s2"], d / "frozen.csv", change)
-        return (["--input", run["s1"], "--frozen", frozen, "--output", d / "out.csv"], [d / "out.csv"],
-                [run["s1"], frozen])
+        return (
+            ["--input", run["s1"], "--frozen", frozen, "--output", d / "out.csv"],
+            [d / "out.csv"],
+            [run["s1"], frozen],
+        )
+
     return make
 
 
 def s2_catalog(change=None, extra=()):
     def make(run, d):
         catalog = edit_table(run["simbad"], d / "catalog.csv", change) if change else run["simbad"]
-        return (["--input", run["s1"], "--catalog", catalog, "--output", d / "out.csv", *extra], [d / "out.csv"],
-                [run["s1"], catalog])
+        return (
+            ["--input", run["s1"], "--catalog", catalog, "--output", d / "out.csv", *extra],
+            [d / "out.csv"],
+            [run["s1"], catalog],
+        )
+
     return make
 
 
 def classify_source(model_change=None, classifier_change=None, input_change=None):
     def make(run, d):
         model = edit_json(run["model"], d / "model.json", model_change) if model_change else run["model"]
-        classifier = (edit_json(run["classifier"], d / "classifier.json", classifier_change)
-                      if classifier_change else run["classifier"])
+        classifier = (
+            edit_json(run["classifier"], d / "classifier.json", classifier_change)
+            if classifier_change
+            else run["classifier"]
+        )
         source = edit_table(run["mock"], d / "in.csv", input_change) if input_change else run["mock"]
-        return (["--model", model, "--classifier", classifier, "--output", d / "out.csv", source],
-                [d / "out.csv", d / "out_sources.csv"], [model, classifier, source])
+        return (
+            ["--model", model, "--classifier", classifier, "--output", d / "out.csv", source],
+            [d / "out.csv", d / "out_sources.csv"],
+            [model, classifier, source],
+        )
+
     return make
 
 
 def rows_dropped(n_dropped):
     """Exactly ``n_dropped`` fewer clustered rows than the valid run."""
+
     def check(run, d, stderr):
         assert len(pd.read_csv(d / "out.csv")) == len(pd.read_csv(run["s1"])) - n_dropped
+
     return check
 
 
@@ -276,6 +341,7 @@ def truncate_csv(source_key):
         cut = d / "cut.csv"
         cut.write_bytes(data[: data.rindex(b",", 0, len(data) - 5)])  # stop inside the last row
         return cut
+
     return make_file
 
 
@@ -321,6 +387,7 @@ def _one_detection(run, d, stderr):
 
 def same_path(key_from, key_to, maker):
     """Point one output option at another path of the case (an input or another output)."""
+
     def make(run, d):
         argv, outputs, protected = maker(run, d)
         i = argv.index(key_from)
@@ -330,13 +397,17 @@ def same_path(key_from, key_to, maker):
             protected = [*protected, target]
         outputs = [o for o in outputs if o != target]
         return argv, outputs, protected
+
     return make
 
 
 def parent_is_file(run, d):
     (d / "afile").write_text("not a directory\n")
-    return (["--input", run["mock"], "--output", d / "afile" / "out.csv", "--model", d / "model.json"],
-            [d / "model.json"], [run["mock"], d / "afile"])
+    return (
+        ["--input", run["mock"], "--output", d / "afile" / "out.csv", "--model", d / "model.json"],
+        [d / "model.json"],
+        [run["mock"], d / "afile"],
+    )
 
 
 def gamma_huge(table):
@@ -348,12 +419,14 @@ def column_zero(column):
     def change(table):
         table[column] = 0.0
         return table
+
     return change
 
 
 def drop_column(column):
     def change(table):
         return table.drop(columns=[column])
+
     return change
 
 
@@ -379,23 +452,53 @@ CASES = [
     Case("s1-model-is-input", "clustering", same_path("--model", "--input", s1()), 2, "overwrite"),
     Case("s1-model-is-output", "clustering", same_path("--model", "--output", s1()), 2, "two different outputs"),
     Case("s1-output-is-input", "clustering", same_path("--output", "--input", s1()), 2, "overwrite"),
-    Case("s3-outliers-is-output", "classification", same_path("--outliers-output", "--output", s3()), 2,
-         "two different outputs"),
+    Case(
+        "s3-outliers-is-output",
+        "classification",
+        same_path("--outliers-output", "--output", s3()),
+        2,
+        "two different outputs",
+    ),
     Case("s3-model-output-is-input", "classification", same_path("--model-output", "--input", s3()), 2, "overwrite"),
     Case("s3-outliers-is-input", "classification", same_path("--outliers-output", "--input", s3()), 2, "overwrite"),
     Case("s1-parent-is-a-file", "clustering", parent_is_file, 2, "not a directory"),
     Case("s1-output-unknown-format", "clustering", s1(**{"--output": "out.txt"}), 2, "unknown table format"),
     # -- values outside their physical range: dropped and counted, never clipped --
-    Case("s1-powlaw-gamma-1e308", "clustering", s1(change=gamma_huge), 0, "powlaw_gamma outside",
-         check=rows_dropped(1)),
-    Case("s1-hard-hm-1e308", "clustering", s1(change=set_cell("hard_hm", 1e308)), 0, "hard_hm outside",
-         check=rows_dropped(1)),
-    Case("s1-bb-kt-negative", "clustering", s1(change=set_cell("bb_kt", -0.5, rows=(0, 1))), 0, "bb_kt outside",
-         check=rows_dropped(2)),
-    Case("s1-var-sigma-negative", "clustering", s1(change=set_cell("var_sigma_b", -1.0)), 0, "var_sigma_b outside",
-         check=rows_dropped(1)),
-    Case("s1-var-prob-above-1", "clustering", s1(change=set_cell("var_prob_h", 1.5)), 0, "var_prob_h outside",
-         check=rows_dropped(1)),
+    Case(
+        "s1-powlaw-gamma-1e308", "clustering", s1(change=gamma_huge), 0, "powlaw_gamma outside", check=rows_dropped(1)
+    ),
+    Case(
+        "s1-hard-hm-1e308",
+        "clustering",
+        s1(change=set_cell("hard_hm", 1e308)),
+        0,
+        "hard_hm outside",
+        check=rows_dropped(1),
+    ),
+    Case(
+        "s1-bb-kt-negative",
+        "clustering",
+        s1(change=set_cell("bb_kt", -0.5, rows=(0, 1))),
+        0,
+        "bb_kt outside",
+        check=rows_dropped(2),
+    ),
+    Case(
+        "s1-var-sigma-negative",
+        "clustering",
+        s1(change=set_cell("var_sigma_b", -1.0)),
+        0,
+        "var_sigma_b outside",
+        check=rows_dropped(1),
+    ),
+    Case(
+        "s1-var-prob-above-1",
+        "clustering",
+        s1(change=set_cell("var_prob_h", 1.5)),
+        0,
+        "var_prob_h outside",
+        check=rows_dropped(1),
+    ),
     Case("s3-bb-kt-negative", "classification", s3(change=set_cell("bb_kt", -1.0)), 0, "bb_kt outside"),
     Case("s3-var-sigma-negative", "classification", s3(change=set_cell("var_sigma_h", -1.0)), 0, "outside"),
     Case("s1-log-feature-zero-everywhere", "clustering", s1(change=column_zero("bb_kt")), 2, "zero for every"),
@@ -404,8 +507,14 @@ CASES = [
     # -- identities: names, repeats, positions, clusters --
     Case("s1-blank-names", "clustering", s1(change=_blank_names), 2, "blank source name"),
     Case("s1-duplicated-detections", "clustering", s1(change=duplicate_rows), 2, "repeat an earlier detection"),
-    Case("s1-duplicated-detections-allowed", "clustering", s1(change=duplicate_rows, extra=["--allow-duplicates"]),
-         0, "repeating an earlier detection", check=rows_dropped(0)),
+    Case(
+        "s1-duplicated-detections-allowed",
+        "clustering",
+        s1(change=duplicate_rows, extra=["--allow-duplicates"]),
+        0,
+        "repeating an earlier detection",
+        check=rows_dropped(0),
+    ),
     Case("s1-dec-123", "clustering", s1(change=set_cell("dec", 123.0)), 2, "position"),
     Case("s1-ra-nan", "clustering", s1(change=set_cell("ra", np.nan)), 2, "position"),
     Case("s2-frozen-cluster-5.5", "crossmatch", s2_frozen(set_cell("cluster", 5.5)), 2, "cluster"),
@@ -414,8 +523,9 @@ CASES = [
     Case("s2-frozen-cluster-too-big", "crossmatch", s2_frozen(set_cell("cluster", 6)), 2, "cluster"),
     # Found by the fuzz test (tests/test_fuzz.py), kept here:
     Case("s2-frozen-blank-name", "crossmatch", s2_frozen(set_cell("name", np.nan)), 2, "blank source name"),
-    Case("s2-catalog-nan-positions", "crossmatch", s2_catalog(set_cell("ra", np.nan, rows=(0, 1, 2))), 0,
-         "no position"),
+    Case(
+        "s2-catalog-nan-positions", "crossmatch", s2_catalog(set_cell("ra", np.nan, rows=(0, 1, 2))), 0, "no position"
+    ),
     Case("s2-catalog-dec-123", "crossmatch", s2_catalog(set_cell("dec", 123.0)), 2, "impossible position"),
     Case("s2-catalog-radius-0", "crossmatch", s2_catalog(extra=["--radius", "0"]), 2, "radius"),
     Case("s3-cluster-5.5", "classification", s3(change=set_cell("cluster", 5.5)), 2, "cluster"),
@@ -426,61 +536,166 @@ CASES = [
     Case("s4-probability-minus-5", "master", s4(set_cell("QSO", -5.0)), 2, "[0, 1]"),
     Case("s4-probability-inf", "master", s4(set_cell("AGN", np.inf)), 2, "[0, 1]"),
     Case("s4-probabilities-not-summing-to-1", "master", s4(set_cell("QSO", 0.9, rows=range(0, 50))), 2, "sum to 1"),
-    Case("s4-one-detection", "master", s4(lambda t: t[t["main_type"] != "Unclassified"].head(1)), 0, "undefined",
-         check=_one_detection),
+    Case(
+        "s4-one-detection",
+        "master",
+        s4(lambda t: t[t["main_type"] != "Unclassified"].head(1)),
+        0,
+        "undefined",
+        check=_one_detection,
+    ),
     Case("s4-same-class-everywhere", "master", s4(_same_class), 0, "undefined", check=_kappa_undefined),
     Case("s4-all-unclassified", "master", s4(_unclassified_everywhere), 0, "no source", check=_all_unclassified),
     Case("s4-blank-names", "master", s4(_blank_names), 2, "blank source name"),
     Case("s4-duplicated-detections", "master", s4(duplicate_rows), 2, "repeat an earlier detection"),
     # -- a table cut short --
-    Case("s1-csv-cut-mid-row", "clustering",
-         lambda run, d: (["--input", truncate_csv("mock")(run, d), "--output", d / "out.csv", "--model",
-                          d / "model.json"], [d / "out.csv", d / "model.json"], [d / "cut.csv"]), 2, "cut short"),
-    Case("s4-csv-cut-mid-row", "master",
-         lambda run, d: (["--input", truncate_csv("s3")(run, d), "--out-dir", d / "out"], [d / "out"],
-                         [d / "cut.csv"]), 2, "cut short"),
+    Case(
+        "s1-csv-cut-mid-row",
+        "clustering",
+        lambda run, d: (
+            ["--input", truncate_csv("mock")(run, d), "--output", d / "out.csv", "--model", d / "model.json"],
+            [d / "out.csv", d / "model.json"],
+            [d / "cut.csv"],
+        ),
+        2,
+        "cut short",
+    ),
+    Case(
+        "s4-csv-cut-mid-row",
+        "master",
+        lambda run, d: (["--input", truncate_csv("s3")(run, d), "--out-dir", d / "out"], [d / "out"], [d / "cut.csv"]),
+        2,
+        "cut short",
+    ),
     # -- arguments --
     Case("s1-seed-minus-1", "clustering", s1(**{"--seed": "-1"}), 2, "--seed"),
     Case("s1-fit-sample-3", "clustering", s1(**{"--fit-sample": "3"}), 2, "fit-sample"),
     # -- artifacts (classify_source.py) --
-    Case("model-weights-all-zero", "classify_source", classify_source(setter("mixture.weights", [0.0] * 6)), 2,
-         "mixture.weights"),
-    Case("model-weight-nan", "classify_source", classify_source(setter("mixture.weights.2", float("nan"))), 2,
-         "mixture.weights"),
-    Case("model-cholesky-edited", "classify_source",
-         classify_source(setter("mixture.precisions_cholesky.0.0.5", 3.0)), 2, "precisions_cholesky"),
-    Case("model-missing-key", "classify_source", classify_source(setter("mixture.means", _DELETE)), 2,
-         "mixture.means"),
-    Case("model-11-features", "classify_source",
-         classify_source(lambda doc: doc.update(features=doc["features"][:11])), 2, "features"),
-    Case("model-7-components", "classify_source", classify_source(setter("mixture.n_components", 7)), 2,
-         "mixture.weights"),
+    Case(
+        "model-weights-all-zero",
+        "classify_source",
+        classify_source(setter("mixture.weights", [0.0] * 6)),
+        2,
+        "mixture.weights",
+    ),
+    Case(
+        "model-weight-nan",
+        "classify_source",
+        classify_source(setter("mixture.weights.2", float("nan"))),
+        2,
+        "mixture.weights",
+    ),
+    Case(
+        "model-cholesky-edited",
+        "classify_source",
+        classify_source(setter("mixture.precisions_cholesky.0.0.5", 3.0)),
+        2,
+        "precisions_cholesky",
+    ),
+    Case("model-missing-key", "classify_source", classify_source(setter("mixture.means", _DELETE)), 2, "mixture.means"),
+    Case(
+        "model-11-features",
+        "classify_source",
+        classify_source(lambda doc: doc.update(features=doc["features"][:11])),
+        2,
+        "features",
+    ),
+    Case(
+        "model-7-components",
+        "classify_source",
+        classify_source(setter("mixture.n_components", 7)),
+        2,
+        "mixture.weights",
+    ),
     # Found by the fuzz test (make fuzz), kept here:
-    Case("model-n-iter-infinite", "classify_source", classify_source(setter("mixture.n_iter", float("inf"))), 2,
-         "mixture.n_iter"),
+    Case(
+        "model-n-iter-infinite",
+        "classify_source",
+        classify_source(setter("mixture.n_iter", float("inf"))),
+        2,
+        "mixture.n_iter",
+    ),
     Case("model-wrong-format", "classify_source", classify_source(setter("format", "something")), 2, "format"),
-    Case("classifier-nan-inverse-covariance", "classify_source",
-         classify_source(classifier_change=lambda doc: _break_inverse(doc)), 2, "inverse_covariance"),
-    Case("classifier-quantile-deleted", "classify_source",  # found by make fuzz
-         classify_source(classifier_change=setter("outlier_quantiles.0", _DELETE)), 2, "outlier_quantiles"),
-    Case("classifier-unknown-method", "classify_source",
-         classify_source(classifier_change=setter("method", "random-forest")), 2, "method"),
-    Case("classifier-missing-key", "classify_source",
-         classify_source(classifier_change=setter("naive_bayes", _DELETE)), 2, "naive_bayes"),
-    Case("classify-source-output-is-input", "classify_source",
-         lambda run, d: (["--model", run["model"], "--classifier", run["classifier"], "--output", run["mock"],
-                          run["mock"]], [], [run["mock"]]), 2, "overwrite"),
+    Case(
+        "classifier-nan-inverse-covariance",
+        "classify_source",
+        classify_source(classifier_change=lambda doc: _break_inverse(doc)),
+        2,
+        "inverse_covariance",
+    ),
+    Case(
+        "classifier-quantile-deleted",
+        "classify_source",  # found by make fuzz
+        classify_source(classifier_change=setter("outlier_quantiles.0", _DELETE)),
+        2,
+        "outlier_quantiles",
+    ),
+    Case(
+        "classifier-unknown-method",
+        "classify_source",
+        classify_source(classifier_change=setter("method", "random-forest")),
+        2,
+        "method",
+    ),
+    Case(
+        "classifier-missing-key",
+        "classify_source",
+        classify_source(classifier_change=setter("naive_bayes", _DELETE)),
+        2,
+        "naive_bayes",
+    ),
+    Case(
+        "classify-source-output-is-input",
+        "classify_source",
+        lambda run, d: (
+            ["--model", run["model"], "--classifier", run["classifier"], "--output", run["mock"], run["mock"]],
+            [],
+            [run["mock"]],
+        ),
+        2,
+        "overwrite",
+    ),
     # -- the other tools --
-    Case("mock-bad-share", "mock", lambda run, d: (["--n-detections", "50", "--labeled-share", "2", "--output",
-                                                    d / "m.csv"], [d / "m.csv"], []), 2, "share"),
-    Case("mock-output-format", "mock", lambda run, d: (["--n-detections", "50", "--output", d / "m.txt"],
-                                                        [d / "m.txt"], []), 2, "format"),
-    Case("fetch-csc-output-format", "fetch_csc", lambda run, d: (["--output", d / "x.txt"], [d / "x.txt"], []), 2,
-         "format"),
-    Case("analysis-compare-missing-catalog", "analysis",
-         lambda run, d: (["compare", "--catalog", d / "nothing.csv", "--uniquely",
-                          run["s4"] / "uniquely_classified.csv", "--output", d / "cmp.csv"], [d / "cmp.csv"], []),
-         2, "not found"),
+    Case(
+        "mock-bad-share",
+        "mock",
+        lambda run, d: (["--n-detections", "50", "--labeled-share", "2", "--output", d / "m.csv"], [d / "m.csv"], []),
+        2,
+        "share",
+    ),
+    Case(
+        "mock-output-format",
+        "mock",
+        lambda run, d: (["--n-detections", "50", "--output", d / "m.txt"], [d / "m.txt"], []),
+        2,
+        "format",
+    ),
+    Case(
+        "fetch-csc-output-format",
+        "fetch_csc",
+        lambda run, d: (["--output", d / "x.txt"], [d / "x.txt"], []),
+        2,
+        "format",
+    ),
+    Case(
+        "analysis-compare-missing-catalog",
+        "analysis",
+        lambda run, d: (
+            [
+                "compare",
+                "--catalog",
+                d / "nothing.csv",
+                "--uniquely",
+                run["s4"] / "uniquely_classified.csv",
+                "--output",
+                d / "cmp.csv",
+            ],
+            [d / "cmp.csv"],
+            [],
+        ),
+        2,
+        "not found",
+    ),
 ]
 
 
@@ -505,14 +720,15 @@ def test_bad_input(case, valid_run, tmp_path, capsys):
 
 def test_full_disk_is_one_line(valid_run, tmp_path, capsys, monkeypatch):
     """ENOSPC during the write: one line, exit 2, no output, no temporary."""
+
     def full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)
-    code, stderr = invoke(cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", tmp_path / "o"],
-                          capsys)
-    assert_outcome(code, stderr, 2, "no space left", [tmp_path / "o" / "uniquely_classified.csv"],
-                   directory=tmp_path)
+    code, stderr = invoke(
+        cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", tmp_path / "o"], capsys
+    )
+    assert_outcome(code, stderr, 2, "no space left", [tmp_path / "o" / "uniquely_classified.csv"], directory=tmp_path)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into any directory")
@@ -521,8 +737,11 @@ def test_unwritable_output_directory_is_reported_before_the_fit(valid_run, tmp_p
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        code, stderr = invoke(cli.clustering_main, ["--input", valid_run["mock"], "--output", locked / "o.csv",
-                                                     "--model", tmp_path / "m.json"], capsys)
+        code, stderr = invoke(
+            cli.clustering_main,
+            ["--input", valid_run["mock"], "--output", locked / "o.csv", "--model", tmp_path / "m.json"],
+            capsys,
+        )
     finally:
         locked.chmod(0o700)
     assert_outcome(code, stderr, 2, "not writable", [tmp_path / "m.json"])
@@ -535,15 +754,18 @@ def test_an_unexpected_error_says_it_is_a_bug(valid_run, tmp_path, capsys, monke
         raise ZeroDivisionError("simulated")
 
     monkeypatch.setattr(xrayclass.stages.master_classification, "master_classification", broken)
-    code, stderr = invoke(cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", tmp_path / "o"],
-                          capsys)
+    code, stderr = invoke(
+        cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", tmp_path / "o"], capsys
+    )
     assert code == 1 and "bug" in stderr and "Traceback" not in stderr
-    code, stderr = invoke(cli.master_classification_main, ["-v", "--input", valid_run["s3"], "--out-dir",
-                                                           tmp_path / "o"], capsys)
+    code, stderr = invoke(
+        cli.master_classification_main, ["-v", "--input", valid_run["s3"], "--out-dir", tmp_path / "o"], capsys
+    )
     assert code == 1 and "Traceback" in stderr
 
 
 # -- temporaries of killed runs --------------------------------------------------------------
+
 
 def test_a_stale_temporary_is_removed_by_the_next_run(valid_run, tmp_path, capsys):
     out = tmp_path / "out"
@@ -587,9 +809,14 @@ sys.exit(cli.master_classification_main(sys.argv[1:]))
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, "--input", str(valid_run["s3"]), "--out-dir",
-                                str(out)], cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
     try:
         assert process.stdout.readline().strip() == "WRITING"
         assert leftovers(out), "the temporary should exist while writing"
@@ -606,9 +833,14 @@ def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
 
 def test_a_sigkilled_run_is_cleaned_up_by_the_next(valid_run, tmp_path, capsys):
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, "--input", str(valid_run["s3"]), "--out-dir",
-                                str(out)], cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
     try:
         assert process.stdout.readline().strip() == "WRITING"
         process.kill()
@@ -617,5 +849,5 @@ def test_a_sigkilled_run_is_cleaned_up_by_the_next(valid_run, tmp_path, capsys):
         if process.poll() is None:
             process.kill()
     assert leftovers(out), "SIGKILL cannot be caught: the temporary stays until the next run"
-    code, stderr = invoke(cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", out], capsys)
+    code, _stderr = invoke(cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", out], capsys)
     assert code == 0 and not leftovers(out)

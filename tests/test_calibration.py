@@ -7,7 +7,11 @@ import pytest
 from sklearn.metrics import brier_score_loss
 
 from xrayclass.core.calibration import (
-    apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_curve,
+    apply_temperature,
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
 )
 
 
@@ -56,9 +60,9 @@ def test_fitted_temperature_undoes_a_known_over_confidence():
 
 
 def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tmp_path):
-    from xrayclass.stages.classification import ClassifierModel, classify_detections
     from xrayclass.constants import CLASSES
     from xrayclass.io.tables import InputError, read_table
+    from xrayclass.stages.classification import ClassifierModel, classify_detections
 
     table = read_table(crossmatch_sample)
     plain, _ = classify_detections(table, explain=False)
@@ -72,7 +76,8 @@ def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tm
     path.write_text(json.dumps(model.to_dict()))
     loaded = ClassifierModel.load(path)
     np.testing.assert_array_equal(
-        loaded.predict_proba(result, result["cluster"].to_numpy(), calibrate=True), result[list(CLASSES)].to_numpy())
+        loaded.predict_proba(result, result["cluster"].to_numpy(), calibrate=True), result[list(CLASSES)].to_numpy()
+    )
     _, uncalibrated = classify_detections(table, explain=False)
     with pytest.raises(InputError, match="--calibrate"):
         uncalibrated.classify(result, result["cluster"].to_numpy(), calibrate=True)

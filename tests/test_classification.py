@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import scipy.linalg
 
-from xrayclass.stages.classification import ClassifierModel, classify_detections, detection_roles
 from xrayclass.constants import CLASSES, FEATURES, UNINFORMATIVE_TYPES
 from xrayclass.core.features import prepare_features
-from xrayclass.io.tables import InputError, read_table
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.io.tables import InputError, read_table
+from xrayclass.stages.classification import ClassifierModel, classify_detections, detection_roles
 
 
 def published_method(table):
@@ -18,8 +18,10 @@ def published_method(table):
     table = prepare_features(table.rename(columns={"name_1": "name"}))
     table = table.dropna(subset=list(FEATURES)).reset_index(drop=True)
     table["main_type"] = table["main_type"].fillna("NaN")
-    X = pd.DataFrame(LogMinMaxScaler().fit(table[list(FEATURES)].to_numpy()).transform(
-        table[list(FEATURES)].to_numpy()), columns=FEATURES)
+    X = pd.DataFrame(
+        LogMinMaxScaler().fit(table[list(FEATURES)].to_numpy()).transform(table[list(FEATURES)].to_numpy()),
+        columns=FEATURES,
+    )
     rows = []
     for cluster in range(6):
         members = table["cluster"] == cluster
@@ -36,8 +38,11 @@ def published_method(table):
         d = np.column_stack(distances)
         with np.errstate(invalid="ignore"):
             p = np.exp(-np.abs(d)) / np.exp(-np.abs(d)).sum(axis=1, keepdims=True)
-        rows.append(pd.DataFrame(p, columns=CLASSES).assign(
-            name=table.loc[unlabeled, "name"].to_numpy(), obsid=table.loc[unlabeled, "obsid"].to_numpy()))
+        rows.append(
+            pd.DataFrame(p, columns=CLASSES).assign(
+                name=table.loc[unlabeled, "name"].to_numpy(), obsid=table.loc[unlabeled, "obsid"].to_numpy()
+            )
+        )
     return pd.concat(rows).sort_values(["name", "obsid"], kind="stable").reset_index(drop=True)
 
 
@@ -55,8 +60,9 @@ def test_equals_the_published_method_on_the_real_sample(classified):
     assert result["name"].tolist() == reference["name"].tolist()
     defined = ~reference[list(CLASSES)].isna().any(axis=1).to_numpy()
     # Where the published arithmetic is defined the probabilities agree to rounding.
-    np.testing.assert_allclose(result.loc[defined, list(CLASSES)], reference.loc[defined, list(CLASSES)],
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        result.loc[defined, list(CLASSES)], reference.loc[defined, list(CLASSES)], rtol=1e-9, atol=1e-12
+    )
     # Where it gives NaN (a cluster without any scorable class) we give zeros and say so.
     assert (result.loc[~defined, "main_type"] == "Unclassified").all()
     assert (result.loc[~defined, list(CLASSES)] == 0).all().all()
@@ -84,13 +90,16 @@ def test_every_row_is_accounted_for_in_the_log(crossmatch_sample, caplog):
     text = caplog.text
     assert "1,615 detections read" in text
     assert "dropped 0 of 1,615" in text
-    assert "1,319 references" in text and "161 to classify (98 without a SIMBAD match, 63 of an uninformative type)" in text
+    assert (
+        "1,319 references" in text
+        and "161 to classify (98 without a SIMBAD match, 63 of an uninformative type)" in text
+    )
     assert "135 of other SIMBAD types left out" in text
     assert 1319 + 161 + 135 == 1615
 
 
 def test_classifier_artifact_reproduces_the_probabilities(classified, tmp_path):
-    table, result, model = classified
+    _table, result, model = classified
     path = tmp_path / "classifier.json"
     path.write_text(json.dumps(model.to_dict()))
     loaded = ClassifierModel.load(path)
@@ -128,15 +137,15 @@ def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_samp
 
 def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample, tmp_path):
     table = read_table(crossmatch_sample)
-    result, model = classify_detections(table, likelihood="gaussian", priors="references",
-                                        explain=False)
+    result, model = classify_detections(table, likelihood="gaussian", priors="references", explain=False)
     document = model.to_dict()
     assert (document["references"]["likelihood"], document["references"]["priors"]) == ("gaussian", "references")
     path = tmp_path / "classifier.json"
     path.write_text(json.dumps(document))
     loaded = ClassifierModel.load(path)
-    np.testing.assert_array_equal(loaded.predict_proba(result, result["cluster"].to_numpy()),
-                                  result[list(CLASSES)].to_numpy())
+    np.testing.assert_array_equal(
+        loaded.predict_proba(result, result["cluster"].to_numpy()), result[list(CLASSES)].to_numpy()
+    )
     paper, _ = classify_detections(table, explain=False)
     assert not np.allclose(paper[list(CLASSES)].to_numpy(), result[list(CLASSES)].to_numpy())
 

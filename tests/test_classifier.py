@@ -1,15 +1,18 @@
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import synthetic_features
 from scipy.spatial.distance import mahalanobis
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from xrayclass.core.classifier import (
-    ClusterwiseMahalanobis, MahalanobisClassifier, labels_from_probabilities, softmin, squared_mahalanobis,
-)
 from xrayclass.constants import CLASSES, UNCLASSIFIED
-
-from conftest import synthetic_features
+from xrayclass.core.classifier import (
+    ClusterwiseMahalanobis,
+    MahalanobisClassifier,
+    labels_from_probabilities,
+    softmin,
+    squared_mahalanobis,
+)
 
 
 @parametrize_with_checks([MahalanobisClassifier(), MahalanobisClassifier(likelihood="gaussian", priors="references")])
@@ -39,8 +42,9 @@ def test_pseudo_inverse_handles_a_singular_covariance():
     distances = classifier.squared_distances(np.array([[0.1, -0.2, 0.5], [0.0, 0.0, 0.9]]))
     assert np.isfinite(distances).all()
     # Along the degenerate axis the pseudo-inverse gives no penalty.
-    assert distances[1, 0] == pytest.approx(squared_mahalanobis(
-        np.array([[0.0, 0.0, 0.5]]), classifier.means_[0], classifier.inverse_covariances_[0])[0])
+    assert distances[1, 0] == pytest.approx(
+        squared_mahalanobis(np.array([[0.0, 0.0, 0.5]]), classifier.means_[0], classifier.inverse_covariances_[0])[0]
+    )
 
 
 def test_softmin_hand_computed():
@@ -92,7 +96,9 @@ def test_equidistant_classes_tie_to_the_first_class():
     rng = np.random.default_rng(2)
     left = rng.normal(size=(50, 2)) + [-3, 0]
     right = left * [-1, 1]
-    classifier = MahalanobisClassifier(classes=["B", "A"]).fit(np.vstack([left, right]), np.array(["B"] * 50 + ["A"] * 50))
+    classifier = MahalanobisClassifier(classes=["B", "A"]).fit(
+        np.vstack([left, right]), np.array(["B"] * 50 + ["A"] * 50)
+    )
     probabilities = classifier.predict_proba([[0.0, 0.3]])
     assert probabilities[0, 0] == pytest.approx(probabilities[0, 1], rel=1e-9)
     assert classifier.predict([[0.0, 0.3]]).tolist() == ["B"]
@@ -149,21 +155,25 @@ def test_clusterwise_dict_round_trip_predicts_identically():
 
 # -- Gaussian likelihood and priors (issue 13) -------------------------------------------
 
+
 def test_gaussian_log_likelihood_equals_scipy_logpdf_on_full_rank_covariances():
     from scipy.stats import multivariate_normal
 
     X, y = synthetic_features(40, ["A", "B"], n_features=5, seed=3, spread=0.1)
     model = MahalanobisClassifier(likelihood="gaussian").fit(X, y)
     assert (model.ranks_ == 5).all()
-    expected = np.column_stack([
-        multivariate_normal(X[y == c].mean(axis=0), np.cov(X[y == c], rowvar=False, ddof=1)).logpdf(X)
-        for c in ("A", "B")
-    ])
+    expected = np.column_stack(
+        [
+            multivariate_normal(X[y == c].mean(axis=0), np.cov(X[y == c], rowvar=False, ddof=1)).logpdf(X)
+            for c in ("A", "B")
+        ]
+    )
     np.testing.assert_allclose(model.log_likelihood(X), expected, rtol=1e-10, atol=1e-10)
     # The probabilities are the normalized densities.
     densities = np.exp(expected)
-    np.testing.assert_allclose(model.predict_proba(X), densities / densities.sum(axis=1, keepdims=True),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(X), densities / densities.sum(axis=1, keepdims=True), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_pseudo_determinant_keeps_the_singular_values_pinv_keeps():
@@ -218,5 +228,7 @@ def test_clusterwise_round_trip_keeps_likelihood_and_priors():
     assert (document["likelihood"], document["priors"]) == ("gaussian", "references")
     again = ClusterwiseMahalanobis.from_dict(document)
     np.testing.assert_array_equal(again.predict_proba(X, clusters), model.predict_proba(X, clusters))
-    assert not np.allclose(again.predict_proba(X, clusters), ClusterwiseMahalanobis(["A", "B", "C"]).fit(
-        X, y, clusters).predict_proba(X, clusters))
+    assert not np.allclose(
+        again.predict_proba(X, clusters),
+        ClusterwiseMahalanobis(["A", "B", "C"]).fit(X, y, clusters).predict_proba(X, clusters),
+    )

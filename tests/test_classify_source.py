@@ -12,20 +12,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from numpy.testing import assert_allclose, assert_array_equal
-
 from conftest import reference_path, run_script
 from fake_http import restore_logging, server, votable, waits  # noqa: F401
+from numpy.testing import assert_allclose, assert_array_equal
+
+from xrayclass.analysis.mock import write_mock
 from xrayclass.cli import stages as cli
 from xrayclass.cli.classify_source import main
 from xrayclass.constants import CLASSES, FEATURES, RAW_FEATURE_COLUMNS, UNCLASSIFIED
-from xrayclass.io.tables import InputError, read_table
-from xrayclass.analysis.mock import write_mock
-from xrayclass.stages.new_sources import (
-    classify, csc_source_name, format_report, load_artifacts, missing_features, sources_path,
-)
 from xrayclass.core.features import prepare_features
+from xrayclass.io.artifacts import load_artifacts, sources_path
+from xrayclass.io.tables import InputError, read_table
 from xrayclass.services.csc_tap import build_source_query
+from xrayclass.stages.new_sources import (
+    classify,
+    csc_source_name,
+    format_report,
+    missing_features,
+)
 
 SEED = 11
 N_MOCK = 4000
@@ -35,15 +39,28 @@ IDENTITY = ["name", "obsid", "ra", "dec"]
 
 # -- artifacts ----------------------------------------------------------------------------------
 
+
 def _mock_chain(directory, run):
     """Stages 1-3 on a SYNTHETIC mock catalog; ``run(stage_main_or_script, args)`` runs a stage."""
     catalog, simbad = directory / "catalog.parquet", directory / "simbad.parquet"
     write_mock(N_MOCK, SEED, catalog, simbad)
     stages = [
         ("clustering", ["--input", catalog, "--output", directory / "s1.parquet", "--model", directory / "model.json"]),
-        ("crossmatch", ["--input", directory / "s1.parquet", "--catalog", simbad, "--output", directory / "s2.parquet"]),
-        ("classification", ["--input", directory / "s2.parquet", "--output", directory / "s3.parquet",
-                            "--model-output", directory / "classifier.json"]),
+        (
+            "crossmatch",
+            ["--input", directory / "s1.parquet", "--catalog", simbad, "--output", directory / "s2.parquet"],
+        ),
+        (
+            "classification",
+            [
+                "--input",
+                directory / "s2.parquet",
+                "--output",
+                directory / "s3.parquet",
+                "--model-output",
+                directory / "classifier.json",
+            ],
+        ),
     ]
     for stage, args in stages:
         run(stage, [str(a) for a in args])
@@ -53,6 +70,7 @@ def _mock_chain(directory, run):
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     """model.json, classifier.json and the stage tables of a SYNTHETIC mock, made in this process."""
+
     def run(stage, args):
         assert getattr(cli, f"{stage}_main")(args + ["-q"]) == 0
 
@@ -96,14 +114,18 @@ def error_line(capsys):
 
 # -- names and the by-name query -------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, name", [
-    ("2CXO J004307.5-092302", "2CXO J004307.5-092302"),
-    ("  2cxo   j004307.5-092302 ", "2CXO J004307.5-092302"),
-    ("2CXOJ004307.5+092302X", "2CXO J004307.5+092302X"),
-    ("J004307.5-092302", "2CXO J004307.5-092302"),
-    ("sources.csv", None),
-    ("2CXO J004307-092302", None),
-])
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("2CXO J004307.5-092302", "2CXO J004307.5-092302"),
+        ("  2cxo   j004307.5-092302 ", "2CXO J004307.5-092302"),
+        ("2CXOJ004307.5+092302X", "2CXO J004307.5+092302X"),
+        ("J004307.5-092302", "2CXO J004307.5-092302"),
+        ("sources.csv", None),
+        ("2CXO J004307-092302", None),
+    ],
+)
 def test_csc_names_are_recognised(text, name):
     assert csc_source_name(text) == name
 
@@ -122,6 +144,7 @@ def test_by_name_query_has_no_selection_and_quotes_safely():
 
 # -- missing features ------------------------------------------------------------------------------
 
+
 def test_example_source_names_its_missing_features(artifacts, reference_dir, tmp_path, capsys):
     example = reference_path(reference_dir, "example_source.vot")
     output = tmp_path / "out.csv"
@@ -133,8 +156,7 @@ def test_example_source_names_its_missing_features(artifacts, reference_dir, tmp
 
 
 def test_missing_raw_columns_and_zero_means_are_named(stage3):
-    rows = prepare_features(raw_rows(stage3, 1).assign(
-        hard_hm=[np.nan, 0.1, 0.1], var_mean_b=[0.2, 0.0, np.nan]))
+    rows = prepare_features(raw_rows(stage3, 1).assign(hard_hm=[np.nan, 0.1, 0.1], var_mean_b=[0.2, 0.0, np.nan]))
     assert missing_features(rows).tolist() == [
         "missing hard_hm",
         "var_ratio_b not finite, var_newq_b not finite",
@@ -166,6 +188,7 @@ def test_some_detections_missing_are_skipped_and_listed(artifacts, stage3, tmp_p
 
 
 # -- the training range ----------------------------------------------------------------------------
+
 
 def test_out_of_range_values_are_flagged_not_clipped(models, stage3):
     clustering, classifier = models
@@ -207,6 +230,7 @@ def test_undefined_log_is_skipped_by_name(models, stage3):
 
 # -- inputs ----------------------------------------------------------------------------------------
 
+
 def test_csv_without_name_or_obsid(artifacts, stage3, tmp_path, capsys):
     rows = raw_rows(stage3, 1)[list(RAW_FEATURE_COLUMNS)]
     path, output = tmp_path / "anonymous.csv", tmp_path / "anonymous_out.csv"
@@ -240,8 +264,7 @@ def test_by_name_fetches_from_the_csc_and_lists_what_is_missing(artifacts, serve
 def test_by_name_without_network_says_to_pass_a_file(artifacts, server, tmp_path, capsys, waits):
     server.add("POST", r"/sync$", requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
     output = tmp_path / "none.csv"
-    status = main([FIXTURE_SOURCE, *args_for(artifacts, "--retries", "1", "--output", str(output))],
-                  sleep=waits.append)
+    status = main([FIXTURE_SOURCE, *args_for(artifacts, "--retries", "1", "--output", str(output))], sleep=waits.append)
     assert status == 3
     message = error_line(capsys)
     assert "cannot connect to the CSC TAP service at https://cda.cfa.harvard.edu/csc2tap after 2 attempts" in message
@@ -267,16 +290,29 @@ def test_neither_file_nor_name(artifacts, server, capsys):
 def test_missing_model_is_one_line(artifacts, stage3, tmp_path, capsys):
     path = tmp_path / "one.csv"
     raw_rows(stage3, 1).to_csv(path, index=False)
-    assert main([str(path), "--model", str(tmp_path / "absent.json"),
-                 "--classifier", str(artifacts / "classifier.json")]) == 2
-    assert error_line(capsys).endswith("absent.json: file not found; run clustering.py (it writes --model) "
-                                       "or pass --model PATH")
+    assert (
+        main([str(path), "--model", str(tmp_path / "absent.json"), "--classifier", str(artifacts / "classifier.json")])
+        == 2
+    )
+    assert error_line(capsys).endswith(
+        "absent.json: file not found; run clustering.py (it writes --model) or pass --model PATH"
+    )
     damaged = tmp_path / "damaged.json"
     damaged.write_text(json.dumps({"format": "xrayclass.classifier-model", "format_version": 1}))
     assert main([str(path), "--model", str(artifacts / "model.json"), "--classifier", str(damaged)]) == 2
     assert "damaged.json: field 'features' is missing" in error_line(capsys)
-    assert main([str(path), "--model", str(artifacts / "classifier.json"),
-                 "--classifier", str(artifacts / "classifier.json")]) == 2
+    assert (
+        main(
+            [
+                str(path),
+                "--model",
+                str(artifacts / "classifier.json"),
+                "--classifier",
+                str(artifacts / "classifier.json"),
+            ]
+        )
+        == 2
+    )
     assert "not a clustering model" in error_line(capsys)
 
 
@@ -316,9 +352,11 @@ def test_output_may_not_overwrite_the_input(artifacts, stage3, tmp_path, capsys)
 
 # -- the scripts, end to end (subprocesses) ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """Stages 1-3 as a user runs them, on a SYNTHETIC mock catalog."""
+
     def run(stage, args):
         result = run_script(f"{stage}.py", *args)
         assert result.returncode == 0, result.stderr
@@ -340,8 +378,12 @@ def test_training_detections_get_exactly_the_stage_3_probabilities(chain):
     assert_allclose(detections[list(CLASSES)].to_numpy(), expected[list(CLASSES)].to_numpy(), rtol=1e-12, atol=0)
     assert_array_equal(detections["main_type"], expected["main_type"])
     memberships = expected[[f"prob_{k}" for k in range(clustering.mixture.n_components)]].to_numpy()
-    assert_allclose(detections["cluster_probability"],
-                    memberships[np.arange(len(expected)), expected["cluster"]], rtol=1e-12, atol=0)
+    assert_allclose(
+        detections["cluster_probability"],
+        memberships[np.arange(len(expected)), expected["cluster"]],
+        rtol=1e-12,
+        atol=0,
+    )
     # The outlier measures, their percentiles and the tracks are the stage-3 ones too.
     for column in ("outlier_measure", "outlier_percentile", "track_prior", "track_spectrum", "track_location"):
         assert_allclose(detections[column], expected[column], rtol=1e-12, atol=0)
@@ -374,12 +416,12 @@ def test_script_on_the_example_source_exits_2(chain, reference_dir, tmp_path):
 
 @pytest.mark.slow
 def test_script_without_a_model_exits_2(tmp_path):
-    result = run_script("classify_source.py", "2CXO J004307.5-092302", "--model", tmp_path / "model.json",
-                        cwd=tmp_path)
+    result = run_script("classify_source.py", "2CXO J004307.5-092302", "--model", tmp_path / "model.json", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"classify_source.py: error: {tmp_path / 'model.json'}: file not found; run clustering.py (it writes "
-        "--model) or pass --model PATH"]
+        "--model) or pass --model PATH"
+    ]
 
 
 def test_the_artifacts_likelihood_and_priors_are_honoured(models, stage3):
@@ -412,7 +454,11 @@ def test_calibrate_applies_the_artifacts_temperature_or_says_there_is_none(model
     calibrated = ClassifierModel.from_dict(json.loads(json.dumps(document)))
     plain = classify(rows, clustering, calibrated).detections
     result = classify(rows, clustering, calibrated, calibrate=True).detections
-    assert_allclose(result[list(CLASSES)].to_numpy(), apply_temperature(plain[list(CLASSES)].to_numpy(), 2.5),
-                    rtol=1e-12, atol=1e-15)
+    assert_allclose(
+        result[list(CLASSES)].to_numpy(),
+        apply_temperature(plain[list(CLASSES)].to_numpy(), 2.5),
+        rtol=1e-12,
+        atol=1e-15,
+    )
     with pytest.raises(InputError, match="calibration is for mahalanobis"):
         classify(rows, clustering, calibrated, method="naive-bayes", calibrate=True)

@@ -5,10 +5,9 @@ import hashlib
 import pandas as pd
 import pytest
 from astropy.table import Table
+from conftest import run_script
 
 from xrayclass.constants import CLASSES
-
-from conftest import run_script
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +21,9 @@ def run_chain(sample_csc_csv, frozen, out, table_format="csv"):
     results = [
         run_script("clustering.py", "--input", sample_csc_csv, "--output", stage1, "--model", out / "model.json"),
         run_script("crossmatch.py", "--input", stage1, "--frozen", frozen, "--output", stage2),
-        run_script("classification.py", "--input", stage2, "--output", stage3,
-                   "--model-output", out / "classifier.json"),
+        run_script(
+            "classification.py", "--input", stage2, "--output", stage3, "--model-output", out / "classifier.json"
+        ),
         run_script("master_classification.py", "--input", stage3, "--out-dir", out, "--format", table_format),
     ]
     for result in results:
@@ -76,8 +76,17 @@ def test_parquet_and_votable_paths(sample_csc_csv, crossmatch_sample, tmp_path):
 
 def test_classification_accepts_the_frozen_file_directly(crossmatch_sample, tmp_path):
     output = tmp_path / "det.csv"
-    result = run_script("classification.py", "--input", crossmatch_sample, "--output", output,
-                        "--model-output", tmp_path / "c.json", "--outliers-output", tmp_path / "o.csv")
+    result = run_script(
+        "classification.py",
+        "--input",
+        crossmatch_sample,
+        "--output",
+        output,
+        "--model-output",
+        tmp_path / "c.json",
+        "--outliers-output",
+        tmp_path / "o.csv",
+    )
     assert result.returncode == 0, result.stderr
     assert "using column 'name_1' as the source name" in result.stderr
     assert len(pd.read_csv(output)) == 161
@@ -107,31 +116,44 @@ def test_bad_inputs_fail_with_one_line_and_no_output(sample_csc_csv, crossmatch_
 
     table = pd.read_csv(sample_csc_csv)
     table.drop(columns=["bb_kt", "var_mean_s"]).to_csv(tmp_path / "cols.csv", index=False)
-    assert_clean_failure(run_script("clustering.py", "--input", tmp_path / "cols.csv", *args),
-                         "cols.csv: missing required columns: bb_kt, var_mean_s", out_dir=out)
+    assert_clean_failure(
+        run_script("clustering.py", "--input", tmp_path / "cols.csv", *args),
+        "cols.csv: missing required columns: bb_kt, var_mean_s",
+        out_dir=out,
+    )
 
     text = table.astype({"hard_ms": object})
     text.loc[7, "hard_ms"] = "n/a?"
     text.to_csv(tmp_path / "text.csv", index=False)
-    assert_clean_failure(run_script("clustering.py", "--input", tmp_path / "text.csv", *args),
-                         "text.csv: column 'hard_ms' has non-numeric values", "data row 8", out_dir=out)
+    assert_clean_failure(
+        run_script("clustering.py", "--input", tmp_path / "text.csv", *args),
+        "text.csv: column 'hard_ms' has non-numeric values",
+        "data row 8",
+        out_dir=out,
+    )
 
     garbage = tmp_path / "garbage.parquet"
     garbage.write_text("this is not parquet")
-    assert_clean_failure(run_script("clustering.py", "--input", garbage, *args),
-                         "garbage.parquet: cannot read as parquet", out_dir=out)
+    assert_clean_failure(
+        run_script("clustering.py", "--input", garbage, *args), "garbage.parquet: cannot read as parquet", out_dir=out
+    )
 
 
 def test_stage2_mismatch_fails_cleanly(sample_csc_csv, crossmatch_sample, tmp_path):
     stage1 = tmp_path / "s1.csv"
-    assert run_script("clustering.py", "--input", sample_csc_csv, "--output", stage1,
-                      "--model", tmp_path / "m.json").returncode == 0
+    assert (
+        run_script(
+            "clustering.py", "--input", sample_csc_csv, "--output", stage1, "--model", tmp_path / "m.json"
+        ).returncode
+        == 0
+    )
     frozen = pd.read_csv(crossmatch_sample)
     frozen.drop(index=[100, 101]).to_csv(tmp_path / "short.csv", index=False)
     out = tmp_path / "out"
     out.mkdir()
-    result = run_script("crossmatch.py", "--input", stage1, "--frozen", tmp_path / "short.csv",
-                        "--output", out / "s2.csv")
+    result = run_script(
+        "crossmatch.py", "--input", stage1, "--frozen", tmp_path / "short.csv", "--output", out / "s2.csv"
+    )
     assert_clean_failure(result, "short.csv: has 1,613 rows", "1,615", out_dir=out)
 
 
@@ -153,10 +175,16 @@ def test_main_job_runs_on_a_mock_and_reproduces_the_paper(tmp_path, reference_di
     # It ends with where the results are and commands that work (from where it ran).
     ending = result.stdout.split("== Where the results are ==")[1]
     assert f"the stage outputs are in {tmp_path / 'out' / 'mock'}/ (SYNTHETIC)" in ending
-    command = next(line.split()[1:] for line in ending.splitlines() if "classify_source.py" in line
-                   and not line.lstrip().startswith("#"))
-    assert command[1:] == [str(tmp_path / "out" / "mock" / "example_detections.csv"),
-                           "--run-dir", str(tmp_path / "out" / "mock")]
+    command = next(
+        line.split()[1:]
+        for line in ending.splitlines()
+        if "classify_source.py" in line and not line.lstrip().startswith("#")
+    )
+    assert command[1:] == [
+        str(tmp_path / "out" / "mock" / "example_detections.csv"),
+        "--run-dir",
+        str(tmp_path / "out" / "mock"),
+    ]
     classified = run_script(*command, cwd=tmp_path)
     assert classified.returncode == 0, classified.stderr
     assert "3 sources from" in classified.stdout and "ambiguous (" in classified.stdout
@@ -167,8 +195,8 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
 
     No time limit here: the timings are measured by benchmarks/, on a quiet machine.
     """
-    from xrayclass.io.tables import read_table
     from xrayclass.analysis.mock import format_accuracy, mock_accuracy
+    from xrayclass.io.tables import read_table
 
     catalog, simbad = tmp_path / "mock.parquet", tmp_path / "mock_simbad.parquet"
     made = run_script("make_mock_catalog.py", "--n-detections", 30000, "--seed", 11, "--output", catalog)
@@ -177,8 +205,15 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
     steps = [
         ("clustering.py", "--input", catalog, "--output", tmp_path / "s1.parquet", "--model", tmp_path / "m.json"),
         ("crossmatch.py", "--input", tmp_path / "s1.parquet", "--catalog", simbad, "--output", tmp_path / "s2.parquet"),
-        ("classification.py", "--input", tmp_path / "s2.parquet", "--output", tmp_path / "s3.parquet",
-         "--model-output", tmp_path / "c.json"),
+        (
+            "classification.py",
+            "--input",
+            tmp_path / "s2.parquet",
+            "--output",
+            tmp_path / "s3.parquet",
+            "--model-output",
+            tmp_path / "c.json",
+        ),
         ("master_classification.py", "--input", tmp_path / "s3.parquet", "--out-dir", tmp_path),
     ]
     for script, *args in steps:

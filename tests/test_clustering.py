@@ -3,13 +3,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from xrayclass.stages.clustering import ClusteringModel, cluster_detections, probability_columns
-from xrayclass.constants import FEATURES
-from xrayclass.io.tables import InputError
-from xrayclass.core.mixture import fit_mixture, mixture_from_dict, mixture_to_dict
-
 from conftest import synthetic_detections
+
+from xrayclass.constants import FEATURES
+from xrayclass.core.mixture import fit_mixture, mixture_from_dict, mixture_to_dict
+from xrayclass.io.tables import InputError
+from xrayclass.stages.clustering import ClusteringModel, cluster_detections, probability_columns
 
 
 def test_mixture_json_round_trip_predicts_identically():
@@ -27,7 +26,7 @@ def test_cluster_detections_keeps_columns_and_drops_incomplete_rows(caplog):
     detections.loc[[3, 10], "powlaw_gamma"] = np.nan
     detections["extra"] = "kept"
     caplog.set_level("INFO")
-    clustered, model = cluster_detections(detections, n_components=3, random_state=0)
+    clustered, _model = cluster_detections(detections, n_components=3, random_state=0)
     assert len(clustered) == 298
     assert "dropped 2 of 300" in caplog.text and "powlaw_gamma missing in 2" in caplog.text
     assert {"extra", "var_ratio_b", "var_newq_b", "cluster", *probability_columns(3)} <= set(clustered.columns)
@@ -46,7 +45,13 @@ def test_model_artifact_places_detections_in_the_same_clusters(tmp_path):
     np.testing.assert_array_equal(probabilities, clustered[probability_columns(4)].to_numpy())
     document = json.loads(path.read_text())
     assert document["format_version"] == 1 and document["features"] == list(FEATURES)
-    assert set(document["preprocessing"]["log_shift"]) == {"bb_kt", "var_ratio_h", "var_ratio_b", "var_ratio_s", "var_newq_b"}
+    assert set(document["preprocessing"]["log_shift"]) == {
+        "bb_kt",
+        "var_ratio_h",
+        "var_ratio_b",
+        "var_ratio_s",
+        "var_newq_b",
+    }
 
 
 def test_same_seed_same_clusters_other_seed_may_differ():
@@ -83,8 +88,24 @@ def test_log_floor_option_is_written_to_model_json(tmp_path):
     path = tmp_path / "detections.csv"
     synthetic_detections(300, seed=3).to_csv(path, index=False)
     model_path = tmp_path / "model.json"
-    assert cli.clustering_main(["--input", str(path), "--output", str(tmp_path / "c.csv"), "--model", str(model_path),
-                                "--n-components", "3", "--log-floor", "0.001", "-q"]) == 0
+    assert (
+        cli.clustering_main(
+            [
+                "--input",
+                str(path),
+                "--output",
+                str(tmp_path / "c.csv"),
+                "--model",
+                str(model_path),
+                "--n-components",
+                "3",
+                "--log-floor",
+                "0.001",
+                "-q",
+            ]
+        )
+        == 0
+    )
     preprocessing = json.loads(model_path.read_text())["preprocessing"]
     assert preprocessing["log_floor"] == 0.001
     assert all(shift >= 0.001 for shift in preprocessing["log_shift"].values())

@@ -5,15 +5,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_path, run_script
 
 from xrayclass.analysis.comparison import (
-    DEFAULT_MAPPING, RESULT_COLUMNS, CatalogColumns, class_metrics, class_pair, compare_catalog,
-    parse_class_pair, parse_mapping, shared_labels,
+    DEFAULT_MAPPING,
+    RESULT_COLUMNS,
+    CatalogColumns,
+    class_metrics,
+    class_pair,
+    compare_catalog,
+    parse_class_pair,
+    parse_mapping,
+    shared_labels,
 )
 from xrayclass.core.positional import nearest_within
 from xrayclass.io.tables import InputError
-
-from conftest import reference_path, run_script
 
 ARCSEC = 1 / 3600
 
@@ -77,8 +83,9 @@ def test_muwclass_counts_behind_the_shares(muwclass_comparison):
 def test_muwclass_true_class_labels_give_other_numbers(reference_dir):
     sources_path = reference_path(reference_dir, "paper_uniquely_classified.csv")
     catalog_path = reference_path(reference_dir, "muwclass_td.csv")
-    comparison = compare_catalog(pd.read_csv(sources_path), pd.read_csv(catalog_path),
-                                 CatalogColumns(label="True_Class"))
+    comparison = compare_catalog(
+        pd.read_csv(sources_path), pd.read_csv(catalog_path), CatalogColumns(label="True_Class")
+    )
     precision = comparison.metrics.set_index("class")["precision"]
     assert tuple(precision) == pytest.approx((13 / 31, 3 / 29, 8 / 56))
 
@@ -88,8 +95,9 @@ def test_cli_reproduces_table4(reference_dir, tmp_path):
     sources_path = reference_path(reference_dir, "paper_uniquely_classified.csv")
     catalog_path = reference_path(reference_dir, "muwclass_td.csv")
     output = tmp_path / "comparison.csv"
-    result = run_script("analysis.py", "compare", "--catalog", catalog_path, "--uniquely", sources_path,
-                        "--output", output)
+    result = run_script(
+        "analysis.py", "compare", "--catalog", catalog_path, "--uniquely", sources_path, "--output", output
+    )
     assert result.returncode == 0, result.stderr
     assert "116 by name, 0 by position only" in result.stdout
     assert "AGN+Seyfert       31       0.32         0.56    0.83" in result.stdout
@@ -99,6 +107,7 @@ def test_cli_reproduces_table4(reference_dir, tmp_path):
 
 
 # -- SYNTHETIC tables, every number computed by hand ------------------------------------
+
 
 def synthetic_tables():
     """SYNTHETIC sources of ours and a SYNTHETIC MUWCLASS-style catalog (not real data).
@@ -119,20 +128,33 @@ def synthetic_tables():
     ====  ==========  ===============================  ==========  ==================
     """
     dec = np.arange(10) * 2.0 - 60.0  # 2 degrees apart: no accidental neighbours
-    ours = pd.DataFrame({
-        "name": [f"SYNTHETIC S{i}" for i in range(1, 11)],
-        "agg_master_class": ["AGN", "Seyfert", "AGN", "AGN", "Seyfert", "XB", "XB", "XB", "YSO", "YSO"],
-        "master_class": ["QSO", "Seyfert_1", "AGN", "AGN", "Seyfert_2", "HMXB", "XB", "LMXB", "YSO", "TTau*"],
-        "ra": [10.0, 0.25 * ARCSEC, 10, 10, 10, 10, 10, 10, 10, 10],
-        "dec": dec,
-    })
-    catalog = pd.DataFrame({
-        "CSCv2_name": ["synthetic  s1", "SYNTHETIC R2", "SYNTHETIC S3", "SYNTHETIC S4", "SYNTHETIC S5",
-                       "SYNTHETIC S6", "SYNTHETIC S7", "SYNTHETIC S8", "SYNTHETIC R9"],
-        "CSCv2_RA": [10.0, 360 - 0.25 * ARCSEC, 10, 10, 10, 10, 10, 10, 10],
-        "CSCv2_DEC": np.r_[dec[0] + 30 * ARCSEC, dec[1:8], dec[8] + 1.5 * ARCSEC],
-        "Class": ["AGN", "AGN", "LMXB", "LM-STAR", "YSO", "HMXB", "AGN", "CV", "YSO"],
-    })
+    ours = pd.DataFrame(
+        {
+            "name": [f"SYNTHETIC S{i}" for i in range(1, 11)],
+            "agg_master_class": ["AGN", "Seyfert", "AGN", "AGN", "Seyfert", "XB", "XB", "XB", "YSO", "YSO"],
+            "master_class": ["QSO", "Seyfert_1", "AGN", "AGN", "Seyfert_2", "HMXB", "XB", "LMXB", "YSO", "TTau*"],
+            "ra": [10.0, 0.25 * ARCSEC, 10, 10, 10, 10, 10, 10, 10, 10],
+            "dec": dec,
+        }
+    )
+    catalog = pd.DataFrame(
+        {
+            "CSCv2_name": [
+                "synthetic  s1",
+                "SYNTHETIC R2",
+                "SYNTHETIC S3",
+                "SYNTHETIC S4",
+                "SYNTHETIC S5",
+                "SYNTHETIC S6",
+                "SYNTHETIC S7",
+                "SYNTHETIC S8",
+                "SYNTHETIC R9",
+            ],
+            "CSCv2_RA": [10.0, 360 - 0.25 * ARCSEC, 10, 10, 10, 10, 10, 10, 10],
+            "CSCv2_DEC": np.r_[dec[0] + 30 * ARCSEC, dec[1:8], dec[8] + 1.5 * ARCSEC],
+            "Class": ["AGN", "AGN", "LMXB", "LM-STAR", "YSO", "HMXB", "AGN", "CV", "YSO"],
+        }
+    )
     return ours, catalog
 
 
@@ -167,16 +189,23 @@ def test_synthetic_metrics_by_hand(synthetic_comparison):
 
 
 def test_position_match_across_ra_zero_within_one_arcsec():
-    rows, separations = nearest_within([0.25 * ARCSEC, 10.0], [0.0, 0.0],
-                                       [360 - 0.25 * ARCSEC, 10.0 + 1.5 * ARCSEC], [0.0, 0.0], 1.0)
+    rows, separations = nearest_within(
+        [0.25 * ARCSEC, 10.0], [0.0, 0.0], [360 - 0.25 * ARCSEC, 10.0 + 1.5 * ARCSEC], [0.0, 0.0], 1.0
+    )
     assert rows.tolist() == [0, -1]
     assert separations[0] == pytest.approx(0.5, abs=1e-6) and math.isnan(separations[1])
 
 
 def test_name_match_takes_precedence_over_a_nearer_position():
     ours = pd.DataFrame({"name": ["SYNTHETIC A"], "master_class": ["QSO"], "ra": [50.0], "dec": [10.0]})
-    catalog = pd.DataFrame({"CSCv2_name": ["SYNTHETIC A", "SYNTHETIC B"], "CSCv2_RA": [50.0, 50.0],
-                            "CSCv2_DEC": [10.0 + 0.8 * ARCSEC, 10.0 + 0.1 * ARCSEC], "Class": ["AGN", "YSO"]})
+    catalog = pd.DataFrame(
+        {
+            "CSCv2_name": ["SYNTHETIC A", "SYNTHETIC B"],
+            "CSCv2_RA": [50.0, 50.0],
+            "CSCv2_DEC": [10.0 + 0.8 * ARCSEC, 10.0 + 0.1 * ARCSEC],
+            "Class": ["AGN", "YSO"],
+        }
+    )
     comparison = compare_catalog(ours, catalog)
     assert comparison.matched[["matched_by", "label"]].values.tolist() == [["name", "AGN"]]
 
@@ -209,8 +238,7 @@ def test_parse_class_pair():
 def test_missing_catalog_columns_are_all_named():
     ours, catalog = synthetic_tables()
     with pytest.raises(InputError, match=r"missing required columns: True_Klass \(label\), CSCv2_RA \(RA\)"):
-        compare_catalog(ours, catalog.drop(columns="CSCv2_RA"),
-                        CatalogColumns(label="True_Klass"))
+        compare_catalog(ours, catalog.drop(columns="CSCv2_RA"), CatalogColumns(label="True_Klass"))
 
 
 def test_missing_source_columns_are_named():
@@ -221,12 +249,14 @@ def test_missing_source_columns_are_named():
 
 def test_name_only_matching_needs_no_positions():
     ours, catalog = synthetic_tables()
-    comparison = compare_catalog(ours.drop(columns=["ra", "dec"]),
-                                 catalog.drop(columns=["CSCv2_RA", "CSCv2_DEC"]), match="name")
+    comparison = compare_catalog(
+        ours.drop(columns=["ra", "dec"]), catalog.drop(columns=["CSCv2_RA", "CSCv2_DEC"]), match="name"
+    )
     assert (comparison.summary["by_name"], comparison.summary["unmatched"]) == (7, 3)
 
 
 # -- the command line on SYNTHETIC files -------------------------------------------------
+
 
 @pytest.fixture
 def synthetic_files(tmp_path):
@@ -234,17 +264,38 @@ def synthetic_files(tmp_path):
     ours_path, catalog_path = tmp_path / "synthetic_uniquely.csv", tmp_path / "synthetic_catalog.csv"
     ours.to_csv(ours_path, index=False)
     catalog.rename(columns={"CSCv2_name": "src", "CSCv2_RA": "RAdeg", "CSCv2_DEC": "DEdeg", "Class": "type"}).to_csv(
-        catalog_path, index=False)
+        catalog_path, index=False
+    )
     return ours_path, catalog_path
 
 
 def test_cli_with_column_and_class_mapping(synthetic_files, tmp_path):
     ours_path, catalog_path = synthetic_files
     output = tmp_path / "out" / "comparison.csv"
-    result = run_script("analysis.py", "compare", "--catalog", catalog_path, "--uniquely", ours_path,
-                        "--output", output, "--name-column", "src", "--ra-column", "RAdeg",
-                        "--dec-column", "DEdeg", "--label-column", "type",
-                        "--map", "AGN+Seyfert=AGN", "--map", "XB=HMXB,LMXB", "--map", "YSO=YSO")
+    result = run_script(
+        "analysis.py",
+        "compare",
+        "--catalog",
+        catalog_path,
+        "--uniquely",
+        ours_path,
+        "--output",
+        output,
+        "--name-column",
+        "src",
+        "--ra-column",
+        "RAdeg",
+        "--dec-column",
+        "DEdeg",
+        "--label-column",
+        "type",
+        "--map",
+        "AGN+Seyfert=AGN",
+        "--map",
+        "XB=HMXB,LMXB",
+        "--map",
+        "YSO=YSO",
+    )
     assert result.returncode == 0, result.stderr
     assert "8 of 10 uniquely classified sources matched, 7 by name, 1 by position only" in result.stdout
     assert "YSO        0        NaN          NaN    0.00" in result.stdout
@@ -258,17 +309,35 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(synthetic_files, tmp_path)
     ours_path, catalog_path = synthetic_files
     output = tmp_path / "comparison.csv"
     cases = [
-        (["--label-column", "Klass"],
-         "missing required columns: Klass (label), CSCv2_name (name), CSCv2_RA (RA), CSCv2_DEC (Dec); "
-         "the catalog has: src, RAdeg, DEdeg, type"),
-        (["--name-column", "src", "--ra-column", "RAdeg", "--dec-column", "DEdeg", "--label-column", "Klass"],
-         "missing required columns: Klass (label)"),
-        (["--name-column", "src", "--ra-column", "RAdeg", "--dec-column", "DEdeg", "--label-column", "type",
-          "--map", "Galaxy=GAL"], "unknown class 'Galaxy'"),
+        (
+            ["--label-column", "Klass"],
+            "missing required columns: Klass (label), CSCv2_name (name), CSCv2_RA (RA), CSCv2_DEC (Dec); "
+            "the catalog has: src, RAdeg, DEdeg, type",
+        ),
+        (
+            ["--name-column", "src", "--ra-column", "RAdeg", "--dec-column", "DEdeg", "--label-column", "Klass"],
+            "missing required columns: Klass (label)",
+        ),
+        (
+            [
+                "--name-column",
+                "src",
+                "--ra-column",
+                "RAdeg",
+                "--dec-column",
+                "DEdeg",
+                "--label-column",
+                "type",
+                "--map",
+                "Galaxy=GAL",
+            ],
+            "unknown class 'Galaxy'",
+        ),
     ]
     for options, message in cases:
-        result = run_script("analysis.py", "compare", "--catalog", catalog_path, "--uniquely", ours_path,
-                            "--output", output, *options)
+        result = run_script(
+            "analysis.py", "compare", "--catalog", catalog_path, "--uniquely", ours_path, "--output", output, *options
+        )
         assert result.returncode == 2
         errors = result.stderr.strip().splitlines()
         assert len(errors) == 1 and message in errors[0] and errors[0].startswith("analysis.py compare: error:")

@@ -1,10 +1,9 @@
 import numpy as np
-import pandas as pd
 import pytest
 
+from xrayclass.io.tables import InputError, read_table
 from xrayclass.stages.clustering import cluster_detections
 from xrayclass.stages.crossmatch import cluster_agreement, swap_in_frozen
-from xrayclass.io.tables import InputError, read_table
 
 
 @pytest.fixture(scope="module")

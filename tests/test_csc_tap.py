@@ -4,6 +4,7 @@ The answers are the hand-made fixtures of tests/data/ (see its README): real for
 made-up values. Nothing here touches the network.
 """
 
+import itertools
 import json
 import math
 import re
@@ -12,11 +13,11 @@ import numpy as np
 import pytest
 import requests
 from astropy.io.votable import parse_single_table
-
 from fake_http import DATA, Reply, html, redirect, restore_logging, server, votable, waits, xml  # noqa: F401
+
+from xrayclass.cli.fetch import main
 from xrayclass.io.tables import InputError, read_table
 from xrayclass.services.csc_tap import Cone, FetchConfig, build_query, cone_box_clause, fetch
-from xrayclass.cli.fetch import main
 
 BASE = "https://cda.cfa.harvard.edu/csc2tap"
 JOB = f"{BASE}/async/FIXTUREJOB1"
@@ -94,14 +95,17 @@ def nothing_written(directory):
 
 # -- the query -------------------------------------------------------------------------------
 
+
 def test_builder_writes_the_papers_query():
     assert flat(build_query()) == PAPER_QUERY
 
 
 def test_release_schema_qualifies_the_tables():
     query = build_query(schema="csc2")
-    assert "FROM csc2.master_source m, csc2.master_stack_assoc a, csc2.observation_source o, " \
-           "csc2.stack_observation_assoc b, csc2.stack_source s" in flat(query)
+    assert (
+        "FROM csc2.master_source m, csc2.master_stack_assoc a, csc2.observation_source o, "
+        "csc2.stack_observation_assoc b, csc2.stack_source s" in flat(query)
+    )
     assert flat(query).replace("csc2.", "") == PAPER_QUERY
 
 
@@ -121,9 +125,25 @@ CSC_TABLE_COLUMNS = {
     "master_source": {"name", "ra", "dec", "significance", "likelihood"},
     "master_stack_assoc": {"name", "detect_stack_id", "region_id"},
     "observation_source": {
-        "obsid", "obi", "region_id", "theta", "src_area_b", "flux_aper_b", "flux_significance_b",
-        "hard_hm", "hard_hs", "hard_ms", "powlaw_gamma", "powlaw_gamma_lolim", "powlaw_gamma_hilim",
-        "bb_kt", "bb_kt_lolim", "bb_kt_hilim", "gti_start", "gti_stop", "gti_elapse",
+        "obsid",
+        "obi",
+        "region_id",
+        "theta",
+        "src_area_b",
+        "flux_aper_b",
+        "flux_significance_b",
+        "hard_hm",
+        "hard_hs",
+        "hard_ms",
+        "powlaw_gamma",
+        "powlaw_gamma_lolim",
+        "powlaw_gamma_hilim",
+        "bb_kt",
+        "bb_kt_lolim",
+        "bb_kt_hilim",
+        "gti_start",
+        "gti_stop",
+        "gti_elapse",
         *(f"var_{q}_{band}" for band in "bhms" for q in ("prob", "sigma", "mean", "min", "max")),
         *(f"{test}_prob_{band}" for band in "bhms" for test in ("ks", "kp")),
     },
@@ -133,8 +153,10 @@ CSC_TABLE_COLUMNS = {
 #: The ADQL 2.0 reserved words a query of ours may use: no geometry (CONTAINS, POINT,
 #: CIRCLE, DISTANCE), no functions at all, nothing service-specific (dbo.*).
 ADQL_WORDS = {"SELECT", "DISTINCT", "FROM", "WHERE", "AND", "OR", "NOT", "BETWEEN", "IS", "NULL", "ORDER", "BY"}
-TOKEN = re.compile(r"\s*(?:(?P<number>-?\d+(?:\.\d+)?)|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)"
-                   r"|(?P<op>>=|<=|<>|=|<|>|,|\(|\)))")
+TOKEN = re.compile(
+    r"\s*(?:(?P<number>-?\d+(?:\.\d+)?)|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)"
+    r"|(?P<op>>=|<=|<>|=|<|>|,|\(|\)))"
+)
 
 
 def check_plain_adql(query):
@@ -142,17 +164,17 @@ def check_plain_adql(query):
     tokens, position = [], 0
     while position < len(query.rstrip()):
         match = TOKEN.match(query, position)
-        assert match and match.end() > position, f"not ADQL 2.0 here: {query[position:position + 40]!r}"
+        assert match and match.end() > position, f"not ADQL 2.0 here: {query[position : position + 40]!r}"
         tokens.append((match.lastgroup, match.group(match.lastgroup)))
         position = match.end()
     aliases = {}
     words = [value for kind, value in tokens if kind == "name"]
-    for table, alias in zip(words, words[1:]):
+    for table, alias in itertools.pairwise(words):
         bare = table.split(".")[-1]
         if bare in CSC_TABLE_COLUMNS and alias not in ADQL_WORDS:
             aliases[alias] = bare
     assert set(aliases.values()) <= set(CSC_TABLE_COLUMNS)
-    for (kind, value), following in zip(tokens, tokens[1:] + [("end", "")]):
+    for (kind, value), following in zip(tokens, tokens[1:] + [("end", "")], strict=False):
         if kind != "name":
             continue
         assert following[1] != "(" or value.upper() in ADQL_WORDS, f"a function call: {value}("
@@ -197,16 +219,28 @@ def test_cone_is_a_plain_box_on_the_master_source_position():
         assert text not in query
 
 
-@pytest.mark.parametrize("cone, expected", [
-    # across RA 0/360 on either side: two RA ranges joined by OR
-    (Cone(359.95, 10, 6), r"m\.dec BETWEEN 9\.89999\d* AND 10\.10000\d* AND \(m\.ra >= 359\.848\d* OR m\.ra <= 0\.0515\d*\)"),
-    (Cone(0.02, -40, 3), r"m\.dec BETWEEN -40\.05000\d* AND -39\.94999\d* AND \(m\.ra >= 359\.954\d* OR m\.ra <= 0\.0852\d*\)"),
-    # the cap contains a pole: every RA, one declination limit
-    (Cone(45, 89.95, 6), r"^m\.dec >= 89\.84999\d*$"),
-    (Cone(200, -89.99, 1), r"^m\.dec <= -89\.97333\d*$"),
-    # near a pole without containing it: the box widens in RA as 1/cos(dec)
-    (Cone(10, 89.5, 6), r"m\.dec BETWEEN 89\.39999\d* AND 89\.60000\d* AND m\.ra BETWEEN -?\S+ AND \S+|\(m\.ra >= "),
-])
+@pytest.mark.parametrize(
+    "cone, expected",
+    [
+        # across RA 0/360 on either side: two RA ranges joined by OR
+        (
+            Cone(359.95, 10, 6),
+            r"m\.dec BETWEEN 9\.89999\d* AND 10\.10000\d* AND \(m\.ra >= 359\.848\d* OR m\.ra <= 0\.0515\d*\)",
+        ),
+        (
+            Cone(0.02, -40, 3),
+            r"m\.dec BETWEEN -40\.05000\d* AND -39\.94999\d* AND \(m\.ra >= 359\.954\d* OR m\.ra <= 0\.0852\d*\)",
+        ),
+        # the cap contains a pole: every RA, one declination limit
+        (Cone(45, 89.95, 6), r"^m\.dec >= 89\.84999\d*$"),
+        (Cone(200, -89.99, 1), r"^m\.dec <= -89\.97333\d*$"),
+        # near a pole without containing it: the box widens in RA as 1/cos(dec)
+        (
+            Cone(10, 89.5, 6),
+            r"m\.dec BETWEEN 89\.39999\d* AND 89\.60000\d* AND m\.ra BETWEEN -?\S+ AND \S+|\(m\.ra >= ",
+        ),
+    ],
+)
 def test_box_across_ra_zero_and_at_the_poles(cone, expected):
     clause = cone_box_clause(cone)
     assert re.search(expected, clause), clause
@@ -233,10 +267,11 @@ def test_the_box_holds_every_point_of_the_circle():
             distance[:20] = np.radians(radius_arcmin / 60)  # on the edge
             lat0, lon0 = np.radians(dec0), np.radians(ra0)
             lat = np.arcsin(np.sin(lat0) * np.cos(distance) + np.cos(lat0) * np.sin(distance) * np.cos(bearing))
-            lon = lon0 + np.arctan2(np.sin(bearing) * np.sin(distance) * np.cos(lat0),
-                                    np.cos(distance) - np.sin(lat0) * np.sin(lat))
+            lon = lon0 + np.arctan2(
+                np.sin(bearing) * np.sin(distance) * np.cos(lat0), np.cos(distance) - np.sin(lat0) * np.sin(lat)
+            )
             ra, dec = np.degrees(lon) % 360, np.degrees(lat)
-            missed = [(r, d) for r, d in zip(ra, dec) if not inside(r, d)]
+            missed = [(r, d) for r, d in zip(ra, dec, strict=False) if not inside(r, d)]
             assert not missed, (cone, missed[:3])
 
 
@@ -256,10 +291,13 @@ def serve_box(server, fixture):
     return table
 
 
-@pytest.mark.parametrize("fixture, cone", [
-    ("csc_tap_cone_wrap.vot", (359.95, 10.0, 6.0)),
-    ("csc_tap_cone_pole.vot", (45.0, 89.95, 6.0)),
-])
+@pytest.mark.parametrize(
+    "fixture, cone",
+    [
+        ("csc_tap_cone_wrap.vot", (359.95, 10.0, 6.0)),
+        ("csc_tap_cone_pole.vot", (45.0, 89.95, 6.0)),
+    ],
+)
 def test_cone_keeps_exactly_the_rows_within_the_radius(server, tmp_path, fixture, cone):
     table = serve_box(server, fixture)
     output = tmp_path / "cone.csv"
@@ -267,7 +305,9 @@ def test_cone_keeps_exactly_the_rows_within_the_radius(server, tmp_path, fixture
 
     query = server.requests[0].form()["QUERY"]
     check_plain_adql(query)
-    in_box = np.array([box_predicate(query)(float(r), float(d)) for r, d in zip(table["ra"], table["dec"])])
+    in_box = np.array(
+        [box_predicate(query)(float(r), float(d)) for r, d in zip(table["ra"], table["dec"], strict=False)]
+    )
     distance = separation_deg(cone[0], cone[1], np.asarray(table["ra"]), np.asarray(table["dec"]))
     within = distance <= cone[2] / 60
     # the fixture has rows of every kind: within, in the box only, outside the box
@@ -289,18 +329,21 @@ def test_a_cone_with_nothing_inside_writes_nothing(server, tmp_path, capsys):
 
 
 def test_a_cone_needs_the_master_source_position():
-    with pytest.raises(InputError, match="must include m.ra and m.dec"):
+    with pytest.raises(InputError, match=r"must include m\.ra and m\.dec"):
         build_query(cone=Cone(10, 0, 1), columns=["m.name", "o.obsid"])
 
 
-@pytest.mark.parametrize("cone, message", [
-    ((10, 91, 1), r"\|Dec\| must be at most 90"),
-    ((10, -90.5, 1), r"\|Dec\| must be at most 90"),
-    ((10, 0, 0), "radius must be positive"),
-    ((10, 0, -3), "radius must be positive"),
-    ((360, 0, 1), r"RA must be in \[0, 360\)"),
-    ((float("nan"), 0, 1), "finite"),
-])
+@pytest.mark.parametrize(
+    "cone, message",
+    [
+        ((10, 91, 1), r"\|Dec\| must be at most 90"),
+        ((10, -90.5, 1), r"\|Dec\| must be at most 90"),
+        ((10, 0, 0), "radius must be positive"),
+        ((10, 0, -3), "radius must be positive"),
+        ((360, 0, 1), r"RA must be in \[0, 360\)"),
+        ((float("nan"), 0, 1), "finite"),
+    ],
+)
 def test_cone_arguments_are_checked(cone, message):
     with pytest.raises(InputError, match=message):
         build_query(cone=cone)
@@ -316,6 +359,7 @@ def test_column_and_schema_names_are_checked():
 
 
 # -- the command line, offline ------------------------------------------------------------------
+
 
 def test_dry_run_sends_nothing(server, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -343,8 +387,10 @@ def test_the_adql_check_can_fail():
     with pytest.raises(AssertionError, match="function call"):
         check_plain_adql("SELECT m.name FROM master_source m WHERE dbo.cone_distance(m.ra, m.dec, 1, 2) <= 3")
     with pytest.raises(AssertionError):
-        check_plain_adql("SELECT m.name FROM master_source m WHERE CONTAINS(POINT('ICRS', m.ra, m.dec), "
-                         "CIRCLE('ICRS', 1, 2, 0.1)) = 1")
+        check_plain_adql(
+            "SELECT m.name FROM master_source m WHERE CONTAINS(POINT('ICRS', m.ra, m.dec), "
+            "CIRCLE('ICRS', 1, 2, 0.1)) = 1"
+        )
     with pytest.raises(AssertionError, match="not a column of master_source"):
         check_plain_adql("SELECT m.flux_aper_b FROM master_source m")
 
@@ -403,12 +449,12 @@ def test_cone_query_runs_synchronously(server, tmp_path):
 
 def test_service_url_can_be_overridden(server, tmp_path):
     server.add("POST", r"^http://tap\.example\.org/mirror/sync$", votable("csc_tap_result.vot"))
-    assert main(["--sync", "--service-url", "http://tap.example.org/mirror/", "--output",
-                 str(tmp_path / "c.vot")]) == 0
+    assert main(["--sync", "--service-url", "http://tap.example.org/mirror/", "--output", str(tmp_path / "c.vot")]) == 0
     assert sidecar(tmp_path / "c.vot")["service_url"] == "http://tap.example.org/mirror"
 
 
 # -- failures: one line, non-zero exit, nothing written -------------------------------------------
+
 
 def run_failing(args, tmp_path, capsys, waits, status):
     output = tmp_path / "out" / "csc.vot"
@@ -498,14 +544,17 @@ def test_job_that_never_finishes_times_out_without_retry(server, tmp_path, capsy
     assert not output.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--cone", "10", "95", "1"], r"\|Dec\| must be at most 90"),
-    (["--cone", "10", "5", "0"], "radius must be positive"),
-    (["--output", "csc.txt"], "unknown table format"),
-    (["--retries", "-1"], "--retries must be 0 or more"),
-    (["--timeout", "0"], "--timeout must be positive"),
-    (["--service-url", "cda.cfa.harvard.edu"], "not an http"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cone", "10", "95", "1"], r"\|Dec\| must be at most 90"),
+        (["--cone", "10", "5", "0"], "radius must be positive"),
+        (["--output", "csc.txt"], "unknown table format"),
+        (["--retries", "-1"], "--retries must be 0 or more"),
+        (["--timeout", "0"], "--timeout must be positive"),
+        (["--service-url", "cda.cfa.harvard.edu"], "not an http"),
+    ],
+)
 def test_bad_arguments_fail_before_any_request(server, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
@@ -532,6 +581,7 @@ def test_the_script_runs_as_a_user_runs_it(tmp_path):
 
 
 # -- make run RUN_ARGS=--fetch without network --------------------------------------------------
+
 
 def test_run_with_fetch_offline_exits_3_and_rebuilds_nothing(server, tmp_path, monkeypatch, capsys):
     import os

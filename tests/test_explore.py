@@ -10,24 +10,34 @@ import re
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tests.conftest import run_script
-from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES
 from xrayclass.analysis.explore import (
-    RunTables, build_payload, is_synthetic, label_next_order, mollweide, parse_mean_std, render,
+    RunTables,
+    build_payload,
+    is_synthetic,
+    label_next_order,
+    mollweide,
+    parse_mean_std,
+    render,
 )
+from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES
 
 
 def synthetic_sources(n, seed=0, prefix="MOCK J"):
     rng = np.random.default_rng(seed)
     probabilities = rng.dirichlet(np.ones(len(CLASSES)), n)
     master = np.asarray(CLASSES)[probabilities.argmax(axis=1)]
-    table = pd.DataFrame({"name": [f"{prefix}{i:06d}" for i in range(n)],
-                          "agg_master_class": [AGGREGATE_CLASS[c] for c in master], "master_class": master,
-                          "detection_count": rng.integers(1, 5, n)})
+    table = pd.DataFrame(
+        {
+            "name": [f"{prefix}{i:06d}" for i in range(n)],
+            "agg_master_class": [AGGREGATE_CLASS[c] for c in master],
+            "master_class": master,
+            "detection_count": rng.integers(1, 5, n),
+        }
+    )
     for k, name in enumerate(CLASSES):
-        table[name] = [f"{p:.3f}±{s:.3f}" for p, s in zip(probabilities[:, k], probabilities[:, k] / 4)]
+        table[name] = [f"{p:.3f}±{s:.3f}" for p, s in zip(probabilities[:, k], probabilities[:, k] / 4, strict=False)]
     table["ra"] = rng.uniform(0, 360, n)
     table["dec"] = rng.uniform(-89, 89, n)
     for feature in FEATURES:
@@ -73,8 +83,9 @@ def test_payload_holds_every_source_below_the_cap():
     assert (meta["n_total"], meta["n_shown"], meta["sampled"]) == (57, 57, False)
     assert payload["names"][:50] == uniquely["name"].tolist()
     assert decode(payload["columns"]["ambiguous"]).sum() == 7
-    np.testing.assert_array_equal(decode(payload["columns"]["pm0"])[:50],
-                                  np.round(parse_mean_std(uniquely["QSO"])[0] * 1000).astype(int))
+    np.testing.assert_array_equal(
+        decode(payload["columns"]["pm0"])[:50], np.round(parse_mean_std(uniquely["QSO"])[0] * 1000).astype(int)
+    )
     assert decode(payload["columns"]["soft"])[50:].tolist() == [CLASSES.index("YSO")] * 7
     assert payload["density"] is None
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.analysis.explore import read_run, write_explorer
+from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPOSITORY / "test-artifacts"
@@ -37,12 +37,21 @@ CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium found (/usr/bin/chromium; `apt-get install chromium`, as .ci/run does, "
-           "or set XRAYCLASS_CHROMIUM): browser tests of the explorer skipped")
+    "or set XRAYCLASS_CHROMIUM): browser tests of the explorer skipped",
+)
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 # WebGL (plotly scattergl) in software, as on a machine without a GPU.
-                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-extensions",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # WebGL (plotly scattergl) in software, as on a machine without a GPU.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,9 @@ class Page:
         """Points drawn in a plot's traces of the given kind (read from the plot itself)."""
         return self.page.evaluate(
             "([id, meta]) => document.getElementById(id).data.filter(t => t.meta === meta)"
-            ".reduce((n, t) => n + t.x.length, 0)", [plot, meta])
+            ".reduce((n, t) => n + t.x.length, 0)",
+            [plot, meta],
+        )
 
     def download(self, button):
         with self.page.expect_download() as info:
@@ -109,8 +120,12 @@ def mock_run(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("mock_run")
     write_mock(MOCK_DETECTIONS, MOCK_SEED, directory / "mock_cscresults.parquet", directory / "mock_simbad.parquet")
-    assert run_stages(directory / "mock_cscresults.parquet", ["--catalog", str(directory / "mock_simbad.parquet")],
-                      directory) == 0
+    assert (
+        run_stages(
+            directory / "mock_cscresults.parquet", ["--catalog", str(directory / "mock_simbad.parquet")], directory
+        )
+        == 0
+    )
     write_explorer(read_run(directory), directory / "explorer.html")
     return directory
 
@@ -133,8 +148,9 @@ def test_mock_explorer_loads_offline_and_shows_every_source(mock_page, mock_run)
     page.page.select_option("#set", "both")
     assert page.drawn("features") == len(uniquely) + len(ambiguous)
     assert "SYNTHETIC" in page.page.inner_text("#synthetic-banner")
-    watermarks = page.page.evaluate("['sky', 'features'].map(id => document.getElementById(id).layout.annotations"
-                                    ".map(a => a.text).join())")
+    watermarks = page.page.evaluate(
+        "['sky', 'features'].map(id => document.getElementById(id).layout.annotations.map(a => a.text).join())"
+    )
     assert watermarks == ["SYNTHETIC", "SYNTHETIC"]
     page.screenshot("explorer_mock.png")
     assert page.errors == []
@@ -240,8 +256,7 @@ def test_published_tables_explorer_shows_all_sources(browser, reference_dir, tmp
     if not uniquely_path.is_file() or not ambiguous_path.is_file():
         pytest.skip("published stage-4 tables absent from the reference directory")
     detections_path = reference_dir / "paper_detection_level_classification.csv"
-    tables = read_run(tmp_path, uniquely_path, ambiguous_path,
-                      detections_path if detections_path.is_file() else None)
+    tables = read_run(tmp_path, uniquely_path, ambiguous_path, detections_path if detections_path.is_file() else None)
     tables.title = "Pérez-Díaz et al. 2024: published stage-4 tables"
     output = tmp_path / "explorer_paper.html"
     meta = write_explorer(tables, output)
@@ -271,8 +286,7 @@ def test_labels_exported_from_the_explorer_change_the_references(mock_page, mock
 
     from xrayclass.analysis.explore import file_sha256
 
-    crossmatch = pd.read_csv(mock_run / "cluster_csc_simbad.csv", usecols=["name", "main_type"],
-                             keep_default_na=False)
+    crossmatch = pd.read_csv(mock_run / "cluster_csc_simbad.csv", usecols=["name", "main_type"], keep_default_na=False)
     uniquely = pd.read_csv(mock_run / "uniquely_classified.csv")
     multi = uniquely.loc[uniquely["detection_count"] > 1, "name"]
     as_class, as_other = multi.iloc[0], multi.iloc[1]
@@ -284,18 +298,34 @@ def test_labels_exported_from_the_explorer_change_the_references(mock_page, mock
         out = tmp_path / f"run{len(extra)}"
         out.mkdir()
         done = subprocess.run(
-            [sys.executable, str(REPOSITORY / "classification.py"), "--input", str(mock_run / "cluster_csc_simbad.csv"),
-             "--output", str(out / "detections.csv"), "--model-output", str(out / "classifier.json"),
-             "--outliers-output", str(out / "outliers.csv"), *extra],
-            capture_output=True, text=True, cwd=REPOSITORY, timeout=600)
+            [
+                sys.executable,
+                str(REPOSITORY / "classification.py"),
+                "--input",
+                str(mock_run / "cluster_csc_simbad.csv"),
+                "--output",
+                str(out / "detections.csv"),
+                "--model-output",
+                str(out / "classifier.json"),
+                "--outliers-output",
+                str(out / "outliers.csv"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPOSITORY,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
         references = int(re.search(r"([\d,]+) references of the", done.stderr).group(1).replace(",", ""))
         return done.stderr, references, out
 
     _, before, _ = classify()
     log, after, out = classify("--labels", str(exported))
-    assert f"own labels: 2 sources labeled in {exported}; 2 of them found ({n_class + n_other} detections relabeled): " \
-           f"{n_class} new references" in log
+    assert (
+        f"own labels: 2 sources labeled in {exported}; 2 of them found ({n_class + n_other} detections relabeled): "
+        f"{n_class} new references" in log
+    )
     assert after == before + n_class
     detections = pd.read_csv(out / "detections.csv", usecols=["name"])
     assert not detections["name"].isin([as_class, as_other]).any()

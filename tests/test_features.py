@@ -1,19 +1,26 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_detections
 
 from xrayclass.constants import FEATURES
 from xrayclass.core.features import complete_rows, derive_features, describe_dropped, prepare_features
 from xrayclass.io.tables import InputError
 
-from conftest import synthetic_detections
-
 
 def test_derived_features_hand_computed():
-    raw = pd.DataFrame({
-        "var_sigma_b": [0.2], "var_mean_b": [0.5], "var_sigma_h": [0.03], "var_mean_h": [0.1],
-        "var_sigma_s": [1.0], "var_mean_s": [4.0], "var_min_b": [0.3], "var_max_b": [0.9],
-    })
+    raw = pd.DataFrame(
+        {
+            "var_sigma_b": [0.2],
+            "var_mean_b": [0.5],
+            "var_sigma_h": [0.03],
+            "var_mean_h": [0.1],
+            "var_sigma_s": [1.0],
+            "var_mean_s": [4.0],
+            "var_min_b": [0.3],
+            "var_max_b": [0.9],
+        }
+    )
     derived = derive_features(raw)
     assert derived["var_ratio_b"].iloc[0] == pytest.approx(0.4)
     assert derived["var_ratio_h"].iloc[0] == pytest.approx(0.3)

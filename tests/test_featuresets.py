@@ -9,11 +9,16 @@ import pytest
 from xrayclass.cli import stages as cli
 from xrayclass.cli.classify_source import main as classify_source_main
 from xrayclass.constants import (
-    FEATURES, LOG_FEATURES, MINMAX_FEATURES, RAW_FEATURE_COLUMNS, SPECTRUM_FEATURES, VARIABILITY_FEATURES,
+    FEATURES,
+    LOG_FEATURES,
+    MINMAX_FEATURES,
+    RAW_FEATURE_COLUMNS,
+    SPECTRUM_FEATURES,
+    VARIABILITY_FEATURES,
 )
 from xrayclass.core.featuresets import PAPER, FeatureSet, builtin
-from xrayclass.io.artifacts import read_feature_set as load
 from xrayclass.exceptions import InputError
+from xrayclass.io.artifacts import read_feature_set as load
 from xrayclass.stages.classification import naive_bayes_categories
 
 NO_NEWQ = builtin("no_var_newq_b")
@@ -54,19 +59,28 @@ def _edited(**changes):
     return document
 
 
-@pytest.mark.parametrize(("changes", "says"), [
-    (dict(features=[*FEATURES, "flux_aper_b"]), "unknown feature(s) flux_aper_b"),
-    (dict(derived={k: v for k, v in PAPER.to_dict()["derived"].items() if k != "var_newq_b"}),
-     "var_newq_b without their raw columns"),
-    (dict(derived={**PAPER.to_dict()["derived"], "var_newq_b": ["var_mean_b"]}),
-     "'derived.var_newq_b' must name its raw columns"),
-    (dict(naive_bayes={"spectrum": [], "variability": []}), "categories are empty"),
-    (dict(naive_bayes={"spectrum": list(SPECTRUM_FEATURES), "variability": []}), "'variability' is empty"),
-    (dict(naive_bayes=None), "'[naive_bayes]' is missing"),
-    (dict(log=["var_newq_b", "hard_xx"]), "'log' names hard_xx, not among 'features'"),
-    (dict(naive_bayes={"spectrum": list(SPECTRUM_FEATURES), "variability": ["var_prob_b"]}),
-     "every feature must be in exactly one naive_bayes category"),
-])
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        (dict(features=[*FEATURES, "flux_aper_b"]), "unknown feature(s) flux_aper_b"),
+        (
+            dict(derived={k: v for k, v in PAPER.to_dict()["derived"].items() if k != "var_newq_b"}),
+            "var_newq_b without their raw columns",
+        ),
+        (
+            dict(derived={**PAPER.to_dict()["derived"], "var_newq_b": ["var_mean_b"]}),
+            "'derived.var_newq_b' must name its raw columns",
+        ),
+        (dict(naive_bayes={"spectrum": [], "variability": []}), "categories are empty"),
+        (dict(naive_bayes={"spectrum": list(SPECTRUM_FEATURES), "variability": []}), "'variability' is empty"),
+        (dict(naive_bayes=None), "'[naive_bayes]' is missing"),
+        (dict(log=["var_newq_b", "hard_xx"]), "'log' names hard_xx, not among 'features'"),
+        (
+            dict(naive_bayes={"spectrum": list(SPECTRUM_FEATURES), "variability": ["var_prob_b"]}),
+            "every feature must be in exactly one naive_bayes category",
+        ),
+    ],
+)
 def test_invalid_sets_are_refused_with_one_line(changes, says):
     with pytest.raises(InputError) as caught:
         FeatureSet.from_dict(_edited(**changes), "mine.toml")
@@ -79,11 +93,24 @@ def test_a_bad_toml_file_exits_2_with_one_line(sample_csc_csv, tmp_path, capsys)
     bad.write_text(NO_NEWQ.read_text().replace('"var_ratio_s",\n]', '"var_ratio_s", "var_newq_b",\n]'))
     broken = tmp_path / "broken.toml"
     broken.write_text("features = [\n")
-    for path, says in ((bad, "var_newq_b without their raw columns"), (broken, "not valid TOML"),
-                       (tmp_path / "absent.toml", "no such feature-set file")):
+    for path, says in (
+        (bad, "var_newq_b without their raw columns"),
+        (broken, "not valid TOML"),
+        (tmp_path / "absent.toml", "no such feature-set file"),
+    ):
         capsys.readouterr()
-        code = cli.clustering_main(["--input", str(sample_csc_csv), "--output", str(tmp_path / "s1.csv"),
-                                    "--model", str(tmp_path / "model.json"), "--features", str(path)])
+        code = cli.clustering_main(
+            [
+                "--input",
+                str(sample_csc_csv),
+                "--output",
+                str(tmp_path / "s1.csv"),
+                "--model",
+                str(tmp_path / "model.json"),
+                "--features",
+                str(path),
+            ]
+        )
         errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert code == 2
         assert len(errors) == 1 and str(path) in errors[0] and says in errors[0], errors
@@ -106,6 +133,7 @@ def test_a_row_lacks_only_the_features_of_its_set(crossmatch_sample):
 
 # -- the pipeline without var_newq_b on the real sample -------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def without_newq(crossmatch_sample, tmp_path_factory):
     """Stages 1-4 with the 11-feature set on the real sample, var_newq_b's raw inputs dropped."""
@@ -118,14 +146,51 @@ def without_newq(crossmatch_sample, tmp_path_factory):
     frozen = sample.drop(columns=["var_min_b", "var_max_b"])
     frozen.to_csv(out / "frozen.csv", index=False)
     steps = [
-        (cli.clustering_main, ["--input", out / "csc.csv", "--output", out / "s1.csv", "--model", out / "model.json",
-                               "--features", NO_NEWQ]),
-        (cli.crossmatch_main, ["--input", out / "s1.csv", "--frozen", out / "frozen.csv", "--clusters", "ours",
-                               "--output", out / "s2.csv",
-                               "--model", out / "model.json"]),
-        (cli.classification_main, ["--input", out / "s2.csv", "--output", out / "s3.csv", "--features", NO_NEWQ,
-                                   "--model", out / "model.json", "--model-output", out / "classifier.json",
-                                   "--outliers-output", out / "o.csv"]),
+        (
+            cli.clustering_main,
+            [
+                "--input",
+                out / "csc.csv",
+                "--output",
+                out / "s1.csv",
+                "--model",
+                out / "model.json",
+                "--features",
+                NO_NEWQ,
+            ],
+        ),
+        (
+            cli.crossmatch_main,
+            [
+                "--input",
+                out / "s1.csv",
+                "--frozen",
+                out / "frozen.csv",
+                "--clusters",
+                "ours",
+                "--output",
+                out / "s2.csv",
+                "--model",
+                out / "model.json",
+            ],
+        ),
+        (
+            cli.classification_main,
+            [
+                "--input",
+                out / "s2.csv",
+                "--output",
+                out / "s3.csv",
+                "--features",
+                NO_NEWQ,
+                "--model",
+                out / "model.json",
+                "--model-output",
+                out / "classifier.json",
+                "--outliers-output",
+                out / "o.csv",
+            ],
+        ),
         (cli.master_classification_main, ["--input", out / "s3.csv", "--out-dir", out]),
     ]
     for main, argv in steps:
@@ -154,8 +219,21 @@ def test_the_pipeline_runs_without_var_newq_b(without_newq):
 def test_classify_source_uses_the_artifacts_set(without_newq, capsys):
     out, _ = without_newq
     capsys.readouterr()
-    assert classify_source_main([str(out / "s3.csv"), "--model", str(out / "model.json"), "--classifier",
-                                 str(out / "classifier.json"), "--output", str(out / "again.csv"), "-q"]) == 0
+    assert (
+        classify_source_main(
+            [
+                str(out / "s3.csv"),
+                "--model",
+                str(out / "model.json"),
+                "--classifier",
+                str(out / "classifier.json"),
+                "--output",
+                str(out / "again.csv"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     stage3 = pd.read_csv(out / "s3.csv")
     again = pd.read_csv(out / "again.csv").merge(stage3[["name", "obsid"]], on=["name", "obsid"], how="right")
     # classify_source on stage 3's detections places them in stage 3's clusters and gives its classes.
@@ -166,10 +244,23 @@ def test_classify_source_uses_the_artifacts_set(without_newq, capsys):
 def test_stage3_refuses_a_set_other_than_the_models(without_newq, tmp_path, capsys):
     out, _ = without_newq
     capsys.readouterr()
-    code = cli.classification_main(["--input", str(out / "s2.csv"), "--output", str(tmp_path / "s3.csv"),
-                                    "--features", str(builtin("paper")), "--model", str(out / "model.json"),
-                                    "--model-output", str(tmp_path / "c.json"),
-                                    "--outliers-output", str(tmp_path / "o.csv"), "-q"])
+    code = cli.classification_main(
+        [
+            "--input",
+            str(out / "s2.csv"),
+            "--output",
+            str(tmp_path / "s3.csv"),
+            "--features",
+            str(builtin("paper")),
+            "--model",
+            str(out / "model.json"),
+            "--model-output",
+            str(tmp_path / "c.json"),
+            "--outliers-output",
+            str(tmp_path / "o.csv"),
+            "-q",
+        ]
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(errors) == 1 and "differs from" in errors[0], errors
     assert not (tmp_path / "s3.csv").exists()
@@ -183,8 +274,25 @@ def test_validate_honours_the_runs_feature_set(without_newq, tmp_path):
     run.mkdir()
     (run / "model.json").write_bytes((out / "model.json").read_bytes())
     # s2.csv lacks var_min_b / var_max_b: with the paper's set this would exit 2, so 0 says the model's set was used.
-    assert analysis_main(["validate", "--run-dir", str(run), "--input", str(out / "s2.csv"), "--seeds", "1",
-                          "--method", "mahalanobis", "--method", "naive-bayes", "-q"]) == 0
+    assert (
+        analysis_main(
+            [
+                "validate",
+                "--run-dir",
+                str(run),
+                "--input",
+                str(out / "s2.csv"),
+                "--seeds",
+                "1",
+                "--method",
+                "mahalanobis",
+                "--method",
+                "naive-bayes",
+                "-q",
+            ]
+        )
+        == 0
+    )
     from xrayclass.analysis.validation import labeled_detections
 
     labeled = labeled_detections(pd.read_csv(out / "s2.csv"), feature_set=load(NO_NEWQ))

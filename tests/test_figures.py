@@ -11,11 +11,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from xrayclass.analysis import figures
+from xrayclass.analysis.mock import generate
+from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
+from xrayclass.core.positional import crossmatch_local
 from xrayclass.stages.classification import classify_detections
 from xrayclass.stages.clustering import cluster_detections
-from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
-from xrayclass.analysis.mock import generate
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.stages.master_classification import master_classification
 
 
@@ -23,7 +23,7 @@ from xrayclass.stages.master_classification import master_classification
 def stages():
     """SYNTHETIC stage outputs: 3,000 mock detections through clustering, crossmatch,
     classification and master classes."""
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(3000, 7)))
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(3000, 7), strict=False))
     clustered, _ = cluster_detections(detections, n_components=6)
     crossmatched = crossmatch_local(clustered, simbad, 1.0)
     classified, _ = classify_detections(crossmatched)
@@ -135,8 +135,9 @@ def test_class_sky_density(stages, out_dir):
 def test_source_probability_plot(stages, out_dir):
     source = stages["uniquely"].iloc[0]  # the most detected source
     assert source["detection_count"] > 1
-    paths = figures.source_probability_plot(stages["classified"], source["name"], out_dir,
-                                            master_class=source["master_class"])
+    paths = figures.source_probability_plot(
+        stages["classified"], source["name"], out_dir, master_class=source["master_class"]
+    )
     check_written(paths, "fig10_" + source["name"].replace(" ", "_").replace("+", "p"))
     assert " " not in paths[0].name and "+" not in paths[0].name
 
@@ -155,8 +156,9 @@ def test_confusion_heatmap(stages, out_dir):
     counts = pd.crosstab(scored["true_class"].map(AGGREGATE_CLASS), scored["main_type"].map(AGGREGATE_CLASS))
     counts = counts.reindex(index=list(AGGREGATE_CLASSES), columns=list(AGGREGATE_CLASSES), fill_value=0)
     counts.loc["Seyfert"] = 0  # a true class without examples is drawn empty, not as NaN noise
-    check_written(figures.confusion_heatmap(counts, AGGREGATE_CLASSES, out_dir, "fig5_test", "Aggregated (mock)"),
-                  "fig5_test")
+    check_written(
+        figures.confusion_heatmap(counts, AGGREGATE_CLASSES, out_dir, "fig5_test", "Aggregated (mock)"), "fig5_test"
+    )
     with pytest.raises(ValueError, match="4 labels"):
         figures.confusion_heatmap(np.eye(3), AGGREGATE_CLASSES, out_dir, "bad", "bad")
 
@@ -173,10 +175,10 @@ def test_safe_stem_keeps_signs_apart():
 
 
 def test_galactic_centre_is_at_the_origin():
-    l, b = figures.galactic([266.40499], [-28.93617])
-    assert abs(l[0]) < 0.01 and abs(b[0]) < 0.01
-    l, _ = figures.galactic([0.0, 180.0], [0.0, 0.0])
-    assert ((l >= -180) & (l < 180)).all()
+    longitude, latitude = figures.galactic([266.40499], [-28.93617])
+    assert abs(longitude[0]) < 0.01 and abs(latitude[0]) < 0.01
+    longitude, _ = figures.galactic([0.0, 180.0], [0.0, 0.0])
+    assert ((longitude >= -180) & (longitude < 180)).all()
 
 
 def test_a_failed_save_leaves_no_file(tmp_path):

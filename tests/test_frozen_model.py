@@ -13,15 +13,15 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_path
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.mixture import GaussianMixture
 
-from conftest import reference_path
 from xrayclass.cli import stages as cli
 from xrayclass.cli.classify_source import main as classify_source_main
-from xrayclass.stages.clustering import ClusteringModel, PUBLISHED_CAVEAT, compare_with_published
 from xrayclass.constants import FEATURES
 from xrayclass.core.mixture import compare_mixtures, mixture_from_dict, mixture_from_memberships, mixture_to_dict
+from xrayclass.stages.clustering import PUBLISHED_CAVEAT, ClusteringModel, compare_with_published
 
 PROBABILITIES = [f"prob_{k}" for k in range(6)]
 
@@ -35,6 +35,7 @@ def _restore_logging():
 
 
 # -- the estimate -----------------------------------------------------------------------------------
+
 
 def synthetic_blobs(seed=3, n=600):
     """SYNTHETIC: three overlapping Gaussian blobs in 4 dimensions."""
@@ -82,11 +83,15 @@ def test_estimated_mixture_survives_json():
 def test_comparison_pairs_components_whatever_their_numbers(reference_dir):
     published = json.loads(reference_path(reference_dir, "paper_gmm.json").read_text())
     order = [3, 0, 5, 1, 4, 2]
-    permuted = mixture_from_dict({
-        "n_components": 6, "weights": np.asarray(published["weights"])[order],
-        "means": np.asarray(published["means"])[order], "covariances": np.asarray(published["covariances"])[order],
-        "precisions_cholesky": np.asarray(published["precisions_cholesky"])[order],
-    })
+    permuted = mixture_from_dict(
+        {
+            "n_components": 6,
+            "weights": np.asarray(published["weights"])[order],
+            "means": np.asarray(published["means"])[order],
+            "covariances": np.asarray(published["covariances"])[order],
+            "precisions_cholesky": np.asarray(published["precisions_cholesky"])[order],
+        }
+    )
     comparison = compare_mixtures(permuted, published)
     assert comparison["pairing"] == dict(enumerate(order))
     assert comparison["max_mean_distance"] == 0 and comparison["max_weight_difference"] == 0
@@ -95,14 +100,38 @@ def test_comparison_pairs_components_whatever_their_numbers(reference_dir):
 
 # -- stages 1-4 on the real sample, then classify_source --------------------------------------------
 
+
 def run_stages(sample_csc_csv, frozen, out, *crossmatch_args):
     """Stages 1-4 in this process (quiet); the stage-2 ``--model`` is given explicitly."""
     steps = [
         (cli.clustering_main, ["--input", sample_csc_csv, "--output", out / "s1.csv", "--model", out / "model.json"]),
-        (cli.crossmatch_main, ["--input", out / "s1.csv", "--frozen", frozen, "--output", out / "s2.csv",
-                               "--model", out / "model.json", *crossmatch_args]),
-        (cli.classification_main, ["--input", out / "s2.csv", "--output", out / "s3.csv",
-                                   "--model-output", out / "classifier.json", "--outliers-output", out / "o.csv"]),
+        (
+            cli.crossmatch_main,
+            [
+                "--input",
+                out / "s1.csv",
+                "--frozen",
+                frozen,
+                "--output",
+                out / "s2.csv",
+                "--model",
+                out / "model.json",
+                *crossmatch_args,
+            ],
+        ),
+        (
+            cli.classification_main,
+            [
+                "--input",
+                out / "s2.csv",
+                "--output",
+                out / "s3.csv",
+                "--model-output",
+                out / "classifier.json",
+                "--outliers-output",
+                out / "o.csv",
+            ],
+        ),
         (cli.master_classification_main, ["--input", out / "s3.csv", "--out-dir", out]),
     ]
     for main, argv in steps:
@@ -113,8 +142,21 @@ def run_stages(sample_csc_csv, frozen, out, *crossmatch_args):
 def classify_stage3(out, capsys, name="again.csv"):
     """classify_source.py on the stage-3 detections; returns (stage 3, classify_source, printed summary)."""
     capsys.readouterr()
-    assert classify_source_main([str(out / "s3.csv"), "--model", str(out / "model.json"), "--classifier",
-                                 str(out / "classifier.json"), "--output", str(out / name), "-q"]) == 0
+    assert (
+        classify_source_main(
+            [
+                str(out / "s3.csv"),
+                "--model",
+                str(out / "model.json"),
+                "--classifier",
+                str(out / "classifier.json"),
+                "--output",
+                str(out / name),
+                "-q",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     stage3 = pd.read_csv(out / "s3.csv")
     again = pd.read_csv(out / name).merge(stage3[["name", "obsid"]], on=["name", "obsid"], how="right")
@@ -153,8 +195,10 @@ def test_model_describes_the_frozen_clusters_stage3_used(frozen_run, crossmatch_
     assert_array_equal(again["cluster"], model.assign(stage3_rows)[0])
     same_cluster = (again["cluster"] == stage3["cluster"]).mean()
     same_class = (again["main_type"] == stage3["main_type"]).mean()
-    print(f"real sample, earlier run's clusters: training agreement {provenance['agreement']:.4f}; "
-          f"stage-3 detections: same cluster {same_cluster:.4f}, same class {same_class:.4f}")
+    print(
+        f"real sample, earlier run's clusters: training agreement {provenance['agreement']:.4f}; "
+        f"stage-3 detections: same cluster {same_cluster:.4f}, same class {same_class:.4f}"
+    )
     # Far better than the stage-1 mixture (about 10% and 40%, README); not exact.
     assert same_cluster > 0.5 and same_class > 0.7
 
@@ -175,16 +219,41 @@ def test_own_clusters_as_frozen_reproduce_stage3(frozen_run, sample_csc_csv, cro
 
 
 @pytest.mark.slow
-def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(frozen_run, crossmatch_sample,
-                                                                          tmp_path, capsys):
+def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(
+    frozen_run, crossmatch_sample, tmp_path, capsys
+):
     out = tmp_path
     for name in ("s1.csv", "model.json"):
         (out / name).write_bytes((frozen_run / name).read_bytes())  # model.json: the frozen estimate
     steps = [
-        (cli.crossmatch_main, ["--input", out / "s1.csv", "--frozen", crossmatch_sample, "--clusters", "ours",
-                               "--output", out / "s2.csv", "--model", out / "model.json"]),
-        (cli.classification_main, ["--input", out / "s2.csv", "--output", out / "s3.csv",
-                                   "--model-output", out / "classifier.json", "--outliers-output", out / "o.csv"]),
+        (
+            cli.crossmatch_main,
+            [
+                "--input",
+                out / "s1.csv",
+                "--frozen",
+                crossmatch_sample,
+                "--clusters",
+                "ours",
+                "--output",
+                out / "s2.csv",
+                "--model",
+                out / "model.json",
+            ],
+        ),
+        (
+            cli.classification_main,
+            [
+                "--input",
+                out / "s2.csv",
+                "--output",
+                out / "s3.csv",
+                "--model-output",
+                out / "classifier.json",
+                "--outliers-output",
+                out / "o.csv",
+            ],
+        ),
     ]
     for main, argv in steps:
         assert main([str(a) for a in argv] + ["-q"]) == 0
@@ -200,9 +269,22 @@ def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(frozen
 def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample, tmp_path):
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
-    assert cli.crossmatch_main(["--input", str(tmp_path / "s1.csv"), "--frozen", str(crossmatch_sample),
-                                "--output", str(tmp_path / "s2.csv"), "--model", str(tmp_path / "model.json"),
-                                "-q"]) == 0
+    assert (
+        cli.crossmatch_main(
+            [
+                "--input",
+                str(tmp_path / "s1.csv"),
+                "--frozen",
+                str(crossmatch_sample),
+                "--output",
+                str(tmp_path / "s2.csv"),
+                "--model",
+                str(tmp_path / "model.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "model.json").read_bytes() == (frozen_run / "model.json").read_bytes()
 
 
@@ -213,8 +295,14 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
     pd.read_csv(crossmatch_sample).iloc[:1000].to_csv(tmp_path / "frozen.csv", index=False)
     other = tmp_path / "other_model.json"
     other.write_bytes((frozen_run / "model.json").read_bytes())
-    args = ["--input", str(tmp_path / "s1.csv"), "--frozen", str(tmp_path / "frozen.csv"),
-            "--output", str(tmp_path / "s2.csv")]
+    args = [
+        "--input",
+        str(tmp_path / "s1.csv"),
+        "--frozen",
+        str(tmp_path / "frozen.csv"),
+        "--output",
+        str(tmp_path / "s2.csv"),
+    ]
     # Given with --model: an error, nothing written, the model untouched.
     assert cli.crossmatch_main([*args, "--model", str(other)]) == 2
     assert "was fitted on 1,615 detections but the stage-1 table" in capsys.readouterr().err
@@ -236,17 +324,31 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_published_crossmatch_is_compared_with_the_published_mixture(frozen_run, crossmatch_sample, tmp_path,
-                                                                     reference_dir, monkeypatch):
+def test_published_crossmatch_is_compared_with_the_published_mixture(
+    frozen_run, crossmatch_sample, tmp_path, reference_dir, monkeypatch
+):
     """The published crossmatch (29,655 rows) is not in the reference directory: the real sample
     stands in for it by patching the row count that identifies it."""
     reference_path(reference_dir, "paper_gmm.json")
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
     monkeypatch.setattr(cli, "PUBLISHED_DETECTIONS", 1615)
-    assert cli.crossmatch_main(["--input", str(tmp_path / "s1.csv"), "--frozen", str(crossmatch_sample),
-                                "--output", str(tmp_path / "s2.csv"), "--model", str(tmp_path / "model.json"),
-                                "-q"]) == 0
+    assert (
+        cli.crossmatch_main(
+            [
+                "--input",
+                str(tmp_path / "s1.csv"),
+                "--frozen",
+                str(crossmatch_sample),
+                "--output",
+                str(tmp_path / "s2.csv"),
+                "--model",
+                str(tmp_path / "model.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     comparison = json.loads((tmp_path / "model.json").read_text())["clusters"]["published_comparison"]
     assert comparison["caveat"] == PUBLISHED_CAVEAT
     model = ClusteringModel.load(tmp_path / "model.json")

@@ -30,17 +30,27 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
 from test_bad_inputs import build_valid_run, leftovers, tool  # noqa: E402
+
 from xrayclass.constants import CLASSES  # noqa: E402
 
-settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 # make fuzz: 1,000 examples for each of the two tests below (2,000 cases in all) unless
 # XRAYCLASS_FUZZ_EXAMPLES says otherwise.
-settings.register_profile("fuzz", max_examples=int(os.environ.get("XRAYCLASS_FUZZ_EXAMPLES", 1000)), deadline=None,
-                          database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("XRAYCLASS_FUZZ_EXAMPLES", 1000)),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.load_profile(os.environ.get("XRAYCLASS_FUZZ_PROFILE", "ci"))
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="xrayclass-fuzz-"))
@@ -59,8 +69,26 @@ def valid_run() -> dict:
 
 # -- corruptions ------------------------------------------------------------------------------
 
-NASTY_NUMBERS = [math.nan, math.inf, -math.inf, 1e308, -1e308, 0.0, -0.0, -1.0, 1.0, 0.5, 2.0, 5.5, -5.0, 1e-300,
-                 123.0, 91.0, -91.0, 1e6]
+NASTY_NUMBERS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e308,
+    -1e308,
+    0.0,
+    -0.0,
+    -1.0,
+    1.0,
+    0.5,
+    2.0,
+    5.5,
+    -5.0,
+    1e-300,
+    123.0,
+    91.0,
+    -91.0,
+    1e6,
+]
 values = st.one_of(
     st.sampled_from(NASTY_NUMBERS),
     st.floats(allow_nan=True, allow_infinity=True, width=64),
@@ -126,8 +154,15 @@ def leaf_paths(node, prefix=()):
 
 
 json_values = st.one_of(
-    st.sampled_from(NASTY_NUMBERS), st.integers(-3, 20), st.sampled_from(["", "abc", "full", "naive-bayes"]),
-    st.none(), st.booleans(), st.just([]), st.just({}), st.just([0.0] * 6), st.just("DELETE"),
+    st.sampled_from(NASTY_NUMBERS),
+    st.integers(-3, 20),
+    st.sampled_from(["", "abc", "full", "naive-bayes"]),
+    st.none(),
+    st.booleans(),
+    st.just([]),
+    st.just({}),
+    st.just([0.0] * 6),
+    st.just("DELETE"),
 )
 
 
@@ -148,27 +183,55 @@ def apply_json(document, path, value):
 
 # -- the commands -----------------------------------------------------------------------------
 
+
 def command(target: str, run: dict, d: Path, corrupted: Path | None):
     """argv, outputs and the checker of a successful run, for each fuzzed input."""
     if target == "mock":
-        return "clustering", ["--input", corrupted, "--output", d / "o.csv", "--model", d / "m.json"], \
-            [d / "o.csv", d / "m.json"], check_stage1
+        return (
+            "clustering",
+            ["--input", corrupted, "--output", d / "o.csv", "--model", d / "m.json"],
+            [d / "o.csv", d / "m.json"],
+            check_stage1,
+        )
     if target == "s1":
-        return "crossmatch", ["--input", corrupted, "--catalog", run["simbad"], "--output", d / "o.csv"], \
-            [d / "o.csv"], None
+        return (
+            "crossmatch",
+            ["--input", corrupted, "--catalog", run["simbad"], "--output", d / "o.csv"],
+            [d / "o.csv"],
+            None,
+        )
     if target == "simbad":
-        return "crossmatch", ["--input", run["s1"], "--catalog", corrupted, "--output", d / "o.csv"], \
-            [d / "o.csv"], None
+        return (
+            "crossmatch",
+            ["--input", run["s1"], "--catalog", corrupted, "--output", d / "o.csv"],
+            [d / "o.csv"],
+            None,
+        )
     if target == "frozen":
-        return "crossmatch", ["--input", run["s1"], "--frozen", corrupted, "--output", d / "o.csv"], \
-            [d / "o.csv"], None
+        return "crossmatch", ["--input", run["s1"], "--frozen", corrupted, "--output", d / "o.csv"], [d / "o.csv"], None
     if target == "s2":
-        return "classification", ["--input", corrupted, "--output", d / "o.csv", "--model-output", d / "c.json",
-                                  "--outliers-output", d / "x.csv"], [d / "o.csv", d / "c.json", d / "x.csv"], \
-            check_stage3
+        return (
+            "classification",
+            [
+                "--input",
+                corrupted,
+                "--output",
+                d / "o.csv",
+                "--model-output",
+                d / "c.json",
+                "--outliers-output",
+                d / "x.csv",
+            ],
+            [d / "o.csv", d / "c.json", d / "x.csv"],
+            check_stage3,
+        )
     if target == "s3":
-        return "master", ["--input", corrupted, "--out-dir", d / "out"], [d / "out" / "master_summary.json"], \
-            check_stage4
+        return (
+            "master",
+            ["--input", corrupted, "--out-dir", d / "out"],
+            [d / "out" / "master_summary.json"],
+            check_stage4,
+        )
     raise KeyError(target)
 
 
@@ -177,8 +240,12 @@ def artifact_command(kind: str, run: dict, d: Path, corrupted: Path):
     classifier = corrupted if kind == "classifier" else run["classifier"]
     sample = d / "sample.csv"
     run["mock_table"].head(20).to_csv(sample, index=False)
-    return "classify_source", ["--model", model, "--classifier", classifier, "--output", d / "o.csv", sample], \
-        [d / "o.csv"], check_classify_source
+    return (
+        "classify_source",
+        ["--model", model, "--classifier", classifier, "--output", d / "o.csv", sample],
+        [d / "o.csv"],
+        check_classify_source,
+    )
 
 
 def _finite_in(values, low, high):
@@ -243,8 +310,14 @@ def run_and_judge(name, argv, outputs, check, d: Path):
     return code, stderr
 
 
-TABLE_TARGETS = {"mock": "mock_table", "s1": "s1_table", "simbad": "simbad_table", "frozen": "s2_table",
-                 "s2": "s2_table", "s3": "s3_table"}
+TABLE_TARGETS = {
+    "mock": "mock_table",
+    "s1": "s1_table",
+    "simbad": "simbad_table",
+    "frozen": "s2_table",
+    "s2": "s2_table",
+    "s3": "s3_table",
+}
 
 
 @given(data=st.data())

@@ -2,13 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.table import Table
+from conftest import reference_path
 
 from xrayclass.io.tables import (
-    InputError, canonical_names, read_table, require_columns, require_numeric, write_atomic, write_outputs,
+    InputError,
+    canonical_names,
+    read_table,
+    require_columns,
+    require_numeric,
+    write_atomic,
+    write_outputs,
     write_table,
 )
-
-from conftest import reference_path
 
 
 def test_missing_file(tmp_path):
@@ -74,7 +79,9 @@ def test_required_and_numeric_columns():
     frame = pd.DataFrame({"a": ["1", "", "x"], "b": [1, 2, 3]})
     with pytest.raises(InputError, match=r"f\.csv: missing required columns: c, d"):
         require_columns(frame, ["a", "c", "d"], "f.csv")
-    with pytest.raises(InputError, match=r"f\.csv: column 'a' has non-numeric values \(1 rows\), e.g. 'x' in data row 3"):
+    with pytest.raises(
+        InputError, match=r"f\.csv: column 'a' has non-numeric values \(1 rows\), e.g. 'x' in data row 3"
+    ):
         require_numeric(frame, ["a"], "f.csv")
     converted = require_numeric(frame.iloc[:2], ["a", "b"], "f.csv")
     assert converted["a"].tolist()[0] == 1 and np.isnan(converted["a"].tolist()[1])

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from xrayclass.io.tables import InputError
 from xrayclass.core.labels import OTHER_TYPE, apply_labels, read_labels
+from xrayclass.io.tables import InputError
 
 HEADER = "name,class,comment,labeler,time\n"
 
@@ -16,18 +16,23 @@ def write(path, text):
 
 def test_latest_label_wins_across_files(tmp_path):
     first = write(tmp_path / "a.csv", "SRC A,HMXB,,x,2026-01-02T00:00:00Z\nSRC B,YSO,,x,2026-01-01T00:00:00Z\n")
-    second = write(tmp_path / "b.csv", "SRC A,LMXB,later?,y,2026-01-01T00:00:00Z\nSRC B,other,\"star, probably\",y,"
-                                       "2026-01-03T00:00:00Z\n")
+    second = write(
+        tmp_path / "b.csv",
+        'SRC A,LMXB,later?,y,2026-01-01T00:00:00Z\nSRC B,other,"star, probably",y,2026-01-03T00:00:00Z\n',
+    )
     labels, files = read_labels([first, second])
     assert labels.set_index("name")["class"].to_dict() == {"SRC A": "HMXB", "SRC B": "other"}
     assert labels.set_index("name").loc["SRC B", "comment"] == "star, probably"
     assert [f["rows"] for f in files] == [2, 2] and len(files[0]["sha256"]) == 64
 
 
-@pytest.mark.parametrize("text, message", [
-    ("SRC A,Quasar,,x,t\n", "line 2: unknown class 'Quasar'"),
-    (",QSO,,x,t\n", "line 2: empty source name"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("SRC A,Quasar,,x,t\n", "line 2: unknown class 'Quasar'"),
+        (",QSO,,x,t\n", "line 2: empty source name"),
+    ],
+)
 def test_bad_labels_name_file_and_line(tmp_path, text, message):
     path = write(tmp_path / "labels.csv", text)
     with pytest.raises(InputError, match=message):
@@ -47,6 +52,10 @@ def test_labels_override_simbad_types_and_are_counted(tmp_path):
     relabeled, summary = apply_labels(table, labels)
     assert relabeled["main_type"].tolist() == ["HMXB", "HMXB", OTHER_TYPE, "AGN", "NaN"]
     assert (summary.sources_matched, summary.sources_unmatched, summary.detections_relabeled) == (3, 1, 4)
-    assert (summary.new_references, summary.removed_references, summary.confirmed_references,
-            summary.changed_references) == (2, 1, 1, 0)
+    assert (
+        summary.new_references,
+        summary.removed_references,
+        summary.confirmed_references,
+        summary.changed_references,
+    ) == (2, 1, 1, 0)
     assert table["main_type"].tolist()[0] == "NaN"  # the input is not modified

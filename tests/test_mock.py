@@ -7,17 +7,17 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 import xrayclass.analysis.mock as mock
-from xrayclass.stages.classification import classify_detections
-from xrayclass.stages.clustering import cluster_detections
+from xrayclass.analysis.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names, write_mock
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
 from xrayclass.core.features import derive_features
-from xrayclass.io.tables import read_table
-from xrayclass.analysis.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names, write_mock
 from xrayclass.core.positional import best_matches, crossmatch_local
+from xrayclass.io.tables import read_table
+from xrayclass.stages.classification import classify_detections
+from xrayclass.stages.clustering import cluster_detections
 
 
 def whole(n, seed, settings=None):
-    detections, simbad = zip(*generate(n, seed, settings))
+    detections, simbad = zip(*generate(n, seed, settings), strict=False)
     return pd.concat(detections, ignore_index=True), pd.concat(simbad, ignore_index=True)
 
 
@@ -125,6 +125,7 @@ def test_writers_agree_and_label_the_data_synthetic(tmp_path):
     assert vot["name"].tolist() == parquet["name"].tolist()
     assert provenance["detections"] == 3000 and "SYNTHETIC" in provenance["note"]
     import pyarrow.parquet as pq
+
     assert b"SYNTHETIC" in pq.read_schema(tmp_path / "m.parquet").metadata[b"xrayclass.note"]
     assert "SYNTHETIC" in (tmp_path / "m.parquet.provenance.json").read_text()
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from xrayclass.stages.classification import classify_detections, naive_bayes_categories
+from xrayclass.analysis.validation import labeled_detections, split
 from xrayclass.constants import CLASSES, FEATURES, LOCATION_FEATURE, MAIN_TYPE
 from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_predictions
-from xrayclass.analysis.validation import labeled_detections, split
+from xrayclass.stages.classification import classify_detections, naive_bayes_categories
 
 
 @parametrize_with_checks([NaiveBayesClassifier(tune=False)])
@@ -21,8 +21,9 @@ def two_class_model():
     """Two features in two categories, two bins each, no smoothing: likelihoods by hand."""
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
     y = np.array(["A", "A", "A", "B", "B", "B"])
-    model = NaiveBayesClassifier(categories={"s": [0], "v": [1]}, bins=2, smoothing=0, floor=0.0,
-                                 alpha={"s": 1.0, "v": 3.0}).fit(X, y)
+    model = NaiveBayesClassifier(
+        categories={"s": [0], "v": [1]}, bins=2, smoothing=0, floor=0.0, alpha={"s": 1.0, "v": 3.0}
+    ).fit(X, y)
     return model
 
 
@@ -30,8 +31,10 @@ def test_posterior_against_a_hand_computed_two_class_case():
     model = two_class_model()
     # Bins are [0, 0.5) and [0.5, 1] of width 0.5; densities are counts / n / width.
     # Class A (3 rows): feature 0 bins (2, 1), feature 1 bins (1, 2); class B: (1, 2) and (1, 2).
-    L = {"A": {0: [2 / 3 / 0.5, 1 / 3 / 0.5], 1: [1 / 3 / 0.5, 2 / 3 / 0.5]},
-         "B": {0: [1 / 3 / 0.5, 2 / 3 / 0.5], 1: [1 / 3 / 0.5, 2 / 3 / 0.5]}}
+    L = {
+        "A": {0: [2 / 3 / 0.5, 1 / 3 / 0.5], 1: [1 / 3 / 0.5, 2 / 3 / 0.5]},
+        "B": {0: [1 / 3 / 0.5, 2 / 3 / 0.5], 1: [1 / 3 / 0.5, 2 / 3 / 0.5]},
+    }
     x = np.array([[0.1, 0.9]])  # bin 0 of feature 0, bin 1 of feature 1
     weight_s, weight_v = 1 / 4, 3 / 4  # alpha / sum alpha
     joint = {c: 0.5 * L[c][0][0] ** weight_s * L[c][1][1] ** weight_v for c in "AB"}
@@ -77,8 +80,7 @@ def test_tuned_weights_beat_equal_weights_on_held_out_mock_detections(mock_label
     X = np.column_stack([labeled.X, rng.permutation(labeled.latitude)])
     names = [*FEATURES, LOCATION_FEATURE]
     train, test = split(labeled, seed=1)
-    common = dict(categories=naive_bayes_categories(True), feature_names=names, classes=CLASSES,
-                  scoring="macro_f1")
+    common = dict(categories=naive_bayes_categories(True), feature_names=names, classes=CLASSES, scoring="macro_f1")
     tuned = NaiveBayesClassifier(**common).fit(X[train], labeled.labels[train])
     equal = NaiveBayesClassifier(**common, tune=False).fit(X[train], labeled.labels[train])
     assert tuned.alpha_ != dict.fromkeys(tuned.alpha_, 1.0)

@@ -16,8 +16,14 @@ from tests.conftest import REPOSITORY, run_script
 from xrayclass.constants import CLASSES
 from xrayclass.io.runs import default_run, find_run, run_directories
 
-STAGE_FILES = ("cluster_csc.csv", "model.json", "cluster_csc_simbad.csv", "detection_level_classification.csv",
-               "classifier.json", "uniquely_classified.csv")
+STAGE_FILES = (
+    "cluster_csc.csv",
+    "model.json",
+    "cluster_csc_simbad.csv",
+    "detection_level_classification.csv",
+    "classifier.json",
+    "uniquely_classified.csv",
+)
 
 
 def make_run(directory, files=STAGE_FILES, mtime=None):
@@ -30,6 +36,7 @@ def make_run(directory, files=STAGE_FILES, mtime=None):
 
 
 # -- which run ------------------------------------------------------------------------------------
+
 
 def test_out_data_itself_when_it_holds_the_files(tmp_path):
     make_run(tmp_path / "out_data", mtime=1_000)
@@ -71,9 +78,16 @@ def test_no_run_anywhere_names_out_data(tmp_path):
 def synthetic_uniquely(n=20):
     """SYNTHETIC uniquely classified sources, MOCK names."""
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"name": [f"MOCK J{i:06d}" for i in range(n)], "agg_master_class": "AGN",
-                          "master_class": "QSO", "detection_count": 1,
-                          "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-80, 80, n)})
+    table = pd.DataFrame(
+        {
+            "name": [f"MOCK J{i:06d}" for i in range(n)],
+            "agg_master_class": "AGN",
+            "master_class": "QSO",
+            "detection_count": 1,
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-80, 80, n),
+        }
+    )
     for name in CLASSES:
         table[name] = "0.100±0.010"
     return table
@@ -105,6 +119,7 @@ def test_without_any_run_the_analysis_says_what_to_run(tmp_path):
 
 
 # -- the end of make run ------------------------------------------------------------------------
+
 
 def test_make_run_ends_with_where_and_what_next(tmp_path, monkeypatch):
     from xrayclass.cli.run import next_steps
@@ -138,6 +153,7 @@ def test_make_run_help_is_plain_text():
 
 # -- hints ------------------------------------------------------------------------------------------
 
+
 def readme_headings():
     text = (REPOSITORY / "README.md").read_text(encoding="utf-8")
     return [line.lstrip("#").strip().replace("`", "") for line in text.splitlines() if line.startswith("#")]
@@ -147,16 +163,22 @@ def quoted_sections():
     """Every section name quoted after 'README' in the product's code: (file, name)."""
     pattern = re.compile(r"README,?\s+(?:section\s+)?['\"]([^'\"]+)['\"]")
     files = [*REPOSITORY.glob("*.py"), *(REPOSITORY / "xrayclass").rglob("*.py")]
-    return [(path.relative_to(REPOSITORY), name) for path in files
-            for name in pattern.findall(path.read_text(encoding="utf-8"))]
+    return [
+        (path.relative_to(REPOSITORY), name)
+        for path in files
+        for name in pattern.findall(path.read_text(encoding="utf-8"))
+    ]
 
 
 def test_every_readme_section_named_in_a_message_exists():
     quoted = quoted_sections()
     assert ("xrayclass/cli/stages.py", "Data files") in [(str(p), n) for p, n in quoted]
     headings = readme_headings()
-    missing = [(str(path), name) for path, name in quoted
-               if not any(heading.startswith(name.replace("`", "")) for heading in headings)]
+    missing = [
+        (str(path), name)
+        for path, name in quoted
+        if not any(heading.startswith(name.replace("`", "")) for heading in headings)
+    ]
     assert not missing, f"README has no section starting with these names: {missing}"
 
 
@@ -178,6 +200,7 @@ def test_stage1_without_input_names_the_ways_to_get_one(tmp_path):
 
 # -- ambiguous in one aggregated class -------------------------------------------------------------
 
+
 def probabilities(**shares):
     return [shares.get(name, 0.0) for name in CLASSES]
 
@@ -187,9 +210,15 @@ def test_stage4_summary_counts_ambiguous_sources_within_one_aggregated_class():
 
     s1, s2 = {"Seyfert_1": 0.5, "Seyfert_2": 0.45}, {"Seyfert_1": 0.05, "Seyfert_2": 0.95}
     a, x = {"AGN": 0.5, "HMXB": 0.45}, {"AGN": 0.05, "HMXB": 0.95}
-    rows = [("A", "Seyfert_1", s1), ("A", "Seyfert_1", s1), ("A", "Seyfert_2", s2),
-            ("B", "AGN", a), ("B", "AGN", a), ("B", "HMXB", x),
-            ("C", "YSO", {"YSO": 1.0})]
+    rows = [
+        ("A", "Seyfert_1", s1),
+        ("A", "Seyfert_1", s1),
+        ("A", "Seyfert_2", s2),
+        ("B", "AGN", a),
+        ("B", "AGN", a),
+        ("B", "HMXB", x),
+        ("C", "YSO", {"YSO": 1.0}),
+    ]
     votes = vote([r[0] for r in rows], [r[1] for r in rows], [probabilities(**r[2]) for r in rows])
     assert list(votes.hard) == ["Seyfert_1", "AGN", "YSO"] and list(votes.soft) == ["Seyfert_2", "HMXB", "YSO"]
     summary = summarize(votes, len(rows), 0)
@@ -197,15 +226,31 @@ def test_stage4_summary_counts_ambiguous_sources_within_one_aggregated_class():
     assert "2 (66.7%), of which 1 with both votes in the same aggregated class" in format_summary(summary)
 
 
-@pytest.mark.parametrize("hard, soft, said", [
-    ("Seyfert_1", "Seyfert_2", "ambiguous (hard Seyfert_1, soft Seyfert_2: both Seyfert)"),
-    ("AGN", "HMXB", "ambiguous (the two votes differ)"),
-])
+@pytest.mark.parametrize(
+    "hard, soft, said",
+    [
+        ("Seyfert_1", "Seyfert_2", "ambiguous (hard Seyfert_1, soft Seyfert_2: both Seyfert)"),
+        ("AGN", "HMXB", "ambiguous (the two votes differ)"),
+    ],
+)
 def test_classify_source_says_when_both_votes_share_an_aggregated_class(hard, soft, said):
     from xrayclass.stages.new_sources import AMBIGUOUS, _source_headline
 
-    source = pd.Series({"name": "MOCK J000001", "classified_count": 3, "detection_count": 3, "status": AMBIGUOUS,
-                        "voting_count": 3, "skipped_count": 0, "main_cluster": 2, "main_cluster_count": 3,
-                        "soft_master_class": soft, "soft_mean_probability": 0.6, "hard_master_class": hard,
-                        "driven_by": "", "outlier_flag": False})
+    source = pd.Series(
+        {
+            "name": "MOCK J000001",
+            "classified_count": 3,
+            "detection_count": 3,
+            "status": AMBIGUOUS,
+            "voting_count": 3,
+            "skipped_count": 0,
+            "main_cluster": 2,
+            "main_cluster_count": 3,
+            "soft_master_class": soft,
+            "soft_mean_probability": 0.6,
+            "hard_master_class": hard,
+            "driven_by": "",
+            "outlier_flag": False,
+        }
+    )
     assert _source_headline(source).endswith(said)

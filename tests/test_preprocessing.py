@@ -66,15 +66,18 @@ def test_rejects_missing_values_and_wrong_shape():
 
 # -- log floor (issue 13) --------------------------------------------------------------
 
+
 def test_log_floor_bounds_the_shift_from_below_only():
     X = np.array([[1e-16, 1.0, 0.0], [0.5, 2.0, 0.0], [1.0, 3.0, 0.0]])
     assert small_scaler().fit(X).shift_["a"] == pytest.approx(1e-17)
-    floored = LogMinMaxScaler(features=("a", "b", "c"), log_features=("a",), minmax_features=("b",),
-                              log_floor=1e-3).fit(X)
+    floored = LogMinMaxScaler(
+        features=("a", "b", "c"), log_features=("a",), minmax_features=("b",), log_floor=1e-3
+    ).fit(X)
     assert floored.shift_["a"] == 1e-3
     high = np.array([[0.2, 1.0, 0.0], [1.0, 2.0, 0.0]])
-    assert LogMinMaxScaler(features=("a", "b", "c"), log_features=("a",), minmax_features=("b",),
-                           log_floor=1e-3).fit(high).shift_["a"] == pytest.approx(0.02)  # the paper's, larger
+    assert LogMinMaxScaler(features=("a", "b", "c"), log_features=("a",), minmax_features=("b",), log_floor=1e-3).fit(
+        high
+    ).shift_["a"] == pytest.approx(0.02)  # the paper's, larger
     again = LogMinMaxScaler.from_dict(floored.to_dict())
     assert again.log_floor == 1e-3 and floored.to_dict()["log_floor"] == 1e-3
     np.testing.assert_array_equal(again.transform(X), floored.transform(X))
@@ -90,8 +93,10 @@ def test_log_floor_unsqueezes_var_ratio_b_on_the_real_sample(crossmatch_sample):
     complete, _ = complete_rows(table)
     X = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
     j = FEATURES.index("var_ratio_b")
-    squeezed = {floor: float(np.mean(LogMinMaxScaler(log_floor=floor).fit(X).transform(X)[:, j] >= 0.64))
-                for floor in (None, 1e-3)}
+    squeezed = {
+        floor: float(np.mean(LogMinMaxScaler(log_floor=floor).fit(X).transform(X)[:, j] >= 0.64))
+        for floor in (None, 1e-3)
+    }
     # The paper's rule: a shift of ~3e-17 set by floating-point noise, most values at the top.
     assert squeezed[None] > 0.9
     assert squeezed[1e-3] < 0.05

@@ -2,14 +2,13 @@
 
 import pandas as pd
 import pytest
+from conftest import reference_path
 
 from xrayclass.analysis import published
+from xrayclass.analysis.reproduce import format_checks, master_table_checks
 from xrayclass.constants import CLASSES
 from xrayclass.io.tables import read_table
-from xrayclass.analysis.reproduce import format_checks, master_table_checks
 from xrayclass.stages.master_classification import master_classification
-
-from conftest import reference_path
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,9 @@ def paper_tables(reference_dir):
     detections_path = reference_path(reference_dir, published.DETECTION_LEVEL_FILE)
     uniquely, ambiguous, summary = master_classification(read_table(detections_path))
     return {
-        "uniquely": uniquely, "ambiguous": ambiguous, "summary": summary,
+        "uniquely": uniquely,
+        "ambiguous": ambiguous,
+        "summary": summary,
         "published_uniquely": read_table(reference_path(reference_dir, published.UNIQUELY_FILE)),
         "published_ambiguous": read_table(reference_path(reference_dir, published.AMBIGUOUS_FILE)),
     }
@@ -44,10 +45,13 @@ def test_kappa_of_sources_with_two_or_more_detections(paper_tables):
     assert round(tables_kappa(paper_tables["published_uniquely"], paper_tables["published_ambiguous"]), 3) == 0.936
 
 
-@pytest.mark.parametrize("table, class_columns", [
-    ("uniquely", ["agg_master_class", "master_class"]),
-    ("ambiguous", ["hard_master_class", "soft_master_class"]),
-])
+@pytest.mark.parametrize(
+    "table, class_columns",
+    [
+        ("uniquely", ["agg_master_class", "master_class"]),
+        ("ambiguous", ["hard_master_class", "soft_master_class"]),
+    ],
+)
 def test_same_sources_classes_strings_and_counts(paper_tables, table, class_columns):
     ours = paper_tables[table]
     theirs = paper_tables[f"published_{table}"]
@@ -64,8 +68,13 @@ def test_same_sources_classes_strings_and_counts(paper_tables, table, class_colu
 
 
 def test_every_reproduction_check_passes(paper_tables):
-    checks = master_table_checks(paper_tables["uniquely"], paper_tables["ambiguous"], paper_tables["summary"],
-                                 paper_tables["published_uniquely"], paper_tables["published_ambiguous"])
+    checks = master_table_checks(
+        paper_tables["uniquely"],
+        paper_tables["ambiguous"],
+        paper_tables["summary"],
+        paper_tables["published_uniquely"],
+        paper_tables["published_ambiguous"],
+    )
     failed = [check for check in checks if not check.passed]
     assert not failed, format_checks(checks)
 
@@ -83,8 +92,15 @@ def test_checks_can_fail(paper_tables):
     altered = paper_tables["uniquely"].copy()
     altered.loc[0, "master_class"] = "QSO"
     altered.loc[5, "YSO"] = "0.5±0.5"
-    checks = master_table_checks(altered, paper_tables["ambiguous"], paper_tables["summary"],
-                                 paper_tables["published_uniquely"], paper_tables["published_ambiguous"])
+    checks = master_table_checks(
+        altered,
+        paper_tables["ambiguous"],
+        paper_tables["summary"],
+        paper_tables["published_uniquely"],
+        paper_tables["published_ambiguous"],
+    )
     failed = {check.name: check.obtained for check in checks if not check.passed}
-    assert failed == {"uniquely classified: sources whose master classes differ": 1,
-                      "uniquely classified: sources whose mean±std strings (10 classes) differ": 1}
+    assert failed == {
+        "uniquely classified: sources whose master classes differ": 1,
+        "uniquely classified: sources whose mean±std strings (10 classes) differ": 1,
+    }

@@ -6,21 +6,21 @@ import pytest
 
 import xrayclass.stages.classification as classification
 import xrayclass.stages.clustering as clustering
-from xrayclass.stages.classification import classify_detections, detection_roles, TO_CLASSIFY
-from xrayclass.stages.clustering import ClusteringModel, cluster_detections, fit_rows, probability_columns
+from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES, FEATURES
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.mixture import fit_mixture
-from xrayclass.analysis.mock import generate
 from xrayclass.core.partitions import classify_partition, source_partition, vote_partition
 from xrayclass.core.positional import crossmatch_local
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.stages.classification import TO_CLASSIFY, classify_detections, detection_roles
+from xrayclass.stages.clustering import ClusteringModel, cluster_detections, fit_rows, probability_columns
 from xrayclass.stages.master_classification import master_classification
 
 
 @pytest.fixture(scope="module")
 def mock():
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(12_000, 17)))
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(12_000, 17), strict=False))
     return detections, simbad
 
 
@@ -84,15 +84,21 @@ def test_partition_by_partition_equals_the_whole_table(stage2):
     to_classify = table[detection_roles(table["main_type"].to_numpy(dtype=object)) == TO_CLASSIFY]
     # Stage 3 in arbitrary row partitions with the broadcast model ...
     parts = np.array_split(np.arange(len(to_classify)), 5)
-    classified = pd.concat([classify_partition(to_classify.iloc[rows], model) for rows in parts],
-                           ignore_index=True).sort_values(["name", "obsid"], kind="stable").reset_index(drop=True)
+    classified = (
+        pd.concat([classify_partition(to_classify.iloc[rows], model) for rows in parts], ignore_index=True)
+        .sort_values(["name", "obsid"], kind="stable")
+        .reset_index(drop=True)
+    )
     np.testing.assert_allclose(classified[list(CLASSES)].to_numpy(), whole[list(CLASSES)].to_numpy(), rtol=1e-12)
     np.testing.assert_array_equal(classified["main_type"], whole["main_type"])
     # ... and stage 4 in partitions by source name.
     partition = source_partition(whole["name"], 4)
     assert len(np.unique(partition)) == 4
     votes = [vote_partition(whole[partition == p]) for p in range(4)]
-    uniquely = pd.concat([v[0] for v in votes]).sort_values(["detection_count", "name"], ascending=[False, True],
-                                                            kind="stable").reset_index(drop=True)
+    uniquely = (
+        pd.concat([v[0] for v in votes])
+        .sort_values(["detection_count", "name"], ascending=[False, True], kind="stable")
+        .reset_index(drop=True)
+    )
     expected, _, _ = master_classification(whole)
     pd.testing.assert_frame_equal(uniquely, expected)

@@ -14,7 +14,7 @@ from xrayclass.stages.clustering import cluster_detections
 
 @pytest.fixture(scope="module")
 def stage2():
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(6_000, 23)))
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(6_000, 23), strict=False))
     stage1, _ = cluster_detections(detections)
     return crossmatch_local(stage1, simbad, 1.0)
 
@@ -30,8 +30,9 @@ def test_untuned_mahalanobis_run_gives_the_same_probabilities(stage2):
     plain, plain_model = classify_detections(stage2, explain=False)
     assert explained_model.naive_bayes.tuning_ and not plain_model.naive_bayes.tuning_
     assert set(plain_model.naive_bayes.alpha_.values()) == {1.0}
-    pd.testing.assert_frame_equal(plain[["name", "obsid", "main_type", *CLASSES]],
-                                  explained[["name", "obsid", "main_type", *CLASSES]])
+    pd.testing.assert_frame_equal(
+        plain[["name", "obsid", "main_type", *CLASSES]], explained[["name", "obsid", "main_type", *CLASSES]]
+    )
 
 
 def test_deduplicated_grid_scores_every_weighting_as_a_full_search_would():
@@ -43,6 +44,7 @@ def test_deduplicated_grid_scores_every_weighting_as_a_full_search_would():
     # The full search by hand: every weighting of the grid scored on its own.
     out_of_fold = np.empty((len(X), 3, 3))
     from sklearn.model_selection import StratifiedKFold
+
     fitted = model.log_likelihood_
     for train, held_out in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
         model.log_likelihood_ = model._histograms(X[train], y[train])

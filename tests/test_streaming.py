@@ -5,6 +5,7 @@ import filecmp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_script
 
 from xrayclass.analysis.mock import generate
 from xrayclass.core.positional import crossmatch_local
@@ -12,13 +13,11 @@ from xrayclass.io.streaming import ExternalSort, iter_batches, name_boundaries
 from xrayclass.io.tables import read_table, write_table
 from xrayclass.stages.clustering import cluster_detections
 
-from conftest import run_script
-
 
 @pytest.fixture(scope="module")
 def stage2_files(tmp_path_factory):
     """A SYNTHETIC stage-2 table, as CSV (shuffled rows: the stream must sort) and Parquet."""
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(9_000, 31)))
+    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(9_000, 31), strict=False))
     stage1, _ = cluster_detections(detections)
     stage2 = crossmatch_local(stage1, simbad, 1.0)
     stage2 = stage2.sample(frac=1.0, random_state=4).reset_index(drop=True)
@@ -31,9 +30,19 @@ def stage2_files(tmp_path_factory):
 def _stage3(folder, source, name, *extra):
     out = folder / name
     out.mkdir(exist_ok=True)
-    result = run_script("classification.py", "--input", folder / source, "--output", out / "detections.csv",
-                        "--model-output", out / "classifier.json", "--outliers-output", out / "outliers.csv",
-                        "-q", *extra)
+    result = run_script(
+        "classification.py",
+        "--input",
+        folder / source,
+        "--output",
+        out / "detections.csv",
+        "--model-output",
+        out / "classifier.json",
+        "--outliers-output",
+        out / "outliers.csv",
+        "-q",
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -51,8 +60,17 @@ def test_streamed_stage4_writes_the_in_memory_tables(stage2_files):
     outputs = {}
     for engine in ("memory", "streaming"):
         out = stage2_files / f"stage4_{engine}"
-        result = run_script("master_classification.py", "--input", stage3 / "detections.csv", "--out-dir", out,
-                            "--engine", engine, "--batch-rows", "500")
+        result = run_script(
+            "master_classification.py",
+            "--input",
+            stage3 / "detections.csv",
+            "--out-dir",
+            out,
+            "--engine",
+            engine,
+            "--batch-rows",
+            "500",
+        )
         assert result.returncode == 0, result.stderr
         outputs[engine] = (out, result.stdout)
     assert outputs["memory"][1] == outputs["streaming"][1]  # the printed summary
@@ -62,11 +80,16 @@ def test_streamed_stage4_writes_the_in_memory_tables(stage2_files):
 
 def test_external_sort_equals_a_stable_sort(tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"name": rng.choice([f"J{k:03d}" for k in range(60)], 5_000),
-                          "obsid": rng.integers(0, 4, 5_000), "value": np.arange(5_000)})
+    frame = pd.DataFrame(
+        {
+            "name": rng.choice([f"J{k:03d}" for k in range(60)], 5_000),
+            "obsid": rng.integers(0, 4, 5_000),
+            "value": np.arange(5_000),
+        }
+    )
     with ExternalSort(name_boundaries(frame["name"][::7], 6), tmp_path) as sorter:
         for start in range(0, len(frame), 701):
-            sorter.add(frame.iloc[start:start + 701])
+            sorter.add(frame.iloc[start : start + 701])
         streamed = pd.concat(list(sorter.sorted_batches()), ignore_index=True)
     expected = frame.sort_values(["name", "obsid"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(streamed, expected)
@@ -78,8 +101,9 @@ def test_batches_have_the_whole_files_column_types(tmp_path):
     frame = pd.DataFrame({"n": [1.0] * 10 + [np.nan], "t": ["1"] * 10 + ["x"]})
     for suffix in ("csv", "parquet"):
         path = tmp_path / f"t.{suffix}"
-        frame.to_csv(path, index=False) if suffix == "csv" else \
-            frame.astype({"n": "Int64"}).to_parquet(path, index=False)
+        frame.to_csv(path, index=False) if suffix == "csv" else frame.astype({"n": "Int64"}).to_parquet(
+            path, index=False
+        )
         whole = read_table(path)
         for batch in iter_batches(path, batch_rows=4):
             assert list(batch.dtypes) == list(whole.dtypes), suffix
@@ -102,8 +126,15 @@ def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(sta
 
     memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask")
     source = stage2_files / "synthetic_stage2.parquet"
-    _, n_rows, _ = classify_dataset(source, tmp_path / "detections.csv", tmp_path / "classifier.json",
-                                    tmp_path / "outliers.csv", batch_rows=1_500, workers=2, processes=False)
+    _, _n_rows, _ = classify_dataset(
+        source,
+        tmp_path / "detections.csv",
+        tmp_path / "classifier.json",
+        tmp_path / "outliers.csv",
+        batch_rows=1_500,
+        workers=2,
+        processes=False,
+    )
     for name in ("detections.csv", "outliers.csv", "classifier.json"):
         assert filecmp.cmp(memory / name, tmp_path / name, shallow=False), name
     # Stage 4: partitions shuffled by source name, votes combined.

@@ -6,15 +6,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from xrayclass.analysis.steps import RunFiles
-from xrayclass.stages.classification import ClassifierModel, LabelError, classify_detections, detection_roles
-from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
-from xrayclass.io.tables import read_table
-from xrayclass.analysis.report import Report, references_section
-from xrayclass.core.taxonomy import CANDIDATE, CLASS, TYPES, UNINFORMATIVE, lookup, normalize_types, spellings
-
 from conftest import reference_path, run_script
+
+from xrayclass.analysis.report import Report, references_section
+from xrayclass.analysis.steps import RunFiles
+from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
+from xrayclass.core.taxonomy import CANDIDATE, CLASS, TYPES, UNINFORMATIVE, lookup, normalize_types, spellings
+from xrayclass.io.tables import read_table
+from xrayclass.stages.classification import ClassifierModel, LabelError, classify_detections, detection_roles
 
 LABEL_FILE = "simbad_otype_labels.txt"
 
@@ -50,6 +49,7 @@ def todays_label(code, rows, header):
 
 # -- the table against SIMBAD's -------------------------------------------------------------
 
+
 def test_package_table_agrees_with_simbads(label_table):
     rows, header = label_table
     for kind in TYPES:
@@ -76,15 +76,32 @@ def test_every_class_and_uninformative_type_has_one_entry():
     assert [k.canonical for k in TYPES if k.role == UNINFORMATIVE] == list(UNINFORMATIVE_TYPES)
 
 
-@pytest.mark.parametrize("spelling, canonical", [
-    ("Seyfert1", "Seyfert_1"), ("Seyfert2", "Seyfert_2"), ("HighMassXBin", "HMXB"), ("LowMassXBin", "LMXB"),
-    ("XrayBin", "XB"), ("TTauri*", "TTau*"), ("OrionV*", "Orion_V*"), ("Infrared", "IR"), ("blue", "Blue"),
-    ("Sy1", "Seyfert_1"), ("HXB", "HMXB"),
-    ("Candidate_XB*", "Candidate_XB*"), ("XB*_Candidate", "Candidate_XB*"), ("XrayBin_Candidate", "Candidate_XB*"),
-    ("HMXB_Candidate", "Candidate_HMXB"), ("HighMassXBin_Candidate", "Candidate_HMXB"),
-    ("TTau*_Candidate", "Candidate_TTau*"), ("TTauri*_Candidate", "Candidate_TTau*"),
-    ("YSO_Candidate", "Candidate_YSO"), ("LongPeriodV*", "LPV*"), ("GlobCluster", "GlCl"),
-])
+@pytest.mark.parametrize(
+    "spelling, canonical",
+    [
+        ("Seyfert1", "Seyfert_1"),
+        ("Seyfert2", "Seyfert_2"),
+        ("HighMassXBin", "HMXB"),
+        ("LowMassXBin", "LMXB"),
+        ("XrayBin", "XB"),
+        ("TTauri*", "TTau*"),
+        ("OrionV*", "Orion_V*"),
+        ("Infrared", "IR"),
+        ("blue", "Blue"),
+        ("Sy1", "Seyfert_1"),
+        ("HXB", "HMXB"),
+        ("Candidate_XB*", "Candidate_XB*"),
+        ("XB*_Candidate", "Candidate_XB*"),
+        ("XrayBin_Candidate", "Candidate_XB*"),
+        ("HMXB_Candidate", "Candidate_HMXB"),
+        ("HighMassXBin_Candidate", "Candidate_HMXB"),
+        ("TTau*_Candidate", "Candidate_TTau*"),
+        ("TTauri*_Candidate", "Candidate_TTau*"),
+        ("YSO_Candidate", "Candidate_YSO"),
+        ("LongPeriodV*", "LPV*"),
+        ("GlobCluster", "GlCl"),
+    ],
+)
 def test_spellings_map_to_the_papers_names(spelling, canonical):
     types, report = normalize_types([spelling])
     assert types.tolist() == [canonical]
@@ -105,8 +122,7 @@ def test_whitespace_case_and_missing_values():
 
 
 def test_the_short_code_is_preferred_when_present():
-    types, report = normalize_types(["Foo", "AGN", "HighMassXBin", None, "Galaxy"],
-                                    ["Sy1", "QSO", None, "TT*", "  "])
+    types, report = normalize_types(["Foo", "AGN", "HighMassXBin", None, "Galaxy"], ["Sy1", "QSO", None, "TT*", "  "])
     # Unknown label fixed by its code; a disagreeing label loses to its code; no code: the label.
     assert types.tolist() == ["Seyfert_1", "QSO", "HMXB", "TTau*", "Galaxy"]
     assert report.n_from_code == 3 and report.n_unknown == 0
@@ -116,12 +132,20 @@ def test_the_short_code_is_preferred_when_present():
 
 def test_roles_on_todays_labels():
     roles = detection_roles(["Seyfert1", "HighMassXBin", "Infrared", "blue", "XrayBin_Candidate", "Foo", "NaN"])
-    assert roles.tolist() == ["reference", "reference", "to_classify", "to_classify", "other_type", "other_type",
-                              "to_classify"]
+    assert roles.tolist() == [
+        "reference",
+        "reference",
+        "to_classify",
+        "to_classify",
+        "other_type",
+        "other_type",
+        "to_classify",
+    ]
     assert detection_roles(["Foo"], otypes=["Y*O"]).tolist() == ["reference"]
 
 
 # -- stage 3 on today's labels ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def original(crossmatch_sample):
@@ -134,8 +158,7 @@ def test_stage3_on_todays_labels_equals_the_original(original, label_table, capl
     rows, header = label_table
     code_of = {old: code for code, (old, _) in rows.items()}
     today = table.copy()
-    today["main_type"] = table["main_type"].map(lambda t: todays_label(code_of[t], rows, header) if t in code_of
-                                                else t)
+    today["main_type"] = table["main_type"].map(lambda t: todays_label(code_of[t], rows, header) if t in code_of else t)
     changed = (today["main_type"] != table["main_type"]) & table["main_type"].notna()
     # The rewrite matters: under its raw labels only QSO and AGN would have references.
     assert set(today.loc[table["main_type"] == "Seyfert_1", "main_type"]) == {"Seyfert1"}
@@ -146,10 +169,16 @@ def test_stage3_on_todays_labels_equals_the_original(original, label_table, capl
     assert model.census["references"] == expected_model.census["references"] == 1319
     assert model.census["classes"] == expected_model.census["classes"]
     assert {k: v["total"] for k, v in model.census["classes"].items() if v["total"]} == {
-        "QSO": 1000, "AGN": 48, "Seyfert_1": 219, "Seyfert_2": 51, "XB": 1}
+        "QSO": 1000,
+        "AGN": 48,
+        "Seyfert_1": 219,
+        "Seyfert_2": 51,
+        "XB": 1,
+    }
     assert model.census["labels"]["renamed"] == int(changed.sum()) and model.census["labels"]["unknown"] == {}
     assert result[["name", "obsid", "main_type", "simbad_main_type"]].equals(
-        expected[["name", "obsid", "main_type", "simbad_main_type"]])
+        expected[["name", "obsid", "main_type", "simbad_main_type"]]
+    )
     np.testing.assert_array_equal(result[list(CLASSES)].to_numpy(), expected[list(CLASSES)].to_numpy())
 
 
@@ -185,8 +214,7 @@ def test_a_class_without_references_warns(original, caplog):
     table, _, _ = original
     caplog.set_level("WARNING")
     classify_detections(table, explain=False)
-    assert "5 of 10 classes have no reference in any cluster (HMXB, LMXB, YSO, TTau*, Orion_V*)" \
-        in caplog.text
+    assert "5 of 10 classes have no reference in any cluster (HMXB, LMXB, YSO, TTau*, Orion_V*)" in caplog.text
     relabeled = table.assign(main_type=table["main_type"].replace("Seyfert_2", "Seyfert 2"))
     caplog.clear()
     classify_detections(relabeled, explain=False)
@@ -202,13 +230,15 @@ def test_unknown_labels_above_five_percent_warn_with_the_most_common(original, c
     unknown.loc[qso[100:110], "main_type"] = "Sy 1"
     caplog.set_level("WARNING")
     classify_detections(unknown, explain=False)
-    assert "7.3% of the 1,517 matched detections carry a SIMBAD type the taxonomy does not know " \
-           "(most common: 'Quasar' 100, 'Sy 1' 10)" in caplog.text
+    assert (
+        "7.3% of the 1,517 matched detections carry a SIMBAD type the taxonomy does not know "
+        "(most common: 'Quasar' 100, 'Sy 1' 10)" in caplog.text
+    )
     caplog.clear()
     unknown.loc[qso[:100], "main_type"] = "QSO"
     classify_detections(unknown, explain=False)
     assert "does not know" not in caplog.text  # 10 of 1,517: below 5%
-    with pytest.raises(LabelError, match="^5 of 10 classes have no reference"):
+    with pytest.raises(LabelError, match=r"^5 of 10 classes have no reference"):
         classify_detections(unknown, explain=False, strict_labels=True)
 
 
@@ -216,14 +246,17 @@ def _complete_sample(table):
     """The sample with one detection relabeled to each class it lacks (so no class is missing)."""
     complete = table.copy()
     others = np.flatnonzero(complete["main_type"] == "BLLac")
-    for row, label in zip(others, ["HighMassXBin", "LMXB", "YSO", "TTauri*", "OrionV*"]):
+    for row, label in zip(others, ["HighMassXBin", "LMXB", "YSO", "TTauri*", "OrionV*"], strict=False):
         complete.loc[row, "main_type"] = label
     return complete
 
 
 def test_strict_labels_exits_2_and_writes_nothing(crossmatch_sample, tmp_path):
-    outputs = {"--output": tmp_path / "detections.csv", "--model-output": tmp_path / "classifier.json",
-               "--outliers-output": tmp_path / "outliers.csv"}
+    outputs = {
+        "--output": tmp_path / "detections.csv",
+        "--model-output": tmp_path / "classifier.json",
+        "--outliers-output": tmp_path / "outliers.csv",
+    }
     args = ["--input", crossmatch_sample, "--no-outliers", "-q", *[v for pair in outputs.items() for v in pair]]
     strict = run_script("classification.py", *args, "--strict-labels")
     assert strict.returncode == 2
@@ -246,6 +279,7 @@ def test_strict_labels_exits_2_and_writes_nothing(crossmatch_sample, tmp_path):
 
 # -- the census in the artifact and the report ------------------------------------------------
 
+
 def test_census_in_the_artifact_and_old_artifacts_still_load(original, tmp_path):
     _, result, model = original
     document = json.loads(json.dumps(model.to_dict()))
@@ -257,8 +291,9 @@ def test_census_in_the_artifact_and_old_artifacts_still_load(original, tmp_path)
     del document["reference_census"]  # an artifact from before the census
     old = ClassifierModel.from_dict(document)
     assert old.census is None
-    np.testing.assert_array_equal(old.predict_proba(result, result["cluster"].to_numpy()),
-                                  result[list(CLASSES)].to_numpy())
+    np.testing.assert_array_equal(
+        old.predict_proba(result, result["cluster"].to_numpy()), result[list(CLASSES)].to_numpy()
+    )
 
 
 def test_report_shows_the_census(original, tmp_path):
@@ -288,7 +323,10 @@ def test_table3_census_and_validation_read_todays_labels(original):
     table = pd.DataFrame({"cluster": [0, 0, 0, 1], "main_type": ["Seyfert1", "Seyfert_1", "Infrared", None]})
     census = type_census(table)
     assert census[["cluster", "main_type", "detections"]].values.tolist() == [
-        [0, "Seyfert_1", 2], [0, "IR", 1], [1, "NaN", 1]]
+        [0, "Seyfert_1", 2],
+        [0, "IR", 1],
+        [1, "NaN", 1],
+    ]
     table, _, _ = original
     labeled = labeled_detections(table.assign(main_type=table["main_type"].replace("Seyfert_1", "Seyfert1")))
     assert pd.Series(labeled.labels).value_counts()["Seyfert_1"] == 219

@@ -16,8 +16,10 @@ def published_mean_std(values):
 
 def test_mean_std_strings_match_the_published_formatting():
     rng = np.random.default_rng(0)
-    groups = [rng.dirichlet(np.ones(3) * a, size=n)[:, 0] for a, n in
-              zip(rng.uniform(0.05, 3, 400), rng.integers(1, 30, 400))]
+    groups = [
+        rng.dirichlet(np.ones(3) * a, size=n)[:, 0]
+        for a, n in zip(rng.uniform(0.05, 3, 400), rng.integers(1, 30, 400), strict=False)
+    ]
     groups += [np.array([0.0]), np.array([1.0, 1.0]), np.array([0.0405]), np.array([0.0005, 0.0015])]
     means = np.array([g.mean() for g in groups])
     stds = np.array([g.std() for g in groups])
@@ -51,11 +53,13 @@ def make_detections(rows):
 
 
 def test_hard_vote_tie_goes_to_the_class_met_first_in_obsid_order():
-    detections = make_detections([
-        ("S", 20, "HMXB", {"HMXB": 0.6, "QSO": 0.4}),
-        ("S", 10, "QSO", {"QSO": 0.6, "HMXB": 0.4}),
-    ])
-    uniquely, ambiguous, _ = master_classification(detections)
+    detections = make_detections(
+        [
+            ("S", 20, "HMXB", {"HMXB": 0.6, "QSO": 0.4}),
+            ("S", 10, "QSO", {"QSO": 0.6, "HMXB": 0.4}),
+        ]
+    )
+    uniquely, _ambiguous, _ = master_classification(detections)
     # Sorted by obsid, QSO comes first: the hard vote is QSO; the means tie 0.5/0.5 and
     # the soft vote takes the first class in CLASSES order, QSO too.
     assert uniquely["master_class"].tolist() == ["QSO"]
@@ -73,15 +77,17 @@ def test_hard_vote_equals_the_published_counter_rule():
 
 
 def test_votes_hand_computed():
-    detections = make_detections([
-        ("A", 1, "YSO", {"YSO": 0.9, "TTau*": 0.1}),
-        ("A", 2, "YSO", {"YSO": 0.8, "TTau*": 0.2}),
-        ("A", 3, "TTau*", {"YSO": 0.3, "TTau*": 0.7}),
-        ("B", 5, "LMXB", {"LMXB": 0.4, "HMXB": 0.35, "XB": 0.25}),
-        ("B", 6, "LMXB", {"LMXB": 0.4, "HMXB": 0.35, "XB": 0.25}),
-        ("B", 7, "HMXB", {"LMXB": 0.05, "HMXB": 0.9, "XB": 0.05}),
-        ("C", 9, "AGN", {"AGN": 1.0}),
-    ])
+    detections = make_detections(
+        [
+            ("A", 1, "YSO", {"YSO": 0.9, "TTau*": 0.1}),
+            ("A", 2, "YSO", {"YSO": 0.8, "TTau*": 0.2}),
+            ("A", 3, "TTau*", {"YSO": 0.3, "TTau*": 0.7}),
+            ("B", 5, "LMXB", {"LMXB": 0.4, "HMXB": 0.35, "XB": 0.25}),
+            ("B", 6, "LMXB", {"LMXB": 0.4, "HMXB": 0.35, "XB": 0.25}),
+            ("B", 7, "HMXB", {"LMXB": 0.05, "HMXB": 0.9, "XB": 0.05}),
+            ("C", 9, "AGN", {"AGN": 1.0}),
+        ]
+    )
     uniquely, ambiguous, summary = master_classification(detections)
     assert uniquely["name"].tolist() == ["A", "C"]  # 3 detections first, then 1
     assert uniquely["master_class"].tolist() == ["YSO", "AGN"]
@@ -99,7 +105,8 @@ def test_votes_hand_computed():
     assert summary["cohen_kappa"] == pytest.approx(cohen_kappa_score(["YSO", "LMXB", "AGN"], ["YSO", "HMXB", "AGN"]))
     assert summary["sources_multiple_detections"] == 2
     assert summary["cohen_kappa_multiple_detections"] == pytest.approx(
-        cohen_kappa_score(["YSO", "LMXB"], ["YSO", "HMXB"]))
+        cohen_kappa_score(["YSO", "LMXB"], ["YSO", "HMXB"])
+    )
 
 
 def test_kappa_of_multiple_detections_is_none_when_undefined():
@@ -113,30 +120,38 @@ def test_kappa_of_multiple_detections_is_none_when_undefined():
 
 
 def test_first_detection_features_come_from_the_lowest_obsid():
-    detections = make_detections([
-        ("A", 30, "AGN", {"AGN": 1.0}),
-        ("A", 10, "AGN", {"AGN": 1.0}),
-    ]).assign(hard_hm=[0.3, 0.1])
+    detections = make_detections(
+        [
+            ("A", 30, "AGN", {"AGN": 1.0}),
+            ("A", 10, "AGN", {"AGN": 1.0}),
+        ]
+    ).assign(hard_hm=[0.3, 0.1])
     uniquely, _, _ = master_classification(detections)
     assert uniquely["hard_hm"].tolist() == [0.1]
 
 
 def test_unclassified_detections_do_not_vote(caplog):
-    detections = make_detections([
-        ("A", 1, "AGN", {"AGN": 1.0}),
-        ("A", 2, UNCLASSIFIED, {}),
-        ("B", 3, UNCLASSIFIED, {}),
-    ])
-    uniquely, ambiguous, summary = master_classification(detections)
+    detections = make_detections(
+        [
+            ("A", 1, "AGN", {"AGN": 1.0}),
+            ("A", 2, UNCLASSIFIED, {}),
+            ("B", 3, UNCLASSIFIED, {}),
+        ]
+    )
+    uniquely, _ambiguous, summary = master_classification(detections)
     assert uniquely["name"].tolist() == ["A"] and uniquely["detection_count"].tolist() == [1]
     assert summary["detections_unclassified"] == 2 and summary["sources_unclassified"] == 1
     assert "do not vote" in caplog.text and "appear in neither table" in caplog.text
 
 
 def test_vote_on_unsorted_input_equals_vote_on_sorted():
-    detections = make_detections([
-        ("B", 2, "HMXB", {"HMXB": 1.0}), ("A", 1, "QSO", {"QSO": 1.0}), ("B", 1, "XB", {"XB": 1.0}),
-    ])
+    detections = make_detections(
+        [
+            ("B", 2, "HMXB", {"HMXB": 1.0}),
+            ("A", 1, "QSO", {"QSO": 1.0}),
+            ("B", 1, "XB", {"XB": 1.0}),
+        ]
+    )
     first = master_classification(detections)
     second = master_classification(detections.iloc[::-1].reset_index(drop=True))
     pd.testing.assert_frame_equal(first[1], second[1])
@@ -145,7 +160,7 @@ def test_vote_on_unsorted_input_equals_vote_on_sorted():
 
 def test_missing_probability_columns_are_named():
     detections = make_detections([("A", 1, "AGN", {"AGN": 1.0})]).drop(columns=["XB", "YSO"])
-    with pytest.raises(InputError, match="^missing required columns: XB, YSO"):
+    with pytest.raises(InputError, match=r"^missing required columns: XB, YSO"):
         master_classification(detections)
 
 
@@ -157,8 +172,11 @@ def test_missing_probabilities_are_an_error_not_silent_nan():
 
 
 def test_vote_array_api():
-    votes = vote(np.array(["a", "a", "b"], dtype=object), np.array(["XB", "LMXB", "YSO"], dtype=object),
-                 np.eye(len(CLASSES))[[6, 5, 7]])
+    votes = vote(
+        np.array(["a", "a", "b"], dtype=object),
+        np.array(["XB", "LMXB", "YSO"], dtype=object),
+        np.eye(len(CLASSES))[[6, 5, 7]],
+    )
     assert votes.hard.tolist() == ["XB", "YSO"]  # tie 1-1: XB met first
     assert votes.soft.tolist() == ["LMXB", "YSO"]  # tie 0.5/0.5: LMXB before XB in CLASSES
     assert votes.detection_count.tolist() == [2, 1]

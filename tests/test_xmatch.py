@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-
 from fake_http import DATA, Reply, html, restore_logging, server, text, votable, waits  # noqa: F401
+
 from xrayclass.cli.stages import crossmatch_main
 from xrayclass.io.tables import InputError, read_table
 from xrayclass.services import ServiceError
@@ -32,15 +32,17 @@ BEST_TYPES = ["QSO", "Seyfert1", "NaN", "TTauri*", "NaN"]
 
 def synthetic_stage1():
     """SYNTHETIC stage-1 rows (not real detections) at the positions the fixture answers for."""
-    return pd.DataFrame({
-        "name": [f"SYNTHETIC J{i}" for i in range(5)],
-        "obsid": [101, 102, 103, 104, 105],
-        "ra": [150.1, 150.2, 150.3, 210.5, 210.6],
-        "dec": [2.2, 2.3, 2.4, -30.1, -30.2],
-        "hard_hm": [0.1, 0.2, 0.3, 0.4, 0.5],
-        "cluster": [0, 1, 0, 1, 2],
-        "prob_0": [0.9, 0.1, 0.8, 0.2, 0.0],
-    })
+    return pd.DataFrame(
+        {
+            "name": [f"SYNTHETIC J{i}" for i in range(5)],
+            "obsid": [101, 102, 103, 104, 105],
+            "ra": [150.1, 150.2, 150.3, 210.5, 210.6],
+            "dec": [2.2, 2.3, 2.4, -30.1, -30.2],
+            "hard_hm": [0.1, 0.2, 0.3, 0.4, 0.5],
+            "cluster": [0, 1, 0, 1, 2],
+            "prob_0": [0.9, 0.1, 0.8, 0.2, 0.0],
+        }
+    )
 
 
 def uploaded_rows(request):
@@ -60,8 +62,9 @@ def xmatch_service(name="xmatch_simbad.vot"):
         assert form["colRA1"] == "csc_ra" and form["colDec1"] == "csc_dec"
         assert form["cat2"] in ("simbad", "vizier:simbad")
         rows = set(uploaded_rows(request))
-        kept = [line for line in lines
-                if not line.startswith("<TR>") or int(re.findall(r"<TD>(.*?)</TD>", line)[1]) in rows]
+        kept = [
+            line for line in lines if not line.startswith("<TR>") or int(re.findall(r"<TD>(.*?)</TD>", line)[1]) in rows
+        ]
         return Reply(200, "\n".join(kept).encode(), {"Content-Type": "application/x-votable+xml"})
 
     return answer
@@ -127,16 +130,22 @@ def test_empty_answer_leaves_every_row_unmatched(server):
 def test_time_out_is_retried_then_reported(server, waits):
     serve(server, requests.exceptions.ReadTimeout("read timed out"))
     config = XMatchConfig(retries=2, chunk_size=2)
-    with pytest.raises(ServiceError, match=r"did not answer within 300 s \(chunk 1 of 3 after 3 attempts\)"
-                                           r".*--frozen PATH"):
+    with pytest.raises(
+        ServiceError,
+        match=r"did not answer within 300 s \(chunk 1 of 3 after 3 attempts\)"
+        r".*--frozen PATH",
+    ):
         crossmatch_online(synthetic_stage1(), "s1.csv", config, sleep=waits.append)
     assert len(server.requests_to("POST", SYNC)) == 3 and waits == [2.0, 4.0]
 
 
-@pytest.mark.parametrize("reply, detail", [
-    (votable("xmatch_error.vot", status=500), "Internal error while processing the job"),
-    (html("http_503.html", 503), "HTTP 503"),
-])
+@pytest.mark.parametrize(
+    "reply, detail",
+    [
+        (votable("xmatch_error.vot", status=500), "Internal error while processing the job"),
+        (html("http_503.html", 503), "HTTP 503"),
+    ],
+)
 def test_server_error_is_retried_then_reported(server, waits, reply, detail):
     serve(server, reply)
     with pytest.raises(ServiceError) as error:
@@ -179,6 +188,7 @@ def test_valid_radii():
 
 # -- the command line --------------------------------------------------------------------------
 
+
 @pytest.fixture
 def stage1_csv(tmp_path):
     path = tmp_path / "cluster_csc.csv"
@@ -189,8 +199,12 @@ def stage1_csv(tmp_path):
 def test_online_command_writes_output_and_provenance(server, stage1_csv, tmp_path, capsys):
     serve(server)
     output = tmp_path / "stage2.csv"
-    assert crossmatch_main(["--input", str(stage1_csv), "--online", "--chunk-size", "2",
-                            "--radius", "1.5", "--output", str(output)]) == 0
+    assert (
+        crossmatch_main(
+            ["--input", str(stage1_csv), "--online", "--chunk-size", "2", "--radius", "1.5", "--output", str(output)]
+        )
+        == 0
+    )
     stage2 = read_table(output)
     written = pd.read_csv(output, keep_default_na=False)["main_type"]  # 'NaN' is text in the file
     assert written.tolist() == BEST_TYPES
@@ -205,8 +219,12 @@ def test_online_command_writes_output_and_provenance(server, stage1_csv, tmp_pat
 
 def test_dry_run_describes_the_upload_and_sends_nothing(server, stage1_csv, tmp_path, capsys):
     output = tmp_path / "stage2.csv"
-    assert crossmatch_main(["--input", str(stage1_csv), "--online", "--dry-run", "--chunk-size", "2",
-                            "--output", str(output)]) == 0
+    assert (
+        crossmatch_main(
+            ["--input", str(stage1_csv), "--online", "--dry-run", "--chunk-size", "2", "--output", str(output)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "upload: 5 of 5 rows" in out and "in 3 sequential chunk(s) of at most 2 rows" in out
     assert "radius: 1 arcsec" in out and "POST https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync" in out
@@ -223,13 +241,31 @@ def test_dry_run_describes_the_upload_and_sends_nothing(server, stage1_csv, tmp_
 
 def test_dry_run_payload_is_what_a_real_run_posts(server, stage1_csv, tmp_path, capsys):
     """The fields described by the dry run are those the real run then sends, chunk 1."""
-    assert crossmatch_main(["--input", str(stage1_csv), "--online", "--dry-run", "--chunk-size", "2",
-                            "--output", str(tmp_path / "o.csv")]) == 0
-    described = dict(item.split("=", 1) for item in
-                     re.search(r"form fields: (.*)", capsys.readouterr().out).group(1).split(", "))
+    assert (
+        crossmatch_main(
+            [
+                "--input",
+                str(stage1_csv),
+                "--online",
+                "--dry-run",
+                "--chunk-size",
+                "2",
+                "--output",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 0
+    )
+    described = dict(
+        item.split("=", 1) for item in re.search(r"form fields: (.*)", capsys.readouterr().out).group(1).split(", ")
+    )
     serve(server)
-    assert crossmatch_main(["--input", str(stage1_csv), "--online", "--chunk-size", "2",
-                            "--output", str(tmp_path / "o.csv")]) == 0
+    assert (
+        crossmatch_main(
+            ["--input", str(stage1_csv), "--online", "--chunk-size", "2", "--output", str(tmp_path / "o.csv")]
+        )
+        == 0
+    )
     sent = server.requests_to("POST", SYNC)[0].form()
     assert sent.keys() == described.keys()
     assert {k: v for k, v in sent.items() if k != "cat1"} == {k: v for k, v in described.items() if k != "cat1"}
@@ -254,12 +290,15 @@ def test_banned_address_is_not_retried(server, stage1_csv, tmp_path, capsys):
     assert len(server.requests_to("POST", SYNC)) == 1 and not output.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--online", "--radius", "181"], "--radius must be more than 0 and at most 180"),
-    (["--online", "--radius", "0"], "--radius must be more than 0"),
-    (["--radius", "2"], "--radius: only with --online"),
-    (["--dry-run"], "--dry-run: only with --online"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--online", "--radius", "181"], "--radius must be more than 0 and at most 180"),
+        (["--online", "--radius", "0"], "--radius must be more than 0"),
+        (["--radius", "2"], "--radius: only with --online"),
+        (["--dry-run"], "--dry-run: only with --online"),
+    ],
+)
 def test_bad_online_arguments_fail_before_any_request(server, stage1_csv, tmp_path, capsys, args, message):
     assert crossmatch_main(["--input", str(stage1_csv), *args, "--output", str(tmp_path / "o.csv")]) == 2
     assert message in capsys.readouterr().err

@@ -15,11 +15,20 @@ this package. As a library, each stage is one function on in-memory tables::
 
 __version__ = "0.1.0"
 
-from xrayclass.exceptions import ArtifactError, InputError, ServiceError, XrayclassError  # noqa: E402
-from xrayclass.stages.classification import run_classification  # noqa: E402
-from xrayclass.stages.clustering import run_clustering  # noqa: E402
-from xrayclass.stages.crossmatch import run_crossmatch  # noqa: E402
-from xrayclass.stages.master_classification import run_master_classification  # noqa: E402
+from xrayclass.exceptions import ArtifactError, InputError, ServiceError, XrayclassError
+from xrayclass.stages.classification import run_classification
+from xrayclass.stages.clustering import run_clustering
+from xrayclass.stages.crossmatch import run_crossmatch
+from xrayclass.stages.master_classification import run_master_classification
 
-__all__ = ["ArtifactError", "InputError", "ServiceError", "XrayclassError", "__version__", "run_classification",
-           "run_clustering", "run_crossmatch", "run_master_classification"]
+__all__ = [
+    "ArtifactError",
+    "InputError",
+    "ServiceError",
+    "XrayclassError",
+    "__version__",
+    "run_classification",
+    "run_clustering",
+    "run_crossmatch",
+    "run_master_classification",
+]

@@ -8,12 +8,21 @@ do not know file names. The command-line and I/O layers add the file name with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
-from typing import Iterator
 
-__all__ = ["EXIT_INPUT_ERROR", "EXIT_SERVICE_ERROR", "ArtifactError", "InputError", "ServiceError", "XrayclassError",
-           "input_files", "tables_named", "where"]
+__all__ = [
+    "EXIT_INPUT_ERROR",
+    "EXIT_SERVICE_ERROR",
+    "ArtifactError",
+    "InputError",
+    "ServiceError",
+    "XrayclassError",
+    "input_files",
+    "tables_named",
+    "where",
+]
 
 #: Exit status of a command given bad input (a file, an argument or an artifact).
 EXIT_INPUT_ERROR = 2

@@ -8,6 +8,13 @@ from astropy.coordinates import SkyCoord
 from xrayclass.constants import CLUSTER, MAIN_TYPE
 from xrayclass.core.taxonomy import OTYPE, normalize_types
 
+__all__ = [
+    "LOW_LATITUDE_DEG",
+    "format_type_census",
+    "latitude_census",
+    "type_census",
+]
+
 #: Galactic latitude (deg) below which a detection counts as in the plane.
 LOW_LATITUDE_DEG = 5.0
 
@@ -19,10 +26,13 @@ def type_census(crossmatched, top=10):
     ones), so the census can be read beside the published Table 3.
     Returns a long table with columns ``cluster, rank, main_type, detections``.
     """
-    types, _ = normalize_types(crossmatched[MAIN_TYPE],
-                               crossmatched[OTYPE] if OTYPE in crossmatched.columns else None)
-    counts = (pd.DataFrame({CLUSTER: crossmatched[CLUSTER].to_numpy(), MAIN_TYPE: types})
-              .value_counts().rename("detections").reset_index())
+    types, _ = normalize_types(crossmatched[MAIN_TYPE], crossmatched[OTYPE] if OTYPE in crossmatched.columns else None)
+    counts = (
+        pd.DataFrame({CLUSTER: crossmatched[CLUSTER].to_numpy(), MAIN_TYPE: types})
+        .value_counts()
+        .rename("detections")
+        .reset_index()
+    )
     counts = counts.sort_values([CLUSTER, "detections", MAIN_TYPE], ascending=[True, False, True], kind="stable")
     counts["rank"] = counts.groupby(CLUSTER).cumcount() + 1
     return counts[counts["rank"] <= top][[CLUSTER, "rank", MAIN_TYPE, "detections"]].reset_index(drop=True)
@@ -45,5 +55,7 @@ def format_type_census(census):
     """One line per cluster, as in the paper's Table 3: 'type count, type count, ...'."""
     lines = []
     for cluster, rows in census.groupby(CLUSTER):
-        lines.append(f"{cluster}: " + ", ".join(f"{t} {n:,}" for t, n in zip(rows[MAIN_TYPE], rows["detections"])))
+        lines.append(
+            f"{cluster}: " + ", ".join(f"{t} {n:,}" for t, n in zip(rows[MAIN_TYPE], rows["detections"], strict=False))
+        )
     return "\n".join(lines)

@@ -59,10 +59,39 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from xrayclass.exceptions import tables_named
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, NAME
 from xrayclass.core.positional import nearest_within
+from xrayclass.exceptions import tables_named
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+
+__all__ = [
+    "DEFAULT_MAPPING",
+    "MASTER_CLASS",
+    "MATCH_MODES",
+    "MATCH_RADIUS_ARCSEC",
+    "RESULT_COLUMNS",
+    "CatalogColumns",
+    "ClassPair",
+    "Comparison",
+    "class_metrics",
+    "class_pair",
+    "compare_catalog",
+    "confusion_counts",
+    "format_comparison",
+    "match_by_name",
+    "match_sources",
+    "match_summary",
+    "normalized_names",
+    "our_classes",
+    "parse_class_pair",
+    "parse_mapping",
+    "prepare_catalog",
+    "prepare_sources",
+    "require_catalog_columns",
+    "required_catalog_columns",
+    "share",
+    "shared_labels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +196,7 @@ def parse_class_pair(text):
     ours, sep, theirs = text.partition("=")
     labels = [label.strip() for label in theirs.split(",") if label.strip()]
     if not sep or not ours.strip() or not labels or any(not t.strip() for t in ours.split("+")):
-        raise InputError(
-            f"bad class mapping {text!r}; expected OURS=THEIRS, e.g. 'AGN+Seyfert=AGN' or 'XB=HMXB,LMXB'"
-        )
+        raise InputError(f"bad class mapping {text!r}; expected OURS=THEIRS, e.g. 'AGN+Seyfert=AGN' or 'XB=HMXB,LMXB'")
     return class_pair(ours.strip(), labels)
 
 
@@ -199,6 +226,7 @@ def normalized_names(names):
 
 # -- inputs ------------------------------------------------------------------------------
 
+
 def required_catalog_columns(columns, match):
     """The reference columns ``match`` needs, label first."""
     needed = [columns.label]
@@ -219,8 +247,7 @@ def require_catalog_columns(catalog, columns, match):
     if missing:
         available = ", ".join(map(str, catalog.columns[:12])) + (", ..." if len(catalog.columns) > 12 else "")
         raise InputError(
-            f"missing required columns: {', '.join(f'{c} ({roles[c]})' for c in missing)}; "
-            f"the catalog has: {available}"
+            f"missing required columns: {', '.join(f'{c} ({roles[c]})' for c in missing)}; the catalog has: {available}"
         )
 
 
@@ -241,12 +268,14 @@ def prepare_catalog(catalog, columns=CatalogColumns(), match="both"):
         catalog = require_numeric(catalog, (columns.ra, columns.dec))
     labels = catalog[columns.label]
     labels = labels.where(labels.notna(), "").astype(str).str.strip()
-    prepared = pd.DataFrame({
-        "name": normalized_names(catalog[columns.name]).to_numpy() if match != "position" else None,
-        "ra": catalog[columns.ra].to_numpy(dtype="float64") if uses_position else np.nan,
-        "dec": catalog[columns.dec].to_numpy(dtype="float64") if uses_position else np.nan,
-        "label": labels.to_numpy(dtype=object),
-    })
+    prepared = pd.DataFrame(
+        {
+            "name": normalized_names(catalog[columns.name]).to_numpy() if match != "position" else None,
+            "ra": catalog[columns.ra].to_numpy(dtype="float64") if uses_position else np.nan,
+            "dec": catalog[columns.dec].to_numpy(dtype="float64") if uses_position else np.nan,
+            "label": labels.to_numpy(dtype=object),
+        }
+    )
     unlabeled = (prepared["label"] == "") | (prepared["label"].str.lower() == "nan")
     if unlabeled.any():
         log.info("%s catalog rows without a label in %r are left out", f"{int(unlabeled.sum()):,}", columns.label)
@@ -254,8 +283,9 @@ def prepare_catalog(catalog, columns=CatalogColumns(), match="both"):
     if match != "position":
         repeated = prepared["name"].notna() & prepared["name"].duplicated()
         if repeated.any():
-            log.warning("%s repeated source names in the catalog; the first row of each is used",
-                        f"{int(repeated.sum()):,}")
+            log.warning(
+                "%s repeated source names in the catalog; the first row of each is used", f"{int(repeated.sum()):,}"
+            )
             prepared = prepared.loc[~repeated]
     if prepared.empty:
         raise InputError(f"no row has a label in column {columns.label!r}")
@@ -275,15 +305,18 @@ def prepare_sources(sources, match="both"):
     require_columns(sources, (MASTER_CLASS, *((RA, DEC) if uses_position else ())))
     if uses_position:
         sources = require_numeric(sources, (RA, DEC))
-    return pd.DataFrame({
-        "name": normalized_names(sources[NAME]).to_numpy(),
-        "ra": sources[RA].to_numpy(dtype="float64") if uses_position else np.nan,
-        "dec": sources[DEC].to_numpy(dtype="float64") if uses_position else np.nan,
-        MASTER_CLASS: sources[MASTER_CLASS].astype(str).to_numpy(dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "name": normalized_names(sources[NAME]).to_numpy(),
+            "ra": sources[RA].to_numpy(dtype="float64") if uses_position else np.nan,
+            "dec": sources[DEC].to_numpy(dtype="float64") if uses_position else np.nan,
+            MASTER_CLASS: sources[MASTER_CLASS].astype(str).to_numpy(dtype=object),
+        }
+    )
 
 
 # -- matching ----------------------------------------------------------------------------
+
 
 def match_by_name(source_names, catalog_names):
     """Row of ``catalog_names`` with each source's name, or -1 (names already normalized)."""
@@ -317,8 +350,13 @@ def match_sources(sources, catalog, radius_arcsec=MATCH_RADIUS_ARCSEC, match="bo
         matched_by[rows >= 0] = BY_NAME
     if match in ("both", "position"):
         left = rows < 0
-        found, distance = nearest_within(sources["ra"].to_numpy()[left], sources["dec"].to_numpy()[left],
-                                          catalog["ra"].to_numpy(), catalog["dec"].to_numpy(), radius_arcsec)
+        found, distance = nearest_within(
+            sources["ra"].to_numpy()[left],
+            sources["dec"].to_numpy()[left],
+            catalog["ra"].to_numpy(),
+            catalog["dec"].to_numpy(),
+            radius_arcsec,
+        )
         index = np.flatnonzero(left)[found >= 0]
         rows[index] = found[found >= 0]
         matched_by[index] = BY_POSITION
@@ -340,6 +378,7 @@ def match_summary(matches):
 
 
 # -- metrics -----------------------------------------------------------------------------
+
 
 def share(numerator, denominator):
     """``numerator / denominator``, NaN when the denominator is zero (undefined)."""
@@ -372,13 +411,15 @@ def class_metrics(our_classes_of_matches, reference_labels, mapping=DEFAULT_MAPP
         ours_c = np.isin(ours, np.asarray(pair.ours, dtype=object))
         theirs_c = np.isin(theirs, np.asarray(pair.theirs, dtype=object))
         agree = int((ours_c & theirs_c).sum())
-        rows.append({
-            "class": pair.name,
-            "matches": int(ours_c.sum()),
-            "precision": share(agree, int(ours_c.sum())),
-            "r_precision": share(agree, int((ours_c & is_shared).sum())),
-            "recall": share(agree, int(theirs_c.sum())),
-        })
+        rows.append(
+            {
+                "class": pair.name,
+                "matches": int(ours_c.sum()),
+                "precision": share(agree, int(ours_c.sum())),
+                "r_precision": share(agree, int((ours_c & is_shared).sum())),
+                "recall": share(agree, int(theirs_c.sum())),
+            }
+        )
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     return table.astype({"matches": "int64", "precision": "float64", "r_precision": "float64", "recall": "float64"})
 
@@ -397,6 +438,7 @@ def confusion_counts(our_classes_of_matches, reference_labels, mapping=DEFAULT_M
 
 # -- the whole comparison ----------------------------------------------------------------
 
+
 @dataclass
 class Comparison:
     """Result of :func:`compare_catalog`."""
@@ -407,8 +449,9 @@ class Comparison:
     matched: pd.DataFrame  # one row per matched source: name, master_class, label, matched_by
 
 
-def compare_catalog(sources, catalog, columns=CatalogColumns(),
-                    mapping=DEFAULT_MAPPING, radius_arcsec=MATCH_RADIUS_ARCSEC, match="both"):
+def compare_catalog(
+    sources, catalog, columns=CatalogColumns(), mapping=DEFAULT_MAPPING, radius_arcsec=MATCH_RADIUS_ARCSEC, match="both"
+):
     """Match our uniquely classified sources with a reference catalog and score each class.
 
     Parameters
@@ -440,28 +483,36 @@ def compare_catalog(sources, catalog, columns=CatalogColumns(),
         sources = prepare_sources(sources, match)
     absent = [label for label in shared_labels(mapping) if label not in set(catalog["label"])]
     if absent:
-        log.warning("labels of the class mapping never used in the catalog's column %r: %s",
-                    columns.label, ", ".join(absent))
+        log.warning(
+            "labels of the class mapping never used in the catalog's column %r: %s", columns.label, ", ".join(absent)
+        )
     matches = match_sources(sources, catalog, radius_arcsec, match)
     summary = match_summary(matches)
     # "catalog" (its file) is filled in by the caller that read it.
-    summary.update(catalog=None, label_column=columns.label, radius_arcsec=radius_arcsec,
-                   catalog_rows=len(catalog))
+    summary.update(catalog=None, label_column=columns.label, radius_arcsec=radius_arcsec, catalog_rows=len(catalog))
     if summary["catalog_rows_matched_twice"]:
-        log.warning("%s catalog rows are matched by more than one of our sources; each source counts",
-                    f"{summary['catalog_rows_matched_twice']:,}")
+        log.warning(
+            "%s catalog rows are matched by more than one of our sources; each source counts",
+            f"{summary['catalog_rows_matched_twice']:,}",
+        )
     found = matches["catalog_row"].to_numpy() >= 0
     if not found.any():
-        log.warning("none of the %s sources matches the catalog (by %s, within %g arcsec): every "
-                    "share below is NaN; check the name and position columns (--name-column, --ra-column, "
-                    "--dec-column) and that both catalogs cover the same sky", f"{len(sources):,}",
-                    match, radius_arcsec)
-    matched = pd.DataFrame({
-        "name": sources["name"].to_numpy()[found],
-        MASTER_CLASS: sources[MASTER_CLASS].to_numpy()[found],
-        "label": catalog["label"].to_numpy()[matches["catalog_row"].to_numpy()[found]],
-        "matched_by": matches["matched_by"].to_numpy()[found],
-    })
+        log.warning(
+            "none of the %s sources matches the catalog (by %s, within %g arcsec): every "
+            "share below is NaN; check the name and position columns (--name-column, --ra-column, "
+            "--dec-column) and that both catalogs cover the same sky",
+            f"{len(sources):,}",
+            match,
+            radius_arcsec,
+        )
+    matched = pd.DataFrame(
+        {
+            "name": sources["name"].to_numpy()[found],
+            MASTER_CLASS: sources[MASTER_CLASS].to_numpy()[found],
+            "label": catalog["label"].to_numpy()[matches["catalog_row"].to_numpy()[found]],
+            "matched_by": matches["matched_by"].to_numpy()[found],
+        }
+    )
     metrics = class_metrics(matched[MASTER_CLASS], matched["label"], mapping)
     confusion = confusion_counts(matched[MASTER_CLASS], matched["label"], mapping)
     return Comparison(metrics, summary, confusion, matched)

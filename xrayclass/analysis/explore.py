@@ -27,15 +27,35 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, FEATURES, NAME, OBSID
 from xrayclass.analysis.mock import MOCK_PREFIX, SYNTHETIC_NOTE
+from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, FEATURES, NAME, OBSID
+
+__all__ = [
+    "DENSITY_BINS",
+    "LABEL_NEXT_RULE",
+    "LABEL_QUEUE",
+    "MAX_SOURCES",
+    "TRACK_PREFIX",
+    "ExploreError",
+    "RunTables",
+    "build_payload",
+    "file_sha256",
+    "is_synthetic",
+    "label_next_order",
+    "mollweide",
+    "parse_mean_std",
+    "plotly_js",
+    "read_run",
+    "render",
+    "write_explorer",
+]
 
 log = logging.getLogger("xrayclass")
 
@@ -48,9 +68,11 @@ DENSITY_BINS = (180, 90)
 #: Entries of the "label next" queue embedded in the page.
 LABEL_QUEUE = 5_000
 
-LABEL_NEXT_RULE = ("ambiguous sources first, by decreasing entropy of their ten mean class probabilities "
-                   "(the votes the classifier is least sure of); then the other sources by decreasing "
-                   "outlier percentile (the detections least like any reference of their class)")
+LABEL_NEXT_RULE = (
+    "ambiguous sources first, by decreasing entropy of their ten mean class probabilities "
+    "(the votes the classifier is least sure of); then the other sources by decreasing "
+    "outlier percentile (the detections least like any reference of their class)"
+)
 
 TRACK_PREFIX = "track_"
 
@@ -72,6 +94,7 @@ class RunTables:
 
 
 # -- projections ---------------------------------------------------------------------------
+
 
 def mollweide(longitude_deg: np.ndarray, latitude_deg: np.ndarray, centre_deg: float = 0.0):
     """Mollweide ``(x, y)`` with longitude increasing to the left, as on the sky.
@@ -117,9 +140,11 @@ def _graticule(step_lon: float = 60.0, step_lat: float = 30.0) -> dict:
 
 # -- encoding ------------------------------------------------------------------------------
 
+
 def _b64(values: np.ndarray, dtype: str) -> str:
-    return base64.b64encode(np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
-                            ).decode("ascii")
+    return base64.b64encode(np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode(
+        "ascii"
+    )
 
 
 def _column(values, dtype: str) -> dict:
@@ -145,6 +170,7 @@ def _thousandths(values: np.ndarray) -> np.ndarray:
 
 # -- the sources ---------------------------------------------------------------------------
 
+
 def _sources(tables: RunTables) -> pd.DataFrame:
     """One row per source, uniquely classified first, with ``hard``/``soft`` classes."""
     uniquely = tables.uniquely.copy()
@@ -157,8 +183,11 @@ def _sources(tables: RunTables) -> pd.DataFrame:
     parts = [uniquely]
     if tables.ambiguous is not None and len(tables.ambiguous):
         ambiguous = tables.ambiguous.copy()
-        missing = [c for c in (NAME, "hard_master_class", "soft_master_class", "detection_count", "ra", "dec",
-                               *CLASSES) if c not in ambiguous]
+        missing = [
+            c
+            for c in (NAME, "hard_master_class", "soft_master_class", "detection_count", "ra", "dec", *CLASSES)
+            if c not in ambiguous
+        ]
         if missing:
             raise ExploreError(f"the ambiguous table lacks {', '.join(missing)}")
         ambiguous["hard"] = ambiguous["hard_master_class"]
@@ -185,8 +214,9 @@ def _entropy(probabilities: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-def label_next_order(ambiguous: np.ndarray, mean_probabilities: np.ndarray, outlier_percentile: np.ndarray,
-                     limit: int = LABEL_QUEUE) -> np.ndarray:
+def label_next_order(
+    ambiguous: np.ndarray, mean_probabilities: np.ndarray, outlier_percentile: np.ndarray, limit: int = LABEL_QUEUE
+) -> np.ndarray:
     """Indices of the sources in "label next" order (see :data:`LABEL_NEXT_RULE`)."""
     entropy = _entropy(np.nan_to_num(mean_probabilities))
     outlier = np.nan_to_num(outlier_percentile, nan=-1.0)
@@ -223,10 +253,17 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
         for frame, (x, y) in {"eq": (eq_x_all, eq_y_all), "gal": (gal_x_all, gal_y_all)}.items():
             ok = np.isfinite(x) & np.isfinite(y)
             counts, xedges, yedges = np.histogram2d(
-                x[ok], y[ok], bins=DENSITY_BINS, range=[[-2 * np.sqrt(2), 2 * np.sqrt(2)], [-np.sqrt(2), np.sqrt(2)]])
-            density[frame] = {"z": _column(counts.T.ravel(), "uint32"), "nx": DENSITY_BINS[0], "ny": DENSITY_BINS[1],
-                              "x0": float(xedges[0]), "dx": float(xedges[1] - xedges[0]),
-                              "y0": float(yedges[0]), "dy": float(yedges[1] - yedges[0])}
+                x[ok], y[ok], bins=DENSITY_BINS, range=[[-2 * np.sqrt(2), 2 * np.sqrt(2)], [-np.sqrt(2), np.sqrt(2)]]
+            )
+            density[frame] = {
+                "z": _column(counts.T.ravel(), "uint32"),
+                "nx": DENSITY_BINS[0],
+                "ny": DENSITY_BINS[1],
+                "x0": float(xedges[0]),
+                "dx": float(xedges[1] - xedges[0]),
+                "y0": float(yedges[0]),
+                "dy": float(yedges[1] - yedges[0]),
+            }
     table = sources.iloc[shown].reset_index(drop=True)
 
     means, stds = [], []
@@ -237,23 +274,27 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
     mean_matrix = np.column_stack(means)
 
     columns: dict = {
-        "ra": _column(ra_all[shown], "float64"), "dec": _column(dec_all[shown], "float64"),
-        "l": _column(gl_all[shown], "float32"), "b": _column(gb_all[shown], "float32"),
-        "eq_x": _column(eq_x_all[shown], "float32"), "eq_y": _column(eq_y_all[shown], "float32"),
-        "gal_x": _column(gal_x_all[shown], "float32"), "gal_y": _column(gal_y_all[shown], "float32"),
+        "ra": _column(ra_all[shown], "float64"),
+        "dec": _column(dec_all[shown], "float64"),
+        "l": _column(gl_all[shown], "float32"),
+        "b": _column(gb_all[shown], "float32"),
+        "eq_x": _column(eq_x_all[shown], "float32"),
+        "eq_y": _column(eq_y_all[shown], "float32"),
+        "gal_x": _column(gal_x_all[shown], "float32"),
+        "gal_y": _column(gal_y_all[shown], "float32"),
         "hard": _column(_class_codes(table["hard"]), "uint8"),
         "soft": _column(_class_codes(table["soft"]), "uint8"),
         "ambiguous": _column(table["ambiguous"].to_numpy(np.uint8), "uint8"),
         "ndet": _column(pd.to_numeric(table["detection_count"], errors="coerce").fillna(0).to_numpy(), "uint32"),
     }
-    for k, name in enumerate(CLASSES):
+    for k in range(len(CLASSES)):
         columns[f"pm{k}"] = _column(_thousandths(means[k]), "uint16")
         columns[f"ps{k}"] = _column(_thousandths(stds[k]), "uint16")
 
     features_present = [f for f in FEATURES if f in table]
     raw = table[features_present].apply(pd.to_numeric, errors="coerce").to_numpy(float) if features_present else None
     for j, feature in enumerate(features_present):
-        columns[f"raw:{feature}"] = _column(raw[:, j], "float32")
+        columns[f"raw:{feature}"] = _column(raw[:, j], "float32")  # type: ignore[index]
     preprocessed = False
     if tables.preprocessing is not None and len(features_present) == len(FEATURES):
         from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -282,11 +323,11 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
             "title": tables.title,
             "synthetic": bool(tables.synthetic),
             "synthetic_note": SYNTHETIC_NOTE if tables.synthetic else "",
-            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "n_total": int(total),
             "n_total_unique": int((~sources["ambiguous"]).sum()),
             "n_total_ambiguous": int(sources["ambiguous"].sum()),
-            "n_shown": int(len(table)),
+            "n_shown": len(table),
             "sampled": bool(sampled),
             "seed": int(seed),
             "classes": list(CLASSES),
@@ -311,8 +352,10 @@ def _detections(detections: pd.DataFrame, names: pd.Series):
         detections = detections.rename(columns={"name_1": NAME})
     needed = [NAME, OBSID, *CLASSES]
     if any(c not in detections for c in needed):
-        log.warning("the detection table lacks %s: the source panel shows no detections",
-                    ", ".join(c for c in needed if c not in detections))
+        log.warning(
+            "the detection table lacks %s: the source panel shows no detections",
+            ", ".join(c for c in needed if c not in detections),
+        )
         return None, None
     position = pd.Series(np.arange(len(names)), index=pd.Index(names.astype(str)))
     where = detections[NAME].astype(str).map(position)
@@ -323,12 +366,16 @@ def _detections(detections: pd.DataFrame, names: pd.Series):
     counts = np.bincount(rows["_source"].to_numpy(), minlength=len(names))
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     payload: dict = {
-        "start": _column(start, "uint32"), "count": _column(counts, "uint32"),
+        "start": _column(start, "uint32"),
+        "count": _column(counts, "uint32"),
         "obsid": _column(pd.to_numeric(rows[OBSID], errors="coerce").fillna(-1).to_numpy(), "int32"),
-        "cluster": _column(pd.to_numeric(rows.get("cluster", pd.Series(-1, index=rows.index)),
-                                         errors="coerce").fillna(-1).to_numpy(), "int16"),
-        "predicted": _column(_class_codes(rows["main_type"]) if "main_type" in rows else
-                             np.full(len(rows), 255), "uint8"),
+        "cluster": _column(
+            pd.to_numeric(rows.get("cluster", pd.Series(-1, index=rows.index)), errors="coerce").fillna(-1).to_numpy(),
+            "int16",
+        ),
+        "predicted": _column(
+            _class_codes(rows["main_type"]) if "main_type" in rows else np.full(len(rows), 255), "uint8"
+        ),
         "tracks": [],
         "strings": {},
     }
@@ -338,20 +385,22 @@ def _detections(detections: pd.DataFrame, names: pd.Series):
     if "outlier_percentile" in rows:
         percentile = pd.to_numeric(rows["outlier_percentile"], errors="coerce").to_numpy(float)
         payload["outlier"] = _column(percentile, "float32")
-        outlier_by_source = (pd.Series(percentile).groupby(rows["_source"].to_numpy()).max()
-                             .reindex(range(len(names))).to_numpy(float))
+        outlier_by_source = (
+            pd.Series(percentile).groupby(rows["_source"].to_numpy()).max().reindex(range(len(names))).to_numpy(float)
+        )
     for column in ("driven_by", "simbad_main_type"):
         if column in rows:
             values = rows[column].fillna("").astype(str)
             codes, uniques = pd.factorize(values)
             payload["strings"][column] = {"values": uniques.tolist(), "codes": _column(codes, "int16")}
     for column in [c for c in rows.columns if c.startswith(TRACK_PREFIX)]:
-        payload["tracks"].append(column[len(TRACK_PREFIX):])
+        payload["tracks"].append(column[len(TRACK_PREFIX) :])
         payload[column] = _column(pd.to_numeric(rows[column], errors="coerce").to_numpy(float), "float32")
     return payload, outlier_by_source
 
 
 # -- rendering -----------------------------------------------------------------------------
+
 
 def plotly_js() -> str:
     """The plotly.js bundle shipped inside the plotly Python package (no CDN)."""
@@ -371,11 +420,15 @@ def render(payload: dict) -> str:
     # Inside <script>, "</" could end the element early; JSON allows "<\/".
     data = data.replace("</", "<\\/")
     return environment.from_string(template_text).render(
-        meta=payload["meta"], plotly_js=jinja2.utils.markupsafe.Markup(plotly_js().replace("</script", "<\\/script")),
-        data_json=jinja2.utils.markupsafe.Markup(data), plotly_version=plotly.__version__)
+        meta=payload["meta"],
+        plotly_js=jinja2.utils.markupsafe.Markup(plotly_js().replace("</script", "<\\/script")),
+        data_json=jinja2.utils.markupsafe.Markup(data),
+        plotly_version=plotly.__version__,
+    )
 
 
 # -- reading a run -------------------------------------------------------------------------
+
 
 def is_synthetic(run_dir: Path | None, names: pd.Series) -> bool:
     """True for mock runs: mock source names, or a mock provenance file in the run."""
@@ -399,8 +452,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_run(run_dir: Path, uniquely: Path | None = None, ambiguous: Path | None = None,
-             detections: Path | None = None, synthetic: bool | None = None) -> RunTables:
+def read_run(
+    run_dir: Path,
+    uniquely: Path | None = None,
+    ambiguous: Path | None = None,
+    detections: Path | None = None,
+    synthetic: bool | None = None,
+) -> RunTables:
     """The tables of a run directory (any of them can be given as another file).
 
     The stage-4 uniquely classified table is required; the ambiguous table, the stage-3
@@ -417,8 +475,21 @@ def read_run(run_dir: Path, uniquely: Path | None = None, ambiguous: Path | None
     ambiguous_table = read_table(ambiguous) if ambiguous.exists() else None
     detection_table = None
     if detections.exists():
-        wanted = [NAME, "name_1", OBSID, "cluster", "main_type", *CLASSES, "outlier_percentile", "driven_by",
-                  "simbad_main_type", "track_prior", "track_spectrum", "track_variability", "track_location"]
+        wanted = [
+            NAME,
+            "name_1",
+            OBSID,
+            "cluster",
+            "main_type",
+            *CLASSES,
+            "outlier_percentile",
+            "driven_by",
+            "simbad_main_type",
+            "track_prior",
+            "track_spectrum",
+            "track_variability",
+            "track_location",
+        ]
         detection_table = read_table(detections, columns=wanted)
     preprocessing = None
     model = run_dir / paths.MODEL.name
@@ -427,9 +498,12 @@ def read_run(run_dir: Path, uniquely: Path | None = None, ambiguous: Path | None
     if synthetic is None:
         synthetic = is_synthetic(run_dir, unique_table[NAME] if NAME in unique_table else pd.Series([], dtype=str))
     title = f"{'SYNTHETIC ' if synthetic else ''}xrayclass results: {uniquely.parent.resolve().name}/"
-    log.info("explorer: %s uniquely classified, %s ambiguous sources, %s", f"{len(unique_table):,}",
-             f"{0 if ambiguous_table is None else len(ambiguous_table):,}",
-             f"{len(detection_table):,} detections" if detection_table is not None else "no detection table")
+    log.info(
+        "explorer: %s uniquely classified, %s ambiguous sources, %s",
+        f"{len(unique_table):,}",
+        f"{0 if ambiguous_table is None else len(ambiguous_table):,}",
+        f"{len(detection_table):,} detections" if detection_table is not None else "no detection table",
+    )
     return RunTables(unique_table, ambiguous_table, detection_table, preprocessing, synthetic, title)
 
 

@@ -18,8 +18,8 @@ Conventions
 
 import contextlib
 import contextvars
-import textwrap
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,34 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME
 from xrayclass.io.tables import write_atomic
 from xrayclass.text import plural
+
+__all__ = [
+    "COMPARISON_PANELS",
+    "DENSITY_CMAP",
+    "DENSITY_KINDS",
+    "DPI",
+    "HARDNESS_LABELS",
+    "LATITUDE_LABEL",
+    "LONGITUDE_LABEL",
+    "MARKERS",
+    "MATRIX_CMAP",
+    "PALETTE",
+    "SEQUENTIAL_CMAP",
+    "bic_figure",
+    "class_density_maps",
+    "class_sky_density",
+    "cluster_sky_map",
+    "comparison_figure",
+    "confusion_heatmap",
+    "galactic",
+    "hardness_by_cluster",
+    "method_comparison_figure",
+    "reliability_figure",
+    "safe_stem",
+    "save_figure",
+    "source_probability_plot",
+    "synthetic_marking",
+]
 
 #: Okabe & Ito (2008) colour-blind-safe palette, ordered so the low-contrast yellow
 #: comes last: blue, orange, bluish green, vermillion, reddish purple, sky blue,
@@ -53,11 +81,20 @@ MATRIX_CMAP = "cividis"
 #: Axes of the per-class density maps (Figs. 6 and 7): x column, y column, range, labels.
 #: The variability pair is the paper's Fig. 7: var_prob_b (y) against var_prob_s (x).
 DENSITY_KINDS = {
-    "hardness": ("hard_hm", "hard_hs", (-1.0, 1.0),
-                 "hard_hm, hardness ratio (H−M)/(H+M)", "hard_hs, hardness ratio (H−S)/(H+S)"),
-    "variability": ("var_prob_s", "var_prob_b", (0.0, 1.0),
-                    "var_prob_s, soft-band (0.5–1.2 keV) variability probability",
-                    "var_prob_b, broad-band (0.5–7 keV) variability probability"),
+    "hardness": (
+        "hard_hm",
+        "hard_hs",
+        (-1.0, 1.0),
+        "hard_hm, hardness ratio (H−M)/(H+M)",
+        "hard_hs, hardness ratio (H−S)/(H+S)",
+    ),
+    "variability": (
+        "var_prob_s",
+        "var_prob_b",
+        (0.0, 1.0),
+        "var_prob_s, soft-band (0.5–1.2 keV) variability probability",
+        "var_prob_b, broad-band (0.5–7 keV) variability probability",
+    ),
 }
 
 HARDNESS_LABELS = {"hard_hm": DENSITY_KINDS["hardness"][3], "hard_hs": DENSITY_KINDS["hardness"][4]}
@@ -82,11 +119,29 @@ def synthetic_marking(synthetic=True):
 
 
 def _mark_synthetic(figure):
-    figure.text(0.5, 0.5, "SYNTHETIC", transform=figure.transFigure, ha="center", va="center", rotation=20,
-                fontsize=min(72, 9 * figure.get_figwidth()), fontweight="bold", color=(0.7, 0.0, 0.1, 0.15),
-                zorder=1000)
-    figure.text(0.995, 0.005, "SYNTHETIC mock data: not real sources", transform=figure.transFigure,
-                ha="right", va="bottom", fontsize=7, color=(0.7, 0.0, 0.1))
+    figure.text(
+        0.5,
+        0.5,
+        "SYNTHETIC",
+        transform=figure.transFigure,
+        ha="center",
+        va="center",
+        rotation=20,
+        fontsize=min(72, 9 * figure.get_figwidth()),
+        fontweight="bold",
+        color=(0.7, 0.0, 0.1, 0.15),
+        zorder=1000,
+    )
+    figure.text(
+        0.995,
+        0.005,
+        "SYNTHETIC mock data: not real sources",
+        transform=figure.transFigure,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color=(0.7, 0.0, 0.1),
+    )
 
 
 def save_figure(figure, out_dir, stem):
@@ -115,11 +170,11 @@ def save_figure(figure, out_dir, stem):
     if _SYNTHETIC.get():
         _mark_synthetic(figure)
     written = []
-    for fmt, metadata in (("png", {"Software": "xrayclass"}),
-                          ("pdf", {"Creator": "xrayclass", "CreationDate": None})):
+    for fmt, metadata in (("png", {"Software": "xrayclass"}), ("pdf", {"Creator": "xrayclass", "CreationDate": None})):
         path = out_dir / f"{stem}.{fmt}"
-        write_atomic(path, lambda tmp, fmt=fmt, metadata=metadata:
-                     figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata))
+        write_atomic(
+            path, lambda tmp, fmt=fmt, metadata=metadata: figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
+        )
         written.append(path)
         # The first save laid the figure out; the second reuses that layout.
         figure.set_layout_engine("none")
@@ -167,8 +222,8 @@ def _sky_xy(table):
     """Mollweide plot coordinates (radians) of a table's positions: x = -l, y = b."""
     _require(table, ("ra", "dec"), "sky map")
     table = table.dropna(subset=["ra", "dec"])
-    l, b = galactic(table["ra"].to_numpy(), table["dec"].to_numpy())
-    return table, -np.radians(l), np.radians(b)
+    longitude, latitude = galactic(table["ra"].to_numpy(), table["dec"].to_numpy())
+    return table, -np.radians(longitude), np.radians(latitude)
 
 
 def _mollweide(figure, position, title=None, tick_step=30, labels=True):
@@ -199,6 +254,7 @@ def _mollweide(figure, position, title=None, tick_step=30, labels=True):
 
 # ----------------------------------------------------------------------------- figures
 
+
 def bic_figure(bic_table, out_dir, chosen_k=None, stem="fig1_bic"):
     """Fig. 1: the BIC of the Gaussian mixture and its gradient against K.
 
@@ -228,8 +284,9 @@ def bic_figure(bic_table, out_dir, chosen_k=None, stem="fig1_bic"):
     top.plot(k, mean, "o-", color=PALETTE[0], markersize=4, label="mean BIC")
     top.set_ylabel("BIC (dimensionless)")
     top.set_title("Bayesian information criterion of the Gaussian mixture")
-    bottom.plot(k, table["gradient"].to_numpy(float), "o-", color=PALETTE[0], markersize=4,
-                label="gradient of the mean BIC")
+    bottom.plot(
+        k, table["gradient"].to_numpy(float), "o-", color=PALETTE[0], markersize=4, label="gradient of the mean BIC"
+    )
     bottom.axhline(0, color="0.5", linewidth=0.8)
     bottom.set_ylabel("dBIC / dK (per component)")
     bottom.set_xlabel("Number of mixture components K")
@@ -267,10 +324,24 @@ def cluster_sky_map(clustered, out_dir, stem="fig2_cluster_sky_map"):
     for k, cluster in enumerate(np.unique(clusters)):
         colour, marker = _style(k)
         chosen = clusters == cluster
-        ax.scatter(x[chosen], y[chosen], s=size, color=colour, marker=marker, alpha=0.7, linewidths=0,
-                   rasterized=True, label=f"cluster {cluster} (n = {int(chosen.sum()):,})")
-    figure.legend(loc="outside lower center", ncols=min(3, len(np.unique(clusters))), markerscale=3,
-                  fontsize=8, title=f"{len(table):,} detections")
+        ax.scatter(
+            x[chosen],
+            y[chosen],
+            s=size,
+            color=colour,
+            marker=marker,
+            alpha=0.7,
+            linewidths=0,
+            rasterized=True,
+            label=f"cluster {cluster} (n = {int(chosen.sum()):,})",
+        )
+    figure.legend(
+        loc="outside lower center",
+        ncols=min(3, len(np.unique(clusters))),
+        markerscale=3,
+        fontsize=8,
+        title=f"{len(table):,} detections",
+    )
     return save_figure(figure, out_dir, stem)
 
 
@@ -295,10 +366,18 @@ def hardness_by_cluster(clustered, out_dir, stem="fig3_hardness_by_cluster"):
     figure = Figure(figsize=(11, 3.3 * nrows + 0.6), layout="constrained")
     axes = _panels(figure, len(clusters), ncols)
     norm = Normalize(0, 1)
-    for ax, cluster in zip(axes, clusters):
+    for ax, cluster in zip(axes, clusters, strict=False):
         rows = clustered[clustered[CLUSTER] == cluster]
-        points = ax.scatter(rows["hard_hm"], rows["hard_hs"], c=rows["var_prob_h"], cmap=SEQUENTIAL_CMAP,
-                            norm=norm, s=4, linewidths=0, rasterized=True)
+        points = ax.scatter(
+            rows["hard_hm"],
+            rows["hard_hs"],
+            c=rows["var_prob_h"],
+            cmap=SEQUENTIAL_CMAP,
+            norm=norm,
+            s=4,
+            linewidths=0,
+            rasterized=True,
+        )
         ax.set_title(f"Cluster {cluster} (n = {len(rows):,})", fontsize=10)
         ax.set_xlim(-1.05, 1.05)
         ax.set_ylim(-1.05, 1.05)
@@ -378,12 +457,18 @@ def class_density_maps(classified, out_dir, kind="hardness", aggregated=True, st
     figure = Figure(figsize=(3.0 * ncols + 1.2, 3.0 * nrows + 1.3), layout="constrained")
     axes = _panels(figure, len(groups), ncols)
     mesh = None
-    for ax, group in zip(axes, groups):
+    for ax, group in zip(axes, groups, strict=False):
         chosen = (group_of == group).to_numpy()
         edges, density = _density(table.loc[chosen, xcol], table.loc[chosen, ycol], limits)
         if density is not None:
-            mesh = ax.imshow(np.ma.masked_less(density, 0.01), cmap=DENSITY_CMAP, norm=PowerNorm(0.5, 0, 1),
-                             origin="lower", extent=(*limits, *limits), interpolation="nearest")
+            mesh = ax.imshow(
+                np.ma.masked_less(density, 0.01),
+                cmap=DENSITY_CMAP,
+                norm=PowerNorm(0.5, 0, 1),
+                origin="lower",
+                extent=(*limits, *limits),
+                interpolation="nearest",
+            )
         else:
             ax.text(0.5, 0.5, "no detections", ha="center", va="center", transform=ax.transAxes, color="0.4")
         if not aggregated:
@@ -401,12 +486,12 @@ def class_density_maps(classified, out_dir, kind="hardness", aggregated=True, st
         ax.set_aspect("equal")
     _label_outer(axes, ncols, xlabel.split(",")[0], ylabel.split(",")[0])
     if mesh is not None:
-        figure.colorbar(mesh, ax=axes, label="density / panel peak (sqrt scale)",
-                        shrink=0.85)
+        figure.colorbar(mesh, ax=axes, label="density / panel peak (sqrt scale)", shrink=0.85)
     what = "Hardness ratios" if kind == "hardness" else "Variability probabilities"
     contours = "" if aggregated else "; grey contours: density of the aggregated class [in brackets]"
-    figure.suptitle(f"{what} of the classified detections by predicted class{contours}\n"
-                    f"x: {xlabel}; y: {ylabel}", fontsize=10)
+    figure.suptitle(
+        f"{what} of the classified detections by predicted class{contours}\nx: {xlabel}; y: {ylabel}", fontsize=10
+    )
     if stem is None:
         number = 6 if kind == "hardness" else 7
         stem = f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}"
@@ -438,30 +523,39 @@ def class_sky_density(uniquely, out_dir, bins=(36, 18), stem="fig8_class_sky_den
     x_edges = np.linspace(-np.pi, np.pi, bins[0] + 1)
     y_edges = np.arcsin(np.linspace(-1, 1, bins[1] + 1))
     cell_deg2 = 4 * np.pi * np.degrees(1) ** 2 / (bins[0] * bins[1])
-    counts = {group: np.histogram2d(x[(table["agg_master_class"] == group).to_numpy()],
-                                    y[(table["agg_master_class"] == group).to_numpy()],
-                                    bins=(x_edges, y_edges))[0].T
-              for group in AGGREGATE_CLASSES}
+    counts = {
+        group: np.histogram2d(
+            x[(table["agg_master_class"] == group).to_numpy()],
+            y[(table["agg_master_class"] == group).to_numpy()],
+            bins=(x_edges, y_edges),
+        )[0].T
+        for group in AGGREGATE_CLASSES
+    }
     norm = LogNorm(1, max(2.0, max(c.max() for c in counts.values())))
     figure = Figure(figsize=(11, 6.6), layout="constrained")
     axes = []
     for i, group in enumerate(AGGREGATE_CLASSES):
-        ax = _mollweide(figure, (2, 2, i + 1), f"{group} (n = {int(counts[group].sum()):,} sources)",
-                        tick_step=60, labels=False)
+        ax = _mollweide(
+            figure, (2, 2, i + 1), f"{group} (n = {int(counts[group].sum()):,} sources)", tick_step=60, labels=False
+        )
         ax.set_facecolor("0.93")  # empty cells (no source) show grey, outside the sky white
         if i >= 2:
             ax.set_xlabel("Galactic longitude l (deg)", fontsize=9)
         if i % 2 == 0:
             ax.set_ylabel("Galactic latitude b (deg)", fontsize=9)
-        mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_less(counts[group], 1), cmap=SEQUENTIAL_CMAP,
-                             norm=norm, rasterized=True)
+        mesh = ax.pcolormesh(
+            x_edges, y_edges, np.ma.masked_less(counts[group], 1), cmap=SEQUENTIAL_CMAP, norm=norm, rasterized=True
+        )
         axes.append(ax)
-    bar = figure.colorbar(mesh, ax=axes, label=f"sources per cell (equal-area cells of {cell_deg2:.0f} deg²)",
-                          shrink=0.8)
+    bar = figure.colorbar(
+        mesh, ax=axes, label=f"sources per cell (equal-area cells of {cell_deg2:.0f} deg²)", shrink=0.8
+    )
     bar.ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    figure.suptitle("Uniquely classified sources by aggregated master class (Mollweide, galactic; "
-                    "l increases to the left)", fontsize=11)
+    figure.suptitle(
+        "Uniquely classified sources by aggregated master class (Mollweide, galactic; l increases to the left)",
+        fontsize=11,
+    )
     return save_figure(figure, out_dir, stem)
 
 
@@ -527,11 +621,25 @@ def source_probability_plot(classified, name, out_dir, master_class=None, stem=N
     band = "95% confidence interval of the mean" + (" (none with 1 detection)" if n == 1 else "")
     ax.fill_between(positions, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color="0.8", label=band)
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, probabilities.shape)
-    ax.scatter((positions + jitter).ravel(), probabilities.ravel(), s=12, color=PALETTE[5], alpha=0.45,
-               linewidths=0, label=f"detections (n = {n})")
+    ax.scatter(
+        (positions + jitter).ravel(),
+        probabilities.ravel(),
+        s=12,
+        color=PALETTE[5],
+        alpha=0.45,
+        linewidths=0,
+        label=f"detections (n = {n})",
+    )
     ax.plot(positions, mean, ":", color="black", marker="o", markersize=4, label="mean probability")
-    ax.plot(positions[best], mean[best], "s", color=PALETTE[3], markersize=11, markeredgecolor="black",
-            label=f"{vote}: {master_class}")
+    ax.plot(
+        positions[best],
+        mean[best],
+        "s",
+        color=PALETTE[3],
+        markersize=11,
+        markeredgecolor="black",
+        label=f"{vote}: {master_class}",
+    )
     ax.set_xticks(positions)
     ax.set_xticklabels(CLASSES, rotation=30, ha="right")
     ax.get_xticklabels()[best].set_fontweight("bold")
@@ -540,8 +648,9 @@ def source_probability_plot(classified, name, out_dir, master_class=None, stem=N
     ax.set_ylabel("Class probability")
     ax.grid(True, axis="y", alpha=0.3)
     figure.legend(loc="outside lower center", ncols=2, fontsize=8)
-    ax.set_title(f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), "
-                 + plural(n, "detection"), fontsize=10)
+    ax.set_title(
+        f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), " + plural(n, "detection"), fontsize=10
+    )
     return save_figure(figure, out_dir, stem or f"fig10_{safe_stem(name)}")
 
 
@@ -598,13 +707,18 @@ def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
     axes = figure.subplots(1, 2, width_ratios=(len(CLASSES), len(AGGREGATE_CLASSES) + 1))
     methods = list(dict.fromkeys(table["method"]))
     width = 0.8 / len(methods)
-    for ax, level, labels in zip(axes, ("classes", "aggregated"), (CLASSES, AGGREGATE_CLASSES)):
+    for ax, level, labels in zip(axes, ("classes", "aggregated"), (CLASSES, AGGREGATE_CLASSES), strict=False):
         rows = table[table["level"] == level].set_index("method")
         x = np.arange(len(labels))
         for m, method in enumerate(methods):
             values = [rows.loc[method, f"f1_{label}"] for label in labels]
-            ax.bar(x + (m - (len(methods) - 1) / 2) * width, values, width, color=_style(m)[0],
-                   label=f"{method} (macro F1 {rows.loc[method, 'macro_f1']:.2f})")
+            ax.bar(
+                x + (m - (len(methods) - 1) / 2) * width,
+                values,
+                width,
+                color=_style(m)[0],
+                label=f"{method} (macro F1 {rows.loc[method, 'macro_f1']:.2f})",
+            )
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=30, ha="right")
         ax.set_ylim(0, 1)
@@ -617,10 +731,13 @@ def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
 
 
 #: Panels of the method-comparison figure: column of the table, label, whether higher is better.
-COMPARISON_PANELS = (("classes", "accuracy", "accuracy (10 classes)"), ("classes", "macro_f1", "macro F1 (10 classes)"),
-                     *(("aggregated", f"diag_{label}", f"{label} recovered (aggregated)") for label in AGGREGATE_CLASSES),
-                     ("classes", "ece", "ECE (10 classes, lower is better)"),
-                     ("classes", "brier", "Brier score (10 classes, lower is better)"))
+COMPARISON_PANELS = (
+    ("classes", "accuracy", "accuracy (10 classes)"),
+    ("classes", "macro_f1", "macro F1 (10 classes)"),
+    *(("aggregated", f"diag_{label}", f"{label} recovered (aggregated)") for label in AGGREGATE_CLASSES),
+    ("classes", "ece", "ECE (10 classes, lower is better)"),
+    ("classes", "brier", "Brier score (10 classes, lower is better)"),
+)
 
 
 def comparison_figure(table, out_dir, stem="fig_method_comparison_splits", synthetic=False):
@@ -643,22 +760,33 @@ def comparison_figure(table, out_dir, stem="fig_method_comparison_splits", synth
     splits = list(dict.fromkeys(table["split"]))
     width = 0.8 / len(splits)
     x = np.arange(len(methods))
-    for ax, (level, column, title) in zip(axes, COMPARISON_PANELS):
+    for ax, (level, column, title) in zip(axes, COMPARISON_PANELS, strict=False):
         for s_index, split_name in enumerate(splits):
             rows = table[(table["split"] == split_name) & (table["level"] == level)].set_index("method")
             values = [rows.loc[m, column] if m in rows.index else np.nan for m in methods]
-            errors = [rows.loc[m, f"{column}_std"] if m in rows.index and f"{column}_std" in rows.columns else 0
-                      for m in methods]
-            ax.bar(x + (s_index - (len(splits) - 1) / 2) * width, values, width, yerr=errors, capsize=2,
-                   color=PALETTE[s_index], label=split_name)
+            errors = [
+                rows.loc[m, f"{column}_std"] if m in rows.index and f"{column}_std" in rows.columns else 0
+                for m in methods
+            ]
+            ax.bar(
+                x + (s_index - (len(splits) - 1) / 2) * width,
+                values,
+                width,
+                yerr=errors,
+                capsize=2,
+                color=PALETTE[s_index],
+                label=split_name,
+            )
         ax.set_title(title, fontsize=9)
         ax.set_xticks(x)
         ax.set_xticklabels(methods, rotation=40, ha="right", fontsize=7)
         ax.set_ylim(0, 1 if column != "brier" else max(1.0, float(np.nanmax(table[column])) * 1.1))
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper right")
-    figure.suptitle(("SYNTHETIC (mock catalog): " if synthetic else "")
-                    + "Validation of the methods on the same seeded 70/30 splits (mean ± std over seeds)")
+    figure.suptitle(
+        ("SYNTHETIC (mock catalog): " if synthetic else "")
+        + "Validation of the methods on the same seeded 70/30 splits (mean ± std over seeds)"
+    )
     return save_figure(figure, out_dir, stem)
 
 
@@ -679,16 +807,24 @@ def reliability_figure(curves, out_dir, stem="fig_reliability", synthetic=False)
     for k, (name, curve) in enumerate(curves.items()):
         filled = np.asarray(curve["count"]) > 0
         colour, marker = _style(k)
-        ax.plot(np.asarray(curve["confidence"])[filled], np.asarray(curve["accuracy"])[filled], color=colour,
-                marker=marker, markersize=4, linewidth=1.2, label=name)
+        ax.plot(
+            np.asarray(curve["confidence"])[filled],
+            np.asarray(curve["accuracy"])[filled],
+            color=colour,
+            marker=marker,
+            markersize=4,
+            linewidth=1.2,
+            label=name,
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (top-class probability, bin mean)")
     ax.set_ylabel("accuracy in the bin")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(("SYNTHETIC (mock catalog): " if synthetic else "") + "Reliability of the ten-class probabilities",
-                 fontsize=10)
+    ax.set_title(
+        ("SYNTHETIC (mock catalog): " if synthetic else "") + "Reliability of the ten-class probabilities", fontsize=10
+    )
     return save_figure(figure, out_dir, stem)
 
 

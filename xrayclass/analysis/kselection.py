@@ -14,6 +14,12 @@ from joblib import Parallel, delayed
 from xrayclass.core.mixture import fit_mixture
 from xrayclass.core.progress import steps
 
+__all__ = [
+    "bic_scan",
+    "knee",
+    "summarize_bic",
+]
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +46,14 @@ def bic_scan(X, k_values=range(2, 21), n_fits=3, seed=0, n_jobs=1):
         Columns ``k, fit, seed, bic``.
     """
     tasks = [(k, i, seed + i) for k in k_values for i in range(n_fits)]
-    log.info("fitting %d mixtures (K = %s, %d seeds each) on %s detections with %d jobs",
-             len(tasks), f"{min(k_values)}..{max(k_values)}", n_fits, f"{len(X):,}", n_jobs)
+    log.info(
+        "fitting %d mixtures (K = %s, %d seeds each) on %s detections with %d jobs",
+        len(tasks),
+        f"{min(k_values)}..{max(k_values)}",
+        n_fits,
+        f"{len(X):,}",
+        n_jobs,
+    )
     # Results come back in task order as they finish, so progress can be shown per K.
     results = Parallel(n_jobs=n_jobs, verbose=0, return_as="generator")(delayed(_bic)(X, k, s) for k, _, s in tasks)
     rows = []
@@ -49,8 +61,15 @@ def bic_scan(X, k_values=range(2, 21), n_fits=3, seed=0, n_jobs=1):
         rows.append((k, i, s, value))
         if i == n_fits - 1:
             done = [row[3] for row in rows[-n_fits:]]
-            log.info("K = %d: BIC %.1f ± %.1f over %d fits (%d of %d K values done)", k, np.mean(done),
-                     np.std(done), n_fits, len(rows) // n_fits, len(tasks) // n_fits)
+            log.info(
+                "K = %d: BIC %.1f ± %.1f over %d fits (%d of %d K values done)",
+                k,
+                np.mean(done),
+                np.std(done),
+                n_fits,
+                len(rows) // n_fits,
+                len(tasks) // n_fits,
+            )
     return pd.DataFrame(rows, columns=["k", "fit", "seed", "bic"])
 
 

@@ -36,6 +36,29 @@ import pandas as pd
 
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
 
+__all__ = [
+    "BANDS",
+    "CLASS_FACTORS",
+    "CLASS_SHARES",
+    "CSC_COLUMNS",
+    "MAX_DETECTIONS_PER_SOURCE",
+    "MOCK_PREFIX",
+    "MULTIPLICITY_INDEX",
+    "OTHER_TYPES",
+    "SIMBAD_COLUMNS",
+    "SOURCES_PER_CHUNK",
+    "SYNTHETIC_NOTE",
+    "UNINFORMATIVE_SHARES",
+    "VOTABLE_LIMIT",
+    "MockSettings",
+    "describe",
+    "format_accuracy",
+    "generate",
+    "mock_accuracy",
+    "source_names",
+    "write_mock",
+]
+
 log = logging.getLogger(__name__)
 
 MOCK_PREFIX = "MOCK J"
@@ -61,8 +84,16 @@ CLASS_FACTORS = {
 
 #: Share of sources of each class (loosely the SIMBAD class mix of the paper's Table 3).
 CLASS_SHARES = {
-    "QSO": 0.22, "AGN": 0.07, "Seyfert_1": 0.08, "Seyfert_2": 0.03, "HMXB": 0.10,
-    "LMXB": 0.05, "XB": 0.04, "YSO": 0.16, "TTau*": 0.07, "Orion_V*": 0.18,
+    "QSO": 0.22,
+    "AGN": 0.07,
+    "Seyfert_1": 0.08,
+    "Seyfert_2": 0.03,
+    "HMXB": 0.10,
+    "LMXB": 0.05,
+    "XB": 0.04,
+    "YSO": 0.16,
+    "TTau*": 0.07,
+    "Orion_V*": 0.18,
 }
 
 #: Power-law index of the detections-per-source distribution, by aggregated class:
@@ -71,8 +102,17 @@ MULTIPLICITY_INDEX = {"AGN": 2.9, "Seyfert": 2.9, "XB": 2.2, "YSO": 2.4}
 MAX_DETECTIONS_PER_SOURCE = 150
 
 #: SIMBAD-like types a source can carry besides its true class.
-UNINFORMATIVE_SHARES = {"X": 0.42, "Star": 0.30, "PartofG": 0.10, "Radio": 0.05, "IR": 0.05,
-                        "UV": 0.03, "Blue": 0.03, "gamma": 0.01, "**": 0.01}
+UNINFORMATIVE_SHARES = {
+    "X": 0.42,
+    "Star": 0.30,
+    "PartofG": 0.10,
+    "Radio": 0.05,
+    "IR": 0.05,
+    "UV": 0.03,
+    "Blue": 0.03,
+    "gamma": 0.01,
+    "**": 0.01,
+}
 OTHER_TYPES = {
     "AGN": ("Galaxy", "BLLac", "AGN_Candidate", "QSO_Candidate", "RadioG"),
     "Seyfert": ("Galaxy", "LINER", "AGN_Candidate"),
@@ -83,12 +123,31 @@ OTHER_TYPES = {
 #: Columns of the paper's CSC query, in its order.
 BANDS = ("b", "h", "m", "s")
 CSC_COLUMNS = (
-    "name", "obsid", "region_id", "theta", "ra", "dec", "significance", "likelihood",
-    "src_area_b", "flux_aper_b", "hard_hm", "hard_hs", "hard_ms",
-    "powlaw_gamma", "powlaw_gamma_lolim", "powlaw_gamma_hilim", "bb_kt", "bb_kt_lolim", "bb_kt_hilim",
+    "name",
+    "obsid",
+    "region_id",
+    "theta",
+    "ra",
+    "dec",
+    "significance",
+    "likelihood",
+    "src_area_b",
+    "flux_aper_b",
+    "hard_hm",
+    "hard_hs",
+    "hard_ms",
+    "powlaw_gamma",
+    "powlaw_gamma_lolim",
+    "powlaw_gamma_hilim",
+    "bb_kt",
+    "bb_kt_lolim",
+    "bb_kt_hilim",
     *[f"var_{q}_{band}" for band in BANDS for q in ("prob", "sigma", "mean", "min", "max")],
-    *[f"ks_prob_{band}" for band in BANDS], *[f"kp_prob_{band}" for band in BANDS],
-    "gti_start", "gti_stop", "gti_elapse",
+    *[f"ks_prob_{band}" for band in BANDS],
+    *[f"kp_prob_{band}" for band in BANDS],
+    "gti_start",
+    "gti_stop",
+    "gti_elapse",
 )
 SIMBAD_COLUMNS = ("main_id", "ra", "dec", "main_type", "other_types")
 
@@ -145,7 +204,7 @@ def _multiplicities(rng, families, limit):
     n = np.arange(1, limit + 1)
     for family, index in MULTIPLICITY_INDEX.items():
         members = families == family
-        weights = n ** -index
+        weights = n**-index
         counts[members] = rng.choice(n, size=int(members.sum()), p=weights / weights.sum())
     return counts
 
@@ -206,8 +265,18 @@ def source_names(ra, dec):
         return np.strings.zfill(values.astype(str), 2)
 
     sign = np.where(dec < 0, "-", "+")
-    parts = [np.full(len(ra), MOCK_PREFIX), two(hours), two(minutes), two(seconds), ".", tenth.astype(str),
-             sign, two(degrees), two(arcmin), two(arcsec)]
+    parts = [
+        np.full(len(ra), MOCK_PREFIX),
+        two(hours),
+        two(minutes),
+        two(seconds),
+        ".",
+        tenth.astype(str),
+        sign,
+        two(degrees),
+        two(arcmin),
+        two(arcsec),
+    ]
     name = parts[0]
     for part in parts[1:]:
         name = np.strings.add(name, part)
@@ -272,7 +341,8 @@ def _simbad_types(rng, classes, families, settings):
     labeled = draw < settings.labeled_share
     uninformative = (~labeled) & (draw < settings.labeled_share + settings.uninformative_share)
     other = (~labeled & ~uninformative) & (
-        draw < settings.labeled_share + settings.uninformative_share + settings.other_type_share)
+        draw < settings.labeled_share + settings.uninformative_share + settings.other_type_share
+    )
     types = np.full(n, "", dtype=object)
     types[labeled] = classes[labeled]
     # Some SIMBAD classes are wrong within the family (a QSO listed as AGN, ...).
@@ -280,7 +350,7 @@ def _simbad_types(rng, classes, families, settings):
     wrong = labeled & (rng.uniform(size=n) < settings.label_noise)
     for k in np.flatnonzero(wrong):
         types[k] = rng.choice(family_members[families[k]])
-    names, shares = zip(*UNINFORMATIVE_SHARES.items())
+    names, shares = zip(*UNINFORMATIVE_SHARES.items(), strict=False)
     shares = np.array(shares) / sum(shares)
     types[uninformative] = rng.choice(np.array(names, dtype=object), size=int(uninformative.sum()), p=shares)
     for family, choices in OTHER_TYPES.items():
@@ -363,14 +433,22 @@ def _simbad_catalog(rng, first_source, names, ra, dec, classes, families, settin
     offsets = np.where(has_object, rng.uniform(0, 0.5, len(names)), rng.uniform(1.5, 4.0, len(names)))
     chosen = has_object | decoy
     position = SkyCoord(ra[chosen] * u.deg, dec[chosen] * u.deg).directional_offset_by(
-        rng.uniform(0, 360, int(chosen.sum())) * u.deg, offsets[chosen] * u.arcsec)
+        rng.uniform(0, 360, int(chosen.sum())) * u.deg, offsets[chosen] * u.arcsec
+    )
     decoy_types = rng.choice(np.array(list(UNINFORMATIVE_SHARES), dtype=object), size=len(names))
     object_types = np.where(has_object, types, decoy_types)[chosen]
     serial = first_source + np.flatnonzero(chosen)
     main_id = np.strings.add("MOCK SIMBAD ", serial.astype(str))
     other = np.strings.add(object_types.astype(str), "|X")
-    return pd.DataFrame({"main_id": main_id, "ra": position.ra.deg, "dec": position.dec.deg,
-                         "main_type": object_types.astype(str), "other_types": other})
+    return pd.DataFrame(
+        {
+            "main_id": main_id,
+            "ra": position.ra.deg,
+            "dec": position.dec.deg,
+            "main_type": object_types.astype(str),
+            "other_types": other,
+        }
+    )
 
 
 def generate(n_detections, seed, settings=None):
@@ -400,8 +478,7 @@ def generate(n_detections, seed, settings=None):
     produced, first_source, chunk = 0, 0, 0
     while produced < n_detections:
         rng = np.random.default_rng([seed, chunk])
-        table, simbad, cells = _chunk(rng, first_source, SOURCES_PER_CHUNK, settings, used,
-                                      n_detections - produced)
+        table, simbad, cells = _chunk(rng, first_source, SOURCES_PER_CHUNK, settings, used, n_detections - produced)
         used = np.union1d(used, cells)
         produced += len(table)
         first_source += len(cells)
@@ -425,8 +502,10 @@ def write_mock(n_detections, seed, output, simbad_output, settings=None):
     from xrayclass.io.tables import table_format, write_atomic, write_json
 
     settings = settings or MockSettings()
-    formats = {table_format(output, ("csv", "parquet", "votable")),
-               table_format(simbad_output, ("csv", "parquet", "votable"))}
+    formats = {
+        table_format(output, ("csv", "parquet", "votable")),
+        table_format(simbad_output, ("csv", "parquet", "votable")),
+    }
     if "votable" in formats and n_detections > VOTABLE_LIMIT:
         raise ValueError(f"a VOTable of {n_detections:,} rows is impractical; write .parquet instead")
     chunks = generate(n_detections, seed, settings)
@@ -454,8 +533,14 @@ def write_mock(n_detections, seed, output, simbad_output, settings=None):
 
     write_atomic(output, write_detections)
     write_atomic(simbad_output, write_simbad)
-    provenance = {**describe(settings), "seed": seed, "n_detections_requested": n_detections, **counts,
-                  "catalog": str(output), "simbad_catalog": str(simbad_output)}
+    provenance = {
+        **describe(settings),
+        "seed": seed,
+        "n_detections_requested": n_detections,
+        **counts,
+        "catalog": str(output),
+        "simbad_catalog": str(simbad_output),
+    }
     write_json(provenance, f"{output}.provenance.json")
     return provenance
 
@@ -487,8 +572,9 @@ class _TableSink:
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self.writer is None:
-                table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                                       b"xrayclass.note": SYNTHETIC_NOTE.encode()})
+                table = table.replace_schema_metadata(
+                    {**(table.schema.metadata or {}), b"xrayclass.note": SYNTHETIC_NOTE.encode()}
+                )
                 self.writer = pq.ParquetWriter(self.path, table.schema)
             self.writer.write_table(table.cast(self.writer.schema))
         else:
@@ -537,17 +623,22 @@ def mock_accuracy(classified, uniquely=None):
         truth = classified.drop_duplicates("name").set_index("name")["true_class"].map(AGGREGATE_CLASS)
         result["sources_scored"] = len(uniquely)
         result["source_aggregated_accuracy"] = float(
-            (uniquely["agg_master_class"].to_numpy() == truth.reindex(uniquely["name"]).to_numpy()).mean())
+            (uniquely["agg_master_class"].to_numpy() == truth.reindex(uniquely["name"]).to_numpy()).mean()
+        )
     return result
 
 
 def format_accuracy(scores):
     """One paragraph stating the recovered accuracy of a mock run, labeled as synthetic."""
-    text = (f"MOCK catalog (synthetic, known truth): {scores['detections_scored']:,} unlabeled detections "
-            f"classified; class accuracy {scores['accuracy']:.3f}; aggregated-class accuracy "
-            f"{scores['aggregated_accuracy']:.3f} (chance, always the most common class: "
-            f"{scores['aggregated_chance']:.3f})")
+    text = (
+        f"MOCK catalog (synthetic, known truth): {scores['detections_scored']:,} unlabeled detections "
+        f"classified; class accuracy {scores['accuracy']:.3f}; aggregated-class accuracy "
+        f"{scores['aggregated_accuracy']:.3f} (chance, always the most common class: "
+        f"{scores['aggregated_chance']:.3f})"
+    )
     if "source_aggregated_accuracy" in scores:
-        text += (f"; aggregated master class of the {scores['sources_scored']:,} uniquely classified "
-                 f"sources: {scores['source_aggregated_accuracy']:.3f}")
+        text += (
+            f"; aggregated master class of the {scores['sources_scored']:,} uniquely classified "
+            f"sources: {scores['source_aggregated_accuracy']:.3f}"
+        )
     return text

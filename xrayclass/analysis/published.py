@@ -6,6 +6,28 @@ the paper's values, quoted for comparison; every number a run reports next to th
 computed by that run.
 """
 
+__all__ = [
+    "AMBIGUOUS",
+    "AMBIGUOUS_FILE",
+    "CHOSEN_K",
+    "CLASSIFIED_DETECTIONS",
+    "CLASSIFIED_SOURCES",
+    "COHEN_KAPPA",
+    "COHEN_KAPPA_MULTIPLE_DETECTIONS",
+    "COMPLETE_DETECTIONS",
+    "DETECTIONS_PER_SOURCE",
+    "DETECTION_LEVEL_FILE",
+    "INPUT_DETECTIONS",
+    "LOW_LATITUDE_SHARE",
+    "MUWCLASS_TD_FILE",
+    "TABLE4_MUWCLASS_TD",
+    "TYPE_CENSUS",
+    "UNIQUELY_CLASSIFIED",
+    "UNIQUELY_FILE",
+    "VALIDATION_AGGREGATED",
+    "VALIDATION_DIAGONAL",
+]
+
 #: CSC 2.0 detections returned by the paper's query, and those with all 12 features.
 INPUT_DETECTIONS = 37_878
 COMPLETE_DETECTIONS = 29_655
@@ -36,8 +58,18 @@ CHOSEN_K = 6
 LOW_LATITUDE_SHARE = {3: 0.343, 4: 0.288, 2: 0.126, 1: 0.098}
 
 #: Validation (Fig. 4): diagonal of the row-normalized confusion matrix, ten classes.
-VALIDATION_DIAGONAL = {"QSO": 0.37, "AGN": 0.16, "Seyfert_1": 0.38, "Seyfert_2": 0.22, "HMXB": 0.51,
-                       "LMXB": 0.18, "XB": 0.26, "YSO": 0.51, "TTau*": 0.30, "Orion_V*": 0.39}
+VALIDATION_DIAGONAL = {
+    "QSO": 0.37,
+    "AGN": 0.16,
+    "Seyfert_1": 0.38,
+    "Seyfert_2": 0.22,
+    "HMXB": 0.51,
+    "LMXB": 0.18,
+    "XB": 0.26,
+    "YSO": 0.51,
+    "TTau*": 0.30,
+    "Orion_V*": 0.39,
+}
 
 #: Validation (Fig. 5): the aggregated confusion matrix, rows true, columns predicted.
 VALIDATION_AGGREGATED = {
@@ -49,18 +81,78 @@ VALIDATION_AGGREGATED = {
 
 #: Table 3: the ten most common SIMBAD types per cluster (detections).
 TYPE_CENSUS = {
-    0: [("NaN", 884), ("Star", 310), ("Orion_V*", 310), ("YSO", 264), ("QSO", 185), ("TTau*", 165), ("X", 144),
-        ("PartofG", 105), ("Seyfert_1", 52), ("SB*", 47)],
-    1: [("NaN", 2869), ("QSO", 931), ("X", 887), ("Orion_V*", 304), ("YSO", 304), ("Star", 277), ("AGN", 236),
-        ("HMXB", 210), ("Seyfert_1", 172), ("LMXB", 141)],
-    2: [("NaN", 3211), ("X", 1093), ("QSO", 1081), ("Star", 398), ("HMXB", 272), ("GlCl", 255),
-        ("Seyfert_1", 252), ("XB*_Candidate", 238), ("AGN", 232), ("XB", 222)],
-    3: [("NaN", 821), ("X", 307), ("HMXB", 165), ("YSO", 154), ("Star", 135), ("Seyfert_2", 120), ("QSO", 115),
-        ("Orion_V*", 91), ("Seyfert_1", 79), ("Pulsar", 73)],
-    4: [("Orion_V*", 688), ("YSO", 562), ("NaN", 429), ("Star", 312), ("TTau*", 159), ("X", 78), ("HMXB", 63),
-        ("YSO_Candidate", 62), ("BYDra", 62), ("Em*", 26)],
-    5: [("NaN", 1131), ("YSO", 563), ("Orion_V*", 530), ("Star", 332), ("X", 313), ("TTau*", 196), ("QSO", 187),
-        ("HMXB", 161), ("AGN", 86), ("Seyfert_1", 71)],
+    0: [
+        ("NaN", 884),
+        ("Star", 310),
+        ("Orion_V*", 310),
+        ("YSO", 264),
+        ("QSO", 185),
+        ("TTau*", 165),
+        ("X", 144),
+        ("PartofG", 105),
+        ("Seyfert_1", 52),
+        ("SB*", 47),
+    ],
+    1: [
+        ("NaN", 2869),
+        ("QSO", 931),
+        ("X", 887),
+        ("Orion_V*", 304),
+        ("YSO", 304),
+        ("Star", 277),
+        ("AGN", 236),
+        ("HMXB", 210),
+        ("Seyfert_1", 172),
+        ("LMXB", 141),
+    ],
+    2: [
+        ("NaN", 3211),
+        ("X", 1093),
+        ("QSO", 1081),
+        ("Star", 398),
+        ("HMXB", 272),
+        ("GlCl", 255),
+        ("Seyfert_1", 252),
+        ("XB*_Candidate", 238),
+        ("AGN", 232),
+        ("XB", 222),
+    ],
+    3: [
+        ("NaN", 821),
+        ("X", 307),
+        ("HMXB", 165),
+        ("YSO", 154),
+        ("Star", 135),
+        ("Seyfert_2", 120),
+        ("QSO", 115),
+        ("Orion_V*", 91),
+        ("Seyfert_1", 79),
+        ("Pulsar", 73),
+    ],
+    4: [
+        ("Orion_V*", 688),
+        ("YSO", 562),
+        ("NaN", 429),
+        ("Star", 312),
+        ("TTau*", 159),
+        ("X", 78),
+        ("HMXB", 63),
+        ("YSO_Candidate", 62),
+        ("BYDra", 62),
+        ("Em*", 26),
+    ],
+    5: [
+        ("NaN", 1131),
+        ("YSO", 563),
+        ("Orion_V*", 530),
+        ("Star", 332),
+        ("X", 313),
+        ("TTau*", 196),
+        ("QSO", 187),
+        ("HMXB", 161),
+        ("AGN", 86),
+        ("Seyfert_1", 71),
+    ],
 }
 
 #: Table 4, MUWCLASS training set (Yang et al. 2022) row: per comparison class,

@@ -11,11 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayclass.exceptions import input_files
 from xrayclass.analysis import published
 from xrayclass.constants import CLASSES, FEATURES, NAME
+from xrayclass.exceptions import input_files
 from xrayclass.io.tables import read_table, write_outputs
 from xrayclass.stages.master_classification import master_classification, tables_kappa
+
+__all__ = [
+    "FEATURE_RTOL",
+    "POSITION_TOLERANCE_DEG",
+    "Check",
+    "compare_table",
+    "format_checks",
+    "master_table_checks",
+    "reproduce_master_tables",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +46,12 @@ class Check:
     passed: bool
 
     def row(self):
-        return {"check": self.name, "published": _text(self.published), "obtained": _text(self.obtained),
-                "result": "PASS" if self.passed else "FAIL"}
+        return {
+            "check": self.name,
+            "published": _text(self.published),
+            "obtained": _text(self.obtained),
+            "result": "PASS" if self.passed else "FAIL",
+        }
 
 
 def _text(value):
@@ -93,28 +107,56 @@ def compare_table(ours, theirs, label, exact, close=()):
 
 def master_table_checks(uniquely, ambiguous, summary, published_uniquely, published_ambiguous):
     """Every check of stage 4 against the published tables and numbers."""
-    close = [("ra/dec (to 1e-9 deg)", ["ra", "dec"], POSITION_TOLERANCE_DEG, False),
-             ("first-detection features", list(FEATURES), FEATURE_RTOL, True)]
+    close = [
+        ("ra/dec (to 1e-9 deg)", ["ra", "dec"], POSITION_TOLERANCE_DEG, False),
+        ("first-detection features", list(FEATURES), FEATURE_RTOL, True),
+    ]
     common = {"detection counts": ["detection_count"], "mean±std strings (10 classes)": list(CLASSES)}
-    checks = compare_table(uniquely, published_uniquely, "uniquely classified",
-                           {"master classes": ["master_class", "agg_master_class"], **common}, close)
-    checks += compare_table(ambiguous, published_ambiguous, "ambiguous",
-                            {"hard/soft classes": ["hard_master_class", "soft_master_class"], **common}, close)
-    checks.append(_count_check("uniquely classified sources (paper)", published.UNIQUELY_CLASSIFIED,
-                               summary["uniquely_classified"]))
+    checks = compare_table(
+        uniquely,
+        published_uniquely,
+        "uniquely classified",
+        {"master classes": ["master_class", "agg_master_class"], **common},
+        close,
+    )
+    checks += compare_table(
+        ambiguous,
+        published_ambiguous,
+        "ambiguous",
+        {"hard/soft classes": ["hard_master_class", "soft_master_class"], **common},
+        close,
+    )
+    checks.append(
+        _count_check(
+            "uniquely classified sources (paper)", published.UNIQUELY_CLASSIFIED, summary["uniquely_classified"]
+        )
+    )
     checks.append(_count_check("ambiguous sources (paper)", published.AMBIGUOUS, summary["ambiguous"]))
     kappa = None if summary["cohen_kappa"] is None else round(summary["cohen_kappa"], 3)
-    checks.append(Check("Cohen's kappa, hard vs soft (paper, 3 decimals)", published.COHEN_KAPPA, kappa,
-                        kappa == published.COHEN_KAPPA))
+    checks.append(
+        Check(
+            "Cohen's kappa, hard vs soft (paper, 3 decimals)",
+            published.COHEN_KAPPA,
+            kappa,
+            kappa == published.COHEN_KAPPA,
+        )
+    )
     # Not a number of the paper: the published tables' own kappa over sources with 2+ detections.
     theirs = tables_kappa(published_uniquely, published_ambiguous, min_detections=2)
     mine = summary.get("cohen_kappa_multiple_detections")
     theirs, mine = (None if v is None else round(v, 3) for v in (theirs, mine))
-    checks.append(Check("Cohen's kappa, sources with 2+ detections (published tables, 3 decimals)", theirs, mine,
-                        theirs is not None and mine == theirs))
+    checks.append(
+        Check(
+            "Cohen's kappa, sources with 2+ detections (published tables, 3 decimals)",
+            theirs,
+            mine,
+            theirs is not None and mine == theirs,
+        )
+    )
     for label, count in published.DETECTIONS_PER_SOURCE.items():
-        checks.append(_count_check(f"sources with {label} detections (paper)", count,
-                                   summary["detections_per_source"][label]))
+        checks.append(
+            _count_check(f"sources with {label} detections (paper)", count, summary["detections_per_source"][label])
+        )
     return checks
 
 
@@ -129,9 +171,13 @@ def reproduce_master_tables(reference_dir, out_dir):
     with input_files(detections_path):
         uniquely, ambiguous, summary = master_classification(detections)
     out_dir = Path(out_dir)
-    write_outputs([(uniquely, out_dir / "uniquely_classified.csv"),
-                   (ambiguous, out_dir / "ambiguous_classification.csv"),
-                   (summary, out_dir / "master_summary.json")])
+    write_outputs(
+        [
+            (uniquely, out_dir / "uniquely_classified.csv"),
+            (ambiguous, out_dir / "ambiguous_classification.csv"),
+            (summary, out_dir / "master_summary.json"),
+        ]
+    )
     published_uniquely = read_table(reference_dir / published.UNIQUELY_FILE)
     published_ambiguous = read_table(reference_dir / published.AMBIGUOUS_FILE)
     return master_table_checks(uniquely, ambiguous, summary, published_uniquely, published_ambiguous)

@@ -6,7 +6,6 @@ reproduction report share one implementation.
 """
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,22 @@ import pandas as pd
 from xrayclass.analysis import figures
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
-from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.io.paths import RunLayout
+from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
+
+__all__ = [
+    "as_table",
+    "census",
+    "default_sources",
+    "is_synthetic",
+    "k_selection",
+    "preprocessed_features",
+    "read_summary",
+    "run_figures",
+    "stage_counts",
+    "validation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +53,8 @@ def preprocessed_features(table):
 
 # -- K selection --------------------------------------------------------------------------
 
-def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3, sample=20_000,
-                seed=0, n_jobs=2):
+
+def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3, sample=20_000, seed=0, n_jobs=2):
     """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1.
 
     Returns
@@ -72,8 +84,18 @@ def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3
 
 # -- validation ---------------------------------------------------------------------------
 
-def validation(crossmatched, out_dir, figures_dir, seeds=range(5), group_by_source=False,
-               methods=("mahalanobis",), calibrate=False, both_splits=False, feature_set=None):
+
+def validation(
+    crossmatched,
+    out_dir,
+    figures_dir,
+    seeds=range(5),
+    group_by_source=False,
+    methods=("mahalanobis",),
+    calibrate=False,
+    both_splits=False,
+    feature_set=None,
+):
     """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
 
     Writes per method the confusion matrices (mean, std), per-class metrics, a summary
@@ -95,8 +117,9 @@ def validation(crossmatched, out_dir, figures_dir, seeds=range(5), group_by_sour
     labeled = labeled_detections(crossmatched, feature_set=feature_set or PAPER)
     synthetic = _names_synthetic(crossmatched)
     with figures.synthetic_marking(synthetic):
-        return _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits,
-                           synthetic)
+        return _validation(
+            labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic
+        )
 
 
 def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic):
@@ -123,23 +146,37 @@ def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, 
                 outputs.append((part[kind].reset_index(), out_dir / f"{kind}_{level}{suffix}.csv"))
             metrics = part["metrics_mean"].join(part["metrics_std"], rsuffix="_std").reset_index()
             outputs.append((metrics, out_dir / f"metrics_{level}{suffix}.csv"))
-            document[level] = {"accuracy_mean": part["accuracy_mean"], "accuracy_std": part["accuracy_std"],
-                               "accuracies": part["accuracies"], "brier_mean": part["brier_mean"],
-                               "brier_std": part["brier_std"], "ece_mean": part["ece_mean"],
-                               "ece_std": part["ece_std"]}
+            document[level] = {
+                "accuracy_mean": part["accuracy_mean"],
+                "accuracy_std": part["accuracy_std"],
+                "accuracies": part["accuracies"],
+                "brier_mean": part["brier_mean"],
+                "brier_std": part["brier_std"],
+                "ece_mean": part["ece_mean"],
+                "ece_std": part["ece_std"],
+            }
         outputs.append((document, out_dir / f"validation_summary{suffix}.json"))
-        for level, stem, title in (("classes", "fig4_validation_confusion", "ten classes"),
-                                   ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes")):
+        for level, stem, title in (
+            ("classes", "fig4_validation_confusion", "ten classes"),
+            ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes"),
+        ):
             matrix = result[level]["confusion_mean"][labels[level]]
-            figures.confusion_heatmap(matrix.to_numpy(), labels[level], figures_dir, stem + suffix,
-                                      f"Validation ({name}), {title}: mean of {len(result['seeds'])} "
-                                      "seeded 70/30 splits")
+            figures.confusion_heatmap(
+                matrix.to_numpy(),
+                labels[level],
+                figures_dir,
+                stem + suffix,
+                f"Validation ({name}), {title}: mean of {len(result['seeds'])} seeded 70/30 splits",
+            )
     if len(results) > 1:
         outputs.append((table, out_dir / "method_comparison.csv"))
         figures.method_comparison_figure(table, figures_dir)
-    figures.reliability_figure({name: result["classes"]["reliability"] for name, result in results.items()},
-                               figures_dir, "fig_reliability_splits" if both_splits else "fig_reliability",
-                               synthetic=synthetic)
+    figures.reliability_figure(
+        {name: result["classes"]["reliability"] for name, result in results.items()},
+        figures_dir,
+        "fig_reliability_splits" if both_splits else "fig_reliability",
+        synthetic=synthetic,
+    )
     if both_splits:
         outputs.append((split_table, out_dir / "method_comparison_splits.csv"))
         figures.comparison_figure(split_table, figures_dir, synthetic=synthetic)
@@ -150,18 +187,19 @@ def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, 
 
 # -- census -------------------------------------------------------------------------------
 
+
 def census(crossmatched, out_dir):
     """Table 3 (top SIMBAD types per cluster) and the low-latitude share of each cluster."""
     from xrayclass.analysis.census import latitude_census, type_census
 
     types = type_census(crossmatched)
     latitude = latitude_census(crossmatched)
-    write_outputs([(types, Path(out_dir) / "census_types.csv"),
-                   (latitude, Path(out_dir) / "census_latitude.csv")])
+    write_outputs([(types, Path(out_dir) / "census_types.csv"), (latitude, Path(out_dir) / "census_latitude.csv")])
     return types, latitude
 
 
 # -- figures ------------------------------------------------------------------------------
+
 
 def default_sources(uniquely, count=3):
     """The uniquely classified sources with the most detections (Table A1's head)."""
@@ -216,8 +254,7 @@ def _run_figures(run, figures_dir=None, sources=None):
             for name in sources or default_sources(uniquely):
                 if name not in set(classified[NAME]):
                     raise InputError(f"{run.detections}: no detection of source {name!r}")
-                made += figures.source_probability_plot(classified, name, figures_dir,
-                                                        master_class=masters.get(name))
+                made += figures.source_probability_plot(classified, name, figures_dir, master_class=masters.get(name))
     else:
         log.warning("%s absent: Figs. 6, 7, 8 and 10 skipped", run.detections)
     return [path for path in made if Path(path).suffix == ".png"]
@@ -241,9 +278,13 @@ def stage_counts(run):
         counts["classified_sources"] = int(detections[NAME].nunique())
     summary = read_summary(run)
     if summary:
-        counts.update(uniquely_classified=summary["uniquely_classified"], ambiguous=summary["ambiguous"],
-                      cohen_kappa=summary["cohen_kappa"], detections_per_source=summary["detections_per_source"],
-                      cohen_kappa_multiple_detections=summary.get("cohen_kappa_multiple_detections"))
+        counts.update(
+            uniquely_classified=summary["uniquely_classified"],
+            ambiguous=summary["ambiguous"],
+            cohen_kappa=summary["cohen_kappa"],
+            detections_per_source=summary["detections_per_source"],
+            cohen_kappa_multiple_detections=summary.get("cohen_kappa_multiple_detections"),
+        )
     return counts
 
 

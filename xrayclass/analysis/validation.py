@@ -31,17 +31,45 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME, UNCLASSIFIED
 from xrayclass.core.calibration import (
-    N_BINS, apply_temperature, brier_score, expected_calibration_error, fit_temperature, out_of_fold_probabilities,
+    apply_temperature,
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    out_of_fold_probabilities,
     reliability_curve,
 )
 from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
-from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME, UNCLASSIFIED
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
-from xrayclass.io.tables import InputError, canonical_names, require_columns
 from xrayclass.core.progress import steps
 from xrayclass.core.taxonomy import OTYPE, normalize_types
+from xrayclass.io.tables import InputError, canonical_names, require_columns
+
+__all__ = [
+    "CALIBRATED",
+    "METHODS",
+    "SPLITS",
+    "TEST_SIZE",
+    "LabeledSet",
+    "aggregate_probabilities",
+    "calibration_scores",
+    "compare_methods",
+    "compare_splits",
+    "comparison_frame",
+    "evaluate",
+    "gaussian_method",
+    "gradient_boosting_method",
+    "labeled_detections",
+    "mahalanobis_method",
+    "method_table",
+    "naive_bayes_method",
+    "split",
+    "temperature_scaled",
+    "validate",
+    "validate_once",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +91,22 @@ class LabeledSet:
 
 def mahalanobis_method(labeled, train, test, classes=CLASSES):
     """The paper's per-cluster classifier: probabilities of the test rows from the train rows."""
-    model = ClusterwiseMahalanobis(classes).fit(labeled.X[train], labeled.labels[train], labeled.clusters[train],
-                                                all_clusters=np.unique(labeled.clusters[test]))
+    model = ClusterwiseMahalanobis(classes).fit(
+        labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters[test])
+    )
     return model.predict_proba(labeled.X[test], labeled.clusters[test])
 
 
 def gaussian_method(priors="none"):
     """Per-cluster Gaussian likelihood (log pseudo-determinant), with or without reference priors."""
+
     def method(labeled, train, test, classes=CLASSES):
         model = ClusterwiseMahalanobis(classes, likelihood="gaussian", priors=priors).fit(
-            labeled.X[train], labeled.labels[train], labeled.clusters[train],
-            all_clusters=np.unique(labeled.clusters[test]))
+            labeled.X[train],
+            labeled.labels[train],
+            labeled.clusters[train],
+            all_clusters=np.unique(labeled.clusters[test]),
+        )
         return model.predict_proba(labeled.X[test], labeled.clusters[test])
 
     return method
@@ -88,8 +121,9 @@ def gradient_boosting_method(random_state=0):
         # One OpenMP thread: on a shared machine its busy-waiting threads slow everything
         # down by an order of magnitude, for data this small.
         with threadpool_limits(limits=1, user_api="openmp"):
-            model = HistGradientBoostingClassifier(random_state=random_state).fit(labeled.X[train],
-                                                                                 labeled.labels[train])
+            model = HistGradientBoostingClassifier(random_state=random_state).fit(
+                labeled.X[train], labeled.labels[train]
+            )
             probabilities = np.zeros((len(test), len(classes)))
             columns = pd.Index(list(classes)).get_indexer(model.classes_)
             probabilities[:, columns] = model.predict_proba(labeled.X[test])
@@ -100,6 +134,7 @@ def gradient_boosting_method(random_state=0):
 
 def temperature_scaled(method, n_folds=3):
     """``method`` with a temperature fitted out of fold on its train rows only (folds keep sources whole)."""
+
     def calibrated(labeled, train, test, classes=CLASSES):
         def fit_predict(inner_train, inner_test):
             return method(labeled, train[inner_train], train[inner_test], classes)
@@ -113,25 +148,32 @@ def temperature_scaled(method, n_folds=3):
 
 def naive_bayes_method(location=True, score="macro_f1"):
     """The optimized naive Bayes as a validation method (weights tuned on the train rows only)."""
-    from xrayclass.stages.classification import naive_bayes_categories
     from xrayclass.constants import LOCATION_FEATURE
     from xrayclass.core.naive_bayes import NaiveBayesClassifier
+    from xrayclass.stages.classification import naive_bayes_categories
 
     def method(labeled, train, test, classes=CLASSES):
         X = np.column_stack([labeled.X, labeled.latitude]) if location else labeled.X
         feature_set = labeled.feature_set
-        model = NaiveBayesClassifier(categories=naive_bayes_categories(location, feature_set),
-                                     feature_names=[*feature_set.features, LOCATION_FEATURE][: X.shape[1]],
-                                     classes=classes, scoring=score).fit(X[train], labeled.labels[train])
+        model = NaiveBayesClassifier(
+            categories=naive_bayes_categories(location, feature_set),
+            feature_names=[*feature_set.features, LOCATION_FEATURE][: X.shape[1]],
+            classes=classes,
+            scoring=score,
+        ).fit(X[train], labeled.labels[train])
         return model.predict_proba(X[test])
 
     return method
 
 
 #: Validation methods by name, as the command line offers them.
-METHODS = {"mahalanobis": lambda: mahalanobis_method, "gaussian": gaussian_method,
-           "gaussian-priors": lambda: gaussian_method("references"), "naive-bayes": naive_bayes_method,
-           "hist-gradient-boosting": gradient_boosting_method}
+METHODS = {
+    "mahalanobis": lambda: mahalanobis_method,
+    "gaussian": gaussian_method,
+    "gaussian-priors": lambda: gaussian_method("references"),
+    "naive-bayes": naive_bayes_method,
+    "hist-gradient-boosting": gradient_boosting_method,
+}
 #: Suffix of a temperature-calibrated method's name.
 CALIBRATED = "+T"
 
@@ -159,11 +201,18 @@ def labeled_detections(table, classes=CLASSES, feature_set: FeatureSet = PAPER):
     types, _ = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
     labeled = np.isin(types, list(classes))
     if labeled.sum() < 10:
-        raise InputError(f"only {int(labeled.sum())} detections carry one of the ten classes; "
-                         "validation needs labeled detections")
+        raise InputError(
+            f"only {int(labeled.sum())} detections carry one of the ten classes; validation needs labeled detections"
+        )
     chosen = table.loc[labeled]
-    return LabeledSet(X[labeled], types[labeled], chosen[CLUSTER].to_numpy(dtype=int),
-                      chosen[NAME].to_numpy(dtype=object), absolute_galactic_latitude(chosen), feature_set)
+    return LabeledSet(
+        X[labeled],
+        types[labeled],
+        chosen[CLUSTER].to_numpy(dtype=int),
+        chosen[NAME].to_numpy(dtype=object),
+        absolute_galactic_latitude(chosen),
+        feature_set,
+    )
 
 
 def _strata(labels):
@@ -192,8 +241,9 @@ def split(labeled, seed, group_by_source=False):
     with warnings.catch_warnings():
         # Classes rarer than the folds are expected (a few references); they go where they can.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        test = np.concatenate([t for _, (_, t) in zip(range(3), folds.split(index, labeled.labels,
-                                                                              labeled.sources))])
+        test = np.concatenate(
+            [t for _, (_, t) in zip(range(3), folds.split(index, labeled.labels, labeled.sources), strict=False)]
+        )
     return np.setdiff1d(index, test), np.sort(test)
 
 
@@ -208,12 +258,15 @@ def evaluate(true, predicted, labels):
     rows = counts.sum(axis=1, keepdims=True)
     normalized = np.divide(counts, rows, out=np.full(counts.shape, np.nan), where=rows > 0)
     precision, recall, f1, support = precision_recall_fscore_support(
-        true, predicted, labels=list(labels), zero_division=0)
-    metrics = pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
-                           index=pd.Index(labels, name="class"))
+        true, predicted, labels=list(labels), zero_division=0
+    )
+    metrics = pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": support}, index=pd.Index(labels, name="class")
+    )
     return {
-        "confusion": pd.DataFrame(normalized, index=pd.Index(labels, name="true"),
-                                  columns=pd.Index(columns, name="predicted")),
+        "confusion": pd.DataFrame(
+            normalized, index=pd.Index(labels, name="true"), columns=pd.Index(columns, name="predicted")
+        ),
         "metrics": metrics,
         "accuracy": float(np.mean(true == predicted)),
     }
@@ -231,9 +284,17 @@ def calibration_scores(probabilities, true, labels):
     """Brier score, ECE and the reliability-curve sums (to pool over seeds) of one evaluation."""
     truth = pd.Index(list(labels)).get_indexer(true)
     curve = reliability_curve(probabilities, truth)
-    return {"brier": brier_score(probabilities, truth), "ece": expected_calibration_error(probabilities, truth),
-            "curve_sums": np.stack([np.nan_to_num(curve["confidence"] * curve["count"]),
-                                    np.nan_to_num(curve["accuracy"] * curve["count"]), curve["count"]])}
+    return {
+        "brier": brier_score(probabilities, truth),
+        "ece": expected_calibration_error(probabilities, truth),
+        "curve_sums": np.stack(
+            [
+                np.nan_to_num(curve["confidence"] * curve["count"]),
+                np.nan_to_num(curve["accuracy"] * curve["count"]),
+                curve["count"],
+            ]
+        ),
+    }
 
 
 def validate_once(labeled, seed, method=mahalanobis_method, classes=CLASSES, group_by_source=False):
@@ -246,8 +307,9 @@ def validate_once(labeled, seed, method=mahalanobis_method, classes=CLASSES, gro
     classes_result = evaluate(true, predicted, classes)
     classes_result.update(calibration_scores(probabilities, true, classes))
     aggregated = evaluate(aggregate(true), aggregate(predicted), AGGREGATE_CLASSES)
-    aggregated.update(calibration_scores(aggregate_probabilities(probabilities, classes), aggregate(true),
-                                         AGGREGATE_CLASSES))
+    aggregated.update(
+        calibration_scores(aggregate_probabilities(probabilities, classes), aggregate(true), AGGREGATE_CLASSES)
+    )
     return {
         "classes": classes_result,
         "aggregated": aggregated,
@@ -273,8 +335,15 @@ def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_b
     seeds = list(seeds)
     for seed in steps(seeds, len(seeds), f"validation ({name})" if name else "validation", " seeds"):
         runs.append(validate_once(labeled, seed, method, classes, group_by_source))
-        log.info("%sseed %d (%d of %d): accuracy %.3f, aggregated %.3f", f"{name}, " if name else "", seed,
-                 len(runs), len(seeds), runs[-1]["classes"]["accuracy"], runs[-1]["aggregated"]["accuracy"])
+        log.info(
+            "%sseed %d (%d of %d): accuracy %.3f, aggregated %.3f",
+            f"{name}, " if name else "",
+            seed,
+            len(runs),
+            len(seeds),
+            runs[-1]["classes"]["accuracy"],
+            runs[-1]["aggregated"]["accuracy"],
+        )
     with warnings.catch_warnings():
         # A class absent from every held-out set has NaN rows: their means stay NaN, silently.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -282,8 +351,12 @@ def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_b
 
 
 def _summarize_runs(runs, seeds, group_by_source):
-    summary = {"seeds": list(seeds), "n_train": runs[0]["n_train"], "n_test": runs[0]["n_test"],
-               "group_by_source": group_by_source}
+    summary = {
+        "seeds": list(seeds),
+        "n_train": runs[0]["n_train"],
+        "n_test": runs[0]["n_test"],
+        "group_by_source": group_by_source,
+    }
     for level in ("classes", "aggregated"):
         confusions = [run[level]["confusion"] for run in runs]
         unclassified = [UNCLASSIFIED] if any(UNCLASSIFIED in m.columns for m in confusions) else []
@@ -331,18 +404,28 @@ def compare_methods(labeled, seeds, methods, group_by_source=False):
         One row per method and level: accuracy (mean, std), macro F1 (mean), and the
         F1 of each class (mean).
     """
-    results = {name: validate(labeled, seeds, method, group_by_source=group_by_source, name=name)
-               for name, method in methods.items()}
+    results = {
+        name: validate(labeled, seeds, method, group_by_source=group_by_source, name=name)
+        for name, method in methods.items()
+    }
     rows = []
     for name, result in results.items():
         for level in ("classes", "aggregated"):
             part = result[level]
             f1 = part["metrics_mean"]["f1"]
-            row = {"method": name, "level": level, "accuracy": part["accuracy_mean"],
-                   "accuracy_std": part["accuracy_std"], "macro_f1": part["macro_f1_mean"],
-                   "macro_f1_std": part["macro_f1_std"], "brier": part["brier_mean"], "brier_std": part["brier_std"],
-                   "ece": part["ece_mean"], "ece_std": part["ece_std"],
-                   **{f"f1_{label}": float(value) for label, value in f1.items()}}
+            row = {
+                "method": name,
+                "level": level,
+                "accuracy": part["accuracy_mean"],
+                "accuracy_std": part["accuracy_std"],
+                "macro_f1": part["macro_f1_mean"],
+                "macro_f1_std": part["macro_f1_std"],
+                "brier": part["brier_mean"],
+                "brier_std": part["brier_std"],
+                "ece": part["ece_mean"],
+                "ece_std": part["ece_std"],
+                **{f"f1_{label}": float(value) for label, value in f1.items()},
+            }
             if level == "aggregated":
                 row.update({f"diag_{label}": float(part["diagonal_mean"][label]) for label in AGGREGATE_CLASSES})
                 row.update({f"diag_{label}_std": float(part["diagonal_std"][label]) for label in AGGREGATE_CLASSES})

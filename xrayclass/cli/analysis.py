@@ -13,13 +13,43 @@ import argparse
 import logging
 from pathlib import Path
 
+from xrayclass.cli.stages import (
+    DefaultsFormatter as _DefaultsFormatter,
+)
+from xrayclass.cli.stages import (
+    _positive_int,
+    _read_input,
+    configure_logging,
+    verbosity_options,
+)
 from xrayclass.exceptions import input_files
 from xrayclass.io import paths
 from xrayclass.io.runs import find_run
-from xrayclass.cli.stages import (
-    DefaultsFormatter as _DefaultsFormatter, _positive_int, _read_input, configure_logging, verbosity_options,
-)
-from xrayclass.io.tables import InputError, read_table, table_format, write_atomic, write_table
+from xrayclass.io.tables import InputError, read_table, write_table
+
+__all__ = [
+    "PROG",
+    "RUN_DIR_DEFAULT",
+    "SUBCOMMANDS",
+    "add_census_parser",
+    "add_compare_parser",
+    "add_explore_parser",
+    "add_figures_parser",
+    "add_kselect_parser",
+    "add_report_parser",
+    "add_validate_parser",
+    "build_parser",
+    "census_command",
+    "compare_command",
+    "default_comparison_output",
+    "explore_command",
+    "figures_command",
+    "format_method_comparison",
+    "kselect_command",
+    "main",
+    "report_command",
+    "validate_command",
+]
 
 log = logging.getLogger("xrayclass")
 
@@ -27,6 +57,7 @@ PROG = "analysis.py"
 
 
 # -- compare -----------------------------------------------------------------------------
+
 
 def _class_mapping_help():
     from xrayclass.analysis.comparison import DEFAULT_MAPPING
@@ -46,7 +77,9 @@ def add_compare_parser(subparsers, common):
 
     default_columns = CatalogColumns()
     parser = subparsers.add_parser(
-        "compare", parents=[common], formatter_class=_DefaultsFormatter,
+        "compare",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="compare the uniquely classified sources with another catalog (Table 4)",
         description=(
             "Match the uniquely classified sources with a reference catalog by CSC name or "
@@ -58,25 +91,34 @@ def add_compare_parser(subparsers, common):
             "MUWCLASS training set of Yang et al. 2022 (muwclass_td.csv)."
         ),
     )
-    parser.add_argument("--catalog", required=True,
-                        help="reference catalog (.csv, .parquet, .vot/.xml or .fits)")
-    parser.add_argument("--uniquely", default=None,
-                        help=f"uniquely classified sources (stage-4 output; default: {RUN_DIR_DEFAULT}"
-                             f"/{paths.UNIQUELY})")
-    parser.add_argument("--output", default=None,
-                        help="result table (.csv or .parquet); default out_data/comparison_<catalog stem>.csv")
+    parser.add_argument("--catalog", required=True, help="reference catalog (.csv, .parquet, .vot/.xml or .fits)")
+    parser.add_argument(
+        "--uniquely",
+        default=None,
+        help=f"uniquely classified sources (stage-4 output; default: {RUN_DIR_DEFAULT}/{paths.UNIQUELY})",
+    )
+    parser.add_argument(
+        "--output", default=None, help="result table (.csv or .parquet); default out_data/comparison_<catalog stem>.csv"
+    )
     parser.add_argument("--name-column", default=default_columns.name, help="catalog column of CSC source names")
     parser.add_argument("--ra-column", default=default_columns.ra, help="catalog column of right ascension (deg)")
     parser.add_argument("--dec-column", default=default_columns.dec, help="catalog column of declination (deg)")
-    parser.add_argument("--label-column", default=default_columns.label,
-                        help="catalog column of class labels (MUWCLASS: Class, its prediction, "
-                             "reproduces the paper; True_Class is the literature class)")
-    parser.add_argument("--map", action="append", dest="mapping", metavar="OURS=THEIRS", default=None,
-                        help=_class_mapping_help())
-    parser.add_argument("--match", choices=MATCH_MODES, default="both",
-                        help="match by name or position (the paper), or by only one of them")
-    parser.add_argument("--radius", type=_positive_float, default=MATCH_RADIUS_ARCSEC,
-                        help="matching radius in arcsec")
+    parser.add_argument(
+        "--label-column",
+        default=default_columns.label,
+        help="catalog column of class labels (MUWCLASS: Class, its prediction, "
+        "reproduces the paper; True_Class is the literature class)",
+    )
+    parser.add_argument(
+        "--map", action="append", dest="mapping", metavar="OURS=THEIRS", default=None, help=_class_mapping_help()
+    )
+    parser.add_argument(
+        "--match",
+        choices=MATCH_MODES,
+        default="both",
+        help="match by name or position (the paper), or by only one of them",
+    )
+    parser.add_argument("--radius", type=_positive_float, default=MATCH_RADIUS_ARCSEC, help="matching radius in arcsec")
     parser.set_defaults(command=compare_command, stage="compare")
     return parser
 
@@ -98,14 +140,18 @@ def compare_command(args):
     check_outputs([output], [args.catalog, args.uniquely])
     mapping = parse_mapping(args.mapping)
     columns = CatalogColumns(args.name_column, args.ra_column, args.dec_column, args.label_column)
-    sources = _read_input(args.uniquely, paths.OUT_DIR / paths.UNIQUELY,
-                          "no run found: run `make run` (or master_classification.py) first, or pass --uniquely")
+    sources = _read_input(
+        args.uniquely,
+        paths.OUT_DIR / paths.UNIQUELY,
+        "no run found: run `make run` (or master_classification.py) first, or pass --uniquely",
+    )
     catalog = read_table(args.catalog)
     with input_files(args.uniquely, sources=args.uniquely, catalog=args.catalog):
         comparison = compare_catalog(sources, catalog, columns, mapping, args.radius, args.match)
     comparison.summary["catalog"] = str(args.catalog)
-    log.debug("matched sources by comparison class (rows) and catalog label (columns):\n%s",
-              comparison.confusion.to_string())
+    log.debug(
+        "matched sources by comparison class (rows) and catalog label (columns):\n%s", comparison.confusion.to_string()
+    )
     write_table(comparison.metrics, output, na_rep="NaN")
     log.info("wrote %s", output)
     print(format_comparison(comparison))
@@ -114,14 +160,19 @@ def compare_command(args):
 # -- kselect, validate, census, figures, report -------------------------------------------
 
 #: How ``--help`` describes the default run directory (:func:`xrayclass.io.runs.find_run`).
-RUN_DIR_DEFAULT = (f"{paths.OUT_DIR}/ if it holds the files, else the most recent run below it, such as the "
-                   f"{paths.OUT_DIR}/mock/ of `make run` without input")
+RUN_DIR_DEFAULT = (
+    f"{paths.OUT_DIR}/ if it holds the files, else the most recent run below it, such as the "
+    f"{paths.OUT_DIR}/mock/ of `make run` without input"
+)
 
 
 def _run_dir_option(parser):
-    parser.add_argument("--run-dir", default=None,
-                        help="directory of the stage outputs (cluster_csc.csv, ..., uniquely_classified.csv); "
-                             f"default: {RUN_DIR_DEFAULT}")
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        help="directory of the stage outputs (cluster_csc.csv, ..., uniquely_classified.csv); "
+        f"default: {RUN_DIR_DEFAULT}",
+    )
 
 
 def _run_files(args, *needs):
@@ -132,11 +183,14 @@ def _run_files(args, *needs):
 
 def add_kselect_parser(subparsers, common):
     parser = subparsers.add_parser(
-        "kselect", parents=[common], formatter_class=_DefaultsFormatter,
+        "kselect",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="BIC of the Gaussian mixture against K (Fig. 1)",
         description="Fit the full-covariance mixture for each K several times with different seeds (on a seeded "
-                    "subsample of the stage-1 detections), and write the BIC's mean, spread and gradient per K "
-                    "(bic.csv, bic_scan.csv) and Fig. 1; print the K at the knee of the curve.")
+        "subsample of the stage-1 detections), and write the BIC's mean, spread and gradient per K "
+        "(bic.csv, bic_scan.csv) and Fig. 1; print the K at the knee of the curve.",
+    )
     _run_dir_option(parser)
     parser.add_argument("--k-min", type=_positive_int, default=2, help="smallest K")
     parser.add_argument("--k-max", type=_positive_int, default=20, help="largest K")
@@ -153,8 +207,16 @@ def kselect_command(args):
     run = _run_files(args, paths.CLUSTERS.name)
     clustered = _read_input(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
     with input_files(run.clusters):
-        table, chosen = k_selection(clustered, run.directory, run.figures,
-                                    range(args.k_min, args.k_max + 1), args.n_fits, args.sample, args.seed, args.jobs)
+        table, chosen = k_selection(
+            clustered,
+            run.directory,
+            run.figures,
+            range(args.k_min, args.k_max + 1),
+            args.n_fits,
+            args.sample,
+            args.seed,
+            args.jobs,
+        )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
 
@@ -163,30 +225,53 @@ def add_validate_parser(subparsers, common):
     from xrayclass.analysis.validation import METHODS as VALIDATION_METHODS
 
     parser = subparsers.add_parser(
-        "validate", parents=[common], formatter_class=_DefaultsFormatter,
+        "validate",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
         description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
-                    "classify the 30% as if unlabeled with references from the 70% only, and compare with "
-                    "SIMBAD: row-normalized confusion matrices (ten and aggregated classes), precision, recall, "
-                    "F1 and accuracy, as mean and spread over several seeds.")
+        "classify the 30% as if unlabeled with references from the 70% only, and compare with "
+        "SIMBAD: row-normalized confusion matrices (ten and aggregated classes), precision, recall, "
+        "F1 and accuracy, as mean and spread over several seeds.",
+    )
     _run_dir_option(parser)
-    parser.add_argument("--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)")
+    parser.add_argument(
+        "--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)"
+    )
     parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeded splits")
-    parser.add_argument("--group-by-source", action="store_true",
-                        help="keep all detections of a source on one side of the split (stricter than the paper)")
-    parser.add_argument("--method", action="append", dest="methods", choices=(*VALIDATION_METHODS, "all"),
-                        default=None, help="classifier to validate, repeatable: with several, they are compared on "
-                                           "the same splits (method_comparison.csv and a figure); 'all': every "
-                                           "one; default: mahalanobis")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="also validate each method temperature-calibrated out of fold on its train rows "
-                             "('<method>+T')")
-    parser.add_argument("--both-splits", action="store_true",
-                        help="compare the methods grouped by source (the headline: new sources are never among "
-                             "the references) and by detection (the paper's), in one table and one figure")
-    parser.add_argument("--features", default=None, metavar="FILE",
-                        help="feature set (TOML, see xrayclass/featuresets/) (default: the one the run's model.json "
-                             "records, else the paper's 12)")
+    parser.add_argument(
+        "--group-by-source",
+        action="store_true",
+        help="keep all detections of a source on one side of the split (stricter than the paper)",
+    )
+    parser.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        choices=(*VALIDATION_METHODS, "all"),
+        default=None,
+        help="classifier to validate, repeatable: with several, they are compared on "
+        "the same splits (method_comparison.csv and a figure); 'all': every "
+        "one; default: mahalanobis",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also validate each method temperature-calibrated out of fold on its train rows ('<method>+T')",
+    )
+    parser.add_argument(
+        "--both-splits",
+        action="store_true",
+        help="compare the methods grouped by source (the headline: new sources are never among "
+        "the references) and by detection (the paper's), in one table and one figure",
+    )
+    parser.add_argument(
+        "--features",
+        default=None,
+        metavar="FILE",
+        help="feature set (TOML, see xrayclass/featuresets/) (default: the one the run's model.json "
+        "records, else the paper's 12)",
+    )
     parser.set_defaults(command=validate_command, stage="validate")
 
 
@@ -202,19 +287,31 @@ def validate_command(args):
     methods = tuple(dict.fromkeys(m for name in chosen for m in (METHODS if name == "all" else [name])))
     feature_set = _validation_feature_set(args.features, run.model)
     with input_files(path):
-        results, table = validation(table, run.directory / "validation", run.figures, range(args.seeds),
-                                    args.group_by_source, methods, calibrate=args.calibrate,
-                                    both_splits=args.both_splits, feature_set=feature_set)
+        results, table = validation(
+            table,
+            run.directory / "validation",
+            run.figures,
+            range(args.seeds),
+            args.group_by_source,
+            methods,
+            calibrate=args.calibrate,
+            both_splits=args.both_splits,
+            feature_set=feature_set,
+        )
     for name, result in results.items():
         for level in ("classes", "aggregated"):
             part = result[level]
-            print(f"{name}, {level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
-                  "row-normalized confusion (mean over seeds):")
+            print(
+                f"{name}, {level}: accuracy {part['accuracy_mean']:.3f} ± {part['accuracy_std']:.3f}; "
+                "row-normalized confusion (mean over seeds):"
+            )
             print(part["confusion_mean"].round(2).to_string())
     for name, result in results.items():
         part = result["classes"]
-        print(f"{name}: Brier {part['brier_mean']:.3f} ± {part['brier_std']:.3f}, expected calibration error "
-              f"{part['ece_mean']:.3f} ± {part['ece_std']:.3f} (ten classes)")
+        print(
+            f"{name}: Brier {part['brier_mean']:.3f} ± {part['brier_std']:.3f}, expected calibration error "
+            f"{part['ece_mean']:.3f} ± {part['ece_std']:.3f} (ten classes)"
+        )
     if len(results) > 1 or args.both_splits:
         print(format_method_comparison(table))
     print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
@@ -232,12 +329,14 @@ def _validation_feature_set(features_path, model_path):
         try:
             feature_set = from_artifact(read_json(model_path), str(model_path))
         except (InputError, AttributeError, TypeError) as exc:
-            log.warning("%s: its feature set cannot be read (%s); validating with the paper's 12 features",
-                        model_path, exc)
+            log.warning(
+                "%s: its feature set cannot be read (%s); validating with the paper's 12 features", model_path, exc
+            )
             return PAPER
         if not feature_set.same_as(PAPER):
-            log.info("validating with the feature set %s of %s (%d features)", feature_set.name, model_path,
-                     len(feature_set))
+            log.info(
+                "validating with the feature set %s of %s (%d features)", feature_set.name, model_path, len(feature_set)
+            )
         return feature_set
     return PAPER
 
@@ -251,38 +350,51 @@ def format_method_comparison(table):
 
 def add_census_parser(subparsers, common):
     parser = subparsers.add_parser(
-        "census", parents=[common], formatter_class=_DefaultsFormatter,
+        "census",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="most common SIMBAD types per cluster and galactic-plane shares (Table 3)",
         description="The ten most common main_type values of each cluster, and the share of each cluster's "
-                    "detections at galactic |b| < 5 deg (census_types.csv, census_latitude.csv).")
+        "detections at galactic |b| < 5 deg (census_types.csv, census_latitude.csv).",
+    )
     _run_dir_option(parser)
-    parser.add_argument("--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)")
+    parser.add_argument(
+        "--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)"
+    )
     parser.set_defaults(command=census_command, stage="census")
 
 
 def census_command(args):
-    from xrayclass.analysis.steps import census
     from xrayclass.analysis.census import format_type_census
+    from xrayclass.analysis.steps import census
 
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
-    types, latitude = census(_read_input(path, run.crossmatch,
-                                         "run `make run` or crossmatch.py first, or pass --input"),
-                             run.directory)
+    types, latitude = census(
+        _read_input(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input"), run.directory
+    )
     print(format_type_census(types))
     print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def add_figures_parser(subparsers, common):
     parser = subparsers.add_parser(
-        "figures", parents=[common], formatter_class=_DefaultsFormatter,
+        "figures",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="the paper's figures from a run's outputs (Figs. 2, 3, 6, 7, 8, 10)",
         description="Draw the figures that need only the stage outputs, as PNG and PDF in RUN_DIR/figures. "
-                    "Fig. 1 comes from 'kselect', Figs. 4-5 from 'validate'.")
+        "Fig. 1 comes from 'kselect', Figs. 4-5 from 'validate'.",
+    )
     _run_dir_option(parser)
-    parser.add_argument("--source", action="append", default=None, metavar="NAME",
-                        help="source for the per-source probability plot (Fig. 10), repeatable; default: the "
-                             "three uniquely classified sources with the most detections")
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="source for the per-source probability plot (Fig. 10), repeatable; default: the "
+        "three uniquely classified sources with the most detections",
+    )
     parser.set_defaults(command=figures_command, stage="figures")
 
 
@@ -295,15 +407,21 @@ def figures_command(args):
 
 def add_report_parser(subparsers, common):
     parser = subparsers.add_parser(
-        "report", parents=[common], formatter_class=_DefaultsFormatter,
+        "report",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="the reproduction report (Markdown and HTML)",
         description="Write report.md and report.html: each published number next to the value obtained from "
-                    "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
-                    "inputs were real, frozen or synthetic. Runs the analyses it needs.")
+        "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
+        "inputs were real, frozen or synthetic. Runs the analyses it needs.",
+    )
     _run_dir_option(parser)
     parser.add_argument("--output", default=str(paths.DEFAULT_RUN.report), help="the Markdown report (.md)")
-    parser.add_argument("--full", action="store_true",
-                        help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one",
+    )
     parser.set_defaults(command=report_command, stage="report")
 
 
@@ -312,9 +430,9 @@ def report_command(args):
 
     reference = paths.reference_dir()
     run_dir = args.run_dir if args.run_dir is not None else find_run()
-    markdown, html_path, passed, failed = write_report(run_dir, args.output,
-                                                       reference if reference.is_dir() else None,
-                                                       quick=not args.full)
+    markdown, html_path, passed, failed = write_report(
+        run_dir, args.output, reference if reference.is_dir() else None, quick=not args.full
+    )
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
 
 
@@ -322,26 +440,42 @@ def add_explore_parser(subparsers, common):
     from xrayclass.analysis.explore import MAX_SOURCES
 
     parser = subparsers.add_parser(
-        "explore", parents=[common], formatter_class=_DefaultsFormatter,
+        "explore",
+        parents=[common],
+        formatter_class=_DefaultsFormatter,
         help="one self-contained interactive HTML explorer of a run (works offline)",
         description="Write one HTML file with plotly.js and the run's sources inlined (no network needed; "
-                    "opens from file://): a sky map and a feature plot with class toggles and linked selection, "
-                    "a search box, a sortable table with CSV export, a source panel with probabilities, "
-                    "detections and links, and your own labels (exported as labels.csv for "
-                    "classification.py --labels). Above --max-sources sources a seeded sample is drawn, "
-                    "with a sky density layer of all of them.")
+        "opens from file://): a sky map and a feature plot with class toggles and linked selection, "
+        "a search box, a sortable table with CSV export, a source panel with probabilities, "
+        "detections and links, and your own labels (exported as labels.csv for "
+        "classification.py --labels). Above --max-sources sources a seeded sample is drawn, "
+        "with a sky density layer of all of them.",
+    )
     _run_dir_option(parser)
     parser.add_argument("--output", default=None, help="the HTML file (default: RUN_DIR/explorer.html)")
-    parser.add_argument("--uniquely", default=None, help="uniquely classified sources (default: RUN_DIR/uniquely_classified.csv)")
-    parser.add_argument("--ambiguous", default=None,
-                        help="ambiguous sources (default: RUN_DIR/ambiguous_classification.csv, if there)")
-    parser.add_argument("--detections", default=None,
-                        help="stage-3 detections for the source panel (default: RUN_DIR/detection_level_classification.csv, if there)")
-    parser.add_argument("--max-sources", type=_positive_int, default=MAX_SOURCES,
-                        help="sources embedded and drawn at most; above, a seeded random sample")
+    parser.add_argument(
+        "--uniquely", default=None, help="uniquely classified sources (default: RUN_DIR/uniquely_classified.csv)"
+    )
+    parser.add_argument(
+        "--ambiguous", default=None, help="ambiguous sources (default: RUN_DIR/ambiguous_classification.csv, if there)"
+    )
+    parser.add_argument(
+        "--detections",
+        default=None,
+        help="stage-3 detections for the source panel (default: RUN_DIR/detection_level_classification.csv, if there)",
+    )
+    parser.add_argument(
+        "--max-sources",
+        type=_positive_int,
+        default=MAX_SOURCES,
+        help="sources embedded and drawn at most; above, a seeded random sample",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of that sample")
-    parser.add_argument("--synthetic", action="store_true",
-                        help="mark every view SYNTHETIC (done anyway for mock runs: MOCK names or a mock provenance file)")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="mark every view SYNTHETIC (done anyway for mock runs: MOCK names or a mock provenance file)",
+    )
     parser.set_defaults(command=explore_command, stage="explore")
 
 
@@ -353,28 +487,42 @@ def explore_command(args):
     output = Path(args.output) if args.output else paths.RunLayout(args.run_dir).explorer
     if output.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{output}: the explorer is an .html file")
-    tables = read_run(args.run_dir, args.uniquely, args.ambiguous, args.detections,
-                      synthetic=True if args.synthetic else None)
+    tables = read_run(
+        args.run_dir, args.uniquely, args.ambiguous, args.detections, synthetic=True if args.synthetic else None
+    )
     try:
         meta = write_explorer(tables, output, args.max_sources, args.seed)
     except ExploreError as exc:
         raise InputError(f"{args.uniquely or Path(args.run_dir) / 'uniquely_classified.csv'}: {exc}") from None
     size = output.stat().st_size
-    shown = (f"{meta['n_shown']:,} of {meta['n_total']:,} sources (seeded sample)" if meta["sampled"]
-             else f"{meta['n_total']:,} sources")
-    print(f"wrote {output} ({size / 1e6:.1f} MB, {shown}{', SYNTHETIC' if meta['synthetic'] else ''}); "
-          f"open it in a browser, no network needed")
+    shown = (
+        f"{meta['n_shown']:,} of {meta['n_total']:,} sources (seeded sample)"
+        if meta["sampled"]
+        else f"{meta['n_total']:,} sources"
+    )
+    print(
+        f"wrote {output} ({size / 1e6:.1f} MB, {shown}{', SYNTHETIC' if meta['synthetic'] else ''}); "
+        f"open it in a browser, no network needed"
+    )
 
 
 #: Functions adding one sub-command parser each, in the order ``--help`` lists them.
-SUBCOMMANDS = (add_kselect_parser, add_validate_parser, add_census_parser, add_compare_parser,
-               add_figures_parser, add_report_parser, add_explore_parser)
+SUBCOMMANDS = (
+    add_kselect_parser,
+    add_validate_parser,
+    add_census_parser,
+    add_compare_parser,
+    add_figures_parser,
+    add_report_parser,
+    add_explore_parser,
+)
 
 
 def build_parser():
     """The ``analysis.py`` parser with one sub-parser per analysis."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each.",
+        prog=PROG,
+        description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each.",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = verbosity_options()

@@ -12,6 +12,13 @@ from xrayclass.exceptions import input_files
 from xrayclass.io import paths
 from xrayclass.io.tables import write_outputs
 
+__all__ = [
+    "FETCH_TIMEOUT",
+    "build_parser",
+    "main",
+    "run",
+]
+
 log = logging.getLogger(__name__)
 
 #: Seconds to wait for the CSC's answer about one source (the query is synchronous).
@@ -32,34 +39,60 @@ def build_parser():
         "outside the training range are flagged, not clipped. Exit status: 0 done, 2 bad input "
         "or artifacts (nothing written), 3 the CSC service failed.",
     )
-    parser.add_argument("input", metavar="INPUT",
-                        help="table of per-observation detections with the raw CSC columns (.vot/.xml, "
-                             ".csv, .parquet, .fits), or a CSC source name such as '2CXO J004307.5-092302' "
-                             "whose detections are then fetched from the CSC TAP service")
-    parser.add_argument("--model", default=None,
-                        help="stage-1 model written by clustering.py (preprocessing and Gaussian mixture); "
-                             f"default: {paths.MODEL.name} of the run (see --run-dir)")
-    parser.add_argument("--classifier", default=None,
-                        help="stage-3 classifier written by classification.py --model-output; default: "
-                             f"{paths.CLASSIFIER_MODEL.name} of the run (see --run-dir)")
-    parser.add_argument("--run-dir", default=None,
-                        help="the run whose artifacts are used where --model or --classifier is not given; "
-                             f"default: {paths.OUT_DIR}/ if it holds them, else the most recent run below it, "
-                             f"such as the {paths.OUT_DIR}/mock/ of `make run` without input")
-    parser.add_argument("--output", metavar="PATH",
-                        help="per-detection table (.csv or .parquet); the per-source table is written "
-                             "beside it as <stem>_sources.<ext>. Without it, only print the summary")
-    parser.add_argument("--method", choices=("mahalanobis", "naive-bayes"), default=None,
-                        help="classifier giving the probabilities (default: the one stage 3 used); either "
-                             "way the naive Bayes model gives the outlier measure and the probability track")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="apply the temperature calibration stored by classification.py --calibrate")
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="table of per-observation detections with the raw CSC columns (.vot/.xml, "
+        ".csv, .parquet, .fits), or a CSC source name such as '2CXO J004307.5-092302' "
+        "whose detections are then fetched from the CSC TAP service",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="stage-1 model written by clustering.py (preprocessing and Gaussian mixture); "
+        f"default: {paths.MODEL.name} of the run (see --run-dir)",
+    )
+    parser.add_argument(
+        "--classifier",
+        default=None,
+        help="stage-3 classifier written by classification.py --model-output; default: "
+        f"{paths.CLASSIFIER_MODEL.name} of the run (see --run-dir)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        help="the run whose artifacts are used where --model or --classifier is not given; "
+        f"default: {paths.OUT_DIR}/ if it holds them, else the most recent run below it, "
+        f"such as the {paths.OUT_DIR}/mock/ of `make run` without input",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="per-detection table (.csv or .parquet); the per-source table is written "
+        "beside it as <stem>_sources.<ext>. Without it, only print the summary",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("mahalanobis", "naive-bayes"),
+        default=None,
+        help="classifier giving the probabilities (default: the one stage 3 used); either "
+        "way the naive Bayes model gives the outlier measure and the probability track",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="apply the temperature calibration stored by classification.py --calibrate",
+    )
     online = parser.add_argument_group("fetching a source by name")
     online.add_argument("--release", choices=sorted(RELEASES), default=DEFAULT_RELEASE, help="CSC release")
     online.add_argument("--service-url", default=None, help="TAP service base URL (default: the release's)")
     online.add_argument("--timeout", type=float, default=FETCH_TIMEOUT, help="seconds to wait for the answer")
-    online.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
-                        help="retries after transient failures (no connection, time-out, HTTP 5xx/429)")
+    online.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="retries after transient failures (no connection, time-out, HTTP 5xx/429)",
+    )
     return parser
 
 
@@ -75,19 +108,28 @@ def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
 
 def run(args, *, sleep=time.sleep, clock=time.monotonic):
     """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
-    from xrayclass.stages.new_sources import classify, format_report, load_artifacts, output_tables, read_input, sources_path
+    from xrayclass.io.artifacts import load_artifacts, read_input, sources_path
     from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig
+    from xrayclass.stages.new_sources import classify, format_report, output_tables
 
     _default_artifacts(args)
     outputs = None
     if args.output:
         from xrayclass.io.checks import check_outputs
 
-        outputs = check_outputs([args.output, sources_path(args.output)],
-                                [args.input if Path(args.input).exists() else None, args.model, args.classifier])
+        outputs = check_outputs(
+            [args.output, sources_path(args.output)],
+            [args.input if Path(args.input).exists() else None, args.model, args.classifier],
+        )
     clustering, classifier = load_artifacts(args.model, args.classifier)
-    config = FetchConfig(release=args.release, service_url=args.service_url, timeout=args.timeout,
-                         retries=args.retries, maxrec=SOURCE_MAXREC, sync=True)
+    config = FetchConfig(
+        release=args.release,
+        service_url=args.service_url,
+        timeout=args.timeout,
+        retries=args.retries,
+        maxrec=SOURCE_MAXREC,
+        sync=True,
+    )
     table, origin = read_input(args.input, config, sleep=sleep, clock=clock)
     log.info("%s: %s read", origin, _count(len(table), "detection"))
     with input_files(origin):
@@ -96,8 +138,13 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
     if outputs:
         detections, sources = output_tables(result)
         write_outputs([(detections, outputs[0]), (sources, outputs[1])])
-        log.info("wrote %s (%s) and %s (%s)", outputs[0], _count(len(detections), "detection"),
-                 outputs[1], _count(len(sources), "source"))
+        log.info(
+            "wrote %s (%s) and %s (%s)",
+            outputs[0],
+            _count(len(detections), "detection"),
+            outputs[1],
+            _count(len(sources), "source"),
+        )
     print(format_report(result))
 
 

@@ -2,9 +2,14 @@
 
 from pathlib import Path
 
+from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings, write_mock
 from xrayclass.cli.stages import _parser, _positive_int, _run, log
 from xrayclass.io.tables import InputError, table_format
-from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings, write_mock
+
+__all__ = [
+    "default_simbad_path",
+    "main",
+]
 
 
 def default_simbad_path(output):
@@ -23,12 +28,21 @@ def main(argv=None):
     parser.add_argument("--n-detections", type=_positive_int, required=True, help="number of detections (rows)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
     parser.add_argument("--output", required=True, help="the catalog: .parquet, .csv or .vot")
-    parser.add_argument("--simbad-output", default=None,
-                        help="the mock SIMBAD catalog (default: <output stem>_simbad<ext>)")
-    parser.add_argument("--separation", type=float, default=MockSettings.separation,
-                        help="how far apart the classes are relative to their scatter (0: indistinguishable)")
-    parser.add_argument("--labeled-share", type=float, default=MockSettings.labeled_share,
-                        help="share of sources whose SIMBAD counterpart has their true class")
+    parser.add_argument(
+        "--simbad-output", default=None, help="the mock SIMBAD catalog (default: <output stem>_simbad<ext>)"
+    )
+    parser.add_argument(
+        "--separation",
+        type=float,
+        default=MockSettings.separation,
+        help="how far apart the classes are relative to their scatter (0: indistinguishable)",
+    )
+    parser.add_argument(
+        "--labeled-share",
+        type=float,
+        default=MockSettings.labeled_share,
+        help="share of sources whose SIMBAD counterpart has their true class",
+    )
 
     def body(args):
         simbad_output = args.simbad_output or default_simbad_path(args.output)
@@ -41,8 +55,14 @@ def main(argv=None):
         except ValueError as exc:
             raise InputError(str(exc)) from None
         log.info("%s", SYNTHETIC_NOTE)
-        log.info("wrote %s (%s detections of %s sources), %s (%s mock SIMBAD objects) and %s",
-                 args.output, f"{counts['detections']:,}", f"{counts['sources']:,}", simbad_output,
-                 f"{counts['simbad_objects']:,}", f"{args.output}.provenance.json")
+        log.info(
+            "wrote %s (%s detections of %s sources), %s (%s mock SIMBAD objects) and %s",
+            args.output,
+            f"{counts['detections']:,}",
+            f"{counts['sources']:,}",
+            simbad_output,
+            f"{counts['simbad_objects']:,}",
+            f"{args.output}.provenance.json",
+        )
 
     return _run("mock", parser, body, argv)

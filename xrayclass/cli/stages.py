@@ -16,8 +16,29 @@ from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
 from xrayclass.io.tables import (
-    OUTPUT_FORMATS, InputError, canonical_names, check_output_path, read_table, write_outputs,
+    OUTPUT_FORMATS,
+    InputError,
+    canonical_names,
+    check_output_path,
+    read_table,
+    write_outputs,
 )
+
+__all__ = [
+    "EXIT_BUG",
+    "NO_CSC_INPUT_HINT",
+    "PUBLISHED_MIXTURE",
+    "DefaultsFormatter",
+    "Terminated",
+    "add_engine_arguments",
+    "classification_main",
+    "clustering_main",
+    "configure_logging",
+    "crossmatch_main",
+    "master_classification_main",
+    "report_errors",
+    "verbosity_options",
+]
 
 #: The published mixture in the shared reference directory, compared with a model of the
 #: published crossmatch's clusters when both are there.
@@ -63,16 +84,31 @@ def verbosity_options():
     """The -v / -q options every command takes, as an argparse parent parser."""
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_mutually_exclusive_group()
-    group.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity",
-                       default=argparse.SUPPRESS, help="log more detail")
-    group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
-                       default=argparse.SUPPRESS, help="log warnings and errors only")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const=1,
+        dest="verbosity",
+        default=argparse.SUPPRESS,
+        help="log more detail",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        const=-1,
+        dest="verbosity",
+        default=argparse.SUPPRESS,
+        help="log warnings and errors only",
+    )
     return options
 
 
 def _parser(prog, description):
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=DefaultsFormatter,
-                                     parents=[verbosity_options()])
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=DefaultsFormatter, parents=[verbosity_options()]
+    )
     parser.set_defaults(verbosity=0)
     return parser
 
@@ -144,10 +180,12 @@ def report_errors(prog, body, *args):
             import traceback
 
             traceback.print_exc(file=sys.stderr)
-        print(f"{prog}: internal error (a bug in xrayclass, please report it with the command line): "
-              f"{type(exc).__name__}: {_one_line(exc)}" + ("" if log.isEnabledFor(logging.DEBUG)
-                                                           else "; run with -v for the traceback"),
-              file=sys.stderr)
+        print(
+            f"{prog}: internal error (a bug in xrayclass, please report it with the command line): "
+            f"{type(exc).__name__}: {_one_line(exc)}"
+            + ("" if log.isEnabledFor(logging.DEBUG) else "; run with -v for the traceback"),
+            file=sys.stderr,
+        )
         return EXIT_BUG
     finally:
         _restore_signal_handlers(previous)
@@ -190,9 +228,13 @@ NO_CSC_INPUT_HINT = (
 
 
 def _add_features(parser, what):
-    parser.add_argument("--features", default=None, metavar="FILE",
-                        help="feature set (TOML: the features, their scaling, the raw columns they derive from and "
-                             "the naive-Bayes categories; see xrayclass/featuresets/) " + what)
+    parser.add_argument(
+        "--features",
+        default=None,
+        metavar="FILE",
+        help="feature set (TOML: the features, their scaling, the raw columns they derive from and "
+        "the naive-Bayes categories; see xrayclass/featuresets/) " + what,
+    )
 
 
 def _chosen_feature_set(path):
@@ -202,8 +244,13 @@ def _chosen_feature_set(path):
     if path is None:
         return PAPER
     feature_set = load(path)
-    log.info("feature set %s (%s): %d features, %s", feature_set.name, path, len(feature_set),
-             ", ".join(feature_set.features))
+    log.info(
+        "feature set %s (%s): %d features, %s",
+        feature_set.name,
+        path,
+        len(feature_set),
+        ", ".join(feature_set.features),
+    )
     return feature_set
 
 
@@ -220,17 +267,27 @@ def _stage3_feature_set(features_path, model_path, explicit_model):
         except (InputError, AttributeError, TypeError) as exc:
             if explicit_model:
                 raise InputError(f"{model_path}: cannot read its feature set ({_one_line(exc)})") from None
-            log.warning("%s: its feature set cannot be read (%s); it is not checked against stage 3's",
-                        model_path, _one_line(exc))
+            log.warning(
+                "%s: its feature set cannot be read (%s); it is not checked against stage 3's",
+                model_path,
+                _one_line(exc),
+            )
     elif explicit_model:
         raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
     if chosen is not None and model_set is not None and not chosen.same_as(model_set):
-        raise InputError(f"{features_path}: feature set {chosen.name!r} ({len(chosen)} features) differs from "
-                         f"{model_set.name!r} ({len(model_set)} features) of the stage-1 model {model_path}; "
-                         "pass the same --features to clustering.py and classification.py")
+        raise InputError(
+            f"{features_path}: feature set {chosen.name!r} ({len(chosen)} features) differs from "
+            f"{model_set.name!r} ({len(model_set)} features) of the stage-1 model {model_path}; "
+            "pass the same --features to clustering.py and classification.py"
+        )
     if chosen is None and model_set is not None and not model_set.same_as(PAPER):
-        log.info("feature set %s of the stage-1 model %s: %d features, %s", model_set.name, model_path,
-                 len(model_set), ", ".join(model_set.features))
+        log.info(
+            "feature set %s of the stage-1 model %s: %d features, %s",
+            model_set.name,
+            model_path,
+            len(model_set),
+            ", ".join(model_set.features),
+        )
     return chosen or model_set or PAPER
 
 
@@ -245,21 +302,37 @@ def clustering_main(argv=None):
         "features, 'cluster' and the membership probabilities prob_0..prob_{K-1}, and "
         "the fitted model as JSON.",
     )
-    parser.add_argument("--input", default=str(paths.CSC_INPUT),
-                        help="CSC detections: .vot/.xml (VOTable), .fits, .csv or .parquet")
+    parser.add_argument(
+        "--input", default=str(paths.CSC_INPUT), help="CSC detections: .vot/.xml (VOTable), .fits, .csv or .parquet"
+    )
     parser.add_argument("--output", default=str(paths.CLUSTERS), help="clustered detections (.csv or .parquet)")
-    parser.add_argument("--model", default=str(paths.MODEL),
-                        help="where to write the fitted preprocessing and mixture (JSON)")
-    parser.add_argument("--n-components", type=_positive_int, default=N_COMPONENTS,
-                        help="number of Gaussian components (clusters)")
-    parser.add_argument("--seed", type=_seed, default=RANDOM_STATE,
-                        help="random seed of the mixture's initialisation (and of the fit subsample)")
-    parser.add_argument("--fit-sample", type=_positive_int, default=FIT_SAMPLE,
-                        help="fit the mixture on at most this many detections (a seeded subsample), then "
-                             "assign every detection; at or below it, all are used, as in the paper")
-    parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
-                        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
-                             "non-zero / 10)) (default: no bound, the paper's rule)")
+    parser.add_argument(
+        "--model", default=str(paths.MODEL), help="where to write the fitted preprocessing and mixture (JSON)"
+    )
+    parser.add_argument(
+        "--n-components", type=_positive_int, default=N_COMPONENTS, help="number of Gaussian components (clusters)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=RANDOM_STATE,
+        help="random seed of the mixture's initialisation (and of the fit subsample)",
+    )
+    parser.add_argument(
+        "--fit-sample",
+        type=_positive_int,
+        default=FIT_SAMPLE,
+        help="fit the mixture on at most this many detections (a seeded subsample), then "
+        "assign every detection; at or below it, all are used, as in the paper",
+    )
+    parser.add_argument(
+        "--log-floor",
+        type=_positive_float,
+        default=None,
+        metavar="VALUE",
+        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+        "non-zero / 10)) (default: no bound, the paper's rule)",
+    )
     _add_features(parser, "(default: the paper's 12); recorded in the model")
     _add_allow_duplicates(parser)
 
@@ -270,14 +343,22 @@ def clustering_main(argv=None):
         feature_set = _chosen_feature_set(args.features)
 
         if args.fit_sample < args.n_components:
-            raise InputError(f"--fit-sample {args.fit_sample} is fewer detections than the "
-                             f"{args.n_components} clusters (--n-components) need")
+            raise InputError(
+                f"--fit-sample {args.fit_sample} is fewer detections than the "
+                f"{args.n_components} clusters (--n-components) need"
+            )
         check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
         detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         with input_files(args.input):
-            clustered, model = cluster_detections(detections, args.n_components, args.seed, args.fit_sample,
-                                                  log_floor=args.log_floor, feature_set=feature_set)
+            clustered, model = cluster_detections(
+                detections,
+                args.n_components,
+                args.seed,
+                args.fit_sample,
+                log_floor=args.log_floor,
+                feature_set=feature_set,
+            )
         model.training["input"] = str(args.input)
         write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
@@ -287,9 +368,10 @@ def clustering_main(argv=None):
 
 # -- stage 2 ---------------------------------------------------------------------------
 
+
 def crossmatch_main(argv=None):
-    from xrayclass.stages.crossmatch import CLUSTER_SOURCES
     from xrayclass.services.xmatch import add_online_arguments, online_config, run_online
+    from xrayclass.stages.crossmatch import CLUSTER_SOURCES
 
     parser = _parser(
         "crossmatch.py",
@@ -302,32 +384,54 @@ def crossmatch_main(argv=None):
     )
     parser.add_argument("--input", default=str(paths.CLUSTERS), help="stage-1 table (clustered detections)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--frozen", default=str(paths.FROZEN_CROSSMATCH),
-                        help="existing crossmatch of the same detections, in the stage-1 row order "
-                             "(the source name may be 'name' or 'name_1')")
-    source.add_argument("--online", action="store_true",
-                        help="crossmatch now with CDS X-Match against SIMBAD (keeps this run's clusters; "
-                             "writes <output>.provenance.json)")
-    source.add_argument("--catalog", metavar="PATH",
-                        help="crossmatch by position against a local catalog with ra, dec (deg) and main_type, "
-                             "e.g. a SIMBAD extract or the mock SIMBAD of make_mock_catalog.py (best match "
-                             "within --radius; keeps this run's clusters)")
+    source.add_argument(
+        "--frozen",
+        default=str(paths.FROZEN_CROSSMATCH),
+        help="existing crossmatch of the same detections, in the stage-1 row order "
+        "(the source name may be 'name' or 'name_1')",
+    )
+    source.add_argument(
+        "--online",
+        action="store_true",
+        help="crossmatch now with CDS X-Match against SIMBAD (keeps this run's clusters; "
+        "writes <output>.provenance.json)",
+    )
+    source.add_argument(
+        "--catalog",
+        metavar="PATH",
+        help="crossmatch by position against a local catalog with ra, dec (deg) and main_type, "
+        "e.g. a SIMBAD extract or the mock SIMBAD of make_mock_catalog.py (best match "
+        "within --radius; keeps this run's clusters)",
+    )
     add_online_arguments(parser)
-    parser.add_argument("--clusters", choices=CLUSTER_SOURCES, default="frozen",
-                        help="with --frozen: keep the frozen file's clusters (these reproduce the paper) or this run's")
+    parser.add_argument(
+        "--clusters",
+        choices=CLUSTER_SOURCES,
+        default="frozen",
+        help="with --frozen: keep the frozen file's clusters (these reproduce the paper) or this run's",
+    )
     parser.add_argument("--output", default=str(paths.CROSSMATCH), help="stage-2 table (.csv or .parquet)")
-    parser.add_argument("--model", default=None,
-                        help=f"the stage-1 model written by clustering.py (default: {paths.MODEL}). It is updated "
-                             "in place to describe the clusters stage 3 will use: with the frozen file's "
-                             "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
-                             "otherwise the stage-1 fit")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"the stage-1 model written by clustering.py (default: {paths.MODEL}). It is updated "
+        "in place to describe the clusters stage 3 will use: with the frozen file's "
+        "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
+        "otherwise the stage-1 fit",
+    )
 
     def body(args):
-        from xrayclass.stages.crossmatch import swap_in_frozen
-
-        from xrayclass.io.checks import (check_catalog, check_detections, check_outputs, require_cluster_labels, require_names,
-                             require_positions, require_radius)
+        from xrayclass.io.checks import (
+            check_catalog,
+            check_detections,
+            check_outputs,
+            require_cluster_labels,
+            require_names,
+            require_positions,
+            require_radius,
+        )
         from xrayclass.io.tables import canonical_names
+        from xrayclass.stages.crossmatch import swap_in_frozen
 
         online = online_config(args)
         check_output_path(args.output)
@@ -361,7 +465,8 @@ def crossmatch_main(argv=None):
         check_outputs([args.output, model_path], [args.input, args.frozen], formats=[OUTPUT_FORMATS, None])
         stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
         frozen = _read_input(
-            args.frozen, paths.FROZEN_CROSSMATCH,
+            args.frozen,
+            paths.FROZEN_CROSSMATCH,
             "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
         )
         for table, path in ((stage1, args.input), (frozen, args.frozen)):
@@ -380,8 +485,12 @@ def crossmatch_main(argv=None):
 def _write_stage2(crossmatched, output, model, model_path):
     """The stage-2 table and, when there is one, the updated model: both or neither."""
     write_outputs([(crossmatched, output), *([(model, model_path)] if model is not None else [])])
-    log.info("wrote %s (%s rows)%s", output, f"{len(crossmatched):,}",
-             f" and updated {model_path}" if model is not None else "")
+    log.info(
+        "wrote %s (%s rows)%s",
+        output,
+        f"{len(crossmatched):,}",
+        f" and updated {model_path}" if model is not None else "",
+    )
 
 
 def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
@@ -394,15 +503,22 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
     and a warning (the file left as it is) at the default path.
     """
     from xrayclass.stages.clustering import (
-        ClusteringModel, check_model_fits_table, compare_with_published, describe_frozen_clusters, stage1_model,
+        ClusteringModel,
+        check_model_fits_table,
+        compare_with_published,
+        describe_frozen_clusters,
+        stage1_model,
     )
 
     if not Path(model_path).exists():
         if explicit:
             raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
         if frozen is not None:
-            log.warning("no stage-1 model at %s: no model of the frozen clusters is written, so classify_source.py "
-                        "cannot place new detections in them; pass --model", model_path)
+            log.warning(
+                "no stage-1 model at %s: no model of the frozen clusters is written, so classify_source.py "
+                "cannot place new detections in them; pass --model",
+                model_path,
+            )
         return None
     try:
         try:
@@ -419,8 +535,11 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
         log.warning("%s. It is left as it is: it does not describe the clusters stage 3 will use; pass --model", exc)
         return None
     if frozen is None:
-        log.info("%s described the clusters of %s; its stage-1 fit is restored, since stage 3 will use this "
-                 "run's clusters", model_path, model.clusters.get("file", "another file"))
+        log.info(
+            "%s described the clusters of %s; its stage-1 fit is restored, since stage 3 will use this run's clusters",
+            model_path,
+            model.clusters.get("file", "another file"),
+        )
         return stage1_model(model).to_dict()
     table, frozen_path, n_frozen = frozen
     with input_files(frozen_path):
@@ -430,8 +549,11 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
     if n_frozen == PUBLISHED_DETECTIONS and published is not None:
         from xrayclass.io.tables import read_json
 
-        log.info("%s has the published run's %s detections: taking it for the published crossmatch",
-                 frozen_path, f"{PUBLISHED_DETECTIONS:,}")
+        log.info(
+            "%s has the published run's %s detections: taking it for the published crossmatch",
+            frozen_path,
+            f"{PUBLISHED_DETECTIONS:,}",
+        )
         comparison = compare_with_published(estimated, read_json(published))
         estimated.clusters["published_comparison"] = {"file": str(published), **comparison}
     return estimated.to_dict()
@@ -439,10 +561,11 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
 
 # -- stage 3 ---------------------------------------------------------------------------
 
+
 def classification_main(argv=None):
-    from xrayclass.stages.classification import METHODS, OUTLIER_FRACTION
     from xrayclass.core.classifier import LIKELIHOODS, PRIORS
     from xrayclass.core.naive_bayes import SCORES
+    from xrayclass.stages.classification import METHODS, OUTLIER_FRACTION
 
     parser = _parser(
         "classification.py",
@@ -454,94 +577,181 @@ def classification_main(argv=None):
         "saying which feature category drove its class. Accepts the stage-2 table or a frozen "
         "crossmatch file such as the published cluster_csc_simbad.csv.",
     )
-    parser.add_argument("--input", default=str(paths.CROSSMATCH),
-                        help="crossmatched detections with 'cluster' and 'main_type'")
-    parser.add_argument("--output", default=str(paths.DETECTIONS),
-                        help="detection-level classification (.csv or .parquet)")
-    parser.add_argument("--model-output", default=str(paths.CLASSIFIER_MODEL),
-                        help="where to write the classifier artifact (JSON): preprocessing, per-cluster class "
-                             "references, naive Bayes model and outlier distribution")
-    parser.add_argument("--method", choices=METHODS, default="mahalanobis",
-                        help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or "
-                             "the optimized naive Bayes")
-    parser.add_argument("--likelihood", choices=LIKELIHOODS, default="distance",
-                        help="Mahalanobis scoring: softmin of squared distances (the paper's) or the class-conditional "
-                             "Gaussian log-density (with the log pseudo-determinant)")
-    parser.add_argument("--priors", choices=PRIORS, default="none",
-                        help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
-                             "its cluster's references")
-    parser.add_argument("--log-floor", type=_positive_float, default=None, metavar="VALUE",
-                        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
-                             "non-zero / 10)) (default: no bound, the paper's rule)")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="fit a temperature to the probabilities out of fold on the references (3 folds by "
-                             "source), store it in the classifier artifact and apply it")
-    parser.add_argument("--no-location", dest="location", action="store_false",
-                        help="naive Bayes without the location category (|galactic latitude|); the paper uses "
-                             "no positions")
-    parser.add_argument("--nb-score", choices=SCORES, default="macro_f1",
-                        help="what the naive Bayes category weights are tuned to maximize")
-    parser.add_argument("--outlier-fraction", type=_fraction, default=OUTLIER_FRACTION,
-                        help="flag detections whose outlier measure is above this top share of the references'")
-    parser.add_argument("--outliers-output", default=str(paths.OUTLIERS),
-                        help="table of the flagged outliers, most outlying first, with their features")
-    parser.add_argument("--no-outliers", dest="explain", action="store_false",
-                        help="skip the outlier measures and probability tracks (about 4x faster on "
-                             "large catalogs; the probabilities are the same)")
-    parser.add_argument("--strict-labels", action="store_true",
-                        help="stop (exit status 2, nothing written) instead of warning when a class has no "
-                             "reference in any cluster or more than 5%% of the matched detections carry a SIMBAD "
-                             "type the package does not know")
-    parser.add_argument("--labels", action="append", default=None, metavar="LABELS_CSV",
-                        help="your own labels (name, class, comment, labeler, time; as the explorer of "
-                             "'analysis.py explore' exports them), repeatable: a label of one of the ten classes "
-                             "makes the source's detections references of that class, overriding SIMBAD; "
-                             "'other' leaves them out")
-    _add_features(parser, "(default: the one the stage-1 model records, else the paper's 12); must be the "
-                           "stage-1 model's; recorded in the classifier artifact")
-    parser.add_argument("--model", default=None,
-                        help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL}, "
-                             "when it exists)")
+    parser.add_argument(
+        "--input", default=str(paths.CROSSMATCH), help="crossmatched detections with 'cluster' and 'main_type'"
+    )
+    parser.add_argument(
+        "--output", default=str(paths.DETECTIONS), help="detection-level classification (.csv or .parquet)"
+    )
+    parser.add_argument(
+        "--model-output",
+        default=str(paths.CLASSIFIER_MODEL),
+        help="where to write the classifier artifact (JSON): preprocessing, per-cluster class "
+        "references, naive Bayes model and outlier distribution",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="mahalanobis",
+        help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or the optimized naive Bayes",
+    )
+    parser.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default="distance",
+        help="Mahalanobis scoring: softmin of squared distances (the paper's) or the class-conditional "
+        "Gaussian log-density (with the log pseudo-determinant)",
+    )
+    parser.add_argument(
+        "--priors",
+        choices=PRIORS,
+        default="none",
+        help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
+        "its cluster's references",
+    )
+    parser.add_argument(
+        "--log-floor",
+        type=_positive_float,
+        default=None,
+        metavar="VALUE",
+        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+        "non-zero / 10)) (default: no bound, the paper's rule)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit a temperature to the probabilities out of fold on the references (3 folds by "
+        "source), store it in the classifier artifact and apply it",
+    )
+    parser.add_argument(
+        "--no-location",
+        dest="location",
+        action="store_false",
+        help="naive Bayes without the location category (|galactic latitude|); the paper uses no positions",
+    )
+    parser.add_argument(
+        "--nb-score",
+        choices=SCORES,
+        default="macro_f1",
+        help="what the naive Bayes category weights are tuned to maximize",
+    )
+    parser.add_argument(
+        "--outlier-fraction",
+        type=_fraction,
+        default=OUTLIER_FRACTION,
+        help="flag detections whose outlier measure is above this top share of the references'",
+    )
+    parser.add_argument(
+        "--outliers-output",
+        default=str(paths.OUTLIERS),
+        help="table of the flagged outliers, most outlying first, with their features",
+    )
+    parser.add_argument(
+        "--no-outliers",
+        dest="explain",
+        action="store_false",
+        help="skip the outlier measures and probability tracks (about 4x faster on "
+        "large catalogs; the probabilities are the same)",
+    )
+    parser.add_argument(
+        "--strict-labels",
+        action="store_true",
+        help="stop (exit status 2, nothing written) instead of warning when a class has no "
+        "reference in any cluster or more than 5%% of the matched detections carry a SIMBAD "
+        "type the package does not know",
+    )
+    parser.add_argument(
+        "--labels",
+        action="append",
+        default=None,
+        metavar="LABELS_CSV",
+        help="your own labels (name, class, comment, labeler, time; as the explorer of "
+        "'analysis.py explore' exports them), repeatable: a label of one of the ten classes "
+        "makes the source's detections references of that class, overriding SIMBAD; "
+        "'other' leaves them out",
+    )
+    _add_features(
+        parser,
+        "(default: the one the stage-1 model records, else the paper's 12); must be the "
+        "stage-1 model's; recorded in the classifier artifact",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL}, when it exists)",
+    )
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
     def body(args):
-        from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.core.featuresets import PAPER
+        from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.classification import classify_detections, outlier_table
 
-        feature_set = _stage3_feature_set(args.features, args.model if args.model is not None else paths.MODEL,
-                                          args.model is not None)
+        feature_set = _stage3_feature_set(
+            args.features, args.model if args.model is not None else paths.MODEL, args.model is not None
+        )
 
-        check_outputs([args.output, args.model_output, args.outliers_output], [args.input, *(args.labels or [])],
-                      formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS])
+        check_outputs(
+            [args.output, args.model_output, args.outliers_output],
+            [args.input, *(args.labels or [])],
+            formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
+        )
         if args.engine != "memory":
-            memory_only = [option for option, used in (
-                ("--labels", bool(args.labels)), ("--strict-labels", args.strict_labels),
-                ("--likelihood", args.likelihood != "distance"), ("--priors", args.priors != "none"),
-                ("--log-floor", args.log_floor is not None), ("--calibrate", args.calibrate),
-                ("--features", not feature_set.same_as(PAPER)),
-                ("--allow-duplicates", args.allow_duplicates)) if used]
+            memory_only = [
+                option
+                for option, used in (
+                    ("--labels", bool(args.labels)),
+                    ("--strict-labels", args.strict_labels),
+                    ("--likelihood", args.likelihood != "distance"),
+                    ("--priors", args.priors != "none"),
+                    ("--log-floor", args.log_floor is not None),
+                    ("--calibrate", args.calibrate),
+                    ("--features", not feature_set.same_as(PAPER)),
+                    ("--allow-duplicates", args.allow_duplicates),
+                )
+                if used
+            ]
             if memory_only:
-                raise InputError(f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; "
-                                 "use --engine memory")
-            options = dict(method=args.method, location=args.location, score=args.nb_score,
-                           outlier_fraction=args.outlier_fraction, explain=args.explain, batch_rows=args.batch_rows)
+                raise InputError(
+                    f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; use --engine memory"
+                )
+            options = dict(
+                method=args.method,
+                location=args.location,
+                score=args.nb_score,
+                outlier_fraction=args.outlier_fraction,
+                explain=args.explain,
+                batch_rows=args.batch_rows,
+            )
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
                 raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
             if args.engine == "streaming":
                 from xrayclass.stages.streaming import classify_file
 
-                _, n_rows, n_outliers = classify_file(args.input, args.output, args.model_output,
-                                                      args.outliers_output, **options)
+                _, n_rows, n_outliers = classify_file(
+                    args.input, args.output, args.model_output, args.outliers_output, **options
+                )
             else:
                 from xrayclass.engine.dask import classify_dataset
 
-                _, n_rows, n_outliers = classify_dataset(args.input, args.output, args.model_output,
-                                                         args.outliers_output, scheduler=args.scheduler,
-                                                         workers=args.workers, **options)
-            log.info("wrote %s (%s rows), %s and %s (%s outliers)", args.output, f"{n_rows:,}",
-                     args.model_output, args.outliers_output, f"{n_outliers:,}")
+                _, n_rows, n_outliers = classify_dataset(
+                    args.input,
+                    args.output,
+                    args.model_output,
+                    args.outliers_output,
+                    scheduler=args.scheduler,
+                    workers=args.workers,
+                    **options,
+                )
+            log.info(
+                "wrote %s (%s rows), %s and %s (%s outliers)",
+                args.output,
+                f"{n_rows:,}",
+                args.model_output,
+                args.outliers_output,
+                f"{n_outliers:,}",
+            )
             return
         label_summary = None
         if args.labels:
@@ -555,25 +765,39 @@ def classification_main(argv=None):
             label_summary.files = label_files
             log_summary(label_summary)
         with input_files(args.input):
-            classified, model = classify_detections(table, method=args.method, location=args.location,
-                                                    score=args.nb_score, outlier_fraction=args.outlier_fraction,
-                                                    explain=args.explain, strict_labels=args.strict_labels,
-                                                    likelihood=args.likelihood, priors=args.priors,
-                                                    log_floor=args.log_floor, calibrate=args.calibrate,
-                                                    feature_set=feature_set)
+            classified, model = classify_detections(
+                table,
+                method=args.method,
+                location=args.location,
+                score=args.nb_score,
+                outlier_fraction=args.outlier_fraction,
+                explain=args.explain,
+                strict_labels=args.strict_labels,
+                likelihood=args.likelihood,
+                priors=args.priors,
+                log_floor=args.log_floor,
+                calibrate=args.calibrate,
+                feature_set=feature_set,
+            )
         outliers = outlier_table(classified, feature_set)
         document = model.to_dict()
         if label_summary is not None:
             document["own_labels"] = label_summary.to_dict()
-        write_outputs([(classified, args.output), (document, args.model_output),
-                       (outliers, args.outliers_output)])
-        log.info("wrote %s (%s rows), %s and %s (%s outliers)", args.output, f"{len(classified):,}",
-                 args.model_output, args.outliers_output, f"{len(outliers):,}")
+        write_outputs([(classified, args.output), (document, args.model_output), (outliers, args.outliers_output)])
+        log.info(
+            "wrote %s (%s rows), %s and %s (%s outliers)",
+            args.output,
+            f"{len(classified):,}",
+            args.model_output,
+            args.outliers_output,
+            f"{len(outliers):,}",
+        )
 
     return _run("classification", parser, body, argv)
 
 
 # -- stage 4 ---------------------------------------------------------------------------
+
 
 def master_classification_main(argv=None):
     from xrayclass.stages.master_classification import STAGE4_COLUMNS
@@ -600,8 +824,9 @@ def master_classification_main(argv=None):
             raise InputError(f"{out_dir}: --out-dir is not a directory")
         run = paths.RunLayout(out_dir)
         uniquely_path, ambiguous_path = run.stage4_tables(args.format)
-        check_outputs([uniquely_path, ambiguous_path, run.summary], [args.input],
-                      formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None])
+        check_outputs(
+            [uniquely_path, ambiguous_path, run.summary], [args.input], formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None]
+        )
         if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
             raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
         if args.engine == "streaming":
@@ -612,19 +837,27 @@ def master_classification_main(argv=None):
             from xrayclass.engine.dask import master_classification_dataset
 
             uniquely, ambiguous, summary = master_classification_dataset(
-                args.input, scheduler=args.scheduler, workers=args.workers, batch_rows=args.batch_rows)
+                args.input, scheduler=args.scheduler, workers=args.workers, batch_rows=args.batch_rows
+            )
         else:
             # Only the columns the votes and tables use: the detection table may be wide.
-            detections = _read_input(args.input, paths.DETECTIONS, "run classification.py first or pass --input",
-                                     columns=STAGE4_COLUMNS)
-            detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates,
-                                          positions=False)
+            detections = _read_input(
+                args.input, paths.DETECTIONS, "run classification.py first or pass --input", columns=STAGE4_COLUMNS
+            )
+            detections = check_detections(
+                detections, args.input, allow_duplicates=args.allow_duplicates, positions=False
+            )
             with input_files(args.input):
                 uniquely, ambiguous, summary = master_classification(detections)
-        write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path),
-                       (summary, run.summary)])
-        log.info("wrote %s (%s sources), %s (%s sources) and %s", uniquely_path, f"{len(uniquely):,}",
-                 ambiguous_path, f"{len(ambiguous):,}", run.summary)
+        write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path), (summary, run.summary)])
+        log.info(
+            "wrote %s (%s sources), %s (%s sources) and %s",
+            uniquely_path,
+            f"{len(uniquely):,}",
+            ambiguous_path,
+            f"{len(ambiguous):,}",
+            run.summary,
+        )
         print(format_summary(summary))
 
     return _run("master_classification", parser, body, argv)
@@ -634,17 +867,33 @@ def add_engine_arguments(parser, engines):
     """``--engine``, ``--batch-rows``, ``--scheduler`` and ``--workers``: how a stage runs at scale."""
     from xrayclass.io.streaming import BATCH_ROWS
 
-    parser.add_argument("--engine", choices=engines, default="memory",
-                        help="memory: the whole table at once; streaming: Parquet/CSV in batches of --batch-rows "
-                             "(memory bounded by the batch size; same output); dask: partitions on a Dask cluster "
-                             "(--scheduler, or a local one with --workers)")
-    parser.add_argument("--batch-rows", type=_positive_int, default=BATCH_ROWS,
-                        help="rows per batch (streaming) or per partition (dask)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="with --engine dask: address of a running Dask scheduler (e.g. tcp://host:8786); "
-                             "default: a local cluster of --workers processes")
-    parser.add_argument("--workers", type=_positive_int, default=2,
-                        help="with --engine dask and no --scheduler: workers of the local cluster")
+    parser.add_argument(
+        "--engine",
+        choices=engines,
+        default="memory",
+        help="memory: the whole table at once; streaming: Parquet/CSV in batches of --batch-rows "
+        "(memory bounded by the batch size; same output); dask: partitions on a Dask cluster "
+        "(--scheduler, or a local one with --workers)",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=_positive_int,
+        default=BATCH_ROWS,
+        help="rows per batch (streaming) or per partition (dask)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine dask: address of a running Dask scheduler (e.g. tcp://host:8786); "
+        "default: a local cluster of --workers processes",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        help="with --engine dask and no --scheduler: workers of the local cluster",
+    )
 
 
 def _fraction(text):
@@ -672,9 +921,12 @@ def _seed(text):
 
 
 def _add_allow_duplicates(parser):
-    parser.add_argument("--allow-duplicates", action="store_true",
-                        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
-                             "warning, instead of stopping")
+    parser.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
+        "warning, instead of stopping",
+    )
 
 
 def _positive_int(text):

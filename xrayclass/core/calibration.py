@@ -17,6 +17,18 @@ import numpy as np
 import scipy.optimize
 from sklearn.model_selection import StratifiedGroupKFold
 
+__all__ = [
+    "LOG_TEMPERATURE_BOUNDS",
+    "N_BINS",
+    "apply_temperature",
+    "brier_score",
+    "expected_calibration_error",
+    "fit_temperature",
+    "out_of_fold_probabilities",
+    "reliability_curve",
+    "temperature_out_of_fold",
+]
+
 #: Bins of the reliability curve and of the ECE (equal width on [0, 1]).
 N_BINS = 10
 #: Temperatures searched, as log T in this interval.
@@ -25,8 +37,11 @@ LOG_TEMPERATURE_BOUNDS = (-4.0, 4.0)
 
 def _true_columns(probabilities: np.ndarray, true_index: np.ndarray) -> np.ndarray:
     true_index = np.asarray(true_index)
-    if true_index.shape != (len(probabilities),) or (true_index < 0).any() or \
-            (true_index >= probabilities.shape[1]).any():
+    if (
+        true_index.shape != (len(probabilities),)
+        or (true_index < 0).any()
+        or (true_index >= probabilities.shape[1]).any()
+    ):
         raise ValueError("true_index must give one class column per row")
     return true_index
 
@@ -56,8 +71,11 @@ def reliability_curve(probabilities: np.ndarray, true_index: np.ndarray, n_bins:
     probabilities = np.asarray(probabilities, dtype="float64")
     true_index = _true_columns(probabilities, true_index)
     confidence = probabilities.max(axis=1) if len(probabilities) else np.zeros(0)
-    correct = (np.argmax(probabilities, axis=1) == true_index) & (confidence > 0) if len(probabilities) \
+    correct = (
+        (np.argmax(probabilities, axis=1) == true_index) & (confidence > 0)
+        if len(probabilities)
         else np.zeros(0, dtype=bool)
+    )
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     count = np.bincount(bins, minlength=n_bins).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -103,8 +121,11 @@ def fit_temperature(probabilities: np.ndarray, true_index: np.ndarray, objective
     true_index = _true_columns(probabilities, true_index)
     if objective not in ("brier", "nll"):
         raise ValueError(f"objective must be 'brier' or 'nll', got {objective!r}")
-    usable = probabilities.max(axis=1) > 0 if objective == "brier" else \
-        probabilities[np.arange(len(probabilities)), true_index] > 0
+    usable = (
+        probabilities.max(axis=1) > 0
+        if objective == "brier"
+        else probabilities[np.arange(len(probabilities)), true_index] > 0
+    )
     if not usable.any():
         return 1.0
     kept, truth = probabilities[usable], true_index[usable]
@@ -120,13 +141,19 @@ def fit_temperature(probabilities: np.ndarray, true_index: np.ndarray, objective
         normalizer = np.log(np.exp(scaled - top).sum(axis=1)) + top[:, 0]
         return float(np.mean(normalizer - scaled[rows, truth]))
 
-    result = scipy.optimize.minimize_scalar(loss, bounds=LOG_TEMPERATURE_BOUNDS, method="bounded",
-                                            options={"xatol": 1e-6})
+    result = scipy.optimize.minimize_scalar(
+        loss, bounds=LOG_TEMPERATURE_BOUNDS, method="bounded", options={"xatol": 1e-6}
+    )
     return float(np.exp(result.x))
 
 
-def out_of_fold_probabilities(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], labels: np.ndarray,
-                              groups: np.ndarray, n_folds: int = 3, seed: int = 0) -> np.ndarray:
+def out_of_fold_probabilities(
+    fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    labels: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int = 3,
+    seed: int = 0,
+) -> np.ndarray:
     """Probabilities of every row from a model that did not see its source.
 
     ``fit_predict(train_index, test_index)`` returns the probabilities of the test rows
@@ -139,17 +166,24 @@ def out_of_fold_probabilities(fit_predict: Callable[[np.ndarray, np.ndarray], np
         # Rare classes with fewer rows than folds are expected; they go where they can.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(folds.split(np.zeros(len(labels)), labels, groups))
-    result = None
+    result: np.ndarray | None = None
     for train, test in splits:
         part = fit_predict(train, test)
         if result is None:
             result = np.zeros((len(labels), part.shape[1]))
         result[test] = part
+    assert result is not None, "no fold"
     return result
 
 
-def temperature_out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], labels: np.ndarray,
-                            groups: np.ndarray, classes, n_folds: int = 3, seed: int = 0) -> dict:
+def temperature_out_of_fold(
+    fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    labels: np.ndarray,
+    groups: np.ndarray,
+    classes,
+    n_folds: int = 3,
+    seed: int = 0,
+) -> dict:
     """Fit a temperature on out-of-fold probabilities; the fit and its effect as plain numbers."""
     import pandas as pd
 
@@ -157,6 +191,7 @@ def temperature_out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.n
     true_index = pd.Index(list(classes)).get_indexer(np.asarray(labels))
     temperature = fit_temperature(oof, true_index)
     calibrated = apply_temperature(oof, temperature)
+
     def plain(value):  # JSON has no NaN: an undefined score is null
         return None if not np.isfinite(value) else float(value)
 
@@ -165,7 +200,7 @@ def temperature_out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.n
         "temperature": temperature,
         "n_folds": n_folds,
         "seed": seed,
-        "n_rows": int(len(labels)),
+        "n_rows": len(labels),
         "ece_before": plain(expected_calibration_error(oof, true_index)),
         "ece_after": plain(expected_calibration_error(calibrated, true_index)),
         "brier_before": plain(brier_score(oof, true_index)),

@@ -16,6 +16,8 @@ cluster's references. Without these two terms, classes with broad covariances ab
 detections (issue 13).
 """
 
+import itertools
+
 import numpy as np
 import scipy.linalg
 import scipy.special
@@ -24,6 +26,19 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xrayclass.constants import UNCLASSIFIED
+
+__all__ = [
+    "CHUNK_ROWS",
+    "LIKELIHOODS",
+    "PRIORS",
+    "ClusterwiseMahalanobis",
+    "MahalanobisClassifier",
+    "labels_from_probabilities",
+    "pseudo_log_determinant",
+    "softmax_log",
+    "softmin",
+    "squared_mahalanobis",
+]
 
 #: Rows processed at once when scoring, to bound memory at any catalog size.
 CHUNK_ROWS = 65_536
@@ -146,8 +161,14 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         classes not scored).
     """
 
-    def __init__(self, classes=None, min_references="n_features", unclassified_label=UNCLASSIFIED,
-                 likelihood="distance", priors="none"):
+    def __init__(
+        self,
+        classes=None,
+        min_references="n_features",
+        unclassified_label=UNCLASSIFIED,
+        likelihood="distance",
+        priors="none",
+    ):
         self.classes = classes
         self.min_references = min_references
         self.unclassified_label = unclassified_label
@@ -165,9 +186,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
             return n_features
         if isinstance(self.min_references, (int, np.integer)) and self.min_references >= 2:
             return int(self.min_references)
-        raise ValueError(
-            f"min_references must be 'n_features' or an integer >= 2, got {self.min_references!r}"
-        )
+        raise ValueError(f"min_references must be 'n_features' or an integer >= 2, got {self.min_references!r}")
 
     def fit(self, X, y):
         """Learn each class's reference mean and pseudo-inverse covariance.
@@ -236,8 +255,9 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         ``scipy.stats.multivariate_normal.logpdf``.
         """
         distances = self.squared_distances(X)
-        constants = np.where(self.scored_, 0.5 * (self.log_pseudo_determinants_ + self.ranks_ * np.log(2 * np.pi)),
-                             np.inf)
+        constants = np.where(
+            self.scored_, 0.5 * (self.log_pseudo_determinants_ + self.ranks_ * np.log(2 * np.pi)), np.inf
+        )
         return -(0.5 * distances + constants)
 
     def predict_proba(self, X):
@@ -292,8 +312,9 @@ class ClusterwiseMahalanobis:
         self.priors = priors
 
     def _classifier(self):
-        return MahalanobisClassifier(classes=self.classes, min_references=self.min_references,
-                                     likelihood=self.likelihood, priors=self.priors)
+        return MahalanobisClassifier(
+            classes=self.classes, min_references=self.min_references, likelihood=self.likelihood, priors=self.priors
+        )
 
     def fit(self, X, y, clusters, all_clusters=()):
         """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``.
@@ -338,7 +359,7 @@ class ClusterwiseMahalanobis:
         grouped, X_grouped = clusters[order], X[order]
         bounds = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1], True]) if len(X) else np.array([0])
         probabilities = np.zeros((len(X), len(self.classes)))
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in itertools.pairwise(bounds):
             classifier = self.classifiers_.get(_cluster_key(grouped[start]))
             if classifier is not None:
                 probabilities[order[start:stop]] = classifier.predict_proba(X_grouped[start:stop])
@@ -351,7 +372,7 @@ class ClusterwiseMahalanobis:
     def reference_counts(self):
         """Table (dict of dicts) cluster -> class -> number of references."""
         return {
-            cluster: dict(zip(self.classes, classifier.n_references_.tolist()))
+            cluster: dict(zip(self.classes, classifier.n_references_.tolist(), strict=False))
             for cluster, classifier in self.classifiers_.items()
         }
 
@@ -370,16 +391,25 @@ class ClusterwiseMahalanobis:
                 per_class[str(label)] = entry
             clusters[str(cluster)] = per_class
         n_features = {int(c.n_features_in_) for c in self.classifiers_.values()}
-        return {"classes": list(self.classes), "min_references": self.min_references,
-                "likelihood": self.likelihood, "priors": self.priors,
-                "n_features": n_features.pop() if len(n_features) == 1 else None, "clusters": clusters}
+        return {
+            "classes": list(self.classes),
+            "min_references": self.min_references,
+            "likelihood": self.likelihood,
+            "priors": self.priors,
+            "n_features": n_features.pop() if len(n_features) == 1 else None,
+            "clusters": clusters,
+        }
 
     @classmethod
     def from_dict(cls, document):
         """Rebuild from :meth:`to_dict` output, predicting exactly as the original."""
         # Artifacts from before issue 13 carry neither key: they are the paper's scoring.
-        model = cls(document["classes"], document["min_references"], document.get("likelihood", "distance"),
-                    document.get("priors", "none"))
+        model = cls(
+            document["classes"],
+            document["min_references"],
+            document.get("likelihood", "distance"),
+            document.get("priors", "none"),
+        )
         model.classifiers_ = {}
         n_classes = len(model.classes)
         for cluster, per_class in document["clusters"].items():

@@ -9,6 +9,14 @@ from xrayclass.constants import FEATURES, VARIABILITY_RATIO_BANDS
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.io.tables import require_columns, require_numeric
 
+__all__ = [
+    "DERIVED_FEATURES",
+    "complete_rows",
+    "derive_features",
+    "describe_dropped",
+    "prepare_features",
+]
+
 log = logging.getLogger(__name__)
 
 DERIVED_FEATURES = tuple(f"var_ratio_{band}" for band in VARIABILITY_RATIO_BANDS) + ("var_newq_b",)
@@ -45,9 +53,7 @@ def derive_features(detections, feature_set: FeatureSet = PAPER):
             if f"var_ratio_{band}" in wanted:
                 derived[f"var_ratio_{band}"] = detections[f"var_sigma_{band}"] / detections[f"var_mean_{band}"]
         if "var_newq_b" in wanted:
-            derived["var_newq_b"] = (
-                (detections["var_max_b"] + detections["var_min_b"]) / 2
-            ) / detections["var_mean_b"]
+            derived["var_newq_b"] = ((detections["var_max_b"] + detections["var_min_b"]) / 2) / detections["var_mean_b"]
     return detections.assign(**derived)
 
 
@@ -103,15 +109,19 @@ def complete_rows(detections, features=None, feature_set: FeatureSet = PAPER):
     complete = ~(missing | infinite).any(axis=1) & ~outside_values.any(axis=1)
     zeros = np.zeros(len(raw), dtype=int)
     reasons = pd.DataFrame(
-        {"missing": np.r_[missing.sum(axis=0), zeros], "not_finite": np.r_[infinite.sum(axis=0), zeros],
-         "out_of_range": outside_values.sum(axis=0)},
+        {
+            "missing": np.r_[missing.sum(axis=0), zeros],
+            "not_finite": np.r_[infinite.sum(axis=0), zeros],
+            "out_of_range": outside_values.sum(axis=0),
+        },
         index=pd.Index([*features, *raw], name="feature"),
     )
     return complete, reasons
 
 
-def describe_dropped(reasons, n_dropped, n_total, n_features=len(FEATURES)):
+def describe_dropped(reasons, n_dropped, n_total, n_features=None):
     """One log line saying how many rows were dropped and for which features."""
+    n_features = len(FEATURES) if n_features is None else n_features
     from xrayclass.io.checks import describe_range
 
     parts = []

@@ -22,16 +22,30 @@ TOML (``xrayclass/featuresets/*.toml``; read with the standard library's ``tomll
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from xrayclass.constants import (
-    FEATURES, LOG_FEATURES, MINMAX_FEATURES, SPECTRUM_FEATURES, VARIABILITY_FEATURES, VARIABILITY_RATIO_BANDS,
+    FEATURES,
+    LOG_FEATURES,
+    MINMAX_FEATURES,
+    SPECTRUM_FEATURES,
+    VARIABILITY_FEATURES,
+    VARIABILITY_RATIO_BANDS,
 )
 from xrayclass.exceptions import InputError
+
+__all__ = [
+    "DERIVATIONS",
+    "DIRECT_FEATURES",
+    "KNOWN_FEATURES",
+    "PAPER",
+    "FeatureSet",
+    "builtin",
+    "from_artifact",
+]
 
 #: Features the code can derive, and the raw columns each derivation reads.
 DERIVATIONS: dict[str, tuple[str, ...]] = {
@@ -91,8 +105,12 @@ class FeatureSet:
         """An unfitted :class:`~xrayclass.core.preprocessing.LogMinMaxScaler` for this set."""
         from xrayclass.core.preprocessing import LogMinMaxScaler
 
-        return LogMinMaxScaler(features=self.features, log_features=self.log_features,
-                               minmax_features=self.minmax_features, log_floor=log_floor)
+        return LogMinMaxScaler(
+            features=self.features,
+            log_features=self.log_features,
+            minmax_features=self.minmax_features,
+            log_floor=log_floor,
+        )
 
     def categories(self) -> dict[str, tuple[str, ...]]:
         """The naive-Bayes categories (empty ones left out)."""
@@ -109,7 +127,9 @@ class FeatureSet:
             raise InputError(f"{context}: a feature set must be a table of keys")
         unknown_keys = sorted(set(document) - _KEYS)
         if unknown_keys:
-            raise InputError(f"{context}: unknown key(s) {', '.join(unknown_keys)} (expected {', '.join(sorted(_KEYS))})")
+            raise InputError(
+                f"{context}: unknown key(s) {', '.join(unknown_keys)} (expected {', '.join(sorted(_KEYS))})"
+            )
         name = document.get("name", Path(context).stem)
         if not isinstance(name, str) or not name:
             raise InputError(f"{context}: 'name' must be a non-empty string")
@@ -123,8 +143,7 @@ class FeatureSet:
             raise InputError(f"{context}: 'features' is empty")
         unknown = [f for f in features if f not in KNOWN_FEATURES]
         if unknown:
-            raise InputError(f"{context}: unknown feature(s) {', '.join(unknown)} "
-                             f"(known: {', '.join(KNOWN_FEATURES)})")
+            raise InputError(f"{context}: unknown feature(s) {', '.join(unknown)} (known: {', '.join(KNOWN_FEATURES)})")
         log_features = _names(document.get("log", []), "log", context)
         minmax_features = _names(document.get("minmax", []), "minmax", context)
         for key, names in (("log", log_features), ("minmax", minmax_features)):
@@ -133,35 +152,44 @@ class FeatureSet:
                 raise InputError(f"{context}: '{key}' names {', '.join(stray)}, not among 'features'")
         both = [f for f in log_features if f in minmax_features]
         if both:
-            raise InputError(f"{context}: {', '.join(both)} in both 'log' and 'minmax' (log features are MinMax-scaled "
-                             "after the log anyway)")
+            raise InputError(
+                f"{context}: {', '.join(both)} in both 'log' and 'minmax' (log features are MinMax-scaled "
+                "after the log anyway)"
+            )
         derived_doc = document.get("derived", {})
         if not isinstance(derived_doc, dict):
             raise InputError(f"{context}: 'derived' must be a table: derived feature = [raw columns]")
         derived = {}
         for feature, columns in derived_doc.items():
             if feature not in DERIVATIONS:
-                raise InputError(f"{context}: 'derived.{feature}' is not a feature the pipeline can derive "
-                                 f"(derivable: {', '.join(DERIVATIONS)})")
+                raise InputError(
+                    f"{context}: 'derived.{feature}' is not a feature the pipeline can derive "
+                    f"(derivable: {', '.join(DERIVATIONS)})"
+                )
             if feature not in features:
                 raise InputError(f"{context}: 'derived.{feature}' is not among 'features'")
             columns = _names(columns, f"derived.{feature}", context)
             lacking = [c for c in DERIVATIONS[feature] if c not in columns]
             if lacking or len(columns) != len(DERIVATIONS[feature]):
-                raise InputError(f"{context}: 'derived.{feature}' must name its raw columns "
-                                 f"{', '.join(DERIVATIONS[feature])}, got {', '.join(columns) or 'none'}")
+                raise InputError(
+                    f"{context}: 'derived.{feature}' must name its raw columns "
+                    f"{', '.join(DERIVATIONS[feature])}, got {', '.join(columns) or 'none'}"
+                )
             derived[feature] = DERIVATIONS[feature]
         underived = [f for f in features if f in DERIVATIONS and f not in derived]
         if underived:
-            raise InputError(f"{context}: derived feature(s) {', '.join(underived)} without their raw columns: add "
-                             + "; ".join(f"derived.{f} = {list(DERIVATIONS[f])}" for f in underived))
+            raise InputError(
+                f"{context}: derived feature(s) {', '.join(underived)} without their raw columns: add "
+                + "; ".join(f"derived.{f} = {list(DERIVATIONS[f])}" for f in underived)
+            )
         nb = document.get("naive_bayes")
         if not isinstance(nb, dict):
             raise InputError(f"{context}: '[naive_bayes]' is missing (its 'spectrum' and 'variability' lists)")
         stray_nb = sorted(set(nb) - {"spectrum", "variability"})
         if stray_nb:
-            raise InputError(f"{context}: unknown naive_bayes category(ies) {', '.join(stray_nb)} "
-                             "(expected spectrum, variability)")
+            raise InputError(
+                f"{context}: unknown naive_bayes category(ies) {', '.join(stray_nb)} (expected spectrum, variability)"
+            )
         spectrum = _names(nb.get("spectrum", []), "naive_bayes.spectrum", context)
         variability = _names(nb.get("variability", []), "naive_bayes.variability", context)
         if not spectrum and not variability:
@@ -176,12 +204,21 @@ class FeatureSet:
         left_out = [f for f in features if f not in in_categories]
         twice = [f for f in spectrum if f in variability]
         if left_out or twice:
-            raise InputError(f"{context}: every feature must be in exactly one naive_bayes category "
-                             f"({'missing: ' + ', '.join(left_out) if left_out else 'in both: ' + ', '.join(twice)})")
+            raise InputError(
+                f"{context}: every feature must be in exactly one naive_bayes category "
+                f"({'missing: ' + ', '.join(left_out) if left_out else 'in both: ' + ', '.join(twice)})"
+            )
         # Lists keep the file's order: the scaler records its log features in that order.
-        return cls(name=name, features=features, log_features=log_features, minmax_features=minmax_features,
-                   derived={f: derived[f] for f in features if f in derived},
-                   spectrum=spectrum, variability=variability, description=description)
+        return cls(
+            name=name,
+            features=features,
+            log_features=log_features,
+            minmax_features=minmax_features,
+            derived={f: derived[f] for f in features if f in derived},
+            spectrum=spectrum,
+            variability=variability,
+            description=description,
+        )
 
     def to_dict(self) -> dict:
         """The set as plain JSON/TOML-ready values (what artifacts record)."""
@@ -197,9 +234,16 @@ class FeatureSet:
 
     def same_as(self, other: FeatureSet) -> bool:
         """Same features, scaling, derivations and categories (names and descriptions aside)."""
+
         def key(fs: FeatureSet):
-            return (fs.features, set(fs.log_features), set(fs.minmax_features), fs.derived, set(fs.spectrum),
-                    set(fs.variability))
+            return (
+                fs.features,
+                set(fs.log_features),
+                set(fs.minmax_features),
+                fs.derived,
+                set(fs.spectrum),
+                set(fs.variability),
+            )
 
         return key(self) == key(other)
 
@@ -217,12 +261,15 @@ def builtin(name: str) -> Path:
 
 
 #: The paper's 12 features: the default everywhere.
-PAPER = FeatureSet.from_dict({
-    "name": "paper",
-    "description": "The 12 features of Pérez-Díaz et al. (2024)",
-    "features": list(FEATURES),
-    "log": list(LOG_FEATURES),
-    "minmax": list(MINMAX_FEATURES),
-    "derived": {f: list(c) for f, c in DERIVATIONS.items()},
-    "naive_bayes": {"spectrum": list(SPECTRUM_FEATURES), "variability": list(VARIABILITY_FEATURES)},
-}, "paper")
+PAPER = FeatureSet.from_dict(
+    {
+        "name": "paper",
+        "description": "The 12 features of Pérez-Díaz et al. (2024)",
+        "features": list(FEATURES),
+        "log": list(LOG_FEATURES),
+        "minmax": list(MINMAX_FEATURES),
+        "derived": {f: list(c) for f, c in DERIVATIONS.items()},
+        "naive_bayes": {"spectrum": list(SPECTRUM_FEATURES), "variability": list(VARIABILITY_FEATURES)},
+    },
+    "paper",
+)

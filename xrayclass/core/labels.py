@@ -25,6 +25,16 @@ import pandas as pd
 from xrayclass.constants import CLASSES, MAIN_TYPE, NAME, NAME_ALIASES
 from xrayclass.io.tables import InputError
 
+__all__ = [
+    "LABEL_COLUMNS",
+    "OTHER",
+    "OTHER_TYPE",
+    "LabelSummary",
+    "apply_labels",
+    "log_summary",
+    "read_labels",
+]
+
 log = logging.getLogger("xrayclass")
 
 LABEL_COLUMNS = ("name", "class", "comment", "labeler", "time")
@@ -72,8 +82,10 @@ def read_labels(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict]]:
             raise InputError(f"{path}: not a labels CSV ({' '.join(str(exc).split())})") from None
         missing = [c for c in LABEL_COLUMNS if c not in table]
         if missing:
-            raise InputError(f"{path}: missing label columns: {', '.join(missing)} "
-                             f"(expected {', '.join(LABEL_COLUMNS)}, as the explorer exports)")
+            raise InputError(
+                f"{path}: missing label columns: {', '.join(missing)} "
+                f"(expected {', '.join(LABEL_COLUMNS)}, as the explorer exports)"
+            )
         table["name"] = table["name"].str.strip()
         table["class"] = table["class"].str.strip()
         if (table["name"] == "").any():
@@ -82,10 +94,12 @@ def read_labels(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict]]:
         unknown = ~table["class"].isin([*CLASSES, OTHER])
         if unknown.any():
             row = int(np.flatnonzero(unknown)[0])
-            raise InputError(f"{path}: line {row + 2}: unknown class {table['class'].iloc[row]!r} "
-                             f"(one of {', '.join(CLASSES)} or {OTHER})")
+            raise InputError(
+                f"{path}: line {row + 2}: unknown class {table['class'].iloc[row]!r} "
+                f"(one of {', '.join(CLASSES)} or {OTHER})"
+            )
         frames.append(table[list(LABEL_COLUMNS)].assign(_order=order, _row=np.arange(len(table))))
-        files.append({"file": str(path), "sha256": file_sha256(path), "rows": int(len(table))})
+        files.append({"file": str(path), "sha256": file_sha256(path), "rows": len(table)})
     labels = pd.concat(frames, ignore_index=True)
     labels = labels.sort_values(["time", "_order", "_row"], kind="stable").drop_duplicates("name", keep="last")
     return labels.drop(columns=["_order", "_row"]).sort_values("name").reset_index(drop=True), files
@@ -94,7 +108,7 @@ def read_labels(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict]]:
 def apply_labels(table: pd.DataFrame, labels: pd.DataFrame, classes=CLASSES) -> tuple[pd.DataFrame, LabelSummary]:
     """``table`` with ``main_type`` replaced by the labels for the labeled sources' detections."""
     name_column = NAME if NAME in table else next((a for a in NAME_ALIASES if a in table), NAME)
-    summary = LabelSummary(labels=int(len(labels)))
+    summary = LabelSummary(labels=len(labels))
     if name_column not in table or MAIN_TYPE not in table:
         return table, summary
     lookup = pd.Series(labels["class"].to_numpy(), index=labels["name"].to_numpy())
@@ -118,10 +132,17 @@ def apply_labels(table: pd.DataFrame, labels: pd.DataFrame, classes=CLASSES) -> 
 
 
 def log_summary(summary: LabelSummary) -> None:
-    log.info("own labels: %s sources labeled in %s; %s of them found (%s detections relabeled): "
-             "%s new references, %s references changed class, %s confirmed, %s removed (labeled 'other')",
-             f"{summary.labels:,}", ", ".join(f["file"] for f in summary.files), f"{summary.sources_matched:,}",
-             f"{summary.detections_relabeled:,}", f"{summary.new_references:,}", f"{summary.changed_references:,}",
-             f"{summary.confirmed_references:,}", f"{summary.removed_references:,}")
+    log.info(
+        "own labels: %s sources labeled in %s; %s of them found (%s detections relabeled): "
+        "%s new references, %s references changed class, %s confirmed, %s removed (labeled 'other')",
+        f"{summary.labels:,}",
+        ", ".join(f["file"] for f in summary.files),
+        f"{summary.sources_matched:,}",
+        f"{summary.detections_relabeled:,}",
+        f"{summary.new_references:,}",
+        f"{summary.changed_references:,}",
+        f"{summary.confirmed_references:,}",
+        f"{summary.removed_references:,}",
+    )
     if summary.sources_unmatched:
         log.warning("%s labeled sources are not in the input and change nothing", f"{summary.sources_unmatched:,}")

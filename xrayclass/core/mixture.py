@@ -5,6 +5,15 @@ from sklearn.mixture import GaussianMixture
 
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 
+__all__ = [
+    "MIXTURE_SETTINGS",
+    "compare_mixtures",
+    "fit_mixture",
+    "mixture_from_dict",
+    "mixture_from_memberships",
+    "mixture_to_dict",
+]
+
 #: GaussianMixture settings of the published run (scikit-learn's defaults, stated here
 #: so that a change of defaults in a later scikit-learn cannot change the clusters).
 MIXTURE_SETTINGS = {
@@ -34,9 +43,7 @@ def fit_mixture(X, n_components=N_COMPONENTS, random_state=RANDOM_STATE):
     sklearn.mixture.GaussianMixture
     """
     if len(X) < n_components:
-        raise ValueError(
-            f"{len(X)} detections cannot be split into {n_components} clusters"
-        )
+        raise ValueError(f"{len(X)} detections cannot be split into {n_components} clusters")
     mixture = GaussianMixture(n_components=n_components, random_state=random_state, **MIXTURE_SETTINGS)
     return mixture.fit(X)
 
@@ -76,9 +83,7 @@ def mixture_from_dict(document):
     mixture.means_ = np.asarray(document["means"], dtype="float64")
     mixture.covariances_ = np.asarray(document["covariances"], dtype="float64")
     mixture.precisions_cholesky_ = np.asarray(document["precisions_cholesky"], dtype="float64")
-    mixture.precisions_ = np.einsum(
-        "kij,klj->kil", mixture.precisions_cholesky_, mixture.precisions_cholesky_
-    )
+    mixture.precisions_ = np.einsum("kij,klj->kil", mixture.precisions_cholesky_, mixture.precisions_cholesky_)
     mixture.converged_ = bool(document.get("converged", True))
     mixture.n_iter_ = int(document.get("n_iter", 0))
     mixture.lower_bound_ = float(document.get("lower_bound", np.nan))
@@ -143,26 +148,38 @@ def mixture_from_memberships(X, memberships, reg_covar=MIXTURE_SETTINGS["reg_cov
         raise ValueError(f"component(s) {', '.join(map(str, empty))} have no detection")
     means = np.zeros((n_components, n_features))
     for start in range(0, n_rows, chunk_rows):
-        means += memberships[start:start + chunk_rows].T @ X[start:start + chunk_rows]
+        means += memberships[start : start + chunk_rows].T @ X[start : start + chunk_rows]
     means /= totals[:, None]
     covariances = np.zeros((n_components, n_features, n_features))
     for start in range(0, n_rows, chunk_rows):
-        rows = X[start:start + chunk_rows]
-        weights = memberships[start:start + chunk_rows]
+        rows = X[start : start + chunk_rows]
+        weights = memberships[start : start + chunk_rows]
         for k in range(n_components):
             centered = rows - means[k]
             covariances[k] += (weights[:, k, None] * centered).T @ centered
     covariances /= totals[:, None, None]
     covariances += reg_covar * np.eye(n_features)
     document = {
-        "n_components": n_components, "random_state": None, **MIXTURE_SETTINGS, "reg_covar": reg_covar,
-        "converged": True, "n_iter": 0, "lower_bound": float("nan"),
-        "weights": totals / n_rows, "means": means, "covariances": covariances,
+        "n_components": n_components,
+        "random_state": None,
+        **MIXTURE_SETTINGS,
+        "reg_covar": reg_covar,
+        "converged": True,
+        "n_iter": 0,
+        "lower_bound": float("nan"),
+        "weights": totals / n_rows,
+        "means": means,
+        "covariances": covariances,
         "precisions_cholesky": _precisions_cholesky(covariances),
     }
     mixture = mixture_from_dict(document)
-    mixture.lower_bound_ = float(np.mean(np.concatenate(
-        [mixture.score_samples(X[start:start + chunk_rows]) for start in range(0, n_rows, chunk_rows)])))
+    mixture.lower_bound_ = float(
+        np.mean(
+            np.concatenate(
+                [mixture.score_samples(X[start : start + chunk_rows]) for start in range(0, n_rows, chunk_rows)]
+            )
+        )
+    )
     return mixture
 
 
@@ -199,8 +216,8 @@ def compare_mixtures(ours, published):
     paired = distances[rows, columns]
     weight_differences = np.abs(ours.weights_[rows] - their_weights[columns])
     return {
-        "pairing": {int(r): int(c) for r, c in zip(rows, columns)},
-        "weights": [[float(ours.weights_[r]), float(their_weights[c])] for r, c in zip(rows, columns)],
+        "pairing": {int(r): int(c) for r, c in zip(rows, columns, strict=False)},
+        "weights": [[float(ours.weights_[r]), float(their_weights[c])] for r, c in zip(rows, columns, strict=False)],
         "max_weight_difference": float(weight_differences.max()),
         "mean_distances": [float(d) for d in paired],
         "max_mean_distance": float(paired.max()),

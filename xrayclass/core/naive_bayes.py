@@ -35,6 +35,18 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+__all__ = [
+    "ALPHA_GRID",
+    "CHUNK_ROWS",
+    "SCORES",
+    "TUNE_SAMPLE",
+    "NaiveBayesClassifier",
+    "f1_per_class",
+    "logsumexp_rows",
+    "score_codes",
+    "score_predictions",
+]
+
 #: Weights tried for each category when tuning (every combination, all-zero excluded).
 ALPHA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 #: Scores the weights can be tuned for.
@@ -58,7 +70,7 @@ def logsumexp_rows(values):
     """
     top = values.max(axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    return (np.log(np.exp(values - top).sum(axis=1, keepdims=True)) + top)
+    return np.log(np.exp(values - top).sum(axis=1, keepdims=True)) + top
 
 
 def _category_index(features, categories):
@@ -76,8 +88,9 @@ def f1_per_class(true_codes, predicted_codes, n_classes):
     A confusion matrix by ``bincount``: fast enough to score hundreds of weightings of
     a million detections, where a general-purpose metric on text labels is not.
     """
-    confusion = np.bincount(true_codes * n_classes + predicted_codes,
-                            minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    confusion = np.bincount(true_codes * n_classes + predicted_codes, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes
+    )
     hits = np.diag(confusion).astype(float)
     denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
     return np.divide(2 * hits, denominator, out=np.zeros(n_classes), where=denominator > 0)
@@ -150,9 +163,23 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
     equal_weight_score_ : out-of-fold score with all weights 1 (NaN if not tuned)
     """
 
-    def __init__(self, categories=None, feature_names=None, classes=None, bins=24, smoothing=1.0, floor=0.5,
-                 alpha=None, tune=True, scoring="macro_f1", alpha_grid=ALPHA_GRID, n_folds=3, priors="empirical",
-                 tune_sample=TUNE_SAMPLE, random_state=0):
+    def __init__(
+        self,
+        categories=None,
+        feature_names=None,
+        classes=None,
+        bins=24,
+        smoothing=1.0,
+        floor=0.5,
+        alpha=None,
+        tune=True,
+        scoring="macro_f1",
+        alpha_grid=ALPHA_GRID,
+        n_folds=3,
+        priors="empirical",
+        tune_sample=TUNE_SAMPLE,
+        random_state=0,
+    ):
         self.categories = categories
         self.feature_names = feature_names
         self.classes = classes
@@ -248,8 +275,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             self.alpha_ = {name: float(self.alpha[name]) for name in self.categories_}
         elif self.tune and len(self.categories_) > 1:
             if self.tune_sample is not None and len(X) > self.tune_sample:
-                rows = np.sort(np.random.default_rng(self.random_state).choice(len(X), self.tune_sample,
-                                                                                replace=False))
+                rows = np.sort(np.random.default_rng(self.random_state).choice(len(X), self.tune_sample, replace=False))
                 self.alpha_ = self._tune(X[rows], y[rows])
             else:
                 self.alpha_ = self._tune(X, y)
@@ -269,8 +295,11 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             out_of_fold[held_out] = self._category_log_likelihoods(X[held_out])
         self.log_likelihood_, self.edges_ = fitted, edges
         names = list(self.categories_)
-        grid = [dict(zip(names, weights)) for weights in itertools.product(self.alpha_grid, repeat=len(names))
-                if sum(weights) > 0]
+        grid = [
+            dict(zip(names, weights, strict=False))
+            for weights in itertools.product(self.alpha_grid, repeat=len(names))
+            if sum(weights) > 0
+        ]
         equal = dict.fromkeys(names, 1.0)
         true_codes = pd.Index(self.classes_).get_indexer(y)
         scored, by_weights = [], {}
@@ -313,9 +342,16 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
     def _scores(self, X):
         check_is_fitted(self, "log_likelihood_")
         X = validate_data(self, X, dtype="float64", reset=False)
-        return np.concatenate([self._category_log_likelihoods(X[start:start + CHUNK_ROWS])
-                               for start in range(0, len(X), CHUNK_ROWS)]) if len(X) else \
-            np.zeros((0, len(self.categories_), len(self.classes_)))
+        return (
+            np.concatenate(
+                [
+                    self._category_log_likelihoods(X[start : start + CHUNK_ROWS])
+                    for start in range(0, len(X), CHUNK_ROWS)
+                ]
+            )
+            if len(X)
+            else np.zeros((0, len(self.categories_), len(self.classes_)))
+        )
 
     def predict_log_proba(self, X):
         joint = self._combine(self._scores(X), self.alpha_)
@@ -385,8 +421,11 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             "classes": self.classes_.tolist(),
             "categories": {name: columns.tolist() for name, columns in self.categories_.items()},
             "feature_names": list(self.feature_names) if self.feature_names is not None else None,
-            "bins": self.bins, "smoothing": self.smoothing, "floor": self.floor,
-            "scoring": self.scoring, "priors": self.priors,
+            "bins": self.bins,
+            "smoothing": self.smoothing,
+            "floor": self.floor,
+            "scoring": self.scoring,
+            "priors": self.priors,
             # A class without training rows has prior 0 (log -inf): JSON null.
             "class_log_prior": [None if np.isinf(v) else float(v) for v in self.class_log_prior_],
             "edges": self.edges_.tolist(),
@@ -398,10 +437,17 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_dict(cls, document):
-        model = cls(categories=document["categories"], feature_names=document["feature_names"],
-                    classes=document["classes"], bins=document["bins"], smoothing=document["smoothing"],
-                    floor=document["floor"], alpha=document["alpha"], scoring=document["scoring"],
-                    priors=document["priors"])
+        model = cls(
+            categories=document["categories"],
+            feature_names=document["feature_names"],
+            classes=document["classes"],
+            bins=document["bins"],
+            smoothing=document["smoothing"],
+            floor=document["floor"],
+            alpha=document["alpha"],
+            scoring=document["scoring"],
+            priors=document["priors"],
+        )
         model.classes_ = np.asarray(document["classes"])
         model.categories_ = {name: np.asarray(columns, dtype=int) for name, columns in document["categories"].items()}
         model.class_log_prior_ = np.array([-np.inf if v is None else v for v in document["class_log_prior"]])

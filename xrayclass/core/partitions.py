@@ -24,6 +24,12 @@ import pandas as pd
 from xrayclass.constants import CLUSTER, NAME, OBSID
 from xrayclass.stages.master_classification import master_classification
 
+__all__ = [
+    "classify_partition",
+    "source_partition",
+    "vote_partition",
+]
+
 
 def source_partition(names, n_partitions):
     """Partition number of each detection: a stable hash of its source name."""

@@ -16,6 +16,13 @@ from xrayclass.constants import MAIN_TYPE
 from xrayclass.exceptions import tables_named
 from xrayclass.io.tables import require_columns, require_numeric
 
+__all__ = [
+    "CATALOG_SUFFIX",
+    "best_matches",
+    "crossmatch_local",
+    "nearest_within",
+]
+
 log = logging.getLogger(__name__)
 
 #: Suffix given to catalog columns whose names the detection table already uses.
@@ -83,15 +90,20 @@ def best_matches(detections, catalog, radius_arcsec):
 
     # Detections of one source share its position: match each position once.
     codes, positions = pd.factorize(pd.MultiIndex.from_arrays([detections["ra"], detections["dec"]]))
-    nearest, separation = nearest_within(positions.get_level_values(0), positions.get_level_values(1),
-                                         catalog["ra"], catalog["dec"], radius_arcsec)
+    nearest, separation = nearest_within(
+        positions.get_level_values(0), positions.get_level_values(1), catalog["ra"], catalog["dec"], radius_arcsec
+    )
     within = nearest >= 0
 
     renamed = catalog.rename(columns={"ra": f"ra{CATALOG_SUFFIX}", "dec": f"dec{CATALOG_SUFFIX}"})
     matches = renamed.reindex(nearest[codes]).reset_index(drop=True)  # -1 -> all empty
     matches["angDist"] = separation[codes]
-    log.info("%s of %s distinct positions have an object within %g arcsec",
-             f"{int(within.sum()):,}", f"{len(within):,}", radius_arcsec)
+    log.info(
+        "%s of %s distinct positions have an object within %g arcsec",
+        f"{int(within.sum()):,}",
+        f"{len(within):,}",
+        radius_arcsec,
+    )
     return matches
 
 
@@ -101,8 +113,8 @@ def crossmatch_local(stage1, catalog, radius_arcsec):
     An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its
     ``table`` (``"stage1"`` or ``"catalog"``).
     """
-    from xrayclass.stages.crossmatch import attach_matches
     from xrayclass.io.tables import canonical_names
+    from xrayclass.stages.crossmatch import attach_matches
 
     with tables_named("stage1"):
         stage1 = canonical_names(stage1)

@@ -6,6 +6,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from xrayclass.constants import FEATURES, LOG_FEATURES, MINMAX_FEATURES
 
+__all__ = [
+    "LogMinMaxScaler",
+]
+
 
 class LogMinMaxScaler(TransformerMixin, BaseEstimator):
     """The published preprocessing: log where the tail is heavy, then MinMax to [0, 1].
@@ -31,8 +35,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
         Range, after the log, of each rescaled feature in the training data.
     """
 
-    def __init__(self, features=FEATURES, log_features=LOG_FEATURES, minmax_features=MINMAX_FEATURES,
-                 log_floor=None):
+    def __init__(self, features=FEATURES, log_features=LOG_FEATURES, minmax_features=MINMAX_FEATURES, log_floor=None):
         self.features = features
         self.log_features = log_features
         self.minmax_features = minmax_features

@@ -4,14 +4,22 @@ tqdm draws on a terminal and stays silent otherwise (logs and CI stay clean). It
 imported only when a bar is drawn: a one-chunk run does not pay for the import.
 """
 
+__all__ = [
+    "chunks",
+    "steps",
+]
+
 
 def chunks(n_rows, chunk_rows, description):
     """Yield ``slice`` objects covering ``range(n_rows)`` in chunks, with a progress bar."""
     starts = range(0, n_rows, chunk_rows)
     if len(starts) > 1:
         from tqdm.auto import tqdm
-    bar = tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None,
-               leave=False) if len(starts) > 1 else None
+    bar = (
+        tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None, leave=False)
+        if len(starts) > 1
+        else None
+    )
     for start in starts:
         stop = min(start + chunk_rows, n_rows)
         yield slice(start, stop)

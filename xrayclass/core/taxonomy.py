@@ -23,6 +23,16 @@ import pandas as pd
 
 from xrayclass.constants import CLASSES, NO_MATCH, UNINFORMATIVE_TYPES
 
+__all__ = [
+    "OTYPE",
+    "TYPES",
+    "LabelReport",
+    "ObjectType",
+    "lookup",
+    "normalize_types",
+    "spellings",
+]
+
 #: Column with SIMBAD's short type code, as the CDS X-Match SIMBAD table returns it.
 OTYPE = "otype"
 
@@ -99,180 +109,180 @@ _CANDIDATE_TYPES = (
 # so that a label SIMBAD really uses is told apart from a typo.
 _OTHER_TYPES = (
     # objects
-    ('Ae*', 'Ae*', 'Ae*'),
-    ('AB*', 'AGB*', 'AGB*'),
-    ('As*', 'Assoc*', 'Association'),
-    ('BiC', 'BClG', 'BrightestCG'),
-    ('Be*', 'Be*', 'Be*'),
-    ('Bla', 'Blazar', 'Blazar'),
-    ('BLL', 'BLLac', 'BLLac'),
-    ('bCG', 'BlueCompG', 'BlueCompactG'),
-    ('s*b', 'BlueSG*', 'BlueSG'),
-    ('BS*', 'BlueStraggler', 'BlueStraggler'),
-    ('BD*', 'brownD*', 'BrownD*'),
-    ('bub', 'Bubble', 'Bubble'),
-    ('BY*', 'BYDra', 'BYDraV*'),
-    ('C*', 'C*', 'C*'),
-    ('CV*', 'CataclyV*', 'CataclyV*'),
-    ('Ce*', 'Cepheid', 'Cepheid'),
-    ('Cl*', 'Cl*', 'Cluster*'),
-    ('ClG', 'ClG', 'ClG'),
-    ('Cld', 'Cloud', 'Cloud'),
-    ('CGb', 'ComGlob', 'ComGlob'),
-    ('CGG', 'Compact_Gr_G', 'Compact_Gr_G'),
-    ('cC*', 'deltaCep', 'ClassicalCep'),
-    ('cor', 'denseCore', 'denseCore'),
-    ('DNe', 'DkNeb', 'DarkNeb'),
-    ('EB*', 'EB*', 'EclBin'),
-    ('El*', 'EllipVar', 'EllipVar'),
-    ('Em*', 'Em*', 'EmLine*'),
-    ('EmG', 'EmG', 'EmissionG'),
-    ('EmO', 'EmObj', 'EmObj'),
-    ('RC*', 'Erupt*RCrB', 'RCrBV*'),
-    ('Er*', 'Eruptive*', 'Eruptive*'),
-    ('G', 'Galaxy', 'Galaxy'),
-    ('GNe', 'GalNeb', 'GalNeb'),
-    ('gB', 'gammaBurst', 'gammaBurst'),
-    ('gD*', 'gammaDor', 'gammaDorV*'),
-    ('GiC', 'GinCl', 'GtowardsCl'),
-    ('GiG', 'GinGroup', 'GtowardsGroup'),
-    ('GiP', 'GinPair', 'GinPair'),
-    ('GlC', 'GlCl', 'GlobCluster'),
-    ('glb', 'Globule', 'Globule'),
-    ('grv', 'Gravitation', 'Gravitation'),
-    ('gLe', 'GravLens', 'GravLens'),
-    ('gLS', 'GravLensSystem', 'GravLensSystem'),
-    ('GWE', 'GravWaveEvent', 'GravWaveEvent'),
-    ('GrG', 'GroupG', 'GroupG'),
-    ('HB*', 'HB*', 'HorBranch*'),
-    ('HH', 'HH', 'HerbigHaroObj'),
-    ('HI', 'HI', 'HI'),
-    ('HII', 'HII', 'HIIReg'),
-    ('H2G', 'HII_G', 'HIIG'),
-    ('sh', 'HIshell', 'HIshell'),
-    ('HS*', 'HotSubdwarf', 'HotSubdwarf'),
-    ('HV*', 'HV*', 'HighVel*'),
-    ('HVC', 'HVCld', 'HVCld'),
-    ('IG', 'IG', 'InteractingG'),
-    ('err', 'Inexistent', 'Inexistent'),
-    ('NIR', 'IR<10um', 'NearIR'),
-    ('FIR', 'IR>30um', 'FarIR'),
-    ('Ir*', 'Irregular_V*', 'IrregularV*'),
-    ('ISM', 'ISM', 'ISM'),
-    ('LeG', 'LensedG', 'LensedG'),
-    ('LeI', 'LensedImage', 'LensedImage'),
-    ('LeQ', 'LensedQ', 'LensedQ'),
-    ('Lev', 'LensingEv', 'LensingEv'),
-    ('LIN', 'LINER', 'LINER'),
-    ('LM*', 'low-mass*', 'Low-Mass*'),
-    ('LP*', 'LPV*', 'LongPeriodV*'),
-    ('LSB', 'LSB_G', 'LowSurfBrghtG'),
-    ('Mas', 'Maser', 'Maser'),
-    ('Mi*', 'Mira', 'Mira'),
-    ('MoC', 'MolCld', 'MolCld'),
-    ('MGr', 'MouvGroup', 'MouvGroup'),
-    ('mul', 'multiple_object', 'Blend'),
-    ('N*', 'Neutron*', 'Neutron*'),
-    ('No*', 'Nova', 'Nova'),
-    ('OH*', 'OH/IR', 'OH/IR*'),
-    ('OpC', 'OpCl', 'OpenCluster'),
-    ('out', 'Outflow', 'Outflow'),
-    ('PaG', 'PairG', 'PairG'),
-    ('PoC', 'PartofCloud', 'PartofCloud'),
-    ('Pe*', 'Pec*', 'ChemPec*'),
-    ('Pl', 'Planet', 'Planet'),
-    ('PM*', 'PM*', 'HighPM*'),
-    ('PN', 'PN', 'PlanetaryNeb'),
-    ('pA*', 'post-AGB*', 'post-AGB*'),
-    ('Psr', 'Pulsar', 'Pulsar'),
-    ('Pu*', 'PulsV*', 'PulsV*'),
-    ('bC*', 'PulsV*bCep', 'bCepV*'),
-    ('dS*', 'PulsV*delSct', 'delSctV*'),
-    ('RV*', 'PulsV*RVTau', 'RVTauV*'),
-    ('SX*', 'pulsV*SX', 'SXPheV*'),
-    ('WV*', 'PulsV*WVir', 'Type2Cep'),
-    ('cm', 'Radio(cm)', 'cmRad'),
-    ('mR', 'Radio(m)', 'metricRad'),
-    ('mm', 'Radio(mm)', 'mmRad'),
-    ('smm', 'Radio(sub-mm)', 'smmRad'),
-    ('rB', 'radioBurst', 'radioBurst'),
-    ('rG', 'RadioG', 'RadioG'),
-    ('s*r', 'RedSG*', 'RedSG'),
-    ('reg', 'Region', 'Region'),
-    ('RNe', 'RfNeb', 'RefNeb'),
-    ('RG*', 'RGB*', 'RGB*'),
-    ('Ro*', 'RotV*', 'RotV*'),
-    ('a2*', 'RotV*alf2CVn', 'alf2CVnV*'),
-    ('RR*', 'RRLyr', 'RRLyrae'),
-    ('RS*', 'RSCVn', 'RSCVnV*'),
-    ('S*', 'S*', 'S*'),
-    ('SB*', 'SB*', 'SB*'),
-    ('SyG', 'Seyfert', 'Seyfert'),
-    ('SFR', 'SFregion', 'StarFormingReg'),
-    ('sg*', 'SG*', 'Supergiant'),
-    ('SN*', 'SN', 'Supernova'),
-    ('SNR', 'SNR', 'SNRemnant'),
-    ('SBG', 'StarburstG', 'StarburstG'),
-    ('St*', 'Stream*', 'Stream'),
-    ('SCG', 'SuperClG', 'SuperClG'),
-    ('Sy*', 'Symbiotic*', 'Symbiotic*'),
-    ('ev', 'Transient', 'Transient'),
-    ('ULX', 'ULX', 'ULX'),
-    ('V*', 'V*', 'Variable*'),
-    ('vid', 'Void', 'Void'),
-    ('WD*', 'WD*', 'WhiteDwarf'),
-    ('WR*', 'WR*', 'WolfRayet*'),
-    ('s*y', 'YellowSG*', 'YellowSG'),
+    ("Ae*", "Ae*", "Ae*"),
+    ("AB*", "AGB*", "AGB*"),
+    ("As*", "Assoc*", "Association"),
+    ("BiC", "BClG", "BrightestCG"),
+    ("Be*", "Be*", "Be*"),
+    ("Bla", "Blazar", "Blazar"),
+    ("BLL", "BLLac", "BLLac"),
+    ("bCG", "BlueCompG", "BlueCompactG"),
+    ("s*b", "BlueSG*", "BlueSG"),
+    ("BS*", "BlueStraggler", "BlueStraggler"),
+    ("BD*", "brownD*", "BrownD*"),
+    ("bub", "Bubble", "Bubble"),
+    ("BY*", "BYDra", "BYDraV*"),
+    ("C*", "C*", "C*"),
+    ("CV*", "CataclyV*", "CataclyV*"),
+    ("Ce*", "Cepheid", "Cepheid"),
+    ("Cl*", "Cl*", "Cluster*"),
+    ("ClG", "ClG", "ClG"),
+    ("Cld", "Cloud", "Cloud"),
+    ("CGb", "ComGlob", "ComGlob"),
+    ("CGG", "Compact_Gr_G", "Compact_Gr_G"),
+    ("cC*", "deltaCep", "ClassicalCep"),
+    ("cor", "denseCore", "denseCore"),
+    ("DNe", "DkNeb", "DarkNeb"),
+    ("EB*", "EB*", "EclBin"),
+    ("El*", "EllipVar", "EllipVar"),
+    ("Em*", "Em*", "EmLine*"),
+    ("EmG", "EmG", "EmissionG"),
+    ("EmO", "EmObj", "EmObj"),
+    ("RC*", "Erupt*RCrB", "RCrBV*"),
+    ("Er*", "Eruptive*", "Eruptive*"),
+    ("G", "Galaxy", "Galaxy"),
+    ("GNe", "GalNeb", "GalNeb"),
+    ("gB", "gammaBurst", "gammaBurst"),
+    ("gD*", "gammaDor", "gammaDorV*"),
+    ("GiC", "GinCl", "GtowardsCl"),
+    ("GiG", "GinGroup", "GtowardsGroup"),
+    ("GiP", "GinPair", "GinPair"),
+    ("GlC", "GlCl", "GlobCluster"),
+    ("glb", "Globule", "Globule"),
+    ("grv", "Gravitation", "Gravitation"),
+    ("gLe", "GravLens", "GravLens"),
+    ("gLS", "GravLensSystem", "GravLensSystem"),
+    ("GWE", "GravWaveEvent", "GravWaveEvent"),
+    ("GrG", "GroupG", "GroupG"),
+    ("HB*", "HB*", "HorBranch*"),
+    ("HH", "HH", "HerbigHaroObj"),
+    ("HI", "HI", "HI"),
+    ("HII", "HII", "HIIReg"),
+    ("H2G", "HII_G", "HIIG"),
+    ("sh", "HIshell", "HIshell"),
+    ("HS*", "HotSubdwarf", "HotSubdwarf"),
+    ("HV*", "HV*", "HighVel*"),
+    ("HVC", "HVCld", "HVCld"),
+    ("IG", "IG", "InteractingG"),
+    ("err", "Inexistent", "Inexistent"),
+    ("NIR", "IR<10um", "NearIR"),
+    ("FIR", "IR>30um", "FarIR"),
+    ("Ir*", "Irregular_V*", "IrregularV*"),
+    ("ISM", "ISM", "ISM"),
+    ("LeG", "LensedG", "LensedG"),
+    ("LeI", "LensedImage", "LensedImage"),
+    ("LeQ", "LensedQ", "LensedQ"),
+    ("Lev", "LensingEv", "LensingEv"),
+    ("LIN", "LINER", "LINER"),
+    ("LM*", "low-mass*", "Low-Mass*"),
+    ("LP*", "LPV*", "LongPeriodV*"),
+    ("LSB", "LSB_G", "LowSurfBrghtG"),
+    ("Mas", "Maser", "Maser"),
+    ("Mi*", "Mira", "Mira"),
+    ("MoC", "MolCld", "MolCld"),
+    ("MGr", "MouvGroup", "MouvGroup"),
+    ("mul", "multiple_object", "Blend"),
+    ("N*", "Neutron*", "Neutron*"),
+    ("No*", "Nova", "Nova"),
+    ("OH*", "OH/IR", "OH/IR*"),
+    ("OpC", "OpCl", "OpenCluster"),
+    ("out", "Outflow", "Outflow"),
+    ("PaG", "PairG", "PairG"),
+    ("PoC", "PartofCloud", "PartofCloud"),
+    ("Pe*", "Pec*", "ChemPec*"),
+    ("Pl", "Planet", "Planet"),
+    ("PM*", "PM*", "HighPM*"),
+    ("PN", "PN", "PlanetaryNeb"),
+    ("pA*", "post-AGB*", "post-AGB*"),
+    ("Psr", "Pulsar", "Pulsar"),
+    ("Pu*", "PulsV*", "PulsV*"),
+    ("bC*", "PulsV*bCep", "bCepV*"),
+    ("dS*", "PulsV*delSct", "delSctV*"),
+    ("RV*", "PulsV*RVTau", "RVTauV*"),
+    ("SX*", "pulsV*SX", "SXPheV*"),
+    ("WV*", "PulsV*WVir", "Type2Cep"),
+    ("cm", "Radio(cm)", "cmRad"),
+    ("mR", "Radio(m)", "metricRad"),
+    ("mm", "Radio(mm)", "mmRad"),
+    ("smm", "Radio(sub-mm)", "smmRad"),
+    ("rB", "radioBurst", "radioBurst"),
+    ("rG", "RadioG", "RadioG"),
+    ("s*r", "RedSG*", "RedSG"),
+    ("reg", "Region", "Region"),
+    ("RNe", "RfNeb", "RefNeb"),
+    ("RG*", "RGB*", "RGB*"),
+    ("Ro*", "RotV*", "RotV*"),
+    ("a2*", "RotV*alf2CVn", "alf2CVnV*"),
+    ("RR*", "RRLyr", "RRLyrae"),
+    ("RS*", "RSCVn", "RSCVnV*"),
+    ("S*", "S*", "S*"),
+    ("SB*", "SB*", "SB*"),
+    ("SyG", "Seyfert", "Seyfert"),
+    ("SFR", "SFregion", "StarFormingReg"),
+    ("sg*", "SG*", "Supergiant"),
+    ("SN*", "SN", "Supernova"),
+    ("SNR", "SNR", "SNRemnant"),
+    ("SBG", "StarburstG", "StarburstG"),
+    ("St*", "Stream*", "Stream"),
+    ("SCG", "SuperClG", "SuperClG"),
+    ("Sy*", "Symbiotic*", "Symbiotic*"),
+    ("ev", "Transient", "Transient"),
+    ("ULX", "ULX", "ULX"),
+    ("V*", "V*", "Variable*"),
+    ("vid", "Void", "Void"),
+    ("WD*", "WD*", "WhiteDwarf"),
+    ("WR*", "WR*", "WolfRayet*"),
+    ("s*y", "YellowSG*", "YellowSG"),
     # candidates of other types
-    ('Bz?', 'Blazar_Candidate', 'Blazar_Candidate'),
-    ('BL?', 'BLLac_Candidate', 'BLLac_Candidate'),
-    ('**?', 'Candidate_**', '**_Candidate'),
-    ('Ae?', 'Candidate_Ae*', 'Ae*_Candidate'),
-    ('AB?', 'Candidate_AGB*', 'AGB*_Candidate'),
-    ('Be?', 'Candidate_Be*', 'Be*_Candidate'),
-    ('BH?', 'Candidate_BH', 'BH_Candidate'),
-    ('BD?', 'Candidate_brownD*', 'brownD*_Candidate'),
-    ('s?b', 'Candidate_BSG*', 'BSG*_Candidate'),
-    ('BS?', 'Candidate_BSS', 'BSS_Candidate'),
-    ('C*?', 'Candidate_C*', 'C*_Candidate'),
-    ('Ce?', 'Candidate_Cepheid', 'Cepheid_Candidate'),
-    ('CV?', 'Candidate_CV*', 'CV*_Candidate'),
-    ('EB?', 'Candidate_EB*', 'EB*_Candidate'),
-    ('HB?', 'Candidate_HB*', 'HB*_Candidate'),
-    ('HS?', 'Candidate_Hsd', 'Hsd_Candidate'),
-    ('Le?', 'Candidate_Lens', 'Lens_Candidate'),
-    ('LS?', 'Candidate_LensSystem', 'LensSystem_Candidate'),
-    ('LM?', 'Candidate_low-mass*', 'low-mass*_Candidate'),
-    ('LP?', 'Candidate_LP*', 'LP*_Candidate'),
-    ('Mi?', 'Candidate_Mi*', 'Mi*_Candidate'),
-    ('No?', 'Candidate_Nova', 'Nova_Candidate'),
-    ('N*?', 'Candidate_NS', 'NS_Candidate'),
-    ('OH?', 'Candidate_OH', 'OH_Candidate'),
-    ('pA?', 'Candidate_post-AGB*', 'post-AGB*_Candidate'),
-    ('RB?', 'Candidate_RGB*', 'RGB*_Candidate'),
-    ('RR?', 'Candidate_RRLyr', 'RRLyr_Candidate'),
-    ('s?r', 'Candidate_RSG*', 'RSG*_Candidate'),
-    ('S*?', 'Candidate_S*', 'S*_Candidate'),
-    ('sg?', 'Candidate_SG*', 'SG*_Candidate'),
-    ('SN?', 'Candidate_SN*', 'SN*_Candidate'),
-    ('Sy?', 'Candidate_Symb*', 'Symb*_Candidate'),
-    ('WD?', 'Candidate_WD*', 'WD*_Candidate'),
-    ('WR?', 'Candidate_WR*', 'WR*_Candidate'),
-    ('s?y', 'Candidate_YSG*', 'YSG*_Candidate'),
-    ('Gl?', 'GlCl?', 'GlCl_Candidate'),
-    ('of?', 'outflow?', 'outflow_Candidate'),
-    ('Pl?', 'Planet?', 'Planet_Candidate'),
-    ('PN?', 'PN?', 'PN_Candidate'),
-    ('C?G', 'Possible_ClG', 'ClG_Candidate'),
-    ('G?', 'Possible_G', 'G_Candidate'),
-    ('Gr?', 'Possible_GrG', 'GrG_Candidate'),
-    ('LI?', 'Possible_lensImage', 'lensImage_Candidate'),
-    ('SC?', 'Possible_SClG', 'SClG_Candidate'),
-    ('RC?', 'RCrB_Candidate', 'RCrB_Candidate'),
-    ('SR?', 'SNR?', 'SNR_Candidate'),
-    ('UX?', 'ULX?', 'ULX_Candidate'),
-    ('?', 'Unknown', 'Unknown'),
-    ('V*?', 'V*?', 'V*_Candidate'),
+    ("Bz?", "Blazar_Candidate", "Blazar_Candidate"),
+    ("BL?", "BLLac_Candidate", "BLLac_Candidate"),
+    ("**?", "Candidate_**", "**_Candidate"),
+    ("Ae?", "Candidate_Ae*", "Ae*_Candidate"),
+    ("AB?", "Candidate_AGB*", "AGB*_Candidate"),
+    ("Be?", "Candidate_Be*", "Be*_Candidate"),
+    ("BH?", "Candidate_BH", "BH_Candidate"),
+    ("BD?", "Candidate_brownD*", "brownD*_Candidate"),
+    ("s?b", "Candidate_BSG*", "BSG*_Candidate"),
+    ("BS?", "Candidate_BSS", "BSS_Candidate"),
+    ("C*?", "Candidate_C*", "C*_Candidate"),
+    ("Ce?", "Candidate_Cepheid", "Cepheid_Candidate"),
+    ("CV?", "Candidate_CV*", "CV*_Candidate"),
+    ("EB?", "Candidate_EB*", "EB*_Candidate"),
+    ("HB?", "Candidate_HB*", "HB*_Candidate"),
+    ("HS?", "Candidate_Hsd", "Hsd_Candidate"),
+    ("Le?", "Candidate_Lens", "Lens_Candidate"),
+    ("LS?", "Candidate_LensSystem", "LensSystem_Candidate"),
+    ("LM?", "Candidate_low-mass*", "low-mass*_Candidate"),
+    ("LP?", "Candidate_LP*", "LP*_Candidate"),
+    ("Mi?", "Candidate_Mi*", "Mi*_Candidate"),
+    ("No?", "Candidate_Nova", "Nova_Candidate"),
+    ("N*?", "Candidate_NS", "NS_Candidate"),
+    ("OH?", "Candidate_OH", "OH_Candidate"),
+    ("pA?", "Candidate_post-AGB*", "post-AGB*_Candidate"),
+    ("RB?", "Candidate_RGB*", "RGB*_Candidate"),
+    ("RR?", "Candidate_RRLyr", "RRLyr_Candidate"),
+    ("s?r", "Candidate_RSG*", "RSG*_Candidate"),
+    ("S*?", "Candidate_S*", "S*_Candidate"),
+    ("sg?", "Candidate_SG*", "SG*_Candidate"),
+    ("SN?", "Candidate_SN*", "SN*_Candidate"),
+    ("Sy?", "Candidate_Symb*", "Symb*_Candidate"),
+    ("WD?", "Candidate_WD*", "WD*_Candidate"),
+    ("WR?", "Candidate_WR*", "WR*_Candidate"),
+    ("s?y", "Candidate_YSG*", "YSG*_Candidate"),
+    ("Gl?", "GlCl?", "GlCl_Candidate"),
+    ("of?", "outflow?", "outflow_Candidate"),
+    ("Pl?", "Planet?", "Planet_Candidate"),
+    ("PN?", "PN?", "PN_Candidate"),
+    ("C?G", "Possible_ClG", "ClG_Candidate"),
+    ("G?", "Possible_G", "G_Candidate"),
+    ("Gr?", "Possible_GrG", "GrG_Candidate"),
+    ("LI?", "Possible_lensImage", "lensImage_Candidate"),
+    ("SC?", "Possible_SClG", "SClG_Candidate"),
+    ("RC?", "RCrB_Candidate", "RCrB_Candidate"),
+    ("SR?", "SNR?", "SNR_Candidate"),
+    ("UX?", "ULX?", "ULX_Candidate"),
+    ("?", "Unknown", "Unknown"),
+    ("V*?", "V*?", "V*_Candidate"),
 )
 
 #: Every SIMBAD type the package knows.
@@ -330,7 +340,7 @@ class LabelReport:
     unknown_codes: Counter = field(default_factory=Counter)
     disagreements: Counter = field(default_factory=Counter)
 
-    def merge(self, other: "LabelReport") -> "LabelReport":
+    def merge(self, other: LabelReport) -> LabelReport:
         """Add ``other``'s counts to this report (a table read in batches); returns self."""
         for name in ("n_rows", "n_matched", "n_renamed", "n_from_code"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -356,39 +366,80 @@ class LabelReport:
         """(level, text) lines to log: ``warning`` for what the user should fix or know."""
         lines = []
         if self.n_renamed:
-            lines.append(("info", f"{self.n_renamed:,} SIMBAD types given in a later spelling (e.g. today's labels) "
-                                  "were renamed to the paper's labels"))
+            lines.append(
+                (
+                    "info",
+                    f"{self.n_renamed:,} SIMBAD types given in a later spelling (e.g. today's labels) "
+                    "were renamed to the paper's labels",
+                )
+            )
         if self.n_from_code:
-            lines.append(("info", f"{self.n_from_code:,} SIMBAD types read from the short code column "
-                                  f"'{OTYPE}' (preferred to the label)"))
+            lines.append(
+                (
+                    "info",
+                    f"{self.n_from_code:,} SIMBAD types read from the short code column "
+                    f"'{OTYPE}' (preferred to the label)",
+                )
+            )
         if self.trimmed:
             examples = ", ".join(repr(label) for label, _ in self.trimmed.most_common(3))
-            lines.append(("warning", f"{sum(self.trimmed.values()):,} SIMBAD types had surrounding whitespace "
-                                     f"(e.g. {examples}); trimmed"))
+            lines.append(
+                (
+                    "warning",
+                    f"{sum(self.trimmed.values()):,} SIMBAD types had surrounding whitespace "
+                    f"(e.g. {examples}); trimmed",
+                )
+            )
         for raw, (canonical, count) in sorted(self.case_fixed.items()):
-            lines.append(("warning", f"SIMBAD type {raw!r} ({count:,} rows) matches {canonical!r} only in another "
-                                     "case; read as " + repr(canonical)))
+            lines.append(
+                (
+                    "warning",
+                    f"SIMBAD type {raw!r} ({count:,} rows) matches {canonical!r} only in another "
+                    "case; read as " + repr(canonical),
+                )
+            )
         if self.unknown_codes:
             codes = ", ".join(f"{code!r} {n:,}" for code, n in self.unknown_codes.most_common(5))
-            lines.append(("warning", f"{sum(self.unknown_codes.values()):,} unknown codes in '{OTYPE}' ({codes}); "
-                                     "the label was used instead"))
+            lines.append(
+                (
+                    "warning",
+                    f"{sum(self.unknown_codes.values()):,} unknown codes in '{OTYPE}' ({codes}); "
+                    "the label was used instead",
+                )
+            )
         if self.disagreements:
-            pairs = ", ".join(f"{label!r} vs code {code!r} {n:,}" for (label, code), n in
-                              self.disagreements.most_common(3))
-            lines.append(("warning", f"{sum(self.disagreements.values()):,} rows whose main_type and '{OTYPE}' "
-                                     f"disagree ({pairs}); the code was used"))
+            pairs = ", ".join(
+                f"{label!r} vs code {code!r} {n:,}" for (label, code), n in self.disagreements.most_common(3)
+            )
+            lines.append(
+                (
+                    "warning",
+                    f"{sum(self.disagreements.values()):,} rows whose main_type and '{OTYPE}' "
+                    f"disagree ({pairs}); the code was used",
+                )
+            )
         if self.unknown:
-            lines.append(("info", f"{self.n_unknown:,} of {self.n_matched:,} matched detections "
-                                  f"({100 * self.unknown_share:.1f}%) carry a type the taxonomy does not know: "
-                                  f"{self.most_common_unknown()}; they are left out"))
+            lines.append(
+                (
+                    "info",
+                    f"{self.n_unknown:,} of {self.n_matched:,} matched detections "
+                    f"({100 * self.unknown_share:.1f}%) carry a type the taxonomy does not know: "
+                    f"{self.most_common_unknown()}; they are left out",
+                )
+            )
         return lines
 
     def to_dict(self) -> dict:
         return {
-            "rows": self.n_rows, "matched": self.n_matched, "renamed": self.n_renamed,
-            "from_code": self.n_from_code, "trimmed": sum(self.trimmed.values()),
-            "case_fixed": {raw: {"read_as": canonical, "rows": count}
-                           for raw, (canonical, count) in sorted(self.case_fixed.items())},
+            "rows": self.n_rows,
+            "matched": self.n_matched,
+            "renamed": self.n_renamed,
+            "from_code": self.n_from_code,
+            "trimmed": sum(self.trimmed.values()),
+            "case_fixed": {
+                raw: {"read_as": canonical, "rows": count}
+                for raw, (canonical, count) in sorted(self.case_fixed.items())
+            },
             "unknown": dict(self.unknown.most_common()),
             "unknown_share": round(self.unknown_share, 6),
         }
@@ -424,11 +475,11 @@ def normalize_types(main_types, otypes=None) -> tuple[np.ndarray, LabelReport]:
     report = LabelReport(n_rows=len(labels))
     # The work is per distinct value (a catalog has few), then broadcast to the rows.
     codes_of_rows, uniques = pd.factorize(labels, sort=False)
-    uniques = [str(value) for value in uniques]
+    uniques = [str(value) for value in uniques]  # type: ignore[assignment]
     counts = np.bincount(codes_of_rows, minlength=len(uniques)) if len(uniques) else np.zeros(0, int)
     mapped = np.empty(len(uniques), dtype=object)
     known = np.zeros(len(uniques), dtype=bool)
-    for k, (raw, count) in enumerate(zip(uniques, counts)):
+    for k, (raw, count) in enumerate(zip(uniques, counts, strict=False)):
         count = int(count)
         text = raw.strip()
         if text != raw:
@@ -465,7 +516,7 @@ def normalize_types(main_types, otypes=None) -> tuple[np.ndarray, LabelReport]:
             valid_unique = np.array([c is not None for c in decoded], dtype=bool)
             valid = valid_unique[code_of_rows]
             unknown_counts = np.bincount(code_of_rows[~valid], minlength=len(code_uniques))
-            for k in np.flatnonzero(unknown_counts):
+            for k in np.flatnonzero(unknown_counts):  # type: ignore[assignment]
                 if stripped[k]:
                     report.unknown_codes[stripped[k]] += int(unknown_counts[k])
             used = rows[valid]
@@ -474,8 +525,9 @@ def normalize_types(main_types, otypes=None) -> tuple[np.ndarray, LabelReport]:
             # disagrees with a known code is worth a word (the code wins).
             disagree = (canonical[used] != from_code) & (canonical[used] != NO_MATCH) & is_known[used]
             if disagree.any():
-                pairs = pd.DataFrame({"label": labels.to_numpy()[used[disagree]],
-                                      "code": stripped[code_of_rows[valid][disagree]]}).value_counts()
+                pairs = pd.DataFrame(
+                    {"label": labels.to_numpy()[used[disagree]], "code": stripped[code_of_rows[valid][disagree]]}
+                ).value_counts()
                 report.disagreements.update({pair: int(n) for pair, n in pairs.items()})
             report.n_from_code += len(used)
             canonical = canonical.copy()

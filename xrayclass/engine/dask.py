@@ -26,6 +26,12 @@ from xrayclass.io.streaming import BATCH_ROWS
 from xrayclass.io.tables import table_format
 from xrayclass.stages.classification import OUTLIER_FRACTION
 
+__all__ = [
+    "classify_dataset",
+    "dask_client",
+    "master_classification_dataset",
+]
+
 log = logging.getLogger(__name__)
 
 
@@ -38,8 +44,10 @@ def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool 
         with Client(scheduler) as client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -65,23 +73,43 @@ def _frame(path, columns=None, batch_rows=BATCH_ROWS):
     return dd.read_csv(path, usecols=wanted, dtype=types or None, blocksize="64MB", low_memory=False)
 
 
-def classify_dataset(path, output, model_output, outliers_output, classes=CLASSES,
-                     uninformative=UNINFORMATIVE_TYPES, min_references="n_features", method="mahalanobis",
-                     location=True, score="macro_f1", outlier_fraction=OUTLIER_FRACTION, explain=True,
-                     batch_rows=BATCH_ROWS, scheduler=None, workers=2, processes=True, temporary_dir=None):
+def classify_dataset(
+    path,
+    output,
+    model_output,
+    outliers_output,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+    batch_rows=BATCH_ROWS,
+    scheduler=None,
+    workers=2,
+    processes=True,
+    temporary_dir=None,
+):
     """Stage 3 with Dask; returns ``(model, n_classified, n_outliers)`` as the streamed stage does."""
     from xrayclass.stages.streaming import classify_batch, fit_streamed, write_classified
 
-    model, census = fit_streamed(path, classes, uninformative, min_references, method, location, score, explain,
-                                 batch_rows)
+    model, census = fit_streamed(
+        path, classes, uninformative, min_references, method, location, score, explain, batch_rows
+    )
     frame = _frame(path, None, batch_rows)
     with dask_client(scheduler, workers, processes) as client:
         shared = client.scatter(model, broadcast=True)
         import dask
 
         task = dask.delayed(classify_batch, pure=True)
-        futures = client.compute([task(part, shared, classes, uninformative, method, outlier_fraction,
-                                       explain) for part in frame.to_delayed()])
+        futures = client.compute(
+            [
+                task(part, shared, classes, uninformative, method, outlier_fraction, explain)
+                for part in frame.to_delayed()
+            ]
+        )
         log.info("classifying %d partitions on %d workers", len(futures), len(client.scheduler_info()["workers"]))
 
         def in_order():
@@ -90,8 +118,20 @@ def classify_dataset(path, output, model_output, outliers_output, classes=CLASSE
                 future.release()
 
         with input_files(path):
-            return write_classified(in_order(), census, model, path, output, model_output, outliers_output, method,
-                                    outlier_fraction, explain, batch_rows, temporary_dir)
+            return write_classified(
+                in_order(),
+                census,
+                model,
+                path,
+                output,
+                model_output,
+                outliers_output,
+                method,
+                outlier_fraction,
+                explain,
+                batch_rows,
+                temporary_dir,
+            )
 
 
 def _vote(part, classes):
@@ -102,8 +142,9 @@ def _vote(part, classes):
     return master_classification(part, classes)
 
 
-def master_classification_dataset(path, classes=CLASSES, batch_rows=BATCH_ROWS, scheduler=None, workers=2,
-                                  processes=True, n_partitions=None):
+def master_classification_dataset(
+    path, classes=CLASSES, batch_rows=BATCH_ROWS, scheduler=None, workers=2, processes=True, n_partitions=None
+):
     """Stage 4 with Dask: partitions holding whole sources (a shuffle by name), votes combined."""
     from xrayclass.io.tables import canonical_names
     from xrayclass.stages.master_classification import STAGE4_COLUMNS

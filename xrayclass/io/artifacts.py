@@ -72,8 +72,10 @@ def _load(loader, path, what, option, stage, writes):
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise InputError(f"{path}: not a usable {what} ({type(exc).__name__}: {exc}); if another version "
-                         f"of xrayclass wrote it, run {stage} again") from None
+        raise InputError(
+            f"{path}: not a usable {what} ({type(exc).__name__}: {exc}); if another version "
+            f"of xrayclass wrote it, run {stage} again"
+        ) from None
 
 
 def load_artifacts(model_path, classifier_path):
@@ -94,19 +96,29 @@ def load_artifacts(model_path, classifier_path):
     from xrayclass.stages.clustering import ClusteringModel
     from xrayclass.stages.new_sources import preprocessing_differences
 
-    clustering = _load(ClusteringModel.load, model_path, "clustering model", "--model",
-                       "clustering.py", "--model")
-    classifier = _load(ClassifierModel.load, classifier_path, "classifier model", "--classifier",
-                       "classification.py", "--model-output")
+    clustering = _load(ClusteringModel.load, model_path, "clustering model", "--model", "clustering.py", "--model")
+    classifier = _load(
+        ClassifierModel.load, classifier_path, "classifier model", "--classifier", "classification.py", "--model-output"
+    )
     differences = preprocessing_differences(clustering.scaler, classifier.scaler)
     if differences:
-        log.warning("the preprocessing of %s and %s differ (%s); they should be equal when both come "
-                    "from one run of the pipeline", model_path, classifier_path, ", ".join(differences[:6]))
+        log.warning(
+            "the preprocessing of %s and %s differ (%s); they should be equal when both come "
+            "from one run of the pipeline",
+            model_path,
+            classifier_path,
+            ", ".join(differences[:6]),
+        )
     known = set(classifier.references.classifiers_)
     absent = [k for k in range(clustering.mixture.n_components) if k not in known]
     if absent:
-        log.warning("%s has no class references for clusters %s of %s; detections there stay %s",
-                    classifier_path, ", ".join(map(str, absent)), model_path, UNCLASSIFIED)
+        log.warning(
+            "%s has no class references for clusters %s of %s; detections there stay %s",
+            classifier_path,
+            ", ".join(map(str, absent)),
+            model_path,
+            UNCLASSIFIED,
+        )
     return clustering, classifier
 
 

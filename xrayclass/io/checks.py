@@ -10,15 +10,38 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from xrayclass.constants import CLASSES, FEATURES, LOG_FEATURES, MINMAX_FEATURES, NAME, OBSID
 from xrayclass.exceptions import where
-from xrayclass.io.tables import InputError, OUTPUT_FORMATS, remove_stale_temporaries, table_format
+from xrayclass.io.tables import OUTPUT_FORMATS, InputError, remove_stale_temporaries, table_format
+
+__all__ = [
+    "PHYSICAL_RANGES",
+    "PROBABILITY_TOLERANCE",
+    "catalog_positions",
+    "check_catalog",
+    "check_detections",
+    "check_outputs",
+    "describe_range",
+    "duplicated_detections",
+    "handle_duplicates",
+    "invalid_positions",
+    "out_of_range",
+    "require_cluster_labels",
+    "require_log_features_usable",
+    "require_names",
+    "require_positions",
+    "require_probabilities",
+    "require_radius",
+    "require_roles",
+    "validate_classifier_document",
+    "validate_model_document",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +56,27 @@ log = logging.getLogger(__name__)
 #: one would squeeze the whole column into a point under MinMax scaling. The bounds
 #: below are generous: twice the widest published value, rounded out.
 PHYSICAL_RANGES = {
-    "hard_hm": (-1.0, 1.0), "hard_hs": (-1.0, 1.0), "hard_ms": (-1.0, 1.0),
+    "hard_hm": (-1.0, 1.0),
+    "hard_hs": (-1.0, 1.0),
+    "hard_ms": (-1.0, 1.0),
     "powlaw_gamma": (-20.0, 20.0),
     "bb_kt": (0.0, 1000.0),
-    "var_prob_b": (0.0, 1.0), "var_prob_h": (0.0, 1.0), "var_prob_s": (0.0, 1.0),
-    "var_ratio_b": (0.0, math.inf), "var_ratio_h": (0.0, math.inf), "var_ratio_s": (0.0, math.inf),
+    "var_prob_b": (0.0, 1.0),
+    "var_prob_h": (0.0, 1.0),
+    "var_prob_s": (0.0, 1.0),
+    "var_ratio_b": (0.0, math.inf),
+    "var_ratio_h": (0.0, math.inf),
+    "var_ratio_s": (0.0, math.inf),
     "var_newq_b": (0.0, math.inf),
     # Raw light-curve columns (count rates and their scatter), where the table has them.
-    "var_sigma_b": (0.0, math.inf), "var_sigma_h": (0.0, math.inf), "var_sigma_s": (0.0, math.inf),
-    "var_mean_b": (0.0, math.inf), "var_mean_h": (0.0, math.inf), "var_mean_s": (0.0, math.inf),
-    "var_min_b": (0.0, math.inf), "var_max_b": (0.0, math.inf),
+    "var_sigma_b": (0.0, math.inf),
+    "var_sigma_h": (0.0, math.inf),
+    "var_sigma_s": (0.0, math.inf),
+    "var_mean_b": (0.0, math.inf),
+    "var_mean_h": (0.0, math.inf),
+    "var_mean_s": (0.0, math.inf),
+    "var_min_b": (0.0, math.inf),
+    "var_max_b": (0.0, math.inf),
 }
 
 
@@ -68,8 +102,9 @@ def describe_range(column: str) -> str:
     return f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
 
 
-def require_log_features_usable(features: np.ndarray, names: Sequence[str] = FEATURES,
-                                log_features: Sequence[str] = LOG_FEATURES) -> None:
+def require_log_features_usable(
+    features: np.ndarray, names: Sequence[str] = FEATURES, log_features: Sequence[str] = LOG_FEATURES
+) -> None:
     """A log feature that is zero for every detection has no shift: say so, in one line."""
     for name in log_features:
         column = features[:, list(names).index(name)]
@@ -79,18 +114,21 @@ def require_log_features_usable(features: np.ndarray, names: Sequence[str] = FEA
 
 # -- identity: names, duplicates, positions, clusters --------------------------------------
 
+
 def require_names(table: pd.DataFrame, path) -> None:
     """Every detection needs a source name: blank or missing names are an error."""
     names = table[NAME]
     blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
     if blank.any():
         first = int(np.flatnonzero(blank)[0])
-        raise InputError(f"{path}: {int(blank.sum()):,} rows have a blank source name ('{NAME}'), "
-                         f"first in data row {first + 1}")
+        raise InputError(
+            f"{path}: {int(blank.sum()):,} rows have a blank source name ('{NAME}'), first in data row {first + 1}"
+        )
 
 
-def check_detections(table: pd.DataFrame, path, allow_duplicates: bool = False, positions: bool = True,
-                     clusters: bool = False) -> pd.DataFrame:
+def check_detections(
+    table: pd.DataFrame, path, allow_duplicates: bool = False, positions: bool = True, clusters: bool = False
+) -> pd.DataFrame:
     """The checks every detection table gets on arrival, before any computation.
 
     Source names present and not blank; positions valid (``positions``); cluster labels
@@ -111,9 +149,12 @@ def check_detections(table: pd.DataFrame, path, allow_duplicates: bool = False, 
     table = handle_duplicates(table, path, value_columns, allow=allow_duplicates)
     shared = table.duplicated(subset=[NAME, OBSID], keep=False)
     if shared.any():
-        log.info("%s: %s detections share their name and obsid with another detection of different values "
-                 "(the CSC can list several detections of a source in one observation); all are kept",
-                 path, f"{int(shared.sum()):,}")
+        log.info(
+            "%s: %s detections share their name and obsid with another detection of different values "
+            "(the CSC can list several detections of a source in one observation); all are kept",
+            path,
+            f"{int(shared.sum()):,}",
+        )
     return table
 
 
@@ -128,8 +169,9 @@ def duplicated_detections(table: pd.DataFrame, value_columns: Sequence[str] = ()
     return table.duplicated(subset=subset, keep="first").to_numpy()
 
 
-def handle_duplicates(table: pd.DataFrame, path, value_columns: Sequence[str] = (),
-                      allow: bool = False) -> pd.DataFrame:
+def handle_duplicates(
+    table: pd.DataFrame, path, value_columns: Sequence[str] = (), allow: bool = False
+) -> pd.DataFrame:
     """Raise on repeated detections (the default), or drop the repeats with a warning."""
     repeated = duplicated_detections(table, value_columns)
     if not repeated.any():
@@ -137,10 +179,13 @@ def handle_duplicates(table: pd.DataFrame, path, value_columns: Sequence[str] = 
     first = table.loc[repeated, [c for c in (NAME, OBSID) if c in table.columns]].head(3)
     examples = ", ".join(f"{row[NAME]!s} obsid {row[OBSID]!s}" for _, row in first.iterrows())
     if not allow:
-        raise InputError(f"{path}: {int(repeated.sum()):,} rows repeat an earlier detection (same name, obsid and "
-                         f"values), e.g. {examples}; remove them or pass --allow-duplicates")
-    log.warning("%s: dropped %s rows repeating an earlier detection (e.g. %s)", path,
-                f"{int(repeated.sum()):,}", examples)
+        raise InputError(
+            f"{path}: {int(repeated.sum()):,} rows repeat an earlier detection (same name, obsid and "
+            f"values), e.g. {examples}; remove them or pass --allow-duplicates"
+        )
+    log.warning(
+        "%s: dropped %s rows repeating an earlier detection (e.g. %s)", path, f"{int(repeated.sum()):,}", examples
+    )
     return table.loc[~repeated].reset_index(drop=True)
 
 
@@ -157,8 +202,10 @@ def require_positions(table: pd.DataFrame, path) -> None:
     bad = invalid_positions(table)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: {int(bad.sum()):,} rows have no valid position (ra, dec finite, |dec| <= 90), "
-                         f"first in data row {row + 1} (ra {table['ra'].iloc[row]!r}, dec {table['dec'].iloc[row]!r})")
+        raise InputError(
+            f"{path}: {int(bad.sum()):,} rows have no valid position (ra, dec finite, |dec| <= 90), "
+            f"first in data row {row + 1} (ra {table['ra'].iloc[row]!r}, dec {table['dec'].iloc[row]!r})"
+        )
 
 
 def catalog_positions(catalog: pd.DataFrame, path) -> pd.DataFrame:
@@ -170,11 +217,17 @@ def catalog_positions(catalog: pd.DataFrame, path) -> pd.DataFrame:
         impossible = ~missing & (~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90))
     if impossible.any():
         row = int(np.flatnonzero(impossible)[0])
-        raise InputError(f"{path}: {int(impossible.sum()):,} catalog rows have an impossible position "
-                         f"(|dec| > 90 or infinite), first in data row {row + 1}")
+        raise InputError(
+            f"{path}: {int(impossible.sum()):,} catalog rows have an impossible position "
+            f"(|dec| > 90 or infinite), first in data row {row + 1}"
+        )
     if missing.any():
-        log.warning("%s: %s of %s catalog rows have no position and cannot be matched; left out", path,
-                    f"{int(missing.sum()):,}", f"{len(catalog):,}")
+        log.warning(
+            "%s: %s of %s catalog rows have no position and cannot be matched; left out",
+            path,
+            f"{int(missing.sum()):,}",
+            f"{len(catalog):,}",
+        )
         return catalog.loc[~missing].reset_index(drop=True)
     return catalog
 
@@ -195,11 +248,15 @@ def check_catalog(catalog: pd.DataFrame, path) -> pd.DataFrame:
 def require_roles(roles: np.ndarray, reference, to_classify) -> None:
     """Stage 3 needs references to learn from and detections to classify."""
     if not (roles == reference).any():
-        raise InputError(f"no detection has one of the {len(CLASSES)} classes as its SIMBAD type, so there "
-                         "is no reference to learn from (is 'main_type' the SIMBAD class?)")
+        raise InputError(
+            f"no detection has one of the {len(CLASSES)} classes as its SIMBAD type, so there "
+            "is no reference to learn from (is 'main_type' the SIMBAD class?)"
+        )
     if not (roles == to_classify).any():
-        raise InputError("nothing to classify: every usable detection is a reference or of another "
-                         "SIMBAD type (none is unmatched, 'NaN', or of an uninformative type)")
+        raise InputError(
+            "nothing to classify: every usable detection is a reference or of another "
+            "SIMBAD type (none is unmatched, 'NaN', or of an uninformative type)"
+        )
 
 
 def require_radius(radius: float) -> None:
@@ -218,8 +275,10 @@ def require_cluster_labels(table: pd.DataFrame, path, column: str = "cluster") -
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
-        raise InputError(f"{path}: column '{column}' must hold cluster numbers ({limit}); {int(bad.sum()):,} rows "
-                         f"do not, first in data row {row + 1} ({table[column].iloc[row]!r})")
+        raise InputError(
+            f"{path}: column '{column}' must hold cluster numbers ({limit}); {int(bad.sum()):,} rows "
+            f"do not, first in data row {row + 1} ({table[column].iloc[row]!r})"
+        )
 
 
 # -- stage 4: class probabilities ---------------------------------------------------------
@@ -235,18 +294,23 @@ def require_probabilities(probabilities: np.ndarray, classes: Sequence[str] = CL
         outside = ~np.isfinite(p) | (p < -PROBABILITY_TOLERANCE) | (p > 1 + PROBABILITY_TOLERANCE)
     if outside.any():
         row, column = (int(i[0]) for i in np.nonzero(outside))
-        raise InputError(f"class probabilities must lie in [0, 1]; {int(outside.any(axis=1).sum()):,} rows "
-                         f"do not, first in data row {row + 1} ({classes[column]} = {p[row, column]!r})")
+        raise InputError(
+            f"class probabilities must lie in [0, 1]; {int(outside.any(axis=1).sum()):,} rows "
+            f"do not, first in data row {row + 1} ({classes[column]} = {p[row, column]!r})"
+        )
     totals = p.sum(axis=1)
     bad = (np.abs(totals - 1) > PROBABILITY_TOLERANCE) & (totals != 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise InputError(f"the class probabilities of a detection must sum to 1 (or all be 0 for an "
-                         f"unclassified one); {int(bad.sum()):,} rows do not, first in data row {row + 1} "
-                         f"(sum {totals[row]:.6g})")
+        raise InputError(
+            f"the class probabilities of a detection must sum to 1 (or all be 0 for an "
+            f"unclassified one); {int(bad.sum()):,} rows do not, first in data row {row + 1} "
+            f"(sum {totals[row]:.6g})"
+        )
 
 
 # -- outputs --------------------------------------------------------------------------------
+
 
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
@@ -268,7 +332,7 @@ def check_outputs(outputs: Sequence, inputs: Sequence = (), formats: Sequence | 
     """
     paths = [Path(p) for p in outputs]
     formats = formats if formats is not None else [OUTPUT_FORMATS] * len(paths)
-    for path, allowed in zip(paths, formats):
+    for path, allowed in zip(paths, formats, strict=False):
         if allowed:
             table_format(path, allowed)
     for i, path in enumerate(paths):
@@ -301,6 +365,7 @@ def _check_directory(path: Path) -> None:
 
 # -- artifacts: model.json and classifier.json ---------------------------------------------
 
+
 class _Schema:
     """Small helpers that read a field of a JSON artifact or raise naming it."""
 
@@ -316,7 +381,7 @@ class _Schema:
             if not isinstance(value, dict) or key not in value:
                 self.fail(field, "is missing")
             value = value[key]
-        if kind is not None and not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        if (kind is not None and not isinstance(value, kind)) or (kind in (int, float) and isinstance(value, bool)):
             self.fail(field, f"should be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
         return value
 
@@ -340,9 +405,11 @@ class _Schema:
 
 
 def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preprocessing", feature_set=None) -> None:
-    features, log_features, minmax_features = ((FEATURES, LOG_FEATURES, MINMAX_FEATURES) if feature_set is None else
-                                               (feature_set.features, feature_set.log_features,
-                                                feature_set.minmax_features))
+    features, log_features, minmax_features = (
+        (FEATURES, LOG_FEATURES, MINMAX_FEATURES)
+        if feature_set is None
+        else (feature_set.features, feature_set.log_features, feature_set.minmax_features)
+    )
     schema.names(document, f"{prefix}.features", features)
     schema.names(document, f"{prefix}.log_features", log_features)
     schema.names(document, f"{prefix}.minmax_features", minmax_features)
@@ -366,9 +433,13 @@ def _check_format(schema: _Schema, document: dict, expected_format: str, version
     found = document.get("format")
     if found != expected_format:
         what = expected_format.split(".")[-1].replace("-", " ")
-        raise InputError(f"{where(schema.path)}not a {what} (field 'format' is {found!r}, expected {expected_format!r})")
+        raise InputError(
+            f"{where(schema.path)}not a {what} (field 'format' is {found!r}, expected {expected_format!r})"
+        )
     if document.get("format_version") != version:
-        schema.fail("format_version", f"{document.get('format_version')!r} is not supported (this is version {version})")
+        schema.fail(
+            "format_version", f"{document.get('format_version')!r} is not supported (this is version {version})"
+        )
     feature_set = from_artifact(document, str(schema.path))
     schema.names(document, "features", feature_set.features)
     return feature_set
@@ -392,13 +463,23 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
     mixture = document["mixture"]
     # Fit diagnostics and settings are read too (int(), float()): a damaged one must be
     # named, not crash the load.
-    for key, kinds in (("n_iter", int), ("max_iter", int), ("n_init", int), ("random_state", (int, type(None))),
-                       ("converged", bool), ("tol", (int, float)), ("reg_covar", (int, float)),
-                       ("lower_bound", (int, float, type(None)))):
+    for key, kinds in (
+        ("n_iter", int),
+        ("max_iter", int),
+        ("n_init", int),
+        ("random_state", (int, type(None))),
+        ("converged", bool),
+        ("tol", (int, float)),
+        ("reg_covar", (int, float)),
+        ("lower_bound", (int, float, type(None))),
+    ):
         if key in mixture:
             value = mixture[key]
-            if not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool) or (
-                    isinstance(value, float) and not math.isfinite(value)):
+            if (
+                not isinstance(value, kinds)
+                or (isinstance(value, bool) and kinds is not bool)
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
                 schema.fail(f"mixture.{key}", f"has an unusable value {value!r}")
     d = len(feature_set)
     weights = schema.array(document, "mixture.weights", (k,))
@@ -417,8 +498,9 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
             schema.fail("mixture.covariances", f"component {j} is not positive-definite")
         factor = cholesky[j]
         if np.abs(np.tril(factor, -1)).max() > 0 or (np.diag(factor) <= 0).any():
-            schema.fail("mixture.precisions_cholesky",
-                        f"component {j} is not upper-triangular with a positive diagonal")
+            schema.fail(
+                "mixture.precisions_cholesky", f"component {j} is not upper-triangular with a positive diagonal"
+            )
         # precision = U U^T must invert the covariance (an edited entry breaks this).
         with np.errstate(over="ignore", invalid="ignore"):
             product = factor @ factor.T @ covariance
@@ -426,8 +508,9 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
             schema.fail("mixture.precisions_cholesky", f"component {j} does not match its covariance")
 
 
-def validate_classifier_document(document: dict, expected_format: str, version: int,
-                                 methods: Sequence[str], path=None) -> None:
+def validate_classifier_document(
+    document: dict, expected_format: str, version: int, methods: Sequence[str], path=None
+) -> None:
     """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
     schema = _Schema(path)
     feature_set = _check_format(schema, document, expected_format, version)
@@ -450,7 +533,7 @@ def validate_classifier_document(document: dict, expected_format: str, version: 
     if minimum != "n_features" and not (isinstance(minimum, int) and not isinstance(minimum, bool) and minimum >= 2):
         schema.fail("references.min_references", f"must be 'n_features' or an integer >= 2, got {minimum!r}")
     clusters = schema.get(document, "references.clusters", dict)
-    for cluster, per_class in clusters.items():
+    for cluster, _per_class in clusters.items():
         try:
             number = float(cluster)
         except ValueError:
@@ -475,7 +558,7 @@ def validate_classifier_document(document: dict, expected_format: str, version: 
     n_nb = d + (1 if location else 0)
     schema.names(document, "naive_bayes.classes", classes)
     categories = schema.get(document, "naive_bayes.categories", dict)
-    indices = sorted(i for columns in categories.values() for i in (columns if isinstance(columns, list) else [None]))
+    indices = sorted(i for columns in categories.values() for i in (columns if isinstance(columns, list) else [None]))  # type: ignore[type-var]
     if indices != list(range(n_nb)):
         schema.fail("naive_bayes.categories", f"must split the {n_nb} feature columns between the categories")
     bins = schema.get(document, "naive_bayes.bins", int)
@@ -488,12 +571,15 @@ def validate_classifier_document(document: dict, expected_format: str, version: 
     if np.isnan(likelihood).any() or np.isposinf(likelihood).any():
         schema.fail("naive_bayes.log_likelihood", "must be log densities (no NaN, no +inf)")
     prior = schema.get(document, "naive_bayes.class_log_prior", list)
-    if len(prior) != len(classes) or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                           and math.isfinite(v) and v <= 1e-9) for v in prior):
+    if len(prior) != len(classes) or not all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v <= 1e-9)
+        for v in prior
+    ):
         schema.fail("naive_bayes.class_log_prior", f"must be {len(classes)} log probabilities (or null)")
     alpha = schema.get(document, "naive_bayes.alpha", dict)
-    if set(alpha) != set(categories) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                and math.isfinite(v) and v >= 0 for v in alpha.values()):
+    if set(alpha) != set(categories) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in alpha.values()
+    ):
         schema.fail("naive_bayes.alpha", "must give each category a finite non-negative weight")
     from xrayclass.stages.classification import OUTLIER_PERCENTILES
 

@@ -9,6 +9,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+__all__ = [
+    "AMBIGUOUS",
+    "CLASSIFIER_MODEL",
+    "CLUSTERS",
+    "CROSSMATCH",
+    "CSC_INPUT",
+    "DATA_DIR",
+    "DEFAULT_RUN",
+    "DETECTIONS",
+    "FROZEN_CROSSMATCH",
+    "MODEL",
+    "OUTLIERS",
+    "OUT_DIR",
+    "REFERENCE_ENV",
+    "REPOSITORY",
+    "SUMMARY",
+    "UNIQUELY",
+    "RunLayout",
+    "reference_dir",
+    "reference_file",
+]
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 DATA_DIR = Path("data")

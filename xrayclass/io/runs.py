@@ -21,14 +21,23 @@ from pathlib import Path
 
 from xrayclass.io import paths
 
+__all__ = [
+    "RUN_MARKER",
+    "STAGE_FILES",
+    "default_run",
+    "find_run",
+    "run_directories",
+]
+
 log = logging.getLogger(__name__)
 
 #: Stage 1 writes this in every run directory.
 RUN_MARKER = paths.MODEL.name
 
 #: Files whose modification times date a run.
-STAGE_FILES = tuple(paths.RunLayout.NAMES[role]
-                    for role in ("clusters", "model", "crossmatch", "detections", "classifier", "uniquely"))
+STAGE_FILES = tuple(
+    paths.RunLayout.NAMES[role] for role in ("clusters", "model", "crossmatch", "detections", "classifier", "uniquely")
+)
 
 
 def _has(directory: Path, needs: Iterable[str]) -> bool:
@@ -45,8 +54,12 @@ def run_directories(out_dir: Path | str = paths.OUT_DIR) -> list[Path]:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
-    found = {marker.parent for pattern in (f"*/{RUN_MARKER}", f"*/*/{RUN_MARKER}") for marker in out_dir.glob(pattern)
-             if marker.is_file()}
+    found = {
+        marker.parent
+        for pattern in (f"*/{RUN_MARKER}", f"*/*/{RUN_MARKER}")
+        for marker in out_dir.glob(pattern)
+        if marker.is_file()
+    }
     # Ties (same second) are broken by the path, so that the choice is deterministic.
     return sorted(found, key=lambda d: (-_written(d), str(d)))
 
@@ -62,8 +75,9 @@ def default_run(needs: Iterable[str] = (RUN_MARKER,), out_dir: Path | str = path
     return next((directory for directory in run_directories(out_dir) if _has(directory, needs)), out_dir)
 
 
-def find_run(needs: Iterable[str] = (RUN_MARKER,), out_dir: Path | str = paths.OUT_DIR,
-             option: str = "--run-dir") -> Path:
+def find_run(
+    needs: Iterable[str] = (RUN_MARKER,), out_dir: Path | str = paths.OUT_DIR, option: str = "--run-dir"
+) -> Path:
     """:func:`default_run`, saying which run it picked and why.
 
     ``option`` is the command's option that names another run, quoted in the log line.
@@ -75,6 +89,11 @@ def find_run(needs: Iterable[str] = (RUN_MARKER,), out_dir: Path | str = paths.O
             log.info("reading the run in %s/ (pass %s to choose another)", out_dir, option)
     else:
         missing = " and ".join(name for name in needs if not (out_dir / name).is_file())
-        log.info("reading the run in %s/, the most recent run below %s/, which itself lacks %s "
-                 "(pass %s to choose another)", run, out_dir, missing, option)
+        log.info(
+            "reading the run in %s/, the most recent run below %s/, which itself lacks %s (pass %s to choose another)",
+            run,
+            out_dir,
+            missing,
+            option,
+        )
     return run

@@ -21,16 +21,31 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xrayclass.constants import NAME, NAME_ALIASES, OBSID
 from xrayclass.exceptions import InputError
-from xrayclass.text import one_line
 from xrayclass.io.tables import (
-    OUTPUT_FORMATS, PARSE_ERRORS, _UNNAMED_INDEX, _temporary_path, table_format,
+    _UNNAMED_INDEX,
+    OUTPUT_FORMATS,
+    PARSE_ERRORS,
+    _temporary_path,
+    table_format,
 )
+from xrayclass.text import one_line
+
+__all__ = [
+    "BATCH_ROWS",
+    "BatchWriter",
+    "ExternalSort",
+    "iter_batches",
+    "name_boundaries",
+    "source_name_column",
+    "table_columns",
+]
 
 #: Rows per batch by default: a few hundred MB for the widest stage tables.
 BATCH_ROWS = 250_000
@@ -75,7 +90,7 @@ def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
     # pandas reads an integer (or boolean) column with a null anywhere as float (object):
     # give every batch that type, not only the batches that happen to hold the null.
     widen = [c for c in names if pa.types.is_integer(schema.field(c).type) or pa.types.is_boolean(schema.field(c).type)]
-    with_nulls = set()
+    with_nulls: set[str] = set()
     if widen:
         for batch in source.iter_batches(batch_size=batch_rows, columns=widen):
             with_nulls.update(c for c in widen if batch.column(c).null_count)
@@ -108,7 +123,7 @@ def _csv_types(path: Path, names, batch_rows) -> dict:
         if seen <= {"i", "u", "f"}:
             types[column] = "float64"
         elif seen <= {"b", "f"} or seen <= {"b", "O"}:
-            types[column] = object
+            types[column] = object  # type: ignore[assignment]
         else:
             types[column] = "str"
     return types
@@ -122,8 +137,9 @@ def _csv_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
         yield chunk[names]
 
 
-def iter_batches(path: str | Path, columns: Sequence[str] | None = None,
-                 batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+def iter_batches(
+    path: str | Path, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
     """Yield a CSV or Parquet table in DataFrames of at most ``batch_rows`` rows.
 
     Only the listed ``columns`` that the file has are read (all if ``None``), in the
@@ -160,9 +176,9 @@ class BatchWriter:
         self.path = Path(path)
         self.format = table_format(self.path, OUTPUT_FORMATS)
         self.temporary = _temporary_path(self.path)
-        self._writer = None
+        self._writer: Any = None
         self._schema = None
-        self._columns = None
+        self._columns: list[str] | None = None
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -195,7 +211,7 @@ class BatchWriter:
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:  # the file is deleted anyway
+            except (OSError, ValueError):  # pyarrow errors are ValueErrors or OSErrors; the file is deleted anyway
                 pass
         self.temporary.unlink(missing_ok=True)
 
@@ -233,8 +249,11 @@ class ExternalSort:
         frame = frame.assign(**{self.ROW: np.arange(self.rows, self.rows + len(frame), dtype=np.int64)})
         self.rows += len(frame)
         names = frame[NAME].to_numpy(dtype=object)
-        bucket = np.searchsorted(self.boundaries, names, side="right") if len(self.boundaries) else \
-            np.zeros(len(frame), dtype=int)
+        bucket = (
+            np.searchsorted(self.boundaries, names, side="right")
+            if len(self.boundaries)
+            else np.zeros(len(frame), dtype=int)
+        )
         for b in np.unique(bucket):
             part = frame.loc[bucket == b]
             files = self.files.setdefault(int(b), [])

@@ -23,6 +23,25 @@ from xrayclass.constants import NAME, NAME_ALIASES
 from xrayclass.exceptions import InputError, where
 from xrayclass.text import one_line
 
+__all__ = [
+    "OUTPUT_FORMATS",
+    "PARQUET_ROW_GROUP",
+    "PARSE_ERRORS",
+    "TABLE_FORMATS",
+    "canonical_names",
+    "check_output_path",
+    "read_json",
+    "read_table",
+    "remove_stale_temporaries",
+    "require_columns",
+    "require_numeric",
+    "table_format",
+    "write_atomic",
+    "write_json",
+    "write_outputs",
+    "write_table",
+]
+
 log = logging.getLogger(__name__)
 
 TABLE_FORMATS = {
@@ -44,8 +63,6 @@ OUTPUT_FORMATS = ("csv", "parquet")
 _UNNAMED_INDEX = "Unnamed: 0"
 
 
-
-
 def table_format(path, allowed=None):
     """Return the format name of ``path`` from its extension.
 
@@ -60,8 +77,7 @@ def table_format(path, allowed=None):
     if fmt is None or fmt not in allowed:
         extensions = sorted(ext for ext, name in TABLE_FORMATS.items() if name in allowed)
         raise InputError(
-            f"{path}: unknown table format {suffix or '(no extension)'!r}; "
-            f"use one of {', '.join(extensions)}"
+            f"{path}: unknown table format {suffix or '(no extension)'!r}; use one of {', '.join(extensions)}"
         )
     return fmt
 
@@ -100,8 +116,9 @@ def read_table(path, columns=None, allowed=None):
     try:
         if fmt == "csv":
             wanted = None if columns is None else set(columns) | {_UNNAMED_INDEX}
-            table = pd.read_csv(path, low_memory=False,
-                                usecols=None if wanted is None else (lambda name: name in wanted))
+            table = pd.read_csv(
+                path, low_memory=False, usecols=None if wanted is None else (lambda name: name in wanted)
+            )
         elif fmt == "parquet":
             if columns is not None:
                 import pyarrow.parquet
@@ -159,16 +176,17 @@ def _check_csv_complete(path):
     except (csv.Error, StopIteration):
         n_header, n_last = 1, 0
     if n_last != n_header:
-        raise InputError(f"{path}: the last row has {n_last} of {n_header} fields and no end of line: "
-                         "the file looks cut short")
+        raise InputError(
+            f"{path}: the last row has {n_last} of {n_header} fields and no end of line: the file looks cut short"
+        )
 
 
 def _read_with_astropy(path, fmt):
     import warnings
 
+    from astropy.io.votable.exceptions import VOWarning
     from astropy.table import Table
     from astropy.units import UnitsWarning
-    from astropy.io.votable.exceptions import VOWarning
 
     with warnings.catch_warnings():
         # Catalog files often carry non-standard units or VOTable quirks that do not
@@ -202,9 +220,7 @@ def canonical_names(table, path=None):
         if alias in table.columns:
             log.info("%susing column %r as the source name", where(path), alias)
             return table.rename(columns={alias: NAME})
-    raise InputError(
-        f"{where(path)}missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})"
-    )
+    raise InputError(f"{where(path)}missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
 
 
 def require_columns(table, columns, path=None):
@@ -248,8 +264,9 @@ def _temporary_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     # The process id in the name lets a later run tell a temporary left by a killed run
     # (its process is gone) from one a concurrent run is still writing.
-    handle, name = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}-", suffix=f".tmp{path.suffix}",
-                                    dir=path.parent)
+    handle, name = tempfile.mkstemp(
+        prefix=f"{_temporary_prefix(path)}{os.getpid()}-", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(handle)
     # mkstemp makes the file private; outputs get the usual permissions (umask).
     umask = os.umask(0)
@@ -280,7 +297,7 @@ def remove_stale_temporaries(path):
     removed = []
     prefix, suffix = _temporary_prefix(path), f".tmp{path.suffix}"
     for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
-        middle = candidate.name[len(prefix):-len(suffix)]
+        middle = candidate.name[len(prefix) : -len(suffix)]
         pid_text = middle.split("-", 1)[0] if "-" in middle else ""
         if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
             log.warning("%s: a run with process id %s is writing %s; left alone", candidate, pid_text, path)
@@ -322,7 +339,7 @@ def _write_all(writers):
             temporary = _temporary_path(path)
             temporaries.append(temporary)
             write(temporary)
-        for temporary, (_, path) in zip(temporaries, writers):
+        for temporary, (_, path) in zip(temporaries, writers, strict=False):
             current = path
             os.replace(temporary, path)
     except OSError as exc:
@@ -372,10 +389,12 @@ def write_outputs(outputs):
     extension) or a JSON-ready dict. Every file is first written to a temporary beside
     its destination; only when all writes succeeded are they renamed into place.
     """
-    return _write_all([
-        (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
-        for content, path in outputs
-    ])
+    return _write_all(
+        [
+            (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
+            for content, path in outputs
+        ]
+    )
 
 
 def read_json(path):

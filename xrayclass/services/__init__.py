@@ -19,7 +19,8 @@ from pathlib import Path
 
 import requests
 
-from xrayclass.exceptions import EXIT_SERVICE_ERROR, ServiceError
+from xrayclass.exceptions import EXIT_SERVICE_ERROR as EXIT_SERVICE_ERROR
+from xrayclass.exceptions import ServiceError as ServiceError
 from xrayclass.text import one_line
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,9 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = (429,)
 
 
-
-
 def utc_now():
     """The current UTC time as ISO 8601 text, to the second."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
 
 
 def provenance_path(output):
@@ -101,8 +100,7 @@ def retry_after(exc):
     return None
 
 
-def with_retries(action, *, what, retries, backoff=2.0, max_delay=60.0, sleep=None,
-                 transient=is_transient):
+def with_retries(action, *, what, retries, backoff=2.0, max_delay=60.0, sleep=None, transient=is_transient):
     """Call ``action()``; on a transient failure wait and try again, up to ``retries`` times.
 
     The waits grow exponentially: ``backoff``, ``2 * backoff``, ``4 * backoff``... (at
@@ -126,8 +124,14 @@ def with_retries(action, *, what, retries, backoff=2.0, max_delay=60.0, sleep=No
                 raise
             delay = retry_after(exc)
             delay = min(max_delay, backoff * 2 ** (attempt - 1)) if delay is None else min(delay, 10 * max_delay)
-            log.warning("%s failed (%s); attempt %d of %d in %.0f s",
-                        what, one_line(_short_reason(exc), 150), attempt + 1, retries + 1, delay)
+            log.warning(
+                "%s failed (%s); attempt %d of %d in %.0f s",
+                what,
+                one_line(_short_reason(exc), 150),
+                attempt + 1,
+                retries + 1,
+                delay,
+            )
             sleep(delay)
 
 

@@ -24,14 +24,57 @@ from pathlib import Path
 from xrayclass.io import paths
 from xrayclass.io.tables import InputError, table_format, write_atomic, write_json, write_outputs
 from xrayclass.services import (
-    ServiceError, TimeoutSession, attempts_text, failure_kind, http_status,
-    one_line, provenance_path, utc_now, with_retries,
+    ServiceError,
+    TimeoutSession,
+    attempts_text,
+    failure_kind,
+    http_status,
+    one_line,
+    provenance_path,
+    utc_now,
+    with_retries,
 )
+
+__all__ = [
+    "BOX_PAD_DEG",
+    "DEFAULT_MAXREC",
+    "DEFAULT_RELEASE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "JOINS",
+    "LOCAL_COPY_HINT",
+    "MAX_POLL_INTERVAL",
+    "MIN_SIGNIFICANCE",
+    "OUTPUT_FORMATS",
+    "PAPER_COLUMNS",
+    "POLL_INTERVAL",
+    "RELEASES",
+    "REQUEST_TIMEOUT",
+    "SOURCE_FILE_HINT",
+    "SOURCE_MAXREC",
+    "TABLES",
+    "Cone",
+    "FetchConfig",
+    "Release",
+    "build_query",
+    "build_source_query",
+    "cone_box",
+    "cone_box_clause",
+    "cut_to_cone",
+    "describe",
+    "fetch",
+    "fetch_source",
+    "fetch_to_file",
+    "provenance",
+    "within_cone",
+    "write_result",
+]
 
 log = logging.getLogger(__name__)
 
 
 # -- configuration: every default in one place --------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Release:
@@ -79,26 +122,50 @@ MIN_SIGNIFICANCE = 5.0
 
 #: The columns of the paper's query, in its order.
 PAPER_COLUMNS = (
-    "m.name", "o.obsid", "o.region_id", "o.theta", "m.ra", "m.dec", "m.significance",
-    "m.likelihood", "o.src_area_b", "o.flux_aper_b", "o.hard_hm", "o.hard_hs", "o.hard_ms",
-    "o.powlaw_gamma", "o.powlaw_gamma_lolim", "o.powlaw_gamma_hilim",
-    "o.bb_kt", "o.bb_kt_lolim", "o.bb_kt_hilim",
-    *(f"o.var_{quantity}_{band}" for band in "bhms"
-      for quantity in ("prob", "sigma", "mean", "min", "max")),
+    "m.name",
+    "o.obsid",
+    "o.region_id",
+    "o.theta",
+    "m.ra",
+    "m.dec",
+    "m.significance",
+    "m.likelihood",
+    "o.src_area_b",
+    "o.flux_aper_b",
+    "o.hard_hm",
+    "o.hard_hs",
+    "o.hard_ms",
+    "o.powlaw_gamma",
+    "o.powlaw_gamma_lolim",
+    "o.powlaw_gamma_hilim",
+    "o.bb_kt",
+    "o.bb_kt_lolim",
+    "o.bb_kt_hilim",
+    *(f"o.var_{quantity}_{band}" for band in "bhms" for quantity in ("prob", "sigma", "mean", "min", "max")),
     *(f"o.ks_prob_{band}" for band in "bhms"),
     *(f"o.kp_prob_{band}" for band in "bhms"),
-    "o.gti_start", "o.gti_stop", "o.gti_elapse",
+    "o.gti_start",
+    "o.gti_stop",
+    "o.gti_elapse",
 )
 
 #: The five tables of the query and their aliases.
 TABLES = (
-    ("master_source", "m"), ("master_stack_assoc", "a"), ("observation_source", "o"),
-    ("stack_observation_assoc", "b"), ("stack_source", "s"),
+    ("master_source", "m"),
+    ("master_stack_assoc", "a"),
+    ("observation_source", "o"),
+    ("stack_observation_assoc", "b"),
+    ("stack_source", "s"),
 )
 JOINS = (
-    "m.name = a.name", "s.detect_stack_id = a.detect_stack_id", "s.region_id = a.region_id",
-    "s.detect_stack_id = b.detect_stack_id", "s.region_id = b.region_id",
-    "o.obsid = b.obsid", "o.obi = b.obi", "o.region_id = b.region_id",
+    "m.name = a.name",
+    "s.detect_stack_id = a.detect_stack_id",
+    "s.region_id = a.region_id",
+    "s.detect_stack_id = b.detect_stack_id",
+    "s.region_id = b.region_id",
+    "o.obsid = b.obsid",
+    "o.obi = b.obi",
+    "o.region_id = b.region_id",
 )
 #: The master-source position the cone is applied to, in the query and in its result.
 CONE_RA, CONE_DEC = "m.ra", "m.dec"
@@ -107,8 +174,7 @@ CONE_RA, CONE_DEC = "m.ra", "m.dec"
 BOX_PAD_DEG = 1e-6
 
 #: What to tell the user when the service cannot be used.
-LOCAL_COPY_HINT = (f"or put a copy of the CSC query result at {paths.CSC_INPUT} "
-                   "(or pass clustering.py --input PATH)")
+LOCAL_COPY_HINT = f"or put a copy of the CSC query result at {paths.CSC_INPUT} (or pass clustering.py --input PATH)"
 
 _COLUMN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
@@ -188,7 +254,7 @@ def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
     elif dec_max is not None:
         parts.append(f"{dec} <= {_rounded(dec_max, +1)}")
     if len(ra_ranges) == 1:
-        (low, high), = ra_ranges
+        ((low, high),) = ra_ranges
         parts.append(f"{ra} BETWEEN {_rounded(low, -1)} AND {_rounded(high, +1)}")
     elif len(ra_ranges) == 2:
         # Across RA 0/360: [low, 360) or [0, high]
@@ -207,11 +273,16 @@ def within_cone(table, cone, ra_column="ra", dec_column="dec"):
     import numpy as np
     from astropy.coordinates import SkyCoord
 
-    missing = [c for c in (ra_column, dec_column) if c not in table.colnames] if hasattr(table, "colnames") \
+    missing = (
+        [c for c in (ra_column, dec_column) if c not in table.colnames]
+        if hasattr(table, "colnames")
         else [c for c in (ra_column, dec_column) if c not in table.columns]
+    )
     if missing:
-        raise InputError(f"--cone: the result has no {' or '.join(missing)} column to cut the cone with "
-                         f"(select {CONE_RA} and {CONE_DEC})")
+        raise InputError(
+            f"--cone: the result has no {' or '.join(missing)} column to cut the cone with "
+            f"(select {CONE_RA} and {CONE_DEC})"
+        )
 
     def values(column):
         data = table[column]
@@ -227,8 +298,15 @@ def within_cone(table, cone, ra_column="ra", dec_column="dec"):
     return inside
 
 
-def build_query(*, min_significance=MIN_SIGNIFICANCE, require_powlaw_gamma=True, require_bb_kt=True,
-                columns=PAPER_COLUMNS, schema=None, cone=None):
+def build_query(
+    *,
+    min_significance=MIN_SIGNIFICANCE,
+    require_powlaw_gamma=True,
+    require_bb_kt=True,
+    columns=PAPER_COLUMNS,
+    schema=None,
+    cone=None,
+):
     """The ADQL of the paper's CSC selection, with its options.
 
     Parameters
@@ -265,8 +343,7 @@ def build_query(*, min_significance=MIN_SIGNIFICANCE, require_powlaw_gamma=True,
     if cone is not None and not isinstance(cone, Cone):
         cone = Cone(*cone)
     if cone is not None and not {CONE_RA, CONE_DEC} <= set(columns):
-        raise InputError(f"--cone: the columns must include {CONE_RA} and {CONE_DEC}, "
-                         "which the exact cone is cut on")
+        raise InputError(f"--cone: the columns must include {CONE_RA} and {CONE_DEC}, which the exact cone is cut on")
     prefix = f"{schema}." if schema else ""
     conditions = [f"(o.flux_significance_b > {_number(min_significance)})"]
     if require_powlaw_gamma:
@@ -277,12 +354,14 @@ def build_query(*, min_significance=MIN_SIGNIFICANCE, require_powlaw_gamma=True,
     if box is not None:
         conditions.append(f"({box})")
     conditions.extend(JOINS)
-    return "\n".join([
-        "SELECT DISTINCT " + ", ".join(columns),
-        "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
-        "WHERE " + " AND ".join(conditions),
-        "ORDER BY m.name",
-    ])
+    return "\n".join(
+        [
+            "SELECT DISTINCT " + ", ".join(columns),
+            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
+            "WHERE " + " AND ".join(conditions),
+            "ORDER BY m.name",
+        ]
+    )
 
 
 @dataclasses.dataclass
@@ -290,7 +369,7 @@ class FetchConfig:
     """Where and how to run the query; the defaults are the module constants above."""
 
     release: str = DEFAULT_RELEASE
-    service_url: str = None
+    service_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     maxrec: int = DEFAULT_MAXREC
@@ -325,8 +404,10 @@ def describe(query, config, cone=None):
         f"MAXREC={config.maxrec}, time-out {config.timeout:g} s, {config.retries} retries",
     ]
     if cone is not None:
-        lines.append(f"cone: the service returns the RA/Dec box around the circle; rows farther than "
-                     f"{cone.radius_arcmin:g} arcmin from ({cone.ra:g}, {cone.dec:g}) are then dropped here")
+        lines.append(
+            f"cone: the service returns the RA/Dec box around the circle; rows farther than "
+            f"{cone.radius_arcmin:g} arcmin from ({cone.ra:g}, {cone.dec:g}) are then dropped here"
+        )
     return "\n".join([*lines, "query:", query])
 
 
@@ -353,7 +434,8 @@ def _check_complete(result, config):
         raise ServiceError(
             f"the CSC TAP result from {config.url} was truncated at {rows:,} rows (MAXREC "
             f"{config.maxrec:,} or the service's own limit); raise --maxrec, use the asynchronous "
-            f"mode (no --sync) or split the sky with --cone; nothing written")
+            f"mode (no --sync) or split the sky with --cone; nothing written"
+        )
     return result
 
 
@@ -380,7 +462,7 @@ def _run_async(query, config, sleep, clock):
     finally:
         try:
             job.delete()
-        except Exception as exc:  # the job expires on the service anyway
+        except Exception as exc:  # noqa: BLE001 -- best effort: the job expires on the service anyway
             log.debug("could not delete job: %s", one_line(exc))
 
 
@@ -406,7 +488,8 @@ def _wait(job, config, sleep, clock):
         if elapsed >= config.timeout:
             raise _JobTimeout(
                 f"the CSC TAP job {job.url} did not finish within {config.timeout:g} s (phase {phase}); "
-                f"raise --timeout or retry later, {LOCAL_COPY_HINT}")
+                f"raise --timeout or retry later, {LOCAL_COPY_HINT}"
+            )
         sleep(min(interval, config.timeout - elapsed))
         interval = min(interval * 1.5, config.max_poll_interval)
 
@@ -419,24 +502,32 @@ def _service_error(exc, config):
     again = attempts_text(exc)
     kind = failure_kind(exc)
     if kind == "timeout":
-        return ServiceError(f"{where} did not answer in time{again}; retry later or raise --timeout, "
-                            f"{LOCAL_COPY_HINT}")
+        return ServiceError(f"{where} did not answer in time{again}; retry later or raise --timeout, {LOCAL_COPY_HINT}")
     if kind == "connection":
-        return ServiceError(f"cannot connect to {where}{again} (no network, or the service is down); "
-                            f"check the connection or --service-url, {LOCAL_COPY_HINT}")
+        return ServiceError(
+            f"cannot connect to {where}{again} (no network, or the service is down); "
+            f"check the connection or --service-url, {LOCAL_COPY_HINT}"
+        )
     status = http_status(exc)
     if status == 429:
-        return ServiceError(f"{where} is refusing requests for now (HTTP 429, too many requests){again}; "
-                            f"wait and retry, {LOCAL_COPY_HINT}")
+        return ServiceError(
+            f"{where} is refusing requests for now (HTTP 429, too many requests){again}; "
+            f"wait and retry, {LOCAL_COPY_HINT}"
+        )
     if status is not None:
-        return ServiceError(f"{where} answered HTTP {status}{again}: {one_line(exc, 160)}; "
-                            f"retry later or check --service-url, {LOCAL_COPY_HINT}")
+        return ServiceError(
+            f"{where} answered HTTP {status}{again}: {one_line(exc, 160)}; "
+            f"retry later or check --service-url, {LOCAL_COPY_HINT}"
+        )
     if isinstance(exc, DALQueryError):
-        return ServiceError(f"{where} rejected the query: {one_line(exc, 200)}; check it with --dry-run "
-                            f"(see --columns, --schema)")
+        return ServiceError(
+            f"{where} rejected the query: {one_line(exc, 200)}; check it with --dry-run (see --columns, --schema)"
+        )
     if isinstance(exc, DALFormatError):
-        return ServiceError(f"{where} sent an answer that is not a result VOTable ({one_line(exc, 160)}); "
-                            f"check --service-url, {LOCAL_COPY_HINT}")
+        return ServiceError(
+            f"{where} sent an answer that is not a result VOTable ({one_line(exc, 160)}); "
+            f"check --service-url, {LOCAL_COPY_HINT}"
+        )
     return ServiceError(f"{where} failed: {type(exc).__name__}: {one_line(exc, 200)}; {LOCAL_COPY_HINT}")
 
 
@@ -468,8 +559,10 @@ def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
     with _quiet():  # non-standard units or VOTable quirks do not affect the values
         table = result.to_table()
     if len(table) == 0:
-        raise InputError(f"the CSC query on {config.url} returned no rows; nothing written "
-                         f"(check the selection with --dry-run: --min-significance, --cone, --release)")
+        raise InputError(
+            f"the CSC query on {config.url} returned no rows; nothing written "
+            f"(check the selection with --dry-run: --min-significance, --cone, --release)"
+        )
     log.info("received %s rows and %d columns", f"{len(table):,}", len(table.colnames))
     return table, details
 
@@ -489,6 +582,7 @@ def _quiet():
 def _table_writer(table, output):
     fmt = table_format(output, OUTPUT_FORMATS)
     if fmt == "votable":
+
         def write(temporary):
             with _quiet():
                 table.write(temporary, format="votable", overwrite=True)
@@ -506,6 +600,7 @@ def write_result(table, output, provenance):
         frame = table.to_pandas()
         write_outputs([(frame, output), (provenance, sidecar)])
     else:
+
         def write_both(temporary):
             writer(temporary)
             write_json(provenance, sidecar)
@@ -538,14 +633,27 @@ def provenance(query, config, table, details):
 def cut_to_cone(table, cone, details):
     """The rows of ``table`` within ``cone``; ``details`` gets the counts."""
     inside = within_cone(table, cone)
-    details["cone"] = {"ra_deg": cone.ra, "dec_deg": cone.dec, "radius_arcmin": cone.radius_arcmin,
-                       "rows_in_box": len(table), "rows_in_cone": int(inside.sum())}
-    log.info("cone of %g arcmin around (%g, %g): %s of the %s rows in the RA/Dec box are within it, "
-             "%s outside dropped", cone.radius_arcmin, cone.ra, cone.dec, f"{int(inside.sum()):,}",
-             f"{len(table):,}", f"{int((~inside).sum()):,}")
+    details["cone"] = {
+        "ra_deg": cone.ra,
+        "dec_deg": cone.dec,
+        "radius_arcmin": cone.radius_arcmin,
+        "rows_in_box": len(table),
+        "rows_in_cone": int(inside.sum()),
+    }
+    log.info(
+        "cone of %g arcmin around (%g, %g): %s of the %s rows in the RA/Dec box are within it, %s outside dropped",
+        cone.radius_arcmin,
+        cone.ra,
+        cone.dec,
+        f"{int(inside.sum()):,}",
+        f"{len(table):,}",
+        f"{int((~inside).sum()):,}",
+    )
     if not inside.any():
-        raise InputError(f"no CSC source within {cone.radius_arcmin:g} arcmin of ({cone.ra:g}, {cone.dec:g}) "
-                         f"({len(table):,} rows in the box around it); nothing written")
+        raise InputError(
+            f"no CSC source within {cone.radius_arcmin:g} arcmin of ({cone.ra:g}, {cone.dec:g}) "
+            f"({len(table):,} rows in the box around it); nothing written"
+        )
     return table[inside]
 
 
@@ -565,8 +673,9 @@ def fetch_to_file(query, output, config, *, cone=None, sleep=time.sleep, clock=t
 # -- one source by name (classify_source.py) --------------------------------------------------
 
 #: What to tell the user of ``classify_source.py`` when the service cannot be used.
-SOURCE_FILE_HINT = ("or pass a local file of the source's detections instead "
-                    "(classify_source.py FILE: VOTable, CSV, Parquet or FITS)")
+SOURCE_FILE_HINT = (
+    "or pass a local file of the source's detections instead (classify_source.py FILE: VOTable, CSV, Parquet or FITS)"
+)
 
 #: Rows accepted for one source; a source has at most a few hundred detections.
 SOURCE_MAXREC = 100_000
@@ -610,12 +719,14 @@ def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
     if schema and not _IDENTIFIER.match(schema):
         raise InputError(f"not a schema name: {schema!r}")
     prefix = f"{schema}." if schema else ""
-    return "\n".join([
-        "SELECT DISTINCT " + ", ".join(columns),
-        "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
-        "WHERE " + " AND ".join([f"(m.name = {_adql_string(name)})", *JOINS]),
-        "ORDER BY o.obsid",
-    ])
+    return "\n".join(
+        [
+            "SELECT DISTINCT " + ", ".join(columns),
+            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
+            "WHERE " + " AND ".join([f"(m.name = {_adql_string(name)})", *JOINS]),
+            "ORDER BY o.obsid",
+        ]
+    )
 
 
 def fetch_source(name, config, *, sleep=time.sleep, clock=time.monotonic):
@@ -642,10 +753,14 @@ def fetch_source(name, config, *, sleep=time.sleep, clock=time.monotonic):
         table, _ = fetch(query, config, sleep=sleep, clock=clock)
     except ServiceError as exc:
         message = str(exc)
-        message = (message.replace(LOCAL_COPY_HINT, SOURCE_FILE_HINT) if LOCAL_COPY_HINT in message
-                   else f"{message}; {SOURCE_FILE_HINT}")
+        message = (
+            message.replace(LOCAL_COPY_HINT, SOURCE_FILE_HINT)
+            if LOCAL_COPY_HINT in message
+            else f"{message}; {SOURCE_FILE_HINT}"
+        )
         raise ServiceError(message) from exc
     except InputError:
-        raise InputError(f"the CSC {config.release} at {config.url} has no source named {name!r} "
-                         "(check the name, or --release)") from None
+        raise InputError(
+            f"the CSC {config.release} at {config.url} has no source named {name!r} (check the name, or --release)"
+        ) from None
     return table, query

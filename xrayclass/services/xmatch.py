@@ -25,12 +25,45 @@ import pandas as pd
 import requests
 
 from xrayclass.constants import MAIN_TYPE
-from xrayclass.stages.crossmatch import attach_matches
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.services import (
-    ServiceError, attempts_text, failure_kind, http_status, one_line, provenance_path, utc_now,
+    ServiceError,
+    attempts_text,
+    failure_kind,
+    http_status,
+    one_line,
+    provenance_path,
+    utc_now,
     with_retries,
 )
+from xrayclass.stages.crossmatch import attach_matches
+
+__all__ = [
+    "CATALOG",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_RADIUS",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "FROZEN_HINT",
+    "KEY_COLUMNS",
+    "MAX_RADIUS",
+    "OTYPE",
+    "RENAME",
+    "SERVICE_FAILURES",
+    "XMatchConfig",
+    "add_online_arguments",
+    "best_matches",
+    "check_radius",
+    "chunk_slices",
+    "crossmatch_online",
+    "crossmatch_simbad",
+    "describe_upload",
+    "online_config",
+    "request_payload",
+    "run_online",
+    "upload_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +97,14 @@ ROW, RA, DEC = "row_index", "csc_ra", "csc_dec"
 KEY_COLUMNS = ("main_id", MAIN_TYPE, "other_types", "angDist")
 OTYPE = "otype"
 RENAME = {
-    "main_id": "main_id", "main_type": MAIN_TYPE, "otype": OTYPE, "other_types": "other_types",
-    "otypes": "other_types", "angdist": "angDist", "ra": "ra_x", "dec": "dec_x",
+    "main_id": "main_id",
+    "main_type": MAIN_TYPE,
+    "otype": OTYPE,
+    "other_types": "other_types",
+    "otypes": "other_types",
+    "angdist": "angDist",
+    "ra": "ra_x",
+    "dec": "dec_x",
 }
 #: What to tell the user when the service cannot be used.
 FROZEN_HINT = "or use a frozen crossmatch with --frozen PATH"
@@ -97,12 +136,14 @@ class XMatchConfig:
 def check_radius(radius):
     """Raise :class:`InputError` unless 0 < radius <= 180 arcsec (X-Match's limit)."""
     if not (np.isfinite(radius) and 0 < radius <= MAX_RADIUS):
-        raise InputError(f"--radius must be more than 0 and at most {MAX_RADIUS:g} arcsec "
-                         f"(the X-Match limit), got {radius:g}")
+        raise InputError(
+            f"--radius must be more than 0 and at most {MAX_RADIUS:g} arcsec (the X-Match limit), got {radius:g}"
+        )
     return float(radius)
 
 
 # -- the upload ------------------------------------------------------------------------------
+
 
 def upload_rows(stage1, stage1_path):
     """The rows to upload: stage-1 row number and position, for rows that have a position."""
@@ -112,8 +153,9 @@ def upload_rows(stage1, stage1_path):
     dec = stage1["dec"].to_numpy(dtype="float64")
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
     if bad.any():
-        log.warning("%s: %s rows without a valid position are not uploaded (no match)",
-                    stage1_path, f"{int(bad.sum()):,}")
+        log.warning(
+            "%s: %s rows without a valid position are not uploaded (no match)", stage1_path, f"{int(bad.sum()):,}"
+        )
     keep = np.flatnonzero(~bad)
     return pd.DataFrame({ROW: keep.astype("int64"), RA: ra[keep], DEC: dec[keep]})
 
@@ -161,6 +203,7 @@ def describe_upload(stage1, stage1_path, config):
 
 # -- the requests ----------------------------------------------------------------------------
 
+
 def _client(config, cache_dir, table_list=None):
     """An astroquery X-Match client on ``config.url``; ``table_list`` stands in for the service's list."""
     import contextlib
@@ -196,8 +239,12 @@ def _client(config, cache_dir, table_list=None):
 #: query, a banned address), or an answer that does not parse as a VOTable (astropy's
 #: ``ValueError``). Anything else is a bug and is not reworded as a failed service.
 SERVICE_FAILURES = (
-    OSError, ValueError, requests.RequestException, astroquery.exceptions.InvalidQueryError,
-    astroquery.exceptions.RemoteServiceError, astroquery.exceptions.TableParseError,
+    OSError,
+    ValueError,
+    requests.RequestException,
+    astroquery.exceptions.InvalidQueryError,
+    astroquery.exceptions.RemoteServiceError,
+    astroquery.exceptions.TableParseError,
     astroquery.exceptions.TimeoutError,
 )
 
@@ -207,8 +254,13 @@ def _query_chunk(client, chunk, config, get_query_payload=False):
     from astropy.table import Table
 
     answer = client.query(
-        cat1=Table.from_pandas(chunk), cat2=config.catalog, max_distance=config.radius * u.arcsec,
-        colRA1=RA, colDec1=DEC, cache=config.cache, get_query_payload=get_query_payload,
+        cat1=Table.from_pandas(chunk),
+        cat2=config.catalog,
+        max_distance=config.radius * u.arcsec,
+        colRA1=RA,
+        colDec1=DEC,
+        cache=config.cache,
+        get_query_payload=get_query_payload,
     )
     return answer if get_query_payload else _answer_frame(answer)
 
@@ -236,21 +288,28 @@ def _service_error(exc, config, where_in_run):
     kind = failure_kind(exc)
     status = http_status(exc)
     if kind == "timeout":
-        return ServiceError(f"{where} did not answer within {config.timeout:g} s ({where_in_run}{again}); "
-                            f"retry later or use a smaller --chunk-size, {FROZEN_HINT}")
+        return ServiceError(
+            f"{where} did not answer within {config.timeout:g} s ({where_in_run}{again}); "
+            f"retry later or use a smaller --chunk-size, {FROZEN_HINT}"
+        )
     if kind == "connection":
-        return ServiceError(f"cannot connect to {where} ({where_in_run}{again}; no network, or the service "
-                            f"is down); check the connection, {FROZEN_HINT}")
+        return ServiceError(
+            f"cannot connect to {where} ({where_in_run}{again}; no network, or the service "
+            f"is down); check the connection, {FROZEN_HINT}"
+        )
     if status == 403 or "banned" in str(exc):  # astroquery raises its own HTTPError for 403
-        return ServiceError(f"{where} refused the request (HTTP 403: the address may be banned for running "
-                            f"jobs in parallel); ask cds-question@unistra.fr, {FROZEN_HINT}")
+        return ServiceError(
+            f"{where} refused the request (HTTP 403: the address may be banned for running "
+            f"jobs in parallel); ask cds-question@unistra.fr, {FROZEN_HINT}"
+        )
     if status is not None:
         detail = one_line(exc, 160)
         advice = "retry later" if status >= 500 or status == 429 else "check --radius and the input positions"
-        return ServiceError(f"{where} answered HTTP {status} ({where_in_run}{again})"
-                            f"{': ' + detail if detail else ''}; {advice}, {FROZEN_HINT}")
-    return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; "
-                        f"{FROZEN_HINT}")
+        return ServiceError(
+            f"{where} answered HTTP {status} ({where_in_run}{again})"
+            f"{': ' + detail if detail else ''}; {advice}, {FROZEN_HINT}"
+        )
+    return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}")
 
 
 def best_matches(answers, n_rows):
@@ -261,13 +320,13 @@ def best_matches(answers, n_rows):
     """
     missing = [c for c in (ROW, *KEY_COLUMNS) if c not in answers.columns]
     if missing and len(answers):
-        raise ServiceError(f"the X-Match answer lacks the columns {', '.join(missing)}; "
-                           f"has {', '.join(map(str, answers.columns))}")
+        raise ServiceError(
+            f"the X-Match answer lacks the columns {', '.join(missing)}; has {', '.join(map(str, answers.columns))}"
+        )
     for column in missing:
         answers[column] = pd.Series(dtype="float64" if column in ("angDist", ROW) else object)
     answers = answers.assign(**{ROW: pd.to_numeric(answers[ROW]).astype("int64")})
-    best = (answers.sort_values([ROW, "angDist"], kind="stable")
-            .drop_duplicates(ROW, keep="first").set_index(ROW))
+    best = answers.sort_values([ROW, "angDist"], kind="stable").drop_duplicates(ROW, keep="first").set_index(ROW)
     best = best.drop(columns=[c for c in (RA, DEC) if c in best.columns])
     order = [c for c in best.columns if c != "angDist"] + ["angDist"]
     return best[order].reindex(pd.RangeIndex(n_rows)).reset_index(drop=True)
@@ -294,21 +353,32 @@ def crossmatch_simbad(stage1, stage1_path, config, *, sleep=None):
             chunk = upload.iloc[part]
             where = f"chunk {number} of {len(slices)}"
             try:
-                answer = with_retries(lambda: _query_chunk(client, chunk, config),
-                                      what=f"X-Match {where}", retries=config.retries, sleep=sleep)
+                answer = with_retries(
+                    lambda chunk=chunk: _query_chunk(client, chunk, config),
+                    what=f"X-Match {where}",
+                    retries=config.retries,
+                    sleep=sleep,
+                )
             except SERVICE_FAILURES as exc:
                 raise _service_error(exc, config, where) from exc
             if len(answer) and ROW in answer.columns:
                 unknown = ~answer[ROW].isin(chunk[ROW])
                 if unknown.any():
-                    raise ServiceError(f"the X-Match answer to {where} names rows that were not uploaded "
-                                       f"(e.g. {answer[ROW][unknown].iloc[0]}); nothing written")
-            log.info("%s: rows %s-%s uploaded, %s candidates within %g arcsec", where,
-                     f"{part.start + 1:,}", f"{part.stop:,}", f"{len(answer):,}", config.radius)
+                    raise ServiceError(
+                        f"the X-Match answer to {where} names rows that were not uploaded "
+                        f"(e.g. {answer[ROW][unknown].iloc[0]}); nothing written"
+                    )
+            log.info(
+                "%s: rows %s-%s uploaded, %s candidates within %g arcsec",
+                where,
+                f"{part.start + 1:,}",
+                f"{part.stop:,}",
+                f"{len(answer):,}",
+                config.radius,
+            )
             answers.append(answer)
     non_empty = [a for a in answers if len(a)]
-    combined = pd.concat(non_empty, ignore_index=True) if non_empty else (
-        answers[0] if answers else pd.DataFrame())
+    combined = pd.concat(non_empty, ignore_index=True) if non_empty else (answers[0] if answers else pd.DataFrame())
     matches = best_matches(combined.copy(), len(stage1))
     matched = int(matches[MAIN_TYPE].notna().sum()) if len(matches) else 0
     summary = {
@@ -359,15 +429,25 @@ _ONLINE_OPTIONS = ("radius", "chunk_size", "dry_run")
 
 def add_online_arguments(parser):
     """The options of ``crossmatch.py --online``."""
-    parser.add_argument("--radius", type=float, default=argparse.SUPPRESS,
-                        help=f"with --online or --catalog: match radius in arcsec, at most {MAX_RADIUS:g} "
-                             f"(default: {DEFAULT_RADIUS:g})")
-    parser.add_argument("--chunk-size", type=int, default=argparse.SUPPRESS,
-                        help=f"with --online: rows uploaded per request, sent one after another "
-                             f"(default: {DEFAULT_CHUNK_SIZE:,})")
-    parser.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
-                        help="with --online: describe the upload (rows, chunks, radius, service) "
-                             "and send nothing")
+    parser.add_argument(
+        "--radius",
+        type=float,
+        default=argparse.SUPPRESS,
+        help=f"with --online or --catalog: match radius in arcsec, at most {MAX_RADIUS:g} "
+        f"(default: {DEFAULT_RADIUS:g})",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=argparse.SUPPRESS,
+        help=f"with --online: rows uploaded per request, sent one after another (default: {DEFAULT_CHUNK_SIZE:,})",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="with --online: describe the upload (rows, chunks, radius, service) and send nothing",
+    )
 
 
 def online_config(args):
@@ -380,8 +460,9 @@ def online_config(args):
             options = ", ".join("--" + name.replace("_", "-") for name in refused)
             raise InputError(f"{options}: only with --online")
         return None
-    return XMatchConfig(radius=getattr(args, "radius", DEFAULT_RADIUS),
-                        chunk_size=getattr(args, "chunk_size", DEFAULT_CHUNK_SIZE))
+    return XMatchConfig(
+        radius=getattr(args, "radius", DEFAULT_RADIUS), chunk_size=getattr(args, "chunk_size", DEFAULT_CHUNK_SIZE)
+    )
 
 
 def run_online(args, config, stage1, *, sleep=None):
@@ -392,6 +473,11 @@ def run_online(args, config, stage1, *, sleep=None):
     stage2, provenance = crossmatch_online(stage1, args.input, config, sleep=sleep)
     sidecar = provenance_path(args.output)
     write_outputs([(stage2, args.output), (provenance, sidecar)])
-    log.info("wrote %s (%s rows; %s with a SIMBAD match) and %s", args.output, f"{len(stage2):,}",
-             f"{provenance['rows_matched']:,}", sidecar)
+    log.info(
+        "wrote %s (%s rows; %s with a SIMBAD match) and %s",
+        args.output,
+        f"{len(stage2):,}",
+        f"{provenance['rows_matched']:,}",
+        sidecar,
+    )
     return stage2

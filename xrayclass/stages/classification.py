@@ -8,18 +8,53 @@ import pandas as pd
 import sklearn
 
 from xrayclass import __version__
-from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
 from xrayclass.constants import (
-    CLASSES, CLUSTER, LOCATION_FEATURE, MAIN_TYPE, NAME, NO_MATCH, OBSID, UNCLASSIFIED, UNINFORMATIVE_TYPES,
+    CLASSES,
+    CLUSTER,
+    LOCATION_FEATURE,
+    MAIN_TYPE,
+    NAME,
+    NO_MATCH,
+    OBSID,
+    UNCLASSIFIED,
+    UNINFORMATIVE_TYPES,
 )
+from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
-from xrayclass.exceptions import input_files
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
-from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
+from xrayclass.exceptions import input_files
+from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
+
+__all__ = [
+    "CHUNK_ROWS",
+    "CLASSIFIER_FORMAT",
+    "CLASSIFIER_FORMAT_VERSION",
+    "METHODS",
+    "OUTLIER_COLUMNS",
+    "OUTLIER_FRACTION",
+    "OUTLIER_PERCENTILES",
+    "REQUIRED_COLUMNS",
+    "SIMBAD_TYPE",
+    "UNKNOWN_LABEL_SHARE",
+    "ClassifierModel",
+    "LabelError",
+    "absolute_galactic_latitude",
+    "assemble_classified",
+    "census_table",
+    "classify_detections",
+    "detection_roles",
+    "fit_calibration",
+    "fit_classifier",
+    "naive_bayes_categories",
+    "outlier_table",
+    "reference_census",
+    "run_classification",
+    "weights_needed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +111,9 @@ def absolute_galactic_latitude(detections):
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
-    coordinates = SkyCoord(detections["ra"].to_numpy(dtype="float64") * u.deg,
-                           detections["dec"].to_numpy(dtype="float64") * u.deg)
+    coordinates = SkyCoord(
+        detections["ra"].to_numpy(dtype="float64") * u.deg, detections["dec"].to_numpy(dtype="float64") * u.deg
+    )
     return np.abs(coordinates.galactic.b.deg) / 90.0
 
 
@@ -129,8 +165,9 @@ class ClassifierModel:
         if method == "mahalanobis":
             return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
         if method == "naive-bayes":
-            return self._calibrated(self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)), method,
-                                    calibrate)
+            return self._calibrated(
+                self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)), method, calibrate
+            )
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
     def check_calibration(self, method=None):
@@ -139,8 +176,9 @@ class ClassifierModel:
         if self.calibration is None:
             raise InputError("the classifier model has no calibration; run classification.py with --calibrate")
         if self.calibration.get("for_method") != method:
-            raise InputError(f"the classifier model's calibration is for {self.calibration.get('for_method')}, "
-                             f"not {method}")
+            raise InputError(
+                f"the classifier model's calibration is for {self.calibration.get('for_method')}, not {method}"
+            )
 
     def _calibrated(self, probabilities, method, calibrate):
         if not calibrate:
@@ -154,8 +192,9 @@ class ClassifierModel:
         """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
         return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
 
-    def classify(self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True,
-                 calibrate=False):
+    def classify(
+        self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True, calibrate=False
+    ):
         """Probabilities, predicted class, outlier measure and probability track.
 
         Rows are processed in chunks (bounded memory at any catalog size); the result
@@ -181,17 +220,21 @@ class ClassifierModel:
         if calibrate:
             self.check_calibration(method)
         clusters = np.asarray(clusters)
-        parts = [self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain,
-                                      calibrate)
-                 for rows in chunks(len(detections), CHUNK_ROWS, "classifying")]
+        parts = [
+            self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain, calibrate)
+            for rows in chunks(len(detections), CHUNK_ROWS, "classifying")
+        ]
         if not parts:
             return self._classify_chunk(detections, clusters, method, outlier_fraction, explain, calibrate)
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain, calibrate=False):
         X = self.preprocess(detections)
-        probabilities = (self.references.predict_proba(X, clusters) if method == "mahalanobis"
-                         else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)))
+        probabilities = (
+            self.references.predict_proba(X, clusters)
+            if method == "mahalanobis"
+            else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X))
+        )
         probabilities = self._calibrated(probabilities, method, calibrate)
         predicted = labels_from_probabilities(probabilities, self.classes)
         result = pd.DataFrame(probabilities, columns=list(self.classes))
@@ -257,17 +300,24 @@ class ClassifierModel:
 def _log_roles(types, roles):
     to_classify = types[roles == TO_CLASSIFY]
     n_unmatched = int((to_classify == NO_MATCH).sum())
-    log.info("%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
-             "uninformative type); %s of other SIMBAD types left out",
-             f"{int((roles == REFERENCE).sum()):,}", len(CLASSES), f"{len(to_classify):,}",
-             f"{n_unmatched:,}", f"{len(to_classify) - n_unmatched:,}", f"{int((roles == OTHER_TYPE).sum()):,}")
+    log.info(
+        "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
+        "uninformative type); %s of other SIMBAD types left out",
+        f"{int((roles == REFERENCE).sum()):,}",
+        len(CLASSES),
+        f"{len(to_classify):,}",
+        f"{n_unmatched:,}",
+        f"{len(to_classify) - n_unmatched:,}",
+        f"{int((roles == OTHER_TYPE).sum()):,}",
+    )
     others = pd.Series(types[roles == OTHER_TYPE]).value_counts().head(8)
     if len(others):
         log.info("most common left-out types: %s", ", ".join(f"{t} {n:,}" for t, n in others.items()))
 
 
-def reference_census(types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None,
-                     all_clusters=None) -> dict:
+def reference_census(
+    types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None, all_clusters=None
+) -> dict:
     """How many references of each class stage 3 has, in total and per cluster.
 
     ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
@@ -277,15 +327,21 @@ def reference_census(types, roles, clusters, classes=CLASSES, labels: LabelRepor
     is_reference = np.asarray(roles) == REFERENCE
     clusters = np.asarray(clusters)
     all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
-    counts = (pd.crosstab(pd.Categorical(np.asarray(types, dtype=object)[is_reference], categories=list(classes)),
-                          pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters), dropna=False)
-              .reindex(index=list(classes), columns=all_clusters, fill_value=0))
+    counts = pd.crosstab(
+        pd.Categorical(np.asarray(types, dtype=object)[is_reference], categories=list(classes)),
+        pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters),
+        dropna=False,
+    ).reindex(index=list(classes), columns=all_clusters, fill_value=0)
     census = {
         "references": int(is_reference.sum()),
         "clusters": all_clusters,
-        "classes": {label: {"total": int(counts.loc[label].sum()),
-                            "per_cluster": {str(c): int(counts.loc[label, c]) for c in all_clusters}}
-                    for label in classes},
+        "classes": {
+            label: {
+                "total": int(counts.loc[label].sum()),
+                "per_cluster": {str(c): int(counts.loc[label, c]) for c in all_clusters},
+            }
+            for label in classes
+        },
         "classes_without_references": [label for label in classes if int(counts.loc[label].sum()) == 0],
     }
     if labels is not None:
@@ -295,9 +351,10 @@ def reference_census(types, roles, clusters, classes=CLASSES, labels: LabelRepor
 
 def census_table(census) -> pd.DataFrame:
     """The census as a table: one row per class, its total and one column per cluster."""
-    rows = [{"class": label, "total": entry["total"],
-             **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
-            for label, entry in census["classes"].items()]
+    rows = [
+        {"class": label, "total": entry["total"], **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
+        for label, entry in census["classes"].items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -306,11 +363,15 @@ def _check_labels(census, labels: LabelReport, strict):
     problems = []
     missing = census["classes_without_references"]
     if missing:
-        problems.append(f"{len(missing)} of {len(census['classes'])} classes have no reference in any cluster "
-                        f"({', '.join(missing)})")
+        problems.append(
+            f"{len(missing)} of {len(census['classes'])} classes have no reference in any cluster "
+            f"({', '.join(missing)})"
+        )
     if labels.unknown_share > UNKNOWN_LABEL_SHARE:
-        problems.append(f"{100 * labels.unknown_share:.1f}% of the {labels.n_matched:,} matched detections carry "
-                        f"a SIMBAD type the taxonomy does not know (most common: {labels.most_common_unknown()})")
+        problems.append(
+            f"{100 * labels.unknown_share:.1f}% of the {labels.n_matched:,} matched detections carry "
+            f"a SIMBAD type the taxonomy does not know (most common: {labels.most_common_unknown()})"
+        )
     if not problems:
         return
     if strict:
@@ -321,18 +382,24 @@ def _check_labels(census, labels: LabelReport, strict):
 
 def _log_census(census):
     table = census_table(census).set_index("class")
-    log.info("reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
-             table.to_string())
+    log.info(
+        "reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
+        table.to_string(),
+    )
 
 
 def _log_references(model, classes):
     # A class is scored in a cluster with at least as many references as features.
     # The counts themselves are in the census logged before the fit.
     for cluster, classifier in model.references.classifiers_.items():
-        unscored = [c for c, ok in zip(classes, classifier.scored_) if not ok]
+        unscored = [c for c, ok in zip(classes, classifier.scored_, strict=False) if not ok]
         if unscored:
-            log.info("cluster %s: probability 0 for %s (fewer than %d references)",
-                     cluster, ", ".join(unscored), len(model.feature_set))
+            log.info(
+                "cluster %s: probability 0 for %s (fewer than %d references)",
+                cluster,
+                ", ".join(unscored),
+                len(model.feature_set),
+            )
 
 
 def weights_needed(method, explain):
@@ -346,10 +413,24 @@ def weights_needed(method, explain):
     return method == "naive-bayes" or bool(explain)
 
 
-def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
-                   method="mahalanobis", location=True, score="macro_f1", random_state=0, tune=True,
-                   scaler=None, all_clusters=None, likelihood="distance", priors="none", log_floor=None,
-                   calibrate=False, feature_set: FeatureSet = PAPER):
+def fit_classifier(
+    table,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    random_state=0,
+    tune=True,
+    scaler=None,
+    all_clusters=None,
+    likelihood="distance",
+    priors="none",
+    log_floor=None,
+    calibrate=False,
+    feature_set: FeatureSet = PAPER,
+):
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -367,7 +448,9 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     is_reference = detection_roles(types, classes, uninformative) == REFERENCE
     clusters = table[CLUSTER].to_numpy()
     if scaler is None:
-        scaler = feature_set.scaler(log_floor=log_floor).fit(table[list(feature_set.features)].to_numpy(dtype="float64"))
+        scaler = feature_set.scaler(log_floor=log_floor).fit(
+            table[list(feature_set.features)].to_numpy(dtype="float64")
+        )
     elif list(scaler.features) != list(feature_set.features):
         raise ValueError(f"the scaler's features {list(scaler.features)} are not the feature set's")
     # Only the references are fitted on: transform (and place on the sky) those alone.
@@ -376,29 +459,44 @@ def fit_classifier(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, mi
     X = scaler.transform(reference_rows[list(feature_set.features)].to_numpy(dtype="float64"))
     reference_types, reference_clusters = types[is_reference], clusters[is_reference]
     references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
-        X, reference_types, reference_clusters,
+        X,
+        reference_types,
+        reference_clusters,
         all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
     X_nb = np.column_stack([X, absolute_galactic_latitude(reference_rows)]) if location else X
     naive_bayes = NaiveBayesClassifier(
         categories=naive_bayes_categories(location, feature_set),
         feature_names=[*feature_set.features, LOCATION_FEATURE][: X_nb.shape[1]],
-        classes=classes, scoring=score, random_state=random_state, tune=tune,
+        classes=classes,
+        scoring=score,
+        random_state=random_state,
+        tune=tune,
     ).fit(X_nb, reference_types)
     # The references' own outlier measures (for their SIMBAD class) are the yardstick.
     training = naive_bayes.explain(X_nb, assigned=reference_types)["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
-    model = ClassifierModel(scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative),
-                            feature_set=feature_set)
+    model = ClassifierModel(
+        scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative), feature_set=feature_set
+    )
     if calibrate:
         model.calibration = fit_calibration(
-            model, X, X_nb, reference_types, reference_clusters,
-            reference_rows[NAME].to_numpy(dtype=object), min_references, score, random_state)
+            model,
+            X,
+            X_nb,
+            reference_types,
+            reference_clusters,
+            reference_rows[NAME].to_numpy(dtype=object),
+            min_references,
+            score,
+            random_state,
+        )
     return model, X
 
 
-def fit_calibration(model, X, X_nb, labels, clusters, sources, min_references="n_features", score="macro_f1",
-                    random_state=0):
+def fit_calibration(
+    model, X, X_nb, labels, clusters, sources, min_references="n_features", score="macro_f1", random_state=0
+):
     """Temperature of ``model.method`` fitted on out-of-fold probabilities of the references.
 
     Three folds that keep each source whole: a reference is scored by a model fitted
@@ -415,19 +513,33 @@ def fit_calibration(model, X, X_nb, labels, clusters, sources, min_references="n
             fold.fit(X[train], labels[train], clusters[train], all_clusters=np.unique(clusters))
             return fold.predict_proba(X[test], clusters[test])
         nb = model.naive_bayes
-        fold = NaiveBayesClassifier(categories=nb.categories, feature_names=nb.feature_names, classes=classes,
-                                    scoring=score, random_state=random_state).fit(X_nb[train], labels[train])
+        fold = NaiveBayesClassifier(
+            categories=nb.categories,
+            feature_names=nb.feature_names,
+            classes=classes,
+            scoring=score,
+            random_state=random_state,
+        ).fit(X_nb[train], labels[train])
         return fold.predict_proba(X_nb[test])
 
     calibration = temperature_out_of_fold(fit_predict, labels, sources, classes, seed=random_state)
     calibration["for_method"] = model.method
     if model.method == "mahalanobis":
         calibration.update(likelihood=references.likelihood, priors=references.priors)
-    log.info("calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %s -> %s, "
-             "Brier %s -> %s", model.method, calibration["temperature"],
-             *(f"{v:.3f}" if v is not None else "undefined" for v in (
-                 calibration["ece_before"], calibration["ece_after"], calibration["brier_before"],
-                 calibration["brier_after"])))
+    log.info(
+        "calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %s -> %s, Brier %s -> %s",
+        model.method,
+        calibration["temperature"],
+        *(
+            f"{v:.3f}" if v is not None else "undefined"
+            for v in (
+                calibration["ece_before"],
+                calibration["ece_after"],
+                calibration["brier_before"],
+                calibration["brier_after"],
+            )
+        ),
+    )
     return calibration
 
 
@@ -435,20 +547,40 @@ def _log_naive_bayes(model):
     nb = model.naive_bayes
     weights = ", ".join(f"{name} {weight:g}" for name, weight in nb.alpha_.items())
     if not nb.tune:
-        log.info("naive Bayes category weights left equal (%s): not used by Mahalanobis probabilities "
-                 "without outlier measures", weights)
+        log.info(
+            "naive Bayes category weights left equal (%s): not used by Mahalanobis probabilities "
+            "without outlier measures",
+            weights,
+        )
     elif nb.tuning_:
-        log.info("naive Bayes category weights %s (tuned for %s: %.3f out-of-fold, %.3f with equal weights)",
-                 weights, nb.scoring, nb.tuning_[0][1], nb.equal_weight_score_)
+        log.info(
+            "naive Bayes category weights %s (tuned for %s: %.3f out-of-fold, %.3f with equal weights)",
+            weights,
+            nb.scoring,
+            nb.tuning_[0][1],
+            nb.equal_weight_score_,
+        )
     else:
         log.info("naive Bayes category weights %s", weights)
 
 
-def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
-                        min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                        outlier_fraction=OUTLIER_FRACTION, explain=True, strict_labels=False,
-                        likelihood="distance", priors="none", log_floor=None, calibrate=False,
-                        feature_set: FeatureSet = PAPER):
+def classify_detections(
+    table,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+    strict_labels=False,
+    likelihood="distance",
+    priors="none",
+    log_floor=None,
+    calibrate=False,
+    feature_set: FeatureSet = PAPER,
+):
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -527,12 +659,25 @@ def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPE
     require_roles(roles, REFERENCE, TO_CLASSIFY)
     from xrayclass.io.checks import require_log_features_usable
 
-    require_log_features_usable(table[list(feature_set.features)].to_numpy(dtype="float64"),
-                                feature_set.features, feature_set.log_features)
+    require_log_features_usable(
+        table[list(feature_set.features)].to_numpy(dtype="float64"), feature_set.features, feature_set.log_features
+    )
 
-    model, _ = fit_classifier(table, classes, uninformative, min_references, method, location, score,
-                              tune=weights_needed(method, explain), likelihood=likelihood, priors=priors,
-                              log_floor=log_floor, calibrate=calibrate, feature_set=feature_set)
+    model, _ = fit_classifier(
+        table,
+        classes,
+        uninformative,
+        min_references,
+        method,
+        location,
+        score,
+        tune=weights_needed(method, explain),
+        likelihood=likelihood,
+        priors=priors,
+        log_floor=log_floor,
+        calibrate=calibrate,
+        feature_set=feature_set,
+    )
     model.census = census
     _log_references(model, classes)
     _log_naive_bayes(model)
@@ -543,19 +688,27 @@ def classify_detections(table, classes=CLASSES, uninformative=UNINFORMATIVE_TYPE
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
     if unclassified.any():
         clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
-        log.warning("%s detections in clusters %s cannot be classified: no class there has %d "
-                    "references; they get main_type '%s' and all-zero probabilities",
-                    f"{int(unclassified.sum()):,}", ", ".join(map(str, clusters_hit)), len(feature_set), UNCLASSIFIED)
+        log.warning(
+            "%s detections in clusters %s cannot be classified: no class there has %d "
+            "references; they get main_type '%s' and all-zero probabilities",
+            f"{int(unclassified.sum()):,}",
+            ", ".join(map(str, clusters_hit)),
+            len(feature_set),
+            UNCLASSIFIED,
+        )
     if explain:
-        log.info("probabilities by %s; %s detections flagged as outliers (top %g%% of the references' "
-                 "outlier measure)", method, f"{int(result['outlier_flag'].sum()):,}", 100 * outlier_fraction)
+        log.info(
+            "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
+            method,
+            f"{int(result['outlier_flag'].sum()):,}",
+            100 * outlier_fraction,
+        )
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
     classified = assemble_classified(chosen, result, classes, feature_set)
     classified = classified.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
-    log.info("%s detections of %s sources classified", f"{len(classified):,}",
-             f"{classified[NAME].nunique():,}")
+    log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
     return classified, model
 
 
@@ -565,8 +718,7 @@ def assemble_classified(chosen, result, classes=CLASSES, feature_set: FeatureSet
     ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order).
     """
     explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
-    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *feature_set.features, SIMBAD_TYPE,
-             *explanation]
+    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *feature_set.features, SIMBAD_TYPE, *explanation]
     rest = [c for c in chosen.columns if c not in front]
     return pd.concat(
         [
@@ -582,8 +734,18 @@ def assemble_classified(chosen, result, classes=CLASSES, feature_set: FeatureSet
 
 
 #: Columns of the outlier table, before the features.
-OUTLIER_COLUMNS = (NAME, OBSID, "ra", "dec", CLUSTER, MAIN_TYPE, SIMBAD_TYPE, "outlier_measure",
-                   "outlier_percentile", "driven_by")
+OUTLIER_COLUMNS = (
+    NAME,
+    OBSID,
+    "ra",
+    "dec",
+    CLUSTER,
+    MAIN_TYPE,
+    SIMBAD_TYPE,
+    "outlier_measure",
+    "outlier_percentile",
+    "driven_by",
+)
 
 
 def outlier_table(classified, feature_set: FeatureSet = PAPER):

@@ -10,12 +10,38 @@ import sklearn
 from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
-from xrayclass.exceptions import input_files
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
-from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
-from xrayclass.core.mixture import compare_mixtures, fit_mixture, mixture_from_dict, mixture_from_memberships, mixture_to_dict
+from xrayclass.core.mixture import (
+    compare_mixtures,
+    fit_mixture,
+    mixture_from_dict,
+    mixture_from_memberships,
+    mixture_to_dict,
+)
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
+from xrayclass.exceptions import input_files
+from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
+
+__all__ = [
+    "CHUNK_ROWS",
+    "FIT_SAMPLE",
+    "IDENTITY_COLUMNS",
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "PUBLISHED_CAVEAT",
+    "STAGE1_CLUSTERS",
+    "ClusteringModel",
+    "check_model_fits_table",
+    "cluster_detections",
+    "compare_with_published",
+    "describe_frozen_clusters",
+    "fit_rows",
+    "frozen_memberships",
+    "probability_columns",
+    "run_clustering",
+    "stage1_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +155,14 @@ def fit_rows(n_rows, fit_sample, random_state):
     return np.sort(np.random.default_rng(random_state).choice(n_rows, size=fit_sample, replace=False))
 
 
-def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDOM_STATE,
-                       fit_sample=FIT_SAMPLE, log_floor=None, feature_set: FeatureSet = PAPER):
+def cluster_detections(
+    detections,
+    n_components=N_COMPONENTS,
+    random_state=RANDOM_STATE,
+    fit_sample=FIT_SAMPLE,
+    log_floor=None,
+    feature_set: FeatureSet = PAPER,
+):
     """Stage 1 on a table of CSC detections.
 
     Derives the variability features, drops the detections that lack any of the 12
@@ -191,10 +223,17 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
     rows = fit_rows(len(features), fit_sample, random_state)
     X = scaler.transform(features[rows])
     if len(rows) < len(features):
-        log.info("fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
-                 f"{len(rows):,}", f"{len(features):,}")
-    log.info("fitting a %d-component full-covariance Gaussian mixture to %s detections (seed %s)",
-             n_components, f"{len(X):,}", random_state)
+        log.info(
+            "fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
+            f"{len(rows):,}",
+            f"{len(features):,}",
+        )
+    log.info(
+        "fitting a %d-component full-covariance Gaussian mixture to %s detections (seed %s)",
+        n_components,
+        f"{len(X):,}",
+        random_state,
+    )
     mixture = fit_mixture(X, n_components=n_components, random_state=random_state)
     if not mixture.converged_:
         log.warning("the Gaussian mixture did not converge in %d iterations", mixture.n_iter_)
@@ -202,14 +241,19 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
         scaler=scaler,
         mixture=mixture,
         # "input" (the file) is filled in by the caller that read it.
-        training={"input": None, "n_input_rows": n_total, "n_detections": len(kept),
-                  "n_fitted": len(rows), "fit_sample": fit_sample},
+        training={
+            "input": None,
+            "n_input_rows": n_total,
+            "n_detections": len(kept),
+            "n_fitted": len(rows),
+            "fit_sample": fit_sample,
+        },
         feature_set=feature_set,
     )
     clusters, probabilities = model.assign(kept)
     clustered = kept.assign(
         **{CLUSTER: clusters},
-        **dict(zip(probability_columns(n_components), probabilities.T)),
+        **dict(zip(probability_columns(n_components), probabilities.T, strict=False)),
     )
     sizes = np.bincount(clusters, minlength=n_components)
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
@@ -217,13 +261,18 @@ def cluster_detections(detections, n_components=N_COMPONENTS, random_state=RANDO
     # regularization: a smaller cluster's shape is not measured, only assumed.
     small = [k for k, n in enumerate(sizes) if n <= len(feature_set)]
     if small:
-        log.warning("clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
-                    "their shape is unreliable (use more detections or fewer --n-components)",
-                    ", ".join(map(str, small)), len(feature_set), len(feature_set))
+        log.warning(
+            "clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
+            "their shape is unreliable (use more detections or fewer --n-components)",
+            ", ".join(map(str, small)),
+            len(feature_set),
+            len(feature_set),
+        )
     return clustered, model
 
 
 # -- the clusters stage 3 uses ------------------------------------------------------------------
+
 
 def check_model_fits_table(model, detections):
     """Raise :class:`InputError` unless ``model`` was fitted on the stage-1 table ``detections``.
@@ -236,8 +285,11 @@ def check_model_fits_table(model, detections):
     """
     expected = model.training.get("n_detections")
     if expected is not None and int(expected) != len(detections):
-        raise InputError(f"was fitted on {int(expected):,} detections but the stage-1 table "
-                         f"has {len(detections):,}; it is not this table's model", table="model")
+        raise InputError(
+            f"was fitted on {int(expected):,} detections but the stage-1 table "
+            f"has {len(detections):,}; it is not this table's model",
+            table="model",
+        )
     feature_set = model.feature_set
     try:
         require_columns(detections, feature_set.features)
@@ -250,19 +302,31 @@ def check_model_fits_table(model, detections):
     except ValueError as exc:
         raise InputError(f"features unusable for the preprocessing: {exc}", table="stage1") from None
     saved = model.scaler.to_dict()
-    differs = [f"{key} of {feature}" for key in ("log_shift", "data_min", "data_max") for feature in saved[key]
-               if not np.isclose(saved[key][feature], refitted[key][feature], rtol=1e-12, atol=0)]
+    differs = [
+        f"{key} of {feature}"
+        for key in ("log_shift", "data_min", "data_max")
+        for feature in saved[key]
+        if not np.isclose(saved[key][feature], refitted[key][feature], rtol=1e-12, atol=0)
+    ]
     if differs:
-        raise InputError(f"its preprocessing differs from that of the stage-1 table "
-                         f"({', '.join(differs[:4])}); it is not this table's model", table="model")
+        raise InputError(
+            f"its preprocessing differs from that of the stage-1 table "
+            f"({', '.join(differs[:4])}); it is not this table's model",
+            table="model",
+        )
 
 
 def stage1_model(model):
     """``model`` with its stage-1 fit as the mixture (as clustering.py wrote it)."""
     if model.stage1_mixture is None:
         return model
-    return ClusteringModel(scaler=model.scaler, mixture=model.stage1_mixture, training=model.training,
-                           clusters=dict(STAGE1_CLUSTERS), feature_set=model.feature_set)
+    return ClusteringModel(
+        scaler=model.scaler,
+        mixture=model.stage1_mixture,
+        training=model.training,
+        clusters=dict(STAGE1_CLUSTERS),
+        feature_set=model.feature_set,
+    )
 
 
 def frozen_memberships(detections, clusters):
@@ -284,12 +348,18 @@ def frozen_memberships(detections, clusters):
     extra = [c for c in detections.columns if c.startswith("prob_") and c[5:].isdigit() and c not in columns]
     if all(c in detections.columns for c in columns) and not extra:
         probabilities = detections[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
-        usable = (np.isfinite(probabilities).all() and (probabilities >= 0).all()
-                  and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6))
+        usable = (
+            np.isfinite(probabilities).all()
+            and (probabilities >= 0).all()
+            and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+        )
         if usable and (probabilities.argmax(axis=1) == clusters).all():
             return probabilities / probabilities.sum(axis=1, keepdims=True), "membership probabilities"
-        log.info("the frozen clusters' %s do not match their clusters; the mixture is estimated from the "
-                 "cluster assignments alone", ", ".join(columns))
+        log.info(
+            "the frozen clusters' %s do not match their clusters; the mixture is estimated from the "
+            "cluster assignments alone",
+            ", ".join(columns),
+        )
     return hard, "cluster assignments"
 
 
@@ -321,20 +391,27 @@ def describe_frozen_clusters(model, detections):
     base = stage1_model(model)
     labels = detections[CLUSTER].to_numpy(dtype="float64")
     if not (np.isfinite(labels).all() and (labels >= 0).all() and (labels == np.round(labels)).all()):
-        raise InputError(f"its 'cluster' column is not made of non-negative integers")
+        raise InputError("its 'cluster' column is not made of non-negative integers")
     labels = labels.astype(int)
     memberships, method = frozen_memberships(detections, labels)
     sizes = np.bincount(labels, minlength=memberships.shape[1])
     if (sizes == 0).any():
-        raise InputError(f"cluster(s) {', '.join(map(str, np.flatnonzero(sizes == 0)))} have no "
-                         "detection, so no mixture component can describe them; use --clusters ours")
+        raise InputError(
+            f"cluster(s) {', '.join(map(str, np.flatnonzero(sizes == 0)))} have no "
+            "detection, so no mixture component can describe them; use --clusters ours"
+        )
     X = base.scaler.transform(detections[list(base.feature_set.features)].to_numpy(dtype="float64"))
     try:
         mixture = mixture_from_memberships(X, memberships, reg_covar=base.mixture.reg_covar, chunk_rows=CHUNK_ROWS)
     except ValueError as exc:
         raise InputError(f"the frozen clusters cannot be described by a mixture: {exc}") from None
-    estimated = ClusteringModel(scaler=base.scaler, mixture=mixture, training=base.training,
-                                stage1_mixture=base.mixture, feature_set=base.feature_set)
+    estimated = ClusteringModel(
+        scaler=base.scaler,
+        mixture=mixture,
+        training=base.training,
+        stage1_mixture=base.mixture,
+        feature_set=base.feature_set,
+    )
     assigned, _ = estimated.assign(detections)
     same = assigned == labels
     per_cluster = np.bincount(labels, weights=same, minlength=len(sizes)) / sizes
@@ -342,21 +419,28 @@ def describe_frozen_clusters(model, detections):
         "source": "frozen",
         "file": None,  # the frozen file, filled in by the caller that read it
         "estimated_from": method,
-        "n_detections": int(len(labels)),
+        "n_detections": len(labels),
         "agreement": float(same.mean()),
         "agreement_per_cluster": {str(k): float(a) for k, a in enumerate(per_cluster)},
     }
-    log.info("model of the frozen clusters: %d components estimated from the %s of %s detections in this run's "
-             "preprocessed space; it places %.1f%% of them in their frozen cluster (per cluster: %s)",
-             len(sizes), method, f"{len(labels):,}", 100 * same.mean(),
-             ", ".join(f"{k}: {100 * a:.1f}%" for k, a in enumerate(per_cluster)))
+    log.info(
+        "model of the frozen clusters: %d components estimated from the %s of %s detections in this run's "
+        "preprocessed space; it places %.1f%% of them in their frozen cluster (per cluster: %s)",
+        len(sizes),
+        method,
+        f"{len(labels):,}",
+        100 * same.mean(),
+        ", ".join(f"{k}: {100 * a:.1f}%" for k, a in enumerate(per_cluster)),
+    )
     return estimated
 
 
 #: What a comparison with the published mixture cannot tell (stored with it).
-PUBLISHED_CAVEAT = ("the published mixture lives in the published run's preprocessed space, whose MinMax "
-                    "constants were not published; this run's constants come from its own input, so the "
-                    "distances also reflect any difference of preprocessing")
+PUBLISHED_CAVEAT = (
+    "the published mixture lives in the published run's preprocessed space, whose MinMax "
+    "constants were not published; this run's constants come from its own input, so the "
+    "distances also reflect any difference of preprocessing"
+)
 
 
 def compare_with_published(model, published):
@@ -371,19 +455,34 @@ def compare_with_published(model, published):
         raise InputError("the published mixture's features differ from this pipeline's")
     comparison = compare_mixtures(model.mixture, published)
     comparison["caveat"] = PUBLISHED_CAVEAT
-    log.info("against the published mixture (components paired by nearest means): weights differ by at most "
-             "%.3f, means lie %.3f apart at most (our own means lie a median %.3f apart); %s",
-             comparison["max_weight_difference"], comparison["max_mean_distance"],
-             comparison["median_separation"], PUBLISHED_CAVEAT)
+    log.info(
+        "against the published mixture (components paired by nearest means): weights differ by at most "
+        "%.3f, means lie %.3f apart at most (our own means lie a median %.3f apart); %s",
+        comparison["max_weight_difference"],
+        comparison["max_mean_distance"],
+        comparison["median_separation"],
+        PUBLISHED_CAVEAT,
+    )
     return comparison
 
 
-def run_clustering(detections: pd.DataFrame, n_components: int = N_COMPONENTS, random_state: int = RANDOM_STATE,
-                   fit_sample: int | None = FIT_SAMPLE, log_floor: float | None = None,
-                   **options) -> tuple[pd.DataFrame, ClusteringModel]:
+def run_clustering(
+    detections: pd.DataFrame,
+    n_components: int = N_COMPONENTS,
+    random_state: int = RANDOM_STATE,
+    fit_sample: int | None = FIT_SAMPLE,
+    log_floor: float | None = None,
+    **options,
+) -> tuple[pd.DataFrame, ClusteringModel]:
     """Stage 1 on an in-memory table of CSC detections: ``(clustered, model)``.
 
     See :func:`cluster_detections`, which this is.
     """
-    return cluster_detections(detections, n_components=n_components, random_state=random_state,
-                              fit_sample=fit_sample, log_floor=log_floor, **options)
+    return cluster_detections(
+        detections,
+        n_components=n_components,
+        random_state=random_state,
+        fit_sample=fit_sample,
+        log_floor=log_floor,
+        **options,
+    )

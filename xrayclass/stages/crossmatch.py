@@ -20,6 +20,15 @@ from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
 from xrayclass.exceptions import tables_named
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
+__all__ = [
+    "CLUSTER_SOURCES",
+    "attach_matches",
+    "check_same_detections",
+    "cluster_agreement",
+    "run_crossmatch",
+    "swap_in_frozen",
+]
+
 log = logging.getLogger(__name__)
 
 CLUSTER_SOURCES = ("frozen", "ours")
@@ -40,7 +49,8 @@ def check_same_detections(stage1, other):
     if len(stage1) != len(other):
         raise InputError(
             f"has {len(other):,} rows but the stage-1 table has "
-            f"{len(stage1):,}; a crossmatch must keep every stage-1 row", table="frozen"
+            f"{len(stage1):,}; a crossmatch must keep every stage-1 row",
+            table="frozen",
         )
     names_here = stage1[NAME].astype(str).str.strip().to_numpy()
     names_there = other[NAME].astype(str).str.strip().to_numpy()
@@ -49,12 +59,15 @@ def check_same_detections(stage1, other):
     differs = (names_here != names_there) | (obsids_here != obsids_there)
     if differs.any():
         row = int(np.flatnonzero(differs)[0])
-        same_set = sorted(zip(names_here, obsids_here)) == sorted(zip(names_there, obsids_there))
+        same_set = sorted(zip(names_here, obsids_here, strict=False)) == sorted(
+            zip(names_there, obsids_there, strict=False)
+        )
         hint = " (the same detections, in another order: keep the stage-1 row order)" if same_set else ""
         raise InputError(
             f"does not match the stage-1 table: {int(differs.sum()):,} rows "
             f"differ, first at data row {row + 1} ({names_there[row]!r}, obsid {obsids_there[row]:.0f} "
-            f"instead of {names_here[row]!r}, obsid {obsids_here[row]:.0f}){hint}", table="frozen"
+            f"instead of {names_here[row]!r}, obsid {obsids_here[row]:.0f}){hint}",
+            table="frozen",
         )
 
 
@@ -115,16 +128,20 @@ def swap_in_frozen(stage1, frozen, clusters="frozen"):
             frozen = require_numeric(frozen, (CLUSTER,))
         if CLUSTER in stage1.columns:
             agreement = cluster_agreement(stage1[CLUSTER], frozen[CLUSTER])
-            log.info("keeping the frozen file's clusters; this run's clusters agree with them on "
-                     "%.1f%% of detections after the best relabeling", 100 * agreement)
+            log.info(
+                "keeping the frozen file's clusters; this run's clusters agree with them on "
+                "%.1f%% of detections after the best relabeling",
+                100 * agreement,
+            )
         else:
             log.info("keeping the frozen file's clusters")
         stage1 = stage1.drop(columns=_cluster_columns(stage1))
     else:
         with tables_named("stage1"):
             require_columns(stage1, (CLUSTER,))
-        log.info("keeping this run's clusters; the frozen file's %s are left out",
-                 ", ".join(frozen_clusters) or "(none)")
+        log.info(
+            "keeping this run's clusters; the frozen file's %s are left out", ", ".join(frozen_clusters) or "(none)"
+        )
         frozen = frozen.drop(columns=frozen_clusters)
     matched = frozen.drop(columns=[NAME, OBSID, *[c for c in _UNNAMED if c in frozen.columns]])
     return attach_matches(stage1, matched)
@@ -142,20 +159,29 @@ def attach_matches(stage1, matches):
     if skipped:
         log.debug("matched columns already in the stage-1 table, kept from stage 1: %s", ", ".join(skipped))
     log.info("%d matched columns added to the %d stage-1 columns", len(new_columns), stage1.shape[1])
-    combined = pd.concat(
-        [stage1.reset_index(drop=True), matches[new_columns].reset_index(drop=True)], axis=1
-    )
+    combined = pd.concat([stage1.reset_index(drop=True), matches[new_columns].reset_index(drop=True)], axis=1)
     types = combined[MAIN_TYPE]
     unmatched = types.isna() | (types.astype(str).str.strip() == "")
     combined[MAIN_TYPE] = types.astype(object).where(~unmatched, NO_MATCH).astype(str)
     n_total = len(combined)
-    log.info("%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
-             f"{n_total - int(unmatched.sum()):,}", f"{n_total:,}", f"{int(unmatched.sum()):,}", NO_MATCH)
+    log.info(
+        "%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
+        f"{n_total - int(unmatched.sum()):,}",
+        f"{n_total:,}",
+        f"{int(unmatched.sum()):,}",
+        NO_MATCH,
+    )
     return combined
 
 
-def run_crossmatch(clustered: pd.DataFrame, *, frozen: pd.DataFrame | None = None,
-                   catalog: pd.DataFrame | None = None, radius: float = 1.0, clusters: str = "frozen") -> pd.DataFrame:
+def run_crossmatch(
+    clustered: pd.DataFrame,
+    *,
+    frozen: pd.DataFrame | None = None,
+    catalog: pd.DataFrame | None = None,
+    radius: float = 1.0,
+    clusters: str = "frozen",
+) -> pd.DataFrame:
     """Stage 2 on in-memory tables: give each clustered detection its SIMBAD class.
 
     Exactly one of ``frozen`` (an existing crossmatch of the same detections, in the

@@ -22,14 +22,41 @@ import pyarrow.compute
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES, MAIN_TYPE, NAME, OBSID, UNCLASSIFIED
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
+__all__ = [
+    "DECIMALS",
+    "DETECTION_BINS",
+    "STAGE4_COLUMNS",
+    "Votes",
+    "cohen_kappa",
+    "defined_kappa",
+    "format_kappa",
+    "format_mean_std",
+    "format_summary",
+    "master_classification",
+    "run_master_classification",
+    "summarize",
+    "tables_kappa",
+    "vote",
+]
+
 log = logging.getLogger(__name__)
 
 #: Histogram bins of detections per source in the printed summary.
 DETECTION_BINS = (("1", 1, 1), ("2", 2, 2), ("3-10", 3, 10), (">10", 11, np.inf))
 
 #: The detection-level columns stage 4 reads (the others are not needed).
-STAGE4_COLUMNS = (NAME, "name_1", OBSID, MAIN_TYPE, *CLASSES, "ra", "dec", *FEATURES,
-                  "outlier_percentile", "outlier_flag")
+STAGE4_COLUMNS = (
+    NAME,
+    "name_1",
+    OBSID,
+    MAIN_TYPE,
+    *CLASSES,
+    "ra",
+    "dec",
+    *FEATURES,
+    "outlier_percentile",
+    "outlier_flag",
+)
 
 #: Decimals of the "mean±std" strings of the published tables.
 DECIMALS = 3
@@ -56,7 +83,7 @@ def format_mean_std(means, stds, decimals=DECIMALS):
     stds = np.asarray(stds, dtype="float64")
     if means.ndim == 2:
         return [format_mean_std(means[:, k], stds[:, k], decimals) for k in range(means.shape[1])]
-    scale = 10.0 ** decimals
+    scale = 10.0**decimals
     steps = np.stack([np.rint(means * scale), np.rint(stds * scale)])
     inside = (np.isfinite(steps) & (steps >= 0) & (steps <= scale)).all(axis=0)
     codes = np.where(inside, steps[0] * (scale + 1) + steps[1], -1).astype(np.int64)
@@ -69,8 +96,10 @@ def format_mean_std(means, stds, decimals=DECIMALS):
         return pd.array(pyarrow.compute.take(pyarrow.array(labels), pyarrow.array(inverse)), dtype="str")
     # Outside [0, 1] (never for probabilities): format those few one by one.
     strings = labels.astype(object)[inverse]
-    strings[~inside] = [f"{repr(float(np.round(m, decimals)))}±{repr(float(np.round(d, decimals)))}"
-                        for m, d in zip(means[~inside], stds[~inside])]
+    strings[~inside] = [
+        f"{float(np.round(m, decimals))!r}±{float(np.round(d, decimals))!r}"
+        for m, d in zip(means[~inside], stds[~inside], strict=False)
+    ]
     return pd.array(strings, dtype="str")
 
 
@@ -123,8 +152,9 @@ def vote(names, predicted, probabilities, classes=CLASSES):
     if n == 0:  # nobody votes: no source, defined and empty
         classes = np.asarray(classes, dtype=object)
         empty = np.zeros((0, len(classes)))
-        return Votes(names, np.zeros(0, dtype=int), empty, empty.copy(), classes[:0], classes[:0],
-                     np.zeros(0, dtype=int))
+        return Votes(
+            names, np.zeros(0, dtype=int), empty, empty.copy(), classes[:0], classes[:0], np.zeros(0, dtype=int)
+        )
     starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if n else np.zeros(0, dtype=int)
     counts = np.diff(np.r_[starts, n])
     source_of_row = np.repeat(np.arange(len(starts)), counts)
@@ -187,22 +217,29 @@ def master_classification(detections, classes=CLASSES):
     require_probabilities(probabilities, classes)
     unscored = (detections[MAIN_TYPE].astype(str) == UNCLASSIFIED).to_numpy() | ~(probabilities > 0).any(axis=1)
     if unscored.any():
-        log.warning("%s detections are '%s' (no class could be scored in their cluster) and do not vote",
-                    f"{int(unscored.sum()):,}", UNCLASSIFIED)
+        log.warning(
+            "%s detections are '%s' (no class could be scored in their cluster) and do not vote",
+            f"{int(unscored.sum()):,}",
+            UNCLASSIFIED,
+        )
         detections = detections.loc[~unscored].reset_index(drop=True)
         probabilities = probabilities[~unscored]
 
-    votes = vote(detections[NAME].to_numpy(dtype=object), detections[MAIN_TYPE].to_numpy(dtype=object),
-                 probabilities, classes)
+    votes = vote(
+        detections[NAME].to_numpy(dtype=object), detections[MAIN_TYPE].to_numpy(dtype=object), probabilities, classes
+    )
     strings = format_mean_std(votes.means, votes.stds)
     first = detections.iloc[votes.first_row].reset_index(drop=True)
-    sources = pd.DataFrame({NAME: votes.names, "detection_count": votes.detection_count,
-                            **dict(zip(classes, strings))})
+    sources = pd.DataFrame(
+        {NAME: votes.names, "detection_count": votes.detection_count, **dict(zip(classes, strings, strict=False))}
+    )
     extra = [c for c in ("ra", "dec", *FEATURES) if c in first.columns]
     missing_features = [c for c in FEATURES if c not in first.columns]
     if missing_features:
-        log.info("no feature columns (%s); the tables leave them out",
-                 "none of the 12" if len(missing_features) == len(FEATURES) else ", ".join(missing_features))
+        log.info(
+            "no feature columns (%s); the tables leave them out",
+            "none of the 12" if len(missing_features) == len(FEATURES) else ", ".join(missing_features),
+        )
     for column in extra:
         sources[column] = first[column].to_numpy()
 
@@ -211,8 +248,11 @@ def master_classification(detections, classes=CLASSES):
         # A source is as unusual as its most unusual detection (a single flare counts).
         percentile = detections["outlier_percentile"].to_numpy(dtype="float64")
         sources["outlier_percentile_max"] = np.fmax.reduceat(percentile, votes.first_row)
-        flags = detections["outlier_flag"].to_numpy(dtype=bool) if "outlier_flag" in detections.columns else \
-            np.zeros(len(detections), dtype=bool)
+        flags = (
+            detections["outlier_flag"].to_numpy(dtype=bool)
+            if "outlier_flag" in detections.columns
+            else np.zeros(len(detections), dtype=bool)
+        )
         sources["outlier_flag"] = np.logical_or.reduceat(flags, votes.first_row)
         outlier_columns = ["outlier_percentile_max", "outlier_flag"]
 
@@ -220,11 +260,13 @@ def master_classification(detections, classes=CLASSES):
     order_columns = ["detection_count", NAME]
     uniquely = sources.loc[agree].assign(master_class=votes.soft[agree])
     uniquely["agg_master_class"] = uniquely["master_class"].map(AGGREGATE_CLASS)
-    uniquely = uniquely[[NAME, "agg_master_class", "master_class", "detection_count", *classes, *extra,
-                         *outlier_columns]]
+    uniquely = uniquely[
+        [NAME, "agg_master_class", "master_class", "detection_count", *classes, *extra, *outlier_columns]
+    ]
     ambiguous = sources.loc[~agree].assign(hard_master_class=votes.hard[~agree], soft_master_class=votes.soft[~agree])
-    ambiguous = ambiguous[[NAME, "hard_master_class", "soft_master_class", "detection_count", *classes, *extra,
-                           *outlier_columns]]
+    ambiguous = ambiguous[
+        [NAME, "hard_master_class", "soft_master_class", "detection_count", *classes, *extra, *outlier_columns]
+    ]
     uniquely = uniquely.sort_values(order_columns, ascending=[False, True], kind="stable").reset_index(drop=True)
     ambiguous = ambiguous.sort_values(order_columns, ascending=[False, True], kind="stable").reset_index(drop=True)
 
@@ -298,14 +340,25 @@ def format_summary(summary):
     share = summary["ambiguous"] / sources if sources else 0.0
     lines = [
         f"detections voting:      {summary['detections'] - summary['detections_unclassified']:,}"
-        + (f" ({summary['detections_unclassified']:,} unclassified left out)" if summary["detections_unclassified"] else ""),
+        + (
+            f" ({summary['detections_unclassified']:,} unclassified left out)"
+            if summary["detections_unclassified"]
+            else ""
+        ),
         f"sources:                {sources:,}"
-        + (f" ({summary['sources_unclassified']:,} more with no classified detection)"
-           if summary.get("sources_unclassified") else ""),
+        + (
+            f" ({summary['sources_unclassified']:,} more with no classified detection)"
+            if summary.get("sources_unclassified")
+            else ""
+        ),
         f"uniquely classified:    {summary['uniquely_classified']:,}",
         f"ambiguous:              {summary['ambiguous']:,} ({share:.1%})"
-        + (f", of which {summary['ambiguous_same_aggregated_class']:,} with both votes in the same aggregated "
-           "class (e.g. hard Seyfert_1, soft Seyfert_2)" if summary.get("ambiguous_same_aggregated_class") else ""),
+        + (
+            f", of which {summary['ambiguous_same_aggregated_class']:,} with both votes in the same aggregated "
+            "class (e.g. hard Seyfert_1, soft Seyfert_2)"
+            if summary.get("ambiguous_same_aggregated_class")
+            else ""
+        ),
         f"Cohen's kappa (hard vs soft): {format_kappa(summary['cohen_kappa'])} all sources, "
         f"{format_kappa(summary.get('cohen_kappa_multiple_detections'))} sources with 2 or more detections"
         f" ({summary.get('sources_multiple_detections', 0):,})",
@@ -317,8 +370,7 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def run_master_classification(classified: pd.DataFrame,
-                              classes=CLASSES) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def run_master_classification(classified: pd.DataFrame, classes=CLASSES) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Stage 4 on an in-memory stage-3 table: ``(uniquely, ambiguous, summary)``.
 
     See :func:`master_classification`, which this is.

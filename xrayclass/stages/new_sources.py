@@ -25,24 +25,54 @@ or below ``-shift`` of a log feature has no logarithm, and that detection is ski
 
 import logging
 import re
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from xrayclass.stages.classification import ClassifierModel
-from xrayclass.stages.clustering import ClusteringModel
 from xrayclass.constants import (
-    AGGREGATE_CLASS, CLUSTER, FEATURES, MAIN_TYPE, NAME, NAME_ALIASES, OBSID,
-    RAW_FEATURE_COLUMNS, UNCLASSIFIED, VARIABILITY_RATIO_BANDS,
+    AGGREGATE_CLASS,
+    CLUSTER,
+    FEATURES,
+    MAIN_TYPE,
+    NAME,
+    NAME_ALIASES,
+    OBSID,
+    RAW_FEATURE_COLUMNS,
+    UNCLASSIFIED,
+    VARIABILITY_RATIO_BANDS,
 )
 from xrayclass.core.features import prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
-from xrayclass.io.tables import InputError, read_table, require_numeric
+from xrayclass.io.tables import InputError, require_numeric
 from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
+
+__all__ = [
+    "CSC_NAME",
+    "FEATURE_INPUTS",
+    "FLAGS",
+    "MAX_FLAG_LINES",
+    "MEMBERSHIP",
+    "OUTSIDE",
+    "OUT_OF_RANGE",
+    "Classification",
+    "RangeFlags",
+    "classify",
+    "cluster_caveats",
+    "csc_source_name",
+    "detection_labels",
+    "format_report",
+    "full_labels",
+    "identify",
+    "join_where",
+    "missing_features",
+    "output_tables",
+    "preprocessing_differences",
+    "range_flags",
+    "source_table",
+    "unclassifiable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +102,7 @@ _ROW = "_row"
 
 
 # -- the input ------------------------------------------------------------------------------
+
 
 def csc_source_name(text):
     """The CSC name ``text`` stands for (``'2CXO J...'``), or None if it is not one.
@@ -137,6 +168,7 @@ def full_labels(names, labels):
 
 # -- missing features and the training range --------------------------------------------------
 
+
 def join_where(mask, labels, separator="; "):
     """Per row, the ``labels`` whose column of ``mask`` is True, joined by ``separator``.
 
@@ -169,8 +201,7 @@ def missing_features(detections, feature_set: FeatureSet = PAPER):
     """
     features = list(feature_set.features)
     raw_present = all(c in detections.columns for c in feature_set.raw_columns)
-    inputs = ({f: feature_set.derived.get(f, (f,)) for f in features} if raw_present
-              else {f: (f,) for f in features})
+    inputs = {f: feature_set.derived.get(f, (f,)) for f in features} if raw_present else {f: (f,) for f in features}
     columns = list(feature_set.raw_columns if raw_present else features)
     null = detections[columns].isna().to_numpy()
     not_finite = ~np.isfinite(detections[features].to_numpy(dtype="float64"))
@@ -249,6 +280,7 @@ def range_flags(features, scalers):
 
 # -- the artifacts ----------------------------------------------------------------------------
 
+
 def preprocessing_differences(first, second):
     """Constants of two fitted scalers that differ, as ``'data_max of bb_kt'`` strings."""
     a, b = first.to_dict(), second.to_dict()
@@ -263,6 +295,7 @@ def preprocessing_differences(first, second):
 
 
 # -- classification -----------------------------------------------------------------------------
+
 
 @dataclass
 class Classification:
@@ -309,17 +342,22 @@ def cluster_caveats(clustering):
     if agreement is None:
         measured = "their agreement with stage 3's clusters was not measured"
     else:
-        measured = (f"they reproduce stage 3's clusters for {100 * agreement:.1f}% of its "
-                    f"{provenance.get('n_detections', 0):,} training detections")
+        measured = (
+            f"they reproduce stage 3's clusters for {100 * agreement:.1f}% of its "
+            f"{provenance.get('n_detections', 0):,} training detections"
+        )
         if agreement < 1:
             measured += "; elsewhere a detection's cluster, and so possibly its class, differs from stage 3's"
-    lines = [f"clusters: estimated from the frozen crossmatch's assignments ({provenance.get('file', '?')}); "
-             f"{measured}"]
+    lines = [
+        f"clusters: estimated from the frozen crossmatch's assignments ({provenance.get('file', '?')}); {measured}"
+    ]
     comparison = provenance.get("published_comparison")
     if comparison:
-        lines.append(f"clusters: against the published mixture, weights differ by at most "
-                     f"{comparison['max_weight_difference']:.3f} and means lie up to {comparison['max_mean_distance']:.3f} "
-                     f"apart (our means: a median {comparison['median_separation']:.3f} apart); {comparison['caveat']}")
+        lines.append(
+            f"clusters: against the published mixture, weights differ by at most "
+            f"{comparison['max_weight_difference']:.3f} and means lie up to {comparison['max_mean_distance']:.3f} "
+            f"apart (our means: a median {comparison['median_separation']:.3f} apart); {comparison['caveat']}"
+        )
     return tuple(lines)
 
 
@@ -377,31 +415,36 @@ def classify(table, clustering, classifier, method=None, calibrate=False):
         classifier.check_calibration(method)
     feature_set = clustering.feature_set
     if not feature_set.same_as(classifier.feature_set):
-        raise InputError(f"the clustering model's feature set {feature_set.name!r} ({len(feature_set)} features) and "
-                         f"the classifier's {classifier.feature_set.name!r} ({len(classifier.feature_set)}) differ: "
-                         "they are not artifacts of one run")
+        raise InputError(
+            f"the clustering model's feature set {feature_set.name!r} ({len(feature_set)} features) and "
+            f"the classifier's {classifier.feature_set.name!r} ({len(classifier.feature_set)}) differ: "
+            "they are not artifacts of one run"
+        )
     table, named = identify(table)
     prepared = prepare_features(table, feature_set)
     reasons, flags = unclassifiable(prepared, (clustering.scaler, classifier.scaler), feature_set)
     ok = reasons == ""
     labels = detection_labels(prepared)
-    skipped = pd.DataFrame({NAME: prepared.loc[~ok, NAME].to_numpy(dtype=object),
-                            "detection": labels[~ok], "reason": reasons[~ok]})
+    skipped = pd.DataFrame(
+        {NAME: prepared.loc[~ok, NAME].to_numpy(dtype=object), "detection": labels[~ok], "reason": reasons[~ok]}
+    )
     if not ok.any():
         listed = "; ".join(full_labels(skipped[NAME], skipped["detection"]) + ": " + skipped["reason"])
-        raise InputError(f"no detection can be classified (each needs all {len(feature_set)} features): "
-                         f"{_shorten(listed)}")
+        raise InputError(
+            f"no detection can be classified (each needs all {len(feature_set)} features): {_shorten(listed)}"
+        )
     if len(skipped):
-        log.warning("%d of %d detections cannot be classified and are skipped (listed below)",
-                    len(skipped), n_input)
+        log.warning("%d of %d detections cannot be classified and are skipped (listed below)", len(skipped), n_input)
 
     chosen = prepared.loc[ok].reset_index(drop=True)
     clusters, memberships = clustering.assign(chosen)
     positions = all(c in chosen.columns for c in ("ra", "dec")) and chosen[["ra", "dec"]].notna().all().all()
     explain = positions or not classifier.location
     if not explain:
-        log.warning("no ra/dec for every detection: outlier measures and probability tracks (which use "
-                    "galactic latitude in this model) are left out")
+        log.warning(
+            "no ra/dec for every detection: outlier measures and probability tracks (which use "
+            "galactic latitude in this model) are left out"
+        )
     result = classifier.classify(chosen, clusters, method=method, explain=explain, calibrate=calibrate)
     classes = list(classifier.classes)
     probabilities = result[classes].to_numpy()
@@ -426,21 +469,28 @@ def _detection_table(chosen, clusters, memberships, probabilities, classes, pred
     flags = np.where(outside != "", "outside training range: " + outside, "").astype(object)
     no_class = np.where(unscored, "no class with enough references in cluster " + clusters.astype(str), "")
     flags = np.where((flags != "") & (no_class != ""), flags + "; " + no_class, flags + no_class)
-    return pd.concat([
-        identity.reset_index(drop=True),
-        pd.DataFrame({
-            CLUSTER: clusters,
-            MEMBERSHIP: memberships[np.arange(len(clusters)), clusters],
-        }),
-        pd.DataFrame(probabilities, columns=classes),
-        pd.DataFrame({
-            MAIN_TYPE: np.asarray(predicted, dtype=object),
-            OUTSIDE: outside != "",
-            OUT_OF_RANGE: outside,
-            FLAGS: flags,
-            _ROW: chosen[_ROW].to_numpy(),
-        }),
-    ], axis=1)
+    return pd.concat(
+        [
+            identity.reset_index(drop=True),
+            pd.DataFrame(
+                {
+                    CLUSTER: clusters,
+                    MEMBERSHIP: memberships[np.arange(len(clusters)), clusters],
+                }
+            ),
+            pd.DataFrame(probabilities, columns=classes),
+            pd.DataFrame(
+                {
+                    MAIN_TYPE: np.asarray(predicted, dtype=object),
+                    OUTSIDE: outside != "",
+                    OUT_OF_RANGE: outside,
+                    FLAGS: flags,
+                    _ROW: chosen[_ROW].to_numpy(),
+                }
+            ),
+        ],
+        axis=1,
+    )
 
 
 def _main_clusters(detections):
@@ -454,14 +504,22 @@ def _votes(detections, classes):
     columns = ["hard_master_class", "soft_master_class", "soft_mean_probability", "voting_count"]
     if scored.empty:
         return pd.DataFrame(columns=columns, index=pd.Index([], name=NAME))
-    votes = vote(scored[NAME].to_numpy(dtype=object), scored[MAIN_TYPE].to_numpy(dtype=object),
-                 scored[classes].to_numpy(dtype="float64"), classes)
+    votes = vote(
+        scored[NAME].to_numpy(dtype=object),
+        scored[MAIN_TYPE].to_numpy(dtype=object),
+        scored[classes].to_numpy(dtype="float64"),
+        classes,
+    )
     best = np.argmax(votes.means, axis=1)
-    return pd.DataFrame({
-        "hard_master_class": votes.hard, "soft_master_class": votes.soft,
-        "soft_mean_probability": votes.means[np.arange(len(best)), best],
-        "voting_count": votes.detection_count,
-    }, index=pd.Index(votes.names, name=NAME))
+    return pd.DataFrame(
+        {
+            "hard_master_class": votes.hard,
+            "soft_master_class": votes.soft,
+            "soft_mean_probability": votes.means[np.arange(len(best)), best],
+            "voting_count": votes.detection_count,
+        },
+        index=pd.Index(votes.names, name=NAME),
+    )
 
 
 def source_table(prepared, detections, skipped, classes):
@@ -491,17 +549,20 @@ def source_table(prepared, detections, skipped, classes):
     by_source = detections.groupby(NAME, sort=False)
     main = _main_clusters(detections).reindex(names)
     votes = _votes(detections, classes).reindex(names)
-    sources = pd.DataFrame({
-        "detection_count": prepared.groupby(NAME, sort=False).size().reindex(names),
-        "classified_count": by_source.size().reindex(names, fill_value=0),
-        "skipped_count": skipped.groupby(NAME, sort=False).size().reindex(names, fill_value=0),
-        "voting_count": votes["voting_count"].fillna(0).astype(int),
-        "main_cluster": main[CLUSTER].astype("Int64"),
-        "main_cluster_count": main["count"].fillna(0).astype(int),
-        "hard_master_class": votes["hard_master_class"].fillna(UNCLASSIFIED),
-        "soft_master_class": votes["soft_master_class"].fillna(UNCLASSIFIED),
-        "soft_mean_probability": votes["soft_mean_probability"].astype("float64"),
-    }, index=names)
+    sources = pd.DataFrame(
+        {
+            "detection_count": prepared.groupby(NAME, sort=False).size().reindex(names),
+            "classified_count": by_source.size().reindex(names, fill_value=0),
+            "skipped_count": skipped.groupby(NAME, sort=False).size().reindex(names, fill_value=0),
+            "voting_count": votes["voting_count"].fillna(0).astype(int),
+            "main_cluster": main[CLUSTER].astype("Int64"),
+            "main_cluster_count": main["count"].fillna(0).astype(int),
+            "hard_master_class": votes["hard_master_class"].fillna(UNCLASSIFIED),
+            "soft_master_class": votes["soft_master_class"].fillna(UNCLASSIFIED),
+            "soft_mean_probability": votes["soft_mean_probability"].astype("float64"),
+        },
+        index=names,
+    )
     voted = sources["voting_count"] > 0
     agree = voted & (sources["hard_master_class"] == sources["soft_master_class"])
     sources["votes_agree"] = agree
@@ -510,8 +571,12 @@ def source_table(prepared, detections, skipped, classes):
     status = np.where(agree, UNIQUE, np.where(voted, AMBIGUOUS, NO_CLASS))
     sources["status"] = np.where(sources["classified_count"] == 0, NOT_CLASSIFIABLE, status)
     sources["outside_training_range_count"] = by_source[OUTSIDE].sum().reindex(names, fill_value=0).astype(int)
-    sources["skipped"] = (skipped.assign(text=skipped["detection"] + ": " + skipped["reason"])
-                          .groupby(NAME, sort=False)["text"].agg("; ".join).reindex(names, fill_value=""))
+    sources["skipped"] = (
+        skipped.assign(text=skipped["detection"] + ": " + skipped["reason"])
+        .groupby(NAME, sort=False)["text"]
+        .agg("; ".join)
+        .reindex(names, fill_value="")
+    )
     if "outlier_percentile" in detections.columns:
         sources["outlier_percentile_max"] = by_source["outlier_percentile"].max().reindex(names)
         sources["outlier_flag"] = by_source["outlier_flag"].any().reindex(names, fill_value=False).astype(bool)
@@ -527,28 +592,34 @@ def source_table(prepared, detections, skipped, classes):
 
 # -- the printed summary --------------------------------------------------------------------------
 
+
 def _source_headline(source):
     name, n = source[NAME], int(source["classified_count"])
     if source["status"] == NOT_CLASSIFIABLE:
-        return (f"{name}: not classified: none of its {plural(int(source['detection_count']), 'detection')} "
-                "can be classified")
+        return (
+            f"{name}: not classified: none of its {plural(int(source['detection_count']), 'detection')} "
+            "can be classified"
+        )
     notes = [f"{source['voting_count']} voting"] if 0 < source["voting_count"] < n else []
     notes += [f"{source['skipped_count']} more skipped"] if source["skipped_count"] else []
     notes = f" ({', '.join(notes)})" if notes else ""
-    head = (f"{name}: {plural(n, 'detection')}{notes}, cluster {source['main_cluster']} "
-            f"({source['main_cluster_count']}/{n})")
+    head = (
+        f"{name}: {plural(n, 'detection')}{notes}, cluster {source['main_cluster']} "
+        f"({source['main_cluster_count']}/{n})"
+    )
     if source["status"] == NO_CLASS:
         return f"{head}: {UNCLASSIFIED} (no class has enough references in the cluster of any of its detections)"
-    votes = (f"soft class {source['soft_master_class']} (mean p {source['soft_mean_probability']:.2f}), "
-             f"hard class {source['hard_master_class']}")
+    votes = (
+        f"soft class {source['soft_master_class']} (mean p {source['soft_mean_probability']:.2f}), "
+        f"hard class {source['hard_master_class']}"
+    )
     extra = ""
     if source.get("driven_by"):
         extra += f"; driven by {source['driven_by']}"
     if source.get("outlier_flag"):
         extra += f"; OUTLIER (up to the {source['outlier_percentile_max']:.1f}th percentile of the training detections)"
     if source["status"] == UNIQUE:
-        return (f"{head}, {votes}: uniquely classified {source['agg_master_class']}/{source['master_class']}"
-                + extra)
+        return f"{head}, {votes}: uniquely classified {source['agg_master_class']}/{source['master_class']}" + extra
     hard, soft = source["hard_master_class"], source["soft_master_class"]
     family = AGGREGATE_CLASS.get(hard)
     if family is not None and family == AGGREGATE_CLASS.get(soft):
@@ -557,7 +628,9 @@ def _source_headline(source):
 
 
 def _flag_lines(flagged, skipped):
-    lines = [f"  {label}: {text}" for label, text in flagged] + [f"  skipped {label}: {text}" for label, text in skipped]
+    lines = [f"  {label}: {text}" for label, text in flagged] + [
+        f"  skipped {label}: {text}" for label, text in skipped
+    ]
     if len(lines) > MAX_FLAG_LINES:
         lines = lines[:MAX_FLAG_LINES] + [f"  ... and {len(lines) - MAX_FLAG_LINES} more (see the output tables)"]
     return lines
@@ -571,10 +644,13 @@ def format_report(result):
     """
     detections = result.detections
     flagged = detections.assign(label=detection_labels(detections)).loc[detections[FLAGS] != ""]
-    flagged_by_source = {name: list(zip(group["label"], group[FLAGS]))
-                         for name, group in flagged.groupby(NAME, sort=False)}
-    skipped_by_source = {name: list(zip(group["detection"], group["reason"]))
-                         for name, group in result.skipped.groupby(NAME, sort=False)}
+    flagged_by_source = {
+        name: list(zip(group["label"], group[FLAGS], strict=False)) for name, group in flagged.groupby(NAME, sort=False)
+    }
+    skipped_by_source = {
+        name: list(zip(group["detection"], group["reason"], strict=False))
+        for name, group in result.skipped.groupby(NAME, sort=False)
+    }
     lines = []
     for source in result.sources.to_dict("records"):
         lines.append(_source_headline(source))
@@ -582,11 +658,15 @@ def format_report(result):
     n_classified, n_skipped = len(detections), len(result.skipped)
     n_outside = int(detections[OUTSIDE].sum())
     if n_outside:
-        lines.append(f"{plural(n_outside, 'detection')} outside the training range: the preprocessing "
-                     "extrapolates (values are not clipped), so treat their classes with caution")
-    lines.append(f"{n_classified:,} of {plural(result.n_input, 'detection')} classified"
-                 + (f", {n_skipped} skipped (missing features or undefined log)" if n_skipped else "")
-                 + f"; {plural(len(result.sources), 'source')} from {result.input_name}")
+        lines.append(
+            f"{plural(n_outside, 'detection')} outside the training range: the preprocessing "
+            "extrapolates (values are not clipped), so treat their classes with caution"
+        )
+    lines.append(
+        f"{n_classified:,} of {plural(result.n_input, 'detection')} classified"
+        + (f", {n_skipped} skipped (missing features or undefined log)" if n_skipped else "")
+        + f"; {plural(len(result.sources), 'source')} from {result.input_name}"
+    )
     lines += list(result.caveats)
     return "\n".join(lines)
 
@@ -597,4 +677,3 @@ def output_tables(result):
 
 
 # File I/O moved to xrayclass.io.artifacts; importable from here as before.
-from xrayclass.io.artifacts import load_artifacts, read_input, sources_path  # noqa: E402

@@ -24,21 +24,48 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.constants import (
-    CLASSES, CLUSTER, FEATURES, MAIN_TYPE, NAME, NAME_ALIASES, NO_MATCH, OBSID, RAW_FEATURE_COLUMNS, UNCLASSIFIED,
+    CLASSES,
+    CLUSTER,
+    FEATURES,
+    MAIN_TYPE,
+    NAME,
+    NAME_ALIASES,
+    NO_MATCH,
+    OBSID,
+    RAW_FEATURE_COLUMNS,
+    UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
 )
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, iter_batches, name_boundaries
 from xrayclass.io.tables import canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.stages import classification as stage3
 from xrayclass.stages.classification import (
-    OUTLIER_FRACTION, REFERENCE, REQUIRED_COLUMNS, TO_CLASSIFY, assemble_classified, detection_roles,
-    fit_classifier, outlier_table, weights_needed,
+    OUTLIER_FRACTION,
+    REFERENCE,
+    REQUIRED_COLUMNS,
+    TO_CLASSIFY,
+    assemble_classified,
+    detection_roles,
+    fit_classifier,
+    outlier_table,
+    weights_needed,
 )
+
+__all__ = [
+    "NAME_SAMPLE_PER_BATCH",
+    "classify_batch",
+    "classify_file",
+    "combine_votes",
+    "fit_streamed",
+    "master_classification_file",
+    "source_batches",
+    "write_classified",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +88,7 @@ def _prepare(batch: pd.DataFrame, classes, uninformative):
     batch = batch.loc[complete].reset_index(drop=True)
     # Today's SIMBAD labels, codes and stray spellings, under the paper's names (as in memory).
     types, labels = normalize_types(batch[MAIN_TYPE], batch[OTYPE] if OTYPE in batch.columns else None)
-    batch = batch.assign(**{MAIN_TYPE: types, CLUSTER: batch[CLUSTER].astype(int)})
+    batch = batch.assign(**{MAIN_TYPE: types, CLUSTER: batch[CLUSTER].astype(int)})  # type: ignore[arg-type]
     return batch, detection_roles(types, classes, uninformative), reasons, n, labels
 
 
@@ -132,7 +159,8 @@ def _streamed_scaler(path, columns, min_nonzero, batch_rows, classes, uninformat
         if name not in min_nonzero:
             raise InputError(f"{path}: log feature {name!r} is zero in every detection; no shift can be defined")
     scaler.shift_ = {name: float(min_nonzero[name] / 10) for name in scaler.log_features}
-    low, high = {}, {}
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
     for batch in iter_batches(path, columns, batch_rows):
         with input_files(path):
             batch = prepare_features(canonical_names(batch, path))
@@ -153,27 +181,60 @@ def _feature_source_columns(columns):
     return list(FEATURES)
 
 
-def classify_file(path, output, model_output, outliers_output, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES,
-                  min_references="n_features", method="mahalanobis", location=True, score="macro_f1",
-                  outlier_fraction=OUTLIER_FRACTION, explain=True, batch_rows=BATCH_ROWS, temporary_dir=None):
+def classify_file(
+    path,
+    output,
+    model_output,
+    outliers_output,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+    batch_rows=BATCH_ROWS,
+    temporary_dir=None,
+):
     """Stage 3 from file to files in batches; the outputs of classify_detections on the whole table.
 
     Returns ``(model, n_classified, n_outliers)``.
     """
-    model, census = fit_streamed(path, classes, uninformative, min_references, method, location, score, explain,
-                                 batch_rows)
+    model, census = fit_streamed(
+        path, classes, uninformative, min_references, method, location, score, explain, batch_rows
+    )
 
     def classified_batches():
         for batch in iter_batches(path, None, batch_rows):
             with input_files(path):
                 yield classify_batch(batch, model, classes, uninformative, method, outlier_fraction, explain)
 
-    return write_classified(classified_batches(), census, model, path, output, model_output, outliers_output,
-                            method, outlier_fraction, explain, batch_rows, temporary_dir)
+    return write_classified(
+        classified_batches(),
+        census,
+        model,
+        path,
+        output,
+        model_output,
+        outliers_output,
+        method,
+        outlier_fraction,
+        explain,
+        batch_rows,
+        temporary_dir,
+    )
 
 
-def classify_batch(batch, model, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, method="mahalanobis",
-                   outlier_fraction=OUTLIER_FRACTION, explain=True):
+def classify_batch(
+    batch,
+    model,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    method="mahalanobis",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+):
     """The stage-3 rows of one batch of the input, in input order (maybe none)."""
     prepared, roles, _, _, _ = _prepare(batch, classes, uninformative)
     chosen = prepared.loc[roles == TO_CLASSIFY].reset_index(drop=True)
@@ -183,15 +244,29 @@ def classify_batch(batch, model, classes=CLASSES, uninformative=UNINFORMATIVE_TY
     return assemble_classified(chosen, result, classes)
 
 
-def fit_streamed(path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_references="n_features",
-                 method="mahalanobis", location=True, score="macro_f1", explain=True, batch_rows=BATCH_ROWS):
+def fit_streamed(
+    path,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    explain=True,
+    batch_rows=BATCH_ROWS,
+):
     """Passes 1 and 2 of the streamed stage 3: the fitted model and what pass 1 counted."""
     from xrayclass.io.streaming import table_columns
 
     columns = table_columns(path)
     feature_columns = _feature_source_columns(columns)
-    pass1_columns = [*REQUIRED_COLUMNS, *NAME_ALIASES, MAIN_TYPE, *([OTYPE] if OTYPE in columns else []),
-                     *feature_columns]
+    pass1_columns = [
+        *REQUIRED_COLUMNS,
+        *NAME_ALIASES,
+        MAIN_TYPE,
+        *([OTYPE] if OTYPE in columns else []),
+        *feature_columns,
+    ]
 
     census = _Census()
     scaler_template = LogMinMaxScaler()
@@ -205,32 +280,65 @@ def fit_streamed(path, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, min_r
     census.references = []
     kept = census.n_reference + census.n_to_classify + sum(census.type_counts.values())
     log.info(describe_dropped(census.reasons, census.n_total - kept, census.n_total))
-    log.info("%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
-             "uninformative type); %s of other SIMBAD types left out",
-             f"{census.n_reference:,}", len(classes), f"{census.n_to_classify:,}", f"{census.n_unmatched:,}",
-             f"{census.n_to_classify - census.n_unmatched:,}", f"{sum(census.type_counts.values()):,}")
+    log.info(
+        "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
+        "uninformative type); %s of other SIMBAD types left out",
+        f"{census.n_reference:,}",
+        len(classes),
+        f"{census.n_to_classify:,}",
+        f"{census.n_unmatched:,}",
+        f"{census.n_to_classify - census.n_unmatched:,}",
+        f"{sum(census.type_counts.values()):,}",
+    )
     for level, message in census.labels.messages():
         getattr(log, level)("%s: %s", path, message)
     references_census = stage3.reference_census(
-        references[MAIN_TYPE].to_numpy(dtype=object), np.full(len(references), REFERENCE),
-        references[CLUSTER].to_numpy(), classes, census.labels, all_clusters=sorted(census.clusters))
+        references[MAIN_TYPE].to_numpy(dtype=object),
+        np.full(len(references), REFERENCE),
+        references[CLUSTER].to_numpy(),
+        classes,
+        census.labels,
+        all_clusters=sorted(census.clusters),
+    )
     stage3._log_census(references_census)
     stage3._check_labels(references_census, census.labels, False)
 
     name_columns = [c for c in (NAME, *NAME_ALIASES) if c in columns][:1]
-    scaler = _streamed_scaler(path, [*name_columns, *feature_columns], census.min_nonzero, batch_rows,
-                              classes, uninformative)
-    model, _ = fit_classifier(references, classes, uninformative, min_references, method, location, score,
-                              tune=weights_needed(method, explain), scaler=scaler,
-                              all_clusters=np.array(sorted(census.clusters)))
+    scaler = _streamed_scaler(
+        path, [*name_columns, *feature_columns], census.min_nonzero, batch_rows, classes, uninformative
+    )
+    model, _ = fit_classifier(
+        references,
+        classes,
+        uninformative,
+        min_references,
+        method,
+        location,
+        score,
+        tune=weights_needed(method, explain),
+        scaler=scaler,
+        all_clusters=np.array(sorted(census.clusters)),
+    )
     model.census = references_census
     stage3._log_references(model, classes)
     stage3._log_naive_bayes(model)
     return model, census
 
 
-def write_classified(frames, census, model, path, output, model_output, outliers_output, method="mahalanobis",
-                     outlier_fraction=OUTLIER_FRACTION, explain=True, batch_rows=BATCH_ROWS, temporary_dir=None):
+def write_classified(
+    frames,
+    census,
+    model,
+    path,
+    output,
+    model_output,
+    outliers_output,
+    method="mahalanobis",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+    batch_rows=BATCH_ROWS,
+    temporary_dir=None,
+):
     """Pass 3's writing: classified frames (in input order) sorted by name/obsid into ``output``."""
     n_buckets = max(1, -(-census.n_to_classify // batch_rows))
     sorter = None if census.in_order else ExternalSort(name_boundaries(census.names, n_buckets), temporary_dir)
@@ -239,6 +347,7 @@ def write_classified(frames, census, model, path, output, model_output, outliers
     writer = BatchWriter(output)
     flagged, n_unclassified, n_flagged = [], 0, 0
     try:
+
         def emit(frame):
             nonlocal n_flagged
             writer.write(frame)
@@ -259,15 +368,23 @@ def write_classified(frames, census, model, path, output, model_output, outliers
             for frame in sorter.sorted_batches():
                 emit(frame)
         if n_unclassified:
-            log.warning("%s detections cannot be classified: their cluster has no class with %d references; "
-                        "they get main_type '%s' and all-zero probabilities",
-                        f"{n_unclassified:,}", len(FEATURES), UNCLASSIFIED)
+            log.warning(
+                "%s detections cannot be classified: their cluster has no class with %d references; "
+                "they get main_type '%s' and all-zero probabilities",
+                f"{n_unclassified:,}",
+                len(FEATURES),
+                UNCLASSIFIED,
+            )
         if writer.rows == 0:
             raise InputError(f"{path}: no detection to classify")
         if explain:
             outliers = outlier_table(pd.concat(flagged, ignore_index=True))
-            log.info("probabilities by %s; %s detections flagged as outliers (top %g%% of the references' "
-                     "outlier measure)", method, f"{n_flagged:,}", 100 * outlier_fraction)
+            log.info(
+                "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
+                method,
+                f"{n_flagged:,}",
+                100 * outlier_fraction,
+            )
         else:
             outliers = outlier_table(pd.DataFrame())
             log.info("probabilities by %s; outlier measures and tracks skipped", method)
@@ -285,6 +402,7 @@ def write_classified(frames, census, model, path, output, model_output, outliers
 
 # -- stage 4 ---------------------------------------------------------------------------
 
+
 def source_batches(path, columns, batch_rows=BATCH_ROWS):
     """Batches of a name-sorted table, cut so that no source spans two batches.
 
@@ -296,10 +414,12 @@ def source_batches(path, columns, batch_rows=BATCH_ROWS):
     for batch in iter_batches(path, columns, batch_rows):
         batch = canonical_names(batch, path)
         names = batch[NAME].to_numpy(dtype=object)
-        if len(names) and ((previous_last is not None and names[0] < previous_last)
-                           or bool((names[1:] < names[:-1]).any())):
-            raise InputError(f"{path}: not sorted by source name (stage 3 writes it sorted); "
-                             "run stage 4 without --engine streaming")
+        if len(names) and (
+            (previous_last is not None and names[0] < previous_last) or bool((names[1:] < names[:-1]).any())
+        ):
+            raise InputError(
+                f"{path}: not sorted by source name (stage 3 writes it sorted); run stage 4 without --engine streaming"
+            )
         if len(names):
             previous_last = names[-1]
         if carry is not None:
@@ -323,8 +443,9 @@ def master_classification_file(path, classes=CLASSES, batch_rows=BATCH_ROWS):
     from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification
 
     with input_files(path):
-        return combine_votes(master_classification(batch, classes)
-                             for batch in source_batches(path, STAGE4_COLUMNS, batch_rows))
+        return combine_votes(
+            master_classification(batch, classes) for batch in source_batches(path, STAGE4_COLUMNS, batch_rows)
+        )
 
 
 def combine_votes(parts):
@@ -339,19 +460,46 @@ def combine_votes(parts):
         for key in totals:
             totals[key] += summary[key]
     order = ["detection_count", NAME]
-    uniquely = pd.concat(uniquely_parts, ignore_index=True).sort_values(
-        order, ascending=[False, True], kind="stable").reset_index(drop=True)
-    ambiguous = pd.concat(ambiguous_parts, ignore_index=True).sort_values(
-        order, ascending=[False, True], kind="stable").reset_index(drop=True)
+    uniquely = (
+        pd.concat(uniquely_parts, ignore_index=True)
+        .sort_values(order, ascending=[False, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    ambiguous = (
+        pd.concat(ambiguous_parts, ignore_index=True)
+        .sort_values(order, ascending=[False, True], kind="stable")
+        .reset_index(drop=True)
+    )
     # The votes of every source, in name order, as the whole-table summary counts them.
-    sources = pd.concat([
-        pd.DataFrame({NAME: uniquely[NAME], "hard": uniquely["master_class"], "soft": uniquely["master_class"],
-                      "count": uniquely["detection_count"]}),
-        pd.DataFrame({NAME: ambiguous[NAME], "hard": ambiguous["hard_master_class"],
-                      "soft": ambiguous["soft_master_class"], "count": ambiguous["detection_count"]}),
-    ]).sort_values(NAME, kind="stable")
-    votes = Votes(sources[NAME].to_numpy(dtype=object), sources["count"].to_numpy(), None, None,
-                  sources["soft"].to_numpy(dtype=object), sources["hard"].to_numpy(dtype=object), None)
+    sources = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    NAME: uniquely[NAME],
+                    "hard": uniquely["master_class"],
+                    "soft": uniquely["master_class"],
+                    "count": uniquely["detection_count"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    NAME: ambiguous[NAME],
+                    "hard": ambiguous["hard_master_class"],
+                    "soft": ambiguous["soft_master_class"],
+                    "count": ambiguous["detection_count"],
+                }
+            ),
+        ]
+    ).sort_values(NAME, kind="stable")
+    votes = Votes(
+        sources[NAME].to_numpy(dtype=object),
+        sources["count"].to_numpy(),
+        None,
+        None,
+        sources["soft"].to_numpy(dtype=object),
+        sources["hard"].to_numpy(dtype=object),
+        None,
+    )
     summary = summarize(votes, totals["detections"], totals["detections_unclassified"])
     summary["sources_unclassified"] = totals["sources_unclassified"]
     return uniquely, ambiguous, summary
