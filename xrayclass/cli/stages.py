@@ -19,7 +19,6 @@ from xrayclass.io.tables import (
     OUTPUT_FORMATS,
     InputError,
     canonical_names,
-    check_output_path,
     read_table,
     write_outputs,
 )
@@ -201,12 +200,6 @@ def _run(stage, parser, body, argv):
     args = parser.parse_args(argv)
     configure_logging(stage, args.verbosity)
     return report_errors(parser.prog, body, args)
-
-
-def _distinct(output, *inputs):
-    for source in inputs:
-        if source is not None and Path(output).resolve() == Path(source).resolve():
-            raise InputError(f"{output}: the output would overwrite an input; choose another --output")
 
 
 def _read_input(path, default, hint, **kwargs):
@@ -434,7 +427,6 @@ def crossmatch_main(argv=None):
         from xrayclass.stages.crossmatch import swap_in_frozen
 
         online = online_config(args)
-        check_output_path(args.output)
         model_path = Path(args.model) if args.model is not None else paths.MODEL
         if online is not None:
             check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])

@@ -29,7 +29,6 @@ __all__ = [
     "PARSE_ERRORS",
     "TABLE_FORMATS",
     "canonical_names",
-    "check_output_path",
     "read_json",
     "read_table",
     "remove_stale_temporaries",
@@ -407,9 +406,3 @@ def read_json(path):
             return json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a valid JSON file: {one_line(exc)}") from None
-
-
-def check_output_path(path):
-    """Fail before any work if ``path`` cannot be written as a stage output."""
-    table_format(path, OUTPUT_FORMATS)
-    return Path(path)
