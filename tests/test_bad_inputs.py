@@ -631,6 +631,20 @@ CASES = [
         "outlier_quantiles",
     ),
     Case(
+        "classifier-likelihood-missing",
+        "classify_source",  # found by make fuzz after the likelihood option (issue 13) was merged
+        classify_source(classifier_change=setter("references.likelihood", None)),
+        2,
+        "references.likelihood",
+    ),
+    Case(
+        "classifier-temperature-negative",
+        "classify_source",
+        classify_source(classifier_change=setter("calibration", {"temperature": -1.0})),
+        2,
+        "calibration.temperature",
+    ),
+    Case(
         "classifier-unknown-method",
         "classify_source",
         classify_source(classifier_change=setter("method", "random-forest")),

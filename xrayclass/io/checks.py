@@ -532,6 +532,26 @@ def validate_classifier_document(
     minimum = schema.get(document, "references.min_references")
     if minimum != "n_features" and not (isinstance(minimum, int) and not isinstance(minimum, bool) and minimum >= 2):
         schema.fail("references.min_references", f"must be 'n_features' or an integer >= 2, got {minimum!r}")
+    # The scoring options of issue 13 (absent from older artifacts: the paper's).
+    from xrayclass.core.classifier import LIKELIHOODS, PRIORS
+
+    references = document["references"]
+    likelihood = references.get("likelihood", "distance")
+    if likelihood not in LIKELIHOODS:
+        schema.fail("references.likelihood", f"must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
+    priors = references.get("priors", "none")
+    if priors not in PRIORS:
+        schema.fail("references.priors", f"must be one of {', '.join(PRIORS)}, got {priors!r}")
+    calibration = document.get("calibration")
+    if calibration is not None:
+        temperature = calibration.get("temperature") if isinstance(calibration, dict) else None
+        if not (
+            isinstance(temperature, (int, float))
+            and not isinstance(temperature, bool)
+            and math.isfinite(temperature)
+            and temperature > 0
+        ):
+            schema.fail("calibration.temperature", f"must be a positive number, got {temperature!r}")
     clusters = schema.get(document, "references.clusters", dict)
     for cluster, _per_class in clusters.items():
         try:
@@ -554,6 +574,14 @@ def validate_classifier_document(
                 eigenvalues = np.linalg.eigvalsh(inverse)
                 if eigenvalues.min() < -1e-8 * max(1.0, abs(eigenvalues).max()):
                     schema.fail(f"{field}.inverse_covariance", "is not positive semi-definite")
+                if likelihood == "gaussian":
+                    entry = references["clusters"][cluster][label]
+                    value = entry.get("log_pseudo_determinant")
+                    if not (_is_number(value) and math.isfinite(value)):
+                        schema.fail(f"{field}.log_pseudo_determinant", f"must be a finite number, got {value!r}")
+                    rank = entry.get("rank")
+                    if not (isinstance(rank, int) and not isinstance(rank, bool) and 0 <= rank <= d):
+                        schema.fail(f"{field}.rank", f"must be an integer from 0 to {d}, got {rank!r}")
     location = document["location"]
     n_nb = d + (1 if location else 0)
     schema.names(document, "naive_bayes.classes", classes)
@@ -587,3 +615,7 @@ def validate_classifier_document(
     quantiles = schema.array(document, "outlier_quantiles", (len(OUTLIER_PERCENTILES),))
     if (np.diff(quantiles) < 0).any():
         schema.fail("outlier_quantiles", "must be a non-decreasing list of numbers")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,1 @@
+"""The paper's analyses of a run: validation, census, comparison, figures and report."""

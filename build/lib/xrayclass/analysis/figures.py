@@ -1,0 +1,886 @@
+"""The paper's figures, drawn from the pipeline's tables.
+
+Every function takes DataFrames (never paths), draws on a fresh
+:class:`matplotlib.figure.Figure` (no pyplot, so no global figure state and no GUI
+backend), and writes a PNG and a PDF through :func:`save_figure`, returning the paths.
+
+Conventions
+-----------
+* Categories (clusters, aggregated classes) use the Okabe-Ito colour-blind-safe
+  palette :data:`PALETTE`; continuous quantities use viridis (cividis for the
+  confusion matrices).
+* Sky maps are Mollweide projections in galactic coordinates with the longitude
+  wrapped to [-180, 180] deg and increasing to the LEFT (east left, as on the sky);
+  the tick labels give the true longitude.
+* Hardness ratios and variability probabilities are dimensionless; the axis labels
+  say what they are.
+"""
+
+import contextlib
+import contextvars
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import patheffects
+from matplotlib.colors import LogNorm, Normalize, PowerNorm, to_rgb
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME
+from xrayclass.io.tables import write_atomic
+from xrayclass.text import plural
+
+__all__ = [
+    "COMPARISON_PANELS",
+    "DENSITY_CMAP",
+    "DENSITY_KINDS",
+    "DPI",
+    "HARDNESS_LABELS",
+    "LATITUDE_LABEL",
+    "LONGITUDE_LABEL",
+    "MARKERS",
+    "MATRIX_CMAP",
+    "PALETTE",
+    "SEQUENTIAL_CMAP",
+    "bic_figure",
+    "class_density_maps",
+    "class_sky_density",
+    "cluster_sky_map",
+    "comparison_figure",
+    "confusion_heatmap",
+    "galactic",
+    "hardness_by_cluster",
+    "method_comparison_figure",
+    "reliability_figure",
+    "safe_stem",
+    "save_figure",
+    "source_probability_plot",
+    "synthetic_marking",
+]
+
+#: Okabe & Ito (2008) colour-blind-safe palette, ordered so the low-contrast yellow
+#: comes last: blue, orange, bluish green, vermillion, reddish purple, sky blue,
+#: black, yellow.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+
+#: Markers cycled with the colours, so that categories stay distinct in grey scale.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+#: Resolution of the PNG files (dots per inch).
+DPI = 150
+
+#: Continuous colour maps: values and counts; densities (dark = dense, light = sparse,
+#: as in the paper's Figs. 6 and 7); confusion matrices.
+SEQUENTIAL_CMAP = "viridis"
+DENSITY_CMAP = "viridis_r"
+MATRIX_CMAP = "cividis"
+
+#: Axes of the per-class density maps (Figs. 6 and 7): x column, y column, range, labels.
+#: The variability pair is the paper's Fig. 7: var_prob_b (y) against var_prob_s (x).
+DENSITY_KINDS = {
+    "hardness": (
+        "hard_hm",
+        "hard_hs",
+        (-1.0, 1.0),
+        "hard_hm, hardness ratio (H−M)/(H+M)",
+        "hard_hs, hardness ratio (H−S)/(H+S)",
+    ),
+    "variability": (
+        "var_prob_s",
+        "var_prob_b",
+        (0.0, 1.0),
+        "var_prob_s, soft-band (0.5–1.2 keV) variability probability",
+        "var_prob_b, broad-band (0.5–7 keV) variability probability",
+    ),
+}
+
+HARDNESS_LABELS = {"hard_hm": DENSITY_KINDS["hardness"][3], "hard_hs": DENSITY_KINDS["hardness"][4]}
+LONGITUDE_LABEL = "Galactic longitude l (deg, increasing to the left)"
+LATITUDE_LABEL = "Galactic latitude b (deg)"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+#: True while figures of a SYNTHETIC (mock) run are drawn: save_figure marks them.
+_SYNTHETIC = contextvars.ContextVar("xrayclass_synthetic_figures", default=False)
+
+
+@contextlib.contextmanager
+def synthetic_marking(synthetic=True):
+    """Within this block every saved figure carries a large SYNTHETIC mark (mock runs)."""
+    token = _SYNTHETIC.set(bool(synthetic))
+    try:
+        yield
+    finally:
+        _SYNTHETIC.reset(token)
+
+
+def _mark_synthetic(figure):
+    figure.text(
+        0.5,
+        0.5,
+        "SYNTHETIC",
+        transform=figure.transFigure,
+        ha="center",
+        va="center",
+        rotation=20,
+        fontsize=min(72, 9 * figure.get_figwidth()),
+        fontweight="bold",
+        color=(0.7, 0.0, 0.1, 0.15),
+        zorder=1000,
+    )
+    figure.text(
+        0.995,
+        0.005,
+        "SYNTHETIC mock data: not real sources",
+        transform=figure.transFigure,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color=(0.7, 0.0, 0.1),
+    )
+
+
+def save_figure(figure, out_dir, stem):
+    """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``.
+
+    Each file is written to a temporary file in ``out_dir`` and renamed into place, so
+    an interrupted run leaves no partial figure. PDF metadata carry no creation date,
+    so the same figure gives the same bytes. The layout computed for the PNG is reused
+    for the PDF: afterwards the figure's layout engine is off (its layout is frozen).
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+    out_dir : str or pathlib.Path
+        Created if missing.
+    stem : str
+        File name without extension.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG and the PDF.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if _SYNTHETIC.get():
+        _mark_synthetic(figure)
+    written = []
+    for fmt, metadata in (("png", {"Software": "xrayclass"}), ("pdf", {"Creator": "xrayclass", "CreationDate": None})):
+        path = out_dir / f"{stem}.{fmt}"
+        write_atomic(
+            path, lambda tmp, fmt=fmt, metadata=metadata: figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
+        )
+        written.append(path)
+        # The first save laid the figure out; the second reuses that layout.
+        figure.set_layout_engine("none")
+    return written
+
+
+def safe_stem(text):
+    """A file-name-safe version of ``text``: ``+`` becomes ``p``, other unsafe runs ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("+", "p")).strip("_") or "figure"
+
+
+def _require(table, columns, what, nonempty=False):
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: missing required columns: {', '.join(missing)}")
+    if nonempty and table.empty:
+        raise ValueError(f"{what}: the table has no rows")
+
+
+def _style(k):
+    """Colour and marker of the k-th category."""
+    return PALETTE[k % len(PALETTE)], MARKERS[(k // len(PALETTE) + k) % len(MARKERS)]
+
+
+def _panels(figure, n, ncols, sharex=True, sharey=True):
+    """``n`` axes on a grid of ``ncols`` columns; unused cells are removed."""
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    axes = figure.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.remove()
+    return list(axes[:n])
+
+
+def galactic(ra, dec):
+    """Galactic (l, b) in degrees of ICRS (ra, dec) in degrees, l wrapped to [-180, 180)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    coordinates = SkyCoord(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg, frame="icrs").galactic
+    return coordinates.l.wrap_at(180 * u.deg).deg, coordinates.b.deg
+
+
+def _sky_xy(table):
+    """Mollweide plot coordinates (radians) of a table's positions: x = -l, y = b."""
+    _require(table, ("ra", "dec"), "sky map")
+    table = table.dropna(subset=["ra", "dec"])
+    longitude, latitude = galactic(table["ra"].to_numpy(), table["dec"].to_numpy())
+    return table, -np.radians(longitude), np.radians(latitude)
+
+
+def _mollweide(figure, position, title=None, tick_step=30, labels=True):
+    """A Mollweide axes whose longitude ticks read l increasing to the left.
+
+    Tick labels get a white outline so that they stay readable over the data.
+    """
+    ax = figure.add_subplot(*position, projection="mollweide")
+    ticks = np.arange(-180 + tick_step, 180, tick_step)
+    ax.set_xticks(np.radians(ticks))
+    ax.set_xticklabels([f"{-t:d}°" for t in ticks])
+    latitudes = np.arange(-60, 61, 30)
+    ax.set_yticks(np.radians(latitudes))
+    ax.set_yticklabels([f"{t:d}°" for t in latitudes])
+    outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    for label in (*ax.get_xticklabels(), *ax.get_yticklabels()):
+        label.set_fontsize(7)
+        label.set_path_effects(outline)
+        label.set_zorder(5)
+    ax.grid(True, color="0.6", linewidth=0.5, alpha=0.7)
+    if labels:
+        ax.set_xlabel(LONGITUDE_LABEL)
+        ax.set_ylabel(LATITUDE_LABEL)
+    if title:
+        ax.set_title(title, pad=10)
+    return ax
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def bic_figure(bic_table, out_dir, chosen_k=None, stem="fig1_bic"):
+    """Fig. 1: the BIC of the Gaussian mixture and its gradient against K.
+
+    Parameters
+    ----------
+    bic_table : pandas.DataFrame
+        Columns ``k``, ``bic_mean``, ``bic_std`` (spread of the BIC over the fits of
+        one K) and ``gradient`` (of the mean BIC with K; NaN allowed, e.g. at an end).
+    out_dir : str or pathlib.Path
+    chosen_k : int, optional
+        The number of components retained (6 in the paper), drawn as a dashed line.
+    stem : str
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG and PDF written.
+    """
+    _require(bic_table, ("k", "bic_mean", "bic_std", "gradient"), "BIC table", nonempty=True)
+    table = bic_table.sort_values("k")
+    k = table["k"].to_numpy(float)
+    mean, std = table["bic_mean"].to_numpy(float), table["bic_std"].to_numpy(float)
+
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.fill_between(k, mean - std, mean + std, color="0.75", label="±1 std over fits")
+    top.plot(k, mean, "o-", color=PALETTE[0], markersize=4, label="mean BIC")
+    top.set_ylabel("BIC (dimensionless)")
+    top.set_title("Bayesian information criterion of the Gaussian mixture")
+    bottom.plot(
+        k, table["gradient"].to_numpy(float), "o-", color=PALETTE[0], markersize=4, label="gradient of the mean BIC"
+    )
+    bottom.axhline(0, color="0.5", linewidth=0.8)
+    bottom.set_ylabel("dBIC / dK (per component)")
+    bottom.set_xlabel("Number of mixture components K")
+    bottom.set_xticks(k[:: max(1, int(np.ceil(len(k) / 20)))])
+    for ax in (top, bottom):
+        if chosen_k is not None:
+            ax.axvline(chosen_k, color=PALETTE[3], linestyle="--", label=f"chosen K = {chosen_k}")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    return save_figure(figure, out_dir, stem)
+
+
+def cluster_sky_map(clustered, out_dir, stem="fig2_cluster_sky_map"):
+    """Fig. 2: detections on the sky (Mollweide, galactic), one colour per cluster.
+
+    Parameters
+    ----------
+    clustered : pandas.DataFrame
+        Stage-1 (or stage-2) table with ``ra``, ``dec`` (ICRS, deg) and ``cluster``.
+    out_dir : str or pathlib.Path
+    stem : str
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _require(clustered, ("ra", "dec", CLUSTER), "cluster sky map", nonempty=True)
+    table, x, y = _sky_xy(clustered)
+    clusters = table[CLUSTER].to_numpy()
+    figure = Figure(figsize=(10, 5.6), layout="constrained")
+    ax = _mollweide(figure, (1, 1, 1))
+    figure.suptitle("Detections by cluster (Mollweide projection, galactic coordinates)")
+    size = 4 if len(table) < 5000 else 1.5
+    for k, cluster in enumerate(np.unique(clusters)):
+        colour, marker = _style(k)
+        chosen = clusters == cluster
+        ax.scatter(
+            x[chosen],
+            y[chosen],
+            s=size,
+            color=colour,
+            marker=marker,
+            alpha=0.7,
+            linewidths=0,
+            rasterized=True,
+            label=f"cluster {cluster} (n = {int(chosen.sum()):,})",
+        )
+    figure.legend(
+        loc="outside lower center",
+        ncols=min(3, len(np.unique(clusters))),
+        markerscale=3,
+        fontsize=8,
+        title=f"{len(table):,} detections",
+    )
+    return save_figure(figure, out_dir, stem)
+
+
+def hardness_by_cluster(clustered, out_dir, stem="fig3_hardness_by_cluster"):
+    """Fig. 3: hard_hs against hard_hm per cluster, coloured by hard-band variability.
+
+    Parameters
+    ----------
+    clustered : pandas.DataFrame
+        Stage-1 table with ``cluster``, ``hard_hm``, ``hard_hs`` and ``var_prob_h``.
+    out_dir : str or pathlib.Path
+    stem : str
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _require(clustered, (CLUSTER, "hard_hm", "hard_hs", "var_prob_h"), "hardness by cluster", nonempty=True)
+    clusters = np.unique(clustered[CLUSTER].dropna().to_numpy())
+    ncols = 3
+    nrows = int(np.ceil(len(clusters) / ncols))
+    figure = Figure(figsize=(11, 3.3 * nrows + 0.6), layout="constrained")
+    axes = _panels(figure, len(clusters), ncols)
+    norm = Normalize(0, 1)
+    for ax, cluster in zip(axes, clusters, strict=False):
+        rows = clustered[clustered[CLUSTER] == cluster]
+        points = ax.scatter(
+            rows["hard_hm"],
+            rows["hard_hs"],
+            c=rows["var_prob_h"],
+            cmap=SEQUENTIAL_CMAP,
+            norm=norm,
+            s=4,
+            linewidths=0,
+            rasterized=True,
+        )
+        ax.set_title(f"Cluster {cluster} (n = {len(rows):,})", fontsize=10)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_aspect("equal")
+        ax.set_facecolor("0.9")  # the light end of viridis stays visible
+        ax.grid(True, color="white", linewidth=0.6)
+        ax.set_axisbelow(True)
+    _label_outer(axes, ncols, HARDNESS_LABELS["hard_hm"], HARDNESS_LABELS["hard_hs"])
+    figure.colorbar(points, ax=axes, label="var_prob_h, hard-band variability probability", shrink=0.8)
+    figure.suptitle("Hardness ratios of the detections in each cluster")
+    return save_figure(figure, out_dir, stem)
+
+
+def _label_outer(axes, ncols, xlabel, ylabel):
+    """x labels on the lowest panel of each column, y labels on the first column."""
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        if i + ncols >= n:
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel, fontsize=8)
+
+
+def _density(x, y, limits, bins=50, smooth=1.5):
+    """Smoothed 2-D histogram on [limits]^2, scaled so that its peak is 1 (None if empty)."""
+    from scipy.ndimage import gaussian_filter
+
+    edges = np.linspace(limits[0], limits[1], bins + 1)
+    counts, _, _ = np.histogram2d(x, y, bins=(edges, edges))
+    if counts.sum() == 0:
+        return edges, None
+    density = gaussian_filter(counts, smooth, mode="constant")
+    return edges, density.T / density.max()
+
+
+def class_density_maps(classified, out_dir, kind="hardness", aggregated=True, stem=None):
+    """Figs. 6 (hardness) and 7 (variability): feature density of each predicted class.
+
+    Each panel is a 2-D histogram of the detections predicted in one class (stage-3
+    ``main_type``), 50 x 50 bins smoothed with a Gaussian of 1.5 bins and scaled to peak 1, so
+    panels of very different sizes share one colour scale. For the ten classes, the
+    density of the class's aggregated group is overlaid as grey contours, as in the
+    paper. Detections that could not be classified are left out.
+
+    Parameters
+    ----------
+    classified : pandas.DataFrame
+        Stage-3 table: ``main_type`` (predicted class) and the plotted features.
+    out_dir : str or pathlib.Path
+    kind : {"hardness", "variability"}
+        ``"hardness"``: hard_hs against hard_hm (Fig. 6). ``"variability"``:
+        var_prob_b against var_prob_s, the pair of the paper's Fig. 7 (broad against
+        soft band: both probabilities in [0, 1], and their difference shows spectral
+        variability).
+    aggregated : bool
+        One panel per aggregated class (AGN, Seyfert, XB, YSO; default) or one per
+        each of the ten classes.
+    stem : str, optional
+        Defaults to ``fig6_hardness_density`` / ``fig7_variability_density`` with
+        ``_aggregated`` or ``_classes``.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    if kind not in DENSITY_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(DENSITY_KINDS)}, got {kind!r}")
+    xcol, ycol, limits, xlabel, ylabel = DENSITY_KINDS[kind]
+    _require(classified, (MAIN_TYPE, xcol, ycol), f"{kind} density maps")
+    table = classified[classified[MAIN_TYPE].isin(CLASSES)].dropna(subset=[xcol, ycol])
+    family = table[MAIN_TYPE].map(AGGREGATE_CLASS)
+    groups = AGGREGATE_CLASSES if aggregated else CLASSES
+    group_of = family if aggregated else table[MAIN_TYPE]
+    ncols = 4 if aggregated else 5
+    nrows = int(np.ceil(len(groups) / ncols))
+    figure = Figure(figsize=(3.0 * ncols + 1.2, 3.0 * nrows + 1.3), layout="constrained")
+    axes = _panels(figure, len(groups), ncols)
+    mesh = None
+    for ax, group in zip(axes, groups, strict=False):
+        chosen = (group_of == group).to_numpy()
+        edges, density = _density(table.loc[chosen, xcol], table.loc[chosen, ycol], limits)
+        if density is not None:
+            mesh = ax.imshow(
+                np.ma.masked_less(density, 0.01),
+                cmap=DENSITY_CMAP,
+                norm=PowerNorm(0.5, 0, 1),
+                origin="lower",
+                extent=(*limits, *limits),
+                interpolation="nearest",
+            )
+        else:
+            ax.text(0.5, 0.5, "no detections", ha="center", va="center", transform=ax.transAxes, color="0.4")
+        if not aggregated:
+            parent = AGGREGATE_CLASS[group]
+            _, outline = _density(table.loc[family == parent, xcol], table.loc[family == parent, ycol], limits)
+            if outline is not None:
+                centres = (edges[:-1] + edges[1:]) / 2
+                ax.contour(centres, centres, outline, levels=(0.1, 0.3, 0.6), colors="0.3", linewidths=0.8)
+        title = f"{group} (n = {int(chosen.sum()):,})"
+        if not aggregated:
+            title = f"{group} [{AGGREGATE_CLASS[group]}], n = {int(chosen.sum()):,}"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(*limits)
+        ax.set_ylim(*limits)
+        ax.set_aspect("equal")
+    _label_outer(axes, ncols, xlabel.split(",")[0], ylabel.split(",")[0])
+    if mesh is not None:
+        figure.colorbar(mesh, ax=axes, label="density / panel peak (sqrt scale)", shrink=0.85)
+    what = "Hardness ratios" if kind == "hardness" else "Variability probabilities"
+    contours = "" if aggregated else "; grey contours: density of the aggregated class [in brackets]"
+    figure.suptitle(
+        f"{what} of the classified detections by predicted class{contours}\nx: {xlabel}; y: {ylabel}", fontsize=10
+    )
+    if stem is None:
+        number = 6 if kind == "hardness" else 7
+        stem = f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}"
+    return save_figure(figure, out_dir, stem)
+
+
+def class_sky_density(uniquely, out_dir, bins=(36, 18), stem="fig8_class_sky_density"):
+    """Fig. 8: sky density of the uniquely classified sources, per aggregated class.
+
+    Counts in equal-area cells (uniform in l and in sin b), on a log colour scale
+    shared by the four panels. The paper maps the uniquely classified sources that
+    had no SIMBAD class before; pass that subset to reproduce it exactly.
+
+    Parameters
+    ----------
+    uniquely : pandas.DataFrame
+        Stage-4 uniquely classified table with ``ra``, ``dec`` and ``agg_master_class``.
+    out_dir : str or pathlib.Path
+    bins : (int, int)
+        Cells in longitude and in sin(latitude).
+    stem : str
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _require(uniquely, ("ra", "dec", "agg_master_class"), "class sky density")
+    table, x, y = _sky_xy(uniquely)
+    x_edges = np.linspace(-np.pi, np.pi, bins[0] + 1)
+    y_edges = np.arcsin(np.linspace(-1, 1, bins[1] + 1))
+    cell_deg2 = 4 * np.pi * np.degrees(1) ** 2 / (bins[0] * bins[1])
+    counts = {
+        group: np.histogram2d(
+            x[(table["agg_master_class"] == group).to_numpy()],
+            y[(table["agg_master_class"] == group).to_numpy()],
+            bins=(x_edges, y_edges),
+        )[0].T
+        for group in AGGREGATE_CLASSES
+    }
+    norm = LogNorm(1, max(2.0, max(c.max() for c in counts.values())))
+    figure = Figure(figsize=(11, 6.6), layout="constrained")
+    axes = []
+    for i, group in enumerate(AGGREGATE_CLASSES):
+        ax = _mollweide(
+            figure, (2, 2, i + 1), f"{group} (n = {int(counts[group].sum()):,} sources)", tick_step=60, labels=False
+        )
+        ax.set_facecolor("0.93")  # empty cells (no source) show grey, outside the sky white
+        if i >= 2:
+            ax.set_xlabel("Galactic longitude l (deg)", fontsize=9)
+        if i % 2 == 0:
+            ax.set_ylabel("Galactic latitude b (deg)", fontsize=9)
+        mesh = ax.pcolormesh(
+            x_edges, y_edges, np.ma.masked_less(counts[group], 1), cmap=SEQUENTIAL_CMAP, norm=norm, rasterized=True
+        )
+        axes.append(ax)
+    bar = figure.colorbar(
+        mesh, ax=axes, label=f"sources per cell (equal-area cells of {cell_deg2:.0f} deg²)", shrink=0.8
+    )
+    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    figure.suptitle(
+        "Uniquely classified sources by aggregated master class (Mollweide, galactic; l increases to the left)",
+        fontsize=11,
+    )
+    return save_figure(figure, out_dir, stem)
+
+
+def source_probability_plot(classified, name, out_dir, master_class=None, stem=None):
+    """Fig. 10: class probabilities of one source's detections.
+
+    For each of the ten classes: every detection's probability (light points), their
+    mean (black dotted line) and the 95% confidence interval of that mean (grey band),
+    taken as mean ± 1.96 std / sqrt(n) (sample std, ddof = 1) and clipped to [0, 1];
+    with a single detection there is no interval. The master class is a vermillion
+    square and is named in the title.
+
+    Parameters
+    ----------
+    classified : pandas.DataFrame
+        Stage-3 table: ``name`` and the ten class probability columns.
+    name : str
+        Source name, e.g. ``"2CXO J053516.0-052353"``.
+    out_dir : str or pathlib.Path
+    master_class : str, optional
+        The source's master class (stage 4). By default, the class of highest mean
+        probability (the soft vote), said so in the title.
+    stem : str, optional
+        Defaults to ``fig10_`` plus the name with spaces and ``+`` made file-safe.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        If no detection of ``name`` is in ``classified``, or ``master_class`` is not
+        one of the ten classes.
+    """
+    _require(classified, (NAME, *CLASSES), "source probability plot")
+    rows = classified[classified[NAME] == name]
+    if rows.empty:
+        raise ValueError(f"source {name!r} has no detection in the classified table")
+    probabilities = rows[list(CLASSES)].to_numpy(float)
+    n = len(rows)
+    mean = probabilities.mean(axis=0)
+    if n > 1:
+        half = 1.96 * probabilities.std(axis=0, ddof=1) / np.sqrt(n)
+    else:
+        half = np.zeros(len(CLASSES))
+    vote = "soft vote" if master_class is None else "master class"
+    if master_class is None:
+        master_class = CLASSES[int(np.argmax(mean))]
+    if master_class not in CLASSES:
+        raise ValueError(f"master class {master_class!r} is not one of {', '.join(CLASSES)}")
+    best = CLASSES.index(master_class)
+
+    positions = np.arange(len(CLASSES))
+    track_columns = [c for c in rows.columns if c.startswith("track_")]
+    if track_columns:
+        figure = Figure(figsize=(11, 4.8), layout="constrained")
+        ax, track_ax = figure.subplots(1, 2, width_ratios=(3, 1.2))
+        _probability_track(track_ax, rows, track_columns)
+    else:
+        figure = Figure(figsize=(8, 4.8), layout="constrained")
+        ax = figure.subplots()
+    band = "95% confidence interval of the mean" + (" (none with 1 detection)" if n == 1 else "")
+    ax.fill_between(positions, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color="0.8", label=band)
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, probabilities.shape)
+    ax.scatter(
+        (positions + jitter).ravel(),
+        probabilities.ravel(),
+        s=12,
+        color=PALETTE[5],
+        alpha=0.45,
+        linewidths=0,
+        label=f"detections (n = {n})",
+    )
+    ax.plot(positions, mean, ":", color="black", marker="o", markersize=4, label="mean probability")
+    ax.plot(
+        positions[best],
+        mean[best],
+        "s",
+        color=PALETTE[3],
+        markersize=11,
+        markeredgecolor="black",
+        label=f"{vote}: {master_class}",
+    )
+    ax.set_xticks(positions)
+    ax.set_xticklabels(CLASSES, rotation=30, ha="right")
+    ax.get_xticklabels()[best].set_fontweight("bold")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("Class")
+    ax.set_ylabel("Class probability")
+    ax.grid(True, axis="y", alpha=0.3)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=8)
+    ax.set_title(
+        f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), " + plural(n, "detection"), fontsize=10
+    )
+    return save_figure(figure, out_dir, stem or f"fig10_{safe_stem(name)}")
+
+
+def _probability_track(ax, rows, track_columns):
+    """Posterior of each detection's predicted class as feature categories are added."""
+    steps = [c.removeprefix("track_") for c in track_columns]
+    values = rows[track_columns].to_numpy(float)
+    x = np.arange(len(steps))
+    for line in values:
+        ax.plot(x, line, color=PALETTE[5], alpha=0.35, linewidth=0.8)
+    ax.plot(x, np.nanmean(values, axis=0), color="black", marker="o", markersize=4, label="mean")
+    ax.set_xticks(x)
+    ax.set_xticklabels(["prior", *[f"+ {step}" for step in steps[1:]]], rotation=30, ha="right")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("Posterior of the predicted class (naive Bayes)")
+    ax.grid(True, axis="y", alpha=0.3)
+    # The track and driven_by answer different questions: the track's steps are the
+    # naive Bayes posterior of the class as categories are added in a fixed order
+    # (so a step depends on what came before), while driven_by is the category whose
+    # evidence alone favours the class most over the runner-up. Both are naive Bayes
+    # quantities beside the Mahalanobis probabilities of the left panel; the title
+    # names both and does not present one as the other.
+    title = "Naive Bayes probability track\n(not the Mahalanobis probabilities)"
+    finite = np.isfinite(values).all(axis=1)
+    if finite.any() and len(steps) > 1:
+        largest = np.argmax(np.abs(np.diff(values[finite], axis=1)), axis=1) + 1
+        step_names, counts = np.unique(np.asarray(steps)[largest], return_counts=True)
+        title += f"\nlargest step: {step_names[np.argmax(counts)]} ({counts.max()}/{int(finite.sum())})"
+    if "driven_by" in rows.columns:
+        drivers = rows["driven_by"].replace("", np.nan).dropna()
+        if len(drivers):
+            top = drivers.value_counts()
+            title += f"\ndriven_by: {top.index[0]} ({top.iloc[0]}/{len(drivers)})"
+    ax.set_title(title, fontsize=9)
+
+
+def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
+    """Per-class F1 of several classifiers validated on the same splits (grouped bars).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`xrayclass.validation.compare_methods`: ``method, level`` and
+        ``f1_<class>`` columns.
+    out_dir : str or pathlib.Path
+    stem : str
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    _require(table, ("method", "level"), "method comparison", nonempty=True)
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2, width_ratios=(len(CLASSES), len(AGGREGATE_CLASSES) + 1))
+    methods = list(dict.fromkeys(table["method"]))
+    width = 0.8 / len(methods)
+    for ax, level, labels in zip(axes, ("classes", "aggregated"), (CLASSES, AGGREGATE_CLASSES), strict=False):
+        rows = table[table["level"] == level].set_index("method")
+        x = np.arange(len(labels))
+        for m, method in enumerate(methods):
+            values = [rows.loc[method, f"f1_{label}"] for label in labels]
+            ax.bar(
+                x + (m - (len(methods) - 1) / 2) * width,
+                values,
+                width,
+                color=_style(m)[0],
+                label=f"{method} (macro F1 {rows.loc[method, 'macro_f1']:.2f})",
+            )
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("F1 (mean over splits)")
+        ax.set_title("Ten classes" if level == "classes" else "Aggregated classes", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    figure.suptitle("Validation of the classifiers on the same seeded 70/30 splits")
+    return save_figure(figure, out_dir, stem)
+
+
+#: Panels of the method-comparison figure: column of the table, label, whether higher is better.
+COMPARISON_PANELS = (
+    ("classes", "accuracy", "accuracy (10 classes)"),
+    ("classes", "macro_f1", "macro F1 (10 classes)"),
+    *(("aggregated", f"diag_{label}", f"{label} recovered (aggregated)") for label in AGGREGATE_CLASSES),
+    ("classes", "ece", "ECE (10 classes, lower is better)"),
+    ("classes", "brier", "Brier score (10 classes, lower is better)"),
+)
+
+
+def comparison_figure(table, out_dir, stem="fig_method_comparison_splits", synthetic=False):
+    """Every method's accuracy, macro F1, aggregated diagonal and calibration, on both splits.
+
+    One panel per quantity; for each method a bar per split (mean over the seeds, with
+    the standard deviation over the seeds as an error bar).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`xrayclass.validation.compare_splits`.
+    synthetic : bool
+        Label the figure SYNTHETIC (mock input).
+    """
+    _require(table, ("split", "method", "level"), "method comparison", nonempty=True)
+    figure = Figure(figsize=(13, 6.5), layout="constrained")
+    axes = _panels(figure, len(COMPARISON_PANELS), 4, sharex=True, sharey=False)
+    methods = list(dict.fromkeys(table["method"]))
+    splits = list(dict.fromkeys(table["split"]))
+    width = 0.8 / len(splits)
+    x = np.arange(len(methods))
+    for ax, (level, column, title) in zip(axes, COMPARISON_PANELS, strict=False):
+        for s_index, split_name in enumerate(splits):
+            rows = table[(table["split"] == split_name) & (table["level"] == level)].set_index("method")
+            values = [rows.loc[m, column] if m in rows.index else np.nan for m in methods]
+            errors = [
+                rows.loc[m, f"{column}_std"] if m in rows.index and f"{column}_std" in rows.columns else 0
+                for m in methods
+            ]
+            ax.bar(
+                x + (s_index - (len(splits) - 1) / 2) * width,
+                values,
+                width,
+                yerr=errors,
+                capsize=2,
+                color=PALETTE[s_index],
+                label=split_name,
+            )
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(methods, rotation=40, ha="right", fontsize=7)
+        ax.set_ylim(0, 1 if column != "brier" else max(1.0, float(np.nanmax(table[column])) * 1.1))
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper right")
+    figure.suptitle(
+        ("SYNTHETIC (mock catalog): " if synthetic else "")
+        + "Validation of the methods on the same seeded 70/30 splits (mean ± std over seeds)"
+    )
+    return save_figure(figure, out_dir, stem)
+
+
+def reliability_figure(curves, out_dir, stem="fig_reliability", synthetic=False):
+    """Reliability diagram: top-class confidence against accuracy, one line per method.
+
+    Parameters
+    ----------
+    curves : dict
+        Method name -> ``{"confidence", "accuracy", "count"}`` arrays over the bins
+        (pooled over the seeds), as in :func:`xrayclass.calibration.reliability_curve`.
+    """
+    if not curves:
+        raise ValueError("reliability diagram: no curves")
+    figure = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for k, (name, curve) in enumerate(curves.items()):
+        filled = np.asarray(curve["count"]) > 0
+        colour, marker = _style(k)
+        ax.plot(
+            np.asarray(curve["confidence"])[filled],
+            np.asarray(curve["accuracy"])[filled],
+            color=colour,
+            marker=marker,
+            markersize=4,
+            linewidth=1.2,
+            label=name,
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-class probability, bin mean)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(
+        ("SYNTHETIC (mock catalog): " if synthetic else "") + "Reliability of the ten-class probabilities", fontsize=10
+    )
+    return save_figure(figure, out_dir, stem)
+
+
+def _text_colour(rgba):
+    """Black or white, whichever contrasts more with a cell colour (WCAG luminance)."""
+    channels = np.asarray(to_rgb(rgba))
+    linear = np.where(channels <= 0.03928, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ (0.2126, 0.7152, 0.0722))
+    return "black" if luminance > 0.179 else "white"
+
+
+def confusion_heatmap(matrix, labels, out_dir, stem, title):
+    """Figs. 4 and 5: annotated heat map of a row-normalized confusion matrix.
+
+    Parameters
+    ----------
+    matrix : array-like or pandas.DataFrame, shape (n, n)
+        Rows are true classes, columns predicted classes, in the order of ``labels``;
+        counts or fractions. Rows are normalized to sum to 1 (a row without any
+        entry is shown empty).
+    labels : sequence of str
+    out_dir : str or pathlib.Path
+    stem, title : str
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    values = np.asarray(matrix.to_numpy() if isinstance(matrix, pd.DataFrame) else matrix, dtype=float)
+    labels = list(labels)
+    if values.shape != (len(labels), len(labels)):
+        raise ValueError(f"confusion matrix of shape {values.shape} does not match {len(labels)} labels")
+    totals = values.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.where(totals > 0, values / totals, np.nan)
+
+    n = len(labels)
+    side = max(4.5, 0.62 * n + 2.2)
+    figure = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(np.ma.masked_invalid(fractions), cmap=MATRIX_CMAP, vmin=0, vmax=1)
+    cmap = image.get_cmap()
+    for i in range(n):
+        for j in range(n):
+            value = fractions[i, j]
+            text = "–" if np.isnan(value) else f"{value:.2f}"
+            colour = "black" if np.isnan(value) else _text_colour(cmap(image.norm(value)))
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=9 if n <= 6 else 8)
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(labels, rotation=45, ha="right")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(labels)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    # Wrapped to the figure's width: a long title on the small 4-class matrix (Fig. 5)
+    # would otherwise run past both edges.
+    ax.set_title(textwrap.fill(title, width=max(30, int(7.5 * (side + 1.2)))), fontsize=10)
+    figure.colorbar(image, ax=ax, label="Fraction of the true class", shrink=0.8)
+    return save_figure(figure, out_dir, stem)

@@ -1,0 +1,561 @@
+"""The reproduction report: each published number next to the value this run obtained.
+
+``analysis.py report`` writes ``report.md`` and ``report.html`` from the outputs of one
+run and the shared reference data. Every "obtained" value is computed here, from the
+files, when the report is made; the "published" values are those of
+:mod:`xrayclass.analysis.published`. Counts must match exactly; fractions within a stated
+tolerance. Where the run's input is synthetic (mock sources), its numbers are shown
+but not compared with the paper's. Where an input is missing, its section says so.
+"""
+
+import base64
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from xrayclass.analysis import published
+from xrayclass.analysis import steps as analyses
+from xrayclass.analysis.reproduce import reproduce_master_tables
+from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
+from xrayclass.exceptions import input_files
+from xrayclass.io.paths import RunLayout
+from xrayclass.io.tables import InputError, read_table, write_atomic
+
+__all__ = [
+    "TWO_DECIMALS",
+    "VALIDATION_TOLERANCE",
+    "Report",
+    "census_section",
+    "comparison_section",
+    "explorer_section",
+    "figures_section",
+    "kselection_section",
+    "references_section",
+    "run_section",
+    "stage4_section",
+    "validation_section",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: Tolerance for fractions printed with two decimals in the paper (rounding).
+TWO_DECIMALS = 0.005
+#: Tolerance for the validation fractions: a different 70/30 split moves them by a few
+#: hundredths (the spread over seeds is reported beside them).
+VALIDATION_TOLERANCE = 0.05
+
+PASS, FAIL, SHOWN = "PASS", "FAIL", "not compared"
+
+
+@dataclass
+class Report:
+    """A document of headings, paragraphs, tables and images, rendered as Markdown or HTML."""
+
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def heading(self, text, level=2):
+        self.blocks.append(("heading", level, text))
+
+    def paragraph(self, text):
+        self.blocks.append(("paragraph", text))
+
+    def table(self, frame):
+        self.blocks.append(("table", frame))
+
+    def image(self, path, caption):
+        self.blocks.append(("image", Path(path), caption))
+
+    def link(self, path, text):
+        self.blocks.append(("link", Path(path), text))
+
+    def markdown(self, base):
+        lines = [f"# {self.title}", ""]
+        for block in self.blocks:
+            kind = block[0]
+            if kind == "heading":
+                lines += ["#" * block[1] + " " + block[2], ""]
+            elif kind == "paragraph":
+                lines += [block[1], ""]
+            elif kind == "table":
+                frame = block[1].astype(str)
+                lines.append("| " + " | ".join(frame.columns) + " |")
+                lines.append("|" + "---|" * len(frame.columns))
+                lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
+                lines.append("")
+            elif kind == "link":
+                lines += [f"[{block[2]}]({_relative(block[1], base)})", ""]
+            else:
+                lines += [f"![{block[2]}]({_relative(block[1], base)})", "", f"*{block[2]}*", ""]
+        return "\n".join(lines)
+
+    def html(self, base):
+        """The document as one self-contained HTML page (``templates/report.html.j2``)."""
+        blocks = []
+        for block in self.blocks:
+            kind = block[0]
+            if kind == "heading":
+                blocks.append({"kind": kind, "level": block[1], "text": block[2]})
+            elif kind == "paragraph":
+                blocks.append({"kind": kind, "text": block[1]})
+            elif kind == "table":
+                frame = block[1].astype(str)
+                blocks.append(
+                    {
+                        "kind": kind,
+                        "columns": [str(c) for c in frame.columns],
+                        "rows": list(frame.itertuples(index=False)),
+                    }
+                )
+            elif kind == "link":
+                blocks.append({"kind": kind, "href": _relative(block[1], base), "text": block[2]})
+            else:
+                blocks.append({"kind": kind, "src": _data_uri(block[1]), "text": block[2]})
+        return _TEMPLATES.get_template("report.html.j2").render(title=self.title, blocks=blocks)
+
+
+#: The page templates shipped in the package; every value put in them is escaped.
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("xrayclass", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def _data_uri(path):
+    suffix = Path(path).suffix.lower().lstrip(".")
+    kind = {"png": "image/png", "svg": "image/svg+xml", "jpg": "image/jpeg", "jpeg": "image/jpeg"}.get(
+        suffix, "image/png"
+    )
+    return f"data:{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
+
+
+def _relative(path, base):
+    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+
+
+def _text(value):
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _row(quantity, published_value, obtained, tolerance=0, comparable=True):
+    """One comparison row; ``tolerance`` 0 means an exact match is required."""
+    if obtained is None:
+        return {"quantity": quantity, "published": _text(published_value), "obtained": "absent", "result": SHOWN}
+    if not comparable:
+        result = SHOWN
+    elif tolerance == 0:
+        result = PASS if obtained == published_value else FAIL
+    else:
+        result = PASS if abs(obtained - published_value) <= tolerance + 1e-12 else FAIL
+    return {
+        "quantity": quantity,
+        "published": str(published_value) if isinstance(published_value, float) else _text(published_value),
+        "obtained": _text(obtained),
+        "result": result,
+    }
+
+
+def _outcomes(rows):
+    """Pass (True) or fail (False) of each compared row; rows only shown are left out."""
+    return [row["result"] == PASS for row in rows if row["result"] != SHOWN]
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["quantity", "published", "obtained", "result"])
+
+
+# -- sections -------------------------------------------------------------------------------
+
+
+def stage4_section(report, reference, out_dir):
+    report.heading("Stage 4 from the published stage-3 output (frozen input)")
+    if reference is None or not (reference / published.DETECTION_LEVEL_FILE).exists():
+        report.paragraph("Skipped: the shared reference directory with the published stage-3 output is absent.")
+        return []
+    checks = reproduce_master_tables(reference, out_dir / "reproduction")
+    report.paragraph(
+        "Input: the published detection-level classification (frozen, real). Our stage 4 is run on it "
+        "and its tables are compared with the published stage-4 tables, source by source."
+    )
+    report.table(pd.DataFrame([check.row() for check in checks]).rename(columns={"check": "quantity"}))
+    return [check.passed for check in checks]
+
+
+def comparison_section(report, reference):
+    from xrayclass.analysis.comparison import compare_catalog
+
+    report.heading("Table 4: comparison with the MUWCLASS training set (frozen input)")
+    if (
+        reference is None
+        or not (reference / published.MUWCLASS_TD_FILE).exists()
+        or not (reference / published.UNIQUELY_FILE).exists()
+    ):
+        report.paragraph("Skipped: the published uniquely classified table or muwclass_td.csv is absent.")
+        return []
+    uniquely_path = reference / published.UNIQUELY_FILE
+    catalog_path = reference / published.MUWCLASS_TD_FILE
+    with input_files(uniquely_path, sources=uniquely_path, catalog=catalog_path):
+        comparison = compare_catalog(read_table(uniquely_path), read_table(catalog_path))
+    comparison.summary["catalog"] = str(catalog_path)
+    metrics = comparison.metrics.set_index("class")
+    rows = []
+    for name, (matches, precision, r_precision, recall) in published.TABLE4_MUWCLASS_TD.items():
+        got = metrics.loc[name]
+        rows.append(_row(f"{name}: matches", matches, int(got["matches"])))
+        rows.append(_row(f"{name}: precision", precision, float(got["precision"]), TWO_DECIMALS))
+        rows.append(_row(f"{name}: R-precision", r_precision, float(got["r_precision"]), TWO_DECIMALS))
+        rows.append(_row(f"{name}: recall", recall, float(got["recall"]), TWO_DECIMALS))
+    report.paragraph(
+        "Input: the published uniquely classified table against muwclass_td.csv (MUWCLASS's Class "
+        "column), matched by CSC name or within 1 arcsec. Fractions within 0.005 (two decimals). "
+        "The YSO R-precision printed in the paper (0.74) is not reachable by any count consistent "
+        "with the rest of its row (10/14 = 0.71); see xrayclass/comparison.py."
+    )
+    report.table(_frame(rows))
+    return [row["result"] == PASS for row in rows]
+
+
+def run_section(report, run, synthetic):
+    report.heading(f"This run's pipeline ({run.directory})")
+    counts = analyses.stage_counts(run)
+    if not counts:
+        report.paragraph(f"Skipped: no stage outputs in {run.directory}.")
+        return []
+    comparable = not synthetic
+    histogram = counts.get("detections_per_source") or {}
+    rows = [
+        _row("input detections", published.INPUT_DETECTIONS, counts.get("input_detections"), comparable=comparable),
+        _row(
+            "detections with all 12 features",
+            published.COMPLETE_DETECTIONS,
+            counts.get("complete_detections"),
+            comparable=comparable,
+        ),
+        _row(
+            "classified detections",
+            published.CLASSIFIED_DETECTIONS,
+            counts.get("classified_detections"),
+            comparable=comparable,
+        ),
+        _row(
+            "classified sources", published.CLASSIFIED_SOURCES, counts.get("classified_sources"), comparable=comparable
+        ),
+        _row(
+            "uniquely classified sources",
+            published.UNIQUELY_CLASSIFIED,
+            counts.get("uniquely_classified"),
+            comparable=comparable,
+        ),
+        _row("ambiguous sources", published.AMBIGUOUS, counts.get("ambiguous"), comparable=comparable),
+        _row("Cohen's kappa", published.COHEN_KAPPA, counts.get("cohen_kappa"), 0.0005, comparable=comparable),
+        _row(
+            "Cohen's kappa, sources with 2+ detections (from the published tables)",
+            published.COHEN_KAPPA_MULTIPLE_DETECTIONS,
+            counts.get("cohen_kappa_multiple_detections"),
+            0.0005,
+            comparable=comparable,
+        ),
+    ]
+    rows += [
+        _row(f"sources with {label} detections", value, histogram.get(label), comparable=comparable)
+        for label, value in published.DETECTIONS_PER_SOURCE.items()
+    ]
+    report.table(_frame(rows))
+    return _outcomes(rows)
+
+
+def references_section(report, run):
+    """Stage 3's reference census: the SIMBAD-labeled detections each class learned from."""
+    from xrayclass.io.paths import CLASSIFIER_MODEL
+    from xrayclass.io.tables import read_json
+    from xrayclass.stages.classification import census_table
+
+    report.heading("Stage 3: what it learned from (reference census)")
+    path = run.directory / Path(CLASSIFIER_MODEL).name
+    if not path.exists():
+        report.paragraph(f"Skipped: {path} is absent.")
+        return []
+    document = read_json(path)
+    census = document.get("reference_census")
+    if census is None:
+        # An artifact from before the census: its per-cluster references still say it.
+        clusters = document["references"]["clusters"]
+        classes = document["references"]["classes"]
+        census = {
+            "classes": {
+                label: {
+                    "total": sum(clusters[c][label]["n_references"] for c in clusters),
+                    "per_cluster": {c: clusters[c][label]["n_references"] for c in clusters},
+                }
+                for label in classes
+            }
+        }
+        census["classes_without_references"] = [k for k, v in census["classes"].items() if v["total"] == 0]
+    report.paragraph(
+        f"From {path}: the detections whose SIMBAD type is one of the ten classes (read under the "
+        "paper's names whatever spelling SIMBAD used), per class and cluster. A class needs at least "
+        "12 references in a cluster to get a probability there."
+    )
+    report.table(census_table(census))
+    notes = []
+    if census["classes_without_references"]:
+        notes.append("Classes without any reference: " + ", ".join(census["classes_without_references"]) + ".")
+    labels = census.get("labels")
+    if labels:
+        notes.append(
+            f"SIMBAD types: {labels['matched']:,} matched detections; {labels['renamed']:,} labels in a "
+            f"later spelling renamed to the paper's, {labels['from_code']:,} read from the short code, "
+            f"{labels['trimmed']:,} trimmed, {len(labels['case_fixed'])} labels read in another case; "
+            f"{100 * labels['unknown_share']:.1f}% of a type the package does not know"
+            + (
+                f" ({', '.join(f'{k} {v:,}' for k, v in list(labels['unknown'].items())[:5])})"
+                if labels["unknown"]
+                else ""
+            )
+            + "."
+        )
+    if notes:
+        report.paragraph(" ".join(notes))
+    return []
+
+
+def kselection_section(report, run, synthetic, quick):
+    report.heading("K selection (Fig. 1)")
+    if not run.clusters.exists():
+        report.paragraph(f"Skipped: {run.clusters} is absent.")
+        return []
+    if run.bic.exists():
+        table = read_table(run.bic)
+        from xrayclass.analysis.kselection import knee
+
+        chosen = knee(table)
+        how = f"read from {run.bic} (made by analysis.py kselect)"
+        analyses.figures.bic_figure(table, run.figures, chosen_k=chosen)
+    else:
+        settings = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
+        with input_files(run.clusters):
+            table, chosen = analyses.k_selection(read_table(run.clusters), run.directory, run.figures, **settings)
+        how = "computed now: " + (
+            "K = 2..20, 2 seeded fits per K on a 3,000-detection subsample (quick)"
+            if quick
+            else "K = 2..20, 3 seeded fits per K on up to 20,000 detections"
+        )
+    report.paragraph(f"BIC of the full-covariance mixture, {how}. The chosen K is the knee of the mean BIC curve.")
+    rows = [_row("K at the knee of the BIC", published.CHOSEN_K, chosen, comparable=not synthetic)]
+    report.table(_frame(rows))
+    report.table(table.round(1))
+    report.image(run.figures / "fig1_bic.png", "Fig. 1: BIC against K, mean and spread over seeds, and its gradient")
+    return _outcomes(rows)
+
+
+def validation_section(report, run, synthetic):
+    report.heading("Validation: 70/30 split of the SIMBAD-labeled detections (Figs. 4 and 5)")
+    if not run.crossmatch.exists():
+        report.paragraph(f"Skipped: {run.crossmatch} is absent.")
+        return []
+    crossmatched = read_table(run.crossmatch)
+    with input_files(run.crossmatch):
+        results, comparison = analyses.validation(
+            crossmatched, run.directory / "validation", run.figures, methods=("mahalanobis", "naive-bayes")
+        )
+    result = results["mahalanobis"]
+    classes, aggregated = result["classes"], result["aggregated"]
+    comparable = not synthetic
+    rows = []
+    for label in CLASSES:
+        mean = float(classes["confusion_mean"].loc[label, label])
+        rows.append(
+            _row(
+                f"{label} recovered as {label}",
+                published.VALIDATION_DIAGONAL[label],
+                mean,
+                VALIDATION_TOLERANCE,
+                comparable,
+            )
+        )
+    for true in AGGREGATE_CLASSES:
+        for predicted in AGGREGATE_CLASSES:
+            rows.append(
+                _row(
+                    f"{true} predicted {predicted}",
+                    published.VALIDATION_AGGREGATED[true][predicted],
+                    float(aggregated["confusion_mean"].loc[true, predicted]),
+                    VALIDATION_TOLERANCE,
+                    comparable,
+                )
+            )
+    report.paragraph(
+        f"Mean over {len(result['seeds'])} seeded splits ({result['n_train']:,} reference / {result['n_test']:,} "
+        f"held-out detections); accuracy {classes['accuracy_mean']:.3f} ± {classes['accuracy_std']:.3f} "
+        f"(ten classes), {aggregated['accuracy_mean']:.3f} ± {aggregated['accuracy_std']:.3f} (aggregated). "
+        f"Fractions within {VALIDATION_TOLERANCE} of the paper's (one split)."
+        + (" Synthetic input: shown, not compared." if synthetic else "")
+    )
+    report.table(_frame(rows))
+    report.image(run.figures / "fig4_validation_confusion.png", "Fig. 4: validation confusion matrix, ten classes")
+    report.image(
+        run.figures / "fig5_validation_confusion_aggregated.png",
+        "Fig. 5: validation confusion matrix, aggregated classes",
+    )
+    report.paragraph(
+        "The paper's Mahalanobis classifier and the optimized naive Bayes (Tranin et al.; "
+        "not in the paper) on the same splits: accuracy and F1 (means over the seeds)."
+    )
+    shown = comparison[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].copy()
+    report.table(shown.round(3))
+    report.image(run.figures / "fig_method_comparison.png", "Per-class F1 of the two classifiers on the same splits")
+    _splits_comparison(report, run, synthetic)
+    return _outcomes(rows)
+
+
+def _splits_comparison(report, run, synthetic):
+    """The comparison of every method on both splits, where ``analysis.py validate --both-splits`` made it."""
+    from xrayclass.analysis.validation import comparison_frame
+
+    path = run.directory / "validation" / "method_comparison_splits.csv"
+    label = "SYNTHETIC (mock catalog): " if synthetic else ""
+    if not path.exists():
+        report.paragraph(
+            f"The comparison of every method on both splits is absent ({path}); make it with "
+            "`analysis.py validate --method all --calibrate --both-splits`."
+        )
+        return
+    report.paragraph(
+        f"{label}Every method on the same seeded splits, grouped by source (the headline: a source "
+        "to classify never has its own detections among the references) and by detection (the "
+        "paper's); mean ± standard deviation over the seeds. '+T': temperature-calibrated out of "
+        "fold on the train rows. From " + str(path) + "."
+    )
+    report.table(comparison_frame(read_table(path)))
+    report.image(run.figures / "fig_method_comparison_splits.png", f"{label}Methods compared on both splits")
+    report.image(run.figures / "fig_reliability_splits.png", f"{label}Reliability of the ten-class probabilities")
+
+
+def census_section(report, run, synthetic):
+    report.heading("Table 3: SIMBAD types per cluster, and the galactic plane")
+    if not run.crossmatch.exists():
+        report.paragraph(f"Skipped: {run.crossmatch} is absent.")
+        return []
+    types, latitude = analyses.census(read_table(run.crossmatch), run.directory)
+    report.paragraph(
+        "The ten most common SIMBAD types (main_type; NaN = no match) of each cluster in this run. "
+        "Cluster numbers of different mixture fits are arbitrary, so the published Table 3 is shown "
+        "for reading side by side, not compared row by row."
+    )
+    ours = types.groupby("cluster").apply(
+        lambda rows: ", ".join(f"{t} {n:,}" for t, n in zip(rows["main_type"], rows["detections"], strict=False)),
+        include_groups=False,
+    )
+    theirs = {k: ", ".join(f"{t} {n:,}" for t, n in v) for k, v in published.TYPE_CENSUS.items()}
+    report.table(
+        pd.DataFrame(
+            {
+                "cluster": ours.index,
+                "this run": ours.to_numpy(),
+                "published": [theirs.get(int(k), "") for k in ours.index],
+            }
+        )
+    )
+    shares = latitude.assign(
+        share_low_latitude=latitude["share_low_latitude"].round(3),
+        published=[published.LOW_LATITUDE_SHARE.get(int(k), "") for k in latitude["cluster"]],
+    )
+    report.paragraph("Share of each cluster's detections at galactic |b| < 5 deg (astropy galactic coordinates).")
+    report.table(shares)
+    return []
+
+
+def figures_section(report, run):
+    report.heading("Figures of this run")
+    made = analyses.run_figures(run)
+    if not made:
+        report.paragraph("No stage outputs to draw.")
+    captions = {
+        "fig2": "Fig. 2: clusters on the sky (galactic Mollweide)",
+        "fig3": "Fig. 3: hard_hs against hard_hm per cluster, coloured by var_prob_h",
+        "fig6": "Fig. 6: hardness-ratio density per predicted class",
+        "fig7": "Fig. 7: variability-probability density per predicted class",
+        "fig8": "Fig. 8: sky density of the uniquely classified sources per aggregated class",
+        "fig10": "Fig. 10: class probabilities of one source's detections",
+    }
+    for path in made:
+        report.image(path, f"{captions.get(Path(path).stem.split('_')[0], Path(path).stem)} ({Path(path).stem})")
+
+
+def explorer_section(report, run, synthetic):
+    """Write the run's interactive explorer beside its tables and link it."""
+    from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
+
+    report.heading("Explore the results")
+    if not run.uniquely.exists():
+        report.paragraph(f"No explorer: {run.uniquely} is absent.")
+        return
+    output = run.explorer
+    try:
+        meta = write_explorer(read_run(run.directory, synthetic=synthetic or None), output)
+    except (ExploreError, InputError) as exc:
+        report.paragraph(f"No explorer: {exc}")
+        return
+    report.paragraph(
+        f"An interactive, self-contained page (works offline) with the {meta['n_total']:,} sources of "
+        f"this run{' (SYNTHETIC)' if meta['synthetic'] else ''}: sky map, feature plots, search, "
+        "a table, each source's probabilities and detections, and your own labels."
+    )
+    report.link(output, f"Open the explorer ({output.name})")
+
+
+def write_report(run_dir, output, reference=None, quick=True):
+    """Make the report of the run in ``run_dir``; returns (markdown path, html path, passed, failed)."""
+    run = RunLayout(run_dir)
+    output = Path(output)
+    synthetic = run.detections.exists() and analyses.is_synthetic(read_table(run.detections, columns=["name"]))
+    kind = (
+        "SYNTHETIC (mock catalog: not real data)"
+        if synthetic
+        else "real CSC data"
+        if run.detections.exists()
+        else "absent"
+    )
+    report = Report("Reproduction report: Pérez-Díaz et al. 2024, MNRAS")
+    report.paragraph(
+        "Every published number below is quoted from the paper; every obtained number was computed "
+        "from the files when this report was made. PASS: equal (counts) or within the stated tolerance "
+        "(fractions). 'not compared': the input is synthetic or the number is for reading only."
+    )
+    report.heading("Inputs")
+    report.table(
+        pd.DataFrame(
+            [
+                {
+                    "input": "published stage-3 and stage-4 tables, muwclass_td.csv",
+                    "kind": "frozen published outputs (real)" if reference else "absent",
+                },
+                {"input": f"this run's stage outputs in {run.directory}", "kind": kind},
+            ]
+        )
+    )
+    results = []
+    results += stage4_section(report, reference, output.parent)
+    results += comparison_section(report, reference)
+    results += run_section(report, run, synthetic)
+    results += references_section(report, run)
+    results += kselection_section(report, run, synthetic, quick)
+    results += validation_section(report, run, synthetic)
+    results += census_section(report, run, synthetic)
+    figures_section(report, run)
+    explorer_section(report, run, synthetic)
+    passed, failed = sum(results), len(results) - sum(results)
+    report.blocks.insert(1, ("paragraph", f"Summary: {passed} comparisons pass, {failed} fail."))
+    markdown_path, html_path = output.with_suffix(".md"), output.with_suffix(".html")
+    write_atomic(markdown_path, lambda tmp: Path(tmp).write_text(report.markdown(output.parent), encoding="utf-8"))
+    write_atomic(html_path, lambda tmp: Path(tmp).write_text(report.html(output.parent), encoding="utf-8"))
+    return markdown_path, html_path, passed, failed

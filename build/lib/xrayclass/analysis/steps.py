@@ -1,0 +1,292 @@
+"""The paper's analyses on the tables of one pipeline run, as reusable steps.
+
+Each step reads what it needs from a run directory (the stage outputs), writes its
+tables and figures, and returns what it computed, so that ``analysis.py`` and the
+reproduction report share one implementation.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.analysis import figures
+from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
+from xrayclass.core.features import complete_rows, prepare_features
+from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.io.paths import RunLayout
+from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
+
+__all__ = [
+    "as_table",
+    "census",
+    "default_sources",
+    "is_synthetic",
+    "k_selection",
+    "preprocessed_features",
+    "read_summary",
+    "run_figures",
+    "stage_counts",
+    "validation",
+]
+
+log = logging.getLogger(__name__)
+
+
+#: The run's files: one layout for the stages, ``make run``, the analyses and the report.
+RunFiles = RunLayout
+
+
+def is_synthetic(table):
+    """True when the table's sources are mock ones (names ``MOCK J...``)."""
+    return bool(len(table)) and table[NAME].astype(str).str.startswith("MOCK").all()
+
+
+def preprocessed_features(table):
+    """The complete rows' features, preprocessed as in stage 1 (fitted on those rows)."""
+    table = prepare_features(table)
+    complete, _ = complete_rows(table)
+    values = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
+    return LogMinMaxScaler().fit(values).transform(values)
+
+
+# -- K selection --------------------------------------------------------------------------
+
+
+def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3, sample=20_000, seed=0, n_jobs=2):
+    """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``k, bic_mean, bic_std, gradient``.
+    chosen : int
+        The knee of the BIC curve (:func:`xrayclass.kselection.knee`).
+    """
+    from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
+
+    X = preprocessed_features(clustered)
+    if sample and len(X) > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(len(X), size=sample, replace=False))
+        log.info("BIC on a seeded subsample of %s of the %s detections", f"{sample:,}", f"{len(X):,}")
+        X = X[rows]
+    k_values = [k for k in k_values if k < len(X)]
+    scan = bic_scan(X, k_values, n_fits=n_fits, seed=seed, n_jobs=n_jobs)
+    table = summarize_bic(scan)
+    chosen = knee(table)
+    out_dir = Path(out_dir)
+    write_outputs([(scan, out_dir / "bic_scan.csv"), (table, out_dir / "bic.csv")])
+    with figures.synthetic_marking(_names_synthetic(clustered)):
+        figures.bic_figure(table, figures_dir, chosen_k=chosen)
+    return table, chosen
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+def validation(
+    crossmatched,
+    out_dir,
+    figures_dir,
+    seeds=range(5),
+    group_by_source=False,
+    methods=("mahalanobis",),
+    calibrate=False,
+    both_splits=False,
+    feature_set=None,
+):
+    """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
+
+    Writes per method the confusion matrices (mean, std), per-class metrics, a summary
+    JSON and Figs. 4-5 (file names get a ``_<method>`` suffix except for the paper's
+    Mahalanobis method); with several methods also ``method_comparison.csv`` and a
+    figure comparing their per-class F1; always a reliability diagram
+    (``fig_reliability``). With ``calibrate`` every method also appears
+    temperature-calibrated (``<method>+T``, fitted out of fold on the train rows). With
+    ``both_splits`` the methods are also compared grouped by source and by detection:
+    ``method_comparison_splits.csv`` and ``fig_method_comparison_splits``; the
+    per-method files are then those of the split ``group_by_source`` selects. Returns
+    method -> result of :func:`xrayclass.validation.validate`, and the comparison table
+    (with a ``split`` column when ``both_splits``). ``feature_set``: the features
+    (default: the paper's 12).
+    """
+    from xrayclass.analysis.validation import labeled_detections
+    from xrayclass.core.featuresets import PAPER
+
+    labeled = labeled_detections(crossmatched, feature_set=feature_set or PAPER)
+    synthetic = _names_synthetic(crossmatched)
+    with figures.synthetic_marking(synthetic):
+        return _validation(
+            labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic
+        )
+
+
+def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic):
+    from xrayclass.analysis.validation import SPLITS, compare_methods, compare_splits, method_table
+
+    chosen = method_table(methods, calibrate)
+    if both_splits:
+        by_split, split_table = compare_splits(labeled, list(seeds), chosen)
+        headline = next(name for name, grouped in SPLITS.items() if grouped == group_by_source)
+        results = by_split[headline]
+        table = split_table[split_table["split"] == headline].drop(columns="split").reset_index(drop=True)
+    else:
+        results, table = compare_methods(labeled, list(seeds), chosen, group_by_source)
+    out_dir = Path(out_dir)
+    outputs = []
+    labels = {"classes": list(CLASSES), "aggregated": list(AGGREGATE_CLASSES)}
+    for name, result in results.items():
+        suffix = "" if name == "mahalanobis" else f"_{name.replace('-', '_')}"
+        document = {key: result[key] for key in ("seeds", "n_train", "n_test", "group_by_source")}
+        document["method"] = name
+        for level in ("classes", "aggregated"):
+            part = result[level]
+            for kind in ("confusion_mean", "confusion_std"):
+                outputs.append((part[kind].reset_index(), out_dir / f"{kind}_{level}{suffix}.csv"))
+            metrics = part["metrics_mean"].join(part["metrics_std"], rsuffix="_std").reset_index()
+            outputs.append((metrics, out_dir / f"metrics_{level}{suffix}.csv"))
+            document[level] = {
+                "accuracy_mean": part["accuracy_mean"],
+                "accuracy_std": part["accuracy_std"],
+                "accuracies": part["accuracies"],
+                "brier_mean": part["brier_mean"],
+                "brier_std": part["brier_std"],
+                "ece_mean": part["ece_mean"],
+                "ece_std": part["ece_std"],
+            }
+        outputs.append((document, out_dir / f"validation_summary{suffix}.json"))
+        for level, stem, title in (
+            ("classes", "fig4_validation_confusion", "ten classes"),
+            ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes"),
+        ):
+            matrix = result[level]["confusion_mean"][labels[level]]
+            figures.confusion_heatmap(
+                matrix.to_numpy(),
+                labels[level],
+                figures_dir,
+                stem + suffix,
+                f"Validation ({name}), {title}: mean of {len(result['seeds'])} seeded 70/30 splits",
+            )
+    if len(results) > 1:
+        outputs.append((table, out_dir / "method_comparison.csv"))
+        figures.method_comparison_figure(table, figures_dir)
+    figures.reliability_figure(
+        {name: result["classes"]["reliability"] for name, result in results.items()},
+        figures_dir,
+        "fig_reliability_splits" if both_splits else "fig_reliability",
+        synthetic=synthetic,
+    )
+    if both_splits:
+        outputs.append((split_table, out_dir / "method_comparison_splits.csv"))
+        figures.comparison_figure(split_table, figures_dir, synthetic=synthetic)
+        table = split_table
+    write_outputs(outputs)
+    return results, table
+
+
+# -- census -------------------------------------------------------------------------------
+
+
+def census(crossmatched, out_dir):
+    """Table 3 (top SIMBAD types per cluster) and the low-latitude share of each cluster."""
+    from xrayclass.analysis.census import latitude_census, type_census
+
+    types = type_census(crossmatched)
+    latitude = latitude_census(crossmatched)
+    write_outputs([(types, Path(out_dir) / "census_types.csv"), (latitude, Path(out_dir) / "census_latitude.csv")])
+    return types, latitude
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def default_sources(uniquely, count=3):
+    """The uniquely classified sources with the most detections (Table A1's head)."""
+    return uniquely.sort_values(["detection_count", NAME], ascending=[False, True]).head(count)[NAME].tolist()
+
+
+def _names_synthetic(table):
+    """Mock names (``MOCK J...``) in either spelling of the name column."""
+    for column in (NAME, "name_1"):
+        if column in table:
+            return table[column].astype(str).str.startswith("MOCK").any()
+    return False
+
+
+def run_figures(run, figures_dir=None, sources=None):
+    """Figs. 2, 3, 6, 7, 8 and 10 from the stage outputs that exist; returns the PNG paths.
+
+    Figures of a mock run (source names ``MOCK J...``) are marked SYNTHETIC.
+    """
+    synthetic = False
+    for table_path in (run.uniquely, run.detections, run.clusters):
+        if table_path.exists():
+            synthetic = _names_synthetic(read_table(table_path, columns=[NAME, "name_1"]))
+            break
+    with figures.synthetic_marking(synthetic):
+        return _run_figures(run, figures_dir, sources)
+
+
+def _run_figures(run, figures_dir=None, sources=None):
+    if sources and run.detections.exists():
+        # Checked before anything is drawn: a misspelt name should not cost the other figures' time.
+        known = set(read_table(run.detections, columns=[NAME])[NAME])
+        unknown = [name for name in sources if name not in known]
+        if unknown:
+            raise InputError(f"{run.detections}: no detection of source {unknown[0]!r}")
+    figures_dir = Path(figures_dir or run.figures)
+    made = []
+    if run.clusters.exists():
+        clustered = read_table(run.clusters)
+        made += figures.cluster_sky_map(clustered, figures_dir)
+        made += figures.hardness_by_cluster(clustered, figures_dir)
+    else:
+        log.warning("%s absent: Figs. 2 and 3 skipped", run.clusters)
+    if run.detections.exists():
+        classified = read_table(run.detections)
+        made += figures.class_density_maps(classified, figures_dir, kind="hardness")
+        made += figures.class_density_maps(classified, figures_dir, kind="variability")
+        if run.uniquely.exists():
+            uniquely = read_table(run.uniquely)
+            made += figures.class_sky_density(uniquely, figures_dir)
+            masters = uniquely.set_index(NAME)["master_class"]
+            for name in sources or default_sources(uniquely):
+                if name not in set(classified[NAME]):
+                    raise InputError(f"{run.detections}: no detection of source {name!r}")
+                made += figures.source_probability_plot(classified, name, figures_dir, master_class=masters.get(name))
+    else:
+        log.warning("%s absent: Figs. 6, 7, 8 and 10 skipped", run.detections)
+    return [path for path in made if Path(path).suffix == ".png"]
+
+
+def read_summary(run):
+    """The stage-4 summary of a run, or None."""
+    return read_json(run.summary) if run.summary.exists() else None
+
+
+def stage_counts(run):
+    """Row counts of each stage of a run, from its outputs (None where absent)."""
+    counts = {}
+    if run.model.exists():
+        training = read_json(run.model).get("training", {})
+        counts["input_detections"] = training.get("n_input_rows")
+        counts["complete_detections"] = training.get("n_detections")
+    if run.detections.exists():
+        detections = read_table(run.detections, columns=[NAME, "main_type"])
+        counts["classified_detections"] = len(detections)
+        counts["classified_sources"] = int(detections[NAME].nunique())
+    summary = read_summary(run)
+    if summary:
+        counts.update(
+            uniquely_classified=summary["uniquely_classified"],
+            ambiguous=summary["ambiguous"],
+            cohen_kappa=summary["cohen_kappa"],
+            detections_per_source=summary["detections_per_source"],
+            cohen_kappa_multiple_detections=summary.get("cohen_kappa_multiple_detections"),
+        )
+    return counts
+
+
+def as_table(mapping, columns):
+    return pd.DataFrame(list(mapping.items()), columns=columns)

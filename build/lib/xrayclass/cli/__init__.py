@@ -1,0 +1,1 @@
+"""Command lines: argument parsing, file names in messages, exceptions to exit codes."""

@@ -1,0 +1,167 @@
+"""Command line of ``classify_source.py``: classify new detections with a run's artifacts.
+
+Exit status: 0 done, 2 a problem with the input or the artifacts (nothing written),
+3 the CSC TAP service failed when fetching a source by name.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+from xrayclass.exceptions import input_files
+from xrayclass.io import paths
+from xrayclass.io.tables import write_outputs
+
+__all__ = [
+    "FETCH_TIMEOUT",
+    "build_parser",
+    "main",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the CSC's answer about one source (the query is synchronous).
+FETCH_TIMEOUT = 120.0
+
+
+def build_parser():
+    """The argument parser (the stages' conventions: -v/-q, defaults in --help)."""
+    from xrayclass.cli.stages import _parser
+    from xrayclass.services.csc_tap import DEFAULT_RELEASE, DEFAULT_RETRIES, RELEASES
+
+    parser = _parser(
+        "classify_source.py",
+        "Classify new CSC detections with the artifacts of a pipeline run, without refitting: "
+        "the stage-1 model gives each detection's cluster, the stage-3 classifier its ten class "
+        "probabilities, and the detections of each source vote (hard and soft) for a master "
+        "class. Detections lacking a feature are skipped and what they lack is named; values "
+        "outside the training range are flagged, not clipped. Exit status: 0 done, 2 bad input "
+        "or artifacts (nothing written), 3 the CSC service failed.",
+    )
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="table of per-observation detections with the raw CSC columns (.vot/.xml, "
+        ".csv, .parquet, .fits), or a CSC source name such as '2CXO J004307.5-092302' "
+        "whose detections are then fetched from the CSC TAP service",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="stage-1 model written by clustering.py (preprocessing and Gaussian mixture); "
+        f"default: {paths.MODEL.name} of the run (see --run-dir)",
+    )
+    parser.add_argument(
+        "--classifier",
+        default=None,
+        help="stage-3 classifier written by classification.py --model-output; default: "
+        f"{paths.CLASSIFIER_MODEL.name} of the run (see --run-dir)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        help="the run whose artifacts are used where --model or --classifier is not given; "
+        f"default: {paths.OUT_DIR}/ if it holds them, else the most recent run below it, "
+        f"such as the {paths.OUT_DIR}/mock/ of `make run` without input",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="per-detection table (.csv or .parquet); the per-source table is written "
+        "beside it as <stem>_sources.<ext>. Without it, only print the summary",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("mahalanobis", "naive-bayes"),
+        default=None,
+        help="classifier giving the probabilities (default: the one stage 3 used); either "
+        "way the naive Bayes model gives the outlier measure and the probability track",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="apply the temperature calibration stored by classification.py --calibrate",
+    )
+    online = parser.add_argument_group("fetching a source by name")
+    online.add_argument("--release", choices=sorted(RELEASES), default=DEFAULT_RELEASE, help="CSC release")
+    online.add_argument("--service-url", default=None, help="TAP service base URL (default: the release's)")
+    online.add_argument("--timeout", type=float, default=FETCH_TIMEOUT, help="seconds to wait for the answer")
+    online.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="retries after transient failures (no connection, time-out, HTTP 5xx/429)",
+    )
+    return parser
+
+
+def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
+    """Run ``classify_source.py``; ``sleep`` and ``clock`` are there so that tests need not wait."""
+    from xrayclass.cli.stages import configure_logging, report_errors
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging("classify_source", args.verbosity)
+    return report_errors(parser.prog, lambda: run(args, sleep=sleep, clock=clock))
+
+
+def run(args, *, sleep=time.sleep, clock=time.monotonic):
+    """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
+    from xrayclass.io.artifacts import load_artifacts, read_input, sources_path
+    from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig
+    from xrayclass.stages.new_sources import classify, format_report, output_tables
+
+    _default_artifacts(args)
+    outputs = None
+    if args.output:
+        from xrayclass.io.checks import check_outputs
+
+        outputs = check_outputs(
+            [args.output, sources_path(args.output)],
+            [args.input if Path(args.input).exists() else None, args.model, args.classifier],
+        )
+    clustering, classifier = load_artifacts(args.model, args.classifier)
+    config = FetchConfig(
+        release=args.release,
+        service_url=args.service_url,
+        timeout=args.timeout,
+        retries=args.retries,
+        maxrec=SOURCE_MAXREC,
+        sync=True,
+    )
+    table, origin = read_input(args.input, config, sleep=sleep, clock=clock)
+    log.info("%s: %s read", origin, _count(len(table), "detection"))
+    with input_files(origin):
+        result = classify(table, clustering, classifier, method=args.method, calibrate=args.calibrate)
+    result.input_name = origin
+    if outputs:
+        detections, sources = output_tables(result)
+        write_outputs([(detections, outputs[0]), (sources, outputs[1])])
+        log.info(
+            "wrote %s (%s) and %s (%s)",
+            outputs[0],
+            _count(len(detections), "detection"),
+            outputs[1],
+            _count(len(sources), "source"),
+        )
+    print(format_report(result))
+
+
+def _default_artifacts(args):
+    """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
+    from xrayclass.io.runs import find_run
+
+    if args.model is not None and args.classifier is not None:
+        return
+    run_dir = args.run_dir
+    if run_dir is None:
+        run_dir = find_run((paths.MODEL.name, paths.CLASSIFIER_MODEL.name), option="--run-dir")
+    if args.model is None:
+        args.model = str(Path(run_dir) / paths.MODEL.name)
+    if args.classifier is None:
+        args.classifier = str(Path(run_dir) / paths.CLASSIFIER_MODEL.name)
+
+
+def _count(n, word):
+    return f"1 {word}" if n == 1 else f"{n:,} {word}s"

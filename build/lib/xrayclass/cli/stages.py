@@ -1,0 +1,936 @@
+"""Command lines of the four stages; the top-level scripts call these ``main`` functions.
+
+Each stage reads the previous stage's table and writes its own; with no arguments
+they chain through the published file names. Problems with the input end the stage
+with a one-line message naming the file, exit status 2, and no output written.
+"""
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
+from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
+from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
+from xrayclass.io import paths
+from xrayclass.io.tables import (
+    OUTPUT_FORMATS,
+    InputError,
+    canonical_names,
+    check_output_path,
+    read_table,
+    write_outputs,
+)
+
+__all__ = [
+    "EXIT_BUG",
+    "NO_CSC_INPUT_HINT",
+    "PUBLISHED_MIXTURE",
+    "DefaultsFormatter",
+    "Terminated",
+    "add_engine_arguments",
+    "classification_main",
+    "clustering_main",
+    "configure_logging",
+    "crossmatch_main",
+    "master_classification_main",
+    "report_errors",
+    "verbosity_options",
+]
+
+#: The published mixture in the shared reference directory, compared with a model of the
+#: published crossmatch's clusters when both are there.
+PUBLISHED_MIXTURE = "paper_gmm.json"
+
+log = logging.getLogger("xrayclass")
+
+#: Exit status of an unexpected error (a bug): Python's own for an uncaught exception.
+EXIT_BUG = 1
+
+
+class _StageFormatter(logging.Formatter):
+    def __init__(self, stage):
+        super().__init__("%(message)s")
+        self.stage = stage
+
+    def format(self, record):
+        message = super().format(record)
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"[{self.stage}] {level}{message}"
+
+
+def configure_logging(stage, verbosity=0):
+    """Log lines ``[stage] message`` to stderr; -v adds detail, -q keeps warnings only."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StageFormatter(stage))
+    root = logging.getLogger("xrayclass")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
+    root.propagate = False
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults in ``--help``, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.required or action.nargs == 0:  # flags say nothing
+            return action.help
+        return super()._get_help_string(action)
+
+
+def verbosity_options():
+    """The -v / -q options every command takes, as an argparse parent parser."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const=1,
+        dest="verbosity",
+        default=argparse.SUPPRESS,
+        help="log more detail",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        const=-1,
+        dest="verbosity",
+        default=argparse.SUPPRESS,
+        help="log warnings and errors only",
+    )
+    return options
+
+
+def _parser(prog, description):
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=DefaultsFormatter, parents=[verbosity_options()]
+    )
+    parser.set_defaults(verbosity=0)
+    return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP) arrived: unwind, so that every temporary file is removed."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _install_signal_handlers():
+    """Turn SIGTERM/SIGHUP into an exception (SIGINT already is one); return the old handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, _raise_terminated)
+    return previous
+
+
+def _restore_signal_handlers(previous):
+    import signal
+
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+def report_errors(prog, body, *args):
+    """Call ``body(*args)``; a bad input ends it with exit 2, a failed service with 3.
+
+    Either way the user sees one line, ``PROG: error: ...``, and no traceback. An
+    interruption (Ctrl-C, SIGTERM) ends it with 128 + the signal number, after the
+    temporary files are removed. Anything else is a bug: one line saying so, exit 1,
+    and the traceback under -v.
+    """
+    from xrayclass.services import EXIT_SERVICE_ERROR, ServiceError
+
+    previous = _install_signal_handlers()
+    try:
+        body(*args)
+    except InputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except ServiceError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_SERVICE_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Terminated as exc:
+        print(f"{prog}: terminated by signal {exc.signum}; nothing written", file=sys.stderr)
+        return 128 + exc.signum
+    except MemoryError:
+        print(f"{prog}: error: out of memory; nothing written", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is ours
+        if log.isEnabledFor(logging.DEBUG):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        print(
+            f"{prog}: internal error (a bug in xrayclass, please report it with the command line): "
+            f"{type(exc).__name__}: {_one_line(exc)}"
+            + ("" if log.isEnabledFor(logging.DEBUG) else "; run with -v for the traceback"),
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    finally:
+        _restore_signal_handlers(previous)
+    return 0
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def _run(stage, parser, body, argv):
+    args = parser.parse_args(argv)
+    configure_logging(stage, args.verbosity)
+    return report_errors(parser.prog, body, args)
+
+
+def _distinct(output, *inputs):
+    for source in inputs:
+        if source is not None and Path(output).resolve() == Path(source).resolve():
+            raise InputError(f"{output}: the output would overwrite an input; choose another --output")
+
+
+def _read_input(path, default, hint, **kwargs):
+    if Path(path) == Path(default) and not Path(path).exists():
+        raise InputError(f"{path}: file not found; {hint}")
+    return read_table(path, **kwargs)
+
+
+# -- stage 1 ---------------------------------------------------------------------------
+
+#: What stage 1 says when the default input is absent: the ways to get one.
+NO_CSC_INPUT_HINT = (
+    "get the CSC detections with `fetch_csc.py` (network; README, 'Fetching from the services'), or put "
+    f"your own CSC query result there (with the published frozen crossmatch {paths.FROZEN_CROSSMATCH} for "
+    "stage 2; README, 'Data files'), or try a SYNTHETIC catalog: `make_mock_catalog.py --n-detections 30000 "
+    "--output mock.parquet` then --input mock.parquet (README, 'A mock catalog with known truth'), "
+    "which `make run` does by itself when there is no input"
+)
+
+
+def _add_features(parser, what):
+    parser.add_argument(
+        "--features",
+        default=None,
+        metavar="FILE",
+        help="feature set (TOML: the features, their scaling, the raw columns they derive from and "
+        "the naive-Bayes categories; see xrayclass/featuresets/) " + what,
+    )
+
+
+def _chosen_feature_set(path):
+    from xrayclass.core.featuresets import PAPER
+    from xrayclass.io.artifacts import read_feature_set as load
+
+    if path is None:
+        return PAPER
+    feature_set = load(path)
+    log.info(
+        "feature set %s (%s): %d features, %s",
+        feature_set.name,
+        path,
+        len(feature_set),
+        ", ".join(feature_set.features),
+    )
+    return feature_set
+
+
+def _stage3_feature_set(features_path, model_path, explicit_model):
+    """The feature set stage 3 uses: ``--features``, else the stage-1 model's; they must agree."""
+    from xrayclass.core.featuresets import PAPER, from_artifact
+    from xrayclass.io.tables import read_json
+
+    chosen = _chosen_feature_set(features_path) if features_path is not None else None
+    model_set = None
+    if Path(model_path).exists():
+        try:
+            model_set = from_artifact(read_json(model_path), str(model_path))
+        except (InputError, AttributeError, TypeError) as exc:
+            if explicit_model:
+                raise InputError(f"{model_path}: cannot read its feature set ({_one_line(exc)})") from None
+            log.warning(
+                "%s: its feature set cannot be read (%s); it is not checked against stage 3's",
+                model_path,
+                _one_line(exc),
+            )
+    elif explicit_model:
+        raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
+    if chosen is not None and model_set is not None and not chosen.same_as(model_set):
+        raise InputError(
+            f"{features_path}: feature set {chosen.name!r} ({len(chosen)} features) differs from "
+            f"{model_set.name!r} ({len(model_set)} features) of the stage-1 model {model_path}; "
+            "pass the same --features to clustering.py and classification.py"
+        )
+    if chosen is None and model_set is not None and not model_set.same_as(PAPER):
+        log.info(
+            "feature set %s of the stage-1 model %s: %d features, %s",
+            model_set.name,
+            model_path,
+            len(model_set),
+            ", ".join(model_set.features),
+        )
+    return chosen or model_set or PAPER
+
+
+def clustering_main(argv=None):
+    from xrayclass.stages.clustering import FIT_SAMPLE
+
+    parser = _parser(
+        "clustering.py",
+        "Stage 1: derive the 12 X-ray features of each CSC detection, drop detections "
+        "missing any of them, apply the log/MinMax preprocessing and fit the "
+        "full-covariance Gaussian mixture. Writes every input column plus the derived "
+        "features, 'cluster' and the membership probabilities prob_0..prob_{K-1}, and "
+        "the fitted model as JSON.",
+    )
+    parser.add_argument(
+        "--input", default=str(paths.CSC_INPUT), help="CSC detections: .vot/.xml (VOTable), .fits, .csv or .parquet"
+    )
+    parser.add_argument("--output", default=str(paths.CLUSTERS), help="clustered detections (.csv or .parquet)")
+    parser.add_argument(
+        "--model", default=str(paths.MODEL), help="where to write the fitted preprocessing and mixture (JSON)"
+    )
+    parser.add_argument(
+        "--n-components", type=_positive_int, default=N_COMPONENTS, help="number of Gaussian components (clusters)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=RANDOM_STATE,
+        help="random seed of the mixture's initialisation (and of the fit subsample)",
+    )
+    parser.add_argument(
+        "--fit-sample",
+        type=_positive_int,
+        default=FIT_SAMPLE,
+        help="fit the mixture on at most this many detections (a seeded subsample), then "
+        "assign every detection; at or below it, all are used, as in the paper",
+    )
+    parser.add_argument(
+        "--log-floor",
+        type=_positive_float,
+        default=None,
+        metavar="VALUE",
+        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+        "non-zero / 10)) (default: no bound, the paper's rule)",
+    )
+    _add_features(parser, "(default: the paper's 12); recorded in the model")
+    _add_allow_duplicates(parser)
+
+    def body(args):
+        from xrayclass.io.checks import check_detections, check_outputs
+        from xrayclass.stages.clustering import cluster_detections
+
+        feature_set = _chosen_feature_set(args.features)
+
+        if args.fit_sample < args.n_components:
+            raise InputError(
+                f"--fit-sample {args.fit_sample} is fewer detections than the "
+                f"{args.n_components} clusters (--n-components) need"
+            )
+        check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
+        detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
+        detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
+        with input_files(args.input):
+            clustered, model = cluster_detections(
+                detections,
+                args.n_components,
+                args.seed,
+                args.fit_sample,
+                log_floor=args.log_floor,
+                feature_set=feature_set,
+            )
+        model.training["input"] = str(args.input)
+        write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
+        log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
+
+    return _run("clustering", parser, body, argv)
+
+
+# -- stage 2 ---------------------------------------------------------------------------
+
+
+def crossmatch_main(argv=None):
+    from xrayclass.services.xmatch import add_online_arguments, online_config, run_online
+    from xrayclass.stages.crossmatch import CLUSTER_SOURCES
+
+    parser = _parser(
+        "crossmatch.py",
+        "Stage 2: give each clustered detection its SIMBAD class (main_type; 'NaN' where "
+        "SIMBAD has no object within 1 arcsec). By default the crossmatch is swapped in from "
+        "a frozen table, such as the published August-2022 cluster_csc_simbad.csv made "
+        "with TOPCAT's CDS X-Match (best match, all rows kept); it is checked row by row "
+        "against the stage-1 table. With --online it is made now with CDS X-Match (exit "
+        "status 3 if the service fails).",
+    )
+    parser.add_argument("--input", default=str(paths.CLUSTERS), help="stage-1 table (clustered detections)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--frozen",
+        default=str(paths.FROZEN_CROSSMATCH),
+        help="existing crossmatch of the same detections, in the stage-1 row order "
+        "(the source name may be 'name' or 'name_1')",
+    )
+    source.add_argument(
+        "--online",
+        action="store_true",
+        help="crossmatch now with CDS X-Match against SIMBAD (keeps this run's clusters; "
+        "writes <output>.provenance.json)",
+    )
+    source.add_argument(
+        "--catalog",
+        metavar="PATH",
+        help="crossmatch by position against a local catalog with ra, dec (deg) and main_type, "
+        "e.g. a SIMBAD extract or the mock SIMBAD of make_mock_catalog.py (best match "
+        "within --radius; keeps this run's clusters)",
+    )
+    add_online_arguments(parser)
+    parser.add_argument(
+        "--clusters",
+        choices=CLUSTER_SOURCES,
+        default="frozen",
+        help="with --frozen: keep the frozen file's clusters (these reproduce the paper) or this run's",
+    )
+    parser.add_argument("--output", default=str(paths.CROSSMATCH), help="stage-2 table (.csv or .parquet)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"the stage-1 model written by clustering.py (default: {paths.MODEL}). It is updated "
+        "in place to describe the clusters stage 3 will use: with the frozen file's "
+        "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
+        "otherwise the stage-1 fit",
+    )
+
+    def body(args):
+        from xrayclass.io.checks import (
+            check_catalog,
+            check_detections,
+            check_outputs,
+            require_cluster_labels,
+            require_names,
+            require_positions,
+            require_radius,
+        )
+        from xrayclass.io.tables import canonical_names
+        from xrayclass.stages.crossmatch import swap_in_frozen
+
+        online = online_config(args)
+        check_output_path(args.output)
+        model_path = Path(args.model) if args.model is not None else paths.MODEL
+        if online is not None:
+            check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])
+            stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+            if {"ra", "dec"} <= set(stage1.columns):
+                require_positions(stage1, args.input)
+            if run_online(args, online, stage1) is not None:
+                update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
+                if update is not None:
+                    write_outputs([(update, model_path)])
+                    log.info("wrote %s", model_path)
+            return
+        if args.catalog:
+            from xrayclass.core.positional import crossmatch_local
+            from xrayclass.services.xmatch import DEFAULT_RADIUS
+
+            radius = getattr(args, "radius", DEFAULT_RADIUS)
+            require_radius(radius)
+            check_outputs([args.output, model_path], [args.input, args.catalog], formats=[OUTPUT_FORMATS, None])
+            stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+            stage1 = check_detections(stage1, args.input, clusters=True)
+            catalog = check_catalog(read_table(args.catalog), args.catalog)
+            with input_files(args.input, stage1=args.input, catalog=args.catalog):
+                crossmatched = crossmatch_local(stage1, catalog, radius)
+            update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
+            _write_stage2(crossmatched, args.output, update, model_path)
+            return
+        check_outputs([args.output, model_path], [args.input, args.frozen], formats=[OUTPUT_FORMATS, None])
+        stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
+        frozen = _read_input(
+            args.frozen,
+            paths.FROZEN_CROSSMATCH,
+            "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
+        )
+        for table, path in ((stage1, args.input), (frozen, args.frozen)):
+            require_names(canonical_names(table, path), path)
+        if args.clusters == "frozen" and "cluster" in frozen.columns:
+            require_cluster_labels(frozen, args.frozen)
+        with input_files(args.input, stage1=args.input, frozen=args.frozen):
+            crossmatched = swap_in_frozen(stage1, frozen, clusters=args.clusters)
+        frozen_clusters = (crossmatched, args.frozen, len(frozen)) if args.clusters == "frozen" else None
+        update = _model_for_stage3(model_path, args.model is not None, stage1, args.input, frozen_clusters)
+        _write_stage2(crossmatched, args.output, update, model_path)
+
+    return _run("crossmatch", parser, body, argv)
+
+
+def _write_stage2(crossmatched, output, model, model_path):
+    """The stage-2 table and, when there is one, the updated model: both or neither."""
+    write_outputs([(crossmatched, output), *([(model, model_path)] if model is not None else [])])
+    log.info(
+        "wrote %s (%s rows)%s",
+        output,
+        f"{len(crossmatched):,}",
+        f" and updated {model_path}" if model is not None else "",
+    )
+
+
+def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
+    """The model document that describes the clusters stage 3 will use, or None to leave it as it is.
+
+    ``frozen`` is ``(stage-2 table, frozen file, its row count)`` when stage 3 uses the
+    frozen file's clusters: the mixture is then estimated from them. Otherwise the
+    stage-1 fit is restored where an earlier stage 2 had replaced it. A model that is
+    missing or belongs to another stage-1 table is an error when ``--model`` was given,
+    and a warning (the file left as it is) at the default path.
+    """
+    from xrayclass.stages.clustering import (
+        ClusteringModel,
+        check_model_fits_table,
+        compare_with_published,
+        describe_frozen_clusters,
+        stage1_model,
+    )
+
+    if not Path(model_path).exists():
+        if explicit:
+            raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
+        if frozen is not None:
+            log.warning(
+                "no stage-1 model at %s: no model of the frozen clusters is written, so classify_source.py "
+                "cannot place new detections in them; pass --model",
+                model_path,
+            )
+        return None
+    try:
+        try:
+            model = ClusteringModel.load(model_path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
+        if frozen is None and model.stage1_mixture is None:
+            return None  # already stage 1's own fit: nothing to change
+        with input_files(stage1_path, stage1=stage1_path, model=model_path):
+            check_model_fits_table(model, canonical_names(stage1, stage1_path))
+    except InputError as exc:
+        if explicit:
+            raise
+        log.warning("%s. It is left as it is: it does not describe the clusters stage 3 will use; pass --model", exc)
+        return None
+    if frozen is None:
+        log.info(
+            "%s described the clusters of %s; its stage-1 fit is restored, since stage 3 will use this run's clusters",
+            model_path,
+            model.clusters.get("file", "another file"),
+        )
+        return stage1_model(model).to_dict()
+    table, frozen_path, n_frozen = frozen
+    with input_files(frozen_path):
+        estimated = describe_frozen_clusters(model, table)
+    estimated.clusters["file"] = str(frozen_path)
+    published = paths.reference_file(PUBLISHED_MIXTURE)
+    if n_frozen == PUBLISHED_DETECTIONS and published is not None:
+        from xrayclass.io.tables import read_json
+
+        log.info(
+            "%s has the published run's %s detections: taking it for the published crossmatch",
+            frozen_path,
+            f"{PUBLISHED_DETECTIONS:,}",
+        )
+        comparison = compare_with_published(estimated, read_json(published))
+        estimated.clusters["published_comparison"] = {"file": str(published), **comparison}
+    return estimated.to_dict()
+
+
+# -- stage 3 ---------------------------------------------------------------------------
+
+
+def classification_main(argv=None):
+    from xrayclass.core.classifier import LIKELIHOODS, PRIORS
+    from xrayclass.core.naive_bayes import SCORES
+    from xrayclass.stages.classification import METHODS, OUTLIER_FRACTION
+
+    parser = _parser(
+        "classification.py",
+        "Stage 3: inside each cluster, give every detection without a SIMBAD match (or with "
+        "an uninformative type) probabilities over the ten classes, by softmin of its squared "
+        "Mahalanobis distance to each class's labeled detections (or, with --method naive-bayes, "
+        "by an optimized naive Bayes). Each classified detection also gets an outlier measure, its "
+        "percentile among the labeled detections, a flag for the top share, and a probability track "
+        "saying which feature category drove its class. Accepts the stage-2 table or a frozen "
+        "crossmatch file such as the published cluster_csc_simbad.csv.",
+    )
+    parser.add_argument(
+        "--input", default=str(paths.CROSSMATCH), help="crossmatched detections with 'cluster' and 'main_type'"
+    )
+    parser.add_argument(
+        "--output", default=str(paths.DETECTIONS), help="detection-level classification (.csv or .parquet)"
+    )
+    parser.add_argument(
+        "--model-output",
+        default=str(paths.CLASSIFIER_MODEL),
+        help="where to write the classifier artifact (JSON): preprocessing, per-cluster class "
+        "references, naive Bayes model and outlier distribution",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="mahalanobis",
+        help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or the optimized naive Bayes",
+    )
+    parser.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default="distance",
+        help="Mahalanobis scoring: softmin of squared distances (the paper's) or the class-conditional "
+        "Gaussian log-density (with the log pseudo-determinant)",
+    )
+    parser.add_argument(
+        "--priors",
+        choices=PRIORS,
+        default="none",
+        help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
+        "its cluster's references",
+    )
+    parser.add_argument(
+        "--log-floor",
+        type=_positive_float,
+        default=None,
+        metavar="VALUE",
+        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+        "non-zero / 10)) (default: no bound, the paper's rule)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit a temperature to the probabilities out of fold on the references (3 folds by "
+        "source), store it in the classifier artifact and apply it",
+    )
+    parser.add_argument(
+        "--no-location",
+        dest="location",
+        action="store_false",
+        help="naive Bayes without the location category (|galactic latitude|); the paper uses no positions",
+    )
+    parser.add_argument(
+        "--nb-score",
+        choices=SCORES,
+        default="macro_f1",
+        help="what the naive Bayes category weights are tuned to maximize",
+    )
+    parser.add_argument(
+        "--outlier-fraction",
+        type=_fraction,
+        default=OUTLIER_FRACTION,
+        help="flag detections whose outlier measure is above this top share of the references'",
+    )
+    parser.add_argument(
+        "--outliers-output",
+        default=str(paths.OUTLIERS),
+        help="table of the flagged outliers, most outlying first, with their features",
+    )
+    parser.add_argument(
+        "--no-outliers",
+        dest="explain",
+        action="store_false",
+        help="skip the outlier measures and probability tracks (about 4x faster on "
+        "large catalogs; the probabilities are the same)",
+    )
+    parser.add_argument(
+        "--strict-labels",
+        action="store_true",
+        help="stop (exit status 2, nothing written) instead of warning when a class has no "
+        "reference in any cluster or more than 5%% of the matched detections carry a SIMBAD "
+        "type the package does not know",
+    )
+    parser.add_argument(
+        "--labels",
+        action="append",
+        default=None,
+        metavar="LABELS_CSV",
+        help="your own labels (name, class, comment, labeler, time; as the explorer of "
+        "'analysis.py explore' exports them), repeatable: a label of one of the ten classes "
+        "makes the source's detections references of that class, overriding SIMBAD; "
+        "'other' leaves them out",
+    )
+    _add_features(
+        parser,
+        "(default: the one the stage-1 model records, else the paper's 12); must be the "
+        "stage-1 model's; recorded in the classifier artifact",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL}, when it exists)",
+    )
+    add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    _add_allow_duplicates(parser)
+
+    def body(args):
+        from xrayclass.core.featuresets import PAPER
+        from xrayclass.io.checks import check_detections, check_outputs
+        from xrayclass.stages.classification import classify_detections, outlier_table
+
+        feature_set = _stage3_feature_set(
+            args.features, args.model if args.model is not None else paths.MODEL, args.model is not None
+        )
+
+        check_outputs(
+            [args.output, args.model_output, args.outliers_output],
+            [args.input, *(args.labels or [])],
+            formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
+        )
+        if args.engine != "memory":
+            memory_only = [
+                option
+                for option, used in (
+                    ("--labels", bool(args.labels)),
+                    ("--strict-labels", args.strict_labels),
+                    ("--likelihood", args.likelihood != "distance"),
+                    ("--priors", args.priors != "none"),
+                    ("--log-floor", args.log_floor is not None),
+                    ("--calibrate", args.calibrate),
+                    ("--features", not feature_set.same_as(PAPER)),
+                    ("--allow-duplicates", args.allow_duplicates),
+                )
+                if used
+            ]
+            if memory_only:
+                raise InputError(
+                    f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; use --engine memory"
+                )
+            options = dict(
+                method=args.method,
+                location=args.location,
+                score=args.nb_score,
+                outlier_fraction=args.outlier_fraction,
+                explain=args.explain,
+                batch_rows=args.batch_rows,
+            )
+            if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
+                raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
+            if args.engine == "streaming":
+                from xrayclass.stages.streaming import classify_file
+
+                _, n_rows, n_outliers = classify_file(
+                    args.input, args.output, args.model_output, args.outliers_output, **options
+                )
+            else:
+                from xrayclass.engine.dask import classify_dataset
+
+                _, n_rows, n_outliers = classify_dataset(
+                    args.input,
+                    args.output,
+                    args.model_output,
+                    args.outliers_output,
+                    scheduler=args.scheduler,
+                    workers=args.workers,
+                    **options,
+                )
+            log.info(
+                "wrote %s (%s rows), %s and %s (%s outliers)",
+                args.output,
+                f"{n_rows:,}",
+                args.model_output,
+                args.outliers_output,
+                f"{n_outliers:,}",
+            )
+            return
+        label_summary = None
+        if args.labels:
+            from xrayclass.core.labels import apply_labels, log_summary, read_labels
+
+            labels, label_files = read_labels(args.labels)
+        table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
+        table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
+        if args.labels:
+            table, label_summary = apply_labels(table, labels)
+            label_summary.files = label_files
+            log_summary(label_summary)
+        with input_files(args.input):
+            classified, model = classify_detections(
+                table,
+                method=args.method,
+                location=args.location,
+                score=args.nb_score,
+                outlier_fraction=args.outlier_fraction,
+                explain=args.explain,
+                strict_labels=args.strict_labels,
+                likelihood=args.likelihood,
+                priors=args.priors,
+                log_floor=args.log_floor,
+                calibrate=args.calibrate,
+                feature_set=feature_set,
+            )
+        outliers = outlier_table(classified, feature_set)
+        document = model.to_dict()
+        if label_summary is not None:
+            document["own_labels"] = label_summary.to_dict()
+        write_outputs([(classified, args.output), (document, args.model_output), (outliers, args.outliers_output)])
+        log.info(
+            "wrote %s (%s rows), %s and %s (%s outliers)",
+            args.output,
+            f"{len(classified):,}",
+            args.model_output,
+            args.outliers_output,
+            f"{len(outliers):,}",
+        )
+
+    return _run("classification", parser, body, argv)
+
+
+# -- stage 4 ---------------------------------------------------------------------------
+
+
+def master_classification_main(argv=None):
+    from xrayclass.stages.master_classification import STAGE4_COLUMNS
+
+    parser = _parser(
+        "master_classification.py",
+        "Stage 4: a master class for each source by hard (majority) and soft (mean "
+        "probability) voting over its detections. Writes the uniquely classified sources "
+        "(votes agree) and the ambiguous ones, with each class's probability as 'mean±std', "
+        "and prints a summary.",
+    )
+    parser.add_argument("--input", default=str(paths.DETECTIONS), help="detection-level classification")
+    parser.add_argument("--out-dir", default=str(paths.OUT_DIR), help="directory for the two tables")
+    parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="format of the two tables")
+    add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    _add_allow_duplicates(parser)
+
+    def body(args):
+        from xrayclass.io.checks import check_detections, check_outputs
+        from xrayclass.stages.master_classification import format_summary, master_classification
+
+        out_dir = Path(args.out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"{out_dir}: --out-dir is not a directory")
+        run = paths.RunLayout(out_dir)
+        uniquely_path, ambiguous_path = run.stage4_tables(args.format)
+        check_outputs(
+            [uniquely_path, ambiguous_path, run.summary], [args.input], formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None]
+        )
+        if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
+            raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
+        if args.engine == "streaming":
+            from xrayclass.stages.streaming import master_classification_file
+
+            uniquely, ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
+        elif args.engine == "dask":
+            from xrayclass.engine.dask import master_classification_dataset
+
+            uniquely, ambiguous, summary = master_classification_dataset(
+                args.input, scheduler=args.scheduler, workers=args.workers, batch_rows=args.batch_rows
+            )
+        else:
+            # Only the columns the votes and tables use: the detection table may be wide.
+            detections = _read_input(
+                args.input, paths.DETECTIONS, "run classification.py first or pass --input", columns=STAGE4_COLUMNS
+            )
+            detections = check_detections(
+                detections, args.input, allow_duplicates=args.allow_duplicates, positions=False
+            )
+            with input_files(args.input):
+                uniquely, ambiguous, summary = master_classification(detections)
+        write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path), (summary, run.summary)])
+        log.info(
+            "wrote %s (%s sources), %s (%s sources) and %s",
+            uniquely_path,
+            f"{len(uniquely):,}",
+            ambiguous_path,
+            f"{len(ambiguous):,}",
+            run.summary,
+        )
+        print(format_summary(summary))
+
+    return _run("master_classification", parser, body, argv)
+
+
+def add_engine_arguments(parser, engines):
+    """``--engine``, ``--batch-rows``, ``--scheduler`` and ``--workers``: how a stage runs at scale."""
+    from xrayclass.io.streaming import BATCH_ROWS
+
+    parser.add_argument(
+        "--engine",
+        choices=engines,
+        default="memory",
+        help="memory: the whole table at once; streaming: Parquet/CSV in batches of --batch-rows "
+        "(memory bounded by the batch size; same output); dask: partitions on a Dask cluster "
+        "(--scheduler, or a local one with --workers)",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=_positive_int,
+        default=BATCH_ROWS,
+        help="rows per batch (streaming) or per partition (dask)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine dask: address of a running Dask scheduler (e.g. tcp://host:8786); "
+        "default: a local cluster of --workers processes",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=2,
+        help="with --engine dask and no --scheduler: workers of the local cluster",
+    )
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    return value
+
+
+def _add_allow_duplicates(parser):
+    parser.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
+        "warning, instead of stopping",
+    )
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value

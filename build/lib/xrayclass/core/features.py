@@ -1,0 +1,139 @@
+"""The X-ray features of a detection (the paper's 12, or a configured set): derivation and completeness."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.constants import FEATURES, VARIABILITY_RATIO_BANDS
+from xrayclass.core.featuresets import PAPER, FeatureSet
+from xrayclass.io.tables import require_columns, require_numeric
+
+__all__ = [
+    "DERIVED_FEATURES",
+    "complete_rows",
+    "derive_features",
+    "describe_dropped",
+    "prepare_features",
+]
+
+log = logging.getLogger(__name__)
+
+DERIVED_FEATURES = tuple(f"var_ratio_{band}" for band in VARIABILITY_RATIO_BANDS) + ("var_newq_b",)
+
+
+def derive_features(detections, feature_set: FeatureSet = PAPER):
+    """Add the derived variability features to a table of CSC detections.
+
+    ``var_ratio_X = var_sigma_X / var_mean_X`` for X in b, h, s (the light curve's
+    relative scatter) and ``var_newq_b = ((var_max_b + var_min_b) / 2) / var_mean_b``
+    (mid-range over mean of the broad-band light curve). A zero ``var_mean`` gives a
+    non-finite value, which :func:`complete_rows` treats as missing.
+
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        Numeric raw columns ``var_sigma_{b,h,s}``, ``var_mean_{b,h,s}``,
+        ``var_min_b`` and ``var_max_b``.
+
+    feature_set : FeatureSet
+        Only the derived features of this set are computed (and only their raw columns
+        are read); default: the paper's four.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the set's derived features (for the paper's: ``var_ratio_b``,
+        ``var_ratio_h``, ``var_ratio_s`` and ``var_newq_b``) (re)computed.
+    """
+    wanted = feature_set.derived_features
+    derived = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for band in VARIABILITY_RATIO_BANDS:
+            if f"var_ratio_{band}" in wanted:
+                derived[f"var_ratio_{band}"] = detections[f"var_sigma_{band}"] / detections[f"var_mean_{band}"]
+        if "var_newq_b" in wanted:
+            derived["var_newq_b"] = ((detections["var_max_b"] + detections["var_min_b"]) / 2) / detections["var_mean_b"]
+    return detections.assign(**derived)
+
+
+def prepare_features(detections, feature_set: FeatureSet = PAPER):
+    """Validate the feature columns of ``detections`` and make sure all of ``feature_set``'s exist.
+
+    The derived features are computed from the raw CSC columns when those are present;
+    a table without the raw columns (for example a published stage output) must then
+    carry the derived features themselves.
+
+    Raises
+    ------
+    InputError
+        Naming the missing or non-numeric columns.
+    """
+    raw_columns = feature_set.raw_columns
+    raw_present = all(c in detections.columns for c in raw_columns)
+    if raw_present:
+        detections = require_numeric(detections, raw_columns)
+        return derive_features(detections, feature_set)
+    if all(c in detections.columns for c in feature_set.features):
+        return require_numeric(detections, feature_set.features)
+    # Name what is missing in terms of the raw columns, which is what a user can fetch.
+    require_columns(detections, raw_columns)
+    return detections  # not reached
+
+
+def complete_rows(detections, features=None, feature_set: FeatureSet = PAPER):
+    """Which rows have every feature (of ``feature_set`` unless ``features`` is given), and why the others do not.
+
+    A feature value counts only if it is a finite number inside its physical range
+    (:data:`~xrayclass.checks.PHYSICAL_RANGES`); the raw light-curve columns, where the
+    table has them, must be in range too. Values outside are never clipped.
+
+    Returns
+    -------
+    complete : numpy.ndarray of bool
+        True where all ``features`` are finite numbers in range.
+    reasons : pandas.DataFrame
+        One row per checked column with the number of detections where it is missing
+        (null), not finite (a division by a zero ``var_mean``) and out of range.
+    """
+    from xrayclass.io.checks import out_of_range
+
+    features = feature_set.features if features is None else features
+    values = detections[list(features)].to_numpy(dtype="float64")
+    missing = np.isnan(values)
+    infinite = np.isinf(values)
+    # Only the raw columns this set reads: a row is not lost for a column it does not use.
+    raw = [c for c in feature_set.raw_columns if c not in features and c in detections.columns]
+    outside = out_of_range(detections, [*features, *raw]).reindex(columns=[*features, *raw], fill_value=False)
+    outside_values = outside.to_numpy(dtype=bool)
+    complete = ~(missing | infinite).any(axis=1) & ~outside_values.any(axis=1)
+    zeros = np.zeros(len(raw), dtype=int)
+    reasons = pd.DataFrame(
+        {
+            "missing": np.r_[missing.sum(axis=0), zeros],
+            "not_finite": np.r_[infinite.sum(axis=0), zeros],
+            "out_of_range": outside_values.sum(axis=0),
+        },
+        index=pd.Index([*features, *raw], name="feature"),
+    )
+    return complete, reasons
+
+
+def describe_dropped(reasons, n_dropped, n_total, n_features=None):
+    """One log line saying how many rows were dropped and for which features."""
+    n_features = len(FEATURES) if n_features is None else n_features
+    from xrayclass.io.checks import describe_range
+
+    parts = []
+    for feature, row in reasons.iterrows():
+        if row["missing"]:
+            parts.append(f"{feature} missing in {row['missing']:,}")
+        if row["not_finite"]:
+            parts.append(f"{feature} not finite in {row['not_finite']:,}")
+        if row.get("out_of_range", 0):
+            parts.append(f"{feature} outside {describe_range(feature)} in {row['out_of_range']:,}")
+    why = "; ".join(parts) if parts else "none"
+    return (
+        f"dropped {n_dropped:,} of {n_total:,} detections without all {n_features} features "
+        f"(a detection can lack several: {why})"
+    )

@@ -1,0 +1,148 @@
+"""An astronomer's own labels as references (``classification.py --labels labels.csv``).
+
+The explorer (``analysis.py explore``) exports ``labels.csv`` with the columns
+``name, class, comment, labeler, time``. Each label overrides SIMBAD's type for every
+detection of that source before stage 3 decides the detections' roles:
+
+* a label of one of the ten classes makes the source's detections references of that
+  class (whatever SIMBAD said, including no match or an uninformative type);
+* the label ``other`` says the source is none of the ten: its detections are left out
+  (neither references nor classified), as a SIMBAD type outside the ten would be.
+
+When several files (or rows) label the same source, the latest ``time`` wins; equal
+times go to the file given last.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.constants import CLASSES, MAIN_TYPE, NAME, NAME_ALIASES
+from xrayclass.io.tables import InputError
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "OTHER",
+    "OTHER_TYPE",
+    "LabelSummary",
+    "apply_labels",
+    "log_summary",
+    "read_labels",
+]
+
+log = logging.getLogger("xrayclass")
+
+LABEL_COLUMNS = ("name", "class", "comment", "labeler", "time")
+OTHER = "other"
+#: ``main_type`` given to detections labeled ``other``: outside the ten classes and not
+#: uninformative, so stage 3 leaves them out.
+OTHER_TYPE = "other (own label)"
+
+
+@dataclass
+class LabelSummary:
+    """What the labels did, for the log and ``classifier.json``."""
+
+    files: list = field(default_factory=list)
+    labels: int = 0
+    sources_matched: int = 0
+    sources_unmatched: int = 0
+    detections_relabeled: int = 0
+    new_references: int = 0
+    changed_references: int = 0
+    removed_references: int = 0
+    confirmed_references: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read_labels(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict]]:
+    """The labels of one or more ``labels.csv`` files, one row per source.
+
+    Returns the labels and, per file, its path, sha256 and number of rows.
+    Raises InputError naming the file for a missing column, an unknown class or an
+    empty name.
+    """
+    from xrayclass.analysis.explore import file_sha256
+
+    frames, files = [], []
+    for order, path in enumerate(paths):
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: labels file not found")
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"{path}: not a labels CSV ({' '.join(str(exc).split())})") from None
+        missing = [c for c in LABEL_COLUMNS if c not in table]
+        if missing:
+            raise InputError(
+                f"{path}: missing label columns: {', '.join(missing)} "
+                f"(expected {', '.join(LABEL_COLUMNS)}, as the explorer exports)"
+            )
+        table["name"] = table["name"].str.strip()
+        table["class"] = table["class"].str.strip()
+        if (table["name"] == "").any():
+            row = int(np.flatnonzero(table["name"] == "")[0]) + 2
+            raise InputError(f"{path}: line {row}: empty source name")
+        unknown = ~table["class"].isin([*CLASSES, OTHER])
+        if unknown.any():
+            row = int(np.flatnonzero(unknown)[0])
+            raise InputError(
+                f"{path}: line {row + 2}: unknown class {table['class'].iloc[row]!r} "
+                f"(one of {', '.join(CLASSES)} or {OTHER})"
+            )
+        frames.append(table[list(LABEL_COLUMNS)].assign(_order=order, _row=np.arange(len(table))))
+        files.append({"file": str(path), "sha256": file_sha256(path), "rows": len(table)})
+    labels = pd.concat(frames, ignore_index=True)
+    labels = labels.sort_values(["time", "_order", "_row"], kind="stable").drop_duplicates("name", keep="last")
+    return labels.drop(columns=["_order", "_row"]).sort_values("name").reset_index(drop=True), files
+
+
+def apply_labels(table: pd.DataFrame, labels: pd.DataFrame, classes=CLASSES) -> tuple[pd.DataFrame, LabelSummary]:
+    """``table`` with ``main_type`` replaced by the labels for the labeled sources' detections."""
+    name_column = NAME if NAME in table else next((a for a in NAME_ALIASES if a in table), NAME)
+    summary = LabelSummary(labels=len(labels))
+    if name_column not in table or MAIN_TYPE not in table:
+        return table, summary
+    lookup = pd.Series(labels["class"].to_numpy(), index=labels["name"].to_numpy())
+    names = table[name_column].astype(str)
+    new_types = names.map(lookup)
+    hit = new_types.notna().to_numpy()
+    matched = set(names[hit])
+    summary.sources_matched = len(matched)
+    summary.sources_unmatched = int(len(labels) - len(matched))
+    old = table[MAIN_TYPE].astype(object).where(table[MAIN_TYPE].notna(), "NaN").astype(str).to_numpy()
+    new = np.where(new_types.to_numpy(dtype=object) == OTHER, OTHER_TYPE, new_types.to_numpy(dtype=object))
+    was_reference = np.isin(old, list(classes))
+    is_reference = np.isin(new, list(classes))
+    summary.detections_relabeled = int(hit.sum())
+    summary.new_references = int((hit & ~was_reference & is_reference).sum())
+    summary.changed_references = int((hit & was_reference & is_reference & (old != new)).sum())
+    summary.confirmed_references = int((hit & was_reference & (old == new)).sum())
+    summary.removed_references = int((hit & was_reference & ~is_reference).sum())
+    types = np.where(hit, new, table[MAIN_TYPE].astype(object).to_numpy())
+    return table.assign(**{MAIN_TYPE: types}), summary
+
+
+def log_summary(summary: LabelSummary) -> None:
+    log.info(
+        "own labels: %s sources labeled in %s; %s of them found (%s detections relabeled): "
+        "%s new references, %s references changed class, %s confirmed, %s removed (labeled 'other')",
+        f"{summary.labels:,}",
+        ", ".join(f["file"] for f in summary.files),
+        f"{summary.sources_matched:,}",
+        f"{summary.detections_relabeled:,}",
+        f"{summary.new_references:,}",
+        f"{summary.changed_references:,}",
+        f"{summary.confirmed_references:,}",
+        f"{summary.removed_references:,}",
+    )
+    if summary.sources_unmatched:
+        log.warning("%s labeled sources are not in the input and change nothing", f"{summary.sources_unmatched:,}")

@@ -1,0 +1,225 @@
+"""The Gaussian mixture that defines the clusters, and its JSON form."""
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
+
+__all__ = [
+    "MIXTURE_SETTINGS",
+    "compare_mixtures",
+    "fit_mixture",
+    "mixture_from_dict",
+    "mixture_from_memberships",
+    "mixture_to_dict",
+]
+
+#: GaussianMixture settings of the published run (scikit-learn's defaults, stated here
+#: so that a change of defaults in a later scikit-learn cannot change the clusters).
+MIXTURE_SETTINGS = {
+    "covariance_type": "full",
+    "init_params": "kmeans",
+    "n_init": 1,
+    "max_iter": 100,
+    "tol": 1e-3,
+    "reg_covar": 1e-6,
+}
+
+
+def fit_mixture(X, n_components=N_COMPONENTS, random_state=RANDOM_STATE):
+    """Fit the full-covariance Gaussian mixture of the published pipeline.
+
+    Parameters
+    ----------
+    X : array of shape (n_detections, n_features)
+        Preprocessed features.
+    n_components : int
+        Number of clusters (6 in the paper, chosen from the BIC).
+    random_state : int
+        Seed of the k-means initialisation (42 in the paper).
+
+    Returns
+    -------
+    sklearn.mixture.GaussianMixture
+    """
+    if len(X) < n_components:
+        raise ValueError(f"{len(X)} detections cannot be split into {n_components} clusters")
+    mixture = GaussianMixture(n_components=n_components, random_state=random_state, **MIXTURE_SETTINGS)
+    return mixture.fit(X)
+
+
+def mixture_to_dict(mixture):
+    """The fitted mixture's parameters as plain JSON-ready values."""
+    return {
+        "n_components": int(mixture.n_components),
+        "random_state": mixture.random_state,
+        **{key: getattr(mixture, key) for key in MIXTURE_SETTINGS},
+        "converged": bool(mixture.converged_),
+        "n_iter": int(mixture.n_iter_),
+        "lower_bound": float(mixture.lower_bound_),
+        "weights": mixture.weights_.tolist(),
+        "means": mixture.means_.tolist(),
+        "covariances": mixture.covariances_.tolist(),
+        "precisions_cholesky": mixture.precisions_cholesky_.tolist(),
+    }
+
+
+def mixture_from_dict(document):
+    """Rebuild a fitted :class:`~sklearn.mixture.GaussianMixture` from its dict form.
+
+    Only fitted attributes are set; the result predicts exactly as the original did
+    (JSON keeps every float exactly).
+    """
+    settings = {key: document[key] for key in MIXTURE_SETTINGS if key in document}
+    settings["covariance_type"] = document.get("covariance_type", "full")
+    if settings["covariance_type"] != "full":
+        raise ValueError("only full-covariance mixtures are supported")
+    mixture = GaussianMixture(
+        n_components=int(document["n_components"]),
+        random_state=document.get("random_state"),
+        **settings,
+    )
+    mixture.weights_ = np.asarray(document["weights"], dtype="float64")
+    mixture.means_ = np.asarray(document["means"], dtype="float64")
+    mixture.covariances_ = np.asarray(document["covariances"], dtype="float64")
+    mixture.precisions_cholesky_ = np.asarray(document["precisions_cholesky"], dtype="float64")
+    mixture.precisions_ = np.einsum("kij,klj->kil", mixture.precisions_cholesky_, mixture.precisions_cholesky_)
+    mixture.converged_ = bool(document.get("converged", True))
+    mixture.n_iter_ = int(document.get("n_iter", 0))
+    mixture.lower_bound_ = float(document.get("lower_bound", np.nan))
+    mixture.n_features_in_ = mixture.means_.shape[1]
+    return mixture
+
+
+def _precisions_cholesky(covariances):
+    """Cholesky factors of the precisions, computed as scikit-learn's full-covariance fit does."""
+    from scipy import linalg
+
+    n_features = covariances.shape[-1]
+    factors = np.empty_like(covariances)
+    for k, covariance in enumerate(covariances):
+        try:
+            lower = linalg.cholesky(covariance, lower=True)
+        except linalg.LinAlgError:
+            raise ValueError(f"the covariance of component {k} is not positive definite") from None
+        factors[k] = linalg.solve_triangular(lower, np.eye(n_features), lower=True).T
+    return factors
+
+
+def mixture_from_memberships(X, memberships, reg_covar=MIXTURE_SETTINGS["reg_covar"], chunk_rows=200_000):
+    """A full-covariance Gaussian mixture whose components are given groups of detections.
+
+    The parameters are the M-step of the EM algorithm for the given memberships:
+    component k's weight, mean and covariance are those of the detections weighted by
+    their membership of k (0 or 1 for hard assignments). ``reg_covar`` is added to the
+    diagonals, as scikit-learn does, so that a small group still has an invertible
+    covariance. Memberships that are the output of a converged mixture give that
+    mixture back (the fixed point of EM).
+
+    Parameters
+    ----------
+    X : array of shape (n_detections, n_features)
+        Preprocessed features.
+    memberships : array of shape (n_detections, n_components)
+        Non-negative; rows sum to 1.
+    reg_covar : float
+    chunk_rows : int
+        Rows per pass when summing, so that no (n_detections, n_features) temporary
+        per component is made.
+
+    Returns
+    -------
+    sklearn.mixture.GaussianMixture
+        With fitted attributes set (``n_iter_`` 0: it was estimated, not fitted;
+        ``lower_bound_`` is the mean log-likelihood of ``X``).
+
+    Raises
+    ------
+    ValueError
+        A component has no detection (zero weight).
+    """
+    X = np.asarray(X, dtype="float64")
+    memberships = np.asarray(memberships, dtype="float64")
+    n_rows, n_features = X.shape
+    n_components = memberships.shape[1]
+    totals = memberships.sum(axis=0)
+    empty = np.flatnonzero(totals <= 0)
+    if empty.size:
+        raise ValueError(f"component(s) {', '.join(map(str, empty))} have no detection")
+    means = np.zeros((n_components, n_features))
+    for start in range(0, n_rows, chunk_rows):
+        means += memberships[start : start + chunk_rows].T @ X[start : start + chunk_rows]
+    means /= totals[:, None]
+    covariances = np.zeros((n_components, n_features, n_features))
+    for start in range(0, n_rows, chunk_rows):
+        rows = X[start : start + chunk_rows]
+        weights = memberships[start : start + chunk_rows]
+        for k in range(n_components):
+            centered = rows - means[k]
+            covariances[k] += (weights[:, k, None] * centered).T @ centered
+    covariances /= totals[:, None, None]
+    covariances += reg_covar * np.eye(n_features)
+    document = {
+        "n_components": n_components,
+        "random_state": None,
+        **MIXTURE_SETTINGS,
+        "reg_covar": reg_covar,
+        "converged": True,
+        "n_iter": 0,
+        "lower_bound": float("nan"),
+        "weights": totals / n_rows,
+        "means": means,
+        "covariances": covariances,
+        "precisions_cholesky": _precisions_cholesky(covariances),
+    }
+    mixture = mixture_from_dict(document)
+    mixture.lower_bound_ = float(
+        np.mean(
+            np.concatenate(
+                [mixture.score_samples(X[start : start + chunk_rows]) for start in range(0, n_rows, chunk_rows)]
+            )
+        )
+    )
+    return mixture
+
+
+def compare_mixtures(ours, published):
+    """How a mixture compares with another one, component by component.
+
+    Components are paired by the assignment that minimizes the summed distance between
+    their means (cluster numbers of two fits are arbitrary). Both must live in the same
+    feature space for the distances to mean much: the caller says when they may not.
+
+    Parameters
+    ----------
+    ours : sklearn.mixture.GaussianMixture
+    published : dict
+        ``weights`` and ``means`` (e.g. the published ``paper_gmm.json``).
+
+    Returns
+    -------
+    dict
+        ``pairing`` (our component -> the other's), ``weights`` (ours and theirs, paired),
+        ``max_weight_difference``, ``mean_distances`` (Euclidean, per pair),
+        ``max_mean_distance`` and ``median_separation`` (the median distance between two
+        of our own means, as the scale to read the distances against).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist, pdist
+
+    their_means = np.asarray(published["means"], dtype="float64")
+    their_weights = np.asarray(published["weights"], dtype="float64")
+    if their_means.shape != ours.means_.shape:
+        raise ValueError(f"the mixtures differ in shape: {ours.means_.shape} and {their_means.shape}")
+    distances = cdist(ours.means_, their_means)
+    rows, columns = linear_sum_assignment(distances)
+    paired = distances[rows, columns]
+    weight_differences = np.abs(ours.weights_[rows] - their_weights[columns])
+    return {
+        "pairing": {int(r): int(c) for r, c in zip(rows, columns, strict=False)},
+        "weights": [[float(ours.weights_[r]), float(their_weights[c])] for r, c in zip(rows, columns, strict=False)],
+        "max_weight_difference": float(weight_differences.max()),
+        "mean_distances": [float(d) for d in paired],
+        "max_mean_distance": float(paired.max()),
+        "median_separation": float(np.median(pdist(ours.means_))),
+    }

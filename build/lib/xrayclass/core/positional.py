@@ -1,0 +1,125 @@
+"""Best-match positional crossmatch against a local catalog (astropy, no network).
+
+For a local copy of SIMBAD (or any catalog with positions and a ``main_type``), and
+for the mock catalog's mock SIMBAD: each detection gets the nearest catalog object
+within the radius, if any, as CDS X-Match's "best match" does.
+"""
+
+import logging
+
+import numpy as np
+import pandas as pd
+from astropy import units as u
+from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+from xrayclass.constants import MAIN_TYPE
+from xrayclass.exceptions import tables_named
+from xrayclass.io.tables import require_columns, require_numeric
+
+__all__ = [
+    "CATALOG_SUFFIX",
+    "best_matches",
+    "crossmatch_local",
+    "nearest_within",
+]
+
+log = logging.getLogger(__name__)
+
+#: Suffix given to catalog columns whose names the detection table already uses.
+CATALOG_SUFFIX = "_x"
+
+
+def nearest_within(ra, dec, catalog_ra, catalog_dec, radius_arcsec):
+    """The nearest catalog position within ``radius_arcsec`` of each position (degrees, ICRS).
+
+    astropy's ``match_coordinates_sky`` (a k-d tree on the unit sphere: right across RA 0
+    and at the poles, and never an n x m table of separations).
+
+    Returns
+    -------
+    rows : numpy.ndarray of int
+        Index into the catalog arrays; -1 where nothing lies within the radius, or where
+        either position is missing.
+    separations : numpy.ndarray of float
+        The separation to that row in arcsec; NaN where there is none.
+    """
+    ra, dec = np.asarray(ra, dtype="float64"), np.asarray(dec, dtype="float64")
+    catalog_ra, catalog_dec = np.asarray(catalog_ra, dtype="float64"), np.asarray(catalog_dec, dtype="float64")
+    rows = np.full(len(ra), -1, dtype=np.int64)
+    separations = np.full(len(ra), np.nan)
+    known = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
+    candidates = np.flatnonzero(np.isfinite(catalog_ra) & np.isfinite(catalog_dec))
+    if len(known) == 0 or len(candidates) == 0:
+        return rows, separations
+    here = SkyCoord(ra[known] * u.deg, dec[known] * u.deg)
+    there = SkyCoord(catalog_ra[candidates] * u.deg, catalog_dec[candidates] * u.deg)
+    if len(candidates) == 1:  # match_coordinates_sky wants a catalog of two or more
+        nearest, distance = np.zeros(len(known), dtype=np.int64), here.separation(there[0])
+    else:
+        nearest, distance, _ = match_coordinates_sky(here, there)
+    distance = distance.to_value(u.arcsec)
+    inside = distance <= radius_arcsec
+    rows[known[inside]] = candidates[nearest[inside]]
+    separations[known[inside]] = distance[inside]
+    return rows, separations
+
+
+def best_matches(detections, catalog, radius_arcsec):
+    """The nearest catalog object within ``radius_arcsec`` of each detection.
+
+    Parameters
+    ----------
+    detections : pandas.DataFrame
+        With ``ra`` and ``dec`` in degrees (ICRS).
+    catalog : pandas.DataFrame
+        With ``ra``, ``dec`` (degrees, ICRS) and ``main_type``.
+    radius_arcsec : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per detection, in order: the catalog's columns (``ra``/``dec`` renamed
+        ``ra_x``/``dec_x``) and ``angDist`` in arcsec, all empty where nothing lies
+        within the radius.
+    """
+    if not radius_arcsec > 0:
+        raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
+    require_columns(catalog, ("ra", "dec", MAIN_TYPE))
+    catalog = require_numeric(catalog, ("ra", "dec")).reset_index(drop=True)
+    catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
+
+    # Detections of one source share its position: match each position once.
+    codes, positions = pd.factorize(pd.MultiIndex.from_arrays([detections["ra"], detections["dec"]]))
+    nearest, separation = nearest_within(
+        positions.get_level_values(0), positions.get_level_values(1), catalog["ra"], catalog["dec"], radius_arcsec
+    )
+    within = nearest >= 0
+
+    renamed = catalog.rename(columns={"ra": f"ra{CATALOG_SUFFIX}", "dec": f"dec{CATALOG_SUFFIX}"})
+    matches = renamed.reindex(nearest[codes]).reset_index(drop=True)  # -1 -> all empty
+    matches["angDist"] = separation[codes]
+    log.info(
+        "%s of %s distinct positions have an object within %g arcsec",
+        f"{int(within.sum()):,}",
+        f"{len(within):,}",
+        radius_arcsec,
+    )
+    return matches
+
+
+def crossmatch_local(stage1, catalog, radius_arcsec):
+    """Stage 2 against a local catalog: best match within the radius, every row kept.
+
+    An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its
+    ``table`` (``"stage1"`` or ``"catalog"``).
+    """
+    from xrayclass.io.tables import canonical_names
+    from xrayclass.stages.crossmatch import attach_matches
+
+    with tables_named("stage1"):
+        stage1 = canonical_names(stage1)
+        require_columns(stage1, ("ra", "dec"))
+        stage1 = require_numeric(stage1, ("ra", "dec"))
+    with tables_named("catalog"):
+        matches = best_matches(stage1, catalog, radius_arcsec)
+    return attach_matches(stage1, matches)

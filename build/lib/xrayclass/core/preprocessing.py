@@ -1,0 +1,148 @@
+"""Log and MinMax preprocessing of the 12 features."""
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from xrayclass.constants import FEATURES, LOG_FEATURES, MINMAX_FEATURES
+
+__all__ = [
+    "LogMinMaxScaler",
+]
+
+
+class LogMinMaxScaler(TransformerMixin, BaseEstimator):
+    """The published preprocessing: log where the tail is heavy, then MinMax to [0, 1].
+
+    For a log feature the transform is ``log(x + shift)`` with ``shift`` one tenth of
+    the smallest non-zero value seen in ``fit`` (so that exact zeros, e.g. a constant
+    light curve, stay finite and at the low end), then MinMax to [0, 1]. MinMax
+    features are only rescaled. The other features (hardness ratios, variability
+    probabilities) pass through unchanged.
+
+    Parameters
+    ----------
+    features : sequence of str
+        Names of the columns of ``X``, in order.
+    log_features, minmax_features : sequence of str
+        Which of ``features`` get log + MinMax, and MinMax only.
+
+    Attributes
+    ----------
+    shift_ : dict
+        The additive shift of each log feature.
+    data_min_, data_max_ : dict
+        Range, after the log, of each rescaled feature in the training data.
+    """
+
+    def __init__(self, features=FEATURES, log_features=LOG_FEATURES, minmax_features=MINMAX_FEATURES, log_floor=None):
+        self.features = features
+        self.log_features = log_features
+        self.minmax_features = minmax_features
+        self.log_floor = log_floor
+
+    def _columns(self):
+        features = list(self.features)
+        unknown = [f for f in (*self.log_features, *self.minmax_features) if f not in features]
+        if unknown:
+            raise ValueError(f"features to rescale are not among the features: {unknown}")
+        return features
+
+    def _check_X(self, X):
+        X = np.asarray(X, dtype="float64")
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise ValueError(
+                f"expected a 2-D array with {len(self.features)} columns "
+                f"({', '.join(self.features)}), got shape {X.shape}"
+            )
+        if not np.isfinite(X).all():
+            raise ValueError("X has missing or non-finite values; drop those rows first")
+        return X
+
+    def fit(self, X, y=None):
+        """Learn the log shifts and the ranges from training features ``X``."""
+        features = self._columns()
+        X = self._check_X(X)
+        if self.log_floor is not None and not (np.isfinite(self.log_floor) and self.log_floor > 0):
+            raise ValueError(f"log_floor must be a positive number, got {self.log_floor!r}")
+        self.shift_ = {}
+        for name in self.log_features:
+            column = X[:, features.index(name)]
+            nonzero = column[column != 0]
+            if nonzero.size == 0:
+                raise ValueError(f"log feature {name!r} is zero everywhere; no shift can be defined")
+            self.shift_[name] = float(nonzero.min() / 10)
+            if self.log_floor is not None:
+                self.shift_[name] = max(self.shift_[name], float(self.log_floor))
+        self.data_min_, self.data_max_ = {}, {}
+        for name in (*self.log_features, *self.minmax_features):
+            values = self._pre_scale(X[:, features.index(name)], name)
+            self.data_min_[name] = float(values.min())
+            self.data_max_[name] = float(values.max())
+        self.n_features_in_ = len(features)
+        return self
+
+    def _pre_scale(self, column, name):
+        if name in self.log_features:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.log(column + self.shift_[name])
+        return column
+
+    def transform(self, X):
+        """Return the preprocessed copy of ``X``."""
+        check_is_fitted(self, "shift_")
+        features = self._columns()
+        X = self._check_X(X).copy()
+        for name in (*self.log_features, *self.minmax_features):
+            j = features.index(name)
+            low, high = self.data_min_[name], self.data_max_[name]
+            # scikit-learn's MinMaxScaler arithmetic (x * scale + offset), so that the
+            # values are bit-for-bit those of the published pipeline.
+            scale = 1.0 / (high - low) if high > low else 1.0
+            X[:, j] = self._pre_scale(X[:, j], name) * scale + (-low * scale)
+        return X
+
+    def out_of_range(self, X):
+        """Flag values the training data did not cover.
+
+        Returns a boolean array shaped like ``X``: True where a log feature is at or
+        below ``-shift`` (its log is undefined) or where a rescaled value falls
+        outside [0, 1], i.e. beyond the training minimum or maximum.
+        """
+        check_is_fitted(self, "shift_")
+        scaled = self.transform(X)
+        flags = np.zeros(scaled.shape, dtype=bool)
+        features = self._columns()
+        for name in (*self.log_features, *self.minmax_features):
+            j = features.index(name)
+            column = scaled[:, j]
+            flags[:, j] = ~np.isfinite(column) | (column < 0) | (column > 1)
+        return flags
+
+    def to_dict(self):
+        """The fitted constants as plain JSON-ready values."""
+        check_is_fitted(self, "shift_")
+        return {
+            "features": list(self.features),
+            "log_features": list(self.log_features),
+            "minmax_features": list(self.minmax_features),
+            "log_floor": self.log_floor,
+            "log_shift": dict(self.shift_),
+            "data_min": dict(self.data_min_),
+            "data_max": dict(self.data_max_),
+        }
+
+    @classmethod
+    def from_dict(cls, document):
+        """Rebuild a fitted scaler from :meth:`to_dict` output."""
+        scaler = cls(
+            features=tuple(document["features"]),
+            log_features=tuple(document["log_features"]),
+            minmax_features=tuple(document["minmax_features"]),
+            log_floor=document.get("log_floor"),  # absent before issue 13: the paper's rule
+        )
+        scaler.shift_ = {k: float(v) for k, v in document["log_shift"].items()}
+        scaler.data_min_ = {k: float(v) for k, v in document["data_min"].items()}
+        scaler.data_max_ = {k: float(v) for k, v in document["data_max"].items()}
+        scaler.n_features_in_ = len(scaler.features)
+        return scaler

@@ -1,0 +1,1 @@
+"""Engines that run stages beyond one process (Dask)."""

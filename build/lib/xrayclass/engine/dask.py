@@ -1,0 +1,165 @@
+"""Stages 3 and 4 on a Dask cluster: the same results as one process, over partitions.
+
+Stage 3 fits its model as the streamed stage does (two batched passes on the client:
+the references are a minority, the scaler needs only column ranges), broadcasts the
+model to every worker (``client.scatter(..., broadcast=True)``), classifies each
+partition of the input on the workers, and gathers the classified partitions in input
+order into the on-disk sort by name and obsid (:mod:`xrayclass.stages.streaming`), so
+the output is that of the single-process run byte for byte. Stage 4 shuffles the
+detections by source name, so that each partition holds whole sources, votes on the
+workers, and combines the per-partition tables.
+
+``scheduler`` is the address of a running scheduler (for example one started by
+dask-jobqueue on a SLURM cluster, see README "Scaling up"); without it a
+``distributed.LocalCluster`` of ``workers`` single-threaded workers is started.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
+from xrayclass.exceptions import InputError, input_files
+from xrayclass.io.streaming import BATCH_ROWS
+from xrayclass.io.tables import table_format
+from xrayclass.stages.classification import OUTLIER_FRACTION
+
+__all__ = [
+    "classify_dataset",
+    "dask_client",
+    "master_classification_dataset",
+]
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool = True):
+    """A ``distributed.Client`` on ``scheduler``, or on a local cluster closed afterwards."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _frame(path, columns=None, batch_rows=BATCH_ROWS):
+    import dask.dataframe as dd
+
+    fmt = table_format(path, ("csv", "parquet"))
+    if not Path(path).exists():
+        raise InputError(f"{path}: file not found")
+    if fmt == "parquet":
+        if columns is not None:
+            from xrayclass.io.streaming import table_columns
+
+            present = set(table_columns(path))
+            columns = [c for c in columns if c in present]
+        return dd.read_parquet(path, columns=columns, split_row_groups=True)
+    # CSV columns get the whole file's types (read_csv per block would guess per block).
+    from xrayclass.io.streaming import _csv_types
+
+    names = list(__import__("pandas").read_csv(path, nrows=0).columns)
+    wanted = names if columns is None else [c for c in names if c in set(columns)]
+    types = _csv_types(Path(path), wanted, batch_rows)
+    return dd.read_csv(path, usecols=wanted, dtype=types or None, blocksize="64MB", low_memory=False)
+
+
+def classify_dataset(
+    path,
+    output,
+    model_output,
+    outliers_output,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+    batch_rows=BATCH_ROWS,
+    scheduler=None,
+    workers=2,
+    processes=True,
+    temporary_dir=None,
+):
+    """Stage 3 with Dask; returns ``(model, n_classified, n_outliers)`` as the streamed stage does."""
+    from xrayclass.stages.streaming import classify_batch, fit_streamed, write_classified
+
+    model, census = fit_streamed(
+        path, classes, uninformative, min_references, method, location, score, explain, batch_rows
+    )
+    frame = _frame(path, None, batch_rows)
+    with dask_client(scheduler, workers, processes) as client:
+        shared = client.scatter(model, broadcast=True)
+        import dask
+
+        task = dask.delayed(classify_batch, pure=True)
+        futures = client.compute(
+            [
+                task(part, shared, classes, uninformative, method, outlier_fraction, explain)
+                for part in frame.to_delayed()
+            ]
+        )
+        log.info("classifying %d partitions on %d workers", len(futures), len(client.scheduler_info()["workers"]))
+
+        def in_order():
+            for future in futures:  # input order: the sort's ties keep it
+                yield future.result()
+                future.release()
+
+        with input_files(path):
+            return write_classified(
+                in_order(),
+                census,
+                model,
+                path,
+                output,
+                model_output,
+                outliers_output,
+                method,
+                outlier_fraction,
+                explain,
+                batch_rows,
+                temporary_dir,
+            )
+
+
+def _vote(part, classes):
+    from xrayclass.stages.master_classification import master_classification
+
+    if not len(part):
+        return None
+    return master_classification(part, classes)
+
+
+def master_classification_dataset(
+    path, classes=CLASSES, batch_rows=BATCH_ROWS, scheduler=None, workers=2, processes=True, n_partitions=None
+):
+    """Stage 4 with Dask: partitions holding whole sources (a shuffle by name), votes combined."""
+    from xrayclass.io.tables import canonical_names
+    from xrayclass.stages.master_classification import STAGE4_COLUMNS
+    from xrayclass.stages.streaming import combine_votes
+
+    frame = _frame(path, list(STAGE4_COLUMNS), batch_rows)
+    if "name" not in frame.columns:
+        frame = frame.map_partitions(canonical_names, str(path))
+    n_partitions = n_partitions or max(frame.npartitions, 2 * workers)
+    by_source = frame.shuffle(on="name", npartitions=n_partitions)
+    with dask_client(scheduler, workers, processes) as client:
+        import dask
+
+        task = dask.delayed(_vote, pure=True)
+        futures = client.compute([task(part, classes) for part in by_source.to_delayed()])
+        with input_files(path):
+            parts = [result for result in client.gather(futures) if result is not None]
+    return combine_votes(parts)

@@ -1,0 +1,142 @@
+"""Reading what classify_source.py needs: the run's artifacts and the detections to classify.
+
+File and service access for :mod:`xrayclass.stages.new_sources`, whose science takes
+in-memory tables and fitted artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from pathlib import Path
+
+from xrayclass.core.featuresets import FeatureSet
+from xrayclass.io.tables import InputError, read_table
+
+__all__ = ["load_artifacts", "read_feature_set", "read_input", "sources_path"]
+
+log = logging.getLogger(__name__)
+
+
+def read_input(text, fetch_config=None, *, sleep=None, clock=None):
+    """The detections ``text`` names: a table file, or a CSC source fetched by name.
+
+    Parameters
+    ----------
+    text : str
+        A table file (VOTable, CSV, Parquet, FITS), or, when no such file exists, a
+        CSC source name whose per-observation detections are fetched from the CSC
+        TAP service.
+    fetch_config : xrayclass.services.csc_tap.FetchConfig, optional
+        Service, release and time-outs for a fetch (default: synchronous, CSC 2.0).
+    sleep, clock : callable, optional
+        Passed to the fetch, so that tests need not wait.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+    origin : str
+        The file, or ``'CSC 2.0 source 2CXO J...'``, for messages.
+
+    Raises
+    ------
+    InputError
+        No such file and not a CSC name, an unreadable file, or an unknown source.
+    ServiceError
+        The CSC TAP service failed (the message says to pass a local file instead).
+    """
+    path = Path(text)
+    if path.exists():
+        return read_table(path), str(path)
+    from xrayclass.stages.new_sources import csc_source_name
+
+    name = csc_source_name(text)
+    if name is None:
+        if path.suffix:
+            return read_table(path), str(path)  # says "file not found" or names the format
+        raise InputError(f"{text}: no such file, and not a CSC source name such as '2CXO J004307.5-092302'")
+    from xrayclass.services.csc_tap import FetchConfig, fetch_source
+
+    config = fetch_config or FetchConfig(sync=True)
+    table, _ = fetch_source(name, config, sleep=sleep or time.sleep, clock=clock or time.monotonic)
+    return table.to_pandas(), f"CSC {config.release} source {name}"
+
+
+def _load(loader, path, what, option, stage, writes):
+    """Load one artifact; a missing or unusable file becomes a one-line :class:`InputError`."""
+    if not Path(path).exists():
+        raise InputError(f"{path}: file not found; run {stage} (it writes {writes}) or pass {option} PATH")
+    try:
+        return loader(path)
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise InputError(
+            f"{path}: not a usable {what} ({type(exc).__name__}: {exc}); if another version "
+            f"of xrayclass wrote it, run {stage} again"
+        ) from None
+
+
+def load_artifacts(model_path, classifier_path):
+    """Load the stage-1 model and the stage-3 classifier; warn where they do not fit together.
+
+    Returns
+    -------
+    clustering : ClusteringModel
+    classifier : ClassifierModel
+
+    Raises
+    ------
+    InputError
+        A file is missing or is not the artifact it should be.
+    """
+    from xrayclass.constants import UNCLASSIFIED
+    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.stages.clustering import ClusteringModel
+    from xrayclass.stages.new_sources import preprocessing_differences
+
+    clustering = _load(ClusteringModel.load, model_path, "clustering model", "--model", "clustering.py", "--model")
+    classifier = _load(
+        ClassifierModel.load, classifier_path, "classifier model", "--classifier", "classification.py", "--model-output"
+    )
+    differences = preprocessing_differences(clustering.scaler, classifier.scaler)
+    if differences:
+        log.warning(
+            "the preprocessing of %s and %s differ (%s); they should be equal when both come "
+            "from one run of the pipeline",
+            model_path,
+            classifier_path,
+            ", ".join(differences[:6]),
+        )
+    known = set(classifier.references.classifiers_)
+    absent = [k for k in range(clustering.mixture.n_components) if k not in known]
+    if absent:
+        log.warning(
+            "%s has no class references for clusters %s of %s; detections there stay %s",
+            classifier_path,
+            ", ".join(map(str, absent)),
+            model_path,
+            UNCLASSIFIED,
+        )
+    return clustering, classifier
+
+
+def sources_path(output):
+    """Where the per-source table goes beside ``output``: ``<stem>_sources<suffix>``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_sources{output.suffix}")
+
+
+def read_feature_set(path) -> FeatureSet:
+    """Read a feature set from a TOML file; :class:`InputError` naming the file on any problem."""
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such feature-set file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the feature-set file ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    return FeatureSet.from_dict(document, str(path))

@@ -1,0 +1,589 @@
+"""Checks at the edges: one place per kind of input, run before any long computation.
+
+Every check here either raises :class:`~xrayclass.io.InputError` with one line naming
+the file and the problem, or returns which rows fail (and why) so that the caller can
+drop them and count them. The README section "What the pipeline checks" lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.constants import CLASSES, FEATURES, LOG_FEATURES, MINMAX_FEATURES, NAME, OBSID
+from xrayclass.exceptions import where
+from xrayclass.io.tables import OUTPUT_FORMATS, InputError, remove_stale_temporaries, table_format
+
+__all__ = [
+    "PHYSICAL_RANGES",
+    "PROBABILITY_TOLERANCE",
+    "catalog_positions",
+    "check_catalog",
+    "check_detections",
+    "check_outputs",
+    "describe_range",
+    "duplicated_detections",
+    "handle_duplicates",
+    "invalid_positions",
+    "out_of_range",
+    "require_cluster_labels",
+    "require_log_features_usable",
+    "require_names",
+    "require_positions",
+    "require_probabilities",
+    "require_radius",
+    "require_roles",
+    "validate_classifier_document",
+    "validate_model_document",
+]
+
+log = logging.getLogger(__name__)
+
+# -- physical ranges of the CSC columns ----------------------------------------------------
+
+#: Closed interval each column's values must lie in; a value outside makes its row
+#: unusable (dropped and counted, never clipped). Hardness ratios are (H-S)/(H+S) and
+#: probabilities are probabilities; light-curve rates, their spreads and a black-body
+#: temperature cannot be negative. ``powlaw_gamma`` and ``bb_kt`` have no hard physical
+#: bound, but a value far beyond any fitted CSC spectrum (the published sample spans
+#: powlaw_gamma -2.97 .. 10 and bb_kt 0.14 .. 129 keV) is a corrupted cell, and a single
+#: one would squeeze the whole column into a point under MinMax scaling. The bounds
+#: below are generous: twice the widest published value, rounded out.
+PHYSICAL_RANGES = {
+    "hard_hm": (-1.0, 1.0),
+    "hard_hs": (-1.0, 1.0),
+    "hard_ms": (-1.0, 1.0),
+    "powlaw_gamma": (-20.0, 20.0),
+    "bb_kt": (0.0, 1000.0),
+    "var_prob_b": (0.0, 1.0),
+    "var_prob_h": (0.0, 1.0),
+    "var_prob_s": (0.0, 1.0),
+    "var_ratio_b": (0.0, math.inf),
+    "var_ratio_h": (0.0, math.inf),
+    "var_ratio_s": (0.0, math.inf),
+    "var_newq_b": (0.0, math.inf),
+    # Raw light-curve columns (count rates and their scatter), where the table has them.
+    "var_sigma_b": (0.0, math.inf),
+    "var_sigma_h": (0.0, math.inf),
+    "var_sigma_s": (0.0, math.inf),
+    "var_mean_b": (0.0, math.inf),
+    "var_mean_h": (0.0, math.inf),
+    "var_mean_s": (0.0, math.inf),
+    "var_min_b": (0.0, math.inf),
+    "var_max_b": (0.0, math.inf),
+}
+
+
+def out_of_range(table: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Boolean frame: True where a finite value of ``columns`` lies outside its physical range.
+
+    Missing and non-finite values are not flagged here (they have their own reason).
+    Columns absent from ``table`` or without a range are skipped.
+    """
+    flags = {}
+    for column in columns:
+        if column not in table.columns or column not in PHYSICAL_RANGES:
+            continue
+        low, high = PHYSICAL_RANGES[column]
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64")
+        with np.errstate(invalid="ignore"):
+            flags[column] = np.isfinite(values) & ((values < low) | (values > high))
+    return pd.DataFrame(flags, index=table.index)
+
+
+def describe_range(column: str) -> str:
+    low, high = PHYSICAL_RANGES[column]
+    return f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+
+
+def require_log_features_usable(
+    features: np.ndarray, names: Sequence[str] = FEATURES, log_features: Sequence[str] = LOG_FEATURES
+) -> None:
+    """A log feature that is zero for every detection has no shift: say so, in one line."""
+    for name in log_features:
+        column = features[:, list(names).index(name)]
+        if len(column) and not (column != 0).any():
+            raise InputError(f"{name} is zero for every usable detection; its log scaling is undefined")
+
+
+# -- identity: names, duplicates, positions, clusters --------------------------------------
+
+
+def require_names(table: pd.DataFrame, path) -> None:
+    """Every detection needs a source name: blank or missing names are an error."""
+    names = table[NAME]
+    blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        first = int(np.flatnonzero(blank)[0])
+        raise InputError(
+            f"{path}: {int(blank.sum()):,} rows have a blank source name ('{NAME}'), first in data row {first + 1}"
+        )
+
+
+def check_detections(
+    table: pd.DataFrame, path, allow_duplicates: bool = False, positions: bool = True, clusters: bool = False
+) -> pd.DataFrame:
+    """The checks every detection table gets on arrival, before any computation.
+
+    Source names present and not blank; positions valid (``positions``); cluster labels
+    integers in range (``clusters``, where the table has a ``cluster`` column); no row
+    repeating an earlier detection (an error, or with ``allow_duplicates`` the repeats
+    are dropped with a warning). Returns the table with the name column called ``name``.
+    """
+    from xrayclass.io.tables import canonical_names, require_columns
+
+    table = canonical_names(table, path)
+    require_columns(table, [NAME, OBSID, *(["ra", "dec"] if positions else [])], path)
+    require_names(table, path)
+    if positions:
+        require_positions(table, path)
+    if clusters and "cluster" in table.columns:
+        require_cluster_labels(table, path)
+    value_columns = [c for c in table.columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
+    table = handle_duplicates(table, path, value_columns, allow=allow_duplicates)
+    shared = table.duplicated(subset=[NAME, OBSID], keep=False)
+    if shared.any():
+        log.info(
+            "%s: %s detections share their name and obsid with another detection of different values "
+            "(the CSC can list several detections of a source in one observation); all are kept",
+            path,
+            f"{int(shared.sum()):,}",
+        )
+    return table
+
+
+def duplicated_detections(table: pd.DataFrame, value_columns: Sequence[str] = ()) -> np.ndarray:
+    """Rows repeating an earlier row's detection: same name, obsid (and region_id) and values.
+
+    The CSC can list several detections of one source in one observation (different
+    regions, different measurements); those are not repeats. A repeat has the same
+    identity and the same measured values, as when a table was concatenated twice.
+    """
+    subset = [c for c in (NAME, OBSID, "region_id", "ra", "dec", *value_columns) if c in table.columns]
+    return table.duplicated(subset=subset, keep="first").to_numpy()
+
+
+def handle_duplicates(
+    table: pd.DataFrame, path, value_columns: Sequence[str] = (), allow: bool = False
+) -> pd.DataFrame:
+    """Raise on repeated detections (the default), or drop the repeats with a warning."""
+    repeated = duplicated_detections(table, value_columns)
+    if not repeated.any():
+        return table
+    first = table.loc[repeated, [c for c in (NAME, OBSID) if c in table.columns]].head(3)
+    examples = ", ".join(f"{row[NAME]!s} obsid {row[OBSID]!s}" for _, row in first.iterrows())
+    if not allow:
+        raise InputError(
+            f"{path}: {int(repeated.sum()):,} rows repeat an earlier detection (same name, obsid and "
+            f"values), e.g. {examples}; remove them or pass --allow-duplicates"
+        )
+    log.warning(
+        "%s: dropped %s rows repeating an earlier detection (e.g. %s)", path, f"{int(repeated.sum()):,}", examples
+    )
+    return table.loc[~repeated].reset_index(drop=True)
+
+
+def invalid_positions(table: pd.DataFrame) -> np.ndarray:
+    """True where ``ra``/``dec`` is missing, not finite, or ``|dec| > 90``."""
+    ra = pd.to_numeric(table["ra"], errors="coerce").to_numpy(dtype="float64")
+    dec = pd.to_numeric(table["dec"], errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
+
+
+def require_positions(table: pd.DataFrame, path) -> None:
+    """Every detection needs a position on the sky (finite ``ra``, ``|dec| <= 90``)."""
+    bad = invalid_positions(table)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{path}: {int(bad.sum()):,} rows have no valid position (ra, dec finite, |dec| <= 90), "
+            f"first in data row {row + 1} (ra {table['ra'].iloc[row]!r}, dec {table['dec'].iloc[row]!r})"
+        )
+
+
+def catalog_positions(catalog: pd.DataFrame, path) -> pd.DataFrame:
+    """A crossmatch catalog without the rows lacking a position (logged); impossible ones are an error."""
+    ra = pd.to_numeric(catalog["ra"], errors="coerce").to_numpy(dtype="float64")
+    dec = pd.to_numeric(catalog["dec"], errors="coerce").to_numpy(dtype="float64")
+    missing = np.isnan(ra) | np.isnan(dec)
+    with np.errstate(invalid="ignore"):
+        impossible = ~missing & (~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90))
+    if impossible.any():
+        row = int(np.flatnonzero(impossible)[0])
+        raise InputError(
+            f"{path}: {int(impossible.sum()):,} catalog rows have an impossible position "
+            f"(|dec| > 90 or infinite), first in data row {row + 1}"
+        )
+    if missing.any():
+        log.warning(
+            "%s: %s of %s catalog rows have no position and cannot be matched; left out",
+            path,
+            f"{int(missing.sum()):,}",
+            f"{len(catalog):,}",
+        )
+        return catalog.loc[~missing].reset_index(drop=True)
+    return catalog
+
+
+def check_catalog(catalog: pd.DataFrame, path) -> pd.DataFrame:
+    """A local crossmatch catalog: ``ra``, ``dec`` numeric and possible, ``main_type`` present."""
+    from xrayclass.constants import MAIN_TYPE
+    from xrayclass.io.tables import require_columns, require_numeric
+
+    require_columns(catalog, ("ra", "dec", MAIN_TYPE), path)
+    catalog = require_numeric(catalog, ("ra", "dec"), path)
+    catalog = catalog_positions(catalog, path)
+    if len(catalog) == 0:
+        raise InputError(f"{path}: no catalog row has a position")
+    return catalog
+
+
+def require_roles(roles: np.ndarray, reference, to_classify) -> None:
+    """Stage 3 needs references to learn from and detections to classify."""
+    if not (roles == reference).any():
+        raise InputError(
+            f"no detection has one of the {len(CLASSES)} classes as its SIMBAD type, so there "
+            "is no reference to learn from (is 'main_type' the SIMBAD class?)"
+        )
+    if not (roles == to_classify).any():
+        raise InputError(
+            "nothing to classify: every usable detection is a reference or of another "
+            "SIMBAD type (none is unmatched, 'NaN', or of an uninformative type)"
+        )
+
+
+def require_radius(radius: float) -> None:
+    if not (isinstance(radius, (int, float)) and math.isfinite(radius) and radius > 0):
+        raise InputError(f"--radius must be a positive number of arcsec, got {radius}")
+
+
+def require_cluster_labels(table: pd.DataFrame, path, column: str = "cluster") -> None:
+    """Cluster labels must be integers 0 .. K-1 (K from the prob_* columns when present)."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64")
+    n_clusters = sum(1 for c in table.columns if c.startswith("prob_") and c[5:].isdigit()) or None
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0)
+        if n_clusters:
+            bad |= values >= n_clusters
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
+        raise InputError(
+            f"{path}: column '{column}' must hold cluster numbers ({limit}); {int(bad.sum()):,} rows "
+            f"do not, first in data row {row + 1} ({table[column].iloc[row]!r})"
+        )
+
+
+# -- stage 4: class probabilities ---------------------------------------------------------
+
+#: How far a probability may stray from [0, 1], and a row's sum from 1 (rounding only).
+PROBABILITY_TOLERANCE = 1e-6
+
+
+def require_probabilities(probabilities: np.ndarray, classes: Sequence[str] = CLASSES) -> None:
+    """Each value in [0, 1]; each row sums to 1, or is all zero (Unclassified)."""
+    p = np.asarray(probabilities, dtype="float64")
+    with np.errstate(invalid="ignore"):
+        outside = ~np.isfinite(p) | (p < -PROBABILITY_TOLERANCE) | (p > 1 + PROBABILITY_TOLERANCE)
+    if outside.any():
+        row, column = (int(i[0]) for i in np.nonzero(outside))
+        raise InputError(
+            f"class probabilities must lie in [0, 1]; {int(outside.any(axis=1).sum()):,} rows "
+            f"do not, first in data row {row + 1} ({classes[column]} = {p[row, column]!r})"
+        )
+    totals = p.sum(axis=1)
+    bad = (np.abs(totals - 1) > PROBABILITY_TOLERANCE) & (totals != 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"the class probabilities of a detection must sum to 1 (or all be 0 for an "
+            f"unclassified one); {int(bad.sum()):,} rows do not, first in data row {row + 1} "
+            f"(sum {totals[row]:.6g})"
+        )
+
+
+# -- outputs --------------------------------------------------------------------------------
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: Sequence, inputs: Sequence = (), formats: Sequence | None = None) -> list[Path]:
+    """Fail before any work unless every output can be written without harm.
+
+    Each output must be distinct from every input and from the other outputs, not be a
+    directory, have a known format (``formats``: one allowed-format tuple per output,
+    ``None`` for no format check, default: tables as CSV or Parquet), and sit in a
+    directory that is (or can be created as) a writable directory. Temporary files left
+    beside an output by a killed run are removed (and said so).
+    """
+    paths = [Path(p) for p in outputs]
+    formats = formats if formats is not None else [OUTPUT_FORMATS] * len(paths)
+    for path, allowed in zip(paths, formats, strict=False):
+        if allowed:
+            table_format(path, allowed)
+    for i, path in enumerate(paths):
+        for source in inputs:
+            if source is not None and str(source) != "" and _same_file(path, Path(source)):
+                raise InputError(f"{path}: the output would overwrite an input ({source}); choose another output path")
+        for other in paths[:i]:
+            if _same_file(path, other):
+                raise InputError(f"{path}: given for two different outputs; choose distinct output paths")
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory; give a file name for the output")
+        _check_directory(path)
+    for path in paths:
+        remove_stale_temporaries(path)
+    return paths
+
+
+def _check_directory(path: Path) -> None:
+    parent = path.parent
+    ancestor = parent
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{path}: cannot write there: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write there: directory {ancestor} is not writable")
+
+
+# -- artifacts: model.json and classifier.json ---------------------------------------------
+
+
+class _Schema:
+    """Small helpers that read a field of a JSON artifact or raise naming it."""
+
+    def __init__(self, path=None):
+        self.path = path
+
+    def fail(self, field, problem):
+        raise InputError(f"{where(self.path)}field '{field}' {problem}")
+
+    def get(self, document, field, kind=None):
+        value = document
+        for key in field.split("."):
+            if not isinstance(value, dict) or key not in value:
+                self.fail(field, "is missing")
+            value = value[key]
+        if (kind is not None and not isinstance(value, kind)) or (kind in (int, float) and isinstance(value, bool)):
+            self.fail(field, f"should be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+        return value
+
+    def array(self, document, field, shape, finite=True):
+        value = self.get(document, field)
+        try:
+            array = np.asarray(value, dtype="float64")
+        except (TypeError, ValueError):
+            self.fail(field, "is not an array of numbers")
+        if array.shape != tuple(shape):
+            self.fail(field, f"has shape {array.shape}, expected {tuple(shape)}")
+        if finite and not np.isfinite(array).all():
+            self.fail(field, "has non-finite values")
+        return array
+
+    def names(self, document, field, expected):
+        value = self.get(document, field, list)
+        if list(value) != list(expected):
+            self.fail(field, f"should be {list(expected)}, got {value if len(str(value)) < 120 else '...'}")
+        return value
+
+
+def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preprocessing", feature_set=None) -> None:
+    features, log_features, minmax_features = (
+        (FEATURES, LOG_FEATURES, MINMAX_FEATURES)
+        if feature_set is None
+        else (feature_set.features, feature_set.log_features, feature_set.minmax_features)
+    )
+    schema.names(document, f"{prefix}.features", features)
+    schema.names(document, f"{prefix}.log_features", log_features)
+    schema.names(document, f"{prefix}.minmax_features", minmax_features)
+    for name in log_features:
+        shift = schema.get(document, f"{prefix}.log_shift.{name}", (int, float))
+        if not (math.isfinite(shift) and shift > 0):
+            schema.fail(f"{prefix}.log_shift.{name}", f"must be a positive number, got {shift!r}")
+    for name in (*log_features, *minmax_features):
+        low = schema.get(document, f"{prefix}.data_min.{name}", (int, float))
+        high = schema.get(document, f"{prefix}.data_max.{name}", (int, float))
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            schema.fail(f"{prefix}.data_max.{name}", f"must be a finite number >= data_min, got {low!r} .. {high!r}")
+
+
+def _check_format(schema: _Schema, document: dict, expected_format: str, version: int):
+    """Check the format fields and the features; return the artifact's feature set (the paper's if unrecorded)."""
+    from xrayclass.core.featuresets import from_artifact
+
+    if not isinstance(document, dict):
+        raise InputError(f"{where(schema.path)}not a JSON object")
+    found = document.get("format")
+    if found != expected_format:
+        what = expected_format.split(".")[-1].replace("-", " ")
+        raise InputError(
+            f"{where(schema.path)}not a {what} (field 'format' is {found!r}, expected {expected_format!r})"
+        )
+    if document.get("format_version") != version:
+        schema.fail(
+            "format_version", f"{document.get('format_version')!r} is not supported (this is version {version})"
+        )
+    feature_set = from_artifact(document, str(schema.path))
+    schema.names(document, "features", feature_set.features)
+    return feature_set
+
+
+def validate_model_document(document: dict, expected_format: str, version: int, path=None) -> None:
+    """Check a clustering ``model.json`` before use: keys, shapes, finite values, a proper mixture.
+
+    The mixture's weights are non-negative and sum to 1, each covariance is symmetric
+    positive-definite, and each Cholesky factor of the precision is upper-triangular
+    with a positive diagonal and inverts its covariance.
+    """
+    schema = _Schema(path)
+    feature_set = _check_format(schema, document, expected_format, version)
+    _check_preprocessing(schema, document, feature_set=feature_set)
+    k = schema.get(document, "mixture.n_components", int)
+    if k < 1:
+        schema.fail("mixture.n_components", f"must be positive, got {k}")
+    if schema.get(document, "mixture", dict).get("covariance_type", "full") != "full":
+        schema.fail("mixture.covariance_type", "must be 'full'")
+    mixture = document["mixture"]
+    # Fit diagnostics and settings are read too (int(), float()): a damaged one must be
+    # named, not crash the load.
+    for key, kinds in (
+        ("n_iter", int),
+        ("max_iter", int),
+        ("n_init", int),
+        ("random_state", (int, type(None))),
+        ("converged", bool),
+        ("tol", (int, float)),
+        ("reg_covar", (int, float)),
+        ("lower_bound", (int, float, type(None))),
+    ):
+        if key in mixture:
+            value = mixture[key]
+            if (
+                not isinstance(value, kinds)
+                or (isinstance(value, bool) and kinds is not bool)
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
+                schema.fail(f"mixture.{key}", f"has an unusable value {value!r}")
+    d = len(feature_set)
+    weights = schema.array(document, "mixture.weights", (k,))
+    if (weights < 0).any() or abs(weights.sum() - 1) > 1e-6:
+        schema.fail("mixture.weights", f"must be non-negative and sum to 1 (sum {weights.sum():.6g})")
+    schema.array(document, "mixture.means", (k, d))
+    covariances = schema.array(document, "mixture.covariances", (k, d, d))
+    cholesky = schema.array(document, "mixture.precisions_cholesky", (k, d, d))
+    for j in range(k):
+        covariance = covariances[j]
+        if not np.allclose(covariance, covariance.T, rtol=1e-8, atol=1e-12):
+            schema.fail("mixture.covariances", f"component {j} is not symmetric")
+        try:
+            np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            schema.fail("mixture.covariances", f"component {j} is not positive-definite")
+        factor = cholesky[j]
+        if np.abs(np.tril(factor, -1)).max() > 0 or (np.diag(factor) <= 0).any():
+            schema.fail(
+                "mixture.precisions_cholesky", f"component {j} is not upper-triangular with a positive diagonal"
+            )
+        # precision = U U^T must invert the covariance (an edited entry breaks this).
+        with np.errstate(over="ignore", invalid="ignore"):
+            product = factor @ factor.T @ covariance
+        if not (np.isfinite(product).all() and np.allclose(product, np.eye(d), atol=1e-4)):
+            schema.fail("mixture.precisions_cholesky", f"component {j} does not match its covariance")
+
+
+def validate_classifier_document(
+    document: dict, expected_format: str, version: int, methods: Sequence[str], path=None
+) -> None:
+    """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
+    schema = _Schema(path)
+    feature_set = _check_format(schema, document, expected_format, version)
+    method = schema.get(document, "method", str)
+    if method not in methods:
+        schema.fail("method", f"must be one of {', '.join(methods)}, got {method!r}")
+    schema.get(document, "location", bool)
+    types = schema.get(document, "uninformative_types", list)
+    if not all(isinstance(t, str) for t in types):
+        schema.fail("uninformative_types", "must be a list of strings")
+    _check_preprocessing(schema, document, feature_set=feature_set)
+    d = len(feature_set)
+    classes = schema.get(document, "references.classes", list)
+    if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
+        schema.fail("references.classes", "must be a list of distinct class names")
+    n_features = schema.get(document, "references.n_features")
+    if n_features is not None and n_features != d:
+        schema.fail("references.n_features", f"should be {d}, got {n_features!r}")
+    minimum = schema.get(document, "references.min_references")
+    if minimum != "n_features" and not (isinstance(minimum, int) and not isinstance(minimum, bool) and minimum >= 2):
+        schema.fail("references.min_references", f"must be 'n_features' or an integer >= 2, got {minimum!r}")
+    clusters = schema.get(document, "references.clusters", dict)
+    for cluster, _per_class in clusters.items():
+        try:
+            number = float(cluster)
+        except ValueError:
+            number = -1.0
+        if not (number >= 0 and number == int(number)):
+            schema.fail(f"references.clusters.{cluster}", "is not a cluster number")
+        for label in classes:
+            field = f"references.clusters.{cluster}.{label}"
+            count = schema.get(document, f"{field}.n_references", int)
+            scored = schema.get(document, f"{field}.scored", bool)
+            if count < 0:
+                schema.fail(f"{field}.n_references", "is negative")
+            if scored:
+                schema.array(document, f"{field}.mean", (d,))
+                inverse = schema.array(document, f"{field}.inverse_covariance", (d, d))
+                if not np.allclose(inverse, inverse.T, rtol=1e-6, atol=1e-8):
+                    schema.fail(f"{field}.inverse_covariance", "is not symmetric")
+                eigenvalues = np.linalg.eigvalsh(inverse)
+                if eigenvalues.min() < -1e-8 * max(1.0, abs(eigenvalues).max()):
+                    schema.fail(f"{field}.inverse_covariance", "is not positive semi-definite")
+    location = document["location"]
+    n_nb = d + (1 if location else 0)
+    schema.names(document, "naive_bayes.classes", classes)
+    categories = schema.get(document, "naive_bayes.categories", dict)
+    indices = sorted(i for columns in categories.values() for i in (columns if isinstance(columns, list) else [None]))  # type: ignore[type-var]
+    if indices != list(range(n_nb)):
+        schema.fail("naive_bayes.categories", f"must split the {n_nb} feature columns between the categories")
+    bins = schema.get(document, "naive_bayes.bins", int)
+    if bins < 1:
+        schema.fail("naive_bayes.bins", "must be positive")
+    edges = schema.array(document, "naive_bayes.edges", (n_nb, bins + 1))
+    if (np.diff(edges, axis=1) < 0).any():
+        schema.fail("naive_bayes.edges", "must increase along each row")
+    likelihood = schema.array(document, "naive_bayes.log_likelihood", (len(classes), n_nb, bins + 1), finite=False)
+    if np.isnan(likelihood).any() or np.isposinf(likelihood).any():
+        schema.fail("naive_bayes.log_likelihood", "must be log densities (no NaN, no +inf)")
+    prior = schema.get(document, "naive_bayes.class_log_prior", list)
+    if len(prior) != len(classes) or not all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v <= 1e-9)
+        for v in prior
+    ):
+        schema.fail("naive_bayes.class_log_prior", f"must be {len(classes)} log probabilities (or null)")
+    alpha = schema.get(document, "naive_bayes.alpha", dict)
+    if set(alpha) != set(categories) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in alpha.values()
+    ):
+        schema.fail("naive_bayes.alpha", "must give each category a finite non-negative weight")
+    from xrayclass.stages.classification import OUTLIER_PERCENTILES
+
+    # One quantile per percentile of OUTLIER_PERCENTILES (they are interpolated together).
+    quantiles = schema.array(document, "outlier_quantiles", (len(OUTLIER_PERCENTILES),))
+    if (np.diff(quantiles) < 0).any():
+        schema.fail("outlier_quantiles", "must be a non-decreasing list of numbers")

@@ -1,0 +1,131 @@
+"""Where inputs, outputs and the shared reference data live.
+
+Default paths are relative to the working directory, as in the published pipeline:
+run the stage scripts from the top of the repository.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+__all__ = [
+    "AMBIGUOUS",
+    "CLASSIFIER_MODEL",
+    "CLUSTERS",
+    "CROSSMATCH",
+    "CSC_INPUT",
+    "DATA_DIR",
+    "DEFAULT_RUN",
+    "DETECTIONS",
+    "FROZEN_CROSSMATCH",
+    "MODEL",
+    "OUTLIERS",
+    "OUT_DIR",
+    "REFERENCE_ENV",
+    "REPOSITORY",
+    "SUMMARY",
+    "UNIQUELY",
+    "RunLayout",
+    "reference_dir",
+    "reference_file",
+]
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+DATA_DIR = Path("data")
+OUT_DIR = Path("out_data")
+
+CSC_INPUT = DATA_DIR / "cscresults.vot"
+FROZEN_CROSSMATCH = DATA_DIR / "cluster_csc_simbad.csv"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every file of one pipeline run, by role: the one place the run's file names are written.
+
+    The stage command lines take their defaults from it (``RunLayout(OUT_DIR)``),
+    ``make run`` writes its run into one, and the analyses, the report and the explorer
+    read from one.
+    """
+
+    directory: Path
+
+    #: File names inside the run directory.
+    NAMES: ClassVar[dict] = {
+        "clusters": "cluster_csc.csv",
+        "model": "model.json",
+        "crossmatch": "cluster_csc_simbad.csv",
+        "detections": "detection_level_classification.csv",
+        "classifier": "classifier.json",
+        "outliers": "outliers.csv",
+        "uniquely": "uniquely_classified.csv",
+        "ambiguous": "ambiguous_classification.csv",
+        "summary": "master_summary.json",
+        "figures": "figures",
+        "bic": "bic.csv",
+        "validation": "validation",
+        "report": "report.md",
+        "explorer": "explorer.html",
+        "example": "example_detections.csv",
+    }
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "directory", Path(self.directory))
+
+    def _file(self, role: str) -> Path:
+        return self.directory / self.NAMES[role]
+
+    clusters = property(lambda self: self._file("clusters"), doc="stage 1: clustered detections")
+    model = property(lambda self: self._file("model"), doc="stage 1 (updated by stage 2): model.json")
+    crossmatch = property(lambda self: self._file("crossmatch"), doc="stage 2: crossmatched detections")
+    detections = property(lambda self: self._file("detections"), doc="stage 3: detection-level classification")
+    classifier = property(lambda self: self._file("classifier"), doc="stage 3: classifier.json")
+    outliers = property(lambda self: self._file("outliers"), doc="stage 3: flagged outliers")
+    uniquely = property(lambda self: self._file("uniquely"), doc="stage 4: uniquely classified sources")
+    ambiguous = property(lambda self: self._file("ambiguous"), doc="stage 4: ambiguous sources")
+    summary = property(lambda self: self._file("summary"), doc="stage 4: master_summary.json")
+    figures = property(lambda self: self._file("figures"), doc="directory of the figures")
+    bic = property(lambda self: self._file("bic"), doc="the BIC scan's summary (analysis.py kselect)")
+    validation = property(lambda self: self._file("validation"), doc="directory of the validation outputs")
+    report = property(lambda self: self._file("report"), doc="the report (Markdown; HTML beside it)")
+    explorer = property(lambda self: self._file("explorer"), doc="the interactive explorer")
+    example = property(lambda self: self._file("example"), doc="a few detections for classify_source.py")
+
+    def stage4_tables(self, fmt: str = "csv") -> tuple[Path, Path]:
+        """The two stage-4 tables in format ``fmt`` (``csv`` or ``parquet``)."""
+        return (self.uniquely.with_suffix(f".{fmt}"), self.ambiguous.with_suffix(f".{fmt}"))
+
+
+#: The run the stage scripts read and write by default.
+DEFAULT_RUN = RunLayout(OUT_DIR)
+CLUSTERS = DEFAULT_RUN.clusters
+MODEL = DEFAULT_RUN.model
+CROSSMATCH = DEFAULT_RUN.crossmatch
+DETECTIONS = DEFAULT_RUN.detections
+CLASSIFIER_MODEL = DEFAULT_RUN.classifier
+OUTLIERS = DEFAULT_RUN.outliers
+UNIQUELY = RunLayout.NAMES["uniquely"]
+AMBIGUOUS = RunLayout.NAMES["ambiguous"]
+SUMMARY = RunLayout.NAMES["summary"]
+
+#: Environment variable naming the directory of the shared reference data.
+REFERENCE_ENV = "XRAYCLASS_REFERENCE"
+
+
+def reference_dir():
+    """The directory of the published reference outputs (``../shared/reference``).
+
+    Set ``XRAYCLASS_REFERENCE`` to use another location. The directory may be absent:
+    callers skip what needs it, saying so.
+    """
+    configured = os.environ.get(REFERENCE_ENV)
+    if configured:
+        return Path(configured)
+    return REPOSITORY.parent / "shared" / "reference"
+
+
+def reference_file(name):
+    """Path of one reference file, or None when it is not there."""
+    path = reference_dir() / name
+    return path if path.is_file() else None

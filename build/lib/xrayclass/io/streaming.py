@@ -1,0 +1,297 @@
+"""Tables read and written in batches of rows, so that memory does not grow with N.
+
+:func:`iter_batches` yields a table as pandas DataFrames of at most ``batch_rows`` rows
+whose column types are those the whole file would get from :func:`~xrayclass.io.tables.read_table`
+(so that a batch written as CSV reads, and prints, as the whole table would): Parquet
+is read in record batches, with integer columns that hold a null anywhere read as
+floats in every batch; CSV is read in pandas chunks, after one pass that settles each
+column's type over the whole file.
+
+:class:`BatchWriter` appends batches to a CSV or Parquet file written atomically (a
+temporary file beside the destination, renamed into place at the end), and
+:class:`ExternalSort` sorts a stream of batches by source name and obsid with bounded
+memory (buckets of name ranges on disk), as ``DataFrame.sort_values(kind="stable")``
+would sort their concatenation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.constants import NAME, NAME_ALIASES, OBSID
+from xrayclass.exceptions import InputError
+from xrayclass.io.tables import (
+    _UNNAMED_INDEX,
+    OUTPUT_FORMATS,
+    PARSE_ERRORS,
+    _temporary_path,
+    table_format,
+)
+from xrayclass.text import one_line
+
+__all__ = [
+    "BATCH_ROWS",
+    "BatchWriter",
+    "ExternalSort",
+    "iter_batches",
+    "name_boundaries",
+    "source_name_column",
+    "table_columns",
+]
+
+#: Rows per batch by default: a few hundred MB for the widest stage tables.
+BATCH_ROWS = 250_000
+
+
+def _check_file(path: Path, fmt: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a table file")
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """Column names of a CSV or Parquet table, without reading its rows."""
+    path = Path(path)
+    fmt = table_format(path, OUTPUT_FORMATS)
+    _check_file(path, fmt)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet
+
+            return [c for c in pyarrow.parquet.read_schema(path).names if c != "__index_level_0__"]
+        return [c for c in pd.read_csv(path, nrows=0).columns if c != _UNNAMED_INDEX]
+    except PARSE_ERRORS as exc:
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+
+
+def _wanted(columns: Sequence[str] | None, present: Sequence[str]) -> list[str]:
+    if columns is None:
+        return [c for c in present if c != _UNNAMED_INDEX]
+    wanted = set(columns)
+    return [c for c in present if c in wanted]
+
+
+def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    names = _wanted(columns, [c for c in source.schema_arrow.names if c != "__index_level_0__"])
+    schema = source.schema_arrow
+    # pandas reads an integer (or boolean) column with a null anywhere as float (object):
+    # give every batch that type, not only the batches that happen to hold the null.
+    widen = [c for c in names if pa.types.is_integer(schema.field(c).type) or pa.types.is_boolean(schema.field(c).type)]
+    with_nulls: set[str] = set()
+    if widen:
+        for batch in source.iter_batches(batch_size=batch_rows, columns=widen):
+            with_nulls.update(c for c in widen if batch.column(c).null_count)
+    metadata = schema.metadata
+    for batch in source.iter_batches(batch_size=batch_rows, columns=names):
+        # The file's pandas metadata (if pandas wrote it) restores the dtypes it recorded.
+        table = pa.Table.from_batches([batch])
+        if metadata:
+            table = table.replace_schema_metadata(metadata)
+        frame = table.to_pandas()
+        for column in with_nulls:
+            kind = frame[column].dtype
+            if isinstance(kind, np.dtype) and kind.kind in "iu":
+                frame[column] = frame[column].astype("float64")
+            elif isinstance(kind, np.dtype) and kind.kind == "b":
+                frame[column] = frame[column].astype(object)
+        yield frame.reset_index(drop=True)
+
+
+def _csv_types(path: Path, names, batch_rows) -> dict:
+    """The type pandas gives each column when it reads the whole file."""
+    kinds: dict[str, set] = {c: set() for c in names}
+    for chunk in pd.read_csv(path, usecols=names, chunksize=batch_rows, low_memory=False):
+        for column in names:
+            kinds[column].add(chunk[column].dtype.kind)
+    types = {}
+    for column, seen in kinds.items():
+        if len(seen) <= 1:
+            continue  # one type throughout: each chunk infers it alone
+        if seen <= {"i", "u", "f"}:
+            types[column] = "float64"
+        elif seen <= {"b", "f"} or seen <= {"b", "O"}:
+            types[column] = object  # type: ignore[assignment]
+        else:
+            types[column] = "str"
+    return types
+
+
+def _csv_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
+    present = list(pd.read_csv(path, nrows=0).columns)
+    names = _wanted(columns, present)
+    types = _csv_types(path, names, batch_rows)
+    for chunk in pd.read_csv(path, usecols=names, chunksize=batch_rows, low_memory=False, dtype=types or None):
+        yield chunk[names]
+
+
+def iter_batches(
+    path: str | Path, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Yield a CSV or Parquet table in DataFrames of at most ``batch_rows`` rows.
+
+    Only the listed ``columns`` that the file has are read (all if ``None``), in the
+    file's order; an unnamed CSV index column is left out. Problems with the file
+    are :class:`InputError` naming it.
+    """
+    path = Path(path)
+    fmt = table_format(path, OUTPUT_FORMATS)
+    _check_file(path, fmt)
+    reader = _parquet_batches if fmt == "parquet" else _csv_batches
+    try:
+        empty = True
+        for batch in reader(path, columns, batch_rows):
+            empty = False
+            yield batch
+    except InputError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty") from None
+    except PARSE_ERRORS as exc:
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+    if empty:
+        raise InputError(f"{path}: the table has no rows")
+
+
+class BatchWriter:
+    """Append DataFrames to one CSV or Parquet file, which appears only on :meth:`close`.
+
+    All batches must have the same columns; CSV gets one header. Parquet takes the
+    schema of the first batch (later batches are cast to it).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.format = table_format(self.path, OUTPUT_FORMATS)
+        self.temporary = _temporary_path(self.path)
+        self._writer: Any = None
+        self._schema = None
+        self._columns: list[str] | None = None
+        self.rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._columns is None:
+            self._columns = list(frame.columns)
+        elif list(frame.columns) != self._columns:
+            raise ValueError("every batch must have the same columns")
+        if self.format == "csv":
+            frame.to_csv(self.temporary, index=False, header=self.rows == 0, mode="w" if self.rows == 0 else "a")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+            if self._writer is None:
+                self._schema = table.schema
+                self._writer = pq.ParquetWriter(self.temporary, self._schema)
+            self._writer.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        if self._writer is not None:
+            self._writer.close()
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except (OSError, ValueError):  # pyarrow errors are ValueErrors or OSErrors; the file is deleted anyway
+                pass
+        self.temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ExternalSort:
+    """Sort batches by (name, obsid) in bounded memory, stably, as pandas would.
+
+    The batches are spread over buckets of name ranges (``boundaries``: sorted names,
+    e.g. quantiles of a sample of the names to come), each kept as Parquet files in
+    a temporary directory; :meth:`sorted_batches` then sorts one bucket at a time. The
+    result is the rows of ``pd.concat(batches).sort_values([name, obsid],
+    kind="stable")``: ties keep their arrival order.
+    """
+
+    ROW = "__xrayclass_row__"
+
+    def __init__(self, boundaries: Sequence[str], directory: str | Path | None = None):
+        self.boundaries = np.asarray(sorted(boundaries), dtype=object)
+        self.directory = Path(tempfile.mkdtemp(prefix=".xrayclass-sort-", dir=directory))
+        self.files: dict[int, list[Path]] = {}
+        self.rows = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        frame = frame.assign(**{self.ROW: np.arange(self.rows, self.rows + len(frame), dtype=np.int64)})
+        self.rows += len(frame)
+        names = frame[NAME].to_numpy(dtype=object)
+        bucket = (
+            np.searchsorted(self.boundaries, names, side="right")
+            if len(self.boundaries)
+            else np.zeros(len(frame), dtype=int)
+        )
+        for b in np.unique(bucket):
+            part = frame.loc[bucket == b]
+            files = self.files.setdefault(int(b), [])
+            path = self.directory / f"bucket{int(b):05d}_{len(files):05d}.parquet"
+            part.to_parquet(path, index=False)
+            files.append(path)
+
+    def sorted_batches(self) -> Iterator[pd.DataFrame]:
+        """Each bucket sorted, buckets in name order; the row counter column dropped."""
+        for b in sorted(self.files):
+            bucket = pd.concat([pd.read_parquet(path) for path in self.files[b]], ignore_index=True)
+            bucket = bucket.sort_values([NAME, OBSID, self.ROW], kind="stable").drop(columns=self.ROW)
+            yield bucket.reset_index(drop=True)
+            for path in self.files[b]:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> ExternalSort:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def name_boundaries(sample: Sequence[str], n_buckets: int) -> list[str]:
+    """``n_buckets - 1`` names splitting a sample of names into equal shares."""
+    names = np.sort(np.asarray(sample, dtype=object))
+    if n_buckets <= 1 or not len(names):
+        return []
+    positions = (np.arange(1, n_buckets) * len(names)) // n_buckets
+    return sorted(set(names[positions].tolist()))
+
+
+def source_name_column(columns: Sequence[str]) -> str | None:
+    """The column holding the source name (``name`` or an alias), if any."""
+    for column in (NAME, *NAME_ALIASES):
+        if column in columns:
+            return column
+    return None

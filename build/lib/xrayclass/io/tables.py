@@ -1,0 +1,415 @@
+"""Reading and writing tables and JSON artifacts.
+
+The format follows the file extension: ``.csv``, ``.parquet``, and for catalog inputs
+also VOTable (``.vot``, ``.xml``) and ``.fits``. Every problem with an input becomes a
+:class:`InputError` whose message names the file and says what is wrong in one line;
+every output is written to a temporary file beside its destination and renamed into
+place, so a failed run never leaves a partial file behind.
+"""
+
+import csv
+import glob
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow
+
+from xrayclass.constants import NAME, NAME_ALIASES
+from xrayclass.exceptions import InputError, where
+from xrayclass.text import one_line
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "PARQUET_ROW_GROUP",
+    "PARSE_ERRORS",
+    "TABLE_FORMATS",
+    "canonical_names",
+    "check_output_path",
+    "read_json",
+    "read_table",
+    "remove_stale_temporaries",
+    "require_columns",
+    "require_numeric",
+    "table_format",
+    "write_atomic",
+    "write_json",
+    "write_outputs",
+    "write_table",
+]
+
+log = logging.getLogger(__name__)
+
+TABLE_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".vot": "votable",
+    ".xml": "votable",
+    ".fits": "fits",
+    ".fit": "fits",
+}
+#: Rows per Parquet row group in the files the stages write.
+PARQUET_ROW_GROUP = 131_072
+#: Formats a stage may write (VOTable and FITS are accepted as catalog input only).
+OUTPUT_FORMATS = ("csv", "parquet")
+
+#: Column pandas gives the unnamed index that ``DataFrame.to_csv`` writes by default
+#: (the published pipeline's files carry one).
+_UNNAMED_INDEX = "Unnamed: 0"
+
+
+def table_format(path, allowed=None):
+    """Return the format name of ``path`` from its extension.
+
+    Raises
+    ------
+    InputError
+        If the extension is not a known table format (or not in ``allowed``).
+    """
+    suffix = Path(path).suffix.lower()
+    fmt = TABLE_FORMATS.get(suffix)
+    allowed = allowed or tuple(sorted(set(TABLE_FORMATS.values())))
+    if fmt is None or fmt not in allowed:
+        extensions = sorted(ext for ext, name in TABLE_FORMATS.items() if name in allowed)
+        raise InputError(
+            f"{path}: unknown table format {suffix or '(no extension)'!r}; use one of {', '.join(extensions)}"
+        )
+    return fmt
+
+
+def read_table(path, columns=None, allowed=None):
+    """Read a table into a DataFrame, choosing the reader from the extension.
+
+    Parameters
+    ----------
+    path : str or Path
+        The table file.
+    columns : sequence of str, optional
+        Read only those of these columns the file has (CSV and Parquet read nothing
+        else; VOTable and FITS are read whole and then cut down). Missing ones are
+        left for the caller's checks to name.
+    allowed : sequence of str, optional
+        Format names accepted here (default: every format in ``TABLE_FORMATS``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, with an unnamed CSV index column dropped. VOTable FIELDs are read
+        by their ``name`` attribute, not their ``ID``.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, unknown format, or a table with no rows.
+    """
+    path = Path(path)
+    fmt = table_format(path, allowed)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a table file")
+    try:
+        if fmt == "csv":
+            wanted = None if columns is None else set(columns) | {_UNNAMED_INDEX}
+            table = pd.read_csv(
+                path, low_memory=False, usecols=None if wanted is None else (lambda name: name in wanted)
+            )
+        elif fmt == "parquet":
+            if columns is not None:
+                import pyarrow.parquet
+
+                present = set(pyarrow.parquet.read_schema(path).names)
+                columns = [c for c in columns if c in present]
+            table = pd.read_parquet(path, columns=list(columns) if columns is not None else None)
+        else:
+            table = _read_with_astropy(path, fmt)
+    except InputError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty") from None
+    except PARSE_ERRORS as exc:  # a parser failure is the input's problem, said once
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+    if fmt == "csv":
+        _check_csv_complete(path)
+    if _UNNAMED_INDEX in table.columns:
+        table = table.drop(columns=_UNNAMED_INDEX)
+    if len(table) == 0:
+        raise InputError(f"{path}: the table has no rows")
+    if columns is not None and fmt != "parquet":
+        present = [c for c in columns if c in table.columns]
+        table = table[present]
+    return table
+
+
+#: What the readers raise for a file they cannot parse: pandas' ParserError and
+#: UnicodeDecodeError, pyarrow's ArrowInvalid and astropy's VOTable errors are
+#: ValueErrors; a corrupt FITS file or an unreadable one is an OSError; pyarrow raises
+#: other ArrowExceptions for types it cannot convert. Anything else is a bug, not bad input.
+PARSE_ERRORS = (ValueError, OSError, pyarrow.ArrowException)
+
+
+def _check_csv_complete(path):
+    """Raise if the CSV's last row is cut short (a copy or download that stopped mid-row).
+
+    pandas fills a short last row with missing values without a word. A complete file
+    ends with a newline; one that does not is checked field by field against the header.
+    """
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    if tail.endswith(b"\n") or not tail:
+        return
+    last = tail.rsplit(b"\n", 1)[-1]
+    if last == header.rstrip(b"\r\n"):
+        return
+    try:
+        n_header = len(next(csv.reader([header.decode("utf-8", "replace")])))
+        n_last = len(next(csv.reader([last.decode("utf-8", "replace")])))
+    except (csv.Error, StopIteration):
+        n_header, n_last = 1, 0
+    if n_last != n_header:
+        raise InputError(
+            f"{path}: the last row has {n_last} of {n_header} fields and no end of line: the file looks cut short"
+        )
+
+
+def _read_with_astropy(path, fmt):
+    import warnings
+
+    from astropy.io.votable.exceptions import VOWarning
+    from astropy.table import Table
+    from astropy.units import UnitsWarning
+
+    with warnings.catch_warnings():
+        # Catalog files often carry non-standard units or VOTable quirks that do not
+        # affect the values; they are not the user's problem.
+        warnings.simplefilter("ignore", UnitsWarning)
+        warnings.simplefilter("ignore", VOWarning)
+        if fmt == "votable":
+            table = Table.read(path, format="votable", use_names_over_ids=True)
+        else:
+            table = Table.read(path, format="fits")
+    multidim = [name for name in table.colnames if len(table[name].shape) > 1]
+    if multidim:
+        log.warning("%s: skipping multidimensional columns %s", path, ", ".join(multidim))
+        table.remove_columns(multidim)
+    frame = table.to_pandas()
+    # Byte strings (FITS) become text, so names compare equal whatever the source.
+    for column in frame.columns:
+        if frame[column].dtype == object and len(frame) and isinstance(frame[column].iloc[0], bytes):
+            frame[column] = frame[column].str.decode("utf-8").str.strip()
+    return frame
+
+
+def canonical_names(table, path=None):
+    """Return ``table`` with its source-name column called ``name``.
+
+    TOPCAT's crossmatch renames ``name`` to ``name_1``; either spelling is accepted.
+    """
+    if NAME in table.columns:
+        return table
+    for alias in NAME_ALIASES:
+        if alias in table.columns:
+            log.info("%susing column %r as the source name", where(path), alias)
+            return table.rename(columns={alias: NAME})
+    raise InputError(f"{where(path)}missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
+
+
+def require_columns(table, columns, path=None):
+    """Raise :class:`InputError` listing every column of ``columns`` not in ``table``."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{where(path)}missing required columns: {', '.join(missing)}")
+
+
+def require_numeric(table, columns, path=None):
+    """Return ``table`` with ``columns`` numeric, or say which value is not a number.
+
+    Numeric columns are left as they are (integers stay integers); text columns are
+    converted. Empty cells are missing values (NaN), not errors; text such as
+    ``'abc'`` is an error.
+    """
+    converted = {}
+    for column in columns:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        blank = values.isna() | (values.astype(str).str.strip() == "")
+        numbers = pd.to_numeric(values.where(~blank), errors="coerce")
+        bad = numbers.isna() & ~blank
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{where(path)}column {column!r} has non-numeric values "
+                f"({int(bad.sum())} rows), e.g. {values.iloc[row]!r} in data row {row + 1}"
+            )
+        converted[column] = numbers
+    return table.assign(**converted) if converted else table
+
+
+def _temporary_prefix(path):
+    return f".{Path(path).stem}."
+
+
+def _temporary_path(path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The process id in the name lets a later run tell a temporary left by a killed run
+    # (its process is gone) from one a concurrent run is still writing.
+    handle, name = tempfile.mkstemp(
+        prefix=f"{_temporary_prefix(path)}{os.getpid()}-", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(handle)
+    # mkstemp makes the file private; outputs get the usual permissions (umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporaries a killed run left beside ``path``; return what was removed.
+
+    A temporary is ``.<stem>.<pid>-<random>.tmp<suffix>`` (older versions wrote no pid).
+    One whose process still runs belongs to a concurrent run and is left alone.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    prefix, suffix = _temporary_prefix(path), f".tmp{path.suffix}"
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        middle = candidate.name[len(prefix) : -len(suffix)]
+        pid_text = middle.split("-", 1)[0] if "-" in middle else ""
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
+            log.warning("%s: a run with process id %s is writing %s; left alone", candidate, pid_text, path)
+            continue
+        try:
+            size = candidate.stat().st_size
+            candidate.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s: cannot remove this leftover of an interrupted run: %s", candidate, exc.strerror)
+            continue
+        log.warning("removed %s (%s bytes), left by an interrupted run", candidate, f"{size:,}")
+        removed.append(candidate)
+    return removed
+
+
+def _write_failed(path, exc):
+    """An operating-system error while writing (disk full, no permission) as one line."""
+    return InputError(f"{path}: cannot write: {exc.strerror or exc}")
+
+
+def write_atomic(path, write):
+    """Call ``write(temporary_path)``, then rename the result onto ``path``.
+
+    The temporary file sits in the destination directory, so the rename is atomic and
+    an interrupted or failed write leaves neither a partial file nor the temporary.
+    """
+    return _write_all([(write, Path(path))])[0]
+
+
+def _write_all(writers):
+    """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded."""
+    temporaries = []
+    current = None
+    try:
+        for write, path in writers:
+            current = path
+            temporary = _temporary_path(path)
+            temporaries.append(temporary)
+            write(temporary)
+        for temporary, (_, path) in zip(temporaries, writers, strict=False):
+            current = path
+            os.replace(temporary, path)
+    except OSError as exc:
+        raise _write_failed(current, exc) from None
+    finally:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+    return [path for _, path in writers]
+
+
+def _table_writer(table, path, na_rep=""):
+    fmt = table_format(path, OUTPUT_FORMATS)
+    if fmt == "csv":
+        return lambda tmp: table.to_csv(tmp, index=False, na_rep=na_rep)
+    # Row groups of bounded size, so that a streamed reader (--engine streaming, Dask)
+    # never has to decode more than one group of rows at a time.
+    return lambda tmp: table.to_parquet(tmp, index=False, row_group_size=PARQUET_ROW_GROUP)
+
+
+def _json_writer(document):
+    def dump(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1, allow_nan=False)
+            handle.write("\n")
+
+    return dump
+
+
+def write_table(table, path, na_rep=""):
+    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index.
+
+    ``na_rep`` is how CSV shows a missing value (e.g. ``"NaN"`` for a metric that is
+    undefined rather than unknown).
+    """
+    return write_atomic(path, _table_writer(table, path, na_rep))
+
+
+def write_json(document, path):
+    """Write a JSON document atomically, indented for reading."""
+    return write_atomic(path, _json_writer(document))
+
+
+def write_outputs(outputs):
+    """Write several outputs so that either all of them appear or none does.
+
+    ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
+    extension) or a JSON-ready dict. Every file is first written to a temporary beside
+    its destination; only when all writes succeeded are they renamed into place.
+    """
+    return _write_all(
+        [
+            (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
+            for content, path in outputs
+        ]
+    )
+
+
+def read_json(path):
+    """Read a JSON document, raising :class:`InputError` with the file name on failure."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a valid JSON file: {one_line(exc)}") from None
+
+
+def check_output_path(path):
+    """Fail before any work if ``path`` cannot be written as a stage output."""
+    table_format(path, OUTPUT_FORMATS)
+    return Path(path)

@@ -1,0 +1,766 @@
+"""The stage-1 input from the Chandra Source Catalog TAP service (``fetch_csc.py``).
+
+:func:`build_query` writes the paper's ADQL query (per-observation detections with
+``flux_significance_b > 5`` and a power-law and black-body fit, joined to their
+master source; see ``paper_facts.md``, "Input"); :func:`fetch` runs it with pyvo,
+asynchronously (UWS job, phase logged while waiting) or synchronously, and
+:func:`fetch_to_file` writes the result with a provenance sidecar. The command line
+is in :mod:`xrayclass.cli.fetch`.
+
+Failures raise :class:`~xrayclass.services.ServiceError` (the service) or
+:class:`~xrayclass.io.InputError` (bad arguments, an empty result), each with a
+one-line message; nothing is written unless the whole result arrived.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import math
+import re
+import time
+import warnings
+from pathlib import Path
+
+from xrayclass.io import paths
+from xrayclass.io.tables import InputError, table_format, write_atomic, write_json, write_outputs
+from xrayclass.services import (
+    ServiceError,
+    TimeoutSession,
+    attempts_text,
+    failure_kind,
+    http_status,
+    one_line,
+    provenance_path,
+    utc_now,
+    with_retries,
+)
+
+__all__ = [
+    "BOX_PAD_DEG",
+    "DEFAULT_MAXREC",
+    "DEFAULT_RELEASE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "JOINS",
+    "LOCAL_COPY_HINT",
+    "MAX_POLL_INTERVAL",
+    "MIN_SIGNIFICANCE",
+    "OUTPUT_FORMATS",
+    "PAPER_COLUMNS",
+    "POLL_INTERVAL",
+    "RELEASES",
+    "REQUEST_TIMEOUT",
+    "SOURCE_FILE_HINT",
+    "SOURCE_MAXREC",
+    "TABLES",
+    "Cone",
+    "FetchConfig",
+    "Release",
+    "build_query",
+    "build_source_query",
+    "cone_box",
+    "cone_box_clause",
+    "cut_to_cone",
+    "describe",
+    "fetch",
+    "fetch_source",
+    "fetch_to_file",
+    "provenance",
+    "within_cone",
+    "write_result",
+]
+
+log = logging.getLogger(__name__)
+
+
+# -- configuration: every default in one place --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """One CSC release on its TAP service."""
+
+    name: str
+    url: str
+    #: Schema that qualifies the table names on this service ("csc2.master_source").
+    schema: str
+
+
+# Service URLs from the CXC "Virtual Observatory Guide"
+# (https://cxc.cfa.harvard.edu/csc/download/vo.html): "the CSC 2.1 URLs use the name
+# /csc21XXX/ and the CSC 2.0 URLs use /csc2XXX/", TAP at http://cda.cfa.harvard.edu/csc21tap/;
+# the service's own page (http://cda.cfa.harvard.edu/csc21tap) gives /sync and /async
+# endpoints and names tables "csc21.master_source"; CSC 2.0 tables are "csc2.*"
+# (e.g. "csc2.master_source" queried at http://cda.cfa.harvard.edu/csc2tap in public
+# code). We use https on the same host (the CDA serves its TAP services over https,
+# e.g. https://cda.cfa.harvard.edu/cxctap); override with --service-url if needed.
+# Cones: the CSC's ADQL page says its services do not support the ADQL geometry
+# functions (CONTAINS, CIRCLE), and the dbo.cone_distance function it documents belongs
+# to the CSC command-line interface, not to TAP. So a cone is sent as a plain RA/Dec box
+# (comparisons on m.ra, m.dec: ADQL 2.0 that any TAP service runs) and cut to the exact
+# circle here, with astropy (see :func:`cone_box_clause` and :func:`within_cone`).
+RELEASES = {
+    "2.0": Release("2.0", "https://cda.cfa.harvard.edu/csc2tap", "csc2"),
+    "2.1": Release("2.1", "https://cda.cfa.harvard.edu/csc21tap", "csc21"),
+}
+DEFAULT_RELEASE = "2.0"
+
+#: Seconds to wait for a synchronous answer, or for an asynchronous job to finish.
+DEFAULT_TIMEOUT = 1800.0
+#: Retries after the first attempt, on transient failures only.
+DEFAULT_RETRIES = 3
+#: Rows the service may return; a result that reaches it is treated as truncated.
+DEFAULT_MAXREC = 2_000_000
+#: First wait between two looks at an asynchronous job, growing by half each time.
+POLL_INTERVAL = 2.0
+MAX_POLL_INTERVAL = 30.0
+#: Seconds for each HTTP request of an asynchronous job (submit, phase, result).
+REQUEST_TIMEOUT = 300.0
+
+#: The selection of the paper.
+MIN_SIGNIFICANCE = 5.0
+
+#: The columns of the paper's query, in its order.
+PAPER_COLUMNS = (
+    "m.name",
+    "o.obsid",
+    "o.region_id",
+    "o.theta",
+    "m.ra",
+    "m.dec",
+    "m.significance",
+    "m.likelihood",
+    "o.src_area_b",
+    "o.flux_aper_b",
+    "o.hard_hm",
+    "o.hard_hs",
+    "o.hard_ms",
+    "o.powlaw_gamma",
+    "o.powlaw_gamma_lolim",
+    "o.powlaw_gamma_hilim",
+    "o.bb_kt",
+    "o.bb_kt_lolim",
+    "o.bb_kt_hilim",
+    *(f"o.var_{quantity}_{band}" for band in "bhms" for quantity in ("prob", "sigma", "mean", "min", "max")),
+    *(f"o.ks_prob_{band}" for band in "bhms"),
+    *(f"o.kp_prob_{band}" for band in "bhms"),
+    "o.gti_start",
+    "o.gti_stop",
+    "o.gti_elapse",
+)
+
+#: The five tables of the query and their aliases.
+TABLES = (
+    ("master_source", "m"),
+    ("master_stack_assoc", "a"),
+    ("observation_source", "o"),
+    ("stack_observation_assoc", "b"),
+    ("stack_source", "s"),
+)
+JOINS = (
+    "m.name = a.name",
+    "s.detect_stack_id = a.detect_stack_id",
+    "s.region_id = a.region_id",
+    "s.detect_stack_id = b.detect_stack_id",
+    "s.region_id = b.region_id",
+    "o.obsid = b.obsid",
+    "o.obi = b.obi",
+    "o.region_id = b.region_id",
+)
+#: The master-source position the cone is applied to, in the query and in its result.
+CONE_RA, CONE_DEC = "m.ra", "m.dec"
+#: Added to a cone's radius in the box (deg, 3.6 mas) so that rounding never loses a source
+#: on the box's edge; the exact circle is cut afterwards.
+BOX_PAD_DEG = 1e-6
+
+#: What to tell the user when the service cannot be used.
+LOCAL_COPY_HINT = f"or put a copy of the CSC query result at {paths.CSC_INPUT} (or pass clustering.py --input PATH)"
+
+_COLUMN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+OUTPUT_FORMATS = ("votable", "parquet", "csv")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cone:
+    """A circle on the sky: centre (ICRS degrees) and radius in arcmin."""
+
+    ra: float
+    dec: float
+    radius_arcmin: float
+
+    def __post_init__(self):
+        for label, value in (("RA", self.ra), ("Dec", self.dec), ("radius", self.radius_arcmin)):
+            if not math.isfinite(value):
+                raise InputError(f"--cone: {label} must be a finite number, got {value}")
+        if not 0 <= self.ra < 360:
+            raise InputError(f"--cone: RA must be in [0, 360) degrees, got {self.ra:g}")
+        if abs(self.dec) > 90:
+            raise InputError(f"--cone: |Dec| must be at most 90 degrees, got {self.dec:g}")
+        if self.radius_arcmin <= 0:
+            raise InputError(f"--cone: the radius must be positive (arcmin), got {self.radius_arcmin:g}")
+
+
+def _number(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _rounded(value, outward):
+    """``value`` in degrees, rounded to 1e-7 deg away from the box's inside (``outward`` +1 up, -1 down)."""
+    scaled = value * 1e7
+    scaled = math.ceil(scaled - 1e-6) if outward > 0 else math.floor(scaled + 1e-6)
+    text = f"{scaled / 1e7:.7f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def cone_box(cone):
+    """The RA/Dec box around ``cone``: ``(dec_min, dec_max, ra_ranges)``, degrees.
+
+    ``ra_ranges`` is a list of ``(low, high)`` intervals in [0, 360]: one, two when the
+    box crosses RA 0/360, none when RA is not constrained (the cap contains a pole, or
+    the box would be 360 degrees wide). The half-width in RA of a circle of radius r
+    centred at declination d is asin(sin r / cos d) (it grows as 1/cos d near the poles);
+    ``dec_min``/``dec_max`` are None where the cap reaches a pole.
+    """
+    radius = min(cone.radius_arcmin / 60 + BOX_PAD_DEG, 180.0)
+    low, high = cone.dec - radius, cone.dec + radius
+    dec_min = None if low <= -90 else low
+    dec_max = None if high >= 90 else high
+    if dec_min is None or dec_max is None:
+        return dec_min, dec_max, []  # the cap contains a pole: every RA
+    half = math.degrees(math.asin(min(1.0, math.sin(math.radians(radius)) / math.cos(math.radians(cone.dec)))))
+    if half >= 180:
+        return dec_min, dec_max, []
+    ra_low, ra_high = cone.ra - half, cone.ra + half
+    if ra_low < 0:
+        return dec_min, dec_max, [(ra_low + 360, 360.0), (0.0, ra_high)]
+    if ra_high >= 360:
+        return dec_min, dec_max, [(ra_low, 360.0), (0.0, ra_high - 360)]
+    return dec_min, dec_max, [(ra_low, ra_high)]
+
+
+def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
+    """The ADQL 2.0 condition for :func:`cone_box` (comparisons only, no geometry functions).
+
+    Returns None when the cone covers the whole sky.
+    """
+    dec_min, dec_max, ra_ranges = cone_box(cone)
+    parts = []
+    if dec_min is not None and dec_max is not None:
+        parts.append(f"{dec} BETWEEN {_rounded(dec_min, -1)} AND {_rounded(dec_max, +1)}")
+    elif dec_min is not None:
+        parts.append(f"{dec} >= {_rounded(dec_min, -1)}")
+    elif dec_max is not None:
+        parts.append(f"{dec} <= {_rounded(dec_max, +1)}")
+    if len(ra_ranges) == 1:
+        ((low, high),) = ra_ranges
+        parts.append(f"{ra} BETWEEN {_rounded(low, -1)} AND {_rounded(high, +1)}")
+    elif len(ra_ranges) == 2:
+        # Across RA 0/360: [low, 360) or [0, high]
+        (low, _), (_, high) = ra_ranges
+        parts.append(f"({ra} >= {_rounded(low, -1)} OR {ra} <= {_rounded(high, +1)})")
+    return " AND ".join(parts) or None
+
+
+def within_cone(table, cone, ra_column="ra", dec_column="dec"):
+    """Boolean mask of the rows of ``table`` within ``cone`` (exact great-circle separation).
+
+    ``table`` is an astropy Table or a DataFrame with ICRS degrees in ``ra_column`` and
+    ``dec_column``; a row without a position is outside.
+    """
+    import astropy.units as u
+    import numpy as np
+    from astropy.coordinates import SkyCoord
+
+    missing = (
+        [c for c in (ra_column, dec_column) if c not in table.colnames]
+        if hasattr(table, "colnames")
+        else [c for c in (ra_column, dec_column) if c not in table.columns]
+    )
+    if missing:
+        raise InputError(
+            f"--cone: the result has no {' or '.join(missing)} column to cut the cone with "
+            f"(select {CONE_RA} and {CONE_DEC})"
+        )
+
+    def values(column):
+        data = table[column]
+        data = data.filled(np.nan) if hasattr(data, "filled") else data
+        return np.asarray(data, dtype="float64")
+
+    ra, dec = values(ra_column), values(dec_column)
+    known = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
+    inside = np.zeros(len(ra), dtype=bool)
+    centre = SkyCoord(cone.ra * u.deg, cone.dec * u.deg, frame="icrs")
+    points = SkyCoord(ra[known] * u.deg, dec[known] * u.deg, frame="icrs")
+    inside[known] = centre.separation(points) <= cone.radius_arcmin * u.arcmin
+    return inside
+
+
+def build_query(
+    *,
+    min_significance=MIN_SIGNIFICANCE,
+    require_powlaw_gamma=True,
+    require_bb_kt=True,
+    columns=PAPER_COLUMNS,
+    schema=None,
+    cone=None,
+):
+    """The ADQL of the paper's CSC selection, with its options.
+
+    Parameters
+    ----------
+    min_significance : float
+        Keep detections with ``o.flux_significance_b`` above this (paper: 5).
+    require_powlaw_gamma, require_bb_kt : bool
+        Keep only detections with a power-law photon index / black-body temperature.
+    columns : sequence of str
+        Columns to select, as ``alias.column`` (aliases m, a, o, b, s).
+    schema : str, optional
+        Qualify the table names with this schema (``csc2``, ``csc21``); None or ''
+        writes them bare, as in the paper's CSCview query.
+    cone : Cone, optional
+        Keep only master sources inside the RA/Dec box around this circle
+        (:func:`cone_box_clause`); cut the result to the circle with :func:`within_cone`.
+        The columns must include ``m.ra`` and ``m.dec``.
+
+    Returns
+    -------
+    str
+        The query: SELECT, FROM, WHERE and ORDER BY on one line each.
+    """
+    columns = list(columns)
+    if not columns:
+        raise InputError("--columns: give at least one column")
+    bad = [c for c in columns if not _COLUMN.match(c)]
+    if bad:
+        raise InputError(f"--columns: not a column name: {', '.join(map(repr, bad))} (use e.g. o.obsid)")
+    if schema and not _IDENTIFIER.match(schema):
+        raise InputError(f"--schema: not a schema name: {schema!r}")
+    if not math.isfinite(float(min_significance)):
+        raise InputError(f"--min-significance must be a finite number, got {min_significance}")
+    if cone is not None and not isinstance(cone, Cone):
+        cone = Cone(*cone)
+    if cone is not None and not {CONE_RA, CONE_DEC} <= set(columns):
+        raise InputError(f"--cone: the columns must include {CONE_RA} and {CONE_DEC}, which the exact cone is cut on")
+    prefix = f"{schema}." if schema else ""
+    conditions = [f"(o.flux_significance_b > {_number(min_significance)})"]
+    if require_powlaw_gamma:
+        conditions.append("(o.powlaw_gamma IS NOT NULL)")
+    if require_bb_kt:
+        conditions.append("(o.bb_kt IS NOT NULL)")
+    box = cone_box_clause(cone) if cone is not None else None
+    if box is not None:
+        conditions.append(f"({box})")
+    conditions.extend(JOINS)
+    return "\n".join(
+        [
+            "SELECT DISTINCT " + ", ".join(columns),
+            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
+            "WHERE " + " AND ".join(conditions),
+            "ORDER BY m.name",
+        ]
+    )
+
+
+@dataclasses.dataclass
+class FetchConfig:
+    """Where and how to run the query; the defaults are the module constants above."""
+
+    release: str = DEFAULT_RELEASE
+    service_url: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    maxrec: int = DEFAULT_MAXREC
+    sync: bool = False
+    poll_interval: float = POLL_INTERVAL
+    max_poll_interval: float = MAX_POLL_INTERVAL
+    request_timeout: float = REQUEST_TIMEOUT
+
+    def __post_init__(self):
+        if self.release not in RELEASES:
+            raise InputError(f"--release: unknown CSC release {self.release!r}; use one of {', '.join(RELEASES)}")
+        if not self.timeout > 0:
+            raise InputError(f"--timeout must be positive, got {self.timeout:g}")
+        if self.retries < 0:
+            raise InputError(f"--retries must be 0 or more, got {self.retries}")
+        if self.maxrec < 1:
+            raise InputError(f"--maxrec must be positive, got {self.maxrec}")
+        if self.service_url is not None and not re.match(r"^https?://[^\s/]+", self.service_url):
+            raise InputError(f"--service-url: not an http(s) URL: {self.service_url!r}")
+
+    @property
+    def url(self):
+        return (self.service_url or RELEASES[self.release].url).rstrip("/")
+
+
+def describe(query, config, cone=None):
+    """What :func:`fetch` would send (the dry run): service, endpoint and the ADQL."""
+    mode = "sync" if config.sync else "async"
+    lines = [
+        f"service: {config.url} (CSC {config.release} TAP)",
+        f"endpoint: {config.url}/{mode} ({'synchronous' if config.sync else 'asynchronous UWS job'}), "
+        f"MAXREC={config.maxrec}, time-out {config.timeout:g} s, {config.retries} retries",
+    ]
+    if cone is not None:
+        lines.append(
+            f"cone: the service returns the RA/Dec box around the circle; rows farther than "
+            f"{cone.radius_arcmin:g} arcmin from ({cone.ra:g}, {cone.dec:g}) are then dropped here"
+        )
+    return "\n".join([*lines, "query:", query])
+
+
+# -- running the query ---------------------------------------------------------------------
+
+_ACTIVE = {"PENDING", "QUEUED", "EXECUTING", "RUN", "HELD", "SUSPENDED", "UNKNOWN"}
+
+
+class _JobTimeout(ServiceError):
+    """An asynchronous job did not finish in time (not retried)."""
+
+
+def _service(config, timeout):
+    import pyvo
+    from pyvo.utils import http as pyvo_http
+
+    return pyvo.dal.TAPService(config.url, session=TimeoutSession(timeout, pyvo_http.USER_AGENT))
+
+
+def _check_complete(result, config):
+    status = (result.status[0] or "").upper() if result.status else ""
+    rows = len(result)
+    if status == "OVERFLOW" or rows >= config.maxrec:
+        raise ServiceError(
+            f"the CSC TAP result from {config.url} was truncated at {rows:,} rows (MAXREC "
+            f"{config.maxrec:,} or the service's own limit); raise --maxrec, use the asynchronous "
+            f"mode (no --sync) or split the sky with --cone; nothing written"
+        )
+    return result
+
+
+def _run_sync(query, config):
+    service = _service(config, config.timeout)
+    log.info("sending the query to %s/sync (synchronous, time-out %g s)", config.url, config.timeout)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyvo's overflow warning: checked below, as an error
+        result = service.run_sync(query, maxrec=config.maxrec)
+    return _check_complete(result, config), {"mode": "sync"}
+
+
+def _run_async(query, config, sleep, clock):
+    service = _service(config, config.request_timeout)
+    job = service.submit_job(query, maxrec=config.maxrec)
+    try:
+        log.info("submitted job %s", job.url)
+        job.run()
+        _wait(job, config, sleep, clock)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = job.fetch_result()
+        return _check_complete(result, config), {"mode": "async", "job_url": job.url}
+    finally:
+        try:
+            job.delete()
+        except Exception as exc:  # noqa: BLE001 -- best effort: the job expires on the service anyway
+            log.debug("could not delete job: %s", one_line(exc))
+
+
+def _wait(job, config, sleep, clock):
+    start = clock()
+    interval = config.poll_interval
+    last = None
+    while True:
+        phase = job.phase
+        elapsed = clock() - start
+        if phase != last:
+            log.info("job phase %s (%.0f s)", phase, elapsed)
+            last = phase
+        else:
+            log.info("job still %s (%.0f s)", phase, elapsed)
+        if phase == "COMPLETED":
+            return
+        if phase in ("ERROR", "ABORTED"):
+            job.raise_if_error()
+            raise ServiceError(f"the CSC TAP job {job.url} ended in phase {phase}; retry later")
+        if phase not in _ACTIVE:
+            raise ServiceError(f"the CSC TAP job {job.url} is in phase {phase} and will not finish; retry later")
+        if elapsed >= config.timeout:
+            raise _JobTimeout(
+                f"the CSC TAP job {job.url} did not finish within {config.timeout:g} s (phase {phase}); "
+                f"raise --timeout or retry later, {LOCAL_COPY_HINT}"
+            )
+        sleep(min(interval, config.timeout - elapsed))
+        interval = min(interval * 1.5, config.max_poll_interval)
+
+
+def _service_error(exc, config):
+    """One line for a failed query: what failed and what to do."""
+    from pyvo.dal import DALFormatError, DALQueryError
+
+    where = f"the CSC TAP service at {config.url}"
+    again = attempts_text(exc)
+    kind = failure_kind(exc)
+    if kind == "timeout":
+        return ServiceError(f"{where} did not answer in time{again}; retry later or raise --timeout, {LOCAL_COPY_HINT}")
+    if kind == "connection":
+        return ServiceError(
+            f"cannot connect to {where}{again} (no network, or the service is down); "
+            f"check the connection or --service-url, {LOCAL_COPY_HINT}"
+        )
+    status = http_status(exc)
+    if status == 429:
+        return ServiceError(
+            f"{where} is refusing requests for now (HTTP 429, too many requests){again}; "
+            f"wait and retry, {LOCAL_COPY_HINT}"
+        )
+    if status is not None:
+        return ServiceError(
+            f"{where} answered HTTP {status}{again}: {one_line(exc, 160)}; "
+            f"retry later or check --service-url, {LOCAL_COPY_HINT}"
+        )
+    if isinstance(exc, DALQueryError):
+        return ServiceError(
+            f"{where} rejected the query: {one_line(exc, 200)}; check it with --dry-run (see --columns, --schema)"
+        )
+    if isinstance(exc, DALFormatError):
+        return ServiceError(
+            f"{where} sent an answer that is not a result VOTable ({one_line(exc, 160)}); "
+            f"check --service-url, {LOCAL_COPY_HINT}"
+        )
+    return ServiceError(f"{where} failed: {type(exc).__name__}: {one_line(exc, 200)}; {LOCAL_COPY_HINT}")
+
+
+def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
+    """Run ``query`` on the CSC TAP service and return ``(table, details)``.
+
+    Asynchronous (a UWS job; its phase is logged while waiting) unless
+    ``config.sync``. Transient failures (no connection, time-out, HTTP 5xx or 429)
+    are retried ``config.retries`` times with exponential back-off; ``sleep`` and
+    ``clock`` are there so that tests need not wait.
+
+    Raises
+    ------
+    ServiceError
+        The service failed, or the result was truncated.
+    InputError
+        The query returned no rows.
+    """
+    if config.sync:
+        action = lambda: _run_sync(query, config)  # noqa: E731
+    else:
+        action = lambda: _run_async(query, config, sleep, clock)  # noqa: E731
+    try:
+        result, details = with_retries(action, what="the CSC TAP query", retries=config.retries, sleep=sleep)
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise _service_error(exc, config) from exc
+    with _quiet():  # non-standard units or VOTable quirks do not affect the values
+        table = result.to_table()
+    if len(table) == 0:
+        raise InputError(
+            f"the CSC query on {config.url} returned no rows; nothing written "
+            f"(check the selection with --dry-run: --min-significance, --cone, --release)"
+        )
+    log.info("received %s rows and %d columns", f"{len(table):,}", len(table.colnames))
+    return table, details
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence astropy's complaints about the service's units and VOTable quirks."""
+    from astropy.io.votable.exceptions import VOWarning
+    from astropy.units import UnitsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VOWarning)
+        warnings.simplefilter("ignore", UnitsWarning)
+        yield
+
+
+def _table_writer(table, output):
+    fmt = table_format(output, OUTPUT_FORMATS)
+    if fmt == "votable":
+
+        def write(temporary):
+            with _quiet():
+                table.write(temporary, format="votable", overwrite=True)
+
+        return write
+    return None
+
+
+def write_result(table, output, provenance):
+    """Write the result (VOTable, Parquet or CSV by extension) and its sidecar, atomically."""
+    output = Path(output)
+    sidecar = provenance_path(output)
+    writer = _table_writer(table, output)
+    if writer is None:
+        frame = table.to_pandas()
+        write_outputs([(frame, output), (provenance, sidecar)])
+    else:
+
+        def write_both(temporary):
+            writer(temporary)
+            write_json(provenance, sidecar)
+
+        write_atomic(output, write_both)
+    return output, sidecar
+
+
+def provenance(query, config, table, details):
+    import astropy
+    import pyvo
+
+    return {
+        "service": "Chandra Source Catalog TAP",
+        "service_url": config.url,
+        "release": config.release,
+        "mode": details.get("mode"),
+        "job_url": details.get("job_url"),
+        "cone": details.get("cone"),
+        "maxrec": config.maxrec,
+        "query": query,
+        "retrieved_utc": utc_now(),
+        "rows": len(table),
+        "columns": list(table.colnames),
+        "pyvo_version": pyvo.__version__,
+        "astropy_version": astropy.__version__,
+    }
+
+
+def cut_to_cone(table, cone, details):
+    """The rows of ``table`` within ``cone``; ``details`` gets the counts."""
+    inside = within_cone(table, cone)
+    details["cone"] = {
+        "ra_deg": cone.ra,
+        "dec_deg": cone.dec,
+        "radius_arcmin": cone.radius_arcmin,
+        "rows_in_box": len(table),
+        "rows_in_cone": int(inside.sum()),
+    }
+    log.info(
+        "cone of %g arcmin around (%g, %g): %s of the %s rows in the RA/Dec box are within it, %s outside dropped",
+        cone.radius_arcmin,
+        cone.ra,
+        cone.dec,
+        f"{int(inside.sum()):,}",
+        f"{len(table):,}",
+        f"{int((~inside).sum()):,}",
+    )
+    if not inside.any():
+        raise InputError(
+            f"no CSC source within {cone.radius_arcmin:g} arcmin of ({cone.ra:g}, {cone.dec:g}) "
+            f"({len(table):,} rows in the box around it); nothing written"
+        )
+    return table[inside]
+
+
+def fetch_to_file(query, output, config, *, cone=None, sleep=time.sleep, clock=time.monotonic):
+    """Run the query and write the result and ``<output>.provenance.json``; return the paths.
+
+    With ``cone`` (the one the query was built with), the box's rows are cut to the
+    exact circle before writing.
+    """
+    table_format(output, OUTPUT_FORMATS)  # fail on a bad extension before any request
+    table, details = fetch(query, config, sleep=sleep, clock=clock)
+    if cone is not None:
+        table = cut_to_cone(table, cone, details)
+    return write_result(table, output, provenance(query, config, table, details))
+
+
+# -- one source by name (classify_source.py) --------------------------------------------------
+
+#: What to tell the user of ``classify_source.py`` when the service cannot be used.
+SOURCE_FILE_HINT = (
+    "or pass a local file of the source's detections instead (classify_source.py FILE: VOTable, CSV, Parquet or FITS)"
+)
+
+#: Rows accepted for one source; a source has at most a few hundred detections.
+SOURCE_MAXREC = 100_000
+
+
+def _adql_string(text):
+    """``text`` as an ADQL string literal: quotes doubled, control characters refused."""
+    text = str(text)
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InputError(f"not a source name: {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
+    """The ADQL for every per-observation detection of one master source, by name.
+
+    The same columns and joins as :func:`build_query`, but selected by
+    ``m.name = '...'`` and **without** the paper's flux-significance and non-null
+    selection, so that a detection lacking a feature is returned (with a null) and
+    the user is told what is missing rather than shown nothing.
+
+    Parameters
+    ----------
+    name : str
+        The CSC master-source name, e.g. ``'2CXO J004307.5-092302'``; written as an
+        ADQL string literal with any quote doubled.
+    columns : sequence of str
+        Columns to select, as ``alias.column`` (aliases m, a, o, b, s).
+    schema : str, optional
+        Qualify the table names with this schema (``csc2``, ``csc21``).
+
+    Returns
+    -------
+    str
+        The query: SELECT, FROM, WHERE and ORDER BY on one line each.
+    """
+    columns = list(columns)
+    bad = [c for c in columns if not _COLUMN.match(c)]
+    if not columns or bad:
+        raise InputError(f"not column names: {', '.join(map(repr, bad)) or '(none)'} (use e.g. o.obsid)")
+    if schema and not _IDENTIFIER.match(schema):
+        raise InputError(f"not a schema name: {schema!r}")
+    prefix = f"{schema}." if schema else ""
+    return "\n".join(
+        [
+            "SELECT DISTINCT " + ", ".join(columns),
+            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
+            "WHERE " + " AND ".join([f"(m.name = {_adql_string(name)})", *JOINS]),
+            "ORDER BY o.obsid",
+        ]
+    )
+
+
+def fetch_source(name, config, *, sleep=time.sleep, clock=time.monotonic):
+    """Every per-observation detection of the master source ``name``, from the CSC TAP service.
+
+    Runs :func:`build_source_query` with :func:`fetch` (on the release's schema).
+
+    Returns
+    -------
+    table : astropy.table.Table
+    query : str
+
+    Raises
+    ------
+    ServiceError
+        The service failed; the message says to pass a local file instead.
+    InputError
+        The CSC has no source of that name.
+    """
+    query = build_source_query(name, schema=RELEASES[config.release].schema)
+    log.info("asking %s for the detections of %s", config.url, name)
+    log.debug("query:\n%s", query)
+    try:
+        table, _ = fetch(query, config, sleep=sleep, clock=clock)
+    except ServiceError as exc:
+        message = str(exc)
+        message = (
+            message.replace(LOCAL_COPY_HINT, SOURCE_FILE_HINT)
+            if LOCAL_COPY_HINT in message
+            else f"{message}; {SOURCE_FILE_HINT}"
+        )
+        raise ServiceError(message) from exc
+    except InputError:
+        raise InputError(
+            f"the CSC {config.release} at {config.url} has no source named {name!r} (check the name, or --release)"
+        ) from None
+    return table, query

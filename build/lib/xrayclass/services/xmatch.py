@@ -1,0 +1,483 @@
+"""Stage 2 online: SIMBAD classes from the CDS X-Match service (``crossmatch.py --online``).
+
+The stage-1 positions (a row index, RA and Dec, nothing else) are uploaded through
+astroquery's :class:`~astroquery.xmatch.XMatchClass` and matched against SIMBAD
+within ``radius`` arcsec, in chunks sent strictly one after another (CDS bans
+clients that run jobs in parallel). Of the SIMBAD objects within the radius of a
+detection the nearest one (smallest ``angDist``) is kept; detections without one keep
+their row with empty SIMBAD columns, and :func:`xrayclass.crossmatch.attach_matches`
+then gives them ``main_type = 'NaN'``, as TOPCAT's "best match, all rows" crossmatch
+of the published pipeline did.
+
+SIMBAD changes: the published August-2022 crossmatch (``--frozen``) is the one that
+reproduces the paper, and every online run records its date in
+``<output>.provenance.json``.
+"""
+
+import argparse
+import dataclasses
+import logging
+import tempfile
+
+import astroquery.exceptions
+import numpy as np
+import pandas as pd
+import requests
+
+from xrayclass.constants import MAIN_TYPE
+from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
+from xrayclass.services import (
+    ServiceError,
+    attempts_text,
+    failure_kind,
+    http_status,
+    one_line,
+    provenance_path,
+    utc_now,
+    with_retries,
+)
+from xrayclass.stages.crossmatch import attach_matches
+
+__all__ = [
+    "CATALOG",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_RADIUS",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_URL",
+    "FROZEN_HINT",
+    "KEY_COLUMNS",
+    "MAX_RADIUS",
+    "OTYPE",
+    "RENAME",
+    "SERVICE_FAILURES",
+    "XMatchConfig",
+    "add_online_arguments",
+    "best_matches",
+    "check_radius",
+    "chunk_slices",
+    "crossmatch_online",
+    "crossmatch_simbad",
+    "describe_upload",
+    "online_config",
+    "request_payload",
+    "run_online",
+    "upload_rows",
+]
+
+log = logging.getLogger(__name__)
+
+# -- configuration: every default in one place --------------------------------------------
+
+#: The X-Match synchronous API on its current host. astroquery 0.4.11 (the pinned
+#: version) still defaults to the old ``http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync``
+#: (``astroquery.xmatch.conf.url``); the CDS documentation and astroquery's main branch
+#: now use cdsxmatch.cds.unistra.fr, so the URL is set on the client here
+#: (``XMatchClass.URL``, which ``query`` posts to and the table list is joined onto).
+DEFAULT_URL = "https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync"
+#: X-Match's name for its view of SIMBAD.
+CATALOG = "simbad"
+#: Match radius of the paper, arcsec; X-Match accepts at most 180.
+DEFAULT_RADIUS = 1.0
+MAX_RADIUS = 180.0
+#: Rows uploaded per request.
+DEFAULT_CHUNK_SIZE = 50_000
+#: Seconds to wait for one chunk's answer (astroquery's default).
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_RETRIES = 3
+
+#: The uploaded columns: the stage-1 row number and position. Not called ra/dec, so
+#: that they cannot collide with SIMBAD's own ra/dec in the answer.
+ROW, RA, DEC = "row_index", "csc_ra", "csc_dec"
+#: Columns the answer must have (after renaming), and the renaming: other spellings of
+#: SIMBAD's columns, and SIMBAD's position named as TOPCAT names it in the frozen file.
+#: ``main_type`` is SIMBAD's label (``Seyfert1`` today, ``Seyfert_1`` in 2022); the short
+#: code ``otype`` (``Sy1`` then and now) is a column of its own and reaches the stage-2
+#: output as ``otype``, never in place of ``main_type``.
+KEY_COLUMNS = ("main_id", MAIN_TYPE, "other_types", "angDist")
+OTYPE = "otype"
+RENAME = {
+    "main_id": "main_id",
+    "main_type": MAIN_TYPE,
+    "otype": OTYPE,
+    "other_types": "other_types",
+    "otypes": "other_types",
+    "angdist": "angDist",
+    "ra": "ra_x",
+    "dec": "dec_x",
+}
+#: What to tell the user when the service cannot be used.
+FROZEN_HINT = "or use a frozen crossmatch with --frozen PATH"
+
+
+@dataclasses.dataclass
+class XMatchConfig:
+    """How to run the online crossmatch; the defaults are the module constants above."""
+
+    radius: float = DEFAULT_RADIUS
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    url: str = DEFAULT_URL
+    catalog: str = CATALOG
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    #: astroquery's response cache; off, since SIMBAD changes and the date is recorded.
+    cache: bool = False
+
+    def __post_init__(self):
+        check_radius(self.radius)
+        if int(self.chunk_size) != self.chunk_size or self.chunk_size < 1:
+            raise InputError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
+        if not self.timeout > 0:
+            raise InputError(f"the X-Match time-out must be positive, got {self.timeout:g}")
+        if self.retries < 0:
+            raise InputError(f"the number of retries must be 0 or more, got {self.retries}")
+
+
+def check_radius(radius):
+    """Raise :class:`InputError` unless 0 < radius <= 180 arcsec (X-Match's limit)."""
+    if not (np.isfinite(radius) and 0 < radius <= MAX_RADIUS):
+        raise InputError(
+            f"--radius must be more than 0 and at most {MAX_RADIUS:g} arcsec (the X-Match limit), got {radius:g}"
+        )
+    return float(radius)
+
+
+# -- the upload ------------------------------------------------------------------------------
+
+
+def upload_rows(stage1, stage1_path):
+    """The rows to upload: stage-1 row number and position, for rows that have a position."""
+    require_columns(stage1, ("ra", "dec"), stage1_path)
+    stage1 = require_numeric(stage1, ("ra", "dec"), stage1_path)
+    ra = stage1["ra"].to_numpy(dtype="float64")
+    dec = stage1["dec"].to_numpy(dtype="float64")
+    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
+    if bad.any():
+        log.warning(
+            "%s: %s rows without a valid position are not uploaded (no match)", stage1_path, f"{int(bad.sum()):,}"
+        )
+    keep = np.flatnonzero(~bad)
+    return pd.DataFrame({ROW: keep.astype("int64"), RA: ra[keep], DEC: dec[keep]})
+
+
+def chunk_slices(n_rows, chunk_size):
+    """Consecutive slices of at most ``chunk_size`` rows covering ``n_rows``."""
+    return [slice(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
+
+
+def request_payload(config, chunk):
+    """The form fields and files of one request, from astroquery's own ``get_query_payload=True``.
+
+    astroquery looks the catalog up in X-Match's table list before it builds the
+    payload (it writes ``vizier:NAME`` for a catalog listed there); the dry run must send
+    nothing, so the list is taken to be the catalog alone, and the description says so.
+    """
+    client = _client(config, cache_dir=None, table_list=[config.catalog])
+    return _query_chunk(client, chunk, config, get_query_payload=True)
+
+
+def describe_upload(stage1, stage1_path, config):
+    """What :func:`crossmatch_online` would send (the dry run), as text."""
+    upload = upload_rows(stage1, stage1_path)
+    slices = chunk_slices(len(upload), config.chunk_size)
+    fields, files = request_payload(config, upload.iloc[slices[0]] if slices else upload)
+    uploads = files.get("files", {})
+    fields = {**fields, **{name: f"(uploaded file {filename}: see below)" for name, (filename, _) in uploads.items()}}
+    lines = [
+        f"service: CDS X-Match {config.url}, catalog {config.catalog!r}",
+        f"radius: {config.radius:g} arcsec; best (smallest angDist) match kept, every row kept",
+        f"upload: {len(upload):,} of {len(stage1):,} rows of {stage1_path} ({ROW}, {RA}, {DEC} only), "
+        f"in {len(slices)} sequential chunk(s) of at most {config.chunk_size:,} rows",
+        f"time-out {config.timeout:g} s per chunk, {config.retries} retries on transient failures",
+        "request (astroquery XMatch.query, get_query_payload=True): POST " + config.url,
+        "  form fields: " + ", ".join(f"{k}={v}" for k, v in fields.items()),
+        f"  (before each request astroquery asks GET {config.url}/tables for X-Match's table list and "
+        f"sends a catalog listed there as vizier:NAME; the dry run assumes {config.catalog!r} is listed)",
+    ]
+    for name, (filename, content) in uploads.items():
+        lines.append(f"first lines of {filename} ({name}) in chunk 1:")
+        lines.extend("    " + line for line in str(content).splitlines()[:4])
+    lines.append("nothing sent (dry run)")
+    return "\n".join(lines)
+
+
+# -- the requests ----------------------------------------------------------------------------
+
+
+def _client(config, cache_dir, table_list=None):
+    """An astroquery X-Match client on ``config.url``; ``table_list`` stands in for the service's list."""
+    import contextlib
+    import io
+
+    # astroquery.xmatch prints a notice to stdout when the optional 'regions' package is
+    # missing (used only for cone areas, which we do not use): keep it out of our output.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from astroquery.xmatch import XMatchClass
+
+    class Client(XMatchClass):
+        # astroquery gives its table-list request no time-out: give every request ours.
+        def _request(self, method, url, *args, timeout=None, **kwargs):
+            if table_list is not None:
+                raise AssertionError("a dry-run client sent a request; this is a bug")
+            return super()._request(method, url, *args, timeout=timeout or self.TIMEOUT, **kwargs)
+
+        def get_available_tables(self, *, cache=True):
+            return list(table_list) if table_list is not None else super().get_available_tables(cache=cache)
+
+    client = Client()
+    client.URL = config.url
+    client.TIMEOUT = config.timeout
+    if cache_dir is not None:
+        # The table-list lookup astroquery makes before each query ignores cache=False and
+        # caches anyway: keep that in a directory of this run, not in the user's cache.
+        client.cache_location = cache_dir
+    return client
+
+
+#: How a query of X-Match fails: the HTTP layer (no connection, time-out, a status:
+#: ``requests.RequestException``, an ``OSError``), astroquery's own errors (a rejected
+#: query, a banned address), or an answer that does not parse as a VOTable (astropy's
+#: ``ValueError``). Anything else is a bug and is not reworded as a failed service.
+SERVICE_FAILURES = (
+    OSError,
+    ValueError,
+    requests.RequestException,
+    astroquery.exceptions.InvalidQueryError,
+    astroquery.exceptions.RemoteServiceError,
+    astroquery.exceptions.TableParseError,
+    astroquery.exceptions.TimeoutError,
+)
+
+
+def _query_chunk(client, chunk, config, get_query_payload=False):
+    import astropy.units as u
+    from astropy.table import Table
+
+    answer = client.query(
+        cat1=Table.from_pandas(chunk),
+        cat2=config.catalog,
+        max_distance=config.radius * u.arcsec,
+        colRA1=RA,
+        colDec1=DEC,
+        cache=config.cache,
+        get_query_payload=get_query_payload,
+    )
+    return answer if get_query_payload else _answer_frame(answer)
+
+
+def _answer_frame(table):
+    multidim = [name for name in table.colnames if len(table[name].shape) > 1]
+    if multidim:
+        table.remove_columns(multidim)
+    frame = table.to_pandas()
+    renames = {}
+    for column in frame.columns:
+        target = RENAME.get(column) or RENAME.get(column.lower())
+        if target and target != column and target not in frame.columns:
+            renames[column] = target
+    frame = frame.rename(columns=renames)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(lambda v: v.decode("utf-8") if isinstance(v, bytes) else v)
+    return frame
+
+
+def _service_error(exc, config, where_in_run):
+    where = f"CDS X-Match at {config.url}"
+    again = attempts_text(exc)
+    kind = failure_kind(exc)
+    status = http_status(exc)
+    if kind == "timeout":
+        return ServiceError(
+            f"{where} did not answer within {config.timeout:g} s ({where_in_run}{again}); "
+            f"retry later or use a smaller --chunk-size, {FROZEN_HINT}"
+        )
+    if kind == "connection":
+        return ServiceError(
+            f"cannot connect to {where} ({where_in_run}{again}; no network, or the service "
+            f"is down); check the connection, {FROZEN_HINT}"
+        )
+    if status == 403 or "banned" in str(exc):  # astroquery raises its own HTTPError for 403
+        return ServiceError(
+            f"{where} refused the request (HTTP 403: the address may be banned for running "
+            f"jobs in parallel); ask cds-question@unistra.fr, {FROZEN_HINT}"
+        )
+    if status is not None:
+        detail = one_line(exc, 160)
+        advice = "retry later" if status >= 500 or status == 429 else "check --radius and the input positions"
+        return ServiceError(
+            f"{where} answered HTTP {status} ({where_in_run}{again})"
+            f"{': ' + detail if detail else ''}; {advice}, {FROZEN_HINT}"
+        )
+    return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}")
+
+
+def best_matches(answers, n_rows):
+    """One row per stage-1 row: the nearest SIMBAD object, or empty columns where none.
+
+    ``answers`` is the concatenated X-Match answer (any number of candidates per
+    uploaded row, identified by ``row_index``).
+    """
+    missing = [c for c in (ROW, *KEY_COLUMNS) if c not in answers.columns]
+    if missing and len(answers):
+        raise ServiceError(
+            f"the X-Match answer lacks the columns {', '.join(missing)}; has {', '.join(map(str, answers.columns))}"
+        )
+    for column in missing:
+        answers[column] = pd.Series(dtype="float64" if column in ("angDist", ROW) else object)
+    answers = answers.assign(**{ROW: pd.to_numeric(answers[ROW]).astype("int64")})
+    best = answers.sort_values([ROW, "angDist"], kind="stable").drop_duplicates(ROW, keep="first").set_index(ROW)
+    best = best.drop(columns=[c for c in (RA, DEC) if c in best.columns])
+    order = [c for c in best.columns if c != "angDist"] + ["angDist"]
+    return best[order].reindex(pd.RangeIndex(n_rows)).reset_index(drop=True)
+
+
+def crossmatch_simbad(stage1, stage1_path, config, *, sleep=None):
+    """The SIMBAD columns of every stage-1 row (nearest object within the radius).
+
+    Returns
+    -------
+    matches : pandas.DataFrame
+        One row per stage-1 row, in order: SIMBAD's columns (``main_id``, ``ra_x``,
+        ``dec_x``, ..., ``main_type``, ``other_types``, ...) and ``angDist``; empty
+        where SIMBAD has no object within the radius.
+    summary : dict
+        Chunks, rows uploaded, candidates received, rows matched and unmatched.
+    """
+    upload = upload_rows(stage1, stage1_path)
+    slices = chunk_slices(len(upload), config.chunk_size)
+    answers = []
+    with tempfile.TemporaryDirectory(prefix="xrayclass-xmatch-") as cache_dir:
+        client = _client(config, cache_dir)
+        for number, part in enumerate(slices, start=1):  # one after another, never in parallel
+            chunk = upload.iloc[part]
+            where = f"chunk {number} of {len(slices)}"
+            try:
+                answer = with_retries(
+                    lambda chunk=chunk: _query_chunk(client, chunk, config),
+                    what=f"X-Match {where}",
+                    retries=config.retries,
+                    sleep=sleep,
+                )
+            except SERVICE_FAILURES as exc:
+                raise _service_error(exc, config, where) from exc
+            if len(answer) and ROW in answer.columns:
+                unknown = ~answer[ROW].isin(chunk[ROW])
+                if unknown.any():
+                    raise ServiceError(
+                        f"the X-Match answer to {where} names rows that were not uploaded "
+                        f"(e.g. {answer[ROW][unknown].iloc[0]}); nothing written"
+                    )
+            log.info(
+                "%s: rows %s-%s uploaded, %s candidates within %g arcsec",
+                where,
+                f"{part.start + 1:,}",
+                f"{part.stop:,}",
+                f"{len(answer):,}",
+                config.radius,
+            )
+            answers.append(answer)
+    non_empty = [a for a in answers if len(a)]
+    combined = pd.concat(non_empty, ignore_index=True) if non_empty else (answers[0] if answers else pd.DataFrame())
+    matches = best_matches(combined.copy(), len(stage1))
+    matched = int(matches[MAIN_TYPE].notna().sum()) if len(matches) else 0
+    summary = {
+        "chunks": len(slices),
+        "rows": len(stage1),
+        "rows_uploaded": len(upload),
+        "candidates": len(combined),
+        "rows_matched": int(matches["angDist"].notna().sum()),
+        "rows_with_main_type": matched,
+        "rows_unmatched": int(matches["angDist"].isna().sum()),
+    }
+    return matches, summary
+
+
+def crossmatch_online(stage1, stage1_path, config, *, sleep=None):
+    """The stage-2 table from an online crossmatch, and its provenance.
+
+    Ends in :func:`xrayclass.crossmatch.attach_matches`, so that detections without a
+    SIMBAD object get ``main_type = 'NaN'``. This run's clusters are kept.
+    """
+    import astroquery
+
+    stage1 = canonical_names(stage1, stage1_path)
+    started = utc_now()
+    matches, summary = crossmatch_simbad(stage1, stage1_path, config, sleep=sleep)
+    stage2 = attach_matches(stage1, matches)
+    provenance = {
+        "service": "CDS X-Match",
+        "service_url": config.url,
+        "catalog": config.catalog,
+        "radius_arcsec": config.radius,
+        "best_match_only": True,
+        "chunk_size": config.chunk_size,
+        **summary,
+        "input": str(stage1_path),
+        "started_utc": started,
+        "finished_utc": utc_now(),
+        "astroquery_version": astroquery.__version__,
+        "note": "SIMBAD changes over time; the paper's crossmatch is the August-2022 frozen file",
+    }
+    return stage2, provenance
+
+
+# -- command line (crossmatch.py --online) -----------------------------------------------------
+
+_ONLINE_OPTIONS = ("radius", "chunk_size", "dry_run")
+
+
+def add_online_arguments(parser):
+    """The options of ``crossmatch.py --online``."""
+    parser.add_argument(
+        "--radius",
+        type=float,
+        default=argparse.SUPPRESS,
+        help=f"with --online or --catalog: match radius in arcsec, at most {MAX_RADIUS:g} "
+        f"(default: {DEFAULT_RADIUS:g})",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=argparse.SUPPRESS,
+        help=f"with --online: rows uploaded per request, sent one after another (default: {DEFAULT_CHUNK_SIZE:,})",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="with --online: describe the upload (rows, chunks, radius, service) and send nothing",
+    )
+
+
+def online_config(args):
+    """The :class:`XMatchConfig` of the command line; refuses online options without --online."""
+    given = [name for name in _ONLINE_OPTIONS if hasattr(args, name)]
+    if not args.online:
+        # A local catalog match (--catalog) takes a radius too.
+        refused = [name for name in given if not (name == "radius" and getattr(args, "catalog", None))]
+        if refused:
+            options = ", ".join("--" + name.replace("_", "-") for name in refused)
+            raise InputError(f"{options}: only with --online")
+        return None
+    return XMatchConfig(
+        radius=getattr(args, "radius", DEFAULT_RADIUS), chunk_size=getattr(args, "chunk_size", DEFAULT_CHUNK_SIZE)
+    )
+
+
+def run_online(args, config, stage1, *, sleep=None):
+    """``crossmatch.py --online``: dry run, or crossmatch and write output and sidecar."""
+    if getattr(args, "dry_run", False):
+        print(describe_upload(canonical_names(stage1, args.input), args.input, config))
+        return None
+    stage2, provenance = crossmatch_online(stage1, args.input, config, sleep=sleep)
+    sidecar = provenance_path(args.output)
+    write_outputs([(stage2, args.output), (provenance, sidecar)])
+    log.info(
+        "wrote %s (%s rows; %s with a SIMBAD match) and %s",
+        args.output,
+        f"{len(stage2):,}",
+        f"{provenance['rows_matched']:,}",
+        sidecar,
+    )
+    return stage2

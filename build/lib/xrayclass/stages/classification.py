@@ -1,0 +1,768 @@
+"""Stage 3: class probabilities for the unlabeled detections of each cluster."""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from xrayclass import __version__
+from xrayclass.constants import (
+    CLASSES,
+    CLUSTER,
+    LOCATION_FEATURE,
+    MAIN_TYPE,
+    NAME,
+    NO_MATCH,
+    OBSID,
+    UNCLASSIFIED,
+    UNINFORMATIVE_TYPES,
+)
+from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
+from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
+from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
+from xrayclass.core.naive_bayes import NaiveBayesClassifier
+from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.core.progress import chunks
+from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
+from xrayclass.exceptions import input_files
+from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
+
+__all__ = [
+    "CHUNK_ROWS",
+    "CLASSIFIER_FORMAT",
+    "CLASSIFIER_FORMAT_VERSION",
+    "METHODS",
+    "OUTLIER_COLUMNS",
+    "OUTLIER_FRACTION",
+    "OUTLIER_PERCENTILES",
+    "REQUIRED_COLUMNS",
+    "SIMBAD_TYPE",
+    "UNKNOWN_LABEL_SHARE",
+    "ClassifierModel",
+    "LabelError",
+    "absolute_galactic_latitude",
+    "assemble_classified",
+    "census_table",
+    "classify_detections",
+    "detection_roles",
+    "fit_calibration",
+    "fit_classifier",
+    "naive_bayes_categories",
+    "outlier_table",
+    "reference_census",
+    "run_classification",
+    "weights_needed",
+]
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_FORMAT = "xrayclass.classifier-model"
+CLASSIFIER_FORMAT_VERSION = 1
+# Version 1 artifacts made before the reference census lack the optional "reference_census"
+# field; they load and classify the same (the census is for reading, not for predicting).
+
+#: What stage 3 does with a detection, from its SIMBAD type.
+REFERENCE, TO_CLASSIFY, OTHER_TYPE = "reference", "to_classify", "other_type"
+
+#: Name of the input's SIMBAD type in the output (``main_type`` becomes the prediction).
+SIMBAD_TYPE = "simbad_main_type"
+
+REQUIRED_COLUMNS = (NAME, OBSID, CLUSTER, "ra", "dec")
+
+#: Above this share of matched detections with a SIMBAD type the taxonomy does not
+#: know, stage 3 warns (the crossmatch probably speaks another vocabulary).
+UNKNOWN_LABEL_SHARE = 0.05
+
+
+class LabelError(InputError):
+    """The SIMBAD types cannot support the classification (``--strict-labels``)."""
+
+
+def detection_roles(main_types, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, otypes=None):
+    """Role of each detection given its SIMBAD ``main_type`` (and short code ``otype``).
+
+    The types are first read as the paper's names (:func:`xrayclass.taxonomy.normalize_types`:
+    today's labels, codes, stray whitespace or case). Detections of one of ``classes``
+    are references; unmatched ones (``'NaN'``) and those of an uninformative type are
+    classified; any other type is left out.
+    """
+    types, _ = normalize_types(main_types, otypes)
+    roles = np.full(len(types), OTHER_TYPE, dtype=object)
+    roles[np.isin(types, list(classes))] = REFERENCE
+    roles[np.isin(types, [NO_MATCH, *uninformative])] = TO_CLASSIFY
+    return roles
+
+
+#: Classifiers stage 3 can use.
+METHODS = ("mahalanobis", "naive-bayes")
+#: Share of detections flagged as outliers by default: those above this top fraction of
+#: the training (reference) distribution of the outlier measure.
+OUTLIER_FRACTION = 0.01
+#: Rows classified at once (bounded memory at any catalog size).
+CHUNK_ROWS = 200_000
+#: Percentiles at which the training distribution of the outlier measure is kept.
+OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
+
+
+def absolute_galactic_latitude(detections):
+    """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1]."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    coordinates = SkyCoord(
+        detections["ra"].to_numpy(dtype="float64") * u.deg, detections["dec"].to_numpy(dtype="float64") * u.deg
+    )
+    return np.abs(coordinates.galactic.b.deg) / 90.0
+
+
+def naive_bayes_categories(location=True, feature_set: FeatureSet = PAPER):
+    """The naive Bayes feature categories of ``feature_set``, optionally with location (|b|)."""
+    categories = dict(feature_set.categories())
+    if location:
+        categories["location"] = (LOCATION_FEATURE,)
+    return categories
+
+
+@dataclass
+class ClassifierModel:
+    """Everything needed to classify new detections, without the training table.
+
+    The preprocessing, each cluster's class references (Mahalanobis), and the naive
+    Bayes model with the training distribution of its outlier measure.
+    """
+
+    scaler: LogMinMaxScaler
+    references: ClusterwiseMahalanobis
+    naive_bayes: NaiveBayesClassifier
+    outlier_quantiles: np.ndarray
+    location: bool = True
+    method: str = "mahalanobis"
+    uninformative: tuple = UNINFORMATIVE_TYPES
+    #: What stage 3 learned from (see :func:`reference_census`); None for old artifacts.
+    census: dict | None = None
+    #: Temperature scaling fitted out of fold (see :mod:`xrayclass.core.calibration`), or None.
+    calibration: dict | None = None
+    #: The features the model was fitted on (old artifacts without a record: the paper's).
+    feature_set: FeatureSet = PAPER
+
+    @property
+    def classes(self):
+        return self.references.classes
+
+    def preprocess(self, detections):
+        """The preprocessed features of the model's set (rows must have all of them)."""
+        return self.scaler.transform(detections[list(self.feature_set.features)].to_numpy(dtype="float64"))
+
+    def _naive_bayes_input(self, detections, X):
+        return np.column_stack([X, absolute_galactic_latitude(detections)]) if self.location else X
+
+    def predict_proba(self, detections, clusters, method=None, calibrate=False):
+        """Ten class probabilities from the chosen method (default: the model's)."""
+        method = method or self.method
+        X = self.preprocess(detections)
+        if method == "mahalanobis":
+            return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
+        if method == "naive-bayes":
+            return self._calibrated(
+                self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)), method, calibrate
+            )
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+    def check_calibration(self, method=None):
+        """Raise :class:`InputError` unless the model holds a calibration for ``method``."""
+        method = method or self.method
+        if self.calibration is None:
+            raise InputError("the classifier model has no calibration; run classification.py with --calibrate")
+        if self.calibration.get("for_method") != method:
+            raise InputError(
+                f"the classifier model's calibration is for {self.calibration.get('for_method')}, not {method}"
+            )
+
+    def _calibrated(self, probabilities, method, calibrate):
+        if not calibrate:
+            return probabilities
+        from xrayclass.core.calibration import apply_temperature
+
+        self.check_calibration(method)
+        return apply_temperature(probabilities, self.calibration["temperature"])
+
+    def outlier_percentile(self, measure):
+        """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
+        return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
+
+    def classify(
+        self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True, calibrate=False
+    ):
+        """Probabilities, predicted class, outlier measure and probability track.
+
+        Rows are processed in chunks (bounded memory at any catalog size); the result
+        does not depend on the chunk size.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``main_type`` (predicted; ``Unclassified`` if no class can be scored), the
+            ten probabilities, ``outlier_measure`` (naive Bayes, for the predicted
+            class), ``outlier_percentile`` (in the references' distribution),
+            ``outlier_flag`` (percentile above ``100 (1 - outlier_fraction)``),
+            ``driven_by`` (the category that most favours the class) and
+            ``track_prior``, ``track_<category>``...: the class's posterior as the
+            categories are added in turn. With ``explain=False`` (e.g. detections
+            without positions for a model using location) only the class columns.
+            With ``calibrate=True`` the probabilities are temperature-scaled by the
+            model's calibration (the predicted class does not change).
+        """
+        method = method or self.method
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if calibrate:
+            self.check_calibration(method)
+        clusters = np.asarray(clusters)
+        parts = [
+            self._classify_chunk(detections.iloc[rows], clusters[rows], method, outlier_fraction, explain, calibrate)
+            for rows in chunks(len(detections), CHUNK_ROWS, "classifying")
+        ]
+        if not parts:
+            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain, calibrate)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain, calibrate=False):
+        X = self.preprocess(detections)
+        probabilities = (
+            self.references.predict_proba(X, clusters)
+            if method == "mahalanobis"
+            else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X))
+        )
+        probabilities = self._calibrated(probabilities, method, calibrate)
+        predicted = labels_from_probabilities(probabilities, self.classes)
+        result = pd.DataFrame(probabilities, columns=list(self.classes))
+        result.insert(0, MAIN_TYPE, predicted)
+        if not explain:
+            return result
+        explained = self.naive_bayes.explain(self._naive_bayes_input(detections, X), assigned=predicted)
+        percentile = self.outlier_percentile(explained["outlier_measure"])
+        result["outlier_measure"] = explained["outlier_measure"]
+        result["outlier_percentile"] = percentile
+        result["outlier_flag"] = percentile >= 100 * (1 - outlier_fraction)
+        result["driven_by"] = explained["driven_by"]
+        for k, step in enumerate(["prior", *self.naive_bayes.categories_]):
+            result[f"track_{step}"] = explained["track"][:, k]
+        return result
+
+    def to_dict(self):
+        return {
+            "format": CLASSIFIER_FORMAT,
+            "format_version": CLASSIFIER_FORMAT_VERSION,
+            "software": {"xrayclass": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+            "features": list(self.feature_set.features),
+            "feature_set": self.feature_set.to_dict(),
+            "uninformative_types": list(self.uninformative),
+            "method": self.method,
+            "location": self.location,
+            "preprocessing": self.scaler.to_dict(),
+            "references": self.references.to_dict(),
+            "naive_bayes": self.naive_bayes.to_dict(),
+            "outlier_quantiles": self.outlier_quantiles.tolist(),
+            **({"reference_census": self.census} if self.census is not None else {}),
+            "calibration": self.calibration,
+        }
+
+    @classmethod
+    def from_dict(cls, document):
+        from xrayclass.io.checks import validate_classifier_document
+
+        validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
+        if document.get("format") != CLASSIFIER_FORMAT:
+            raise InputError(f"not a classifier model (format {document.get('format')!r})")
+        if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:
+            raise InputError(f"classifier format version {document.get('format_version')} is not supported")
+        return cls(
+            scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
+            references=ClusterwiseMahalanobis.from_dict(document["references"]),
+            naive_bayes=NaiveBayesClassifier.from_dict(document["naive_bayes"]),
+            outlier_quantiles=np.asarray(document["outlier_quantiles"], dtype=float),
+            location=bool(document["location"]),
+            method=document["method"],
+            uninformative=tuple(document["uninformative_types"]),
+            census=document.get("reference_census"),
+            calibration=document.get("calibration"),  # absent before issue 13
+            feature_set=from_artifact(document),
+        )
+
+    @classmethod
+    def load(cls, path):
+        with input_files(path):
+            return cls.from_dict(read_json(path))
+
+
+def _log_roles(types, roles):
+    to_classify = types[roles == TO_CLASSIFY]
+    n_unmatched = int((to_classify == NO_MATCH).sum())
+    log.info(
+        "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
+        "uninformative type); %s of other SIMBAD types left out",
+        f"{int((roles == REFERENCE).sum()):,}",
+        len(CLASSES),
+        f"{len(to_classify):,}",
+        f"{n_unmatched:,}",
+        f"{len(to_classify) - n_unmatched:,}",
+        f"{int((roles == OTHER_TYPE).sum()):,}",
+    )
+    others = pd.Series(types[roles == OTHER_TYPE]).value_counts().head(8)
+    if len(others):
+        log.info("most common left-out types: %s", ", ".join(f"{t} {n:,}" for t, n in others.items()))
+
+
+def reference_census(
+    types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None, all_clusters=None
+) -> dict:
+    """How many references of each class stage 3 has, in total and per cluster.
+
+    ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
+    cluster of ``clusters`` (or of ``all_clusters``, when the rows given are only some of
+    the table's) appears, with zeros where it has no reference.
+    """
+    is_reference = np.asarray(roles) == REFERENCE
+    clusters = np.asarray(clusters)
+    all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
+    counts = pd.crosstab(
+        pd.Categorical(np.asarray(types, dtype=object)[is_reference], categories=list(classes)),
+        pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters),
+        dropna=False,
+    ).reindex(index=list(classes), columns=all_clusters, fill_value=0)
+    census = {
+        "references": int(is_reference.sum()),
+        "clusters": all_clusters,
+        "classes": {
+            label: {
+                "total": int(counts.loc[label].sum()),
+                "per_cluster": {str(c): int(counts.loc[label, c]) for c in all_clusters},
+            }
+            for label in classes
+        },
+        "classes_without_references": [label for label in classes if int(counts.loc[label].sum()) == 0],
+    }
+    if labels is not None:
+        census["labels"] = labels.to_dict()
+    return census
+
+
+def census_table(census) -> pd.DataFrame:
+    """The census as a table: one row per class, its total and one column per cluster."""
+    rows = [
+        {"class": label, "total": entry["total"], **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
+        for label, entry in census["classes"].items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def _check_labels(census, labels: LabelReport, strict):
+    """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
+    problems = []
+    missing = census["classes_without_references"]
+    if missing:
+        problems.append(
+            f"{len(missing)} of {len(census['classes'])} classes have no reference in any cluster "
+            f"({', '.join(missing)})"
+        )
+    if labels.unknown_share > UNKNOWN_LABEL_SHARE:
+        problems.append(
+            f"{100 * labels.unknown_share:.1f}% of the {labels.n_matched:,} matched detections carry "
+            f"a SIMBAD type the taxonomy does not know (most common: {labels.most_common_unknown()})"
+        )
+    if not problems:
+        return
+    if strict:
+        raise LabelError("; ".join(problems) + " (--strict-labels)")
+    for problem in problems:
+        log.warning("%s", problem)
+
+
+def _log_census(census):
+    table = census_table(census).set_index("class")
+    log.info(
+        "reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
+        table.to_string(),
+    )
+
+
+def _log_references(model, classes):
+    # A class is scored in a cluster with at least as many references as features.
+    # The counts themselves are in the census logged before the fit.
+    for cluster, classifier in model.references.classifiers_.items():
+        unscored = [c for c, ok in zip(classes, classifier.scored_, strict=False) if not ok]
+        if unscored:
+            log.info(
+                "cluster %s: probability 0 for %s (fewer than %d references)",
+                cluster,
+                ", ".join(unscored),
+                len(model.feature_set),
+            )
+
+
+def weights_needed(method, explain):
+    """Whether stage 3 uses the naive Bayes category weights, and so must tune them.
+
+    The weights shape the naive Bayes probabilities, and the outlier measures and
+    probability tracks (whatever classifier gives the probabilities). Mahalanobis
+    probabilities without outlier measures use none of them: tuning would be wasted
+    (it is the largest cost of stage 3 after the scoring itself).
+    """
+    return method == "naive-bayes" or bool(explain)
+
+
+def fit_classifier(
+    table,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    random_state=0,
+    tune=True,
+    scaler=None,
+    all_clusters=None,
+    likelihood="distance",
+    priors="none",
+    log_floor=None,
+    calibrate=False,
+    feature_set: FeatureSet = PAPER,
+):
+    """Fit the preprocessing on every complete row, then both classifiers on the references.
+
+    ``table`` must already have complete features and a ``main_type`` without gaps. The
+    naive Bayes model is fitted whatever ``method`` is: it provides the outlier
+    measures and probability tracks, and lets new sources be classified either way.
+    With ``tune=False`` its category weights are left equal (see :func:`weights_needed`).
+    A ``scaler`` fitted beforehand (e.g. by a streaming pass over every complete row)
+    replaces the fit on ``table``, which may then hold only the references; then
+    ``all_clusters`` names every cluster of the catalog (default: those of ``table``).
+    ``feature_set`` says which features (default: the paper's 12).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    types, _ = normalize_types(table[MAIN_TYPE].to_numpy(dtype=object))
+    is_reference = detection_roles(types, classes, uninformative) == REFERENCE
+    clusters = table[CLUSTER].to_numpy()
+    if scaler is None:
+        scaler = feature_set.scaler(log_floor=log_floor).fit(
+            table[list(feature_set.features)].to_numpy(dtype="float64")
+        )
+    elif list(scaler.features) != list(feature_set.features):
+        raise ValueError(f"the scaler's features {list(scaler.features)} are not the feature set's")
+    # Only the references are fitted on: transform (and place on the sky) those alone.
+    # Both are row-wise, so the values are those of the whole table's rows.
+    reference_rows = table.loc[is_reference]
+    X = scaler.transform(reference_rows[list(feature_set.features)].to_numpy(dtype="float64"))
+    reference_types, reference_clusters = types[is_reference], clusters[is_reference]
+    references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
+        X,
+        reference_types,
+        reference_clusters,
+        all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
+    )
+    X_nb = np.column_stack([X, absolute_galactic_latitude(reference_rows)]) if location else X
+    naive_bayes = NaiveBayesClassifier(
+        categories=naive_bayes_categories(location, feature_set),
+        feature_names=[*feature_set.features, LOCATION_FEATURE][: X_nb.shape[1]],
+        classes=classes,
+        scoring=score,
+        random_state=random_state,
+        tune=tune,
+    ).fit(X_nb, reference_types)
+    # The references' own outlier measures (for their SIMBAD class) are the yardstick.
+    training = naive_bayes.explain(X_nb, assigned=reference_types)["outlier_measure"]
+    quantiles = np.percentile(training, OUTLIER_PERCENTILES)
+    model = ClassifierModel(
+        scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative), feature_set=feature_set
+    )
+    if calibrate:
+        model.calibration = fit_calibration(
+            model,
+            X,
+            X_nb,
+            reference_types,
+            reference_clusters,
+            reference_rows[NAME].to_numpy(dtype=object),
+            min_references,
+            score,
+            random_state,
+        )
+    return model, X
+
+
+def fit_calibration(
+    model, X, X_nb, labels, clusters, sources, min_references="n_features", score="macro_f1", random_state=0
+):
+    """Temperature of ``model.method`` fitted on out-of-fold probabilities of the references.
+
+    Three folds that keep each source whole: a reference is scored by a model fitted
+    without any detection of its source.
+    """
+    from xrayclass.core.calibration import temperature_out_of_fold
+
+    classes = model.classes
+    references = model.references
+
+    def fit_predict(train, test):
+        if model.method == "mahalanobis":
+            fold = ClusterwiseMahalanobis(classes, min_references, references.likelihood, references.priors)
+            fold.fit(X[train], labels[train], clusters[train], all_clusters=np.unique(clusters))
+            return fold.predict_proba(X[test], clusters[test])
+        nb = model.naive_bayes
+        fold = NaiveBayesClassifier(
+            categories=nb.categories,
+            feature_names=nb.feature_names,
+            classes=classes,
+            scoring=score,
+            random_state=random_state,
+        ).fit(X_nb[train], labels[train])
+        return fold.predict_proba(X_nb[test])
+
+    calibration = temperature_out_of_fold(fit_predict, labels, sources, classes, seed=random_state)
+    calibration["for_method"] = model.method
+    if model.method == "mahalanobis":
+        calibration.update(likelihood=references.likelihood, priors=references.priors)
+    log.info(
+        "calibration of %s: temperature %.3f (out of fold, 3 folds by source); ECE %s -> %s, Brier %s -> %s",
+        model.method,
+        calibration["temperature"],
+        *(
+            f"{v:.3f}" if v is not None else "undefined"
+            for v in (
+                calibration["ece_before"],
+                calibration["ece_after"],
+                calibration["brier_before"],
+                calibration["brier_after"],
+            )
+        ),
+    )
+    return calibration
+
+
+def _log_naive_bayes(model):
+    nb = model.naive_bayes
+    weights = ", ".join(f"{name} {weight:g}" for name, weight in nb.alpha_.items())
+    if not nb.tune:
+        log.info(
+            "naive Bayes category weights left equal (%s): not used by Mahalanobis probabilities "
+            "without outlier measures",
+            weights,
+        )
+    elif nb.tuning_:
+        log.info(
+            "naive Bayes category weights %s (tuned for %s: %.3f out-of-fold, %.3f with equal weights)",
+            weights,
+            nb.scoring,
+            nb.tuning_[0][1],
+            nb.equal_weight_score_,
+        )
+    else:
+        log.info("naive Bayes category weights %s", weights)
+
+
+def classify_detections(
+    table,
+    classes=CLASSES,
+    uninformative=UNINFORMATIVE_TYPES,
+    min_references="n_features",
+    method="mahalanobis",
+    location=True,
+    score="macro_f1",
+    outlier_fraction=OUTLIER_FRACTION,
+    explain=True,
+    strict_labels=False,
+    likelihood="distance",
+    priors="none",
+    log_floor=None,
+    calibrate=False,
+    feature_set: FeatureSet = PAPER,
+):
+    """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Detections with ``name`` (or ``name_1``), ``obsid``, ``cluster``, ``ra``,
+        ``dec``, ``main_type`` (SIMBAD type, old or today's label; missing means no
+        match), optionally ``otype`` (SIMBAD's short code, preferred where present)
+        and the features (or the raw columns they derive from).
+    method : {"mahalanobis", "naive-bayes"}
+        The classifier giving the probabilities (the paper's: Mahalanobis).
+    location : bool
+        Whether naive Bayes uses |galactic latitude| as a feature category.
+    score : {"macro_f1", "rarest_f1"}
+        What the naive Bayes category weights are tuned for.
+    outlier_fraction : float
+        Top share of the references' outlier measures above which a detection is flagged.
+    explain : bool
+        Compute the outlier measures and probability tracks (about four times the cost
+        of the probabilities alone on large catalogs).
+    strict_labels : bool
+        Raise :class:`LabelError` instead of warning when a class has no reference in
+        any cluster, or when more than 5% of the matched detections carry a SIMBAD type
+        the taxonomy does not know.
+    likelihood : {"distance", "gaussian"}
+        Mahalanobis scoring: the paper's softmin of squared distances, or the Gaussian
+        log-density (see :class:`~xrayclass.classifier.MahalanobisClassifier`).
+    priors : {"none", "references"}
+        Class priors of the Mahalanobis scoring: none (the paper's) or the class shares
+        among each cluster's references.
+    log_floor : float, optional
+        Shift of the log features (default: the paper's rule, smallest non-zero / 10).
+    calibrate : bool
+        Fit a temperature out of fold on the references (stored in the model) and apply
+        it to the probabilities.
+
+    Returns
+    -------
+    classified : pandas.DataFrame
+        One row per classified detection, sorted by name then obsid: ``name, obsid,
+        cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
+        the 12 features, ``simbad_main_type`` (the input's SIMBAD type under its
+        canonical, paper name, whatever spelling came in), the outlier measure,
+        percentile and flag, ``driven_by`` and the probability track, then the other
+        input columns.
+    model : ClassifierModel
+        With its ``census`` (:func:`reference_census`).
+    """
+    table = canonical_names(table)
+    require_columns(table, REQUIRED_COLUMNS)
+    if MAIN_TYPE not in table.columns:
+        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
+    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
+    if table[CLUSTER].isna().any():
+        raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
+    table = prepare_features(table, feature_set)
+    n_total = len(table)
+    log.info("%s detections read", f"{n_total:,}")
+
+    complete, reasons = complete_rows(table, feature_set=feature_set)
+    table = table.loc[complete].reset_index(drop=True)
+    log.info(describe_dropped(reasons, n_total - len(table), n_total, len(feature_set)))
+    # Types read as the paper's names before anything else (today's SIMBAD labels,
+    # short codes, stray whitespace or case); the report covers every complete row.
+    types, labels = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
+    for level, message in labels.messages():
+        getattr(log, level)("%s", message)
+    table = table.assign(**{MAIN_TYPE: types, CLUSTER: table[CLUSTER].astype(int)})
+    roles = detection_roles(types, classes, uninformative)
+    _log_roles(types, roles)
+    census = reference_census(types, roles, table[CLUSTER].to_numpy(), classes, labels)
+    _log_census(census)
+    _check_labels(census, labels, strict_labels)
+    from xrayclass.io.checks import require_roles
+
+    require_roles(roles, REFERENCE, TO_CLASSIFY)
+    from xrayclass.io.checks import require_log_features_usable
+
+    require_log_features_usable(
+        table[list(feature_set.features)].to_numpy(dtype="float64"), feature_set.features, feature_set.log_features
+    )
+
+    model, _ = fit_classifier(
+        table,
+        classes,
+        uninformative,
+        min_references,
+        method,
+        location,
+        score,
+        tune=weights_needed(method, explain),
+        likelihood=likelihood,
+        priors=priors,
+        log_floor=log_floor,
+        calibrate=calibrate,
+        feature_set=feature_set,
+    )
+    model.census = census
+    _log_references(model, classes)
+    _log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
+
+    chosen = table.loc[roles == TO_CLASSIFY].reset_index(drop=True)
+    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain, calibrate)
+    unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
+    if unclassified.any():
+        clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
+        log.warning(
+            "%s detections in clusters %s cannot be classified: no class there has %d "
+            "references; they get main_type '%s' and all-zero probabilities",
+            f"{int(unclassified.sum()):,}",
+            ", ".join(map(str, clusters_hit)),
+            len(feature_set),
+            UNCLASSIFIED,
+        )
+    if explain:
+        log.info(
+            "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
+            method,
+            f"{int(result['outlier_flag'].sum()):,}",
+            100 * outlier_fraction,
+        )
+    else:
+        log.info("probabilities by %s; outlier measures and tracks skipped", method)
+
+    classified = assemble_classified(chosen, result, classes, feature_set)
+    classified = classified.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
+    log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
+    return classified, model
+
+
+def assemble_classified(chosen, result, classes=CLASSES, feature_set: FeatureSet = PAPER):
+    """The stage-3 output columns of the classified rows ``chosen``, in input order.
+
+    ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order).
+    """
+    explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
+    front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *feature_set.features, SIMBAD_TYPE, *explanation]
+    rest = [c for c in chosen.columns if c not in front]
+    return pd.concat(
+        [
+            chosen[[NAME, OBSID, CLUSTER, "ra", "dec"]].reset_index(drop=True),
+            result[[MAIN_TYPE, *classes]],
+            chosen[list(feature_set.features)].reset_index(drop=True),
+            pd.DataFrame({SIMBAD_TYPE: chosen[MAIN_TYPE].to_numpy()}),
+            result[explanation],
+            chosen[rest].reset_index(drop=True),
+        ],
+        axis=1,
+    )
+
+
+#: Columns of the outlier table, before the features.
+OUTLIER_COLUMNS = (
+    NAME,
+    OBSID,
+    "ra",
+    "dec",
+    CLUSTER,
+    MAIN_TYPE,
+    SIMBAD_TYPE,
+    "outlier_measure",
+    "outlier_percentile",
+    "driven_by",
+)
+
+
+def outlier_table(classified, feature_set: FeatureSet = PAPER):
+    """The flagged detections, most outlying first, with their features, for follow-up.
+
+    Empty (with its columns) when the outlier measures were not computed.
+    """
+    if "outlier_flag" not in classified.columns:
+        return pd.DataFrame(columns=[*OUTLIER_COLUMNS, *feature_set.features])
+    flagged = classified[classified["outlier_flag"].astype(bool)]
+    flagged = flagged.sort_values("outlier_measure", ascending=False, kind="stable")
+    return flagged[[*OUTLIER_COLUMNS, *feature_set.features]].reset_index(drop=True)
+
+
+def run_classification(crossmatched: pd.DataFrame, **options) -> tuple[pd.DataFrame, "ClassifierModel"]:
+    """Stage 3 on an in-memory stage-2 table: ``(classified, classifier)``.
+
+    See :func:`classify_detections`, which this is (``options`` are its keywords).
+    """
+    return classify_detections(crossmatched, **options)
