@@ -615,6 +615,13 @@ CASES = [
         2,
         "mixture.n_iter",
     ),
+    Case(
+        "model-cluster-provenance-not-a-table",
+        "classify_source",  # found by make fuzz after the frozen-cluster model (issue 9) was merged
+        classify_source(setter("clusters", float("nan"))),
+        2,
+        "clusters",
+    ),
     Case("model-wrong-format", "classify_source", classify_source(setter("format", "something")), 2, "format"),
     Case(
         "classifier-nan-inverse-covariance",

@@ -506,6 +506,35 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
             product = factor @ factor.T @ covariance
         if not (np.isfinite(product).all() and np.allclose(product, np.eye(d), atol=1e-4)):
             schema.fail("mixture.precisions_cholesky", f"component {j} does not match its covariance")
+    _check_cluster_provenance(schema, document, k)
+
+
+def _check_cluster_provenance(schema, document: dict, k: int) -> None:
+    """``clusters``: whose clusters the mixture describes (issue 9); absent in older models."""
+    if "clusters" not in document:
+        return
+    provenance = schema.get(document, "clusters", dict)
+    source = provenance.get("source")
+    if source not in ("stage 1", "frozen"):
+        schema.fail("clusters.source", f"must be 'stage 1' or 'frozen', got {source!r}")
+    agreement = provenance.get("agreement")
+    if agreement is not None and not (
+        isinstance(agreement, (int, float)) and not isinstance(agreement, bool) and 0 <= agreement <= 1
+    ):
+        schema.fail("clusters.agreement", f"must be a share from 0 to 1, got {agreement!r}")
+    n_detections = provenance.get("n_detections", 0)
+    if not (isinstance(n_detections, int) and not isinstance(n_detections, bool) and n_detections >= 0):
+        schema.fail("clusters.n_detections", f"must be a count, got {n_detections!r}")
+    comparison = provenance.get("published_comparison")
+    if comparison is not None and not isinstance(comparison, dict):
+        schema.fail("clusters.published_comparison", "must be a table of numbers")
+    if comparison:
+        for key in ("max_weight_difference", "max_mean_distance", "median_separation"):
+            value = comparison.get(key)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+                schema.fail(f"clusters.published_comparison.{key}", f"must be a finite number, got {value!r}")
+        if not isinstance(comparison.get("caveat", ""), str):
+            schema.fail("clusters.published_comparison.caveat", "must be text")
 
 
 def validate_classifier_document(
