@@ -1,1 +1,0 @@
-"""The paper's analyses of a run: validation, census, comparison, figures and report."""

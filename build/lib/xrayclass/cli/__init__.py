@@ -1,1 +1,0 @@
-"""Command lines: argument parsing, file names in messages, exceptions to exit codes."""

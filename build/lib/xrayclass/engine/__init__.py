@@ -1,1 +1,0 @@
-"""Engines that run stages beyond one process (Dask)."""

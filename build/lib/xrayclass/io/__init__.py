@@ -1,1 +1,0 @@
-"""Reading and writing tables and artifacts, and where a run's files live."""
