@@ -20,11 +20,6 @@ PATH_PARAMETER = re.compile(r"^(path|origin|filename|source_path|.*_path)$")
 FILE_IO = {
     "xrayclass.stages.clustering.ClusteringModel.load": "reads model.json",
     "xrayclass.stages.classification.ClassifierModel.load": "reads classifier.json",
-    "xrayclass.stages.streaming.classify_file": "out-of-core stage 3: streams a file too large for memory",
-    "xrayclass.stages.streaming.fit_streamed": "out-of-core stage 3: streams a file too large for memory",
-    "xrayclass.stages.streaming.write_classified": "out-of-core stage 3: writes the sorted output in batches",
-    "xrayclass.stages.streaming.source_batches": "out-of-core stage 4: reads a file in whole-source batches",
-    "xrayclass.stages.streaming.master_classification_file": "out-of-core stage 4: streams a file",
     "xrayclass.analysis.explore.file_sha256": "hashes a file",
     "xrayclass.analysis.report.Report.image": "embeds an image file in the report",
     "xrayclass.analysis.report.Report.link": "links a file from the report",

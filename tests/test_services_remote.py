@@ -37,6 +37,6 @@ def test_xmatch_simbad_answer_has_the_expected_columns():
             "dec": [2.0523883, -15.6402828],
         }
     )
-    stage2, provenance = crossmatch_online(stage1, "live", XMatchConfig(radius=2.0, retries=1))
+    stage2, provenance = crossmatch_online(stage1, XMatchConfig(radius=2.0, retries=1))
     assert len(stage2) == 2 and set(KEY_COLUMNS) <= set(stage2.columns)
     assert provenance["rows_matched"] >= 1

@@ -79,7 +79,7 @@ def serve(server, *replies):
 def test_best_match_kept_and_every_row_kept(server, waits):
     serve(server)
     stage1 = synthetic_stage1()
-    stage2, provenance = crossmatch_online(stage1, "s1.csv", XMatchConfig(), sleep=waits.append)
+    stage2, provenance = crossmatch_online(stage1, XMatchConfig(), sleep=waits.append)
 
     assert len(stage2) == 5
     assert stage2["main_type"].tolist() == BEST_TYPES
@@ -108,8 +108,8 @@ def test_best_match_kept_and_every_row_kept(server, waits):
 
 def test_two_chunks_give_the_same_result_one_after_the_other(server):
     serve(server)
-    whole, _ = crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig())
-    chunked, provenance = crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(chunk_size=2))
+    whole, _ = crossmatch_online(synthetic_stage1(), XMatchConfig())
+    chunked, provenance = crossmatch_online(synthetic_stage1(), XMatchConfig(chunk_size=2))
 
     pd.testing.assert_frame_equal(chunked, whole)
     posts = server.requests_to("POST", SYNC)
@@ -121,7 +121,7 @@ def test_two_chunks_give_the_same_result_one_after_the_other(server):
 
 def test_empty_answer_leaves_every_row_unmatched(server):
     serve(server, votable("xmatch_simbad_empty.vot"))
-    stage2, provenance = crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig())
+    stage2, provenance = crossmatch_online(synthetic_stage1(), XMatchConfig())
     assert stage2["main_type"].tolist() == ["NaN"] * 5
     assert stage2["main_id"].isna().all() and stage2["angDist"].isna().all()
     assert provenance["rows_matched"] == 0 and provenance["rows_unmatched"] == 5
@@ -135,7 +135,7 @@ def test_time_out_is_retried_then_reported(server, waits):
         match=r"did not answer within 300 s \(chunk 1 of 3 after 3 attempts\)"
         r".*--frozen PATH",
     ):
-        crossmatch_online(synthetic_stage1(), "s1.csv", config, sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), config, sleep=waits.append)
     assert len(server.requests_to("POST", SYNC)) == 3 and waits == [2.0, 4.0]
 
 
@@ -149,7 +149,7 @@ def test_time_out_is_retried_then_reported(server, waits):
 def test_server_error_is_retried_then_reported(server, waits, reply, detail):
     serve(server, reply)
     with pytest.raises(ServiceError) as error:
-        crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(), sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), XMatchConfig(), sleep=waits.append)
     message = str(error.value)
     assert "after 4 attempts" in message and detail in message and "answered HTTP 5" in message
     assert waits == [2.0, 4.0, 8.0]
@@ -157,20 +157,20 @@ def test_server_error_is_retried_then_reported(server, waits, reply, detail):
 
 def test_server_error_then_success(server, waits):
     serve(server, html("http_503.html", 503), xmatch_service())
-    stage2, _ = crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(), sleep=waits.append)
+    stage2, _ = crossmatch_online(synthetic_stage1(), XMatchConfig(), sleep=waits.append)
     assert stage2["main_type"].tolist() == BEST_TYPES and waits == [2.0]
 
 
 def test_no_network(server, waits):
     server.add("GET", TABLES, requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
     with pytest.raises(ServiceError, match=r"^cannot connect to CDS X-Match .*after 2 attempts; no network"):
-        crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(retries=1), sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=1), sleep=waits.append)
 
 
 def test_a_programming_error_is_not_reported_as_a_failed_service(server, waits):
     server.add("GET", TABLES, TypeError("a bug in the code under test"))
     with pytest.raises(TypeError, match="a bug"):
-        crossmatch_online(synthetic_stage1(), "s1.csv", XMatchConfig(retries=1), sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=1), sleep=waits.append)
     assert waits == []  # nor retried
 
 

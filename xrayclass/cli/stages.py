@@ -719,7 +719,7 @@ def classification_main(argv=None):
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
                 raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
             if args.engine == "streaming":
-                from xrayclass.stages.streaming import classify_file
+                from xrayclass.engine.streaming import classify_file
 
                 _, n_rows, n_outliers = classify_file(
                     args.input, args.output, args.model_output, args.outliers_output, **options
@@ -822,7 +822,7 @@ def master_classification_main(argv=None):
         if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
             raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
         if args.engine == "streaming":
-            from xrayclass.stages.streaming import master_classification_file
+            from xrayclass.engine.streaming import master_classification_file
 
             uniquely, ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
         elif args.engine == "dask":

@@ -4,7 +4,7 @@ Stage 3 fits its model as the streamed stage does (two batched passes on the cli
 the references are a minority, the scaler needs only column ranges), broadcasts the
 model to every worker (``client.scatter(..., broadcast=True)``), classifies each
 partition of the input on the workers, and gathers the classified partitions in input
-order into the on-disk sort by name and obsid (:mod:`xrayclass.stages.streaming`), so
+order into the on-disk sort by name and obsid (:mod:`xrayclass.engine.streaming`), so
 the output is that of the single-process run byte for byte. Stage 4 shuffles the
 detections by source name, so that each partition holds whole sources, votes on the
 workers, and combines the per-partition tables.
@@ -93,7 +93,7 @@ def classify_dataset(
     temporary_dir=None,
 ):
     """Stage 3 with Dask; returns ``(model, n_classified, n_outliers)`` as the streamed stage does."""
-    from xrayclass.stages.streaming import classify_batch, fit_streamed, write_classified
+    from xrayclass.engine.streaming import classify_batch, fit_streamed, write_classified
 
     model, census = fit_streamed(
         path, classes, uninformative, min_references, method, location, score, explain, batch_rows
@@ -146,9 +146,9 @@ def master_classification_dataset(
     path, classes=CLASSES, batch_rows=BATCH_ROWS, scheduler=None, workers=2, processes=True, n_partitions=None
 ):
     """Stage 4 with Dask: partitions holding whole sources (a shuffle by name), votes combined."""
+    from xrayclass.engine.streaming import combine_votes
     from xrayclass.io.tables import canonical_names
     from xrayclass.stages.master_classification import STAGE4_COLUMNS
-    from xrayclass.stages.streaming import combine_votes
 
     frame = _frame(path, list(STAGE4_COLUMNS), batch_rows)
     if "name" not in frame.columns:

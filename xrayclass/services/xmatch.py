@@ -25,6 +25,7 @@ import pandas as pd
 import requests
 
 from xrayclass.constants import MAIN_TYPE
+from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.services import (
     ServiceError,
@@ -145,17 +146,15 @@ def check_radius(radius):
 # -- the upload ------------------------------------------------------------------------------
 
 
-def upload_rows(stage1, stage1_path):
+def upload_rows(stage1):
     """The rows to upload: stage-1 row number and position, for rows that have a position."""
-    require_columns(stage1, ("ra", "dec"), stage1_path)
-    stage1 = require_numeric(stage1, ("ra", "dec"), stage1_path)
+    require_columns(stage1, ("ra", "dec"))
+    stage1 = require_numeric(stage1, ("ra", "dec"))
     ra = stage1["ra"].to_numpy(dtype="float64")
     dec = stage1["dec"].to_numpy(dtype="float64")
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
     if bad.any():
-        log.warning(
-            "%s: %s rows without a valid position are not uploaded (no match)", stage1_path, f"{int(bad.sum()):,}"
-        )
+        log.warning("%s rows without a valid position are not uploaded (no match)", f"{int(bad.sum()):,}")
     keep = np.flatnonzero(~bad)
     return pd.DataFrame({ROW: keep.astype("int64"), RA: ra[keep], DEC: dec[keep]})
 
@@ -176,9 +175,9 @@ def request_payload(config, chunk):
     return _query_chunk(client, chunk, config, get_query_payload=True)
 
 
-def describe_upload(stage1, stage1_path, config):
+def describe_upload(stage1, config):
     """What :func:`crossmatch_online` would send (the dry run), as text."""
-    upload = upload_rows(stage1, stage1_path)
+    upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
     fields, files = request_payload(config, upload.iloc[slices[0]] if slices else upload)
     uploads = files.get("files", {})
@@ -186,7 +185,7 @@ def describe_upload(stage1, stage1_path, config):
     lines = [
         f"service: CDS X-Match {config.url}, catalog {config.catalog!r}",
         f"radius: {config.radius:g} arcsec; best (smallest angDist) match kept, every row kept",
-        f"upload: {len(upload):,} of {len(stage1):,} rows of {stage1_path} ({ROW}, {RA}, {DEC} only), "
+        f"upload: {len(upload):,} of {len(stage1):,} rows of the stage-1 table ({ROW}, {RA}, {DEC} only), "
         f"in {len(slices)} sequential chunk(s) of at most {config.chunk_size:,} rows",
         f"time-out {config.timeout:g} s per chunk, {config.retries} retries on transient failures",
         "request (astroquery XMatch.query, get_query_payload=True): POST " + config.url,
@@ -332,7 +331,7 @@ def best_matches(answers, n_rows):
     return best[order].reindex(pd.RangeIndex(n_rows)).reset_index(drop=True)
 
 
-def crossmatch_simbad(stage1, stage1_path, config, *, sleep=None):
+def crossmatch_simbad(stage1, config, *, sleep=None):
     """The SIMBAD columns of every stage-1 row (nearest object within the radius).
 
     Returns
@@ -344,7 +343,7 @@ def crossmatch_simbad(stage1, stage1_path, config, *, sleep=None):
     summary : dict
         Chunks, rows uploaded, candidates received, rows matched and unmatched.
     """
-    upload = upload_rows(stage1, stage1_path)
+    upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
     answers = []
     with tempfile.TemporaryDirectory(prefix="xrayclass-xmatch-") as cache_dir:
@@ -393,7 +392,7 @@ def crossmatch_simbad(stage1, stage1_path, config, *, sleep=None):
     return matches, summary
 
 
-def crossmatch_online(stage1, stage1_path, config, *, sleep=None):
+def crossmatch_online(stage1, config, *, sleep=None):
     """The stage-2 table from an online crossmatch, and its provenance.
 
     Ends in :func:`xrayclass.crossmatch.attach_matches`, so that detections without a
@@ -401,9 +400,9 @@ def crossmatch_online(stage1, stage1_path, config, *, sleep=None):
     """
     import astroquery
 
-    stage1 = canonical_names(stage1, stage1_path)
+    stage1 = canonical_names(stage1)
     started = utc_now()
-    matches, summary = crossmatch_simbad(stage1, stage1_path, config, sleep=sleep)
+    matches, summary = crossmatch_simbad(stage1, config, sleep=sleep)
     stage2 = attach_matches(stage1, matches)
     provenance = {
         "service": "CDS X-Match",
@@ -413,7 +412,6 @@ def crossmatch_online(stage1, stage1_path, config, *, sleep=None):
         "best_match_only": True,
         "chunk_size": config.chunk_size,
         **summary,
-        "input": str(stage1_path),
         "started_utc": started,
         "finished_utc": utc_now(),
         "astroquery_version": astroquery.__version__,
@@ -468,9 +466,13 @@ def online_config(args):
 def run_online(args, config, stage1, *, sleep=None):
     """``crossmatch.py --online``: dry run, or crossmatch and write output and sidecar."""
     if getattr(args, "dry_run", False):
-        print(describe_upload(canonical_names(stage1, args.input), args.input, config))
+        with input_files(args.input):
+            print(describe_upload(canonical_names(stage1), config))
         return None
-    stage2, provenance = crossmatch_online(stage1, args.input, config, sleep=sleep)
+    with input_files(args.input):
+        stage2, provenance = crossmatch_online(stage1, config, sleep=sleep)
+    # The file is the caller's to know: the provenance names it, after the service's fields.
+    provenance = {**provenance, "input": str(args.input)}
     sidecar = provenance_path(args.output)
     write_outputs([(stage2, args.output), (provenance, sidecar)])
     log.info(
