@@ -28,7 +28,7 @@ import pytest
 
 from xrayclass.cli import mock as mock_cli
 from xrayclass.cli import stages as cli
-from xrayclass.constants import CLASSES
+from xrayclass.constants import CLASSES, RAW_FEATURE_COLUMNS
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -161,24 +161,7 @@ def edit_table(source: Path, target: Path, change: Callable[[pd.DataFrame], pd.D
     return target
 
 
-RAW = [
-    "hard_hm",
-    "hard_hs",
-    "hard_ms",
-    "powlaw_gamma",
-    "bb_kt",
-    "var_prob_b",
-    "var_prob_h",
-    "var_prob_s",
-    "var_sigma_b",
-    "var_mean_b",
-    "var_sigma_h",
-    "var_mean_h",
-    "var_sigma_s",
-    "var_mean_s",
-    "var_min_b",
-    "var_max_b",
-]
+RAW = list(RAW_FEATURE_COLUMNS)
 
 
 def set_cell(column, value, rows=(0,)):
