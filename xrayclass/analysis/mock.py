@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
+from xrayclass.io.tables import parquet_options
 
 __all__ = [
     "BANDS",
@@ -575,7 +576,7 @@ class _TableSink:
                 table = table.replace_schema_metadata(
                     {**(table.schema.metadata or {}), b"xrayclass.note": SYNTHETIC_NOTE.encode()}
                 )
-                self.writer = pq.ParquetWriter(self.path, table.schema)
+                self.writer = pq.ParquetWriter(self.path, table.schema, **parquet_options(table.schema))
             self.writer.write_table(table.cast(self.writer.schema))
         else:
             self.parts.append(frame)

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -147,7 +148,7 @@ def check_detections(
         require_cluster_labels(table, path)
     value_columns = [c for c in table.columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
     table = handle_duplicates(table, path, value_columns, allow=allow_duplicates)
-    shared = table.duplicated(subset=[NAME, OBSID], keep=False)
+    shared = duplicated_rows(table, [NAME, OBSID], keep=False)
     if shared.any():
         log.info(
             "%s: %s detections share their name and obsid with another detection of different values "
@@ -166,7 +167,34 @@ def duplicated_detections(table: pd.DataFrame, value_columns: Sequence[str] = ()
     identity and the same measured values, as when a table was concatenated twice.
     """
     subset = [c for c in (NAME, OBSID, "region_id", "ra", "dec", *value_columns) if c in table.columns]
-    return table.duplicated(subset=subset, keep="first").to_numpy()
+    return duplicated_rows(table, subset, keep="first")
+
+
+def duplicated_rows(table: pd.DataFrame, subset: Sequence[str], keep: Literal["first", False] = "first") -> np.ndarray:
+    """``table.duplicated(subset, keep)`` as a boolean array, hashing the rows first.
+
+    pandas factorizes every column of ``subset`` in turn (3 s of a 1M-row stage). Rows
+    equal on ``subset`` are equal on any part of it, so a row whose hash over a part is
+    unique cannot repeat another: only the rows sharing a hash are compared exactly.
+    The part is the float columns when there are any (measured values rarely repeat,
+    and they hash 4x faster than names), else the whole subset. Floats are made
+    canonical first (one NaN, +0.0) because pandas treats all NaNs, and 0.0 and -0.0,
+    as equal while their bit patterns differ.
+    """
+    floats = [c for c in subset if pd.api.types.is_float_dtype(table[c].dtype)]
+    columns = {}
+    for column in floats or subset:
+        values = table[column]
+        if column in floats:
+            array = values.to_numpy(dtype="float64", na_value=np.nan)
+            values = pd.Series(np.where(np.isnan(array), np.nan, array + 0.0), copy=False)
+        columns[column] = values.reset_index(drop=True)
+    hashes = pd.util.hash_pandas_object(pd.DataFrame(columns, copy=False), index=False)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    result = np.zeros(len(table), dtype=bool)
+    if candidates.any():
+        result[candidates] = table.loc[candidates, list(subset)].duplicated(keep=keep).to_numpy()
+    return result
 
 
 def handle_duplicates(

@@ -33,7 +33,9 @@ from xrayclass.io.tables import (
     OUTPUT_FORMATS,
     PARSE_ERRORS,
     _temporary_path,
+    parquet_options,
     table_format,
+    write_parquet,
 )
 from xrayclass.text import one_line
 
@@ -195,7 +197,7 @@ class BatchWriter:
             table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
             if self._writer is None:
                 self._schema = table.schema
-                self._writer = pq.ParquetWriter(self.temporary, self._schema)
+                self._writer = pq.ParquetWriter(self.temporary, self._schema, **parquet_options(self._schema))
             self._writer.write_table(table)
         self.rows += len(frame)
 
@@ -258,7 +260,7 @@ class ExternalSort:
             part = frame.loc[bucket == b]
             files = self.files.setdefault(int(b), [])
             path = self.directory / f"bucket{int(b):05d}_{len(files):05d}.parquet"
-            part.to_parquet(path, index=False)
+            write_parquet(part, path)
             files.append(path)
 
     def sorted_batches(self) -> Iterator[pd.DataFrame]:
