@@ -13,8 +13,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics.cluster import contingency_matrix
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
 from xrayclass.exceptions import tables_named
@@ -77,6 +75,11 @@ def cluster_agreement(ours, theirs):
     Cluster numbers of two mixture fits are arbitrary, so the labels are first paired
     up by the assignment that maximizes the overlap.
     """
+    # Imported here: only the frozen comparison needs them, and they cost stage 2 a
+    # second of imports on every run.
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.cluster import contingency_matrix
+
     ours = np.asarray(ours)
     overlap = contingency_matrix(ours, np.asarray(theirs))
     rows, columns = linear_sum_assignment(overlap, maximize=True)
