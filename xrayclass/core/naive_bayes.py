@@ -35,6 +35,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from xrayclass.core.sampling import seeded_subsample
+
 __all__ = [
     "ALPHA_GRID",
     "CHUNK_ROWS",
@@ -52,8 +54,10 @@ ALPHA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 #: Scores the weights can be tuned for.
 SCORES = ("macro_f1", "rarest_f1")
 #: Training rows the weights are tuned on at most (a seeded random subsample): the
-#: out-of-fold scores of hundreds of weightings stay quick at any size.
-TUNE_SAMPLE = 200_000
+#: out-of-fold scores of a hundred weightings stay quick at any size. On 238,295 mock
+#: references 50,000 chose the same weights as 200,000 in a fifth of the time; the
+#: paper's catalog has fewer references than that, so its tuning uses them all.
+TUNE_SAMPLE = 50_000
 #: Rows scored at once, to bound memory at any catalog size.
 CHUNK_ROWS = 65_536
 
@@ -274,11 +278,8 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         if self.alpha is not None:
             self.alpha_ = {name: float(self.alpha[name]) for name in self.categories_}
         elif self.tune and len(self.categories_) > 1:
-            if self.tune_sample is not None and len(X) > self.tune_sample:
-                rows = np.sort(np.random.default_rng(self.random_state).choice(len(X), self.tune_sample, replace=False))
-                self.alpha_ = self._tune(X[rows], y[rows])
-            else:
-                self.alpha_ = self._tune(X, y)
+            rows = seeded_subsample(len(X), self.tune_sample, self.random_state)
+            self.alpha_ = self._tune(X[rows], y[rows])
         else:
             self.alpha_ = dict.fromkeys(self.categories_, 1.0)
         return self

@@ -20,6 +20,7 @@ from xrayclass.core.mixture import (
 )
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
+from xrayclass.core.sampling import seeded_subsample
 from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
 
@@ -150,9 +151,7 @@ class ClusteringModel:
 
 def fit_rows(n_rows, fit_sample, random_state):
     """Indices of the rows the mixture is fitted on: all, or a seeded sorted subsample."""
-    if fit_sample is None or n_rows <= fit_sample:
-        return np.arange(n_rows)
-    return np.sort(np.random.default_rng(random_state).choice(n_rows, size=fit_sample, replace=False))
+    return seeded_subsample(n_rows, fit_sample, random_state)
 
 
 def cluster_detections(
