@@ -89,10 +89,13 @@ def best_matches(detections, catalog, radius_arcsec):
     catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
 
     # Detections of one source share its position: match each position once.
-    codes, positions = pd.factorize(pd.MultiIndex.from_arrays([detections["ra"], detections["dec"]]))
-    nearest, separation = nearest_within(
-        positions.get_level_values(0), positions.get_level_values(1), catalog["ra"], catalog["dec"], radius_arcsec
-    )
+    # One complex number per position: pandas factorizes it in one hashing pass (a
+    # MultiIndex of the two columns took 7 s of the 12 s of a 1M-detection match).
+    position = np.empty(len(detections), dtype="complex128")
+    position.real = detections["ra"].to_numpy(dtype="float64", na_value=np.nan)
+    position.imag = detections["dec"].to_numpy(dtype="float64", na_value=np.nan)
+    codes, positions = pd.factorize(position, use_na_sentinel=False)
+    nearest, separation = nearest_within(positions.real, positions.imag, catalog["ra"], catalog["dec"], radius_arcsec)
     within = nearest >= 0
 
     renamed = catalog.rename(columns={"ra": f"ra{CATALOG_SUFFIX}", "dec": f"dec{CATALOG_SUFFIX}"})
