@@ -433,7 +433,8 @@ def crossmatch_main(argv=None):
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             if {"ra", "dec"} <= set(stage1.columns):
                 require_positions(stage1, args.input)
-            if run_online(args, online, stage1) is not None:
+            dry_run = getattr(args, "dry_run", False)
+            if run_online(stage1, online, input_path=args.input, output=args.output, dry_run=dry_run) is not None:
                 update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
                 if update is not None:
                     write_outputs([(update, model_path)])

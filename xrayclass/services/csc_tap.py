@@ -19,21 +19,27 @@ import math
 import re
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+import pyvo
+import requests
+from astropy.table import Table
+from pyvo.utils import http as pyvo_http
 
 from xrayclass.io import paths
 from xrayclass.io.tables import InputError, table_format, write_atomic, write_json, write_outputs
 from xrayclass.services import (
+    DEFAULT_BACKOFF,
     ServiceError,
-    TimeoutSession,
+    ServiceSession,
     attempts_text,
     failure_kind,
     http_status,
-    one_line,
     provenance_path,
     utc_now,
-    with_retries,
 )
+from xrayclass.text import one_line
 
 __all__ = [
     "BOX_PAD_DEG",
@@ -50,6 +56,7 @@ __all__ = [
     "POLL_INTERVAL",
     "RELEASES",
     "REQUEST_TIMEOUT",
+    "SERVICE_FAILURES",
     "SOURCE_FILE_HINT",
     "SOURCE_MAXREC",
     "TABLES",
@@ -107,7 +114,7 @@ DEFAULT_RELEASE = "2.0"
 
 #: Seconds to wait for a synchronous answer, or for an asynchronous job to finish.
 DEFAULT_TIMEOUT = 1800.0
-#: Retries after the first attempt, on transient failures only.
+#: Retries of each HTTP request after its first attempt, on transient failures only.
 DEFAULT_RETRIES = 3
 #: Rows the service may return; a result that reaches it is treated as truncated.
 DEFAULT_MAXREC = 2_000_000
@@ -372,6 +379,8 @@ class FetchConfig:
     service_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
+    #: Seconds of the retries' exponential back-off (urllib3's ``backoff_factor``).
+    backoff: float = DEFAULT_BACKOFF
     maxrec: int = DEFAULT_MAXREC
     sync: bool = False
     poll_interval: float = POLL_INTERVAL
@@ -385,6 +394,8 @@ class FetchConfig:
             raise InputError(f"--timeout must be positive, got {self.timeout:g}")
         if self.retries < 0:
             raise InputError(f"--retries must be 0 or more, got {self.retries}")
+        if not self.backoff >= 0:
+            raise InputError(f"the retries' back-off must be 0 or more seconds, got {self.backoff:g}")
         if self.maxrec < 1:
             raise InputError(f"--maxrec must be positive, got {self.maxrec}")
         if self.service_url is not None and not re.match(r"^https?://[^\s/]+", self.service_url):
@@ -420,11 +431,10 @@ class _JobTimeout(ServiceError):
     """An asynchronous job did not finish in time (not retried)."""
 
 
-def _service(config, timeout):
-    import pyvo
-    from pyvo.utils import http as pyvo_http
-
-    return pyvo.dal.TAPService(config.url, session=TimeoutSession(timeout, pyvo_http.USER_AGENT))
+def _service(config: FetchConfig, timeout: float) -> pyvo.dal.TAPService:
+    """pyvo's TAP client on a session that retries each request's transient failures."""
+    session = ServiceSession(timeout, retries=config.retries, backoff=config.backoff, user_agent=pyvo_http.USER_AGENT)
+    return pyvo.dal.TAPService(config.url, session=session)
 
 
 def _check_complete(result, config):
@@ -531,13 +541,27 @@ def _service_error(exc, config):
     return ServiceError(f"{where} failed: {type(exc).__name__}: {one_line(exc, 200)}; {LOCAL_COPY_HINT}")
 
 
-def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
+#: How a query of the TAP service fails: the HTTP layer (no connection, time-out, a
+#: status: ``requests.RequestException``, an ``OSError``), pyvo's errors (a failed
+#: service, a rejected query, an answer that is not a VOTable), or an answer astropy
+#: cannot parse (``ValueError``). Anything else is a bug, not a failed service.
+SERVICE_FAILURES = (OSError, ValueError, requests.RequestException, pyvo.dal.DALAccessError)
+
+
+def fetch(
+    query: str,
+    config: FetchConfig,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Table, dict[str, object]]:
     """Run ``query`` on the CSC TAP service and return ``(table, details)``.
 
     Asynchronous (a UWS job; its phase is logged while waiting) unless
-    ``config.sync``. Transient failures (no connection, time-out, HTTP 5xx or 429)
-    are retried ``config.retries`` times with exponential back-off; ``sleep`` and
-    ``clock`` are there so that tests need not wait.
+    ``config.sync``. Each HTTP request's transient failures (no connection, time-out,
+    HTTP 5xx or 429) are retried ``config.retries`` times with exponential back-off by
+    the session (:class:`~xrayclass.services.ServiceSession`). ``sleep`` and ``clock``
+    pace the looks at an asynchronous job, and are there so that tests need not wait.
 
     Raises
     ------
@@ -546,15 +570,14 @@ def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
     InputError
         The query returned no rows.
     """
-    if config.sync:
-        action = lambda: _run_sync(query, config)  # noqa: E731
-    else:
-        action = lambda: _run_async(query, config, sleep, clock)  # noqa: E731
     try:
-        result, details = with_retries(action, what="the CSC TAP query", retries=config.retries, sleep=sleep)
+        if config.sync:
+            result, details = _run_sync(query, config)
+        else:
+            result, details = _run_async(query, config, sleep, clock)
     except ServiceError:
         raise
-    except Exception as exc:
+    except SERVICE_FAILURES as exc:
         raise _service_error(exc, config) from exc
     with _quiet():  # non-standard units or VOTable quirks do not affect the values
         table = result.to_table()

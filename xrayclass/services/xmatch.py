@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import tempfile
+from pathlib import Path
 
 import astroquery.exceptions
 import numpy as np
@@ -28,16 +29,17 @@ from xrayclass.constants import MAIN_TYPE
 from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.services import (
+    DEFAULT_BACKOFF,
     ServiceError,
+    ServiceSession,
     attempts_text,
     failure_kind,
     http_status,
-    one_line,
     provenance_path,
     utc_now,
-    with_retries,
 )
 from xrayclass.stages.crossmatch import attach_matches
+from xrayclass.text import one_line
 
 __all__ = [
     "CATALOG",
@@ -121,6 +123,8 @@ class XMatchConfig:
     catalog: str = CATALOG
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
+    #: Seconds of the retries' exponential back-off (urllib3's ``backoff_factor``).
+    backoff: float = DEFAULT_BACKOFF
     #: astroquery's response cache; off, since SIMBAD changes and the date is recorded.
     cache: bool = False
 
@@ -132,6 +136,8 @@ class XMatchConfig:
             raise InputError(f"the X-Match time-out must be positive, got {self.timeout:g}")
         if self.retries < 0:
             raise InputError(f"the number of retries must be 0 or more, got {self.retries}")
+        if not self.backoff >= 0:
+            raise InputError(f"the retries' back-off must be 0 or more seconds, got {self.backoff:g}")
 
 
 def check_radius(radius):
@@ -214,16 +220,24 @@ def _client(config, cache_dir, table_list=None):
         from astroquery.xmatch import XMatchClass
 
     class Client(XMatchClass):
-        # astroquery gives its table-list request no time-out: give every request ours.
-        def _request(self, method, url, *args, timeout=None, **kwargs):
+        def _request(self, method, url, *args, **kwargs):
             if table_list is not None:
                 raise AssertionError("a dry-run client sent a request; this is a bug")
-            return super()._request(method, url, *args, timeout=timeout or self.TIMEOUT, **kwargs)
+            return super()._request(method, url, *args, **kwargs)
 
         def get_available_tables(self, *, cache=True):
             return list(table_list) if table_list is not None else super().get_available_tables(cache=cache)
 
     client = Client()
+    # Every request (the table list and the queries) goes through a session that retries
+    # transient failures and gives a time-out to the table-list request, which astroquery
+    # sends without one.
+    client._session = ServiceSession(
+        config.timeout,
+        retries=config.retries,
+        backoff=config.backoff,
+        user_agent=client._session.headers.get("User-Agent"),
+    )
     client.URL = config.url
     client.TIMEOUT = config.timeout
     if cache_dir is not None:
@@ -331,7 +345,7 @@ def best_matches(answers, n_rows):
     return best[order].reindex(pd.RangeIndex(n_rows)).reset_index(drop=True)
 
 
-def crossmatch_simbad(stage1, config, *, sleep=None):
+def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, int]]:
     """The SIMBAD columns of every stage-1 row (nearest object within the radius).
 
     Returns
@@ -352,12 +366,7 @@ def crossmatch_simbad(stage1, config, *, sleep=None):
             chunk = upload.iloc[part]
             where = f"chunk {number} of {len(slices)}"
             try:
-                answer = with_retries(
-                    lambda chunk=chunk: _query_chunk(client, chunk, config),
-                    what=f"X-Match {where}",
-                    retries=config.retries,
-                    sleep=sleep,
-                )
+                answer = _query_chunk(client, chunk, config)
             except SERVICE_FAILURES as exc:
                 raise _service_error(exc, config, where) from exc
             if len(answer) and ROW in answer.columns:
@@ -392,7 +401,7 @@ def crossmatch_simbad(stage1, config, *, sleep=None):
     return matches, summary
 
 
-def crossmatch_online(stage1, config, *, sleep=None):
+def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, object]]:
     """The stage-2 table from an online crossmatch, and its provenance.
 
     Ends in :func:`xrayclass.crossmatch.attach_matches`, so that detections without a
@@ -402,7 +411,7 @@ def crossmatch_online(stage1, config, *, sleep=None):
 
     stage1 = canonical_names(stage1)
     started = utc_now()
-    matches, summary = crossmatch_simbad(stage1, config, sleep=sleep)
+    matches, summary = crossmatch_simbad(stage1, config)
     stage2 = attach_matches(stage1, matches)
     provenance = {
         "service": "CDS X-Match",
@@ -463,21 +472,34 @@ def online_config(args):
     )
 
 
-def run_online(args, config, stage1, *, sleep=None):
-    """``crossmatch.py --online``: dry run, or crossmatch and write output and sidecar."""
-    if getattr(args, "dry_run", False):
-        with input_files(args.input):
+def run_online(
+    stage1: pd.DataFrame,
+    config: XMatchConfig,
+    *,
+    input_path: str | Path,
+    output: str | Path,
+    dry_run: bool = False,
+) -> pd.DataFrame | None:
+    """``crossmatch.py --online``: describe the upload (``dry_run``), or crossmatch and write.
+
+    ``input_path`` is the file ``stage1`` was read from: it names the file in messages and
+    in the provenance. The stage-2 table goes to ``output`` and the provenance beside it
+    (:func:`~xrayclass.services.provenance_path`). Returns the stage-2 table, or None for a
+    dry run.
+    """
+    if dry_run:
+        with input_files(input_path):
             print(describe_upload(canonical_names(stage1), config))
         return None
-    with input_files(args.input):
-        stage2, provenance = crossmatch_online(stage1, config, sleep=sleep)
+    with input_files(input_path):
+        stage2, provenance = crossmatch_online(stage1, config)
     # The file is the caller's to know: the provenance names it, after the service's fields.
-    provenance = {**provenance, "input": str(args.input)}
-    sidecar = provenance_path(args.output)
-    write_outputs([(stage2, args.output), (provenance, sidecar)])
+    provenance = {**provenance, "input": str(input_path)}
+    sidecar = provenance_path(output)
+    write_outputs([(stage2, output), (provenance, sidecar)])
     log.info(
         "wrote %s (%s rows; %s with a SIMBAD match) and %s",
-        args.output,
+        output,
         f"{len(stage2):,}",
         f"{provenance['rows_matched']:,}",
         sidecar,
