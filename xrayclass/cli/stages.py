@@ -495,8 +495,8 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
     missing or belongs to another stage-1 table is an error when ``--model`` was given,
     and a warning (the file left as it is) at the default path.
     """
+    from xrayclass.io.artifacts import read_clustering_model
     from xrayclass.stages.clustering import (
-        ClusteringModel,
         check_model_fits_table,
         compare_with_published,
         describe_frozen_clusters,
@@ -515,7 +515,7 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
         return None
     try:
         try:
-            model = ClusteringModel.load(model_path)
+            model = read_clustering_model(model_path)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
         if frozen is None and model.stage1_mixture is None:
