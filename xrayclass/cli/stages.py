@@ -7,11 +7,14 @@ with a one-line message naming the file, exit status 2, and no output written.
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 
 from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
+from xrayclass.cli.argtypes import fraction as _fraction
+from xrayclass.cli.argtypes import positive_float as _positive_float
+from xrayclass.cli.argtypes import positive_int as _positive_int
+from xrayclass.cli.argtypes import seed as _seed
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
@@ -889,30 +892,6 @@ def add_engine_arguments(parser, engines):
     )
 
 
-def _fraction(text):
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
-    return value
-
-
 def _add_allow_duplicates(parser):
     parser.add_argument(
         "--allow-duplicates",
@@ -920,10 +899,3 @@ def _add_allow_duplicates(parser):
         help="drop rows repeating an earlier detection (same name, obsid and values) with a "
         "warning, instead of stopping",
     )
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value

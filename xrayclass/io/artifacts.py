@@ -10,6 +10,7 @@ import logging
 import time
 import tomllib
 from pathlib import Path
+from typing import TypeVar
 
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import input_files
@@ -82,8 +83,7 @@ def read_clustering_model(path: str | Path) -> ClusteringModel:
         The file cannot be read, is not JSON, or is not a clustering model of this
         version; the message names the file.
     """
-    with input_files(path):
-        return ClusteringModel.from_dict(read_json(path))
+    return _read_model(ClusteringModel, path)
 
 
 def read_classifier_model(path: str | Path) -> ClassifierModel:
@@ -95,8 +95,15 @@ def read_classifier_model(path: str | Path) -> ClassifierModel:
         The file cannot be read, is not JSON, or is not a classifier model of this
         version; the message names the file.
     """
+    return _read_model(ClassifierModel, path)
+
+
+_Model = TypeVar("_Model", ClusteringModel, ClassifierModel)
+
+
+def _read_model(kind: type[_Model], path: str | Path) -> _Model:
     with input_files(path):
-        return ClassifierModel.from_dict(read_json(path))
+        return kind.from_dict(read_json(path))
 
 
 def _load(loader, path, what, option, stage, writes):

@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
 from xrayclass.exceptions import EXIT_SERVICE_ERROR as EXIT_SERVICE_ERROR
+from xrayclass.exceptions import InputError
 from xrayclass.exceptions import ServiceError as ServiceError
 from xrayclass.text import one_line
 
@@ -43,6 +44,7 @@ __all__ = [
     "ServiceSession",
     "attempts",
     "attempts_text",
+    "check_retry_policy",
     "exception_chain",
     "failure_kind",
     "http_status",
@@ -119,6 +121,14 @@ class ServiceRetry(Retry):
             delay,
         )
         return new
+
+
+def check_retry_policy(retries: int, backoff: float, *, retries_option: str = "the number of retries") -> None:
+    """Raise :class:`InputError` unless ``retries`` >= 0 and ``backoff`` >= 0 seconds."""
+    if retries < 0:
+        raise InputError(f"{retries_option} must be 0 or more, got {retries}")
+    if not backoff >= 0:
+        raise InputError(f"the retries' back-off must be 0 or more seconds, got {backoff:g}")
 
 
 def retry_policy(retries: int, backoff: float = DEFAULT_BACKOFF) -> Retry:

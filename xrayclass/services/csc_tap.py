@@ -34,6 +34,7 @@ from xrayclass.services import (
     ServiceError,
     ServiceSession,
     attempts_text,
+    check_retry_policy,
     failure_kind,
     http_status,
     provenance_path,
@@ -392,10 +393,7 @@ class FetchConfig:
             raise InputError(f"--release: unknown CSC release {self.release!r}; use one of {', '.join(RELEASES)}")
         if not self.timeout > 0:
             raise InputError(f"--timeout must be positive, got {self.timeout:g}")
-        if self.retries < 0:
-            raise InputError(f"--retries must be 0 or more, got {self.retries}")
-        if not self.backoff >= 0:
-            raise InputError(f"the retries' back-off must be 0 or more seconds, got {self.backoff:g}")
+        check_retry_policy(self.retries, self.backoff, retries_option="--retries")
         if self.maxrec < 1:
             raise InputError(f"--maxrec must be positive, got {self.maxrec}")
         if self.service_url is not None and not re.match(r"^https?://[^\s/]+", self.service_url):

@@ -33,6 +33,7 @@ from xrayclass.services import (
     ServiceError,
     ServiceSession,
     attempts_text,
+    check_retry_policy,
     failure_kind,
     http_status,
     provenance_path,
@@ -134,10 +135,7 @@ class XMatchConfig:
             raise InputError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
         if not self.timeout > 0:
             raise InputError(f"the X-Match time-out must be positive, got {self.timeout:g}")
-        if self.retries < 0:
-            raise InputError(f"the number of retries must be 0 or more, got {self.retries}")
-        if not self.backoff >= 0:
-            raise InputError(f"the retries' back-off must be 0 or more seconds, got {self.backoff:g}")
+        check_retry_policy(self.retries, self.backoff)
 
 
 def check_radius(radius):
