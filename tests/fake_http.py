@@ -13,7 +13,6 @@ import email.parser
 import email.policy
 import io
 import itertools
-import logging
 import re
 import threading
 import time
@@ -200,12 +199,3 @@ def server(monkeypatch, waits):
     )
     yield fake
     assert not fake.unexpected, [f"{r.method} {r.url}" for r in fake.unexpected]
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """The command lines configure the 'xrayclass' logger; give it back as it was."""
-    logger = logging.getLogger("xrayclass")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import reference_path, run_script
-from fake_http import REFUSED, TIMEOUT, restore_logging, server, votable, waits  # noqa: F401
+from fake_http import REFUSED, TIMEOUT, server, votable, waits  # noqa: F401
 from numpy.testing import assert_allclose, assert_array_equal
 
 from xrayclass.analysis.mock import write_mock

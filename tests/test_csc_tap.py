@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 from astropy.io.votable import parse_single_table
-from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, redirect, restore_logging, server, votable, waits, xml  # noqa: F401
+from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, redirect, server, votable, waits, xml  # noqa: F401
 
 from xrayclass.cli.fetch import main
 from xrayclass.io.tables import InputError, read_table

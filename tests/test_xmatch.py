@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, restore_logging, server, text, votable, waits  # noqa: F401
+from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, server, text, votable, waits  # noqa: F401
 
 from xrayclass.cli.stages import crossmatch_main
 from xrayclass.io.tables import InputError, read_table
