@@ -167,25 +167,10 @@ def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(
 
 
 @pytest.mark.slow
-def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample, tmp_path):
+def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample, tmp_path, run_stages):
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
-    assert (
-        cli.crossmatch_main(
-            [
-                "--input",
-                str(tmp_path / "s1.csv"),
-                "--frozen",
-                str(crossmatch_sample),
-                "--output",
-                str(tmp_path / "s2.csv"),
-                "--model",
-                str(tmp_path / "model.json"),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    run_stages(tmp_path, frozen=crossmatch_sample, stages=(2,))
     assert (tmp_path / "model.json").read_bytes() == (frozen_run / "model.json").read_bytes()
 
 
@@ -226,7 +211,7 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
 
 @pytest.mark.slow
 def test_published_crossmatch_is_compared_with_the_published_mixture(
-    frozen_run, crossmatch_sample, tmp_path, reference_dir, monkeypatch
+    frozen_run, crossmatch_sample, tmp_path, reference_dir, monkeypatch, run_stages
 ):
     """The published crossmatch (29,655 rows) is not in the reference directory: the real sample
     stands in for it by patching the row count that identifies it."""
@@ -234,22 +219,7 @@ def test_published_crossmatch_is_compared_with_the_published_mixture(
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
     monkeypatch.setattr(cli, "PUBLISHED_DETECTIONS", 1615)
-    assert (
-        cli.crossmatch_main(
-            [
-                "--input",
-                str(tmp_path / "s1.csv"),
-                "--frozen",
-                str(crossmatch_sample),
-                "--output",
-                str(tmp_path / "s2.csv"),
-                "--model",
-                str(tmp_path / "model.json"),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    run_stages(tmp_path, frozen=crossmatch_sample, stages=(2,))
     comparison = json.loads((tmp_path / "model.json").read_text())["clusters"]["published_comparison"]
     assert comparison["caveat"] == PUBLISHED_CAVEAT
     model = read_clustering_model(tmp_path / "model.json")
