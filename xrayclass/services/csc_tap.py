@@ -19,9 +19,11 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyvo
 import requests
 from astropy.table import Table
@@ -197,7 +199,7 @@ class Cone:
     dec: float
     radius_arcmin: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for label, value in (("RA", self.ra), ("Dec", self.dec), ("radius", self.radius_arcmin)):
             if not math.isfinite(value):
                 raise InputError(f"--cone: {label} must be a finite number, got {value}")
@@ -209,12 +211,12 @@ class Cone:
             raise InputError(f"--cone: the radius must be positive (arcmin), got {self.radius_arcmin:g}")
 
 
-def _number(value):
+def _number(value: float) -> str:
     value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _rounded(value, outward):
+def _rounded(value: float, outward: int) -> str:
     """``value`` in degrees, rounded to 1e-7 deg away from the box's inside (``outward`` +1 up, -1 down)."""
     scaled = value * 1e7
     scaled = math.ceil(scaled - 1e-6) if outward > 0 else math.floor(scaled + 1e-6)
@@ -222,7 +224,7 @@ def _rounded(value, outward):
     return "0" if text in ("-0", "") else text
 
 
-def cone_box(cone):
+def cone_box(cone: Cone) -> tuple[float | None, float | None, list[tuple[float, float]]]:
     """The RA/Dec box around ``cone``: ``(dec_min, dec_max, ra_ranges)``, degrees.
 
     ``ra_ranges`` is a list of ``(low, high)`` intervals in [0, 360]: one, two when the
@@ -248,7 +250,7 @@ def cone_box(cone):
     return dec_min, dec_max, [(ra_low, ra_high)]
 
 
-def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
+def cone_box_clause(cone: Cone, ra: str = CONE_RA, dec: str = CONE_DEC) -> str | None:
     """The ADQL 2.0 condition for :func:`cone_box` (comparisons only, no geometry functions).
 
     Returns None when the cone covers the whole sky.
@@ -271,14 +273,13 @@ def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
     return " AND ".join(parts) or None
 
 
-def within_cone(table, cone, ra_column="ra", dec_column="dec"):
+def within_cone(table: Table | pd.DataFrame, cone: Cone, ra_column: str = "ra", dec_column: str = "dec") -> np.ndarray:
     """Boolean mask of the rows of ``table`` within ``cone`` (exact great-circle separation).
 
     ``table`` is an astropy Table or a DataFrame with ICRS degrees in ``ra_column`` and
     ``dec_column``; a row without a position is outside.
     """
     import astropy.units as u
-    import numpy as np
     from astropy.coordinates import SkyCoord
 
     missing = (
@@ -292,7 +293,7 @@ def within_cone(table, cone, ra_column="ra", dec_column="dec"):
             f"(select {CONE_RA} and {CONE_DEC})"
         )
 
-    def values(column):
+    def values(column: str) -> np.ndarray:
         data = table[column]
         data = data.filled(np.nan) if hasattr(data, "filled") else data
         return np.asarray(data, dtype="float64")
@@ -308,13 +309,13 @@ def within_cone(table, cone, ra_column="ra", dec_column="dec"):
 
 def build_query(
     *,
-    min_significance=MIN_SIGNIFICANCE,
-    require_powlaw_gamma=True,
-    require_bb_kt=True,
-    columns=PAPER_COLUMNS,
-    schema=None,
-    cone=None,
-):
+    min_significance: float = MIN_SIGNIFICANCE,
+    require_powlaw_gamma: bool = True,
+    require_bb_kt: bool = True,
+    columns: Sequence[str] = PAPER_COLUMNS,
+    schema: str | None = None,
+    cone: Cone | tuple[float, float, float] | None = None,
+) -> str:
     """The ADQL of the paper's CSC selection, with its options.
 
     Parameters
@@ -388,7 +389,7 @@ class FetchConfig:
     max_poll_interval: float = MAX_POLL_INTERVAL
     request_timeout: float = REQUEST_TIMEOUT
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.release not in RELEASES:
             raise InputError(f"--release: unknown CSC release {self.release!r}; use one of {', '.join(RELEASES)}")
         if not self.timeout > 0:
@@ -400,11 +401,11 @@ class FetchConfig:
             raise InputError(f"--service-url: not an http(s) URL: {self.service_url!r}")
 
     @property
-    def url(self):
+    def url(self) -> str:
         return (self.service_url or RELEASES[self.release].url).rstrip("/")
 
 
-def describe(query, config, cone=None):
+def describe(query: str, config: FetchConfig, cone: Cone | None = None) -> str:
     """What :func:`fetch` would send (the dry run): service, endpoint and the ADQL."""
     mode = "sync" if config.sync else "async"
     lines = [
@@ -435,7 +436,7 @@ def _service(config: FetchConfig, timeout: float) -> pyvo.dal.TAPService:
     return pyvo.dal.TAPService(config.url, session=session)
 
 
-def _check_complete(result, config):
+def _check_complete(result: pyvo.dal.TAPResults, config: FetchConfig) -> pyvo.dal.TAPResults:
     status = (result.status[0] or "").upper() if result.status else ""
     rows = len(result)
     if status == "OVERFLOW" or rows >= config.maxrec:
@@ -447,7 +448,7 @@ def _check_complete(result, config):
     return result
 
 
-def _run_sync(query, config):
+def _run_sync(query: str, config: FetchConfig) -> tuple[pyvo.dal.TAPResults, dict[str, object]]:
     service = _service(config, config.timeout)
     log.info("sending the query to %s/sync (synchronous, time-out %g s)", config.url, config.timeout)
     with warnings.catch_warnings():
@@ -456,7 +457,9 @@ def _run_sync(query, config):
     return _check_complete(result, config), {"mode": "sync"}
 
 
-def _run_async(query, config, sleep, clock):
+def _run_async(
+    query: str, config: FetchConfig, sleep: Callable[[float], object], clock: Callable[[], float]
+) -> tuple[pyvo.dal.TAPResults, dict[str, object]]:
     service = _service(config, config.request_timeout)
     job = service.submit_job(query, maxrec=config.maxrec)
     try:
@@ -474,7 +477,9 @@ def _run_async(query, config, sleep, clock):
             log.debug("could not delete job: %s", one_line(exc))
 
 
-def _wait(job, config, sleep, clock):
+def _wait(
+    job: pyvo.dal.AsyncTAPJob, config: FetchConfig, sleep: Callable[[float], object], clock: Callable[[], float]
+) -> None:
     start = clock()
     interval = config.poll_interval
     last = None
@@ -502,7 +507,7 @@ def _wait(job, config, sleep, clock):
         interval = min(interval * 1.5, config.max_poll_interval)
 
 
-def _service_error(exc, config):
+def _service_error(exc: BaseException, config: FetchConfig) -> ServiceError:
     """One line for a failed query: what failed and what to do."""
     from pyvo.dal import DALFormatError, DALQueryError
 
@@ -589,7 +594,7 @@ def fetch(
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """Silence astropy's complaints about the service's units and VOTable quirks."""
     from astropy.io.votable.exceptions import VOWarning
     from astropy.units import UnitsWarning
@@ -600,7 +605,7 @@ def _quiet():
         yield
 
 
-def _table_writer(table, output):
+def _table_writer(table: Table, output: str | Path) -> Callable[[Path], None] | None:
     fmt = table_format(output, OUTPUT_FORMATS)
     if fmt == "votable":
 
@@ -612,7 +617,7 @@ def _table_writer(table, output):
     return None
 
 
-def write_result(table, output, provenance):
+def write_result(table: Table, output: str | Path, provenance: dict[str, object]) -> tuple[Path, Path]:
     """Write the result (VOTable, Parquet or CSV by extension) and its sidecar, atomically."""
     output = Path(output)
     sidecar = provenance_path(output)
@@ -630,7 +635,7 @@ def write_result(table, output, provenance):
     return output, sidecar
 
 
-def provenance(query, config, table, details):
+def provenance(query: str, config: FetchConfig, table: Table, details: dict[str, object]) -> dict[str, object]:
     import astropy
     import pyvo
 
@@ -651,7 +656,7 @@ def provenance(query, config, table, details):
     }
 
 
-def cut_to_cone(table, cone, details):
+def cut_to_cone(table: Table, cone: Cone, details: dict[str, object]) -> Table:
     """The rows of ``table`` within ``cone``; ``details`` gets the counts."""
     inside = within_cone(table, cone)
     details["cone"] = {
@@ -678,7 +683,15 @@ def cut_to_cone(table, cone, details):
     return table[inside]
 
 
-def fetch_to_file(query, output, config, *, cone=None, sleep=time.sleep, clock=time.monotonic):
+def fetch_to_file(
+    query: str,
+    output: str | Path,
+    config: FetchConfig,
+    *,
+    cone: Cone | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Path, Path]:
     """Run the query and write the result and ``<output>.provenance.json``; return the paths.
 
     With ``cone`` (the one the query was built with), the box's rows are cut to the
@@ -702,7 +715,7 @@ SOURCE_FILE_HINT = (
 SOURCE_MAXREC = 100_000
 
 
-def _adql_string(text):
+def _adql_string(text: str) -> str:
     """``text`` as an ADQL string literal: quotes doubled, control characters refused."""
     text = str(text)
     if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
@@ -710,7 +723,7 @@ def _adql_string(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
+def build_source_query(name: str, *, columns: Sequence[str] = PAPER_COLUMNS, schema: str | None = None) -> str:
     """The ADQL for every per-observation detection of one master source, by name.
 
     The same columns and joins as :func:`build_query`, but selected by
@@ -750,7 +763,13 @@ def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
     )
 
 
-def fetch_source(name, config, *, sleep=time.sleep, clock=time.monotonic):
+def fetch_source(
+    name: str,
+    config: FetchConfig,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Table, str]:
     """Every per-observation detection of the master source ``name``, from the CSC TAP service.
 
     Runs :func:`build_source_query` with :func:`fetch` (on the release's schema).

@@ -18,12 +18,15 @@ import argparse
 import dataclasses
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import astroquery.exceptions
 import numpy as np
 import pandas as pd
 import requests
+from astropy.table import Table
 
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.exceptions import input_files
@@ -129,7 +132,7 @@ class XMatchConfig:
     #: astroquery's response cache; off, since SIMBAD changes and the date is recorded.
     cache: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_radius(self.radius)
         if int(self.chunk_size) != self.chunk_size or self.chunk_size < 1:
             raise InputError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
@@ -138,7 +141,7 @@ class XMatchConfig:
         check_retry_policy(self.retries, self.backoff)
 
 
-def check_radius(radius):
+def check_radius(radius: float) -> float:
     """Raise :class:`InputError` unless 0 < radius <= 180 arcsec (X-Match's limit)."""
     if not (np.isfinite(radius) and 0 < radius <= MAX_RADIUS):
         raise InputError(
@@ -150,7 +153,7 @@ def check_radius(radius):
 # -- the upload ------------------------------------------------------------------------------
 
 
-def upload_rows(stage1):
+def upload_rows(stage1: pd.DataFrame) -> pd.DataFrame:
     """The rows to upload: stage-1 row number and position, for rows that have a position."""
     require_columns(stage1, ("ra", "dec"))
     stage1 = require_numeric(stage1, ("ra", "dec"))
@@ -163,12 +166,12 @@ def upload_rows(stage1):
     return pd.DataFrame({ROW: keep.astype("int64"), RA: ra[keep], DEC: dec[keep]})
 
 
-def chunk_slices(n_rows, chunk_size):
+def chunk_slices(n_rows: int, chunk_size: int) -> list[slice]:
     """Consecutive slices of at most ``chunk_size`` rows covering ``n_rows``."""
     return [slice(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
 
 
-def request_payload(config, chunk):
+def request_payload(config: XMatchConfig, chunk: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
     """The form fields and files of one request, from astroquery's own ``get_query_payload=True``.
 
     astroquery looks the catalog up in X-Match's table list before it builds the
@@ -179,7 +182,7 @@ def request_payload(config, chunk):
     return _query_chunk(client, chunk, config, get_query_payload=True)
 
 
-def describe_upload(stage1, config):
+def describe_upload(stage1: pd.DataFrame, config: XMatchConfig) -> str:
     """What :func:`crossmatch_online` would send (the dry run), as text."""
     upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
@@ -207,7 +210,7 @@ def describe_upload(stage1, config):
 # -- the requests ----------------------------------------------------------------------------
 
 
-def _client(config, cache_dir, table_list=None):
+def _client(config: XMatchConfig, cache_dir: str | None, table_list: Sequence[str] | None = None) -> Any:
     """An astroquery X-Match client on ``config.url``; ``table_list`` stands in for the service's list."""
     import contextlib
     import io
@@ -218,12 +221,12 @@ def _client(config, cache_dir, table_list=None):
         from astroquery.xmatch import XMatchClass
 
     class Client(XMatchClass):
-        def _request(self, method, url, *args, **kwargs):
+        def _request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if table_list is not None:
                 raise AssertionError("a dry-run client sent a request; this is a bug")
             return super()._request(method, url, *args, **kwargs)
 
-        def get_available_tables(self, *, cache=True):
+        def get_available_tables(self, *, cache: bool = True) -> list[str]:
             return list(table_list) if table_list is not None else super().get_available_tables(cache=cache)
 
     client = Client()
@@ -260,9 +263,8 @@ SERVICE_FAILURES = (
 )
 
 
-def _query_chunk(client, chunk, config, get_query_payload=False):
+def _query_chunk(client: Any, chunk: pd.DataFrame, config: XMatchConfig, get_query_payload: bool = False) -> Any:
     import astropy.units as u
-    from astropy.table import Table
 
     answer = client.query(
         cat1=Table.from_pandas(chunk),
@@ -276,7 +278,7 @@ def _query_chunk(client, chunk, config, get_query_payload=False):
     return answer if get_query_payload else _answer_frame(answer)
 
 
-def _answer_frame(table):
+def _answer_frame(table: Table) -> pd.DataFrame:
     multidim = [name for name in table.colnames if len(table[name].shape) > 1]
     if multidim:
         table.remove_columns(multidim)
@@ -293,7 +295,7 @@ def _answer_frame(table):
     return frame
 
 
-def _service_error(exc, config, where_in_run):
+def _service_error(exc: BaseException, config: XMatchConfig, where_in_run: str) -> ServiceError:
     where = f"CDS X-Match at {config.url}"
     again = attempts_text(exc)
     kind = failure_kind(exc)
@@ -323,7 +325,7 @@ def _service_error(exc, config, where_in_run):
     return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}")
 
 
-def best_matches(answers, n_rows):
+def best_matches(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """One row per stage-1 row: the nearest SIMBAD object, or empty columns where none.
 
     ``answers`` is the concatenated X-Match answer (any number of candidates per
@@ -432,7 +434,7 @@ def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.Da
 _ONLINE_OPTIONS = ("radius", "chunk_size", "dry_run")
 
 
-def add_online_arguments(parser):
+def add_online_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``crossmatch.py --online``."""
     parser.add_argument(
         "--radius",
@@ -455,7 +457,7 @@ def add_online_arguments(parser):
     )
 
 
-def online_config(args):
+def online_config(args: argparse.Namespace) -> XMatchConfig | None:
     """The :class:`XMatchConfig` of the command line; refuses online options without --online."""
     given = [name for name in _ONLINE_OPTIONS if hasattr(args, name)]
     if not args.online:
