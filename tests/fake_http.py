@@ -192,6 +192,10 @@ def waits(monkeypatch):
 def server(monkeypatch, waits):
     """A :class:`FakeServer` in place of the network; no request may go unanswered."""
     fake = FakeServer()
+    # A proxy from the environment would make urllib3 connect to it before any request.
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
     monkeypatch.setattr(
         urllib3.connectionpool.HTTPConnectionPool,
         "_make_request",
