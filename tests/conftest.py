@@ -62,6 +62,68 @@ def sample_csc_csv(crossmatch_sample, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def run_stages():
+    """Run stages of the pipeline in this process, quietly, as their command lines do.
+
+    Call it as ``run_stages(out, frozen=..., csc=..., stages=(1, 2, 3, 4), features=None,
+    crossmatch_args=())``: stage 1 reads ``csc``, stage 2 swaps in ``frozen``, and every
+    stage writes into ``out`` (``s1.csv``, ``model.json``, ``s2.csv``, ``s3.csv``,
+    ``classifier.json``, ``o.csv`` and stage 4's tables); the stage-2 ``--model`` is
+    given explicitly. ``features`` is a feature-set file for stages 1 and 3. Returns ``out``.
+    """
+    from xrayclass.cli import stages as cli
+
+    def run(out, *, frozen, csc=None, stages=(1, 2, 3, 4), features=None, crossmatch_args=()):
+        feature_args = ["--features", features] if features is not None else []
+        model = ["--model", out / "model.json"]
+        steps = {
+            1: (cli.clustering_main, ["--input", csc, "--output", out / "s1.csv", *model, *feature_args]),
+            2: (
+                cli.crossmatch_main,
+                ["--input", out / "s1.csv", "--frozen", frozen, "--output", out / "s2.csv", *model, *crossmatch_args],
+            ),
+            3: (
+                cli.classification_main,
+                ["--input", out / "s2.csv", "--output", out / "s3.csv", "--model-output", out / "classifier.json"]
+                + ["--outliers-output", out / "o.csv", *((feature_args + model) if features is not None else [])],
+            ),
+            4: (cli.master_classification_main, ["--input", out / "s3.csv", "--out-dir", out]),
+        }
+        for number in stages:
+            main, argv = steps[number]
+            assert main([str(a) for a in argv] + ["-q"]) == 0, main.__name__
+        return out
+
+    return run
+
+
+def classify_stage3(out, capsys, name="again.csv"):
+    """classify_source.py on the stage-3 detections; returns (stage 3, classify_source, printed summary)."""
+    from xrayclass.cli.classify_source import main as classify_source_main
+
+    capsys.readouterr()
+    assert (
+        classify_source_main(
+            [
+                str(out / "s3.csv"),
+                "--model",
+                str(out / "model.json"),
+                "--classifier",
+                str(out / "classifier.json"),
+                "--output",
+                str(out / name),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    stage3 = pd.read_csv(out / "s3.csv")
+    again = pd.read_csv(out / name).merge(stage3[["name", "obsid"]], on=["name", "obsid"], how="right")
+    return stage3, again, printed
+
+
 def run_script(script, *args, cwd=REPOSITORY):
     """Run a top-level script in a subprocess, as a user would."""
     return subprocess.run(

@@ -1,27 +1,31 @@
-"""An offline stand-in for the HTTP transport, serving the recorded-format answers in tests/data/.
+"""An offline stand-in for the network, serving the recorded-format answers in tests/data/.
 
-:class:`FakeServer` replaces :meth:`requests.adapters.HTTPAdapter.send`, the point where
-requests hands a prepared request to the network. Everything above it is real: pyvo
-and astroquery build their requests, requests follows redirects (UWS answers with
-303 See Other) and raises for statuses, and the answers are parsed by the real
-parsers. Every request is recorded; one that no route expects fails the test.
+:class:`FakeServer` replaces :meth:`urllib3.connectionpool.HTTPConnectionPool._make_request`,
+the point where urllib3 sends one request on a connection and reads the answer: no
+socket is opened. Everything above it is real: pyvo and astroquery build their
+requests, urllib3's :class:`~urllib3.util.Retry` retries failed attempts (and sleeps:
+the ``waits`` fixture records those sleeps instead), requests follows redirects (UWS
+answers with 303 See Other) and raises for statuses, and the answers are parsed by the
+real parsers. Every request is recorded; one that no route expects fails the test.
 """
 
 import email.parser
 import email.policy
 import io
 import itertools
-import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import pytest
-import requests
 import urllib3
+import urllib3.connectionpool
+import urllib3.util.retry
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -58,6 +62,19 @@ def redirect(location):
 
 
 @dataclass
+class Failure:
+    """A request that gets no answer: ``"timeout"`` (read time-out) or ``"refused"``."""
+
+    kind: str
+
+
+#: A read time-out, as urllib3 raises it from a silent socket.
+TIMEOUT = Failure("timeout")
+#: A refused connection ("[Errno 111] Connection refused").
+REFUSED = Failure("refused")
+
+
+@dataclass
 class Request:
     method: str
     url: str
@@ -88,8 +105,10 @@ class Request:
 class FakeServer:
     """Routes ``(method, URL pattern)`` to replies, served in turn (the last one repeats).
 
-    A reply may be a :class:`Reply`, an exception instance (raised, as the transport
-    would: time-outs, refused connections) or a callable taking the :class:`Request`.
+    A reply may be a :class:`Reply`, a :class:`Failure` (:data:`TIMEOUT`,
+    :data:`REFUSED`: raised as urllib3 would, so that its retries see them), another
+    exception instance (raised as it is: a ``TypeError`` stands for a bug) or a callable
+    taking the :class:`Request`.
     """
 
     def __init__(self):
@@ -107,11 +126,14 @@ class FakeServer:
     def requests_to(self, method, pattern):
         return [r for r in self.requests if r.method == method and re.search(pattern, r.url)]
 
-    def send(self, adapter, prepared, **kwargs):
-        body = prepared.body or b""
+    def make_request(self, pool, conn, method, url, body=None, headers=None, retries=None, timeout=None, **kwargs):
+        """Answer one attempt, as :meth:`HTTPConnectionPool._make_request` would from the network."""
         if isinstance(body, str):
             body = body.encode()
-        request = Request(prepared.method, prepared.url, body, dict(prepared.headers), kwargs.get("timeout"))
+        port = "" if pool.port in (None, 80, 443) else f":{pool.port}"
+        full_url = f"{pool.scheme}://{pool.host}{port}{url}"
+        read_timeout = getattr(timeout, "read_timeout", timeout)
+        request = Request(method, full_url, body or b"", dict(headers or {}), read_timeout)
         with self._lock:
             self.requests.append(request)
             self.in_flight += 1
@@ -119,19 +141,28 @@ class FakeServer:
         try:
             threading.Event().wait(0.001)  # a moment "on the wire", so overlapping requests would show
             reply = self._reply(request)
+            if isinstance(reply, Failure) and reply.kind == "timeout":
+                raise urllib3.exceptions.ReadTimeoutError(pool, url, f"Read timed out. (read timeout={read_timeout})")
+            if isinstance(reply, Failure):
+                raise urllib3.exceptions.NewConnectionError(
+                    conn, "Failed to establish a new connection: [Errno 111] Connection refused"
+                )
             if isinstance(reply, BaseException):
                 raise reply
-            raw = urllib3.HTTPResponse(
+            response = urllib3.HTTPResponse(
                 body=io.BytesIO(reply.body),
                 headers=reply.headers,
                 status=reply.status,
                 reason=HTTPStatus(reply.status).phrase,
-                preload_content=False,
-                decode_content=False,
-                request_method=prepared.method,
-                request_url=prepared.url,
+                preload_content=kwargs.get("preload_content", True),
+                decode_content=kwargs.get("decode_content", True),
+                request_method=method,
+                request_url=full_url,
+                retries=retries,
             )
-            return adapter.build_response(prepared, raw)
+            response._connection = kwargs.get("response_conn")  # as urllib3 sets it: released with the body
+            response._pool = pool
+            return response
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -146,28 +177,29 @@ class FakeServer:
 
 
 @pytest.fixture
-def server(monkeypatch):
-    """A :class:`FakeServer` in place of the network; no request may go unanswered."""
-    fake = FakeServer()
-    monkeypatch.setattr(
-        requests.adapters.HTTPAdapter,
-        "send",
-        lambda adapter, prepared, **kwargs: fake.send(adapter, prepared, **kwargs),
-    )
-    yield fake
-    assert not fake.unexpected, [f"{r.method} {r.url}" for r in fake.unexpected]
+def waits(monkeypatch):
+    """The waits asked for, none really waited.
+
+    urllib3's retries sleep here (its back-off and a service's ``Retry-After``); pass
+    ``waits.append`` as the ``sleep`` of code that paces itself (polling a job).
+    """
+    asked = []
+    monkeypatch.setattr(urllib3.util.retry, "time", SimpleNamespace(sleep=asked.append, time=time.time))
+    return asked
 
 
 @pytest.fixture
-def waits():
-    """The waits asked for; pass ``waits.append`` as the ``sleep`` of the code under test."""
-    return []
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """The command lines configure the 'xrayclass' logger; give it back as it was."""
-    logger = logging.getLogger("xrayclass")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+def server(monkeypatch, waits):
+    """A :class:`FakeServer` in place of the network; no request may go unanswered."""
+    fake = FakeServer()
+    # A proxy from the environment would make urllib3 connect to it before any request.
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+    monkeypatch.setattr(
+        urllib3.connectionpool.HTTPConnectionPool,
+        "_make_request",
+        lambda pool, conn, method, url, **kwargs: fake.make_request(pool, conn, method, url, **kwargs),
+    )
+    yield fake
+    assert not fake.unexpected, [f"{r.method} {r.url}" for r in fake.unexpected]

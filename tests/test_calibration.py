@@ -13,6 +13,7 @@ from xrayclass.core.calibration import (
     fit_temperature,
     reliability_curve,
 )
+from xrayclass.io.artifacts import read_classifier_model
 
 
 def test_brier_score_is_twice_scikit_learns_on_two_classes():
@@ -62,7 +63,7 @@ def test_fitted_temperature_undoes_a_known_over_confidence():
 def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tmp_path):
     from xrayclass.constants import CLASSES
     from xrayclass.io.tables import InputError, read_table
-    from xrayclass.stages.classification import ClassifierModel, classify_detections
+    from xrayclass.stages.classification import classify_detections
 
     table = read_table(crossmatch_sample)
     plain, _ = classify_detections(table, explain=False)
@@ -74,7 +75,7 @@ def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tm
     assert (result["main_type"] == plain["main_type"]).all()  # a temperature keeps the ranking
     path = tmp_path / "classifier.json"
     path.write_text(json.dumps(model.to_dict()))
-    loaded = ClassifierModel.load(path)
+    loaded = read_classifier_model(path)
     np.testing.assert_array_equal(
         loaded.predict_proba(result, result["cluster"].to_numpy(), calibrate=True), result[list(CLASSES)].to_numpy()
     )

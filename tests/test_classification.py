@@ -8,8 +8,9 @@ import scipy.linalg
 from xrayclass.constants import CLASSES, FEATURES, UNINFORMATIVE_TYPES
 from xrayclass.core.features import prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.io.artifacts import read_classifier_model
 from xrayclass.io.tables import InputError, read_table
-from xrayclass.stages.classification import ClassifierModel, classify_detections, detection_roles
+from xrayclass.stages.classification import classify_detections, detection_roles
 
 
 def published_method(table):
@@ -102,7 +103,7 @@ def test_classifier_artifact_reproduces_the_probabilities(classified, tmp_path):
     _table, result, model = classified
     path = tmp_path / "classifier.json"
     path.write_text(json.dumps(model.to_dict()))
-    loaded = ClassifierModel.load(path)
+    loaded = read_classifier_model(path)
     probabilities = loaded.predict_proba(result, result["cluster"].to_numpy())
     np.testing.assert_array_equal(probabilities, result[list(CLASSES)].to_numpy())
 
@@ -142,7 +143,7 @@ def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample
     assert (document["references"]["likelihood"], document["references"]["priors"]) == ("gaussian", "references")
     path = tmp_path / "classifier.json"
     path.write_text(json.dumps(document))
-    loaded = ClassifierModel.load(path)
+    loaded = read_classifier_model(path)
     np.testing.assert_array_equal(
         loaded.predict_proba(result, result["cluster"].to_numpy()), result[list(CLASSES)].to_numpy()
     )

@@ -11,9 +11,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 from conftest import reference_path, run_script
-from fake_http import restore_logging, server, votable, waits  # noqa: F401
+from fake_http import REFUSED, TIMEOUT, server, votable, waits  # noqa: F401
 from numpy.testing import assert_allclose, assert_array_equal
 
 from xrayclass.analysis.mock import write_mock
@@ -262,7 +261,7 @@ def test_by_name_fetches_from_the_csc_and_lists_what_is_missing(artifacts, serve
 
 
 def test_by_name_without_network_says_to_pass_a_file(artifacts, server, tmp_path, capsys, waits):
-    server.add("POST", r"/sync$", requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    server.add("POST", r"/sync$", REFUSED)
     output = tmp_path / "none.csv"
     status = main([FIXTURE_SOURCE, *args_for(artifacts, "--retries", "1", "--output", str(output))], sleep=waits.append)
     assert status == 3

@@ -7,8 +7,9 @@ from conftest import synthetic_detections
 
 from xrayclass.constants import FEATURES
 from xrayclass.core.mixture import fit_mixture, mixture_from_dict, mixture_to_dict
+from xrayclass.io.artifacts import read_clustering_model
 from xrayclass.io.tables import InputError
-from xrayclass.stages.clustering import ClusteringModel, cluster_detections, probability_columns
+from xrayclass.stages.clustering import cluster_detections, probability_columns
 
 
 def test_mixture_json_round_trip_predicts_identically():
@@ -39,7 +40,7 @@ def test_model_artifact_places_detections_in_the_same_clusters(tmp_path):
     clustered, model = cluster_detections(detections, n_components=4, random_state=0)
     path = tmp_path / "model.json"
     path.write_text(json.dumps(model.to_dict()))
-    loaded = ClusteringModel.load(path)
+    loaded = read_clustering_model(path)
     clusters, probabilities = loaded.assign(clustered)
     np.testing.assert_array_equal(clusters, clustered["cluster"])
     np.testing.assert_array_equal(probabilities, clustered[probability_columns(4)].to_numpy())
@@ -79,7 +80,7 @@ def test_model_of_another_format_is_refused(tmp_path):
     path = tmp_path / "model.json"
     path.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(InputError, match="not a clustering model"):
-        ClusteringModel.load(path)
+        read_clustering_model(path)
 
 
 def test_log_floor_option_is_written_to_model_json(tmp_path):
@@ -109,5 +110,5 @@ def test_log_floor_option_is_written_to_model_json(tmp_path):
     preprocessing = json.loads(model_path.read_text())["preprocessing"]
     assert preprocessing["log_floor"] == 0.001
     assert all(shift >= 0.001 for shift in preprocessing["log_shift"].values())
-    loaded = ClusteringModel.load(model_path)
+    loaded = read_clustering_model(model_path)
     assert loaded.scaler.log_floor == 0.001

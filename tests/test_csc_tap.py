@@ -11,12 +11,12 @@ import re
 
 import numpy as np
 import pytest
-import requests
 from astropy.io.votable import parse_single_table
-from fake_http import DATA, Reply, html, redirect, restore_logging, server, votable, waits, xml  # noqa: F401
+from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, redirect, server, votable, waits, xml  # noqa: F401
 
 from xrayclass.cli.fetch import main
 from xrayclass.io.tables import InputError, read_table
+from xrayclass.services import DEFAULT_BACKOFF
 from xrayclass.services.csc_tap import Cone, FetchConfig, build_query, cone_box_clause, fetch
 
 BASE = "https://cda.cfa.harvard.edu/csc2tap"
@@ -472,15 +472,16 @@ def test_empty_result_is_an_error(server, tmp_path, capsys, waits):
 
 
 def test_time_out_is_retried_then_reported(server, tmp_path, capsys, waits):
-    server.add("POST", r"/sync$", requests.exceptions.ReadTimeout("read timed out"))
+    server.add("POST", r"/sync$", TIMEOUT)
     message = run_failing(["--sync", "--retries", "2"], tmp_path, capsys, waits, status=3)
     assert "did not answer in time after 3 attempts" in message
     assert "data/cscresults.vot" in message and "clustering.py --input" in message
-    assert len(server.requests) == 3 and waits == [2.0, 4.0]
+    # urllib3's schedule: the first retry at once, then 2 x, 4 x ... the back-off factor
+    assert len(server.requests) == 3 and waits == [2 * DEFAULT_BACKOFF]
 
 
 def test_no_network_is_reported(server, tmp_path, capsys, waits):
-    server.add("POST", r"/async$", requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    server.add("POST", r"/async$", REFUSED)
     message = run_failing(["--retries", "1"], tmp_path, capsys, waits, status=3)
     assert message.startswith(f"fetch_csc.py: error: cannot connect to the CSC TAP service at {BASE}")
     assert "after 2 attempts" in message and "--input" in message
@@ -490,13 +491,14 @@ def test_server_error_is_retried_then_reported(server, tmp_path, capsys, waits):
     server.add("POST", r"/sync$", html("http_503.html", 500))
     message = run_failing(["--sync"], tmp_path, capsys, waits, status=3)
     assert "answered HTTP 500 after 4 attempts" in message
-    assert waits == [2.0, 4.0, 8.0]
+    assert len(server.requests) == 4 and waits == [2 * DEFAULT_BACKOFF, 4 * DEFAULT_BACKOFF]
 
 
 def test_a_transient_server_error_is_overcome(server, tmp_path, waits):
     server.add("POST", r"/sync$", html("http_503.html", 503), votable("csc_tap_result.vot"))
     assert main(["--sync", "--output", str(tmp_path / "c.vot")], sleep=waits.append) == 0
-    assert waits == [2.0] and len(read_table(tmp_path / "c.vot")) == 3
+    assert len(server.requests) == 2 and waits == []  # the first retry is at once
+    assert len(read_table(tmp_path / "c.vot")) == 3
 
 
 def test_rate_limit_waits_as_asked(server, tmp_path, waits):
@@ -585,12 +587,10 @@ def test_the_script_runs_as_a_user_runs_it(tmp_path):
 
 def test_run_with_fetch_offline_exits_3_and_rebuilds_nothing(server, tmp_path, monkeypatch, capsys):
     import os
-    import time
 
     from xrayclass.cli import run
 
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the retries' back-off, made instant
-    server.add("POST", r"/csc2tap/(a)?sync$", requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    server.add("POST", r"/csc2tap/(a)?sync$", REFUSED)  # the retries' waits are recorded, not waited
     out_dir = tmp_path / "out_data"
     out_dir.mkdir()
     earlier = {}

@@ -5,9 +5,9 @@ import logging
 
 import pandas as pd
 import pytest
+from conftest import classify_stage3
 
 from xrayclass.cli import stages as cli
-from xrayclass.cli.classify_source import main as classify_source_main
 from xrayclass.constants import (
     FEATURES,
     LOG_FEATURES,
@@ -135,7 +135,7 @@ def test_a_row_lacks_only_the_features_of_its_set(crossmatch_sample):
 
 
 @pytest.fixture(scope="module")
-def without_newq(crossmatch_sample, tmp_path_factory):
+def without_newq(crossmatch_sample, tmp_path_factory, run_stages):
     """Stages 1-4 with the 11-feature set on the real sample, var_newq_b's raw inputs dropped."""
     out = tmp_path_factory.mktemp("no_newq")
     sample = pd.read_csv(crossmatch_sample)
@@ -145,56 +145,9 @@ def without_newq(crossmatch_sample, tmp_path_factory):
     csc.to_csv(out / "csc.csv", index=False)
     frozen = sample.drop(columns=["var_min_b", "var_max_b"])
     frozen.to_csv(out / "frozen.csv", index=False)
-    steps = [
-        (
-            cli.clustering_main,
-            [
-                "--input",
-                out / "csc.csv",
-                "--output",
-                out / "s1.csv",
-                "--model",
-                out / "model.json",
-                "--features",
-                NO_NEWQ,
-            ],
-        ),
-        (
-            cli.crossmatch_main,
-            [
-                "--input",
-                out / "s1.csv",
-                "--frozen",
-                out / "frozen.csv",
-                "--clusters",
-                "ours",
-                "--output",
-                out / "s2.csv",
-                "--model",
-                out / "model.json",
-            ],
-        ),
-        (
-            cli.classification_main,
-            [
-                "--input",
-                out / "s2.csv",
-                "--output",
-                out / "s3.csv",
-                "--features",
-                NO_NEWQ,
-                "--model",
-                out / "model.json",
-                "--model-output",
-                out / "classifier.json",
-                "--outliers-output",
-                out / "o.csv",
-            ],
-        ),
-        (cli.master_classification_main, ["--input", out / "s3.csv", "--out-dir", out]),
-    ]
-    for main, argv in steps:
-        assert main([str(a) for a in argv] + ["-q"]) == 0, main.__name__
+    run_stages(
+        out, csc=out / "csc.csv", frozen=out / "frozen.csv", features=NO_NEWQ, crossmatch_args=("--clusters", "ours")
+    )
     return out, len(sample)
 
 
@@ -218,24 +171,7 @@ def test_the_pipeline_runs_without_var_newq_b(without_newq):
 
 def test_classify_source_uses_the_artifacts_set(without_newq, capsys):
     out, _ = without_newq
-    capsys.readouterr()
-    assert (
-        classify_source_main(
-            [
-                str(out / "s3.csv"),
-                "--model",
-                str(out / "model.json"),
-                "--classifier",
-                str(out / "classifier.json"),
-                "--output",
-                str(out / "again.csv"),
-                "-q",
-            ]
-        )
-        == 0
-    )
-    stage3 = pd.read_csv(out / "s3.csv")
-    again = pd.read_csv(out / "again.csv").merge(stage3[["name", "obsid"]], on=["name", "obsid"], how="right")
+    stage3, again, _ = classify_stage3(out, capsys)
     # classify_source on stage 3's detections places them in stage 3's clusters and gives its classes.
     assert (again["cluster"].to_numpy() == stage3["cluster"].to_numpy()).all()
     assert (again["main_type"].to_numpy() == stage3["main_type"].to_numpy()).all()

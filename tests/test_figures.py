@@ -51,6 +51,30 @@ def drawn(monkeypatch):
     return saved
 
 
+def panels(figure):
+    """The figure's data axes, without its colour bars."""
+    return [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+
+
+def colorbar_labels(figure):
+    return [ax.get_ylabel() for ax in figure.axes if ax.get_label() == "<colorbar>"]
+
+
+def mollweide_xy(ra, dec):
+    """Plot coordinates of the sky maps, computed here with astropy: x = -l, y = b (radians)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    coordinates = SkyCoord(np.asarray(ra, float) * u.deg, np.asarray(dec, float) * u.deg).galactic
+    return -coordinates.l.wrap_at(180 * u.deg).rad, coordinates.b.rad
+
+
+def bar_heights(ax, label):
+    """Heights of the bars of the container labelled ``label``."""
+    (container,) = [c for c in ax.containers if c.get_label() == label]
+    return np.array([patch.get_height() for patch in container.patches])
+
+
 def pdf_page_size(path):
     """Width and height of the PDF's page, in points (1/72 inch)."""
     box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", path.read_bytes())
@@ -102,24 +126,83 @@ def test_bic_figure_requires_its_columns(out_dir):
 
 
 def test_cluster_sky_map(stages, out_dir, drawn):
-    check_written(figures.cluster_sky_map(stages["clustered"], out_dir), "fig2_cluster_sky_map")
+    clustered = stages["clustered"]
+    check_written(figures.cluster_sky_map(clustered, out_dir), "fig2_cluster_sky_map")
     (ax,) = drawn[0].axes
-    counts = stages["clustered"]["cluster"].value_counts().sort_index()
+    counts = clustered["cluster"].value_counts().sort_index()
     # One scatter per cluster, with every detection of the cluster, labelled with its count.
     points = {collection.get_label(): len(collection.get_offsets()) for collection in ax.collections}
     assert points == {f"cluster {c} (n = {n:,})": n for c, n in counts.items()}
+    # ... at the galactic position of each detection, l increasing to the left
+    for cluster, n in counts.items():
+        (collection,) = [c for c in ax.collections if c.get_label() == f"cluster {cluster} (n = {n:,})"]
+        rows = clustered[clustered["cluster"] == cluster]
+        np.testing.assert_allclose(collection.get_offsets(), np.column_stack(mollweide_xy(rows["ra"], rows["dec"])))
+    assert ax.get_xlabel() == figures.LONGITUDE_LABEL and ax.get_ylabel() == figures.LATITUDE_LABEL
     assert "Mollweide" in drawn[0].get_suptitle()
 
 
-def test_hardness_by_cluster(stages, out_dir):
-    check_written(figures.hardness_by_cluster(stages["clustered"], out_dir), "fig3_hardness_by_cluster")
+def test_hardness_by_cluster(stages, out_dir, drawn):
+    clustered = stages["clustered"]
+    check_written(figures.hardness_by_cluster(clustered, out_dir), "fig3_hardness_by_cluster")
+    axes = panels(drawn[0])
+    clusters = sorted(clustered["cluster"].unique())
+    assert len(axes) == len(clusters)
+    for ax, cluster in zip(axes, clusters, strict=True):
+        rows = clustered[clustered["cluster"] == cluster]
+        assert ax.get_title() == f"Cluster {cluster} (n = {len(rows):,})"
+        (points,) = ax.collections
+        np.testing.assert_array_equal(points.get_offsets(), rows[["hard_hm", "hard_hs"]].to_numpy())
+        np.testing.assert_array_equal(points.get_array(), rows["var_prob_h"].to_numpy())  # the colour
+    assert axes[0].get_ylabel() == figures.HARDNESS_LABELS["hard_hs"]
+    assert axes[-1].get_xlabel() == figures.HARDNESS_LABELS["hard_hm"]
+    assert colorbar_labels(drawn[0]) == ["var_prob_h, hard-band variability probability"]
+    assert drawn[0].get_suptitle() == "Hardness ratios of the detections in each cluster"
 
 
-@pytest.mark.parametrize("kind, aggregated", [("hardness", True), ("variability", False)])
-def test_class_density_maps(stages, out_dir, kind, aggregated):
-    paths = figures.class_density_maps(stages["classified"], out_dir, kind=kind, aggregated=aggregated)
+def smoothed_density(x, y, limits):
+    """The 50 x 50 histogram smoothed by 1.5 bins and scaled to peak 1, computed here."""
+    from scipy.ndimage import gaussian_filter
+
+    edges = np.linspace(*limits, 51)
+    counts = np.histogram2d(x, y, bins=(edges, edges))[0]
+    density = gaussian_filter(counts, 1.5, mode="constant").T
+    return density / density.max()
+
+
+@pytest.mark.parametrize("kind, aggregated", [("hardness", True), ("variability", False), ("hardness", False)])
+def test_class_density_maps(stages, out_dir, drawn, kind, aggregated):
+    classified = stages["classified"]
+    paths = figures.class_density_maps(classified, out_dir, kind=kind, aggregated=aggregated)
     number = 6 if kind == "hardness" else 7
     check_written(paths, f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}")
+
+    xcol, ycol, limits, xlabel, ylabel = figures.DENSITY_KINDS[kind]
+    predicted = classified[classified["main_type"].isin(CLASSES)].dropna(subset=[xcol, ycol])
+    family = predicted["main_type"].map(AGGREGATE_CLASS)
+    groups = AGGREGATE_CLASSES if aggregated else CLASSES
+    axes = panels(drawn[0])
+    assert len(axes) == len(groups)
+    drawn_panels = 0
+    for ax, group in zip(axes, groups, strict=True):
+        rows = predicted[(family if aggregated else predicted["main_type"]) == group]
+        assert ax.get_title().startswith(group) and ax.get_title().endswith(f"n = {len(rows):,}" + ")" * aggregated)
+        if rows.empty:
+            assert not ax.images and [t.get_text() for t in ax.texts] == ["no detections"]
+            continue
+        (image,) = ax.images
+        expected = np.ma.masked_less(smoothed_density(rows[xcol], rows[ycol], limits), 0.01)
+        np.testing.assert_allclose(image.get_array().filled(np.nan), expected.filled(np.nan), rtol=1e-12)
+        assert tuple(image.get_extent()) == (*limits, *limits)
+        drawn_panels += 1
+        if not aggregated:  # the aggregated class's density as contours
+            parent = predicted[family == AGGREGATE_CLASS[group]]
+            (contours,) = [c for c in ax.collections if hasattr(c, "levels")]
+            assert list(contours.levels) == [0.1, 0.3, 0.6] and len(parent) >= len(rows)
+    assert drawn_panels > 1
+    assert axes[-1].get_xlabel() == xlabel.split(",")[0] and axes[0].get_ylabel() == ylabel.split(",")[0]
+    assert f"x: {xlabel}; y: {ylabel}" in drawn[0].get_suptitle()
+    assert colorbar_labels(drawn[0]) == ["density / panel peak (sqrt scale)"]
 
 
 def test_class_density_maps_rejects_an_unknown_kind(stages, out_dir):
@@ -127,19 +210,75 @@ def test_class_density_maps_rejects_an_unknown_kind(stages, out_dir):
         figures.class_density_maps(stages["classified"], out_dir, kind="spectra")
 
 
-def test_class_sky_density(stages, out_dir):
-    assert set(stages["uniquely"]["agg_master_class"]) <= set(AGGREGATE_CLASSES)
-    check_written(figures.class_sky_density(stages["uniquely"], out_dir), "fig8_class_sky_density")
+def test_class_sky_density(stages, out_dir, drawn):
+    uniquely = stages["uniquely"]
+    assert set(uniquely["agg_master_class"]) <= set(AGGREGATE_CLASSES)
+    bins = (36, 18)
+    check_written(figures.class_sky_density(uniquely, out_dir, bins=bins), "fig8_class_sky_density")
+    axes = panels(drawn[0])
+    assert len(axes) == len(AGGREGATE_CLASSES)
+    x_edges = np.linspace(-np.pi, np.pi, bins[0] + 1)
+    y_edges = np.arcsin(np.linspace(-1, 1, bins[1] + 1))  # equal-area cells
+    for ax, group in zip(axes, AGGREGATE_CLASSES, strict=True):
+        rows = uniquely[uniquely["agg_master_class"] == group]
+        x, y = mollweide_xy(rows["ra"], rows["dec"])
+        counts = np.histogram2d(x, y, bins=(x_edges, y_edges))[0].T
+        (mesh,) = ax.collections
+        np.testing.assert_array_equal(mesh.get_array().filled(0).reshape(counts.shape), counts)
+        assert ax.get_title() == f"{group} (n = {len(rows):,} sources)"
+        assert ax.name == "mollweide"
+    assert axes[2].get_xlabel() == "Galactic longitude l (deg)" and axes[0].get_ylabel() == "Galactic latitude b (deg)"
+    (label,) = colorbar_labels(drawn[0])
+    assert label.startswith("sources per cell (equal-area cells of ")
 
 
-def test_source_probability_plot(stages, out_dir):
+def test_source_probability_plot(stages, out_dir, drawn):
+    classified = stages["classified"]
     source = stages["uniquely"].iloc[0]  # the most detected source
     assert source["detection_count"] > 1
-    paths = figures.source_probability_plot(
-        stages["classified"], source["name"], out_dir, master_class=source["master_class"]
-    )
+    paths = figures.source_probability_plot(classified, source["name"], out_dir, master_class=source["master_class"])
     check_written(paths, "fig10_" + source["name"].replace(" ", "_").replace("+", "p"))
     assert " " not in paths[0].name and "+" not in paths[0].name
+
+    rows = classified[classified["name"] == source["name"]]
+    probabilities = rows[list(CLASSES)].to_numpy(float)
+    mean = probabilities.mean(axis=0)
+    half = 1.96 * probabilities.std(axis=0, ddof=1) / np.sqrt(len(rows))
+    ax, track = drawn[0].axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(CLASSES)
+    assert ax.get_xlabel() == "Class" and ax.get_ylabel() == "Class probability"
+    (points,) = [c for c in ax.collections if c.get_label() == f"detections (n = {len(rows)})"]
+    np.testing.assert_array_equal(points.get_offsets()[:, 1], probabilities.ravel())
+    assert np.all(
+        np.abs(points.get_offsets()[:, 0] - np.repeat([np.arange(len(CLASSES))], len(rows), 0).ravel()) < 0.13
+    )
+    (band,) = [c for c in ax.collections if c.get_label().startswith("95% confidence interval")]
+    vertices = band.get_paths()[0].vertices
+    np.testing.assert_allclose(vertices[1 : len(CLASSES) + 1, 1], np.clip(mean - half, 0, 1))
+    (mean_line,) = [line for line in ax.get_lines() if line.get_label() == "mean probability"]
+    np.testing.assert_allclose(mean_line.get_ydata(), mean)
+    (square,) = [line for line in ax.get_lines() if line.get_label() == f"master class: {source['master_class']}"]
+    best = CLASSES.index(source["master_class"])
+    assert square.get_xdata()[0] == best and square.get_ydata()[0] == mean[best]
+    assert ax.get_title().startswith(f"{source['name']}: master class {source['master_class']} (")
+    # the right panel: each detection's naive Bayes track, and their mean
+    track_columns = [c for c in rows.columns if c.startswith("track_")]
+    assert track_columns and "not the Mahalanobis probabilities" in track.get_title()
+    (track_mean,) = [line for line in track.get_lines() if line.get_label() == "mean"]
+    np.testing.assert_allclose(track_mean.get_ydata(), np.nanmean(rows[track_columns].to_numpy(float), axis=0))
+    assert len(track.get_lines()) == len(rows) + 1
+
+
+def test_source_probability_plot_without_a_track_votes_softly(stages, out_dir, drawn):
+    classified = stages["classified"]
+    classified = classified.drop(columns=[c for c in classified.columns if c.startswith("track_")])
+    name = stages["uniquely"]["name"].iloc[1]
+    figures.source_probability_plot(classified, name, out_dir)
+    (ax,) = drawn[0].axes
+    mean = classified.loc[classified["name"] == name, list(CLASSES)].to_numpy(float).mean(axis=0)
+    soft = CLASSES[int(np.argmax(mean))]
+    (square,) = [line for line in ax.get_lines() if line.get_label() == f"soft vote: {soft}"]
+    assert square.get_ydata()[0] == mean.max()
 
 
 def test_source_probability_plot_names_an_absent_source(stages, out_dir):
@@ -150,7 +289,7 @@ def test_source_probability_plot_names_an_absent_source(stages, out_dir):
         figures.source_probability_plot(stages["classified"], name, out_dir, master_class="Galaxy")
 
 
-def test_confusion_heatmap(stages, out_dir):
+def test_confusion_heatmap(stages, out_dir, drawn):
     classified = stages["classified"]
     scored = classified[classified["main_type"].isin(CLASSES)]
     counts = pd.crosstab(scored["true_class"].map(AGGREGATE_CLASS), scored["main_type"].map(AGGREGATE_CLASS))
@@ -159,8 +298,101 @@ def test_confusion_heatmap(stages, out_dir):
     check_written(
         figures.confusion_heatmap(counts, AGGREGATE_CLASSES, out_dir, "fig5_test", "Aggregated (mock)"), "fig5_test"
     )
+    (ax,) = panels(drawn[0])
+    (image,) = ax.images
+    shown = image.get_array()
+    expected = counts.div(counts.sum(axis=1), axis=0)
+    np.testing.assert_allclose(shown[~shown.mask], expected.to_numpy()[~shown.mask])
+    assert shown.mask[list(AGGREGATE_CLASSES).index("Seyfert")].all() and shown.mask.sum() == len(AGGREGATE_CLASSES)
+    cell_text = [t.get_text() for t in ax.texts]
+    assert cell_text == ["–" if np.isnan(v) else f"{v:.2f}" for v in expected.to_numpy().ravel()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(AGGREGATE_CLASSES)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(AGGREGATE_CLASSES)
+    assert ax.get_xlabel() == "Predicted class" and ax.get_ylabel() == "True class"
+    assert ax.get_title() == "Aggregated (mock)" and colorbar_labels(drawn[0]) == ["Fraction of the true class"]
     with pytest.raises(ValueError, match="4 labels"):
         figures.confusion_heatmap(np.eye(3), AGGREGATE_CLASSES, out_dir, "bad", "bad")
+
+
+def method_table(seed=0, methods=("mahalanobis", "naive Bayes", "random forest")):
+    """A SYNTHETIC table in the shape of validation.compare_methods (values drawn at random)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method in methods:
+        for level, labels in (("classes", CLASSES), ("aggregated", AGGREGATE_CLASSES)):
+            row = {"method": method, "level": level}
+            for column in ("accuracy", "macro_f1", "brier", "ece"):
+                row[column], row[f"{column}_std"] = rng.uniform(0, 1), rng.uniform(0, 0.05)
+            row.update({f"f1_{label}": rng.uniform(0, 1) for label in labels})
+            if level == "aggregated":
+                row.update({f"diag_{label}": rng.uniform(0, 1) for label in AGGREGATE_CLASSES})
+                row.update({f"diag_{label}_std": rng.uniform(0, 0.05) for label in AGGREGATE_CLASSES})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_method_comparison_figure(out_dir, drawn):
+    table = method_table()
+    check_written(figures.method_comparison_figure(table, out_dir), "fig_method_comparison")
+    axes = panels(drawn[0])
+    assert [ax.get_title() for ax in axes] == ["Ten classes", "Aggregated classes"]
+    for ax, level, labels in zip(axes, ("classes", "aggregated"), (CLASSES, AGGREGATE_CLASSES), strict=True):
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(labels)
+        assert ax.get_ylabel() == "F1 (mean over splits)"
+        for _, row in table[table["level"] == level].iterrows():
+            label = f"{row['method']} (macro F1 {row['macro_f1']:.2f})"
+            np.testing.assert_array_equal(bar_heights(ax, label), [row[f"f1_{c}"] for c in labels])
+        assert len(ax.containers) == table["method"].nunique()
+
+
+@pytest.mark.parametrize("synthetic", [False, True])
+def test_comparison_figure(out_dir, drawn, synthetic):
+    table = pd.concat(
+        [method_table(1).assign(split="by source"), method_table(2).assign(split="by detection")], ignore_index=True
+    )
+    stem = f"fig_splits_{synthetic}"
+    check_written(figures.comparison_figure(table, out_dir, stem=stem, synthetic=synthetic), stem)
+    axes = panels(drawn[0])
+    assert [ax.get_title() for ax in axes] == [title for _, _, title in figures.COMPARISON_PANELS]
+    methods = list(dict.fromkeys(table["method"]))
+    for ax in axes[-4:]:  # the method names under the lowest row (the panels share x)
+        assert [t.get_text() for t in ax.get_xticklabels()] == methods
+    for ax, (level, column, _) in zip(axes, figures.COMPARISON_PANELS, strict=True):
+        for split in ("by source", "by detection"):
+            rows = table[(table["split"] == split) & (table["level"] == level)].set_index("method")
+            np.testing.assert_array_equal(bar_heights(ax, split), rows.loc[methods, column])
+            (container,) = [c for c in ax.containers if c.get_label() == split]
+            error_segments = container.errorbar.lines[2][0].get_segments()
+            np.testing.assert_allclose(
+                [np.ptp(segment[:, 1]) / 2 for segment in error_segments], rows.loc[methods, f"{column}_std"]
+            )
+    assert drawn[0].get_suptitle().startswith("SYNTHETIC (mock catalog): ") == synthetic
+
+
+@pytest.mark.parametrize("synthetic", [False, True])
+def test_reliability_figure(out_dir, drawn, synthetic):
+    from xrayclass.core.calibration import reliability_curve
+
+    rng = np.random.default_rng(3)
+    curves = {}
+    for name, sharpness in (("sharp", 4.0), ("flat", 0.5)):
+        logits = rng.normal(size=(400, len(CLASSES))) * sharpness
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        truth = (probabilities.cumsum(axis=1) < rng.uniform(size=(400, 1))).sum(axis=1).clip(max=len(CLASSES) - 1)
+        curves[name] = reliability_curve(probabilities, truth)
+    stem = f"fig_reliability_{synthetic}"
+    check_written(figures.reliability_figure(curves, out_dir, stem=stem, synthetic=synthetic), stem)
+    (ax,) = panels(drawn[0])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_array_equal(lines["perfectly calibrated"].get_xydata(), [[0, 0], [1, 1]])
+    for name, curve in curves.items():
+        filled = np.asarray(curve["count"]) > 0
+        np.testing.assert_array_equal(lines[name].get_xdata(), np.asarray(curve["confidence"])[filled])
+        np.testing.assert_array_equal(lines[name].get_ydata(), np.asarray(curve["accuracy"])[filled])
+    assert ax.get_xlabel().startswith("confidence") and ax.get_ylabel() == "accuracy in the bin"
+    assert ax.get_title().startswith("SYNTHETIC (mock catalog): ") == synthetic
+    with pytest.raises(ValueError, match="no curves"):
+        figures.reliability_figure({}, out_dir)
 
 
 def test_cell_text_contrasts_with_the_cell():

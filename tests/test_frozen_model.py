@@ -8,30 +8,21 @@ from an earlier run, not this one); the unit tests use SYNTHETIC blobs.
 """
 
 import json
-import logging
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_path
+from conftest import classify_stage3, reference_path
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.mixture import GaussianMixture
 
 from xrayclass.cli import stages as cli
-from xrayclass.cli.classify_source import main as classify_source_main
 from xrayclass.constants import FEATURES
 from xrayclass.core.mixture import compare_mixtures, mixture_from_dict, mixture_from_memberships, mixture_to_dict
+from xrayclass.io.artifacts import read_clustering_model
 from xrayclass.stages.clustering import PUBLISHED_CAVEAT, ClusteringModel, compare_with_published
 
 PROBABILITIES = [f"prob_{k}" for k in range(6)]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    logger = logging.getLogger("xrayclass")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 # -- the estimate -----------------------------------------------------------------------------------
@@ -101,72 +92,10 @@ def test_comparison_pairs_components_whatever_their_numbers(reference_dir):
 # -- stages 1-4 on the real sample, then classify_source --------------------------------------------
 
 
-def run_stages(sample_csc_csv, frozen, out, *crossmatch_args):
-    """Stages 1-4 in this process (quiet); the stage-2 ``--model`` is given explicitly."""
-    steps = [
-        (cli.clustering_main, ["--input", sample_csc_csv, "--output", out / "s1.csv", "--model", out / "model.json"]),
-        (
-            cli.crossmatch_main,
-            [
-                "--input",
-                out / "s1.csv",
-                "--frozen",
-                frozen,
-                "--output",
-                out / "s2.csv",
-                "--model",
-                out / "model.json",
-                *crossmatch_args,
-            ],
-        ),
-        (
-            cli.classification_main,
-            [
-                "--input",
-                out / "s2.csv",
-                "--output",
-                out / "s3.csv",
-                "--model-output",
-                out / "classifier.json",
-                "--outliers-output",
-                out / "o.csv",
-            ],
-        ),
-        (cli.master_classification_main, ["--input", out / "s3.csv", "--out-dir", out]),
-    ]
-    for main, argv in steps:
-        assert main([str(a) for a in argv] + ["-q"]) == 0, main.__name__
-    return out
-
-
-def classify_stage3(out, capsys, name="again.csv"):
-    """classify_source.py on the stage-3 detections; returns (stage 3, classify_source, printed summary)."""
-    capsys.readouterr()
-    assert (
-        classify_source_main(
-            [
-                str(out / "s3.csv"),
-                "--model",
-                str(out / "model.json"),
-                "--classifier",
-                str(out / "classifier.json"),
-                "--output",
-                str(out / name),
-                "-q",
-            ]
-        )
-        == 0
-    )
-    printed = capsys.readouterr().out
-    stage3 = pd.read_csv(out / "s3.csv")
-    again = pd.read_csv(out / name).merge(stage3[["name", "obsid"]], on=["name", "obsid"], how="right")
-    return stage3, again, printed
-
-
 @pytest.fixture(scope="module")
-def frozen_run(sample_csc_csv, crossmatch_sample, tmp_path_factory):
+def frozen_run(sample_csc_csv, crossmatch_sample, tmp_path_factory, run_stages):
     """The real sample, with its own earlier run's clusters as the frozen ones (the default)."""
-    return run_stages(sample_csc_csv, crossmatch_sample, tmp_path_factory.mktemp("frozen"))
+    return run_stages(tmp_path_factory.mktemp("frozen"), csc=sample_csc_csv, frozen=crossmatch_sample)
 
 
 @pytest.mark.slow
@@ -204,12 +133,15 @@ def test_model_describes_the_frozen_clusters_stage3_used(frozen_run, crossmatch_
 
 
 @pytest.mark.slow
-def test_own_clusters_as_frozen_reproduce_stage3(frozen_run, sample_csc_csv, crossmatch_sample, tmp_path, capsys):
+def test_own_clusters_as_frozen_reproduce_stage3(
+    frozen_run, sample_csc_csv, crossmatch_sample, tmp_path, capsys, run_stages
+):
     # The frozen file carries this run's own stage-1 clusters and probabilities.
     stage1 = pd.read_csv(frozen_run / "s1.csv")
     own = pd.read_csv(crossmatch_sample).assign(**{c: stage1[c] for c in ["cluster", *PROBABILITIES]})
     own.to_csv(tmp_path / "own_frozen.csv", index=False)
-    out = run_stages(sample_csc_csv, tmp_path / "own_frozen.csv", tmp_path / "own")
+    (tmp_path / "own").mkdir()
+    out = run_stages(tmp_path / "own", csc=sample_csc_csv, frozen=tmp_path / "own_frozen.csv")
     provenance = json.loads((out / "model.json").read_text())["clusters"]
     assert provenance["source"] == "frozen" and provenance["agreement"] >= 0.999
     stage3, again, printed = classify_stage3(out, capsys)
@@ -220,43 +152,12 @@ def test_own_clusters_as_frozen_reproduce_stage3(frozen_run, sample_csc_csv, cro
 
 @pytest.mark.slow
 def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(
-    frozen_run, crossmatch_sample, tmp_path, capsys
+    frozen_run, crossmatch_sample, tmp_path, capsys, run_stages
 ):
     out = tmp_path
     for name in ("s1.csv", "model.json"):
         (out / name).write_bytes((frozen_run / name).read_bytes())  # model.json: the frozen estimate
-    steps = [
-        (
-            cli.crossmatch_main,
-            [
-                "--input",
-                out / "s1.csv",
-                "--frozen",
-                crossmatch_sample,
-                "--clusters",
-                "ours",
-                "--output",
-                out / "s2.csv",
-                "--model",
-                out / "model.json",
-            ],
-        ),
-        (
-            cli.classification_main,
-            [
-                "--input",
-                out / "s2.csv",
-                "--output",
-                out / "s3.csv",
-                "--model-output",
-                out / "classifier.json",
-                "--outliers-output",
-                out / "o.csv",
-            ],
-        ),
-    ]
-    for main, argv in steps:
-        assert main([str(a) for a in argv] + ["-q"]) == 0
+    run_stages(out, frozen=crossmatch_sample, stages=(2, 3), crossmatch_args=("--clusters", "ours"))
     document = json.loads((out / "model.json").read_text())
     assert document["clusters"] == {"source": "stage 1"} and "stage1_mixture" not in document
     stage3, again, printed = classify_stage3(out, capsys)
@@ -266,25 +167,10 @@ def test_our_clusters_restore_the_stage1_fit_and_reproduce_stage3_exactly(
 
 
 @pytest.mark.slow
-def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample, tmp_path):
+def test_rerunning_stage2_does_not_stack_estimates(frozen_run, crossmatch_sample, tmp_path, run_stages):
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
-    assert (
-        cli.crossmatch_main(
-            [
-                "--input",
-                str(tmp_path / "s1.csv"),
-                "--frozen",
-                str(crossmatch_sample),
-                "--output",
-                str(tmp_path / "s2.csv"),
-                "--model",
-                str(tmp_path / "model.json"),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    run_stages(tmp_path, frozen=crossmatch_sample, stages=(2,))
     assert (tmp_path / "model.json").read_bytes() == (frozen_run / "model.json").read_bytes()
 
 
@@ -325,7 +211,7 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
 
 @pytest.mark.slow
 def test_published_crossmatch_is_compared_with_the_published_mixture(
-    frozen_run, crossmatch_sample, tmp_path, reference_dir, monkeypatch
+    frozen_run, crossmatch_sample, tmp_path, reference_dir, monkeypatch, run_stages
 ):
     """The published crossmatch (29,655 rows) is not in the reference directory: the real sample
     stands in for it by patching the row count that identifies it."""
@@ -333,25 +219,10 @@ def test_published_crossmatch_is_compared_with_the_published_mixture(
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
     monkeypatch.setattr(cli, "PUBLISHED_DETECTIONS", 1615)
-    assert (
-        cli.crossmatch_main(
-            [
-                "--input",
-                str(tmp_path / "s1.csv"),
-                "--frozen",
-                str(crossmatch_sample),
-                "--output",
-                str(tmp_path / "s2.csv"),
-                "--model",
-                str(tmp_path / "model.json"),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    run_stages(tmp_path, frozen=crossmatch_sample, stages=(2,))
     comparison = json.loads((tmp_path / "model.json").read_text())["clusters"]["published_comparison"]
     assert comparison["caveat"] == PUBLISHED_CAVEAT
-    model = ClusteringModel.load(tmp_path / "model.json")
+    model = read_clustering_model(tmp_path / "model.json")
     published = json.loads((reference_dir / "paper_gmm.json").read_text())
     direct = compare_with_published(model, published)
     assert comparison["max_mean_distance"] == direct["max_mean_distance"] > 0

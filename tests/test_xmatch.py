@@ -10,18 +10,16 @@ fake service answers each upload with the candidates of the rows it contains.
 import json
 import math
 import re
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-import requests
-from fake_http import DATA, Reply, html, restore_logging, server, text, votable, waits  # noqa: F401
+from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, server, text, votable, waits  # noqa: F401
 
 from xrayclass.cli.stages import crossmatch_main
 from xrayclass.io.tables import InputError, read_table
-from xrayclass.services import ServiceError
-from xrayclass.services.xmatch import XMatchConfig, check_radius, crossmatch_online
+from xrayclass.services import MAX_RETRY_AFTER, ServiceError
+from xrayclass.services.xmatch import DEFAULT_RETRIES, DEFAULT_TIMEOUT, XMatchConfig, check_radius, crossmatch_online
 
 #: The current X-Match host (not astroquery 0.4.11's default, cdsxmatch.u-strasbg.fr).
 SYNC = r"^https://cdsxmatch\.cds\.unistra\.fr/xmatch/api/v1/sync$"
@@ -79,7 +77,7 @@ def serve(server, *replies):
 def test_best_match_kept_and_every_row_kept(server, waits):
     serve(server)
     stage1 = synthetic_stage1()
-    stage2, provenance = crossmatch_online(stage1, XMatchConfig(), sleep=waits.append)
+    stage2, provenance = crossmatch_online(stage1, XMatchConfig())
 
     assert len(stage2) == 5
     assert stage2["main_type"].tolist() == BEST_TYPES
@@ -128,15 +126,16 @@ def test_empty_answer_leaves_every_row_unmatched(server):
 
 
 def test_time_out_is_retried_then_reported(server, waits):
-    serve(server, requests.exceptions.ReadTimeout("read timed out"))
-    config = XMatchConfig(retries=2, chunk_size=2)
+    serve(server, TIMEOUT)
+    config = XMatchConfig(retries=2, chunk_size=2, backoff=0.01)
     with pytest.raises(
         ServiceError,
         match=r"did not answer within 300 s \(chunk 1 of 3 after 3 attempts\)"
         r".*--frozen PATH",
     ):
-        crossmatch_online(synthetic_stage1(), config, sleep=waits.append)
-    assert len(server.requests_to("POST", SYNC)) == 3 and waits == [2.0, 4.0]
+        crossmatch_online(synthetic_stage1(), config)
+    # urllib3's schedule: the first retry at once, then 2 x, 4 x ... the back-off factor
+    assert len(server.requests_to("POST", SYNC)) == 3 and waits == [2 * config.backoff]
 
 
 @pytest.mark.parametrize(
@@ -148,29 +147,53 @@ def test_time_out_is_retried_then_reported(server, waits):
 )
 def test_server_error_is_retried_then_reported(server, waits, reply, detail):
     serve(server, reply)
+    config = XMatchConfig(backoff=0.01)
     with pytest.raises(ServiceError) as error:
-        crossmatch_online(synthetic_stage1(), XMatchConfig(), sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), config)
     message = str(error.value)
     assert "after 4 attempts" in message and detail in message and "answered HTTP 5" in message
-    assert waits == [2.0, 4.0, 8.0]
+    assert len(server.requests_to("POST", SYNC)) == 1 + config.retries
+    assert waits == [2 * config.backoff, 4 * config.backoff]
 
 
-def test_server_error_then_success(server, waits):
+def test_server_error_then_success(server, waits, caplog):
     serve(server, html("http_503.html", 503), xmatch_service())
-    stage2, _ = crossmatch_online(synthetic_stage1(), XMatchConfig(), sleep=waits.append)
-    assert stage2["main_type"].tolist() == BEST_TYPES and waits == [2.0]
+    stage2, _ = crossmatch_online(synthetic_stage1(), XMatchConfig())
+    assert stage2["main_type"].tolist() == BEST_TYPES
+    assert len(server.requests_to("POST", SYNC)) == 2 and waits == []  # the first retry is at once
+    assert "(HTTP 503); attempt 2 of 4" in caplog.text
+
+
+def test_rate_limit_waits_as_asked(server, waits):
+    serve(server, Reply(429, b"", {"Retry-After": "7"}), Reply(503, b"", {"Retry-After": "3"}), xmatch_service())
+    stage2, _ = crossmatch_online(synthetic_stage1(), XMatchConfig(backoff=0.01))
+    assert stage2["main_type"].tolist() == BEST_TYPES
+    assert waits == [7.0, 3.0]  # what the service asked for, not the back-off
+
+
+def test_a_long_retry_after_is_capped(server, waits):
+    serve(server, Reply(503, b"", {"Retry-After": "86400"}), xmatch_service())
+    crossmatch_online(synthetic_stage1(), XMatchConfig())
+    assert waits == [MAX_RETRY_AFTER]
+
+
+def test_no_retries_means_one_attempt(server, waits):
+    serve(server, html("http_503.html", 503))
+    with pytest.raises(ServiceError, match=r"answered HTTP 503 \(chunk 1 of 1\)"):
+        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=0))
+    assert len(server.requests_to("POST", SYNC)) == 1 and waits == []
 
 
 def test_no_network(server, waits):
-    server.add("GET", TABLES, requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    server.add("GET", TABLES, REFUSED)
     with pytest.raises(ServiceError, match=r"^cannot connect to CDS X-Match .*after 2 attempts; no network"):
-        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=1), sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=1))
 
 
 def test_a_programming_error_is_not_reported_as_a_failed_service(server, waits):
     server.add("GET", TABLES, TypeError("a bug in the code under test"))
     with pytest.raises(TypeError, match="a bug"):
-        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=1), sleep=waits.append)
+        crossmatch_online(synthetic_stage1(), XMatchConfig(retries=1))
     assert waits == []  # nor retried
 
 
@@ -271,14 +294,15 @@ def test_dry_run_payload_is_what_a_real_run_posts(server, stage1_csv, tmp_path, 
     assert {k: v for k, v in sent.items() if k != "cat1"} == {k: v for k, v in described.items() if k != "cat1"}
 
 
-def test_service_failure_exits_3_and_writes_nothing(server, stage1_csv, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the back-off, made instant
-    serve(server, requests.exceptions.ConnectTimeout("connect timed out"))
+def test_service_failure_exits_3_and_writes_nothing(server, stage1_csv, tmp_path, capsys, waits):
+    serve(server, TIMEOUT)
     output = tmp_path / "stage2.csv"
     assert crossmatch_main(["--input", str(stage1_csv), "--online", "--output", str(output)]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("crossmatch.py: error: CDS X-Match at https://cdsxmatch.cds.unistra.fr")
-    assert "did not answer within" in err[-1]
+    assert f"did not answer within {DEFAULT_TIMEOUT:g} s (chunk 1 of 1 after {1 + DEFAULT_RETRIES} attempts)" in err[-1]
+    assert len(server.requests_to("POST", SYNC)) == 1 + DEFAULT_RETRIES
+    assert len(waits) == DEFAULT_RETRIES - 1  # recorded, not waited
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster_csc.csv"]
 
 

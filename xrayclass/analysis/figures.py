@@ -20,14 +20,18 @@ import contextlib
 import contextvars
 import re
 import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib import patheffects
+from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize, PowerNorm, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator
+from matplotlib.typing import ColorType
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME
 from xrayclass.io.tables import write_atomic
@@ -109,7 +113,7 @@ _SYNTHETIC = contextvars.ContextVar("xrayclass_synthetic_figures", default=False
 
 
 @contextlib.contextmanager
-def synthetic_marking(synthetic=True):
+def synthetic_marking(synthetic: bool = True) -> Iterator[None]:
     """Within this block every saved figure carries a large SYNTHETIC mark (mock runs)."""
     token = _SYNTHETIC.set(bool(synthetic))
     try:
@@ -118,7 +122,7 @@ def synthetic_marking(synthetic=True):
         _SYNTHETIC.reset(token)
 
 
-def _mark_synthetic(figure):
+def _mark_synthetic(figure: Figure) -> None:
     figure.text(
         0.5,
         0.5,
@@ -144,7 +148,7 @@ def _mark_synthetic(figure):
     )
 
 
-def save_figure(figure, out_dir, stem):
+def save_figure(figure: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``.
 
     Each file is written to a temporary file in ``out_dir`` and renamed into place, so
@@ -181,12 +185,12 @@ def save_figure(figure, out_dir, stem):
     return written
 
 
-def safe_stem(text):
+def safe_stem(text: object) -> str:
     """A file-name-safe version of ``text``: ``+`` becomes ``p``, other unsafe runs ``_``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("+", "p")).strip("_") or "figure"
 
 
-def _require(table, columns, what, nonempty=False):
+def _require(table: pd.DataFrame, columns: Sequence[str], what: str, nonempty: bool = False) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{what}: missing required columns: {', '.join(missing)}")
@@ -194,12 +198,12 @@ def _require(table, columns, what, nonempty=False):
         raise ValueError(f"{what}: the table has no rows")
 
 
-def _style(k):
+def _style(k: int) -> tuple[str, str]:
     """Colour and marker of the k-th category."""
     return PALETTE[k % len(PALETTE)], MARKERS[(k // len(PALETTE) + k) % len(MARKERS)]
 
 
-def _panels(figure, n, ncols, sharex=True, sharey=True):
+def _panels(figure: Figure, n: int, ncols: int, sharex: bool = True, sharey: bool = True) -> list[Axes]:
     """``n`` axes on a grid of ``ncols`` columns; unused cells are removed."""
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
@@ -209,7 +213,7 @@ def _panels(figure, n, ncols, sharex=True, sharey=True):
     return list(axes[:n])
 
 
-def galactic(ra, dec):
+def galactic(ra: ArrayLike, dec: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Galactic (l, b) in degrees of ICRS (ra, dec) in degrees, l wrapped to [-180, 180)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -218,7 +222,7 @@ def galactic(ra, dec):
     return coordinates.l.wrap_at(180 * u.deg).deg, coordinates.b.deg
 
 
-def _sky_xy(table):
+def _sky_xy(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Mollweide plot coordinates (radians) of a table's positions: x = -l, y = b."""
     _require(table, ("ra", "dec"), "sky map")
     table = table.dropna(subset=["ra", "dec"])
@@ -226,7 +230,9 @@ def _sky_xy(table):
     return table, -np.radians(longitude), np.radians(latitude)
 
 
-def _mollweide(figure, position, title=None, tick_step=30, labels=True):
+def _mollweide(
+    figure: Figure, position: tuple[int, int, int], title: str | None = None, tick_step: int = 30, labels: bool = True
+) -> Axes:
     """A Mollweide axes whose longitude ticks read l increasing to the left.
 
     Tick labels get a white outline so that they stay readable over the data.
@@ -238,7 +244,7 @@ def _mollweide(figure, position, title=None, tick_step=30, labels=True):
     latitudes = np.arange(-60, 61, 30)
     ax.set_yticks(np.radians(latitudes))
     ax.set_yticklabels([f"{t:d}°" for t in latitudes])
-    outline = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    outline: list[patheffects.AbstractPathEffect] = [patheffects.withStroke(linewidth=2.5, foreground="white")]
     for label in (*ax.get_xticklabels(), *ax.get_yticklabels()):
         label.set_fontsize(7)
         label.set_path_effects(outline)
@@ -255,7 +261,9 @@ def _mollweide(figure, position, title=None, tick_step=30, labels=True):
 # ----------------------------------------------------------------------------- figures
 
 
-def bic_figure(bic_table, out_dir, chosen_k=None, stem="fig1_bic"):
+def bic_figure(
+    bic_table: pd.DataFrame, out_dir: str | Path, chosen_k: int | None = None, stem: str = "fig1_bic"
+) -> list[Path]:
     """Fig. 1: the BIC of the Gaussian mixture and its gradient against K.
 
     Parameters
@@ -300,7 +308,7 @@ def bic_figure(bic_table, out_dir, chosen_k=None, stem="fig1_bic"):
     return save_figure(figure, out_dir, stem)
 
 
-def cluster_sky_map(clustered, out_dir, stem="fig2_cluster_sky_map"):
+def cluster_sky_map(clustered: pd.DataFrame, out_dir: str | Path, stem: str = "fig2_cluster_sky_map") -> list[Path]:
     """Fig. 2: detections on the sky (Mollweide, galactic), one colour per cluster.
 
     Parameters
@@ -345,7 +353,9 @@ def cluster_sky_map(clustered, out_dir, stem="fig2_cluster_sky_map"):
     return save_figure(figure, out_dir, stem)
 
 
-def hardness_by_cluster(clustered, out_dir, stem="fig3_hardness_by_cluster"):
+def hardness_by_cluster(
+    clustered: pd.DataFrame, out_dir: str | Path, stem: str = "fig3_hardness_by_cluster"
+) -> list[Path]:
     """Fig. 3: hard_hs against hard_hm per cluster, coloured by hard-band variability.
 
     Parameters
@@ -391,7 +401,7 @@ def hardness_by_cluster(clustered, out_dir, stem="fig3_hardness_by_cluster"):
     return save_figure(figure, out_dir, stem)
 
 
-def _label_outer(axes, ncols, xlabel, ylabel):
+def _label_outer(axes: Sequence[Axes], ncols: int, xlabel: str, ylabel: str) -> None:
     """x labels on the lowest panel of each column, y labels on the first column."""
     n = len(axes)
     for i, ax in enumerate(axes):
@@ -402,19 +412,27 @@ def _label_outer(axes, ncols, xlabel, ylabel):
             ax.set_ylabel(ylabel, fontsize=8)
 
 
-def _density(x, y, limits, bins=50, smooth=1.5):
+def _density(
+    x: ArrayLike, y: ArrayLike, limits: tuple[float, float], bins: int = 50, smooth: float = 1.5
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Smoothed 2-D histogram on [limits]^2, scaled so that its peak is 1 (None if empty)."""
     from scipy.ndimage import gaussian_filter
 
     edges = np.linspace(limits[0], limits[1], bins + 1)
-    counts, _, _ = np.histogram2d(x, y, bins=(edges, edges))
+    counts, _, _ = np.histogram2d(np.asarray(x, dtype=float), np.asarray(y, dtype=float), bins=[edges, edges])
     if counts.sum() == 0:
         return edges, None
     density = gaussian_filter(counts, smooth, mode="constant")
     return edges, density.T / density.max()
 
 
-def class_density_maps(classified, out_dir, kind="hardness", aggregated=True, stem=None):
+def class_density_maps(
+    classified: pd.DataFrame,
+    out_dir: str | Path,
+    kind: str = "hardness",
+    aggregated: bool = True,
+    stem: str | None = None,
+) -> list[Path]:
     """Figs. 6 (hardness) and 7 (variability): feature density of each predicted class.
 
     Each panel is a 2-D histogram of the detections predicted in one class (stage-3
@@ -498,7 +516,9 @@ def class_density_maps(classified, out_dir, kind="hardness", aggregated=True, st
     return save_figure(figure, out_dir, stem)
 
 
-def class_sky_density(uniquely, out_dir, bins=(36, 18), stem="fig8_class_sky_density"):
+def class_sky_density(
+    uniquely: pd.DataFrame, out_dir: str | Path, bins: tuple[int, int] = (36, 18), stem: str = "fig8_class_sky_density"
+) -> list[Path]:
     """Fig. 8: sky density of the uniquely classified sources, per aggregated class.
 
     Counts in equal-area cells (uniform in l and in sin b), on a log colour scale
@@ -559,7 +579,13 @@ def class_sky_density(uniquely, out_dir, bins=(36, 18), stem="fig8_class_sky_den
     return save_figure(figure, out_dir, stem)
 
 
-def source_probability_plot(classified, name, out_dir, master_class=None, stem=None):
+def source_probability_plot(
+    classified: pd.DataFrame,
+    name: str,
+    out_dir: str | Path,
+    master_class: str | None = None,
+    stem: str | None = None,
+) -> list[Path]:
     """Fig. 10: class probabilities of one source's detections.
 
     For each of the ten classes: every detection's probability (light points), their
@@ -654,7 +680,7 @@ def source_probability_plot(classified, name, out_dir, master_class=None, stem=N
     return save_figure(figure, out_dir, stem or f"fig10_{safe_stem(name)}")
 
 
-def _probability_track(ax, rows, track_columns):
+def _probability_track(ax: Axes, rows: pd.DataFrame, track_columns: Sequence[str]) -> None:
     """Posterior of each detection's predicted class as feature categories are added."""
     steps = [c.removeprefix("track_") for c in track_columns]
     values = rows[track_columns].to_numpy(float)
@@ -687,7 +713,9 @@ def _probability_track(ax, rows, track_columns):
     ax.set_title(title, fontsize=9)
 
 
-def method_comparison_figure(table, out_dir, stem="fig_method_comparison"):
+def method_comparison_figure(
+    table: pd.DataFrame, out_dir: str | Path, stem: str = "fig_method_comparison"
+) -> list[Path]:
     """Per-class F1 of several classifiers validated on the same splits (grouped bars).
 
     Parameters
@@ -740,7 +768,9 @@ COMPARISON_PANELS = (
 )
 
 
-def comparison_figure(table, out_dir, stem="fig_method_comparison_splits", synthetic=False):
+def comparison_figure(
+    table: pd.DataFrame, out_dir: str | Path, stem: str = "fig_method_comparison_splits", synthetic: bool = False
+) -> list[Path]:
     """Every method's accuracy, macro F1, aggregated diagonal and calibration, on both splits.
 
     One panel per quantity; for each method a bar per split (mean over the seeds, with
@@ -790,7 +820,12 @@ def comparison_figure(table, out_dir, stem="fig_method_comparison_splits", synth
     return save_figure(figure, out_dir, stem)
 
 
-def reliability_figure(curves, out_dir, stem="fig_reliability", synthetic=False):
+def reliability_figure(
+    curves: Mapping[str, Mapping[str, ArrayLike]],
+    out_dir: str | Path,
+    stem: str = "fig_reliability",
+    synthetic: bool = False,
+) -> list[Path]:
     """Reliability diagram: top-class confidence against accuracy, one line per method.
 
     Parameters
@@ -828,15 +863,17 @@ def reliability_figure(curves, out_dir, stem="fig_reliability", synthetic=False)
     return save_figure(figure, out_dir, stem)
 
 
-def _text_colour(rgba):
+def _text_colour(rgba: ColorType | np.ndarray) -> str:
     """Black or white, whichever contrasts more with a cell colour (WCAG luminance)."""
-    channels = np.asarray(to_rgb(rgba))
+    channels = np.asarray(rgba if isinstance(rgba, np.ndarray) else to_rgb(rgba), dtype=float)[:3]
     linear = np.where(channels <= 0.03928, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
     luminance = float(linear @ (0.2126, 0.7152, 0.0722))
     return "black" if luminance > 0.179 else "white"
 
 
-def confusion_heatmap(matrix, labels, out_dir, stem, title):
+def confusion_heatmap(
+    matrix: ArrayLike | pd.DataFrame, labels: Sequence[str], out_dir: str | Path, stem: str, title: str
+) -> list[Path]:
     """Figs. 4 and 5: annotated heat map of a row-normalized confusion matrix.
 
     Parameters

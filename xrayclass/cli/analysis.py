@@ -13,11 +13,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from xrayclass.cli.argtypes import positive_float, positive_int
 from xrayclass.cli.stages import (
     DefaultsFormatter as _DefaultsFormatter,
 )
 from xrayclass.cli.stages import (
-    _positive_int,
     _read_input,
     configure_logging,
     verbosity_options,
@@ -118,7 +118,7 @@ def add_compare_parser(subparsers, common):
         default="both",
         help="match by name or position (the paper), or by only one of them",
     )
-    parser.add_argument("--radius", type=_positive_float, default=MATCH_RADIUS_ARCSEC, help="matching radius in arcsec")
+    parser.add_argument("--radius", type=positive_float, default=MATCH_RADIUS_ARCSEC, help="matching radius in arcsec")
     parser.set_defaults(command=compare_command, stage="compare")
     return parser
 
@@ -192,12 +192,12 @@ def add_kselect_parser(subparsers, common):
         "(bic.csv, bic_scan.csv) and Fig. 1; print the K at the knee of the curve.",
     )
     _run_dir_option(parser)
-    parser.add_argument("--k-min", type=_positive_int, default=2, help="smallest K")
-    parser.add_argument("--k-max", type=_positive_int, default=20, help="largest K")
-    parser.add_argument("--n-fits", type=_positive_int, default=3, help="seeded fits per K")
+    parser.add_argument("--k-min", type=positive_int, default=2, help="smallest K")
+    parser.add_argument("--k-max", type=positive_int, default=20, help="largest K")
+    parser.add_argument("--n-fits", type=positive_int, default=3, help="seeded fits per K")
     parser.add_argument("--sample", type=int, default=20_000, help="detections used (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of the first fit")
-    parser.add_argument("--jobs", type=_positive_int, default=2, help="parallel processes")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="parallel processes")
     parser.set_defaults(command=kselect_command, stage="kselect")
 
 
@@ -238,7 +238,7 @@ def add_validate_parser(subparsers, common):
     parser.add_argument(
         "--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)"
     )
-    parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeded splits")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="number of seeded splits")
     parser.add_argument(
         "--group-by-source",
         action="store_true",
@@ -466,7 +466,7 @@ def add_explore_parser(subparsers, common):
     )
     parser.add_argument(
         "--max-sources",
-        type=_positive_int,
+        type=positive_int,
         default=MAX_SOURCES,
         help="sources embedded and drawn at most; above, a seeded random sample",
     )
@@ -539,13 +539,3 @@ def main(argv=None):
     from xrayclass.cli.stages import report_errors
 
     return report_errors(f"{PROG} {args.stage}", args.command, args)
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings, write_mock
-from xrayclass.cli.stages import _parser, _positive_int, _run, log
+from xrayclass.cli.argtypes import positive_int
+from xrayclass.cli.stages import _parser, _run, log
 from xrayclass.io.tables import InputError, table_format
 
 __all__ = [
@@ -25,7 +26,7 @@ def main(argv=None):
         "mock SIMBAD catalog for the crossmatch stage (crossmatch.py --catalog). Source "
         "names start with 'MOCK J'. Memory stays bounded at any size with .parquet or .csv.",
     )
-    parser.add_argument("--n-detections", type=_positive_int, required=True, help="number of detections (rows)")
+    parser.add_argument("--n-detections", type=positive_int, required=True, help="number of detections (rows)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random")
     parser.add_argument("--output", required=True, help="the catalog: .parquet, .csv or .vot")
     parser.add_argument(

@@ -7,11 +7,14 @@ with a one-line message naming the file, exit status 2, and no output written.
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 
 from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
+from xrayclass.cli.argtypes import fraction as _fraction
+from xrayclass.cli.argtypes import positive_float as _positive_float
+from xrayclass.cli.argtypes import positive_int as _positive_int
+from xrayclass.cli.argtypes import seed as _seed
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
@@ -433,7 +436,8 @@ def crossmatch_main(argv=None):
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             if {"ra", "dec"} <= set(stage1.columns):
                 require_positions(stage1, args.input)
-            if run_online(args, online, stage1) is not None:
+            dry_run = getattr(args, "dry_run", False)
+            if run_online(stage1, online, input_path=args.input, output=args.output, dry_run=dry_run) is not None:
                 update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
                 if update is not None:
                     write_outputs([(update, model_path)])
@@ -494,8 +498,8 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
     missing or belongs to another stage-1 table is an error when ``--model`` was given,
     and a warning (the file left as it is) at the default path.
     """
+    from xrayclass.io.artifacts import read_clustering_model
     from xrayclass.stages.clustering import (
-        ClusteringModel,
         check_model_fits_table,
         compare_with_published,
         describe_frozen_clusters,
@@ -514,7 +518,7 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
         return None
     try:
         try:
-            model = ClusteringModel.load(model_path)
+            model = read_clustering_model(model_path)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
         if frozen is None and model.stage1_mixture is None:
@@ -888,30 +892,6 @@ def add_engine_arguments(parser, engines):
     )
 
 
-def _fraction(text):
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
-    return value
-
-
 def _add_allow_duplicates(parser):
     parser.add_argument(
         "--allow-duplicates",
@@ -919,10 +899,3 @@ def _add_allow_duplicates(parser):
         help="drop rows repeating an earlier detection (same name, obsid and values) with a "
         "warning, instead of stopping",
     )
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value

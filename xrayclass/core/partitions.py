@@ -8,7 +8,7 @@ per-partition results gives exactly the whole-table results (a test checks it), 
 framework such as Dask only has to map these functions over its partitions::
 
     import dask.dataframe as dd
-    model = ClassifierModel.load("out_data/classifier.json")          # broadcast
+    model = read_classifier_model("out_data/classifier.json")          # broadcast
     parts = dd.read_parquet("to_classify/*.parquet")
     classified = parts.map_partitions(classify_partition, model)
     by_source = classified.shuffle(on="name")                          # a source per partition

@@ -10,11 +10,22 @@ import logging
 import time
 import tomllib
 from pathlib import Path
+from typing import TypeVar
 
 from xrayclass.core.featuresets import FeatureSet
-from xrayclass.io.tables import InputError, read_table
+from xrayclass.exceptions import input_files
+from xrayclass.io.tables import InputError, read_json, read_table
+from xrayclass.stages.classification import ClassifierModel
+from xrayclass.stages.clustering import ClusteringModel
 
-__all__ = ["load_artifacts", "read_feature_set", "read_input", "sources_path"]
+__all__ = [
+    "load_artifacts",
+    "read_classifier_model",
+    "read_clustering_model",
+    "read_feature_set",
+    "read_input",
+    "sources_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,38 @@ def read_input(text, fetch_config=None, *, sleep=None, clock=None):
     return table.to_pandas(), f"CSC {config.release} source {name}"
 
 
+def read_clustering_model(path: str | Path) -> ClusteringModel:
+    """The stage-1 model that clustering.py wrote (``model.json``).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is not JSON, or is not a clustering model of this
+        version; the message names the file.
+    """
+    return _read_model(ClusteringModel, path)
+
+
+def read_classifier_model(path: str | Path) -> ClassifierModel:
+    """The stage-3 classifier that classification.py wrote (``classifier.json``).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is not JSON, or is not a classifier model of this
+        version; the message names the file.
+    """
+    return _read_model(ClassifierModel, path)
+
+
+_Model = TypeVar("_Model", ClusteringModel, ClassifierModel)
+
+
+def _read_model(kind: type[_Model], path: str | Path) -> _Model:
+    with input_files(path):
+        return kind.from_dict(read_json(path))
+
+
 def _load(loader, path, what, option, stage, writes):
     """Load one artifact; a missing or unusable file becomes a one-line :class:`InputError`."""
     if not Path(path).exists():
@@ -92,13 +135,16 @@ def load_artifacts(model_path, classifier_path):
         A file is missing or is not the artifact it should be.
     """
     from xrayclass.constants import UNCLASSIFIED
-    from xrayclass.stages.classification import ClassifierModel
-    from xrayclass.stages.clustering import ClusteringModel
     from xrayclass.stages.new_sources import preprocessing_differences
 
-    clustering = _load(ClusteringModel.load, model_path, "clustering model", "--model", "clustering.py", "--model")
+    clustering = _load(read_clustering_model, model_path, "clustering model", "--model", "clustering.py", "--model")
     classifier = _load(
-        ClassifierModel.load, classifier_path, "classifier model", "--classifier", "classification.py", "--model-output"
+        read_classifier_model,
+        classifier_path,
+        "classifier model",
+        "--classifier",
+        "classification.py",
+        "--model-output",
     )
     differences = preprocessing_differences(clustering.scaler, classifier.scaler)
     if differences:

@@ -19,21 +19,30 @@ import math
 import re
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyvo
+import requests
+from astropy.table import Table
+from pyvo.utils import http as pyvo_http
 
 from xrayclass.io import paths
 from xrayclass.io.tables import InputError, table_format, write_atomic, write_json, write_outputs
 from xrayclass.services import (
+    DEFAULT_BACKOFF,
     ServiceError,
-    TimeoutSession,
+    ServiceSession,
     attempts_text,
+    check_retry_policy,
     failure_kind,
     http_status,
-    one_line,
     provenance_path,
     utc_now,
-    with_retries,
 )
+from xrayclass.text import one_line
 
 __all__ = [
     "BOX_PAD_DEG",
@@ -50,6 +59,7 @@ __all__ = [
     "POLL_INTERVAL",
     "RELEASES",
     "REQUEST_TIMEOUT",
+    "SERVICE_FAILURES",
     "SOURCE_FILE_HINT",
     "SOURCE_MAXREC",
     "TABLES",
@@ -107,7 +117,7 @@ DEFAULT_RELEASE = "2.0"
 
 #: Seconds to wait for a synchronous answer, or for an asynchronous job to finish.
 DEFAULT_TIMEOUT = 1800.0
-#: Retries after the first attempt, on transient failures only.
+#: Retries of each HTTP request after its first attempt, on transient failures only.
 DEFAULT_RETRIES = 3
 #: Rows the service may return; a result that reaches it is treated as truncated.
 DEFAULT_MAXREC = 2_000_000
@@ -189,7 +199,7 @@ class Cone:
     dec: float
     radius_arcmin: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for label, value in (("RA", self.ra), ("Dec", self.dec), ("radius", self.radius_arcmin)):
             if not math.isfinite(value):
                 raise InputError(f"--cone: {label} must be a finite number, got {value}")
@@ -201,12 +211,12 @@ class Cone:
             raise InputError(f"--cone: the radius must be positive (arcmin), got {self.radius_arcmin:g}")
 
 
-def _number(value):
+def _number(value: float) -> str:
     value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _rounded(value, outward):
+def _rounded(value: float, outward: int) -> str:
     """``value`` in degrees, rounded to 1e-7 deg away from the box's inside (``outward`` +1 up, -1 down)."""
     scaled = value * 1e7
     scaled = math.ceil(scaled - 1e-6) if outward > 0 else math.floor(scaled + 1e-6)
@@ -214,7 +224,7 @@ def _rounded(value, outward):
     return "0" if text in ("-0", "") else text
 
 
-def cone_box(cone):
+def cone_box(cone: Cone) -> tuple[float | None, float | None, list[tuple[float, float]]]:
     """The RA/Dec box around ``cone``: ``(dec_min, dec_max, ra_ranges)``, degrees.
 
     ``ra_ranges`` is a list of ``(low, high)`` intervals in [0, 360]: one, two when the
@@ -240,7 +250,7 @@ def cone_box(cone):
     return dec_min, dec_max, [(ra_low, ra_high)]
 
 
-def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
+def cone_box_clause(cone: Cone, ra: str = CONE_RA, dec: str = CONE_DEC) -> str | None:
     """The ADQL 2.0 condition for :func:`cone_box` (comparisons only, no geometry functions).
 
     Returns None when the cone covers the whole sky.
@@ -263,14 +273,13 @@ def cone_box_clause(cone, ra=CONE_RA, dec=CONE_DEC):
     return " AND ".join(parts) or None
 
 
-def within_cone(table, cone, ra_column="ra", dec_column="dec"):
+def within_cone(table: Table | pd.DataFrame, cone: Cone, ra_column: str = "ra", dec_column: str = "dec") -> np.ndarray:
     """Boolean mask of the rows of ``table`` within ``cone`` (exact great-circle separation).
 
     ``table`` is an astropy Table or a DataFrame with ICRS degrees in ``ra_column`` and
     ``dec_column``; a row without a position is outside.
     """
     import astropy.units as u
-    import numpy as np
     from astropy.coordinates import SkyCoord
 
     missing = (
@@ -284,7 +293,7 @@ def within_cone(table, cone, ra_column="ra", dec_column="dec"):
             f"(select {CONE_RA} and {CONE_DEC})"
         )
 
-    def values(column):
+    def values(column: str) -> np.ndarray:
         data = table[column]
         data = data.filled(np.nan) if hasattr(data, "filled") else data
         return np.asarray(data, dtype="float64")
@@ -300,13 +309,13 @@ def within_cone(table, cone, ra_column="ra", dec_column="dec"):
 
 def build_query(
     *,
-    min_significance=MIN_SIGNIFICANCE,
-    require_powlaw_gamma=True,
-    require_bb_kt=True,
-    columns=PAPER_COLUMNS,
-    schema=None,
-    cone=None,
-):
+    min_significance: float = MIN_SIGNIFICANCE,
+    require_powlaw_gamma: bool = True,
+    require_bb_kt: bool = True,
+    columns: Sequence[str] = PAPER_COLUMNS,
+    schema: str | None = None,
+    cone: Cone | tuple[float, float, float] | None = None,
+) -> str:
     """The ADQL of the paper's CSC selection, with its options.
 
     Parameters
@@ -372,30 +381,31 @@ class FetchConfig:
     service_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
+    #: Seconds of the retries' exponential back-off (urllib3's ``backoff_factor``).
+    backoff: float = DEFAULT_BACKOFF
     maxrec: int = DEFAULT_MAXREC
     sync: bool = False
     poll_interval: float = POLL_INTERVAL
     max_poll_interval: float = MAX_POLL_INTERVAL
     request_timeout: float = REQUEST_TIMEOUT
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.release not in RELEASES:
             raise InputError(f"--release: unknown CSC release {self.release!r}; use one of {', '.join(RELEASES)}")
         if not self.timeout > 0:
             raise InputError(f"--timeout must be positive, got {self.timeout:g}")
-        if self.retries < 0:
-            raise InputError(f"--retries must be 0 or more, got {self.retries}")
+        check_retry_policy(self.retries, self.backoff, retries_option="--retries")
         if self.maxrec < 1:
             raise InputError(f"--maxrec must be positive, got {self.maxrec}")
         if self.service_url is not None and not re.match(r"^https?://[^\s/]+", self.service_url):
             raise InputError(f"--service-url: not an http(s) URL: {self.service_url!r}")
 
     @property
-    def url(self):
+    def url(self) -> str:
         return (self.service_url or RELEASES[self.release].url).rstrip("/")
 
 
-def describe(query, config, cone=None):
+def describe(query: str, config: FetchConfig, cone: Cone | None = None) -> str:
     """What :func:`fetch` would send (the dry run): service, endpoint and the ADQL."""
     mode = "sync" if config.sync else "async"
     lines = [
@@ -420,14 +430,13 @@ class _JobTimeout(ServiceError):
     """An asynchronous job did not finish in time (not retried)."""
 
 
-def _service(config, timeout):
-    import pyvo
-    from pyvo.utils import http as pyvo_http
+def _service(config: FetchConfig, timeout: float) -> pyvo.dal.TAPService:
+    """pyvo's TAP client on a session that retries each request's transient failures."""
+    session = ServiceSession(timeout, retries=config.retries, backoff=config.backoff, user_agent=pyvo_http.USER_AGENT)
+    return pyvo.dal.TAPService(config.url, session=session)
 
-    return pyvo.dal.TAPService(config.url, session=TimeoutSession(timeout, pyvo_http.USER_AGENT))
 
-
-def _check_complete(result, config):
+def _check_complete(result: pyvo.dal.TAPResults, config: FetchConfig) -> pyvo.dal.TAPResults:
     status = (result.status[0] or "").upper() if result.status else ""
     rows = len(result)
     if status == "OVERFLOW" or rows >= config.maxrec:
@@ -439,7 +448,7 @@ def _check_complete(result, config):
     return result
 
 
-def _run_sync(query, config):
+def _run_sync(query: str, config: FetchConfig) -> tuple[pyvo.dal.TAPResults, dict[str, object]]:
     service = _service(config, config.timeout)
     log.info("sending the query to %s/sync (synchronous, time-out %g s)", config.url, config.timeout)
     with warnings.catch_warnings():
@@ -448,7 +457,9 @@ def _run_sync(query, config):
     return _check_complete(result, config), {"mode": "sync"}
 
 
-def _run_async(query, config, sleep, clock):
+def _run_async(
+    query: str, config: FetchConfig, sleep: Callable[[float], object], clock: Callable[[], float]
+) -> tuple[pyvo.dal.TAPResults, dict[str, object]]:
     service = _service(config, config.request_timeout)
     job = service.submit_job(query, maxrec=config.maxrec)
     try:
@@ -466,7 +477,9 @@ def _run_async(query, config, sleep, clock):
             log.debug("could not delete job: %s", one_line(exc))
 
 
-def _wait(job, config, sleep, clock):
+def _wait(
+    job: pyvo.dal.AsyncTAPJob, config: FetchConfig, sleep: Callable[[float], object], clock: Callable[[], float]
+) -> None:
     start = clock()
     interval = config.poll_interval
     last = None
@@ -494,7 +507,7 @@ def _wait(job, config, sleep, clock):
         interval = min(interval * 1.5, config.max_poll_interval)
 
 
-def _service_error(exc, config):
+def _service_error(exc: BaseException, config: FetchConfig) -> ServiceError:
     """One line for a failed query: what failed and what to do."""
     from pyvo.dal import DALFormatError, DALQueryError
 
@@ -531,13 +544,27 @@ def _service_error(exc, config):
     return ServiceError(f"{where} failed: {type(exc).__name__}: {one_line(exc, 200)}; {LOCAL_COPY_HINT}")
 
 
-def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
+#: How a query of the TAP service fails: the HTTP layer (no connection, time-out, a
+#: status: ``requests.RequestException``, an ``OSError``), pyvo's errors (a failed
+#: service, a rejected query, an answer that is not a VOTable), or an answer astropy
+#: cannot parse (``ValueError``). Anything else is a bug, not a failed service.
+SERVICE_FAILURES = (OSError, ValueError, requests.RequestException, pyvo.dal.DALAccessError)
+
+
+def fetch(
+    query: str,
+    config: FetchConfig,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Table, dict[str, object]]:
     """Run ``query`` on the CSC TAP service and return ``(table, details)``.
 
     Asynchronous (a UWS job; its phase is logged while waiting) unless
-    ``config.sync``. Transient failures (no connection, time-out, HTTP 5xx or 429)
-    are retried ``config.retries`` times with exponential back-off; ``sleep`` and
-    ``clock`` are there so that tests need not wait.
+    ``config.sync``. Each HTTP request's transient failures (no connection, time-out,
+    HTTP 5xx or 429) are retried ``config.retries`` times with exponential back-off by
+    the session (:class:`~xrayclass.services.ServiceSession`). ``sleep`` and ``clock``
+    pace the looks at an asynchronous job, and are there so that tests need not wait.
 
     Raises
     ------
@@ -546,15 +573,14 @@ def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
     InputError
         The query returned no rows.
     """
-    if config.sync:
-        action = lambda: _run_sync(query, config)  # noqa: E731
-    else:
-        action = lambda: _run_async(query, config, sleep, clock)  # noqa: E731
     try:
-        result, details = with_retries(action, what="the CSC TAP query", retries=config.retries, sleep=sleep)
+        if config.sync:
+            result, details = _run_sync(query, config)
+        else:
+            result, details = _run_async(query, config, sleep, clock)
     except ServiceError:
         raise
-    except Exception as exc:
+    except SERVICE_FAILURES as exc:
         raise _service_error(exc, config) from exc
     with _quiet():  # non-standard units or VOTable quirks do not affect the values
         table = result.to_table()
@@ -568,7 +594,7 @@ def fetch(query, config, *, sleep=time.sleep, clock=time.monotonic):
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """Silence astropy's complaints about the service's units and VOTable quirks."""
     from astropy.io.votable.exceptions import VOWarning
     from astropy.units import UnitsWarning
@@ -579,7 +605,7 @@ def _quiet():
         yield
 
 
-def _table_writer(table, output):
+def _table_writer(table: Table, output: str | Path) -> Callable[[Path], None] | None:
     fmt = table_format(output, OUTPUT_FORMATS)
     if fmt == "votable":
 
@@ -591,7 +617,7 @@ def _table_writer(table, output):
     return None
 
 
-def write_result(table, output, provenance):
+def write_result(table: Table, output: str | Path, provenance: dict[str, object]) -> tuple[Path, Path]:
     """Write the result (VOTable, Parquet or CSV by extension) and its sidecar, atomically."""
     output = Path(output)
     sidecar = provenance_path(output)
@@ -609,7 +635,7 @@ def write_result(table, output, provenance):
     return output, sidecar
 
 
-def provenance(query, config, table, details):
+def provenance(query: str, config: FetchConfig, table: Table, details: dict[str, object]) -> dict[str, object]:
     import astropy
     import pyvo
 
@@ -630,7 +656,7 @@ def provenance(query, config, table, details):
     }
 
 
-def cut_to_cone(table, cone, details):
+def cut_to_cone(table: Table, cone: Cone, details: dict[str, object]) -> Table:
     """The rows of ``table`` within ``cone``; ``details`` gets the counts."""
     inside = within_cone(table, cone)
     details["cone"] = {
@@ -657,7 +683,15 @@ def cut_to_cone(table, cone, details):
     return table[inside]
 
 
-def fetch_to_file(query, output, config, *, cone=None, sleep=time.sleep, clock=time.monotonic):
+def fetch_to_file(
+    query: str,
+    output: str | Path,
+    config: FetchConfig,
+    *,
+    cone: Cone | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Path, Path]:
     """Run the query and write the result and ``<output>.provenance.json``; return the paths.
 
     With ``cone`` (the one the query was built with), the box's rows are cut to the
@@ -681,7 +715,7 @@ SOURCE_FILE_HINT = (
 SOURCE_MAXREC = 100_000
 
 
-def _adql_string(text):
+def _adql_string(text: str) -> str:
     """``text`` as an ADQL string literal: quotes doubled, control characters refused."""
     text = str(text)
     if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
@@ -689,7 +723,7 @@ def _adql_string(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
+def build_source_query(name: str, *, columns: Sequence[str] = PAPER_COLUMNS, schema: str | None = None) -> str:
     """The ADQL for every per-observation detection of one master source, by name.
 
     The same columns and joins as :func:`build_query`, but selected by
@@ -729,7 +763,13 @@ def build_source_query(name, *, columns=PAPER_COLUMNS, schema=None):
     )
 
 
-def fetch_source(name, config, *, sleep=time.sleep, clock=time.monotonic):
+def fetch_source(
+    name: str,
+    config: FetchConfig,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Table, str]:
     """Every per-observation detection of the master source ``name``, from the CSC TAP service.
 
     Runs :func:`build_source_query` with :func:`fetch` (on the release's schema).

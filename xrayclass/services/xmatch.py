@@ -18,26 +18,32 @@ import argparse
 import dataclasses
 import logging
 import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import astroquery.exceptions
 import numpy as np
 import pandas as pd
 import requests
+from astropy.table import Table
 
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.services import (
+    DEFAULT_BACKOFF,
     ServiceError,
+    ServiceSession,
     attempts_text,
+    check_retry_policy,
     failure_kind,
     http_status,
-    one_line,
     provenance_path,
     utc_now,
-    with_retries,
 )
 from xrayclass.stages.crossmatch import attach_matches
+from xrayclass.text import one_line
 
 __all__ = [
     "CATALOG",
@@ -121,20 +127,21 @@ class XMatchConfig:
     catalog: str = CATALOG
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
+    #: Seconds of the retries' exponential back-off (urllib3's ``backoff_factor``).
+    backoff: float = DEFAULT_BACKOFF
     #: astroquery's response cache; off, since SIMBAD changes and the date is recorded.
     cache: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_radius(self.radius)
         if int(self.chunk_size) != self.chunk_size or self.chunk_size < 1:
             raise InputError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
         if not self.timeout > 0:
             raise InputError(f"the X-Match time-out must be positive, got {self.timeout:g}")
-        if self.retries < 0:
-            raise InputError(f"the number of retries must be 0 or more, got {self.retries}")
+        check_retry_policy(self.retries, self.backoff)
 
 
-def check_radius(radius):
+def check_radius(radius: float) -> float:
     """Raise :class:`InputError` unless 0 < radius <= 180 arcsec (X-Match's limit)."""
     if not (np.isfinite(radius) and 0 < radius <= MAX_RADIUS):
         raise InputError(
@@ -146,7 +153,7 @@ def check_radius(radius):
 # -- the upload ------------------------------------------------------------------------------
 
 
-def upload_rows(stage1):
+def upload_rows(stage1: pd.DataFrame) -> pd.DataFrame:
     """The rows to upload: stage-1 row number and position, for rows that have a position."""
     require_columns(stage1, ("ra", "dec"))
     stage1 = require_numeric(stage1, ("ra", "dec"))
@@ -159,12 +166,12 @@ def upload_rows(stage1):
     return pd.DataFrame({ROW: keep.astype("int64"), RA: ra[keep], DEC: dec[keep]})
 
 
-def chunk_slices(n_rows, chunk_size):
+def chunk_slices(n_rows: int, chunk_size: int) -> list[slice]:
     """Consecutive slices of at most ``chunk_size`` rows covering ``n_rows``."""
     return [slice(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
 
 
-def request_payload(config, chunk):
+def request_payload(config: XMatchConfig, chunk: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
     """The form fields and files of one request, from astroquery's own ``get_query_payload=True``.
 
     astroquery looks the catalog up in X-Match's table list before it builds the
@@ -175,7 +182,7 @@ def request_payload(config, chunk):
     return _query_chunk(client, chunk, config, get_query_payload=True)
 
 
-def describe_upload(stage1, config):
+def describe_upload(stage1: pd.DataFrame, config: XMatchConfig) -> str:
     """What :func:`crossmatch_online` would send (the dry run), as text."""
     upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
@@ -203,7 +210,7 @@ def describe_upload(stage1, config):
 # -- the requests ----------------------------------------------------------------------------
 
 
-def _client(config, cache_dir, table_list=None):
+def _client(config: XMatchConfig, cache_dir: str | None, table_list: Sequence[str] | None = None) -> Any:
     """An astroquery X-Match client on ``config.url``; ``table_list`` stands in for the service's list."""
     import contextlib
     import io
@@ -214,16 +221,24 @@ def _client(config, cache_dir, table_list=None):
         from astroquery.xmatch import XMatchClass
 
     class Client(XMatchClass):
-        # astroquery gives its table-list request no time-out: give every request ours.
-        def _request(self, method, url, *args, timeout=None, **kwargs):
+        def _request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if table_list is not None:
                 raise AssertionError("a dry-run client sent a request; this is a bug")
-            return super()._request(method, url, *args, timeout=timeout or self.TIMEOUT, **kwargs)
+            return super()._request(method, url, *args, **kwargs)
 
-        def get_available_tables(self, *, cache=True):
+        def get_available_tables(self, *, cache: bool = True) -> list[str]:
             return list(table_list) if table_list is not None else super().get_available_tables(cache=cache)
 
     client = Client()
+    # Every request (the table list and the queries) goes through a session that retries
+    # transient failures and gives a time-out to the table-list request, which astroquery
+    # sends without one.
+    client._session = ServiceSession(
+        config.timeout,
+        retries=config.retries,
+        backoff=config.backoff,
+        user_agent=client._session.headers.get("User-Agent"),
+    )
     client.URL = config.url
     client.TIMEOUT = config.timeout
     if cache_dir is not None:
@@ -248,9 +263,8 @@ SERVICE_FAILURES = (
 )
 
 
-def _query_chunk(client, chunk, config, get_query_payload=False):
+def _query_chunk(client: Any, chunk: pd.DataFrame, config: XMatchConfig, get_query_payload: bool = False) -> Any:
     import astropy.units as u
-    from astropy.table import Table
 
     answer = client.query(
         cat1=Table.from_pandas(chunk),
@@ -264,7 +278,7 @@ def _query_chunk(client, chunk, config, get_query_payload=False):
     return answer if get_query_payload else _answer_frame(answer)
 
 
-def _answer_frame(table):
+def _answer_frame(table: Table) -> pd.DataFrame:
     multidim = [name for name in table.colnames if len(table[name].shape) > 1]
     if multidim:
         table.remove_columns(multidim)
@@ -281,7 +295,7 @@ def _answer_frame(table):
     return frame
 
 
-def _service_error(exc, config, where_in_run):
+def _service_error(exc: BaseException, config: XMatchConfig, where_in_run: str) -> ServiceError:
     where = f"CDS X-Match at {config.url}"
     again = attempts_text(exc)
     kind = failure_kind(exc)
@@ -311,7 +325,7 @@ def _service_error(exc, config, where_in_run):
     return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}")
 
 
-def best_matches(answers, n_rows):
+def best_matches(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """One row per stage-1 row: the nearest SIMBAD object, or empty columns where none.
 
     ``answers`` is the concatenated X-Match answer (any number of candidates per
@@ -331,7 +345,7 @@ def best_matches(answers, n_rows):
     return best[order].reindex(pd.RangeIndex(n_rows)).reset_index(drop=True)
 
 
-def crossmatch_simbad(stage1, config, *, sleep=None):
+def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, int]]:
     """The SIMBAD columns of every stage-1 row (nearest object within the radius).
 
     Returns
@@ -352,12 +366,7 @@ def crossmatch_simbad(stage1, config, *, sleep=None):
             chunk = upload.iloc[part]
             where = f"chunk {number} of {len(slices)}"
             try:
-                answer = with_retries(
-                    lambda chunk=chunk: _query_chunk(client, chunk, config),
-                    what=f"X-Match {where}",
-                    retries=config.retries,
-                    sleep=sleep,
-                )
+                answer = _query_chunk(client, chunk, config)
             except SERVICE_FAILURES as exc:
                 raise _service_error(exc, config, where) from exc
             if len(answer) and ROW in answer.columns:
@@ -392,7 +401,7 @@ def crossmatch_simbad(stage1, config, *, sleep=None):
     return matches, summary
 
 
-def crossmatch_online(stage1, config, *, sleep=None):
+def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, object]]:
     """The stage-2 table from an online crossmatch, and its provenance.
 
     Ends in :func:`xrayclass.crossmatch.attach_matches`, so that detections without a
@@ -402,7 +411,7 @@ def crossmatch_online(stage1, config, *, sleep=None):
 
     stage1 = canonical_names(stage1)
     started = utc_now()
-    matches, summary = crossmatch_simbad(stage1, config, sleep=sleep)
+    matches, summary = crossmatch_simbad(stage1, config)
     stage2 = attach_matches(stage1, matches)
     provenance = {
         "service": "CDS X-Match",
@@ -425,7 +434,7 @@ def crossmatch_online(stage1, config, *, sleep=None):
 _ONLINE_OPTIONS = ("radius", "chunk_size", "dry_run")
 
 
-def add_online_arguments(parser):
+def add_online_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``crossmatch.py --online``."""
     parser.add_argument(
         "--radius",
@@ -448,7 +457,7 @@ def add_online_arguments(parser):
     )
 
 
-def online_config(args):
+def online_config(args: argparse.Namespace) -> XMatchConfig | None:
     """The :class:`XMatchConfig` of the command line; refuses online options without --online."""
     given = [name for name in _ONLINE_OPTIONS if hasattr(args, name)]
     if not args.online:
@@ -463,21 +472,34 @@ def online_config(args):
     )
 
 
-def run_online(args, config, stage1, *, sleep=None):
-    """``crossmatch.py --online``: dry run, or crossmatch and write output and sidecar."""
-    if getattr(args, "dry_run", False):
-        with input_files(args.input):
+def run_online(
+    stage1: pd.DataFrame,
+    config: XMatchConfig,
+    *,
+    input_path: str | Path,
+    output: str | Path,
+    dry_run: bool = False,
+) -> pd.DataFrame | None:
+    """``crossmatch.py --online``: describe the upload (``dry_run``), or crossmatch and write.
+
+    ``input_path`` is the file ``stage1`` was read from: it names the file in messages and
+    in the provenance. The stage-2 table goes to ``output`` and the provenance beside it
+    (:func:`~xrayclass.services.provenance_path`). Returns the stage-2 table, or None for a
+    dry run.
+    """
+    if dry_run:
+        with input_files(input_path):
             print(describe_upload(canonical_names(stage1), config))
         return None
-    with input_files(args.input):
-        stage2, provenance = crossmatch_online(stage1, config, sleep=sleep)
+    with input_files(input_path):
+        stage2, provenance = crossmatch_online(stage1, config)
     # The file is the caller's to know: the provenance names it, after the service's fields.
-    provenance = {**provenance, "input": str(args.input)}
-    sidecar = provenance_path(args.output)
-    write_outputs([(stage2, args.output), (provenance, sidecar)])
+    provenance = {**provenance, "input": str(input_path)}
+    sidecar = provenance_path(output)
+    write_outputs([(stage2, output), (provenance, sidecar)])
     log.info(
         "wrote %s (%s rows; %s with a SIMBAD match) and %s",
-        args.output,
+        output,
         f"{len(stage2):,}",
         f"{provenance['rows_matched']:,}",
         sidecar,

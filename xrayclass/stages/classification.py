@@ -27,8 +27,7 @@ from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
 from xrayclass.core.sampling import seeded_subsample
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
-from xrayclass.exceptions import input_files
-from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
+from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 __all__ = [
     "CHUNK_ROWS",
@@ -303,11 +302,6 @@ class ClassifierModel:
             calibration=document.get("calibration"),  # absent before issue 13
             feature_set=from_artifact(document),
         )
-
-    @classmethod
-    def load(cls, path):
-        with input_files(path):
-            return cls.from_dict(read_json(path))
 
 
 def _log_roles(types, roles):

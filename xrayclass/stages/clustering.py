@@ -21,8 +21,7 @@ from xrayclass.core.mixture import (
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
 from xrayclass.core.sampling import seeded_subsample
-from xrayclass.exceptions import input_files
-from xrayclass.io.tables import InputError, canonical_names, read_json, require_columns, require_numeric
+from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 __all__ = [
     "CHUNK_ROWS",
@@ -142,11 +141,6 @@ class ClusteringModel:
             stage1_mixture=mixture_from_dict(document["stage1_mixture"]) if "stage1_mixture" in document else None,
             feature_set=feature_set,
         )
-
-    @classmethod
-    def load(cls, path):
-        with input_files(path):
-            return cls.from_dict(read_json(path))
 
 
 def fit_rows(n_rows, fit_sample, random_state):
