@@ -327,6 +327,7 @@ def clustering_main(argv=None):
         "non-zero / 10)) (default: no bound, the paper's rule)",
     )
     _add_features(parser, "(default: the paper's 12); recorded in the model")
+    add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
     def body(args):
@@ -341,6 +342,9 @@ def clustering_main(argv=None):
                 f"{args.n_components} clusters (--n-components) need"
             )
         check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
+        if args.engine != "memory":
+            _clustering_out_of_core(args, feature_set)
+            return
         detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         with input_files(args.input):
@@ -357,6 +361,49 @@ def clustering_main(argv=None):
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
 
     return _run("clustering", parser, body, argv)
+
+
+def _clustering_out_of_core(args, feature_set) -> None:
+    """Stage 1 with --engine streaming or dask: the same files as in memory, in bounded memory."""
+    from xrayclass.io.tables import table_format
+
+    _refuse_memory_only(args, [("--allow-duplicates", args.allow_duplicates)])
+    if Path(args.input) == Path(paths.CSC_INPUT) and not Path(args.input).exists():
+        raise InputError(f"{args.input}: file not found; {NO_CSC_INPUT_HINT}")
+    _streamable(args.input, args.engine, table_format)
+    options = dict(
+        fit_sample=args.fit_sample, log_floor=args.log_floor, feature_set=feature_set, batch_rows=args.batch_rows
+    )
+    if args.engine == "streaming":
+        from xrayclass.engine.clustering import cluster_file
+
+        _, n_rows = cluster_file(args.input, args.output, args.model, args.n_components, args.seed, **options)
+    else:
+        from xrayclass.engine.dask import cluster_dataset
+
+        _, n_rows = cluster_dataset(
+            args.input,
+            args.output,
+            args.model,
+            args.n_components,
+            args.seed,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            **options,
+        )
+    log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
+
+
+def _refuse_memory_only(args, options) -> None:
+    """Exit 2 naming the options the chosen engine does not take."""
+    used = [option for option, on in options if on]
+    if used:
+        raise InputError(f"{', '.join(used)}: not available with --engine {args.engine} yet; use --engine memory")
+
+
+def _streamable(path, engine, table_format) -> None:
+    if table_format(path) not in ("csv", "parquet"):
+        raise InputError(f"{path}: --engine {engine} reads .csv or .parquet tables; convert it or use --engine memory")
 
 
 # -- stage 2 ---------------------------------------------------------------------------

@@ -69,6 +69,8 @@ def table_columns(path: str | Path) -> list[str]:
 
             return [c for c in pyarrow.parquet.read_schema(path).names if c != "__index_level_0__"]
         return [c for c in pd.read_csv(path, nrows=0).columns if c != _UNNAMED_INDEX]
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty") from None
     except PARSE_ERRORS as exc:
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
 
