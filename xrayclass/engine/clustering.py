@@ -39,7 +39,6 @@ from xrayclass.io.tables import require_columns, require_numeric, write_outputs
 from xrayclass.stages import clustering as stage1
 from xrayclass.stages.clustering import (
     FIT_SAMPLE,
-    IDENTITY_COLUMNS,
     ClusteringModel,
     fit_rows,
     probability_columns,

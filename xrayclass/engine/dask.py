@@ -187,10 +187,9 @@ def cluster_dataset(
     input order, so the files are those of one process. Returns ``(model, n_rows)``.
     """
     import dask
-
-    from xrayclass.core.featuresets import PAPER
     import numpy as np
 
+    from xrayclass.core.featuresets import PAPER
     from xrayclass.engine.clustering import fit_clustering_file, kept_rows, write_clustered
     from xrayclass.stages import clustering as stage1
 
