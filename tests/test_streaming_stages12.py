@@ -145,3 +145,93 @@ def test_streamed_stage1_refuses_bad_inputs_as_in_memory(mock_files, tmp_path, c
         results[engine] = result.stderr.strip().splitlines()[-1]
     assert results["streaming"] == results["memory"]
     assert str(path) in results["memory"]
+
+
+@pytest.fixture(scope="module")
+def stage1_files(mock_files):
+    """The SYNTHETIC stage-1 table (in memory) as CSV and Parquet, and its model."""
+    out = _stage1(mock_files, "synthetic_detections.parquet", "stage1_for_stage2", "--fit-sample", "3000")
+    write_table(pd.read_csv(out / "clustered.csv"), out / "clustered.parquet")
+    return out
+
+
+def _stage2(stage1_files, mock_files, source, name, *extra):
+    out = stage1_files / name
+    out.mkdir(exist_ok=True)
+    return out, run_script(
+        "crossmatch.py",
+        "--input",
+        stage1_files / source,
+        "--catalog",
+        mock_files / "synthetic_simbad.parquet",
+        "--model",
+        stage1_files / "model.json",
+        "--output",
+        out / "crossmatched.csv",
+        *extra,
+    )
+
+
+@pytest.mark.parametrize("source", ["clustered.csv", "clustered.parquet"])
+def test_streamed_stage2_writes_the_in_memory_file(stage1_files, mock_files, source):
+    memory, result = _stage2(stage1_files, mock_files, source, f"memory_{source}")
+    assert result.returncode == 0, result.stderr
+    streamed, result = _stage2(
+        stage1_files, mock_files, source, f"streamed_{source}", "--engine", "streaming", "--batch-rows", "613"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "distinct positions have an object" in result.stderr
+    assert filecmp.cmp(memory / "crossmatched.csv", streamed / "crossmatched.csv", shallow=False)
+
+
+@pytest.mark.parametrize("mode", [(), ("--online",)])
+def test_streamed_stage2_refuses_frozen_and_online(stage1_files, tmp_path, mode):
+    result = run_script(
+        "crossmatch.py",
+        "--input",
+        stage1_files / "clustered.csv",
+        *mode,
+        "--output",
+        tmp_path / "out.csv",
+        "--engine",
+        "streaming",
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("not available with --engine streaming yet; use --engine memory")
+    )
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["missing_column", "bad_position"])
+def test_streamed_stage2_refuses_bad_inputs_as_in_memory(stage1_files, mock_files, tmp_path, case):
+    table = pd.read_csv(stage1_files / "clustered.csv", nrows=2_000)
+    if case == "missing_column":
+        table = table.drop(columns=["dec"])
+    else:
+        table.loc[[1500, 1900], "ra"] = float("nan")
+    path = tmp_path / "synthetic_bad_stage1.csv"
+    write_table(table, path)
+    lines = {}
+    for engine in ("memory", "streaming"):
+        result = run_script(
+            "crossmatch.py",
+            "--input",
+            path,
+            "--catalog",
+            mock_files / "synthetic_simbad.parquet",
+            "--model",
+            stage1_files / "model.json",
+            "--output",
+            tmp_path / f"{engine}.csv",
+            "--engine",
+            engine,
+            "--batch-rows",
+            "500",
+        )
+        assert result.returncode == 2, result.stderr
+        assert not (tmp_path / f"{engine}.csv").exists()
+        lines[engine] = result.stderr.strip().splitlines()[-1]
+    assert lines["streaming"] == lines["memory"]

@@ -459,6 +459,7 @@ def crossmatch_main(argv=None):
         "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
         "otherwise the stage-1 fit",
     )
+    add_engine_arguments(parser, ("memory", "streaming"))
 
     def body(args):
         from xrayclass.io.checks import (
@@ -475,6 +476,11 @@ def crossmatch_main(argv=None):
 
         online = online_config(args)
         model_path = Path(args.model) if args.model is not None else paths.MODEL
+        if args.engine != "memory":
+            _refuse_memory_only(
+                args,
+                [("--online", online is not None), ("--frozen", not args.catalog and online is None)],
+            )
         if online is not None:
             check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
@@ -493,6 +499,9 @@ def crossmatch_main(argv=None):
             radius = getattr(args, "radius", DEFAULT_RADIUS)
             require_radius(radius)
             check_outputs([args.output, model_path], [args.input, args.catalog], formats=[OUTPUT_FORMATS, None])
+            if args.engine == "streaming":
+                _crossmatch_streamed(args, radius, model_path)
+                return
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             stage1 = check_detections(stage1, args.input, clusters=True)
             catalog = check_catalog(read_table(args.catalog), args.catalog)
@@ -519,6 +528,41 @@ def crossmatch_main(argv=None):
         _write_stage2(crossmatched, args.output, update, model_path)
 
     return _run("crossmatch", parser, body, argv)
+
+
+def _crossmatch_streamed(args, radius, model_path) -> None:
+    """Stage 2 with --catalog and --engine streaming: the detections in batches, the catalog in memory."""
+    from xrayclass.engine.crossmatch import crossmatch_file
+    from xrayclass.io.checks import check_catalog
+    from xrayclass.io.tables import table_format
+
+    if Path(args.input) == Path(paths.CLUSTERS) and not Path(args.input).exists():
+        raise InputError(f"{args.input}: file not found; run clustering.py first or pass --input")
+    _streamable(args.input, args.engine, table_format)
+    catalog = check_catalog(read_table(args.catalog), args.catalog)
+    update = _model_for_stage3(model_path, args.model is not None, _LazyStage1(args.input), args.input)
+    with input_files(args.input, stage1=args.input, catalog=args.catalog):
+        n_rows = crossmatch_file(
+            args.input,
+            catalog,
+            radius,
+            args.output,
+            (update, model_path) if update is not None else None,
+            batch_rows=args.batch_rows,
+        )
+    log.info("wrote %s (%s rows)%s", args.output, f"{n_rows:,}", f" and updated {model_path}" if update else "")
+
+
+class _LazyStage1:
+    """The stage-1 table's name and feature columns, read only if the model check needs them."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def table(self):
+        from xrayclass.constants import FEATURES, NAME_ALIASES
+
+        return read_table(self.path, columns=["name", *NAME_ALIASES, *FEATURES])
 
 
 def _write_stage2(crossmatched, output, model, model_path):
@@ -566,6 +610,8 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
             raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
         if frozen is None and model.stage1_mixture is None:
             return None  # already stage 1's own fit: nothing to change
+        if isinstance(stage1, _LazyStage1):  # streamed: only the columns the check reads
+            stage1 = stage1.table()
         with input_files(stage1_path, stage1=stage1_path, model=model_path):
             check_model_fits_table(model, canonical_names(stage1, stage1_path))
     except InputError as exc:
