@@ -330,6 +330,7 @@ def clustering_main(argv=None):
         "non-zero / 10)) (default: no bound, the paper's rule)",
     )
     _add_features(parser, "(default: the paper's 12); recorded in the model")
+    add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
     def body(args):
@@ -344,6 +345,9 @@ def clustering_main(argv=None):
                 f"{args.n_components} clusters (--n-components) need"
             )
         check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
+        if args.engine != "memory":
+            _clustering_out_of_core(args, feature_set)
+            return
         detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
         detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
         with input_files(args.input):
@@ -360,6 +364,49 @@ def clustering_main(argv=None):
         log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
 
     return _run("clustering", parser, body, argv)
+
+
+def _clustering_out_of_core(args, feature_set) -> None:
+    """Stage 1 with --engine streaming or dask: the same files as in memory, in bounded memory."""
+    from xrayclass.io.tables import table_format
+
+    _refuse_memory_only(args, [("--allow-duplicates", args.allow_duplicates)])
+    if Path(args.input) == Path(paths.CSC_INPUT) and not Path(args.input).exists():
+        raise InputError(f"{args.input}: file not found; {NO_CSC_INPUT_HINT}")
+    _streamable(args.input, args.engine, table_format)
+    options = dict(
+        fit_sample=args.fit_sample, log_floor=args.log_floor, feature_set=feature_set, batch_rows=args.batch_rows
+    )
+    if args.engine == "streaming":
+        from xrayclass.engine.clustering import cluster_file
+
+        _, n_rows = cluster_file(args.input, args.output, args.model, args.n_components, args.seed, **options)
+    else:
+        from xrayclass.engine.dask import cluster_dataset
+
+        _, n_rows = cluster_dataset(
+            args.input,
+            args.output,
+            args.model,
+            args.n_components,
+            args.seed,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            **options,
+        )
+    log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
+
+
+def _refuse_memory_only(args, options) -> None:
+    """Exit 2 naming the options the chosen engine does not take."""
+    used = [option for option, on in options if on]
+    if used:
+        raise InputError(f"{', '.join(used)}: not available with --engine {args.engine} yet; use --engine memory")
+
+
+def _streamable(path, engine, table_format) -> None:
+    if table_format(path) not in ("csv", "parquet"):
+        raise InputError(f"{path}: --engine {engine} reads .csv or .parquet tables; convert it or use --engine memory")
 
 
 # -- stage 2 ---------------------------------------------------------------------------
@@ -415,6 +462,7 @@ def crossmatch_main(argv=None):
         "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
         "otherwise the stage-1 fit",
     )
+    add_engine_arguments(parser, ("memory", "streaming"))
 
     def body(args):
         from xrayclass.io.checks import (
@@ -431,6 +479,11 @@ def crossmatch_main(argv=None):
 
         online = online_config(args)
         model_path = Path(args.model) if args.model is not None else paths.MODEL
+        if args.engine != "memory":
+            _refuse_memory_only(
+                args,
+                [("--online", online is not None), ("--frozen", not args.catalog and online is None)],
+            )
         if online is not None:
             check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
@@ -450,6 +503,9 @@ def crossmatch_main(argv=None):
             radius = getattr(args, "radius", DEFAULT_RADIUS)
             require_radius(radius)
             check_outputs([args.output, model_path], [args.input, args.catalog], formats=[OUTPUT_FORMATS, None])
+            if args.engine == "streaming":
+                _crossmatch_streamed(args, radius, model_path)
+                return
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             stage1 = check_detections(stage1, args.input, clusters=True)
             catalog = check_catalog(read_table(args.catalog), args.catalog)
@@ -476,6 +532,41 @@ def crossmatch_main(argv=None):
         _write_stage2(crossmatched, args.output, update, model_path)
 
     return _run("crossmatch", parser, body, argv)
+
+
+def _crossmatch_streamed(args, radius, model_path) -> None:
+    """Stage 2 with --catalog and --engine streaming: the detections in batches, the catalog in memory."""
+    from xrayclass.engine.crossmatch import crossmatch_file
+    from xrayclass.io.checks import check_catalog
+    from xrayclass.io.tables import table_format
+
+    if Path(args.input) == Path(paths.CLUSTERS) and not Path(args.input).exists():
+        raise InputError(f"{args.input}: file not found; run clustering.py first or pass --input")
+    _streamable(args.input, args.engine, table_format)
+    catalog = check_catalog(read_table(args.catalog), args.catalog)
+    update = _model_for_stage3(model_path, args.model is not None, _LazyStage1(args.input), args.input)
+    with input_files(args.input, stage1=args.input, catalog=args.catalog):
+        n_rows = crossmatch_file(
+            args.input,
+            catalog,
+            radius,
+            args.output,
+            (update, model_path) if update is not None else None,
+            batch_rows=args.batch_rows,
+        )
+    log.info("wrote %s (%s rows)%s", args.output, f"{n_rows:,}", f" and updated {model_path}" if update else "")
+
+
+class _LazyStage1:
+    """The stage-1 table's name and feature columns, read only if the model check needs them."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def table(self):
+        from xrayclass.constants import FEATURES, NAME_ALIASES
+
+        return read_table(self.path, columns=["name", *NAME_ALIASES, *FEATURES])
 
 
 def _write_stage2(crossmatched, output, model, model_path):
@@ -523,6 +614,8 @@ def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
             raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
         if frozen is None and model.stage1_mixture is None:
             return None  # already stage 1's own fit: nothing to change
+        if isinstance(stage1, _LazyStage1):  # streamed: only the columns the check reads
+            stage1 = stage1.table()
         with input_files(stage1_path, stage1=stage1_path, model=model_path):
             check_model_fits_table(model, canonical_names(stage1, stage1_path))
     except InputError as exc:

@@ -28,6 +28,7 @@ from xrayclass.stages.classification import OUTLIER_FRACTION
 
 __all__ = [
     "classify_dataset",
+    "cluster_dataset",
     "dask_client",
     "master_classification_dataset",
 ]
@@ -163,3 +164,89 @@ def master_classification_dataset(
         with input_files(path):
             parts = [result for result in client.gather(futures) if result is not None]
     return combine_votes(parts)
+
+
+def cluster_dataset(
+    path,
+    output,
+    model_output,
+    n_components: int,
+    random_state: int,
+    fit_sample: int | None = None,
+    log_floor: float | None = None,
+    feature_set=None,
+    batch_rows: int = BATCH_ROWS,
+    scheduler: str | None = None,
+    workers: int = 2,
+    processes: bool = True,
+):
+    """Stage 1 with Dask: the fit on the client (as the streamed stage), the assignment on the workers.
+
+    The model goes to every worker as its JSON document (``client.scatter(...,
+    broadcast=True)``); each partition is assigned there and the results are written in
+    input order, so the files are those of one process. Returns ``(model, n_rows)``.
+    """
+    import dask
+    import numpy as np
+
+    from xrayclass.core.featuresets import PAPER
+    from xrayclass.engine.clustering import fit_clustering_file, kept_rows, write_clustered
+    from xrayclass.stages import clustering as stage1
+
+    model, name_column = fit_clustering_file(
+        path,
+        n_components,
+        random_state,
+        fit_sample,
+        log_floor,
+        feature_set or PAPER,
+        batch_rows,
+    )
+    model.training["input"] = str(path)
+    frame = _frame(path, None, batch_rows)
+    document = model.to_dict()
+    with dask_client(scheduler, workers, processes) as client:
+        shared = client.scatter(document, broadcast=True)
+        task = dask.delayed(kept_rows, pure=True)
+        kept = client.compute([task(part, shared, name_column) for part in frame.to_delayed()])
+        with input_files(path):
+            lengths = client.gather([client.submit(len, part, pure=False) for part in kept])
+        # Score the same chunks of kept rows as one process does (see aligned_chunks):
+        # each chunk task takes the slices of the partitions it spans.
+        chunk_rows = stage1.CHUNK_ROWS
+        starts = np.cumsum([0, *lengths])
+        chunks = []
+        for start in range(0, int(starts[-1]), chunk_rows):
+            stop = min(start + chunk_rows, int(starts[-1]))
+            pieces = [
+                (part, max(start - first, 0), min(stop, last) - first)
+                for part, first, last in zip(kept, starts[:-1], starts[1:], strict=True)
+                if first < stop and last > start
+            ]
+            chunks.append(client.submit(_assign_pieces, pieces, shared, pure=False))
+        log.info(
+            "assigning %d partitions (%d chunks) on %d workers",
+            len(kept),
+            len(chunks),
+            len(client.scheduler_info()["workers"]),
+        )
+
+        def in_order():
+            for future in chunks:
+                yield future.result()
+                future.release()
+
+        with input_files(path):
+            written = write_clustered(in_order(), output, model, model_output)
+        return model, written
+
+
+def _assign_pieces(pieces, model):
+    import pandas as pd
+
+    from xrayclass.engine.clustering import assign_kept
+
+    frames = [part.iloc[low:high] for part, low, high in pieces]
+    return assign_kept(
+        pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True), model
+    )

@@ -58,6 +58,7 @@ from xrayclass.stages.classification import (
 
 __all__ = [
     "NAME_SAMPLE_PER_BATCH",
+    "StreamedScaler",
     "classify_batch",
     "classify_file",
     "combine_votes",
@@ -152,27 +153,71 @@ def _non_decreasing(names, obsids, previous) -> bool:
     return bool((greater | (equal & (obsids[1:] >= obsids[:-1]))).all())
 
 
+class StreamedScaler:
+    """A :class:`LogMinMaxScaler` fitted over batches of complete rows, as ``fit`` on them all.
+
+    Two passes, as the scaler needs the log shifts before the ranges: feed every batch's
+    features (columns in the scaler's ``features`` order) to :meth:`add_shift_values`,
+    then call :meth:`set_shifts`, then feed them again to :meth:`add_ranges`, then take
+    :meth:`fitted`. Minima and maxima are exact, so the constants are ``fit``'s.
+    """
+
+    def __init__(self, scaler: LogMinMaxScaler):
+        self.scaler = scaler
+        self.features = list(scaler.features)
+        self.min_nonzero: dict[str, float] = {}
+        self.low: dict[str, float] = {}
+        self.high: dict[str, float] = {}
+
+    def add_shift_values(self, X: np.ndarray) -> None:
+        """Pass 1: the smallest non-zero value of each log feature."""
+        for name in self.scaler.log_features:
+            column = X[:, self.features.index(name)]
+            nonzero = column[column != 0]
+            if nonzero.size:
+                self.min_nonzero[name] = min(float(nonzero.min()), self.min_nonzero.get(name, np.inf))
+
+    def zero_features(self) -> list[str]:
+        """Log features zero in every row seen (no shift can be defined for them)."""
+        return [name for name in self.scaler.log_features if name not in self.min_nonzero]
+
+    def set_shifts(self) -> None:
+        """The log shifts, as :meth:`LogMinMaxScaler.fit` sets them (``log_floor`` included)."""
+        floor = self.scaler.log_floor
+        self.scaler.shift_ = {
+            name: float(self.min_nonzero[name] / 10)
+            if floor is None
+            else max(float(self.min_nonzero[name] / 10), float(floor))
+            for name in self.scaler.log_features
+        }
+
+    def add_ranges(self, X: np.ndarray) -> None:
+        """Pass 2 (after :meth:`set_shifts`): the range of each rescaled feature."""
+        for name in (*self.scaler.log_features, *self.scaler.minmax_features):
+            values = self.scaler._pre_scale(X[:, self.features.index(name)], name)
+            if values.size:
+                self.low[name] = min(float(values.min()), self.low.get(name, np.inf))
+                self.high[name] = max(float(values.max()), self.high.get(name, -np.inf))
+
+    def fitted(self) -> LogMinMaxScaler:
+        self.scaler.data_min_, self.scaler.data_max_ = dict(self.low), dict(self.high)
+        self.scaler.n_features_in_ = len(self.features)
+        return self.scaler
+
+
 def _streamed_scaler(path, columns, min_nonzero, batch_rows, classes, uninformative) -> LogMinMaxScaler:
     """The scaler :meth:`LogMinMaxScaler.fit` would give on every complete row (pass 2)."""
-    scaler = LogMinMaxScaler()
-    for name in scaler.log_features:
-        if name not in min_nonzero:
-            raise InputError(f"{path}: log feature {name!r} is zero in every detection; no shift can be defined")
-    scaler.shift_ = {name: float(min_nonzero[name] / 10) for name in scaler.log_features}
-    low: dict[str, float] = {}
-    high: dict[str, float] = {}
+    streamed = StreamedScaler(LogMinMaxScaler())
+    streamed.min_nonzero = dict(min_nonzero)
+    for name in streamed.zero_features():
+        raise InputError(f"{path}: log feature {name!r} is zero in every detection; no shift can be defined")
+    streamed.set_shifts()
     for batch in iter_batches(path, columns, batch_rows):
         with input_files(path):
             batch = prepare_features(canonical_names(batch, path))
         complete, _ = complete_rows(batch)
-        for name in (*scaler.log_features, *scaler.minmax_features):
-            values = scaler._pre_scale(batch.loc[complete, name].to_numpy(dtype="float64"), name)
-            if values.size:
-                low[name] = min(float(values.min()), low.get(name, np.inf))
-                high[name] = max(float(values.max()), high.get(name, -np.inf))
-    scaler.data_min_, scaler.data_max_ = low, high
-    scaler.n_features_in_ = len(scaler.features)
-    return scaler
+        streamed.add_ranges(batch.loc[complete, streamed.features].to_numpy(dtype="float64"))
+    return streamed.fitted()
 
 
 def _feature_source_columns(columns):

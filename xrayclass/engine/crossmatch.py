@@ -1,0 +1,166 @@
+"""Stage 2 against a local catalog, the detections streamed in batches (the catalog in memory).
+
+Two passes over the stage-1 table:
+
+1. validate every row as the in-memory stage does (names, positions, cluster labels,
+   repeats) and find each detection's best match within the radius
+   (:func:`~xrayclass.core.positional.nearest_within`, astropy's
+   ``match_coordinates_sky``), keeping only the matched catalog row and separation;
+2. join the matched catalog columns to each batch
+   (:func:`~xrayclass.stages.crossmatch.join_matches`) and write it.
+
+The output is that of :func:`~xrayclass.core.positional.crossmatch_local` on the whole
+table (a test compares the CSV files byte for byte): the catalog's columns get the
+types the whole-table join gives them, whatever matched in a given batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NAME_ALIASES, NO_MATCH, OBSID
+from xrayclass.core.positional import CATALOG_SUFFIX, nearest_within
+from xrayclass.engine.clustering import (
+    _Census,
+    _check_repeats,
+    _duplicate_columns,
+    _hash,
+    _named,
+    _raise_identity_problems,
+)
+from xrayclass.exceptions import InputError, input_files
+from xrayclass.io.checks import invalid_positions, require_cluster_labels
+from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, iter_batches, source_name_column, table_columns
+from xrayclass.io.tables import require_columns, require_numeric, write_outputs
+from xrayclass.stages.crossmatch import join_matches
+
+__all__ = [
+    "crossmatch_file",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _positions(
+    batch: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the catalog row matched (-1: none), its separation, and a hash of the position."""
+    codes, positions = pd.factorize(pd.MultiIndex.from_arrays([batch["ra"], batch["dec"]]))
+    nearest, separation = nearest_within(
+        positions.get_level_values(0), positions.get_level_values(1), catalog["ra"], catalog["dec"], radius_arcsec
+    )
+    return nearest[codes], separation[codes], _hash(batch[["ra", "dec"]])
+
+
+def crossmatch_file(
+    path: str | Path,
+    catalog: pd.DataFrame,
+    radius_arcsec: float,
+    output: str | Path,
+    model: tuple[dict, str | Path] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> int:
+    """Stage 2 with a local catalog, from file to file; returns the rows written.
+
+    ``catalog`` is a checked catalog (:func:`~xrayclass.io.checks.check_catalog`);
+    ``model`` an optional ``(document, path)`` written with the output, both or neither.
+    """
+    if not radius_arcsec > 0:
+        raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
+    columns = table_columns(path)
+    name_column = source_name_column(columns)
+    if name_column is None:
+        raise InputError(f"{path}: missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
+    if name_column != NAME:
+        log.info("%s: using column %r as the source name", path, name_column)
+    named = [NAME if c == name_column else c for c in columns]
+    require_columns(pd.DataFrame(columns=named), (NAME, OBSID, "ra", "dec"), path)
+    require_columns(catalog, ("ra", "dec", MAIN_TYPE))
+    catalog = require_numeric(catalog, ("ra", "dec")).reset_index(drop=True)
+    catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
+
+    # Pass 1: checks and matches.
+    census = _Census()
+    subset = _duplicate_columns(named)
+    probabilities = [c for c in named if c.startswith("prob_") and c[5:].isdigit()]
+    wanted = [name_column, *subset, *([CLUSTER] if CLUSTER in named else []), *probabilities]
+    nearest, separation, position_hashes = [], [], []
+    for batch in iter_batches(path, wanted, batch_rows):
+        batch = _named(batch, name_column)
+        offset = census.n_total
+        census.n_total += len(batch)
+        names = batch[NAME]
+        census.blank_names.add(
+            names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy(), offset, batch, ()
+        )
+        census.bad_positions.add(invalid_positions(batch), offset, batch, ("ra", "dec"))
+        census.row_hashes.append(_hash(batch[subset]))
+        census.identity_hashes.append(_hash(batch[[NAME, OBSID]]))
+        if census.feature_error is not None or census.blank_names.count or census.bad_positions.count:
+            continue
+        try:
+            if CLUSTER in batch.columns:
+                require_cluster_labels(batch, path)
+            batch = require_numeric(batch, ("ra", "dec"))
+        except InputError as exc:
+            census.feature_error = exc
+            continue
+        rows, distances, hashes = _positions(batch, catalog, radius_arcsec)
+        nearest.append(rows)
+        separation.append(distances)
+        position_hashes.append(hashes)
+    if census.n_total == 0:
+        raise InputError(f"{path}: the table has no rows")
+    _raise_identity_problems(path, census)
+    if census.feature_error is not None:
+        with input_files(path):
+            raise census.feature_error
+    _check_repeats(path, census, columns, name_column, batch_rows)
+    nearest_all = np.concatenate(nearest)
+    separation_all = np.concatenate(separation)
+    hashes = np.concatenate(position_hashes)
+    within = nearest_all >= 0
+    log.info(
+        "%s of %s distinct positions have an object within %g arcsec",
+        f"{len(np.unique(hashes[within])):,}",
+        f"{len(np.unique(hashes)):,}",
+        radius_arcsec,
+    )
+    del hashes, position_hashes
+
+    renamed = catalog.rename(columns={"ra": f"ra{CATALOG_SUFFIX}", "dec": f"dec{CATALOG_SUFFIX}"})
+    if not within.all():
+        # The types the whole-table join gives the catalog's columns (an unmatched row
+        # makes an integer column float), for every batch.
+        renamed = renamed.astype(renamed.reindex([-1]).dtypes.to_dict())
+
+    # Pass 2: join and write.
+    n_unmatched, start, n_columns = 0, 0, None
+    with BatchWriter(output) as writer:
+        for batch in iter_batches(path, None, batch_rows):
+            with input_files(path):
+                batch = require_numeric(_named(batch, name_column), ("ra", "dec"))
+            stop = start + len(batch)
+            matches = renamed.reindex(nearest_all[start:stop]).reset_index(drop=True)
+            matches["angDist"] = separation_all[start:stop]
+            start = stop
+            if n_columns is None:
+                n_columns = (sum(c not in batch.columns for c in matches.columns), batch.shape[1])
+            combined, unmatched = join_matches(batch, matches)
+            n_unmatched += int(unmatched.sum())
+            writer.write(combined)
+        if model is not None:
+            write_outputs([model])
+    log.info("%d matched columns added to the %d stage-1 columns", *n_columns)
+    log.info(
+        "%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
+        f"{writer.rows - n_unmatched:,}",
+        f"{writer.rows:,}",
+        f"{n_unmatched:,}",
+        NO_MATCH,
+    )
+    return writer.rows
