@@ -198,13 +198,13 @@ def _raise_identity_problems(path, census: _Census) -> None:
     if census.blank_names.count:
         raise InputError(
             f"{path}: {census.blank_names.count:,} rows have a blank source name ('{NAME}'), "
-            f"first in data row {census.blank_names.row + 1}"
+            f"first in data row {(census.blank_names.row or 0) + 1}"
         )
     if census.bad_positions.count:
         ra, dec = census.bad_positions.example
         raise InputError(
             f"{path}: {census.bad_positions.count:,} rows have no valid position (ra, dec finite, |dec| <= 90), "
-            f"first in data row {census.bad_positions.row + 1} (ra {ra!r}, dec {dec!r})"
+            f"first in data row {(census.bad_positions.row or 0) + 1} (ra {ra!r}, dec {dec!r})"
         )
 
 
@@ -305,18 +305,16 @@ def kept_rows(batch: pd.DataFrame, model: ClusteringModel | dict, name_column: s
 
     ``model`` may be the model's JSON document (what the Dask engine broadcasts).
     """
-    if isinstance(model, dict):
-        model = ClusteringModel.from_dict(model)
-    prepared, complete, _ = _features_of(_named(batch, name_column), model.feature_set, model.mixture.n_components)
+    fitted = ClusteringModel.from_dict(model) if isinstance(model, dict) else model
+    prepared, complete, _ = _features_of(_named(batch, name_column), fitted.feature_set, fitted.mixture.n_components)
     return prepared.loc[complete].reset_index(drop=True)
 
 
 def assign_kept(kept: pd.DataFrame, model: ClusteringModel | dict) -> pd.DataFrame:
     """``kept`` with ``cluster`` and ``prob_*``, as :meth:`ClusteringModel.assign` gives them."""
-    if isinstance(model, dict):
-        model = ClusteringModel.from_dict(model)
-    n_components = model.mixture.n_components
-    clusters, probabilities = model.assign(kept)
+    fitted = ClusteringModel.from_dict(model) if isinstance(model, dict) else model
+    n_components = fitted.mixture.n_components
+    clusters, probabilities = fitted.assign(kept)
     return kept.assign(
         **{CLUSTER: clusters},
         **dict(zip(probability_columns(n_components), probabilities.T, strict=False)),

@@ -139,7 +139,8 @@ def crossmatch_file(
         renamed = renamed.astype(renamed.reindex([-1]).dtypes.to_dict())
 
     # Pass 2: join and write.
-    n_unmatched, start, n_columns = 0, 0, None
+    n_unmatched, start = 0, 0
+    n_columns: tuple[int, int] = (0, 0)
     with BatchWriter(output) as writer:
         for batch in iter_batches(path, None, batch_rows):
             with input_files(path):
@@ -148,7 +149,7 @@ def crossmatch_file(
             matches = renamed.reindex(nearest_all[start:stop]).reset_index(drop=True)
             matches["angDist"] = separation_all[start:stop]
             start = stop
-            if n_columns is None:
+            if n_columns == (0, 0):
                 n_columns = (sum(c not in batch.columns for c in matches.columns), batch.shape[1])
             combined, unmatched = join_matches(batch, matches)
             n_unmatched += int(unmatched.sum())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import sklearn
+from sklearn.mixture import GaussianMixture
 
 from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
@@ -73,13 +74,13 @@ class ClusteringModel:
     """The fitted preprocessing and mixture, enough to place new detections in clusters."""
 
     scaler: LogMinMaxScaler
-    mixture: object
+    mixture: GaussianMixture
     training: dict = field(default_factory=dict)
     #: Whose clusters ``mixture`` describes: ``{"source": "stage 1"}`` (its own fit), or
     #: ``{"source": "frozen", "file": ..., "agreement": ...}`` (see :func:`describe_frozen_clusters`).
     clusters: dict = field(default_factory=lambda: dict(STAGE1_CLUSTERS))
     #: The stage-1 fit, kept for the record when ``mixture`` describes other clusters.
-    stage1_mixture: object = None
+    stage1_mixture: GaussianMixture | None = None
     #: The features the model was fitted on (old artifacts without a record: the paper's).
     feature_set: FeatureSet = PAPER
 
