@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
-from xrayclass.io.tables import parquet_options
+from xrayclass.io.tables import PARQUET_ROW_GROUP, parquet_options
 
 __all__ = [
     "BANDS",
@@ -577,7 +577,7 @@ class _TableSink:
                     {**(table.schema.metadata or {}), b"xrayclass.note": SYNTHETIC_NOTE.encode()}
                 )
                 self.writer = pq.ParquetWriter(self.path, table.schema, **parquet_options(table.schema))
-            self.writer.write_table(table.cast(self.writer.schema))
+            self.writer.write_table(table.cast(self.writer.schema), row_group_size=PARQUET_ROW_GROUP)
         else:
             self.parts.append(frame)
 
