@@ -7,19 +7,38 @@ in-memory tables and fitted artifacts.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import pandas as pd
 
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.io.tables import InputError, read_table
+
+if TYPE_CHECKING:
+    from xrayclass.services.csc_tap import FetchConfig
+    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.stages.clustering import ClusteringModel
+
+T = TypeVar("T")
+
 
 __all__ = ["load_artifacts", "read_feature_set", "read_input", "sources_path"]
 
 log = logging.getLogger(__name__)
 
 
-def read_input(text, fetch_config=None, *, sleep=None, clock=None):
+def read_input(
+    text: str,
+    fetch_config: FetchConfig | None = None,
+    *,
+    sleep: Callable[[float], object] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> tuple[pd.DataFrame, str]:
     """The detections ``text`` names: a table file, or a CSC source fetched by name.
 
     Parameters
@@ -63,7 +82,14 @@ def read_input(text, fetch_config=None, *, sleep=None, clock=None):
     return table.to_pandas(), f"CSC {config.release} source {name}"
 
 
-def _load(loader, path, what, option, stage, writes):
+def _load(
+    loader: Callable[[str | os.PathLike[str]], T],
+    path: str | os.PathLike[str],
+    what: str,
+    option: str,
+    stage: str,
+    writes: str,
+) -> T:
     """Load one artifact; a missing or unusable file becomes a one-line :class:`InputError`."""
     if not Path(path).exists():
         raise InputError(f"{path}: file not found; run {stage} (it writes {writes}) or pass {option} PATH")
@@ -78,7 +104,9 @@ def _load(loader, path, what, option, stage, writes):
         ) from None
 
 
-def load_artifacts(model_path, classifier_path):
+def load_artifacts(
+    model_path: str | os.PathLike[str], classifier_path: str | os.PathLike[str]
+) -> tuple[ClusteringModel, ClassifierModel]:
     """Load the stage-1 model and the stage-3 classifier; warn where they do not fit together.
 
     Returns
@@ -122,13 +150,13 @@ def load_artifacts(model_path, classifier_path):
     return clustering, classifier
 
 
-def sources_path(output):
+def sources_path(output: str | os.PathLike[str]) -> Path:
     """Where the per-source table goes beside ``output``: ``<stem>_sources<suffix>``."""
     output = Path(output)
     return output.with_name(f"{output.stem}_sources{output.suffix}")
 
 
-def read_feature_set(path) -> FeatureSet:
+def read_feature_set(path: str | os.PathLike[str]) -> FeatureSet:
     """Read a feature set from a TOML file; :class:`InputError` naming the file on any problem."""
     try:
         with open(path, "rb") as handle:

@@ -14,8 +14,11 @@ The helpers here are shared by both.
 
 import datetime
 import logging
+import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 
@@ -29,21 +32,24 @@ log = logging.getLogger(__name__)
 #: HTTP statuses worth retrying besides 5xx: "too many requests".
 RETRY_STATUSES = (429,)
 
+T = TypeVar("T")
 
-def utc_now():
+
+def utc_now() -> str:
     """The current UTC time as ISO 8601 text, to the second."""
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
 
 
-def provenance_path(output):
+def provenance_path(output: str | os.PathLike[str]) -> Path:
     """The provenance sidecar of an output file: ``<output>.provenance.json``."""
     output = Path(output)
     return output.with_name(output.name + ".provenance.json")
 
 
-def exception_chain(exc):
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception behind it (``__cause__``, ``__context__``, pyvo's ``cause``)."""
-    seen, pending = set(), [exc]
+    seen: set[int] = set()
+    pending: list[object] = [exc]
     while pending:
         current = pending.pop(0)
         if current is None or id(current) in seen or not isinstance(current, BaseException):
@@ -53,7 +59,7 @@ def exception_chain(exc):
         pending.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
 
 
-def http_status(exc):
+def http_status(exc: BaseException) -> int | None:
     """The HTTP status behind ``exc``, or None when there was no HTTP answer."""
     for current in exception_chain(exc):
         response = getattr(current, "response", None)
@@ -65,7 +71,7 @@ def http_status(exc):
     return None
 
 
-def failure_kind(exc):
+def failure_kind(exc: BaseException) -> str:
     """Classify a failed request: ``"timeout"``, ``"connection"``, ``"http"`` or ``"other"``."""
     chain = list(exception_chain(exc))
     if any(isinstance(e, requests.exceptions.Timeout) for e in chain):
@@ -77,7 +83,7 @@ def failure_kind(exc):
     return "other"
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """True for failures a later attempt may not see: no connection, time-out, HTTP 5xx or 429."""
     kind = failure_kind(exc)
     if kind in ("timeout", "connection"):
@@ -86,7 +92,7 @@ def is_transient(exc):
     return status is not None and (status >= 500 or status in RETRY_STATUSES)
 
 
-def retry_after(exc):
+def retry_after(exc: BaseException) -> float | None:
     """Seconds a rate-limited service asked us to wait (HTTP ``Retry-After``), if any."""
     for current in exception_chain(exc):
         seconds = getattr(current, "retry_after_seconds", None)  # pyvo's DALRateLimitError
@@ -100,7 +106,16 @@ def retry_after(exc):
     return None
 
 
-def with_retries(action, *, what, retries, backoff=2.0, max_delay=60.0, sleep=None, transient=is_transient):
+def with_retries(
+    action: Callable[[], T],
+    *,
+    what: str,
+    retries: int,
+    backoff: float = 2.0,
+    max_delay: float = 60.0,
+    sleep: Callable[[float], object] | None = None,
+    transient: Callable[[BaseException], bool] = is_transient,
+) -> T:
     """Call ``action()``; on a transient failure wait and try again, up to ``retries`` times.
 
     The waits grow exponentially: ``backoff``, ``2 * backoff``, ``4 * backoff``... (at
@@ -118,7 +133,7 @@ def with_retries(action, *, what, retries, backoff=2.0, max_delay=60.0, sleep=No
         except Exception as exc:
             if attempt > retries or not transient(exc):
                 try:
-                    exc.attempts = attempt
+                    exc.attempts = attempt  # type: ignore[attr-defined]
                 except AttributeError:
                     pass
                 raise
@@ -135,7 +150,7 @@ def with_retries(action, *, what, retries, backoff=2.0, max_delay=60.0, sleep=No
             sleep(delay)
 
 
-def _short_reason(exc):
+def _short_reason(exc: BaseException) -> str:
     kind = failure_kind(exc)
     if kind == "timeout":
         return "time-out"
@@ -147,7 +162,7 @@ def _short_reason(exc):
     return f"{type(exc).__name__}: {exc}"
 
 
-def attempts_text(exc):
+def attempts_text(exc: BaseException) -> str:
     """``" after N attempts"`` when a failure was retried, else an empty string."""
     attempts = getattr(exc, "attempts", 1)
     return f" after {attempts} attempts" if attempts > 1 else ""
@@ -160,13 +175,13 @@ class TimeoutSession(requests.Session):
     without one a silent server would hang the pipeline for ever.
     """
 
-    def __init__(self, timeout, user_agent=None):
+    def __init__(self, timeout: float, user_agent: str | None = None) -> None:
         super().__init__()
         self.default_timeout = timeout
         if user_agent:
             self.headers["User-Agent"] = user_agent
 
-    def request(self, method, url, *args, **kwargs):
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         return super().request(method, url, *args, **kwargs)
