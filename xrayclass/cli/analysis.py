@@ -9,6 +9,8 @@ To add a sub-command: write its two functions and list the parser function in
 :data:`SUBCOMMANDS`.
 """
 
+from __future__ import annotations
+
 import argparse
 import logging
 import os

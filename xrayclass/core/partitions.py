@@ -18,6 +18,8 @@ framework such as Dask only has to map these functions over its partitions::
 the functions below are, on pandas partitions.)
 """
 
+from __future__ import annotations
+
 from typing import TYPE_CHECKING
 
 import numpy as np
