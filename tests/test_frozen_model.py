@@ -17,6 +17,7 @@ from conftest import reference_path
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.mixture import GaussianMixture
 
+from xrayclass.cli import common as cli_common
 from xrayclass.cli import stages as cli
 from xrayclass.cli.classify_source import main as classify_source_main
 from xrayclass.constants import FEATURES
@@ -332,7 +333,7 @@ def test_published_crossmatch_is_compared_with_the_published_mixture(
     reference_path(reference_dir, "paper_gmm.json")
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
-    monkeypatch.setattr(cli, "PUBLISHED_DETECTIONS", 1615)
+    monkeypatch.setattr(cli_common, "PUBLISHED_DETECTIONS", 1615)
     assert (
         cli.crossmatch_main(
             [
