@@ -120,12 +120,7 @@ def mock_run(tmp_path_factory):
 
     directory = tmp_path_factory.mktemp("mock_run")
     write_mock(MOCK_DETECTIONS, MOCK_SEED, directory / "mock_cscresults.parquet", directory / "mock_simbad.parquet")
-    assert (
-        run_stages(
-            directory / "mock_cscresults.parquet", ["--catalog", str(directory / "mock_simbad.parquet")], directory
-        )
-        == 0
-    )
+    assert run_stages(directory / "mock_cscresults.parquet", directory, catalog=directory / "mock_simbad.parquet") == 0
     write_explorer(read_run(directory), directory / "explorer.html")
     return directory
 

@@ -36,7 +36,7 @@ _STAGE_FUNCTIONS = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _STAGE_FUNCTIONS:
         return getattr(import_module(_STAGE_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'xrayclass' has no attribute {name!r}")

@@ -19,7 +19,7 @@ __all__ = [
 LOW_LATITUDE_DEG = 5.0
 
 
-def type_census(crossmatched, top=10):
+def type_census(crossmatched: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """The ``top`` most common ``main_type`` values of each cluster, with counts.
 
     Types are counted under the paper's names (today's SIMBAD labels read as the 2022
@@ -38,7 +38,7 @@ def type_census(crossmatched, top=10):
     return counts[counts["rank"] <= top][[CLUSTER, "rank", MAIN_TYPE, "detections"]].reset_index(drop=True)
 
 
-def latitude_census(detections, limit_deg=LOW_LATITUDE_DEG):
+def latitude_census(detections: pd.DataFrame, limit_deg: float = LOW_LATITUDE_DEG) -> pd.DataFrame:
     """Share of each cluster's detections at galactic |b| < ``limit_deg``.
 
     Returns columns ``cluster, detections, low_latitude, share_low_latitude``.
@@ -51,7 +51,7 @@ def latitude_census(detections, limit_deg=LOW_LATITUDE_DEG):
     return table.reset_index()
 
 
-def format_type_census(census):
+def format_type_census(census: pd.DataFrame) -> str:
     """One line per cluster, as in the paper's Table 3: 'type count, type count, ...'."""
     lines = []
     for cluster, rows in census.groupby(CLUSTER):

@@ -53,11 +53,16 @@ integer d (10/13 = 0.77, 10/14 = 0.71). With ``True_Class`` the precisions are
 published row used ``Class``.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, NAME
 from xrayclass.core.positional import nearest_within
@@ -144,7 +149,7 @@ class ClassPair:
     theirs: tuple
 
 
-def our_classes(token):
+def our_classes(token: str) -> tuple[str, ...]:
     """The fine classes meant by ``token``: an aggregated class or a fine class.
 
     The aggregated names win where a name is both (``AGN`` means QSO and AGN, ``XB``
@@ -165,7 +170,7 @@ def our_classes(token):
     )
 
 
-def class_pair(name, theirs):
+def class_pair(name: str, theirs: Iterable[str]) -> ClassPair:
     """A :class:`ClassPair` named ``name``: our classes ``name`` split on ``+``."""
     tokens = [t.strip() for t in name.split("+")]
     ours = tuple(dict.fromkeys(c for t in tokens for c in our_classes(t)))
@@ -182,7 +187,7 @@ DEFAULT_MAPPING = (
 )
 
 
-def parse_class_pair(text):
+def parse_class_pair(text: str) -> ClassPair:
     """Parse ``"OURS=THEIRS"``, e.g. ``"AGN+Seyfert=AGN"`` or ``"XB=HMXB,LMXB"``.
 
     ``OURS`` is one or more of our classes joined with ``+`` (aggregated or fine) and
@@ -200,7 +205,7 @@ def parse_class_pair(text):
     return class_pair(ours.strip(), labels)
 
 
-def parse_mapping(texts):
+def parse_mapping(texts: Sequence[str] | None) -> tuple[ClassPair, ...]:
     """The comparison classes from ``--map`` texts, or :data:`DEFAULT_MAPPING` if none."""
     if not texts:
         return DEFAULT_MAPPING
@@ -212,12 +217,12 @@ def parse_mapping(texts):
     return mapping
 
 
-def shared_labels(mapping):
+def shared_labels(mapping: Iterable[ClassPair]) -> tuple[str, ...]:
     """The reference labels that both catalogs share: those of any comparison class."""
     return tuple(dict.fromkeys(label for pair in mapping for label in pair.theirs))
 
 
-def normalized_names(names):
+def normalized_names(names: pd.Series) -> pd.Series:
     """Source names for comparison: no whitespace, upper case; missing stays missing."""
     names = pd.Series(names, dtype=object)
     text = names.astype(str).str.replace(r"\s+", "", regex=True).str.upper()
@@ -227,7 +232,7 @@ def normalized_names(names):
 # -- inputs ------------------------------------------------------------------------------
 
 
-def required_catalog_columns(columns, match):
+def required_catalog_columns(columns: CatalogColumns, match: str) -> list[str]:
     """The reference columns ``match`` needs, label first."""
     needed = [columns.label]
     if match in ("both", "name"):
@@ -239,7 +244,7 @@ def required_catalog_columns(columns, match):
     return needed
 
 
-def require_catalog_columns(catalog, columns, match):
+def require_catalog_columns(catalog: pd.DataFrame, columns: CatalogColumns, match: str) -> None:
     """Raise :class:`InputError` naming each missing column with its role and the columns there are."""
     needed = required_catalog_columns(columns, match)
     roles = {columns.label: "label", columns.name: "name", columns.ra: "RA", columns.dec: "Dec"}
@@ -251,7 +256,9 @@ def require_catalog_columns(catalog, columns, match):
         )
 
 
-def prepare_catalog(catalog, columns=CatalogColumns(), match="both"):
+def prepare_catalog(
+    catalog: pd.DataFrame, columns: CatalogColumns = CatalogColumns(), match: str = "both"
+) -> pd.DataFrame:
     """The reference catalog as ``name, ra, dec, label`` (normalized names, degrees).
 
     Rows without a label are dropped; a repeated name keeps its first row. Columns
@@ -292,7 +299,7 @@ def prepare_catalog(catalog, columns=CatalogColumns(), match="both"):
     return prepared.reset_index(drop=True)
 
 
-def prepare_sources(sources, match="both"):
+def prepare_sources(sources: pd.DataFrame, match: str = "both") -> pd.DataFrame:
     """Our uniquely classified sources as ``name, ra, dec, master_class``.
 
     Raises
@@ -318,7 +325,7 @@ def prepare_sources(sources, match="both"):
 # -- matching ----------------------------------------------------------------------------
 
 
-def match_by_name(source_names, catalog_names):
+def match_by_name(source_names: np.ndarray, catalog_names: np.ndarray) -> np.ndarray:
     """Row of ``catalog_names`` with each source's name, or -1 (names already normalized)."""
     rows = pd.Series(np.arange(len(catalog_names)), index=pd.Index(catalog_names, dtype=object))
     rows = rows[rows.index.notna()]
@@ -326,7 +333,9 @@ def match_by_name(source_names, catalog_names):
     return found.fillna(-1).to_numpy(dtype=np.int64, copy=True)
 
 
-def match_sources(sources, catalog, radius_arcsec=MATCH_RADIUS_ARCSEC, match="both"):
+def match_sources(
+    sources: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float = MATCH_RADIUS_ARCSEC, match: str = "both"
+) -> pd.DataFrame:
     """Match each source to at most one catalog row: by name first, then by position.
 
     Parameters
@@ -364,7 +373,7 @@ def match_sources(sources, catalog, radius_arcsec=MATCH_RADIUS_ARCSEC, match="bo
     return pd.DataFrame({"catalog_row": rows, "matched_by": matched_by, "separation_arcsec": separations})
 
 
-def match_summary(matches):
+def match_summary(matches: pd.DataFrame) -> dict[str, Any]:
     """Counts of sources matched by name, by position only, and unmatched."""
     by = matches["matched_by"]
     matched_rows = matches.loc[matches["catalog_row"] >= 0, "catalog_row"]
@@ -380,12 +389,14 @@ def match_summary(matches):
 # -- metrics -----------------------------------------------------------------------------
 
 
-def share(numerator, denominator):
+def share(numerator: float, denominator: float) -> float:
     """``numerator / denominator``, NaN when the denominator is zero (undefined)."""
     return numerator / denominator if denominator else float("nan")
 
 
-def class_metrics(our_classes_of_matches, reference_labels, mapping=DEFAULT_MAPPING):
+def class_metrics(
+    our_classes_of_matches: ArrayLike, reference_labels: ArrayLike, mapping: Sequence[ClassPair] = DEFAULT_MAPPING
+) -> pd.DataFrame:
     """Matches, precision, R-precision and recall of each comparison class.
 
     Parameters
@@ -424,7 +435,9 @@ def class_metrics(our_classes_of_matches, reference_labels, mapping=DEFAULT_MAPP
     return table.astype({"matches": "int64", "precision": "float64", "r_precision": "float64", "recall": "float64"})
 
 
-def confusion_counts(our_classes_of_matches, reference_labels, mapping=DEFAULT_MAPPING):
+def confusion_counts(
+    our_classes_of_matches: ArrayLike, reference_labels: ArrayLike, mapping: Sequence[ClassPair] = DEFAULT_MAPPING
+) -> pd.DataFrame:
     """Matched sources by comparison class of ours (rows) and reference label (columns).
 
     Our sources in no comparison class are counted under ``"other"``.
@@ -450,8 +463,13 @@ class Comparison:
 
 
 def compare_catalog(
-    sources, catalog, columns=CatalogColumns(), mapping=DEFAULT_MAPPING, radius_arcsec=MATCH_RADIUS_ARCSEC, match="both"
-):
+    sources: pd.DataFrame,
+    catalog: pd.DataFrame,
+    columns: CatalogColumns = CatalogColumns(),
+    mapping: Sequence[ClassPair] = DEFAULT_MAPPING,
+    radius_arcsec: float = MATCH_RADIUS_ARCSEC,
+    match: str = "both",
+) -> Comparison:
     """Match our uniquely classified sources with a reference catalog and score each class.
 
     Parameters
@@ -518,7 +536,7 @@ def compare_catalog(
     return Comparison(metrics, summary, confusion, matched)
 
 
-def format_comparison(comparison, decimals=2):
+def format_comparison(comparison: Comparison, decimals: int = 2) -> str:
     """The printed report: match counts, then the table with shares to ``decimals``."""
     s = comparison.summary
     matched = s["by_name"] + s["by_position_only"]

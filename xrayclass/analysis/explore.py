@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,9 @@ class RunTables:
 # -- projections ---------------------------------------------------------------------------
 
 
-def mollweide(longitude_deg: np.ndarray, latitude_deg: np.ndarray, centre_deg: float = 0.0):
+def mollweide(
+    longitude_deg: np.ndarray, latitude_deg: np.ndarray, centre_deg: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Mollweide ``(x, y)`` with longitude increasing to the left, as on the sky.
 
     ``x`` spans [-2 sqrt 2, 2 sqrt 2], ``y`` [-sqrt 2, sqrt 2]. The auxiliary angle solves
@@ -147,7 +150,7 @@ def _b64(values: np.ndarray, dtype: str) -> str:
     )
 
 
-def _column(values, dtype: str) -> dict:
+def _column(values: np.ndarray, dtype: str) -> dict[str, str]:
     return {"dtype": dtype, "b64": _b64(values, dtype)}
 
 
@@ -301,7 +304,7 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
 
         scaler = LogMinMaxScaler.from_dict(tables.preprocessing)
         with np.errstate(invalid="ignore", divide="ignore"):
-            transformed = scaler.transform(raw)
+            transformed = scaler.transform(raw)  # type: ignore[arg-type]
         for j, feature in enumerate(FEATURES):
             columns[f"pre:{feature}"] = _column(transformed[:, j], "float32")
         preprocessed = True
@@ -346,7 +349,7 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
     }
 
 
-def _detections(detections: pd.DataFrame, names: pd.Series):
+def _detections(detections: pd.DataFrame, names: pd.Series) -> tuple[dict[str, Any] | None, np.ndarray | None]:
     """Per-detection columns of the shown sources, grouped by source in ``names`` order."""
     if NAME not in detections and "name_1" in detections:
         detections = detections.rename(columns={"name_1": NAME})

@@ -18,6 +18,7 @@ Conventions
 
 import contextlib
 import contextvars
+import os
 import re
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
@@ -148,7 +149,7 @@ def _mark_synthetic(figure: Figure) -> None:
     )
 
 
-def save_figure(figure: Figure, out_dir: str | Path, stem: str) -> list[Path]:
+def save_figure(figure: Figure, out_dir: str | os.PathLike[str], stem: str) -> list[Path]:
     """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``.
 
     Each file is written to a temporary file in ``out_dir`` and renamed into place, so
@@ -262,7 +263,7 @@ def _mollweide(
 
 
 def bic_figure(
-    bic_table: pd.DataFrame, out_dir: str | Path, chosen_k: int | None = None, stem: str = "fig1_bic"
+    bic_table: pd.DataFrame, out_dir: str | os.PathLike[str], chosen_k: int | None = None, stem: str = "fig1_bic"
 ) -> list[Path]:
     """Fig. 1: the BIC of the Gaussian mixture and its gradient against K.
 
@@ -308,7 +309,9 @@ def bic_figure(
     return save_figure(figure, out_dir, stem)
 
 
-def cluster_sky_map(clustered: pd.DataFrame, out_dir: str | Path, stem: str = "fig2_cluster_sky_map") -> list[Path]:
+def cluster_sky_map(
+    clustered: pd.DataFrame, out_dir: str | os.PathLike[str], stem: str = "fig2_cluster_sky_map"
+) -> list[Path]:
     """Fig. 2: detections on the sky (Mollweide, galactic), one colour per cluster.
 
     Parameters
@@ -354,7 +357,7 @@ def cluster_sky_map(clustered: pd.DataFrame, out_dir: str | Path, stem: str = "f
 
 
 def hardness_by_cluster(
-    clustered: pd.DataFrame, out_dir: str | Path, stem: str = "fig3_hardness_by_cluster"
+    clustered: pd.DataFrame, out_dir: str | os.PathLike[str], stem: str = "fig3_hardness_by_cluster"
 ) -> list[Path]:
     """Fig. 3: hard_hs against hard_hm per cluster, coloured by hard-band variability.
 
@@ -428,7 +431,7 @@ def _density(
 
 def class_density_maps(
     classified: pd.DataFrame,
-    out_dir: str | Path,
+    out_dir: str | os.PathLike[str],
     kind: str = "hardness",
     aggregated: bool = True,
     stem: str | None = None,
@@ -517,7 +520,10 @@ def class_density_maps(
 
 
 def class_sky_density(
-    uniquely: pd.DataFrame, out_dir: str | Path, bins: tuple[int, int] = (36, 18), stem: str = "fig8_class_sky_density"
+    uniquely: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    bins: tuple[int, int] = (36, 18),
+    stem: str = "fig8_class_sky_density",
 ) -> list[Path]:
     """Fig. 8: sky density of the uniquely classified sources, per aggregated class.
 
@@ -582,7 +588,7 @@ def class_sky_density(
 def source_probability_plot(
     classified: pd.DataFrame,
     name: str,
-    out_dir: str | Path,
+    out_dir: str | os.PathLike[str],
     master_class: str | None = None,
     stem: str | None = None,
 ) -> list[Path]:
@@ -714,7 +720,7 @@ def _probability_track(ax: Axes, rows: pd.DataFrame, track_columns: Sequence[str
 
 
 def method_comparison_figure(
-    table: pd.DataFrame, out_dir: str | Path, stem: str = "fig_method_comparison"
+    table: pd.DataFrame, out_dir: str | os.PathLike[str], stem: str = "fig_method_comparison"
 ) -> list[Path]:
     """Per-class F1 of several classifiers validated on the same splits (grouped bars).
 
@@ -769,7 +775,10 @@ COMPARISON_PANELS = (
 
 
 def comparison_figure(
-    table: pd.DataFrame, out_dir: str | Path, stem: str = "fig_method_comparison_splits", synthetic: bool = False
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    stem: str = "fig_method_comparison_splits",
+    synthetic: bool = False,
 ) -> list[Path]:
     """Every method's accuracy, macro F1, aggregated diagonal and calibration, on both splits.
 
@@ -822,7 +831,7 @@ def comparison_figure(
 
 def reliability_figure(
     curves: Mapping[str, Mapping[str, ArrayLike]],
-    out_dir: str | Path,
+    out_dir: str | os.PathLike[str],
     stem: str = "fig_reliability",
     synthetic: bool = False,
 ) -> list[Path]:
@@ -872,7 +881,7 @@ def _text_colour(rgba: ColorType | np.ndarray) -> str:
 
 
 def confusion_heatmap(
-    matrix: ArrayLike | pd.DataFrame, labels: Sequence[str], out_dir: str | Path, stem: str, title: str
+    matrix: ArrayLike | pd.DataFrame, labels: Sequence[str], out_dir: str | os.PathLike[str], stem: str, title: str
 ) -> list[Path]:
     """Figs. 4 and 5: annotated heat map of a row-normalized confusion matrix.
 

@@ -6,6 +6,7 @@ stops paying: the paper chose K = 6, where the gradient changes slope, flat from
 """
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -23,11 +24,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _bic(X, k, seed):
+def _bic(X: np.ndarray, k: int, seed: int) -> float:
     return fit_mixture(X, n_components=k, random_state=seed).bic(X)
 
 
-def bic_scan(X, k_values=range(2, 21), n_fits=3, seed=0, n_jobs=1):
+def bic_scan(
+    X: np.ndarray, k_values: Iterable[int] = range(2, 21), n_fits: int = 3, seed: int = 0, n_jobs: int = 1
+) -> pd.DataFrame:
     """BIC of ``n_fits`` seeded fits for each K.
 
     Parameters
@@ -73,7 +76,7 @@ def bic_scan(X, k_values=range(2, 21), n_fits=3, seed=0, n_jobs=1):
     return pd.DataFrame(rows, columns=["k", "fit", "seed", "bic"])
 
 
-def summarize_bic(scan):
+def summarize_bic(scan: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread of the BIC per K, and the gradient of the mean (per unit K)."""
     table = scan.groupby("k")["bic"].agg(bic_mean="mean", bic_std="std").reset_index()
     table["bic_std"] = table["bic_std"].fillna(0.0)
@@ -81,7 +84,7 @@ def summarize_bic(scan):
     return table
 
 
-def knee(table):
+def knee(table: pd.DataFrame) -> int:
     """The K where the BIC curve bends most: farthest from the chord joining its ends.
 
     Both axes are scaled to [0, 1] first (the "kneedle" construction), so the answer

@@ -28,8 +28,15 @@ families are isotropic. Generation is chunked with a fixed chunk size, so a give
 seed gives the same catalog at any size, in bounded memory.
 """
 
+from __future__ import annotations
+
 import logging
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -185,7 +192,7 @@ class MockSettings:
     missing_soft_band: float = 0.06
     class_shares: dict = field(default_factory=lambda: dict(CLASS_SHARES))
 
-    def validate(self):
+    def validate(self) -> None:
         if self.separation < 0:
             raise ValueError("separation must be >= 0")
         shares = self.labeled_share + self.uninformative_share + self.other_type_share
@@ -195,11 +202,11 @@ class MockSettings:
             raise ValueError(f"class_shares must give a share for each of {CLASSES}")
 
 
-def _sigmoid(x):
+def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _multiplicities(rng, families, limit):
+def _multiplicities(rng: np.random.Generator, families: np.ndarray, limit: int) -> np.ndarray:
     """Detections per source: a discrete power law truncated at ``limit``."""
     counts = np.empty(len(families), dtype=np.int64)
     n = np.arange(1, limit + 1)
@@ -210,7 +217,7 @@ def _multiplicities(rng, families, limit):
     return counts
 
 
-def _sky_positions(rng, families):
+def _sky_positions(rng: np.random.Generator, families: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ICRS ra, dec (deg): galactic families near the plane, the others isotropic."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -230,14 +237,14 @@ def _sky_positions(rng, families):
     return ra, dec
 
 
-def _position_cells(ra, dec):
+def _position_cells(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """Integer id of the CSC-name cell (0.1 s of RA by 1 arcsec of Dec) of each position."""
     ra_tenths = np.floor(ra / 15 * 36000).astype(np.int64)  # tenths of a second of time
     dec_arcsec = np.floor((dec + 90) * 3600).astype(np.int64)
     return ra_tenths * 648_001 + dec_arcsec
 
 
-def _unique_positions(ra, dec, used):
+def _unique_positions(ra: np.ndarray, dec: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nudge positions by 1 arcsec in Dec until no two sources share a name cell."""
     for _ in range(100):
         cells = _position_cells(ra, dec)
@@ -252,7 +259,7 @@ def _unique_positions(ra, dec, used):
     raise RuntimeError("could not place mock sources in distinct name cells")
 
 
-def source_names(ra, dec):
+def source_names(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """CSC-style names, ``MOCK Jhhmmss.s+ddmmss``, truncated as the CSC truncates."""
     tenths = np.floor(ra / 15 * 36000).astype(np.int64)
     hours, rest = np.divmod(tenths, 36000)
@@ -262,11 +269,11 @@ def source_names(ra, dec):
     degrees, rest = np.divmod(arcsec, 3600)
     arcmin, arcsec = np.divmod(rest, 60)
 
-    def two(values):
+    def two(values: np.ndarray) -> np.ndarray:
         return np.strings.zfill(values.astype(str), 2)
 
     sign = np.where(dec < 0, "-", "+")
-    parts = [
+    parts: list[Any] = [
         np.full(len(ra), MOCK_PREFIX),
         two(hours),
         two(minutes),
@@ -284,12 +291,14 @@ def source_names(ra, dec):
     return name
 
 
-def _features(rng, factors, settings):
+def _features(
+    rng: np.random.Generator, factors: np.ndarray, settings: MockSettings
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Raw CSC columns of each detection from its (hardness, absorption, variability) factors."""
     n = len(factors)
     hardness, absorption, variability = factors.T
 
-    def noise(scale=1.0):
+    def noise(scale: float = 1.0) -> np.ndarray:
         return rng.normal(0.0, settings.feature_noise * scale, n)
 
     # Coefficients keep the hardness ratios mostly inside (-0.6, 0.6), as in the CSC.
@@ -335,7 +344,9 @@ def _features(rng, factors, settings):
     return columns, rate
 
 
-def _simbad_types(rng, classes, families, settings):
+def _simbad_types(
+    rng: np.random.Generator, classes: np.ndarray, families: np.ndarray, settings: MockSettings
+) -> np.ndarray:
     """What a 1-arcsec SIMBAD match gives each source ('' where there is no object)."""
     n = len(classes)
     draw = rng.uniform(size=n)
@@ -360,7 +371,14 @@ def _simbad_types(rng, classes, families, settings):
     return types
 
 
-def _chunk(rng, first_source, n_sources, settings, used_cells, remaining_detections):
+def _chunk(
+    rng: np.random.Generator,
+    first_source: int,
+    n_sources: int,
+    settings: MockSettings,
+    used_cells: np.ndarray,
+    remaining_detections: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     classes_all = np.array(list(settings.class_shares), dtype=object)
     shares = np.array(list(settings.class_shares.values()), dtype=float)
     classes = rng.choice(classes_all, size=n_sources, p=shares / shares.sum())
@@ -421,7 +439,16 @@ def _chunk(rng, first_source, n_sources, settings, used_cells, remaining_detecti
     return table, simbad, cells
 
 
-def _simbad_catalog(rng, first_source, names, ra, dec, classes, families, settings):
+def _simbad_catalog(
+    rng: np.random.Generator,
+    first_source: int,
+    names: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    classes: np.ndarray,
+    families: np.ndarray,
+    settings: MockSettings,
+) -> pd.DataFrame:
     """Mock SIMBAD objects near the sources that have a counterpart, plus a few decoys."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -452,7 +479,9 @@ def _simbad_catalog(rng, first_source, names, ra, dec, classes, families, settin
     )
 
 
-def generate(n_detections, seed, settings=None):
+def generate(
+    n_detections: int, seed: int, settings: MockSettings | None = None
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Yield ``(detections, simbad)`` chunks of a mock catalog of ``n_detections`` rows.
 
     Parameters
@@ -488,12 +517,18 @@ def generate(n_detections, seed, settings=None):
         yield table, simbad
 
 
-def describe(settings):
+def describe(settings: MockSettings) -> dict[str, Any]:
     """The settings as plain values, for provenance."""
     return {"note": SYNTHETIC_NOTE, **asdict(settings)}
 
 
-def write_mock(n_detections, seed, output, simbad_output, settings=None):
+def write_mock(
+    n_detections: int,
+    seed: int,
+    output: str | os.PathLike[str],
+    simbad_output: str | os.PathLike[str],
+    settings: MockSettings | None = None,
+) -> dict[str, Any]:
     """Write a mock catalog and its mock SIMBAD catalog, chunk by chunk.
 
     Parquet and CSV are written incrementally (memory bounded at any size); VOTable
@@ -512,14 +547,14 @@ def write_mock(n_detections, seed, output, simbad_output, settings=None):
     chunks = generate(n_detections, seed, settings)
     counts = {"detections": 0, "sources": 0, "simbad_objects": 0}
 
-    def tally(detections, simbad):
+    def tally(detections: pd.DataFrame, simbad: pd.DataFrame) -> None:
         counts["detections"] += len(detections)
         counts["sources"] += detections["name"].nunique()
         counts["simbad_objects"] += len(simbad)
 
     pending_simbad = []
 
-    def write_detections(temporary):
+    def write_detections(temporary: Path) -> None:
         with _TableSink(temporary, output) as sink:
             for detections, simbad in chunks:
                 tally(detections, simbad)
@@ -527,7 +562,7 @@ def write_mock(n_detections, seed, output, simbad_output, settings=None):
                 pending_simbad.append(simbad)
                 log.info("mock catalog: %s of %s detections", f"{counts['detections']:,}", f"{n_detections:,}")
 
-    def write_simbad(temporary):
+    def write_simbad(temporary: Path) -> None:
         with _TableSink(temporary, simbad_output) as sink:
             for simbad in pending_simbad:
                 sink.append(simbad)
@@ -552,18 +587,18 @@ VOTABLE_LIMIT = 3_000_000
 class _TableSink:
     """Appends DataFrame chunks to one CSV, Parquet or VOTable file."""
 
-    def __init__(self, path, destination):
+    def __init__(self, path: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
         from xrayclass.io.tables import table_format
 
         self.path = path
         self.format = table_format(destination, ("csv", "parquet", "votable"))
-        self.writer = None
-        self.parts = []
+        self.writer: Any = None
+        self.parts: list[pd.DataFrame] = []
 
-    def __enter__(self):
+    def __enter__(self) -> _TableSink:
         return self
 
-    def append(self, frame):
+    def append(self, frame: pd.DataFrame) -> None:
         if self.format == "csv":
             frame.to_csv(self.path, mode="a" if self.writer else "w", header=self.writer is None, index=False)
             self.writer = True
@@ -581,7 +616,9 @@ class _TableSink:
         else:
             self.parts.append(frame)
 
-    def __exit__(self, kind, value, traceback):
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> Literal[False]:
         if self.format == "parquet" and self.writer is not None:
             self.writer.close()
         if self.format == "votable" and kind is None:
@@ -593,7 +630,7 @@ class _TableSink:
         return False
 
 
-def mock_accuracy(classified, uniquely=None):
+def mock_accuracy(classified: pd.DataFrame, uniquely: pd.DataFrame | None = None) -> dict[str, Any]:
     """How well the pipeline recovered the hidden classes of a mock catalog.
 
     Parameters
@@ -629,7 +666,7 @@ def mock_accuracy(classified, uniquely=None):
     return result
 
 
-def format_accuracy(scores):
+def format_accuracy(scores: Mapping[str, Any]) -> str:
     """One paragraph stating the recovered accuracy of a mock run, labeled as synthetic."""
     text = (
         f"MOCK catalog (synthetic, known truth): {scores['detections_scored']:,} unlabeled detections "

@@ -5,9 +5,14 @@ Every "obtained" value is computed from the tables of the run being checked; the
 published tables themselves, read from the shared reference directory.
 """
 
+from __future__ import annotations
+
 import logging
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +21,10 @@ from xrayclass.constants import CLASSES, FEATURES, NAME
 from xrayclass.exceptions import input_files
 from xrayclass.io.tables import read_table, write_outputs
 from xrayclass.stages.master_classification import master_classification, tables_kappa
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = [
     "FEATURE_RTOL",
@@ -45,7 +54,7 @@ class Check:
     obtained: object
     passed: bool
 
-    def row(self):
+    def row(self) -> dict[str, Any]:
         return {
             "check": self.name,
             "published": _text(self.published),
@@ -54,19 +63,22 @@ class Check:
         }
 
 
-def _text(value):
+def _text(value: object) -> str:
     return f"{value:,}" if isinstance(value, (int, np.integer)) else str(value)
 
 
-def _count_check(name, published_value, obtained_value):
+def _count_check(name: str, published_value: object, obtained_value: object) -> Check:
     return Check(name, published_value, obtained_value, published_value == obtained_value)
 
 
-def _differing(joined, columns, tolerance=None, relative=False):
+def _differing(
+    joined: pd.DataFrame, columns: Sequence[str], tolerance: float | None = None, relative: bool = False
+) -> int:
     """Number of sources (rows of ``joined``) where any of ``columns`` differs."""
     off = np.zeros(len(joined), dtype=bool)
     for column in columns:
-        mine, theirs = joined[column], joined[f"{column}__published"]
+        mine: Any = joined[column]
+        theirs: Any = joined[f"{column}__published"]
         if tolerance is None:
             off |= (mine.astype(str) != theirs.astype(str)).to_numpy()
             continue
@@ -76,7 +88,13 @@ def _differing(joined, columns, tolerance=None, relative=False):
     return int(off.sum())
 
 
-def compare_table(ours, theirs, label, exact, close=()):
+def compare_table(
+    ours: pd.DataFrame,
+    theirs: pd.DataFrame,
+    label: str,
+    exact: Mapping[str, Sequence[str]],
+    close: Sequence[tuple[str, Sequence[str], float | None, bool]] = (),
+) -> list[Check]:
     """Compare two per-source tables keyed by source name.
 
     Parameters
@@ -95,7 +113,8 @@ def compare_table(ours, theirs, label, exact, close=()):
     differing = len(set(ours[NAME]) ^ set(theirs[NAME]))
     checks.append(Check(f"{label}: names in only one of the tables", 0, differing, differing == 0))
     joined = ours.merge(theirs, on=NAME, suffixes=("", "__published"))
-    groups = [(d, c, None, False) for d, c in exact.items()] + list(close)
+    groups: list[tuple[str, Sequence[str], float | None, bool]] = [(d, c, None, False) for d, c in exact.items()]
+    groups += list(close)
     for description, columns, tolerance, relative in groups:
         shared = [c for c in columns if c in ours.columns and c in theirs.columns]
         if not shared:
@@ -105,7 +124,13 @@ def compare_table(ours, theirs, label, exact, close=()):
     return checks
 
 
-def master_table_checks(uniquely, ambiguous, summary, published_uniquely, published_ambiguous):
+def master_table_checks(
+    uniquely: pd.DataFrame,
+    ambiguous: pd.DataFrame,
+    summary: Mapping[str, Any],
+    published_uniquely: pd.DataFrame,
+    published_ambiguous: pd.DataFrame,
+) -> list[Check]:
     """Every check of stage 4 against the published tables and numbers."""
     close = [
         ("ra/dec (to 1e-9 deg)", ["ra", "dec"], POSITION_TOLERANCE_DEG, False),
@@ -160,7 +185,7 @@ def master_table_checks(uniquely, ambiguous, summary, published_uniquely, publis
     return checks
 
 
-def reproduce_master_tables(reference_dir, out_dir):
+def reproduce_master_tables(reference_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[Check]:
     """Stage 4 on the published stage-3 output, checked against the published tables.
 
     Writes this run's two tables to ``out_dir`` and returns the list of checks.
@@ -183,7 +208,7 @@ def reproduce_master_tables(reference_dir, out_dir):
     return master_table_checks(uniquely, ambiguous, summary, published_uniquely, published_ambiguous)
 
 
-def format_checks(checks):
+def format_checks(checks: Sequence[Check]) -> str:
     """A plain-text table of the checks and a closing line of totals."""
     rows = [check.row() for check in checks]
     header = {"check": "check", "published": "published", "obtained": "obtained", "result": "result"}

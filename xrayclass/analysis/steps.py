@@ -5,8 +5,13 @@ tables and figures, and returns what it computed, so that ``analysis.py`` and th
 reproduction report share one implementation.
 """
 
+from __future__ import annotations
+
 import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +22,10 @@ from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.io.paths import RunLayout
 from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
+
+if TYPE_CHECKING:
+    from xrayclass.core.featuresets import FeatureSet
+
 
 __all__ = [
     "as_table",
@@ -38,12 +47,12 @@ log = logging.getLogger(__name__)
 RunFiles = RunLayout
 
 
-def is_synthetic(table):
+def is_synthetic(table: pd.DataFrame) -> bool:
     """True when the table's sources are mock ones (names ``MOCK J...``)."""
-    return bool(len(table)) and table[NAME].astype(str).str.startswith("MOCK").all()
+    return bool(len(table)) and bool(table[NAME].astype(str).str.startswith("MOCK").all())
 
 
-def preprocessed_features(table):
+def preprocessed_features(table: pd.DataFrame) -> np.ndarray:
     """The complete rows' features, preprocessed as in stage 1 (fitted on those rows)."""
     table = prepare_features(table)
     complete, _ = complete_rows(table)
@@ -54,7 +63,16 @@ def preprocessed_features(table):
 # -- K selection --------------------------------------------------------------------------
 
 
-def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3, sample=20_000, seed=0, n_jobs=2):
+def k_selection(
+    clustered: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    figures_dir: str | os.PathLike[str],
+    k_values: Iterable[int] = range(2, 21),
+    n_fits: int = 3,
+    sample: int = 20_000,
+    seed: int = 0,
+    n_jobs: int = 2,
+) -> tuple[pd.DataFrame, int]:
     """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1.
 
     Returns
@@ -86,16 +104,16 @@ def k_selection(clustered, out_dir, figures_dir, k_values=range(2, 21), n_fits=3
 
 
 def validation(
-    crossmatched,
-    out_dir,
-    figures_dir,
-    seeds=range(5),
-    group_by_source=False,
-    methods=("mahalanobis",),
-    calibrate=False,
-    both_splits=False,
-    feature_set=None,
-):
+    crossmatched: pd.DataFrame,
+    out_dir: Path,
+    figures_dir: Path,
+    seeds: Sequence[int] = range(5),
+    group_by_source: bool = False,
+    methods: Sequence[str] = ("mahalanobis",),
+    calibrate: bool = False,
+    both_splits: bool = False,
+    feature_set: FeatureSet | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """The 70/30 validation repeated over ``seeds`` for each method, on the same splits.
 
     Writes per method the confusion matrices (mean, std), per-class metrics, a summary
@@ -122,7 +140,17 @@ def validation(
         )
 
 
-def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic):
+def _validation(
+    labeled: pd.DataFrame,
+    out_dir: Path,
+    figures_dir: Path,
+    seeds: Sequence[int],
+    group_by_source: bool,
+    methods: Sequence[str],
+    calibrate: bool,
+    both_splits: bool,
+    synthetic: bool,
+) -> tuple[dict[str, Any], pd.DataFrame]:
     from xrayclass.analysis.validation import SPLITS, compare_methods, compare_splits, method_table
 
     chosen = method_table(methods, calibrate)
@@ -188,7 +216,7 @@ def _validation(labeled, out_dir, figures_dir, seeds, group_by_source, methods, 
 # -- census -------------------------------------------------------------------------------
 
 
-def census(crossmatched, out_dir):
+def census(crossmatched: pd.DataFrame, out_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 3 (top SIMBAD types per cluster) and the low-latitude share of each cluster."""
     from xrayclass.analysis.census import latitude_census, type_census
 
@@ -201,20 +229,22 @@ def census(crossmatched, out_dir):
 # -- figures ------------------------------------------------------------------------------
 
 
-def default_sources(uniquely, count=3):
+def default_sources(uniquely: pd.DataFrame, count: int = 3) -> list[str]:
     """The uniquely classified sources with the most detections (Table A1's head)."""
     return uniquely.sort_values(["detection_count", NAME], ascending=[False, True]).head(count)[NAME].tolist()
 
 
-def _names_synthetic(table):
+def _names_synthetic(table: pd.DataFrame) -> bool:
     """Mock names (``MOCK J...``) in either spelling of the name column."""
     for column in (NAME, "name_1"):
         if column in table:
-            return table[column].astype(str).str.startswith("MOCK").any()
+            return bool(table[column].astype(str).str.startswith("MOCK").any())
     return False
 
 
-def run_figures(run, figures_dir=None, sources=None):
+def run_figures(
+    run: RunLayout, figures_dir: str | os.PathLike[str] | None = None, sources: Sequence[str] | None = None
+) -> list[Path]:
     """Figs. 2, 3, 6, 7, 8 and 10 from the stage outputs that exist; returns the PNG paths.
 
     Figures of a mock run (source names ``MOCK J...``) are marked SYNTHETIC.
@@ -228,7 +258,9 @@ def run_figures(run, figures_dir=None, sources=None):
         return _run_figures(run, figures_dir, sources)
 
 
-def _run_figures(run, figures_dir=None, sources=None):
+def _run_figures(
+    run: RunLayout, figures_dir: str | os.PathLike[str] | None = None, sources: Sequence[str] | None = None
+) -> list[Path]:
     if sources and run.detections.exists():
         # Checked before anything is drawn: a misspelt name should not cost the other figures' time.
         known = set(read_table(run.detections, columns=[NAME])[NAME])
@@ -260,14 +292,14 @@ def _run_figures(run, figures_dir=None, sources=None):
     return [path for path in made if Path(path).suffix == ".png"]
 
 
-def read_summary(run):
+def read_summary(run: RunLayout) -> dict[str, Any] | None:
     """The stage-4 summary of a run, or None."""
     return read_json(run.summary) if run.summary.exists() else None
 
 
-def stage_counts(run):
+def stage_counts(run: RunLayout) -> dict[str, Any]:
     """Row counts of each stage of a run, from its outputs (None where absent)."""
-    counts = {}
+    counts: dict[str, Any] = {}
     if run.model.exists():
         training = read_json(run.model).get("training", {})
         counts["input_detections"] = training.get("n_input_rows")
@@ -288,5 +320,5 @@ def stage_counts(run):
     return counts
 
 
-def as_table(mapping, columns):
-    return pd.DataFrame(list(mapping.items()), columns=columns)
+def as_table(mapping: Mapping[Any, Any], columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(list(mapping.items()), columns=list(columns))

@@ -9,9 +9,14 @@ To add a sub-command: write its two functions and list the parser function in
 :data:`SUBCOMMANDS`.
 """
 
+from __future__ import annotations
+
 import argparse
 import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xrayclass.cli.argtypes import positive_float, positive_int
 from xrayclass.cli.stages import (
@@ -26,6 +31,12 @@ from xrayclass.exceptions import input_files
 from xrayclass.io import paths
 from xrayclass.io.runs import find_run
 from xrayclass.io.tables import InputError, read_table, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from xrayclass.core.featuresets import FeatureSet
+
 
 __all__ = [
     "PROG",
@@ -59,7 +70,7 @@ PROG = "analysis.py"
 # -- compare -----------------------------------------------------------------------------
 
 
-def _class_mapping_help():
+def _class_mapping_help() -> str:
     from xrayclass.analysis.comparison import DEFAULT_MAPPING
 
     default = " ".join(f"--map '{p.name}={','.join(p.theirs)}'" for p in DEFAULT_MAPPING)
@@ -72,7 +83,9 @@ def _class_mapping_help():
     )
 
 
-def add_compare_parser(subparsers, common):
+def add_compare_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
     from xrayclass.analysis.comparison import MATCH_MODES, MATCH_RADIUS_ARCSEC, CatalogColumns
 
     default_columns = CatalogColumns()
@@ -123,12 +136,12 @@ def add_compare_parser(subparsers, common):
     return parser
 
 
-def default_comparison_output(catalog):
+def default_comparison_output(catalog: str | os.PathLike[str]) -> Path:
     """``out_data/comparison_<catalog stem>.csv``."""
     return paths.OUT_DIR / f"comparison_{Path(catalog).stem}.csv"
 
 
-def compare_command(args):
+def compare_command(args: argparse.Namespace) -> None:
     """Run the catalog comparison and write and print its table."""
     from xrayclass.analysis.comparison import CatalogColumns, compare_catalog, format_comparison, parse_mapping
 
@@ -166,7 +179,7 @@ RUN_DIR_DEFAULT = (
 )
 
 
-def _run_dir_option(parser):
+def _run_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-dir",
         default=None,
@@ -175,13 +188,15 @@ def _run_dir_option(parser):
     )
 
 
-def _run_files(args, *needs):
+def _run_files(args: argparse.Namespace, *needs: str) -> paths.RunLayout:
     """The run of ``--run-dir``, or the one :func:`find_run` picks for the files ``needs``."""
 
     return paths.RunLayout(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
 
 
-def add_kselect_parser(subparsers, common):
+def add_kselect_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     parser = subparsers.add_parser(
         "kselect",
         parents=[common],
@@ -201,7 +216,7 @@ def add_kselect_parser(subparsers, common):
     parser.set_defaults(command=kselect_command, stage="kselect")
 
 
-def kselect_command(args):
+def kselect_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.steps import k_selection
 
     run = _run_files(args, paths.CLUSTERS.name)
@@ -221,7 +236,9 @@ def kselect_command(args):
     print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
 
 
-def add_validate_parser(subparsers, common):
+def add_validate_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     from xrayclass.analysis.validation import METHODS as VALIDATION_METHODS
 
     parser = subparsers.add_parser(
@@ -275,7 +292,7 @@ def add_validate_parser(subparsers, common):
     parser.set_defaults(command=validate_command, stage="validate")
 
 
-def validate_command(args):
+def validate_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.steps import validation
 
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
@@ -317,7 +334,9 @@ def validate_command(args):
     print(f"tables in {run.directory / 'validation'}, figures in {run.figures}")
 
 
-def _validation_feature_set(features_path, model_path):
+def _validation_feature_set(
+    features_path: str | os.PathLike[str] | None, model_path: str | os.PathLike[str]
+) -> FeatureSet:
     """``--features``, else the run's model's set (when the run has a readable model), else the paper's."""
     from xrayclass.core.featuresets import PAPER, from_artifact
     from xrayclass.io.artifacts import read_feature_set as load
@@ -341,14 +360,16 @@ def _validation_feature_set(features_path, model_path):
     return PAPER
 
 
-def format_method_comparison(table):
+def format_method_comparison(table: pd.DataFrame) -> str:
     """The method comparison as text: mean ± std over the seeds of each quantity."""
     from xrayclass.analysis.validation import comparison_frame
 
     return comparison_frame(table).to_string(index=False)
 
 
-def add_census_parser(subparsers, common):
+def add_census_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     parser = subparsers.add_parser(
         "census",
         parents=[common],
@@ -364,7 +385,7 @@ def add_census_parser(subparsers, common):
     parser.set_defaults(command=census_command, stage="census")
 
 
-def census_command(args):
+def census_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.census import format_type_census
     from xrayclass.analysis.steps import census
 
@@ -377,7 +398,9 @@ def census_command(args):
     print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
-def add_figures_parser(subparsers, common):
+def add_figures_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     parser = subparsers.add_parser(
         "figures",
         parents=[common],
@@ -398,14 +421,16 @@ def add_figures_parser(subparsers, common):
     parser.set_defaults(command=figures_command, stage="figures")
 
 
-def figures_command(args):
+def figures_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.steps import run_figures
 
     made = run_figures(_run_files(args), sources=args.source)
     print("\n".join(str(path) for path in made))
 
 
-def add_report_parser(subparsers, common):
+def add_report_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     parser = subparsers.add_parser(
         "report",
         parents=[common],
@@ -425,7 +450,7 @@ def add_report_parser(subparsers, common):
     parser.set_defaults(command=report_command, stage="report")
 
 
-def report_command(args):
+def report_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.report import write_report
 
     reference = paths.reference_dir()
@@ -436,7 +461,9 @@ def report_command(args):
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
 
 
-def add_explore_parser(subparsers, common):
+def add_explore_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     from xrayclass.analysis.explore import MAX_SOURCES
 
     parser = subparsers.add_parser(
@@ -479,7 +506,7 @@ def add_explore_parser(subparsers, common):
     parser.set_defaults(command=explore_command, stage="explore")
 
 
-def explore_command(args):
+def explore_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
 
     if args.run_dir is None:
@@ -518,7 +545,7 @@ SUBCOMMANDS = (
 )
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The ``analysis.py`` parser with one sub-parser per analysis."""
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -531,7 +558,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the sub-command; 0 on success, 2 on an input problem."""
     parser = build_parser()
     args = parser.parse_args(argv)

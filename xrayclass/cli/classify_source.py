@@ -4,8 +4,10 @@ Exit status: 0 done, 2 a problem with the input or the artifacts (nothing writte
 3 the CSC TAP service failed when fetching a source by name.
 """
 
+import argparse
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xrayclass.exceptions import input_files
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 FETCH_TIMEOUT = 120.0
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser (the stages' conventions: -v/-q, defaults in --help)."""
     from xrayclass.cli.stages import _parser
     from xrayclass.services.csc_tap import DEFAULT_RELEASE, DEFAULT_RETRIES, RELEASES
@@ -96,7 +98,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
     """Run ``classify_source.py``; ``sleep`` and ``clock`` are there so that tests need not wait."""
     from xrayclass.cli.stages import configure_logging, report_errors
 
@@ -106,7 +113,12 @@ def main(argv=None, *, sleep=time.sleep, clock=time.monotonic):
     return report_errors(parser.prog, lambda: run(args, sleep=sleep, clock=clock))
 
 
-def run(args, *, sleep=time.sleep, clock=time.monotonic):
+def run(
+    args: argparse.Namespace,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
     from xrayclass.io.artifacts import load_artifacts, read_input, sources_path
     from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig
@@ -148,7 +160,7 @@ def run(args, *, sleep=time.sleep, clock=time.monotonic):
     print(format_report(result))
 
 
-def _default_artifacts(args):
+def _default_artifacts(args: argparse.Namespace) -> None:
     """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
     from xrayclass.io.runs import find_run
 
@@ -163,5 +175,5 @@ def _default_artifacts(args):
         args.classifier = str(Path(run_dir) / paths.CLASSIFIER_MODEL.name)
 
 
-def _count(n, word):
+def _count(n: int, word: str) -> str:
     return f"1 {word}" if n == 1 else f"{n:,} {word}s"

@@ -8,6 +8,7 @@ unless the whole result arrived.
 import argparse
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 from xrayclass.io import paths
 from xrayclass.io.tables import table_format
@@ -36,11 +37,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _columns(text):
+def _columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     from xrayclass.cli.stages import _parser  # the stages' parser: -v/-q and defaults in --help
 
     parser = _parser(
@@ -132,7 +133,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None, *, sleep=None, clock=None):
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    sleep: Callable[[float], object] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> int:
     from xrayclass.cli.stages import configure_logging, report_errors
 
     # Looked up at call time, so that a caller (run_pipeline.py's tests) can stub time.sleep.
@@ -146,7 +152,11 @@ def main(argv=None, *, sleep=None, clock=None):
     return report_errors(parser.prog, fetch, args, sleep, clock)
 
 
-def fetch(args, sleep=time.sleep, clock=time.monotonic):
+def fetch(
+    args: argparse.Namespace,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Build the query from the command line, then print it (dry run) or fetch it to the output."""
     config = FetchConfig(
         release=args.release,

@@ -1,5 +1,8 @@
 """Command line of ``make_mock_catalog.py``."""
 
+import argparse
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings, write_mock
@@ -13,12 +16,12 @@ __all__ = [
 ]
 
 
-def default_simbad_path(output):
+def default_simbad_path(output: str | os.PathLike[str]) -> Path:
     output = Path(output)
     return output.with_name(f"{output.stem}_simbad{output.suffix}")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser(
         "make_mock_catalog.py",
         "Write a SYNTHETIC CSC-like detection table with known truth (column true_class), "
@@ -45,7 +48,7 @@ def main(argv=None):
         help="share of sources whose SIMBAD counterpart has their true class",
     )
 
-    def body(args):
+    def body(args: argparse.Namespace) -> None:
         simbad_output = args.simbad_output or default_simbad_path(args.output)
         for path in (args.output, simbad_output):
             table_format(path, ("csv", "parquet", "votable"))

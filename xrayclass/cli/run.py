@@ -23,20 +23,35 @@ never rebuilt from its stale files and presented as this run's.
 """
 
 import argparse
+import logging
 import sys
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from xrayclass.analysis.reproduce import format_checks, reproduce_master_tables
-from xrayclass.cli.stages import (
-    classification_main,
-    clustering_main,
-    configure_logging,
-    crossmatch_main,
-    master_classification_main,
-)
+from xrayclass.cli.common import model_for_stage3, read_input, stage3_feature_set, write_stage2
+from xrayclass.cli.stages import NO_CSC_INPUT_HINT, configure_logging, report_errors
+from xrayclass.exceptions import input_files
 from xrayclass.io import paths
-from xrayclass.io.tables import InputError, read_table, write_outputs
+from xrayclass.io.checks import (
+    check_catalog,
+    check_detections,
+    check_outputs,
+    require_cluster_labels,
+    require_names,
+    require_positions,
+    require_radius,
+)
+from xrayclass.io.tables import OUTPUT_FORMATS, InputError, canonical_names, read_table, write_outputs
 from xrayclass.services import EXIT_SERVICE_ERROR
+from xrayclass.stages.classification import outlier_table, run_classification
+from xrayclass.stages.clustering import run_clustering
+from xrayclass.stages.crossmatch import run_crossmatch
+from xrayclass.stages.master_classification import STAGE4_COLUMNS, format_summary, run_master_classification
 
 __all__ = [
     "EXAMPLE",
@@ -57,60 +72,196 @@ REAL_INPUT_CANDIDATES = [paths.DATA_DIR / f"cscresults{ext}" for ext in (".vot",
 MOCK_DETECTIONS = 30_000
 MOCK_SEED = 42
 
+log = logging.getLogger("xrayclass")
 
-def banner(text):
+
+def banner(text: str) -> None:
     print(f"\n== {text} ==", flush=True)
 
 
-def run_stages(csc_input, crossmatch_args, out_dir):
-    """Stages 1-4 through the command-line entry points; returns the first non-zero status."""
-    run = paths.RunLayout(out_dir)
-    steps = [
-        (clustering_main, ["--input", str(csc_input), "--output", str(run.clusters), "--model", str(run.model)]),
-        (
-            crossmatch_main,
-            [
-                "--input",
-                str(run.clusters),
-                *crossmatch_args,
-                "--output",
-                str(run.crossmatch),
-                "--model",
-                str(run.model),
-            ],
-        ),
-        (
-            classification_main,
-            [
-                "--input",
-                str(run.crossmatch),
-                "--output",
-                str(run.detections),
-                "--model-output",
-                str(run.classifier),
-                "--outliers-output",
-                str(run.outliers),
-            ],
-        ),
-        (master_classification_main, ["--input", str(run.detections), "--out-dir", str(run.directory)]),
+# -- the four stages: read with io, run the library's stage function, write with io ----------
+# Each is what the stage's command line does with its default options; the messages name the
+# files and the stage's script, as when the stages are run one by one.
+
+
+def _clustering(csc_input: Path, run: paths.RunLayout) -> None:
+    check_outputs([run.clusters, run.model], [csc_input], formats=[OUTPUT_FORMATS, None])
+    detections = read_input(csc_input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
+    detections = check_detections(detections, csc_input, allow_duplicates=False)
+    with input_files(csc_input):
+        clustered, model = run_clustering(detections)
+    model.training["input"] = str(csc_input)
+    write_outputs([(clustered, run.clusters), (model.to_dict(), run.model)])
+    log.info("wrote %s (%s rows) and %s", run.clusters, f"{len(clustered):,}", run.model)
+
+
+def _read_stage1(run: paths.RunLayout) -> pd.DataFrame:
+    return read_input(run.clusters, paths.CLUSTERS, "run clustering.py first or pass --input")
+
+
+def _crossmatch_frozen(frozen: Path, run: paths.RunLayout) -> None:
+    """Stage 2 from a frozen crossmatch, keeping its clusters (those reproduce the paper)."""
+    check_outputs([run.crossmatch, run.model], [run.clusters, frozen], formats=[OUTPUT_FORMATS, None])
+    stage1 = _read_stage1(run)
+    frozen_table = read_input(
+        frozen, paths.FROZEN_CROSSMATCH, "put the published cluster_csc_simbad.csv there, or pass --frozen PATH"
+    )
+    for table, path in ((stage1, run.clusters), (frozen_table, frozen)):
+        require_names(canonical_names(table, path), path)
+    if "cluster" in frozen_table.columns:
+        require_cluster_labels(frozen_table, frozen)
+    with input_files(run.clusters, stage1=run.clusters, frozen=frozen):
+        crossmatched = run_crossmatch(stage1, frozen=frozen_table, clusters="frozen")
+    update = model_for_stage3(run.model, True, stage1, run.clusters, (crossmatched, frozen, len(frozen_table)))
+    write_stage2(crossmatched, run.crossmatch, update, run.model)
+
+
+def _crossmatch_catalog(catalog: Path, run: paths.RunLayout) -> None:
+    """Stage 2 by position against a local catalog (the mock's SIMBAD), keeping this run's clusters."""
+    from xrayclass.services.xmatch import DEFAULT_RADIUS
+
+    require_radius(DEFAULT_RADIUS)
+    check_outputs([run.crossmatch, run.model], [run.clusters, catalog], formats=[OUTPUT_FORMATS, None])
+    stage1 = check_detections(_read_stage1(run), run.clusters, clusters=True)
+    catalog_table = check_catalog(read_table(catalog), catalog)
+    with input_files(run.clusters, stage1=run.clusters, catalog=catalog):
+        crossmatched = run_crossmatch(stage1, catalog=catalog_table, radius=DEFAULT_RADIUS)
+    update = model_for_stage3(run.model, True, stage1, run.clusters)
+    write_stage2(crossmatched, run.crossmatch, update, run.model)
+
+
+def _crossmatch_online(run: paths.RunLayout) -> None:
+    """Stage 2 with the CDS X-Match service (exit status 3 when it fails), keeping this run's clusters."""
+    from xrayclass.services import provenance_path
+    from xrayclass.services.xmatch import XMatchConfig, crossmatch_online
+
+    check_outputs([run.crossmatch, run.model], [run.clusters], formats=[OUTPUT_FORMATS, None])
+    stage1 = _read_stage1(run)
+    if {"ra", "dec"} <= set(stage1.columns):
+        require_positions(stage1, run.clusters)
+    with input_files(run.clusters):
+        stage2, provenance = crossmatch_online(stage1, XMatchConfig())
+    provenance = {**provenance, "input": str(run.clusters)}
+    sidecar = provenance_path(run.crossmatch)
+    write_outputs([(stage2, run.crossmatch), (provenance, sidecar)])
+    log.info(
+        "wrote %s (%s rows; %s with a SIMBAD match) and %s",
+        run.crossmatch,
+        f"{len(stage2):,}",
+        f"{provenance['rows_matched']:,}",
+        sidecar,
+    )
+    update = model_for_stage3(run.model, True, stage1, run.clusters)
+    if update is not None:
+        write_outputs([(update, run.model)])
+        log.info("wrote %s", run.model)
+
+
+def _classification(run: paths.RunLayout) -> None:
+    feature_set = stage3_feature_set(None, run.model, False)
+    check_outputs(
+        [run.detections, run.classifier, run.outliers],
+        [run.crossmatch],
+        formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
+    )
+    table = read_input(run.crossmatch, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
+    table = check_detections(table, run.crossmatch, allow_duplicates=False, clusters=True)
+    with input_files(run.crossmatch):
+        classified, model = run_classification(table, feature_set=feature_set)
+    outliers = outlier_table(classified, feature_set)
+    write_outputs([(classified, run.detections), (model.to_dict(), run.classifier), (outliers, run.outliers)])
+    log.info(
+        "wrote %s (%s rows), %s and %s (%s outliers)",
+        run.detections,
+        f"{len(classified):,}",
+        run.classifier,
+        run.outliers,
+        f"{len(outliers):,}",
+    )
+
+
+def _master_classification(run: paths.RunLayout) -> None:
+    if run.directory.exists() and not run.directory.is_dir():
+        raise InputError(f"{run.directory}: --out-dir is not a directory")
+    uniquely_path, ambiguous_path = run.stage4_tables("csv")
+    check_outputs(
+        [uniquely_path, ambiguous_path, run.summary], [run.detections], formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None]
+    )
+    # Only the columns the votes and tables use: the detection table may be wide.
+    detections = read_input(
+        run.detections, paths.DETECTIONS, "run classification.py first or pass --input", columns=STAGE4_COLUMNS
+    )
+    detections = check_detections(detections, run.detections, allow_duplicates=False, positions=False)
+    with input_files(run.detections):
+        uniquely, ambiguous, summary = run_master_classification(detections)
+    write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path), (summary, run.summary)])
+    log.info(
+        "wrote %s (%s sources), %s (%s sources) and %s",
+        uniquely_path,
+        f"{len(uniquely):,}",
+        ambiguous_path,
+        f"{len(ambiguous):,}",
+        run.summary,
+    )
+    print(format_summary(summary))
+
+
+def _stage(name: str, body: Callable[..., None], *args: Any) -> int:
+    """One stage as its command line runs it: its log prefix, and its exit status (2 bad input, 3 service)."""
+    configure_logging(name)
+    status: int = report_errors(f"{name}.py", body, *args)
+    return status
+
+
+def run_stages(
+    csc_input: Path | str,
+    out_dir: Path | str,
+    *,
+    frozen: Path | str | None = None,
+    catalog: Path | str | None = None,
+    online: bool = False,
+) -> int:
+    """Stages 1-4 into ``out_dir``; returns the first non-zero status (0 when all ran).
+
+    Stage 2 takes its SIMBAD classes from exactly one of: the ``frozen`` crossmatch
+    file, a local ``catalog`` (crossmatched by position) or, with ``online``, CDS X-Match.
+    """
+    if sum((frozen is not None, catalog is not None, online)) != 1:
+        raise ValueError("give exactly one of frozen=, catalog= or online=True")
+    run = paths.RunLayout(Path(out_dir))
+    crossmatch: Callable[[paths.RunLayout], None]
+    if frozen is not None:
+        crossmatch = partial(_crossmatch_frozen, Path(frozen))
+    elif catalog is not None:
+        crossmatch = partial(_crossmatch_catalog, Path(catalog))
+    else:
+        crossmatch = _crossmatch_online
+    steps: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
+        ("clustering", _clustering, (Path(csc_input), run)),
+        ("crossmatch", crossmatch, (run,)),
+        ("classification", _classification, (run,)),
+        ("master_classification", _master_classification, (run,)),
     ]
-    for main, argv in steps:
-        status = main(argv)
+    for name, body, args in steps:
+        status = _stage(name, body, *args)
         if status:
             return status
     return 0
 
 
-def run_real(real_input, out_dir, online):
+def run_real(real_input: Path, out_dir: Path, online: bool) -> int:
     """Stages 1-4 (as far as the inputs allow) on real CSC detections; returns the status."""
     banner(f"Stages 1-4 on the real CSC input {real_input}")
     run = paths.RunLayout(out_dir)
     if online or paths.FROZEN_CROSSMATCH.exists():
-        status = run_stages(real_input, ["--online"] if online else ["--frozen", str(paths.FROZEN_CROSSMATCH)], out_dir)
+        if online:
+            status = run_stages(real_input, out_dir, online=True)
+        else:
+            status = run_stages(real_input, out_dir, frozen=paths.FROZEN_CROSSMATCH)
         if status == 0:
             write_example(real_input, read_table(run.uniquely), read_table(run.ambiguous), run.example)
         return status
-    status = clustering_main(["--input", str(real_input), "--output", str(run.clusters), "--model", str(run.model)])
+    status = _stage("clustering", _clustering, Path(real_input), run)
     print(
         f"Stage 2 needs a crossmatch: put the frozen {paths.FROZEN_CROSSMATCH.name} in {paths.DATA_DIR}/, "
         "or run `make run` with network and RUN_ARGS=--fetch (online SIMBAD); stages 2-4 skipped."
@@ -118,7 +269,7 @@ def run_real(real_input, out_dir, online):
     return status
 
 
-def run_mock(out_dir):
+def run_mock(out_dir: Path) -> tuple[int, Path]:
     """Stages 1-4 on a freshly generated mock catalog; returns (status, run directory)."""
     from xrayclass.analysis.mock import format_accuracy, mock_accuracy, write_mock
 
@@ -131,7 +282,7 @@ def run_mock(out_dir):
     )
     configure_logging("mock")
     write_mock(MOCK_DETECTIONS, MOCK_SEED, catalog, simbad)
-    status = run_stages(catalog, ["--catalog", str(simbad)], mock_dir)
+    status = run_stages(catalog, mock_dir, catalog=simbad)
     if status == 0:
         classified = read_table(run.detections)
         uniquely = read_table(run.uniquely)
@@ -145,10 +296,10 @@ def run_mock(out_dir):
 EXAMPLE = paths.RunLayout.NAMES["example"]
 
 
-def write_example(catalog, uniquely, ambiguous, path):
+def write_example(catalog: Path | str, uniquely: pd.DataFrame, ambiguous: pd.DataFrame, path: Path | str) -> None:
     """The catalog rows of two uniquely classified sources and an ambiguous one, with 2-4 detections each."""
 
-    def names(table, n):
+    def names(table: pd.DataFrame, n: int) -> list[str]:
         counts = table["detection_count"]
         return list(table.loc[(counts >= 2) & (counts <= 4), "name"].sort_values().head(n))
 
@@ -158,7 +309,7 @@ def write_example(catalog, uniquely, ambiguous, path):
         write_outputs([(table.loc[table["name"].isin(chosen)].reset_index(drop=True), path)])
 
 
-def _python():
+def _python() -> str:
     """The interpreter running this, as the user can type it (.venv/bin/python under `make run`)."""
     executable = Path(sys.executable)
     try:
@@ -167,19 +318,19 @@ def _python():
         return str(executable)
 
 
-def next_steps(run_dir, out_dir):
+def next_steps(run_dir: Path | str, out_dir: Path | str) -> str:
     """Where the results are and commands to try next (only those whose inputs this run made)."""
     from xrayclass.io.runs import default_run
 
     run_dir, python = Path(run_dir), _python()
 
-    def found(*needs):
+    def found(*needs: str) -> str:
         """`` --run-dir RUN_DIR`` unless the analysis commands would pick this run anyway."""
         return "" if default_run(needs).resolve() == run_dir.resolve() else f" --run-dir {run_dir}"
 
     lines = [f"Results: the stage outputs are in {run_dir}/" + (" (SYNTHETIC)" if run_dir.name == "mock" else "")]
     for path, what in (
-        (paths.RunLayout(out_dir).report.with_suffix(".html"), "the report"),
+        (paths.RunLayout(Path(out_dir)).report.with_suffix(".html"), "the report"),
         (paths.RunLayout(run_dir).explorer, "the explorer"),
     ):
         if path.is_file():
@@ -227,7 +378,7 @@ def next_steps(run_dir, out_dir):
     return "\n".join(lines)
 
 
-def fetch(out_dir):
+def fetch(out_dir: Path) -> tuple[int, Path]:
     from xrayclass.cli.fetch import main as fetch_main
 
     destination = out_dir / "fetched" / "cscresults.vot"
@@ -235,7 +386,7 @@ def fetch(out_dir):
     return status, destination
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="run_pipeline.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -10,18 +10,24 @@ import logging
 import sys
 from pathlib import Path
 
-from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
 from xrayclass.cli.argtypes import fraction as _fraction
 from xrayclass.cli.argtypes import positive_float as _positive_float
 from xrayclass.cli.argtypes import positive_int as _positive_int
 from xrayclass.cli.argtypes import seed as _seed
+from xrayclass.cli.common import PUBLISHED_MIXTURE
+from xrayclass.cli.common import LazyStage1 as _LazyStage1
+from xrayclass.cli.common import chosen_feature_set as _chosen_feature_set
+from xrayclass.cli.common import model_for_stage3 as _model_for_stage3
+from xrayclass.cli.common import one_line as _one_line
+from xrayclass.cli.common import read_input as _read_input
+from xrayclass.cli.common import stage3_feature_set as _stage3_feature_set
+from xrayclass.cli.common import write_stage2 as _write_stage2
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
 from xrayclass.io.tables import (
     OUTPUT_FORMATS,
     InputError,
-    canonical_names,
     read_table,
     write_outputs,
 )
@@ -41,10 +47,6 @@ __all__ = [
     "report_errors",
     "verbosity_options",
 ]
-
-#: The published mixture in the shared reference directory, compared with a model of the
-#: published crossmatch's clusters when both are there.
-PUBLISHED_MIXTURE = "paper_gmm.json"
 
 log = logging.getLogger("xrayclass")
 
@@ -194,21 +196,10 @@ def report_errors(prog, body, *args):
     return 0
 
 
-def _one_line(exc):
-    text = " ".join(str(exc).split())
-    return text if len(text) < 200 else text[:197] + "..."
-
-
 def _run(stage, parser, body, argv):
     args = parser.parse_args(argv)
     configure_logging(stage, args.verbosity)
     return report_errors(parser.prog, body, args)
-
-
-def _read_input(path, default, hint, **kwargs):
-    if Path(path) == Path(default) and not Path(path).exists():
-        raise InputError(f"{path}: file not found; {hint}")
-    return read_table(path, **kwargs)
 
 
 # -- stage 1 ---------------------------------------------------------------------------
@@ -231,60 +222,6 @@ def _add_features(parser, what):
         help="feature set (TOML: the features, their scaling, the raw columns they derive from and "
         "the naive-Bayes categories; see xrayclass/featuresets/) " + what,
     )
-
-
-def _chosen_feature_set(path):
-    from xrayclass.core.featuresets import PAPER
-    from xrayclass.io.artifacts import read_feature_set as load
-
-    if path is None:
-        return PAPER
-    feature_set = load(path)
-    log.info(
-        "feature set %s (%s): %d features, %s",
-        feature_set.name,
-        path,
-        len(feature_set),
-        ", ".join(feature_set.features),
-    )
-    return feature_set
-
-
-def _stage3_feature_set(features_path, model_path, explicit_model):
-    """The feature set stage 3 uses: ``--features``, else the stage-1 model's; they must agree."""
-    from xrayclass.core.featuresets import PAPER, from_artifact
-    from xrayclass.io.tables import read_json
-
-    chosen = _chosen_feature_set(features_path) if features_path is not None else None
-    model_set = None
-    if Path(model_path).exists():
-        try:
-            model_set = from_artifact(read_json(model_path), str(model_path))
-        except (InputError, AttributeError, TypeError) as exc:
-            if explicit_model:
-                raise InputError(f"{model_path}: cannot read its feature set ({_one_line(exc)})") from None
-            log.warning(
-                "%s: its feature set cannot be read (%s); it is not checked against stage 3's",
-                model_path,
-                _one_line(exc),
-            )
-    elif explicit_model:
-        raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
-    if chosen is not None and model_set is not None and not chosen.same_as(model_set):
-        raise InputError(
-            f"{features_path}: feature set {chosen.name!r} ({len(chosen)} features) differs from "
-            f"{model_set.name!r} ({len(model_set)} features) of the stage-1 model {model_path}; "
-            "pass the same --features to clustering.py and classification.py"
-        )
-    if chosen is None and model_set is not None and not model_set.same_as(PAPER):
-        log.info(
-            "feature set %s of the stage-1 model %s: %d features, %s",
-            model_set.name,
-            model_path,
-            len(model_set),
-            ", ".join(model_set.features),
-        )
-    return chosen or model_set or PAPER
 
 
 def clustering_main(argv=None):
@@ -555,97 +492,6 @@ def _crossmatch_streamed(args, radius, model_path) -> None:
             batch_rows=args.batch_rows,
         )
     log.info("wrote %s (%s rows)%s", args.output, f"{n_rows:,}", f" and updated {model_path}" if update else "")
-
-
-class _LazyStage1:
-    """The stage-1 table's name and feature columns, read only if the model check needs them."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def table(self):
-        from xrayclass.constants import FEATURES, NAME_ALIASES
-
-        return read_table(self.path, columns=["name", *NAME_ALIASES, *FEATURES])
-
-
-def _write_stage2(crossmatched, output, model, model_path):
-    """The stage-2 table and, when there is one, the updated model: both or neither."""
-    write_outputs([(crossmatched, output), *([(model, model_path)] if model is not None else [])])
-    log.info(
-        "wrote %s (%s rows)%s",
-        output,
-        f"{len(crossmatched):,}",
-        f" and updated {model_path}" if model is not None else "",
-    )
-
-
-def _model_for_stage3(model_path, explicit, stage1, stage1_path, frozen=None):
-    """The model document that describes the clusters stage 3 will use, or None to leave it as it is.
-
-    ``frozen`` is ``(stage-2 table, frozen file, its row count)`` when stage 3 uses the
-    frozen file's clusters: the mixture is then estimated from them. Otherwise the
-    stage-1 fit is restored where an earlier stage 2 had replaced it. A model that is
-    missing or belongs to another stage-1 table is an error when ``--model`` was given,
-    and a warning (the file left as it is) at the default path.
-    """
-    from xrayclass.io.artifacts import read_clustering_model
-    from xrayclass.stages.clustering import (
-        check_model_fits_table,
-        compare_with_published,
-        describe_frozen_clusters,
-        stage1_model,
-    )
-
-    if not Path(model_path).exists():
-        if explicit:
-            raise InputError(f"{model_path}: file not found; pass the model that clustering.py wrote (--model)")
-        if frozen is not None:
-            log.warning(
-                "no stage-1 model at %s: no model of the frozen clusters is written, so classify_source.py "
-                "cannot place new detections in them; pass --model",
-                model_path,
-            )
-        return None
-    try:
-        try:
-            model = read_clustering_model(model_path)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            raise InputError(f"{model_path}: not a usable clustering model ({type(exc).__name__}: {exc})") from None
-        if frozen is None and model.stage1_mixture is None:
-            return None  # already stage 1's own fit: nothing to change
-        if isinstance(stage1, _LazyStage1):  # streamed: only the columns the check reads
-            stage1 = stage1.table()
-        with input_files(stage1_path, stage1=stage1_path, model=model_path):
-            check_model_fits_table(model, canonical_names(stage1, stage1_path))
-    except InputError as exc:
-        if explicit:
-            raise
-        log.warning("%s. It is left as it is: it does not describe the clusters stage 3 will use; pass --model", exc)
-        return None
-    if frozen is None:
-        log.info(
-            "%s described the clusters of %s; its stage-1 fit is restored, since stage 3 will use this run's clusters",
-            model_path,
-            model.clusters.get("file", "another file"),
-        )
-        return stage1_model(model).to_dict()
-    table, frozen_path, n_frozen = frozen
-    with input_files(frozen_path):
-        estimated = describe_frozen_clusters(model, table)
-    estimated.clusters["file"] = str(frozen_path)
-    published = paths.reference_file(PUBLISHED_MIXTURE)
-    if n_frozen == PUBLISHED_DETECTIONS and published is not None:
-        from xrayclass.io.tables import read_json
-
-        log.info(
-            "%s has the published run's %s detections: taking it for the published crossmatch",
-            frozen_path,
-            f"{PUBLISHED_DETECTIONS:,}",
-        )
-        comparison = compare_with_published(estimated, read_json(published))
-        estimated.clusters["published_comparison"] = {"file": str(published), **comparison}
-    return estimated.to_dict()
 
 
 # -- stage 3 ---------------------------------------------------------------------------

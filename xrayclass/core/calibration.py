@@ -11,7 +11,8 @@ ranking of the classes (the predicted class does not change) and keeps zeros at 
 """
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.optimize
@@ -133,7 +134,7 @@ def fit_temperature(probabilities: np.ndarray, true_index: np.ndarray, objective
         logs = np.log(kept)
     rows = np.arange(len(logs))
 
-    def loss(log_temperature):
+    def loss(log_temperature: float) -> float:
         if objective == "brier":
             return brier_score(apply_temperature(kept, np.exp(log_temperature)), truth)
         scaled = logs / np.exp(log_temperature)
@@ -180,19 +181,19 @@ def temperature_out_of_fold(
     fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
     labels: np.ndarray,
     groups: np.ndarray,
-    classes,
+    classes: Sequence[str],
     n_folds: int = 3,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """Fit a temperature on out-of-fold probabilities; the fit and its effect as plain numbers."""
     import pandas as pd
 
     oof = out_of_fold_probabilities(fit_predict, labels, groups, n_folds, seed)
-    true_index = pd.Index(list(classes)).get_indexer(np.asarray(labels))
+    true_index = pd.Index(list(classes)).get_indexer(np.asarray(labels))  # type: ignore[arg-type]
     temperature = fit_temperature(oof, true_index)
     calibrated = apply_temperature(oof, temperature)
 
-    def plain(value):  # JSON has no NaN: an undefined score is null
+    def plain(value: float) -> float | None:  # JSON has no NaN: an undefined score is null
         return None if not np.isfinite(value) else float(value)
 
     return {

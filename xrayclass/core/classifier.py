@@ -16,11 +16,16 @@ cluster's references. Without these two terms, classes with broad covariances ab
 detections (issue 13).
 """
 
+from __future__ import annotations
+
 import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 import scipy.special
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -44,7 +49,7 @@ __all__ = [
 CHUNK_ROWS = 65_536
 
 
-def softmin(distances):
+def softmin(distances: ArrayLike) -> np.ndarray:
     """Turn non-negative distances into probabilities, ``exp(-|d|) / sum exp(-|d|)``.
 
     ``scipy.special.softmax`` of ``-|d|``: infinite distances get probability 0, and the
@@ -71,7 +76,7 @@ def softmin(distances):
     return probabilities
 
 
-def softmax_log(log_weights):
+def softmax_log(log_weights: ArrayLike) -> np.ndarray:
     """Normalize log-weights into probabilities, ``exp(l) / sum exp(l)``, row by row.
 
     ``-inf`` gets probability 0; a row without any finite log-weight gets all zeros.
@@ -92,7 +97,7 @@ LIKELIHOODS = ("distance", "gaussian")
 PRIORS = ("none", "references")
 
 
-def pseudo_log_determinant(covariance):
+def pseudo_log_determinant(covariance: np.ndarray) -> tuple[float, int]:
     """Log pseudo-determinant and rank of a covariance, consistent with ``scipy.linalg.pinv``.
 
     The singular values kept are those ``pinv`` keeps with its default tolerance
@@ -107,7 +112,7 @@ def pseudo_log_determinant(covariance):
     return float(np.sum(np.log(kept))), int(kept.size)
 
 
-def squared_mahalanobis(X, mean, inverse_covariance):
+def squared_mahalanobis(X: np.ndarray, mean: np.ndarray, inverse_covariance: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance of each row of ``X`` to ``mean``.
 
     Linear in memory: one pass of ``(x - mean) @ P`` and a row-wise dot product,
@@ -163,32 +168,32 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        classes=None,
-        min_references="n_features",
-        unclassified_label=UNCLASSIFIED,
-        likelihood="distance",
-        priors="none",
-    ):
+        classes: Sequence[str] | None = None,
+        min_references: int | str = "n_features",
+        unclassified_label: str = UNCLASSIFIED,
+        likelihood: str = "distance",
+        priors: str = "none",
+    ) -> None:
         self.classes = classes
         self.min_references = min_references
         self.unclassified_label = unclassified_label
         self.likelihood = likelihood
         self.priors = priors
 
-    def _check_scoring(self):
+    def _check_scoring(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.priors not in PRIORS:
             raise ValueError(f"priors must be one of {PRIORS}, got {self.priors!r}")
 
-    def _min_references(self, n_features):
+    def _min_references(self, n_features: int) -> int:
         if self.min_references == "n_features":
             return n_features
         if isinstance(self.min_references, (int, np.integer)) and self.min_references >= 2:
             return int(self.min_references)
         raise ValueError(f"min_references must be 'n_features' or an integer >= 2, got {self.min_references!r}")
 
-    def fit(self, X, y):
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MahalanobisClassifier:
         """Learn each class's reference mean and pseudo-inverse covariance.
 
         Parameters
@@ -229,7 +234,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         self.scored_ = self.n_references_ >= minimum
         return self
 
-    def squared_distances(self, X):
+    def squared_distances(self, X: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance of each row to each class (inf where not scored)."""
         check_is_fitted(self, "scored_")
         X = validate_data(self, X, dtype="float64", reset=False)
@@ -240,7 +245,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
                 distances[rows, k] = squared_mahalanobis(X[rows], self.means_[k], self.inverse_covariances_[k])
         return distances
 
-    def log_prior(self):
+    def log_prior(self) -> np.ndarray:
         """Log prior of each class: 0 with ``priors="none"``, else log of its share of the references."""
         if getattr(self, "priors", "none") == "none":
             return np.zeros(len(self.classes_))
@@ -248,7 +253,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         with np.errstate(divide="ignore"):
             return np.log(self.n_references_ / total) if total else np.full(len(self.classes_), -np.inf)
 
-    def log_likelihood(self, X):
+    def log_likelihood(self, X: np.ndarray) -> np.ndarray:
         """Gaussian log-density of each row under each class (-inf where not scored).
 
         ``-d/2 - log pdet/2 - rank/2 log(2 pi)``: on a full-rank covariance this is
@@ -260,7 +265,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         )
         return -(0.5 * distances + constants)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities; columns follow ``classes_``.
 
         By default the softmin of the squared distances (the paper's); with
@@ -274,12 +279,14 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         scores = -self.squared_distances(X) if self.likelihood == "distance" else self.log_likelihood(X)
         return softmax_log(scores + self.log_prior())
 
-    def predict(self, X):
+    def predict(self, X: np.ndarray) -> np.ndarray:
         """The most probable class (the first in ``classes_`` on a tie)."""
         return labels_from_probabilities(self.predict_proba(X), self.classes_, self.unclassified_label)
 
 
-def labels_from_probabilities(probabilities, classes, unclassified_label=UNCLASSIFIED):
+def labels_from_probabilities(
+    probabilities: np.ndarray, classes: Sequence[str] | np.ndarray, unclassified_label: str = UNCLASSIFIED
+) -> np.ndarray:
     """Argmax class of each row (first class on a tie); ``unclassified_label`` where a row is all zero."""
     labels = np.asarray(classes)[np.argmax(probabilities, axis=1)]
     unscored = ~(probabilities > 0).any(axis=1)
@@ -305,18 +312,26 @@ class ClusterwiseMahalanobis:
         Cluster label -> fitted :class:`MahalanobisClassifier`.
     """
 
-    def __init__(self, classes, min_references="n_features", likelihood="distance", priors="none"):
+    def __init__(
+        self,
+        classes: Sequence[str],
+        min_references: int | str = "n_features",
+        likelihood: str = "distance",
+        priors: str = "none",
+    ) -> None:
         self.classes = tuple(classes)
         self.min_references = min_references
         self.likelihood = likelihood
         self.priors = priors
 
-    def _classifier(self):
+    def _classifier(self) -> MahalanobisClassifier:
         return MahalanobisClassifier(
             classes=self.classes, min_references=self.min_references, likelihood=self.likelihood, priors=self.priors
         )
 
-    def fit(self, X, y, clusters, all_clusters=()):
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, clusters: ArrayLike, all_clusters: Iterable[object] = ()
+    ) -> ClusterwiseMahalanobis:
         """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``.
 
         Clusters listed in ``all_clusters`` without any reference get a classifier that
@@ -334,7 +349,7 @@ class ClusterwiseMahalanobis:
                 self.classifiers_[_cluster_key(cluster)] = self._without_references(X.shape[1])
         return self
 
-    def _without_references(self, n_features):
+    def _without_references(self, n_features: int) -> MahalanobisClassifier:
         classifier = self._classifier()
         n_classes = len(self.classes)
         classifier.classes_ = np.asarray(self.classes)
@@ -347,7 +362,7 @@ class ClusterwiseMahalanobis:
         classifier.n_features_in_ = n_features
         return classifier
 
-    def predict_proba(self, X, clusters):
+    def predict_proba(self, X: np.ndarray, clusters: ArrayLike) -> np.ndarray:
         """Probabilities from each row's own cluster; all zero for a cluster never fitted."""
         if not hasattr(self, "classifiers_"):
             raise ValueError("ClusterwiseMahalanobis is not fitted yet; call fit first")
@@ -365,24 +380,27 @@ class ClusterwiseMahalanobis:
                 probabilities[order[start:stop]] = classifier.predict_proba(X_grouped[start:stop])
         return probabilities
 
-    def predict(self, X, clusters):
+    def predict(self, X: np.ndarray, clusters: ArrayLike) -> np.ndarray:
         """The most probable class of each row, ``Unclassified`` where none can be scored."""
         return labels_from_probabilities(self.predict_proba(X, clusters), self.classes)
 
-    def reference_counts(self):
+    def reference_counts(self) -> dict[int, dict[str, int]]:
         """Table (dict of dicts) cluster -> class -> number of references."""
         return {
             cluster: dict(zip(self.classes, classifier.n_references_.tolist(), strict=False))
             for cluster, classifier in self.classifiers_.items()
         }
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Per-cluster, per-class references summary: count, mean and pseudo-inverse."""
         clusters = {}
         for cluster, classifier in self.classifiers_.items():
             per_class = {}
             for k, label in enumerate(classifier.classes_):
-                entry = {"n_references": int(classifier.n_references_[k]), "scored": bool(classifier.scored_[k])}
+                entry: dict[str, Any] = {
+                    "n_references": int(classifier.n_references_[k]),
+                    "scored": bool(classifier.scored_[k]),
+                }
                 if classifier.scored_[k]:
                     entry["mean"] = classifier.means_[k].tolist()
                     entry["inverse_covariance"] = classifier.inverse_covariances_[k].tolist()
@@ -401,7 +419,7 @@ class ClusterwiseMahalanobis:
         }
 
     @classmethod
-    def from_dict(cls, document):
+    def from_dict(cls, document: Mapping[str, Any]) -> ClusterwiseMahalanobis:
         """Rebuild from :meth:`to_dict` output, predicting exactly as the original."""
         # Artifacts from before issue 13 carry neither key: they are the paper's scoring.
         model = cls(
@@ -433,6 +451,6 @@ class ClusterwiseMahalanobis:
         return model
 
 
-def _cluster_key(cluster):
+def _cluster_key(cluster: Any) -> int:
     """Cluster labels as Python ints (they come as numpy ints, floats or JSON strings)."""
     return int(float(cluster))

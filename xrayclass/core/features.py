@@ -1,6 +1,7 @@
 """The X-ray features of a detection (the paper's 12, or a configured set): derivation and completeness."""
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 DERIVED_FEATURES = tuple(f"var_ratio_{band}" for band in VARIABILITY_RATIO_BANDS) + ("var_newq_b",)
 
 
-def derive_features(detections, feature_set: FeatureSet = PAPER):
+def derive_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
     """Add the derived variability features to a table of CSC detections.
 
     ``var_ratio_X = var_sigma_X / var_mean_X`` for X in b, h, s (the light curve's
@@ -57,7 +58,7 @@ def derive_features(detections, feature_set: FeatureSet = PAPER):
     return detections.assign(**derived)
 
 
-def prepare_features(detections, feature_set: FeatureSet = PAPER):
+def prepare_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
     """Validate the feature columns of ``detections`` and make sure all of ``feature_set``'s exist.
 
     The derived features are computed from the raw CSC columns when those are present;
@@ -81,7 +82,9 @@ def prepare_features(detections, feature_set: FeatureSet = PAPER):
     return detections  # not reached
 
 
-def complete_rows(detections, features=None, feature_set: FeatureSet = PAPER):
+def complete_rows(
+    detections: pd.DataFrame, features: Sequence[str] | None = None, feature_set: FeatureSet = PAPER
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Which rows have every feature (of ``feature_set`` unless ``features`` is given), and why the others do not.
 
     A feature value counts only if it is a finite number inside its physical range
@@ -119,7 +122,7 @@ def complete_rows(detections, features=None, feature_set: FeatureSet = PAPER):
     return complete, reasons
 
 
-def describe_dropped(reasons, n_dropped, n_total, n_features=None):
+def describe_dropped(reasons: pd.DataFrame, n_dropped: int, n_total: int, n_features: int | None = None) -> str:
     """One log line saying how many rows were dropped and for which features."""
     n_features = len(FEATURES) if n_features is None else n_features
     from xrayclass.io.checks import describe_range
@@ -131,7 +134,7 @@ def describe_dropped(reasons, n_dropped, n_total, n_features=None):
         if row["not_finite"]:
             parts.append(f"{feature} not finite in {row['not_finite']:,}")
         if row.get("out_of_range", 0):
-            parts.append(f"{feature} outside {describe_range(feature)} in {row['out_of_range']:,}")
+            parts.append(f"{feature} outside {describe_range(str(feature))} in {row['out_of_range']:,}")
     why = "; ".join(parts) if parts else "none"
     return (
         f"dropped {n_dropped:,} of {n_total:,} detections without all {n_features} features "

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xrayclass.constants import (
     FEATURES,
@@ -36,6 +36,9 @@ from xrayclass.constants import (
     VARIABILITY_RATIO_BANDS,
 )
 from xrayclass.exceptions import InputError
+
+if TYPE_CHECKING:
+    from xrayclass.core.preprocessing import LogMinMaxScaler
 
 __all__ = [
     "DERIVATIONS",
@@ -101,7 +104,7 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.features)
 
-    def scaler(self, log_floor: float | None = None):
+    def scaler(self, log_floor: float | None = None) -> LogMinMaxScaler:
         """An unfitted :class:`~xrayclass.core.preprocessing.LogMinMaxScaler` for this set."""
         from xrayclass.core.preprocessing import LogMinMaxScaler
 
@@ -235,7 +238,7 @@ class FeatureSet:
     def same_as(self, other: FeatureSet) -> bool:
         """Same features, scaling, derivations and categories (names and descriptions aside)."""
 
-        def key(fs: FeatureSet):
+        def key(fs: FeatureSet) -> tuple[object, ...]:
             return (
                 fs.features,
                 set(fs.log_features),

@@ -16,6 +16,7 @@ times go to the file given last.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,7 +106,9 @@ def read_labels(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict]]:
     return labels.drop(columns=["_order", "_row"]).sort_values("name").reset_index(drop=True), files
 
 
-def apply_labels(table: pd.DataFrame, labels: pd.DataFrame, classes=CLASSES) -> tuple[pd.DataFrame, LabelSummary]:
+def apply_labels(
+    table: pd.DataFrame, labels: pd.DataFrame, classes: Sequence[str] = CLASSES
+) -> tuple[pd.DataFrame, LabelSummary]:
     """``table`` with ``main_type`` replaced by the labels for the labeled sources' detections."""
     name_column = NAME if NAME in table else next((a for a in NAME_ALIASES if a in table), NAME)
     summary = LabelSummary(labels=len(labels))

@@ -1,6 +1,10 @@
 """The Gaussian mixture that defines the clusters, and its JSON form."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.mixture import GaussianMixture
 
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
@@ -16,7 +20,7 @@ __all__ = [
 
 #: GaussianMixture settings of the published run (scikit-learn's defaults, stated here
 #: so that a change of defaults in a later scikit-learn cannot change the clusters).
-MIXTURE_SETTINGS = {
+MIXTURE_SETTINGS: dict[str, Any] = {
     "covariance_type": "full",
     "init_params": "kmeans",
     "n_init": 1,
@@ -26,7 +30,7 @@ MIXTURE_SETTINGS = {
 }
 
 
-def fit_mixture(X, n_components=N_COMPONENTS, random_state=RANDOM_STATE):
+def fit_mixture(X: np.ndarray, n_components: int = N_COMPONENTS, random_state: int = RANDOM_STATE) -> GaussianMixture:
     """Fit the full-covariance Gaussian mixture of the published pipeline.
 
     Parameters
@@ -48,7 +52,7 @@ def fit_mixture(X, n_components=N_COMPONENTS, random_state=RANDOM_STATE):
     return mixture.fit(X)
 
 
-def mixture_to_dict(mixture):
+def mixture_to_dict(mixture: GaussianMixture) -> dict[str, Any]:
     """The fitted mixture's parameters as plain JSON-ready values."""
     return {
         "n_components": int(mixture.n_components),
@@ -64,7 +68,7 @@ def mixture_to_dict(mixture):
     }
 
 
-def mixture_from_dict(document):
+def mixture_from_dict(document: Mapping[str, Any]) -> GaussianMixture:
     """Rebuild a fitted :class:`~sklearn.mixture.GaussianMixture` from its dict form.
 
     Only fitted attributes are set; the result predicts exactly as the original did
@@ -91,7 +95,7 @@ def mixture_from_dict(document):
     return mixture
 
 
-def _precisions_cholesky(covariances):
+def _precisions_cholesky(covariances: np.ndarray) -> np.ndarray:
     """Cholesky factors of the precisions, computed as scikit-learn's full-covariance fit does."""
     from scipy import linalg
 
@@ -106,7 +110,9 @@ def _precisions_cholesky(covariances):
     return factors
 
 
-def mixture_from_memberships(X, memberships, reg_covar=MIXTURE_SETTINGS["reg_covar"], chunk_rows=200_000):
+def mixture_from_memberships(
+    X: ArrayLike, memberships: ArrayLike, reg_covar: float = MIXTURE_SETTINGS["reg_covar"], chunk_rows: int = 200_000
+) -> GaussianMixture:
     """A full-covariance Gaussian mixture whose components are given groups of detections.
 
     The parameters are the M-step of the EM algorithm for the given memberships:
@@ -183,7 +189,7 @@ def mixture_from_memberships(X, memberships, reg_covar=MIXTURE_SETTINGS["reg_cov
     return mixture
 
 
-def compare_mixtures(ours, published):
+def compare_mixtures(ours: GaussianMixture, published: Mapping[str, Any]) -> dict[str, Any]:
     """How a mixture compares with another one, component by component.
 
     Components are paired by the assignment that minimizes the summed distance between

@@ -25,10 +25,15 @@ lowest density any class has inside the range: it does not favour any class, but
 fully as unusual in the outlier measure.
 """
 
+from __future__ import annotations
+
 import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.ndimage import gaussian_filter1d
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedKFold
@@ -62,7 +67,7 @@ TUNE_SAMPLE = 50_000
 CHUNK_ROWS = 65_536
 
 
-def logsumexp_rows(values):
+def logsumexp_rows(values: np.ndarray) -> np.ndarray:
     """log(sum(exp(values), axis=1)) for an (n, k) array, stable; shape (n, 1).
 
     Kept by hand because it is measured to matter: it equals
@@ -77,7 +82,7 @@ def logsumexp_rows(values):
     return np.log(np.exp(values - top).sum(axis=1, keepdims=True)) + top
 
 
-def _category_index(features, categories):
+def _category_index(features: Sequence[str], categories: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
     """Map each category to the column indices of its features, in feature order."""
     features = list(features)
     unknown = sorted({f for members in categories.values() for f in members} - set(features))
@@ -86,7 +91,7 @@ def _category_index(features, categories):
     return {name: np.array([features.index(f) for f in members]) for name, members in categories.items()}
 
 
-def f1_per_class(true_codes, predicted_codes, n_classes):
+def f1_per_class(true_codes: np.ndarray, predicted_codes: np.ndarray, n_classes: int) -> np.ndarray:
     """F1 of each class from integer class codes (0 where a class is never true nor predicted).
 
     A confusion matrix by ``bincount``: fast enough to score hundreds of weightings of
@@ -100,7 +105,7 @@ def f1_per_class(true_codes, predicted_codes, n_classes):
     return np.divide(2 * hits, denominator, out=np.zeros(n_classes), where=denominator > 0)
 
 
-def score_codes(true_codes, predicted_codes, n_classes, scoring):
+def score_codes(true_codes: np.ndarray, predicted_codes: np.ndarray, n_classes: int, scoring: str) -> float:
     """Macro F1 over the classes present in ``true_codes``, or the F1 of the rarest of them."""
     f1 = f1_per_class(true_codes, predicted_codes, n_classes)
     counts = np.bincount(true_codes, minlength=n_classes)
@@ -112,10 +117,12 @@ def score_codes(true_codes, predicted_codes, n_classes, scoring):
     raise ValueError(f"scoring must be one of {SCORES}, got {scoring!r}")
 
 
-def score_predictions(true, predicted, classes, scoring):
+def score_predictions(
+    true: ArrayLike, predicted: ArrayLike, classes: Sequence[str] | np.ndarray, scoring: str
+) -> float:
     """:func:`score_codes` for label arrays; a prediction outside ``classes`` is always wrong."""
     index = pd.Index(list(classes))
-    true_codes, predicted_codes = index.get_indexer(np.asarray(true)), index.get_indexer(np.asarray(predicted))
+    true_codes, predicted_codes = index.get_indexer(np.asarray(true)), index.get_indexer(np.asarray(predicted))  # type: ignore[arg-type]
     if (true_codes < 0).any():
         raise ValueError("true labels outside the classes")
     unknown = len(index)  # an extra code that is never a true class
@@ -169,21 +176,21 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        categories=None,
-        feature_names=None,
-        classes=None,
-        bins=24,
-        smoothing=1.0,
-        floor=0.5,
-        alpha=None,
-        tune=True,
-        scoring="macro_f1",
-        alpha_grid=ALPHA_GRID,
-        n_folds=3,
-        priors="empirical",
-        tune_sample=TUNE_SAMPLE,
-        random_state=0,
-    ):
+        categories: Mapping[str, Sequence[str]] | None = None,
+        feature_names: Sequence[str] | None = None,
+        classes: Sequence[str] | None = None,
+        bins: int = 24,
+        smoothing: float = 1.0,
+        floor: float = 0.5,
+        alpha: Mapping[str, float] | None = None,
+        tune: bool = True,
+        scoring: str = "macro_f1",
+        alpha_grid: Sequence[float] = ALPHA_GRID,
+        n_folds: int = 3,
+        priors: str = "empirical",
+        tune_sample: int | None = TUNE_SAMPLE,
+        random_state: int = 0,
+    ) -> None:
         self.categories = categories
         self.feature_names = feature_names
         self.classes = classes
@@ -201,7 +208,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
 
-    def _resolved_categories(self, n_features):
+    def _resolved_categories(self, n_features: int) -> dict[str, np.ndarray]:
         if self.categories is None:
             return {"all": np.arange(n_features)}
         resolved = {}
@@ -218,7 +225,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("each feature must belong to at most one category, and exist")
         return resolved
 
-    def _histograms(self, X, y):
+    def _histograms(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Log densities (n_classes, n_features, bins + 1) of each class.
 
         The last slot is the density given to values beyond the training range: the
@@ -248,14 +255,14 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         log_density[:, :, self.bins] = np.where(np.isfinite(lowest), lowest, 0.0)[None, :]
         return log_density
 
-    def _bin_index(self, X):
+    def _bin_index(self, X: np.ndarray) -> np.ndarray:
         """Bin of each value; ``bins`` (one past the last) for values beyond the training range."""
         inner = self.edges_[:, 1:-1]
         index = np.stack([np.searchsorted(inner[j], X[:, j], side="right") for j in range(X.shape[1])], axis=1)
         outside = (X < self.edges_[:, 0]) | (X > self.edges_[:, -1])
         return np.where(outside, self.bins, index)
 
-    def fit(self, X, y):
+    def fit(self, X: np.ndarray, y: np.ndarray) -> NaiveBayesClassifier:
         """Learn priors, per-class histograms and (optionally) the category weights."""
         X, y = validate_data(self, X, y, dtype="float64")
         check_classification_targets(y)
@@ -274,7 +281,8 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         with np.errstate(divide="ignore"):
             self.class_log_prior_ = np.log(prior)
         self.log_likelihood_ = self._histograms(X, y)
-        self.tuning_, self.equal_weight_score_ = [], np.nan
+        self.tuning_: list[tuple[dict[str, float], float]] = []
+        self.equal_weight_score_ = np.nan
         if self.alpha is not None:
             self.alpha_ = {name: float(self.alpha[name]) for name in self.categories_}
         elif self.tune and len(self.categories_) > 1:
@@ -284,7 +292,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             self.alpha_ = dict.fromkeys(self.categories_, 1.0)
         return self
 
-    def _tune(self, X, y):
+    def _tune(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Out-of-fold category log-likelihoods, then the grid weights that score best."""
         out_of_fold = np.empty((len(X), len(self.categories_), len(self.classes_)))
         present = [label for label in self.classes_ if (y == label).sum() >= self.n_folds]
@@ -303,7 +311,8 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         ]
         equal = dict.fromkeys(names, 1.0)
         true_codes = pd.Index(self.classes_).get_indexer(y)
-        scored, by_weights = [], {}
+        scored: list[tuple[dict[str, float], float]] = []
+        by_weights: dict[tuple[float, ...], float] = {}
         for alpha in [equal] + [a for a in grid if a != equal]:
             # Only the normalized weights matter: (1, 1, 1) and (2, 2, 2) predict the same,
             # to the bit, so each distinct normalization is scored once.
@@ -320,7 +329,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     # -- scoring ----------------------------------------------------------------------------
 
-    def _category_log_likelihoods(self, X):
+    def _category_log_likelihoods(self, X: np.ndarray) -> np.ndarray:
         """(n, n_categories, n_classes): summed log likelihood of each category's features."""
         index = self._bin_index(X)
         result = np.zeros((len(X), len(self.categories_), len(self.classes_)))
@@ -329,18 +338,18 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
                 result[:, t, :] += self.log_likelihood_[:, j, index[:, j]].T
         return result
 
-    def _weights(self, alpha):
+    def _weights(self, alpha: Mapping[str, float]) -> np.ndarray:
         weights = np.array([alpha[name] for name in self.categories_], dtype=float)
         return weights / weights.sum()
 
-    def _combine(self, category_ll, alpha, upto=None):
+    def _combine(self, category_ll: np.ndarray, alpha: Mapping[str, float], upto: int | None = None) -> np.ndarray:
         """Unnormalized log posterior: log prior + sum_t (alpha_t / sum alpha) LL_t (first ``upto`` categories)."""
         weights = self._weights(alpha)
         if upto is not None:
             weights = np.where(np.arange(len(weights)) < upto, weights, 0.0)
         return self.class_log_prior_ + np.einsum("ntk,t->nk", category_ll, weights)
 
-    def _scores(self, X):
+    def _scores(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "log_likelihood_")
         X = validate_data(self, X, dtype="float64", reset=False)
         return (
@@ -354,20 +363,20 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             else np.zeros((0, len(self.categories_), len(self.classes_)))
         )
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
         joint = self._combine(self._scores(X), self.alpha_)
         return joint - logsumexp_rows(joint)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Posterior probabilities; columns follow ``classes_``."""
         return np.exp(self.predict_log_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: np.ndarray) -> np.ndarray:
         """The most probable class (the first in ``classes_`` on a tie)."""
         check_is_fitted(self, "log_likelihood_")
         return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
 
-    def explain(self, X, assigned=None):
+    def explain(self, X: np.ndarray, assigned: ArrayLike | None = None) -> dict[str, np.ndarray]:
         """Outlier measure and probability track of each row for its assigned class.
 
         Parameters
@@ -416,7 +425,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     # -- artifact ---------------------------------------------------------------------------
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         check_is_fitted(self, "log_likelihood_")
         return {
             "classes": self.classes_.tolist(),
@@ -437,7 +446,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         }
 
     @classmethod
-    def from_dict(cls, document):
+    def from_dict(cls, document: Mapping[str, Any]) -> NaiveBayesClassifier:
         model = cls(
             categories=document["categories"],
             feature_names=document["feature_names"],

@@ -18,11 +18,20 @@ framework such as Dask only has to map these functions over its partitions::
 the functions below are, on pandas partitions.)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLUSTER, NAME, OBSID
 from xrayclass.stages.master_classification import master_classification
+
+if TYPE_CHECKING:
+    from xrayclass.stages.classification import ClassifierModel
+
 
 __all__ = [
     "classify_partition",
@@ -31,12 +40,14 @@ __all__ = [
 ]
 
 
-def source_partition(names, n_partitions):
+def source_partition(names: ArrayLike, n_partitions: int) -> np.ndarray:
     """Partition number of each detection: a stable hash of its source name."""
     return (pd.util.hash_array(np.asarray(names, dtype=object)) % np.uint64(n_partitions)).astype(int)
 
 
-def classify_partition(detections, model, method=None, explain=True):
+def classify_partition(
+    detections: pd.DataFrame, model: ClassifierModel, method: str | None = None, explain: bool = True
+) -> pd.DataFrame:
     """Stage-3 columns for one partition of detections to classify (features complete).
 
     Returns the partition's identity columns followed by :meth:`ClassifierModel.classify`'s.
@@ -46,7 +57,7 @@ def classify_partition(detections, model, method=None, explain=True):
     return pd.concat([identity, result], axis=1)
 
 
-def vote_partition(detections):
+def vote_partition(detections: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stage 4 on a partition holding every detection of its sources: (uniquely, ambiguous)."""
     uniquely, ambiguous, _ = master_classification(detections)
     return uniquely, ambiguous

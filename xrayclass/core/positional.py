@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.exceptions import tables_named
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 CATALOG_SUFFIX = "_x"
 
 
-def nearest_within(ra, dec, catalog_ra, catalog_dec, radius_arcsec):
+def nearest_within(
+    ra: ArrayLike, dec: ArrayLike, catalog_ra: ArrayLike, catalog_dec: ArrayLike, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The nearest catalog position within ``radius_arcsec`` of each position (degrees, ICRS).
 
     astropy's ``match_coordinates_sky`` (a k-d tree on the unit sphere: right across RA 0
@@ -64,7 +67,7 @@ def nearest_within(ra, dec, catalog_ra, catalog_dec, radius_arcsec):
     return rows, separations
 
 
-def best_matches(detections, catalog, radius_arcsec):
+def best_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
     """The nearest catalog object within ``radius_arcsec`` of each detection.
 
     Parameters
@@ -110,7 +113,7 @@ def best_matches(detections, catalog, radius_arcsec):
     return matches
 
 
-def crossmatch_local(stage1, catalog, radius_arcsec):
+def crossmatch_local(stage1: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
     """Stage 2 against a local catalog: best match within the radius, every row kept.
 
     An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its

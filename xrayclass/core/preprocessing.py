@@ -1,6 +1,12 @@
 """Log and MinMax preprocessing of the 12 features."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -35,20 +41,26 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
         Range, after the log, of each rescaled feature in the training data.
     """
 
-    def __init__(self, features=FEATURES, log_features=LOG_FEATURES, minmax_features=MINMAX_FEATURES, log_floor=None):
+    def __init__(
+        self,
+        features: Sequence[str] = FEATURES,
+        log_features: Sequence[str] = LOG_FEATURES,
+        minmax_features: Sequence[str] = MINMAX_FEATURES,
+        log_floor: float | None = None,
+    ) -> None:
         self.features = features
         self.log_features = log_features
         self.minmax_features = minmax_features
         self.log_floor = log_floor
 
-    def _columns(self):
+    def _columns(self) -> list[str]:
         features = list(self.features)
         unknown = [f for f in (*self.log_features, *self.minmax_features) if f not in features]
         if unknown:
             raise ValueError(f"features to rescale are not among the features: {unknown}")
         return features
 
-    def _check_X(self, X):
+    def _check_X(self, X: ArrayLike) -> np.ndarray:
         X = np.asarray(X, dtype="float64")
         if X.ndim != 2 or X.shape[1] != len(self.features):
             raise ValueError(
@@ -59,7 +71,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             raise ValueError("X has missing or non-finite values; drop those rows first")
         return X
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> LogMinMaxScaler:
         """Learn the log shifts and the ranges from training features ``X``."""
         features = self._columns()
         X = self._check_X(X)
@@ -82,13 +94,13 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(features)
         return self
 
-    def _pre_scale(self, column, name):
+    def _pre_scale(self, column: np.ndarray, name: str) -> np.ndarray:
         if name in self.log_features:
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.log(column + self.shift_[name])
         return column
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Return the preprocessed copy of ``X``."""
         check_is_fitted(self, "shift_")
         features = self._columns()
@@ -102,7 +114,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             X[:, j] = self._pre_scale(X[:, j], name) * scale + (-low * scale)
         return X
 
-    def out_of_range(self, X):
+    def out_of_range(self, X: ArrayLike) -> np.ndarray:
         """Flag values the training data did not cover.
 
         Returns a boolean array shaped like ``X``: True where a log feature is at or
@@ -119,7 +131,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             flags[:, j] = ~np.isfinite(column) | (column < 0) | (column > 1)
         return flags
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The fitted constants as plain JSON-ready values."""
         check_is_fitted(self, "shift_")
         return {
@@ -133,7 +145,7 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
         }
 
     @classmethod
-    def from_dict(cls, document):
+    def from_dict(cls, document: Mapping[str, Any]) -> LogMinMaxScaler:
         """Rebuild a fitted scaler from :meth:`to_dict` output."""
         scaler = cls(
             features=tuple(document["features"]),

@@ -4,13 +4,18 @@ tqdm draws on a terminal and stays silent otherwise (logs and CI stay clean). It
 imported only when a bar is drawn: a one-chunk run does not pay for the import.
 """
 
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
 __all__ = [
     "chunks",
     "steps",
 ]
 
+T = TypeVar("T")
 
-def chunks(n_rows, chunk_rows, description):
+
+def chunks(n_rows: int, chunk_rows: int, description: str) -> Iterator[slice]:
     """Yield ``slice`` objects covering ``range(n_rows)`` in chunks, with a progress bar."""
     starts = range(0, n_rows, chunk_rows)
     if len(starts) > 1:
@@ -29,7 +34,7 @@ def chunks(n_rows, chunk_rows, description):
         bar.close()
 
 
-def steps(iterable, total, description, unit=" steps"):
+def steps(iterable: Iterable[T], total: int, description: str, unit: str = " steps") -> Iterable[T]:
     """Iterate over ``iterable`` (``total`` items) with a progress bar, drawn on a terminal only."""
     from tqdm.auto import tqdm
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLASSES, NO_MATCH, UNINFORMATIVE_TYPES
 
@@ -300,7 +301,7 @@ _folded = Counter(label.casefold() for label in _BY_LABEL)
 _BY_FOLDED_LABEL = {label.casefold(): t for label, t in _BY_LABEL.items() if _folded[label.casefold()] == 1}
 
 
-def _check_table():
+def _check_table() -> None:
     # The constants and the table must say the same thing: a mismatch is a bug here.
     canonical = {t.canonical for t in TYPES}
     assert len(_BY_CODE) == len(TYPES) and len(canonical) == len(TYPES), "duplicate code or canonical name"
@@ -449,7 +450,7 @@ def _is_missing(values: pd.Series) -> np.ndarray:
     return values.isna().to_numpy()
 
 
-def normalize_types(main_types, otypes=None) -> tuple[np.ndarray, LabelReport]:
+def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> tuple[np.ndarray, LabelReport]:
     """Canonical (paper) names of SIMBAD types, and a report of what was changed.
 
     Parameters

@@ -117,7 +117,7 @@ def _duplicate_columns(columns: list[str]) -> list[str]:
     return [c for c in dict.fromkeys((NAME, OBSID, "region_id", "ra", "dec", *values)) if c in columns]
 
 
-def _check_repeats(path, census: _Census, columns: list[str], name_column: str, batch_rows: int) -> None:
+def _check_repeats(path: str | Path, census: _Census, columns: list[str], name_column: str, batch_rows: int) -> None:
     """Raise as :func:`~xrayclass.io.checks.handle_duplicates` does on repeated detections.
 
     Candidates are rows whose hash repeats an earlier one; only they are read again
@@ -156,7 +156,7 @@ def _check_repeats(path, census: _Census, columns: list[str], name_column: str, 
 
 
 def _pass1(
-    path,
+    path: str | Path,
     name_column: str,
     columns: list[str],
     feature_set: FeatureSet,
@@ -193,7 +193,7 @@ def _pass1(
     return census
 
 
-def _raise_identity_problems(path, census: _Census) -> None:
+def _raise_identity_problems(path: str | Path, census: _Census) -> None:
     """The errors of :func:`~xrayclass.io.checks.check_detections`, in its order and words."""
     if census.blank_names.count:
         raise InputError(
@@ -244,7 +244,8 @@ def fit_clustering_file(
     log.info("%s detections read", f"{census.n_total:,}")
     if census.replaced:
         log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(census.replaced))
-    log.info(describe_dropped(census.reasons, census.n_total - census.n_kept, census.n_total, len(feature_set)))
+    if census.reasons is not None:  # None only for a file without rows, refused above
+        log.info(describe_dropped(census.reasons, census.n_total - census.n_kept, census.n_total, len(feature_set)))
     if census.n_kept < max(n_components, 2):
         raise InputError(
             f"{path}: only {census.n_kept} detections have all {len(feature_set)} features; "

@@ -7,16 +7,25 @@ in-memory tables and fitted artifacts.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+import pandas as pd
 
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import input_files
 from xrayclass.io.tables import InputError, read_json, read_table
 from xrayclass.stages.classification import ClassifierModel
 from xrayclass.stages.clustering import ClusteringModel
+
+if TYPE_CHECKING:
+    from xrayclass.services.csc_tap import FetchConfig
+
+T = TypeVar("T")
 
 __all__ = [
     "load_artifacts",
@@ -30,7 +39,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def read_input(text, fetch_config=None, *, sleep=None, clock=None):
+def read_input(
+    text: str,
+    fetch_config: FetchConfig | None = None,
+    *,
+    sleep: Callable[[float], object] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> tuple[pd.DataFrame, str]:
     """The detections ``text`` names: a table file, or a CSC source fetched by name.
 
     Parameters
@@ -74,7 +89,7 @@ def read_input(text, fetch_config=None, *, sleep=None, clock=None):
     return table.to_pandas(), f"CSC {config.release} source {name}"
 
 
-def read_clustering_model(path: str | Path) -> ClusteringModel:
+def read_clustering_model(path: str | os.PathLike[str]) -> ClusteringModel:
     """The stage-1 model that clustering.py wrote (``model.json``).
 
     Raises
@@ -86,7 +101,7 @@ def read_clustering_model(path: str | Path) -> ClusteringModel:
     return _read_model(ClusteringModel, path)
 
 
-def read_classifier_model(path: str | Path) -> ClassifierModel:
+def read_classifier_model(path: str | os.PathLike[str]) -> ClassifierModel:
     """The stage-3 classifier that classification.py wrote (``classifier.json``).
 
     Raises
@@ -101,12 +116,19 @@ def read_classifier_model(path: str | Path) -> ClassifierModel:
 _Model = TypeVar("_Model", ClusteringModel, ClassifierModel)
 
 
-def _read_model(kind: type[_Model], path: str | Path) -> _Model:
+def _read_model(kind: type[_Model], path: str | os.PathLike[str]) -> _Model:
     with input_files(path):
         return kind.from_dict(read_json(path))
 
 
-def _load(loader, path, what, option, stage, writes):
+def _load(
+    loader: Callable[[str | os.PathLike[str]], T],
+    path: str | os.PathLike[str],
+    what: str,
+    option: str,
+    stage: str,
+    writes: str,
+) -> T:
     """Load one artifact; a missing or unusable file becomes a one-line :class:`InputError`."""
     if not Path(path).exists():
         raise InputError(f"{path}: file not found; run {stage} (it writes {writes}) or pass {option} PATH")
@@ -121,7 +143,9 @@ def _load(loader, path, what, option, stage, writes):
         ) from None
 
 
-def load_artifacts(model_path, classifier_path):
+def load_artifacts(
+    model_path: str | os.PathLike[str], classifier_path: str | os.PathLike[str]
+) -> tuple[ClusteringModel, ClassifierModel]:
     """Load the stage-1 model and the stage-3 classifier; warn where they do not fit together.
 
     Returns
@@ -168,13 +192,13 @@ def load_artifacts(model_path, classifier_path):
     return clustering, classifier
 
 
-def sources_path(output):
+def sources_path(output: str | os.PathLike[str]) -> Path:
     """Where the per-source table goes beside ``output``: ``<stem>_sources<suffix>``."""
     output = Path(output)
     return output.with_name(f"{output.stem}_sources{output.suffix}")
 
 
-def read_feature_set(path) -> FeatureSet:
+def read_feature_set(path: str | os.PathLike[str]) -> FeatureSet:
     """Read a feature set from a TOML file; :class:`InputError` naming the file on any problem."""
     try:
         with open(path, "rb") as handle:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,10 @@ import pandas as pd
 from xrayclass.constants import CLASSES, FEATURES, LOG_FEATURES, MINMAX_FEATURES, NAME, OBSID
 from xrayclass.exceptions import where
 from xrayclass.io.tables import OUTPUT_FORMATS, InputError, remove_stale_temporaries, table_format
+
+if TYPE_CHECKING:
+    from xrayclass.core.featuresets import FeatureSet
+
 
 __all__ = [
     "PHYSICAL_RANGES",
@@ -116,7 +120,7 @@ def require_log_features_usable(
 # -- identity: names, duplicates, positions, clusters --------------------------------------
 
 
-def require_names(table: pd.DataFrame, path) -> None:
+def require_names(table: pd.DataFrame, path: str | os.PathLike[str] | None) -> None:
     """Every detection needs a source name: blank or missing names are an error."""
     names = table[NAME]
     blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
@@ -128,7 +132,11 @@ def require_names(table: pd.DataFrame, path) -> None:
 
 
 def check_detections(
-    table: pd.DataFrame, path, allow_duplicates: bool = False, positions: bool = True, clusters: bool = False
+    table: pd.DataFrame,
+    path: str | os.PathLike[str] | None,
+    allow_duplicates: bool = False,
+    positions: bool = True,
+    clusters: bool = False,
 ) -> pd.DataFrame:
     """The checks every detection table gets on arrival, before any computation.
 
@@ -198,7 +206,7 @@ def duplicated_rows(table: pd.DataFrame, subset: Sequence[str], keep: Literal["f
 
 
 def handle_duplicates(
-    table: pd.DataFrame, path, value_columns: Sequence[str] = (), allow: bool = False
+    table: pd.DataFrame, path: str | os.PathLike[str] | None, value_columns: Sequence[str] = (), allow: bool = False
 ) -> pd.DataFrame:
     """Raise on repeated detections (the default), or drop the repeats with a warning."""
     repeated = duplicated_detections(table, value_columns)
@@ -225,7 +233,7 @@ def invalid_positions(table: pd.DataFrame) -> np.ndarray:
         return ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
 
 
-def require_positions(table: pd.DataFrame, path) -> None:
+def require_positions(table: pd.DataFrame, path: str | os.PathLike[str] | None) -> None:
     """Every detection needs a position on the sky (finite ``ra``, ``|dec| <= 90``)."""
     bad = invalid_positions(table)
     if bad.any():
@@ -236,7 +244,7 @@ def require_positions(table: pd.DataFrame, path) -> None:
         )
 
 
-def catalog_positions(catalog: pd.DataFrame, path) -> pd.DataFrame:
+def catalog_positions(catalog: pd.DataFrame, path: str | os.PathLike[str] | None) -> pd.DataFrame:
     """A crossmatch catalog without the rows lacking a position (logged); impossible ones are an error."""
     ra = pd.to_numeric(catalog["ra"], errors="coerce").to_numpy(dtype="float64")
     dec = pd.to_numeric(catalog["dec"], errors="coerce").to_numpy(dtype="float64")
@@ -260,7 +268,7 @@ def catalog_positions(catalog: pd.DataFrame, path) -> pd.DataFrame:
     return catalog
 
 
-def check_catalog(catalog: pd.DataFrame, path) -> pd.DataFrame:
+def check_catalog(catalog: pd.DataFrame, path: str | os.PathLike[str] | None) -> pd.DataFrame:
     """A local crossmatch catalog: ``ra``, ``dec`` numeric and possible, ``main_type`` present."""
     from xrayclass.constants import MAIN_TYPE
     from xrayclass.io.tables import require_columns, require_numeric
@@ -273,7 +281,7 @@ def check_catalog(catalog: pd.DataFrame, path) -> pd.DataFrame:
     return catalog
 
 
-def require_roles(roles: np.ndarray, reference, to_classify) -> None:
+def require_roles(roles: np.ndarray, reference: object, to_classify: object) -> None:
     """Stage 3 needs references to learn from and detections to classify."""
     if not (roles == reference).any():
         raise InputError(
@@ -292,7 +300,7 @@ def require_radius(radius: float) -> None:
         raise InputError(f"--radius must be a positive number of arcsec, got {radius}")
 
 
-def require_cluster_labels(table: pd.DataFrame, path, column: str = "cluster") -> None:
+def require_cluster_labels(table: pd.DataFrame, path: str | os.PathLike[str] | None, column: str = "cluster") -> None:
     """Cluster labels must be integers 0 .. K-1 (K from the prob_* columns when present)."""
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64")
     n_clusters = sum(1 for c in table.columns if c.startswith("prob_") and c[5:].isdigit()) or None
@@ -397,13 +405,13 @@ def _check_directory(path: Path) -> None:
 class _Schema:
     """Small helpers that read a field of a JSON artifact or raise naming it."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = path
 
-    def fail(self, field, problem):
+    def fail(self, field: str, problem: str) -> NoReturn:
         raise InputError(f"{where(self.path)}field '{field}' {problem}")
 
-    def get(self, document, field, kind=None):
+    def get(self, document: Mapping[str, Any], field: str, kind: type | tuple[type, ...] | None = None) -> Any:
         value = document
         for key in field.split("."):
             if not isinstance(value, dict) or key not in value:
@@ -413,7 +421,9 @@ class _Schema:
             self.fail(field, f"should be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
         return value
 
-    def array(self, document, field, shape, finite=True):
+    def array(
+        self, document: Mapping[str, Any], field: str, shape: tuple[int | None, ...], finite: bool = True
+    ) -> np.ndarray:
         value = self.get(document, field)
         try:
             array = np.asarray(value, dtype="float64")
@@ -425,14 +435,16 @@ class _Schema:
             self.fail(field, "has non-finite values")
         return array
 
-    def names(self, document, field, expected):
+    def names(self, document: Mapping[str, Any], field: str, expected: Sequence[str]) -> list[str]:
         value = self.get(document, field, list)
         if list(value) != list(expected):
             self.fail(field, f"should be {list(expected)}, got {value if len(str(value)) < 120 else '...'}")
         return value
 
 
-def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preprocessing", feature_set=None) -> None:
+def _check_preprocessing(
+    schema: _Schema, document: dict, prefix: str = "preprocessing", feature_set: FeatureSet | None = None
+) -> None:
     features, log_features, minmax_features = (
         (FEATURES, LOG_FEATURES, MINMAX_FEATURES)
         if feature_set is None
@@ -452,7 +464,7 @@ def _check_preprocessing(schema: _Schema, document: dict, prefix: str = "preproc
             schema.fail(f"{prefix}.data_max.{name}", f"must be a finite number >= data_min, got {low!r} .. {high!r}")
 
 
-def _check_format(schema: _Schema, document: dict, expected_format: str, version: int):
+def _check_format(schema: _Schema, document: dict, expected_format: str, version: int) -> FeatureSet:
     """Check the format fields and the features; return the artifact's feature set (the paper's if unrecorded)."""
     from xrayclass.core.featuresets import from_artifact
 
@@ -473,7 +485,9 @@ def _check_format(schema: _Schema, document: dict, expected_format: str, version
     return feature_set
 
 
-def validate_model_document(document: dict, expected_format: str, version: int, path=None) -> None:
+def validate_model_document(
+    document: dict, expected_format: str, version: int, path: str | os.PathLike[str] | None = None
+) -> None:
     """Check a clustering ``model.json`` before use: keys, shapes, finite values, a proper mixture.
 
     The mixture's weights are non-negative and sum to 1, each covariance is symmetric
@@ -537,7 +551,7 @@ def validate_model_document(document: dict, expected_format: str, version: int, 
     _check_cluster_provenance(schema, document, k)
 
 
-def _check_cluster_provenance(schema, document: dict, k: int) -> None:
+def _check_cluster_provenance(schema: _Schema, document: dict, k: int) -> None:
     """``clusters``: whose clusters the mixture describes (issue 9); absent in older models."""
     if "clusters" not in document:
         return
@@ -566,7 +580,11 @@ def _check_cluster_provenance(schema, document: dict, k: int) -> None:
 
 
 def validate_classifier_document(
-    document: dict, expected_format: str, version: int, methods: Sequence[str], path=None
+    document: dict,
+    expected_format: str,
+    version: int,
+    methods: Sequence[str],
+    path: str | os.PathLike[str] | None = None,
 ) -> None:
     """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
     schema = _Schema(path)
@@ -674,5 +692,5 @@ def validate_classifier_document(
         schema.fail("outlier_quantiles", "must be a non-decreasing list of numbers")
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -113,7 +113,7 @@ SUMMARY = RunLayout.NAMES["summary"]
 REFERENCE_ENV = "XRAYCLASS_REFERENCE"
 
 
-def reference_dir():
+def reference_dir() -> Path:
     """The directory of the published reference outputs (``../shared/reference``).
 
     Set ``XRAYCLASS_REFERENCE`` to use another location. The directory may be absent:
@@ -125,7 +125,7 @@ def reference_dir():
     return REPOSITORY.parent / "shared" / "reference"
 
 
-def reference_file(name):
+def reference_file(name: str) -> Path | None:
     """Path of one reference file, or None when it is not there."""
     path = reference_dir() / name
     return path if path.is_file() else None

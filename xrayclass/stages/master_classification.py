@@ -11,13 +11,18 @@ Everything is computed per source with array operations, with no Python call per
 source or class.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow
 import pyarrow.compute
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES, MAIN_TYPE, NAME, OBSID, UNCLASSIFIED
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
@@ -62,7 +67,7 @@ STAGE4_COLUMNS = (
 DECIMALS = 3
 
 
-def format_mean_std(means, stds, decimals=DECIMALS):
+def format_mean_std(means: np.ndarray, stds: np.ndarray, decimals: int = DECIMALS) -> Any:
     """``"mean±std"`` strings, each rounded as Python's ``round(numpy.float64, 3)`` does.
 
     NumPy rounds ``x`` to 3 decimals as ``rint(x * 1000) / 1000``, and the published
@@ -103,7 +108,7 @@ def format_mean_std(means, stds, decimals=DECIMALS):
     return pd.array(strings, dtype="str")
 
 
-def cohen_kappa(first, second):
+def cohen_kappa(first: Collection[Any], second: Collection[Any]) -> float | None:
     """Cohen's kappa of two label arrays (as scikit-learn's, without its per-row loops).
 
     ``None`` where it is undefined: no labels, or chance agreement is certain (both
@@ -132,7 +137,9 @@ class Votes:
     first_row: np.ndarray  # index into the sorted detections of each source's first detection
 
 
-def vote(names, predicted, probabilities, classes=CLASSES):
+def vote(
+    names: ArrayLike, predicted: ArrayLike, probabilities: ArrayLike, classes: Sequence[str] | np.ndarray = CLASSES
+) -> Votes:
     """Hard and soft votes of every source.
 
     Parameters
@@ -167,7 +174,7 @@ def vote(names, predicted, probabilities, classes=CLASSES):
     soft = classes[np.argmax(means, axis=1)]
 
     class_index = {label: k for k, label in enumerate(classes)}
-    codes = pd.Series(predicted, dtype=object).map(class_index)
+    codes: Any = pd.Series(predicted, dtype=object).map(class_index)
     if codes.isna().any():
         unknown = sorted(set(pd.Series(predicted)[codes.isna()].astype(str)))
         raise ValueError(f"predicted classes not among the classes: {unknown[:5]}")
@@ -182,7 +189,9 @@ def vote(names, predicted, probabilities, classes=CLASSES):
     return Votes(names[starts], counts, means, stds, soft, hard, starts)
 
 
-def master_classification(detections, classes=CLASSES):
+def master_classification(
+    detections: pd.DataFrame, classes: Sequence[str] = CLASSES
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 on a detection-level classification table.
 
     Returns
@@ -278,14 +287,14 @@ def master_classification(detections, classes=CLASSES):
     return uniquely, ambiguous, summary
 
 
-def defined_kappa(first, second):
+def defined_kappa(first: Collection[Any], second: Collection[Any]) -> float | None:
     """Cohen's kappa, or None where it is undefined (no rows, or one class only on both sides)."""
     if len(first) == 0 or len(set(first) | set(second)) < 2:
         return None
     return cohen_kappa(first, second)
 
 
-def tables_kappa(uniquely, ambiguous, min_detections=1):
+def tables_kappa(uniquely: pd.DataFrame, ambiguous: pd.DataFrame, min_detections: int = 1) -> float | None:
     """Kappa of the hard and soft votes read back from the two stage-4 tables.
 
     Counts the sources with at least ``min_detections`` detections; None where undefined.
@@ -297,12 +306,12 @@ def tables_kappa(uniquely, ambiguous, min_detections=1):
     return defined_kappa(hard, soft)
 
 
-def format_kappa(value):
+def format_kappa(value: float | None) -> str:
     """Kappa to 3 decimals, or "undefined" (None or NaN)."""
     return "undefined" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
 
-def summarize(votes, n_detections, n_unscored):
+def summarize(votes: Votes, n_detections: int, n_unscored: int) -> dict[str, Any]:
     """Counts, agreement and multiplicity of the votes, as plain numbers."""
     n_sources = len(votes.names)
     n_unique = int((votes.hard == votes.soft).sum())
@@ -334,7 +343,7 @@ def summarize(votes, n_detections, n_unscored):
     }
 
 
-def format_summary(summary):
+def format_summary(summary: Mapping[str, Any]) -> str:
     """The printed stage-4 summary."""
     sources = summary["sources"]
     share = summary["ambiguous"] / sources if sources else 0.0
@@ -370,7 +379,9 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def run_master_classification(classified: pd.DataFrame, classes=CLASSES) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def run_master_classification(
+    classified: pd.DataFrame, classes: Sequence[str] = CLASSES
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 on an in-memory stage-3 table: ``(uniquely, ambiguous, summary)``.
 
     See :func:`master_classification`, which this is.

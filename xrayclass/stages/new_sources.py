@@ -23,9 +23,13 @@ clipped (the preprocessing extrapolates) but flagged, feature by feature; a valu
 or below ``-shift`` of a log feature has no logarithm, and that detection is skipped.
 """
 
+from __future__ import annotations
+
 import logging
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +51,12 @@ from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.io.tables import InputError, require_numeric
 from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
+
+if TYPE_CHECKING:
+    from xrayclass.core.preprocessing import LogMinMaxScaler
+    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.stages.clustering import ClusteringModel
+
 
 __all__ = [
     "CSC_NAME",
@@ -104,7 +114,7 @@ _ROW = "_row"
 # -- the input ------------------------------------------------------------------------------
 
 
-def csc_source_name(text):
+def csc_source_name(text: str) -> str | None:
     """The CSC name ``text`` stands for (``'2CXO J...'``), or None if it is not one.
 
     Accepts ``'2CXO J004307.5-092302'``, ``'2CXOJ004307.5-092302'`` and
@@ -114,7 +124,7 @@ def csc_source_name(text):
     return f"2CXO {match.group(1).upper()}" if match else None
 
 
-def identify(table):
+def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """Give every detection a source name and a row number, and sort them.
 
     Parameters
@@ -144,12 +154,12 @@ def identify(table):
         names = names.where(names != "", row_names)
     else:
         names = row_names
-    table = table.assign(**{NAME: names.astype(object), _ROW: rows})
+    table = table.assign(**{NAME: names.astype(object), _ROW: rows})  # type: ignore[arg-type]
     keys = [NAME, OBSID if OBSID in table.columns else _ROW] if named else [_ROW]
     return table.sort_values(keys, kind="stable").reset_index(drop=True), named
 
 
-def detection_labels(table):
+def detection_labels(table: pd.DataFrame) -> np.ndarray:
     """How messages call each detection within its source: ``'obsid N'``, else ``'row N'``."""
     if OBSID in table.columns:
         obsid = table[OBSID]
@@ -160,7 +170,7 @@ def detection_labels(table):
     return table[_ROW].astype(str).radd("row ").to_numpy(dtype=object)
 
 
-def full_labels(names, labels):
+def full_labels(names: pd.Series | np.ndarray, labels: pd.Series | np.ndarray) -> np.ndarray:
     """``'NAME obsid N'``; just ``'row N'`` for a row that is its own (unnamed) source."""
     names = np.asarray(names, dtype=object)
     return np.where(names == labels, names, names + " " + labels).astype(object)
@@ -169,7 +179,7 @@ def full_labels(names, labels):
 # -- missing features and the training range --------------------------------------------------
 
 
-def join_where(mask, labels, separator="; "):
+def join_where(mask: np.ndarray, labels: Sequence[str], separator: str = "; ") -> np.ndarray:
     """Per row, the ``labels`` whose column of ``mask`` is True, joined by ``separator``.
 
     Vectorized over rows (one pass per label). Rows with no True give ``''``.
@@ -183,7 +193,7 @@ def join_where(mask, labels, separator="; "):
     return joined
 
 
-def missing_features(detections, feature_set: FeatureSet = PAPER):
+def missing_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -> np.ndarray:
     """Why each detection lacks some of ``feature_set``'s features; ``''`` where it has all of them.
 
     Named in terms of the raw CSC columns that are null (``'missing powlaw_gamma,
@@ -239,19 +249,19 @@ class RangeFlags:
     #: The features of the columns, in order.
     features: tuple = FEATURES
 
-    def outside(self):
+    def outside(self) -> np.ndarray:
         """Text per detection such as ``'bb_kt>max; var_ratio_b<min'`` (``''`` if none)."""
         mask = np.column_stack([flags[:, j] for j in range(len(self.features)) for flags in (self.below, self.above)])
         labels = [f"{feature}{side}" for feature in self.features for side in ("<min", ">max")]
         return join_where(mask, labels)
 
-    def undefined_logs(self, shifts):
+    def undefined_logs(self, shifts: Mapping[str, float]) -> np.ndarray:
         """Text per detection naming the log features without a logarithm (``''`` if none)."""
         labels = [f"{f} at or below -{shifts.get(f, float('nan')):.3g} (log undefined)" for f in self.features]
         return join_where(self.undefined, labels, ", ")
 
 
-def range_flags(features, scalers):
+def range_flags(features: np.ndarray, scalers: Sequence[LogMinMaxScaler]) -> RangeFlags:
     """Flag feature values outside the training range of any of ``scalers``.
 
     Uses :meth:`~xrayclass.preprocessing.LogMinMaxScaler.out_of_range` for which
@@ -281,7 +291,7 @@ def range_flags(features, scalers):
 # -- the artifacts ----------------------------------------------------------------------------
 
 
-def preprocessing_differences(first, second):
+def preprocessing_differences(first: LogMinMaxScaler, second: LogMinMaxScaler) -> list[str]:
     """Constants of two fitted scalers that differ, as ``'data_max of bb_kt'`` strings."""
     a, b = first.to_dict(), second.to_dict()
     differences = []
@@ -328,7 +338,7 @@ class Classification:
     input_name: str = "the input"
 
 
-def cluster_caveats(clustering):
+def cluster_caveats(clustering: ClusteringModel) -> tuple[str, ...]:
     """What the printed summary must say about the clusters ``clustering`` places detections in.
 
     Nothing when its mixture is stage 1's own fit (it reproduces stage 3's clusters
@@ -361,7 +371,9 @@ def cluster_caveats(clustering):
     return tuple(lines)
 
 
-def unclassifiable(prepared, scalers, feature_set: FeatureSet = PAPER):
+def unclassifiable(
+    prepared: pd.DataFrame, scalers: Sequence[LogMinMaxScaler], feature_set: FeatureSet = PAPER
+) -> tuple[np.ndarray, RangeFlags]:
     """Why each detection cannot be classified (``''`` where it can), and its range flags.
 
     Returns
@@ -382,7 +394,13 @@ def unclassifiable(prepared, scalers, feature_set: FeatureSet = PAPER):
     return reasons, flags
 
 
-def classify(table, clustering, classifier, method=None, calibrate=False):
+def classify(
+    table: pd.DataFrame,
+    clustering: ClusteringModel,
+    classifier: ClassifierModel,
+    method: str | None = None,
+    calibrate: bool = False,
+) -> Classification:
     """Classify the detections of ``table`` with the artifacts of a pipeline run.
 
     Parameters
@@ -459,11 +477,19 @@ def classify(table, clustering, classifier, method=None, calibrate=False):
     return Classification(detections, sources, skipped, n_input, cluster_caveats(clustering))
 
 
-def _shorten(text, limit=600):
+def _shorten(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _detection_table(chosen, clusters, memberships, probabilities, classes, predicted, outside):
+def _detection_table(
+    chosen: pd.DataFrame,
+    clusters: np.ndarray,
+    memberships: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    predicted: np.ndarray,
+    outside: np.ndarray,
+) -> pd.DataFrame:
     identity = chosen[[c for c in (NAME, OBSID, "ra", "dec") if c in chosen.columns]]
     unscored = predicted == UNCLASSIFIED
     flags = np.where(outside != "", "outside training range: " + outside, "").astype(object)
@@ -478,7 +504,7 @@ def _detection_table(chosen, clusters, memberships, probabilities, classes, pred
                     MEMBERSHIP: memberships[np.arange(len(clusters)), clusters],
                 }
             ),
-            pd.DataFrame(probabilities, columns=classes),
+            pd.DataFrame(probabilities, columns=list(classes)),
             pd.DataFrame(
                 {
                     MAIN_TYPE: np.asarray(predicted, dtype=object),
@@ -493,13 +519,13 @@ def _detection_table(chosen, clusters, memberships, probabilities, classes, pred
     )
 
 
-def _main_clusters(detections):
+def _main_clusters(detections: pd.DataFrame) -> pd.DataFrame:
     counts = detections.groupby([NAME, CLUSTER], sort=False).size().rename("count").reset_index()
     counts = counts.sort_values([NAME, "count", CLUSTER], ascending=[True, False, True], kind="stable")
     return counts.drop_duplicates(NAME).set_index(NAME)
 
 
-def _votes(detections, classes):
+def _votes(detections: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     scored = detections.loc[detections[MAIN_TYPE] != UNCLASSIFIED]
     columns = ["hard_master_class", "soft_master_class", "soft_mean_probability", "voting_count"]
     if scored.empty:
@@ -522,7 +548,9 @@ def _votes(detections, classes):
     )
 
 
-def source_table(prepared, detections, skipped, classes):
+def source_table(
+    prepared: pd.DataFrame, detections: pd.DataFrame, skipped: pd.DataFrame, classes: Sequence[str]
+) -> pd.DataFrame:
     """One row per source: counts, main cluster, the two votes and what was flagged.
 
     Parameters
@@ -593,7 +621,7 @@ def source_table(prepared, detections, skipped, classes):
 # -- the printed summary --------------------------------------------------------------------------
 
 
-def _source_headline(source):
+def _source_headline(source: Mapping[Any, Any]) -> str:
     name, n = source[NAME], int(source["classified_count"])
     if source["status"] == NOT_CLASSIFIABLE:
         return (
@@ -602,10 +630,9 @@ def _source_headline(source):
         )
     notes = [f"{source['voting_count']} voting"] if 0 < source["voting_count"] < n else []
     notes += [f"{source['skipped_count']} more skipped"] if source["skipped_count"] else []
-    notes = f" ({', '.join(notes)})" if notes else ""
+    note = f" ({', '.join(notes)})" if notes else ""
     head = (
-        f"{name}: {plural(n, 'detection')}{notes}, cluster {source['main_cluster']} "
-        f"({source['main_cluster_count']}/{n})"
+        f"{name}: {plural(n, 'detection')}{note}, cluster {source['main_cluster']} ({source['main_cluster_count']}/{n})"
     )
     if source["status"] == NO_CLASS:
         return f"{head}: {UNCLASSIFIED} (no class has enough references in the cluster of any of its detections)"
@@ -627,7 +654,7 @@ def _source_headline(source):
     return f"{head}, {votes}: ambiguous (the two votes differ){extra}"
 
 
-def _flag_lines(flagged, skipped):
+def _flag_lines(flagged: Iterable[tuple[str, str]], skipped: Iterable[tuple[str, str]]) -> list[str]:
     lines = [f"  {label}: {text}" for label, text in flagged] + [
         f"  skipped {label}: {text}" for label, text in skipped
     ]
@@ -636,7 +663,7 @@ def _flag_lines(flagged, skipped):
     return lines
 
 
-def format_report(result):
+def format_report(result: Classification) -> str:
     """The printed summary: one headline per source, its flags, and the totals.
 
     Built per source (not per detection); flag lines are capped at
@@ -671,7 +698,7 @@ def format_report(result):
     return "\n".join(lines)
 
 
-def output_tables(result):
+def output_tables(result: Classification) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-detection and per-source tables as written (without internal columns)."""
     return result.detections.drop(columns=[_ROW]), result.sources
 
