@@ -52,13 +52,18 @@ COMPANION_ROWS = 200_000
 SEPARATION_TOLERANCE = 1e-9  # arcsec
 
 
+def fail(message: str, status: int = 2) -> None:
+    print(f"lsdb_eval.py: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
 def require_lsdb() -> None:
     try:
         import hats_import  # noqa: F401
         import lsdb  # noqa: F401
     except ImportError as error:
-        sys.exit(
-            f"lsdb_eval.py: {error.name} is not installed in {sys.executable}. LSDB is not part of "
+        fail(
+            f"{error.name} is not installed in {sys.executable}. LSDB is not part of "
             "this project's environment (benchmarks/lsdb_eval.md): make a separate one, e.g.\n"
             "  python3 -m venv /tmp/lsdb-venv && /tmp/lsdb-venv/bin/pip install -r environment.txt lsdb hats-import\n"
             "and run this script with /tmp/lsdb-venv/bin/python"
@@ -355,7 +360,7 @@ def measured(name: str, arguments: list[str]) -> dict:
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - clock
     if done.returncode != 0:
-        sys.exit(f"lsdb_eval.py: step {name} failed (a bug or a missing input):\n{done.stderr[-4000:]}")
+        fail(f"step {name} failed (a bug):\n{done.stderr[-4000:]}", 1)
     peak_kb = int(done.stderr.strip().splitlines()[-1])
     result = json.loads(report.read_text())
     result.update({"process_wall_s": wall, "peak_mb": peak_kb / 1024})
@@ -416,7 +421,7 @@ def main() -> None:
     simbad = Path(args.simbad) if args.simbad else detections.with_name(detections.stem + "_simbad.parquet")
     for path in (detections, simbad):
         if not path.exists():
-            sys.exit(f"lsdb_eval.py: {path}: file not found (make it with benchmarks/run.py --sizes 1000000)")
+            fail(f"{path}: file not found (make it with benchmarks/run.py --sizes 1000000)")
     work = Path(args.work)
     if work.exists():
         shutil.rmtree(work)
