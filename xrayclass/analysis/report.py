@@ -426,7 +426,7 @@ def validation_section(report, run, synthetic):
     return _outcomes(rows)
 
 
-def method_comparison_section(report, run, synthetic, reference, out_dir, seeds):
+def method_comparison_section(report, run, reference, out_dir, seeds):
     """Every validation method on the same seeded splits, on this run and on the real reference sample.
 
     Computed when the report is made (``seeds`` seeded splits, both kinds); the tables and
@@ -452,28 +452,27 @@ def method_comparison_section(report, run, synthetic, reference, out_dir, seeds)
     )
     _comparison_block(
         report,
-        "This run" + (" (SYNTHETIC mock catalog)" if synthetic else " (real CSC data)"),
+        f"This run: {run.crossmatch.name}",
         run.crossmatch if run.crossmatch.exists() else None,
         f"{run.crossmatch} is absent",
         Path(out_dir) / "comparison_run",
         seeds,
-        synthetic,
     )
     sample = Path(reference) / CROSSMATCH_SAMPLE_FILE if reference is not None else None
     _comparison_block(
         report,
-        "The real 1,615-row CSC crossmatch sample (shared reference data)",
+        "The real CSC crossmatch sample of the shared reference data",
         sample if sample is not None and sample.is_file() else None,
         f"the real crossmatch sample is absent ({CROSSMATCH_SAMPLE_FILE} is not in the reference "
         f"directory {reference if reference is not None else '(none)'})",
         Path(out_dir) / "comparison_reference_sample",
         seeds,
-        False,
     )
     return []
 
 
-def _comparison_block(report, title, path, absent, out_dir, seeds, synthetic):
+def _comparison_block(report, title, path, absent, out_dir, seeds):
+    """One data set's comparison: two tables (by source, by detection) and the figure; or one line."""
     from xrayclass.analysis.validation import (
         METHODS,
         compare_splits,
@@ -482,14 +481,19 @@ def _comparison_block(report, title, path, absent, out_dir, seeds, synthetic):
         method_table,
     )
 
-    mark = "SYNTHETIC (mock catalog, not real data): " if synthetic else ""
-    report.heading(title, level=3)
     if path is None:
+        report.heading(title, level=3)
         report.paragraph(f"Not shown: {absent}.")
         return
     with input_files(path):
-        labeled = labeled_detections(read_table(path))
+        crossmatched = read_table(path)
+        labeled = labeled_detections(crossmatched)
         _, table = compare_splits(labeled, list(seeds), method_table(list(METHODS), calibrate=True))
+    # Mock names (MOCK J...) mark a synthetic input, in the heading, every caption and the figure.
+    synthetic = bool(pd.Series(labeled.sources).astype(str).str.startswith("MOCK").any())
+    mark = "SYNTHETIC (mock catalog, not real data): " if synthetic else ""
+    title = f"{title} ({len(crossmatched):,} rows{', SYNTHETIC mock catalog' if synthetic else ''})"
+    report.heading(title, level=3)
     present = pd.Series(labeled.labels).value_counts()
     report.paragraph(
         f"{mark}From {path}: {len(labeled.labels):,} labeled detections of "
@@ -622,7 +626,7 @@ def write_report(run_dir, output, reference=None, quick=True):
     results += kselection_section(report, run, synthetic, quick)
     results += validation_section(report, run, synthetic)
     seeds = range(COMPARISON_SEEDS_QUICK if quick else COMPARISON_SEEDS_FULL)
-    results += method_comparison_section(report, run, synthetic, reference, output.parent, list(seeds))
+    results += method_comparison_section(report, run, reference, output.parent, list(seeds))
     results += census_section(report, run, synthetic)
     figures_section(report, run)
     explorer_section(report, run, synthetic)
