@@ -9,8 +9,10 @@ from conftest import run_script
 
 from xrayclass.analysis.census import latitude_census, type_census
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
+from xrayclass.analysis.report import CROSSMATCH_SAMPLE_FILE
 from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
+from xrayclass.io.paths import reference_file
 
 
 def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
@@ -145,6 +147,10 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     assert "| uniquely classified sources (paper) | 8,271 | 8,271 | PASS |" in text
     assert "| AGN+Seyfert: matches | 31 | 31 | PASS |" in text
     assert "not compared" in text
+    # The method comparison, computed by the report: this (SYNTHETIC) run, and the real sample when present.
+    assert "## Method comparison: every method on the same seeded splits" in text
+    assert "### This run: cluster_csc_simbad.csv (" in text and "rows, SYNTHETIC mock catalog)" in text
+    assert text.count("| hist-gradient-boosting+T |") == (4 if reference_file(CROSSMATCH_SAMPLE_FILE) else 2)
     for figure in ("fig1_bic", "fig2_cluster_sky_map", "fig4_validation_confusion", "fig8_class_sky_density"):
         assert f"figures/{figure}.png" in text
         assert (out / "figures" / f"{figure}.png").stat().st_size > 1000
