@@ -8,7 +8,7 @@ online stage 2 gives the same table, model and provenance as the command line.
 import json
 import shutil
 
-from fake_http import restore_logging, server  # noqa: F401
+from fake_http import server, waits  # noqa: F401
 from test_xmatch import serve
 
 from xrayclass.analysis.mock import write_mock
