@@ -84,7 +84,11 @@ def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(path)
+    # pre_buffer (pyarrow's default) caches the row groups' column chunks ahead and keeps
+    # them until the reader is done: memory then grows with the file, not the batch
+    # (measured: +25 MB per 50,000-row batch of a 68-column table). Without it a reader
+    # holds at most one row group.
+    source = pq.ParquetFile(path, pre_buffer=False)
     names = _wanted(columns, [c for c in source.schema_arrow.names if c != "__index_level_0__"])
     schema = source.schema_arrow
     # pandas reads an integer (or boolean) column with a null anywhere as float (object):
