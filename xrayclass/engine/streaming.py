@@ -266,7 +266,11 @@ def classify_file(
     def classified_batches() -> Iterator[pd.DataFrame | None]:
         for batch in iter_batches(path, None, batch_rows):
             with input_files(path):
-                yield classify_batch(batch, model, settings)
+                classified = classify_batch(batch, model, settings)
+            # Neither held while the next batch is read (each is about a batch's size).
+            del batch
+            yield classified
+            del classified
 
     return write_classified(
         classified_batches(),
@@ -286,6 +290,7 @@ def classify_batch(batch: pd.DataFrame, model: ClassifierModel, options: Stage3O
     """The stage-3 rows of one batch of the input, in input order (maybe none)."""
     prepared, roles, _, _, _ = _prepare(batch, options)
     chosen = prepared.loc[roles == TO_CLASSIFY].reset_index(drop=True)
+    del prepared  # a copy of the batch's complete rows: not kept through the classification
     if not len(chosen):
         return None
     result = model.classify(
@@ -414,13 +419,13 @@ def write_classified(
                 flagged.append(hits)
 
         for frame in frames:
-            if frame is None or not len(frame):
-                continue
-            n_unclassified += int((frame[MAIN_TYPE] == UNCLASSIFIED).sum())
-            if sorter is None:
-                emit(frame)
-            else:
-                sorter.add(frame)
+            if frame is not None and len(frame):
+                n_unclassified += int((frame[MAIN_TYPE] == UNCLASSIFIED).sum())
+                if sorter is None:
+                    emit(frame)
+                else:
+                    sorter.add(frame)
+            del frame  # not held while the next one is made
         if sorter is not None:
             for frame in sorter.sorted_batches():
                 emit(frame)

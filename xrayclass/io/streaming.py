@@ -105,13 +105,18 @@ def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
         if metadata:
             table = table.replace_schema_metadata(metadata)
         frame = table.to_pandas()
+        # Neither the Arrow copy of the batch nor (below) the frame outlives its turn: held
+        # while the caller works, or while the next batch is read, each would add a batch.
+        del batch, table
         for column in with_nulls:
             kind = frame[column].dtype
             if isinstance(kind, np.dtype) and kind.kind in "iu":
                 frame[column] = frame[column].astype("float64")
             elif isinstance(kind, np.dtype) and kind.kind == "b":
                 frame[column] = frame[column].astype(object)
-        yield frame.reset_index(drop=True)
+        frame = frame.reset_index(drop=True)
+        yield frame
+        del frame
 
 
 def _csv_types(path: Path, names, batch_rows) -> dict:
@@ -159,6 +164,7 @@ def iter_batches(
         for batch in reader(path, columns, batch_rows):
             empty = False
             yield batch
+            del batch  # not held while the next batch is read
     except InputError:
         raise
     except pd.errors.EmptyDataError:
