@@ -190,3 +190,21 @@ def test_hand_written_logsumexp_equals_scipy():
     assert ours.shape == (300, 1)
     np.testing.assert_array_equal(ours[:5], theirs[:5])  # both -inf
     np.testing.assert_allclose(ours[5:], theirs[5:], rtol=1e-14, atol=0)
+
+
+def test_explain_in_chunks_equals_explain_at_once(monkeypatch):
+    # explain bounds its memory by scoring CHUNK_ROWS rows at a time; the rows are
+    # independent, so the chunked result must be the one-shot result exactly.
+    import xrayclass.core.naive_bayes as naive_bayes
+
+    rng = np.random.default_rng(3)
+    X = rng.random((1_000, 4))
+    y = rng.choice(["A", "B", "C"], 1_000)
+    model = NaiveBayesClassifier(categories={"s": [0, 1], "v": [2, 3]}, tune=False).fit(X, y)
+    assigned = np.where(np.arange(1_000) % 7 == 0, "Unclassified", y)
+    X_new = rng.random((1_000, 4)) * 1.2  # some values beyond the training range
+    at_once = model.explain(X_new, assigned)
+    monkeypatch.setattr(naive_bayes, "CHUNK_ROWS", 97)
+    chunked = model.explain(X_new, assigned)
+    for key in ("outlier_measure", "track", "driven_by"):
+        np.testing.assert_array_equal(chunked[key], at_once[key], err_msg=key)

@@ -1,6 +1,7 @@
 """Stages 3 and 4 streamed in batches write the in-memory results, byte for byte (SYNTHETIC mock data)."""
 
 import filecmp
+import json
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 from conftest import run_script
 
 from xrayclass.analysis.mock import generate
+from xrayclass.core.featuresets import builtin
 from xrayclass.core.positional import crossmatch_local
 from xrayclass.io.streaming import ExternalSort, iter_batches, name_boundaries
 from xrayclass.io.tables import read_table, write_table
@@ -42,9 +44,15 @@ def _stage3(folder, source, name, *extra):
         out / "outliers.csv",
         "-q",
         *extra,
+        cwd=folder,  # no stage-1 model at the default path: --features is not checked against one
     )
     assert result.returncode == 0, result.stderr
     return out
+
+
+def _same_files(expected, got):
+    for name in ("detections.csv", "outliers.csv", "classifier.json"):
+        assert filecmp.cmp(expected / name, got / name, shallow=False), name
 
 
 @pytest.mark.parametrize("source", ["synthetic_stage2.csv", "synthetic_stage2.parquet"])
@@ -53,6 +61,84 @@ def test_streamed_stage3_writes_the_in_memory_files(stage2_files, source):
     streamed = _stage3(stage2_files, source, f"streamed_{source}", "--engine", "streaming", "--batch-rows", "997")
     for name in ("detections.csv", "outliers.csv", "classifier.json"):
         assert filecmp.cmp(memory / name, streamed / name, shallow=False), name
+
+
+#: Stage-3 choices beyond the paper's method (issue 13), each honoured by the streamed run.
+BEYOND_THE_PAPER = {
+    "features": ("--features", builtin("no_var_newq_b")),
+    "gaussian": ("--likelihood", "gaussian"),
+    "priors": ("--priors", "references"),
+    "calibrate": ("--calibrate",),
+    "naive_bayes": ("--method", "naive-bayes"),
+    "log_floor": ("--log-floor", "1e-3"),
+}
+
+
+@pytest.fixture(scope="module")
+def paper_method(stage2_files):
+    """Stage 3 in memory with the paper's method, to see that each choice changes something."""
+    return _stage3(stage2_files, "synthetic_stage2.parquet", "memory_paper_method")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("choice", sorted(BEYOND_THE_PAPER))
+def test_streamed_stage3_honours_each_choice_beyond_the_paper(stage2_files, paper_method, choice):
+    extra = BEYOND_THE_PAPER[choice]
+    memory = _stage3(stage2_files, "synthetic_stage2.parquet", f"memory_{choice}", *extra)
+    streamed = _stage3(
+        stage2_files,
+        "synthetic_stage2.parquet",
+        f"streamed_{choice}",
+        *extra,
+        "--engine",
+        "streaming",
+        "--batch-rows",
+        "997",
+    )
+    _same_files(memory, streamed)
+    # The choice took effect: the classifier differs from the paper's method's.
+    assert not filecmp.cmp(paper_method / "classifier.json", streamed / "classifier.json", shallow=False)
+
+
+def test_streamed_stage3_honours_the_choices_beyond_the_paper_together(stage2_files):
+    # One run of every choice at once (the parametrized test above takes them one by one).
+    extra = (*BEYOND_THE_PAPER["features"], "--likelihood", "gaussian", "--priors", "references", "--calibrate")
+    memory = _stage3(stage2_files, "synthetic_stage2.csv", "memory_together", *extra)
+    streamed = _stage3(
+        stage2_files,
+        "synthetic_stage2.csv",
+        "streamed_together",
+        *extra,
+        "--engine",
+        "streaming",
+        "--batch-rows",
+        "1201",
+    )
+    _same_files(memory, streamed)
+    model = json.loads((streamed / "classifier.json").read_text())
+    assert "var_newq_b" not in model["features"]
+    assert model["calibration"]["for_method"] == "mahalanobis"
+    assert (model["references"]["likelihood"], model["references"]["priors"]) == ("gaussian", "references")
+
+
+@pytest.mark.parametrize("option", [("--labels", "labels.csv"), ("--allow-duplicates",)])
+def test_what_needs_the_whole_table_still_refuses_to_stream(stage2_files, option):
+    (stage2_files / "labels.csv").write_text("name,class,comment,labeler,time\n")
+    result = run_script(
+        "classification.py",
+        "--input",
+        stage2_files / "synthetic_stage2.parquet",
+        "--output",
+        stage2_files / "refused.csv",
+        "--engine",
+        "streaming",
+        *option,
+        cwd=stage2_files,
+    )
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1 and option[0] in message[0] and "--engine memory" in message[0], result.stderr
+    assert not (stage2_files / "refused.csv").exists()
 
 
 def test_streamed_stage4_writes_the_in_memory_tables(stage2_files):
@@ -144,3 +230,39 @@ def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(sta
     pd.testing.assert_frame_equal(got[0], expected[0])
     pd.testing.assert_frame_equal(got[1], expected[1])
     assert got[2] == expected[2]
+
+
+def test_dask_honours_the_choices_beyond_the_paper(stage2_files, tmp_path):
+    pytest.importorskip("distributed")
+    from xrayclass.engine.dask import classify_dataset
+    from xrayclass.io.artifacts import read_feature_set
+
+    extra = (
+        *BEYOND_THE_PAPER["features"],
+        "--likelihood",
+        "gaussian",
+        "--priors",
+        "references",
+        "--calibrate",
+        "--method",
+        "naive-bayes",
+        "--log-floor",
+        "1e-3",
+    )
+    memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask_choices", *extra)
+    classify_dataset(
+        stage2_files / "synthetic_stage2.parquet",
+        tmp_path / "detections.csv",
+        tmp_path / "classifier.json",
+        tmp_path / "outliers.csv",
+        batch_rows=1_500,
+        workers=2,
+        processes=False,
+        feature_set=read_feature_set(builtin("no_var_newq_b")),
+        likelihood="gaussian",
+        priors="references",
+        calibrate=True,
+        method="naive-bayes",
+        log_floor=1e-3,
+    )
+    _same_files(memory, tmp_path)

@@ -619,7 +619,6 @@ def classification_main(argv=None):
     _add_allow_duplicates(parser)
 
     def body(args):
-        from xrayclass.core.featuresets import PAPER
         from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.classification import classify_detections, outlier_table
 
@@ -633,23 +632,19 @@ def classification_main(argv=None):
             formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
         )
         if args.engine != "memory":
+            # Own labels relabel whole sources and duplicates are found over the whole table:
+            # both need every row at once.
             memory_only = [
                 option
                 for option, used in (
                     ("--labels", bool(args.labels)),
-                    ("--strict-labels", args.strict_labels),
-                    ("--likelihood", args.likelihood != "distance"),
-                    ("--priors", args.priors != "none"),
-                    ("--log-floor", args.log_floor is not None),
-                    ("--calibrate", args.calibrate),
-                    ("--features", not feature_set.same_as(PAPER)),
                     ("--allow-duplicates", args.allow_duplicates),
                 )
                 if used
             ]
             if memory_only:
                 raise InputError(
-                    f"{', '.join(memory_only)}: not available with --engine {args.engine} yet; use --engine memory"
+                    f"{', '.join(memory_only)}: not available with --engine {args.engine}; use --engine memory"
                 )
             options = dict(
                 method=args.method,
@@ -657,6 +652,12 @@ def classification_main(argv=None):
                 score=args.nb_score,
                 outlier_fraction=args.outlier_fraction,
                 explain=args.explain,
+                strict_labels=args.strict_labels,
+                likelihood=args.likelihood,
+                priors=args.priors,
+                log_floor=args.log_floor,
+                calibrate=args.calibrate,
+                feature_set=feature_set,
                 batch_rows=args.batch_rows,
             )
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
+from xrayclass.constants import CLASSES
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import BATCH_ROWS
 from xrayclass.io.tables import table_format
-from xrayclass.stages.classification import OUTLIER_FRACTION
 
 __all__ = [
     "classify_dataset",
@@ -75,42 +75,33 @@ def _frame(path, columns=None, batch_rows=BATCH_ROWS):
 
 
 def classify_dataset(
-    path,
-    output,
-    model_output,
-    outliers_output,
-    classes=CLASSES,
-    uninformative=UNINFORMATIVE_TYPES,
-    min_references="n_features",
-    method="mahalanobis",
-    location=True,
-    score="macro_f1",
-    outlier_fraction=OUTLIER_FRACTION,
-    explain=True,
-    batch_rows=BATCH_ROWS,
-    scheduler=None,
-    workers=2,
-    processes=True,
-    temporary_dir=None,
-):
-    """Stage 3 with Dask; returns ``(model, n_classified, n_outliers)`` as the streamed stage does."""
-    from xrayclass.engine.streaming import classify_batch, fit_streamed, write_classified
+    path: str | Path,
+    output: str | Path,
+    model_output: str | Path,
+    outliers_output: str | Path,
+    batch_rows: int = BATCH_ROWS,
+    scheduler: str | None = None,
+    workers: int = 2,
+    processes: bool = True,
+    temporary_dir: str | Path | None = None,
+    **options: Any,
+) -> tuple[Any, int, int]:
+    """Stage 3 with Dask; returns ``(model, n_classified, n_outliers)`` as the streamed stage does.
 
-    model, census = fit_streamed(
-        path, classes, uninformative, min_references, method, location, score, explain, batch_rows
-    )
+    ``options`` are the fields of :class:`~xrayclass.engine.streaming.Stage3Options`
+    (classify_detections' keywords), honoured as in one process.
+    """
+    from xrayclass.engine.streaming import Stage3Options, classify_batch, fit_streamed, write_classified
+
+    settings = Stage3Options(**options)
+    model, census = fit_streamed(path, settings, batch_rows)
     frame = _frame(path, None, batch_rows)
     with dask_client(scheduler, workers, processes) as client:
         shared = client.scatter(model, broadcast=True)
         import dask
 
         task = dask.delayed(classify_batch, pure=True)
-        futures = client.compute(
-            [
-                task(part, shared, classes, uninformative, method, outlier_fraction, explain)
-                for part in frame.to_delayed()
-            ]
-        )
+        futures = client.compute([task(part, shared, settings) for part in frame.to_delayed()])
         log.info("classifying %d partitions on %d workers", len(futures), len(client.scheduler_info()["workers"]))
 
         def in_order():
@@ -127,9 +118,7 @@ def classify_dataset(
                 output,
                 model_output,
                 outliers_output,
-                method,
-                outlier_fraction,
-                explain,
+                settings,
                 batch_rows,
                 temporary_dir,
             )

@@ -19,7 +19,10 @@ stage-3 output, which is sorted by name, in batches cut at source boundaries.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,17 +30,16 @@ import pandas as pd
 from xrayclass.constants import (
     CLASSES,
     CLUSTER,
-    FEATURES,
     MAIN_TYPE,
     NAME,
     NAME_ALIASES,
     NO_MATCH,
     OBSID,
-    RAW_FEATURE_COLUMNS,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
 )
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
+from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError, input_files
@@ -45,10 +47,12 @@ from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, iter_b
 from xrayclass.io.tables import canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.stages import classification as stage3
 from xrayclass.stages.classification import (
+    OUTLIER_COLUMNS,
     OUTLIER_FRACTION,
     REFERENCE,
     REQUIRED_COLUMNS,
     TO_CLASSIFY,
+    ClassifierModel,
     assemble_classified,
     detection_roles,
     fit_classifier,
@@ -58,6 +62,7 @@ from xrayclass.stages.classification import (
 
 __all__ = [
     "NAME_SAMPLE_PER_BATCH",
+    "Stage3Options",
     "StreamedScaler",
     "classify_batch",
     "classify_file",
@@ -74,8 +79,46 @@ log = logging.getLogger(__name__)
 NAME_SAMPLE_PER_BATCH = 1_000
 
 
-def _prepare(batch: pd.DataFrame, classes, uninformative):
-    """A batch validated as classify_detections validates the whole table; (complete rows, roles, reasons, n)."""
+@dataclass(frozen=True)
+class Stage3Options:
+    """The choices of stage 3 that the streamed (and Dask) run honours, as in memory.
+
+    The keywords of :func:`~xrayclass.stages.classification.classify_detections` of the
+    same names, with the same defaults (the paper's method).
+    """
+
+    classes: tuple[str, ...] = tuple(CLASSES)
+    uninformative: tuple[str, ...] = tuple(UNINFORMATIVE_TYPES)
+    min_references: Any = "n_features"
+    method: str = "mahalanobis"
+    location: bool = True
+    score: str = "macro_f1"
+    outlier_fraction: float = OUTLIER_FRACTION
+    explain: bool = True
+    strict_labels: bool = False
+    likelihood: str = "distance"
+    priors: str = "none"
+    log_floor: float | None = None
+    calibrate: bool = False
+    feature_set: FeatureSet = PAPER
+
+    @property
+    def reference_columns(self) -> list[str]:
+        """What pass 1 keeps of each reference: what the fit reads, nothing more."""
+        # The names only for the calibration's folds by source; positions for |b|.
+        return [
+            *self.feature_set.features,
+            MAIN_TYPE,
+            CLUSTER,
+            *(["ra", "dec"] if self.location else []),
+            *([NAME] if self.calibrate else []),
+        ]
+
+
+def _prepare(
+    batch: pd.DataFrame, options: Stage3Options
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, int, LabelReport]:
+    """A batch validated as classify_detections validates the whole table; (complete rows, roles, reasons, n, labels)."""
     batch = canonical_names(batch)
     require_columns(batch, REQUIRED_COLUMNS)
     if MAIN_TYPE not in batch.columns:
@@ -83,14 +126,14 @@ def _prepare(batch: pd.DataFrame, classes, uninformative):
     batch = require_numeric(batch, (OBSID, CLUSTER, "ra", "dec"))
     if batch[CLUSTER].isna().any():
         raise InputError(f"column 'cluster' is empty in {int(batch[CLUSTER].isna().sum()):,} rows")
-    batch = prepare_features(batch)
+    batch = prepare_features(batch, options.feature_set)
     n = len(batch)
-    complete, reasons = complete_rows(batch)
+    complete, reasons = complete_rows(batch, feature_set=options.feature_set)
     batch = batch.loc[complete].reset_index(drop=True)
     # Today's SIMBAD labels, codes and stray spellings, under the paper's names (as in memory).
     types, labels = normalize_types(batch[MAIN_TYPE], batch[OTYPE] if OTYPE in batch.columns else None)
     batch = batch.assign(**{MAIN_TYPE: types, CLUSTER: batch[CLUSTER].astype(int)})  # type: ignore[arg-type]
-    return batch, detection_roles(types, classes, uninformative), reasons, n, labels
+    return batch, detection_roles(types, options.classes, options.uninformative), reasons, n, labels
 
 
 @dataclass
@@ -111,7 +154,15 @@ class _Census:
     last: tuple | None = None
     labels: LabelReport = field(default_factory=LabelReport)
 
-    def add(self, batch, roles, reasons, n, log_features):
+    def add(
+        self,
+        batch: pd.DataFrame,
+        roles: np.ndarray,
+        reasons: pd.DataFrame,
+        n: int,
+        log_features: Iterable[str],
+        reference_columns: list[str],
+    ) -> None:
         self.n_total += n
         self.reasons = reasons if self.reasons is None else self.reasons + reasons
         for name in log_features:
@@ -122,7 +173,9 @@ class _Census:
                 self.min_nonzero[name] = min(low, self.min_nonzero.get(name, np.inf))
         self.clusters.update(np.unique(batch[CLUSTER].to_numpy()).tolist())
         is_reference = roles == REFERENCE
-        self.references.append(batch.loc[is_reference, [*FEATURES, MAIN_TYPE, CLUSTER, "ra", "dec"]])
+        # Only the columns the fit reads: the references grow with N (a third of the
+        # mock's detections), so each of their columns counts.
+        self.references.append(batch.loc[is_reference, reference_columns])
         self.n_reference += int(is_reference.sum())
         types = batch[MAIN_TYPE].to_numpy(dtype=object)
         chosen = roles == TO_CLASSIFY
@@ -140,7 +193,7 @@ class _Census:
             self.last = (names[-1], obsids[-1])
 
 
-def _non_decreasing(names, obsids, previous) -> bool:
+def _non_decreasing(names: np.ndarray, obsids: np.ndarray, previous: tuple | None) -> bool:
     """Whether (name, obsid) pairs never decrease, continuing from ``previous``."""
     if previous is not None:
         names = np.r_[np.array([previous[0]], dtype=object), names]
@@ -205,55 +258,60 @@ class StreamedScaler:
         return self.scaler
 
 
-def _streamed_scaler(path, columns, min_nonzero, batch_rows, classes, uninformative) -> LogMinMaxScaler:
+def _streamed_scaler(
+    path: str | Path,
+    columns: list[str],
+    min_nonzero: dict[str, float],
+    batch_rows: int,
+    feature_set: FeatureSet = PAPER,
+    log_floor: float | None = None,
+) -> LogMinMaxScaler:
     """The scaler :meth:`LogMinMaxScaler.fit` would give on every complete row (pass 2)."""
-    streamed = StreamedScaler(LogMinMaxScaler())
+    streamed = StreamedScaler(feature_set.scaler(log_floor=log_floor))
     streamed.min_nonzero = dict(min_nonzero)
     for name in streamed.zero_features():
-        raise InputError(f"{path}: log feature {name!r} is zero in every detection; no shift can be defined")
+        raise InputError(f"{path}: {name} is zero for every usable detection; its log scaling is undefined")
     streamed.set_shifts()
     for batch in iter_batches(path, columns, batch_rows):
         with input_files(path):
-            batch = prepare_features(canonical_names(batch, path))
-        complete, _ = complete_rows(batch)
+            batch = prepare_features(canonical_names(batch, path), feature_set)
+        complete, _ = complete_rows(batch, feature_set=feature_set)
         streamed.add_ranges(batch.loc[complete, streamed.features].to_numpy(dtype="float64"))
     return streamed.fitted()
 
 
-def _feature_source_columns(columns):
-    if all(c in columns for c in RAW_FEATURE_COLUMNS):
-        return list(RAW_FEATURE_COLUMNS)
-    return list(FEATURES)
+def _feature_source_columns(columns: list[str], feature_set: FeatureSet = PAPER) -> list[str]:
+    """The columns the features come from: the raw ones when all are there (as prepare_features)."""
+    if all(c in columns for c in feature_set.raw_columns):
+        return list(feature_set.raw_columns)
+    return list(feature_set.features)
 
 
 def classify_file(
-    path,
-    output,
-    model_output,
-    outliers_output,
-    classes=CLASSES,
-    uninformative=UNINFORMATIVE_TYPES,
-    min_references="n_features",
-    method="mahalanobis",
-    location=True,
-    score="macro_f1",
-    outlier_fraction=OUTLIER_FRACTION,
-    explain=True,
-    batch_rows=BATCH_ROWS,
-    temporary_dir=None,
-):
+    path: str | Path,
+    output: str | Path,
+    model_output: str | Path,
+    outliers_output: str | Path,
+    batch_rows: int = BATCH_ROWS,
+    temporary_dir: str | Path | None = None,
+    **options: Any,
+) -> tuple[ClassifierModel, int, int]:
     """Stage 3 from file to files in batches; the outputs of classify_detections on the whole table.
 
+    ``options`` are the fields of :class:`Stage3Options` (classify_detections' keywords).
     Returns ``(model, n_classified, n_outliers)``.
     """
-    model, census = fit_streamed(
-        path, classes, uninformative, min_references, method, location, score, explain, batch_rows
-    )
+    settings = Stage3Options(**options)
+    model, census = fit_streamed(path, settings, batch_rows)
 
-    def classified_batches():
+    def classified_batches() -> Iterator[pd.DataFrame | None]:
         for batch in iter_batches(path, None, batch_rows):
             with input_files(path):
-                yield classify_batch(batch, model, classes, uninformative, method, outlier_fraction, explain)
+                classified = classify_batch(batch, model, settings)
+            # Neither held while the next batch is read (each is about a batch's size).
+            del batch
+            yield classified
+            del classified
 
     return write_classified(
         classified_batches(),
@@ -263,48 +321,34 @@ def classify_file(
         output,
         model_output,
         outliers_output,
-        method,
-        outlier_fraction,
-        explain,
+        settings,
         batch_rows,
         temporary_dir,
     )
 
 
-def classify_batch(
-    batch,
-    model,
-    classes=CLASSES,
-    uninformative=UNINFORMATIVE_TYPES,
-    method="mahalanobis",
-    outlier_fraction=OUTLIER_FRACTION,
-    explain=True,
-):
+def classify_batch(batch: pd.DataFrame, model: ClassifierModel, options: Stage3Options) -> pd.DataFrame | None:
     """The stage-3 rows of one batch of the input, in input order (maybe none)."""
-    prepared, roles, _, _, _ = _prepare(batch, classes, uninformative)
+    prepared, roles, _, _, _ = _prepare(batch, options)
     chosen = prepared.loc[roles == TO_CLASSIFY].reset_index(drop=True)
+    del prepared  # a copy of the batch's complete rows: not kept through the classification
     if not len(chosen):
         return None
-    result = model.classify(chosen, chosen[CLUSTER].to_numpy(), method, outlier_fraction, explain)
-    return assemble_classified(chosen, result, classes)
+    result = model.classify(
+        chosen, chosen[CLUSTER].to_numpy(), options.method, options.outlier_fraction, options.explain, options.calibrate
+    )
+    return assemble_classified(chosen, result, options.classes, options.feature_set)
 
 
 def fit_streamed(
-    path,
-    classes=CLASSES,
-    uninformative=UNINFORMATIVE_TYPES,
-    min_references="n_features",
-    method="mahalanobis",
-    location=True,
-    score="macro_f1",
-    explain=True,
-    batch_rows=BATCH_ROWS,
-):
+    path: str | Path, options: Stage3Options = Stage3Options(), batch_rows: int = BATCH_ROWS
+) -> tuple[ClassifierModel, _Census]:
     """Passes 1 and 2 of the streamed stage 3: the fitted model and what pass 1 counted."""
     from xrayclass.io.streaming import table_columns
 
+    feature_set = options.feature_set
     columns = table_columns(path)
-    feature_columns = _feature_source_columns(columns)
+    feature_columns = _feature_source_columns(columns, feature_set)
     pass1_columns = [
         *REQUIRED_COLUMNS,
         *NAME_ALIASES,
@@ -314,22 +358,23 @@ def fit_streamed(
     ]
 
     census = _Census()
-    scaler_template = LogMinMaxScaler()
+    reference_columns = options.reference_columns
     for batch in iter_batches(path, pass1_columns, batch_rows):
         with input_files(path):
-            prepared, roles, reasons, n, labels = _prepare(batch, classes, uninformative)
-        census.add(prepared, roles, reasons, n, scaler_template.log_features)
+            prepared, roles, reasons, n, labels = _prepare(batch, options)
+        census.add(prepared, roles, reasons, n, feature_set.log_features, reference_columns)
         census.labels.merge(labels)
     log.info("%s: %s detections read", path, f"{census.n_total:,}")
     references = pd.concat(census.references, ignore_index=True)
     census.references = []
     kept = census.n_reference + census.n_to_classify + sum(census.type_counts.values())
-    log.info(describe_dropped(census.reasons, census.n_total - kept, census.n_total))
+    if census.reasons is not None:  # None only when no batch was read
+        log.info(describe_dropped(census.reasons, census.n_total - kept, census.n_total, len(feature_set)))
     log.info(
         "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
         "uninformative type); %s of other SIMBAD types left out",
         f"{census.n_reference:,}",
-        len(classes),
+        len(options.classes),
         f"{census.n_to_classify:,}",
         f"{census.n_unmatched:,}",
         f"{census.n_to_classify - census.n_unmatched:,}",
@@ -341,74 +386,88 @@ def fit_streamed(
         references[MAIN_TYPE].to_numpy(dtype=object),
         np.full(len(references), REFERENCE),
         references[CLUSTER].to_numpy(),
-        classes,
+        options.classes,
         census.labels,
         all_clusters=sorted(census.clusters),
     )
     stage3._log_census(references_census)
-    stage3._check_labels(references_census, census.labels, False)
+    with input_files(path):
+        stage3._check_labels(references_census, census.labels, options.strict_labels)
+        from xrayclass.io.checks import require_roles
+
+        # The in-memory check, on one role of each kind seen (the counts are what it reads).
+        seen = [role for role, count in ((REFERENCE, census.n_reference), (TO_CLASSIFY, census.n_to_classify)) if count]
+        require_roles(np.array(seen, dtype=object), REFERENCE, TO_CLASSIFY)
 
     name_columns = [c for c in (NAME, *NAME_ALIASES) if c in columns][:1]
     scaler = _streamed_scaler(
-        path, [*name_columns, *feature_columns], census.min_nonzero, batch_rows, classes, uninformative
+        path, [*name_columns, *feature_columns], census.min_nonzero, batch_rows, feature_set, options.log_floor
     )
     model, _ = fit_classifier(
         references,
-        classes,
-        uninformative,
-        min_references,
-        method,
-        location,
-        score,
-        tune=weights_needed(method, explain),
+        options.classes,
+        options.uninformative,
+        options.min_references,
+        options.method,
+        options.location,
+        options.score,
+        tune=weights_needed(options.method, options.explain),
         scaler=scaler,
         all_clusters=np.array(sorted(census.clusters)),
+        likelihood=options.likelihood,
+        priors=options.priors,
+        calibrate=options.calibrate,
+        feature_set=feature_set,
     )
+    del references
     model.census = references_census
-    stage3._log_references(model, classes)
+    stage3._log_references(model, options.classes)
     stage3._log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", options.likelihood, options.priors)
     return model, census
 
 
 def write_classified(
-    frames,
-    census,
-    model,
-    path,
-    output,
-    model_output,
-    outliers_output,
-    method="mahalanobis",
-    outlier_fraction=OUTLIER_FRACTION,
-    explain=True,
-    batch_rows=BATCH_ROWS,
-    temporary_dir=None,
-):
+    frames: Iterable[pd.DataFrame | None],
+    census: _Census,
+    model: ClassifierModel,
+    path: str | Path,
+    output: str | Path,
+    model_output: str | Path,
+    outliers_output: str | Path,
+    options: Stage3Options = Stage3Options(),
+    batch_rows: int = BATCH_ROWS,
+    temporary_dir: str | Path | None = None,
+) -> tuple[ClassifierModel, int, int]:
     """Pass 3's writing: classified frames (in input order) sorted by name/obsid into ``output``."""
     n_buckets = max(1, -(-census.n_to_classify // batch_rows))
     sorter = None if census.in_order else ExternalSort(name_boundaries(census.names, n_buckets), temporary_dir)
     if census.in_order:
         log.info("%s: the detections to classify come sorted by name and obsid; no sort needed", path)
     writer = BatchWriter(output)
-    flagged, n_unclassified, n_flagged = [], 0, 0
+    feature_set = options.feature_set
+    # What the outlier table reads of a flagged row: a 1% share of N, but not of every column.
+    outlier_columns = [*OUTLIER_COLUMNS, *feature_set.features, "outlier_flag"]
+    flagged: list[pd.DataFrame] = []
+    n_unclassified, n_flagged = 0, 0
     try:
 
-        def emit(frame):
+        def emit(frame: pd.DataFrame) -> None:
             nonlocal n_flagged
             writer.write(frame)
-            if explain:
-                hits = frame[frame["outlier_flag"].astype(bool)]
+            if options.explain:
+                hits = frame.loc[frame["outlier_flag"].astype(bool), outlier_columns]
                 n_flagged += len(hits)
                 flagged.append(hits)
 
         for frame in frames:
-            if frame is None or not len(frame):
-                continue
-            n_unclassified += int((frame[MAIN_TYPE] == UNCLASSIFIED).sum())
-            if sorter is None:
-                emit(frame)
-            else:
-                sorter.add(frame)
+            if frame is not None and len(frame):
+                n_unclassified += int((frame[MAIN_TYPE] == UNCLASSIFIED).sum())
+                if sorter is None:
+                    emit(frame)
+                else:
+                    sorter.add(frame)
+            del frame  # not held while the next one is made
         if sorter is not None:
             for frame in sorter.sorted_batches():
                 emit(frame)
@@ -417,22 +476,22 @@ def write_classified(
                 "%s detections cannot be classified: their cluster has no class with %d references; "
                 "they get main_type '%s' and all-zero probabilities",
                 f"{n_unclassified:,}",
-                len(FEATURES),
+                len(feature_set),
                 UNCLASSIFIED,
             )
         if writer.rows == 0:
             raise InputError(f"{path}: no detection to classify")
-        if explain:
-            outliers = outlier_table(pd.concat(flagged, ignore_index=True))
+        if options.explain:
+            outliers = outlier_table(pd.concat(flagged, ignore_index=True), feature_set)
             log.info(
                 "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
-                method,
+                options.method,
                 f"{n_flagged:,}",
-                100 * outlier_fraction,
+                100 * options.outlier_fraction,
             )
         else:
-            outliers = outlier_table(pd.DataFrame())
-            log.info("probabilities by %s; outlier measures and tracks skipped", method)
+            outliers = outlier_table(pd.DataFrame(), feature_set)
+            log.info("probabilities by %s; outlier measures and tracks skipped", options.method)
         write_outputs([(model.to_dict(), model_output), (outliers, outliers_output)])
         writer.close()
     except BaseException:
