@@ -27,15 +27,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import CLUSTER, NAME, NAME_ALIASES, OBSID
+from xrayclass.constants import CLUSTER, NAME, OBSID
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.mixture import fit_mixture
 from xrayclass.engine.streaming import StreamedScaler
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions
-from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, iter_batches, source_name_column, table_columns
-from xrayclass.io.tables import require_columns, require_numeric, write_outputs
+from xrayclass.io.streaming import (
+    BATCH_ROWS,
+    BatchWriter,
+    detection_file_columns,
+    iter_batches,
+)
+from xrayclass.io.tables import require_numeric, write_outputs
 from xrayclass.stages import clustering as stage1
 from xrayclass.stages.clustering import (
     FIT_SAMPLE,
@@ -222,15 +227,7 @@ def fit_clustering_file(
     Returns the model and the input's source-name column. Problems are
     :class:`InputError` naming ``path``.
     """
-    columns = table_columns(path)
-    name_column = source_name_column(columns)
-    if name_column is None:
-        raise InputError(f"{path}: missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
-    if name_column != NAME:
-        log.info("%s: using column %r as the source name", path, name_column)
-    require_columns(
-        pd.DataFrame(columns=[NAME if c == name_column else c for c in columns]), (NAME, OBSID, "ra", "dec"), path
-    )
+    columns, name_column = detection_file_columns(path)
 
     streamed = StreamedScaler(feature_set.scaler(log_floor=log_floor))
     census = _pass1(path, name_column, columns, feature_set, n_components, streamed, batch_rows)

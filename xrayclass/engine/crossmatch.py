@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NAME_ALIASES, NO_MATCH, OBSID
+from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
 from xrayclass.core.positional import CATALOG_SUFFIX, nearest_within
 from xrayclass.engine.clustering import (
     _Census,
@@ -34,7 +34,12 @@ from xrayclass.engine.clustering import (
 )
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.checks import invalid_positions, require_cluster_labels
-from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, iter_batches, source_name_column, table_columns
+from xrayclass.io.streaming import (
+    BATCH_ROWS,
+    BatchWriter,
+    detection_file_columns,
+    iter_batches,
+)
 from xrayclass.io.tables import require_columns, require_numeric, write_outputs
 from xrayclass.stages.crossmatch import join_matches
 
@@ -71,14 +76,8 @@ def crossmatch_file(
     """
     if not radius_arcsec > 0:
         raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
-    columns = table_columns(path)
-    name_column = source_name_column(columns)
-    if name_column is None:
-        raise InputError(f"{path}: missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
-    if name_column != NAME:
-        log.info("%s: using column %r as the source name", path, name_column)
+    columns, name_column = detection_file_columns(path)
     named = [NAME if c == name_column else c for c in columns]
-    require_columns(pd.DataFrame(columns=named), (NAME, OBSID, "ra", "dec"), path)
     require_columns(catalog, ("ra", "dec", MAIN_TYPE))
     catalog = require_numeric(catalog, ("ra", "dec")).reset_index(drop=True)
     catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)

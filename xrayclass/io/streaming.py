@@ -16,6 +16,7 @@ would sort their concatenation.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ from xrayclass.io.tables import (
     PARSE_ERRORS,
     _temporary_path,
     parquet_options,
+    require_columns,
     table_format,
     write_parquet,
 )
@@ -43,11 +45,14 @@ __all__ = [
     "BATCH_ROWS",
     "BatchWriter",
     "ExternalSort",
+    "detection_file_columns",
     "iter_batches",
     "name_boundaries",
     "source_name_column",
     "table_columns",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Rows per batch by default: a few hundred MB for the widest stage tables.
 BATCH_ROWS = 250_000
@@ -301,6 +306,25 @@ def name_boundaries(sample: Sequence[str], n_buckets: int) -> list[str]:
         return []
     positions = (np.arange(1, n_buckets) * len(names)) // n_buckets
     return sorted(set(names[positions].tolist()))
+
+
+def detection_file_columns(
+    path: str | Path, required: Sequence[str] = (NAME, OBSID, "ra", "dec")
+) -> tuple[list[str], str]:
+    """A detection file's columns and the one holding the source name, read from its header.
+
+    Raises :class:`InputError` naming ``path`` when a ``required`` column (the name in
+    any of its spellings) is missing, before any batch is read.
+    """
+    columns = table_columns(path)
+    name_column = source_name_column(columns)
+    if name_column is None:
+        raise InputError(f"{path}: missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
+    if name_column != NAME:
+        log.info("%s: using column %r as the source name", path, name_column)
+    named = [NAME if c == name_column else c for c in columns]
+    require_columns(pd.DataFrame(columns=named), required, path)
+    return columns, name_column
 
 
 def source_name_column(columns: Sequence[str]) -> str | None:
