@@ -18,6 +18,7 @@ Conventions
 
 import contextlib
 import contextvars
+import functools
 import os
 import re
 import textwrap
@@ -177,9 +178,7 @@ def save_figure(figure: Figure, out_dir: str | os.PathLike[str], stem: str) -> l
     written = []
     for fmt, metadata in (("png", {"Software": "xrayclass"}), ("pdf", {"Creator": "xrayclass", "CreationDate": None})):
         path = out_dir / f"{stem}.{fmt}"
-        write_atomic(
-            path, lambda tmp, fmt=fmt, metadata=metadata: figure.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
-        )
+        write_atomic(path, functools.partial(figure.savefig, format=fmt, dpi=DPI, metadata=metadata))
         written.append(path)
         # The first save laid the figure out; the second reuses that layout.
         figure.set_layout_engine("none")

@@ -11,8 +11,10 @@ but not compared with the paper's. Where an input is missing, its section says s
 import base64
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import jinja2
 import pandas as pd
@@ -67,24 +69,24 @@ class Report:
     """A document of headings, paragraphs, tables and images, rendered as Markdown or HTML."""
 
     title: str
-    blocks: list = field(default_factory=list)
+    blocks: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def heading(self, text, level=2):
+    def heading(self, text: str, level: int = 2) -> None:
         self.blocks.append(("heading", level, text))
 
-    def paragraph(self, text):
+    def paragraph(self, text: str) -> None:
         self.blocks.append(("paragraph", text))
 
-    def table(self, frame):
+    def table(self, frame: pd.DataFrame) -> None:
         self.blocks.append(("table", frame))
 
-    def image(self, path, caption):
+    def image(self, path: str | os.PathLike[str], caption: str) -> None:
         self.blocks.append(("image", Path(path), caption))
 
-    def link(self, path, text):
+    def link(self, path: str | os.PathLike[str], text: str) -> None:
         self.blocks.append(("link", Path(path), text))
 
-    def markdown(self, base):
+    def markdown(self, base: str | os.PathLike[str]) -> str:
         lines = [f"# {self.title}", ""]
         for block in self.blocks:
             kind = block[0]
@@ -104,7 +106,7 @@ class Report:
                 lines += [f"![{block[2]}]({_relative(block[1], base)})", "", f"*{block[2]}*", ""]
         return "\n".join(lines)
 
-    def html(self, base):
+    def html(self, base: str | os.PathLike[str]) -> str:
         """The document as one self-contained HTML page (``templates/report.html.j2``)."""
         blocks = []
         for block in self.blocks:
@@ -138,7 +140,7 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-def _data_uri(path):
+def _data_uri(path: str | os.PathLike[str]) -> str:
     suffix = Path(path).suffix.lower().lstrip(".")
     kind = {"png": "image/png", "svg": "image/svg+xml", "jpg": "image/jpeg", "jpeg": "image/jpeg"}.get(
         suffix, "image/png"
@@ -146,17 +148,19 @@ def _data_uri(path):
     return f"data:{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
 
 
-def _relative(path, base):
+def _relative(path: str | os.PathLike[str], base: str | os.PathLike[str]) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
 
 
-def _text(value):
+def _text(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _row(quantity, published_value, obtained, tolerance=0, comparable=True):
+def _row(
+    quantity: str, published_value: float, obtained: float | None, tolerance: float = 0, comparable: bool = True
+) -> dict[str, str]:
     """One comparison row; ``tolerance`` 0 means an exact match is required."""
     if obtained is None:
         return {"quantity": quantity, "published": _text(published_value), "obtained": "absent", "result": SHOWN}
@@ -174,19 +178,19 @@ def _row(quantity, published_value, obtained, tolerance=0, comparable=True):
     }
 
 
-def _outcomes(rows):
+def _outcomes(rows: list[dict[str, str]]) -> list[bool]:
     """Pass (True) or fail (False) of each compared row; rows only shown are left out."""
     return [row["result"] == PASS for row in rows if row["result"] != SHOWN]
 
 
-def _frame(rows):
+def _frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantity", "published", "obtained", "result"])
 
 
 # -- sections -------------------------------------------------------------------------------
 
 
-def stage4_section(report, reference, out_dir):
+def stage4_section(report: Report, reference: Path | None, out_dir: Path) -> list[bool]:
     report.heading("Stage 4 from the published stage-3 output (frozen input)")
     if reference is None or not (reference / published.DETECTION_LEVEL_FILE).exists():
         report.paragraph("Skipped: the shared reference directory with the published stage-3 output is absent.")
@@ -200,7 +204,7 @@ def stage4_section(report, reference, out_dir):
     return [check.passed for check in checks]
 
 
-def comparison_section(report, reference):
+def comparison_section(report: Report, reference: Path | None) -> list[bool]:
     from xrayclass.analysis.comparison import compare_catalog
 
     report.heading("Table 4: comparison with the MUWCLASS training set (frozen input)")
@@ -219,7 +223,8 @@ def comparison_section(report, reference):
     metrics = comparison.metrics.set_index("class")
     rows = []
     for name, (matches, precision, r_precision, recall) in published.TABLE4_MUWCLASS_TD.items():
-        got = metrics.loc[name]
+        # One row per class (the index is unique), so a row is a Series.
+        got = cast(pd.Series, metrics.loc[name])
         rows.append(_row(f"{name}: matches", matches, int(got["matches"])))
         rows.append(_row(f"{name}: precision", precision, float(got["precision"]), TWO_DECIMALS))
         rows.append(_row(f"{name}: R-precision", r_precision, float(got["r_precision"]), TWO_DECIMALS))
@@ -234,7 +239,7 @@ def comparison_section(report, reference):
     return [row["result"] == PASS for row in rows]
 
 
-def run_section(report, run, synthetic):
+def run_section(report: Report, run: RunLayout, synthetic: bool) -> list[bool]:
     report.heading(f"This run's pipeline ({run.directory})")
     counts = analyses.stage_counts(run)
     if not counts:
@@ -283,7 +288,7 @@ def run_section(report, run, synthetic):
     return _outcomes(rows)
 
 
-def references_section(report, run):
+def references_section(report: Report, run: RunLayout) -> list[bool]:
     """Stage 3's reference census: the SIMBAD-labeled detections each class learned from."""
     from xrayclass.io.paths import CLASSIFIER_MODEL
     from xrayclass.io.tables import read_json
@@ -338,7 +343,7 @@ def references_section(report, run):
     return []
 
 
-def kselection_section(report, run, synthetic, quick):
+def kselection_section(report: Report, run: RunLayout, synthetic: bool, quick: bool) -> list[bool]:
     report.heading("K selection (Fig. 1)")
     if not run.clusters.exists():
         report.paragraph(f"Skipped: {run.clusters} is absent.")
@@ -351,7 +356,7 @@ def kselection_section(report, run, synthetic, quick):
         how = f"read from {run.bic} (made by analysis.py kselect)"
         analyses.figures.bic_figure(table, run.figures, chosen_k=chosen)
     else:
-        settings = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
+        settings: dict[str, Any] = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
         with input_files(run.clusters):
             table, chosen = analyses.k_selection(read_table(run.clusters), run.directory, run.figures, **settings)
         how = "computed now: " + (
@@ -367,7 +372,7 @@ def kselection_section(report, run, synthetic, quick):
     return _outcomes(rows)
 
 
-def validation_section(report, run, synthetic):
+def validation_section(report: Report, run: RunLayout, synthetic: bool) -> list[bool]:
     report.heading("Validation: 70/30 split of the SIMBAD-labeled detections (Figs. 4 and 5)")
     if not run.crossmatch.exists():
         report.paragraph(f"Skipped: {run.crossmatch} is absent.")
@@ -426,7 +431,13 @@ def validation_section(report, run, synthetic):
     return _outcomes(rows)
 
 
-def method_comparison_section(report, run, reference, out_dir, seeds):
+def method_comparison_section(
+    report: Report,
+    run: RunLayout,
+    reference: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    seeds: Sequence[int],
+) -> list[bool]:
     """Every validation method on the same seeded splits, on this run and on the real reference sample.
 
     Computed when the report is made (``seeds`` seeded splits, both kinds); the tables and
@@ -471,7 +482,9 @@ def method_comparison_section(report, run, reference, out_dir, seeds):
     return []
 
 
-def _comparison_block(report, title, path, absent, out_dir, seeds):
+def _comparison_block(
+    report: Report, title: str, path: Path | None, absent: str, out_dir: str | os.PathLike[str], seeds: Sequence[int]
+) -> None:
     """One data set's comparison: two tables (by source, by detection) and the figure; or one line."""
     from xrayclass.analysis.validation import (
         METHODS,
@@ -515,7 +528,7 @@ def _comparison_block(report, title, path, absent, out_dir, seeds):
     )
 
 
-def census_section(report, run, synthetic):
+def census_section(report: Report, run: RunLayout, synthetic: bool) -> list[bool]:
     report.heading("Table 3: SIMBAD types per cluster, and the galactic plane")
     if not run.crossmatch.exists():
         report.paragraph(f"Skipped: {run.crossmatch} is absent.")
@@ -526,7 +539,8 @@ def census_section(report, run, synthetic):
         "Cluster numbers of different mixture fits are arbitrary, so the published Table 3 is shown "
         "for reading side by side, not compared row by row."
     )
-    ours = types.groupby("cluster").apply(
+    # pandas-stubs do not know apply's include_groups (pandas >= 2.2).
+    ours = types.groupby("cluster").apply(  # type: ignore[call-overload]
         lambda rows: ", ".join(f"{t} {n:,}" for t, n in zip(rows["main_type"], rows["detections"], strict=False)),
         include_groups=False,
     )
@@ -549,7 +563,7 @@ def census_section(report, run, synthetic):
     return []
 
 
-def figures_section(report, run):
+def figures_section(report: Report, run: RunLayout) -> None:
     report.heading("Figures of this run")
     made = analyses.run_figures(run)
     if not made:
@@ -566,7 +580,7 @@ def figures_section(report, run):
         report.image(path, f"{captions.get(Path(path).stem.split('_')[0], Path(path).stem)} ({Path(path).stem})")
 
 
-def explorer_section(report, run, synthetic):
+def explorer_section(report: Report, run: RunLayout, synthetic: bool) -> None:
     """Write the run's interactive explorer beside its tables and link it."""
     from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
 
@@ -588,9 +602,11 @@ def explorer_section(report, run, synthetic):
     report.link(output, f"Open the explorer ({output.name})")
 
 
-def write_report(run_dir, output, reference=None, quick=True):
+def write_report(
+    run_dir: str | os.PathLike[str], output: str | os.PathLike[str], reference: Path | None = None, quick: bool = True
+) -> tuple[Path, Path, int, int]:
     """Make the report of the run in ``run_dir``; returns (markdown path, html path, passed, failed)."""
-    run = RunLayout(run_dir)
+    run = RunLayout(Path(run_dir))
     output = Path(output)
     synthetic = run.detections.exists() and analyses.is_synthetic(read_table(run.detections, columns=["name"]))
     kind = (

@@ -24,6 +24,7 @@ from xrayclass.io.paths import RunLayout
 from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
 
 if TYPE_CHECKING:
+    from xrayclass.analysis.validation import LabeledSet
     from xrayclass.core.featuresets import FeatureSet
 
 
@@ -141,7 +142,7 @@ def validation(
 
 
 def _validation(
-    labeled: pd.DataFrame,
+    labeled: LabeledSet,
     out_dir: Path,
     figures_dir: Path,
     seeds: Sequence[int],

@@ -24,10 +24,13 @@ calibration error.
 
 import logging
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
@@ -53,6 +56,7 @@ __all__ = [
     "SPLITS",
     "TEST_SIZE",
     "LabeledSet",
+    "Method",
     "aggregate_probabilities",
     "calibration_scores",
     "compare_methods",
@@ -95,7 +99,14 @@ class LabeledSet:
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
-def mahalanobis_method(labeled, train, test, classes=CLASSES):
+#: A validation method: ``method(labeled, train, test, classes)`` gives the probabilities
+#: (one column per class of ``classes``) of the ``test`` rows from the ``train`` rows.
+Method = Callable[[LabeledSet, np.ndarray, np.ndarray, Sequence[str]], np.ndarray]
+
+
+def mahalanobis_method(
+    labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
+) -> np.ndarray:
     """The paper's per-cluster classifier: probabilities of the test rows from the train rows."""
     model = ClusterwiseMahalanobis(classes).fit(
         labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters[test])
@@ -103,10 +114,12 @@ def mahalanobis_method(labeled, train, test, classes=CLASSES):
     return model.predict_proba(labeled.X[test], labeled.clusters[test])
 
 
-def gaussian_method(priors="none"):
+def gaussian_method(priors: str = "none") -> Method:
     """Per-cluster Gaussian likelihood (log pseudo-determinant), with or without reference priors."""
 
-    def method(labeled, train, test, classes=CLASSES):
+    def method(
+        labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
+    ) -> np.ndarray:
         model = ClusterwiseMahalanobis(classes, likelihood="gaussian", priors=priors).fit(
             labeled.X[train],
             labeled.labels[train],
@@ -127,12 +140,14 @@ def gaussian_method(priors="none"):
 GRADIENT_BOOSTING_MAX_ITER = 50
 
 
-def gradient_boosting_method(random_state=0, max_iter=GRADIENT_BOOSTING_MAX_ITER):
+def gradient_boosting_method(random_state: int = 0, max_iter: int = GRADIENT_BOOSTING_MAX_ITER) -> Method:
     """Supervised reference: scikit-learn's HistGradientBoostingClassifier on the same 12 features."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
 
-    def method(labeled, train, test, classes=CLASSES):
+    def method(
+        labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
+    ) -> np.ndarray:
         # One OpenMP thread: on a shared machine its busy-waiting threads slow everything
         # down by an order of magnitude, for data this small.
         with threadpool_limits(limits=1, user_api="openmp"):
@@ -147,7 +162,9 @@ def gradient_boosting_method(random_state=0, max_iter=GRADIENT_BOOSTING_MAX_ITER
     return method
 
 
-def predict(method, labeled, train, test, classes=CLASSES):
+def predict(
+    method: Method, labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
+) -> np.ndarray:
     """``method``'s probabilities of the ``test`` rows from the ``train`` rows, computed once per set.
 
     Methods are deterministic functions of the rows they see, so a second call with the
@@ -160,7 +177,7 @@ def predict(method, labeled, train, test, classes=CLASSES):
     return labeled.memo[key]
 
 
-def _inner_folds(labeled, train, n_folds):
+def _inner_folds(labeled: LabeledSet, train: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The out-of-fold folds of ``train`` (sources whole, seed 0, as ``out_of_fold_probabilities``)."""
     key = ("folds", n_folds, np.asarray(train).tobytes())
     if key not in labeled.memo:
@@ -171,10 +188,12 @@ def _inner_folds(labeled, train, n_folds):
     return labeled.memo[key]
 
 
-def temperature_scaled(method, n_folds=3):
+def temperature_scaled(method: Method, n_folds: int = 3) -> Method:
     """``method`` with a temperature fitted out of fold on its train rows only (folds keep sources whole)."""
 
-    def calibrated(labeled, train, test, classes=CLASSES):
+    def calibrated(
+        labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
+    ) -> np.ndarray:
         # The folds (one set per split, shared by every method) as in
         # xrayclass.core.calibration.out_of_fold_probabilities.
         oof = np.zeros((len(train), len(classes)))
@@ -186,13 +205,15 @@ def temperature_scaled(method, n_folds=3):
     return calibrated
 
 
-def naive_bayes_method(location=True, score="macro_f1"):
+def naive_bayes_method(location: bool = True, score: str = "macro_f1") -> Method:
     """The optimized naive Bayes as a validation method (weights tuned on the train rows only)."""
     from xrayclass.constants import LOCATION_FEATURE
     from xrayclass.core.naive_bayes import NaiveBayesClassifier
     from xrayclass.stages.classification import naive_bayes_categories
 
-    def method(labeled, train, test, classes=CLASSES):
+    def method(
+        labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
+    ) -> np.ndarray:
         X = np.column_stack([labeled.X, labeled.latitude]) if location else labeled.X
         feature_set = labeled.feature_set
         model = NaiveBayesClassifier(
@@ -207,7 +228,7 @@ def naive_bayes_method(location=True, score="macro_f1"):
 
 
 #: Validation methods by name, as the command line offers them.
-METHODS = {
+METHODS: dict[str, Callable[[], Method]] = {
     "mahalanobis": lambda: mahalanobis_method,
     "gaussian": gaussian_method,
     "gaussian-priors": lambda: gaussian_method("references"),
@@ -218,7 +239,7 @@ METHODS = {
 CALIBRATED = "+T"
 
 
-def method_table(names, calibrate=False):
+def method_table(names: Sequence[str], calibrate: bool = False) -> dict[str, Method]:
     """Validation methods by name; with ``calibrate`` each also as ``<name>+T``."""
     methods = {name: METHODS[name]() for name in names}
     if calibrate:
@@ -226,7 +247,9 @@ def method_table(names, calibrate=False):
     return methods
 
 
-def labeled_detections(table, classes=CLASSES, feature_set: FeatureSet = PAPER):
+def labeled_detections(
+    table: pd.DataFrame, classes: Sequence[str] = CLASSES, feature_set: FeatureSet = PAPER
+) -> LabeledSet:
     """Preprocess every complete detection (``feature_set``'s features); keep those labeled with one of ``classes``."""
     from xrayclass.stages.classification import absolute_galactic_latitude
 
@@ -255,7 +278,7 @@ def labeled_detections(table, classes=CLASSES, feature_set: FeatureSet = PAPER):
     )
 
 
-def _strata(labels):
+def _strata(labels: ArrayLike) -> np.ndarray:
     """Stratification labels: the classes, with those of a single detection pooled (they cannot be split).
 
     Identical to ``labels`` when every class has two or more detections.
@@ -271,7 +294,7 @@ def _strata(labels):
     return strata
 
 
-def split(labeled, seed, group_by_source=False):
+def split(labeled: LabeledSet, seed: int, group_by_source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified 70/30 split (by detection, or keeping sources whole).
 
     Computed once per set, seed and kind (the grouped split's fold search is the
@@ -283,10 +306,11 @@ def split(labeled, seed, group_by_source=False):
     return labeled.memo[key]
 
 
-def _split(labeled, seed, group_by_source):
+def _split(labeled: LabeledSet, seed: int, group_by_source: bool) -> tuple[np.ndarray, np.ndarray]:
     index = np.arange(len(labeled.labels))
     if not group_by_source:
-        return train_test_split(index, test_size=TEST_SIZE, stratify=_strata(labeled.labels), random_state=seed)
+        train, test = train_test_split(index, test_size=TEST_SIZE, stratify=_strata(labeled.labels), random_state=seed)
+        return train, test
     # Three folds of ten give 30% test sets; take the first, shuffled by the seed.
     folds = StratifiedGroupKFold(n_splits=10, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
@@ -298,7 +322,7 @@ def _split(labeled, seed, group_by_source):
     return np.setdiff1d(index, test), np.sort(test)
 
 
-def evaluate(true, predicted, labels):
+def evaluate(true: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Row-normalized confusion matrix, per-class precision/recall/F1 and accuracy.
 
     Predictions outside ``labels`` (``Unclassified``) appear as an extra column of
@@ -323,7 +347,7 @@ def evaluate(true, predicted, labels):
     }
 
 
-def aggregate_probabilities(probabilities, classes=CLASSES):
+def aggregate_probabilities(probabilities: np.ndarray, classes: Sequence[str] = CLASSES) -> np.ndarray:
     """Probabilities of the aggregated classes: the sum over each one's classes."""
     aggregated = np.zeros((len(probabilities), len(AGGREGATE_CLASSES)))
     for k, label in enumerate(classes):
@@ -331,9 +355,9 @@ def aggregate_probabilities(probabilities, classes=CLASSES):
     return aggregated
 
 
-def calibration_scores(probabilities, true, labels):
+def calibration_scores(probabilities: np.ndarray, true: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Brier score, ECE and the reliability-curve sums (to pool over seeds) of one evaluation."""
-    truth = pd.Index(list(labels)).get_indexer(true)
+    truth = pd.Index(list(labels)).get_indexer(pd.Index(true))
     curve = reliability_curve(probabilities, truth)
     return {
         "brier": brier_score(probabilities, truth),
@@ -348,7 +372,13 @@ def calibration_scores(probabilities, true, labels):
     }
 
 
-def validate_once(labeled, seed, method=mahalanobis_method, classes=CLASSES, group_by_source=False):
+def validate_once(
+    labeled: LabeledSet,
+    seed: int,
+    method: Method = mahalanobis_method,
+    classes: Sequence[str] = CLASSES,
+    group_by_source: bool = False,
+) -> dict[str, Any]:
     """One split: evaluations at the class and aggregated-class level, with calibration scores."""
     train, test = split(labeled, seed, group_by_source)
     probabilities = predict(method, labeled, train, test, classes)
@@ -369,7 +399,14 @@ def validate_once(labeled, seed, method=mahalanobis_method, classes=CLASSES, gro
     }
 
 
-def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_by_source=False, name=""):
+def validate(
+    labeled: LabeledSet,
+    seeds: Iterable[int],
+    method: Method = mahalanobis_method,
+    classes: Sequence[str] = CLASSES,
+    group_by_source: bool = False,
+    name: str = "",
+) -> dict[str, Any]:
     """Repeat :func:`validate_once` over ``seeds``; mean and spread of every number.
 
     ``name`` (of the method) labels the progress shown, one log line per seed.
@@ -401,7 +438,7 @@ def validate(labeled, seeds, method=mahalanobis_method, classes=CLASSES, group_b
         return _summarize_runs(runs, seeds, group_by_source)
 
 
-def _summarize_runs(runs, seeds, group_by_source):
+def _summarize_runs(runs: list[dict[str, Any]], seeds: Sequence[int], group_by_source: bool) -> dict[str, Any]:
     summary = {
         "seeds": list(seeds),
         "n_train": runs[0]["n_train"],
@@ -444,7 +481,9 @@ def _summarize_runs(runs, seeds, group_by_source):
     return summary
 
 
-def compare_methods(labeled, seeds, methods, group_by_source=False):
+def compare_methods(
+    labeled: LabeledSet, seeds: Sequence[int], methods: Mapping[str, Method], group_by_source: bool = False
+) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
     """Validate several methods on the same seeded splits; results and a summary table.
 
     Returns
@@ -488,7 +527,9 @@ def compare_methods(labeled, seeds, methods, group_by_source=False):
 SPLITS = {"by source": True, "by detection": False}
 
 
-def compare_splits(labeled, seeds, methods):
+def compare_splits(
+    labeled: LabeledSet, seeds: Sequence[int], methods: Mapping[str, Method]
+) -> tuple[dict[str, dict[str, dict[str, Any]]], pd.DataFrame]:
     """:func:`compare_methods` on both splits; one table with a ``split`` column, grouped by source first."""
     results, tables = {}, []
     for split_name, grouped in SPLITS.items():
@@ -498,14 +539,14 @@ def compare_splits(labeled, seeds, methods):
     return results, table[["split", *[c for c in table.columns if c != "split"]]]
 
 
-def comparison_frame(table):
+def comparison_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The method comparison for reading: one row per (split,) method, each quantity as "mean ± std"."""
     classes = table[table["level"] == "classes"].reset_index(drop=True)
     aggregated = table[table["level"] == "aggregated"].reset_index(drop=True)
     keys = ["split", "method"] if "split" in table.columns else ["method"]
     rows = classes[keys].copy()
 
-    def pm(frame, column):
+    def pm(frame: pd.DataFrame, column: str) -> pd.Series:
         return frame[column].map("{:.3f}".format) + " ± " + frame[f"{column}_std"].map("{:.3f}".format)
 
     rows["accuracy"] = pm(classes, "accuracy")

@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +66,7 @@ OUTPUT_FORMATS = ("csv", "parquet")
 _UNNAMED_INDEX = "Unnamed: 0"
 
 
-def table_format(path, allowed=None):
+def table_format(path: str | os.PathLike[str], allowed: Sequence[str] | None = None) -> str:
     """Return the format name of ``path`` from its extension.
 
     Raises
@@ -83,7 +85,9 @@ def table_format(path, allowed=None):
     return fmt
 
 
-def read_table(path, columns=None, allowed=None):
+def read_table(
+    path: str | os.PathLike[str], columns: Sequence[str] | None = None, allowed: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Read a table into a DataFrame, choosing the reader from the extension.
 
     Parameters
@@ -142,8 +146,8 @@ def read_table(path, columns=None, allowed=None):
     if len(table) == 0:
         raise InputError(f"{path}: the table has no rows")
     if columns is not None and fmt != "parquet":
-        present = [c for c in columns if c in table.columns]
-        table = table[present]
+        kept = [c for c in columns if c in table.columns]
+        table = table[kept]
     return table
 
 
@@ -154,7 +158,7 @@ def read_table(path, columns=None, allowed=None):
 PARSE_ERRORS = (ValueError, OSError, pyarrow.ArrowException)
 
 
-def _check_csv_complete(path):
+def _check_csv_complete(path: str | os.PathLike[str]) -> None:
     """Raise if the CSV's last row is cut short (a copy or download that stopped mid-row).
 
     pandas fills a short last row with missing values without a word. A complete file
@@ -182,7 +186,7 @@ def _check_csv_complete(path):
         )
 
 
-def _read_with_astropy(path, fmt):
+def _read_with_astropy(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
     import warnings
 
     from astropy.io.votable.exceptions import VOWarning
@@ -210,7 +214,7 @@ def _read_with_astropy(path, fmt):
     return frame
 
 
-def canonical_names(table, path=None):
+def canonical_names(table: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Return ``table`` with its source-name column called ``name``.
 
     TOPCAT's crossmatch renames ``name`` to ``name_1``; either spelling is accepted.
@@ -224,14 +228,16 @@ def canonical_names(table, path=None):
     raise InputError(f"{where(path)}missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
 
 
-def require_columns(table, columns, path=None):
+def require_columns(table: pd.DataFrame, columns: Iterable[str], path: str | os.PathLike[str] | None = None) -> None:
     """Raise :class:`InputError` listing every column of ``columns`` not in ``table``."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InputError(f"{where(path)}missing required columns: {', '.join(missing)}")
 
 
-def require_numeric(table, columns, path=None):
+def require_numeric(
+    table: pd.DataFrame, columns: Iterable[str], path: str | os.PathLike[str] | None = None
+) -> pd.DataFrame:
     """Return ``table`` with ``columns`` numeric, or say which value is not a number.
 
     Numeric columns are left as they are (integers stay integers); text columns are
@@ -256,11 +262,11 @@ def require_numeric(table, columns, path=None):
     return table.assign(**converted) if converted else table
 
 
-def _temporary_prefix(path):
+def _temporary_prefix(path: str | os.PathLike[str]) -> str:
     return f".{Path(path).stem}."
 
 
-def _temporary_path(path):
+def _temporary_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The process id in the name lets a later run tell a temporary left by a killed run
@@ -276,7 +282,7 @@ def _temporary_path(path):
     return Path(name)
 
 
-def _process_alive(pid):
+def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -286,7 +292,7 @@ def _process_alive(pid):
     return True
 
 
-def remove_stale_temporaries(path):
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporaries a killed run left beside ``path``; return what was removed.
 
     A temporary is ``.<stem>.<pid>-<random>.tmp<suffix>`` (older versions wrote no pid).
@@ -316,12 +322,12 @@ def remove_stale_temporaries(path):
     return removed
 
 
-def _write_failed(path, exc):
+def _write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputError:
     """An operating-system error while writing (disk full, no permission) as one line."""
     return InputError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
-def write_atomic(path, write):
+def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Call ``write(temporary_path)``, then rename the result onto ``path``.
 
     The temporary file sits in the destination directory, so the rename is atomic and
@@ -330,7 +336,7 @@ def write_atomic(path, write):
     return _write_all([(write, Path(path))])[0]
 
 
-def _write_all(writers):
+def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list[Path]:
     """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded."""
     temporaries = []
     current = None
@@ -351,14 +357,14 @@ def _write_all(writers):
     return [path for _, path in writers]
 
 
-def _table_writer(table, path, na_rep=""):
+def _table_writer(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str = "") -> Callable[[Path], object]:
     fmt = table_format(path, OUTPUT_FORMATS)
     if fmt == "csv":
         return lambda tmp: table.to_csv(tmp, index=False, na_rep=na_rep)
     return lambda tmp: write_parquet(table, tmp)
 
 
-def parquet_options(schema) -> dict:
+def parquet_options(schema: pyarrow.Schema) -> dict[str, Any]:
     """How the stages write Parquet: dictionary encoding for the text columns only.
 
     pyarrow dictionary-encodes every column by default; on measured values (floats
@@ -372,7 +378,7 @@ def parquet_options(schema) -> dict:
     return {"use_dictionary": text}
 
 
-def write_parquet(table: pd.DataFrame, path) -> None:
+def write_parquet(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write a DataFrame as Parquet (no index) with :func:`parquet_options`.
 
     Row groups are of bounded size, so that a streamed reader (--engine streaming,
@@ -385,8 +391,8 @@ def write_parquet(table: pd.DataFrame, path) -> None:
     pq.write_table(arrow, path, row_group_size=PARQUET_ROW_GROUP, **parquet_options(arrow.schema))
 
 
-def _json_writer(document):
-    def dump(tmp):
+def _json_writer(document: Mapping[str, Any]) -> Callable[[Path], None]:
+    def dump(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1, allow_nan=False)
             handle.write("\n")
@@ -394,7 +400,7 @@ def _json_writer(document):
     return dump
 
 
-def write_table(table, path, na_rep=""):
+def write_table(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str = "") -> Path:
     """Write a DataFrame as CSV or Parquet (by extension), atomically, without index.
 
     ``na_rep`` is how CSV shows a missing value (e.g. ``"NaN"`` for a metric that is
@@ -403,12 +409,12 @@ def write_table(table, path, na_rep=""):
     return write_atomic(path, _table_writer(table, path, na_rep))
 
 
-def write_json(document, path):
+def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a JSON document atomically, indented for reading."""
     return write_atomic(path, _json_writer(document))
 
 
-def write_outputs(outputs):
+def write_outputs(outputs: Iterable[tuple[pd.DataFrame | Mapping[str, Any], str | os.PathLike[str]]]) -> list[Path]:
     """Write several outputs so that either all of them appear or none does.
 
     ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
@@ -423,7 +429,7 @@ def write_outputs(outputs):
     )
 
 
-def read_json(path):
+def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON document, raising :class:`InputError` with the file name on failure."""
     path = Path(path)
     if not path.exists():

@@ -609,7 +609,7 @@ def _table_writer(table: Table, output: str | Path) -> Callable[[Path], None] | 
     fmt = table_format(output, OUTPUT_FORMATS)
     if fmt == "votable":
 
-        def write(temporary):
+        def write(temporary: Path) -> None:
             with _quiet():
                 table.write(temporary, format="votable", overwrite=True)
 
@@ -627,7 +627,7 @@ def write_result(table: Table, output: str | Path, provenance: dict[str, object]
         write_outputs([(frame, output), (provenance, sidecar)])
     else:
 
-        def write_both(temporary):
+        def write_both(temporary: Path) -> None:
             writer(temporary)
             write_json(provenance, sidecar)
 

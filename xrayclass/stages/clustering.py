@@ -1,7 +1,9 @@
 """Stage 1: features, preprocessing and Gaussian-mixture clusters of CSC detections."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +66,7 @@ STAGE1_CLUSTERS = {"source": "stage 1"}
 IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
 
 
-def probability_columns(n_components):
+def probability_columns(n_components: int) -> list[str]:
     """Names of the cluster-membership probability columns: prob_0, prob_1, ..."""
     return [f"prob_{k}" for k in range(n_components)]
 
@@ -84,7 +86,7 @@ class ClusteringModel:
     #: The features the model was fitted on (old artifacts without a record: the paper's).
     feature_set: FeatureSet = PAPER
 
-    def assign(self, detections):
+    def assign(self, detections: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Cluster labels and membership probabilities of complete feature rows.
 
         Parameters
@@ -105,7 +107,7 @@ class ClusteringModel:
         # argmax of the same per-row ordering), without computing it twice.
         return probabilities.argmax(axis=1), probabilities
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
@@ -120,7 +122,7 @@ class ClusteringModel:
         }
 
     @classmethod
-    def from_dict(cls, document):
+    def from_dict(cls, document: dict[str, Any]) -> "ClusteringModel":
         from xrayclass.io.checks import validate_model_document
 
         validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
@@ -144,19 +146,19 @@ class ClusteringModel:
         )
 
 
-def fit_rows(n_rows, fit_sample, random_state):
+def fit_rows(n_rows: int, fit_sample: int | None, random_state: int | None) -> np.ndarray:
     """Indices of the rows the mixture is fitted on: all, or a seeded sorted subsample."""
     return seeded_subsample(n_rows, fit_sample, random_state)
 
 
 def cluster_detections(
-    detections,
-    n_components=N_COMPONENTS,
-    random_state=RANDOM_STATE,
-    fit_sample=FIT_SAMPLE,
-    log_floor=None,
+    detections: pd.DataFrame,
+    n_components: int = N_COMPONENTS,
+    random_state: int = RANDOM_STATE,
+    fit_sample: int | None = FIT_SAMPLE,
+    log_floor: float | None = None,
     feature_set: FeatureSet = PAPER,
-):
+) -> tuple[pd.DataFrame, ClusteringModel]:
     """Stage 1 on a table of CSC detections.
 
     Derives the variability features, drops the detections that lack any of the 12
@@ -268,7 +270,7 @@ def cluster_detections(
 # -- the clusters stage 3 uses ------------------------------------------------------------------
 
 
-def check_model_fits_table(model, detections):
+def check_model_fits_table(model: ClusteringModel, detections: pd.DataFrame) -> None:
     """Raise :class:`InputError` unless ``model`` was fitted on the stage-1 table ``detections``.
 
     The error's ``table`` is ``"model"`` or ``"stage1"``: the input it is about.
@@ -310,7 +312,7 @@ def check_model_fits_table(model, detections):
         )
 
 
-def stage1_model(model):
+def stage1_model(model: ClusteringModel) -> ClusteringModel:
     """``model`` with its stage-1 fit as the mixture (as clustering.py wrote it)."""
     if model.stage1_mixture is None:
         return model
@@ -323,7 +325,7 @@ def stage1_model(model):
     )
 
 
-def frozen_memberships(detections, clusters):
+def frozen_memberships(detections: pd.DataFrame, clusters: np.ndarray) -> tuple[np.ndarray, str]:
     """The membership of each detection in each frozen cluster, and how it was obtained.
 
     The frozen file's ``prob_0..prob_{K-1}`` when it has them, complete, finite and
@@ -357,7 +359,7 @@ def frozen_memberships(detections, clusters):
     return hard, "cluster assignments"
 
 
-def describe_frozen_clusters(model, detections):
+def describe_frozen_clusters(model: ClusteringModel, detections: pd.DataFrame) -> ClusteringModel:
     """A mixture model of the frozen clusters that stage 3 will use, in this run's space.
 
     Each component is estimated from the detections of one frozen cluster, in the
@@ -437,7 +439,7 @@ PUBLISHED_CAVEAT = (
 )
 
 
-def compare_with_published(model, published):
+def compare_with_published(model: ClusteringModel, published: Mapping[str, Any]) -> dict[str, Any]:
     """How ``model``'s mixture compares with the published one (``paper_gmm.json``'s content).
 
     Returns
@@ -466,7 +468,7 @@ def run_clustering(
     random_state: int = RANDOM_STATE,
     fit_sample: int | None = FIT_SAMPLE,
     log_floor: float | None = None,
-    **options,
+    **options: Any,
 ) -> tuple[pd.DataFrame, ClusteringModel]:
     """Stage 1 on an in-memory table of CSC detections: ``(clustered, model)``.
 

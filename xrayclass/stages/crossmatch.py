@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
 from xrayclass.exceptions import tables_named
@@ -34,11 +35,11 @@ CLUSTER_SOURCES = ("frozen", "ours")
 _UNNAMED = ("col1",)  # TOPCAT's name for the unnamed index column of a CSV it read
 
 
-def _cluster_columns(table):
+def _cluster_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c == CLUSTER or (c.startswith("prob_") and c[5:].isdigit())]
 
 
-def check_same_detections(stage1, other):
+def check_same_detections(stage1: pd.DataFrame, other: pd.DataFrame) -> None:
     """Raise :class:`InputError` unless both tables list the same detections in order.
 
     The error is about ``other`` (its ``table`` is ``"frozen"``).
@@ -70,7 +71,7 @@ def check_same_detections(stage1, other):
         )
 
 
-def cluster_agreement(ours, theirs):
+def cluster_agreement(ours: ArrayLike, theirs: ArrayLike) -> float:
     """Share of detections in the same cluster, after the best relabeling of ``theirs``.
 
     Cluster numbers of two mixture fits are arbitrary, so the labels are first paired
@@ -87,7 +88,7 @@ def cluster_agreement(ours, theirs):
     return overlap[rows, columns].sum() / len(ours)
 
 
-def swap_in_frozen(stage1, frozen, clusters="frozen"):
+def swap_in_frozen(stage1: pd.DataFrame, frozen: pd.DataFrame, clusters: str = "frozen") -> pd.DataFrame:
     """The SIMBAD columns (and optionally clusters) of a frozen crossmatch, checked.
 
     Parameters
@@ -151,7 +152,7 @@ def swap_in_frozen(stage1, frozen, clusters="frozen"):
     return attach_matches(stage1, matched)
 
 
-def attach_matches(stage1, matches):
+def attach_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
     """Join matched SIMBAD columns to the stage-1 rows, row by row.
 
     Columns of ``matches`` already in ``stage1`` are not duplicated (the stage-1 values
@@ -210,10 +211,10 @@ def run_crossmatch(
         With ``table`` ``"stage1"``, ``"frozen"`` or ``"catalog"``: the input the
         problem is in.
     """
-    if (frozen is None) == (catalog is None):
-        raise ValueError("give exactly one of frozen= or catalog=")
-    if frozen is not None:
+    if frozen is not None and catalog is None:
         return swap_in_frozen(clustered, frozen, clusters=clusters)
-    from xrayclass.core.positional import crossmatch_local
+    if catalog is not None and frozen is None:
+        from xrayclass.core.positional import crossmatch_local
 
-    return crossmatch_local(clustered, catalog, radius)
+        return crossmatch_local(clustered, catalog, radius)
+    raise ValueError("give exactly one of frozen= or catalog=")
