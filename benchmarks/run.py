@@ -175,10 +175,10 @@ def mahalanobis_comparison(work, n, max_matrix_gb):
     """Time the published N x N way against the vectorized one on a run's own references."""
     from xrayclass.constants import CLUSTER, FEATURES
     from xrayclass.core.classifier import softmin
+    from xrayclass.io.artifacts import read_classifier_model
     from xrayclass.io.tables import read_table
-    from xrayclass.stages.classification import ClassifierModel
 
-    model = ClassifierModel.load(work / "classifier.json")
+    model = read_classifier_model(work / "classifier.json")
     detections = read_table(work / "s3.parquet", columns=[CLUSTER, *FEATURES])
     X, clusters = model.preprocess(detections), detections[CLUSTER].to_numpy()
     largest = max(int((clusters == c).sum()) for c in np.unique(clusters))

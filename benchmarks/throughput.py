@@ -22,8 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from xrayclass.constants import CLUSTER, FEATURES  # noqa: E402
+from xrayclass.io.artifacts import read_classifier_model  # noqa: E402
 from xrayclass.io.tables import read_table  # noqa: E402
-from xrayclass.stages.classification import ClassifierModel  # noqa: E402
 
 
 def best_of(function, repeats=3):
@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--run", default=str(HERE / "cache" / "run_1000000"))
     args = parser.parse_args()
     run = Path(args.run)
-    model = ClassifierModel.load(run / "classifier.json")
+    model = read_classifier_model(run / "classifier.json")
     detections = read_table(run / "s3.parquet", columns=["ra", "dec", CLUSTER, *FEATURES])
     repeats = -(-args.n // len(detections))
     detections = pd.concat([detections] * repeats, ignore_index=True).iloc[: args.n]
