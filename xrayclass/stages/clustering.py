@@ -156,7 +156,7 @@ def fit_model(
     X: np.ndarray,
     scaler: LogMinMaxScaler,
     n_components: int,
-    random_state: int | None,
+    random_state: int,
     fit_sample: int | None,
     feature_set: FeatureSet,
     n_input_rows: int,
