@@ -124,6 +124,17 @@ def classify_stage3(out, capsys, name="again.csv"):
     return stage3, again, printed
 
 
+def run_stage_into(folder, name, script, source, outputs, *extra, cwd=REPOSITORY):
+    """Run a stage script quietly on ``folder/source``, its ``outputs`` ((option, file name)
+    pairs) written in ``folder/name`` (made if missing); it must succeed. Returns that folder."""
+    out = folder / name
+    out.mkdir(exist_ok=True)
+    options = [item for option, file_name in outputs for item in (option, out / file_name)]
+    result = run_script(script, "--input", folder / source, *options, "-q", *extra, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def run_script(script, *args, cwd=REPOSITORY):
     """Run a top-level script in a subprocess, as a user would."""
     return subprocess.run(

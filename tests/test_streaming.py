@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_script
+from conftest import run_script, run_stage_into
 
 from xrayclass.analysis.mock import generate
 from xrayclass.core.featuresets import builtin
@@ -30,24 +30,13 @@ def stage2_files(tmp_path_factory):
 
 
 def _stage3(folder, source, name, *extra):
-    out = folder / name
-    out.mkdir(exist_ok=True)
-    result = run_script(
-        "classification.py",
-        "--input",
-        folder / source,
-        "--output",
-        out / "detections.csv",
-        "--model-output",
-        out / "classifier.json",
-        "--outliers-output",
-        out / "outliers.csv",
-        "-q",
-        *extra,
-        cwd=folder,  # no stage-1 model at the default path: --features is not checked against one
-    )
-    assert result.returncode == 0, result.stderr
-    return out
+    outputs = [
+        ("--output", "detections.csv"),
+        ("--model-output", "classifier.json"),
+        ("--outliers-output", "outliers.csv"),
+    ]
+    # cwd: no stage-1 model at the default path, so --features is not checked against one.
+    return run_stage_into(folder, name, "classification.py", source, outputs, *extra, cwd=folder)
 
 
 def _same_files(expected, got):
@@ -205,24 +194,30 @@ def test_batches_have_the_whole_files_column_types(tmp_path):
         assert list(batch.dtypes) == list(whole.dtypes)
 
 
-def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(stage2_files, tmp_path):
-    pytest.importorskip("distributed")
-    from xrayclass.engine.dask import classify_dataset, master_classification_dataset
-    from xrayclass.stages.master_classification import master_classification
+def _classify_on_dask(source, out, **options):
+    """Stage 3 on a local two-worker Dask cluster (threads), the three files written in ``out``."""
+    from xrayclass.engine.dask import classify_dataset
 
-    memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask")
-    source = stage2_files / "synthetic_stage2.parquet"
-    _, _n_rows, _ = classify_dataset(
+    return classify_dataset(
         source,
-        tmp_path / "detections.csv",
-        tmp_path / "classifier.json",
-        tmp_path / "outliers.csv",
+        out / "detections.csv",
+        out / "classifier.json",
+        out / "outliers.csv",
         batch_rows=1_500,
         workers=2,
         processes=False,
+        **options,
     )
-    for name in ("detections.csv", "outliers.csv", "classifier.json"):
-        assert filecmp.cmp(memory / name, tmp_path / name, shallow=False), name
+
+
+def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(stage2_files, tmp_path):
+    pytest.importorskip("distributed")
+    from xrayclass.engine.dask import master_classification_dataset
+    from xrayclass.stages.master_classification import master_classification
+
+    memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask")
+    _classify_on_dask(stage2_files / "synthetic_stage2.parquet", tmp_path)
+    _same_files(memory, tmp_path)
     # Stage 4: partitions shuffled by source name, votes combined.
     write_table(read_table(memory / "detections.csv"), tmp_path / "detections.parquet")
     expected = master_classification(read_table(memory / "detections.csv"))
@@ -234,7 +229,6 @@ def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(sta
 
 def test_dask_honours_the_choices_beyond_the_paper(stage2_files, tmp_path):
     pytest.importorskip("distributed")
-    from xrayclass.engine.dask import classify_dataset
     from xrayclass.io.artifacts import read_feature_set
 
     extra = (
@@ -250,14 +244,9 @@ def test_dask_honours_the_choices_beyond_the_paper(stage2_files, tmp_path):
         "1e-3",
     )
     memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask_choices", *extra)
-    classify_dataset(
+    _classify_on_dask(
         stage2_files / "synthetic_stage2.parquet",
-        tmp_path / "detections.csv",
-        tmp_path / "classifier.json",
-        tmp_path / "outliers.csv",
-        batch_rows=1_500,
-        workers=2,
-        processes=False,
+        tmp_path,
         feature_set=read_feature_set(builtin("no_var_newq_b")),
         likelihood="gaussian",
         priors="references",

@@ -7,7 +7,7 @@ import filecmp
 
 import pandas as pd
 import pytest
-from conftest import run_script
+from conftest import run_script, run_stage_into
 
 from xrayclass.analysis.mock import generate
 from xrayclass.io.tables import write_table
@@ -25,21 +25,8 @@ def mock_files(tmp_path_factory):
 
 
 def _stage1(folder, source, name, *extra):
-    out = folder / name
-    out.mkdir(exist_ok=True)
-    result = run_script(
-        "clustering.py",
-        "--input",
-        folder / source,
-        "--output",
-        out / "clustered.csv",
-        "--model",
-        out / "model.json",
-        "-q",
-        *extra,
-    )
-    assert result.returncode == 0, result.stderr
-    return out
+    outputs = [("--output", "clustered.csv"), ("--model", "model.json")]
+    return run_stage_into(folder, name, "clustering.py", source, outputs, *extra)
 
 
 @pytest.mark.parametrize("source", ["synthetic_detections.csv", "synthetic_detections.parquet"])

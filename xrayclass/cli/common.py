@@ -8,6 +8,7 @@ stage-1 model in step with the clusters stage 3 will use.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "read_input",
     "stage3_feature_set",
     "write_stage2",
+    "write_stage4",
 ]
 
 #: The published mixture in the shared reference directory, compared with a model of the
@@ -131,6 +133,29 @@ def write_stage2(
         f"{len(crossmatched):,}",
         f" and updated {model_path}" if model is not None else "",
     )
+
+
+def write_stage4(
+    uniquely: pd.DataFrame,
+    ambiguous: pd.DataFrame,
+    summary: Mapping[str, Any],
+    run: paths.RunLayout,
+    uniquely_path: StrPath,
+    ambiguous_path: StrPath,
+) -> None:
+    """The two stage-4 tables and the run's summary (all or none), then the summary printed."""
+    from xrayclass.stages.master_classification import format_summary
+
+    write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path), (summary, run.summary)])
+    log.info(
+        "wrote %s (%s sources), %s (%s sources) and %s",
+        uniquely_path,
+        f"{len(uniquely):,}",
+        ambiguous_path,
+        f"{len(ambiguous):,}",
+        run.summary,
+    )
+    print(format_summary(summary))
 
 
 def model_for_stage3(

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from xrayclass.analysis.reproduce import format_checks, reproduce_master_tables
-from xrayclass.cli.common import model_for_stage3, read_input, stage3_feature_set, write_stage2
+from xrayclass.cli.common import model_for_stage3, read_input, stage3_feature_set, write_stage2, write_stage4
 from xrayclass.cli.stages import NO_CSC_INPUT_HINT, configure_logging, report_errors
 from xrayclass.exceptions import input_files
 from xrayclass.io import paths
@@ -51,7 +51,7 @@ from xrayclass.services import EXIT_SERVICE_ERROR
 from xrayclass.stages.classification import outlier_table, run_classification
 from xrayclass.stages.clustering import run_clustering
 from xrayclass.stages.crossmatch import run_crossmatch
-from xrayclass.stages.master_classification import STAGE4_COLUMNS, format_summary, run_master_classification
+from xrayclass.stages.master_classification import STAGE4_COLUMNS, run_master_classification
 
 __all__ = [
     "EXAMPLE",
@@ -194,16 +194,7 @@ def _master_classification(run: paths.RunLayout) -> None:
     detections = check_detections(detections, run.detections, allow_duplicates=False, positions=False)
     with input_files(run.detections):
         uniquely, ambiguous, summary = run_master_classification(detections)
-    write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path), (summary, run.summary)])
-    log.info(
-        "wrote %s (%s sources), %s (%s sources) and %s",
-        uniquely_path,
-        f"{len(uniquely):,}",
-        ambiguous_path,
-        f"{len(ambiguous):,}",
-        run.summary,
-    )
-    print(format_summary(summary))
+    write_stage4(uniquely, ambiguous, summary, run, uniquely_path, ambiguous_path)
 
 
 def _stage(name: str, body: Callable[..., None], *args: Any) -> int:

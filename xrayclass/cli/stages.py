@@ -5,10 +5,15 @@ they chain through the published file names. Problems with the input end the sta
 with a one-line message naming the file, exit status 2, and no output written.
 """
 
+from __future__ import annotations
+
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from xrayclass.cli.argtypes import fraction as _fraction
 from xrayclass.cli.argtypes import positive_float as _positive_float
@@ -22,7 +27,9 @@ from xrayclass.cli.common import one_line as _one_line
 from xrayclass.cli.common import read_input as _read_input
 from xrayclass.cli.common import stage3_feature_set as _stage3_feature_set
 from xrayclass.cli.common import write_stage2 as _write_stage2
+from xrayclass.cli.common import write_stage4 as _write_stage4
 from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
+from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
 from xrayclass.io.tables import (
@@ -55,17 +62,17 @@ EXIT_BUG = 1
 
 
 class _StageFormatter(logging.Formatter):
-    def __init__(self, stage):
+    def __init__(self, stage: str) -> None:
         super().__init__("%(message)s")
         self.stage = stage
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
         level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
         return f"[{self.stage}] {level}{message}"
 
 
-def configure_logging(stage, verbosity=0):
+def configure_logging(stage: str, verbosity: int = 0) -> None:
     """Log lines ``[stage] message`` to stderr; -v adds detail, -q keeps warnings only."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_StageFormatter(stage))
@@ -78,13 +85,13 @@ def configure_logging(stage, verbosity=0):
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show defaults in ``--help``, except where there is none to show."""
 
-    def _get_help_string(self, action):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default is None or action.required or action.nargs == 0:  # flags say nothing
             return action.help
         return super()._get_help_string(action)
 
 
-def verbosity_options():
+def verbosity_options() -> argparse.ArgumentParser:
     """The -v / -q options every command takes, as an argparse parent parser."""
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_mutually_exclusive_group()
@@ -109,7 +116,7 @@ def verbosity_options():
     return options
 
 
-def _parser(prog, description):
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=DefaultsFormatter, parents=[verbosity_options()]
     )
@@ -120,23 +127,23 @@ def _parser(prog, description):
 class Terminated(BaseException):
     """SIGTERM (or SIGHUP) arrived: unwind, so that every temporary file is removed."""
 
-    def __init__(self, signum):
+    def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
 
-def _raise_terminated(signum, frame):
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-def _install_signal_handlers():
+def _install_signal_handlers() -> dict[int, Any]:
     """Turn SIGTERM/SIGHUP into an exception (SIGINT already is one); return the old handlers."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict[int, Any] = {}
     for name in ("SIGTERM", "SIGHUP"):
         number = getattr(signal, name, None)
         if number is not None:
@@ -144,14 +151,14 @@ def _install_signal_handlers():
     return previous
 
 
-def _restore_signal_handlers(previous):
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
     import signal
 
     for number, handler in previous.items():
         signal.signal(number, handler)
 
 
-def report_errors(prog, body, *args):
+def report_errors(prog: str, body: Callable[..., object], *args: Any) -> int:
     """Call ``body(*args)``; a bad input ends it with exit 2, a failed service with 3.
 
     Either way the user sees one line, ``PROG: error: ...``, and no traceback. An
@@ -196,7 +203,12 @@ def report_errors(prog, body, *args):
     return 0
 
 
-def _run(stage, parser, body, argv):
+def _run(
+    stage: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], None],
+    argv: Sequence[str] | None,
+) -> int:
     args = parser.parse_args(argv)
     configure_logging(stage, args.verbosity)
     return report_errors(parser.prog, body, args)
@@ -214,7 +226,7 @@ NO_CSC_INPUT_HINT = (
 )
 
 
-def _add_features(parser, what):
+def _add_features(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--features",
         default=None,
@@ -224,7 +236,7 @@ def _add_features(parser, what):
     )
 
 
-def clustering_main(argv=None):
+def clustering_main(argv: Sequence[str] | None = None) -> int:
     from xrayclass.stages.clustering import FIT_SAMPLE
 
     parser = _parser(
@@ -270,7 +282,7 @@ def clustering_main(argv=None):
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
-    def body(args):
+    def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.clustering import cluster_detections
 
@@ -303,7 +315,7 @@ def clustering_main(argv=None):
     return _run("clustering", parser, body, argv)
 
 
-def _clustering_out_of_core(args, feature_set) -> None:
+def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -> None:
     """Stage 1 with --engine streaming or dask: the same files as in memory, in bounded memory."""
     from xrayclass.io.tables import table_format
 
@@ -334,14 +346,14 @@ def _clustering_out_of_core(args, feature_set) -> None:
     log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
 
 
-def _refuse_memory_only(args, options) -> None:
+def _refuse_memory_only(args: argparse.Namespace, options: Sequence[tuple[str, object]]) -> None:
     """Exit 2 naming the options the chosen engine does not take."""
     used = [option for option, on in options if on]
     if used:
         raise InputError(f"{', '.join(used)}: not available with --engine {args.engine} yet; use --engine memory")
 
 
-def _streamable(path, engine, table_format) -> None:
+def _streamable(path: str, engine: str, table_format: Callable[[str], str]) -> None:
     if table_format(path) not in ("csv", "parquet"):
         raise InputError(f"{path}: --engine {engine} reads .csv or .parquet tables; convert it or use --engine memory")
 
@@ -349,7 +361,7 @@ def _streamable(path, engine, table_format) -> None:
 # -- stage 2 ---------------------------------------------------------------------------
 
 
-def crossmatch_main(argv=None):
+def crossmatch_main(argv: Sequence[str] | None = None) -> int:
     from xrayclass.services.xmatch import add_online_arguments, online_config, run_online
     from xrayclass.stages.crossmatch import CLUSTER_SOURCES
 
@@ -401,7 +413,7 @@ def crossmatch_main(argv=None):
     )
     add_engine_arguments(parser, ("memory", "streaming"))
 
-    def body(args):
+    def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import (
             check_catalog,
             check_detections,
@@ -471,7 +483,7 @@ def crossmatch_main(argv=None):
     return _run("crossmatch", parser, body, argv)
 
 
-def _crossmatch_streamed(args, radius, model_path) -> None:
+def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Path) -> None:
     """Stage 2 with --catalog and --engine streaming: the detections in batches, the catalog in memory."""
     from xrayclass.engine.crossmatch import crossmatch_file
     from xrayclass.io.checks import check_catalog
@@ -497,7 +509,7 @@ def _crossmatch_streamed(args, radius, model_path) -> None:
 # -- stage 3 ---------------------------------------------------------------------------
 
 
-def classification_main(argv=None):
+def classification_main(argv: Sequence[str] | None = None) -> int:
     from xrayclass.core.classifier import LIKELIHOODS, PRIORS
     from xrayclass.core.naive_bayes import SCORES
     from xrayclass.stages.classification import METHODS, OUTLIER_FRACTION
@@ -618,7 +630,7 @@ def classification_main(argv=None):
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
-    def body(args):
+    def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import check_detections, check_outputs
         from xrayclass.stages.classification import classify_detections, outlier_table
 
@@ -735,7 +747,7 @@ def classification_main(argv=None):
 # -- stage 4 ---------------------------------------------------------------------------
 
 
-def master_classification_main(argv=None):
+def master_classification_main(argv: Sequence[str] | None = None) -> int:
     from xrayclass.stages.master_classification import STAGE4_COLUMNS
 
     parser = _parser(
@@ -751,9 +763,9 @@ def master_classification_main(argv=None):
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
 
-    def body(args):
+    def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import check_detections, check_outputs
-        from xrayclass.stages.master_classification import format_summary, master_classification
+        from xrayclass.stages.master_classification import master_classification
 
         out_dir = Path(args.out_dir)
         if out_dir.exists() and not out_dir.is_dir():
@@ -785,21 +797,12 @@ def master_classification_main(argv=None):
             )
             with input_files(args.input):
                 uniquely, ambiguous, summary = master_classification(detections)
-        write_outputs([(uniquely, uniquely_path), (ambiguous, ambiguous_path), (summary, run.summary)])
-        log.info(
-            "wrote %s (%s sources), %s (%s sources) and %s",
-            uniquely_path,
-            f"{len(uniquely):,}",
-            ambiguous_path,
-            f"{len(ambiguous):,}",
-            run.summary,
-        )
-        print(format_summary(summary))
+        _write_stage4(uniquely, ambiguous, summary, run, uniquely_path, ambiguous_path)
 
     return _run("master_classification", parser, body, argv)
 
 
-def add_engine_arguments(parser, engines):
+def add_engine_arguments(parser: argparse.ArgumentParser, engines: Sequence[str]) -> None:
     """``--engine``, ``--batch-rows``, ``--scheduler`` and ``--workers``: how a stage runs at scale."""
     from xrayclass.io.streaming import BATCH_ROWS
 
@@ -832,7 +835,7 @@ def add_engine_arguments(parser, engines):
     )
 
 
-def _add_allow_duplicates(parser):
+def _add_allow_duplicates(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-duplicates",
         action="store_true",

@@ -30,7 +30,6 @@ import pandas as pd
 from xrayclass.constants import CLUSTER, NAME, OBSID
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
-from xrayclass.core.mixture import fit_mixture
 from xrayclass.engine.streaming import StreamedScaler
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions
@@ -268,32 +267,8 @@ def fit_clustering_file(
     scaler = streamed.fitted()
     X = scaler.transform(np.concatenate(chosen))
     del chosen
-    if len(rows) < census.n_kept:
-        log.info(
-            "fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
-            f"{len(rows):,}",
-            f"{census.n_kept:,}",
-        )
-    log.info(
-        "fitting a %d-component full-covariance Gaussian mixture to %s detections (seed %s)",
-        n_components,
-        f"{len(X):,}",
-        random_state,
-    )
-    mixture = fit_mixture(X, n_components=n_components, random_state=random_state)
-    if not mixture.converged_:
-        log.warning("the Gaussian mixture did not converge in %d iterations", mixture.n_iter_)
-    model = ClusteringModel(
-        scaler=scaler,
-        mixture=mixture,
-        training={
-            "input": None,
-            "n_input_rows": census.n_total,
-            "n_detections": census.n_kept,
-            "n_fitted": len(rows),
-            "fit_sample": fit_sample,
-        },
-        feature_set=feature_set,
+    model = stage1.fit_model(
+        X, scaler, n_components, random_state, fit_sample, feature_set, census.n_total, census.n_kept
     )
     return model, name_column
 

@@ -17,14 +17,25 @@ dask-jobqueue on a SLURM cluster, see README "Scaling up"); without it a
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xrayclass.constants import CLASSES
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import BATCH_ROWS
 from xrayclass.io.tables import table_format
+
+if TYPE_CHECKING:
+    # Only for the annotations: pandas, Dask and the stage modules load when a function runs.
+    import dask.dataframe
+    import distributed
+    import pandas as pd
+
+    from xrayclass.core.featuresets import FeatureSet
+    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.stages.clustering import ClusteringModel
 
 __all__ = [
     "classify_dataset",
@@ -37,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool = True):
+def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool = True) -> Iterator[distributed.Client]:
     """A ``distributed.Client`` on ``scheduler``, or on a local cluster closed afterwards."""
     from distributed import Client, LocalCluster
 
@@ -52,7 +63,9 @@ def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool 
         yield client
 
 
-def _frame(path, columns=None, batch_rows=BATCH_ROWS):
+def _frame(
+    path: str | Path, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+) -> dask.dataframe.DataFrame:
     import dask.dataframe as dd
 
     fmt = table_format(path, ("csv", "parquet"))
@@ -85,7 +98,7 @@ def classify_dataset(
     processes: bool = True,
     temporary_dir: str | Path | None = None,
     **options: Any,
-) -> tuple[Any, int, int]:
+) -> tuple[ClassifierModel, int, int]:
     """Stage 3 with Dask; returns ``(model, n_classified, n_outliers)`` as the streamed stage does.
 
     ``options`` are the fields of :class:`~xrayclass.engine.streaming.Stage3Options`
@@ -104,7 +117,7 @@ def classify_dataset(
         futures = client.compute([task(part, shared, settings) for part in frame.to_delayed()])
         log.info("classifying %d partitions on %d workers", len(futures), len(client.scheduler_info()["workers"]))
 
-        def in_order():
+        def in_order() -> Iterator[pd.DataFrame | None]:
             for future in futures:  # input order: the sort's ties keep it
                 yield future.result()
                 future.release()
@@ -124,7 +137,7 @@ def classify_dataset(
             )
 
 
-def _vote(part, classes):
+def _vote(part: pd.DataFrame, classes: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]] | None:
     from xrayclass.stages.master_classification import master_classification
 
     if not len(part):
@@ -133,8 +146,14 @@ def _vote(part, classes):
 
 
 def master_classification_dataset(
-    path, classes=CLASSES, batch_rows=BATCH_ROWS, scheduler=None, workers=2, processes=True, n_partitions=None
-):
+    path: str | Path,
+    classes: Sequence[str] = CLASSES,
+    batch_rows: int = BATCH_ROWS,
+    scheduler: str | None = None,
+    workers: int = 2,
+    processes: bool = True,
+    n_partitions: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 with Dask: partitions holding whole sources (a shuffle by name), votes combined."""
     from xrayclass.engine.streaming import combine_votes
     from xrayclass.io.tables import canonical_names
@@ -156,19 +175,19 @@ def master_classification_dataset(
 
 
 def cluster_dataset(
-    path,
-    output,
-    model_output,
+    path: str | Path,
+    output: str | Path,
+    model_output: str | Path,
     n_components: int,
     random_state: int,
     fit_sample: int | None = None,
     log_floor: float | None = None,
-    feature_set=None,
+    feature_set: FeatureSet | None = None,
     batch_rows: int = BATCH_ROWS,
     scheduler: str | None = None,
     workers: int = 2,
     processes: bool = True,
-):
+) -> tuple[ClusteringModel, int]:
     """Stage 1 with Dask: the fit on the client (as the streamed stage), the assignment on the workers.
 
     The model goes to every worker as its JSON document (``client.scatter(...,
@@ -220,7 +239,7 @@ def cluster_dataset(
             len(client.scheduler_info()["workers"]),
         )
 
-        def in_order():
+        def in_order() -> Iterator[pd.DataFrame]:
             for future in chunks:
                 yield future.result()
                 future.release()
@@ -230,7 +249,7 @@ def cluster_dataset(
         return model, written
 
 
-def _assign_pieces(pieces, model):
+def _assign_pieces(pieces: Sequence[tuple[pd.DataFrame, int, int]], model: dict[str, Any]) -> pd.DataFrame:
     import pandas as pd
 
     from xrayclass.engine.clustering import assign_kept

@@ -19,7 +19,7 @@ stage-3 output, which is sorted by name, in batches cut at source boundaries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -507,13 +507,15 @@ def write_classified(
 # -- stage 4 ---------------------------------------------------------------------------
 
 
-def source_batches(path, columns, batch_rows=BATCH_ROWS):
+def source_batches(
+    path: str | Path, columns: Sequence[str] | None, batch_rows: int = BATCH_ROWS
+) -> Iterator[pd.DataFrame]:
     """Batches of a name-sorted table, cut so that no source spans two batches.
 
     Raises :class:`InputError` if the names are not sorted (stage 4 then needs the
     table in memory, or a sort).
     """
-    carry = None
+    carry: pd.DataFrame | None = None
     previous_last = None
     for batch in iter_batches(path, columns, batch_rows):
         batch = canonical_names(batch, path)
@@ -538,7 +540,9 @@ def source_batches(path, columns, batch_rows=BATCH_ROWS):
         yield carry
 
 
-def master_classification_file(path, classes=CLASSES, batch_rows=BATCH_ROWS):
+def master_classification_file(
+    path: str | Path, classes: Sequence[str] = CLASSES, batch_rows: int = BATCH_ROWS
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 on a name-sorted stage-3 file, a batch of whole sources at a time.
 
     Returns what :func:`~xrayclass.stages.master_classification.master_classification`
@@ -552,11 +556,14 @@ def master_classification_file(path, classes=CLASSES, batch_rows=BATCH_ROWS):
         )
 
 
-def combine_votes(parts):
+def combine_votes(
+    parts: Iterable[tuple[pd.DataFrame, pd.DataFrame, Mapping[str, Any]]],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The stage-4 tables and summary of the whole table from those of parts holding whole sources."""
     from xrayclass.stages.master_classification import Votes, summarize
 
-    uniquely_parts, ambiguous_parts = [], []
+    uniquely_parts: list[pd.DataFrame] = []
+    ambiguous_parts: list[pd.DataFrame] = []
     totals = {"detections": 0, "detections_unclassified": 0, "sources_unclassified": 0}
     for uniquely, ambiguous, summary in parts:
         uniquely_parts.append(uniquely)
@@ -595,14 +602,16 @@ def combine_votes(parts):
             ),
         ]
     ).sort_values(NAME, kind="stable")
+    # summarize reads the names, counts and votes only: the per-detection fields stay empty.
+    unused = np.empty(0)
     votes = Votes(
         sources[NAME].to_numpy(dtype=object),
         sources["count"].to_numpy(),
-        None,
-        None,
+        unused,
+        unused,
         sources["soft"].to_numpy(dtype=object),
         sources["hard"].to_numpy(dtype=object),
-        None,
+        unused,
     )
     summary = summarize(votes, totals["detections"], totals["detections_unclassified"])
     summary["sources_unclassified"] = totals["sources_unclassified"]

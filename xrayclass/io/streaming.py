@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,7 @@ def _wanted(columns: Sequence[str] | None, present: Sequence[str]) -> list[str]:
     return [c for c in present if c in wanted]
 
 
-def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
+def _parquet_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -128,9 +129,9 @@ def _parquet_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
         del frame
 
 
-def _csv_types(path: Path, names, batch_rows) -> dict:
+def _csv_types(path: Path, names: list[str], batch_rows: int) -> dict[str, Any]:
     """The type pandas gives each column when it reads the whole file."""
-    kinds: dict[str, set] = {c: set() for c in names}
+    kinds: dict[str, set[str]] = {c: set() for c in names}
     for chunk in pd.read_csv(path, usecols=names, chunksize=batch_rows, low_memory=False):
         for column in names:
             kinds[column].add(chunk[column].dtype.kind)
@@ -147,7 +148,7 @@ def _csv_types(path: Path, names, batch_rows) -> dict:
     return types
 
 
-def _csv_batches(path: Path, columns, batch_rows) -> Iterator[pd.DataFrame]:
+def _csv_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
     present = list(pd.read_csv(path, nrows=0).columns)
     names = _wanted(columns, present)
     types = _csv_types(path, names, batch_rows)
@@ -237,7 +238,9 @@ class BatchWriter:
     def __enter__(self) -> BatchWriter:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if kind is None:
             self.close()
         else:
@@ -295,7 +298,7 @@ class ExternalSort:
     def __enter__(self) -> ExternalSort:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

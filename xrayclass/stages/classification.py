@@ -1,11 +1,16 @@
 """Stage 3: class probabilities for the unlabeled detections of each cluster."""
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
+from numpy.typing import ArrayLike
 
 from xrayclass import __version__
 from xrayclass.constants import (
@@ -82,7 +87,12 @@ class LabelError(InputError):
     """The SIMBAD types cannot support the classification (``--strict-labels``)."""
 
 
-def detection_roles(main_types, classes=CLASSES, uninformative=UNINFORMATIVE_TYPES, otypes=None):
+def detection_roles(
+    main_types: ArrayLike,
+    classes: Sequence[str] = CLASSES,
+    uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
+    otypes: ArrayLike | None = None,
+) -> np.ndarray:
     """Role of each detection given its SIMBAD ``main_type`` (and short code ``otype``).
 
     The types are first read as the paper's names (:func:`xrayclass.taxonomy.normalize_types`:
@@ -118,7 +128,7 @@ def yardstick_rows(n_references: int, random_state: int | None) -> np.ndarray:
     return seeded_subsample(n_references, YARDSTICK_SAMPLE, random_state)
 
 
-def absolute_galactic_latitude(detections):
+def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
     """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1]."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
@@ -129,7 +139,7 @@ def absolute_galactic_latitude(detections):
     return np.abs(coordinates.galactic.b.deg) / 90.0
 
 
-def naive_bayes_categories(location=True, feature_set: FeatureSet = PAPER):
+def naive_bayes_categories(location: bool = True, feature_set: FeatureSet = PAPER) -> dict[str, tuple[str, ...]]:
     """The naive Bayes feature categories of ``feature_set``, optionally with location (|b|)."""
     categories = dict(feature_set.categories())
     if location:
@@ -151,26 +161,28 @@ class ClassifierModel:
     outlier_quantiles: np.ndarray
     location: bool = True
     method: str = "mahalanobis"
-    uninformative: tuple = UNINFORMATIVE_TYPES
+    uninformative: tuple[str, ...] = UNINFORMATIVE_TYPES
     #: What stage 3 learned from (see :func:`reference_census`); None for old artifacts.
-    census: dict | None = None
+    census: dict[str, Any] | None = None
     #: Temperature scaling fitted out of fold (see :mod:`xrayclass.core.calibration`), or None.
-    calibration: dict | None = None
+    calibration: dict[str, Any] | None = None
     #: The features the model was fitted on (old artifacts without a record: the paper's).
     feature_set: FeatureSet = PAPER
 
     @property
-    def classes(self):
+    def classes(self) -> tuple[str, ...]:
         return self.references.classes
 
-    def preprocess(self, detections):
+    def preprocess(self, detections: pd.DataFrame) -> np.ndarray:
         """The preprocessed features of the model's set (rows must have all of them)."""
         return self.scaler.transform(detections[list(self.feature_set.features)].to_numpy(dtype="float64"))
 
-    def _naive_bayes_input(self, detections, X):
+    def _naive_bayes_input(self, detections: pd.DataFrame, X: np.ndarray) -> np.ndarray:
         return np.column_stack([X, absolute_galactic_latitude(detections)]) if self.location else X
 
-    def predict_proba(self, detections, clusters, method=None, calibrate=False):
+    def predict_proba(
+        self, detections: pd.DataFrame, clusters: ArrayLike, method: str | None = None, calibrate: bool = False
+    ) -> np.ndarray:
         """Ten class probabilities from the chosen method (default: the model's)."""
         method = method or self.method
         X = self.preprocess(detections)
@@ -182,7 +194,7 @@ class ClassifierModel:
             )
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
-    def check_calibration(self, method=None):
+    def check_calibration(self, method: str | None = None) -> None:
         """Raise :class:`InputError` unless the model holds a calibration for ``method``."""
         method = method or self.method
         if self.calibration is None:
@@ -192,21 +204,28 @@ class ClassifierModel:
                 f"the classifier model's calibration is for {self.calibration.get('for_method')}, not {method}"
             )
 
-    def _calibrated(self, probabilities, method, calibrate):
+    def _calibrated(self, probabilities: np.ndarray, method: str, calibrate: bool) -> np.ndarray:
         if not calibrate:
             return probabilities
         from xrayclass.core.calibration import apply_temperature
 
         self.check_calibration(method)
+        assert self.calibration is not None  # check_calibration raised otherwise
         return apply_temperature(probabilities, self.calibration["temperature"])
 
-    def outlier_percentile(self, measure):
+    def outlier_percentile(self, measure: np.ndarray) -> np.ndarray:
         """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
         return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
 
     def classify(
-        self, detections, clusters, method=None, outlier_fraction=OUTLIER_FRACTION, explain=True, calibrate=False
-    ):
+        self,
+        detections: pd.DataFrame,
+        clusters: ArrayLike,
+        method: str | None = None,
+        outlier_fraction: float = OUTLIER_FRACTION,
+        explain: bool = True,
+        calibrate: bool = False,
+    ) -> pd.DataFrame:
         """Probabilities, predicted class, outlier measure and probability track.
 
         Rows are processed in chunks (bounded memory at any catalog size); the result
@@ -240,7 +259,15 @@ class ClassifierModel:
             return self._classify_chunk(detections, clusters, method, outlier_fraction, explain, calibrate)
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
-    def _classify_chunk(self, detections, clusters, method, outlier_fraction, explain, calibrate=False):
+    def _classify_chunk(
+        self,
+        detections: pd.DataFrame,
+        clusters: np.ndarray,
+        method: str,
+        outlier_fraction: float,
+        explain: bool,
+        calibrate: bool = False,
+    ) -> pd.DataFrame:
         X = self.preprocess(detections)
         probabilities = (
             self.references.predict_proba(X, clusters)
@@ -263,7 +290,7 @@ class ClassifierModel:
             result[f"track_{step}"] = explained["track"][:, k]
         return result
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "format": CLASSIFIER_FORMAT,
             "format_version": CLASSIFIER_FORMAT_VERSION,
@@ -282,7 +309,7 @@ class ClassifierModel:
         }
 
     @classmethod
-    def from_dict(cls, document):
+    def from_dict(cls, document: dict[str, Any]) -> ClassifierModel:
         from xrayclass.io.checks import validate_classifier_document
 
         validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
@@ -304,7 +331,7 @@ class ClassifierModel:
         )
 
 
-def _log_roles(types, roles):
+def _log_roles(types: np.ndarray, roles: np.ndarray) -> None:
     to_classify = types[roles == TO_CLASSIFY]
     n_unmatched = int((to_classify == NO_MATCH).sum())
     log.info(
@@ -323,8 +350,13 @@ def _log_roles(types, roles):
 
 
 def reference_census(
-    types, roles, clusters, classes=CLASSES, labels: LabelReport | None = None, all_clusters=None
-) -> dict:
+    types: ArrayLike,
+    roles: ArrayLike,
+    clusters: ArrayLike,
+    classes: Sequence[str] = CLASSES,
+    labels: LabelReport | None = None,
+    all_clusters: ArrayLike | None = None,
+) -> dict[str, Any]:
     """How many references of each class stage 3 has, in total and per cluster.
 
     ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
@@ -339,24 +371,26 @@ def reference_census(
         pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters),
         dropna=False,
     ).reindex(index=list(classes), columns=all_clusters, fill_value=0)
-    census = {
+    # Rows in the order of classes, columns in that of all_clusters.
+    matrix = counts.to_numpy()
+    census: dict[str, Any] = {
         "references": int(is_reference.sum()),
         "clusters": all_clusters,
         "classes": {
             label: {
-                "total": int(counts.loc[label].sum()),
-                "per_cluster": {str(c): int(counts.loc[label, c]) for c in all_clusters},
+                "total": int(matrix[i].sum()),
+                "per_cluster": {str(c): int(matrix[i, j]) for j, c in enumerate(all_clusters)},
             }
-            for label in classes
+            for i, label in enumerate(classes)
         },
-        "classes_without_references": [label for label in classes if int(counts.loc[label].sum()) == 0],
+        "classes_without_references": [label for i, label in enumerate(classes) if int(matrix[i].sum()) == 0],
     }
     if labels is not None:
         census["labels"] = labels.to_dict()
     return census
 
 
-def census_table(census) -> pd.DataFrame:
+def census_table(census: Mapping[str, Any]) -> pd.DataFrame:
     """The census as a table: one row per class, its total and one column per cluster."""
     rows = [
         {"class": label, "total": entry["total"], **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
@@ -365,7 +399,7 @@ def census_table(census) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_labels(census, labels: LabelReport, strict):
+def _check_labels(census: Mapping[str, Any], labels: LabelReport, strict: bool) -> None:
     """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
     problems = []
     missing = census["classes_without_references"]
@@ -387,7 +421,7 @@ def _check_labels(census, labels: LabelReport, strict):
         log.warning("%s", problem)
 
 
-def _log_census(census):
+def _log_census(census: Mapping[str, Any]) -> None:
     table = census_table(census).set_index("class")
     log.info(
         "reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
@@ -395,7 +429,7 @@ def _log_census(census):
     )
 
 
-def _log_references(model, classes):
+def _log_references(model: ClassifierModel, classes: Sequence[str]) -> None:
     # A class is scored in a cluster with at least as many references as features.
     # The counts themselves are in the census logged before the fit.
     for cluster, classifier in model.references.classifiers_.items():
@@ -409,7 +443,7 @@ def _log_references(model, classes):
             )
 
 
-def weights_needed(method, explain):
+def weights_needed(method: str, explain: bool) -> bool:
     """Whether stage 3 uses the naive Bayes category weights, and so must tune them.
 
     The weights shape the naive Bayes probabilities, and the outlier measures and
@@ -421,23 +455,23 @@ def weights_needed(method, explain):
 
 
 def fit_classifier(
-    table,
-    classes=CLASSES,
-    uninformative=UNINFORMATIVE_TYPES,
-    min_references="n_features",
-    method="mahalanobis",
-    location=True,
-    score="macro_f1",
-    random_state=0,
-    tune=True,
-    scaler=None,
-    all_clusters=None,
-    likelihood="distance",
-    priors="none",
-    log_floor=None,
-    calibrate=False,
+    table: pd.DataFrame,
+    classes: Sequence[str] = CLASSES,
+    uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
+    min_references: int | str = "n_features",
+    method: str = "mahalanobis",
+    location: bool = True,
+    score: str = "macro_f1",
+    random_state: int = 0,
+    tune: bool = True,
+    scaler: LogMinMaxScaler | None = None,
+    all_clusters: Sequence[int] | np.ndarray | None = None,
+    likelihood: str = "distance",
+    priors: str = "none",
+    log_floor: float | None = None,
+    calibrate: bool = False,
     feature_set: FeatureSet = PAPER,
-):
+) -> tuple[ClassifierModel, np.ndarray]:
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
     ``table`` must already have complete features and a ``main_type`` without gaps. The
@@ -504,8 +538,16 @@ def fit_classifier(
 
 
 def fit_calibration(
-    model, X, X_nb, labels, clusters, sources, min_references="n_features", score="macro_f1", random_state=0
-):
+    model: ClassifierModel,
+    X: np.ndarray,
+    X_nb: np.ndarray,
+    labels: np.ndarray,
+    clusters: np.ndarray,
+    sources: np.ndarray,
+    min_references: int | str = "n_features",
+    score: str = "macro_f1",
+    random_state: int = 0,
+) -> dict[str, Any]:
     """Temperature of ``model.method`` fitted on out-of-fold probabilities of the references.
 
     Three folds that keep each source whole: a reference is scored by a model fitted
@@ -516,7 +558,7 @@ def fit_calibration(
     classes = model.classes
     references = model.references
 
-    def fit_predict(train, test):
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         if model.method == "mahalanobis":
             fold = ClusterwiseMahalanobis(classes, min_references, references.likelihood, references.priors)
             fold.fit(X[train], labels[train], clusters[train], all_clusters=np.unique(clusters))
@@ -552,7 +594,7 @@ def fit_calibration(
     return calibration
 
 
-def _log_naive_bayes(model):
+def _log_naive_bayes(model: ClassifierModel) -> None:
     nb = model.naive_bayes
     weights = ", ".join(f"{name} {weight:g}" for name, weight in nb.alpha_.items())
     if not nb.tune:
@@ -574,22 +616,22 @@ def _log_naive_bayes(model):
 
 
 def classify_detections(
-    table,
-    classes=CLASSES,
-    uninformative=UNINFORMATIVE_TYPES,
-    min_references="n_features",
-    method="mahalanobis",
-    location=True,
-    score="macro_f1",
-    outlier_fraction=OUTLIER_FRACTION,
-    explain=True,
-    strict_labels=False,
-    likelihood="distance",
-    priors="none",
-    log_floor=None,
-    calibrate=False,
+    table: pd.DataFrame,
+    classes: Sequence[str] = CLASSES,
+    uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
+    min_references: int | str = "n_features",
+    method: str = "mahalanobis",
+    location: bool = True,
+    score: str = "macro_f1",
+    outlier_fraction: float = OUTLIER_FRACTION,
+    explain: bool = True,
+    strict_labels: bool = False,
+    likelihood: str = "distance",
+    priors: str = "none",
+    log_floor: float | None = None,
+    calibrate: bool = False,
     feature_set: FeatureSet = PAPER,
-):
+) -> tuple[pd.DataFrame, ClassifierModel]:
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
     Parameters
@@ -657,7 +699,7 @@ def classify_detections(
     types, labels = normalize_types(table[MAIN_TYPE], table[OTYPE] if OTYPE in table.columns else None)
     for level, message in labels.messages():
         getattr(log, level)("%s", message)
-    table = table.assign(**{MAIN_TYPE: types, CLUSTER: table[CLUSTER].astype(int)})
+    table = table.assign(**{MAIN_TYPE: types}, **{CLUSTER: table[CLUSTER].astype(int)})
     roles = detection_roles(types, classes, uninformative)
     _log_roles(types, roles)
     census = reference_census(types, roles, table[CLUSTER].to_numpy(), classes, labels)
@@ -721,7 +763,9 @@ def classify_detections(
     return classified, model
 
 
-def assemble_classified(chosen, result, classes=CLASSES, feature_set: FeatureSet = PAPER):
+def assemble_classified(
+    chosen: pd.DataFrame, result: pd.DataFrame, classes: Sequence[str] = CLASSES, feature_set: FeatureSet = PAPER
+) -> pd.DataFrame:
     """The stage-3 output columns of the classified rows ``chosen``, in input order.
 
     ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order).
@@ -757,7 +801,7 @@ OUTLIER_COLUMNS = (
 )
 
 
-def outlier_table(classified, feature_set: FeatureSet = PAPER):
+def outlier_table(classified: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
     """The flagged detections, most outlying first, with their features, for follow-up.
 
     Empty (with its columns) when the outlier measures were not computed.
@@ -769,7 +813,7 @@ def outlier_table(classified, feature_set: FeatureSet = PAPER):
     return flagged[[*OUTLIER_COLUMNS, *feature_set.features]].reset_index(drop=True)
 
 
-def run_classification(crossmatched: pd.DataFrame, **options) -> tuple[pd.DataFrame, "ClassifierModel"]:
+def run_classification(crossmatched: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:
     """Stage 3 on an in-memory stage-2 table: ``(classified, classifier)``.
 
     See :func:`classify_detections`, which this is (``options`` are its keywords).

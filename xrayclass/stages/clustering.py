@@ -39,6 +39,7 @@ __all__ = [
     "cluster_detections",
     "compare_with_published",
     "describe_frozen_clusters",
+    "fit_model",
     "fit_rows",
     "frozen_memberships",
     "probability_columns",
@@ -151,6 +152,51 @@ def fit_rows(n_rows: int, fit_sample: int | None, random_state: int | None) -> n
     return seeded_subsample(n_rows, fit_sample, random_state)
 
 
+def fit_model(
+    X: np.ndarray,
+    scaler: LogMinMaxScaler,
+    n_components: int,
+    random_state: int,
+    fit_sample: int | None,
+    feature_set: FeatureSet,
+    n_input_rows: int,
+    n_detections: int,
+) -> ClusteringModel:
+    """The mixture fitted on ``X`` (the preprocessed fit rows) and the model with its training record.
+
+    ``n_detections`` are the complete rows of the ``n_input_rows`` read; ``X`` holds all
+    of them or the ``--fit-sample`` subsample.
+    """
+    if len(X) < n_detections:
+        log.info(
+            "fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
+            f"{len(X):,}",
+            f"{n_detections:,}",
+        )
+    log.info(
+        "fitting a %d-component full-covariance Gaussian mixture to %s detections (seed %s)",
+        n_components,
+        f"{len(X):,}",
+        random_state,
+    )
+    mixture = fit_mixture(X, n_components=n_components, random_state=random_state)
+    if not mixture.converged_:
+        log.warning("the Gaussian mixture did not converge in %d iterations", mixture.n_iter_)
+    return ClusteringModel(
+        scaler=scaler,
+        mixture=mixture,
+        # "input" (the file) is filled in by the caller that read it.
+        training={
+            "input": None,
+            "n_input_rows": n_input_rows,
+            "n_detections": n_detections,
+            "n_fitted": len(X),
+            "fit_sample": fit_sample,
+        },
+        feature_set=feature_set,
+    )
+
+
 def cluster_detections(
     detections: pd.DataFrame,
     n_components: int = N_COMPONENTS,
@@ -218,34 +264,7 @@ def cluster_detections(
     scaler = feature_set.scaler(log_floor=log_floor).fit(features)
     rows = fit_rows(len(features), fit_sample, random_state)
     X = scaler.transform(features[rows])
-    if len(rows) < len(features):
-        log.info(
-            "fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
-            f"{len(rows):,}",
-            f"{len(features):,}",
-        )
-    log.info(
-        "fitting a %d-component full-covariance Gaussian mixture to %s detections (seed %s)",
-        n_components,
-        f"{len(X):,}",
-        random_state,
-    )
-    mixture = fit_mixture(X, n_components=n_components, random_state=random_state)
-    if not mixture.converged_:
-        log.warning("the Gaussian mixture did not converge in %d iterations", mixture.n_iter_)
-    model = ClusteringModel(
-        scaler=scaler,
-        mixture=mixture,
-        # "input" (the file) is filled in by the caller that read it.
-        training={
-            "input": None,
-            "n_input_rows": n_total,
-            "n_detections": len(kept),
-            "n_fitted": len(rows),
-            "fit_sample": fit_sample,
-        },
-        feature_set=feature_set,
-    )
+    model = fit_model(X, scaler, n_components, random_state, fit_sample, feature_set, n_total, len(kept))
     clusters, probabilities = model.assign(kept)
     clustered = kept.assign(
         **{CLUSTER: clusters},
