@@ -8,6 +8,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,14 @@ def test_input_files_names_the_file_of_the_table():
     with pytest.raises(InputError, match=r"^s1\.csv: bad$"):
         with input_files("s1.csv"), input_files("s1.csv"):
             raise InputError("bad")
+
+
+def test_only_the_command_lines_parse_arguments():
+    """argparse is the command lines' business: no science, io or service module imports it."""
+    package = Path(xrayclass.__file__).parent
+    parsing = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"^\s*(import argparse|from argparse import)", path.read_text(encoding="utf-8"), re.MULTILINE)
+    )
+    assert parsing and all(name.startswith("cli/") for name in parsing), parsing

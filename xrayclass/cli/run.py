@@ -132,7 +132,7 @@ def _crossmatch_catalog(catalog: Path, run: paths.RunLayout) -> None:
 
 def _crossmatch_online(run: paths.RunLayout) -> None:
     """Stage 2 with the CDS X-Match service (exit status 3 when it fails), keeping this run's clusters."""
-    from xrayclass.services import provenance_path
+    from xrayclass.cli.online import write_online_stage2
     from xrayclass.services.xmatch import XMatchConfig, crossmatch_online
 
     check_outputs([run.crossmatch, run.model], [run.clusters], formats=[OUTPUT_FORMATS, None])
@@ -141,16 +141,7 @@ def _crossmatch_online(run: paths.RunLayout) -> None:
         require_positions(stage1, run.clusters)
     with input_files(run.clusters):
         stage2, provenance = crossmatch_online(stage1, XMatchConfig())
-    provenance = {**provenance, "input": str(run.clusters)}
-    sidecar = provenance_path(run.crossmatch)
-    write_outputs([(stage2, run.crossmatch), (provenance, sidecar)])
-    log.info(
-        "wrote %s (%s rows; %s with a SIMBAD match) and %s",
-        run.crossmatch,
-        f"{len(stage2):,}",
-        f"{provenance['rows_matched']:,}",
-        sidecar,
-    )
+    write_online_stage2(stage2, provenance, run.clusters, run.crossmatch)
     update = model_for_stage3(run.model, True, stage1, run.clusters)
     if update is not None:
         write_outputs([(update, run.model)])

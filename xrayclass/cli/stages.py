@@ -362,7 +362,7 @@ def _streamable(path: str, engine: str, table_format: Callable[[str], str]) -> N
 
 
 def crossmatch_main(argv: Sequence[str] | None = None) -> int:
-    from xrayclass.services.xmatch import add_online_arguments, online_config, run_online
+    from xrayclass.cli.online import add_online_arguments, online_config, run_online
     from xrayclass.stages.crossmatch import CLUSTER_SOURCES
 
     parser = _parser(

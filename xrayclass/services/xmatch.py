@@ -14,12 +14,10 @@ reproduces the paper, and every online run records its date in
 ``<output>.provenance.json``.
 """
 
-import argparse
 import dataclasses
 import logging
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import astroquery.exceptions
@@ -29,8 +27,7 @@ import requests
 from astropy.table import Table
 
 from xrayclass.constants import MAIN_TYPE
-from xrayclass.exceptions import input_files
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric, write_outputs
+from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 from xrayclass.services import (
     DEFAULT_BACKOFF,
     ServiceError,
@@ -39,7 +36,6 @@ from xrayclass.services import (
     check_retry_policy,
     failure_kind,
     http_status,
-    provenance_path,
     utc_now,
 )
 from xrayclass.stages.crossmatch import attach_matches
@@ -59,16 +55,13 @@ __all__ = [
     "RENAME",
     "SERVICE_FAILURES",
     "XMatchConfig",
-    "add_online_arguments",
     "best_matches",
     "check_radius",
     "chunk_slices",
     "crossmatch_online",
     "crossmatch_simbad",
     "describe_upload",
-    "online_config",
     "request_payload",
-    "run_online",
     "upload_rows",
 ]
 
@@ -427,81 +420,3 @@ def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.Da
         "note": "SIMBAD changes over time; the paper's crossmatch is the August-2022 frozen file",
     }
     return stage2, provenance
-
-
-# -- command line (crossmatch.py --online) -----------------------------------------------------
-
-_ONLINE_OPTIONS = ("radius", "chunk_size", "dry_run")
-
-
-def add_online_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``crossmatch.py --online``."""
-    parser.add_argument(
-        "--radius",
-        type=float,
-        default=argparse.SUPPRESS,
-        help=f"with --online or --catalog: match radius in arcsec, at most {MAX_RADIUS:g} "
-        f"(default: {DEFAULT_RADIUS:g})",
-    )
-    parser.add_argument(
-        "--chunk-size",
-        type=int,
-        default=argparse.SUPPRESS,
-        help=f"with --online: rows uploaded per request, sent one after another (default: {DEFAULT_CHUNK_SIZE:,})",
-    )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="with --online: describe the upload (rows, chunks, radius, service) and send nothing",
-    )
-
-
-def online_config(args: argparse.Namespace) -> XMatchConfig | None:
-    """The :class:`XMatchConfig` of the command line; refuses online options without --online."""
-    given = [name for name in _ONLINE_OPTIONS if hasattr(args, name)]
-    if not args.online:
-        # A local catalog match (--catalog) takes a radius too.
-        refused = [name for name in given if not (name == "radius" and getattr(args, "catalog", None))]
-        if refused:
-            options = ", ".join("--" + name.replace("_", "-") for name in refused)
-            raise InputError(f"{options}: only with --online")
-        return None
-    return XMatchConfig(
-        radius=getattr(args, "radius", DEFAULT_RADIUS), chunk_size=getattr(args, "chunk_size", DEFAULT_CHUNK_SIZE)
-    )
-
-
-def run_online(
-    stage1: pd.DataFrame,
-    config: XMatchConfig,
-    *,
-    input_path: str | Path,
-    output: str | Path,
-    dry_run: bool = False,
-) -> pd.DataFrame | None:
-    """``crossmatch.py --online``: describe the upload (``dry_run``), or crossmatch and write.
-
-    ``input_path`` is the file ``stage1`` was read from: it names the file in messages and
-    in the provenance. The stage-2 table goes to ``output`` and the provenance beside it
-    (:func:`~xrayclass.services.provenance_path`). Returns the stage-2 table, or None for a
-    dry run.
-    """
-    if dry_run:
-        with input_files(input_path):
-            print(describe_upload(canonical_names(stage1), config))
-        return None
-    with input_files(input_path):
-        stage2, provenance = crossmatch_online(stage1, config)
-    # The file is the caller's to know: the provenance names it, after the service's fields.
-    provenance = {**provenance, "input": str(input_path)}
-    sidecar = provenance_path(output)
-    write_outputs([(stage2, output), (provenance, sidecar)])
-    log.info(
-        "wrote %s (%s rows; %s with a SIMBAD match) and %s",
-        output,
-        f"{len(stage2):,}",
-        f"{provenance['rows_matched']:,}",
-        sidecar,
-    )
-    return stage2
