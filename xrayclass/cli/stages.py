@@ -643,6 +643,20 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             [args.input, *(args.labels or [])],
             formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
         )
+        # The classifier's choices, the same for every engine.
+        stage3_options: dict[str, Any] = dict(
+            method=args.method,
+            location=args.location,
+            score=args.nb_score,
+            outlier_fraction=args.outlier_fraction,
+            explain=args.explain,
+            strict_labels=args.strict_labels,
+            likelihood=args.likelihood,
+            priors=args.priors,
+            log_floor=args.log_floor,
+            calibrate=args.calibrate,
+            feature_set=feature_set,
+        )
         if args.engine != "memory":
             # Own labels relabel whole sources and duplicates are found over the whole table:
             # both need every row at once.
@@ -658,20 +672,7 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
                 raise InputError(
                     f"{', '.join(memory_only)}: not available with --engine {args.engine}; use --engine memory"
                 )
-            options = dict(
-                method=args.method,
-                location=args.location,
-                score=args.nb_score,
-                outlier_fraction=args.outlier_fraction,
-                explain=args.explain,
-                strict_labels=args.strict_labels,
-                likelihood=args.likelihood,
-                priors=args.priors,
-                log_floor=args.log_floor,
-                calibrate=args.calibrate,
-                feature_set=feature_set,
-                batch_rows=args.batch_rows,
-            )
+            options = dict(**stage3_options, batch_rows=args.batch_rows)
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
                 raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
             if args.engine == "streaming":
@@ -713,20 +714,7 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             label_summary.files = label_files
             log_summary(label_summary)
         with input_files(args.input):
-            classified, model = classify_detections(
-                table,
-                method=args.method,
-                location=args.location,
-                score=args.nb_score,
-                outlier_fraction=args.outlier_fraction,
-                explain=args.explain,
-                strict_labels=args.strict_labels,
-                likelihood=args.likelihood,
-                priors=args.priors,
-                log_floor=args.log_floor,
-                calibrate=args.calibrate,
-                feature_set=feature_set,
-            )
+            classified, model = classify_detections(table, **stage3_options)
         outliers = outlier_table(classified, feature_set)
         document = model.to_dict()
         if label_summary is not None:
