@@ -458,3 +458,20 @@ def test_figures_of_synthetic_runs_are_marked(tmp_path):
         save_figure(marked, tmp_path, "marked")
     assert "SYNTHETIC" in texts(marked)
     assert (tmp_path / "marked.png").read_bytes() != (tmp_path / "plain.png").read_bytes()
+
+
+def test_comparison_figure_says_why_a_panel_is_empty(out_dir, drawn):
+    table = pd.concat(
+        [method_table(1).assign(split="by source"), method_table(2).assign(split="by detection")], ignore_index=True
+    )
+    columns = [column for _, column, _ in figures.COMPARISON_PANELS]
+    undefined, zero = columns[5], columns[4]  # YSO and XB diagonals, as on the real sample
+    table[undefined], table[zero] = np.nan, 0.0
+    figures.comparison_figure(table, out_dir, stem="fig_splits_empty")
+    notes = {
+        column: [t.get_text() for t in ax.texts]
+        for ax, (_, column, _) in zip(panels(drawn[0]), figures.COMPARISON_PANELS, strict=True)
+    }
+    assert notes[undefined] == ["undefined: no labeled detection\nof this class in the data"]
+    assert notes[zero] == ["0 for every method"]
+    assert all(notes[column] == [] for column in columns if column not in (undefined, zero))

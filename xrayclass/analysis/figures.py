@@ -24,6 +24,7 @@ import re
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -773,6 +774,10 @@ COMPARISON_PANELS = (
 )
 
 
+#: How a panel says why it has nothing to draw.
+_NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 9, "color": "0.35"}
+
+
 def comparison_figure(
     table: pd.DataFrame,
     out_dir: str | os.PathLike[str],
@@ -799,9 +804,11 @@ def comparison_figure(
     width = 0.8 / len(splits)
     x = np.arange(len(methods))
     for ax, (level, column, title) in zip(axes, COMPARISON_PANELS, strict=False):
+        shown: list[float] = []
         for s_index, split_name in enumerate(splits):
             rows = table[(table["split"] == split_name) & (table["level"] == level)].set_index("method")
             values = [rows.loc[m, column] if m in rows.index else np.nan for m in methods]
+            shown += [float(v) for v in values]
             errors = [
                 rows.loc[m, f"{column}_std"] if m in rows.index and f"{column}_std" in rows.columns else 0
                 for m in methods
@@ -816,6 +823,17 @@ def comparison_figure(
                 label=split_name,
             )
         ax.set_title(title, fontsize=9)
+        # An empty panel would look like a drawing error: say why it is empty.
+        if np.all(np.isnan(shown)):
+            ax.text(
+                0.5,
+                0.5,
+                "undefined: no labeled detection\nof this class in the data",
+                transform=ax.transAxes,
+                **_NOTE_STYLE,
+            )
+        elif np.nanmax(shown) == 0:
+            ax.text(0.5, 0.5, "0 for every method", transform=ax.transAxes, **_NOTE_STYLE)
         ax.set_xticks(x)
         ax.set_xticklabels(methods, rotation=40, ha="right", fontsize=7)
         ax.set_ylim(0, 1 if column != "brier" else max(1.0, float(np.nanmax(table[column])) * 1.1))
