@@ -55,3 +55,49 @@ def test_deduplicated_grid_scores_every_weighting_as_a_full_search_would():
         predicted = np.argmax(model._combine(out_of_fold, alpha), axis=1)
         assert score == score_codes(codes, predicted, 3, "macro_f1")
     assert len(model.tuning_) == 5**3 - 1
+
+
+def test_threads_and_chunks_change_no_classification(stage2, monkeypatch):
+    from xrayclass.stages import classification as stage3
+
+    classified, model = classify_detections(stage2)
+    chosen = classified[["name", "obsid", "cluster", "ra", "dec", *model.feature_set.features]]
+    clusters = chosen["cluster"].to_numpy()
+    one = model.classify(chosen, clusters, threads=1)
+    monkeypatch.setattr(stage3, "CHUNK_ROWS", 700)  # several chunks, shared by the threads
+    for threads in (2, 3):
+        pd.testing.assert_frame_equal(model.classify(chosen, clusters, threads=threads), one)
+
+
+def test_map_chunks_keeps_the_chunk_order_on_any_number_of_threads():
+    import threading
+    import time
+
+    from xrayclass.core.progress import map_chunks
+
+    seen = set()
+
+    def work(rows):
+        seen.add(threading.get_ident())
+        time.sleep(0.02 * (30 - rows.start) / 10)  # the first chunk finishes last
+        return (rows.start, rows.stop)
+
+    expected = [(0, 10), (10, 20), (20, 25)]
+    assert map_chunks(work, 25, 10, "test", threads=1) == expected
+    assert map_chunks(work, 25, 10, "test", threads=3) == expected
+    assert len(seen) > 1
+    assert map_chunks(work, 0, 10, "test", threads=2) == []
+
+
+def test_stage3_output_puts_the_other_input_columns_last_in_input_order(stage2):
+    table = stage2.assign(extra_first=1.5, otype=None)
+    table = table[["extra_first", *stage2.columns, "otype"]]
+    classified, _ = classify_detections(table)
+    rest = [c for c in table.columns if c in classified.columns[-len(table.columns) :]]
+    tail = list(classified.columns[-3:])
+    assert "extra_first" in classified.columns and "otype" in classified.columns
+    assert rest.index("extra_first") < rest.index("otype")
+    assert tail[-1] == "otype"
+    # Each row's pass-through values are its own (the gather follows the sort).
+    merged = classified.merge(table[["name", "obsid", "region_id", "theta"]], on=["name", "obsid", "region_id"])
+    np.testing.assert_array_equal(merged["theta_x"].to_numpy(), merged["theta_y"].to_numpy())

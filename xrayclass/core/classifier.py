@@ -338,7 +338,7 @@ class ClusterwiseMahalanobis:
         scores no class (all probabilities 0), so that the model knows them.
         """
         X = np.asarray(X, dtype="float64")
-        y = np.asarray(y, dtype=object)
+        y = np.asarray(y)
         clusters = np.asarray(clusters)
         self.classifiers_ = {}
         for cluster in np.unique(clusters):

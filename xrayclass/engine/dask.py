@@ -16,6 +16,7 @@ dask-jobqueue on a SLURM cluster, see README "Scaling up"); without it a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -114,7 +115,8 @@ def classify_dataset(
         import dask
 
         task = dask.delayed(classify_batch, pure=True)
-        futures = client.compute([task(part, shared, settings) for part in frame.to_delayed()])
+        on_worker = dataclasses.replace(settings, threads=1)
+        futures = client.compute([task(part, shared, on_worker) for part in frame.to_delayed()])
         log.info("classifying %d partitions on %d workers", len(futures), len(client.scheduler_info()["workers"]))
 
         def in_order() -> Iterator[pd.DataFrame | None]:

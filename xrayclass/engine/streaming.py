@@ -101,6 +101,9 @@ class Stage3Options:
     log_floor: float | None = None
     calibrate: bool = False
     feature_set: FeatureSet = PAPER
+    #: Threads classifying a batch (default: every processor available; 1 on Dask
+    #: workers, whose parallelism is the workers themselves).
+    threads: int | None = None
 
     @property
     def reference_columns(self) -> list[str]:
@@ -335,7 +338,13 @@ def classify_batch(batch: pd.DataFrame, model: ClassifierModel, options: Stage3O
     if not len(chosen):
         return None
     result = model.classify(
-        chosen, chosen[CLUSTER].to_numpy(), options.method, options.outlier_fraction, options.explain, options.calibrate
+        chosen,
+        chosen[CLUSTER].to_numpy(),
+        options.method,
+        options.outlier_fraction,
+        options.explain,
+        options.calibrate,
+        threads=options.threads,
     )
     return assemble_classified(chosen, result, options.classes, options.feature_set)
 
