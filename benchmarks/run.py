@@ -81,18 +81,27 @@ def mock(n, cache, seed):
     return catalog, simbad
 
 
-def measure(script, *args):
-    """Run a stage script in its own process; its wall time and peak memory."""
-    result = subprocess.run(
-        [sys.executable, str(HERE / "measure.py"), script, *map(str, args), "-q"], capture_output=True, text=True
+def measure(script, *args, repeat=1):
+    """Run a stage script in its own process ``repeat`` times: the median wall time, the
+    largest peak memory of the stage's process and the largest of the processes it
+    started (Dask's local workers; 0 without)."""
+    reports = []
+    for _ in range(repeat):
+        result = subprocess.run(
+            [sys.executable, str(HERE / "measure.py"), script, *map(str, args), "-q"], capture_output=True, text=True
+        )
+        report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {"status": -1}
+        if result.returncode or report.get("status"):
+            raise RuntimeError(f"{script} failed:\n{result.stderr[-2000:]}")
+        reports.append(report)
+    return (
+        float(np.median([r["seconds"] for r in reports])),
+        max(r["peak_mb"] for r in reports),
+        max(r.get("children_peak_mb", 0.0) for r in reports),
     )
-    report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {"status": -1}
-    if result.returncode or report.get("status"):
-        raise RuntimeError(f"{script} failed:\n{result.stderr[-2000:]}")
-    return report["seconds"], report["peak_mb"]
 
 
-def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, workers=None):
+def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, workers=None, repeat=1):
     work.mkdir(parents=True, exist_ok=True)
     # Every stage takes --engine; stage 2 has no Dask engine (its local crossmatch streams
     # the detections against the catalog in memory), so it streams under --engine dask.
@@ -153,19 +162,31 @@ def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, worker
     }
     rows = []
     for stage in STAGES:
-        seconds, peak = measure(*steps[stage])
-        print(f"  {stage:<22} {seconds:8.1f} s  {peak:8.0f} MB", flush=True)
-        rows.append({"stage": stage, "n_detections": n, "seconds": seconds, "peak_mb": peak})
+        seconds, peak, children_peak = measure(*steps[stage], repeat=repeat)
+        workers_peak = f"  workers {children_peak:8.0f} MB" if children_peak else ""
+        print(f"  {stage:<22} {seconds:8.1f} s  {peak:8.0f} MB{workers_peak}", flush=True)
+        rows.append(
+            {
+                "stage": stage,
+                "n_detections": n,
+                "seconds": seconds,
+                "peak_mb": peak,
+                "worker_peak_mb": children_peak,
+            }
+        )
     rows.append(
         {
             "stage": "all",
             "n_detections": n,
             "seconds": sum(r["seconds"] for r in rows),
             "peak_mb": max(r["peak_mb"] for r in rows),
+            "worker_peak_mb": max(r["worker_peak_mb"] for r in rows),
         }
     )
     for row in rows:
-        row.update(engine=engine, workers=workers if engine == "dask" else 1, batch_rows=batch_rows or "")
+        row.update(
+            engine=engine, workers=workers if engine == "dask" else 1, batch_rows=batch_rows or "", repeat=repeat
+        )
         # Whole-stage throughput (reading and writing included): detections of the input per second.
         row["detections_per_second"] = n / row["seconds"] if row["seconds"] else float("nan")
     return rows
@@ -242,26 +263,34 @@ def markdown_table(results, description):
             f"Engine of stages 1-4: {engine}"
             + (f", {workers} workers (stage 2: streaming)" if engine == "dask" else ""),
             "",
-            _markdown_run(run),
+            _markdown_run(run, workers_column=engine == "dask"),
             "",
         ]
     return "\n".join(lines)
 
 
-def _markdown_run(results):
-    table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb"])
+def _markdown_run(results, workers_column=False):
+    if "worker_peak_mb" not in results.columns:
+        results = results.assign(worker_peak_mb=np.nan)
+    table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb", "worker_peak_mb"])
     sizes = sorted(results["n_detections"].unique())
+    unit = "s / peak MB / largest worker's peak MB" if workers_column else "s / peak MB"
     lines = [
-        "| stage | " + " | ".join(f"{n:,} detections: s / peak MB" for n in sizes) + " |",
+        "| stage | " + " | ".join(f"{n:,} detections: {unit}" for n in sizes) + " |",
         "|---|" + "---|" * len(sizes),
     ]
+
+    def cell(stage, n):
+        if stage not in table.index or np.isnan(table.loc[stage, ("seconds", n)]):
+            return "-"
+        text = f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
+        if workers_column:
+            worker = table.loc[stage, ("worker_peak_mb", n)]
+            text += " / " + (f"{worker:,.0f}" if worker > 0 else "not measured" if np.isnan(worker) else "-")
+        return text
+
     for stage in [*STAGES, "all"]:
-        cells = [
-            f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
-            if (stage in table.index and not np.isnan(table.loc[stage, ("seconds", n)]))
-            else "-"
-            for n in sizes
-        ]
+        cells = [cell(stage, n) for n in sizes]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -284,6 +313,9 @@ def main():
     )
     parser.add_argument("--batch-rows", type=int, default=None, help="--batch-rows of every stage")
     parser.add_argument("--workers", type=int, default=None, help="Dask workers (--engine dask)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each stage: the median time is reported (the peak: the largest)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     cache = Path(args.cache)
@@ -298,7 +330,7 @@ def main():
         catalog, simbad = mock(n, cache, args.seed)
         print(f"{n:,} detections:", flush=True)
         work = cache / f"run_{n}"
-        rows += run_chain(n, catalog, simbad, work, args.engine, args.batch_rows, args.workers)
+        rows += run_chain(n, catalog, simbad, work, args.engine, args.batch_rows, args.workers, args.repeat)
         comparison = mahalanobis_comparison(work, n, args.max_matrix_gb)
         if comparison:
             comparisons.append(comparison)

@@ -30,3 +30,18 @@ def test_distinct_nan_payloads_count_as_one_value():
     other_nan = np.frombuffer(np.uint64(0x7FF8000000000001).tobytes(), dtype="float64")[0]
     table = pd.DataFrame({"x": [np.nan, other_nan, -0.0, 0.0]})
     assert duplicated_rows(table, ["x"]).tolist() == [False, True, False, True]
+
+
+def test_rows_equal_on_the_hashed_floats_but_not_beyond_are_not_repeats():
+    from xrayclass.io.checks import HASHED_FLOATS
+
+    rng = np.random.default_rng(1)
+    n = 60
+    columns = {f"f{k}": rng.choice([0.5, 1.5], n) for k in range(HASHED_FLOATS + 2)}
+    table = pd.DataFrame({"name": rng.choice(["a", "b"], n), **columns})
+    subset = list(table.columns)
+    for keep in ("first", False):
+        expected = table.duplicated(subset=subset, keep=keep).to_numpy()
+        np.testing.assert_array_equal(duplicated_rows(table, subset, keep), expected)
+    # The columns beyond the hashed ones still decide.
+    assert table.duplicated(subset=subset[: HASHED_FLOATS + 1]).sum() > table.duplicated(subset=subset).sum()

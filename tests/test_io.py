@@ -114,3 +114,27 @@ def test_outputs_appear_together_or_not_at_all(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_outputs([(frame, tmp_path / "one.csv"), ({"ok": 1}, tmp_path / "two.json")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "two.json"]
+
+
+def test_parquet_written_a_row_group_at_a_time_is_the_whole_table_written_at_once(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from xrayclass.io import tables
+
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame(
+        {
+            "name": [f"2CXO J{i:06d}" for i in range(2_500)],
+            "obsid": rng.integers(1, 30_000, 2_500),
+            "hard_hm": rng.uniform(-1, 1, 2_500),
+            "main_type": rng.choice(["QSO", "NaN", None], 2_500),
+        }
+    )
+    monkeypatch.setattr(tables, "PARQUET_ROW_GROUP", 1_000)
+    tables.write_parquet(table, tmp_path / "groups.parquet")
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    pq.write_table(arrow, tmp_path / "whole.parquet", row_group_size=1_000, **tables.parquet_options(arrow.schema))
+    assert (tmp_path / "groups.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "groups.parquet").metadata.num_row_groups == 3
+    pd.testing.assert_frame_equal(tables.read_table(tmp_path / "groups.parquet"), table)

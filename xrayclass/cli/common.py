@@ -7,8 +7,10 @@ stage-1 model in step with the clusters stage 3 will use.
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ __all__ = [
     "PUBLISHED_MIXTURE",
     "LazyStage1",
     "chosen_feature_set",
+    "import_while_reading",
     "model_for_stage3",
     "one_line",
     "read_input",
@@ -46,6 +49,29 @@ def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line, cut at about 200 characters."""
     text = " ".join(str(exc).split())
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def import_while_reading(*modules: str) -> Callable[[], None]:
+    """Start importing ``modules`` on a thread while this one reads the input; returns the wait.
+
+    A stage's scientific libraries take about a second to import (scikit-learn brings
+    SciPy's statistics), and reading a large table runs mostly outside Python, so on
+    two cores both go on at once. This thread imports what the reading needs first, so
+    the two never wait on each other's modules. A failed import is left to happen
+    again where the stage imports the module, and be reported there as usual.
+    """
+    import pyarrow.parquet  # noqa: F401  (what read_table uses, imported here first)
+
+    def load() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001  (raised again, and reported, by the stage's own import)
+                return
+
+    thread = threading.Thread(target=load, name="xrayclass-imports", daemon=True)
+    thread.start()
+    return thread.join
 
 
 def read_input(path: StrPath, default: StrPath, hint: str, **kwargs: Any) -> pd.DataFrame:

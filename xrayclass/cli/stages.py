@@ -22,6 +22,7 @@ from xrayclass.cli.argtypes import seed as _seed
 from xrayclass.cli.common import PUBLISHED_MIXTURE
 from xrayclass.cli.common import LazyStage1 as _LazyStage1
 from xrayclass.cli.common import chosen_feature_set as _chosen_feature_set
+from xrayclass.cli.common import import_while_reading as _import_while_reading
 from xrayclass.cli.common import model_for_stage3 as _model_for_stage3
 from xrayclass.cli.common import one_line as _one_line
 from xrayclass.cli.common import read_input as _read_input
@@ -632,8 +633,8 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
 
     def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import check_detections, check_outputs
-        from xrayclass.stages.classification import classify_detections, outlier_table
 
+        imported = _import_while_reading("xrayclass.stages.classification", "astropy.coordinates")
         feature_set = _stage3_feature_set(
             args.features, args.model if args.model is not None else paths.MODEL, args.model is not None
         )
@@ -713,8 +714,12 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
+        imported()
+        from xrayclass.stages.classification import classify_detections, outlier_table
+
         with input_files(args.input):
             classified, model = classify_detections(table, **stage3_options)
+        del table  # the outputs are written in the memory it held
         outliers = outlier_table(classified, feature_set)
         document = model.to_dict()
         if label_summary is not None:

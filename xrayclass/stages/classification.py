@@ -807,14 +807,12 @@ def classify_detections(
     # Sorted by name then obsid (stable: input order among equals), the order found on
     # those two columns alone and applied to each part once.
     order = chosen[[NAME, OBSID]].sort_values([NAME, OBSID], kind="stable").index.to_numpy()
+    del work  # each step below replaces what it reorders: one sorted copy at a time
+    chosen = chosen.take(order).reset_index(drop=True)
+    result = result.take(order).reset_index(drop=True)
     passing = [c for c in table.columns if c not in (*REQUIRED_COLUMNS, MAIN_TYPE, *feature_set.features)]
-    classified = assemble_classified(
-        chosen.take(order).reset_index(drop=True),
-        result.take(order).reset_index(drop=True),
-        classes,
-        feature_set,
-        passthrough=table[passing].take(kept[to_classify][order]).reset_index(drop=True),
-    )
+    passthrough = table[passing].take(kept[to_classify][order]).reset_index(drop=True)
+    classified = assemble_classified(chosen, result, classes, feature_set, passthrough)
     log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
     return classified, model
 
