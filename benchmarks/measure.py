@@ -3,7 +3,9 @@
 Used by run.py, one subprocess per stage, so that the peak resident memory measured
 (``ru_maxrss`` of this process) is that stage's alone. Prints one JSON line. The
 largest peak among the processes it started and waited for (Dask's local workers) is
-reported beside it as ``children_peak_mb`` (0 when it started none).
+reported beside it as ``children_peak_mb`` (0 when it started none). A forked child
+counts the memory its parent had when it forked: scikit-learn's k-means (stage 1) runs
+``lscpu`` that way, so stage 1's figure is at least that of the client at that moment.
 """
 
 import json

@@ -163,7 +163,9 @@ def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, worker
     rows = []
     for stage in STAGES:
         seconds, peak, children_peak = measure(*steps[stage], repeat=repeat)
-        workers_peak = f"  workers {children_peak:8.0f} MB" if children_peak else ""
+        # The largest child process: Dask's workers (and, in stage 1, the short-lived
+        # `lscpu` that scikit-learn's k-means forks, at the parent's memory of that moment).
+        workers_peak = f"  workers {children_peak:8.0f} MB" if engine == "dask" else ""
         print(f"  {stage:<22} {seconds:8.1f} s  {peak:8.0f} MB{workers_peak}", flush=True)
         rows.append(
             {
