@@ -276,7 +276,7 @@ def _markdown_run(results, workers_column=False):
         results = results.assign(worker_peak_mb=np.nan)
     table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb", "worker_peak_mb"])
     sizes = sorted(results["n_detections"].unique())
-    unit = "s / peak MB / largest worker's peak MB" if workers_column else "s / peak MB"
+    unit = "s / peak MB / largest child process's peak MB" if workers_column else "s / peak MB"
     lines = [
         "| stage | " + " | ".join(f"{n:,} detections: {unit}" for n in sizes) + " |",
         "|---|" + "---|" * len(sizes),
