@@ -235,23 +235,31 @@ def mahalanobis_comparison(work, n, max_matrix_gb):
 
 
 def plot(results, path, description):
+    """Time against size, log-log: a colour per stage, a line style and marker per engine."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    figure = Figure(figsize=(8.5, 4.8), layout="constrained")
     ax = figure.subplots()
-    engines = results["engine"] if "engine" in results.columns else pd.Series("memory", index=results.index)
-    for (stage, engine), rows in results.assign(engine=engines).groupby(["stage", "engine"], sort=False):
+    if "engine" not in results.columns:
+        results = results.assign(engine="memory", workers=1)
+    colours = {stage: f"C{k}" for k, stage in enumerate([*STAGES, "all"])}
+    styles = {"memory": ("-", "o"), "streaming": ("--", "s"), "dask": (":", "^")}
+    for (stage, engine, workers), rows in results.groupby(["stage", "engine", "workers"], sort=False):
+        line, marker = styles.get(engine, ("-.", "x"))
+        engine_label = f"dask, {workers} worker{'s' if workers != 1 else ''}" if engine == "dask" else engine
         ax.loglog(
             rows["n_detections"],
             rows["seconds"],
-            marker="o",
-            label=stage if engine == "memory" else f"{stage} ({engine})",
+            linestyle=line,
+            marker="v" if engine == "dask" and workers == 1 else marker,
+            color=colours.get(stage, "k"),
+            label=f"{stage} ({engine_label})",
         )
-    ax.set_xlabel("detections (synthetic mock catalog)")
+    ax.set_xlabel("detections (SYNTHETIC mock catalog)")
     ax.set_ylabel("wall time (s)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(description, fontsize=6)
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"SYNTHETIC mock catalogs; {description}", fontsize=6)
     figure.savefig(path, dpi=150)
 
 
