@@ -1,11 +1,8 @@
 """Run one command-line stage in this process and report its wall time and peak memory.
 
 Used by run.py, one subprocess per stage, so that the peak resident memory measured
-(``ru_maxrss`` of this process) is that stage's alone. Prints one JSON line. The
-largest peak among the processes it started and waited for (Dask's local workers) is
-reported beside it as ``children_peak_mb`` (0 when it started none). A forked child
-counts the memory its parent had when it forked: scikit-learn's k-means (stage 1) runs
-``lscpu`` that way, so stage 1's figure is at least that of the client at that moment.
+(``ru_maxrss`` of this process) is that stage's alone. Prints one JSON line. (The Dask
+workers' own peaks are in the stage's log, which run.py reads.)
 """
 
 import json
@@ -30,11 +27,7 @@ def main():
         status = exit_.code or 0
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    children_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(
-        json.dumps({"status": status, "seconds": seconds, "peak_mb": peak_mb, "children_peak_mb": children_peak_mb}),
-        file=sys.__stdout__,
-    )
+    print(json.dumps({"status": status, "seconds": seconds, "peak_mb": peak_mb}), file=sys.__stdout__)
     sys.exit(status)
 
 

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -81,23 +82,31 @@ def mock(n, cache, seed):
     return catalog, simbad
 
 
-def measure(script, *args, repeat=1):
+#: The line the Dask engine logs at the end of a stage with its workers' largest peak memory.
+WORKER_PEAK = re.compile(r"Dask workers' peak memory \(this stage\): largest ([\d,]+) MB")
+
+
+def measure(script, *args, repeat=1, quiet=True):
     """Run a stage script in its own process ``repeat`` times: the median wall time, the
-    largest peak memory of the stage's process and the largest of the processes it
-    started (Dask's local workers; 0 without)."""
+    largest peak memory of the stage's process and the largest of its Dask workers (read
+    from the stage's log, so not quiet; NaN without Dask)."""
     reports = []
     for _ in range(repeat):
         result = subprocess.run(
-            [sys.executable, str(HERE / "measure.py"), script, *map(str, args), "-q"], capture_output=True, text=True
+            [sys.executable, str(HERE / "measure.py"), script, *map(str, args), *(["-q"] if quiet else [])],
+            capture_output=True,
+            text=True,
         )
         report = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {"status": -1}
         if result.returncode or report.get("status"):
             raise RuntimeError(f"{script} failed:\n{result.stderr[-2000:]}")
+        workers = [float(peak.replace(",", "")) for peak in WORKER_PEAK.findall(result.stderr)]
+        report["worker_peak_mb"] = max(workers) if workers else float("nan")
         reports.append(report)
     return (
         float(np.median([r["seconds"] for r in reports])),
         max(r["peak_mb"] for r in reports),
-        max(r.get("children_peak_mb", 0.0) for r in reports),
+        max(r["worker_peak_mb"] for r in reports),
     )
 
 
@@ -162,10 +171,8 @@ def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, worker
     }
     rows = []
     for stage in STAGES:
-        seconds, peak, children_peak = measure(*steps[stage], repeat=repeat)
-        # The largest child process: Dask's workers (and, in stage 1, the short-lived
-        # `lscpu` that scikit-learn's k-means forks, at the parent's memory of that moment).
-        workers_peak = f"  workers {children_peak:8.0f} MB" if engine == "dask" else ""
+        seconds, peak, worker_peak = measure(*steps[stage], repeat=repeat, quiet=engine != "dask")
+        workers_peak = f"  workers {worker_peak:8.0f} MB" if not np.isnan(worker_peak) else ""
         print(f"  {stage:<22} {seconds:8.1f} s  {peak:8.0f} MB{workers_peak}", flush=True)
         rows.append(
             {
@@ -173,7 +180,7 @@ def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, worker
                 "n_detections": n,
                 "seconds": seconds,
                 "peak_mb": peak,
-                "worker_peak_mb": children_peak,
+                "worker_peak_mb": worker_peak,
             }
         )
     rows.append(
@@ -182,7 +189,9 @@ def run_chain(n, catalog, simbad, work, engine="memory", batch_rows=None, worker
             "n_detections": n,
             "seconds": sum(r["seconds"] for r in rows),
             "peak_mb": max(r["peak_mb"] for r in rows),
-            "worker_peak_mb": max(r["worker_peak_mb"] for r in rows),
+            "worker_peak_mb": np.nanmax([r["worker_peak_mb"] for r in rows])
+            if any(not np.isnan(r["worker_peak_mb"]) for r in rows)
+            else float("nan"),
         }
     )
     for row in rows:
@@ -284,7 +293,7 @@ def _markdown_run(results, workers_column=False):
         results = results.assign(worker_peak_mb=np.nan)
     table = results.pivot(index="stage", columns="n_detections", values=["seconds", "peak_mb", "worker_peak_mb"])
     sizes = sorted(results["n_detections"].unique())
-    unit = "s / peak MB / largest child process's peak MB" if workers_column else "s / peak MB"
+    unit = "s / peak MB / largest worker's peak MB" if workers_column else "s / peak MB"
     lines = [
         "| stage | " + " | ".join(f"{n:,} detections: {unit}" for n in sizes) + " |",
         "|---|" + "---|" * len(sizes),
@@ -296,7 +305,7 @@ def _markdown_run(results, workers_column=False):
         text = f"{table.loc[stage, ('seconds', n)]:.1f} / {table.loc[stage, ('peak_mb', n)]:,.0f}"
         if workers_column:
             worker = table.loc[stage, ("worker_peak_mb", n)]
-            text += " / " + (f"{worker:,.0f}" if worker > 0 else "not measured" if np.isnan(worker) else "-")
+            text += " / " + ("-" if np.isnan(worker) else f"{worker:,.0f}")
         return text
 
     for stage in [*STAGES, "all"]:

@@ -210,14 +210,20 @@ def _classify_on_dask(source, out, **options):
     )
 
 
-def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(stage2_files, tmp_path):
+def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(stage2_files, tmp_path, caplog):
     pytest.importorskip("distributed")
+    import re
+
     from xrayclass.engine.dask import master_classification_dataset
     from xrayclass.stages.master_classification import master_classification
 
     memory = _stage3(stage2_files, "synthetic_stage2.parquet", "memory_for_dask")
-    _classify_on_dask(stage2_files / "synthetic_stage2.parquet", tmp_path)
+    with caplog.at_level("INFO", logger="xrayclass.engine.dask"):
+        _classify_on_dask(stage2_files / "synthetic_stage2.parquet", tmp_path)
     _same_files(memory, tmp_path)
+    # The workers' own peak memory is logged (what a cluster's jobs must be given).
+    peaks = re.findall(r"Dask workers' peak memory \(this stage\): largest ([\d,]+) MB of (\d+) workers", caplog.text)
+    assert peaks and float(peaks[-1][0].replace(",", "")) > 50 and peaks[-1][1] == "2"
     # Stage 4: partitions shuffled by source name, votes combined.
     write_table(read_table(memory / "detections.csv"), tmp_path / "detections.parquet")
     expected = master_classification(read_table(memory / "detections.csv"))

@@ -57,12 +57,36 @@ def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool 
     if scheduler:
         with Client(scheduler) as client:
             yield client
+            _log_worker_memory(client, "since each worker started")
         return
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
         yield client
+        _log_worker_memory(client, "this stage")
+
+
+def _peak_memory_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _log_worker_memory(client: distributed.Client, span: str) -> None:
+    """Log the largest peak resident memory of the workers (what a cluster's jobs must be given)."""
+    try:
+        peaks = client.run(_peak_memory_mb)
+    except Exception:  # noqa: BLE001  (a worker lost at the end: the figure is only informative)
+        return
+    if peaks:
+        largest = max(peaks.values())
+        log.info(
+            "Dask workers' peak memory (%s): largest %s MB of %d workers",
+            span,
+            f"{largest:,.0f}",
+            len(peaks),
+        )
 
 
 def _frame(
