@@ -68,9 +68,24 @@ def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool 
 
 
 def _peak_memory_mb() -> float:
-    import resource
+    """This process's peak resident memory, in MB.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    On Linux the high-water mark of the running program (``VmHWM``): ``getrusage``'s
+    ``ru_maxrss`` survives ``exec``, so a worker started from a large client would report
+    the client's memory at the moment it was started.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 def _log_worker_memory(client: distributed.Client, span: str) -> None:
