@@ -6,7 +6,7 @@ imported only when a bar is drawn: a one-chunk run does not pay for the import.
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "available_threads",
@@ -26,21 +26,24 @@ def available_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _slices(n_rows: int, chunk_rows: int) -> list[slice]:
+    return [slice(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
+
+
+def _rows_bar(n_rows: int, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None, leave=False)
+
+
 def chunks(n_rows: int, chunk_rows: int, description: str) -> Iterator[slice]:
     """Yield ``slice`` objects covering ``range(n_rows)`` in chunks, with a progress bar."""
-    starts = range(0, n_rows, chunk_rows)
-    if len(starts) > 1:
-        from tqdm.auto import tqdm
-    bar = (
-        tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None, leave=False)
-        if len(starts) > 1
-        else None
-    )
-    for start in starts:
-        stop = min(start + chunk_rows, n_rows)
-        yield slice(start, stop)
+    slices = _slices(n_rows, chunk_rows)
+    bar = _rows_bar(n_rows, description) if len(slices) > 1 else None
+    for rows in slices:
+        yield rows
         if bar is not None:
-            bar.update(stop - start)
+            bar.update(rows.stop - rows.start)
     if bar is not None:
         bar.close()
 
@@ -61,18 +64,13 @@ def map_chunks(
     result is what one thread would compute, returned in chunk order, so the output
     does not depend on the number of threads.
     """
-    slices = [slice(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
+    slices = _slices(n_rows, chunk_rows)
     threads = min(available_threads() if threads is None else max(1, threads), len(slices))
     if threads <= 1:
         return [function(rows) for rows in chunks(n_rows, chunk_rows, description)]
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm.auto import tqdm
-
-    with (
-        tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None, leave=False) as bar,
-        ThreadPoolExecutor(threads) as pool,
-    ):
+    with _rows_bar(n_rows, description) as bar, ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(function, rows) for rows in slices]
         results = []
         for rows, future in zip(slices, futures, strict=True):
