@@ -143,3 +143,18 @@ NAME_ALIASES = ("name_1",)
 #: Published defaults of the clustering stage.
 N_COMPONENTS = 6
 RANDOM_STATE = 42
+
+#: Stage 3's choices, here rather than in the modules that use them so that the stage's
+#: command line can offer them without importing scikit-learn (0.6 s) before it reads.
+#: Classifiers stage 3 can use.
+CLASSIFIER_METHODS = ("mahalanobis", "naive-bayes")
+#: How a class scores a detection: the paper's softmin of squared distances, or the
+#: Gaussian log-density.
+LIKELIHOODS = ("distance", "gaussian")
+#: Class priors: none (the paper's), or each class's share of the cluster's references.
+PRIORS = ("none", "references")
+#: Scores the naive Bayes category weights can be tuned for.
+NB_SCORES = ("macro_f1", "rarest_f1")
+#: Share of detections flagged as outliers by default: those above this top fraction of
+#: the training (reference) distribution of the outlier measure.
+OUTLIER_FRACTION = 0.01

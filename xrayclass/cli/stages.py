@@ -511,9 +511,8 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
 
 
 def classification_main(argv: Sequence[str] | None = None) -> int:
-    from xrayclass.core.classifier import LIKELIHOODS, PRIORS
-    from xrayclass.core.naive_bayes import SCORES
-    from xrayclass.stages.classification import METHODS, OUTLIER_FRACTION
+    from xrayclass.constants import CLASSIFIER_METHODS as METHODS
+    from xrayclass.constants import LIKELIHOODS, NB_SCORES, OUTLIER_FRACTION, PRIORS
 
     parser = _parser(
         "classification.py",
@@ -579,7 +578,7 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--nb-score",
-        choices=SCORES,
+        choices=NB_SCORES,
         default="macro_f1",
         help="what the naive Bayes category weights are tuned to maximize",
     )

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from xrayclass.constants import UNCLASSIFIED
+from xrayclass.constants import LIKELIHOODS, PRIORS, UNCLASSIFIED
 
 __all__ = [
     "CHUNK_ROWS",
@@ -88,13 +88,6 @@ def softmax_log(log_weights: ArrayLike) -> np.ndarray:
     np.exp(weights, out=weights)
     totals = weights.sum(axis=1, keepdims=True)
     return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
-
-
-#: How a class scores a detection: the paper's softmin of squared distances, or the
-#: Gaussian log-density.
-LIKELIHOODS = ("distance", "gaussian")
-#: Class priors: none (the paper's), or each class's share of the cluster's references.
-PRIORS = ("none", "references")
 
 
 def pseudo_log_determinant(covariance: np.ndarray) -> tuple[float, int]:

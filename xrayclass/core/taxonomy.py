@@ -470,13 +470,21 @@ def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> t
     canonical : numpy.ndarray of object
     report : LabelReport
     """
-    labels = pd.Series(np.asarray(main_types, dtype=object), dtype=object)
-    missing = _is_missing(labels)
-    labels = labels.where(~missing, NO_MATCH)
+    # Kept in their own dtype (Arrow-backed text factorizes without a Python string
+    # per row); missing values get the code -1, read below as no match.
+    labels = (
+        main_types
+        if isinstance(main_types, pd.Series)
+        else pd.Series(np.asarray(main_types, dtype=object), dtype=object)
+    )
     report = LabelReport(n_rows=len(labels))
     # The work is per distinct value (a catalog has few), then broadcast to the rows.
-    codes_of_rows, uniques = pd.factorize(labels, sort=False)
+    codes_of_rows, uniques = pd.factorize(labels, sort=False, use_na_sentinel=True)
     uniques = [str(value) for value in uniques]  # type: ignore[assignment]
+    missing = codes_of_rows < 0
+    if missing.any():
+        codes_of_rows = np.where(missing, len(uniques), codes_of_rows)
+        uniques.append(NO_MATCH)  # type: ignore[attr-defined]
     counts = np.bincount(codes_of_rows, minlength=len(uniques)) if len(uniques) else np.zeros(0, int)
     mapped = np.empty(len(uniques), dtype=object)
     known = np.zeros(len(uniques), dtype=bool)
@@ -527,7 +535,10 @@ def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> t
             disagree = (canonical[used] != from_code) & (canonical[used] != NO_MATCH) & is_known[used]
             if disagree.any():
                 pairs = pd.DataFrame(
-                    {"label": labels.to_numpy()[used[disagree]], "code": stripped[code_of_rows[valid][disagree]]}
+                    {
+                        "label": np.asarray(uniques, dtype=object)[codes_of_rows[used[disagree]]],
+                        "code": stripped[code_of_rows[valid][disagree]],
+                    }
                 ).value_counts()
                 report.disagreements.update({pair: int(n) for pair, n in pairs.items()})
             report.n_from_code += len(used)
@@ -541,4 +552,4 @@ def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> t
     unknown = matched & ~is_known
     if unknown.any():
         report.unknown.update(pd.Series(canonical[unknown]).value_counts().to_dict())
-    return canonical.astype(object), report
+    return canonical.astype(object, copy=False), report

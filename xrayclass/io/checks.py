@@ -615,7 +615,7 @@ def validate_classifier_document(
     if minimum != "n_features" and not (isinstance(minimum, int) and not isinstance(minimum, bool) and minimum >= 2):
         schema.fail("references.min_references", f"must be 'n_features' or an integer >= 2, got {minimum!r}")
     # The scoring options of issue 13 (absent from older artifacts: the paper's).
-    from xrayclass.core.classifier import LIKELIHOODS, PRIORS
+    from xrayclass.constants import LIKELIHOODS, PRIORS
 
     references = document["references"]
     likelihood = references.get("likelihood", "distance")

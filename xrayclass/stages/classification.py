@@ -21,9 +21,11 @@ from xrayclass.constants import (
     NAME,
     NO_MATCH,
     OBSID,
+    OUTLIER_FRACTION,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
 )
+from xrayclass.constants import CLASSIFIER_METHODS as METHODS
 from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
@@ -101,6 +103,11 @@ def detection_roles(
     classified; any other type is left out.
     """
     types, _ = normalize_types(main_types, otypes)
+    return _roles_of_canonical(types, classes, uninformative)
+
+
+def _roles_of_canonical(types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str]) -> np.ndarray:
+    """:func:`detection_roles` of types already read as the paper's names."""
     # Decided per distinct type (a catalog has few), then given to the rows.
     codes, distinct = pd.factorize(types)
     roles = np.full(len(distinct), OTHER_TYPE, dtype=object)
@@ -109,11 +116,6 @@ def detection_roles(
     return roles[codes]
 
 
-#: Classifiers stage 3 can use.
-METHODS = ("mahalanobis", "naive-bayes")
-#: Share of detections flagged as outliers by default: those above this top fraction of
-#: the training (reference) distribution of the outlier measure.
-OUTLIER_FRACTION = 0.01
 #: Rows classified at once, by each thread (bounded memory at any catalog size; small
 #: enough that the threads share the work of a 1M-detection catalog evenly).
 CHUNK_ROWS = 50_000
@@ -495,6 +497,7 @@ def fit_classifier(
     calibrate: bool = False,
     feature_set: FeatureSet = PAPER,
     latitude: np.ndarray | None = None,
+    roles: np.ndarray | None = None,
 ) -> tuple[ClassifierModel, np.ndarray]:
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
@@ -506,12 +509,18 @@ def fit_classifier(
     replaces the fit on ``table``, which may then hold only the references; then
     ``all_clusters`` names every cluster of the catalog (default: those of ``table``).
     ``feature_set`` says which features (default: the paper's 12). ``latitude`` is
-    :func:`absolute_galactic_latitude` of ``table``'s rows when the caller has it already.
+    :func:`absolute_galactic_latitude` of ``table``'s rows when the caller has it already;
+    ``roles`` likewise :func:`detection_roles` of its rows, whose ``main_type`` is then
+    taken as already read as the paper's names.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    types, _ = normalize_types(table[MAIN_TYPE].to_numpy(dtype=object))
-    is_reference = detection_roles(types, classes, uninformative) == REFERENCE
+    if roles is None:
+        types, _ = normalize_types(table[MAIN_TYPE])
+        roles = _roles_of_canonical(types, classes, uninformative)
+    else:
+        types = table[MAIN_TYPE].to_numpy(dtype=object)
+    is_reference = roles == REFERENCE
     clusters = table[CLUSTER].to_numpy()
     if scaler is None:
         scaler = feature_set.scaler(log_floor=log_floor).fit(
@@ -737,7 +746,7 @@ def classify_detections(
     for level, message in labels.messages():
         getattr(log, level)("%s", message)
     work = work.assign(**{MAIN_TYPE: types}, **{CLUSTER: work[CLUSTER].astype(int)})
-    roles = detection_roles(types, classes, uninformative)
+    roles = _roles_of_canonical(types, classes, uninformative)
     _log_roles(types, roles)
     census = reference_census(types, roles, work[CLUSTER].to_numpy(), classes, labels)
     _log_census(census)
@@ -766,6 +775,7 @@ def classify_detections(
         calibrate=calibrate,
         feature_set=feature_set,
         latitude=latitude,
+        roles=roles,
     )
     model.census = census
     _log_references(model, classes)
