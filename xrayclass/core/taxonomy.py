@@ -479,12 +479,12 @@ def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> t
     )
     report = LabelReport(n_rows=len(labels))
     # The work is per distinct value (a catalog has few), then broadcast to the rows.
-    codes_of_rows, uniques = pd.factorize(labels, sort=False, use_na_sentinel=True)
-    uniques = [str(value) for value in uniques]  # type: ignore[assignment]
+    codes_of_rows, distinct = pd.factorize(labels, sort=False, use_na_sentinel=True)
+    uniques = [str(value) for value in distinct]
     missing = codes_of_rows < 0
     if missing.any():
         codes_of_rows = np.where(missing, len(uniques), codes_of_rows)
-        uniques.append(NO_MATCH)  # type: ignore[attr-defined]
+        uniques.append(NO_MATCH)
     counts = np.bincount(codes_of_rows, minlength=len(uniques)) if len(uniques) else np.zeros(0, int)
     mapped = np.empty(len(uniques), dtype=object)
     known = np.zeros(len(uniques), dtype=bool)
