@@ -803,7 +803,8 @@ from xrayclass.cli import stages as cli
 original = pd.DataFrame.to_csv
 def slow(self, path, *args, **kwargs):
     original(self, path, *args, **kwargs)
-    print("WRITING", flush=True)
+    sys.stdout.write("WRITING\\n")  # one write: the two tables are written at once
+    sys.stdout.flush()
     time.sleep(60)
 pd.DataFrame.to_csv = slow
 sys.exit(cli.master_classification_main(sys.argv[1:]))

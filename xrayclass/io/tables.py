@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -352,15 +353,46 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
 
 
 def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list[Path]:
-    """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded."""
-    temporaries = []
+    """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded.
+
+    Several outputs are written at once, each on its own thread (Arrow's Parquet writer
+    and the file writes release the GIL: a stage's table, model and side table take the
+    time of the largest). The threads are daemons, so a run stopped by a signal exits
+    at once, its temporaries removed, without waiting for them.
+    """
+    temporaries: list[Path] = []
     current = None
     try:
-        for write, path in writers:
+        for _, path in writers:
             current = path
-            temporary = _temporary_path(path)
-            temporaries.append(temporary)
-            write(temporary)
+            temporaries.append(_temporary_path(path))
+        failures: list[BaseException | None] = [None] * len(writers)
+
+        def run(k: int) -> None:
+            try:
+                writers[k][0](temporaries[k])
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, on the calling thread
+                failures[k] = exc
+
+        threads = [
+            threading.Thread(target=run, args=(k,), name=f"xrayclass-write-{k}", daemon=True)
+            for k in range(1, len(writers))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            if writers:
+                writers[0][0](temporaries[0])
+        except Exception as exc:  # noqa: BLE001 - re-raised below, once the others are done
+            failures[0] = exc
+        # Waited for unless a signal or Ctrl-C stops the run (raised here, not caught):
+        # their temporaries are only removed once nothing writes them any more.
+        for thread in threads:
+            thread.join()
+        for failure, (_, path) in zip(failures, writers, strict=True):
+            if failure is not None:
+                current = path
+                raise failure
         for temporary, (_, path) in zip(temporaries, writers, strict=False):
             current = path
             os.replace(temporary, path)

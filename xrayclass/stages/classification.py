@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -759,6 +760,22 @@ def classify_detections(
     )
     # Once for the fit and the classification (naive Bayes' location category).
     latitude = absolute_galactic_latitude(work) if location else None
+    to_classify = roles == TO_CLASSIFY
+    chosen = work.loc[to_classify].reset_index(drop=True)
+    passing = [c for c in table.columns if c not in (*REQUIRED_COLUMNS, MAIN_TYPE, *feature_set.features)]
+
+    def output_order() -> tuple[np.ndarray, pd.DataFrame]:
+        # Sorted by name then obsid (stable: input order among equals), the order found on
+        # those two columns alone and applied to each part once.
+        order = chosen[[NAME, OBSID]].sort_values([NAME, OBSID], kind="stable").index.to_numpy()
+        return order, table[passing].take(kept[to_classify][order]).reset_index(drop=True)
+
+    # The output's order and its pass-through columns do not depend on the model: they
+    # are sorted and gathered on a second thread while the model is fitted (pandas' sort
+    # and take release the GIL).
+    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-order")
+    ordering = pool.submit(output_order)
+    pool.shutdown(wait=False)  # its one task still runs; the thread ends with it
 
     model, _ = fit_classifier(
         work,
@@ -782,8 +799,6 @@ def classify_detections(
     _log_naive_bayes(model)
     log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
 
-    to_classify = roles == TO_CLASSIFY
-    chosen = work.loc[to_classify].reset_index(drop=True)
     result = model.classify(
         chosen,
         chosen[CLUSTER].to_numpy(),
@@ -814,14 +829,10 @@ def classify_detections(
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
-    # Sorted by name then obsid (stable: input order among equals), the order found on
-    # those two columns alone and applied to each part once.
-    order = chosen[[NAME, OBSID]].sort_values([NAME, OBSID], kind="stable").index.to_numpy()
+    order, passthrough = ordering.result()
     del work  # each step below replaces what it reorders: one sorted copy at a time
     chosen = chosen.take(order).reset_index(drop=True)
     result = result.take(order).reset_index(drop=True)
-    passing = [c for c in table.columns if c not in (*REQUIRED_COLUMNS, MAIN_TYPE, *feature_set.features)]
-    passthrough = table[passing].take(kept[to_classify][order]).reset_index(drop=True)
     classified = assemble_classified(chosen, result, classes, feature_set, passthrough)
     log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
     return classified, model
