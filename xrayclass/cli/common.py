@@ -52,11 +52,14 @@ def one_line(exc: BaseException) -> str:
 
 
 def import_while_reading(*modules: str) -> Callable[[], None]:
-    """Start importing ``modules`` on a thread while this one reads the input; returns the wait.
+    """Start importing ``modules``, in order, on a thread while this one reads the input.
+
+    Returns the thread's join; a stage need not call it: its own import of one of
+    ``modules`` waits until the thread has loaded that one (Python's per-module locks).
 
     A stage's scientific libraries take about a second to import (scikit-learn brings
     SciPy's statistics), and reading a large table runs mostly outside Python, so on
-    two cores both go on at once. This thread imports what the reading needs first, so
+    two cores both go on at once. The calling thread imports what the reading needs first, so
     the two never wait on each other's modules. A failed import is left to happen
     again where the stage imports the module, and be reported there as usual.
     """

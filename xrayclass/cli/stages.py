@@ -633,7 +633,7 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import check_detections, check_outputs
 
-        imported = _import_while_reading("xrayclass.stages.classification", "astropy.coordinates")
+        _import_while_reading("xrayclass.stages.classification", "astropy.coordinates")
         feature_set = _stage3_feature_set(
             args.features, args.model if args.model is not None else paths.MODEL, args.model is not None
         )
@@ -713,7 +713,9 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
-        imported()
+        # Not waiting for the whole import thread: an import of a module it is still
+        # loading waits for that module alone, so astropy (needed for the latitudes,
+        # later) goes on loading while the first steps run.
         from xrayclass.stages.classification import classify_detections, outlier_table
 
         with input_files(args.input):

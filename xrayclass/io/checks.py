@@ -190,15 +190,19 @@ def duplicated_rows(table: pd.DataFrame, subset: Sequence[str], keep: Literal["f
     pandas factorizes every column of ``subset`` in turn (3 s of a 1M-row stage). Rows
     equal on ``subset`` are equal on any part of it, so a row whose hash over a part is
     unique cannot repeat another: only the rows sharing a hash are compared exactly.
-    The part is the first ``HASHED_FLOATS`` float columns when there are any
-    (positions and measured values rarely repeat together, and floats hash 4x faster
-    than names), else the whole subset. Floats are made canonical first (one NaN,
+    The part is the first ``HASHED_FLOATS`` float columns (positions and measured
+    values rarely repeat together, and floats hash 4x faster than names); a subset
+    without floats is left to pandas. Floats are made canonical first (one NaN,
     +0.0) because pandas treats all NaNs, and 0.0 and -0.0, as equal while their bit
     patterns differ.
     """
     floats = [c for c in subset if pd.api.types.is_float_dtype(table[c].dtype)][:HASHED_FLOATS]
+    if not floats:
+        # Identity columns alone (names, obsids): pandas factorizes a few such columns
+        # faster than they hash (0.11 s against 0.2 s for name and obsid of 800,000 rows).
+        return table.duplicated(list(subset), keep=keep).to_numpy()
     columns = {}
-    for column in floats or subset:
+    for column in floats:
         values = table[column]
         if column in floats:
             array = values.to_numpy(dtype="float64", na_value=np.nan)
