@@ -46,11 +46,11 @@ def test_deduplicated_grid_scores_every_weighting_as_a_full_search_would():
     from sklearn.model_selection import StratifiedKFold
 
     fitted = model.log_likelihood_
+    codes = pd.Index(model.classes_).get_indexer(y)
     for train, held_out in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
-        model.log_likelihood_ = model._histograms(X[train], y[train])
+        model.log_likelihood_ = model._histograms(model._bin_index(X[train]), codes[train])
         out_of_fold[held_out] = model._category_log_likelihoods(X[held_out])
     model.log_likelihood_ = fitted
-    codes = pd.Index(model.classes_).get_indexer(y)
     for alpha, score in model.tuning_:
         predicted = np.argmax(model._combine(out_of_fold, alpha), axis=1)
         assert score == score_codes(codes, predicted, 3, "macro_f1")

@@ -167,7 +167,7 @@ def report_errors(prog: str, body: Callable[..., object], *args: Any) -> int:
     temporary files are removed. Anything else is a bug: one line saying so, exit 1,
     and the traceback under -v.
     """
-    from xrayclass.services import EXIT_SERVICE_ERROR, ServiceError
+    from xrayclass.exceptions import EXIT_SERVICE_ERROR, ServiceError
 
     previous = _install_signal_handlers()
     try:

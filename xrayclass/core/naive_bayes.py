@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xrayclass.constants import NB_SCORES as SCORES
+from xrayclass.core.progress import available_threads
 from xrayclass.core.sampling import seeded_subsample
 
 __all__ = [
@@ -224,24 +226,24 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("each feature must belong to at most one category, and exist")
         return resolved
 
-    def _histograms(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _histograms(self, index: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Log densities (n_classes, n_features, bins + 1) of each class.
+
+        ``index`` is the rows' bins (:meth:`_bin_index`), ``codes`` their classes'
+        positions in ``classes_``.
 
         The last slot is the density given to values beyond the training range: the
         same for every class, so that such values weigh on the outlier measure without
         favouring any class.
         """
-        n_classes, n_features = len(self.classes_), X.shape[1]
+        n_classes, n_features = len(self.classes_), index.shape[1]
         log_density = np.empty((n_classes, n_features, self.bins + 1))
         widths = np.diff(self.edges_, axis=1)
         slots = self.bins + 1
         # Every class's counts of a feature in one pass: (class, bin) as one index.
-        offsets = pd.Index(self.classes_).get_indexer(y) * slots
-        # One feature's bins at a time: the whole (n, n_features) index would take about
-        # 300 bytes a training row at its peak (0.7 GB for 2.4 million references).
+        offsets = codes.astype(np.intp) * slots
         for j in range(n_features):
-            index = self._bin_index_of(X[:, j], j)
-            binned = np.bincount(offsets + index, minlength=n_classes * slots).reshape(n_classes, slots)
+            binned = np.bincount(offsets + index[:, j], minlength=n_classes * slots).reshape(n_classes, slots)
             counts = binned[:, : self.bins].astype(float)
             if self.smoothing > 0:
                 counts = gaussian_filter1d(counts, self.smoothing, axis=1, mode="reflect")
@@ -265,18 +267,24 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         return np.where(outside, self.bins, index)
 
     def _bin_index(self, X: np.ndarray) -> np.ndarray:
-        """Bin of each value; ``bins`` (one past the last) for values beyond the training range."""
-        inner = self.edges_[:, 1:-1]
-        index = np.stack([np.searchsorted(inner[j], X[:, j], side="right") for j in range(X.shape[1])], axis=1)
-        outside = (X < self.edges_[:, 0]) | (X > self.edges_[:, -1])
-        return np.where(outside, self.bins, index)
+        """Bin of each value; ``bins`` (one past the last) for values beyond the training range.
+
+        In the smallest integer type that holds them (a byte for the default 50 bins),
+        filled a feature at a time: the training rows' bins are found once and reused
+        by the tuning's folds, at 13 bytes a row (2.4 million references: 31 MB).
+        """
+        index = np.empty(X.shape, dtype=np.min_scalar_type(self.bins))
+        for j in range(X.shape[1]):
+            index[:, j] = self._bin_index_of(X[:, j], j)
+        return index
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> NaiveBayesClassifier:
         """Learn priors, per-class histograms and (optionally) the category weights."""
         X, y = validate_data(self, X, y, dtype="float64")
         check_classification_targets(y)
         self.classes_ = np.unique(y) if self.classes is None else np.asarray(list(self.classes))
-        unknown = sorted(set(np.unique(y).tolist()) - set(self.classes_.tolist()))
+        codes = pd.Index(self.classes_).get_indexer(y)
+        unknown = sorted(set(y[codes < 0].tolist()))
         if unknown:
             raise ValueError(f"labels {unknown} are not among classes {self.classes_.tolist()}")
         if self.priors not in ("empirical", "uniform"):
@@ -285,32 +293,36 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         low, high = X.min(axis=0), X.max(axis=0)
         high = np.where(high > low, high, low + 1.0)
         self.edges_ = np.linspace(low, high, self.bins + 1).T
-        counts = np.array([(y == label).sum() for label in self.classes_], dtype=float)
+        counts = np.bincount(codes, minlength=len(self.classes_)).astype(float)
         prior = counts / counts.sum() if self.priors == "empirical" else np.full(len(counts), 1 / len(counts))
         with np.errstate(divide="ignore"):
             self.class_log_prior_ = np.log(prior)
-        self.log_likelihood_ = self._histograms(X, y)
+        index = self._bin_index(X)
+        self.log_likelihood_ = self._histograms(index, codes)
         self.tuning_: list[tuple[dict[str, float], float]] = []
         self.equal_weight_score_ = np.nan
         if self.alpha is not None:
             self.alpha_ = {name: float(self.alpha[name]) for name in self.categories_}
         elif self.tune and len(self.categories_) > 1:
             rows = seeded_subsample(len(X), self.tune_sample, self.random_state)
-            self.alpha_ = self._tune(X[rows], y[rows])
+            self.alpha_ = self._tune(index[rows], codes[rows], y[rows])
         else:
             self.alpha_ = dict.fromkeys(self.categories_, 1.0)
         return self
 
-    def _tune(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Out-of-fold category log-likelihoods, then the grid weights that score best."""
-        out_of_fold = np.empty((len(X), len(self.categories_), len(self.classes_)))
+    def _tune(self, index: np.ndarray, codes: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Out-of-fold category log-likelihoods, then the grid weights that score best.
+
+        ``index``, ``codes`` and ``y`` are the tuning rows' bins, class codes and labels.
+        """
+        out_of_fold = np.empty((len(index), len(self.categories_), len(self.classes_)))
         present = [label for label in self.classes_ if (y == label).sum() >= self.n_folds]
         folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state)
         stratify = np.where(np.isin(y, present), y, present[0] if present else y[0])
         fitted, edges = self.log_likelihood_, self.edges_
-        for train, held_out in folds.split(X, stratify):
-            self.log_likelihood_ = self._histograms(X[train], y[train])
-            out_of_fold[held_out] = self._category_log_likelihoods(X[held_out])
+        for train, held_out in folds.split(index, stratify):
+            self.log_likelihood_ = self._histograms(index[train], codes[train])
+            out_of_fold[held_out] = self._bin_log_likelihoods(index[held_out])
         self.log_likelihood_, self.edges_ = fitted, edges
         names = list(self.categories_)
         grid = [
@@ -319,17 +331,23 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             if sum(weights) > 0
         ]
         equal = dict.fromkeys(names, 1.0)
-        true_codes = pd.Index(self.classes_).get_indexer(y)
-        scored: list[tuple[dict[str, float], float]] = []
-        by_weights: dict[tuple[float, ...], float] = {}
-        for alpha in [equal] + [a for a in grid if a != equal]:
-            # Only the normalized weights matter: (1, 1, 1) and (2, 2, 2) predict the same,
-            # to the bit, so each distinct normalization is scored once.
-            key = tuple(self._weights(alpha).tolist())
-            if key not in by_weights:
-                predicted_codes = np.argmax(self._combine(out_of_fold, alpha), axis=1)
-                by_weights[key] = score_codes(true_codes, predicted_codes, len(self.classes_), self.scoring)
-            scored.append((alpha, by_weights[key]))
+        # Only the normalized weights matter: (1, 1, 1) and (2, 2, 2) predict the same,
+        # to the bit, so each distinct normalization is scored once.
+        weightings = [
+            (alpha, tuple(self._weights(alpha).tolist())) for alpha in [equal, *(a for a in grid if a != equal)]
+        ]
+        distinct: dict[tuple[float, ...], dict[str, float]] = {}
+        for alpha, key in weightings:
+            distinct.setdefault(key, alpha)
+
+        def score(alpha: dict[str, float]) -> float:
+            predicted_codes = np.argmax(self._combine(out_of_fold, alpha), axis=1)
+            return score_codes(codes, predicted_codes, len(self.classes_), self.scoring)
+
+        # Each weighting on its own: on every processor (NumPy releases the GIL).
+        with ThreadPoolExecutor(available_threads(), thread_name_prefix="xrayclass-tune") as pool:
+            by_weights = dict(zip(distinct, pool.map(score, distinct.values()), strict=True))
+        scored = [(alpha, by_weights[key]) for alpha, key in weightings]
         self.equal_weight_score_ = scored[0][1]
         # Best first; among equal scores the earlier (equal weights first) wins.
         order = sorted(range(len(scored)), key=lambda i: (-scored[i][1], i))
@@ -340,8 +358,11 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     def _category_log_likelihoods(self, X: np.ndarray) -> np.ndarray:
         """(n, n_categories, n_classes): summed log likelihood of each category's features."""
-        index = self._bin_index(X)
-        result = np.zeros((len(X), len(self.categories_), len(self.classes_)))
+        return self._bin_log_likelihoods(self._bin_index(X))
+
+    def _bin_log_likelihoods(self, index: np.ndarray) -> np.ndarray:
+        """:meth:`_category_log_likelihoods` of rows given by their bins (:meth:`_bin_index`)."""
+        result = np.zeros((len(index), len(self.categories_), len(self.classes_)))
         for t, columns in enumerate(self.categories_.values()):
             for j in columns:
                 result[:, t, :] += self.log_likelihood_[:, j, index[:, j]].T
