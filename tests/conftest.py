@@ -1,5 +1,6 @@
 """Shared fixtures. Synthetic tables made here are labeled as such in their names."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,14 +136,15 @@ def run_stage_into(folder, name, script, source, outputs, *extra, cwd=REPOSITORY
     return out
 
 
-def run_script(script, *args, cwd=REPOSITORY):
-    """Run a top-level script in a subprocess, as a user would."""
+def run_script(script, *args, cwd=REPOSITORY, env=None):
+    """Run a top-level script in a subprocess, as a user would (``env``: variables to add)."""
     return subprocess.run(
         [sys.executable, str(REPOSITORY / script), *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
+        env=None if env is None else {**os.environ, **env},
     )
 
 

@@ -130,11 +130,12 @@ def test_what_needs_the_whole_table_still_refuses_to_stream(stage2_files, option
     assert not (stage2_files / "refused.csv").exists()
 
 
-def test_streamed_stage4_writes_the_in_memory_tables(stage2_files):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_streamed_stage4_writes_the_in_memory_tables(stage2_files, fmt, tmp_path):
     stage3 = _stage3(stage2_files, "synthetic_stage2.parquet", "for_stage4")
     outputs = {}
     for engine in ("memory", "streaming"):
-        out = stage2_files / f"stage4_{engine}"
+        out = stage2_files / f"stage4_{engine}_{fmt}"
         result = run_script(
             "master_classification.py",
             "--input",
@@ -145,12 +146,35 @@ def test_streamed_stage4_writes_the_in_memory_tables(stage2_files):
             engine,
             "--batch-rows",
             "500",
+            "--format",
+            fmt,
+            env={"TMPDIR": str(tmp_path)},  # where the streamed tables wait on disk
         )
         assert result.returncode == 0, result.stderr
         outputs[engine] = (out, result.stdout)
     assert outputs["memory"][1] == outputs["streaming"][1]  # the printed summary
-    for name in ("uniquely_classified.csv", "ambiguous_classification.csv", "master_summary.json"):
+    for name in (f"uniquely_classified.{fmt}", f"ambiguous_classification.{fmt}", "master_summary.json"):
         assert filecmp.cmp(outputs["memory"][0] / name, outputs["streaming"][0] / name, shallow=False), name
+    assert list(tmp_path.iterdir()) == [], "the spilled tables are removed"
+
+
+def test_spill_by_key_gives_the_rows_as_a_stable_sort_would(tmp_path):
+    from xrayclass.io.streaming import SpillByKey
+
+    rng = np.random.default_rng(1)
+    names = np.array([f"J{k:04d}" for k in range(3_000)])  # in name order, as stage 4's parts come
+    frame = pd.DataFrame(
+        {"name": names, "detection_count": rng.integers(1, 8, len(names)), "p": rng.random(len(names))}
+    )
+    with SpillByKey("detection_count", tmp_path, buffer_rows=1_000) as spill:  # several flushes
+        for start in range(0, len(frame), 701):
+            spill.add(frame.iloc[start : start + 701])
+        assert len(spill) == len(frame)
+        got = pd.concat(list(spill.batches()), ignore_index=True)
+        pd.testing.assert_frame_equal(spill.empty(), frame.iloc[:0])
+    expected = frame.sort_values(["detection_count", "name"], ascending=[False, True], kind="stable")
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_external_sort_equals_a_stable_sort(tmp_path):

@@ -21,7 +21,7 @@ from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECT
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io import paths
-from xrayclass.io.tables import canonical_names, read_table, write_outputs
+from xrayclass.io.tables import BatchedTable, canonical_names, read_table, write_outputs
 
 __all__ = [
     "PUBLISHED_MIXTURE",
@@ -51,30 +51,45 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) < 200 else text[:197] + "..."
 
 
-def import_while_reading(*modules: str) -> Callable[[], None]:
+def import_while_reading(*modules: str) -> Callable[[str | None], None]:
     """Start importing ``modules``, in order, on a thread while this one reads the input.
 
-    Returns the thread's join; a stage need not call it: its own import of one of
-    ``modules`` waits until the thread has loaded that one (Python's per-module locks).
+    Returns ``wait(module=None)``: it returns once the thread has imported ``module``
+    (or all of them). Call it before importing any of them here, or anything they
+    import: two threads importing one library from different ends of a circular
+    import can each get the other's module half made (an ImportError).
 
     A stage's scientific libraries take about a second to import (scikit-learn brings
     SciPy's statistics), and reading a large table runs mostly outside Python, so on
-    two cores both go on at once. The calling thread imports what the reading needs first, so
-    the two never wait on each other's modules. A failed import is left to happen
-    again where the stage imports the module, and be reported there as usual.
+    two cores both go on at once. The calling thread imports what the reading needs
+    first, so the two never wait on each other's modules. A failed import is left to
+    happen again where the stage imports the module, and be reported there as usual.
     """
     import pyarrow.parquet  # noqa: F401  (what read_table uses, imported here first)
 
+    done = {module: threading.Event() for module in modules}
+
     def load() -> None:
-        for module in modules:
-            try:
+        try:
+            for module in modules:
                 importlib.import_module(module)
-            except Exception:  # noqa: BLE001  (raised again, and reported, by the stage's own import)
-                return
+                done[module].set()
+        except Exception:  # noqa: BLE001  (raised again, and reported, by the stage's own import)
+            pass
+        finally:
+            for event in done.values():
+                event.set()
 
     thread = threading.Thread(target=load, name="xrayclass-imports", daemon=True)
     thread.start()
-    return thread.join
+
+    def wait(module: str | None = None) -> None:
+        if module is None:
+            thread.join()
+        else:
+            done[module].wait()
+
+    return wait
 
 
 def read_input(path: StrPath, default: StrPath, hint: str, **kwargs: Any) -> pd.DataFrame:
@@ -165,8 +180,8 @@ def write_stage2(
 
 
 def write_stage4(
-    uniquely: pd.DataFrame,
-    ambiguous: pd.DataFrame,
+    uniquely: pd.DataFrame | BatchedTable,
+    ambiguous: pd.DataFrame | BatchedTable,
     summary: Mapping[str, Any],
     run: paths.RunLayout,
     uniquely_path: StrPath,

@@ -633,7 +633,6 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> None:
         from xrayclass.io.checks import check_detections, check_outputs
 
-        _import_while_reading("xrayclass.stages.classification", "astropy.coordinates")
         feature_set = _stage3_feature_set(
             args.features, args.model if args.model is not None else paths.MODEL, args.model is not None
         )
@@ -707,15 +706,19 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             from xrayclass.core.labels import apply_labels, log_summary, read_labels
 
             labels, label_files = read_labels(args.labels)
+        # Started once this thread has imported all it needs until the classification:
+        # two threads importing the same library can each hold a part of a circular import.
+        imported = _import_while_reading("xrayclass.stages.classification", "astropy.coordinates")
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
         table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
         if args.labels:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
-        # Not waiting for the whole import thread: an import of a module it is still
-        # loading waits for that module alone, so astropy (needed for the latitudes,
-        # later) goes on loading while the first steps run.
+        # Waiting for the classification's modules only: astropy (for the latitudes, later)
+        # goes on loading while the first steps run; this thread imports nothing of it
+        # meanwhile, and its own import of astropy waits for the other thread's.
+        imported("xrayclass.stages.classification")
         from xrayclass.stages.classification import classify_detections, outlier_table
 
         with input_files(args.input):
@@ -774,8 +777,12 @@ def master_classification_main(argv: Sequence[str] | None = None) -> int:
         if args.engine == "streaming":
             from xrayclass.engine.streaming import master_classification_file
 
-            uniquely, ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
-        elif args.engine == "dask":
+            # The two tables stay on disk until they are written, a batch at a time.
+            spilled, spilled_ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
+            with spilled, spilled_ambiguous:
+                _write_stage4(spilled, spilled_ambiguous, summary, run, uniquely_path, ambiguous_path)
+            return
+        if args.engine == "dask":
             from xrayclass.engine.dask import master_classification_dataset
 
             uniquely, ambiguous, summary = master_classification_dataset(

@@ -43,7 +43,7 @@ from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError, input_files
-from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, iter_batches, name_boundaries
+from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, SpillByKey, iter_batches, name_boundaries
 from xrayclass.io.tables import canonical_names, require_columns, require_numeric, write_outputs
 from xrayclass.stages import classification as stage3
 from xrayclass.stages.classification import (
@@ -70,6 +70,7 @@ __all__ = [
     "fit_streamed",
     "master_classification_file",
     "source_batches",
+    "spill_votes",
     "write_classified",
 ]
 
@@ -550,27 +551,60 @@ def source_batches(
 
 
 def master_classification_file(
-    path: str | Path, classes: Sequence[str] = CLASSES, batch_rows: int = BATCH_ROWS
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    path: str | Path,
+    classes: Sequence[str] = CLASSES,
+    batch_rows: int = BATCH_ROWS,
+    temporary_dir: str | Path | None = None,
+) -> tuple[SpillByKey, SpillByKey, dict[str, Any]]:
     """Stage 4 on a name-sorted stage-3 file, a batch of whole sources at a time.
 
     Returns what :func:`~xrayclass.stages.master_classification.master_classification`
-    returns on the whole table.
+    returns on the whole table, the two tables kept on disk (in ``temporary_dir``,
+    default the system's) as :class:`~xrayclass.io.streaming.SpillByKey`: give them to
+    ``write_outputs``, or read them with ``batches()``, then ``close()`` them. Memory
+    holds one batch of sources and the votes (three values a source), not the tables.
     """
     from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification
 
     with input_files(path):
-        return combine_votes(
-            master_classification(batch, classes) for batch in source_batches(path, STAGE4_COLUMNS, batch_rows)
+        return spill_votes(
+            (master_classification(batch, classes) for batch in source_batches(path, STAGE4_COLUMNS, batch_rows)),
+            temporary_dir,
         )
+
+
+def spill_votes(
+    parts: Iterable[tuple[pd.DataFrame, pd.DataFrame, Mapping[str, Any]]],
+    temporary_dir: str | Path | None = None,
+) -> tuple[SpillByKey, SpillByKey, dict[str, Any]]:
+    """:func:`combine_votes` of parts that come in source-name order, the tables on disk.
+
+    The tables are ordered by detection count (most first), then name: parts in name
+    order, each value's rows kept in the order they come, are in that order already.
+    """
+    uniquely = SpillByKey("detection_count", temporary_dir)
+    ambiguous = SpillByKey("detection_count", temporary_dir)
+    try:
+        votes: list[pd.DataFrame] = []
+        totals = dict.fromkeys(("detections", "detections_unclassified", "sources_unclassified"), 0)
+        for part_uniquely, part_ambiguous, summary in parts:
+            uniquely.add(part_uniquely)
+            ambiguous.add(part_ambiguous)
+            votes.append(_source_votes(part_uniquely, part_ambiguous))
+            for key in totals:
+                totals[key] += summary[key]
+        summary = _summary_of_votes(pd.concat(votes, ignore_index=True) if votes else _source_votes(), totals)
+    except BaseException:
+        uniquely.close()
+        ambiguous.close()
+        raise
+    return uniquely, ambiguous, summary
 
 
 def combine_votes(
     parts: Iterable[tuple[pd.DataFrame, pd.DataFrame, Mapping[str, Any]]],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The stage-4 tables and summary of the whole table from those of parts holding whole sources."""
-    from xrayclass.stages.master_classification import Votes, summarize
-
     uniquely_parts: list[pd.DataFrame] = []
     ambiguous_parts: list[pd.DataFrame] = []
     totals = {"detections": 0, "detections_unclassified": 0, "sources_unclassified": 0}
@@ -590,27 +624,35 @@ def combine_votes(
         .sort_values(order, ascending=[False, True], kind="stable")
         .reset_index(drop=True)
     )
-    # The votes of every source, in name order, as the whole-table summary counts them.
-    sources = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    NAME: uniquely[NAME],
-                    "hard": uniquely["master_class"],
-                    "soft": uniquely["master_class"],
-                    "count": uniquely["detection_count"],
-                }
-            ),
-            pd.DataFrame(
-                {
-                    NAME: ambiguous[NAME],
-                    "hard": ambiguous["hard_master_class"],
-                    "soft": ambiguous["soft_master_class"],
-                    "count": ambiguous["detection_count"],
-                }
-            ),
-        ]
-    ).sort_values(NAME, kind="stable")
+    return uniquely, ambiguous, _summary_of_votes(_source_votes(uniquely, ambiguous), totals)
+
+
+def _source_votes(uniquely: pd.DataFrame | None = None, ambiguous: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each source's votes and detection count (name, hard, soft, count), in name order."""
+    frames = [
+        pd.DataFrame(
+            {
+                NAME: table[NAME],
+                "hard": table[hard],
+                "soft": table[soft],
+                "count": table["detection_count"],
+            }
+        )
+        for table, hard, soft in (
+            (uniquely, "master_class", "master_class"),
+            (ambiguous, "hard_master_class", "soft_master_class"),
+        )
+        if table is not None
+    ]
+    if not frames:
+        return pd.DataFrame({NAME: [], "hard": [], "soft": [], "count": []})
+    return pd.concat(frames).sort_values(NAME, kind="stable")
+
+
+def _summary_of_votes(sources: pd.DataFrame, totals: Mapping[str, int]) -> dict[str, Any]:
+    """The whole-table summary from every source's votes (:func:`_source_votes`, name order)."""
+    from xrayclass.stages.master_classification import Votes, summarize
+
     # summarize reads the names, counts and votes only: the per-detection fields stay empty.
     unused = np.empty(0)
     votes = Votes(
@@ -624,4 +666,4 @@ def combine_votes(
     )
     summary = summarize(votes, totals["detections"], totals["detections_unclassified"])
     summary["sources_unclassified"] = totals["sources_unclassified"]
-    return uniquely, ambiguous, summary
+    return summary

@@ -46,6 +46,7 @@ __all__ = [
     "BATCH_ROWS",
     "BatchWriter",
     "ExternalSort",
+    "SpillByKey",
     "detection_file_columns",
     "iter_batches",
     "name_boundaries",
@@ -296,6 +297,109 @@ class ExternalSort:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> ExternalSort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SpillByKey:
+    """A table kept on disk, in one file per value of an integer column, read back by value.
+
+    :meth:`batches` gives the rows of the largest value first (or the smallest, with
+    ``descending=False``), each value's rows in the order they were added: rows added
+    in name order come back as ``sort_values([key, name], ascending=[False, True])``
+    would order them, without holding the table or sorting it. A
+    :class:`~xrayclass.io.tables.BatchedTable`, so ``write_outputs`` writes it.
+    Rows wait in memory until ``buffer_rows`` of them have come, then go to the files
+    together (row groups of a useful size, not one per value and frame).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        directory: str | Path | None = None,
+        descending: bool = True,
+        buffer_rows: int = BATCH_ROWS,
+    ):
+        self.key = key
+        self.descending = descending
+        self.buffer_rows = buffer_rows
+        self.directory = Path(tempfile.mkdtemp(prefix=".xrayclass-spill-", dir=directory))
+        self._writers: dict[int, Any] = {}
+        self._pending: dict[int, list[pd.DataFrame]] = {}
+        self._pending_rows = 0
+        self._schema: Any = None
+        self._like: pd.DataFrame | None = None
+        self._rows = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Keep ``frame``'s rows (every frame with the same columns and types)."""
+        import pyarrow as pa
+
+        if self._like is None:
+            self._like = frame.iloc[:0]
+            self._schema = pa.Schema.from_pandas(self._like, preserve_index=False)
+        if not len(frame):
+            return
+        values = frame[self.key].to_numpy()
+        order = np.argsort(values, kind="stable")  # each value's rows together, in their order
+        ordered = frame.take(order)
+        edges = np.flatnonzero(np.diff(values[order])) + 1
+        for rows in np.split(np.arange(len(frame)), edges):
+            value = int(values[order[rows[0]]])
+            self._pending.setdefault(value, []).append(ordered.iloc[rows[0] : rows[-1] + 1])
+        self._rows += len(frame)
+        self._pending_rows += len(frame)
+        if self._pending_rows >= self.buffer_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for value, frames in self._pending.items():
+            writer = self._writers.get(value)
+            if writer is None:
+                writer = self._writers[value] = pq.ParquetWriter(
+                    self._path(value), self._schema, **parquet_options(self._schema)
+                )
+            rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            writer.write_table(pa.Table.from_pandas(rows, schema=self._schema, preserve_index=False))
+        self._pending, self._pending_rows = {}, 0
+
+    def _path(self, value: int) -> Path:
+        return self.directory / f"{self.key}_{value}.parquet"
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def empty(self) -> pd.DataFrame:
+        if self._like is None:
+            raise ValueError("no frame was added: the table's columns are unknown")
+        return self._like
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        """The rows by value of the key, each value's in the order added."""
+        import pyarrow.parquet as pq
+
+        self._flush()
+        for writer in self._writers.values():
+            writer.close()  # a second close does nothing: the files are complete before they are read
+        for value in sorted(self._writers, reverse=self.descending):
+            for batch in pq.ParquetFile(self._path(value)).iter_batches(batch_size=self.buffer_rows):
+                yield batch.to_pandas()
+
+    def close(self) -> None:
+        """Remove the files."""
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except (OSError, ValueError):  # pyarrow errors are ValueErrors or OSErrors; deleted anyway
+                pass
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> SpillByKey:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,9 +14,9 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ __all__ = [
     "PARQUET_ROW_GROUP",
     "PARSE_ERRORS",
     "TABLE_FORMATS",
+    "BatchedTable",
     "canonical_names",
     "parquet_options",
     "read_json",
@@ -43,6 +44,7 @@ __all__ = [
     "write_json",
     "write_outputs",
     "write_parquet",
+    "write_parquet_batches",
     "write_table",
 ]
 
@@ -411,6 +413,41 @@ def _table_writer(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str
     return lambda tmp: write_parquet(table, tmp)
 
 
+@runtime_checkable
+class BatchedTable(Protocol):
+    """A table too large to hold, given as its rows in order, a DataFrame at a time."""
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        """The rows, in order (every batch with the columns of :meth:`empty`)."""
+        ...
+
+    def empty(self) -> pd.DataFrame:
+        """The table's columns and types, without rows."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+def _batched_writer(table: BatchedTable, path: str | os.PathLike[str]) -> Callable[[Path], object]:
+    """Write ``table`` batch by batch: the same file as writing all of its rows at once."""
+    fmt = table_format(path, OUTPUT_FORMATS)
+
+    def write(tmp: Path) -> None:
+        if fmt == "parquet":
+            write_parquet_batches(table.batches(), tmp, table.empty())
+            return
+        # What DataFrame.to_csv(path) writes, a batch at a time (one header).
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            header = True
+            for batch in table.batches():
+                batch.to_csv(handle, index=False, header=header, na_rep="")
+                header = False
+            if header:
+                table.empty().to_csv(handle, index=False, na_rep="")
+
+    return write
+
+
 def parquet_options(schema: pyarrow.Schema) -> dict[str, Any]:
     """How the stages write Parquet: dictionary encoding for the text columns only.
 
@@ -431,20 +468,48 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     Row groups are of bounded size, so that a streamed reader (--engine streaming,
     Dask) never has to decode more than one group of rows at a time.
     """
+    write_parquet_batches([table], path, table)
+
+
+def write_parquet_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLike[str], like: pd.DataFrame) -> None:
+    """Write the rows of ``batches`` as one Parquet file, the file :func:`write_parquet`
+    writes for all of them at once.
+
+    Row groups of ``PARQUET_ROW_GROUP`` rows whatever the batches' sizes; the schema is
+    that of ``like`` (the whole table, or one with its columns and types).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not len(table):
-        arrow = pa.Table.from_pandas(table, preserve_index=False)
-        pq.write_table(arrow, path, row_group_size=PARQUET_ROW_GROUP, **parquet_options(arrow.schema))
-        return
+    schema = pa.Schema.from_pandas(like, preserve_index=False)
+    pending: list[pd.DataFrame] = []
+    n_pending = 0
+    written = False
     # One row group converted at a time: the same file as converting the whole table
     # first, without holding an Arrow copy of all of it.
-    schema = pa.Schema.from_pandas(table, preserve_index=False)
     with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
-        for start in range(0, len(table), PARQUET_ROW_GROUP):
-            group = table.iloc[start : start + PARQUET_ROW_GROUP]
-            writer.write_table(pa.Table.from_pandas(group, schema=schema, preserve_index=False))
+
+        def flush(rows: int) -> None:
+            nonlocal pending, n_pending, written
+            frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+            group = pa.Table.from_pandas(frame.iloc[:rows], schema=schema, preserve_index=False)
+            # One chunk per column: the writer cuts pages where a column's chunks end, so
+            # the bytes would depend on how the rows were batched before.
+            writer.write_table(group.combine_chunks())
+            written = True
+            pending = [frame.iloc[rows:]] if rows < len(frame) else []
+            n_pending -= rows
+
+        for batch in batches:
+            if len(batch):
+                pending.append(batch)
+                n_pending += len(batch)
+            while n_pending >= PARQUET_ROW_GROUP:
+                flush(PARQUET_ROW_GROUP)
+        if n_pending:
+            flush(n_pending)
+        if not written:
+            writer.write_table(pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False))
 
 
 def _json_writer(document: Mapping[str, Any]) -> Callable[[Path], None]:
@@ -470,19 +535,27 @@ def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     return write_atomic(path, _json_writer(document))
 
 
-def write_outputs(outputs: Iterable[tuple[pd.DataFrame | Mapping[str, Any], str | os.PathLike[str]]]) -> list[Path]:
+def write_outputs(
+    outputs: Iterable[tuple[pd.DataFrame | BatchedTable | Mapping[str, Any], str | os.PathLike[str]]],
+) -> list[Path]:
     """Write several outputs so that either all of them appear or none does.
 
     ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
-    extension) or a JSON-ready dict. Every file is first written to a temporary beside
+    extension), a :class:`BatchedTable` (the same, written a batch at a time) or a
+    JSON-ready dict. Every file is first written to a temporary beside
     its destination; only when all writes succeeded are they renamed into place.
     """
-    return _write_all(
-        [
-            (_table_writer(content, path) if isinstance(content, pd.DataFrame) else _json_writer(content), Path(path))
-            for content, path in outputs
-        ]
-    )
+    return _write_all([(_writer(content, path), Path(path)) for content, path in outputs])
+
+
+def _writer(
+    content: pd.DataFrame | BatchedTable | Mapping[str, Any], path: str | os.PathLike[str]
+) -> Callable[[Path], object]:
+    if isinstance(content, pd.DataFrame):
+        return _table_writer(content, path)
+    if isinstance(content, BatchedTable):
+        return _batched_writer(content, path)
+    return _json_writer(content)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
