@@ -15,11 +15,13 @@ The budget is small by default (CI, a few seconds per stage); ``make fuzz`` runs
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -54,6 +56,8 @@ settings.register_profile(
 settings.load_profile(os.environ.get("XRAYCLASS_FUZZ_PROFILE", "ci"))
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="xrayclass-fuzz-"))
+# Made when the module is collected (Hypothesis tests take no function fixtures): removed at exit.
+atexit.register(shutil.rmtree, RUN_DIR, ignore_errors=True)
 _RUN: dict = {}
 
 
