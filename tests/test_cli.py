@@ -1,11 +1,13 @@
 """The stage scripts as a user runs them: end to end, deterministic, and strict with bad input."""
 
 import hashlib
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 from astropy.table import Table
-from conftest import run_script
+from conftest import REPOSITORY, run_script
 
 from xrayclass.constants import CLASSES
 
@@ -224,3 +226,21 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
     # Chance here is always guessing the most common aggregated class (about 0.45).
     assert scores["aggregated_accuracy"] > 0.65
     assert scores["aggregated_accuracy"] > scores["aggregated_chance"] + 0.15
+
+
+def test_a_prompt_exit_still_runs_the_exit_handlers_and_flushes_everything(tmp_path):
+    marker = tmp_path / "cleaned"
+    code = f"""
+import atexit, logging, pathlib, sys
+from xrayclass.cli.common import exit_promptly
+atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text("done"))
+logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
+logging.getLogger("stage").info("a log line")
+sys.stdout.write("no end of line")  # left in the buffer
+exit_promptly(3)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPOSITORY)
+    assert result.returncode == 3
+    assert result.stdout == "no end of line"
+    assert result.stderr.strip() == "a log line"
+    assert marker.read_text() == "done"

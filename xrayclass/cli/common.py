@@ -7,13 +7,16 @@ stage-1 model in step with the clusters stage 3 will use.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 
@@ -27,6 +30,7 @@ __all__ = [
     "PUBLISHED_MIXTURE",
     "LazyStage1",
     "chosen_feature_set",
+    "exit_promptly",
     "import_while_reading",
     "model_for_stage3",
     "one_line",
@@ -90,6 +94,25 @@ def import_while_reading(*modules: str) -> Callable[[str | None], None]:
             done[module].wait()
 
     return wait
+
+
+def exit_promptly(status: int) -> NoReturn:
+    """End the process with ``status`` now that the stage is done, without Python's teardown.
+
+    A stage imports about 1,500 modules (pandas, scikit-learn, SciPy, astropy); taking
+    them apart at exit cost 0.4-0.6 s of every run on this project's machine (a tenth of
+    stage 3 on a million detections), for nothing: the process is ending. What exit does
+    that matters is done first: the exit handlers run (libraries' clean-ups, temporary
+    files), the log and the standard streams are flushed. The outputs are already in
+    place (renamed from their temporaries) before a stage returns.
+    """
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(status)
 
 
 def read_input(path: StrPath, default: StrPath, hint: str, **kwargs: Any) -> pd.DataFrame:
