@@ -5,6 +5,7 @@ Used by run.py, one subprocess per stage, so that the peak resident memory measu
 workers' own peaks are in the stage's log, which run.py reads.)
 """
 
+import atexit
 import json
 import resource
 import runpy
@@ -19,16 +20,23 @@ def main():
     script, *args = sys.argv[1:]
     sys.path.insert(0, str(REPOSITORY))
     sys.argv = [str(REPOSITORY / script), *args]
+    outcome = {"status": 0}
     start = time.perf_counter()
-    status = 0
+
+    def report():
+        seconds = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        print(json.dumps({"status": outcome["status"], "seconds": seconds, "peak_mb": peak_mb}), file=sys.__stdout__)
+        sys.__stdout__.flush()
+
+    # Reported by an exit handler: the stage scripts end with os._exit once the exit
+    # handlers have run (their status is then the process's own, which run.py checks).
+    atexit.register(report)
     try:
         runpy.run_path(str(REPOSITORY / script), run_name="__main__")
     except SystemExit as exit_:
-        status = exit_.code or 0
-    seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"status": status, "seconds": seconds, "peak_mb": peak_mb}), file=sys.__stdout__)
-    sys.exit(status)
+        outcome["status"] = exit_.code or 0
+    sys.exit(outcome["status"])
 
 
 if __name__ == "__main__":
