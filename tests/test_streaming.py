@@ -158,7 +158,8 @@ def test_streamed_stage4_writes_the_in_memory_tables(stage2_files, fmt, tmp_path
     assert list(tmp_path.iterdir()) == [], "the spilled tables are removed"
 
 
-def test_spill_by_key_gives_the_rows_as_a_stable_sort_would(tmp_path):
+@pytest.mark.parametrize("buffer_rows", [1_000, 1_000_000])  # several flushes to disk; none
+def test_spill_by_key_gives_the_rows_as_a_stable_sort_would(tmp_path, buffer_rows):
     from xrayclass.io.streaming import SpillByKey
 
     rng = np.random.default_rng(1)
@@ -166,7 +167,7 @@ def test_spill_by_key_gives_the_rows_as_a_stable_sort_would(tmp_path):
     frame = pd.DataFrame(
         {"name": names, "detection_count": rng.integers(1, 8, len(names)), "p": rng.random(len(names))}
     )
-    with SpillByKey("detection_count", tmp_path, buffer_rows=1_000) as spill:  # several flushes
+    with SpillByKey("detection_count", tmp_path, buffer_rows=buffer_rows) as spill:
         for start in range(0, len(frame), 701):
             spill.add(frame.iloc[start : start + 701])
         assert len(spill) == len(frame)

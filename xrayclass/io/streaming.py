@@ -312,7 +312,8 @@ class SpillByKey:
     would order them, without holding the table or sorting it. A
     :class:`~xrayclass.io.tables.BatchedTable`, so ``write_outputs`` writes it.
     Rows wait in memory until ``buffer_rows`` of them have come, then go to the files
-    together (row groups of a useful size, not one per value and frame).
+    together (row groups of a useful size, not one per value and frame); a table that
+    never fills the buffer is given back from memory, without files.
     """
 
     def __init__(
@@ -320,7 +321,7 @@ class SpillByKey:
         key: str,
         directory: str | Path | None = None,
         descending: bool = True,
-        buffer_rows: int = BATCH_ROWS,
+        buffer_rows: int = 2 * BATCH_ROWS,
     ):
         self.key = key
         self.descending = descending
@@ -383,6 +384,10 @@ class SpillByKey:
         """The rows by value of the key, each value's in the order added."""
         import pyarrow.parquet as pq
 
+        if not self._writers:  # it all fitted in the buffer
+            for value in sorted(self._pending, reverse=self.descending):
+                yield pd.concat(self._pending[value], ignore_index=True)
+            return
         self._flush()
         for writer in self._writers.values():
             writer.close()  # a second close does nothing: the files are complete before they are read
