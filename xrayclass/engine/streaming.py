@@ -573,6 +573,10 @@ def master_classification_file(
         )
 
 
+#: The parts' summary counts that add up to the whole table's.
+SUMMED_COUNTS = ("detections", "detections_unclassified", "sources_unclassified")
+
+
 def spill_votes(
     parts: Iterable[tuple[pd.DataFrame, pd.DataFrame, Mapping[str, Any]]],
     temporary_dir: str | Path | None = None,
@@ -586,14 +590,14 @@ def spill_votes(
     ambiguous = SpillByKey("detection_count", temporary_dir)
     try:
         votes: list[pd.DataFrame] = []
-        totals = dict.fromkeys(("detections", "detections_unclassified", "sources_unclassified"), 0)
+        totals = dict.fromkeys(SUMMED_COUNTS, 0)
         for part_uniquely, part_ambiguous, summary in parts:
             uniquely.add(part_uniquely)
             ambiguous.add(part_ambiguous)
             votes.append(_source_votes(part_uniquely, part_ambiguous))
             for key in totals:
                 totals[key] += summary[key]
-        summary = _summary_of_votes(pd.concat(votes, ignore_index=True) if votes else _source_votes(), totals)
+        summary = _summary_of_votes(pd.concat(votes, ignore_index=True) if votes else _NO_VOTES, totals)
     except BaseException:
         uniquely.close()
         ambiguous.close()
@@ -607,7 +611,7 @@ def combine_votes(
     """The stage-4 tables and summary of the whole table from those of parts holding whole sources."""
     uniquely_parts: list[pd.DataFrame] = []
     ambiguous_parts: list[pd.DataFrame] = []
-    totals = {"detections": 0, "detections_unclassified": 0, "sources_unclassified": 0}
+    totals = dict.fromkeys(SUMMED_COUNTS, 0)
     for uniquely, ambiguous, summary in parts:
         uniquely_parts.append(uniquely)
         ambiguous_parts.append(ambiguous)
@@ -627,7 +631,7 @@ def combine_votes(
     return uniquely, ambiguous, _summary_of_votes(_source_votes(uniquely, ambiguous), totals)
 
 
-def _source_votes(uniquely: pd.DataFrame | None = None, ambiguous: pd.DataFrame | None = None) -> pd.DataFrame:
+def _source_votes(uniquely: pd.DataFrame, ambiguous: pd.DataFrame) -> pd.DataFrame:
     """Each source's votes and detection count (name, hard, soft, count), in name order."""
     frames = [
         pd.DataFrame(
@@ -642,11 +646,12 @@ def _source_votes(uniquely: pd.DataFrame | None = None, ambiguous: pd.DataFrame 
             (uniquely, "master_class", "master_class"),
             (ambiguous, "hard_master_class", "soft_master_class"),
         )
-        if table is not None
     ]
-    if not frames:
-        return pd.DataFrame({NAME: [], "hard": [], "soft": [], "count": []})
     return pd.concat(frames).sort_values(NAME, kind="stable")
+
+
+#: The votes of no source (a table without detections).
+_NO_VOTES = pd.DataFrame({NAME: [], "hard": [], "soft": [], "count": []})
 
 
 def _summary_of_votes(sources: pd.DataFrame, totals: Mapping[str, int]) -> dict[str, Any]:
