@@ -16,6 +16,9 @@ $(STAMP): environment.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r environment.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# An editable install leaves the package uncompiled; with PYTHONDONTWRITEBYTECODE set
+	@# every stage would compile it again at each start (0.07 s).
+	$(PY) -m compileall -q xrayclass
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -341,6 +341,11 @@ def main():
     cache.mkdir(parents=True, exist_ok=True)
     description = machine()
     print(description)
+    # The package's bytecode compiled first, as an installed package's is: under
+    # PYTHONDONTWRITEBYTECODE each stage would otherwise compile it at every start.
+    import compileall
+
+    compileall.compile_dir(str(REPOSITORY / "xrayclass"), quiet=1)
 
     results_path = HERE / "results.csv"
     previous = pd.read_csv(results_path) if results_path.exists() else pd.DataFrame()

@@ -55,13 +55,13 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) < 200 else text[:197] + "..."
 
 
-def import_while_reading(*modules: str) -> Callable[[str | None], None]:
+def import_while_reading(*modules: str) -> Callable[[], None]:
     """Start importing ``modules``, in order, on a thread while this one reads the input.
 
-    Returns ``wait(module=None)``: it returns once the thread has imported ``module``
-    (or all of them). Call it before importing any of them here, or anything they
-    import: two threads importing one library from different ends of a circular
-    import can each get the other's module half made (an ImportError).
+    Returns ``wait()``: it returns once the thread is done. Call it before importing any
+    of them here, or anything they import: two threads importing one library from
+    different ends of a circular import can each get the other's module half made (an
+    ImportError).
 
     A stage's scientific libraries take about a second to import (scikit-learn brings
     SciPy's statistics), and reading a large table runs mostly outside Python, so on
@@ -71,29 +71,16 @@ def import_while_reading(*modules: str) -> Callable[[str | None], None]:
     """
     import pyarrow.parquet  # noqa: F401  (what read_table uses, imported here first)
 
-    done = {module: threading.Event() for module in modules}
-
     def load() -> None:
         try:
             for module in modules:
                 importlib.import_module(module)
-                done[module].set()
         except Exception:  # noqa: BLE001  (raised again, and reported, by the stage's own import)
             pass
-        finally:
-            for event in done.values():
-                event.set()
 
     thread = threading.Thread(target=load, name="xrayclass-imports", daemon=True)
     thread.start()
-
-    def wait(module: str | None = None) -> None:
-        if module is None:
-            thread.join()
-        else:
-            done[module].wait()
-
-    return wait
+    return thread.join
 
 
 def exit_promptly(status: int) -> NoReturn:

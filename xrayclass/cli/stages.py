@@ -708,17 +708,14 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             labels, label_files = read_labels(args.labels)
         # Started once this thread has imported all it needs until the classification:
         # two threads importing the same library can each hold a part of a circular import.
-        imported = _import_while_reading("xrayclass.stages.classification", "astropy.coordinates")
+        imported = _import_while_reading("xrayclass.stages.classification")
         table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
         table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
         if args.labels:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
-        # Waiting for the classification's modules only: astropy (for the latitudes, later)
-        # goes on loading while the first steps run; this thread imports nothing of it
-        # meanwhile, and its own import of astropy waits for the other thread's.
-        imported("xrayclass.stages.classification")
+        imported()
         from xrayclass.stages.classification import classify_detections, outlier_table
 
         with input_files(args.input):

@@ -101,22 +101,31 @@ def complete_rows(
     """
     from xrayclass.io.checks import out_of_range
 
-    features = feature_set.features if features is None else features
-    values = detections[list(features)].to_numpy(dtype="float64")
-    missing = np.isnan(values)
-    infinite = np.isinf(values)
+    features = list(feature_set.features if features is None else features)
     # Only the raw columns this set reads: a row is not lost for a column it does not use.
     raw = [c for c in feature_set.raw_columns if c not in features and c in detections.columns]
-    outside = out_of_range(detections, [*features, *raw]).reindex(columns=[*features, *raw], fill_value=False)
-    outside_values = outside.to_numpy(dtype=bool)
-    complete = ~(missing | infinite).any(axis=1) & ~outside_values.any(axis=1)
-    zeros = np.zeros(len(raw), dtype=int)
+    # A column at a time: no copy of the features as one 2-D array, nor of the flags.
+    complete = np.ones(len(detections), dtype=bool)
+    missing, infinite, outside = [], [], []
+    for column in [*features, *raw]:
+        if column in features:
+            values = detections[column].to_numpy(dtype="float64")
+            missing_here, infinite_here = np.isnan(values), np.isinf(values)
+            complete &= ~(missing_here | infinite_here)
+            missing.append(int(missing_here.sum()))
+            infinite.append(int(infinite_here.sum()))
+        else:
+            missing.append(0)
+            infinite.append(0)
+        flags = out_of_range(detections, [column])
+        outside_here = flags[column].to_numpy(dtype=bool) if column in flags.columns else None
+        if outside_here is None:
+            outside.append(0)
+        else:
+            complete &= ~outside_here
+            outside.append(int(outside_here.sum()))
     reasons = pd.DataFrame(
-        {
-            "missing": np.r_[missing.sum(axis=0), zeros],
-            "not_finite": np.r_[infinite.sum(axis=0), zeros],
-            "out_of_range": outside_values.sum(axis=0),
-        },
+        {"missing": missing, "not_finite": infinite, "out_of_range": outside},
         index=pd.Index([*features, *raw], name="feature"),
     )
     return complete, reasons

@@ -135,14 +135,21 @@ def yardstick_rows(n_references: int, random_state: int | None) -> np.ndarray:
 
 
 def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
-    """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1]."""
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
+    """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1].
 
-    coordinates = SkyCoord(
-        detections["ra"].to_numpy(dtype="float64") * u.deg, detections["dec"].to_numpy(dtype="float64") * u.deg
-    )
-    return np.abs(coordinates.galactic.b.deg) / 90.0
+    By ERFA's ``icrs2g`` (the IAU SOFA routine, in the package astropy itself is built
+    on): within 3e-6 deg of astropy's ``SkyCoord(...).galactic`` (the two orient the
+    Galactic frame through different realizations of the ICRS: Hipparcos, and FK5 with
+    the frame bias), a hundred times finer than the location category's 1.8-deg bins.
+    Importing ``astropy.coordinates`` for it took 0.4 s of every stage-3 run, the
+    transformation itself 0.13 s for 800,000 detections (ERFA: 0.05 s).
+    """
+    import erfa
+
+    ra = np.radians(detections["ra"].to_numpy(dtype="float64"))
+    dec = np.radians(detections["dec"].to_numpy(dtype="float64"))
+    _, latitude = erfa.icrs2g(ra, dec)
+    return np.abs(np.degrees(latitude)) / 90.0
 
 
 def naive_bayes_categories(location: bool = True, feature_set: FeatureSet = PAPER) -> dict[str, tuple[str, ...]]:
@@ -755,9 +762,8 @@ def classify_detections(
     from xrayclass.io.checks import require_log_features_usable, require_roles
 
     require_roles(roles, REFERENCE, TO_CLASSIFY)
-    require_log_features_usable(
-        work[list(feature_set.features)].to_numpy(dtype="float64"), feature_set.features, feature_set.log_features
-    )
+    log_features = list(feature_set.log_features)
+    require_log_features_usable(work[log_features].to_numpy(dtype="float64"), log_features, log_features)
     # Once for the fit and the classification (naive Bayes' location category).
     latitude = absolute_galactic_latitude(work) if location else None
     to_classify = roles == TO_CLASSIFY
