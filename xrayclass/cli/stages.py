@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xrayclass.cli.argtypes import fraction as _fraction
 from xrayclass.cli.argtypes import positive_float as _positive_float
@@ -33,12 +33,20 @@ from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
+from xrayclass.io.streaming import table_columns as _table_columns
 from xrayclass.io.tables import (
     OUTPUT_FORMATS,
     InputError,
+    JoinedRows,
     read_table,
+    table_format,
     write_outputs,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from xrayclass.stages.classification import ClassifiedDetections
 
 __all__ = [
     "EXIT_BUG",
@@ -510,6 +518,52 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
 # -- stage 3 ---------------------------------------------------------------------------
 
 
+def _stage3_unread_columns(path: str, feature_set: FeatureSet) -> list[str]:
+    """The columns of a Parquet input that stage 3 only passes through (none for other formats)."""
+    from xrayclass.io.checks import checked_columns
+    from xrayclass.stages.classification_columns import input_columns
+
+    if table_format(path, allowed=None) != "parquet" or not Path(path).is_file():
+        return []
+    read = {*input_columns(feature_set), *checked_columns()}
+    return [c for c in _table_columns(path) if c not in read]
+
+
+def _stage3_output(
+    parts: ClassifiedDetections, path: str, unread: list[str], n_read: int, feature_set: FeatureSet
+) -> pd.DataFrame | JoinedRows:
+    """Stage 3's output table: ``parts`` joined to the columns ``unread`` of the input at ``path``.
+
+    Those are read when the table is written, in the memory the classification used.
+    """
+    if not unread:
+        return parts.table()
+    import pandas as pd
+
+    from xrayclass.io.tables import canonical_names
+    from xrayclass.stages.classification_columns import passthrough_columns
+
+    # The order classify_detections gives the whole table: the input's other columns
+    # after the computed ones, in the input's order (one named like a computed column
+    # is left out, as there).
+    computed = set(parts.computed.columns)
+    input_order = canonical_names(pd.DataFrame(columns=_table_columns(path))).columns
+    rest = [c for c in passthrough_columns(list(input_order), feature_set) if c not in computed]
+    wanted = [c for c in unread if c in rest]
+    if not wanted:
+        return parts.table()
+
+    def read_unread() -> pd.DataFrame:
+        others = read_table(path, columns=wanted)
+        if len(others) != n_read:
+            raise InputError(
+                f"{path}: {len(others):,} rows now, {n_read:,} when stage 3 read it: the file changed meanwhile"
+            )
+        return others
+
+    return JoinedRows(parts.table(), read_unread, parts.rows, [*parts.computed.columns, *rest])
+
+
 def classification_main(argv: Sequence[str] | None = None) -> int:
     from xrayclass.constants import CLASSIFIER_METHODS as METHODS
     from xrayclass.constants import LIKELIHOODS, NB_SCORES, OUTLIER_FRACTION, PRIORS
@@ -706,22 +760,33 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             from xrayclass.core.labels import apply_labels, log_summary, read_labels
 
             labels, label_files = read_labels(args.labels)
+        # A Parquet input's pass-through columns stay in the file until the output is
+        # written (not with --allow-duplicates: the repeats dropped would shift the rows).
+        unread = _stage3_unread_columns(args.input, feature_set) if not args.allow_duplicates else []
         # Started once this thread has imported all it needs until the classification:
         # two threads importing the same library can each hold a part of a circular import.
         imported = _import_while_reading("xrayclass.stages.classification")
-        table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
+        table = _read_input(
+            args.input,
+            paths.CROSSMATCH,
+            "run crossmatch.py first or pass --input",
+            columns=[c for c in _table_columns(args.input) if c not in unread] if unread else None,
+        )
+        n_read = len(table)
         table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
         if args.labels:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
         imported()
-        from xrayclass.stages.classification import classify_detections, outlier_table
+        from xrayclass.stages.classification import classify_detections_in_parts, outlier_table
 
         with input_files(args.input):
-            classified, model = classify_detections(table, **stage3_options)
+            parts = classify_detections_in_parts(table, **stage3_options)
         del table  # the outputs are written in the memory it held
-        outliers = outlier_table(classified, feature_set)
+        model = parts.model
+        outliers = outlier_table(parts.computed, feature_set)
+        classified = _stage3_output(parts, args.input, unread, n_read, feature_set)
         document = model.to_dict()
         if label_summary is not None:
             document["own_labels"] = label_summary.to_dict()

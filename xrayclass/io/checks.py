@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import CLASSES, FEATURES, LOG_FEATURES, MINMAX_FEATURES, NAME, OBSID
+from xrayclass.constants import CLASSES, FEATURES, LOG_FEATURES, MINMAX_FEATURES, NAME, NAME_ALIASES, OBSID
 from xrayclass.exceptions import where
 from xrayclass.io.tables import OUTPUT_FORMATS, InputError, remove_stale_temporaries, table_format
 
@@ -32,6 +32,7 @@ __all__ = [
     "check_catalog",
     "check_detections",
     "check_outputs",
+    "checked_columns",
     "describe_range",
     "duplicated_detections",
     "handle_duplicates",
@@ -165,6 +166,15 @@ def check_detections(
             f"{int(shared.sum()):,}",
         )
     return table
+
+
+def checked_columns() -> tuple[str, ...]:
+    """The columns :func:`check_detections` reads, where a table has them.
+
+    Identity (with the aliases of the name), positions, cluster labels and the measured
+    values that tell a repeated detection from another one.
+    """
+    return (NAME, *NAME_ALIASES, OBSID, "region_id", "ra", "dec", "cluster", *PHYSICAL_RANGES, *CLASSES)
 
 
 def duplicated_detections(table: pd.DataFrame, value_columns: Sequence[str] = ()) -> np.ndarray:

@@ -76,7 +76,11 @@ def table_columns(path: str | Path) -> list[str]:
         if fmt == "parquet":
             import pyarrow.parquet
 
-            return [c for c in pyarrow.parquet.read_schema(path).names if c != "__index_level_0__"]
+            schema = pyarrow.parquet.read_schema(path)
+            # An index pandas stored is read back as the index, not as a column.
+            stored = (schema.pandas_metadata or {}).get("index_columns", [])
+            index = {"__index_level_0__", *(c for c in stored if isinstance(c, str))}
+            return [c for c in schema.names if c not in index]
         return [c for c in pd.read_csv(path, nrows=0).columns if c != _UNNAMED_INDEX]
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None

@@ -36,6 +36,7 @@ from xrayclass.core.progress import map_chunks
 from xrayclass.core.sampling import seeded_subsample
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.stages.classification_columns import REQUIRED_COLUMNS, input_columns, passthrough_columns
 
 __all__ = [
     "CHUNK_ROWS",
@@ -49,17 +50,21 @@ __all__ = [
     "SIMBAD_TYPE",
     "UNKNOWN_LABEL_SHARE",
     "YARDSTICK_SAMPLE",
+    "ClassifiedDetections",
     "ClassifierModel",
     "LabelError",
     "absolute_galactic_latitude",
     "assemble_classified",
     "census_table",
     "classify_detections",
+    "classify_detections_in_parts",
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
+    "input_columns",
     "naive_bayes_categories",
     "outlier_table",
+    "passthrough_columns",
     "reference_census",
     "run_classification",
     "weights_needed",
@@ -79,7 +84,6 @@ REFERENCE, TO_CLASSIFY, OTHER_TYPE = "reference", "to_classify", "other_type"
 #: Name of the input's SIMBAD type in the output (``main_type`` becomes the prediction).
 SIMBAD_TYPE = "simbad_main_type"
 
-REQUIRED_COLUMNS = (NAME, OBSID, CLUSTER, "ra", "dec")
 
 #: Above this share of matched detections with a SIMBAD type the taxonomy does not
 #: know, stage 3 warns (the crossmatch probably speaks another vocabulary).
@@ -664,7 +668,7 @@ def _log_naive_bayes(model: ClassifierModel) -> None:
         log.info("naive Bayes category weights %s", weights)
 
 
-def classify_detections(
+def classify_detections_in_parts(
     table: pd.DataFrame,
     classes: Sequence[str] = CLASSES,
     uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
@@ -680,8 +684,10 @@ def classify_detections(
     log_floor: float | None = None,
     calibrate: bool = False,
     feature_set: FeatureSet = PAPER,
-) -> tuple[pd.DataFrame, ClassifierModel]:
-    """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
+) -> ClassifiedDetections:
+    """Stage 3 on a crossmatched table, its output in parts (see :class:`ClassifiedDetections`).
+
+    :func:`classify_detections` gives the same as one table; the parameters are the same.
 
     Parameters
     ----------
@@ -719,15 +725,9 @@ def classify_detections(
 
     Returns
     -------
-    classified : pandas.DataFrame
-        One row per classified detection, sorted by name then obsid: ``name, obsid,
-        cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
-        the 12 features, ``simbad_main_type`` (the input's SIMBAD type under its
-        canonical, paper name, whatever spelling came in), the outlier measure,
-        percentile and flag, ``driven_by`` and the probability track, then the other
-        input columns.
-    model : ClassifierModel
-        With its ``census`` (:func:`reference_census`).
+    ClassifiedDetections
+        What stage 3 computed, the table's other columns for the same rows, the
+        position of each row in ``table``, and the model.
     """
     table = canonical_names(table)
     require_columns(table, REQUIRED_COLUMNS)
@@ -768,7 +768,7 @@ def classify_detections(
     latitude = absolute_galactic_latitude(work) if location else None
     to_classify = roles == TO_CLASSIFY
     chosen = work.loc[to_classify].reset_index(drop=True)
-    passing = [c for c in table.columns if c not in (*REQUIRED_COLUMNS, MAIN_TYPE, *feature_set.features)]
+    passing = passthrough_columns(list(table.columns), feature_set)
 
     def output_order() -> tuple[np.ndarray, pd.DataFrame]:
         # Sorted by name then obsid (stable: input order among equals), the order found on
@@ -839,9 +839,58 @@ def classify_detections(
     del work  # each step below replaces what it reorders: one sorted copy at a time
     chosen = chosen.take(order).reset_index(drop=True)
     result = result.take(order).reset_index(drop=True)
-    classified = assemble_classified(chosen, result, classes, feature_set, passthrough)
-    log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
-    return classified, model
+    computed = assemble_classified(chosen, result, classes, feature_set, passthrough.iloc[:, :0])
+    log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{computed[NAME].nunique():,}")
+    return ClassifiedDetections(
+        computed=computed,
+        passthrough=passthrough[[c for c in passthrough.columns if c not in computed.columns]],
+        rows=kept[to_classify][order],
+        model=model,
+    )
+
+
+def classify_detections(table: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:
+    """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
+
+    ``options`` are the keywords of :func:`classify_detections_in_parts` (the method's
+    choices; the paper's by default).
+
+    Returns
+    -------
+    classified : pandas.DataFrame
+        One row per classified detection, sorted by name then obsid: ``name, obsid,
+        cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
+        the 12 features, ``simbad_main_type`` (the input's SIMBAD type under its
+        canonical, paper name, whatever spelling came in), the outlier measure,
+        percentile and flag, ``driven_by`` and the probability track, then the other
+        input columns.
+    model : ClassifierModel
+        With its ``census`` (:func:`reference_census`).
+    """
+    parts = classify_detections_in_parts(table, **options)
+    return parts.table(), parts.model
+
+
+@dataclass
+class ClassifiedDetections:
+    """Stage 3's output in parts: what it computed, and the input's other columns.
+
+    ``table()`` joins them: the table :func:`classify_detections` returns. A caller that
+    left some input columns unread (the command line, until it writes) joins them
+    through ``rows``.
+    """
+
+    #: The columns stage 3 writes first (identity, prediction, probabilities, features,
+    #: SIMBAD type, outlier measures and tracks), one row per classified detection.
+    computed: pd.DataFrame
+    #: The input's other columns, same rows (those named like a computed column left out).
+    passthrough: pd.DataFrame
+    #: The position in the input table of each row.
+    rows: np.ndarray
+    model: ClassifierModel
+
+    def table(self) -> pd.DataFrame:
+        return pd.concat([self.computed, self.passthrough], axis=1)
 
 
 def assemble_classified(
