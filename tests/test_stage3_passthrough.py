@@ -94,3 +94,18 @@ def test_joined_rows_in_batches():
     assert len(loads) == 1 and len(joined) == 5
     with pytest.raises(ValueError, match="row positions"):
         JoinedRows(front, others, rows[:3], ["a"])
+
+
+def test_rows_in_name_then_obsid_order_ties_in_input_order(mock_crossmatched):
+    """SYNTHETIC: the output order is pandas' stable sort by name then obsid, whatever the
+    input order; detections sharing both keep the input's order."""
+    table = mock_crossmatched.sample(frac=1.0, random_state=11).reset_index(drop=True)
+    twins = table[table["main_type"].isna()].head(50).assign(hard_hm=lambda t: t["hard_hm"] * 0.99)
+    table = pd.concat([table, twins], ignore_index=True)
+    table.loc[:4, "name"] = ["2CXO a", "2CXO B", "2CXO \u00e9", "2CXO z", "2CXO Z"]
+    table["input_row"] = np.arange(len(table))
+    parts = classify_detections_in_parts(table, explain=False)
+    chosen = table.iloc[np.sort(parts.rows)]
+    expected = chosen.sort_values(["name", "obsid"], kind="stable")["input_row"].to_numpy()
+    np.testing.assert_array_equal(parts.passthrough["input_row"].to_numpy(), expected)
+    np.testing.assert_array_equal(parts.rows, expected)
