@@ -810,6 +810,11 @@ def classify_detections_in_parts(
     _log_naive_bayes(model)
     log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
 
+    # Classified in the output's order (each row's result depends on that row alone), so
+    # that the results need no reordering after.
+    order, passthrough = ordering.result()
+    del work
+    chosen = chosen.take(order).reset_index(drop=True)
     result = model.classify(
         chosen,
         chosen[CLUSTER].to_numpy(),
@@ -817,7 +822,7 @@ def classify_detections_in_parts(
         outlier_fraction,
         explain,
         calibrate,
-        latitude=None if latitude is None else latitude[to_classify],
+        latitude=None if latitude is None else latitude[to_classify][order],
     )
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
     if unclassified.any():
@@ -840,18 +845,22 @@ def classify_detections_in_parts(
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
-    order, passthrough = ordering.result()
-    del work  # each step below replaces what it reorders: one sorted copy at a time
-    chosen = chosen.take(order).reset_index(drop=True)
-    result = result.take(order).reset_index(drop=True)
     computed = assemble_classified(chosen, result, classes, feature_set, passthrough.iloc[:, :0])
-    log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{computed[NAME].nunique():,}")
+    log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{_count_distinct(computed[NAME]):,}")
     return ClassifiedDetections(
         computed=computed,
         passthrough=passthrough[[c for c in passthrough.columns if c not in computed.columns]],
         rows=kept[to_classify][order],
         model=model,
     )
+
+
+def _count_distinct(values: pd.Series) -> int:
+    """``values.nunique()`` (missing values not counted), by Arrow: 10x faster on names."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return int(pc.count_distinct(pa.array(values), mode="only_valid").as_py())
 
 
 def classify_detections(table: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:
