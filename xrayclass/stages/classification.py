@@ -194,12 +194,12 @@ class ClassifierModel:
         """The preprocessed features of the model's set (rows must have all of them)."""
         return self.scaler.transform(detections[list(self.feature_set.features)].to_numpy(dtype="float64"))
 
-    def _naive_bayes_input(
-        self, detections: pd.DataFrame, X: np.ndarray, latitude: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _naive_bayes_input(self, X: np.ndarray, latitude: np.ndarray | None) -> np.ndarray:
         if not self.location:
             return X
-        return np.column_stack([X, absolute_galactic_latitude(detections) if latitude is None else latitude])
+        if latitude is None:
+            raise ValueError("this model uses location: the detections' latitudes are needed")
+        return np.column_stack([X, latitude])
 
     def predict_proba(
         self, detections: pd.DataFrame, clusters: ArrayLike, method: str | None = None, calibrate: bool = False
@@ -210,8 +210,9 @@ class ClassifierModel:
         if method == "mahalanobis":
             return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
         if method == "naive-bayes":
+            latitude = absolute_galactic_latitude(detections) if self.location else None
             return self._calibrated(
-                self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X)), method, calibrate
+                self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude)), method, calibrate
             )
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
@@ -278,10 +279,13 @@ class ClassifierModel:
         clusters = np.asarray(clusters)
         if self.location and latitude is None and (explain or method == "naive-bayes"):
             latitude = absolute_galactic_latitude(detections)
+        # The threads see arrays only: the table's columns are read once, here, and the
+        # result is made a table once, after (pandas holds the GIL for much of its work).
+        X = self.preprocess(detections)
 
-        def classify_rows(rows: slice) -> pd.DataFrame:
-            return self._classify_chunk(
-                detections.iloc[rows],
+        def classify_rows(rows: slice) -> dict[str, np.ndarray]:
+            return self._classify_arrays(
+                X[rows],
                 clusters[rows],
                 method,
                 outlier_fraction,
@@ -290,42 +294,49 @@ class ClassifierModel:
                 None if latitude is None else latitude[rows],
             )
 
-        parts = map_chunks(classify_rows, len(detections), CHUNK_ROWS, "classifying", threads)
-        if not parts:
-            return self._classify_chunk(detections, clusters, method, outlier_fraction, explain, calibrate, latitude)
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        parts = map_chunks(classify_rows, len(X), CHUNK_ROWS, "classifying", threads) or [classify_rows(slice(0, 0))]
+        arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        result = pd.DataFrame(arrays.pop("probabilities"), columns=list(self.classes))
+        result.insert(0, MAIN_TYPE, arrays.pop("predicted"))
+        if not explain:
+            return result
+        for name in ("outlier_measure", "outlier_percentile", "outlier_flag", "driven_by"):
+            result[name] = arrays[name]
+        for k, step in enumerate(["prior", *self.naive_bayes.categories_]):
+            result[f"track_{step}"] = arrays["track"][:, k]
+        return result
 
-    def _classify_chunk(
+    def _classify_arrays(
         self,
-        detections: pd.DataFrame,
+        X: np.ndarray,
         clusters: np.ndarray,
         method: str,
         outlier_fraction: float,
         explain: bool,
         calibrate: bool = False,
         latitude: np.ndarray | None = None,
-    ) -> pd.DataFrame:
-        X = self.preprocess(detections)
+    ) -> dict[str, np.ndarray]:
+        """:meth:`classify` of preprocessed rows ``X``, as arrays."""
         probabilities = (
             self.references.predict_proba(X, clusters)
             if method == "mahalanobis"
-            else self.naive_bayes.predict_proba(self._naive_bayes_input(detections, X, latitude))
+            else self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude))
         )
         probabilities = self._calibrated(probabilities, method, calibrate)
         predicted = labels_from_probabilities(probabilities, self.classes)
-        result = pd.DataFrame(probabilities, columns=list(self.classes))
-        result.insert(0, MAIN_TYPE, predicted)
+        arrays = {"probabilities": probabilities, "predicted": predicted}
         if not explain:
-            return result
-        explained = self.naive_bayes.explain(self._naive_bayes_input(detections, X, latitude), assigned=predicted)
+            return arrays
+        explained = self.naive_bayes.explain(self._naive_bayes_input(X, latitude), assigned=predicted)
         percentile = self.outlier_percentile(explained["outlier_measure"])
-        result["outlier_measure"] = explained["outlier_measure"]
-        result["outlier_percentile"] = percentile
-        result["outlier_flag"] = percentile >= 100 * (1 - outlier_fraction)
-        result["driven_by"] = explained["driven_by"]
-        for k, step in enumerate(["prior", *self.naive_bayes.categories_]):
-            result[f"track_{step}"] = explained["track"][:, k]
-        return result
+        return {
+            **arrays,
+            "outlier_measure": explained["outlier_measure"],
+            "outlier_percentile": percentile,
+            "outlier_flag": percentile >= 100 * (1 - outlier_fraction),
+            "driven_by": explained["driven_by"],
+            "track": explained["track"],
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
