@@ -414,13 +414,14 @@ def reference_census(
     is_reference = np.asarray(roles) == REFERENCE
     clusters = np.asarray(clusters)
     all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
-    counts = pd.crosstab(
-        pd.Categorical(np.asarray(types, dtype=object)[is_reference], categories=list(classes)),
-        pd.Categorical(clusters[is_reference].astype(int), categories=all_clusters),
-        dropna=False,
-    ).reindex(index=list(classes), columns=all_clusters, fill_value=0)
-    # Rows in the order of classes, columns in that of all_clusters.
-    matrix = counts.to_numpy()
+    # Rows in the order of classes, columns in that of all_clusters; a pair (class,
+    # cluster) counted as one index (a type or cluster outside those is not counted).
+    class_codes = pd.Index(list(classes)).get_indexer(np.asarray(types, dtype=object)[is_reference])
+    cluster_codes = pd.Index(all_clusters).get_indexer(clusters[is_reference].astype(int))
+    counted = (class_codes >= 0) & (cluster_codes >= 0)
+    matrix = np.bincount(
+        class_codes[counted] * len(all_clusters) + cluster_codes[counted], minlength=len(classes) * len(all_clusters)
+    ).reshape(len(classes), len(all_clusters))
     census: dict[str, Any] = {
         "references": int(is_reference.sum()),
         "clusters": all_clusters,
