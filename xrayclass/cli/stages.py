@@ -521,7 +521,7 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
 def _stage3_unread_columns(path: str, feature_set: FeatureSet) -> list[str]:
     """The columns of a Parquet input that stage 3 only passes through (none for other formats)."""
     from xrayclass.io.checks import checked_columns
-    from xrayclass.stages.classification_columns import input_columns
+    from xrayclass.stages.classification_input import input_columns
 
     if table_format(path, allowed=None) != "parquet" or not Path(path).is_file():
         return []
@@ -541,7 +541,7 @@ def _stage3_output(
     import pandas as pd
 
     from xrayclass.io.tables import canonical_names
-    from xrayclass.stages.classification_columns import passthrough_columns
+    from xrayclass.stages.classification_input import passthrough_columns
 
     # The order classify_detections gives the whole table: the input's other columns
     # after the computed ones, in the input's order (one named like a computed column
@@ -763,8 +763,10 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
         # A Parquet input's pass-through columns stay in the file until the output is
         # written (not with --allow-duplicates: the repeats dropped would shift the rows).
         unread = _stage3_unread_columns(args.input, feature_set) if not args.allow_duplicates else []
-        # Started once this thread has imported all it needs until the classification:
-        # two threads importing the same library can each hold a part of a circular import.
+        from xrayclass.stages.classification_input import PREPARATION_OPTIONS, prepare_detections
+
+        # Started once this thread has imported all it needs until the model: two threads
+        # importing the same library can each hold a part of a circular import.
         imported = _import_while_reading("xrayclass.stages.classification")
         table = _read_input(
             args.input,
@@ -778,12 +780,20 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
+        # Prepared while scikit-learn and SciPy go on loading; the model waits for them.
+        with input_files(args.input):
+            prepared = prepare_detections(
+                table, **{key: value for key, value in stage3_options.items() if key in PREPARATION_OPTIONS}
+            )
+        del table  # the outputs are written in the memory it held
         imported()
-        from xrayclass.stages.classification import classify_detections_in_parts, outlier_table
+        from xrayclass.stages.classification import classify_prepared, outlier_table
 
         with input_files(args.input):
-            parts = classify_detections_in_parts(table, **stage3_options)
-        del table  # the outputs are written in the memory it held
+            parts = classify_prepared(
+                prepared, **{key: value for key, value in stage3_options.items() if key not in PREPARATION_OPTIONS}
+            )
+        del prepared
         model = parts.model
         outliers = outlier_table(parts.computed, feature_set)
         classified = _stage3_output(parts, args.input, unread, n_read, feature_set)

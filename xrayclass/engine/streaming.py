@@ -59,6 +59,7 @@ from xrayclass.stages.classification import (
     outlier_table,
     weights_needed,
 )
+from xrayclass.stages.classification_input import _check_labels, _log_census
 
 __all__ = [
     "NAME_SAMPLE_PER_BATCH",
@@ -400,9 +401,9 @@ def fit_streamed(
         census.labels,
         all_clusters=sorted(census.clusters),
     )
-    stage3._log_census(references_census)
+    _log_census(references_census)
     with input_files(path):
-        stage3._check_labels(references_census, census.labels, options.strict_labels)
+        _check_labels(references_census, census.labels, options.strict_labels)
         from xrayclass.io.checks import require_roles
 
         # The in-memory check, on one role of each kind seen (the counts are what it reads).

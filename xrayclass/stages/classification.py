@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ from xrayclass.constants import (
     LOCATION_FEATURE,
     MAIN_TYPE,
     NAME,
-    NO_MATCH,
     OBSID,
     OUTLIER_FRACTION,
     UNCLASSIFIED,
@@ -28,36 +26,56 @@ from xrayclass.constants import (
 )
 from xrayclass.constants import CLASSIFIER_METHODS as METHODS
 from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
-from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import map_chunks
 from xrayclass.core.sampling import seeded_subsample
-from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
-from xrayclass.stages.classification_columns import REQUIRED_COLUMNS, input_columns, passthrough_columns
+from xrayclass.core.taxonomy import normalize_types
+from xrayclass.io.tables import InputError
+from xrayclass.stages.classification_input import (
+    OTHER_TYPE,
+    REFERENCE,
+    REQUIRED_COLUMNS,
+    TO_CLASSIFY,
+    UNKNOWN_LABEL_SHARE,
+    LabelError,
+    PreparedDetections,
+    _roles_of_canonical,
+    absolute_galactic_latitude,
+    census_table,
+    detection_roles,
+    input_columns,
+    passthrough_columns,
+    prepare_detections,
+    reference_census,
+)
 
 __all__ = [
     "CHUNK_ROWS",
     "CLASSIFIER_FORMAT",
     "CLASSIFIER_FORMAT_VERSION",
     "METHODS",
+    "OTHER_TYPE",
     "OUTLIER_COLUMNS",
     "OUTLIER_FRACTION",
     "OUTLIER_PERCENTILES",
+    "REFERENCE",
     "REQUIRED_COLUMNS",
     "SIMBAD_TYPE",
+    "TO_CLASSIFY",
     "UNKNOWN_LABEL_SHARE",
     "YARDSTICK_SAMPLE",
     "ClassifiedDetections",
     "ClassifierModel",
     "LabelError",
+    "PreparedDetections",
     "absolute_galactic_latitude",
     "assemble_classified",
     "census_table",
     "classify_detections",
     "classify_detections_in_parts",
+    "classify_prepared",
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
@@ -65,6 +83,7 @@ __all__ = [
     "naive_bayes_categories",
     "outlier_table",
     "passthrough_columns",
+    "prepare_detections",
     "reference_census",
     "run_classification",
     "weights_needed",
@@ -78,47 +97,8 @@ CLASSIFIER_FORMAT_VERSION = 1
 # Version 1 artifacts made before the reference census lack the optional "reference_census"
 # field; they load and classify the same (the census is for reading, not for predicting).
 
-#: What stage 3 does with a detection, from its SIMBAD type.
-REFERENCE, TO_CLASSIFY, OTHER_TYPE = "reference", "to_classify", "other_type"
-
 #: Name of the input's SIMBAD type in the output (``main_type`` becomes the prediction).
 SIMBAD_TYPE = "simbad_main_type"
-
-
-#: Above this share of matched detections with a SIMBAD type the taxonomy does not
-#: know, stage 3 warns (the crossmatch probably speaks another vocabulary).
-UNKNOWN_LABEL_SHARE = 0.05
-
-
-class LabelError(InputError):
-    """The SIMBAD types cannot support the classification (``--strict-labels``)."""
-
-
-def detection_roles(
-    main_types: ArrayLike,
-    classes: Sequence[str] = CLASSES,
-    uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
-    otypes: ArrayLike | None = None,
-) -> np.ndarray:
-    """Role of each detection given its SIMBAD ``main_type`` (and short code ``otype``).
-
-    The types are first read as the paper's names (:func:`xrayclass.taxonomy.normalize_types`:
-    today's labels, codes, stray whitespace or case). Detections of one of ``classes``
-    are references; unmatched ones (``'NaN'``) and those of an uninformative type are
-    classified; any other type is left out.
-    """
-    types, _ = normalize_types(main_types, otypes)
-    return _roles_of_canonical(types, classes, uninformative)
-
-
-def _roles_of_canonical(types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str]) -> np.ndarray:
-    """:func:`detection_roles` of types already read as the paper's names."""
-    # Decided per distinct type (a catalog has few), then given to the rows.
-    codes, distinct = pd.factorize(types)
-    roles = np.full(len(distinct), OTHER_TYPE, dtype=object)
-    roles[np.isin(distinct, list(classes))] = REFERENCE
-    roles[np.isin(distinct, [NO_MATCH, *uninformative])] = TO_CLASSIFY
-    return roles[codes]
 
 
 #: Rows classified at once, by each thread (bounded memory at any catalog size; small
@@ -136,24 +116,6 @@ YARDSTICK_SAMPLE = 50_000
 def yardstick_rows(n_references: int, random_state: int | None) -> np.ndarray:
     """Indices of the references the outlier yardstick is made of: all, or a seeded sorted subsample."""
     return seeded_subsample(n_references, YARDSTICK_SAMPLE, random_state)
-
-
-def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
-    """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1].
-
-    By ERFA's ``icrs2g`` (the IAU SOFA routine, in the package astropy itself is built
-    on): within 3e-6 deg of astropy's ``SkyCoord(...).galactic`` (the two orient the
-    Galactic frame through different realizations of the ICRS: Hipparcos, and FK5 with
-    the frame bias), a hundred times finer than the location category's 1.8-deg bins.
-    Importing ``astropy.coordinates`` for it took 0.4 s of every stage-3 run, the
-    transformation itself 0.13 s for 800,000 detections (ERFA: 0.05 s).
-    """
-    import erfa
-
-    ra = np.radians(detections["ra"].to_numpy(dtype="float64"))
-    dec = np.radians(detections["dec"].to_numpy(dtype="float64"))
-    _, latitude = erfa.icrs2g(ra, dec)
-    return np.abs(np.degrees(latitude)) / 90.0
 
 
 def naive_bayes_categories(location: bool = True, feature_set: FeatureSet = PAPER) -> dict[str, tuple[str, ...]]:
@@ -377,105 +339,6 @@ class ClassifierModel:
             calibration=document.get("calibration"),  # absent before issue 13
             feature_set=from_artifact(document),
         )
-
-
-def _log_roles(types: np.ndarray, roles: np.ndarray) -> None:
-    to_classify = types[roles == TO_CLASSIFY]
-    n_unmatched = int((to_classify == NO_MATCH).sum())
-    log.info(
-        "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
-        "uninformative type); %s of other SIMBAD types left out",
-        f"{int((roles == REFERENCE).sum()):,}",
-        len(CLASSES),
-        f"{len(to_classify):,}",
-        f"{n_unmatched:,}",
-        f"{len(to_classify) - n_unmatched:,}",
-        f"{int((roles == OTHER_TYPE).sum()):,}",
-    )
-    others = pd.Series(types[roles == OTHER_TYPE]).value_counts().head(8)
-    if len(others):
-        log.info("most common left-out types: %s", ", ".join(f"{t} {n:,}" for t, n in others.items()))
-
-
-def reference_census(
-    types: ArrayLike,
-    roles: ArrayLike,
-    clusters: ArrayLike,
-    classes: Sequence[str] = CLASSES,
-    labels: LabelReport | None = None,
-    all_clusters: ArrayLike | None = None,
-) -> dict[str, Any]:
-    """How many references of each class stage 3 has, in total and per cluster.
-
-    ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
-    cluster of ``clusters`` (or of ``all_clusters``, when the rows given are only some of
-    the table's) appears, with zeros where it has no reference.
-    """
-    is_reference = np.asarray(roles) == REFERENCE
-    clusters = np.asarray(clusters)
-    all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
-    # Rows in the order of classes, columns in that of all_clusters; a pair (class,
-    # cluster) counted as one index (a type or cluster outside those is not counted).
-    class_codes = pd.Index(list(classes)).get_indexer(np.asarray(types, dtype=object)[is_reference])
-    cluster_codes = pd.Index(all_clusters).get_indexer(clusters[is_reference].astype(int))
-    counted = (class_codes >= 0) & (cluster_codes >= 0)
-    matrix = np.bincount(
-        class_codes[counted] * len(all_clusters) + cluster_codes[counted], minlength=len(classes) * len(all_clusters)
-    ).reshape(len(classes), len(all_clusters))
-    census: dict[str, Any] = {
-        "references": int(is_reference.sum()),
-        "clusters": all_clusters,
-        "classes": {
-            label: {
-                "total": int(matrix[i].sum()),
-                "per_cluster": {str(c): int(matrix[i, j]) for j, c in enumerate(all_clusters)},
-            }
-            for i, label in enumerate(classes)
-        },
-        "classes_without_references": [label for i, label in enumerate(classes) if int(matrix[i].sum()) == 0],
-    }
-    if labels is not None:
-        census["labels"] = labels.to_dict()
-    return census
-
-
-def census_table(census: Mapping[str, Any]) -> pd.DataFrame:
-    """The census as a table: one row per class, its total and one column per cluster."""
-    rows = [
-        {"class": label, "total": entry["total"], **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
-        for label, entry in census["classes"].items()
-    ]
-    return pd.DataFrame(rows)
-
-
-def _check_labels(census: Mapping[str, Any], labels: LabelReport, strict: bool) -> None:
-    """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
-    problems = []
-    missing = census["classes_without_references"]
-    if missing:
-        problems.append(
-            f"{len(missing)} of {len(census['classes'])} classes have no reference in any cluster "
-            f"({', '.join(missing)})"
-        )
-    if labels.unknown_share > UNKNOWN_LABEL_SHARE:
-        problems.append(
-            f"{100 * labels.unknown_share:.1f}% of the {labels.n_matched:,} matched detections carry "
-            f"a SIMBAD type the taxonomy does not know (most common: {labels.most_common_unknown()})"
-        )
-    if not problems:
-        return
-    if strict:
-        raise LabelError("; ".join(problems) + " (--strict-labels)")
-    for problem in problems:
-        log.warning("%s", problem)
-
-
-def _log_census(census: Mapping[str, Any]) -> None:
-    table = census_table(census).set_index("class")
-    log.info(
-        "reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
-        table.to_string(),
-    )
 
 
 def _log_references(model: ClassifierModel, classes: Sequence[str]) -> None:
@@ -741,64 +604,48 @@ def classify_detections_in_parts(
         What stage 3 computed, the table's other columns for the same rows, the
         position of each row in ``table``, and the model.
     """
-    table = canonical_names(table)
-    require_columns(table, REQUIRED_COLUMNS)
-    if MAIN_TYPE not in table.columns:
-        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
-    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
-    if table[CLUSTER].isna().any():
-        raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
-    table = prepare_features(table, feature_set)
-    n_total = len(table)
-    log.info("%s detections read", f"{n_total:,}")
+    prepared = prepare_detections(table, classes, uninformative, strict_labels, location, feature_set)
+    return classify_prepared(
+        prepared,
+        min_references=min_references,
+        method=method,
+        score=score,
+        outlier_fraction=outlier_fraction,
+        explain=explain,
+        likelihood=likelihood,
+        priors=priors,
+        log_floor=log_floor,
+        calibrate=calibrate,
+    )
 
-    complete, reasons = complete_rows(table, feature_set=feature_set)
-    kept = np.flatnonzero(complete)
-    log.info(describe_dropped(reasons, n_total - len(kept), n_total, len(feature_set)))
-    # The method reads a few columns; the others (about 60 in a CSC table) only pass through
-    # to the output. They are gathered once, for the classified rows in output order:
-    # copying every column at each step was a third of the stage on a million detections.
-    used = [c for c in (*REQUIRED_COLUMNS, MAIN_TYPE, OTYPE, *feature_set.features) if c in table.columns]
-    work = table[used].take(kept).reset_index(drop=True)
-    # Types read as the paper's names before anything else (today's SIMBAD labels,
-    # short codes, stray whitespace or case); the report covers every complete row.
-    types, labels = normalize_types(work[MAIN_TYPE], work[OTYPE] if OTYPE in work.columns else None)
-    for level, message in labels.messages():
-        getattr(log, level)("%s", message)
-    work = work.assign(**{MAIN_TYPE: types}, **{CLUSTER: work[CLUSTER].astype(int)})
-    roles = _roles_of_canonical(types, classes, uninformative)
-    _log_roles(types, roles)
-    census = reference_census(types, roles, work[CLUSTER].to_numpy(), classes, labels)
-    _log_census(census)
-    _check_labels(census, labels, strict_labels)
-    from xrayclass.io.checks import require_log_features_usable, require_roles
 
-    require_roles(roles, REFERENCE, TO_CLASSIFY)
-    log_features = list(feature_set.log_features)
-    require_log_features_usable(work[log_features].to_numpy(dtype="float64"), log_features, log_features)
-    # Once for the fit and the classification (naive Bayes' location category).
-    latitude = absolute_galactic_latitude(work) if location else None
-    to_classify = roles == TO_CLASSIFY
-    chosen = work.loc[to_classify].reset_index(drop=True)
-    passing = passthrough_columns(list(table.columns), feature_set)
+def classify_prepared(
+    prepared: PreparedDetections,
+    min_references: int | str = "n_features",
+    method: str = "mahalanobis",
+    score: str = "macro_f1",
+    outlier_fraction: float = OUTLIER_FRACTION,
+    explain: bool = True,
+    likelihood: str = "distance",
+    priors: str = "none",
+    log_floor: float | None = None,
+    calibrate: bool = False,
+) -> ClassifiedDetections:
+    """The model's part of :func:`classify_detections_in_parts`: fit, classification, output.
 
-    def output_order() -> tuple[np.ndarray, pd.DataFrame]:
-        # Sorted by name then obsid (stable: input order among equals), the order found on
-        # those two columns alone and applied to each part once. Arrow sorts the names as
-        # pandas does (by code point, missing last) in a fifth of the time.
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        keys = pa.table({NAME: pa.array(chosen[NAME]), OBSID: pa.array(chosen[OBSID])})
-        order = pc.sort_indices(keys, sort_keys=[(NAME, "ascending"), (OBSID, "ascending")]).to_numpy()
-        return order, table[passing].take(kept[to_classify][order]).reset_index(drop=True)
-
-    # The output's order and its pass-through columns do not depend on the model: they
-    # are sorted and gathered on a second thread while the model is fitted (pandas' sort
-    # and take release the GIL).
-    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-order")
-    ordering = pool.submit(output_order)
-    pool.shutdown(wait=False)  # its one task still runs; the thread ends with it
+    ``prepared`` is :func:`prepare_detections` of the table (which took the keywords
+    ``classes``, ``uninformative``, ``strict_labels``, ``location`` and ``feature_set``);
+    the other keywords are those of :func:`classify_detections_in_parts`. The command
+    line prepares the input while scikit-learn and SciPy are still loading.
+    """
+    classes, uninformative, location, feature_set = (
+        prepared.classes,
+        prepared.uninformative,
+        prepared.location,
+        prepared.feature_set,
+    )
+    work, roles, census, latitude = prepared.work, prepared.roles, prepared.census, prepared.latitude
+    kept, chosen, ordering, to_classify = prepared.kept, prepared.chosen, prepared.ordering, prepared.to_classify
 
     model, _ = fit_classifier(
         work,
