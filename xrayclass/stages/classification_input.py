@@ -296,7 +296,10 @@ def prepare_detections(
     types, labels = normalize_types(work[MAIN_TYPE], work[OTYPE] if OTYPE in work.columns else None)
     for level, message in labels.messages():
         getattr(log, level)("%s", message)
-    work = work.assign(**{MAIN_TYPE: types}, **{CLUSTER: work[CLUSTER].astype(int)})
+    # Kept as Python strings: made pandas text, they would be converted back for the fit.
+    work = work.assign(
+        **{MAIN_TYPE: pd.Series(types, index=work.index, dtype=object)}, **{CLUSTER: work[CLUSTER].astype(int)}
+    )
     roles = _roles_of_canonical(types, classes, uninformative)
     _log_roles(types, roles)
     census = reference_census(types, roles, work[CLUSTER].to_numpy(), classes, labels)
