@@ -25,7 +25,7 @@ from xrayclass.constants import (
     UNINFORMATIVE_TYPES,
 )
 from xrayclass.constants import CLASSIFIER_METHODS as METHODS
-from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
+from xrayclass.core.classifier import ClusterwiseMahalanobis
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -259,11 +259,13 @@ class ClassifierModel:
         parts = map_chunks(classify_rows, len(X), CHUNK_ROWS, "classifying", threads) or [classify_rows(slice(0, 0))]
         arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
         result = pd.DataFrame(arrays.pop("probabilities"), columns=list(self.classes))
-        result.insert(0, MAIN_TYPE, arrays.pop("predicted"))
+        # A class (-1: none) by its position: the text is made once, by Arrow.
+        result.insert(0, MAIN_TYPE, _text([*self.classes, UNCLASSIFIED], arrays.pop("predicted")))
         if not explain:
             return result
-        for name in ("outlier_measure", "outlier_percentile", "outlier_flag", "driven_by"):
+        for name in ("outlier_measure", "outlier_percentile", "outlier_flag"):
             result[name] = arrays[name]
+        result["driven_by"] = _text([*self.naive_bayes.categories_, ""], arrays["driven_by"])
         for k, step in enumerate(["prior", *self.naive_bayes.categories_]):
             result[f"track_{step}"] = arrays["track"][:, k]
         return result
@@ -285,18 +287,21 @@ class ClassifierModel:
             else self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude))
         )
         probabilities = self._calibrated(probabilities, method, calibrate)
-        predicted = labels_from_probabilities(probabilities, self.classes)
+        # labels_from_probabilities, as positions in classes (-1 where no class is scored).
+        predicted = np.where((probabilities > 0).any(axis=1), np.argmax(probabilities, axis=1), -1)
         arrays = {"probabilities": probabilities, "predicted": predicted}
         if not explain:
             return arrays
-        explained = self.naive_bayes.explain(self._naive_bayes_input(X, latitude), assigned=predicted)
+        # The same classes at their positions in the naive Bayes model's (-1 stays -1).
+        positions = np.append(pd.Index(self.naive_bayes.classes_).get_indexer(list(self.classes)), -1)
+        explained = self.naive_bayes.explain_columns(self._naive_bayes_input(X, latitude), positions[predicted])
         percentile = self.outlier_percentile(explained["outlier_measure"])
         return {
             **arrays,
             "outlier_measure": explained["outlier_measure"],
             "outlier_percentile": percentile,
             "outlier_flag": percentile >= 100 * (1 - outlier_fraction),
-            "driven_by": explained["driven_by"],
+            "driven_by": explained["driven_by_category"],
             "track": explained["track"],
         }
 
@@ -339,6 +344,14 @@ class ClassifierModel:
             calibration=document.get("calibration"),  # absent before issue 13
             feature_set=from_artifact(document),
         )
+
+
+def _text(names: Sequence[str], positions: np.ndarray) -> pd.Series:
+    """A text column of ``names[position]`` for each position (-1: the last name)."""
+    import pyarrow as pa
+
+    positions = np.where(positions < 0, len(names) - 1, positions)
+    return pd.Series(pd.array(pa.array(list(names), pa.large_string()).take(pa.array(positions)), dtype="str"))
 
 
 def _log_references(model: ClassifierModel, classes: Sequence[str]) -> None:
