@@ -115,7 +115,7 @@ def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
     Galactic frame through different realizations of the ICRS: Hipparcos, and FK5 with
     the frame bias), a hundred times finer than the location category's 1.8-deg bins.
     Importing ``astropy.coordinates`` for it took 0.4 s of every stage-3 run, the
-    transformation itself 0.13 s for 800,000 detections (ERFA: 0.05 s).
+    transformation itself 0.13-0.18 s for 800,000 detections (ERFA: 0.06-0.08 s).
     """
     import erfa
 
