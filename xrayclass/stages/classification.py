@@ -839,6 +839,7 @@ def outlier_table(classified: pd.DataFrame, feature_set: FeatureSet = PAPER) -> 
 def run_classification(crossmatched: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:
     """Stage 3 on an in-memory stage-2 table: ``(classified, classifier)``.
 
-    See :func:`classify_detections`, which this is (``options`` are its keywords).
+    See :func:`classify_detections`, which this is (``options``: the keywords of
+    :func:`classify_detections_in_parts`).
     """
     return classify_detections(crossmatched, **options)
