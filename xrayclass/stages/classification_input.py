@@ -328,8 +328,8 @@ def prepare_detections(
         return order, table[passing].take(kept[to_classify][order]).reset_index(drop=True)
 
     # The output's order and its pass-through columns do not depend on the model: they
-    # are sorted and gathered on a second thread while the model is fitted (pandas' sort
-    # and take release the GIL).
+    # are sorted and gathered on a second thread while the model is fitted (Arrow's sort
+    # and pandas' take release the GIL).
     pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-order")
     ordering = pool.submit(output_order)
     pool.shutdown(wait=False)  # its one task still runs; the thread ends with it
