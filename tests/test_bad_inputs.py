@@ -836,6 +836,45 @@ def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
     assert not (out / "uniquely_classified.csv").exists()
 
 
+SIGNAL_TO_A_WRITER = """
+import signal, sys, threading, time
+import pandas as pd
+from xrayclass.cli import stages as cli
+
+original = pd.DataFrame.to_csv
+def slow(self, path, *args, **kwargs):
+    original(self, path, *args, **kwargs)
+    if threading.current_thread() is not threading.main_thread():
+        # The kernel hands a process's signal to any of its threads: here, to this writer.
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        time.sleep(60)
+pd.DataFrame.to_csv = slow
+sys.exit(cli.master_classification_main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_landing_on_a_writer_thread_stops_the_run_at_once(valid_run, tmp_path):
+    """Only the main thread acts on signals: it must not sit in a join while a writer sleeps."""
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_TO_A_WRITER, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted; nothing written" in stderr
+    assert not leftovers(out)
+    assert not (out / "uniquely_classified.csv").exists()
+
+
 def test_a_sigkilled_run_is_cleaned_up_by_the_next(valid_run, tmp_path, capsys):
     out = tmp_path / "out"
     process = subprocess.Popen(

@@ -392,7 +392,11 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
         # Waited for unless a signal or Ctrl-C stops the run (raised here, not caught):
         # their temporaries are only removed once nothing writes them any more.
         for thread in threads:
-            thread.join()
+            # In short waits: the kernel may hand a signal to a writer thread, and only the
+            # main thread acts on it, when it runs Python; a join without a timeout would
+            # keep it blocked (seen: Ctrl-C unanswered until a slow writer was done).
+            while thread.is_alive():
+                thread.join(0.1)
         for failure, (_, path) in zip(failures, writers, strict=True):
             if failure is not None:
                 current = path
