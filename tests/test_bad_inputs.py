@@ -795,10 +795,18 @@ def test_a_temporary_of_a_running_process_is_left_alone(valid_run, tmp_path, cap
     assert code == 0 and alive.exists() and "left alone" in stderr
 
 
-SLOW_WRITER = """
-import sys, time
+# Each child starts with Ctrl-C as a terminal leaves it: a child inherits an ignored or
+# blocked SIGINT from its parent, and the test runner's may have been changed by then.
+DEFAULT_SIGINT = "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); signal.signal(signal.SIGINT, signal.default_int_handler)"
+
+SLOW_WRITER = (
+    """
+import signal, sys, time
 import pandas as pd
 from xrayclass.cli import stages as cli
+"""
+    + DEFAULT_SIGINT
+    + """
 
 original = pd.DataFrame.to_csv
 def slow(self, path, *args, **kwargs):
@@ -809,6 +817,7 @@ def slow(self, path, *args, **kwargs):
 pd.DataFrame.to_csv = slow
 sys.exit(cli.master_classification_main(sys.argv[1:]))
 """
+)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -836,10 +845,14 @@ def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
     assert not (out / "uniquely_classified.csv").exists()
 
 
-SIGNAL_TO_A_WRITER = """
+SIGNAL_TO_A_WRITER = (
+    """
 import signal, sys, threading, time
 import pandas as pd
 from xrayclass.cli import stages as cli
+"""
+    + DEFAULT_SIGINT
+    + """
 
 original = pd.DataFrame.to_csv
 def slow(self, path, *args, **kwargs):
@@ -851,6 +864,7 @@ def slow(self, path, *args, **kwargs):
 pd.DataFrame.to_csv = slow
 sys.exit(cli.master_classification_main(sys.argv[1:]))
 """
+)
 
 
 def test_ctrl_c_landing_on_a_writer_thread_stops_the_run_at_once(valid_run, tmp_path):
