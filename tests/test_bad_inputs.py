@@ -795,42 +795,49 @@ def test_a_temporary_of_a_running_process_is_left_alone(valid_run, tmp_path, cap
     assert code == 0 and alive.exists() and "left alone" in stderr
 
 
-# Each child starts with Ctrl-C as a terminal leaves it: a child inherits an ignored or
-# blocked SIGINT from its parent, and the test runner's may have been changed by then.
-DEFAULT_SIGINT = "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); signal.signal(signal.SIGINT, signal.default_int_handler)"
-
-SLOW_WRITER = (
-    """
-import signal, sys, time
-import pandas as pd
-from xrayclass.cli import stages as cli
-"""
-    + DEFAULT_SIGINT
-    + """
-
-original = pd.DataFrame.to_csv
-def slow(self, path, *args, **kwargs):
-    original(self, path, *args, **kwargs)
-    sys.stdout.write("WRITING\\n")  # one write: the two tables are written at once
-    sys.stdout.flush()
-    time.sleep(60)
-pd.DataFrame.to_csv = slow
-sys.exit(cli.master_classification_main(sys.argv[1:]))
-"""
-)
+def stage4_with_slow_writes(slow_body):
+    """Stage 4 in a child process whose table writes run ``slow_body`` after writing."""
+    # The child starts with Ctrl-C as a terminal leaves it: a child inherits an ignored or
+    # blocked SIGINT from its parent, and the test runner's may have been changed by then.
+    return (
+        "import signal, sys, threading, time\n"
+        "import pandas as pd\n"
+        "from xrayclass.cli import stages as cli\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "original = pd.DataFrame.to_csv\n"
+        "def slow(self, path, *args, **kwargs):\n"
+        "    original(self, path, *args, **kwargs)\n"
+        + "".join(f"    {line}\n" for line in slow_body)
+        + "pd.DataFrame.to_csv = slow\n"
+        "sys.exit(cli.master_classification_main(sys.argv[1:]))\n"
+    )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
-    out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_WRITER, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
+def start_child(script, valid_run, out):
+    return subprocess.Popen(
+        [sys.executable, "-c", script, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
         cwd=REPOSITORY,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
     )
+
+
+SLOW_WRITER = stage4_with_slow_writes(
+    [
+        'sys.stdout.write("WRITING\\n")  # one write: the two tables are written at once',
+        "sys.stdout.flush()",
+        "time.sleep(60)",
+    ]
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
+    out = tmp_path / "out"
+    process = start_child(SLOW_WRITER, valid_run, out)
     try:
         assert process.stdout.readline().strip() == "WRITING"
         assert leftovers(out), "the temporary should exist while writing"
@@ -845,39 +852,20 @@ def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
     assert not (out / "uniquely_classified.csv").exists()
 
 
-SIGNAL_TO_A_WRITER = (
-    """
-import signal, sys, threading, time
-import pandas as pd
-from xrayclass.cli import stages as cli
-"""
-    + DEFAULT_SIGINT
-    + """
-
-original = pd.DataFrame.to_csv
-def slow(self, path, *args, **kwargs):
-    original(self, path, *args, **kwargs)
-    if threading.current_thread() is not threading.main_thread():
-        # The kernel hands a process's signal to any of its threads: here, to this writer.
-        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
-        time.sleep(60)
-pd.DataFrame.to_csv = slow
-sys.exit(cli.master_classification_main(sys.argv[1:]))
-"""
+SIGNAL_TO_A_WRITER = stage4_with_slow_writes(
+    [
+        "if threading.current_thread() is not threading.main_thread():",
+        "    # The kernel hands a process's signal to any of its threads: here, to this writer.",
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)",
+        "    time.sleep(60)",
+    ]
 )
 
 
 def test_ctrl_c_landing_on_a_writer_thread_stops_the_run_at_once(valid_run, tmp_path):
     """Only the main thread acts on signals: it must not sit in a join while a writer sleeps."""
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SIGNAL_TO_A_WRITER, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
-        cwd=REPOSITORY,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-    )
+    process = start_child(SIGNAL_TO_A_WRITER, valid_run, out)
     try:
         _, stderr = process.communicate(timeout=30)
     finally:
@@ -891,14 +879,7 @@ def test_ctrl_c_landing_on_a_writer_thread_stops_the_run_at_once(valid_run, tmp_
 
 def test_a_sigkilled_run_is_cleaned_up_by_the_next(valid_run, tmp_path, capsys):
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_WRITER, "--input", str(valid_run["s3"]), "--out-dir", str(out)],
-        cwd=REPOSITORY,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-    )
+    process = start_child(SLOW_WRITER, valid_run, out)
     try:
         assert process.stdout.readline().strip() == "WRITING"
         process.kill()
