@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,3 +140,90 @@ def test_parquet_written_a_row_group_at_a_time_is_the_whole_table_written_at_onc
     assert (tmp_path / "groups.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
     assert pq.ParquetFile(tmp_path / "groups.parquet").metadata.num_row_groups == 3
     pd.testing.assert_frame_equal(tables.read_table(tmp_path / "groups.parquet"), table)
+
+
+def test_parquet_written_in_batches_is_the_file_written_whole(tmp_path, monkeypatch):
+    """Row groups of a fixed size whatever the batches, each made while the one before is
+    encoded: the bytes of writing the whole table at once."""
+    import pyarrow.parquet as pq
+
+    import xrayclass.io.tables as tables
+
+    monkeypatch.setattr(tables, "PARQUET_ROW_GROUP", 10)
+    rng = np.random.default_rng(5)
+    whole = pd.DataFrame(
+        {
+            "name": pd.array([f"S{k % 7}" for k in range(46)], dtype="str"),
+            "x": rng.normal(size=46),
+            "n": rng.integers(0, 5, 46),
+        }
+    )
+    tables.write_parquet(whole, tmp_path / "whole.parquet")
+    edges = [0, 3, 3, 20, 45, 46]
+    batches = [whole.iloc[a:b] for a, b in itertools.pairwise(edges)]
+    tables.write_parquet_batches(iter(batches), tmp_path / "batched.parquet", whole)
+    assert (tmp_path / "batched.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "batched.parquet").metadata.num_row_groups == 5
+    tables.write_parquet_batches(iter([whole.iloc[:0]]), tmp_path / "none.parquet", whole)
+    assert pq.ParquetFile(tmp_path / "none.parquet").metadata.num_rows == 0
+
+
+def test_made_ahead_keeps_order_and_at_most_two_items():
+    import threading
+
+    from xrayclass.io.tables import made_ahead
+
+    made = []
+    lock = threading.Lock()
+
+    def items():
+        for k in range(6):
+            with lock:
+                made.append(k)
+            yield k
+
+    seen = []
+    for item in made_ahead(items()):
+        # While the caller holds item k, only item k + 1 may have been made besides.
+        with lock:
+            assert max(made) <= item + 1
+        seen.append(item)
+    assert seen == list(range(6))
+
+
+def test_made_ahead_raises_the_makers_error_in_its_place():
+    from xrayclass.io.tables import made_ahead
+
+    def items():
+        yield 1
+        raise InputError("s2.parquet: the file changed meanwhile")
+
+    got = []
+    with pytest.raises(InputError, match="changed meanwhile"):
+        for item in made_ahead(items()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_made_ahead_stops_making_when_the_caller_stops():
+    import threading
+    import time
+
+    from xrayclass.io.tables import made_ahead
+
+    made = []
+
+    def items():
+        for k in range(1000):
+            made.append(k)
+            yield k
+
+    before = threading.active_count()
+    stream = made_ahead(items(), name="xrayclass-test-ahead")
+    assert next(stream) == 0
+    stream.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
+    assert len(made) <= 2

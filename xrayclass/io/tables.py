@@ -16,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -536,34 +536,97 @@ def write_parquet_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLi
     import pyarrow.parquet as pq
 
     schema = pa.Schema.from_pandas(like, preserve_index=False)
-    pending: list[pd.DataFrame] = []
-    n_pending = 0
-    written = False
-    # One row group converted at a time: the same file as converting the whole table
-    # first, without holding an Arrow copy of all of it.
-    with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
 
-        def flush(rows: int) -> None:
-            nonlocal pending, n_pending, written
+    def row_groups() -> Iterator[pa.Table]:
+        # One row group converted at a time: the same file as converting the whole table
+        # first, without holding an Arrow copy of all of it.
+        pending: list[pd.DataFrame] = []
+        n_pending = 0
+        written = False
+
+        def group(rows: int) -> pa.Table:
+            nonlocal pending, n_pending
             frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
-            group = pa.Table.from_pandas(frame.iloc[:rows], schema=schema, preserve_index=False)
-            # One chunk per column: the writer cuts pages where a column's chunks end, so
-            # the bytes would depend on how the rows were batched before.
-            writer.write_table(group.combine_chunks())
-            written = True
+            converted = pa.Table.from_pandas(frame.iloc[:rows], schema=schema, preserve_index=False)
             pending = [frame.iloc[rows:]] if rows < len(frame) else []
             n_pending -= rows
+            # One chunk per column: the writer cuts pages where a column's chunks end, so
+            # the bytes would depend on how the rows were batched before.
+            return converted.combine_chunks()
 
         for batch in batches:
             if len(batch):
                 pending.append(batch)
                 n_pending += len(batch)
             while n_pending >= PARQUET_ROW_GROUP:
-                flush(PARQUET_ROW_GROUP)
+                written = True
+                yield group(PARQUET_ROW_GROUP)
         if n_pending:
-            flush(n_pending)
-        if not written:
-            writer.write_table(pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False))
+            yield group(n_pending)
+        elif not written:
+            yield pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False)
+
+    with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
+        # The next group is made (its batches gathered, converted to Arrow) while Arrow
+        # encodes this one, which it does without the GIL.
+        for table in made_ahead(row_groups(), name="xrayclass-row-groups"):
+            writer.write_table(table)
+
+
+T = TypeVar("T")
+
+
+def made_ahead(items: Iterator[T], name: str = "xrayclass-ahead") -> Iterator[T]:
+    """The items of ``items``, each made on another thread while the caller uses the one before.
+
+    At most two items exist at a time: the one the caller has and the next. An error
+    raised while making an item is raised here, in its place. The thread is a daemon
+    (a run stopped by a signal does not wait for it), and the caller waits in short
+    steps, so that a signal the kernel hands to that thread is acted on at once.
+    """
+    import queue
+
+    made: queue.Queue[tuple[bool, Any]] = queue.Queue()
+    turns = threading.Semaphore(2)  # an item is made only when fewer than two exist
+    stop = threading.Event()
+
+    def make() -> None:
+        try:
+            while True:
+                while not turns.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                try:
+                    item = next(items)
+                except StopIteration:
+                    made.put((False, None))
+                    return
+                made.put((True, item))
+                del item
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            made.put((False, exc))
+
+    thread = threading.Thread(target=make, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            while True:
+                try:
+                    more, item = made.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    continue
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+            del item
+            turns.release()
+    finally:
+        stop.set()
 
 
 def _json_writer(document: Mapping[str, Any]) -> Callable[[Path], None]:
