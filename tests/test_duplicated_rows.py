@@ -45,3 +45,44 @@ def test_rows_equal_on_the_hashed_floats_but_not_beyond_are_not_repeats():
         np.testing.assert_array_equal(duplicated_rows(table, subset, keep), expected)
     # The columns beyond the hashed ones still decide.
     assert table.duplicated(subset=subset[: HASHED_FLOATS + 1]).sum() > table.duplicated(subset=subset).sum()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_repeats_looked_for_among_rows_sharing_name_and_obsid(seed, caplog):
+    """check_detections finds the rows sharing name and obsid once, and the repeats among
+    them: the same rows as pandas over the whole table, and the same kept table."""
+    from xrayclass.io.checks import check_detections, duplicated_detections
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    table = pd.DataFrame(
+        {
+            "name": rng.choice(["a", "b", "c"], n),
+            "obsid": rng.integers(0, 3, n),
+            "ra": rng.choice([10.0, 11.0], n),
+            "dec": rng.choice([-5.0, 5.0], n),
+            "hard_hm": rng.choice([0.1, np.nan, -0.0, 0.0], n),
+        }
+    )
+    subset = ["name", "obsid", "ra", "dec", "hard_hm"]
+    shared = duplicated_rows(table, ["name", "obsid"], keep=False)
+    expected = table.duplicated(subset=subset).to_numpy()
+    np.testing.assert_array_equal(duplicated_detections(table, ["hard_hm"], shared), expected)
+    np.testing.assert_array_equal(duplicated_detections(table, ["hard_hm"]), expected)
+    with pytest.raises(ValueError, match="shared has"):
+        duplicated_detections(table, ["hard_hm"], shared[1:])
+    with caplog.at_level("INFO", logger="xrayclass"):
+        kept = check_detections(table, "t.csv", allow_duplicates=True)
+    pd.testing.assert_frame_equal(kept, table.loc[~expected].reset_index(drop=True))
+    # Counted on the rows kept: a detection whose only partner was a repeat shares no more.
+    n_shared = int(kept.duplicated(["name", "obsid"], keep=False).sum())
+    reported = [r.getMessage() for r in caplog.records if "share their name and obsid" in r.getMessage()]
+    assert reported == (
+        [
+            f"t.csv: {n_shared:,} detections share their name and obsid with another detection of "
+            "different values (the CSC can list several detections of a source in one observation); "
+            "all are kept"
+        ]
+        if n_shared
+        else []
+    )

@@ -156,8 +156,13 @@ def check_detections(
     if clusters and "cluster" in table.columns:
         require_cluster_labels(table, path)
     value_columns = [c for c in table.columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
-    table = handle_duplicates(table, path, value_columns, allow=allow_duplicates)
+    # A repeat has its name and obsid: the rows sharing those two are found once, and both
+    # the repeats and the detections reported below are looked for among them.
     shared = duplicated_rows(table, [NAME, OBSID], keep=False)
+    kept = handle_duplicates(table, path, value_columns, allow=allow_duplicates, shared=shared)
+    if len(kept) < len(table):
+        shared = duplicated_rows(kept, [NAME, OBSID], keep=False)
+    table = kept
     if shared.any():
         log.info(
             "%s: %s detections share their name and obsid with another detection of different values "
@@ -177,15 +182,26 @@ def checked_columns() -> tuple[str, ...]:
     return (NAME, *NAME_ALIASES, OBSID, "region_id", "ra", "dec", "cluster", *PHYSICAL_RANGES, *CLASSES)
 
 
-def duplicated_detections(table: pd.DataFrame, value_columns: Sequence[str] = ()) -> np.ndarray:
+def duplicated_detections(
+    table: pd.DataFrame, value_columns: Sequence[str] = (), shared: np.ndarray | None = None
+) -> np.ndarray:
     """Rows repeating an earlier row's detection: same name, obsid (and region_id) and values.
 
     The CSC can list several detections of one source in one observation (different
     regions, different measurements); those are not repeats. A repeat has the same
     identity and the same measured values, as when a table was concatenated twice.
+    ``shared``, when the caller has it, is ``duplicated_rows(table, [name, obsid],
+    keep=False)``: a repeat is one of those rows, so only they are compared.
     """
     subset = [c for c in (NAME, OBSID, "region_id", "ra", "dec", *value_columns) if c in table.columns]
-    return duplicated_rows(table, subset, keep="first")
+    if shared is None:
+        return duplicated_rows(table, subset, keep="first")
+    if len(shared) != len(table):
+        raise ValueError(f"shared has {len(shared)} rows, the table {len(table)}")
+    repeated = np.zeros(len(table), dtype=bool)
+    if shared.any():
+        repeated[shared] = table.loc[shared, subset].duplicated(keep="first").to_numpy()
+    return repeated
 
 
 #: Float columns hashed to find the candidate repeats (see :func:`duplicated_rows`): the
@@ -227,10 +243,17 @@ def duplicated_rows(table: pd.DataFrame, subset: Sequence[str], keep: Literal["f
 
 
 def handle_duplicates(
-    table: pd.DataFrame, path: str | os.PathLike[str] | None, value_columns: Sequence[str] = (), allow: bool = False
+    table: pd.DataFrame,
+    path: str | os.PathLike[str] | None,
+    value_columns: Sequence[str] = (),
+    allow: bool = False,
+    shared: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Raise on repeated detections (the default), or drop the repeats with a warning."""
-    repeated = duplicated_detections(table, value_columns)
+    """Raise on repeated detections (the default), or drop the repeats with a warning.
+
+    ``shared`` as for :func:`duplicated_detections`.
+    """
+    repeated = duplicated_detections(table, value_columns, shared)
     if not repeated.any():
         return table
     first = table.loc[repeated, [c for c in (NAME, OBSID) if c in table.columns]].head(3)
