@@ -61,3 +61,51 @@ def test_prepare_features_rejects_text_in_a_feature():
     table.loc[2, "hard_hm"] = "abc"
     with pytest.raises(InputError, match=r"^column 'hard_hm' has non-numeric values .*'abc' in data row 3"):
         prepare_features(table)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_complete_rows_and_reasons_match_a_value_by_value_count(seed):
+    """SYNTHETIC values with gaps, infinities and values beyond the physical ranges (and at
+    their bounds) in features and raw columns: each row and each reason as counted one
+    value at a time."""
+    from xrayclass.io.checks import PHYSICAL_RANGES
+
+    rng = np.random.default_rng(seed)
+    table = prepare_features(synthetic_detections(40, seed=seed))
+    raw = [c for c in table.columns if c.startswith("var_") and c not in FEATURES]
+    for column in [*FEATURES, *raw]:
+        low, high = PHYSICAL_RANGES.get(column, (-np.inf, np.inf))
+        spoilers = [np.nan, np.inf, -np.inf, low, high, low - 1, high + 1]
+        values = table[column].to_numpy(dtype="float64").copy()
+        hit = rng.random(len(values)) < 0.08
+        values[hit] = rng.choice(spoilers, int(hit.sum()))
+        table[column] = values
+    complete, reasons = complete_rows(table)
+
+    expected = np.ones(len(table), dtype=bool)
+    for column in [*FEATURES, *raw]:
+        low, high = PHYSICAL_RANGES.get(column, (-np.inf, np.inf))
+        counts = {"missing": 0, "not_finite": 0, "out_of_range": 0}
+        for k, value in enumerate(table[column]):
+            if column in FEATURES and np.isnan(value):
+                counts["missing"] += 1
+                expected[k] = False
+            elif column in FEATURES and np.isinf(value):
+                counts["not_finite"] += 1
+                expected[k] = False
+            elif np.isfinite(value) and column in PHYSICAL_RANGES and not low <= value <= high:
+                counts["out_of_range"] += 1
+                expected[k] = False
+        assert reasons.loc[column].to_dict() == counts, column
+    assert complete.tolist() == expected.tolist()
+    assert not complete.all()
+
+
+def test_a_log_feature_zero_everywhere_is_named_from_an_array_or_a_table():
+    from xrayclass.io.checks import require_log_features_usable
+
+    table = pd.DataFrame({"bb_kt": [0.0, 0.0], "powlaw_gamma": [0.0, 1.0]})
+    for features in (table, table.to_numpy()):
+        with pytest.raises(InputError, match=r"^bb_kt is zero for every usable detection"):
+            require_log_features_usable(features, ["bb_kt", "powlaw_gamma"], ["powlaw_gamma", "bb_kt"])
+        require_log_features_usable(features, ["bb_kt", "powlaw_gamma"], ["powlaw_gamma"])

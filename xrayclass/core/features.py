@@ -99,7 +99,7 @@ def complete_rows(
         One row per checked column with the number of detections where it is missing
         (null), not finite (a division by a zero ``var_mean``) and out of range.
     """
-    from xrayclass.io.checks import out_of_range
+    from xrayclass.io.checks import PHYSICAL_RANGES, out_of_range
 
     features = list(feature_set.features if features is None else features)
     # Only the raw columns this set reads: a row is not lost for a column it does not use.
@@ -107,23 +107,32 @@ def complete_rows(
     # A column at a time: no copy of the features as one 2-D array, nor of the flags.
     complete = np.ones(len(detections), dtype=bool)
     missing, infinite, outside = [], [], []
-    for column in [*features, *raw]:
-        if column in features:
-            values = detections[column].to_numpy(dtype="float64")
-            missing_here, infinite_here = np.isnan(values), np.isinf(values)
-            complete &= ~(missing_here | infinite_here)
-            missing.append(int(missing_here.sum()))
-            infinite.append(int(infinite_here.sum()))
-        else:
-            missing.append(0)
-            infinite.append(0)
+    largest = np.finfo("float64").max
+    for column in features:
+        values = detections[column].to_numpy(dtype="float64")
+        low, high = PHYSICAL_RANGES.get(column, (-np.inf, np.inf))
+        # One test for all three reasons: NaN compares false, and the bounds are made
+        # finite so that an infinity fails too. The reasons are counted on the rows
+        # that fail, usually none.
+        with np.errstate(invalid="ignore"):
+            usable = (values >= max(low, -largest)) & (values <= min(high, largest))
+        complete &= usable
+        failed = values[~usable]
+        missing_here, infinite_here = int(np.isnan(failed).sum()), int(np.isinf(failed).sum())
+        missing.append(missing_here)
+        infinite.append(infinite_here)
+        outside.append(len(failed) - missing_here - infinite_here if column in PHYSICAL_RANGES else 0)
+    for column in raw:
+        # A raw column counts only where it has a value outside its range.
+        missing.append(0)
+        infinite.append(0)
         flags = out_of_range(detections, [column])
-        outside_here = flags[column].to_numpy(dtype=bool) if column in flags.columns else None
-        if outside_here is None:
-            outside.append(0)
-        else:
+        if column in flags.columns:
+            outside_here = flags[column].to_numpy(dtype=bool)
             complete &= ~outside_here
             outside.append(int(outside_here.sum()))
+        else:
+            outside.append(0)
     reasons = pd.DataFrame(
         {"missing": missing, "not_finite": infinite, "out_of_range": outside},
         index=pd.Index([*features, *raw], name="feature"),

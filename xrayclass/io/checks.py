@@ -109,11 +109,17 @@ def describe_range(column: str) -> str:
 
 
 def require_log_features_usable(
-    features: np.ndarray, names: Sequence[str] = FEATURES, log_features: Sequence[str] = LOG_FEATURES
+    features: np.ndarray | pd.DataFrame, names: Sequence[str] = FEATURES, log_features: Sequence[str] = LOG_FEATURES
 ) -> None:
-    """A log feature that is zero for every detection has no shift: say so, in one line."""
+    """A log feature that is zero for every detection has no shift: say so, in one line.
+
+    ``features`` is a 2-D array whose columns are ``names``, or a table with those columns.
+    """
     for name in log_features:
-        column = features[:, list(names).index(name)]
+        if isinstance(features, pd.DataFrame):
+            column = features[name].to_numpy()
+        else:
+            column = features[:, list(names).index(name)]
         if len(column) and not (column != 0).any():
             raise InputError(f"{name} is zero for every usable detection; its log scaling is undefined")
 

@@ -309,7 +309,7 @@ def prepare_detections(
 
     require_roles(roles, REFERENCE, TO_CLASSIFY)
     log_features = list(feature_set.log_features)
-    require_log_features_usable(work[log_features].to_numpy(dtype="float64"), log_features, log_features)
+    require_log_features_usable(work, log_features, log_features)
     # Once for the fit and the classification (naive Bayes' location category).
     latitude = absolute_galactic_latitude(work) if location else None
     to_classify = roles == TO_CLASSIFY
