@@ -64,6 +64,23 @@ def test_rejects_missing_values_and_wrong_shape():
         scaler.fit(np.ones((4, 2)))
 
 
+def test_fitted_on_a_table_as_on_its_array():
+    """A DataFrame is read a column at a time, in the order of ``features`` whatever the
+    table's: the same constants as the 2-D array."""
+    import pandas as pd
+
+    rng = np.random.default_rng(8)
+    X = rng.lognormal(size=(300, len(FEATURES)))
+    X[::11, FEATURES.index("bb_kt")] = 0.0
+    table = pd.DataFrame(X, columns=list(FEATURES)).iloc[:, ::-1].assign(other=1.0)
+    assert LogMinMaxScaler(log_floor=1e-4).fit(table).to_dict() == LogMinMaxScaler(log_floor=1e-4).fit(X).to_dict()
+    with pytest.raises(ValueError, match="no columns bb_kt"):
+        LogMinMaxScaler().fit(table.drop(columns="bb_kt"))
+    table.loc[5, "hard_hm"] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        LogMinMaxScaler().fit(table)
+
+
 # -- log floor (issue 13) --------------------------------------------------------------
 
 

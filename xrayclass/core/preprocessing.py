@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -71,15 +72,30 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             raise ValueError("X has missing or non-finite values; drop those rows first")
         return X
 
-    def fit(self, X: ArrayLike, y: object = None) -> LogMinMaxScaler:
-        """Learn the log shifts and the ranges from training features ``X``."""
-        features = self._columns()
-        X = self._check_X(X)
+    def _training_columns(self, X: ArrayLike | pd.DataFrame) -> dict[str, np.ndarray]:
+        if not isinstance(X, pd.DataFrame):
+            checked = self._check_X(X)
+            return {name: checked[:, j] for j, name in enumerate(self._columns())}
+        missing = [name for name in self._columns() if name not in X.columns]
+        if missing:
+            raise ValueError(f"X has no columns {', '.join(missing)}")
+        columns = {name: X[name].to_numpy(dtype="float64") for name in self._columns()}
+        if not all(np.isfinite(column).all() for column in columns.values()):
+            raise ValueError("X has missing or non-finite values; drop those rows first")
+        return columns
+
+    def fit(self, X: ArrayLike | pd.DataFrame, y: object = None) -> LogMinMaxScaler:
+        """Learn the log shifts and the ranges from training features ``X``.
+
+        ``X`` is a 2-D array whose columns are ``features``, or a DataFrame with those
+        columns (read a column at a time: no 2-D copy of a large table).
+        """
+        columns = self._training_columns(X)
         if self.log_floor is not None and not (np.isfinite(self.log_floor) and self.log_floor > 0):
             raise ValueError(f"log_floor must be a positive number, got {self.log_floor!r}")
         self.shift_ = {}
         for name in self.log_features:
-            column = X[:, features.index(name)]
+            column = columns[name]
             nonzero = column[column != 0]
             if nonzero.size == 0:
                 raise ValueError(f"log feature {name!r} is zero everywhere; no shift can be defined")
@@ -88,10 +104,10 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
                 self.shift_[name] = max(self.shift_[name], float(self.log_floor))
         self.data_min_, self.data_max_ = {}, {}
         for name in (*self.log_features, *self.minmax_features):
-            values = self._pre_scale(X[:, features.index(name)], name)
+            values = self._pre_scale(columns[name], name)
             self.data_min_[name] = float(values.min())
             self.data_max_[name] = float(values.max())
-        self.n_features_in_ = len(features)
+        self.n_features_in_ = len(columns)
         return self
 
     def _pre_scale(self, column: np.ndarray, name: str) -> np.ndarray:

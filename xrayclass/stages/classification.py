@@ -423,9 +423,7 @@ def fit_classifier(
     is_reference = roles == REFERENCE
     clusters = table[CLUSTER].to_numpy()
     if scaler is None:
-        scaler = feature_set.scaler(log_floor=log_floor).fit(
-            table[list(feature_set.features)].to_numpy(dtype="float64")
-        )
+        scaler = feature_set.scaler(log_floor=log_floor).fit(table[list(feature_set.features)])
     elif list(scaler.features) != list(feature_set.features):
         raise ValueError(f"the scaler's features {list(scaler.features)} are not the feature set's")
     # Only the references are fitted on: transform (and place on the sky) those alone.
