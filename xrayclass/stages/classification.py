@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,9 +245,14 @@ class ClassifierModel:
         # The threads see arrays only: the table's columns are read once, here, and the
         # result is made a table once, after (pandas holds the GIL for much of its work).
         X = self.preprocess(detections)
+        # Each chunk's results are written in place into arrays for all rows, made when
+        # the first chunk is done (no copies to join them after). Columns of a 2-D result
+        # are contiguous (Fortran order): each becomes a table column as it is.
+        arrays: dict[str, np.ndarray] = {}
+        made = threading.Lock()
 
-        def classify_rows(rows: slice) -> dict[str, np.ndarray]:
-            return self._classify_arrays(
+        def classify_rows(rows: slice) -> None:
+            part = self._classify_arrays(
                 X[rows],
                 clusters[rows],
                 method,
@@ -255,10 +261,19 @@ class ClassifierModel:
                 calibrate,
                 None if latitude is None else latitude[rows],
             )
+            with made:
+                if not arrays:
+                    arrays.update(
+                        {key: np.empty((len(X), *v.shape[1:]), v.dtype, order="F") for key, v in part.items()}
+                    )
+            for key, values in part.items():
+                arrays[key][rows] = values
 
-        parts = map_chunks(classify_rows, len(X), CHUNK_ROWS, "classifying", threads) or [classify_rows(slice(0, 0))]
-        arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-        result = pd.DataFrame(arrays.pop("probabilities"), columns=list(self.classes))
+        if len(X):
+            map_chunks(classify_rows, len(X), CHUNK_ROWS, "classifying", threads)
+        else:
+            classify_rows(slice(0, 0))
+        result = pd.DataFrame(arrays.pop("probabilities"), columns=list(self.classes), copy=False)
         # A class (-1: none) by its position: the text is made once, by Arrow.
         result.insert(0, MAIN_TYPE, _text([*self.classes, UNCLASSIFIED], arrays.pop("predicted")))
         if not explain:
