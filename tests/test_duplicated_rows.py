@@ -86,3 +86,22 @@ def test_repeats_looked_for_among_rows_sharing_name_and_obsid(seed, caplog):
         if n_shared
         else []
     )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_rows_sharing_name_and_obsid_as_pandas_finds_them(seed):
+    from xrayclass.io.checks import sharing_name_and_obsid
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    names = rng.choice(["2CXO J1", "2CXO J1 ", "2CXO J2", "2cxo j1", "", "Ä", "Ä\u0308"], n)
+    kinds = {
+        "text": pd.array(names, dtype="str"),
+        "object": names.astype(object),
+        "with gaps": pd.array(np.where(rng.random(n) < 0.2, None, names), dtype="str"),
+    }
+    for kind, column in kinds.items():
+        for obsid in (rng.integers(0, 3, n), pd.array(rng.integers(0, 3, n), dtype="Int64")):
+            table = pd.DataFrame({"name": column, "obsid": obsid}, index=rng.permutation(n) + 7)
+            expected = table.duplicated(["name", "obsid"], keep=False).to_numpy()
+            np.testing.assert_array_equal(sharing_name_and_obsid(table), expected, err_msg=kind)

@@ -45,6 +45,7 @@ __all__ = [
     "require_probabilities",
     "require_radius",
     "require_roles",
+    "sharing_name_and_obsid",
     "validate_classifier_document",
     "validate_model_document",
 ]
@@ -164,10 +165,10 @@ def check_detections(
     value_columns = [c for c in table.columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
     # A repeat has its name and obsid: the rows sharing those two are found once, and both
     # the repeats and the detections reported below are looked for among them.
-    shared = duplicated_rows(table, [NAME, OBSID], keep=False)
+    shared = sharing_name_and_obsid(table)
     kept = handle_duplicates(table, path, value_columns, allow=allow_duplicates, shared=shared)
     if len(kept) < len(table):
-        shared = duplicated_rows(kept, [NAME, OBSID], keep=False)
+        shared = sharing_name_and_obsid(kept)
     table = kept
     if shared.any():
         log.info(
@@ -188,6 +189,44 @@ def checked_columns() -> tuple[str, ...]:
     return (NAME, *NAME_ALIASES, OBSID, "region_id", "ra", "dec", "cluster", *PHYSICAL_RANGES, *CLASSES)
 
 
+def sharing_name_and_obsid(table: pd.DataFrame) -> np.ndarray:
+    """``duplicated_rows(table, [name, obsid], keep=False)``: rows whose name and obsid another row has.
+
+    For text names without gaps and integer obsids, by sorting the rows on the two (with
+    Arrow) and comparing neighbours: 0.07 s for 800,000 rows, against 0.1-0.36 s for
+    pandas, which factorizes the names.
+    """
+    names, obsids = table[NAME], table[OBSID]
+    if len(table) < 2:
+        return np.zeros(len(table), dtype=bool)
+    if not (
+        pd.api.types.is_string_dtype(names.dtype)
+        and pd.api.types.is_integer_dtype(obsids.dtype)
+        and isinstance(obsids.dtype, np.dtype)
+        and not names.isna().any()
+    ):
+        return duplicated_rows(table, [NAME, OBSID], keep=False)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    obsid = obsids.to_numpy()
+    try:
+        keys = pa.table({NAME: pa.array(names), OBSID: pa.array(obsid)})
+    except (pa.ArrowException, TypeError):  # names of mixed types: pandas compares them
+        return duplicated_rows(table, [NAME, OBSID], keep=False)
+    order = pc.sort_indices(keys, sort_keys=[(NAME, "ascending"), (OBSID, "ascending")]).to_numpy()
+    sorted_names = keys[NAME].take(order)
+    same_as_next = pc.equal(sorted_names.slice(1), sorted_names.slice(0, len(order) - 1)).to_numpy(zero_copy_only=False)
+    sorted_obsids = obsid[order]
+    same_as_next &= sorted_obsids[1:] == sorted_obsids[:-1]
+    shared_sorted = np.zeros(len(order), dtype=bool)
+    shared_sorted[1:] |= same_as_next
+    shared_sorted[:-1] |= same_as_next
+    shared = np.empty(len(order), dtype=bool)
+    shared[order] = shared_sorted
+    return shared
+
+
 def duplicated_detections(
     table: pd.DataFrame, value_columns: Sequence[str] = (), shared: np.ndarray | None = None
 ) -> np.ndarray:
@@ -196,8 +235,8 @@ def duplicated_detections(
     The CSC can list several detections of one source in one observation (different
     regions, different measurements); those are not repeats. A repeat has the same
     identity and the same measured values, as when a table was concatenated twice.
-    ``shared``, when the caller has it, is ``duplicated_rows(table, [name, obsid],
-    keep=False)``: a repeat is one of those rows, so only they are compared.
+    ``shared``, when the caller has it, is :func:`sharing_name_and_obsid`: a repeat is
+    one of those rows, so only they are compared.
     """
     subset = [c for c in (NAME, OBSID, "region_id", "ra", "dec", *value_columns) if c in table.columns]
     if shared is None:
