@@ -101,3 +101,11 @@ def test_stage3_output_puts_the_other_input_columns_last_in_input_order(stage2):
     # Each row's pass-through values are its own (the gather follows the sort).
     merged = classified.merge(table[["name", "obsid", "region_id", "theta"]], on=["name", "obsid", "region_id"])
     np.testing.assert_array_equal(merged["theta_x"].to_numpy(), merged["theta_y"].to_numpy())
+
+
+def test_sources_counted_as_runs_of_sorted_names():
+    from xrayclass.stages.classification import _count_runs
+
+    names = pd.Series(sorted(["b", "a", "b", "c", "c", "c", "a b", "A"]), dtype="str")
+    assert _count_runs(names) == names.nunique() == 5
+    assert _count_runs(names.iloc[:1]) == 1 and _count_runs(names.iloc[:0]) == 0

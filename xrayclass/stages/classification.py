@@ -731,7 +731,7 @@ def classify_prepared(
         log.info("probabilities by %s; outlier measures and tracks skipped", method)
 
     computed = assemble_classified(chosen, result, classes, feature_set, passthrough.iloc[:, :0])
-    log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{_count_distinct(computed[NAME]):,}")
+    log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{_count_runs(computed[NAME]):,}")
     return ClassifiedDetections(
         computed=computed,
         passthrough=passthrough[[c for c in passthrough.columns if c not in computed.columns]],
@@ -740,12 +740,17 @@ def classify_prepared(
     )
 
 
-def _count_distinct(values: pd.Series) -> int:
-    """``values.nunique()`` (missing values not counted), by Arrow: 10x faster on names."""
+def _count_runs(values: pd.Series) -> int:
+    """``values.nunique()`` of sorted ``values`` without gaps (the output's names): the
+    number of runs of equal values, found by comparing neighbours (Arrow), not hashing."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return int(pc.count_distinct(pa.array(values), mode="only_valid").as_py())
+    array = pa.array(values)
+    if len(array) < 2:
+        return len(array)
+    changes = pc.not_equal(array.slice(1), array.slice(0, len(array) - 1))
+    return 1 + int(pc.sum(changes).as_py() or 0)
 
 
 def classify_detections(table: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:

@@ -97,13 +97,17 @@ def detection_roles(
     return _roles_of_canonical(types, classes, uninformative)
 
 
-def _roles_of_canonical(types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str]) -> np.ndarray:
-    """:func:`detection_roles` of types already read as the paper's names."""
+def _roles_of_canonical(
+    types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str], log_them: bool = False
+) -> np.ndarray:
+    """:func:`detection_roles` of types already read as the paper's names (logged, with ``log_them``)."""
     # Decided per distinct type (a catalog has few), then given to the rows.
     codes, distinct = pd.factorize(types)
     roles = np.full(len(distinct), OTHER_TYPE, dtype=object)
     roles[np.isin(distinct, list(classes))] = REFERENCE
     roles[np.isin(distinct, [NO_MATCH, *uninformative])] = TO_CLASSIFY
+    if log_them:
+        _log_roles(np.asarray(distinct, dtype=object), roles, np.bincount(codes[codes >= 0], minlength=len(distinct)))
     return roles[codes]
 
 
@@ -125,22 +129,26 @@ def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
     return np.abs(np.degrees(latitude)) / 90.0
 
 
-def _log_roles(types: np.ndarray, roles: np.ndarray) -> None:
-    to_classify = types[roles == TO_CLASSIFY]
-    n_unmatched = int((to_classify == NO_MATCH).sum())
+def _log_roles(distinct: np.ndarray, roles: np.ndarray, counts: np.ndarray) -> None:
+    """Log the roles of the rows, given per distinct type: its role and how many rows have it."""
+    to_classify = roles == TO_CLASSIFY
+    n_to_classify = int(counts[to_classify].sum())
+    n_unmatched = int(counts[to_classify & (distinct == NO_MATCH)].sum())
     log.info(
         "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
         "uninformative type); %s of other SIMBAD types left out",
-        f"{int((roles == REFERENCE).sum()):,}",
+        f"{int(counts[roles == REFERENCE].sum()):,}",
         len(CLASSES),
-        f"{len(to_classify):,}",
+        f"{n_to_classify:,}",
         f"{n_unmatched:,}",
-        f"{len(to_classify) - n_unmatched:,}",
-        f"{int((roles == OTHER_TYPE).sum()):,}",
+        f"{n_to_classify - n_unmatched:,}",
+        f"{int(counts[roles == OTHER_TYPE].sum()):,}",
     )
-    others = pd.Series(types[roles == OTHER_TYPE]).value_counts().head(8)
-    if len(others):
-        log.info("most common left-out types: %s", ", ".join(f"{t} {n:,}" for t, n in others.items()))
+    # The most common first; among equal counts, the first seen (as value_counts orders them).
+    other = np.flatnonzero(roles == OTHER_TYPE)
+    common = other[np.argsort(-counts[other], kind="stable")][:8]
+    if len(common):
+        log.info("most common left-out types: %s", ", ".join(f"{distinct[k]} {counts[k]:,}" for k in common))
 
 
 def reference_census(
@@ -300,8 +308,7 @@ def prepare_detections(
     work = work.assign(
         **{MAIN_TYPE: pd.Series(types, index=work.index, dtype=object)}, **{CLUSTER: work[CLUSTER].astype(int)}
     )
-    roles = _roles_of_canonical(types, classes, uninformative)
-    _log_roles(types, roles)
+    roles = _roles_of_canonical(types, classes, uninformative, log_them=True)
     census = reference_census(types, roles, work[CLUSTER].to_numpy(), classes, labels)
     _log_census(census)
     _check_labels(census, labels, strict_labels)
