@@ -44,7 +44,7 @@ from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, SpillByKey, iter_batches, name_boundaries
-from xrayclass.io.tables import canonical_names, require_columns, require_numeric, write_outputs
+from xrayclass.io.tables import canonical_names, write_outputs
 from xrayclass.stages import classification as stage3
 from xrayclass.stages.classification import (
     OUTLIER_COLUMNS,
@@ -59,7 +59,7 @@ from xrayclass.stages.classification import (
     outlier_table,
     weights_needed,
 )
-from xrayclass.stages.classification_input import _check_labels, _log_census
+from xrayclass.stages.classification_input import _check_labels, _log_census, checked_input
 
 __all__ = [
     "NAME_SAMPLE_PER_BATCH",
@@ -124,14 +124,7 @@ def _prepare(
     batch: pd.DataFrame, options: Stage3Options
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, int, LabelReport]:
     """A batch validated as classify_detections validates the whole table; (complete rows, roles, reasons, n, labels)."""
-    batch = canonical_names(batch)
-    require_columns(batch, REQUIRED_COLUMNS)
-    if MAIN_TYPE not in batch.columns:
-        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
-    batch = require_numeric(batch, (OBSID, CLUSTER, "ra", "dec"))
-    if batch[CLUSTER].isna().any():
-        raise InputError(f"column 'cluster' is empty in {int(batch[CLUSTER].isna().sum()):,} rows")
-    batch = prepare_features(batch, options.feature_set)
+    batch = checked_input(batch, options.feature_set)
     n = len(batch)
     complete, reasons = complete_rows(batch, feature_set=options.feature_set)
     batch = batch.loc[complete].reset_index(drop=True)

@@ -42,6 +42,7 @@ __all__ = [
     "PreparedDetections",
     "absolute_galactic_latitude",
     "census_table",
+    "checked_input",
     "detection_roles",
     "input_columns",
     "passthrough_columns",
@@ -265,6 +266,24 @@ class PreparedDetections:
         return self.roles == TO_CLASSIFY
 
 
+def checked_input(table: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
+    """Stage 3's checks of a table's columns, with the feature set's derived features added.
+
+    The identity, position and cluster columns present, numeric (and a cluster for
+    every row), ``main_type`` present (the crossmatch was run), and the features
+    (:func:`~xrayclass.core.features.prepare_features`). The whole table in memory, or
+    each batch when streamed.
+    """
+    table = canonical_names(table)
+    require_columns(table, REQUIRED_COLUMNS)
+    if MAIN_TYPE not in table.columns:
+        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
+    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
+    if table[CLUSTER].isna().any():
+        raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
+    return prepare_features(table, feature_set)
+
+
 def prepare_detections(
     table: pd.DataFrame,
     classes: Sequence[str] = CLASSES,
@@ -280,14 +299,7 @@ def prepare_detections(
     :class:`LabelError` with ``strict_labels``), the latitudes, and the output's order.
     The keywords are :func:`~xrayclass.stages.classification.classify_detections_in_parts`'s.
     """
-    table = canonical_names(table)
-    require_columns(table, REQUIRED_COLUMNS)
-    if MAIN_TYPE not in table.columns:
-        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
-    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
-    if table[CLUSTER].isna().any():
-        raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
-    table = prepare_features(table, feature_set)
+    table = checked_input(table, feature_set)
     n_total = len(table)
     log.info("%s detections read", f"{n_total:,}")
 
