@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -443,19 +444,25 @@ def fit_classifier(
         raise ValueError(f"the scaler's features {list(scaler.features)} are not the feature set's")
     # Only the references are fitted on: transform (and place on the sky) those alone.
     # Both are row-wise, so the values are those of the whole table's rows.
-    reference_rows = table.loc[is_reference]
-    X = scaler.transform(reference_rows[list(feature_set.features)].to_numpy(dtype="float64"))
+    X = scaler.transform(table.loc[is_reference, list(feature_set.features)].to_numpy(dtype="float64"))
     # Fixed-width text: the estimators' label checks sort these, far faster than objects.
     reference_types, reference_clusters = types[is_reference].astype(str), clusters[is_reference]
-    references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
+    # The two classifiers are fitted at once, the Mahalanobis references on a second
+    # thread (each fit is the same alone; NumPy's loops release the GIL).
+    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-fit")
+    fitting = pool.submit(
+        ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit,
         X,
         reference_types,
         reference_clusters,
         all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
+    pool.shutdown(wait=False)
     if location:
         reference_latitude = (
-            absolute_galactic_latitude(reference_rows) if latitude is None else np.asarray(latitude)[is_reference]
+            absolute_galactic_latitude(table.loc[is_reference, ["ra", "dec"]])
+            if latitude is None
+            else np.asarray(latitude)[is_reference]
         )
         X_nb = np.column_stack([X, reference_latitude])
     else:
@@ -468,6 +475,7 @@ def fit_classifier(
         random_state=random_state,
         tune=tune,
     ).fit(X_nb, reference_types)
+    references = fitting.result()
     # The references' own outlier measures (for their SIMBAD class) are the yardstick;
     # beyond YARDSTICK_SAMPLE references a seeded subsample of them (see its comment).
     yardstick = yardstick_rows(len(X_nb), random_state)
@@ -483,7 +491,7 @@ def fit_classifier(
             X_nb,
             reference_types,
             reference_clusters,
-            reference_rows[NAME].to_numpy(dtype=object),
+            table.loc[is_reference, NAME].to_numpy(dtype=object),
             min_references,
             score,
             random_state,
