@@ -311,6 +311,11 @@ def prepare_detections(
     # copying every column at each step was a third of the stage on a million detections.
     used = [c for c in (*REQUIRED_COLUMNS, MAIN_TYPE, OTYPE, *feature_set.features) if c in table.columns]
     work = table[used].take(kept).reset_index(drop=True)
+    # The latitudes (naive Bayes' location category, for the fit and the classification)
+    # on a second thread while the types are read: ERFA's loops release the GIL. Later,
+    # the same thread sorts the output.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-prepare")
+    latitudes = pool.submit(absolute_galactic_latitude, work[["ra", "dec"]]) if location else None
     # Types read as the paper's names before anything else (today's SIMBAD labels,
     # short codes, stray whitespace or case); the report covers every complete row.
     types, labels = normalize_types(work[MAIN_TYPE], work[OTYPE] if OTYPE in work.columns else None)
@@ -329,8 +334,7 @@ def prepare_detections(
     require_roles(roles, REFERENCE, TO_CLASSIFY)
     log_features = list(feature_set.log_features)
     require_log_features_usable(work, log_features, log_features)
-    # Once for the fit and the classification (naive Bayes' location category).
-    latitude = absolute_galactic_latitude(work) if location else None
+    latitude = None if latitudes is None else latitudes.result()
     to_classify = roles == TO_CLASSIFY
     chosen = work.loc[to_classify].reset_index(drop=True)
     passing = passthrough_columns(list(table.columns), feature_set)
@@ -347,9 +351,8 @@ def prepare_detections(
         return order, table[passing].take(kept[to_classify][order]).reset_index(drop=True)
 
     # The output's order and its pass-through columns do not depend on the model: they
-    # are sorted and gathered on a second thread while the model is fitted (Arrow's sort
-    # and pandas' take release the GIL).
-    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-order")
+    # are sorted and gathered on the second thread while the model is fitted (Arrow's
+    # sort and pandas' take release the GIL).
     ordering = pool.submit(output_order)
     pool.shutdown(wait=False)  # its one task still runs; the thread ends with it
 
