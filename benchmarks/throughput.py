@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Stage-3 classification throughput on one core (detections per second).
 
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/throughput.py [--n 1000000]
+    taskset -c 0 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/throughput.py [--n 1000000]
+
+(``taskset`` gives the process one processor: the classification's own threads follow the
+processors it may run on, BLAS's the environment; ``threads`` in the output says how many
+the classification used.)
 
 Uses the artifact and the classified detections of the 1M-detection benchmark run
 (benchmarks/cache/run_1000000, made by run.py), repeats rows to ``--n`` detections, and
@@ -11,7 +15,6 @@ reading and writing files are not. Writes benchmarks/throughput.csv.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from xrayclass.constants import CLUSTER, FEATURES  # noqa: E402
+from xrayclass.core.progress import available_threads  # noqa: E402
 from xrayclass.io.artifacts import read_classifier_model  # noqa: E402
 from xrayclass.io.tables import read_table  # noqa: E402
 
@@ -60,7 +64,7 @@ def main():
                 "n_detections": args.n,
                 "seconds": seconds,
                 "detections_per_second": args.n / seconds,
-                "threads": os.environ.get("OMP_NUM_THREADS", "all"),
+                "threads": available_threads(),
             }
         )
         print(rows[-1], flush=True)
