@@ -612,12 +612,10 @@ def made_ahead(items: Iterator[T], name: str = "xrayclass-ahead") -> Iterator[T]
     thread.start()
     try:
         while True:
-            while True:
-                try:
-                    more, item = made.get(timeout=0.1)
-                    break
-                except queue.Empty:
-                    continue
+            try:
+                more, item = made.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if not more:
                 if item is not None:
                     raise item
