@@ -235,12 +235,15 @@ def duplicated_detections(
     The CSC can list several detections of one source in one observation (different
     regions, different measurements); those are not repeats. A repeat has the same
     identity and the same measured values, as when a table was concatenated twice.
-    ``shared``, when the caller has it, is :func:`sharing_name_and_obsid`: a repeat is
-    one of those rows, so only they are compared.
+    A repeat is one of the rows sharing their name and obsid with another
+    (:func:`sharing_name_and_obsid`, or ``shared`` when the caller has it), so only
+    those are compared.
     """
     subset = [c for c in (NAME, OBSID, "region_id", "ra", "dec", *value_columns) if c in table.columns]
     if shared is None:
-        return duplicated_rows(table, subset, keep="first")
+        if not {NAME, OBSID} <= set(table.columns):
+            return duplicated_rows(table, subset, keep="first")
+        shared = sharing_name_and_obsid(table)
     if len(shared) != len(table):
         raise ValueError(f"shared has {len(shared)} rows, the table {len(table)}")
     repeated = np.zeros(len(table), dtype=bool)
