@@ -795,7 +795,7 @@ def test_a_temporary_of_a_running_process_is_left_alone(valid_run, tmp_path, cap
     assert code == 0 and alive.exists() and "left alone" in stderr
 
 
-def stage4_with_slow_writes(slow_body):
+def stage4_with_slow_writes(slow_body, setup=()):
     """Stage 4 in a child process whose table writes run ``slow_body`` after writing."""
     # The child starts with Ctrl-C as a terminal leaves it: a child inherits an ignored or
     # blocked SIGINT from its parent, and the test runner's may have been changed by then.
@@ -805,7 +805,8 @@ def stage4_with_slow_writes(slow_body):
         "from xrayclass.cli import stages as cli\n"
         "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "original = pd.DataFrame.to_csv\n"
+        + "".join(f"{line}\n" for line in setup)
+        + "original = pd.DataFrame.to_csv\n"
         "def slow(self, path, *args, **kwargs):\n"
         "    original(self, path, *args, **kwargs)\n"
         + "".join(f"    {line}\n" for line in slow_body)
@@ -854,16 +855,25 @@ def test_a_run_killed_mid_write_leaves_nothing(valid_run, tmp_path, signum):
 
 SIGNAL_TO_A_WRITER = stage4_with_slow_writes(
     [
-        "if threading.current_thread() is not threading.main_thread():",
-        "    # The kernel hands a process's signal to any of its threads: here, to this writer.",
+        "with LOCK:",
+        "    WRITTEN.append(threading.current_thread().name)",
+        "    last = len(WRITTEN) == 2",
+        "if last and threading.current_thread() is not threading.main_thread():",
+        "    # The kernel hands a process's signal to any of its threads: here, to the writer",
+        "    # that finished last, while the other write still sleeps in the file system.",
         "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)",
-        "    time.sleep(60)",
-    ]
+        "time.sleep(60)",
+    ],
+    setup=["LOCK = threading.Lock()", "WRITTEN = []"],
 )
 
 
 def test_ctrl_c_landing_on_a_writer_thread_stops_the_run_at_once(valid_run, tmp_path):
-    """Only the main thread acts on signals: it must not sit in a join while a writer sleeps."""
+    """Only the main thread acts on signals: it must neither write nor sit in a join meanwhile.
+
+    Stage 4 writes two tables at once. The one that finishes last signals itself while the
+    other sleeps; were that other write on the main thread, Ctrl-C would wait for it.
+    """
     out = tmp_path / "out"
     process = start_child(SIGNAL_TO_A_WRITER, valid_run, out)
     try:

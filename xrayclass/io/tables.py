@@ -378,23 +378,21 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
             except BaseException as exc:  # noqa: BLE001 - re-raised below, on the calling thread
                 failures[k] = exc
 
+        # Every write on a thread, none on the calling one: the kernel hands a process's
+        # signal to any of its threads, and only the main thread acts on it, when it runs
+        # Python. Were it writing itself (in C, or sleeping in a slow file system) while a
+        # writer thread took the signal, Ctrl-C would wait for its write to end (seen in CI).
         threads = [
             threading.Thread(target=run, args=(k,), name=f"xrayclass-write-{k}", daemon=True)
-            for k in range(1, len(writers))
+            for k in range(len(writers))
         ]
         for thread in threads:
             thread.start()
-        try:
-            if writers:
-                writers[0][0](temporaries[0])
-        except Exception as exc:  # noqa: BLE001 - re-raised below, once the others are done
-            failures[0] = exc
         # Waited for unless a signal or Ctrl-C stops the run (raised here, not caught):
         # their temporaries are only removed once nothing writes them any more.
         for thread in threads:
-            # In short waits: the kernel may hand a signal to a writer thread, and only the
-            # main thread acts on it, when it runs Python; a join without a timeout would
-            # keep it blocked (seen: Ctrl-C unanswered until a slow writer was done).
+            # In short waits, for the same reason: a join without a timeout would keep the
+            # main thread blocked.
             while thread.is_alive():
                 thread.join(0.1)
         for failure, (_, path) in zip(failures, writers, strict=True):
