@@ -218,12 +218,16 @@ def test_made_ahead_stops_making_when_the_caller_stops():
             made.append(k)
             yield k
 
-    before = threading.active_count()
+    def maker_alive():
+        # By name, not by count: other tests' daemon threads may end meanwhile.
+        return any(thread.name == "xrayclass-test-ahead" for thread in threading.enumerate())
+
     stream = made_ahead(items(), name="xrayclass-test-ahead")
     assert next(stream) == 0
+    assert maker_alive()
     stream.close()
     deadline = time.monotonic() + 5
-    while threading.active_count() > before and time.monotonic() < deadline:
+    while maker_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert threading.active_count() == before
+    assert not maker_alive()
     assert len(made) <= 2
