@@ -19,7 +19,6 @@ PATH_PARAMETER = re.compile(r"^(path|origin|filename|source_path|.*_path)$")
 
 #: Functions whose job is file I/O, with the reason they take a path.
 FILE_IO = {
-    "xrayclass.analysis.explore.file_sha256": "hashes a file",
     "xrayclass.analysis.report.Report.image": "embeds an image file in the report",
     "xrayclass.analysis.report.Report.link": "links a file from the report",
 }

@@ -279,7 +279,7 @@ def test_labels_exported_from_the_explorer_change_the_references(mock_page, mock
     import subprocess
     import sys
 
-    from xrayclass.analysis.explore import file_sha256
+    from xrayclass.io.labels import file_sha256
 
     crossmatch = pd.read_csv(mock_run / "cluster_csc_simbad.csv", usecols=["name", "main_type"], keep_default_na=False)
     uniquely = pd.read_csv(mock_run / "uniquely_classified.csv")

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from xrayclass.core.labels import OTHER_TYPE, apply_labels, read_labels
+from xrayclass.core.labels import OTHER_TYPE, apply_labels, checked_labels, latest_labels
+from xrayclass.io.labels import read_labels
 from xrayclass.io.tables import InputError
 
 HEADER = "name,class,comment,labeler,time\n"
@@ -35,8 +36,25 @@ def test_latest_label_wins_across_files(tmp_path):
 )
 def test_bad_labels_name_file_and_line(tmp_path, text, message):
     path = write(tmp_path / "labels.csv", text)
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as raised:
         read_labels([path])
+    assert str(raised.value).startswith(f"{path}: line 2: ")
+    # The science alone says the line, not a file it never saw.
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    with pytest.raises(InputError, match=f"^{message}"):
+        checked_labels(table)
+
+
+def test_equal_times_go_to_the_table_given_last():
+    def table(rows):
+        return checked_labels(pd.DataFrame(rows, columns=["name", "class", "comment", "labeler", "time"]))
+
+    first = table([[" SRC A ", "HMXB", "", "x", "t1"], ["SRC B", "YSO", "", "x", "t2"]])
+    second = table([["SRC A", "LMXB", "", "y", "t1"], ["SRC B", "QSO", "", "y", "t1"]])
+    labels = latest_labels([first, second])
+    assert labels["name"].tolist() == ["SRC A", "SRC B"]
+    assert labels["class"].tolist() == ["LMXB", "YSO"]
+    assert latest_labels([]).columns.tolist() == ["name", "class", "comment", "labeler", "time"]
 
 
 def test_missing_column_is_named(tmp_path):

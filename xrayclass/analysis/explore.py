@@ -23,7 +23,6 @@ layer binned here over all M sources.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -47,7 +46,6 @@ __all__ = [
     "ExploreError",
     "RunTables",
     "build_payload",
-    "file_sha256",
     "is_synthetic",
     "label_next_order",
     "mollweide",
@@ -445,14 +443,6 @@ def is_synthetic(run_dir: Path | None, names: pd.Series) -> bool:
             except OSError:
                 continue
     return False
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_run(

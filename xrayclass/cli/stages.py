@@ -757,7 +757,8 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             return
         label_summary = None
         if args.labels:
-            from xrayclass.core.labels import apply_labels, log_summary, read_labels
+            from xrayclass.core.labels import apply_labels, log_summary
+            from xrayclass.io.labels import read_labels
 
             labels, label_files = read_labels(args.labels)
         # A Parquet input's pass-through columns stay in the file until the output is

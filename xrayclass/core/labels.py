@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,8 +31,9 @@ __all__ = [
     "OTHER_TYPE",
     "LabelSummary",
     "apply_labels",
+    "checked_labels",
+    "latest_labels",
     "log_summary",
-    "read_labels",
 ]
 
 log = logging.getLogger("xrayclass")
@@ -63,47 +63,48 @@ class LabelSummary:
         return dict(self.__dict__)
 
 
-def read_labels(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict]]:
-    """The labels of one or more ``labels.csv`` files, one row per source.
+def checked_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """One labels table (the rows of one ``labels.csv``, as strings) checked and trimmed.
 
-    Returns the labels and, per file, its path, sha256 and number of rows.
-    Raises InputError naming the file for a missing column, an unknown class or an
-    empty name.
+    Names and classes are stripped of surrounding blanks. Raises :class:`InputError`
+    naming the line (counting the header as line 1) for a missing column, an empty
+    name or an unknown class; the caller that read the file adds its name.
     """
-    from xrayclass.analysis.explore import file_sha256
+    missing = [c for c in LABEL_COLUMNS if c not in table]
+    if missing:
+        raise InputError(
+            f"missing label columns: {', '.join(missing)} "
+            f"(expected {', '.join(LABEL_COLUMNS)}, as the explorer exports)"
+        )
+    table = table[list(LABEL_COLUMNS)].copy()
+    table["name"] = table["name"].str.strip()
+    table["class"] = table["class"].str.strip()
+    if (table["name"] == "").any():
+        row = int(np.flatnonzero(table["name"] == "")[0]) + 2
+        raise InputError(f"line {row}: empty source name")
+    unknown = ~table["class"].isin([*CLASSES, OTHER])
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise InputError(
+            f"line {row + 2}: unknown class {table['class'].iloc[row]!r} (one of {', '.join(CLASSES)} or {OTHER})"
+        )
+    return table.reset_index(drop=True)
 
-    frames, files = [], []
-    for order, path in enumerate(paths):
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: labels file not found")
-        try:
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f"{path}: not a labels CSV ({' '.join(str(exc).split())})") from None
-        missing = [c for c in LABEL_COLUMNS if c not in table]
-        if missing:
-            raise InputError(
-                f"{path}: missing label columns: {', '.join(missing)} "
-                f"(expected {', '.join(LABEL_COLUMNS)}, as the explorer exports)"
-            )
-        table["name"] = table["name"].str.strip()
-        table["class"] = table["class"].str.strip()
-        if (table["name"] == "").any():
-            row = int(np.flatnonzero(table["name"] == "")[0]) + 2
-            raise InputError(f"{path}: line {row}: empty source name")
-        unknown = ~table["class"].isin([*CLASSES, OTHER])
-        if unknown.any():
-            row = int(np.flatnonzero(unknown)[0])
-            raise InputError(
-                f"{path}: line {row + 2}: unknown class {table['class'].iloc[row]!r} "
-                f"(one of {', '.join(CLASSES)} or {OTHER})"
-            )
-        frames.append(table[list(LABEL_COLUMNS)].assign(_order=order, _row=np.arange(len(table))))
-        files.append({"file": str(path), "sha256": file_sha256(path), "rows": len(table)})
-    labels = pd.concat(frames, ignore_index=True)
+
+def latest_labels(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One row per source from several checked labels tables, sorted by name.
+
+    The latest ``time`` wins; equal times go to the table given last, and within a
+    table to the row written last.
+    """
+    if not tables:
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in LABEL_COLUMNS})
+    labels = pd.concat(
+        [table.assign(_order=order, _row=np.arange(len(table))) for order, table in enumerate(tables)],
+        ignore_index=True,
+    )
     labels = labels.sort_values(["time", "_order", "_row"], kind="stable").drop_duplicates("name", keep="last")
-    return labels.drop(columns=["_order", "_row"]).sort_values("name").reset_index(drop=True), files
+    return labels.drop(columns=["_order", "_row"]).sort_values("name").reset_index(drop=True)
 
 
 def apply_labels(
