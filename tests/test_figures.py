@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -14,6 +15,8 @@ from xrayclass.analysis import figures
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
 from xrayclass.core.positional import crossmatch_local
+from xrayclass.io.figures import DPI, save_figure
+from xrayclass.io.paths import FIGURES, density_figure, safe_stem, source_figure
 from xrayclass.stages.classification import classify_detections
 from xrayclass.stages.clustering import cluster_detections
 from xrayclass.stages.master_classification import master_classification
@@ -34,21 +37,6 @@ def stages():
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("figures")
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """The figures saved during the test, in order: what is drawn can be checked, not only
-    that files exist. save_figure still runs (and writes the files)."""
-    saved = []
-    original = figures.save_figure
-
-    def keep(figure, out_dir, stem):
-        saved.append(figure)
-        return original(figure, out_dir, stem)
-
-    monkeypatch.setattr(figures, "save_figure", keep)
-    return saved
 
 
 def panels(figure):
@@ -93,7 +81,7 @@ def check_written(paths, stem=None):
     assert pdf.read_bytes().startswith(b"%PDF")
     image = matplotlib.image.imread(png)
     width, height = pdf_page_size(pdf)
-    expected = (round(height / 72 * figures.DPI), round(width / 72 * figures.DPI))
+    expected = (round(height / 72 * DPI), round(width / 72 * DPI))
     assert image.shape[:2] == expected
     assert image[..., :3].var() > 0
     # Atomic writes leave no temporary file beside the figures.
@@ -101,14 +89,15 @@ def check_written(paths, stem=None):
     return image
 
 
-def test_bic_figure(out_dir, drawn):
+def test_bic_figure(out_dir):
     k = np.arange(2, 21)
     mean = -1e5 * (1 - np.exp(-(k - 1) / 3)) + 500 * k
     table = pd.DataFrame({"k": k, "bic_mean": mean, "bic_std": 2000 / np.sqrt(k), "gradient": np.gradient(mean)})
     table.loc[table.index[-1], "gradient"] = np.nan
-    image = check_written(figures.bic_figure(table, out_dir, chosen_k=6), "fig1_bic")
-    assert image.shape[:2] == (6 * figures.DPI, 7 * figures.DPI)
-    top, bottom = drawn[0].axes
+    figure = figures.bic_figure(table, chosen_k=6)
+    image = check_written(save_figure(figure, out_dir, FIGURES["bic"]), "fig1_bic")
+    assert image.shape[:2] == (6 * DPI, 7 * DPI)
+    top, bottom = figure.axes
     assert top.get_ylabel() == "BIC (dimensionless)" and "information criterion" in top.get_title()
     assert bottom.get_xlabel() == "Number of mixture components K"
     mean_line = next(line for line in top.get_lines() if line.get_label() == "mean BIC")
@@ -120,15 +109,16 @@ def test_bic_figure(out_dir, drawn):
         assert [line.get_xdata()[0] for line in ax.get_lines() if line.get_label() == "chosen K = 6"] == [6]
 
 
-def test_bic_figure_requires_its_columns(out_dir):
+def test_bic_figure_requires_its_columns():
     with pytest.raises(ValueError, match="gradient"):
-        figures.bic_figure(pd.DataFrame({"k": [2], "bic_mean": [1.0], "bic_std": [0.1]}), out_dir)
+        figures.bic_figure(pd.DataFrame({"k": [2], "bic_mean": [1.0], "bic_std": [0.1]}))
 
 
-def test_cluster_sky_map(stages, out_dir, drawn):
+def test_cluster_sky_map(stages, out_dir):
     clustered = stages["clustered"]
-    check_written(figures.cluster_sky_map(clustered, out_dir), "fig2_cluster_sky_map")
-    (ax,) = drawn[0].axes
+    figure = figures.cluster_sky_map(clustered)
+    check_written(save_figure(figure, out_dir, FIGURES["cluster_sky_map"]), "fig2_cluster_sky_map")
+    (ax,) = figure.axes
     counts = clustered["cluster"].value_counts().sort_index()
     # One scatter per cluster, with every detection of the cluster, labelled with its count.
     points = {collection.get_label(): len(collection.get_offsets()) for collection in ax.collections}
@@ -139,13 +129,14 @@ def test_cluster_sky_map(stages, out_dir, drawn):
         rows = clustered[clustered["cluster"] == cluster]
         np.testing.assert_allclose(collection.get_offsets(), np.column_stack(mollweide_xy(rows["ra"], rows["dec"])))
     assert ax.get_xlabel() == figures.LONGITUDE_LABEL and ax.get_ylabel() == figures.LATITUDE_LABEL
-    assert "Mollweide" in drawn[0].get_suptitle()
+    assert "Mollweide" in figure.get_suptitle()
 
 
-def test_hardness_by_cluster(stages, out_dir, drawn):
+def test_hardness_by_cluster(stages, out_dir):
     clustered = stages["clustered"]
-    check_written(figures.hardness_by_cluster(clustered, out_dir), "fig3_hardness_by_cluster")
-    axes = panels(drawn[0])
+    figure = figures.hardness_by_cluster(clustered)
+    check_written(save_figure(figure, out_dir, FIGURES["hardness_by_cluster"]), "fig3_hardness_by_cluster")
+    axes = panels(figure)
     clusters = sorted(clustered["cluster"].unique())
     assert len(axes) == len(clusters)
     for ax, cluster in zip(axes, clusters, strict=True):
@@ -156,8 +147,8 @@ def test_hardness_by_cluster(stages, out_dir, drawn):
         np.testing.assert_array_equal(points.get_array(), rows["var_prob_h"].to_numpy())  # the colour
     assert axes[0].get_ylabel() == figures.HARDNESS_LABELS["hard_hs"]
     assert axes[-1].get_xlabel() == figures.HARDNESS_LABELS["hard_hm"]
-    assert colorbar_labels(drawn[0]) == ["var_prob_h, hard-band variability probability"]
-    assert drawn[0].get_suptitle() == "Hardness ratios of the detections in each cluster"
+    assert colorbar_labels(figure) == ["var_prob_h, hard-band variability probability"]
+    assert figure.get_suptitle() == "Hardness ratios of the detections in each cluster"
 
 
 def smoothed_density(x, y, limits):
@@ -171,17 +162,19 @@ def smoothed_density(x, y, limits):
 
 
 @pytest.mark.parametrize("kind, aggregated", [("hardness", True), ("variability", False), ("hardness", False)])
-def test_class_density_maps(stages, out_dir, drawn, kind, aggregated):
+def test_class_density_maps(stages, out_dir, kind, aggregated):
     classified = stages["classified"]
-    paths = figures.class_density_maps(classified, out_dir, kind=kind, aggregated=aggregated)
+    figure = figures.class_density_maps(classified, kind=kind, aggregated=aggregated)
     number = 6 if kind == "hardness" else 7
-    check_written(paths, f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}")
+    stem = f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}"
+    assert density_figure(kind, aggregated) == stem
+    check_written(save_figure(figure, out_dir, stem), stem)
 
     xcol, ycol, limits, xlabel, ylabel = figures.DENSITY_KINDS[kind]
     predicted = classified[classified["main_type"].isin(CLASSES)].dropna(subset=[xcol, ycol])
     family = predicted["main_type"].map(AGGREGATE_CLASS)
     groups = AGGREGATE_CLASSES if aggregated else CLASSES
-    axes = panels(drawn[0])
+    axes = panels(figure)
     assert len(axes) == len(groups)
     drawn_panels = 0
     for ax, group in zip(axes, groups, strict=True):
@@ -201,21 +194,22 @@ def test_class_density_maps(stages, out_dir, drawn, kind, aggregated):
             assert list(contours.levels) == [0.1, 0.3, 0.6] and len(parent) >= len(rows)
     assert drawn_panels > 1
     assert axes[-1].get_xlabel() == xlabel.split(",")[0] and axes[0].get_ylabel() == ylabel.split(",")[0]
-    assert f"x: {xlabel}; y: {ylabel}" in drawn[0].get_suptitle()
-    assert colorbar_labels(drawn[0]) == ["density / panel peak (sqrt scale)"]
+    assert f"x: {xlabel}; y: {ylabel}" in figure.get_suptitle()
+    assert colorbar_labels(figure) == ["density / panel peak (sqrt scale)"]
 
 
-def test_class_density_maps_rejects_an_unknown_kind(stages, out_dir):
+def test_class_density_maps_rejects_an_unknown_kind(stages):
     with pytest.raises(ValueError, match="hardness, variability"):
-        figures.class_density_maps(stages["classified"], out_dir, kind="spectra")
+        figures.class_density_maps(stages["classified"], kind="spectra")
 
 
-def test_class_sky_density(stages, out_dir, drawn):
+def test_class_sky_density(stages, out_dir):
     uniquely = stages["uniquely"]
     assert set(uniquely["agg_master_class"]) <= set(AGGREGATE_CLASSES)
     bins = (36, 18)
-    check_written(figures.class_sky_density(uniquely, out_dir, bins=bins), "fig8_class_sky_density")
-    axes = panels(drawn[0])
+    figure = figures.class_sky_density(uniquely, bins=bins)
+    check_written(save_figure(figure, out_dir, FIGURES["class_sky_density"]), "fig8_class_sky_density")
+    axes = panels(figure)
     assert len(axes) == len(AGGREGATE_CLASSES)
     x_edges = np.linspace(-np.pi, np.pi, bins[0] + 1)
     y_edges = np.arcsin(np.linspace(-1, 1, bins[1] + 1))  # equal-area cells
@@ -228,15 +222,16 @@ def test_class_sky_density(stages, out_dir, drawn):
         assert ax.get_title() == f"{group} (n = {len(rows):,} sources)"
         assert ax.name == "mollweide"
     assert axes[2].get_xlabel() == "Galactic longitude l (deg)" and axes[0].get_ylabel() == "Galactic latitude b (deg)"
-    (label,) = colorbar_labels(drawn[0])
+    (label,) = colorbar_labels(figure)
     assert label.startswith("sources per cell (equal-area cells of ")
 
 
-def test_source_probability_plot(stages, out_dir, drawn):
+def test_source_probability_plot(stages, out_dir):
     classified = stages["classified"]
     source = stages["uniquely"].iloc[0]  # the most detected source
     assert source["detection_count"] > 1
-    paths = figures.source_probability_plot(classified, source["name"], out_dir, master_class=source["master_class"])
+    figure = figures.source_probability_plot(classified, source["name"], master_class=source["master_class"])
+    paths = save_figure(figure, out_dir, source_figure(source["name"]))
     check_written(paths, "fig10_" + source["name"].replace(" ", "_").replace("+", "p"))
     assert " " not in paths[0].name and "+" not in paths[0].name
 
@@ -244,7 +239,7 @@ def test_source_probability_plot(stages, out_dir, drawn):
     probabilities = rows[list(CLASSES)].to_numpy(float)
     mean = probabilities.mean(axis=0)
     half = 1.96 * probabilities.std(axis=0, ddof=1) / np.sqrt(len(rows))
-    ax, track = drawn[0].axes
+    ax, track = figure.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == list(CLASSES)
     assert ax.get_xlabel() == "Class" and ax.get_ylabel() == "Class probability"
     (points,) = [c for c in ax.collections if c.get_label() == f"detections (n = {len(rows)})"]
@@ -269,36 +264,34 @@ def test_source_probability_plot(stages, out_dir, drawn):
     assert len(track.get_lines()) == len(rows) + 1
 
 
-def test_source_probability_plot_without_a_track_votes_softly(stages, out_dir, drawn):
+def test_source_probability_plot_without_a_track_votes_softly(stages):
     classified = stages["classified"]
     classified = classified.drop(columns=[c for c in classified.columns if c.startswith("track_")])
     name = stages["uniquely"]["name"].iloc[1]
-    figures.source_probability_plot(classified, name, out_dir)
-    (ax,) = drawn[0].axes
+    (ax,) = figures.source_probability_plot(classified, name).axes
     mean = classified.loc[classified["name"] == name, list(CLASSES)].to_numpy(float).mean(axis=0)
     soft = CLASSES[int(np.argmax(mean))]
     (square,) = [line for line in ax.get_lines() if line.get_label() == f"soft vote: {soft}"]
     assert square.get_ydata()[0] == mean.max()
 
 
-def test_source_probability_plot_names_an_absent_source(stages, out_dir):
+def test_source_probability_plot_names_an_absent_source(stages):
     with pytest.raises(ValueError, match=re.escape("'MOCK J000000.0+000000'")):
-        figures.source_probability_plot(stages["classified"], "MOCK J000000.0+000000", out_dir)
+        figures.source_probability_plot(stages["classified"], "MOCK J000000.0+000000")
     name = stages["classified"]["name"].iloc[0]
     with pytest.raises(ValueError, match="Galaxy"):
-        figures.source_probability_plot(stages["classified"], name, out_dir, master_class="Galaxy")
+        figures.source_probability_plot(stages["classified"], name, master_class="Galaxy")
 
 
-def test_confusion_heatmap(stages, out_dir, drawn):
+def test_confusion_heatmap(stages, out_dir):
     classified = stages["classified"]
     scored = classified[classified["main_type"].isin(CLASSES)]
     counts = pd.crosstab(scored["true_class"].map(AGGREGATE_CLASS), scored["main_type"].map(AGGREGATE_CLASS))
     counts = counts.reindex(index=list(AGGREGATE_CLASSES), columns=list(AGGREGATE_CLASSES), fill_value=0)
     counts.loc["Seyfert"] = 0  # a true class without examples is drawn empty, not as NaN noise
-    check_written(
-        figures.confusion_heatmap(counts, AGGREGATE_CLASSES, out_dir, "fig5_test", "Aggregated (mock)"), "fig5_test"
-    )
-    (ax,) = panels(drawn[0])
+    figure = figures.confusion_heatmap(counts, AGGREGATE_CLASSES, "Aggregated (mock)")
+    check_written(save_figure(figure, out_dir, "fig5_test"), "fig5_test")
+    (ax,) = panels(figure)
     (image,) = ax.images
     shown = image.get_array()
     expected = counts.div(counts.sum(axis=1), axis=0)
@@ -309,9 +302,9 @@ def test_confusion_heatmap(stages, out_dir, drawn):
     assert [t.get_text() for t in ax.get_xticklabels()] == list(AGGREGATE_CLASSES)
     assert [t.get_text() for t in ax.get_yticklabels()] == list(AGGREGATE_CLASSES)
     assert ax.get_xlabel() == "Predicted class" and ax.get_ylabel() == "True class"
-    assert ax.get_title() == "Aggregated (mock)" and colorbar_labels(drawn[0]) == ["Fraction of the true class"]
+    assert ax.get_title() == "Aggregated (mock)" and colorbar_labels(figure) == ["Fraction of the true class"]
     with pytest.raises(ValueError, match="4 labels"):
-        figures.confusion_heatmap(np.eye(3), AGGREGATE_CLASSES, out_dir, "bad", "bad")
+        figures.confusion_heatmap(np.eye(3), AGGREGATE_CLASSES, "bad")
 
 
 def method_table(seed=0, methods=("mahalanobis", "naive Bayes", "random forest")):
@@ -331,10 +324,11 @@ def method_table(seed=0, methods=("mahalanobis", "naive Bayes", "random forest")
     return pd.DataFrame(rows)
 
 
-def test_method_comparison_figure(out_dir, drawn):
+def test_method_comparison_figure(out_dir):
     table = method_table()
-    check_written(figures.method_comparison_figure(table, out_dir), "fig_method_comparison")
-    axes = panels(drawn[0])
+    figure = figures.method_comparison_figure(table)
+    check_written(save_figure(figure, out_dir, FIGURES["method_comparison"]), "fig_method_comparison")
+    axes = panels(figure)
     assert [ax.get_title() for ax in axes] == ["Ten classes", "Aggregated classes"]
     for ax, level, labels in zip(axes, ("classes", "aggregated"), (CLASSES, AGGREGATE_CLASSES), strict=True):
         assert [t.get_text() for t in ax.get_xticklabels()] == list(labels)
@@ -346,13 +340,14 @@ def test_method_comparison_figure(out_dir, drawn):
 
 
 @pytest.mark.parametrize("synthetic", [False, True])
-def test_comparison_figure(out_dir, drawn, synthetic):
+def test_comparison_figure(out_dir, synthetic):
     table = pd.concat(
         [method_table(1).assign(split="by source"), method_table(2).assign(split="by detection")], ignore_index=True
     )
     stem = f"fig_splits_{synthetic}"
-    check_written(figures.comparison_figure(table, out_dir, stem=stem, synthetic=synthetic), stem)
-    axes = panels(drawn[0])
+    figure = figures.comparison_figure(table, synthetic=synthetic)
+    check_written(save_figure(figure, out_dir, stem), stem)
+    axes = panels(figure)
     assert [ax.get_title() for ax in axes] == [title for _, _, title in figures.COMPARISON_PANELS]
     methods = list(dict.fromkeys(table["method"]))
     for ax in axes[-4:]:  # the method names under the lowest row (the panels share x)
@@ -366,11 +361,11 @@ def test_comparison_figure(out_dir, drawn, synthetic):
             np.testing.assert_allclose(
                 [np.ptp(segment[:, 1]) / 2 for segment in error_segments], rows.loc[methods, f"{column}_std"]
             )
-    assert drawn[0].get_suptitle().startswith("SYNTHETIC (mock catalog): ") == synthetic
+    assert figure.get_suptitle().startswith("SYNTHETIC (mock catalog): ") == synthetic
 
 
 @pytest.mark.parametrize("synthetic", [False, True])
-def test_reliability_figure(out_dir, drawn, synthetic):
+def test_reliability_figure(out_dir, synthetic):
     from xrayclass.core.calibration import reliability_curve
 
     rng = np.random.default_rng(3)
@@ -381,8 +376,9 @@ def test_reliability_figure(out_dir, drawn, synthetic):
         truth = (probabilities.cumsum(axis=1) < rng.uniform(size=(400, 1))).sum(axis=1).clip(max=len(CLASSES) - 1)
         curves[name] = reliability_curve(probabilities, truth)
     stem = f"fig_reliability_{synthetic}"
-    check_written(figures.reliability_figure(curves, out_dir, stem=stem, synthetic=synthetic), stem)
-    (ax,) = panels(drawn[0])
+    figure = figures.reliability_figure(curves, synthetic=synthetic)
+    check_written(save_figure(figure, out_dir, stem), stem)
+    (ax,) = panels(figure)
     lines = {line.get_label(): line for line in ax.get_lines()}
     np.testing.assert_array_equal(lines["perfectly calibrated"].get_xydata(), [[0, 0], [1, 1]])
     for name, curve in curves.items():
@@ -392,7 +388,7 @@ def test_reliability_figure(out_dir, drawn, synthetic):
     assert ax.get_xlabel().startswith("confidence") and ax.get_ylabel() == "accuracy in the bin"
     assert ax.get_title().startswith("SYNTHETIC (mock catalog): ") == synthetic
     with pytest.raises(ValueError, match="no curves"):
-        figures.reliability_figure({}, out_dir)
+        figures.reliability_figure({})
 
 
 def test_cell_text_contrasts_with_the_cell():
@@ -401,9 +397,9 @@ def test_cell_text_contrasts_with_the_cell():
 
 
 def test_safe_stem_keeps_signs_apart():
-    assert figures.safe_stem("2CXO J004231.1+411621") == "2CXO_J004231.1p411621"
-    assert figures.safe_stem("2CXO J004231.1-411621") == "2CXO_J004231.1-411621"
-    assert figures.safe_stem("a/b\\c d") == "a_b_c_d"
+    assert safe_stem("2CXO J004231.1+411621") == "2CXO_J004231.1p411621"
+    assert safe_stem("2CXO J004231.1-411621") == "2CXO_J004231.1-411621"
+    assert safe_stem("a/b\\c d") == "a_b_c_d"
 
 
 def test_galactic_centre_is_at_the_origin():
@@ -422,55 +418,53 @@ def test_a_failed_save_leaves_no_file(tmp_path):
 
     figure.savefig = fail
     with pytest.raises(RuntimeError, match="disk full"):
-        figures.save_figure(figure, tmp_path, "broken")
+        save_figure(figure, tmp_path, "broken")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_module_does_not_use_pyplot():
     """Figures are plain Figure objects: importing the module starts no pyplot state."""
     code = "import sys, xrayclass.analysis.figures; assert 'matplotlib.pyplot' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=figures.Path(figures.__file__).parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(figures.__file__).parents[2])
 
 
-def test_an_empty_table_is_refused_clearly(stages, out_dir):
+def test_an_empty_table_is_refused_clearly(stages):
     empty = stages["clustered"].iloc[:0]
     for draw in (figures.cluster_sky_map, figures.hardness_by_cluster):
         with pytest.raises(ValueError, match="no rows"):
-            draw(empty, out_dir)
+            draw(empty)
 
 
 def test_figures_of_synthetic_runs_are_marked(tmp_path):
-    """Inside synthetic_marking every saved figure carries the SYNTHETIC mark; outside, none."""
-    from matplotlib.figure import Figure
-
-    from xrayclass.analysis.figures import save_figure, synthetic_marking
+    """Inside synthetic_marking every figure drawn carries the SYNTHETIC mark; outside, none."""
+    from xrayclass.analysis.figures import synthetic_marking
 
     def texts(figure):
         return [t.get_text() for t in figure.texts]
 
-    plain = Figure()
-    plain.subplots().plot([0, 1])
+    table = method_table()
+    plain = figures.method_comparison_figure(table)
     save_figure(plain, tmp_path, "plain")
     assert "SYNTHETIC" not in texts(plain)
-    marked = Figure()
-    marked.subplots().plot([0, 1])
     with synthetic_marking(True):
-        save_figure(marked, tmp_path, "marked")
+        marked = figures.method_comparison_figure(table)
+    save_figure(marked, tmp_path, "marked")
     assert "SYNTHETIC" in texts(marked)
+    assert "SYNTHETIC" not in texts(figures.method_comparison_figure(table))
     assert (tmp_path / "marked.png").read_bytes() != (tmp_path / "plain.png").read_bytes()
 
 
-def test_comparison_figure_says_why_a_panel_is_empty(out_dir, drawn):
+def test_comparison_figure_says_why_a_panel_is_empty():
     table = pd.concat(
         [method_table(1).assign(split="by source"), method_table(2).assign(split="by detection")], ignore_index=True
     )
     columns = [column for _, column, _ in figures.COMPARISON_PANELS]
     undefined, zero = columns[5], columns[4]  # YSO and XB diagonals, as on the real sample
     table[undefined], table[zero] = np.nan, 0.0
-    figures.comparison_figure(table, out_dir, stem="fig_splits_empty")
+    figure = figures.comparison_figure(table)
     notes = {
         column: [t.get_text() for t in ax.texts]
-        for ax, (_, column, _) in zip(panels(drawn[0]), figures.COMPARISON_PANELS, strict=True)
+        for ax, (_, column, _) in zip(panels(figure), figures.COMPARISON_PANELS, strict=True)
     }
     assert notes[undefined] == ["undefined: no labeled detection\nof this class in the data"]
     assert notes[zero] == ["0 for every method"]

@@ -1,8 +1,9 @@
 """The paper's figures, drawn from the pipeline's tables.
 
-Every function takes DataFrames (never paths), draws on a fresh
-:class:`matplotlib.figure.Figure` (no pyplot, so no global figure state and no GUI
-backend), and writes a PNG and a PDF through :func:`save_figure`, returning the paths.
+Every function takes DataFrames, draws on a fresh :class:`matplotlib.figure.Figure` (no
+pyplot, so no global figure state and no GUI backend) and returns it: a notebook shows
+it, and :func:`xrayclass.io.figures.save_figure` writes it as PNG and PDF under the
+run's file names (:data:`xrayclass.io.paths.FIGURES`).
 
 Conventions
 -----------
@@ -18,12 +19,8 @@ Conventions
 
 import contextlib
 import contextvars
-import functools
-import os
-import re
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,14 +34,12 @@ from matplotlib.typing import ColorType
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME
-from xrayclass.io.tables import write_atomic
 from xrayclass.text import plural
 
 __all__ = [
     "COMPARISON_PANELS",
     "DENSITY_CMAP",
     "DENSITY_KINDS",
-    "DPI",
     "HARDNESS_LABELS",
     "LATITUDE_LABEL",
     "LONGITUDE_LABEL",
@@ -62,8 +57,6 @@ __all__ = [
     "hardness_by_cluster",
     "method_comparison_figure",
     "reliability_figure",
-    "safe_stem",
-    "save_figure",
     "source_probability_plot",
     "synthetic_marking",
 ]
@@ -75,9 +68,6 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#0
 
 #: Markers cycled with the colours, so that categories stay distinct in grey scale.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-#: Resolution of the PNG files (dots per inch).
-DPI = 150
 
 #: Continuous colour maps: values and counts; densities (dark = dense, light = sparse,
 #: as in the paper's Figs. 6 and 7); confusion matrices.
@@ -111,13 +101,13 @@ LATITUDE_LABEL = "Galactic latitude b (deg)"
 
 # ----------------------------------------------------------------------------- helpers
 
-#: True while figures of a SYNTHETIC (mock) run are drawn: save_figure marks them.
+#: True while figures of a SYNTHETIC (mock) run are drawn: each is marked.
 _SYNTHETIC = contextvars.ContextVar("xrayclass_synthetic_figures", default=False)
 
 
 @contextlib.contextmanager
 def synthetic_marking(synthetic: bool = True) -> Iterator[None]:
-    """Within this block every saved figure carries a large SYNTHETIC mark (mock runs)."""
+    """Within this block every figure drawn carries a large SYNTHETIC mark (mock runs)."""
     token = _SYNTHETIC.set(bool(synthetic))
     try:
         yield
@@ -151,44 +141,11 @@ def _mark_synthetic(figure: Figure) -> None:
     )
 
 
-def save_figure(figure: Figure, out_dir: str | os.PathLike[str], stem: str) -> list[Path]:
-    """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``.
-
-    Each file is written to a temporary file in ``out_dir`` and renamed into place, so
-    an interrupted run leaves no partial figure. PDF metadata carry no creation date,
-    so the same figure gives the same bytes. The layout computed for the PNG is reused
-    for the PDF: afterwards the figure's layout engine is off (its layout is frozen).
-
-    Parameters
-    ----------
-    figure : matplotlib.figure.Figure
-    out_dir : str or pathlib.Path
-        Created if missing.
-    stem : str
-        File name without extension.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The PNG and the PDF.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _finished(figure: Figure) -> Figure:
+    """The figure as drawn, with the SYNTHETIC mark inside :func:`synthetic_marking`."""
     if _SYNTHETIC.get():
         _mark_synthetic(figure)
-    written = []
-    for fmt, metadata in (("png", {"Software": "xrayclass"}), ("pdf", {"Creator": "xrayclass", "CreationDate": None})):
-        path = out_dir / f"{stem}.{fmt}"
-        write_atomic(path, functools.partial(figure.savefig, format=fmt, dpi=DPI, metadata=metadata))
-        written.append(path)
-        # The first save laid the figure out; the second reuses that layout.
-        figure.set_layout_engine("none")
-    return written
-
-
-def safe_stem(text: object) -> str:
-    """A file-name-safe version of ``text``: ``+`` becomes ``p``, other unsafe runs ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("+", "p")).strip("_") or "figure"
+    return figure
 
 
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str, nonempty: bool = False) -> None:
@@ -262,9 +219,7 @@ def _mollweide(
 # ----------------------------------------------------------------------------- figures
 
 
-def bic_figure(
-    bic_table: pd.DataFrame, out_dir: str | os.PathLike[str], chosen_k: int | None = None, stem: str = "fig1_bic"
-) -> list[Path]:
+def bic_figure(bic_table: pd.DataFrame, chosen_k: int | None = None) -> Figure:
     """Fig. 1: the BIC of the Gaussian mixture and its gradient against K.
 
     Parameters
@@ -272,15 +227,12 @@ def bic_figure(
     bic_table : pandas.DataFrame
         Columns ``k``, ``bic_mean``, ``bic_std`` (spread of the BIC over the fits of
         one K) and ``gradient`` (of the mean BIC with K; NaN allowed, e.g. at an end).
-    out_dir : str or pathlib.Path
     chosen_k : int, optional
         The number of components retained (6 in the paper), drawn as a dashed line.
-    stem : str
 
     Returns
     -------
-    list of pathlib.Path
-        The PNG and PDF written.
+    matplotlib.figure.Figure
     """
     _require(bic_table, ("k", "bic_mean", "bic_std", "gradient"), "BIC table", nonempty=True)
     table = bic_table.sort_values("k")
@@ -306,24 +258,20 @@ def bic_figure(
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
-def cluster_sky_map(
-    clustered: pd.DataFrame, out_dir: str | os.PathLike[str], stem: str = "fig2_cluster_sky_map"
-) -> list[Path]:
+def cluster_sky_map(clustered: pd.DataFrame) -> Figure:
     """Fig. 2: detections on the sky (Mollweide, galactic), one colour per cluster.
 
     Parameters
     ----------
     clustered : pandas.DataFrame
         Stage-1 (or stage-2) table with ``ra``, ``dec`` (ICRS, deg) and ``cluster``.
-    out_dir : str or pathlib.Path
-    stem : str
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
     """
     _require(clustered, ("ra", "dec", CLUSTER), "cluster sky map", nonempty=True)
     table, x, y = _sky_xy(clustered)
@@ -353,24 +301,20 @@ def cluster_sky_map(
         fontsize=8,
         title=f"{len(table):,} detections",
     )
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
-def hardness_by_cluster(
-    clustered: pd.DataFrame, out_dir: str | os.PathLike[str], stem: str = "fig3_hardness_by_cluster"
-) -> list[Path]:
+def hardness_by_cluster(clustered: pd.DataFrame) -> Figure:
     """Fig. 3: hard_hs against hard_hm per cluster, coloured by hard-band variability.
 
     Parameters
     ----------
     clustered : pandas.DataFrame
         Stage-1 table with ``cluster``, ``hard_hm``, ``hard_hs`` and ``var_prob_h``.
-    out_dir : str or pathlib.Path
-    stem : str
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
     """
     _require(clustered, (CLUSTER, "hard_hm", "hard_hs", "var_prob_h"), "hardness by cluster", nonempty=True)
     clusters = np.unique(clustered[CLUSTER].dropna().to_numpy())
@@ -401,7 +345,7 @@ def hardness_by_cluster(
     _label_outer(axes, ncols, HARDNESS_LABELS["hard_hm"], HARDNESS_LABELS["hard_hs"])
     figure.colorbar(points, ax=axes, label="var_prob_h, hard-band variability probability", shrink=0.8)
     figure.suptitle("Hardness ratios of the detections in each cluster")
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
 def _label_outer(axes: Sequence[Axes], ncols: int, xlabel: str, ylabel: str) -> None:
@@ -431,11 +375,9 @@ def _density(
 
 def class_density_maps(
     classified: pd.DataFrame,
-    out_dir: str | os.PathLike[str],
     kind: str = "hardness",
     aggregated: bool = True,
-    stem: str | None = None,
-) -> list[Path]:
+) -> Figure:
     """Figs. 6 (hardness) and 7 (variability): feature density of each predicted class.
 
     Each panel is a 2-D histogram of the detections predicted in one class (stage-3
@@ -448,7 +390,6 @@ def class_density_maps(
     ----------
     classified : pandas.DataFrame
         Stage-3 table: ``main_type`` (predicted class) and the plotted features.
-    out_dir : str or pathlib.Path
     kind : {"hardness", "variability"}
         ``"hardness"``: hard_hs against hard_hm (Fig. 6). ``"variability"``:
         var_prob_b against var_prob_s, the pair of the paper's Fig. 7 (broad against
@@ -457,13 +398,10 @@ def class_density_maps(
     aggregated : bool
         One panel per aggregated class (AGN, Seyfert, XB, YSO; default) or one per
         each of the ten classes.
-    stem : str, optional
-        Defaults to ``fig6_hardness_density`` / ``fig7_variability_density`` with
-        ``_aggregated`` or ``_classes``.
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
     """
     if kind not in DENSITY_KINDS:
         raise ValueError(f"kind must be one of {', '.join(DENSITY_KINDS)}, got {kind!r}")
@@ -513,18 +451,13 @@ def class_density_maps(
     figure.suptitle(
         f"{what} of the classified detections by predicted class{contours}\nx: {xlabel}; y: {ylabel}", fontsize=10
     )
-    if stem is None:
-        number = 6 if kind == "hardness" else 7
-        stem = f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}"
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
 def class_sky_density(
     uniquely: pd.DataFrame,
-    out_dir: str | os.PathLike[str],
     bins: tuple[int, int] = (36, 18),
-    stem: str = "fig8_class_sky_density",
-) -> list[Path]:
+) -> Figure:
     """Fig. 8: sky density of the uniquely classified sources, per aggregated class.
 
     Counts in equal-area cells (uniform in l and in sin b), on a log colour scale
@@ -535,14 +468,12 @@ def class_sky_density(
     ----------
     uniquely : pandas.DataFrame
         Stage-4 uniquely classified table with ``ra``, ``dec`` and ``agg_master_class``.
-    out_dir : str or pathlib.Path
     bins : (int, int)
         Cells in longitude and in sin(latitude).
-    stem : str
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
     """
     _require(uniquely, ("ra", "dec", "agg_master_class"), "class sky density")
     table, x, y = _sky_xy(uniquely)
@@ -582,16 +513,14 @@ def class_sky_density(
         "Uniquely classified sources by aggregated master class (Mollweide, galactic; l increases to the left)",
         fontsize=11,
     )
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
 def source_probability_plot(
     classified: pd.DataFrame,
     name: str,
-    out_dir: str | os.PathLike[str],
     master_class: str | None = None,
-    stem: str | None = None,
-) -> list[Path]:
+) -> Figure:
     """Fig. 10: class probabilities of one source's detections.
 
     For each of the ten classes: every detection's probability (light points), their
@@ -606,16 +535,13 @@ def source_probability_plot(
         Stage-3 table: ``name`` and the ten class probability columns.
     name : str
         Source name, e.g. ``"2CXO J053516.0-052353"``.
-    out_dir : str or pathlib.Path
     master_class : str, optional
         The source's master class (stage 4). By default, the class of highest mean
         probability (the soft vote), said so in the title.
-    stem : str, optional
-        Defaults to ``fig10_`` plus the name with spaces and ``+`` made file-safe.
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
 
     Raises
     ------
@@ -683,7 +609,7 @@ def source_probability_plot(
     ax.set_title(
         f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), " + plural(n, "detection"), fontsize=10
     )
-    return save_figure(figure, out_dir, stem or f"fig10_{safe_stem(name)}")
+    return _finished(figure)
 
 
 def _probability_track(ax: Axes, rows: pd.DataFrame, track_columns: Sequence[str]) -> None:
@@ -719,9 +645,7 @@ def _probability_track(ax: Axes, rows: pd.DataFrame, track_columns: Sequence[str
     ax.set_title(title, fontsize=9)
 
 
-def method_comparison_figure(
-    table: pd.DataFrame, out_dir: str | os.PathLike[str], stem: str = "fig_method_comparison"
-) -> list[Path]:
+def method_comparison_figure(table: pd.DataFrame) -> Figure:
     """Per-class F1 of several classifiers validated on the same splits (grouped bars).
 
     Parameters
@@ -729,12 +653,10 @@ def method_comparison_figure(
     table : pandas.DataFrame
         From :func:`xrayclass.validation.compare_methods`: ``method, level`` and
         ``f1_<class>`` columns.
-    out_dir : str or pathlib.Path
-    stem : str
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
     """
     _require(table, ("method", "level"), "method comparison", nonempty=True)
     figure = Figure(figsize=(11, 4.2), layout="constrained")
@@ -761,7 +683,7 @@ def method_comparison_figure(
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     figure.suptitle("Validation of the classifiers on the same seeded 70/30 splits")
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
 #: Panels of the method-comparison figure: column of the table, label, whether higher is better.
@@ -780,10 +702,8 @@ _NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 9, "c
 
 def comparison_figure(
     table: pd.DataFrame,
-    out_dir: str | os.PathLike[str],
-    stem: str = "fig_method_comparison_splits",
     synthetic: bool = False,
-) -> list[Path]:
+) -> Figure:
     """Every method's accuracy, macro F1, aggregated diagonal and calibration, on both splits.
 
     One panel per quantity; for each method a bar per split (mean over the seeds, with
@@ -843,15 +763,13 @@ def comparison_figure(
         ("SYNTHETIC (mock catalog): " if synthetic else "")
         + "Validation of the methods on the same seeded 70/30 splits (mean ± std over seeds)"
     )
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
 def reliability_figure(
     curves: Mapping[str, Mapping[str, ArrayLike]],
-    out_dir: str | os.PathLike[str],
-    stem: str = "fig_reliability",
     synthetic: bool = False,
-) -> list[Path]:
+) -> Figure:
     """Reliability diagram: top-class confidence against accuracy, one line per method.
 
     Parameters
@@ -886,7 +804,7 @@ def reliability_figure(
     ax.set_title(
         ("SYNTHETIC (mock catalog): " if synthetic else "") + "Reliability of the ten-class probabilities", fontsize=10
     )
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)
 
 
 def _text_colour(rgba: ColorType | np.ndarray) -> str:
@@ -897,9 +815,7 @@ def _text_colour(rgba: ColorType | np.ndarray) -> str:
     return "black" if luminance > 0.179 else "white"
 
 
-def confusion_heatmap(
-    matrix: ArrayLike | pd.DataFrame, labels: Sequence[str], out_dir: str | os.PathLike[str], stem: str, title: str
-) -> list[Path]:
+def confusion_heatmap(matrix: ArrayLike | pd.DataFrame, labels: Sequence[str], title: str) -> Figure:
     """Figs. 4 and 5: annotated heat map of a row-normalized confusion matrix.
 
     Parameters
@@ -909,12 +825,11 @@ def confusion_heatmap(
         counts or fractions. Rows are normalized to sum to 1 (a row without any
         entry is shown empty).
     labels : sequence of str
-    out_dir : str or pathlib.Path
-    stem, title : str
+    title : str
 
     Returns
     -------
-    list of pathlib.Path
+    matplotlib.figure.Figure
     """
     values = np.asarray(matrix.to_numpy() if isinstance(matrix, pd.DataFrame) else matrix, dtype=float)
     labels = list(labels)
@@ -946,4 +861,4 @@ def confusion_heatmap(
     # would otherwise run past both edges.
     ax.set_title(textwrap.fill(title, width=max(30, int(7.5 * (side + 1.2)))), fontsize=10)
     figure.colorbar(image, ax=ax, label="Fraction of the true class", shrink=0.8)
-    return save_figure(figure, out_dir, stem)
+    return _finished(figure)

@@ -24,7 +24,8 @@ from xrayclass.analysis import steps as analyses
 from xrayclass.analysis.reproduce import reproduce_master_tables
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.exceptions import input_files
-from xrayclass.io.paths import RunLayout
+from xrayclass.io.figures import save_figure
+from xrayclass.io.paths import FIGURES, RunLayout
 from xrayclass.io.tables import InputError, read_table, write_atomic, write_outputs
 
 __all__ = [
@@ -354,7 +355,7 @@ def kselection_section(report: Report, run: RunLayout, synthetic: bool, quick: b
 
         chosen = knee(table)
         how = f"read from {run.bic} (made by analysis.py kselect)"
-        analyses.figures.bic_figure(table, run.figures, chosen_k=chosen)
+        save_figure(analyses.figures.bic_figure(table, chosen_k=chosen), run.figures, FIGURES["bic"])
     else:
         settings: dict[str, Any] = dict(k_values=range(2, 21), n_fits=2, sample=3_000) if quick else {}
         with input_files(run.clusters):
@@ -368,7 +369,9 @@ def kselection_section(report: Report, run: RunLayout, synthetic: bool, quick: b
     rows = [_row("K at the knee of the BIC", published.CHOSEN_K, chosen, comparable=not synthetic)]
     report.table(_frame(rows))
     report.table(table.round(1))
-    report.image(run.figures / "fig1_bic.png", "Fig. 1: BIC against K, mean and spread over seeds, and its gradient")
+    report.image(
+        run.figures / f"{FIGURES['bic']}.png", "Fig. 1: BIC against K, mean and spread over seeds, and its gradient"
+    )
     return _outcomes(rows)
 
 
@@ -416,9 +419,9 @@ def validation_section(report: Report, run: RunLayout, synthetic: bool) -> list[
         + (" Synthetic input: shown, not compared." if synthetic else "")
     )
     report.table(_frame(rows))
-    report.image(run.figures / "fig4_validation_confusion.png", "Fig. 4: validation confusion matrix, ten classes")
+    report.image(run.figures / f"{FIGURES['confusion']}.png", "Fig. 4: validation confusion matrix, ten classes")
     report.image(
-        run.figures / "fig5_validation_confusion_aggregated.png",
+        run.figures / f"{FIGURES['confusion_aggregated']}.png",
         "Fig. 5: validation confusion matrix, aggregated classes",
     )
     report.paragraph(
@@ -427,7 +430,9 @@ def validation_section(report: Report, run: RunLayout, synthetic: bool) -> list[
     )
     shown = comparison[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].copy()
     report.table(shown.round(3))
-    report.image(run.figures / "fig_method_comparison.png", "Per-class F1 of the two classifiers on the same splits")
+    report.image(
+        run.figures / f"{FIGURES['method_comparison']}.png", "Per-class F1 of the two classifiers on the same splits"
+    )
     return _outcomes(rows)
 
 
@@ -520,10 +525,11 @@ def _comparison_block(
         report.table(frame[frame["split"] == split_name].drop(columns="split"))
     out_dir = Path(out_dir)
     write_outputs([(table, out_dir / "method_comparison_splits.csv")])
+    stem = FIGURES["method_comparison_splits"]
     with analyses.figures.synthetic_marking(synthetic):
-        analyses.figures.comparison_figure(table, out_dir, synthetic=synthetic)
+        save_figure(analyses.figures.comparison_figure(table, synthetic=synthetic), out_dir, stem)
     report.image(
-        out_dir / "fig_method_comparison_splits.png",
+        out_dir / f"{stem}.png",
         f"{mark}{title}: every method on both splits (mean ± std over {len(seeds)} seeds)",
     )
 

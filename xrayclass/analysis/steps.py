@@ -20,7 +20,8 @@ from xrayclass.analysis import figures
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
-from xrayclass.io.paths import RunLayout
+from xrayclass.io.figures import save_figure
+from xrayclass.io.paths import FIGURES, RunLayout, density_figure, source_figure
 from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def k_selection(
     out_dir = Path(out_dir)
     write_outputs([(scan, out_dir / "bic_scan.csv"), (table, out_dir / "bic.csv")])
     with figures.synthetic_marking(_names_synthetic(clustered)):
-        figures.bic_figure(table, figures_dir, chosen_k=chosen)
+        save_figure(figures.bic_figure(table, chosen_k=chosen), figures_dir, FIGURES["bic"])
     return table, chosen
 
 
@@ -186,29 +187,27 @@ def _validation(
             }
         outputs.append((document, out_dir / f"validation_summary{suffix}.json"))
         for level, stem, title in (
-            ("classes", "fig4_validation_confusion", "ten classes"),
-            ("aggregated", "fig5_validation_confusion_aggregated", "aggregated classes"),
+            ("classes", FIGURES["confusion"], "ten classes"),
+            ("aggregated", FIGURES["confusion_aggregated"], "aggregated classes"),
         ):
             matrix = result[level]["confusion_mean"][labels[level]]
-            figures.confusion_heatmap(
+            heatmap = figures.confusion_heatmap(
                 matrix.to_numpy(),
                 labels[level],
-                figures_dir,
-                stem + suffix,
                 f"Validation ({name}), {title}: mean of {len(result['seeds'])} seeded 70/30 splits",
             )
+            save_figure(heatmap, figures_dir, stem + suffix)
     if len(results) > 1:
         outputs.append((table, out_dir / "method_comparison.csv"))
-        figures.method_comparison_figure(table, figures_dir)
-    figures.reliability_figure(
-        {name: result["classes"]["reliability"] for name, result in results.items()},
-        figures_dir,
-        "fig_reliability_splits" if both_splits else "fig_reliability",
-        synthetic=synthetic,
+        save_figure(figures.method_comparison_figure(table), figures_dir, FIGURES["method_comparison"])
+    reliability = figures.reliability_figure(
+        {name: result["classes"]["reliability"] for name, result in results.items()}, synthetic=synthetic
     )
+    save_figure(reliability, figures_dir, FIGURES["reliability_splits" if both_splits else "reliability"])
     if both_splits:
         outputs.append((split_table, out_dir / "method_comparison_splits.csv"))
-        figures.comparison_figure(split_table, figures_dir, synthetic=synthetic)
+        comparison = figures.comparison_figure(split_table, synthetic=synthetic)
+        save_figure(comparison, figures_dir, FIGURES["method_comparison_splits"])
         table = split_table
     write_outputs(outputs)
     return results, table
@@ -272,22 +271,23 @@ def _run_figures(
     made = []
     if run.clusters.exists():
         clustered = read_table(run.clusters)
-        made += figures.cluster_sky_map(clustered, figures_dir)
-        made += figures.hardness_by_cluster(clustered, figures_dir)
+        made += save_figure(figures.cluster_sky_map(clustered), figures_dir, FIGURES["cluster_sky_map"])
+        made += save_figure(figures.hardness_by_cluster(clustered), figures_dir, FIGURES["hardness_by_cluster"])
     else:
         log.warning("%s absent: Figs. 2 and 3 skipped", run.clusters)
     if run.detections.exists():
         classified = read_table(run.detections)
-        made += figures.class_density_maps(classified, figures_dir, kind="hardness")
-        made += figures.class_density_maps(classified, figures_dir, kind="variability")
+        for kind in ("hardness", "variability"):
+            made += save_figure(figures.class_density_maps(classified, kind=kind), figures_dir, density_figure(kind))
         if run.uniquely.exists():
             uniquely = read_table(run.uniquely)
-            made += figures.class_sky_density(uniquely, figures_dir)
+            made += save_figure(figures.class_sky_density(uniquely), figures_dir, FIGURES["class_sky_density"])
             masters = uniquely.set_index(NAME)["master_class"]
             for name in sources or default_sources(uniquely):
                 if name not in set(classified[NAME]):
                     raise InputError(f"{run.detections}: no detection of source {name!r}")
-                made += figures.source_probability_plot(classified, name, figures_dir, master_class=masters.get(name))
+                plot = figures.source_probability_plot(classified, name, master_class=masters.get(name))
+                made += save_figure(plot, figures_dir, source_figure(name))
     else:
         log.warning("%s absent: Figs. 6, 7, 8 and 10 skipped", run.detections)
     return [path for path in made if Path(path).suffix == ".png"]

@@ -233,7 +233,7 @@ def kselect_command(args: argparse.Namespace) -> None:
             args.jobs,
         )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / 'fig1_bic.png'}")
+    print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / (paths.FIGURES['bic'] + '.png')}")
 
 
 def add_validate_parser(

@@ -5,6 +5,7 @@ run the stage scripts from the top of the repository.
 """
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +19,7 @@ __all__ = [
     "DATA_DIR",
     "DEFAULT_RUN",
     "DETECTIONS",
+    "FIGURES",
     "FROZEN_CROSSMATCH",
     "MODEL",
     "OUTLIERS",
@@ -27,8 +29,11 @@ __all__ = [
     "SUMMARY",
     "UNIQUELY",
     "RunLayout",
+    "density_figure",
     "reference_dir",
     "reference_file",
+    "safe_stem",
+    "source_figure",
 ]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -38,6 +43,39 @@ OUT_DIR = Path("out_data")
 
 CSC_INPUT = DATA_DIR / "cscresults.vot"
 FROZEN_CROSSMATCH = DATA_DIR / "cluster_csc_simbad.csv"
+
+#: File names (without extension: each is written as PNG and PDF) of the figures in a
+#: run's figures directory (the validation's get a ``_<method>`` suffix for methods
+#: other than the paper's); Figs. 6, 7 and 10 are named by :func:`density_figure` and
+#: :func:`source_figure`.
+FIGURES = {
+    "bic": "fig1_bic",
+    "cluster_sky_map": "fig2_cluster_sky_map",
+    "hardness_by_cluster": "fig3_hardness_by_cluster",
+    "confusion": "fig4_validation_confusion",
+    "confusion_aggregated": "fig5_validation_confusion_aggregated",
+    "class_sky_density": "fig8_class_sky_density",
+    "method_comparison": "fig_method_comparison",
+    "method_comparison_splits": "fig_method_comparison_splits",
+    "reliability": "fig_reliability",
+    "reliability_splits": "fig_reliability_splits",
+}
+
+
+def density_figure(kind: str, aggregated: bool = True) -> str:
+    """File name of Fig. 6 (``kind="hardness"``) or 7 (``"variability"``)."""
+    number = 6 if kind == "hardness" else 7
+    return f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}"
+
+
+def source_figure(name: str) -> str:
+    """File name of Fig. 10 for source ``name``."""
+    return f"fig10_{safe_stem(name)}"
+
+
+def safe_stem(text: object) -> str:
+    """A file-name-safe version of ``text``: ``+`` becomes ``p``, other unsafe runs ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("+", "p")).strip("_") or "figure"
 
 
 @dataclass(frozen=True)
