@@ -199,3 +199,26 @@ def _restore_xrayclass_logging():
     logger.handlers[:], logger.level, logger.propagate = [], logging.NOTSET, True
     yield
     logger.handlers[:], logger.level, logger.propagate = [], logging.NOTSET, True
+
+
+def _user_files():
+    """Size and modification time of every file in the repository's data and run folders."""
+    found = {}
+    for folder in (REPOSITORY / paths.DATA_DIR, REPOSITORY / paths.OUT_DIR):
+        for path in folder.rglob("*") if folder.is_dir() else ():
+            if path.is_file():
+                status = path.stat()
+                found[str(path.relative_to(REPOSITORY))] = (status.st_size, status.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_files_left_alone():
+    """The tests write only into temporary folders: a user's data/ and out_data/ (their
+    runs, perhaps hours of work) are the same after `make test` as before it."""
+    before = _user_files()
+    yield
+    after = _user_files()
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    if changed:
+        pytest.fail(f"the tests changed files of the repository: {', '.join(changed[:10])}", pytrace=False)

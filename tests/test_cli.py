@@ -24,7 +24,15 @@ def run_chain(sample_csc_csv, frozen, out, table_format="csv"):
         run_script("clustering.py", "--input", sample_csc_csv, "--output", stage1, "--model", out / "model.json"),
         run_script("crossmatch.py", "--input", stage1, "--frozen", frozen, "--output", stage2),
         run_script(
-            "classification.py", "--input", stage2, "--output", stage3, "--model-output", out / "classifier.json"
+            "classification.py",
+            "--input",
+            stage2,
+            "--output",
+            stage3,
+            "--model-output",
+            out / "classifier.json",
+            "--outliers-output",
+            out / "outliers.csv",
         ),
         run_script("master_classification.py", "--input", stage3, "--out-dir", out, "--format", table_format),
     ]
@@ -59,7 +67,7 @@ def test_same_input_same_outputs(sample_csc_csv, crossmatch_sample, tmp_path):
     run_chain(sample_csc_csv, crossmatch_sample, first)
     run_chain(sample_csc_csv, crossmatch_sample, second)
     names = sorted(p.name for p in first.iterdir())
-    assert names == sorted(p.name for p in second.iterdir()) and len(names) == 8
+    assert names == sorted(p.name for p in second.iterdir()) and len(names) == 9  # outliers.csv with them
     for name in names:
         digest = [hashlib.sha256((d / name).read_bytes()).hexdigest() for d in (first, second)]
         assert digest[0] == digest[1], name
@@ -215,6 +223,8 @@ def test_mock_end_to_end_through_the_scripts(tmp_path):
             tmp_path / "s3.parquet",
             "--model-output",
             tmp_path / "c.json",
+            "--outliers-output",
+            tmp_path / "o.csv",
         ),
         ("master_classification.py", "--input", tmp_path / "s3.parquet", "--out-dir", tmp_path),
     ]
