@@ -106,6 +106,20 @@ def test_page_needs_no_network():
     assert json.loads(data)["meta"]["synthetic"] is True
 
 
+def test_the_same_tables_give_the_same_page(monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first = render(build_payload(RunTables(synthetic_sources(30), synthetic=True)))
+    assert first == render(build_payload(RunTables(synthetic_sources(30), synthetic=True)))
+    fingerprint = re.search(r"from data sha256 ([0-9a-f]{12})<", first).group(1)
+    other = render(build_payload(RunTables(synthetic_sources(30, seed=1), synthetic=True)))
+    assert fingerprint not in other
+    # A date only when asked for, the reproducible-builds way.
+    assert not re.search(r"made \d{4}-", first)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    dated = render(build_payload(RunTables(synthetic_sources(30), synthetic=True)))
+    assert "made 2023-11-14 22:13 UTC with xrayclass" in dated
+
+
 def test_mock_runs_are_recognized(tmp_path):
     assert is_synthetic(None, pd.Series(["MOCK J000001.0+000000"]))
     assert not is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))

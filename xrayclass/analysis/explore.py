@@ -23,8 +23,10 @@ layer binned here over all M sources.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -319,12 +321,12 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
     columns["outlier"] = _column(outlier, "float32")
 
     queue = label_next_order(table["ambiguous"].to_numpy(bool), mean_matrix, outlier)
-    return {
+    payload: dict[str, Any] = {
         "meta": {
             "title": tables.title,
             "synthetic": bool(tables.synthetic),
             "synthetic_note": SYNTHETIC_NOTE if tables.synthetic else "",
-            "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "generated": _made_at(),
             "n_total": int(total),
             "n_total_unique": int((~sources["ambiguous"]).sum()),
             "n_total_ambiguous": int(sources["ambiguous"].sum()),
@@ -345,6 +347,24 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
         "detections": detections_payload,
         "label_queue": _column(queue, "int32"),
     }
+    payload["meta"]["data_sha256"] = _fingerprint(payload)
+    return payload
+
+
+def _fingerprint(payload: dict) -> str:
+    """SHA-256 of everything the page shows but its header: the same tables give the same one."""
+    shown = {key: value for key, value in payload.items() if key != "meta"}
+    text = json.dumps(shown, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _made_at() -> str | None:
+    """The page's date: only when SOURCE_DATE_EPOCH sets it, so that a page is the same
+    bytes whenever it is made from the same tables (the reproducible-builds convention)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch.isdigit():
+        return None
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _detections(detections: pd.DataFrame, names: pd.Series) -> tuple[dict[str, Any] | None, np.ndarray | None]:
