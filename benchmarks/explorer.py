@@ -26,8 +26,9 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
 from xrayclass import paths  # noqa: E402
-from xrayclass.analysis.explore import RunTables, read_run, write_explorer  # noqa: E402
+from xrayclass.analysis.explore import RunTables  # noqa: E402
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES  # noqa: E402
+from xrayclass.workflow.explorer import read_run, write_explorer  # noqa: E402
 
 CACHE = REPOSITORY / "benchmarks" / "cache"
 CHROMIUM_ARGS = [

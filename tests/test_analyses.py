@@ -9,10 +9,10 @@ from conftest import run_script
 
 from xrayclass.analysis.census import latitude_census, type_census
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
-from xrayclass.analysis.report import CROSSMATCH_SAMPLE_FILE
 from xrayclass.analysis.validation import evaluate, labeled_detections, split, validate
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.io.paths import reference_file
+from xrayclass.workflow.report import CROSSMATCH_SAMPLE_FILE
 
 
 def test_validation_on_the_mock_is_strongly_diagonal(mock_crossmatched):
@@ -189,10 +189,10 @@ def test_validate_help_shows_a_plain_percent():
 
 @pytest.mark.slow
 def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp_path):
-    from xrayclass.analysis.steps import validation
     from xrayclass.analysis.validation import compare_splits, gaussian_method, method_table
     from xrayclass.core.calibration import brier_score
     from xrayclass.core.classifier import ClusterwiseMahalanobis
+    from xrayclass.workflow.steps import validation
 
     labeled = labeled_detections(mock_crossmatched)
     methods = {**method_table(["mahalanobis", "gaussian"], calibrate=True), **method_table(["hist-gradient-boosting"])}
@@ -241,7 +241,7 @@ def test_methods_compared_on_both_splits_with_calibration(mock_crossmatched, tmp
 
 
 def test_report_page_escapes_text_and_marks_outcomes(tmp_path):
-    from xrayclass.analysis.report import Report
+    from xrayclass.workflow.report import Report
 
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"\x89PNG not really")

@@ -1,6 +1,7 @@
-"""The layers: science code (core, stages, analysis) never takes a file name for its messages.
+"""The layers: science code (core, stages, analysis) never takes a file or folder name.
 
-Only the I/O and command-line layers know file names; they add them to the messages of
+It takes tables and returns tables and figures. Only the I/O, workflow (a run's
+directory) and command-line layers know file names; they add them to the messages of
 the typed exceptions the science raises (:func:`xrayclass.exceptions.input_files`).
 """
 
@@ -15,13 +16,7 @@ import pytest
 import xrayclass
 
 SCIENCE_PACKAGES = ("xrayclass.core", "xrayclass.stages", "xrayclass.analysis")
-PATH_PARAMETER = re.compile(r"^(path|origin|filename|source_path|.*_path)$")
-
-#: Functions whose job is file I/O, with the reason they take a path.
-FILE_IO = {
-    "xrayclass.analysis.report.Report.image": "embeds an image file in the report",
-    "xrayclass.analysis.report.Report.link": "links a file from the report",
-}
+PATH_PARAMETER = re.compile(r"^(path|paths|origin|filename|source_path|output|.*_path|.*_dir|directory|folder)$")
 
 
 def _public_callables():
@@ -47,7 +42,7 @@ def test_science_functions_take_no_file_name():
     offenders = []
     for qualified, function in _public_callables():
         names = [p for p in inspect.signature(function).parameters if PATH_PARAMETER.match(p)]
-        if names and qualified not in FILE_IO:
+        if names:
             offenders.append(f"{qualified}({', '.join(names)})")
     assert not offenders, (
         "science functions taking a file name (raise typed exceptions without it; the CLI "
@@ -55,16 +50,12 @@ def test_science_functions_take_no_file_name():
     )
 
 
-def test_the_file_io_exceptions_are_still_needed():
-    found = {qualified for qualified, _ in _public_callables()}
-    assert set(FILE_IO) <= found, f"listed but gone: {sorted(set(FILE_IO) - found)}"
-
-
 def test_the_check_sees_a_path_parameter():
     def science(table, path):
         return table
 
     assert PATH_PARAMETER.match("path") and PATH_PARAMETER.match("frozen_path")
+    assert PATH_PARAMETER.match("out_dir") and PATH_PARAMETER.match("paths") and not PATH_PARAMETER.match("outputs")
     assert [p for p in inspect.signature(science).parameters if PATH_PARAMETER.match(p)] == ["path"]
     assert sum(1 for _ in _public_callables()) > 100
 

@@ -15,7 +15,6 @@ from conftest import reference_path, run_script
 from fake_http import REFUSED, TIMEOUT, server, votable, waits  # noqa: F401
 from numpy.testing import assert_allclose, assert_array_equal
 
-from xrayclass.analysis.mock import write_mock
 from xrayclass.cli import stages as cli
 from xrayclass.cli.classify_source import main
 from xrayclass.constants import CLASSES, FEATURES, RAW_FEATURE_COLUMNS, UNCLASSIFIED
@@ -29,6 +28,7 @@ from xrayclass.stages.new_sources import (
     format_report,
     missing_features,
 )
+from xrayclass.workflow.mock import write_mock
 
 SEED = 11
 N_MOCK = 4000
@@ -58,6 +58,8 @@ def _mock_chain(directory, run):
                 directory / "s3.parquet",
                 "--model-output",
                 directory / "classifier.json",
+                "--outliers-output",
+                directory / "outliers.csv",
             ],
         ),
     ]

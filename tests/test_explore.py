@@ -15,13 +15,13 @@ from tests.conftest import run_script
 from xrayclass.analysis.explore import (
     RunTables,
     build_payload,
-    is_synthetic,
     label_next_order,
     mollweide,
     parse_mean_std,
     render,
 )
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES
+from xrayclass.workflow.explorer import is_synthetic
 
 
 def synthetic_sources(n, seed=0, prefix="MOCK J"):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xrayclass.analysis.explore import read_run, write_explorer
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
+from xrayclass.workflow.explorer import read_run, write_explorer
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPOSITORY / "test-artifacts"
@@ -115,8 +115,8 @@ class Page:
 @pytest.fixture(scope="module")
 def mock_run(tmp_path_factory):
     """A SYNTHETIC mock run (stages 1-4 on a small mock catalog) and its explorer."""
-    from xrayclass.analysis.mock import write_mock
     from xrayclass.cli.run import run_stages
+    from xrayclass.workflow.mock import write_mock
 
     directory = tmp_path_factory.mktemp("mock_run")
     write_mock(MOCK_DETECTIONS, MOCK_SEED, directory / "mock_cscresults.parquet", directory / "mock_simbad.parquet")

@@ -7,13 +7,14 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 import xrayclass.analysis.mock as mock
-from xrayclass.analysis.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names, write_mock
+from xrayclass.analysis.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
 from xrayclass.core.features import derive_features
 from xrayclass.core.positional import best_matches, crossmatch_local
 from xrayclass.io.tables import read_table
 from xrayclass.stages.classification import classify_detections
 from xrayclass.stages.clustering import cluster_detections
+from xrayclass.workflow.mock import write_mock
 
 
 def whole(n, seed, settings=None):

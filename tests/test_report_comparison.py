@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.analysis.report import CROSSMATCH_SAMPLE_FILE, Report, method_comparison_section
 from xrayclass.analysis.validation import (
     CALIBRATED,
     METHODS,
@@ -20,6 +19,7 @@ from xrayclass.analysis.validation import (
 from xrayclass.constants import CLASSES
 from xrayclass.core.calibration import apply_temperature, fit_temperature, out_of_fold_probabilities
 from xrayclass.io import paths
+from xrayclass.workflow.report import CROSSMATCH_SAMPLE_FILE, Report, method_comparison_section
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import shutil
 from fake_http import server, waits  # noqa: F401
 from test_xmatch import serve
 
-from xrayclass.analysis.mock import write_mock
 from xrayclass.cli import run
 from xrayclass.cli.stages import crossmatch_main
 from xrayclass.io.paths import RunLayout
+from xrayclass.workflow.mock import write_mock
 
 
 def test_online_stage2_of_make_run_matches_the_command_line(server, tmp_path):

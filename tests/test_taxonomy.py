@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from conftest import reference_path, run_script
 
-from xrayclass.analysis.report import Report, references_section
-from xrayclass.analysis.steps import RunFiles
 from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
 from xrayclass.core.taxonomy import CANDIDATE, CLASS, TYPES, UNINFORMATIVE, lookup, normalize_types, spellings
 from xrayclass.io.tables import read_table
 from xrayclass.stages.classification import ClassifierModel, LabelError, classify_detections, detection_roles
+from xrayclass.workflow.report import Report, references_section
+from xrayclass.workflow.steps import RunFiles
 
 LABEL_FILE = "simbad_otype_labels.txt"
 

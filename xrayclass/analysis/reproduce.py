@@ -8,19 +8,15 @@ published tables themselves, read from the shared reference directory.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xrayclass.analysis import published
 from xrayclass.constants import CLASSES, FEATURES, NAME
-from xrayclass.exceptions import input_files
-from xrayclass.io.tables import read_table, write_outputs
-from xrayclass.stages.master_classification import master_classification, tables_kappa
+from xrayclass.stages.master_classification import tables_kappa
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +29,6 @@ __all__ = [
     "compare_table",
     "format_checks",
     "master_table_checks",
-    "reproduce_master_tables",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,29 +178,6 @@ def master_table_checks(
             _count_check(f"sources with {label} detections (paper)", count, summary["detections_per_source"][label])
         )
     return checks
-
-
-def reproduce_master_tables(reference_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[Check]:
-    """Stage 4 on the published stage-3 output, checked against the published tables.
-
-    Writes this run's two tables to ``out_dir`` and returns the list of checks.
-    """
-    reference_dir = Path(reference_dir)
-    detections_path = reference_dir / published.DETECTION_LEVEL_FILE
-    detections = read_table(detections_path)
-    with input_files(detections_path):
-        uniquely, ambiguous, summary = master_classification(detections)
-    out_dir = Path(out_dir)
-    write_outputs(
-        [
-            (uniquely, out_dir / "uniquely_classified.csv"),
-            (ambiguous, out_dir / "ambiguous_classification.csv"),
-            (summary, out_dir / "master_summary.json"),
-        ]
-    )
-    published_uniquely = read_table(reference_dir / published.UNIQUELY_FILE)
-    published_ambiguous = read_table(reference_dir / published.AMBIGUOUS_FILE)
-    return master_table_checks(uniquely, ambiguous, summary, published_uniquely, published_ambiguous)
 
 
 def format_checks(checks: Sequence[Check]) -> str:

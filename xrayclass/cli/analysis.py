@@ -217,7 +217,7 @@ def add_kselect_parser(
 
 
 def kselect_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.steps import k_selection
+    from xrayclass.workflow.steps import k_selection
 
     run = _run_files(args, paths.CLUSTERS.name)
     clustered = _read_input(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
@@ -293,7 +293,7 @@ def add_validate_parser(
 
 
 def validate_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.steps import validation
+    from xrayclass.workflow.steps import validation
 
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
@@ -387,7 +387,7 @@ def add_census_parser(
 
 def census_command(args: argparse.Namespace) -> None:
     from xrayclass.analysis.census import format_type_census
-    from xrayclass.analysis.steps import census
+    from xrayclass.workflow.steps import census
 
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
@@ -422,7 +422,7 @@ def add_figures_parser(
 
 
 def figures_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.steps import run_figures
+    from xrayclass.workflow.steps import run_figures
 
     made = run_figures(_run_files(args), sources=args.source)
     print("\n".join(str(path) for path in made))
@@ -451,7 +451,7 @@ def add_report_parser(
 
 
 def report_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.report import write_report
+    from xrayclass.workflow.report import write_report
 
     reference = paths.reference_dir()
     run_dir = args.run_dir if args.run_dir is not None else find_run()
@@ -507,7 +507,8 @@ def add_explore_parser(
 
 
 def explore_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
+    from xrayclass.analysis.explore import ExploreError
+    from xrayclass.workflow.explorer import read_run, write_explorer
 
     if args.run_dir is None:
         args.run_dir = find_run(() if args.uniquely else (paths.UNIQUELY,))

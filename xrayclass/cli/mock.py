@@ -5,10 +5,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings, write_mock
+from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings
 from xrayclass.cli.argtypes import positive_int
 from xrayclass.cli.stages import _parser, _run, log
 from xrayclass.io.tables import InputError, table_format
+from xrayclass.workflow.mock import write_mock
 
 __all__ = [
     "default_simbad_path",

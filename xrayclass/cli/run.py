@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from xrayclass.analysis.reproduce import format_checks, reproduce_master_tables
+from xrayclass.analysis.reproduce import format_checks
 from xrayclass.cli.common import model_for_stage3, read_input, stage3_feature_set, write_stage2, write_stage4
 from xrayclass.cli.stages import NO_CSC_INPUT_HINT, configure_logging, report_errors
 from xrayclass.exceptions import input_files
@@ -52,6 +52,7 @@ from xrayclass.stages.classification import outlier_table, run_classification
 from xrayclass.stages.clustering import run_clustering
 from xrayclass.stages.crossmatch import run_crossmatch
 from xrayclass.stages.master_classification import STAGE4_COLUMNS, run_master_classification
+from xrayclass.workflow.reproduction import reproduce_master_tables
 
 __all__ = [
     "EXAMPLE",
@@ -253,7 +254,8 @@ def run_real(real_input: Path, out_dir: Path, online: bool) -> int:
 
 def run_mock(out_dir: Path) -> tuple[int, Path]:
     """Stages 1-4 on a freshly generated mock catalog; returns (status, run directory)."""
-    from xrayclass.analysis.mock import format_accuracy, mock_accuracy, write_mock
+    from xrayclass.analysis.mock import format_accuracy, mock_accuracy
+    from xrayclass.workflow.mock import write_mock
 
     mock_dir = out_dir / "mock"
     run = paths.RunLayout(mock_dir)
@@ -422,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = status or 1
 
     banner("Reproduction report (analyses, figures, published numbers next to this run's)")
-    from xrayclass.analysis.report import write_report
+    from xrayclass.workflow.report import write_report
 
     configure_logging("report")
     markdown, html_path, passed, failed = write_report(run_dir, paths.RunLayout(out_dir).report, reference, quick=True)

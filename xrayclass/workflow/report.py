@@ -20,13 +20,13 @@ import jinja2
 import pandas as pd
 
 from xrayclass.analysis import published
-from xrayclass.analysis import steps as analyses
-from xrayclass.analysis.reproduce import reproduce_master_tables
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.exceptions import input_files
 from xrayclass.io.figures import save_figure
 from xrayclass.io.paths import FIGURES, RunLayout
 from xrayclass.io.tables import InputError, read_table, write_atomic, write_outputs
+from xrayclass.workflow import steps as analyses
+from xrayclass.workflow.reproduction import reproduce_master_tables
 
 __all__ = [
     "COMPARISON_SEEDS_FULL",
@@ -588,7 +588,8 @@ def figures_section(report: Report, run: RunLayout) -> None:
 
 def explorer_section(report: Report, run: RunLayout, synthetic: bool) -> None:
     """Write the run's interactive explorer beside its tables and link it."""
-    from xrayclass.analysis.explore import ExploreError, read_run, write_explorer
+    from xrayclass.analysis.explore import ExploreError
+    from xrayclass.workflow.explorer import read_run, write_explorer
 
     report.heading("Explore the results")
     if not run.uniquely.exists():
