@@ -25,8 +25,8 @@ run: $(STAMP)
 	$(PY) run_pipeline.py $(RUN_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check xrayclass tests benchmarks *.py
-	$(VENV)/bin/ruff format --check xrayclass tests benchmarks *.py
+	$(VENV)/bin/ruff check xrayclass tests benchmarks docs *.py
+	$(VENV)/bin/ruff format --check xrayclass tests benchmarks docs *.py
 	$(VENV)/bin/mypy
 
 test: lint
