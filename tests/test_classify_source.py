@@ -463,3 +463,22 @@ def test_calibrate_applies_the_artifacts_temperature_or_says_there_is_none(model
     )
     with pytest.raises(InputError, match="calibration is for mahalanobis"):
         classify(rows, clustering, calibrated, method="naive-bayes", calibrate=True)
+
+
+def test_a_wide_csv_table_is_identified_without_a_pandas_warning(tmp_path):
+    """pandas' CSV reader gives each column its own block; adding the name and row columns
+    to a table of over 100 blocks made pandas print a fragmentation warning to the user."""
+    import warnings
+
+    from xrayclass.stages.new_sources import identify
+
+    extra = {f"extra_{k}": [float(k), float(k)] for k in range(120)}
+    wide = pd.DataFrame({"name": ["SRC B", "SRC A"], "obsid": [2, 1], **extra})
+    path = tmp_path / "wide.csv"
+    wide.to_csv(path, index=False)
+    table = read_table(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        identified, named = identify(table)
+    assert named and identified["name"].tolist() == ["SRC A", "SRC B"]
+    assert identified["obsid"].tolist() == [1, 2]

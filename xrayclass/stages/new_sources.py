@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -154,7 +155,12 @@ def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
         names = names.where(names != "", row_names)
     else:
         names = row_names
-    table = table.assign(**{NAME: names.astype(object), _ROW: rows})  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        # pandas' CSV reader gives each column its own block, and adding any column to a
+        # frame of more than 100 blocks warns of fragmentation (a stage-3 CSV has 114
+        # columns); two columns cost nothing, and consolidating would copy the table.
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        table = table.assign(**{NAME: names.astype(object), _ROW: rows})  # type: ignore[arg-type]
     keys = [NAME, OBSID if OBSID in table.columns else _ROW] if named else [_ROW]
     return table.sort_values(keys, kind="stable").reset_index(drop=True), named
 

@@ -174,7 +174,7 @@ def _validation(
             part = result[level]
             for kind in ("confusion_mean", "confusion_std"):
                 outputs.append((part[kind].reset_index(), out_dir / f"{kind}_{level}{suffix}.csv"))
-            metrics = part["metrics_mean"].join(part["metrics_std"], rsuffix="_std").reset_index()
+            metrics = pd.concat([part["metrics_mean"], part["metrics_std"].add_suffix("_std")], axis=1).reset_index()
             outputs.append((metrics, out_dir / f"metrics_{level}{suffix}.csv"))
             document[level] = {
                 "accuracy_mean": part["accuracy_mean"],
