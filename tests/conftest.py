@@ -1,6 +1,7 @@
 """Shared fixtures. Synthetic tables made here are labeled as such in their names."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -146,6 +147,12 @@ def run_script(script, *args, cwd=REPOSITORY, env=None):
         timeout=600,
         env=None if env is None else {**os.environ, **env},
     )
+
+
+def library_warnings(stderr):
+    """Python warnings (pandas, NumPy, scikit-learn...) a command printed: noise to the
+    user, or the sign of a change coming. The commands should print none."""
+    return [line for line in stderr.splitlines() if re.search(r"\w+Warning: ", line)]
 
 
 def synthetic_detections(n=400, seed=0):

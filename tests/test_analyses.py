@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_script
+from conftest import library_warnings, run_script
 
 from xrayclass.analysis.census import latitude_census, type_census
 from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
@@ -131,6 +131,7 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     for script, *args in steps:
         result = run_script(script, *args)
         assert result.returncode == 0, result.stderr
+        assert not library_warnings(result.stderr)
     kselect = run_script("analysis.py", "kselect", "--run-dir", out, "--k-max", 6, "--n-fits", 2, "--sample", 2000)
     assert kselect.returncode == 0, kselect.stderr
     assert "knee of the BIC curve at K =" in kselect.stdout and (out / "bic.csv").exists()
@@ -142,6 +143,8 @@ def test_analysis_commands_and_report_on_a_mock_run(tmp_path, reference_dir):
     assert census.returncode == 0 and (out / "census_types.csv").exists()
     report = run_script("analysis.py", "report", "--run-dir", out, "--output", tmp_path / "report.md")
     assert report.returncode == 0, report.stderr
+    for done in (kselect, validate_run, census, report):
+        assert not library_warnings(done.stderr)
     text = (tmp_path / "report.md").read_text()
     assert "SYNTHETIC (mock catalog: not real data)" in text
     assert "| uniquely classified sources (paper) | 8,271 | 8,271 | PASS |" in text

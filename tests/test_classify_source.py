@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_path, run_script
+from conftest import library_warnings, reference_path, run_script
 from fake_http import REFUSED, TIMEOUT, server, votable, waits  # noqa: F401
 from numpy.testing import assert_allclose, assert_array_equal
 
@@ -399,6 +399,7 @@ def test_script_on_a_csv_writes_both_tables(chain, tmp_path):
     rows.to_csv(path, index=False)
     result = run_script("classify_source.py", path, *args_for(chain, "--output", output))
     assert result.returncode == 0, result.stderr
+    assert not library_warnings(result.stderr)
     sources = read_table(sources_path(output))
     assert len(read_table(output)) == 3 and len(sources) == 1
     assert result.stdout.startswith(f"{rows['name'][0]}: 3 detections")

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 from astropy.table import Table
-from conftest import REPOSITORY, run_script
+from conftest import REPOSITORY, library_warnings, run_script
 
 from xrayclass.constants import CLASSES
 
@@ -38,6 +38,7 @@ def run_chain(sample_csc_csv, frozen, out, table_format="csv"):
     ]
     for result in results:
         assert result.returncode == 0, result.stderr
+        assert not library_warnings(result.stderr)
     return results
 
 
