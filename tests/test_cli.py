@@ -255,3 +255,27 @@ exit_promptly(3)
     assert result.stdout == "no end of line"
     assert result.stderr.strip() == "a log line"
     assert marker.read_text() == "done"
+
+
+def test_a_runs_side_files_go_beside_its_tables(sample_csc_csv, crossmatch_sample, tmp_path, capsys):
+    """Given only the tables' paths, each stage keeps its model, classifier and outliers
+    beside them (not in out_data/, where another run's would be overwritten)."""
+    import json
+
+    from xrayclass.cli import stages as cli
+
+    first, second, third = (tmp_path / name for name in ("one", "two", "three"))
+    for folder in (first, second, third):
+        folder.mkdir()
+    assert cli.clustering_main(["--input", str(sample_csc_csv), "--output", str(first / "s1.csv"), "-q"]) == 0
+    assert (first / "model.json").is_file()
+    fitted = json.loads((first / "model.json").read_text())
+    # Stage 2 reads the model beside its input and updates it there.
+    argv = ["--input", str(first / "s1.csv"), "--frozen", str(crossmatch_sample), "--output", str(second / "s2.csv")]
+    assert cli.crossmatch_main([*argv, "-q"]) == 0
+    updated = json.loads((first / "model.json").read_text())
+    assert updated != fitted and updated["clusters"]["source"] == "frozen"
+    assert sorted(p.name for p in second.iterdir()) == ["s2.csv"]
+    assert cli.classification_main(["--input", str(second / "s2.csv"), "--output", str(third / "s3.csv"), "-q"]) == 0
+    assert sorted(p.name for p in third.iterdir()) == ["classifier.json", "outliers.csv", "s3.csv"]
+    capsys.readouterr()

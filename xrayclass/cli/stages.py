@@ -33,6 +33,7 @@ from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
+from xrayclass.io.paths import beside
 from xrayclass.io.streaming import table_columns as _table_columns
 from xrayclass.io.tables import (
     OUTPUT_FORMATS,
@@ -261,7 +262,9 @@ def clustering_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--output", default=str(paths.CLUSTERS), help="clustered detections (.csv or .parquet)")
     parser.add_argument(
-        "--model", default=str(paths.MODEL), help="where to write the fitted preprocessing and mixture (JSON)"
+        "--model",
+        default=None,
+        help=f"where to write the fitted preprocessing and mixture (JSON; default: {paths.MODEL.name} beside --output)",
     )
     parser.add_argument(
         "--n-components", type=_positive_int, default=N_COMPONENTS, help="number of Gaussian components (clusters)"
@@ -302,6 +305,8 @@ def clustering_main(argv: Sequence[str] | None = None) -> int:
                 f"--fit-sample {args.fit_sample} is fewer detections than the "
                 f"{args.n_components} clusters (--n-components) need"
             )
+        if args.model is None:
+            args.model = str(beside(args.output, paths.MODEL))
         check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
         if args.engine != "memory":
             _clustering_out_of_core(args, feature_set)
@@ -415,7 +420,7 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         default=None,
-        help=f"the stage-1 model written by clustering.py (default: {paths.MODEL}). It is updated "
+        help=f"the stage-1 model written by clustering.py (default: {paths.MODEL.name} beside --input). It is updated "
         "in place to describe the clusters stage 3 will use: with the frozen file's "
         "clusters, a mixture estimated from them (the stage-1 fit is kept inside it); "
         "otherwise the stage-1 fit",
@@ -436,7 +441,7 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
         from xrayclass.stages.crossmatch import swap_in_frozen
 
         online = online_config(args)
-        model_path = Path(args.model) if args.model is not None else paths.MODEL
+        model_path = Path(args.model) if args.model is not None else beside(args.input, paths.MODEL)
         if args.engine != "memory":
             _refuse_memory_only(
                 args,
@@ -586,9 +591,10 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model-output",
-        default=str(paths.CLASSIFIER_MODEL),
+        default=None,
         help="where to write the classifier artifact (JSON): preprocessing, per-cluster class "
-        "references, naive Bayes model and outlier distribution",
+        f"references, naive Bayes model and outlier distribution (default: {paths.CLASSIFIER_MODEL.name} "
+        "beside --output)",
     )
     parser.add_argument(
         "--method",
@@ -644,8 +650,9 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--outliers-output",
-        default=str(paths.OUTLIERS),
-        help="table of the flagged outliers, most outlying first, with their features",
+        default=None,
+        help=f"table of the flagged outliers, most outlying first, with their features (default: {paths.OUTLIERS.name} "
+        "beside --output)",
     )
     parser.add_argument(
         "--no-outliers",
@@ -679,7 +686,8 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         default=None,
-        help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL}, when it exists)",
+        help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL.name} beside "
+        "--input, when it exists)",
     )
     add_engine_arguments(parser, ("memory", "streaming", "dask"))
     _add_allow_duplicates(parser)
@@ -688,8 +696,15 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
         from xrayclass.io.checks import check_detections, check_outputs
 
         feature_set = _stage3_feature_set(
-            args.features, args.model if args.model is not None else paths.MODEL, args.model is not None
+            args.features,
+            args.model if args.model is not None else beside(args.input, paths.MODEL),
+            args.model is not None,
         )
+        # A run's files stay together: the classifier and the outliers go beside the table.
+        if args.model_output is None:
+            args.model_output = str(beside(args.output, paths.CLASSIFIER_MODEL))
+        if args.outliers_output is None:
+            args.outliers_output = str(beside(args.output, paths.OUTLIERS))
 
         check_outputs(
             [args.output, args.model_output, args.outliers_output],

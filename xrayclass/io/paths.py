@@ -29,6 +29,7 @@ __all__ = [
     "SUMMARY",
     "UNIQUELY",
     "RunLayout",
+    "beside",
     "density_figure",
     "reference_dir",
     "reference_file",
@@ -60,6 +61,13 @@ FIGURES = {
     "reliability": "fig_reliability",
     "reliability_splits": "fig_reliability_splits",
 }
+
+
+def beside(path: str | os.PathLike[str], default: str | os.PathLike[str]) -> Path:
+    """The file named as ``default`` in the folder of ``path``: where a stage puts a side
+    output (model, classifier, outliers) when only its table's path is given, so that a
+    run's files stay together (with the defaults, all in ``out_data/``)."""
+    return Path(path).parent / Path(default).name
 
 
 def density_figure(kind: str, aggregated: bool = True) -> str:
