@@ -21,7 +21,7 @@ from xrayclass.analysis.explore import (
     render,
 )
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES
-from xrayclass.workflow.explorer import is_synthetic
+from xrayclass.workflow.explorer import run_is_synthetic
 
 
 def synthetic_sources(n, seed=0, prefix="MOCK J"):
@@ -121,10 +121,10 @@ def test_the_same_tables_give_the_same_page(monkeypatch):
 
 
 def test_mock_runs_are_recognized(tmp_path):
-    assert is_synthetic(None, pd.Series(["MOCK J000001.0+000000"]))
-    assert not is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))
+    assert run_is_synthetic(None, pd.Series(["MOCK J000001.0+000000"]))
+    assert not run_is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))
     (tmp_path / "mock_cscresults.parquet.provenance.json").write_text('{"note": "SYNTHETIC mock catalog"}')
-    assert is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))
+    assert run_is_synthetic(tmp_path, pd.Series(["2CXO J000010.0-501526"]))
 
 
 def test_explore_command_writes_one_html_file(tmp_path):

@@ -145,3 +145,11 @@ def test_separation_tunes_recoverability():
     assert apart["aggregated_accuracy"] > 0.8
     # With identical classes the classifier cannot beat always guessing the commonest.
     assert together["aggregated_accuracy"] < together["aggregated_chance"] + 0.05
+
+
+def test_mock_names_are_recognized_by_their_prefix():
+    from xrayclass.analysis.mock import mock_names
+
+    names = pd.Series(["MOCK J000001.0+000000", "2CXO J000010.0-501526", "MOCK ANOMALY 3", None])
+    assert mock_names(names).tolist() == [True, False, True, False]
+    assert mock_names([]).tolist() == []

@@ -58,6 +58,7 @@ __all__ = [
     "format_accuracy",
     "generate",
     "mock_accuracy",
+    "mock_names",
     "source_names",
 ]
 
@@ -251,6 +252,11 @@ def _unique_positions(ra: np.ndarray, dec: np.ndarray, used: np.ndarray) -> tupl
             return ra, dec, cells
         dec = np.where(repeated, np.where(dec < 89, dec + 1 / 3600, dec - 1 / 3600), dec)
     raise RuntimeError("could not place mock sources in distinct name cells")
+
+
+def mock_names(names: pd.Series | np.ndarray | list[str]) -> np.ndarray:
+    """Which source names are mock ones (``MOCK J...``, and the mock's injected ``MOCK ...``)."""
+    return pd.Series(names, dtype=object).astype(str).str.startswith(MOCK_PREFIX.split()[0]).to_numpy(bool)
 
 
 def source_names(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:

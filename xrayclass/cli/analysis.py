@@ -217,6 +217,7 @@ def add_kselect_parser(
 
 
 def kselect_command(args: argparse.Namespace) -> None:
+    from xrayclass.io.figures import figure_png
     from xrayclass.workflow.steps import k_selection
 
     run = _run_files(args, paths.CLUSTERS.name)
@@ -233,7 +234,7 @@ def kselect_command(args: argparse.Namespace) -> None:
             args.jobs,
         )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
-    print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {run.figures / (paths.FIGURES['bic'] + '.png')}")
+    print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {figure_png(run.figures, paths.FIGURES['bic'])}")
 
 
 def add_validate_parser(

@@ -10,10 +10,15 @@ from matplotlib.figure import Figure
 
 from xrayclass.io.tables import write_atomic
 
-__all__ = ["DPI", "save_figure"]
+__all__ = ["DPI", "figure_png", "save_figure"]
 
 #: Resolution of the PNG files (dots per inch).
 DPI = 150
+
+
+def figure_png(out_dir: str | os.PathLike[str], stem: str) -> Path:
+    """The PNG :func:`save_figure` writes for ``stem`` in ``out_dir`` (the one a report shows)."""
+    return Path(out_dir) / f"{stem}.png"
 
 
 def save_figure(figure: Figure, out_dir: str | os.PathLike[str], stem: str) -> list[Path]:

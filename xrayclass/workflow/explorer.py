@@ -13,19 +13,19 @@ from pathlib import Path
 import pandas as pd
 
 from xrayclass.analysis.explore import MAX_SOURCES, RunTables, build_payload, render
-from xrayclass.analysis.mock import MOCK_PREFIX
+from xrayclass.analysis.mock import mock_names
 from xrayclass.constants import CLASSES, NAME, OBSID
 from xrayclass.io import paths
 from xrayclass.io.tables import read_table, write_atomic
 
-__all__ = ["is_synthetic", "read_run", "write_explorer"]
+__all__ = ["read_run", "run_is_synthetic", "write_explorer"]
 
 log = logging.getLogger("xrayclass")
 
 
-def is_synthetic(run_dir: Path | None, names: pd.Series) -> bool:
+def run_is_synthetic(run_dir: Path | None, names: pd.Series) -> bool:
     """True for mock runs: mock source names, or a mock provenance file in the run."""
-    if names.astype(str).str.startswith(MOCK_PREFIX.split()[0]).any():
+    if mock_names(names).any():
         return True
     if run_dir is not None and Path(run_dir).is_dir():
         for provenance in Path(run_dir).glob("*.provenance.json"):
@@ -78,7 +78,7 @@ def read_run(
     if model.exists():
         preprocessing = json.loads(model.read_text(encoding="utf-8")).get("preprocessing")
     if synthetic is None:
-        synthetic = is_synthetic(run_dir, unique_table[NAME] if NAME in unique_table else pd.Series([], dtype=str))
+        synthetic = run_is_synthetic(run_dir, unique_table[NAME] if NAME in unique_table else pd.Series([], dtype=str))
     title = f"{'SYNTHETIC ' if synthetic else ''}xrayclass results: {uniquely.parent.resolve().name}/"
     log.info(
         "explorer: %s uniquely classified, %s ambiguous sources, %s",

@@ -20,9 +20,10 @@ import jinja2
 import pandas as pd
 
 from xrayclass.analysis import published
+from xrayclass.analysis.mock import mock_names
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.exceptions import input_files
-from xrayclass.io.figures import save_figure
+from xrayclass.io.figures import figure_png, save_figure
 from xrayclass.io.paths import FIGURES, RunLayout
 from xrayclass.io.tables import InputError, read_table, write_atomic, write_outputs
 from xrayclass.workflow import steps as analyses
@@ -370,7 +371,7 @@ def kselection_section(report: Report, run: RunLayout, synthetic: bool, quick: b
     report.table(_frame(rows))
     report.table(table.round(1))
     report.image(
-        run.figures / f"{FIGURES['bic']}.png", "Fig. 1: BIC against K, mean and spread over seeds, and its gradient"
+        figure_png(run.figures, FIGURES["bic"]), "Fig. 1: BIC against K, mean and spread over seeds, and its gradient"
     )
     return _outcomes(rows)
 
@@ -419,9 +420,9 @@ def validation_section(report: Report, run: RunLayout, synthetic: bool) -> list[
         + (" Synthetic input: shown, not compared." if synthetic else "")
     )
     report.table(_frame(rows))
-    report.image(run.figures / f"{FIGURES['confusion']}.png", "Fig. 4: validation confusion matrix, ten classes")
+    report.image(figure_png(run.figures, FIGURES["confusion"]), "Fig. 4: validation confusion matrix, ten classes")
     report.image(
-        run.figures / f"{FIGURES['confusion_aggregated']}.png",
+        figure_png(run.figures, FIGURES["confusion_aggregated"]),
         "Fig. 5: validation confusion matrix, aggregated classes",
     )
     report.paragraph(
@@ -431,7 +432,7 @@ def validation_section(report: Report, run: RunLayout, synthetic: bool) -> list[
     shown = comparison[["method", "level", "accuracy", "accuracy_std", "macro_f1"]].copy()
     report.table(shown.round(3))
     report.image(
-        run.figures / f"{FIGURES['method_comparison']}.png", "Per-class F1 of the two classifiers on the same splits"
+        figure_png(run.figures, FIGURES["method_comparison"]), "Per-class F1 of the two classifiers on the same splits"
     )
     return _outcomes(rows)
 
@@ -508,7 +509,7 @@ def _comparison_block(
         labeled = labeled_detections(crossmatched)
         _, table = compare_splits(labeled, list(seeds), method_table(list(METHODS), calibrate=True))
     # Mock names (MOCK J...) mark a synthetic input, in the heading, every caption and the figure.
-    synthetic = bool(pd.Series(labeled.sources).astype(str).str.startswith("MOCK").any())
+    synthetic = bool(mock_names(labeled.sources).any())
     mark = "SYNTHETIC (mock catalog, not real data): " if synthetic else ""
     title = f"{title} ({len(crossmatched):,} rows{', SYNTHETIC mock catalog' if synthetic else ''})"
     report.heading(title, level=3)
@@ -529,7 +530,7 @@ def _comparison_block(
     with analyses.figures.synthetic_marking(synthetic):
         save_figure(analyses.figures.comparison_figure(table, synthetic=synthetic), out_dir, stem)
     report.image(
-        out_dir / f"{stem}.png",
+        figure_png(out_dir, stem),
         f"{mark}{title}: every method on both splits (mean ± std over {len(seeds)} seeds)",
     )
 

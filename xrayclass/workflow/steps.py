@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.analysis import figures
+from xrayclass.analysis.mock import mock_names
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -51,7 +52,7 @@ RunFiles = RunLayout
 
 def is_synthetic(table: pd.DataFrame) -> bool:
     """True when the table's sources are mock ones (names ``MOCK J...``)."""
-    return bool(len(table)) and bool(table[NAME].astype(str).str.startswith("MOCK").all())
+    return bool(len(table)) and bool(mock_names(table[NAME]).all())
 
 
 def preprocessed_features(table: pd.DataFrame) -> np.ndarray:
@@ -238,7 +239,7 @@ def _names_synthetic(table: pd.DataFrame) -> bool:
     """Mock names (``MOCK J...``) in either spelling of the name column."""
     for column in (NAME, "name_1"):
         if column in table:
-            return bool(table[column].astype(str).str.startswith("MOCK").any())
+            return bool(mock_names(table[column]).any())
     return False
 
 
