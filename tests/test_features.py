@@ -65,17 +65,20 @@ def test_prepare_features_rejects_text_in_a_feature():
 
 @pytest.mark.parametrize("seed", range(10))
 def test_complete_rows_and_reasons_match_a_value_by_value_count(seed):
-    """SYNTHETIC values with gaps, infinities and values beyond the physical ranges (and at
-    their bounds) in features and raw columns: each row and each reason as counted one
-    value at a time."""
-    from xrayclass.io.checks import PHYSICAL_RANGES
+    """SYNTHETIC values with gaps, infinities, values beyond the physical ranges (and at
+    their bounds) and subnormal ones in features and raw columns: each row and each
+    reason as counted one value at a time."""
+    from xrayclass.core.featuresets import PAPER
+    from xrayclass.io.checks import PHYSICAL_RANGES, SMALLEST_NORMAL, subnormal_columns
+
+    tiny_columns = subnormal_columns(PAPER)
 
     rng = np.random.default_rng(seed)
     table = prepare_features(synthetic_detections(40, seed=seed))
     raw = [c for c in table.columns if c.startswith("var_") and c not in FEATURES]
     for column in [*FEATURES, *raw]:
         low, high = PHYSICAL_RANGES.get(column, (-np.inf, np.inf))
-        spoilers = [np.nan, np.inf, -np.inf, low, high, low - 1, high + 1]
+        spoilers = [np.nan, np.inf, -np.inf, low, high, low - 1, high + 1, 5e-324, -1e-310]
         values = table[column].to_numpy(dtype="float64").copy()
         hit = rng.random(len(values)) < 0.08
         values[hit] = rng.choice(spoilers, int(hit.sum()))
@@ -85,7 +88,7 @@ def test_complete_rows_and_reasons_match_a_value_by_value_count(seed):
     expected = np.ones(len(table), dtype=bool)
     for column in [*FEATURES, *raw]:
         low, high = PHYSICAL_RANGES.get(column, (-np.inf, np.inf))
-        counts = {"missing": 0, "not_finite": 0, "out_of_range": 0}
+        counts = {"missing": 0, "not_finite": 0, "out_of_range": 0, "subnormal": 0}
         for k, value in enumerate(table[column]):
             if column in FEATURES and np.isnan(value):
                 counts["missing"] += 1
@@ -95,6 +98,9 @@ def test_complete_rows_and_reasons_match_a_value_by_value_count(seed):
                 expected[k] = False
             elif np.isfinite(value) and column in PHYSICAL_RANGES and not low <= value <= high:
                 counts["out_of_range"] += 1
+                expected[k] = False
+            elif column in tiny_columns and value != 0 and abs(value) < SMALLEST_NORMAL:
+                counts["subnormal"] += 1
                 expected[k] = False
         assert reasons.loc[column].to_dict() == counts, column
     assert complete.tolist() == expected.tolist()

@@ -10,6 +10,7 @@ __all__ = [
     "AGGREGATE_CLASSES",
     "CLASSES",
     "CLUSTER",
+    "COLUMN_UNITS",
     "FEATURES",
     "LOCATION_FEATURE",
     "LOG_FEATURES",
@@ -74,6 +75,29 @@ RAW_FEATURE_COLUMNS = (
     "var_min_b",
     "var_max_b",
 )
+
+#: The unit each column is read in, as astropy writes it (``""``: a pure number). A
+#: VOTable or FITS input column that carries another unit is converted where astropy
+#: can (hours of right ascension or radians to degrees, eV or K to keV, percent to a
+#: fraction) and refused where it cannot; a column without a unit is taken as it is.
+#: Kept here, one mapping for reading and (later) for writing units.
+COLUMN_UNITS = {
+    "ra": "deg",
+    "dec": "deg",
+    "hard_hm": "",
+    "hard_hs": "",
+    "hard_ms": "",
+    "powlaw_gamma": "",
+    "bb_kt": "keV",
+    "var_prob_b": "",
+    "var_prob_h": "",
+    "var_prob_s": "",
+    # Count rates: the features are their ratios, so only a unit of another kind is wrong
+    # (ct/ks and ct/s mixed would change the ratios: they are made one).
+    **{f"var_{kind}_{band}": "ct / s" for kind in ("sigma", "mean") for band in ("b", "h", "s")},
+    "var_min_b": "ct / s",
+    "var_max_b": "ct / s",
+}
 
 #: The ten classes a detection can be given (SIMBAD otypes), in the published order.
 CLASSES = (

@@ -267,6 +267,14 @@ def labeled_detections(
         raise InputError(
             f"only {int(labeled.sum())} detections carry one of the ten classes; validation needs labeled detections"
         )
+    present = pd.unique(types[labeled])
+    if len(present) < 2:
+        # Telling classes apart needs two of them; with one, every method is right by
+        # construction, and scikit-learn's classifiers refuse a single class.
+        raise InputError(
+            f"all {int(labeled.sum())} labeled detections are of one class ({present[0]}); "
+            "validation needs detections of at least two of the ten classes"
+        )
     chosen = table.loc[labeled]
     return LabeledSet(
         X[labeled],

@@ -88,8 +88,10 @@ def complete_rows(
     """Which rows have every feature (of ``feature_set`` unless ``features`` is given), and why the others do not.
 
     A feature value counts only if it is a finite number inside its physical range
-    (:data:`~xrayclass.checks.PHYSICAL_RANGES`); the raw light-curve columns, where the
-    table has them, must be in range too. Values outside are never clipped.
+    (:data:`~xrayclass.io.checks.PHYSICAL_RANGES`) and, in a column the pipeline takes
+    a log of or divides by (:func:`~xrayclass.io.checks.subnormal_columns`), not
+    subnormal; the raw light-curve columns, where the table has them, must pass both
+    tests too. Values are never clipped.
 
     Returns
     -------
@@ -97,16 +99,18 @@ def complete_rows(
         True where all ``features`` are finite numbers in range.
     reasons : pandas.DataFrame
         One row per checked column with the number of detections where it is missing
-        (null), not finite (a division by a zero ``var_mean``) and out of range.
+        (null), not finite (a division by a zero ``var_mean``), out of range and
+        subnormal.
     """
-    from xrayclass.io.checks import PHYSICAL_RANGES, out_of_range
+    from xrayclass.io.checks import PHYSICAL_RANGES, out_of_range, subnormal, subnormal_columns
 
     features = list(feature_set.features if features is None else features)
     # Only the raw columns this set reads: a row is not lost for a column it does not use.
     raw = [c for c in feature_set.raw_columns if c not in features and c in detections.columns]
+    tiny_unusable = set(subnormal_columns(feature_set))
     # A column at a time: no copy of the features as one 2-D array, nor of the flags.
     complete = np.ones(len(detections), dtype=bool)
-    missing, infinite, outside = [], [], []
+    missing, infinite, outside, tiny = [], [], [], []
     largest = np.finfo("float64").max
     for column in features:
         values = detections[column].to_numpy(dtype="float64")
@@ -116,25 +120,36 @@ def complete_rows(
         # that fail, usually none.
         with np.errstate(invalid="ignore"):
             usable = (values >= max(low, -largest)) & (values <= min(high, largest))
-        complete &= usable
         failed = values[~usable]
         missing_here, infinite_here = int(np.isnan(failed).sum()), int(np.isinf(failed).sum())
         missing.append(missing_here)
         infinite.append(infinite_here)
         outside.append(len(failed) - missing_here - infinite_here if column in PHYSICAL_RANGES else 0)
+        # Counted only where the row has no other reason in this column: one reason each.
+        tiny_here = subnormal(values) & usable if column in tiny_unusable else np.zeros(0, dtype=bool)
+        tiny.append(int(tiny_here.sum()))
+        complete &= usable
+        if tiny[-1]:
+            complete &= ~tiny_here
     for column in raw:
-        # A raw column counts only where it has a value outside its range.
+        # A raw column counts only where it has a value outside its range, or subnormal.
         missing.append(0)
         infinite.append(0)
         flags = out_of_range(detections, [column])
-        if column in flags.columns:
-            outside_here = flags[column].to_numpy(dtype=bool)
+        outside_here = flags[column].to_numpy(dtype=bool) if column in flags.columns else np.zeros(0, dtype=bool)
+        outside.append(int(outside_here.sum()))
+        if outside[-1]:
             complete &= ~outside_here
-            outside.append(int(outside_here.sum()))
-        else:
-            outside.append(0)
+        tiny_here = np.zeros(0, dtype=bool)
+        if column in tiny_unusable:
+            tiny_here = subnormal(pd.to_numeric(detections[column], errors="coerce").to_numpy(dtype="float64"))
+            if outside[-1]:
+                tiny_here &= ~outside_here
+        tiny.append(int(tiny_here.sum()))
+        if tiny[-1]:
+            complete &= ~tiny_here
     reasons = pd.DataFrame(
-        {"missing": missing, "not_finite": infinite, "out_of_range": outside},
+        {"missing": missing, "not_finite": infinite, "out_of_range": outside, "subnormal": tiny},
         index=pd.Index([*features, *raw], name="feature"),
     )
     return complete, reasons
@@ -143,7 +158,7 @@ def complete_rows(
 def describe_dropped(reasons: pd.DataFrame, n_dropped: int, n_total: int, n_features: int | None = None) -> str:
     """One log line saying how many rows were dropped and for which features."""
     n_features = len(FEATURES) if n_features is None else n_features
-    from xrayclass.io.checks import describe_range
+    from xrayclass.io.checks import SMALLEST_NORMAL, describe_range
 
     parts = []
     for feature, row in reasons.iterrows():
@@ -153,6 +168,8 @@ def describe_dropped(reasons: pd.DataFrame, n_dropped: int, n_total: int, n_feat
             parts.append(f"{feature} not finite in {row['not_finite']:,}")
         if row.get("out_of_range", 0):
             parts.append(f"{feature} outside {describe_range(str(feature))} in {row['out_of_range']:,}")
+        if row.get("subnormal", 0):
+            parts.append(f"{feature} subnormal (non-zero, below {SMALLEST_NORMAL:.3g}) in {row['subnormal']:,}")
     why = "; ".join(parts) if parts else "none"
     return (
         f"dropped {n_dropped:,} of {n_total:,} detections without all {n_features} features "

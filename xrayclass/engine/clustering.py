@@ -32,7 +32,7 @@ from xrayclass.core.features import complete_rows, describe_dropped, prepare_fea
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.engine.streaming import StreamedScaler
 from xrayclass.exceptions import InputError, input_files
-from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions
+from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions, position_error
 from xrayclass.io.streaming import (
     BATCH_ROWS,
     BatchWriter,
@@ -206,10 +206,7 @@ def _raise_identity_problems(path: str | Path, census: _Census) -> None:
         )
     if census.bad_positions.count:
         ra, dec = census.bad_positions.example
-        raise InputError(
-            f"{path}: {census.bad_positions.count:,} rows have no valid position (ra, dec finite, |dec| <= 90), "
-            f"first in data row {(census.bad_positions.row or 0) + 1} (ra {ra!r}, dec {dec!r})"
-        )
+        raise position_error(path, census.bad_positions.count, census.bad_positions.row or 0, ra, dec)
 
 
 def fit_clustering_file(

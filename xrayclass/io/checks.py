@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PHYSICAL_RANGES",
     "PROBABILITY_TOLERANCE",
+    "SMALLEST_NORMAL",
     "catalog_positions",
     "check_catalog",
     "check_detections",
@@ -38,14 +39,18 @@ __all__ = [
     "handle_duplicates",
     "invalid_positions",
     "out_of_range",
+    "position_error",
     "require_cluster_labels",
     "require_log_features_usable",
     "require_names",
     "require_positions",
+    "require_possible_positions",
     "require_probabilities",
     "require_radius",
     "require_roles",
     "sharing_name_and_obsid",
+    "subnormal",
+    "subnormal_columns",
     "validate_classifier_document",
     "validate_model_document",
 ]
@@ -71,10 +76,15 @@ PHYSICAL_RANGES = {
     "var_prob_b": (0.0, 1.0),
     "var_prob_h": (0.0, 1.0),
     "var_prob_s": (0.0, 1.0),
-    "var_ratio_b": (0.0, math.inf),
-    "var_ratio_h": (0.0, math.inf),
-    "var_ratio_s": (0.0, math.inf),
-    "var_newq_b": (0.0, math.inf),
+    # A light curve's standard deviation over its mean cannot exceed sqrt(N - 1) for N
+    # non-negative bins, nor its mid-range over its mean N / 2; a Chandra observation
+    # (under 200 ks, in 3.2 s frames) has N < 62,500: at most 250 and 31,250. The
+    # published values reach 34 and 637. Beyond, a value is a corrupted cell that would
+    # squeeze the whole column into a point under the log and MinMax.
+    "var_ratio_b": (0.0, 1e3),
+    "var_ratio_h": (0.0, 1e3),
+    "var_ratio_s": (0.0, 1e3),
+    "var_newq_b": (0.0, 1e5),
     # Raw light-curve columns (count rates and their scatter), where the table has them.
     "var_sigma_b": (0.0, math.inf),
     "var_sigma_h": (0.0, math.inf),
@@ -85,6 +95,30 @@ PHYSICAL_RANGES = {
     "var_min_b": (0.0, math.inf),
     "var_max_b": (0.0, math.inf),
 }
+
+
+#: The smallest positive normal float. Closer to zero (a *subnormal* value) a number
+#: has lost precision, and one tenth of it, the log shift of the paper's rule, is 0.
+SMALLEST_NORMAL = float(np.finfo("float64").tiny)
+
+
+def subnormal_columns(feature_set: FeatureSet) -> tuple[str, ...]:
+    """The columns of ``feature_set`` where a subnormal value makes a row unusable.
+
+    Those the pipeline takes a log of or divides by: the log features (the shift, one
+    tenth of the smallest non-zero value, underflows to 0 and an exact zero's log
+    becomes -inf: a subnormal ``var_sigma_b`` crashed the mixture with NaN) and the raw
+    columns the derived features are computed from (a subnormal ``var_mean`` makes a
+    ratio of 1e300). Elsewhere a subnormal is only a very small number, and can be a
+    real one: the published variability probabilities go down to 3e-234.
+    """
+    return (*feature_set.log_features, *(c for f in feature_set.derived_features for c in feature_set.derived[f]))
+
+
+def subnormal(values: np.ndarray) -> np.ndarray:
+    """True where a value is non-zero but closer to zero than :data:`SMALLEST_NORMAL`."""
+    with np.errstate(invalid="ignore"):
+        return (values != 0) & (np.abs(values) < SMALLEST_NORMAL)
 
 
 def out_of_range(table: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
@@ -317,38 +351,70 @@ def handle_duplicates(
     return table.loc[~repeated].reset_index(drop=True)
 
 
+#: What a position on the sky is: ra in [0, 360) and dec in [-90, 90] degrees.
+POSITION_RULE = "ra in [0, 360), dec in [-90, 90] degrees, both finite"
+
+
 def invalid_positions(table: pd.DataFrame) -> np.ndarray:
-    """True where ``ra``/``dec`` is missing, not finite, or ``|dec| > 90``."""
+    """True where ``ra``/``dec`` is missing, not finite, or outside :data:`POSITION_RULE`."""
     ra = pd.to_numeric(table["ra"], errors="coerce").to_numpy(dtype="float64")
     dec = pd.to_numeric(table["dec"], errors="coerce").to_numpy(dtype="float64")
     with np.errstate(invalid="ignore"):
-        return ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
+        # NaN compares false: a missing coordinate fails as well.
+        return ~((ra >= 0) & (ra < 360) & (dec >= -90) & (dec <= 90))
+
+
+def _plain(value: object) -> str:
+    """A cell as a user reads it: ``nan``, ``1e+308``, ``123.0``, ``'abc'`` (no ``np.float64(...)``)."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return repr(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return repr(str(value))
+
+
+def position_error(
+    path: str | os.PathLike[str] | None, n_bad: int, row: int, ra: object, dec: object, what: str = "rows"
+) -> InputError:
+    """The error for ``n_bad`` rows without a valid position, the first at 0-based ``row`` with ``ra``, ``dec``."""
+    return InputError(
+        f"{where(path)}{n_bad:,} {what} have no valid position ({POSITION_RULE}), first in data row "
+        f"{row + 1} (ra {_plain(ra)}, dec {_plain(dec)})"
+    )
+
+
+def _position_error(
+    path: str | os.PathLike[str] | None, table: pd.DataFrame, bad: np.ndarray, what: str = "rows"
+) -> InputError:
+    row = int(np.flatnonzero(bad)[0])
+    return position_error(path, int(bad.sum()), row, table["ra"].iloc[row], table["dec"].iloc[row], what)
 
 
 def require_positions(table: pd.DataFrame, path: str | os.PathLike[str] | None) -> None:
-    """Every detection needs a position on the sky (finite ``ra``, ``|dec| <= 90``)."""
+    """Every detection needs a position on the sky (:data:`POSITION_RULE`)."""
     bad = invalid_positions(table)
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"{path}: {int(bad.sum()):,} rows have no valid position (ra, dec finite, |dec| <= 90), "
-            f"first in data row {row + 1} (ra {table['ra'].iloc[row]!r}, dec {table['dec'].iloc[row]!r})"
-        )
+        raise _position_error(path, table, bad)
+
+
+def require_possible_positions(
+    table: pd.DataFrame, path: str | os.PathLike[str] | None, what: str = "rows"
+) -> np.ndarray:
+    """Positions may be missing (both or either coordinate null), never impossible; returns which are missing."""
+    ra = pd.to_numeric(table["ra"], errors="coerce").to_numpy(dtype="float64")
+    dec = pd.to_numeric(table["dec"], errors="coerce").to_numpy(dtype="float64")
+    missing = np.isnan(ra) | np.isnan(dec)
+    impossible = ~missing & invalid_positions(table)
+    if impossible.any():
+        raise _position_error(path, table, impossible, what)
+    return missing
 
 
 def catalog_positions(catalog: pd.DataFrame, path: str | os.PathLike[str] | None) -> pd.DataFrame:
     """A crossmatch catalog without the rows lacking a position (logged); impossible ones are an error."""
-    ra = pd.to_numeric(catalog["ra"], errors="coerce").to_numpy(dtype="float64")
-    dec = pd.to_numeric(catalog["dec"], errors="coerce").to_numpy(dtype="float64")
-    missing = np.isnan(ra) | np.isnan(dec)
-    with np.errstate(invalid="ignore"):
-        impossible = ~missing & (~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90))
-    if impossible.any():
-        row = int(np.flatnonzero(impossible)[0])
-        raise InputError(
-            f"{path}: {int(impossible.sum()):,} catalog rows have an impossible position "
-            f"(|dec| > 90 or infinite), first in data row {row + 1}"
-        )
+    missing = require_possible_positions(catalog, path, "catalog rows")
     if missing.any():
         log.warning(
             "%s: %s of %s catalog rows have no position and cannot be matched; left out",
@@ -392,8 +458,16 @@ def require_radius(radius: float) -> None:
         raise InputError(f"--radius must be a positive number of arcsec, got {radius}")
 
 
-def require_cluster_labels(table: pd.DataFrame, path: str | os.PathLike[str] | None, column: str = "cluster") -> None:
-    """Cluster labels must be integers 0 .. K-1 (K from the prob_* columns when present)."""
+def require_cluster_labels(
+    table: pd.DataFrame, path: str | os.PathLike[str] | None, column: str = "cluster", every_cluster_used: bool = False
+) -> None:
+    """Cluster labels must be integers 0 .. K-1 (K from the prob_* columns when present).
+
+    With ``every_cluster_used`` (a frozen crossmatch whose clusters replace this run's),
+    a table without ``prob_*`` columns must use every number from 0 to its largest: K
+    is then that largest plus one, and a cluster without a detection is a gap, such as
+    a 99 among clusters 0 .. 5, which no mixture component can describe.
+    """
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64")
     n_clusters = sum(1 for c in table.columns if c.startswith("prob_") and c[5:].isdigit()) or None
     with np.errstate(invalid="ignore"):
@@ -404,9 +478,22 @@ def require_cluster_labels(table: pd.DataFrame, path: str | os.PathLike[str] | N
         row = int(np.flatnonzero(bad)[0])
         limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
         raise InputError(
-            f"{path}: column '{column}' must hold cluster numbers ({limit}); {int(bad.sum()):,} rows "
-            f"do not, first in data row {row + 1} ({table[column].iloc[row]!r})"
+            f"{where(path)}column '{column}' must hold cluster numbers ({limit}); {int(bad.sum()):,} rows "
+            f"do not, first in data row {row + 1} ({_plain(table[column].iloc[row])})"
         )
+    if every_cluster_used and not n_clusters and len(values):
+        # Sorted distinct labels: without gaps, the k-th is k (no array of size K: K is
+        # whatever the file says, 1e15 too).
+        labels = np.unique(values)
+        gaps = labels != np.arange(len(labels))
+        if gaps.any():
+            largest = labels[-1]
+            row = int(np.flatnonzero(values == largest)[0])
+            raise InputError(
+                f"{where(path)}column '{column}' must number the clusters 0 .. K-1 without gaps; it reaches "
+                f"{_plain(table[column].iloc[row])} (data row {row + 1}), but cluster {int(np.flatnonzero(gaps)[0])} "
+                f"and {int(largest) + 1 - len(labels) - 1:,} more below it have no detection"
+            )
 
 
 # -- stage 4: class probabilities ---------------------------------------------------------
@@ -424,7 +511,7 @@ def require_probabilities(probabilities: np.ndarray, classes: Sequence[str] = CL
         row, column = (int(i[0]) for i in np.nonzero(outside))
         raise InputError(
             f"class probabilities must lie in [0, 1]; {int(outside.any(axis=1).sum()):,} rows "
-            f"do not, first in data row {row + 1} ({classes[column]} = {p[row, column]!r})"
+            f"do not, first in data row {row + 1} ({classes[column]} = {_plain(p[row, column])})"
         )
     totals = p.sum(axis=1)
     bad = (np.abs(totals - 1) > PROBABILITY_TOLERANCE) & (totals != 0)

@@ -27,12 +27,15 @@ from xrayclass.exceptions import InputError, where
 from xrayclass.text import one_line
 
 __all__ = [
+    "FORMULA_STARTS",
     "OUTPUT_FORMATS",
     "PARQUET_ROW_GROUP",
     "PARSE_ERRORS",
     "TABLE_FORMATS",
     "BatchedTable",
     "canonical_names",
+    "convert_units",
+    "formula_like",
     "parquet_options",
     "read_json",
     "read_table",
@@ -222,6 +225,7 @@ def _read_with_astropy(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
             table = Table.read(path, format="votable", use_names_over_ids=True)
         else:
             table = Table.read(path, format="fits")
+    convert_units(table, path)
     multidim = [name for name in table.colnames if len(table[name].shape) > 1]
     if multidim:
         log.warning("%s: skipping multidimensional columns %s", path, ", ".join(multidim))
@@ -232,6 +236,48 @@ def _read_with_astropy(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
         if frame[column].dtype == object and len(frame) and isinstance(frame[column].iloc[0], bytes):
             frame[column] = frame[column].str.decode("utf-8").str.strip()
     return frame
+
+
+def convert_units(table: Any, path: str | os.PathLike[str] | None = None) -> None:
+    """Bring the columns of an astropy ``table`` to the units of :data:`~xrayclass.constants.COLUMN_UNITS`, in place.
+
+    A column with a unit of the same kind is converted (and the conversion logged);
+    one whose unit cannot mean the expected quantity is an :class:`InputError` naming
+    the column, its unit and the expected one. Columns without a unit are left alone:
+    most catalogs give none for positions, and the pipeline's units are the CSC's.
+    A right ascension in ``h`` (astropy's hour of time) is read as hours of angle.
+    """
+    import astropy.units as u
+
+    from xrayclass.constants import COLUMN_UNITS
+
+    for name in table.colnames:
+        if name not in COLUMN_UNITS or table[name].unit is None or table[name].dtype.kind not in "fiu":
+            continue
+        unit, expected = table[name].unit, u.Unit(COLUMN_UNITS[name])
+        if isinstance(unit, u.UnrecognizedUnit):
+            # VOUnit, the VOTable standard, knows neither 'count/s' (the CSC's own) nor
+            # 'hourangle'; astropy's own format knows both.
+            unit = u.Unit(unit.to_string(), parse_strict="silent")
+        if unit == u.hour and expected.physical_type == "angle":
+            unit = u.hourangle
+        equivalencies = u.temperature_energy() if expected.physical_type == "energy" else []
+        try:
+            scale = unit.to(expected, 1.0, equivalencies=equivalencies)
+            linear = unit.to(expected, 0.0, equivalencies=equivalencies) == 0
+        except (u.UnitsError, ValueError, TypeError):
+            scale, linear = None, False
+        if isinstance(unit, u.UnrecognizedUnit) or scale is None or not linear:
+            wanted = f"'{expected}'" if expected != u.dimensionless_unscaled else "none (a pure number)"
+            raise InputError(
+                f"{where(path)}column '{name}' has unit '{table[name].unit}', which cannot be converted "
+                f"to the expected unit: {wanted}"
+            )
+        if scale != 1.0:
+            converted = table[name] * scale
+            converted.unit = expected
+            table[name] = converted
+            log.info("%scolumn %r converted from %s to %s", where(path), name, unit, str(expected) or "a pure number")
 
 
 def canonical_names(table: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
@@ -410,10 +456,59 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
     return [path for _, path in writers]
 
 
+#: What a spreadsheet takes for the start of a formula in a CSV cell (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_like(table: pd.DataFrame) -> tuple[int, str | None]:
+    """How many text cells of ``table`` begin like a spreadsheet formula, and the first one.
+
+    Only text columns: numbers are written as numbers, whatever their sign.
+    """
+    count, first = 0, None
+    for column in table.columns:
+        values = table[column]
+        if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        try:
+            # Cells that are not text (a number in an object column) give NA: not counted.
+            starts = values.str.startswith(FORMULA_STARTS, na=False).to_numpy(dtype=bool)
+        except AttributeError:  # an object column without any text
+            continue
+        if starts.any():
+            count += int(starts.sum())
+            if first is None:
+                first = str(values.iloc[int(np.flatnonzero(starts)[0])])
+    return count, first
+
+
+def _warn_formulas(path: str | os.PathLike[str], count: int, first: str | None) -> None:
+    """One line for the CSV cells a spreadsheet could run as formulas; they are written unchanged.
+
+    Prefixing them with a quote, as OWASP advises for files made for spreadsheets, would
+    change source names for every other reader (TOPCAT, pandas, the next stage, a
+    crossmatch against the same names), and a leading minus also starts numbers and
+    real names; so the values stay as they are and the user is told.
+    """
+    if count:
+        log.warning(
+            "%s: %s text values begin with =, +, -, @, a tab or a carriage return (first %r); written "
+            "unchanged, but a spreadsheet may run them as formulas: import the file as text, not by opening it",
+            path,
+            f"{count:,}",
+            first,
+        )
+
+
 def _table_writer(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str = "") -> Callable[[Path], object]:
     fmt = table_format(path, OUTPUT_FORMATS)
     if fmt == "csv":
-        return lambda tmp: table.to_csv(tmp, index=False, na_rep=na_rep)
+
+        def write(tmp: Path) -> None:
+            table.to_csv(tmp, index=False, na_rep=na_rep)
+            _warn_formulas(path, *formula_like(table))
+
+        return write
     return lambda tmp: write_parquet(table, tmp)
 
 
@@ -489,13 +584,17 @@ def _batched_writer(table: BatchedTable, path: str | os.PathLike[str]) -> Callab
             write_parquet_batches(table.batches(), tmp, table.empty())
             return
         # What DataFrame.to_csv(path) writes, a batch at a time (one header).
+        count, first = 0, None
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             header = True
             for batch in table.batches():
                 batch.to_csv(handle, index=False, header=header, na_rep="")
                 header = False
+                more, example = formula_like(batch)
+                count, first = count + more, first if first is not None else example
             if header:
                 table.empty().to_csv(handle, index=False, na_rep="")
+        _warn_formulas(path, count, first)
 
     return write
 

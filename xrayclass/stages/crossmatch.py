@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
 from xrayclass.exceptions import tables_named
+from xrayclass.io.checks import require_cluster_labels
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 __all__ = [
@@ -131,6 +132,9 @@ def swap_in_frozen(stage1: pd.DataFrame, frozen: pd.DataFrame, clusters: str = "
             raise InputError("has no 'cluster' column; use --clusters ours", table="frozen")
         with tables_named("frozen"):
             frozen = require_numeric(frozen, (CLUSTER,))
+            # A 99 among clusters 0 .. 5 passed when no prob_* column gave K and no model
+            # was there to be re-estimated, and stage 3 then met a cluster of one.
+            require_cluster_labels(frozen, None, every_cluster_used=True)
         if CLUSTER in stage1.columns:
             agreement = cluster_agreement(stage1[CLUSTER], frozen[CLUSTER])
             log.info(

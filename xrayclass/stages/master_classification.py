@@ -38,6 +38,7 @@ __all__ = [
     "format_mean_std",
     "format_summary",
     "master_classification",
+    "require_known_classes",
     "run_master_classification",
     "summarize",
     "tables_kappa",
@@ -212,6 +213,7 @@ def master_classification(
     detections = canonical_names(detections)
     require_columns(detections, (NAME, OBSID, MAIN_TYPE, *classes))
     detections = require_numeric(detections, (OBSID, *classes))
+    require_known_classes(detections[MAIN_TYPE], classes)
     n_total = len(detections)
     log.info("%s classified detections read", f"{n_total:,}")
     detections = detections.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
@@ -285,6 +287,23 @@ def master_classification(
     summary = summarize(votes, n_total, int(unscored.sum()))
     summary["sources_unclassified"] = n_silent
     return uniquely, ambiguous, summary
+
+
+def require_known_classes(predicted: pd.Series, classes: Sequence[str] = CLASSES) -> None:
+    """Each detection's class is one of ``classes`` or ``Unclassified``, spelled exactly.
+
+    Compared as written, case included: SIMBAD's types are case-sensitive (``QSO`` is a
+    class, ``qso`` no type at all) and the tables carry the class names on.
+    """
+    allowed = [*classes, UNCLASSIFIED]
+    unknown = ~predicted.isin(allowed).to_numpy()
+    if unknown.any():
+        # No row number: the streaming and Dask engines check a batch at a time.
+        value = predicted.iloc[int(np.flatnonzero(unknown)[0])]
+        raise InputError(
+            f"column '{MAIN_TYPE}' holds {str(value)!r}, which is not one of the classes "
+            f"{', '.join(allowed)} (case matters)"
+        )
 
 
 def defined_kappa(first: Collection[Any], second: Collection[Any]) -> float | None:

@@ -147,6 +147,10 @@ def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
         if alias is not None:
             table = table.rename(columns={alias: NAME})
     table = require_numeric(table, [c for c in (OBSID, "ra", "dec") if c in table.columns])
+    if "ra" in table.columns and "dec" in table.columns:
+        from xrayclass.io.checks import require_possible_positions
+
+        require_possible_positions(table, None)  # missing ones only leave out the explanations
     rows = np.arange(1, len(table) + 1)
     row_names = pd.Series(rows, index=table.index).astype(str).radd("row ")
     named = NAME in table.columns
