@@ -284,7 +284,7 @@ def require_transforms_apply(
         spans = ", ".join(f"{f} (in [{low:g}, {high:g}])" for f, (low, high) in negative.items())
         raise InputError(
             f"{context}: 'log' names {spans}, which can be negative; the log transform needs values >= 0: "
-            "list it under 'minmax' or under neither"
+            "list each under 'minmax' or under neither"
         )
 
 

@@ -240,17 +240,14 @@ def read_feature_set(path: str | os.PathLike[str]) -> FeatureSet:
     """
     if not Path(path).exists():
         raise InputError(f"{path}: no such feature-set file")
-    size = require_regular_file(path).st_size
-    too_big = f"{path}: {{}} bytes is too large for a feature-set file (at most {FEATURE_SET_MAX_BYTES:,})"
-    if size > FEATURE_SET_MAX_BYTES:
-        raise InputError(too_big.format(f"{size:,}"))
+    require_regular_file(path)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(FEATURE_SET_MAX_BYTES + 1)  # the file may have grown since its stat
+            data = handle.read(FEATURE_SET_MAX_BYTES + 1)  # one byte more says it is larger
     except OSError as exc:
         raise InputError(f"{path}: cannot read the feature-set file ({exc.strerror or exc})") from None
     if len(data) > FEATURE_SET_MAX_BYTES:
-        raise InputError(too_big.format(f"more than {FEATURE_SET_MAX_BYTES:,}"))
+        raise InputError(f"{path}: larger than {FEATURE_SET_MAX_BYTES:,} bytes: too large for a feature-set file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
