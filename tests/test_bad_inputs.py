@@ -430,6 +430,83 @@ def _only_references(table):
 N_MOCK = 600
 
 
+# Issue 22, inputs: makers for label times, files that are not files, feature-set files.
+
+
+def write_labels(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """A labels.csv as the explorer exports it, from (name, class, time) rows."""
+    table = pd.DataFrame(rows, columns=["name", "class", "time"]).assign(comment="", labeler="pytest")
+    table[["name", "class", "comment", "labeler", "time"]].to_csv(path, index=False)
+    return path
+
+
+def a_reference(run) -> tuple[str, str]:
+    """The name and class of a source that is a reference in the valid run's stage-2 table."""
+    table = pd.read_csv(run["s2"], usecols=["name", "main_type"])
+    row = table[table["main_type"].isin(CLASSES)].iloc[0]
+    return str(row["name"]), str(row["main_type"])
+
+
+def s3_labels(*files):
+    """Stage 3 with one ``--labels`` per file; a file is ``(run, d, path) -> path``."""
+
+    def make(run, d):
+        argv, outputs, protected = s3()(run, d)
+        paths = [write(run, d, d / f"labels{i}.csv") for i, write in enumerate(files)]
+        for path in paths:
+            argv += ["--labels", path]
+        return argv, outputs, [*protected, *paths]
+
+    return make
+
+
+def labels_at(time: str, label: str | None = None):
+    """A labels file giving a reference source ``label`` (default: its own class) at ``time``."""
+    return lambda run, d, path: write_labels(path, [(a_reference(run)[0], label or a_reference(run)[1], time)])
+
+
+def later_instant_wins(run, d, stderr):
+    """The 'other' label at 14:00 UTC (written 09:00-05:00) beat the class at 12:30 UTC."""
+    own = json.loads((d / "classifier.json").read_text())["own_labels"]
+    assert own["removed_references"] > 0 and own["confirmed_references"] == 0, own
+
+
+def feature_set_file(edit: Callable[[str], str] | None = None, raw: bytes | None = None):
+    """Stage 1 with ``--features`` a copy of the paper's set, edited, or the bytes ``raw``."""
+
+    def make(run, d):
+        from xrayclass.core.featuresets import builtin
+
+        path = d / "set.toml"
+        if raw is not None:
+            path.write_bytes(raw)
+        else:
+            path.write_text(edit(builtin("paper").read_text(encoding="utf-8")), encoding="utf-8")
+        argv, outputs, protected = s1(extra=["--features", path])(run, d)
+        return argv, outputs, [*protected, path]
+
+    return make
+
+
+def not_a_file(option: str, maker: Callable, name: str, kind: str = "dev-null"):
+    """``maker``'s case with ``option`` naming a directory or a link to /dev/null called ``name``."""
+
+    def make(run, d):
+        argv, outputs, protected = maker(run, d)
+        path = d / name
+        if kind == "directory":
+            path.mkdir()
+        else:
+            path.symlink_to(os.devnull)
+        if option in argv:
+            argv[argv.index(option) + 1] = path
+        else:
+            argv += [option, path]
+        return argv, outputs, protected
+
+    return make
+
+
 CASES = [
     # -- outputs that would destroy an input or each other (lost data, exit 0 before) --
     Case("s1-model-is-input", "clustering", same_path("--model", "--input", s1()), 2, "overwrite"),
@@ -700,6 +777,80 @@ CASES = [
         2,
         "not found",
     ),
+    # -- Issue 22, inputs: label times, files that are not files, feature-set files --
+    Case("labels-time-yesterday", "classification", s3_labels(labels_at("yesterday")), 2, "'yesterday'"),
+    Case("labels-time-spreadsheet-date", "classification", s3_labels(labels_at("05/12/2026")), 2, "05/12/2026"),
+    Case(
+        "labels-later-instant-wins-not-later-text",
+        "classification",
+        s3_labels(labels_at("2026-05-12T09:00:00-05:00", "other"), labels_at("2026-05-12T12:30:00Z")),
+        0,
+        "own labels",
+        check=later_instant_wins,
+    ),
+    Case(
+        "labels-file-is-a-directory",
+        "classification",
+        not_a_file("--labels", s3(), "labels.csv", "directory"),
+        2,
+        "is a directory",
+    ),
+    Case("s1-input-is-dev-null", "clustering", not_a_file("--input", s1(), "in.csv"), 2, "character device"),
+    Case(
+        "s2-frozen-is-dev-null",
+        "crossmatch",
+        not_a_file("--frozen", s2_frozen(lambda table: table), "f.csv"),
+        2,
+        "character",
+    ),
+    Case("features-is-dev-null", "clustering", not_a_file("--features", s1(), "set.toml"), 2, "character device"),
+    Case("features-latin-1", "clustering", feature_set_file(raw="# caf\xe9\n".encode("latin-1")), 2, "UTF-8"),
+    Case(
+        "features-nested-1000-deep",
+        "clustering",
+        feature_set_file(raw=b"features = " + b"[" * 1000 + b"]" * 1000 + b"\n"),
+        2,
+        "nested more than",
+    ),
+    Case(
+        "features-2-mb",
+        "clustering",
+        feature_set_file(lambda text: text + "#" * 2_000_000 + "\n"),
+        2,
+        "too large",
+    ),
+    Case(
+        "features-log-of-a-hardness-ratio",
+        "clustering",
+        feature_set_file(lambda text: text.replace('log = ["bb_kt",', 'log = ["hard_hm", "bb_kt",')),
+        2,
+        "hard_hm (in [-1, 1])",
+    ),
+    Case(
+        "features-log-of-powlaw-gamma",  # positive in this catalog, not in the CSC
+        "clustering",
+        feature_set_file(
+            lambda text: text.replace('log = ["bb_kt",', 'log = ["powlaw_gamma", "bb_kt",').replace(
+                'minmax = ["powlaw_gamma"]', "minmax = []"
+            )
+        ),
+        2,
+        "powlaw_gamma (in [-20, 20])",
+    ),
+    Case(
+        "classify-source-model-is-a-directory",
+        "classify_source",
+        not_a_file("--model", classify_source(), "model.json", "directory"),
+        2,
+        "is a directory",
+    ),
+    Case(
+        "classify-source-classifier-is-a-directory",
+        "classify_source",
+        not_a_file("--classifier", classify_source(), "classifier.json", "directory"),
+        2,
+        "is a directory",
+    ),
 ]
 
 
@@ -936,6 +1087,71 @@ def test_bad_input(case, valid_run, tmp_path, capsys):
     assert_outcome(code, stderr, case.code, case.word, outputs, protected, before, tmp_path)
     if case.check is not None:
         case.check(valid_run, tmp_path, stderr)
+
+
+# Issue 22, inputs: a FIFO named as an input. Opening one for reading waits for a writer,
+# so these run in a child process with a time-out: a regression fails, it does not hang.
+
+SCRIPTS = {
+    "clustering": "clustering.py",
+    "crossmatch": "crossmatch.py",
+    "classification": "classification.py",
+    "classify_source": "classify_source.py",
+}
+
+
+def fifo(option: str, maker: Callable, name: str):
+    """``maker``'s case with ``option`` (or, for ``""``, the last argument) a FIFO called ``name``."""
+
+    def make(run, d):
+        argv, outputs, protected = maker(run, d)
+        path = d / name
+        os.mkfifo(path)
+        if not option:
+            argv[-1] = path
+        elif option in argv:
+            argv[argv.index(option) + 1] = path
+        else:
+            argv += [option, path]
+        return argv, outputs, protected
+
+    return make
+
+
+FIFO_CASES = [
+    Case("fifo-s1-input", "clustering", fifo("--input", s1(), "in.csv"), 2, "named pipe (FIFO)"),
+    Case("fifo-s1-features", "clustering", fifo("--features", s1(), "set.toml"), 2, "named pipe (FIFO)"),
+    Case("fifo-s2-frozen", "crossmatch", fifo("--frozen", s2_frozen(lambda t: t), "f.csv"), 2, "named pipe"),
+    Case("fifo-s2-catalog", "crossmatch", fifo("--catalog", s2_catalog(), "c.csv"), 2, "named pipe (FIFO)"),
+    Case("fifo-s3-labels", "classification", fifo("--labels", s3(), "labels.csv"), 2, "named pipe (FIFO)"),
+    Case(
+        "fifo-s3-input-streaming",
+        "classification",
+        fifo("--input", s3(extra=["--engine", "streaming"]), "in.parquet"),
+        2,
+        "named pipe (FIFO)",
+    ),
+    Case("fifo-classify-source-model", "classify_source", fifo("--model", classify_source(), "m.json"), 2, "FIFO"),
+    Case("fifo-classify-source-input", "classify_source", fifo("", classify_source(), "in.csv"), 2, "FIFO"),
+]
+
+
+@pytest.mark.parametrize("case", FIFO_CASES, ids=[c.id for c in FIFO_CASES])
+def test_a_fifo_is_refused_without_waiting(case, valid_run, tmp_path):
+    argv, outputs, protected = case.make(valid_run, tmp_path)
+    before = {p: digest(p) for p in protected}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(REPOSITORY / SCRIPTS[case.tool]), *map(str, argv)],
+            cwd=REPOSITORY,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPOSITORY), "OPENBLAS_NUM_THREADS": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case.id}: still waiting after 60 s (the FIFO was opened)")
+    assert_outcome(done.returncode, done.stderr, case.code, case.word, outputs, protected, before, tmp_path)
 
 
 def test_full_disk_is_one_line(valid_run, tmp_path, capsys, monkeypatch):

@@ -117,6 +117,21 @@ def test_a_bad_toml_file_exits_2_with_one_line(sample_csc_csv, tmp_path, capsys)
         assert not (tmp_path / "s1.csv").exists() and not (tmp_path / "model.json").exists()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + ".".join(["naive_bayes"] * 100) + "]\n",  # a table header the parser does not recurse on
+        "features = " + "{a = " * 20 + "1" + "}" * 20 + "\n",  # inline tables, 20 deep
+        "features = " + "[" * 600 + "]" * 600 + "\n",  # deep enough for the parser's own recursion
+    ],
+)
+def test_nesting_is_limited_whatever_makes_it(tmp_path, text):
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match="nested more than 16 levels deep"):
+        load(path)
+
+
 def test_a_row_lacks_only_the_features_of_its_set(crossmatch_sample):
     from xrayclass.core.features import complete_rows, prepare_features
 

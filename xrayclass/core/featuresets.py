@@ -22,6 +22,8 @@ TOML (``xrayclass/featuresets/*.toml``; read with the standard library's ``tomll
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
     "FeatureSet",
     "builtin",
     "from_artifact",
+    "require_transforms_apply",
 ]
 
 #: Features the code can derive, and the raw columns each derivation reads.
@@ -249,6 +252,40 @@ class FeatureSet:
             )
 
         return key(self) == key(other)
+
+
+def require_transforms_apply(
+    feature_set: FeatureSet, ranges: Mapping[str, tuple[float, float]], context: str = "feature set"
+) -> None:
+    """Refuse a set whose ``log`` names a feature that can be negative.
+
+    The log transform is ``log(x + shift)`` with ``shift`` a tenth of the smallest
+    non-zero value: defined for every ``x >= 0`` (zeros included), undefined below. A
+    hardness ratio in [-1, 1] under it gives NaN for every harder-than-soft detection,
+    and the mixture fails on them; this says so when the set is read, before any data.
+
+    Parameters
+    ----------
+    feature_set : FeatureSet
+    ranges : mapping
+        Feature -> the closed interval its values lie in (the physical ranges the
+        input checks use); a feature without one may take any value.
+    context : str
+        What the set is in messages (its file).
+
+    Raises
+    ------
+    InputError
+        Naming each such feature, its range and the transform.
+    """
+    unbounded = (-math.inf, math.inf)
+    negative = {f: ranges.get(f, unbounded) for f in feature_set.log_features if ranges.get(f, unbounded)[0] < 0}
+    if negative:
+        spans = ", ".join(f"{f} (in [{low:g}, {high:g}])" for f, (low, high) in negative.items())
+        raise InputError(
+            f"{context}: 'log' names {spans}, which can be negative; the log transform needs values >= 0: "
+            "list each under 'minmax' or under neither"
+        )
 
 
 def from_artifact(document: dict, context: str = "artifact") -> FeatureSet:

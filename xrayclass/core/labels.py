@@ -10,7 +10,11 @@ detection of that source before stage 3 decides the detections' roles:
   (neither references nor classified), as a SIMBAD type outside the ten would be.
 
 When several files (or rows) label the same source, the latest ``time`` wins; equal
-times go to the file given last.
+times go to the file given last. Times are compared as instants, not as text: each is
+an ISO 8601 date and time such as the explorer writes (``2026-05-12T10:20:30.123Z``),
+with a time zone (``Z``, ``+02:00``, ``-0500``) or without one, which is taken as UTC
+(the convention of FITS dates); a date alone is its midnight. Anything else
+(``yesterday``, ``05/12/2026``, an empty cell) is an error naming the line and the value.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "LabelSummary",
     "apply_labels",
     "checked_labels",
+    "label_times",
     "latest_labels",
     "log_summary",
 ]
@@ -66,9 +71,10 @@ class LabelSummary:
 def checked_labels(table: pd.DataFrame) -> pd.DataFrame:
     """One labels table (the rows of one ``labels.csv``, as strings) checked and trimmed.
 
-    Names and classes are stripped of surrounding blanks. Raises :class:`InputError`
-    naming the line (counting the header as line 1) for a missing column, an empty
-    name or an unknown class; the caller that read the file adds its name.
+    Names and classes are stripped of surrounding blanks; ``time`` becomes the instant
+    it names (UTC, :func:`label_times`). Raises :class:`InputError` naming the line
+    (counting the header as line 1) for a missing column, an empty name, an unknown
+    class or a time that is not a time; the caller that read the file adds its name.
     """
     missing = [c for c in LABEL_COLUMNS if c not in table]
     if missing:
@@ -88,17 +94,39 @@ def checked_labels(table: pd.DataFrame) -> pd.DataFrame:
         raise InputError(
             f"line {row + 2}: unknown class {table['class'].iloc[row]!r} (one of {', '.join(CLASSES)} or {OTHER})"
         )
+    table["time"] = label_times(table["time"])
     return table.reset_index(drop=True)
+
+
+def label_times(texts: pd.Series) -> pd.Series:
+    """The instants (UTC) that a labels table's ``time`` texts name; see the module docstring.
+
+    Raises :class:`InputError` naming the first line (the header is line 1) whose time is
+    not an ISO 8601 date and time.
+    """
+    texts = texts.astype(str).str.strip()
+    times = pd.to_datetime(texts, format="ISO8601", utc=True, errors="coerce")
+    # pandas reads the words 'now' and 'today' as times even in ISO 8601 mode, each as the
+    # moment it reads it: an ISO 8601 time starts with the year's first digit.
+    bad = times.isna().to_numpy() | ~texts.str.match(r"[0-9]").to_numpy(dtype=bool)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"line {row + 2}: time {texts.iloc[row]!r} is not an ISO 8601 date and time "
+            "(such as 2026-05-12T10:20:30Z, which the explorer writes, or 2026-05-12T12:20:30+02:00)"
+        )
+    return times
 
 
 def latest_labels(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """One row per source from several checked labels tables, sorted by name.
 
-    The latest ``time`` wins; equal times go to the table given last, and within a
-    table to the row written last.
+    The latest ``time`` (an instant: :func:`checked_labels` parsed it) wins; equal times
+    go to the table given last, and within a table to the row written last.
     """
     if not tables:
-        return pd.DataFrame({column: pd.Series(dtype=object) for column in LABEL_COLUMNS})
+        empty = {column: pd.Series(dtype=object) for column in LABEL_COLUMNS}
+        return pd.DataFrame({**empty, "time": pd.Series(dtype="datetime64[ns, UTC]")})
     labels = pd.concat(
         [table.assign(_order=order, _row=np.arange(len(table))) for order, table in enumerate(tables)],
         ignore_index=True,

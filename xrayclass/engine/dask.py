@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xrayclass.constants import CLASSES
-from xrayclass.exceptions import InputError, input_files
+from xrayclass.exceptions import input_files
+from xrayclass.io.files import require_regular_file
 from xrayclass.io.streaming import BATCH_ROWS
 from xrayclass.io.tables import table_format
 
@@ -110,8 +111,7 @@ def _frame(
     import dask.dataframe as dd
 
     fmt = table_format(path, ("csv", "parquet"))
-    if not Path(path).exists():
-        raise InputError(f"{path}: file not found")
+    require_regular_file(path)
     if fmt == "parquet":
         if columns is not None:
             from xrayclass.io.streaming import table_columns

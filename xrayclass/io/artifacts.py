@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
-from xrayclass.core.featuresets import FeatureSet
+from xrayclass.core.featuresets import FeatureSet, require_transforms_apply
 from xrayclass.exceptions import input_files
+from xrayclass.io.checks import PHYSICAL_RANGES
+from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import InputError, read_json, read_table
 from xrayclass.stages.classification import ClassifierModel
 from xrayclass.stages.clustering import ClusteringModel
+from xrayclass.text import one_line
 
 if TYPE_CHECKING:
     from xrayclass.services.csc_tap import FetchConfig
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
+    "FEATURE_SET_MAX_BYTES",
+    "FEATURE_SET_MAX_DEPTH",
     "load_artifacts",
     "read_classifier_model",
     "read_clustering_model",
@@ -198,15 +203,67 @@ def sources_path(output: str | os.PathLike[str]) -> Path:
     return output.with_name(f"{output.stem}_sources{output.suffix}")
 
 
+#: Largest feature-set file read: a set is a few hundred bytes; more is not a feature set.
+FEATURE_SET_MAX_BYTES = 1 << 20
+#: Deepest nesting of tables and lists a feature-set file may have (a set has 3 levels:
+#: the file, ``[naive_bayes]``, its lists). The TOML parser recurses once per level and
+#: would otherwise end in a RecursionError a few hundred levels down.
+FEATURE_SET_MAX_DEPTH = 16
+
+
+def _depth(document: object) -> int:
+    """How deeply tables and lists nest in a parsed TOML document (iteratively: no recursion to exhaust)."""
+    deepest, pending = 0, [(document, 0)]
+    while pending:
+        node, level = pending.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            level += 1
+            deepest = max(deepest, level)
+            if level <= FEATURE_SET_MAX_DEPTH:  # deeper is refused: no need to walk it all
+                pending.extend((child, level) for child in node)
+    return deepest
+
+
 def read_feature_set(path: str | os.PathLike[str]) -> FeatureSet:
-    """Read a feature set from a TOML file; :class:`InputError` naming the file on any problem."""
+    """Read and validate a feature set from a TOML file.
+
+    The file must be a regular file of at most :data:`FEATURE_SET_MAX_BYTES`, UTF-8
+    text (TOML's encoding), valid TOML nested at most :data:`FEATURE_SET_MAX_DEPTH`
+    levels, and a valid feature set whose transforms suit its features' physical ranges.
+
+    Raises
+    ------
+    InputError
+        One line naming the file and the problem.
+    """
+    if not Path(path).exists():
+        raise InputError(f"{path}: no such feature-set file")
+    require_regular_file(path)
     try:
         with open(path, "rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such feature-set file") from None
+            data = handle.read(FEATURE_SET_MAX_BYTES + 1)  # one byte more says it is larger
     except OSError as exc:
         raise InputError(f"{path}: cannot read the feature-set file ({exc.strerror or exc})") from None
+    if len(data) > FEATURE_SET_MAX_BYTES:
+        raise InputError(f"{path}: larger than {FEATURE_SET_MAX_BYTES:,} bytes: too large for a feature-set file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8, the encoding TOML requires"
+        ) from None
+    too_deep = f"{path}: nested more than {FEATURE_SET_MAX_DEPTH} levels deep; a feature set has 3"
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
-    return FeatureSet.from_dict(document, str(path))
+        raise InputError(f"{path}: not valid TOML ({one_line(exc)})") from None
+    except RecursionError:
+        raise InputError(too_deep) from None
+    if _depth(document) > FEATURE_SET_MAX_DEPTH:
+        raise InputError(too_deep)
+    feature_set = FeatureSet.from_dict(document, str(path))
+    require_transforms_apply(feature_set, PHYSICAL_RANGES, str(path))
+    return feature_set

@@ -16,6 +16,7 @@ import pandas as pd
 
 from xrayclass.core.labels import checked_labels, latest_labels
 from xrayclass.exceptions import InputError, input_files
+from xrayclass.io.files import require_regular_file
 from xrayclass.text import one_line
 
 __all__ = ["file_sha256", "read_labels"]
@@ -34,13 +35,15 @@ def read_labels(paths: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, 
     """The labels of one or more ``labels.csv`` files, one row per source.
 
     Returns the labels and, per file, its path, sha256 and number of rows. Raises
-    :class:`InputError` naming the file (and the line) for a missing file or column, an
-    unknown class or an empty name.
+    :class:`InputError` naming the file (and the line) for a missing file or column, a
+    FIFO, device or directory in place of a file, an unknown class, an empty name or a
+    time that is not an ISO 8601 time.
     """
     tables, files = [], []
     for path in map(Path, paths):
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{path}: labels file not found")
+        require_regular_file(path)
         try:
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from xrayclass.constants import NAME, NAME_ALIASES, OBSID
 from xrayclass.exceptions import InputError
+from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import (
     _UNNAMED_INDEX,
     OUTPUT_FORMATS,
@@ -61,10 +62,7 @@ BATCH_ROWS = 250_000
 
 
 def _check_file(path: Path, fmt: str) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a table file")
+    require_regular_file(path)
 
 
 def table_columns(path: str | Path) -> list[str]:

@@ -24,6 +24,7 @@ import pyarrow
 
 from xrayclass.constants import NAME, NAME_ALIASES
 from xrayclass.exceptions import InputError, where
+from xrayclass.io.files import require_regular_file
 from xrayclass.text import one_line
 
 __all__ = [
@@ -120,10 +121,7 @@ def read_table(
     """
     path = Path(path)
     fmt = table_format(path, allowed)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a table file")
+    require_regular_file(path)
     try:
         if fmt == "csv":
             wanted = None if columns is None else set(columns) | {_UNNAMED_INDEX}
@@ -773,8 +771,7 @@ def _writer(
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON document, raising :class:`InputError` with the file name on failure."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
+    require_regular_file(path)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
