@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -1070,6 +1071,135 @@ CASES += [
 ]
 
 
+# -- Issue 22, engines: the streaming and Dask engines fail as the stages do -------------------
+
+
+def parquet_input(key: str, edit: Callable | None = None, row_group_size: int = 50):
+    """A run's table as Parquet (row groups of ``row_group_size``), its Arrow table edited by ``edit``."""
+
+    def make_file(run, d):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(pd.read_csv(run[key], low_memory=False), preserve_index=False)
+        path = d / "in.parquet"
+        pq.write_table(edit(table) if edit else table, path, row_group_size=row_group_size)
+        return path
+
+    return make_file
+
+
+def duplicated_column(name: str):
+    def edit(table):
+        import pyarrow as pa
+
+        return pa.Table.from_arrays([*table.columns, table.column(name)], names=[*table.column_names, name])
+
+    return edit
+
+
+def corrupt_in_the_middle(make_file: Callable, column: str):
+    """``make_file``'s Parquet file with ``column``'s chunk of the middle row group overwritten.
+
+    The header and footer stay intact, so the file opens; only reading that chunk fails
+    (a column the client's passes of stage 3 do not read: only the workers do).
+    """
+
+    def corrupted(run, d):
+        import pyarrow.parquet as pq
+
+        path = make_file(run, d)
+        metadata = pq.ParquetFile(path).metadata
+        group = metadata.row_group(metadata.num_row_groups // 2)
+        chunk = next(group.column(i) for i in range(group.num_columns) if group.column(i).path_in_schema == column)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        data = bytearray(path.read_bytes())
+        data[start + 8 : start + chunk.total_compressed_size] = b"\xff" * (chunk.total_compressed_size - 8)
+        path.write_bytes(bytes(data))
+        return path
+
+    return corrupted
+
+
+def on_file(maker: Callable, make_file: Callable):
+    """``maker``'s case (s3 or s4) with its input replaced by ``make_file``'s file."""
+
+    def make(run, d):
+        argv, outputs, _ = maker(run, d)
+        path = make_file(run, d)
+        argv[argv.index("--input") + 1] = path
+        return argv, outputs, [path]
+
+    return make
+
+
+def engine(name: str) -> list[str]:
+    return ["--engine", name]
+
+
+SLOW = (pytest.mark.slow,)
+NO_SCHEDULER = "tcp://127.0.0.1:1"  # nothing listens on port 1: refused at once, retried until the time-out
+
+CASES += [
+    *(
+        Case(
+            f"s3-parquet-duplicated-column-{name}",
+            "classification",
+            on_file(s3(extra=engine(name)), parquet_input("s2", duplicated_column("hard_hm"))),
+            2,
+            "'hard_hm' appears more than once",
+            marks=SLOW if name == "dask" else (),
+        )
+        for name in ("memory", "streaming", "dask")
+    ),
+    Case(
+        "s1-parquet-duplicated-column-streaming",
+        "clustering",
+        on_file(s1(extra=engine("streaming")), parquet_input("mock", duplicated_column("ra"))),
+        2,
+        "'ra' appears more than once",
+    ),
+    Case(
+        "s4-parquet-duplicated-column-streaming",
+        "master",
+        on_file(s4(extra=engine("streaming")), parquet_input("s3", duplicated_column("QSO"))),
+        2,
+        "'QSO' appears more than once",
+    ),
+    # (The streaming engine said these as the Dask one now does before this change.)
+    Case(
+        "s3-parquet-corrupt-in-the-middle-dask",
+        "classification",
+        on_file(s3(extra=engine("dask")), corrupt_in_the_middle(parquet_input("s2"), "significance")),
+        2,
+        "cannot read as parquet",
+        marks=SLOW,
+    ),
+    Case(
+        "s4-zero-rows-dask",
+        "master",
+        on_file(s4(extra=engine("dask")), parquet_input("s3", lambda table: table.slice(0, 0))),
+        2,
+        "no rows",
+        marks=SLOW,
+    ),
+    Case(
+        "s4-dask-scheduler-unreachable",
+        "master",
+        s4(extra=[*engine("dask"), "--scheduler", NO_SCHEDULER]),
+        3,
+        NO_SCHEDULER,
+    ),
+    Case(
+        "s3-dask-scheduler-unreachable",
+        "classification",
+        s3(extra=[*engine("dask"), "--scheduler", NO_SCHEDULER]),
+        3,
+        NO_SCHEDULER,
+    ),
+]
+
+
 def _break_inverse(document):
     for per_class in document["references"]["clusters"].values():
         for entry in per_class.values():
@@ -1079,7 +1209,7 @@ def _break_inverse(document):
     raise AssertionError("no scored class in the valid run")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, marks=c.marks, id=c.id) for c in CASES])
 def test_bad_input(case, valid_run, tmp_path, capsys):
     argv, outputs, protected = case.make(valid_run, tmp_path)
     before = {p: digest(p) for p in protected}
@@ -1097,6 +1227,7 @@ SCRIPTS = {
     "crossmatch": "crossmatch.py",
     "classification": "classification.py",
     "classify_source": "classify_source.py",
+    "master": "master_classification.py",
 }
 
 
@@ -1332,3 +1463,226 @@ def test_a_sigkilled_run_is_cleaned_up_by_the_next(valid_run, tmp_path, capsys):
     assert leftovers(out), "SIGKILL cannot be caught: the temporary stays until the next run"
     code, _stderr = invoke(cli.master_classification_main, ["--input", valid_run["s3"], "--out-dir", out], capsys)
     assert code == 0 and not leftovers(out)
+
+
+# -- Issue 22, engines: full disks, an input replaced mid-run, killed runs, Dask missing ------
+
+#: A file size limit (RLIMIT_FSIZE) for a child process: a write past it fails with EFBIG, as a
+#: full disk fails with ENOSPC, wherever the file is (an output, or TMPDIR); Python ignores
+#: SIGXFSZ, so the write returns the error instead of killing the process.
+FILE_LIMIT = 100_000
+
+
+def run_script_limited(script: str, argv: list, tmp: Path, limit: int | None = FILE_LIMIT, **kwargs):
+    """One of the repository's scripts in a child, files capped at ``limit`` bytes, TMPDIR ``tmp``."""
+    import resource
+
+    def cap() -> None:
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    tmp.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(REPOSITORY / script), *map(str, argv)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY), "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(tmp)},
+        **kwargs,
+    )
+
+
+def shuffled(source: Path, target: Path) -> Path:
+    """The rows of ``source`` in another order (stage 3 then sorts them on disk, in TMPDIR)."""
+    pd.read_csv(source, low_memory=False).sample(frac=1.0, random_state=3).to_csv(target, index=False)
+    return target
+
+
+FULL_DISKS = [
+    # (script, its arguments from (run, d), a word of the message)
+    pytest.param(
+        "classification.py",
+        lambda run, d: s3(extra=engine("streaming"))(run, d)[0],
+        "out.csv: cannot write: File too large",
+        id="s3-streaming-output",
+    ),
+    pytest.param(
+        "classification.py",
+        lambda run, d: [*s3(extra=engine("streaming"))(run, d)[0][2:], "--input", shuffled(run["s2"], d / "in.csv")],
+        "temporary space",
+        id="s3-streaming-sort-in-tmpdir",
+    ),
+    pytest.param(
+        "clustering.py",
+        lambda run, d: s1(extra=engine("dask"))(run, d)[0],
+        "out.csv: cannot write: File too large",
+        id="s1-dask-output",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.parametrize(("script", "arguments", "word"), FULL_DISKS)
+def test_engines_say_cannot_write_on_a_full_disk(valid_run, tmp_path, script, arguments, word):
+    """No space for an engine's output or its temporary files: exit 2, one line, nothing left."""
+    argv = arguments(valid_run, tmp_path)
+    done = run_script_limited(script, argv, tmp_path / "tmp")
+    assert_outcome(
+        done.returncode, done.stderr, 2, word, [tmp_path / "out.csv", tmp_path / "model.json"], directory=tmp_path
+    )
+    assert not list((tmp_path / "tmp").glob(".xrayclass-*")), "a work folder was left in TMPDIR"
+
+
+class ReplaceWhenLogged(logging.Handler):
+    """Replace ``path`` with ``other`` when a log message contains ``when``: a file changed between passes."""
+
+    def __init__(self, when: str, path: Path, other: Path, keep_times: bool = False):
+        super().__init__()
+        self.when, self.path, self.other, self.keep_times, self.done = when, path, other, keep_times, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.done or self.when not in record.getMessage():
+            return
+        self.done = True
+        if self.keep_times:  # rewritten in place, same size, same modification time
+            status = self.path.stat()
+            self.path.write_bytes(self.other.read_bytes())
+            os.utime(self.path, ns=(status.st_atime_ns, status.st_mtime_ns))
+        else:  # replaced: another file moved onto the name
+            os.replace(self.other, self.path)
+
+
+REPLACED = [
+    pytest.param("classification", "streaming", False, id="s3-streaming-replaced"),
+    pytest.param("classification", "streaming", True, id="s3-streaming-rewritten-same-size-and-time"),
+    pytest.param("classification", "dask", False, id="s3-dask-replaced", marks=pytest.mark.slow),
+    pytest.param("clustering", "streaming", False, id="s1-streaming-replaced"),
+    pytest.param("clustering", "dask", False, id="s1-dask-replaced", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize(("stage", "name", "keep_times"), REPLACED)
+def test_an_input_changed_between_passes_is_refused(valid_run, tmp_path, capsys, stage, name, keep_times):
+    """The engines read their input several times: a file changed after the first pass is refused."""
+    source = valid_run["s2" if stage == "classification" else "mock"]
+    path = tmp_path / "in.csv"
+    path.write_bytes(Path(source).read_bytes())
+    other = shuffled(source, tmp_path / "other.csv")  # same size, other rows first and last
+    maker = s3(extra=engine(name)) if stage == "classification" else s1(extra=engine(name))
+    argv, outputs, _ = maker(valid_run, tmp_path)
+    argv[argv.index("--input") + 1] = path
+    when = "detections read"  # logged once the first pass is done, by stages 1 and 3
+    handler = ReplaceWhenLogged(when, path, other, keep_times)
+    # On the engines' logger: the command line replaces the handlers of "xrayclass" itself.
+    logger = logging.getLogger("xrayclass.engine")
+    logger.addHandler(handler)
+    try:
+        code, stderr = invoke(tool(stage), argv, capsys)
+    finally:
+        logger.removeHandler(handler)
+    assert handler.done, f"'{when}' was never logged: the file was not changed"
+    assert_outcome(code, stderr, 2, f"{path}: changed while it was being read", outputs, directory=tmp_path)
+
+
+def test_dask_missing_is_reported_before_any_work(valid_run, tmp_path, capsys, monkeypatch):
+    """--engine dask without Dask installed: exit 2 at once, saying what to install."""
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what an absent package looks like to find_spec
+    argv, outputs, _ = s3(extra=engine("dask"))(valid_run, tmp_path)
+    code, stderr = invoke(tool("classification"), argv, capsys)
+    assert_outcome(code, stderr, 2, "distributed not installed", outputs, directory=tmp_path)
+    assert "detections read" not in stderr, "the input was read before Dask was looked for"
+
+
+def stopping_script(main: str, patched: str, method: str) -> str:
+    """A stage's ``main`` in a child whose ``patched.method`` says PAUSED, then sleeps (to be killed)."""
+    module = patched.rpartition(".")[0]
+    return (
+        "import sys, time\n"
+        f"import {module}\n"
+        f"original = {patched}.{method}\n"
+        "def paused(*args, **kwargs):\n"
+        "    result = original(*args, **kwargs)\n"
+        '    sys.stdout.write("PAUSED\\n")\n'
+        "    sys.stdout.flush()\n"
+        "    time.sleep(120)\n"
+        "    return result\n"
+        f"{patched}.{method} = paused\n"
+        "from xrayclass.cli import stages as cli\n"
+        f"sys.exit(cli.{main}(sys.argv[1:]))\n"
+    )
+
+
+#: Stage 3 paused after its first file in the on-disk sort; stage 4 while writing its tables.
+#: (Dask's stage 4 keeps no folder of ours: its shuffle is in the workers' folders, which
+#: Dask removes; killed while writing, it leaves nothing in TMPDIR, before this change too.)
+MID_STAGE = {
+    "classification": ("classification_main", "pyarrow.parquet.ParquetWriter", "write_table"),
+    "master": ("master_classification_main", "pandas.DataFrame", "to_csv"),
+}
+
+KILLED = [
+    pytest.param("classification", "streaming", id="s3-streaming"),
+    pytest.param("master", "streaming", id="s4-streaming"),
+    pytest.param("classification", "dask", id="s3-dask", marks=pytest.mark.slow),
+]
+
+
+def in_tmpdir(tmp: Path) -> list[str]:
+    """What a run left in TMPDIR: Dask's own two lock files excepted (it keeps them between runs)."""
+    return sorted(
+        str(p.relative_to(tmp))
+        for p in tmp.rglob("*")
+        if not (p.parent.name == "dask-scratch-space" and p.name in ("global.lock", "purge.lock"))
+        and p.name != "dask-scratch-space"
+    )
+
+
+@pytest.mark.parametrize(("stage", "name"), KILLED)
+def test_a_sigkilled_engine_leaves_nothing_after_the_next_run(valid_run, tmp_path, stage, name):
+    """SIGKILL mid-stage cannot be caught: the next run removes the work folders of the dead one."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    source = shuffled(valid_run["s2"], tmp_path / "in.csv") if stage == "classification" else valid_run["s3"]
+    maker = s3(extra=engine(name)) if stage == "classification" else s4(extra=engine(name))
+    argv = maker(valid_run, tmp_path)[0]
+    argv[argv.index("--input") + 1] = source
+    env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(tmp)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", stopping_script(*MID_STAGE[stage]), *map(str, argv)],
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its Dask workers too are ended with it, below
+    )
+    try:
+        assert child.stdout.readline().strip() == "PAUSED", child.stderr.read()
+        assert list(tmp.glob(".xrayclass-*")), "the run should have its work folder in TMPDIR"
+        child.kill()
+        child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # the local cluster's workers, orphaned by the kill
+        except ProcessLookupError:
+            pass
+    assert list(tmp.glob(".xrayclass-*")), "SIGKILL cannot be caught: the folder stays until the next run"
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(REPOSITORY / f"{'classification' if stage == 'classification' else 'master_classification'}.py"),
+            *map(str, argv),
+        ],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "left by an interrupted run" in again.stderr
+    assert in_tmpdir(tmp) == [], in_tmpdir(tmp)

@@ -337,6 +337,7 @@ def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -
     if Path(args.input) == Path(paths.CSC_INPUT) and not Path(args.input).exists():
         raise InputError(f"{args.input}: file not found; {NO_CSC_INPUT_HINT}")
     _streamable(args.input, args.engine, table_format)
+    _start_engine(args.engine)
     options = dict(
         fit_sample=args.fit_sample, log_floor=args.log_floor, feature_set=feature_set, batch_rows=args.batch_rows
     )
@@ -358,6 +359,17 @@ def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -
             **options,
         )
     log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
+
+
+def _start_engine(engine: str) -> None:
+    """Before an engine's work: the work folders of killed runs removed from TMPDIR, Dask there."""
+    from xrayclass.io.tables import remove_stale_folders
+
+    if engine == "dask":
+        from xrayclass.engine.dask import require_dask
+
+        require_dask()
+    remove_stale_folders()
 
 
 def _refuse_memory_only(args: argparse.Namespace, options: Sequence[tuple[str, object]]) -> None:
@@ -743,6 +755,7 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             options = dict(**stage3_options, batch_rows=args.batch_rows)
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
                 raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
+            _start_engine(args.engine)
             if args.engine == "streaming":
                 from xrayclass.engine.streaming import classify_file
 
@@ -862,6 +875,8 @@ def master_classification_main(argv: Sequence[str] | None = None) -> int:
         )
         if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
             raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
+        if args.engine != "memory":
+            _start_engine(args.engine)
         if args.engine == "streaming":
             from xrayclass.engine.streaming import master_classification_file
 

@@ -36,10 +36,11 @@ from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions, position_err
 from xrayclass.io.streaming import (
     BATCH_ROWS,
     BatchWriter,
+    InputIdentity,
     detection_file_columns,
     iter_batches,
 )
-from xrayclass.io.tables import require_numeric, write_outputs
+from xrayclass.io.tables import NO_ROWS, require_numeric, write_outputs
 from xrayclass.stages import clustering as stage1
 from xrayclass.stages.clustering import (
     FIT_SAMPLE,
@@ -121,7 +122,14 @@ def _duplicate_columns(columns: list[str]) -> list[str]:
     return [c for c in dict.fromkeys((NAME, OBSID, "region_id", "ra", "dec", *values)) if c in columns]
 
 
-def _check_repeats(path: str | Path, census: _Census, columns: list[str], name_column: str, batch_rows: int) -> None:
+def _check_repeats(
+    path: str | Path,
+    census: _Census,
+    columns: list[str],
+    name_column: str,
+    batch_rows: int,
+    source: InputIdentity | None = None,
+) -> None:
     """Raise as :func:`~xrayclass.io.checks.handle_duplicates` does on repeated detections.
 
     Candidates are rows whose hash repeats an earlier one; only they are read again
@@ -134,7 +142,7 @@ def _check_repeats(path: str | Path, census: _Census, columns: list[str], name_c
     if len(suspects):
         subset = _duplicate_columns([NAME if c == name_column else c for c in columns])
         rows = []
-        for batch in iter_batches(path, [name_column if c == NAME else c for c in subset], batch_rows):
+        for batch in iter_batches(path, [name_column if c == NAME else c for c in subset], batch_rows, source):
             batch = _named(batch, name_column)[subset]
             rows.append(batch.loc[np.isin(_hash(batch), suspects)])
         candidates = pd.concat(rows, ignore_index=True)
@@ -167,12 +175,13 @@ def _pass1(
     n_components: int,
     streamed: StreamedScaler,
     batch_rows: int,
+    source: InputIdentity | None = None,
 ) -> _Census:
     census = _Census()
     subset = _duplicate_columns([NAME if c == name_column else c for c in columns])
     replaceable = (CLUSTER, *probability_columns(n_components))
     wanted = [name_column, *subset, *feature_set.raw_columns, *feature_set.features, *replaceable]
-    for batch in iter_batches(path, wanted, batch_rows):
+    for batch in iter_batches(path, wanted, batch_rows, source):
         batch = _named(batch, name_column)
         offset = census.n_total
         census.n_total += len(batch)
@@ -217,20 +226,23 @@ def fit_clustering_file(
     log_floor: float | None = None,
     feature_set: FeatureSet = PAPER,
     batch_rows: int = BATCH_ROWS,
+    source: InputIdentity | None = None,
 ) -> tuple[ClusteringModel, str]:
     """Passes 1 and 2: the model :func:`~xrayclass.stages.clustering.cluster_detections` fits on the file.
 
     Returns the model and the input's source-name column. Problems are
-    :class:`InputError` naming ``path``.
+    :class:`InputError` naming ``path``. ``source`` is the input as the run found it
+    (recorded here if not given): each pass checks the file is still that one.
     """
+    source = source or InputIdentity(path)
     columns, name_column = detection_file_columns(path)
 
     streamed = StreamedScaler(feature_set.scaler(log_floor=log_floor))
-    census = _pass1(path, name_column, columns, feature_set, n_components, streamed, batch_rows)
+    census = _pass1(path, name_column, columns, feature_set, n_components, streamed, batch_rows, source)
     if census.n_total == 0:  # a CSV header alone reads as one empty chunk
-        raise InputError(f"{path}: the table has no rows")
+        raise InputError(f"{path}: {NO_ROWS}")
     _raise_identity_problems(path, census)
-    _check_repeats(path, census, columns, name_column, batch_rows)
+    _check_repeats(path, census, columns, name_column, batch_rows, source)
     if census.feature_error is not None:
         with input_files(path):
             raise census.feature_error
@@ -253,7 +265,7 @@ def fit_clustering_file(
     rows = fit_rows(census.n_kept, fit_sample, random_state)
     wanted = ["ra", "dec", *feature_set.raw_columns, *feature_set.features]
     chosen, seen = [], 0
-    for batch in iter_batches(path, wanted, batch_rows):
+    for batch in iter_batches(path, wanted, batch_rows, source):
         with input_files(path):
             prepared, complete, _ = _features_of(batch, feature_set, n_components)
         features = prepared.loc[complete, list(feature_set.features)].to_numpy(dtype="float64")
@@ -317,9 +329,17 @@ def aligned_chunks(frames: Iterable[pd.DataFrame], size: int | None = None) -> I
 
 
 def write_clustered(
-    frames: Iterator[pd.DataFrame], output: str | Path, model: ClusteringModel, model_output: str | Path
+    frames: Iterator[pd.DataFrame],
+    output: str | Path,
+    model: ClusteringModel,
+    model_output: str | Path,
+    source: InputIdentity | None = None,
 ) -> int:
-    """Write the assigned batches (empty ones skipped) into ``output`` and the model: both or neither."""
+    """Write the assigned batches (empty ones skipped) into ``output`` and the model: both or neither.
+
+    With ``source``, the input must still be the file the model was fitted on when the
+    last batch has been assigned, or nothing is written.
+    """
     n_components, n_features = model.mixture.n_components, len(model.feature_set)
     sizes = np.zeros(n_components, dtype=np.int64)
     with BatchWriter(output) as writer:
@@ -327,6 +347,8 @@ def write_clustered(
             if len(frame):
                 writer.write(frame)
                 sizes += np.bincount(frame[CLUSTER].to_numpy(), minlength=n_components)
+        if source is not None:
+            source.check()
         write_outputs([(model.to_dict(), model_output)])
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
     small = [k for k, n in enumerate(sizes) if n <= n_features]
@@ -356,13 +378,14 @@ def cluster_file(
 
     Writes ``output`` and ``model_output`` (both or neither) and returns ``(model, n_rows_written)``.
     """
+    source = InputIdentity(path)
     model, name_column = fit_clustering_file(
-        path, n_components, random_state, fit_sample, log_floor, feature_set, batch_rows
+        path, n_components, random_state, fit_sample, log_floor, feature_set, batch_rows, source
     )
     model.training["input"] = str(path)
 
     def kept() -> Iterator[pd.DataFrame]:
-        for batch in iter_batches(path, None, batch_rows):
+        for batch in iter_batches(path, None, batch_rows, source):
             with input_files(path):
                 yield kept_rows(batch, model, name_column)
 
@@ -370,4 +393,4 @@ def cluster_file(
         for chunk in aligned_chunks(kept()):
             yield assign_kept(chunk, model)
 
-    return model, write_clustered(assigned(), output, model, model_output)
+    return model, write_clustered(assigned(), output, model, model_output, source)

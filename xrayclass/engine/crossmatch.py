@@ -40,7 +40,7 @@ from xrayclass.io.streaming import (
     detection_file_columns,
     iter_batches,
 )
-from xrayclass.io.tables import require_columns, require_numeric, write_outputs
+from xrayclass.io.tables import NO_ROWS, require_columns, require_numeric, write_outputs
 from xrayclass.stages.crossmatch import join_matches
 
 __all__ = [
@@ -113,7 +113,7 @@ def crossmatch_file(
         separation.append(distances)
         position_hashes.append(hashes)
     if census.n_total == 0:
-        raise InputError(f"{path}: the table has no rows")
+        raise InputError(f"{path}: {NO_ROWS}")
     _raise_identity_problems(path, census)
     if census.feature_error is not None:
         with input_files(path):

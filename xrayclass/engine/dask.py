@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xrayclass.constants import CLASSES
-from xrayclass.exceptions import input_files
+from xrayclass.exceptions import InputError, ServiceError, input_files
 from xrayclass.io.files import require_regular_file
-from xrayclass.io.streaming import BATCH_ROWS
-from xrayclass.io.tables import table_format
+from xrayclass.io.streaming import BATCH_ROWS, InputIdentity
+from xrayclass.io.tables import NO_ROWS, table_format
+from xrayclass.text import one_line
 
 if TYPE_CHECKING:
     # Only for the annotations: pandas, Dask and the stage modules load when a function runs.
@@ -45,18 +46,48 @@ __all__ = [
     "cluster_dataset",
     "dask_client",
     "master_classification_dataset",
+    "require_dask",
 ]
 
 log = logging.getLogger(__name__)
 
 
+#: Seconds to wait for a Dask scheduler given with --scheduler (Dask's own default is 30).
+CONNECT_TIMEOUT = 5
+
+
+def require_dask() -> None:
+    """Raise :class:`InputError` before any work when Dask (an optional dependency) is not installed."""
+    import importlib.util
+
+    missing = [name for name in ("dask", "distributed") if importlib.util.find_spec(name) is None]
+    if not missing:
+        missing = [] if importlib.util.find_spec("dask.dataframe") is not None else ["dask[dataframe]"]
+    if missing:
+        raise InputError(
+            f"--engine dask: {', '.join(missing)} not installed (pip install 'xrayclass[dask]'); "
+            "or use --engine streaming, which needs no cluster"
+        )
+
+
 @contextmanager
 def dask_client(scheduler: str | None = None, workers: int = 2, processes: bool = True) -> Iterator[distributed.Client]:
-    """A ``distributed.Client`` on ``scheduler``, or on a local cluster closed afterwards."""
+    """A ``distributed.Client`` on ``scheduler``, or on a local cluster closed afterwards.
+
+    A scheduler that does not answer within :data:`CONNECT_TIMEOUT` seconds is a
+    :class:`ServiceError` naming its address.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:  # refused, timed out, or not an address
+            raise ServiceError(
+                f"{scheduler}: cannot reach the Dask scheduler within {CONNECT_TIMEOUT} s ({one_line(exc)}); "
+                "start it, check --scheduler, or leave --scheduler out for a local cluster"
+            ) from None
+        with client:
             yield client
             _log_worker_memory(client, "since each worker started")
         return
@@ -147,8 +178,10 @@ def classify_dataset(
     """
     from xrayclass.engine.streaming import Stage3Options, classify_batch, fit_streamed, write_classified
 
+    require_dask()
     settings = Stage3Options(**options)
     model, census = fit_streamed(path, settings, batch_rows)
+    source = census.source or InputIdentity(path)
     frame = _frame(path, None, batch_rows)
     with dask_client(scheduler, workers, processes) as client:
         shared = client.scatter(model, broadcast=True)
@@ -163,39 +196,64 @@ def classify_dataset(
         def in_order() -> Iterator[pd.DataFrame | None]:
             # Input order: the sort's ties keep it.
             tasks = [task(part, shared, on_worker) for part in parts]
-            yield from _in_order(client, tasks, IN_FLIGHT * max(n_workers, 1))
+            yield from _in_order(client, tasks, IN_FLIGHT * max(n_workers, 1), path, source)
 
-        with input_files(path):
-            return write_classified(
-                in_order(),
-                census,
-                model,
-                path,
-                output,
-                model_output,
-                outliers_output,
-                settings,
-                batch_rows,
-                temporary_dir,
-            )
+        return write_classified(
+            in_order(),
+            census,
+            model,
+            path,
+            output,
+            model_output,
+            outliers_output,
+            settings,
+            batch_rows,
+            temporary_dir,
+        )
 
 
 #: Tasks per worker (stage-1 chunks, stage-3 partitions) computed ahead of the one being written.
 IN_FLIGHT = 2
 
 
-def _in_order(client: distributed.Client, tasks: Sequence[Any], in_flight: int) -> Iterator[Any]:
+@contextmanager
+def read_by_workers(path: str | Path, source: InputIdentity) -> Iterator[None]:
+    """Around results of tasks that read ``path`` on the workers: its problems as the streamed engine says them.
+
+    A part of the file the client's passes did not read (a column chunk in the middle of
+    a Parquet file) fails there first; the error comes back from the worker as the
+    reader raised it. A file changed meanwhile is said to be so.
+    """
+    import pandas as pd
+    import pyarrow
+    from distributed.comm import CommClosedError
+
+    try:
+        with input_files(path):
+            yield
+    except CommClosedError as exc:  # an OSError, but the cluster's, not the file's
+        raise ServiceError(f"the Dask cluster's connection closed ({one_line(exc)}); nothing written") from None
+    except (OSError, pyarrow.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        source.check()
+        fmt = table_format(path, ("csv", "parquet"))
+        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+
+
+def _in_order(
+    client: distributed.Client, tasks: Sequence[Any], in_flight: int, path: str | Path, source: InputIdentity
+) -> Iterator[Any]:
     """The results of Dask ``tasks`` in their order, at most ``in_flight`` computed and not yet taken.
 
     The workers hold only those results: submitting every task at once left each worker
     holding all of its results until the client took them (3.1-4.8 GB per worker for
-    stage 3 at 10M detections).
+    stage 3 at 10M detections). The tasks read ``path`` (see :func:`read_by_workers`).
     """
     pending: collections.deque[distributed.Future] = collections.deque()
 
     def collect() -> Any:
         future = pending.popleft()
-        result = future.result()
+        with read_by_workers(path, source):
+            result = future.result()
         future.release()
         return result
 
@@ -229,6 +287,8 @@ def master_classification_dataset(
     from xrayclass.io.tables import canonical_names
     from xrayclass.stages.master_classification import STAGE4_COLUMNS
 
+    require_dask()
+    source = InputIdentity(path)
     frame = _frame(path, list(STAGE4_COLUMNS), batch_rows)
     if "name" not in frame.columns:
         frame = frame.map_partitions(canonical_names, str(path))
@@ -239,8 +299,11 @@ def master_classification_dataset(
 
         task = dask.delayed(_vote, pure=True)
         futures = client.compute([task(part, classes) for part in by_source.to_delayed()])
-        with input_files(path):
+        with read_by_workers(path, source):
             parts = [result for result in client.gather(futures) if result is not None]
+    source.check()
+    if not parts:  # every partition empty: as the other engines say it
+        raise InputError(f"{path}: {NO_ROWS}")
     return combine_votes(parts)
 
 
@@ -271,6 +334,8 @@ def cluster_dataset(
     from xrayclass.engine.clustering import fit_clustering_file, kept_rows, write_clustered
     from xrayclass.stages import clustering as stage1
 
+    require_dask()
+    source = InputIdentity(path)
     model, name_column = fit_clustering_file(
         path,
         n_components,
@@ -279,6 +344,7 @@ def cluster_dataset(
         log_floor,
         feature_set or PAPER,
         batch_rows,
+        source,
     )
     model.training["input"] = str(path)
     frame = _frame(path, None, batch_rows)
@@ -290,7 +356,7 @@ def cluster_dataset(
         # its partitions at once (holding them took 4-8 GB per worker at 10M detections).
         keep = dask.delayed(kept_rows, pure=True)
         kept = [keep(part, shared, name_column) for part in frame.to_delayed()]
-        with input_files(path):
+        with read_by_workers(path, source):
             lengths = client.gather(client.compute([dask.delayed(len, pure=True)(part) for part in kept]))
         # Score the same chunks of kept rows as one process does (see aligned_chunks):
         # each chunk task takes the slices of the partitions it spans.
@@ -310,10 +376,9 @@ def cluster_dataset(
         log.info("assigning %d partitions (%d chunks) on %d workers", len(kept), len(chunks), n_workers)
 
         def in_order() -> Iterator[pd.DataFrame]:
-            yield from _in_order(client, chunks, IN_FLIGHT * max(n_workers, 1))
+            yield from _in_order(client, chunks, IN_FLIGHT * max(n_workers, 1), path, source)
 
-        with input_files(path):
-            written = write_clustered(in_order(), output, model, model_output)
+        written = write_clustered(in_order(), output, model, model_output, source)
         return model, written
 
 

@@ -43,7 +43,15 @@ from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError, input_files
-from xrayclass.io.streaming import BATCH_ROWS, BatchWriter, ExternalSort, SpillByKey, iter_batches, name_boundaries
+from xrayclass.io.streaming import (
+    BATCH_ROWS,
+    BatchWriter,
+    ExternalSort,
+    InputIdentity,
+    SpillByKey,
+    iter_batches,
+    name_boundaries,
+)
 from xrayclass.io.tables import canonical_names, write_outputs
 from xrayclass.stages import classification as stage3
 from xrayclass.stages.classification import (
@@ -151,6 +159,8 @@ class _Census:
     in_order: bool = True
     last: tuple | None = None
     labels: LabelReport = field(default_factory=LabelReport)
+    #: The input as pass 1 found it: every later pass, and the commit, check it is unchanged.
+    source: InputIdentity | None = None
 
     def add(
         self,
@@ -263,6 +273,7 @@ def _streamed_scaler(
     batch_rows: int,
     feature_set: FeatureSet = PAPER,
     log_floor: float | None = None,
+    identity: InputIdentity | None = None,
 ) -> LogMinMaxScaler:
     """The scaler :meth:`LogMinMaxScaler.fit` would give on every complete row (pass 2)."""
     streamed = StreamedScaler(feature_set.scaler(log_floor=log_floor))
@@ -270,7 +281,7 @@ def _streamed_scaler(
     for name in streamed.zero_features():
         raise InputError(f"{path}: {name} is zero for every usable detection; its log scaling is undefined")
     streamed.set_shifts()
-    for batch in iter_batches(path, columns, batch_rows):
+    for batch in iter_batches(path, columns, batch_rows, identity):
         with input_files(path):
             batch = prepare_features(canonical_names(batch, path), feature_set)
         complete, _ = complete_rows(batch, feature_set=feature_set)
@@ -303,7 +314,7 @@ def classify_file(
     model, census = fit_streamed(path, settings, batch_rows)
 
     def classified_batches() -> Iterator[pd.DataFrame | None]:
-        for batch in iter_batches(path, None, batch_rows):
+        for batch in iter_batches(path, None, batch_rows, census.source):
             with input_files(path):
                 classified = classify_batch(batch, model, settings)
             # Neither held while the next batch is read (each is about a batch's size).
@@ -351,6 +362,7 @@ def fit_streamed(
     from xrayclass.io.streaming import table_columns
 
     feature_set = options.feature_set
+    source = InputIdentity(path)
     columns = table_columns(path)
     feature_columns = _feature_source_columns(columns, feature_set)
     pass1_columns = [
@@ -361,9 +373,9 @@ def fit_streamed(
         *feature_columns,
     ]
 
-    census = _Census()
+    census = _Census(source=source)
     reference_columns = options.reference_columns
-    for batch in iter_batches(path, pass1_columns, batch_rows):
+    for batch in iter_batches(path, pass1_columns, batch_rows, source):
         with input_files(path):
             prepared, roles, reasons, n, labels = _prepare(batch, options)
         census.add(prepared, roles, reasons, n, feature_set.log_features, reference_columns)
@@ -405,7 +417,13 @@ def fit_streamed(
 
     name_columns = [c for c in (NAME, *NAME_ALIASES) if c in columns][:1]
     scaler = _streamed_scaler(
-        path, [*name_columns, *feature_columns], census.min_nonzero, batch_rows, feature_set, options.log_floor
+        path,
+        [*name_columns, *feature_columns],
+        census.min_nonzero,
+        batch_rows,
+        feature_set,
+        options.log_floor,
+        source,
     )
     model, _ = fit_classifier(
         references,
@@ -496,6 +514,8 @@ def write_classified(
         else:
             outliers = outlier_table(pd.DataFrame(), feature_set)
             log.info("probabilities by %s; outlier measures and tracks skipped", options.method)
+        if census.source is not None:  # the rows written all came from the file the model was fitted on
+            census.source.check()
         write_outputs([(model.to_dict(), model_output), (outliers, outliers_output)])
         writer.close()
     except BaseException:
@@ -521,7 +541,7 @@ def source_batches(
     """
     carry: pd.DataFrame | None = None
     previous_last = None
-    for batch in iter_batches(path, columns, batch_rows):
+    for batch in iter_batches(path, columns, batch_rows, InputIdentity(path)):
         batch = canonical_names(batch, path)
         names = batch[NAME].to_numpy(dtype=object)
         if len(names) and (

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -33,12 +33,17 @@ from xrayclass.exceptions import InputError
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import (
     _UNNAMED_INDEX,
+    NO_ROWS,
     OUTPUT_FORMATS,
     PARSE_ERRORS,
     _temporary_path,
+    _write_failed,
+    parquet_columns,
     parquet_options,
     require_columns,
     table_format,
+    temporary_folder,
+    temporary_space_failed,
     write_parquet,
 )
 from xrayclass.text import one_line
@@ -47,6 +52,7 @@ __all__ = [
     "BATCH_ROWS",
     "BatchWriter",
     "ExternalSort",
+    "InputIdentity",
     "SpillByKey",
     "detection_file_columns",
     "iter_batches",
@@ -65,6 +71,61 @@ def _check_file(path: Path, fmt: str) -> None:
     require_regular_file(path)
 
 
+#: Bytes of a CSV file's start and end in its identity (a Parquet file's footer is read whole).
+_IDENTITY_BYTES = 65_536
+
+
+class InputIdentity:
+    """What identifies an input file an engine reads in several passes, recorded when it starts.
+
+    The streaming and Dask engines read their input more than once (the census, the
+    ranges, the classification or assignment) and on Dask from other processes, so a
+    file replaced or rewritten meanwhile would give rows of one file scored with a model
+    of another. :meth:`check`, called before each further pass and before the outputs
+    are committed, refuses that: the device, inode, size and modification time (in ns)
+    of the file, and a digest of its Parquet footer (the schema, the row groups' offsets
+    and statistics) or of a CSV file's first and last 64 KiB, must all be unchanged.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        require_regular_file(self.path)  # from its stat: a FIFO is never opened
+        self.stamp = self._stamp()
+        if self.stamp is None:
+            raise InputError(f"{self.path}: cannot read")
+
+    def _stamp(self) -> tuple[Any, ...] | None:
+        import hashlib
+
+        try:
+            status = os.stat(self.path)
+            if not stat.S_ISREG(status.st_mode):
+                return None
+            with open(self.path, "rb") as handle:
+                if table_format(self.path, OUTPUT_FORMATS) == "parquet" and status.st_size >= 12:
+                    handle.seek(-8, os.SEEK_END)
+                    trailer = handle.read(8)
+                    length = min(int.from_bytes(trailer[:4], "little"), status.st_size - 8)
+                    handle.seek(-8 - length, os.SEEK_END)
+                    sampled = handle.read(length) + trailer
+                else:
+                    sampled = handle.read(_IDENTITY_BYTES)
+                    handle.seek(max(0, status.st_size - _IDENTITY_BYTES))
+                    sampled += handle.read(_IDENTITY_BYTES)
+        except (OSError, ValueError):
+            return None
+        digest = hashlib.sha256(sampled).hexdigest()
+        return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, digest
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming the file if it is no longer the one first seen."""
+        if self._stamp() != self.stamp:
+            raise InputError(
+                f"{self.path}: changed while it was being read (replaced, rewritten or removed); nothing "
+                "written: run again once the file is complete"
+            )
+
+
 def table_columns(path: str | Path) -> list[str]:
     """Column names of a CSV or Parquet table, without reading its rows."""
     path = Path(path)
@@ -75,6 +136,7 @@ def table_columns(path: str | Path) -> list[str]:
             import pyarrow.parquet
 
             schema = pyarrow.parquet.read_schema(path)
+            parquet_columns(schema, path)
             # An index pandas stored is read back as the index, not as a column.
             stored = (schema.pandas_metadata or {}).get("index_columns", [])
             index = {"__index_level_0__", *(c for c in stored if isinstance(c, str))}
@@ -102,7 +164,8 @@ def _parquet_batches(path: Path, columns: Sequence[str] | None, batch_rows: int)
     # (measured: +25 MB per 50,000-row batch of a 68-column table). Without it a reader
     # holds at most one row group.
     source = pq.ParquetFile(path, pre_buffer=False)
-    names = _wanted(columns, [c for c in source.schema_arrow.names if c != "__index_level_0__"])
+    present = parquet_columns(source.schema_arrow, path)
+    names = _wanted(columns, [c for c in present if c != "__index_level_0__"])
     schema = source.schema_arrow
     # pandas reads an integer (or boolean) column with a null anywhere as float (object):
     # give every batch that type, not only the batches that happen to hold the null.
@@ -160,17 +223,24 @@ def _csv_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) -> 
 
 
 def iter_batches(
-    path: str | Path, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
+    identity: InputIdentity | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield a CSV or Parquet table in DataFrames of at most ``batch_rows`` rows.
 
     Only the listed ``columns`` that the file has are read (all if ``None``), in the
     file's order; an unnamed CSV index column is left out. Problems with the file
-    are :class:`InputError` naming it.
+    are :class:`InputError` naming it. With ``identity`` (one of the passes of a run
+    that reads the file several times) the file must still be the one it recorded,
+    before the pass and after its last batch.
     """
     path = Path(path)
     fmt = table_format(path, OUTPUT_FORMATS)
     _check_file(path, fmt)
+    if identity is not None:
+        identity.check()
     reader = _parquet_batches if fmt == "parquet" else _csv_batches
     try:
         empty = True
@@ -183,9 +253,13 @@ def iter_batches(
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
     except PARSE_ERRORS as exc:
+        if identity is not None:
+            identity.check()  # a file rewritten under the reader fails to parse: say what happened
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+    if identity is not None:
+        identity.check()
     if empty:
-        raise InputError(f"{path}: the table has no rows")
+        raise InputError(f"{path}: {NO_ROWS}")
 
 
 class BatchWriter:
@@ -209,24 +283,30 @@ class BatchWriter:
             self._columns = list(frame.columns)
         elif list(frame.columns) != self._columns:
             raise ValueError("every batch must have the same columns")
-        if self.format == "csv":
-            frame.to_csv(self.temporary, index=False, header=self.rows == 0, mode="w" if self.rows == 0 else "a")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        try:
+            if self.format == "csv":
+                frame.to_csv(self.temporary, index=False, header=self.rows == 0, mode="w" if self.rows == 0 else "a")
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-            if self._writer is None:
-                self._schema = table.schema
-                self._writer = pq.ParquetWriter(self.temporary, self._schema, **parquet_options(self._schema))
-            self._writer.write_table(table)
+                table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+                if self._writer is None:
+                    self._schema = table.schema
+                    self._writer = pq.ParquetWriter(self.temporary, self._schema, **parquet_options(self._schema))
+                self._writer.write_table(table)
+        except OSError as exc:  # a full disk, a quota: the in-memory stages' words
+            raise _write_failed(self.path, exc) from None
         self.rows += len(frame)
 
     def close(self) -> Path:
         """Finish the file and move it into place."""
-        if self._writer is not None:
-            self._writer.close()
-        os.replace(self.temporary, self.path)
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            os.replace(self.temporary, self.path)
+        except OSError as exc:
+            raise _write_failed(self.path, exc) from None
         return self.path
 
     def abort(self) -> None:
@@ -264,7 +344,7 @@ class ExternalSort:
 
     def __init__(self, boundaries: Sequence[str], directory: str | Path | None = None):
         self.boundaries = np.asarray(sorted(boundaries), dtype=object)
-        self.directory = Path(tempfile.mkdtemp(prefix=".xrayclass-sort-", dir=directory))
+        self.directory = temporary_folder("sort", directory)
         self.files: dict[int, list[Path]] = {}
         self.rows = 0
 
@@ -283,7 +363,10 @@ class ExternalSort:
             part = frame.loc[bucket == b]
             files = self.files.setdefault(int(b), [])
             path = self.directory / f"bucket{int(b):05d}_{len(files):05d}.parquet"
-            write_parquet(part, path)
+            try:
+                write_parquet(part, path)
+            except OSError as exc:
+                raise temporary_space_failed(self.directory, exc) from None
             files.append(path)
 
     def sorted_batches(self) -> Iterator[pd.DataFrame]:
@@ -328,7 +411,7 @@ class SpillByKey:
         self.key = key
         self.descending = descending
         self.buffer_rows = buffer_rows
-        self.directory = Path(tempfile.mkdtemp(prefix=".xrayclass-spill-", dir=directory))
+        self.directory = temporary_folder("spill", directory)
         self._writers: dict[int, Any] = {}
         self._pending: dict[int, list[pd.DataFrame]] = {}
         self._pending_rows = 0
@@ -358,6 +441,12 @@ class SpillByKey:
             self._flush()
 
     def _flush(self) -> None:
+        try:
+            self._write_pending()
+        except OSError as exc:
+            raise temporary_space_failed(self.directory, exc) from None
+
+    def _write_pending(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -391,8 +480,11 @@ class SpillByKey:
                 yield pd.concat(self._pending[value], ignore_index=True)
             return
         self._flush()
-        for writer in self._writers.values():
-            writer.close()  # a second close does nothing: the files are complete before they are read
+        try:
+            for writer in self._writers.values():
+                writer.close()  # a second close does nothing: the files are complete before they are read
+        except OSError as exc:
+            raise temporary_space_failed(self.directory, exc) from None
         for value in sorted(self._writers, reverse=self.descending):
             for batch in pq.ParquetFile(self._path(value)).iter_batches(batch_size=self.buffer_rows):
                 yield batch.to_pandas()

@@ -12,6 +12,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -29,6 +30,7 @@ from xrayclass.text import one_line
 
 __all__ = [
     "FORMULA_STARTS",
+    "NO_ROWS",
     "OUTPUT_FORMATS",
     "PARQUET_ROW_GROUP",
     "PARSE_ERRORS",
@@ -37,13 +39,17 @@ __all__ = [
     "canonical_names",
     "convert_units",
     "formula_like",
+    "parquet_columns",
     "parquet_options",
     "read_json",
     "read_table",
+    "remove_stale_folders",
     "remove_stale_temporaries",
     "require_columns",
     "require_numeric",
     "table_format",
+    "temporary_folder",
+    "temporary_space_failed",
     "write_atomic",
     "write_json",
     "write_outputs",
@@ -65,6 +71,8 @@ TABLE_FORMATS = {
 }
 #: Rows per Parquet row group in the files the stages write.
 PARQUET_ROW_GROUP = 131_072
+#: What is said of a table without rows (after its file's name), by every reader and engine.
+NO_ROWS = "the table has no rows"
 #: Formats a stage may write (VOTable and FITS are accepted as catalog input only).
 OUTPUT_FORMATS = ("csv", "parquet")
 
@@ -129,12 +137,11 @@ def read_table(
                 path, low_memory=False, usecols=None if wanted is None else (lambda name: name in wanted)
             )
         elif fmt == "parquet":
-            if columns is not None:
-                import pyarrow.parquet
-
-                present = set(pyarrow.parquet.read_schema(path).names)
-                columns = [c for c in columns if c in present]
             import pyarrow.parquet
+
+            present = parquet_columns(pyarrow.parquet.read_schema(path), path)
+            if columns is not None:
+                columns = [c for c in columns if c in set(present)]
 
             # Read as one file (each column one array; pandas' reader goes through
             # pyarrow's datasets, whose batches then have to be joined: 0.3-0.5 s of a
@@ -165,11 +172,24 @@ def read_table(
     if _UNNAMED_INDEX in table.columns:
         table = table.drop(columns=_UNNAMED_INDEX)
     if len(table) == 0:
-        raise InputError(f"{path}: the table has no rows")
+        raise InputError(f"{path}: {NO_ROWS}")
     if columns is not None and fmt != "parquet":
         kept = [c for c in columns if c in table.columns]
         table = table[kept]
     return table
+
+
+def parquet_columns(schema: pyarrow.Schema, path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a Parquet file's ``schema``, refused when one is given twice.
+
+    Arrow writes a table with two columns of one name, but no reader can pick one of
+    them by name (pandas makes a frame whose column is a table, Arrow a KeyError).
+    """
+    names = list(schema.names)
+    if len(set(names)) < len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise InputError(f"{path}: column {', '.join(map(repr, repeated))} appears more than once; rename or drop it")
+    return names
 
 
 #: What the readers raise for a file they cannot parse: pandas' ParserError and
@@ -363,19 +383,64 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     One whose process still runs belongs to a concurrent run and is left alone.
     """
     path = Path(path)
-    if not path.parent.is_dir():
+    return _remove_stale(path.parent, _temporary_prefix(path), f".tmp{path.suffix}", str(path))
+
+
+#: Kinds of the engines' work folders in the temporary directory (TMPDIR): the on-disk
+#: sort of stage 3 and the spilled stage-4 tables.
+TEMPORARY_FOLDER_KINDS = ("sort", "spill")
+
+
+def _folder_prefix(kind: str) -> str:
+    return f".xrayclass-{kind}-"
+
+
+def temporary_folder(kind: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """A new work folder ``.xrayclass-<kind>-<pid>-<random>`` in ``directory`` (default TMPDIR).
+
+    The process id lets a later run remove the folder when its run was killed
+    (:func:`remove_stale_folders`). A folder that cannot be made is an :class:`InputError`
+    (``cannot write``), as a full disk is for an output.
+    """
+    if kind not in TEMPORARY_FOLDER_KINDS:
+        raise ValueError(f"unknown kind of temporary folder {kind!r}")
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{_folder_prefix(kind)}{os.getpid()}-", dir=directory))
+    except OSError as exc:
+        raise temporary_space_failed(directory or tempfile.gettempdir(), exc) from None
+
+
+def remove_stale_folders(directory: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the engines' work folders that killed runs left in ``directory`` (default TMPDIR).
+
+    Those of a process that still runs are left alone; those without a process id
+    (older versions) are removed. Returns what was removed.
+    """
+    where_to = Path(directory or tempfile.gettempdir())
+    removed = []
+    for kind in TEMPORARY_FOLDER_KINDS:
+        removed += _remove_stale(where_to, _folder_prefix(kind), "", f"the temporary space {where_to}")
+    return removed
+
+
+def _remove_stale(directory: Path, prefix: str, suffix: str, purpose: str) -> list[Path]:
+    """Remove ``<prefix><pid>-<random><suffix>`` in ``directory`` (files or folders) of dead processes."""
+    if not directory.is_dir():
         return []
     removed = []
-    prefix, suffix = _temporary_prefix(path), f".tmp{path.suffix}"
-    for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
-        middle = candidate.name[len(prefix) : -len(suffix)]
+    for candidate in directory.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        middle = candidate.name[len(prefix) : len(candidate.name) - len(suffix)]
         pid_text = middle.split("-", 1)[0] if "-" in middle else ""
         if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
-            log.warning("%s: a run with process id %s is writing %s; left alone", candidate, pid_text, path)
+            log.warning("%s: a run with process id %s is writing %s; left alone", candidate, pid_text, purpose)
             continue
         try:
-            size = candidate.stat().st_size
-            candidate.unlink()
+            if candidate.is_dir() and not candidate.is_symlink():
+                size = sum(f.stat().st_size for f in candidate.rglob("*") if f.is_file())
+                shutil.rmtree(candidate)
+            else:
+                size = candidate.stat().st_size
+                candidate.unlink()
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -389,6 +454,12 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
 def _write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputError:
     """An operating-system error while writing (disk full, no permission) as one line."""
     return InputError(f"{path}: cannot write: {exc.strerror or exc}")
+
+
+def temporary_space_failed(path: str | os.PathLike[str], exc: OSError) -> InputError:
+    """:func:`_write_failed` for the engines' temporary space, saying how to give it more room."""
+    failed = _write_failed(path, exc)
+    return InputError(f"{failed} (temporary space: set TMPDIR to a folder on a larger disk)")
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
