@@ -1560,20 +1560,22 @@ REPLACED = [
     pytest.param("classification", "dask", False, id="s3-dask-replaced", marks=pytest.mark.slow),
     pytest.param("clustering", "streaming", False, id="s1-streaming-replaced"),
     pytest.param("clustering", "dask", False, id="s1-dask-replaced", marks=pytest.mark.slow),
+    pytest.param("crossmatch", "streaming", False, id="s2-streaming-replaced"),
 ]
 
 
 @pytest.mark.parametrize(("stage", "name", "keep_times"), REPLACED)
 def test_an_input_changed_between_passes_is_refused(valid_run, tmp_path, capsys, stage, name, keep_times):
     """The engines read their input several times: a file changed after the first pass is refused."""
-    source = valid_run["s2" if stage == "classification" else "mock"]
+    source = valid_run[{"classification": "s2", "crossmatch": "s1", "clustering": "mock"}[stage]]
     path = tmp_path / "in.csv"
     path.write_bytes(Path(source).read_bytes())
     other = shuffled(source, tmp_path / "other.csv")  # same size, other rows first and last
-    maker = s3(extra=engine(name)) if stage == "classification" else s1(extra=engine(name))
+    maker = {"classification": s3, "crossmatch": s2_catalog, "clustering": s1}[stage](extra=engine(name))
     argv, outputs, _ = maker(valid_run, tmp_path)
     argv[argv.index("--input") + 1] = path
-    when = "detections read"  # logged once the first pass is done, by stages 1 and 3
+    # Logged once the first pass is done: by stages 1 and 3, and by stage 2's matching.
+    when = "have an object within" if stage == "crossmatch" else "detections read"
     handler = ReplaceWhenLogged(when, path, other, keep_times)
     # On the engines' logger: the command line replaces the handlers of "xrayclass" itself.
     logger = logging.getLogger("xrayclass.engine")

@@ -37,6 +37,7 @@ from xrayclass.io.checks import invalid_positions, require_cluster_labels
 from xrayclass.io.streaming import (
     BATCH_ROWS,
     BatchWriter,
+    InputIdentity,
     detection_file_columns,
     iter_batches,
 )
@@ -76,6 +77,7 @@ def crossmatch_file(
     """
     if not radius_arcsec > 0:
         raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
+    source = InputIdentity(path)
     columns, name_column = detection_file_columns(path)
     named = [NAME if c == name_column else c for c in columns]
     require_columns(catalog, ("ra", "dec", MAIN_TYPE))
@@ -88,7 +90,7 @@ def crossmatch_file(
     probabilities = [c for c in named if c.startswith("prob_") and c[5:].isdigit()]
     wanted = [name_column, *subset, *([CLUSTER] if CLUSTER in named else []), *probabilities]
     nearest, separation, position_hashes = [], [], []
-    for batch in iter_batches(path, wanted, batch_rows):
+    for batch in iter_batches(path, wanted, batch_rows, source):
         batch = _named(batch, name_column)
         offset = census.n_total
         census.n_total += len(batch)
@@ -118,7 +120,7 @@ def crossmatch_file(
     if census.feature_error is not None:
         with input_files(path):
             raise census.feature_error
-    _check_repeats(path, census, columns, name_column, batch_rows)
+    _check_repeats(path, census, columns, name_column, batch_rows, source)
     nearest_all = np.concatenate(nearest)
     separation_all = np.concatenate(separation)
     hashes = np.concatenate(position_hashes)
@@ -141,7 +143,7 @@ def crossmatch_file(
     n_unmatched, start = 0, 0
     n_columns: tuple[int, int] = (0, 0)
     with BatchWriter(output) as writer:
-        for batch in iter_batches(path, None, batch_rows):
+        for batch in iter_batches(path, None, batch_rows, source):
             with input_files(path):
                 batch = require_numeric(_named(batch, name_column), ("ra", "dec"))
             stop = start + len(batch)
