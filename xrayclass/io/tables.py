@@ -89,7 +89,10 @@ def table_format(path: str | os.PathLike[str], allowed: Sequence[str] | None = N
 
 
 def read_table(
-    path: str | os.PathLike[str], columns: Sequence[str] | None = None, allowed: Sequence[str] | None = None
+    path: str | os.PathLike[str],
+    columns: Sequence[str] | None = None,
+    allowed: Sequence[str] | None = None,
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
     """Read a table into a DataFrame, choosing the reader from the extension.
 
@@ -103,6 +106,8 @@ def read_table(
         left for the caller's checks to name.
     allowed : sequence of str, optional
         Format names accepted here (default: every format in ``TABLE_FORMATS``).
+    allow_empty : bool
+        Accept a table with columns but no rows (a stage-4 ambiguous table can be one).
 
     Returns
     -------
@@ -163,7 +168,7 @@ def read_table(
         _check_csv_complete(path)
     if _UNNAMED_INDEX in table.columns:
         table = table.drop(columns=_UNNAMED_INDEX)
-    if len(table) == 0:
+    if len(table) == 0 and not allow_empty:
         raise InputError(f"{path}: the table has no rows")
     if columns is not None and fmt != "parquet":
         kept = [c for c in columns if c in table.columns]
