@@ -654,21 +654,23 @@ def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
 
 
 def write_outputs(
-    outputs: Iterable[tuple[pd.DataFrame | BatchedTable | Mapping[str, Any], str | os.PathLike[str]]],
+    outputs: Iterable[tuple[pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes, str | os.PathLike[str]]],
 ) -> list[Path]:
     """Write several outputs so that either all of them appear or none does.
 
     ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
-    extension), a :class:`BatchedTable` (the same, written a batch at a time) or a
-    JSON-ready dict. Every file is first written to a temporary beside
+    extension), a :class:`BatchedTable` (the same, written a batch at a time), a
+    JSON-ready dict, or bytes (a rendered figure) written as they are. Every file is first written to a temporary beside
     its destination; only when all writes succeeded are they renamed into place.
     """
     return _write_all([(_writer(content, path), Path(path)) for content, path in outputs])
 
 
 def _writer(
-    content: pd.DataFrame | BatchedTable | Mapping[str, Any], path: str | os.PathLike[str]
+    content: pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes, path: str | os.PathLike[str]
 ) -> Callable[[Path], object]:
+    if isinstance(content, bytes):
+        return lambda temporary: Path(temporary).write_bytes(content)
     if isinstance(content, pd.DataFrame):
         return _table_writer(content, path)
     if isinstance(content, BatchedTable):
