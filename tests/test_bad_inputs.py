@@ -302,6 +302,45 @@ def classify_source(model_change=None, classifier_change=None, input_change=None
     return make
 
 
+# Issue 22, explorer and figures:
+def figures_run(name=None, unmatched=False):
+    """``analysis.py figures`` on a copy of the valid run's stage outputs. With ``name``, the
+    most detected source is renamed so and drawn (``--source``); with ``unmatched``, the
+    detections of that source are missing from the stage-3 table (tables of two runs)."""
+
+    def make(run, d):
+        from xrayclass.io.paths import RunLayout
+
+        layout = RunLayout(d / "run")
+        layout.directory.mkdir()
+        uniquely_path = run["s4"] / "uniquely_classified.csv"
+        top = pd.read_csv(uniquely_path).sort_values("detection_count", ascending=False)["name"].iloc[0]
+        for source, target in (
+            (run["s1"], layout.clusters),
+            (run["s3"], layout.detections),
+            (uniquely_path, layout.uniquely),
+        ):
+            table = pd.read_csv(source, low_memory=False)
+            if name is not None:
+                table["name"] = table["name"].replace({top: name})
+            if unmatched and target == layout.detections:
+                table = table[table["name"] != top]
+            table.to_csv(target, index=False)
+        argv = ["figures", "--run-dir", layout.directory, *(["--source", name] if name else [])]
+        return argv, [layout.figures], [layout.clusters, layout.detections, layout.uniquely]
+
+    return make
+
+
+def figure_drawn(name):
+    def check(run, d, stderr):
+        from xrayclass.io.paths import source_figure
+
+        assert (d / "run" / "figures" / f"{source_figure(name)}.png").stat().st_size > 0
+
+    return check
+
+
 def rows_dropped(n_dropped):
     """Exactly ``n_dropped`` fewer clustered rows than the valid run."""
 
@@ -1197,6 +1236,22 @@ CASES += [
         3,
         NO_SCHEDULER,
     ),
+    # Issue 22, explorer and figures:
+    Case(
+        "analysis-figures-mathtext-name",
+        "analysis",
+        figures_run(r"2CXO $\frac{a$ J1"),
+        0,
+        check=figure_drawn(r"2CXO $\frac{a$ J1"),
+    ),
+    Case(
+        "analysis-figures-300-character-name",
+        "analysis",
+        figures_run("2CXO J" + "1234567890" * 29 + "1234"),
+        0,
+        check=figure_drawn("2CXO J" + "1234567890" * 29 + "1234"),
+    ),
+    Case("analysis-figures-tables-of-two-runs", "analysis", figures_run(unmatched=True), 2, "no detection"),
 ]
 
 

@@ -5,6 +5,8 @@ tested in test_explorer_browser.py.
 """
 
 import base64
+import hashlib
+import html
 import json
 import re
 
@@ -137,3 +139,50 @@ def test_explore_command_writes_one_html_file(tmp_path):
     assert bad.returncode == 2 and "explorer.txt" in bad.stderr and not (tmp_path / "explorer.txt").exists()
     missing = run_script("analysis.py", "explore", "--run-dir", tmp_path / "nowhere")
     assert missing.returncode == 2 and "file not found" in missing.stderr
+
+
+HOSTILE = "</script><!--<script>alert(1)</script>\u2028\u2029&amp;'\"{{7*7}}${alert(1)}\u202e"
+
+
+def test_data_cannot_leave_the_json_element():
+    """Issue 22: a name that closes the script element or opens a comment in it stays data."""
+    uniquely = synthetic_sources(5)
+    uniquely.loc[0, "name"] = HOSTILE
+    page = render(build_payload(RunTables(uniquely, synthetic=True)))
+    data = re.search(r'<script type="application/json" id="payload">(.*?)</script>', page, re.S).group(1)
+    # No markup character in the element at all (each is a \u escape), nor a line separator.
+    assert not set(data) & set("<>&\u2028\u2029")
+    assert json.loads(data)["names"][0] == HOSTILE
+
+
+def inline_scripts(page):
+    return re.findall(r"<script>(.*?)</script>", page, re.S)
+
+
+def test_the_page_declares_a_policy_allowing_only_its_own_scripts():
+    page = render(build_payload(RunTables(synthetic_sources(20), synthetic=True)))
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page).group(1)
+    policy = html.unescape(policy)
+    assert page.index("Content-Security-Policy") < page.index("<script")
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    scripts = directives["script-src"].split()
+    assert "'unsafe-inline'" not in scripts and "*" not in scripts and "https:" not in scripts
+    found = inline_scripts(page)
+    assert len(found) == 2  # plotly.js and the page's own (the data are not a script)
+    for text in found:
+        digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in scripts
+    assert len([s for s in scripts if s.startswith("'sha256-")]) == len(found)
+    # The page's script builds its elements and writes values as text; never as HTML.
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", found[1])
+
+
+def test_a_run_without_ambiguous_sources_has_an_explorer(tmp_path):
+    """Stage 4 writes an ambiguous table with its header and no rows when no source is ambiguous."""
+    synthetic_sources(10).to_csv(tmp_path / "uniquely_classified.csv", index=False)
+    header = "name,hard_master_class,soft_master_class,detection_count,ra,dec," + ",".join(CLASSES)
+    (tmp_path / "ambiguous_classification.csv").write_text(header + "\n")
+    done = run_script("analysis.py", "explore", "--run-dir", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "10 sources" in done.stdout

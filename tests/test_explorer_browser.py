@@ -8,6 +8,7 @@ also prove that the page needs no network. Screenshots go to ``test-artifacts/``
 
 import csv
 import io
+import json
 import os
 import shutil
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import run_script
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.workflow.explorer import read_run, write_explorer
 
@@ -66,8 +68,10 @@ def browser():
 class Page:
     """A page opened offline, with its console errors and blocked requests recorded."""
 
-    def __init__(self, browser, path, downloads):
+    def __init__(self, browser, path, downloads, init_script=None, ready_timeout=180_000):
         self.context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+        if init_script:
+            self.context.add_init_script(init_script)
         self.page = self.context.new_page()
         self.errors = []
         self.blocked = []
@@ -77,7 +81,7 @@ class Page:
         self.page.route("**/*", self._route)
         start = time.perf_counter()
         self.page.goto(path.resolve().as_uri())
-        self.page.wait_for_selector("body[data-ready='1']", timeout=180_000)
+        self.page.wait_for_selector("body[data-ready='1']", timeout=ready_timeout)
         self.load_seconds = time.perf_counter() - start
 
     def _route(self, route):
@@ -327,3 +331,155 @@ def test_labels_exported_from_the_explorer_change_the_references(mock_page, mock
     document = json.loads((out / "classifier.json").read_text())
     assert document["own_labels"]["files"][0]["sha256"] == file_sha256(exported)
     assert document["own_labels"]["new_references"] == n_class
+
+
+# -- data is never code (issue 22) ------------------------------------------------------------
+
+#: Every injected handler below calls this function; the page under test must never run one.
+INJECTED = "__xrayclassInjected"
+
+#: Source names that would run as code if the page treated data as HTML or as a template.
+HOSTILE_NAMES = (
+    f'"><img src=x onerror={INJECTED}("img-name")>',
+    f"<svg onload={INJECTED}('svg-name')>",
+    f"</script><script>{INJECTED}('script-name')</script>",
+    "<!--<script>",
+    f"{{{{7*7}}}} ${{{INJECTED}('template')}} ${{alert(1)}}",
+    f"MOCK \u202eJ000000.0+000000 <b onmouseover={INJECTED}('rtl')>rtl</b>",
+    "__proto__",
+)
+HOSTILE_TYPE = f"<img src=x onerror={INJECTED}('simbad-type')>"
+HOSTILE_DRIVER = f"<svg onload={INJECTED}('driven-by')>"
+HOSTILE_LABEL_CLASS = f"<img src=x onerror={INJECTED}('label-class')>"
+HOSTILE_COMMENT = f"</script><!--<script>{INJECTED}('comment') <img src=x onerror={INJECTED}('comment')>"
+HOSTILE_LABELER = f"{{{{7*7}}}}<svg onload={INJECTED}('labeler')>"
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """A SYNTHETIC mock run whose most-detected sources carry hostile names in every table,
+    and whose stage-3 table carries hostile SIMBAD types and ``driven_by`` values."""
+    from xrayclass.cli.run import run_stages
+    from xrayclass.workflow.mock import write_mock
+
+    directory = tmp_path_factory.mktemp("hostile_run")
+    write_mock(800, MOCK_SEED, directory / "mock_cscresults.parquet", directory / "mock_simbad.parquet")
+    assert run_stages(directory / "mock_cscresults.parquet", directory, catalog=directory / "mock_simbad.parquet") == 0
+    uniquely = pd.read_csv(directory / "uniquely_classified.csv")
+    most_detected = uniquely.sort_values(["detection_count", "name"], ascending=False)["name"].iloc[
+        : len(HOSTILE_NAMES)
+    ]
+    renamed = dict(zip(most_detected, HOSTILE_NAMES, strict=True))
+    for table_path in directory.glob("*.csv"):
+        table = pd.read_csv(table_path, keep_default_na=False, low_memory=False)
+        if "name" not in table or not table["name"].isin(most_detected).any():
+            continue
+        table["name"] = table["name"].replace(renamed)
+        if table_path.name == "detection_level_classification.csv":
+            hostile = table["name"].isin(HOSTILE_NAMES)
+            table.loc[hostile, "simbad_main_type"] = HOSTILE_TYPE
+            table.loc[hostile, "driven_by"] = HOSTILE_DRIVER
+        table.to_csv(table_path, index=False)
+    return directory
+
+
+def hostile_page(made_by, run_dir):
+    """The explorer of the hostile run as ``analysis.py explore`` or the report writes it."""
+    if made_by == "explore":
+        output = run_dir / "explorer_from_explore.html"
+        done = run_script("analysis.py", "explore", "--run-dir", run_dir, "--output", output)
+        assert done.returncode == 0, done.stderr
+        return output
+    from xrayclass.io.paths import RunLayout
+    from xrayclass.workflow.report import Report, explorer_section
+
+    report = Report("hostile")
+    explorer_section(report, RunLayout(run_dir), synthetic=True)
+    assert any(block[0] == "link" for block in report.blocks), report.blocks
+    return RunLayout(run_dir).explorer
+
+
+def hover_text(page, plot):
+    """The hover label plotly shows with the mouse on the current source (the star)."""
+    x, y = page.page.evaluate(
+        """(id) => {
+          const plot = document.getElementById(id), layout = plot._fullLayout;
+          const star = plot.data.find((t) => t.meta === "current");
+          const box = plot.querySelector(".nsewdrag").getBoundingClientRect();
+          return [box.left + layout.xaxis.l2p(star.x[0]), box.top + layout.yaxis.l2p(star.y[0])];
+        }""",
+        plot,
+    )
+    page.page.mouse.move(1, 1)
+    page.page.evaluate("(id) => Plotly.Fx.unhover(id)", plot)
+    page.page.mouse.move(x, y)
+    label = page.page.locator(f"#{plot} .hoverlayer .hovertext").first
+    label.wait_for(timeout=5_000)
+    return page.page.evaluate(
+        "(id) => [...document.querySelectorAll(`#${id} .hoverlayer .hovertext`)].map((l) => l.textContent).join(' | ')",
+        plot,
+    )
+
+
+def _init_script(labels):
+    """Records any injected call or dialog; seeds this browser's labels (as a colleague's
+    localStorage would hold them) before the page's own script runs."""
+    return (
+        f"window.{INJECTED} = (what) => {{ (window.__injectedCalls = window.__injectedCalls || []).push(String(what)); }};"
+        "window.__injectedCalls = [];"
+        f"localStorage.setItem('xrayclass.labels', {json.dumps(json.dumps(labels))});"
+        f"localStorage.setItem('xrayclass.labels.labeler', {json.dumps(HOSTILE_LABELER)});"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("made_by", ["explore", "report"])
+def test_hostile_data_is_shown_as_text_and_never_runs(browser, hostile_run, made_by, tmp_path):
+    page_path = hostile_page(made_by, hostile_run)
+    labels = {
+        name: {"class": HOSTILE_LABEL_CLASS, "comment": HOSTILE_COMMENT, "labeler": HOSTILE_LABELER, "time": "x"}
+        for name in HOSTILE_NAMES
+    }
+    # A page that never becomes ready fails here (the readiness wait times out).
+    page = Page(browser, page_path, tmp_path, init_script=_init_script(labels), ready_timeout=60_000)
+    dialogs = []
+    page.page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    injected = "window.__injectedCalls"
+    try:
+        assert page.page.evaluate(injected) == []
+        assert page.page.evaluate("explorer.names.length") == len(
+            pd.read_csv(hostile_run / "uniquely_classified.csv")
+        ) + len(pd.read_csv(hostile_run / "ambiguous_classification.csv"))
+        table_names = page.page.locator("#table tbody tr td:first-child").all_text_contents()
+        for name in HOSTILE_NAMES:
+            assert name in table_names, name
+            # Found by search and shown, as typed, in the source panel and its detections.
+            page.page.fill("#search", name)
+            page.page.press("#search", "Enter")
+            assert page.page.text_content("#panel-name").startswith(name)
+            cells = page.page.locator("#detections td").all_text_contents()
+            assert HOSTILE_TYPE in cells and HOSTILE_DRIVER in cells
+            assert page.page.input_value("#label-comment") == HOSTILE_COMMENT
+            # The hover label of the current source (plotly draws hover text as HTML).
+            hover = hover_text(page, "sky")
+            assert hover is not None and name in hover, (name, hover)
+        # The filter finds a hostile name as text.
+        page.page.fill("#filter", "<svg")
+        assert page.page.locator("#table tbody tr").count() == 1
+        page.page.fill("#filter", "")
+        # A hostile comment typed and saved, then the labels exported: the literal text.
+        page.page.fill("#label-comment", HOSTILE_COMMENT + " (typed)")
+        page.page.click("#save-label")
+        page.screenshot(f"explorer_hostile_{made_by}.png")
+        page.page.click("#label-next")
+        exported = page.download("#export-labels")
+        rows = list(csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8"))))
+        assert {row["name"] for row in rows} == set(HOSTILE_NAMES)
+        assert {row["labeler"] for row in rows} == {HOSTILE_LABELER}
+        # The policy lets plotly's WebGL work: it says so in place of the plot otherwise.
+        assert "WebGL is not supported" not in page.page.inner_text("main")
+        assert page.page.evaluate(injected) == []
+        assert dialogs == []
+        assert page.errors == []
+    finally:
+        page.close()

@@ -15,8 +15,8 @@ from xrayclass.analysis import figures
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
 from xrayclass.core.positional import crossmatch_local
-from xrayclass.io.figures import DPI, save_figure
-from xrayclass.io.paths import FIGURES, density_figure, safe_stem, source_figure
+from xrayclass.io.figures import DPI, save_figure, save_figures
+from xrayclass.io.paths import FIGURES, SOURCE_FIGURE_STEM_MAX, density_figure, safe_stem, source_figure
 from xrayclass.stages.classification import classify_detections
 from xrayclass.stages.clustering import cluster_detections
 from xrayclass.stages.master_classification import master_classification
@@ -469,3 +469,50 @@ def test_comparison_figure_says_why_a_panel_is_empty():
     assert notes[undefined] == ["undefined: no labeled detection\nof this class in the data"]
     assert notes[zero] == ["0 for every method"]
     assert all(notes[column] == [] for column in columns if column not in (undefined, zero))
+
+
+#: Source names that matplotlib would read as mathtext, or that are too long for a title line
+#: or a file name (issue 22).
+AWKWARD_NAMES = {
+    "mathtext": r"2CXO $\frac{a$ J1 $x^$",
+    "300 characters": "2CXO J" + "".join(f"{k:03d}$" for k in range(73))[:294],
+    "300 characters, spaced": " ".join(["$\\alpha$ name"] * 22)[:300],
+}
+
+
+@pytest.mark.parametrize("name", AWKWARD_NAMES.values(), ids=AWKWARD_NAMES.keys())
+def test_source_names_and_drivers_are_drawn_as_plain_text(stages, tmp_path, name):
+    classified = stages["classified"].copy()
+    source = stages["uniquely"].iloc[0]
+    assert len(name) >= 22 and "$" in name
+    rows = classified["name"] == source["name"]
+    classified.loc[rows, "name"] = name
+    classified.loc[rows, "driven_by"] = r"$\frac{spectrum$"
+    figure = figures.source_probability_plot(classified, name, master_class=source["master_class"])
+    paths = save_figure(figure, tmp_path, source_figure(name))  # drawn: mathtext would raise here
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
+    ax, track = figure.axes
+    # The whole name, as written (wrapped at spaces or inside long words, never cut here).
+    assert "".join(name.split()) in "".join(ax.get_title().split())
+    assert max(len(line) for line in ax.get_title().splitlines()) <= figures.TITLE_NAME_WIDTH + 50
+    assert "driven_by: $\\frac{spectrum$" in track.get_title()
+    assert not ax.title.get_parse_math() and not track.title.get_parse_math()
+
+
+def test_a_long_name_gives_a_short_file_name_of_its_own():
+    first, second = "2CXO J" + "1" * 300, "2CXO J" + "1" * 299 + "2"
+    assert len(source_figure(first)) <= SOURCE_FIGURE_STEM_MAX
+    assert source_figure(first) != source_figure(second)
+    assert source_figure("2CXO J053516.0-052353") == "fig10_2CXO_J053516.0-052353"
+
+
+def test_figures_are_written_all_or_none(tmp_path):
+    def drawn():
+        figure = Figure()
+        figure.subplots().plot([0, 1])
+        yield figure, "first"
+        raise ValueError("the second figure cannot be drawn")
+
+    with pytest.raises(ValueError, match="second figure"):
+        save_figures(drawn(), tmp_path / "figures")
+    assert not (tmp_path / "figures").exists()

@@ -13,6 +13,11 @@ little-endian typed arrays (4 bytes a value, about 5.3 characters once encoded, 
 integers in thousandths (uint16). Detections of the stage-3 table, when present, are
 stored the same way with, per source, the range of its rows.
 
+Safety. A page is made to be shared, so nothing from the tables is ever code: the data
+are one JSON element (markup characters escaped), the page's script writes every value
+as text (never as HTML), and a Content-Security-Policy (:func:`content_security_policy`)
+allows only the page's own inline scripts, by hash.
+
 Scale. Up to ``max_sources`` sources (100,000 by default) every source is in the page
 and drawn with WebGL (plotly ``scattergl``; the sky map is projected to Mollweide here
 so that it is WebGL too). Above that a seeded uniform sample of ``max_sources`` sources
@@ -27,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -39,6 +45,8 @@ from xrayclass.analysis.mock import SYNTHETIC_NOTE
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, FEATURES, NAME, OBSID
 
 __all__ = [
+    "ALADIN_ORIGIN",
+    "ALADIN_SCRIPT",
     "DENSITY_BINS",
     "LABEL_NEXT_RULE",
     "LABEL_QUEUE",
@@ -47,6 +55,7 @@ __all__ = [
     "ExploreError",
     "RunTables",
     "build_payload",
+    "content_security_policy",
     "label_next_order",
     "mollweide",
     "parse_mean_std",
@@ -72,6 +81,11 @@ LABEL_NEXT_RULE = (
 )
 
 TRACK_PREFIX = "track_"
+
+#: Aladin Lite, loaded from the CDS only when the user asks for the sky view; the page's
+#: Content-Security-Policy allows scripts from this origin and no other.
+ALADIN_ORIGIN = "https://aladin.cds.unistra.fr"
+ALADIN_SCRIPT = f"{ALADIN_ORIGIN}/AladinLite/api/v3/latest/aladin.js"
 
 
 class ExploreError(ValueError):
@@ -426,19 +440,65 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
+def _script_hash(text: str) -> str:
+    """The CSP source that allows exactly the inline script ``text`` (its SHA-256)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def content_security_policy(inline_scripts: Sequence[str]) -> str:
+    """The page's Content-Security-Policy: its own inline scripts, by hash, and Aladin Lite.
+
+    Scripts: the inline ones whose text is given, plus the Aladin Lite bundle from
+    :data:`ALADIN_ORIGIN` (loaded only when asked for), and ``'unsafe-eval'``: plotly's WebGL
+    traces (``scattergl``, its regl library) compile their drawing code with ``Function``;
+    without it plotly swallows the error and shows "WebGL is not supported" in place of the
+    plots (tried in Chromium), and Aladin Lite compiles WebAssembly. No inline handler or
+    injected ``<script>`` can run: neither ``'unsafe-inline'`` nor another host is allowed.
+    Styles: ``'unsafe-inline'``, because plotly writes style attributes and ``<style>``
+    elements at run time (a style cannot run script). Images: ``data:`` and ``blob:`` (plotly's), and HTTPS (Aladin
+    Lite's sky tiles, which it also fetches, hence ``connect-src https:``). Nothing may be
+    framed, embedded or submitted.
+    """
+    scripts = " ".join(_script_hash(text) for text in inline_scripts)
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {scripts} 'unsafe-eval' {ALADIN_ORIGIN}",
+            f"style-src 'unsafe-inline' {ALADIN_ORIGIN}",
+            "img-src data: blob: https:",
+            "connect-src https:",
+            "font-src data: https:",
+            "worker-src blob:",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
+
+
 def render(payload: dict) -> str:
-    """The explorer page: the template with plotly.js and the data inlined."""
+    """The explorer page: the template with plotly.js and the data inlined.
+
+    The data travel as JSON in a ``<script type="application/json">`` element, with ``<``,
+    ``>``, ``&`` and ``'`` written as ``\\u`` escapes (so that no value can end the element
+    or open a comment in it), and the page's script reads them with ``JSON.parse`` and
+    writes them as text. The Content-Security-Policy (:func:`content_security_policy`)
+    names the SHA-256 of each inline script, computed here from the very text written.
+    """
     import jinja2
     import plotly
 
     template_text = (resources.files("xrayclass") / "templates" / "explorer.html.j2").read_text(encoding="utf-8")
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    data = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    # Inside <script>, "</" could end the element early; JSON allows "<\/".
-    data = data.replace("</", "<\\/")
-    return environment.from_string(template_text).render(
+    template = environment.from_string(template_text)
+    script_context = {"aladin_script": ALADIN_SCRIPT}
+    app_script = "".join(template.blocks["app_script"](template.new_context(script_context)))
+    # Inside <script>, "</script" would end the element; in a JavaScript string "<\/" is "</".
+    library = plotly_js().replace("</script", "<\\/script")
+    return template.render(
         meta=payload["meta"],
-        plotly_js=jinja2.utils.markupsafe.Markup(plotly_js().replace("</script", "<\\/script")),
-        data_json=jinja2.utils.markupsafe.Markup(data),
+        plotly_js=jinja2.utils.markupsafe.Markup(library),
+        data_json=jinja2.utils.htmlsafe_json_dumps(payload, separators=(",", ":"), allow_nan=False),
         plotly_version=plotly.__version__,
+        content_security_policy=content_security_policy([library, app_script]),
+        **script_context,
     )

@@ -15,6 +15,9 @@ Conventions
   the tick labels give the true longitude.
 * Hardness ratios and variability probabilities are dimensionless; the axis labels
   say what they are.
+* Text that comes from the tables (source names, ``driven_by``, cluster numbers) is
+  drawn as plain text: ``parse_math=False``, so a ``$`` in a name is a dollar sign, not
+  the start of mathtext. A long source name is wrapped (:data:`TITLE_NAME_WIDTH`).
 """
 
 import contextlib
@@ -47,6 +50,8 @@ __all__ = [
     "MATRIX_CMAP",
     "PALETTE",
     "SEQUENTIAL_CMAP",
+    "TITLE_NAME_LINES",
+    "TITLE_NAME_WIDTH",
     "bic_figure",
     "class_density_maps",
     "class_sky_density",
@@ -95,6 +100,11 @@ DENSITY_KINDS = {
 }
 
 HARDNESS_LABELS = {"hard_hm": DENSITY_KINDS["hardness"][3], "hard_hs": DENSITY_KINDS["hardness"][4]}
+#: A source name in a title: lines of at most this many characters, at most
+#: TITLE_NAME_LINES of them (a longer name is cut, ending in "…").
+TITLE_NAME_WIDTH = 80
+TITLE_NAME_LINES = 4
+
 LONGITUDE_LABEL = "Galactic longitude l (deg, increasing to the left)"
 LATITUDE_LABEL = "Galactic latitude b (deg)"
 
@@ -154,6 +164,19 @@ def _require(table: pd.DataFrame, columns: Sequence[str], what: str, nonempty: b
         raise ValueError(f"{what}: missing required columns: {', '.join(missing)}")
     if nonempty and table.empty:
         raise ValueError(f"{what}: the table has no rows")
+
+
+def _title_name(name: object) -> str:
+    """A source name wrapped for a title (see :data:`TITLE_NAME_WIDTH`)."""
+    return textwrap.fill(
+        str(name), width=TITLE_NAME_WIDTH, max_lines=TITLE_NAME_LINES, placeholder=" …", break_on_hyphens=False
+    )
+
+
+def _plain_legend(legend: Any) -> None:
+    """Draw a legend's entries as plain text (they name values of the tables)."""
+    for text in legend.get_texts():
+        text.set_parse_math(False)
 
 
 def _style(k: int) -> tuple[str, str]:
@@ -294,13 +317,14 @@ def cluster_sky_map(clustered: pd.DataFrame) -> Figure:
             rasterized=True,
             label=f"cluster {cluster} (n = {int(chosen.sum()):,})",
         )
-    figure.legend(
+    legend = figure.legend(
         loc="outside lower center",
         ncols=min(3, len(np.unique(clusters))),
         markerscale=3,
         fontsize=8,
         title=f"{len(table):,} detections",
     )
+    _plain_legend(legend)
     return _finished(figure)
 
 
@@ -335,7 +359,7 @@ def hardness_by_cluster(clustered: pd.DataFrame) -> Figure:
             linewidths=0,
             rasterized=True,
         )
-        ax.set_title(f"Cluster {cluster} (n = {len(rows):,})", fontsize=10)
+        ax.set_title(f"Cluster {cluster} (n = {len(rows):,})", fontsize=10, parse_math=False)
         ax.set_xlim(-1.05, 1.05)
         ax.set_ylim(-1.05, 1.05)
         ax.set_aspect("equal")
@@ -606,8 +630,13 @@ def source_probability_plot(
     ax.set_ylabel("Class probability")
     ax.grid(True, axis="y", alpha=0.3)
     figure.legend(loc="outside lower center", ncols=2, fontsize=8)
+    shown = _title_name(name)
+    # A name that needed wrapping gets lines of its own; the rest of the title follows.
     ax.set_title(
-        f"{name}: {vote} {master_class} ({AGGREGATE_CLASS[master_class]}), " + plural(n, "detection"), fontsize=10
+        f"{shown}{chr(10) if shown != str(name) else ': '}{vote} {master_class} ({AGGREGATE_CLASS[master_class]}), "
+        + plural(n, "detection"),
+        fontsize=10,
+        parse_math=False,
     )
     return _finished(figure)
 
@@ -642,7 +671,7 @@ def _probability_track(ax: Axes, rows: pd.DataFrame, track_columns: Sequence[str
         if len(drivers):
             top = drivers.value_counts()
             title += f"\ndriven_by: {top.index[0]} ({top.iloc[0]}/{len(drivers)})"
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9, parse_math=False)
 
 
 def method_comparison_figure(table: pd.DataFrame) -> Figure:

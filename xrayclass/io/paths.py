@@ -4,6 +4,7 @@ Default paths are relative to the working directory, as in the published pipelin
 run the stage scripts from the top of the repository.
 """
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "OUT_DIR",
     "REFERENCE_ENV",
     "REPOSITORY",
+    "SOURCE_FIGURE_STEM_MAX",
     "SUMMARY",
     "UNIQUELY",
     "RunLayout",
@@ -76,9 +78,19 @@ def density_figure(kind: str, aggregated: bool = True) -> str:
     return f"fig{number}_{kind}_density_{'aggregated' if aggregated else 'classes'}"
 
 
+#: Longest file name (without extension) of a Fig. 10: file systems allow 255 bytes, and the
+#: temporary a figure is first written to adds about 30 characters.
+SOURCE_FIGURE_STEM_MAX = 120
+
+
 def source_figure(name: str) -> str:
-    """File name of Fig. 10 for source ``name``."""
-    return f"fig10_{safe_stem(name)}"
+    """File name of Fig. 10 for source ``name``; a long name is cut and ends with a digest of
+    the whole name, so that two long names that begin alike stay two files."""
+    stem = f"fig10_{safe_stem(name)}"
+    if len(stem) <= SOURCE_FIGURE_STEM_MAX:
+        return stem
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{stem[: SOURCE_FIGURE_STEM_MAX - len(digest) - 1]}_{digest}"
 
 
 def safe_stem(text: object) -> str:

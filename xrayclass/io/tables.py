@@ -101,7 +101,10 @@ def table_format(path: str | os.PathLike[str], allowed: Sequence[str] | None = N
 
 
 def read_table(
-    path: str | os.PathLike[str], columns: Sequence[str] | None = None, allowed: Sequence[str] | None = None
+    path: str | os.PathLike[str],
+    columns: Sequence[str] | None = None,
+    allowed: Sequence[str] | None = None,
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
     """Read a table into a DataFrame, choosing the reader from the extension.
 
@@ -115,6 +118,8 @@ def read_table(
         left for the caller's checks to name.
     allowed : sequence of str, optional
         Format names accepted here (default: every format in ``TABLE_FORMATS``).
+    allow_empty : bool
+        Accept a table with columns but no rows (a stage-4 ambiguous table can be one).
 
     Returns
     -------
@@ -171,7 +176,7 @@ def read_table(
         _check_csv_complete(path)
     if _UNNAMED_INDEX in table.columns:
         table = table.drop(columns=_UNNAMED_INDEX)
-    if len(table) == 0:
+    if len(table) == 0 and not allow_empty:
         raise InputError(f"{path}: {NO_ROWS}")
     if columns is not None and fmt != "parquet":
         kept = [c for c in columns if c in table.columns]
@@ -817,21 +822,23 @@ def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
 
 
 def write_outputs(
-    outputs: Iterable[tuple[pd.DataFrame | BatchedTable | Mapping[str, Any], str | os.PathLike[str]]],
+    outputs: Iterable[tuple[pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes, str | os.PathLike[str]]],
 ) -> list[Path]:
     """Write several outputs so that either all of them appear or none does.
 
     ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
-    extension), a :class:`BatchedTable` (the same, written a batch at a time) or a
-    JSON-ready dict. Every file is first written to a temporary beside
+    extension), a :class:`BatchedTable` (the same, written a batch at a time), a
+    JSON-ready dict, or bytes (a rendered figure) written as they are. Every file is first written to a temporary beside
     its destination; only when all writes succeeded are they renamed into place.
     """
     return _write_all([(_writer(content, path), Path(path)) for content, path in outputs])
 
 
 def _writer(
-    content: pd.DataFrame | BatchedTable | Mapping[str, Any], path: str | os.PathLike[str]
+    content: pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes, path: str | os.PathLike[str]
 ) -> Callable[[Path], object]:
+    if isinstance(content, bytes):
+        return lambda temporary: Path(temporary).write_bytes(content)
     if isinstance(content, pd.DataFrame):
         return _table_writer(content, path)
     if isinstance(content, BatchedTable):

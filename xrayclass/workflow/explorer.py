@@ -54,7 +54,7 @@ def read_run(
     ambiguous = Path(ambiguous) if ambiguous else run_dir / paths.AMBIGUOUS
     detections = Path(detections) if detections else run_dir / paths.DETECTIONS.name
     unique_table = read_table(uniquely)
-    ambiguous_table = read_table(ambiguous) if ambiguous.exists() else None
+    ambiguous_table = read_table(ambiguous, allow_empty=True) if ambiguous.exists() else None
     detection_table = None
     if detections.exists():
         wanted = [

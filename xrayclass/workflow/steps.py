@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,13 @@ from xrayclass.analysis.mock import mock_names
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
-from xrayclass.io.figures import save_figure
+from xrayclass.io.figures import save_figure, save_figures
 from xrayclass.io.paths import FIGURES, RunLayout, density_figure, source_figure
 from xrayclass.io.tables import InputError, read_json, read_table, write_outputs
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from xrayclass.analysis.validation import LabeledSet
     from xrayclass.core.featuresets import FeatureSet
 
@@ -268,30 +270,34 @@ def _run_figures(
         unknown = [name for name in sources if name not in known]
         if unknown:
             raise InputError(f"{run.detections}: no detection of source {unknown[0]!r}")
-    figures_dir = Path(figures_dir or run.figures)
-    made = []
+    # Every figure is drawn before any is written: a failure on the last leaves none.
+    made = save_figures(_drawn_figures(run, sources), Path(figures_dir or run.figures))
+    return [path for path in made if Path(path).suffix == ".png"]
+
+
+def _drawn_figures(run: RunLayout, sources: Sequence[str] | None) -> Iterator[tuple[Figure, str]]:
+    """The figures of the run's stage outputs that exist, one at a time, with their file names."""
     if run.clusters.exists():
         clustered = read_table(run.clusters)
-        made += save_figure(figures.cluster_sky_map(clustered), figures_dir, FIGURES["cluster_sky_map"])
-        made += save_figure(figures.hardness_by_cluster(clustered), figures_dir, FIGURES["hardness_by_cluster"])
+        yield figures.cluster_sky_map(clustered), FIGURES["cluster_sky_map"]
+        yield figures.hardness_by_cluster(clustered), FIGURES["hardness_by_cluster"]
     else:
         log.warning("%s absent: Figs. 2 and 3 skipped", run.clusters)
     if run.detections.exists():
         classified = read_table(run.detections)
         for kind in ("hardness", "variability"):
-            made += save_figure(figures.class_density_maps(classified, kind=kind), figures_dir, density_figure(kind))
+            yield figures.class_density_maps(classified, kind=kind), density_figure(kind)
         if run.uniquely.exists():
             uniquely = read_table(run.uniquely)
-            made += save_figure(figures.class_sky_density(uniquely), figures_dir, FIGURES["class_sky_density"])
+            yield figures.class_sky_density(uniquely), FIGURES["class_sky_density"]
             masters = uniquely.set_index(NAME)["master_class"]
             for name in sources or default_sources(uniquely):
                 if name not in set(classified[NAME]):
                     raise InputError(f"{run.detections}: no detection of source {name!r}")
                 plot = figures.source_probability_plot(classified, name, master_class=masters.get(name))
-                made += save_figure(plot, figures_dir, source_figure(name))
+                yield plot, source_figure(name)
     else:
         log.warning("%s absent: Figs. 6, 7, 8 and 10 skipped", run.detections)
-    return [path for path in made if Path(path).suffix == ".png"]
 
 
 def read_summary(run: RunLayout) -> dict[str, Any] | None:
