@@ -30,7 +30,7 @@ The invariant:
 The budget is small by default (a few seconds per test, derandomized); ``make fuzz``
 runs the "fuzz" profile (XRAYCLASS_FUZZ_PROFILE=fuzz): 2,000 examples in all, split
 between the tests as ``BUDGET`` says (XRAYCLASS_FUZZ_EXAMPLES changes the total),
-about five minutes on two cores.
+five to six minutes on two cores.
 """
 
 from __future__ import annotations
