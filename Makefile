@@ -32,7 +32,9 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
-# Long fuzzing of every stage with corrupted inputs (tests/test_fuzz.py): 2,000 cases.
+# Long fuzzing with corrupted inputs (tests/test_fuzz.py): 2,000 cases over every stage's tables
+# (in memory, streaming and on one local Dask cluster), the artifacts, feature-set files and
+# label files, split as its BUDGET says; XRAYCLASS_FUZZ_EXAMPLES=N changes the total.
 fuzz: $(STAMP)
 	XRAYCLASS_FUZZ_PROFILE=fuzz OPENBLAS_NUM_THREADS=1 $(PY) -m pytest tests/test_fuzz.py -q -p no:cacheprovider --hypothesis-show-statistics
 

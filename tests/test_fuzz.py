@@ -1,16 +1,36 @@
-"""Property-based fuzzing of every stage and of classify_source.py (issue 11).
+"""Property-based fuzzing of every stage, the engines and classify_source.py (issues 11, 22).
 
-A small valid run on a SYNTHETIC mock catalog is made once; each example corrupts a
-few random cells, columns or rows of one stage's input table, or one field of an
-artifact (model.json, classifier.json), runs the command in-process and checks the
-invariant:
+A small valid run on a SYNTHETIC mock catalog is made once. Each example breaks one
+input and runs the command in-process:
+
+* a few random cells, columns or rows of one stage's input table (CSV or Parquet), with
+  the in-memory engine, the streaming engine (stages 1-4) or Dask (stages 1, 3 and 4, on
+  one local cluster started for the session and passed as ``--scheduler``);
+* one field of an artifact (model.json, classifier.json) given to classify_source.py;
+* a feature-set TOML file (``--features``), valid-looking or broken (wrong types,
+  unknown features or transforms, empty or repeated entries, deep or huge structures,
+  other encodings, files that are not files), through stage 1 and, when stage 1 takes
+  it, stages 2 and 3;
+* label files (``classification.py --labels``): random rows, times with and without
+  zones or not times at all, unknown classes, repeated names, hostile strings, missing
+  or repeated columns, other encodings (helpers in ``fuzz_inputs.py``).
+
+The invariant:
 
 * exit 0, with finite, in-range outputs; or
 * exit 2 (3 for a service) with exactly one ``error:`` line and no output;
-* never a traceback, never exit 1 (a bug), never a temporary file left behind.
+* never a traceback, never exit 1 (a bug), never a hang, never a temporary file left
+  beside the outputs or in the command's own TMPDIR (a fresh one per example);
+* for the engines, also: what the in-memory run refuses (exit 2) the engine refuses,
+  and where both succeed they write the same tables;
+* for label files, also: a time that is not ISO 8601 is an error, and where several
+  labels name a source the one of the latest time (its value, not its text) is the one
+  applied: the run gives what a file with only the winning labels gives.
 
-The budget is small by default (CI, a few seconds per stage); ``make fuzz`` runs the
-"fuzz" profile (XRAYCLASS_FUZZ_PROFILE=fuzz: 1,000 examples per test, 2,000 in all).
+The budget is small by default (a few seconds per test, derandomized); ``make fuzz``
+runs the "fuzz" profile (XRAYCLASS_FUZZ_PROFILE=fuzz): 2,000 examples in all, split
+between the tests as ``BUDGET`` says (XRAYCLASS_FUZZ_EXAMPLES changes the total),
+five to six minutes on two cores.
 """
 
 from __future__ import annotations
@@ -22,6 +42,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -30,30 +51,54 @@ import pandas as pd
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+import fuzz_inputs  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_bad_inputs import build_valid_run, leftovers, tool  # noqa: E402
 
 from xrayclass.constants import CLASSES  # noqa: E402
 
+# No "explain" phase: on a failing label example it re-ran stage 3 for a minute and a half
+# to say which lines only failing examples run; the shrunk example is what the report needs.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 settings.register_profile(
     "ci",
-    max_examples=30,
+    phases=PHASES,
     deadline=None,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-# make fuzz: 1,000 examples for each of the two tests below (2,000 cases in all) unless
-# XRAYCLASS_FUZZ_EXAMPLES says otherwise.
 settings.register_profile(
     "fuzz",
-    max_examples=int(os.environ.get("XRAYCLASS_FUZZ_EXAMPLES", 1000)),
+    phases=PHASES,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-settings.load_profile(os.environ.get("XRAYCLASS_FUZZ_PROFILE", "ci"))
+PROFILE = os.environ.get("XRAYCLASS_FUZZ_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+#: Examples per test: (default run, share of make fuzz's total). Dask's examples cost the
+#: most (a round trip to the cluster per step), the artifacts' the least.
+BUDGET = {
+    "tables": (30, 0.25),
+    "artifacts": (30, 0.10),
+    "feature_sets": (20, 0.175),
+    "labels": (20, 0.175),
+    "streaming": (12, 0.20),
+    "dask": (4, 0.10),
+}
+FUZZ_TOTAL = int(os.environ.get("XRAYCLASS_FUZZ_EXAMPLES", 2000))
+
+
+def budget(test: str) -> settings:
+    default, share = BUDGET[test]
+    return settings(max_examples=default if PROFILE != "fuzz" else max(1, round(share * FUZZ_TOTAL)))
+
+
+#: Longer than any example takes (the slowest, Dask's, take seconds): past it, a hang.
+HANG_SECONDS = 30
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="xrayclass-fuzz-"))
 # Made when the module is collected (Hypothesis tests take no function fixtures): removed at exit.
@@ -107,13 +152,15 @@ def table_corruption(draw, columns, n_rows):
     """A list of operations on a table: set cells, drop/rename columns, repeat/cut rows."""
     operations = []
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["cell", "cell", "cell", "column_value", "drop", "rename", "repeat", "head"]))
+        kind = draw(
+            st.sampled_from(["cell", "cell", "cell", "column_value", "drop", "rename", "twice", "repeat", "head"])
+        )
         column = draw(st.sampled_from(columns))
         if kind == "cell":
             operations.append(("cell", column, draw(st.integers(0, n_rows - 1)), draw(values)))
         elif kind == "column_value":
             operations.append(("column_value", column, None, draw(values)))
-        elif kind in ("drop", "rename"):
+        elif kind in ("drop", "rename", "twice"):
             operations.append((kind, column, None, None))
         elif kind == "repeat":
             operations.append(("repeat", None, draw(st.integers(0, n_rows - 1)), None))
@@ -138,11 +185,31 @@ def apply_table(table: pd.DataFrame, operations) -> pd.DataFrame:
             table = table.drop(columns=[column])
         elif kind == "rename":
             table = table.rename(columns={column: column + "_x"})
+        elif kind == "twice":  # the same column name twice (CSV readers rename it, Parquet keeps it)
+            table = pd.concat([table, table[[column]]], axis=1)
         elif kind == "repeat":
             table = pd.concat([table, table.iloc[[row % len(table)]]], ignore_index=True)
         elif kind == "head":
             table = table.head(row)
     return table
+
+
+def write_table(table: pd.DataFrame, path: Path) -> Path:
+    """``table`` as CSV, or as Parquet when ``path`` says so and its columns have one type
+    each (a column of mixed numbers and text has no Parquet type: then CSV)."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            # From the columns one by one: pandas refuses to write a name twice, Parquet does not.
+            arrays = [pa.array(table.iloc[:, i], from_pandas=True) for i in range(table.shape[1])]
+            pq.write_table(pa.Table.from_arrays(arrays, names=[str(c) for c in table.columns]), path)
+            return path
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            path = path.with_suffix(".csv")
+    table.to_csv(path, index=False)
+    return path
 
 
 def leaf_paths(node, prefix=()):
@@ -188,8 +255,16 @@ def apply_json(document, path, value):
 # -- the commands -----------------------------------------------------------------------------
 
 
-def command(target: str, run: dict, d: Path, corrupted: Path | None):
-    """argv, outputs and the checker of a successful run, for each fuzzed input."""
+def command(target: str, run: dict, d: Path, corrupted: Path | None, engine: list | None = None):
+    """argv, outputs and the checker of a successful run, for each fuzzed input.
+
+    ``engine`` (``--engine ...`` and its options) is added to the stage's arguments.
+    """
+    name, argv, outputs, check = _command(target, run, d, corrupted)
+    return name, [*argv, *(engine or [])], outputs, check
+
+
+def _command(target: str, run: dict, d: Path, corrupted: Path | None):
     if target == "mock":
         return (
             "clustering",
@@ -290,15 +365,53 @@ def check_classify_source(d):
         assert _finite_in(out[columns].to_numpy(dtype="float64"), 0, 1)
 
 
+class Hang(BaseException):
+    """A command still running after HANG_SECONDS (a BaseException: no ``except Exception`` in
+    the command takes it for an error of its own)."""
+
+
+def _hang(signum, frame):
+    raise Hang(f"no answer after {HANG_SECONDS} s")
+
+
+@contextlib.contextmanager
+def private_tmpdir(d: Path):
+    """TMPDIR (and the ``tempfile`` module's cached copy of it) set to a fresh ``d/tmp``."""
+    tmp = d / "tmp"
+    tmp.mkdir()
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(tmp), str(tmp)
+    try:
+        yield tmp
+    finally:
+        if saved[0] is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved[1]
+
+
 def run_and_judge(name, argv, outputs, check, d: Path):
+    """Run the command in-process and check the invariant; returns its exit status and stderr."""
     from threadpoolctl import threadpool_limits
 
     err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), threadpool_limits(1):
-        try:
-            code = tool(name)([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
+    previous = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(HANG_SECONDS)
+    try:
+        with (
+            private_tmpdir(d) as tmp,
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(out),
+            threadpool_limits(1),
+        ):
+            try:
+                code = tool(name)([str(a) for a in argv])
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     stderr = err.getvalue()
     hypothesis.event(f"{name}: exit {code}")
     assert "Traceback" not in stderr, stderr
@@ -311,6 +424,9 @@ def run_and_judge(name, argv, outputs, check, d: Path):
         if check is not None:
             check(d)
     assert not leftovers(d), leftovers(d)
+    left_in_tmp = sorted(p.name for p in tmp.iterdir())
+    assert not left_in_tmp, f"left in TMPDIR: {left_in_tmp} (exit {code}: {stderr})"
+    shutil.rmtree(tmp)
     return code, stderr
 
 
@@ -322,21 +438,122 @@ TABLE_TARGETS = {
     "s2": "s2_table",
     "s3": "s3_table",
 }
+#: The inputs each engine reads in batches (the others it reads whole, as in memory).
+ENGINE_TARGETS = {"streaming": ["mock", "s1", "s2", "s3"], "dask": ["mock", "s2", "s3"]}
 
 
+def corrupted_table_example(data, targets, engine: str, d: Path):
+    """Draw a target and its corruption, write it (CSV or Parquet) in ``d``.
+
+    Returns the target, the corrupted file and the engine's options.
+    """
+    run = valid_run()
+    target = data.draw(st.sampled_from(targets), label="target")
+    table = run[TABLE_TARGETS[target]]
+    operations = data.draw(table_corruption(list(table.columns), len(table)), label="operations")
+    suffix = data.draw(st.sampled_from([".csv", ".parquet"]), label="format")
+    corrupted = write_table(apply_table(table, operations), d / f"input{suffix}")
+    options = []
+    if engine != "memory":
+        options = ["--engine", engine, "--batch-rows", data.draw(st.sampled_from([40, 1000]), label="batch rows")]
+    if engine == "dask":
+        options += ["--scheduler", dask_scheduler()]
+    return target, corrupted, options
+
+
+#: The tables whose contents the engines must give as the in-memory run does.
+MAIN_OUTPUTS = {"master": ["out/uniquely_classified.csv", "out/ambiguous_classification.csv"]}
+
+
+def run_quietly(name, argv) -> int:
+    """The exit status of a command, its messages discarded (the in-memory reference run)."""
+    from threadpoolctl import threadpool_limits
+
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()), threadpool_limits(1):
+        try:
+            return tool(name)([str(a) for a in argv])
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 1
+
+
+def judge_engine(data, engine: str, d: Path):
+    """The invariant for ``engine``, and agreement with the in-memory engine on the same
+    file: what memory refuses (exit 2) the engine refuses too, and where both succeed
+    their tables are equal. (An engine may refuse what memory takes, e.g. an unsorted
+    stage-4 input, if it says so cleanly.)"""
+    run = valid_run()
+    target, corrupted, options = corrupted_table_example(data, ENGINE_TARGETS[engine], engine, d)
+    with tempfile.TemporaryDirectory(dir=RUN_DIR) as other:
+        memory = Path(other)
+        name, argv, _, _ = command(target, run, memory, corrupted)
+        with private_tmpdir(memory):
+            memory_code = run_quietly(name, argv)
+        code, stderr = run_and_judge(*command(target, run, d, corrupted, options), d)
+        if memory_code == 2:
+            assert code == 2, (
+                f"--engine {engine} exit {code} where --engine memory refuses the input (exit 2): {stderr}"
+            )
+        if memory_code == 0 and code == 0:
+            for output in MAIN_OUTPUTS.get(name, ["o.csv"]):
+                pd.testing.assert_frame_equal(
+                    pd.read_csv(d / output), pd.read_csv(memory / output), check_dtype=False, obj=f"{output} ({engine})"
+                )
+
+
+@budget("tables")
 @given(data=st.data())
 def test_corrupted_tables_never_crash(data):
     run = valid_run()
-    target = data.draw(st.sampled_from(sorted(TABLE_TARGETS)), label="target")
-    table = run[TABLE_TARGETS[target]]
-    operations = data.draw(table_corruption(list(table.columns), len(table)), label="operations")
     with tempfile.TemporaryDirectory(dir=RUN_DIR) as directory:
         d = Path(directory)
-        corrupted = d / "input.csv"
-        apply_table(table, operations).to_csv(corrupted, index=False)
+        target, corrupted, _ = corrupted_table_example(data, sorted(TABLE_TARGETS), "memory", d)
         run_and_judge(*command(target, run, d, corrupted), d)
 
 
+@budget("streaming")
+@given(data=st.data())
+def test_streaming_engine_never_crashes(data):
+    with tempfile.TemporaryDirectory(dir=RUN_DIR) as directory:
+        judge_engine(data, "streaming", Path(directory))
+
+
+_DASK: dict = {}
+
+
+def dask_scheduler() -> str:
+    """The address of one local Dask cluster for the session (closed at exit): a cluster
+    per example would cost seconds each. Its workers' TMPDIR is a folder of RUN_DIR,
+    checked after each example."""
+    if not _DASK:
+        from distributed import LocalCluster
+
+        tmp = RUN_DIR / "dask-workers-tmp"
+        tmp.mkdir(exist_ok=True)
+        saved = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = str(tmp)  # the worker processes inherit it
+        try:
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+        finally:
+            if saved is None:
+                del os.environ["TMPDIR"]
+            else:
+                os.environ["TMPDIR"] = saved
+        atexit.register(cluster.close)
+        _DASK.update(cluster=cluster, tmp=tmp)
+    return _DASK["cluster"].scheduler_address
+
+
+@budget("dask")
+@given(data=st.data())
+def test_dask_engine_never_crashes(data):
+    pytest.importorskip("distributed")
+    with tempfile.TemporaryDirectory(dir=RUN_DIR) as directory:
+        judge_engine(data, "dask", Path(directory))
+    left = sorted(p.name for p in _DASK["tmp"].iterdir() if p.name.startswith(".xrayclass"))
+    assert not left, f"left in the Dask workers' TMPDIR: {left}"
+
+
+@budget("artifacts")
 @given(data=st.data())
 def test_corrupted_artifacts_never_crash(data):
     run = valid_run()
@@ -349,3 +566,61 @@ def test_corrupted_artifacts_never_crash(data):
         corrupted = d / f"{kind}.json"
         corrupted.write_text(json.dumps(apply_json(document, path, value)))
         run_and_judge(*artifact_command(kind, run, d, corrupted), d)
+
+
+@budget("feature_sets")
+@given(spec=fuzz_inputs.feature_set_file())
+def test_feature_set_files_never_crash(spec):
+    """A feature-set file through stage 1 and, when stage 1 takes it, stages 2 and 3."""
+    run = valid_run()
+    with tempfile.TemporaryDirectory(dir=RUN_DIR) as directory:
+        d = Path(directory)
+        features = fuzz_inputs.write_feature_set(spec, d)
+        name, argv, outputs, check = command("mock", run, d, run["mock"])
+        code, _ = run_and_judge(name, [*argv, "--features", features], outputs, check, d)
+        if code:
+            return
+        stage1, model = d / "s1.csv", d / "s1_model.json"
+        (d / "o.csv").rename(stage1)
+        (d / "m.json").rename(model)
+        name, argv, outputs, check = command("s1", run, d, stage1)
+        run_and_judge(name, argv, outputs, check, d)
+        crossmatched = d / "s2.csv"
+        (d / "o.csv").rename(crossmatched)
+        name, argv, outputs, check = command("s2", run, d, crossmatched)
+        run_and_judge(name, [*argv, "--features", features, "--model", model], outputs, check, d)
+
+
+@budget("labels")
+@given(data=st.data())
+def test_label_files_never_crash(data):
+    """Label files to stage 3: the invariant, times as times, and the latest label wins."""
+    run = valid_run()
+    names = sorted(run["s2_table"]["name"].astype(str).unique())[:6]
+    zoned = data.draw(st.sampled_from(fuzz_inputs.ZONED), label="zoned")
+    hostile = data.draw(st.booleans(), label="hostile")
+    files = data.draw(
+        st.lists(fuzz_inputs.label_file(names, zoned, hostile), min_size=1, max_size=2), label="label files"
+    )
+    with tempfile.TemporaryDirectory(dir=RUN_DIR) as directory:
+        d = Path(directory)
+        labels = []
+        for i, spec in enumerate(files):
+            labels += ["--labels", fuzz_inputs.write_labels(spec, d / f"labels{i}.csv")]
+        name, argv, outputs, check = command("s2", run, d, run["s2"])
+        code, stderr = run_and_judge(name, [*argv, *labels], outputs, check, d)
+        bad = fuzz_inputs.bad_times(files)
+        assert not (code == 0 and bad), f"times that are not ISO 8601 accepted: {bad}"
+        expected = fuzz_inputs.expected_labels(files)
+        if code or expected is None:
+            return
+        result = pd.read_csv(d / "o.csv")
+        # The same run with one file holding only the labels that must win.
+        with tempfile.TemporaryDirectory(dir=RUN_DIR) as other:
+            e = Path(other)
+            resolved = e / "resolved.csv"
+            expected.to_csv(resolved, index=False)
+            name, argv, outputs, check = command("s2", run, e, run["s2"])
+            code, stderr = run_and_judge(name, [*argv, "--labels", resolved], outputs, check, e)
+            assert code == 0, stderr
+            pd.testing.assert_frame_equal(result, pd.read_csv(e / "o.csv"))
