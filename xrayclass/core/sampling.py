@@ -1,10 +1,16 @@
-"""Seeded subsamples: the rows an estimate is made on when a catalog is large."""
+"""Seeded subsamples, and the order of rows set by their content.
+
+Every seeded step that picks rows by position (folds, subsamples, a k-means start) is
+run on rows put in :func:`content_order` first, so that the same rows in another order
+give the same answer.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["seeded_subsample"]
+__all__ = ["content_order", "seeded_subsample"]
 
 
 def seeded_subsample(n_rows: int, size: int | None, random_state: int | None) -> np.ndarray:
@@ -16,3 +22,46 @@ def seeded_subsample(n_rows: int, size: int | None, random_state: int | None) ->
     if size is None or n_rows <= size:
         return np.arange(n_rows)
     return np.sort(np.random.default_rng(random_state).choice(n_rows, size=size, replace=False))
+
+
+def content_order(table: pd.DataFrame, tiebreak: pd.DataFrame | None = None) -> np.ndarray:
+    """Positions of ``table``'s rows in an order set by their values alone.
+
+    The rows are ordered by a 64-bit hash of their values (pandas'
+    ``hash_pandas_object``, which reads floats by value: ``-0.0`` as ``0.0``). Rows of
+    the same hash are ordered by the values of ``tiebreak`` (the same rows), then keep
+    their relative order only where ``table`` and ``tiebreak`` hold the same values for
+    them: the rows come in the same order whatever order they came in, up to the order of
+    identical rows, which cannot change a result computed from those values. Two
+    different rows of the same hash (a collision, about one chance in 10^7 among a
+    million rows) are ordered by their values.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The values that make each row what it is for the computation that follows
+        (e.g. its features, label, cluster); the index is ignored.
+    tiebreak : pandas.DataFrame, optional
+        More values of the same rows that only order rows equal in ``table`` (so that
+        adding them does not move any other row).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``table.iloc[content_order(table)]`` is in the content order.
+    """
+    hashes = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    tied = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if not len(tied):
+        return order
+    values = table if tiebreak is None else pd.concat([table, tiebreak.set_axis(table.index)], axis=1)
+    # Neighbours of equal hash must be equal rows (a run of them then is, by transitivity).
+    first = values.take(order[tied]).reset_index(drop=True)
+    second = values.take(order[tied + 1]).reset_index(drop=True)
+    if (first.eq(second) | (first.isna() & second.isna())).to_numpy().all():
+        return order
+    # Different rows of one hash: their values break the ties (each column by its sorted codes).
+    codes = [pd.factorize(values.iloc[:, j], sort=True)[0] for j in reversed(range(values.shape[1]))]
+    return np.lexsort([*codes, hashes])
