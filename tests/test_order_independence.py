@@ -164,3 +164,54 @@ def test_dask_stage3_answers_do_not_depend_on_the_row_order(stage2, in_order, ch
         **options,
     )
     assert_same_answers(in_order(choice), tmp_path)
+
+
+# -- stage 1 --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detections(tmp_path_factory):
+    """SYNTHETIC mock detections with a probe column, and a shuffled copy as Parquet."""
+    table, _ = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(3_000, 23), strict=False))
+    table[PROBE] = np.arange(len(table))
+    folder = tmp_path_factory.mktemp("order_stage1")
+    shuffled = table.iloc[np.random.default_rng(3).permutation(len(table))].reset_index(drop=True)
+    write_table(shuffled, folder / "synthetic_shuffled.parquet")
+    return table, folder
+
+
+def assert_same_clusters(expected, got, got_model, expected_model):
+    """Stage 1's clusters row by row identical, memberships within 1e-12, the mixtures identical."""
+    first = expected.sort_values(PROBE, ignore_index=True)
+    second = got.sort_values(PROBE, ignore_index=True)
+    memberships = [c for c in first.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(second[memberships], first[memberships], rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(second.drop(columns=memberships), first.drop(columns=memberships), check_exact=True)
+    assert got_model.to_dict()["mixture"] == expected_model.to_dict()["mixture"]
+
+
+@pytest.mark.parametrize("fit_sample", [None, 900])
+def test_stage1_clusters_do_not_depend_on_the_row_order(detections, fit_sample, tmp_path):
+    """In memory, with every row fitted and with a subsample; streamed and on Dask, from a shuffled file."""
+    from xrayclass.engine.clustering import cluster_file
+
+    table, folder = detections
+    expected, expected_model = cluster_detections(table, fit_sample=fit_sample)
+    for seed in SHUFFLES:
+        shuffled = table.iloc[np.random.default_rng(seed).permutation(len(table))].reset_index(drop=True)
+        assert_same_clusters(expected, *cluster_detections(shuffled, fit_sample=fit_sample), expected_model)
+    # The engines' files against the in-memory table written the same way.
+    write_table(expected, tmp_path / "memory.csv")
+    expected = read_table(tmp_path / "memory.csv")
+    source = folder / "synthetic_shuffled.parquet"
+    streamed_model, _ = cluster_file(
+        source, tmp_path / "streamed.csv", tmp_path / "streamed.json", 6, 42, fit_sample, batch_rows=613
+    )
+    assert_same_clusters(expected, read_table(tmp_path / "streamed.csv"), expected_model, streamed_model)
+    pytest.importorskip("distributed")
+    from xrayclass.engine.dask import cluster_dataset
+
+    dask_model, _ = cluster_dataset(
+        source, tmp_path / "dask.csv", tmp_path / "dask.json", 6, 42, fit_sample, workers=2, processes=False
+    )
+    assert_same_clusters(expected, read_table(tmp_path / "dask.csv"), expected_model, dask_model)

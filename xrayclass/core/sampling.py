@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["content_order", "seeded_subsample"]
+__all__ = ["ContentSample", "content_order", "content_sample", "seeded_subsample"]
 
 
 def seeded_subsample(n_rows: int, size: int | None, random_state: int | None) -> np.ndarray:
@@ -65,3 +65,63 @@ def content_order(table: pd.DataFrame, tiebreak: pd.DataFrame | None = None) -> 
     # Different rows of one hash: their values break the ties (each column by its sorted codes).
     codes = [pd.factorize(values.iloc[:, j], sort=True)[0] for j in reversed(range(values.shape[1]))]
     return np.lexsort([*codes, hashes])
+
+
+#: The column that carries the seed into the hash of :func:`content_sample` (its name is
+#: never read: rows are hashed by the positions of their columns).
+_SEED = "xrayclass.seed"
+
+
+def _seeded(table: pd.DataFrame, random_state: int | None) -> pd.DataFrame:
+    seed = -1 if random_state is None else int(random_state)
+    return table.reset_index(drop=True).assign(**{_SEED: np.full(len(table), seed, dtype=np.int64)})
+
+
+def content_sample(table: pd.DataFrame, size: int | None, random_state: int | None) -> np.ndarray:
+    """Positions of ``size`` rows of ``table`` chosen by their values, in the content order.
+
+    The first ``size`` rows of :func:`content_order` of the rows with the seed as one more
+    value (``None``: as -1): another seed, other rows and another order; the same rows in
+    another order, the same rows in the same order. All rows, in that order, when
+    ``size`` is None or at least the number of rows.
+    """
+    order = content_order(_seeded(table, random_state))
+    return order if size is None else order[:size]
+
+
+class ContentSample:
+    """:func:`content_sample` of a table given batch by batch, holding about ``2 size`` rows.
+
+    The batches are kept until they hold twice ``size`` rows, then only the rows whose
+    hash is among the ``size`` smallest (and any that tie with the last of them);
+    :meth:`rows` is ``table.take(content_sample(table, size, random_state))`` of the
+    whole table, whatever its batches.
+    """
+
+    def __init__(self, size: int | None, random_state: int | None) -> None:
+        self.size, self.random_state = size, random_state
+        self._rows: list[pd.DataFrame] = []
+        self._hashes: list[np.ndarray] = []
+        self._count = 0
+
+    def add(self, batch: pd.DataFrame) -> None:
+        self._rows.append(batch.reset_index(drop=True))
+        self._hashes.append(pd.util.hash_pandas_object(_seeded(batch, self.random_state), index=False).to_numpy())
+        self._count += len(batch)
+        if self.size is not None and self._count > 2 * self.size:
+            self._keep_smallest()
+
+    def _keep_smallest(self) -> None:
+        rows, hashes = pd.concat(self._rows, ignore_index=True), np.concatenate(self._hashes)
+        if self.size is not None and len(hashes) > self.size:
+            kept = hashes <= np.partition(hashes, self.size - 1)[self.size - 1]
+            rows, hashes = rows.loc[kept].reset_index(drop=True), hashes[kept]
+        self._rows, self._hashes, self._count = [rows], [hashes], len(hashes)
+
+    def rows(self) -> pd.DataFrame | None:
+        """The chosen rows in the content order (None when no batch was added)."""
+        if not self._rows:
+            return None
+        self._keep_smallest()
+        rows = self._rows[0]
+        return rows.take(content_sample(rows, self.size, self.random_state)).reset_index(drop=True)
