@@ -129,7 +129,7 @@ def test_model_describes_the_frozen_clusters_stage3_used(frozen_run, crossmatch_
         f"real sample, earlier run's clusters: training agreement {provenance['agreement']:.4f}; "
         f"stage-3 detections: same cluster {same_cluster:.4f}, same class {same_class:.4f}"
     )
-    # Far better than the stage-1 mixture (about 10% and 40%, README); not exact.
+    # Far better than the stage-1 mixture (about 15% and 42%, README); not exact.
     assert same_cluster > 0.5 and same_class > 0.7
 
 
