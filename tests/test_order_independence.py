@@ -231,3 +231,23 @@ def test_the_yardstick_subsample_does_not_depend_on_the_row_order(stage2, monkey
     _, got = classify_detections(shuffled, explain=False)
     assert expected.census is not None and expected.census["references"] > 150
     np.testing.assert_array_equal(got.outlier_quantiles, expected.outlier_quantiles)
+
+
+def test_content_order_orders_equal_hashes_by_the_tiebreak_and_keeps_identical_rows_together():
+    """Rows equal in the hashed values (here: repeated) come in one order, set by the tiebreak values."""
+    from xrayclass.core.sampling import content_order
+
+    rng = np.random.default_rng(0)
+    values = pd.DataFrame({"x": rng.integers(0, 3, 60).astype(float), "type": rng.choice(["AGN", "QSO"], 60)})
+    sources = pd.DataFrame({"source": rng.choice(["SYNTHETIC J1", "SYNTHETIC J2", "SYNTHETIC J3"], 60)})
+    both = pd.concat([values, sources], axis=1)
+    expected = both.take(content_order(values, sources)).reset_index(drop=True)
+    for seed in range(5):
+        permutation = np.random.default_rng(seed).permutation(60)
+        shuffled_values = values.take(permutation).reset_index(drop=True)
+        shuffled_sources = sources.take(permutation).reset_index(drop=True)
+        got = both.take(permutation).reset_index(drop=True).take(content_order(shuffled_values, shuffled_sources))
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+    # Without a tiebreak, the order of the hashed values is the same (the tiebreak only breaks ties).
+    without = values.take(content_order(values)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(expected[["x", "type"]], without)

@@ -33,7 +33,7 @@ def content_order(table: pd.DataFrame, tiebreak: pd.DataFrame | None = None) -> 
     their relative order only where ``table`` and ``tiebreak`` hold the same values for
     them: the rows come in the same order whatever order they came in, up to the order of
     identical rows, which cannot change a result computed from those values. Two
-    different rows of the same hash (a collision, about one chance in 10^7 among a
+    different rows of the same hash (a collision, about 3 chances in 10^8 among a
     million rows) are ordered by their values.
 
     Parameters
