@@ -5,14 +5,9 @@ method and choice that changes what is fitted, in memory and with the streaming 
 engines; the outputs, put back in one order, must agree:
 
 * classes, outlier measures, percentiles and flags, ``driven_by`` and the probability
-  tracks (all from the naive Bayes model, whose seeded tuning now runs on the
-  references in the order of their content) and every other column: **identical**;
-* the ten class probabilities: identical for naive Bayes, and within 1e-10 for
-  Mahalanobis, whose means and covariances are summed in the table's order as the
-  published code sums them: another order changes their last bits, by up to 6e-13 in a
-  probability on the paper's sample and 2e-13 on this mock with the paper's scoring, and
-  5e-12 on this mock with the Gaussian one (its log-determinants and the differences of
-  log-densities it exponentiates carry the change further);
+  tracks and every other column: **identical**;
+* the ten class probabilities: identical too (the Mahalanobis means and covariances are
+  summed over the references in the content order as well);
 * the classifier's naive Bayes model, outlier yardstick and calibration: identical.
 """
 
@@ -108,7 +103,7 @@ def assert_same_answers(expected, got):
     first = read_table(expected / "detections.csv").sort_values(PROBE, ignore_index=True)
     second = read_table(got / "detections.csv").sort_values(PROBE, ignore_index=True)
     probabilities = [c for c in CLASSES if c in first.columns]
-    np.testing.assert_allclose(second[probabilities], first[probabilities], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(second[probabilities], first[probabilities], rtol=0, atol=0)
     pd.testing.assert_frame_equal(
         second.drop(columns=probabilities), first.drop(columns=probabilities), check_exact=True
     )

@@ -430,11 +430,9 @@ def fit_classifier(
     taken as already read as the paper's names.
 
     Everything seeded (the naive Bayes tuning, the outlier yardstick's subsample, the
-    calibration folds) runs on the references in the order of their content, so the
-    model does not depend on the order of ``table``'s rows but for the last bits of the
-    Mahalanobis means and covariances, summed in the table's order as the published code
-    sums them. Returns the model and the references' preprocessed features, in the
-    content order.
+    calibration folds) and the Mahalanobis sums run on the references in the order of
+    their content, so the model does not depend on the order of ``table``'s rows. Returns
+    the model and the references' preprocessed features, in the content order.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -454,20 +452,6 @@ def fit_classifier(
     X = scaler.transform(table.loc[is_reference, list(feature_set.features)].to_numpy(dtype="float64"))
     # Fixed-width text: the estimators' label checks sort these, far faster than objects.
     reference_types, reference_clusters = types[is_reference].astype(str), clusters[is_reference]
-    # The two classifiers are fitted at once, the Mahalanobis references on a second
-    # thread (each fit is the same alone; NumPy's loops release the GIL). These in the
-    # table's order, as the published code sums them: the order changes the last bits
-    # of the means and covariances (up to 1e-12 in a probability), and in it the
-    # published arithmetic is kept to the bit.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-fit")
-    fitting = pool.submit(
-        ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit,
-        X,
-        reference_types,
-        reference_clusters,
-        all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
-    )
-    pool.shutdown(wait=False)
     if location:
         reference_latitude = (
             absolute_galactic_latitude(table.loc[is_reference, ["ra", "dec"]])
@@ -478,13 +462,25 @@ def fit_classifier(
     else:
         X_nb = X
     sources = table.loc[is_reference, NAME].to_numpy(dtype=object) if calibrate else None
-    # Everything seeded runs on the references in the order of their content, not the
-    # table's: the naive Bayes tuning folds and subsample, the yardstick's subsample and
-    # the calibration folds then depend on which references there are, not on their order.
+    # Every fit runs on the references in the order of their content, not the table's:
+    # the naive Bayes tuning folds and subsample, the yardstick's subsample, the
+    # calibration folds and the sums of the Mahalanobis means and covariances then depend
+    # on which references there are, not on their order.
     order = _reference_order(X_nb, reference_types, reference_clusters, sources)
     X, X_nb = X[order], X_nb[order]
     reference_types, reference_clusters = reference_types[order], reference_clusters[order]
     sources = None if sources is None else sources[order]
+    # The two classifiers are fitted at once, the Mahalanobis references on a second
+    # thread (each fit is the same alone; NumPy's loops release the GIL).
+    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-fit")
+    fitting = pool.submit(
+        ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit,
+        X,
+        reference_types,
+        reference_clusters,
+        all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
+    )
+    pool.shutdown(wait=False)
     naive_bayes = NaiveBayesClassifier(
         categories=naive_bayes_categories(location, feature_set),
         feature_names=[*feature_set.features, LOCATION_FEATURE][: X_nb.shape[1]],
