@@ -64,7 +64,7 @@ def main():
         },
     ]
     for size in (int(s) for s in args.samples.split(",")):
-        clusters, seconds = fit(fit_rows(len(X), size, args.seed), args.seed)
+        clusters, seconds = fit(fit_rows(X, size, args.seed), args.seed)
         rows.append(
             {"fit_sample": size, "fit_seconds": seconds, "agreement_with_full_fit": cluster_agreement(full, clusters)}
         )

@@ -467,6 +467,26 @@ def _only_references(table):
     return table
 
 
+def references_of_sources(n_sources):
+    """Keep the SIMBAD classes of the ``n_sources`` sources with the most references; the rest unmatched."""
+
+    def change(table):
+        reference = table["main_type"].isin(CLASSES)
+        kept = table.loc[reference, "name"].value_counts(sort=True).index[:n_sources]
+        table.loc[reference & ~table["name"].isin(kept), "main_type"] = "NaN"
+        return table
+
+    return change
+
+
+def _one_reference_per_source(table):
+    """Three references, each of another class and source: no class has three."""
+    reference = table["main_type"].isin(CLASSES)
+    first = table.loc[reference].drop_duplicates("main_type").drop_duplicates("name").head(3).index
+    table.loc[reference & ~table.index.isin(first), "main_type"] = "NaN"
+    return table
+
+
 N_MOCK = 600
 
 
@@ -1252,6 +1272,41 @@ CASES += [
         check=figure_drawn("2CXO J" + "1234567890" * 29 + "1234"),
     ),
     Case("analysis-figures-tables-of-two-runs", "analysis", figures_run(unmatched=True), 2, "no detection"),
+    # Issue 22, order: calibration folds that cannot be made, tuning folds on too few references.
+    Case("s3-calibrate-two-sources", "classification", s3(references_of_sources(2), ["--calibrate"]), 2, "2 sources"),
+    Case(
+        "s3-calibrate-two-sources-naive-bayes",
+        "classification",
+        s3(references_of_sources(2), ["--calibrate", "--method", "naive-bayes"]),
+        2,
+        "2 sources",
+    ),
+    Case(
+        "s3-calibrate-two-sources-streaming",
+        "classification",
+        s3(references_of_sources(2), ["--calibrate", "--engine", "streaming"]),
+        2,
+        "2 sources",
+    ),
+    Case(
+        "s3-calibrate-no-class-of-three",
+        "classification",
+        s3(_one_reference_per_source, ["--calibrate"]),
+        2,
+        "no class has 3 references",
+    ),
+    Case(
+        "s3-two-references",
+        "classification",
+        s3(lambda t: _one_reference_per_source(t).pipe(references_of_sources(2))),
+        0,
+    ),
+    Case(
+        "s3-two-references-naive-bayes",
+        "classification",
+        s3(lambda t: _one_reference_per_source(t).pipe(references_of_sources(2)), ["--method", "naive-bayes"]),
+        0,
+    ),
 ]
 
 

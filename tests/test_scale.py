@@ -48,7 +48,7 @@ def test_subsampled_fit_equals_a_fit_on_that_subsample(mock):
     complete, _ = complete_rows(table)
     features = table.loc[complete, list(FEATURES)].to_numpy(dtype="float64")
     scaler = LogMinMaxScaler().fit(features)
-    rows = fit_rows(len(features), 3000, 5)
+    rows = fit_rows(features, 3000, 5)
     mixture = fit_mixture(scaler.transform(features[rows]), random_state=5)
     clusters, probabilities = ClusteringModel(scaler, mixture).assign(pd.DataFrame(features, columns=FEATURES))
     np.testing.assert_array_equal(subsampled["cluster"], clusters)

@@ -18,6 +18,8 @@ import numpy as np
 import scipy.optimize
 from sklearn.model_selection import StratifiedGroupKFold
 
+from xrayclass.exceptions import InputError
+
 __all__ = [
     "LOG_TEMPERATURE_BOUNDS",
     "N_BINS",
@@ -160,8 +162,26 @@ def out_of_fold_probabilities(
     ``fit_predict(train_index, test_index)`` returns the probabilities of the test rows
     from a model fitted on the train rows. The folds keep each group (source) whole
     and are stratified by label as far as the groups allow.
+
+    Raises
+    ------
+    InputError
+        When the rows cannot make ``n_folds`` such folds: fewer groups than folds, or no
+        label with as many rows as folds.
     """
+    import pandas as pd
+
     labels = np.asarray(labels)
+    n_groups = len(pd.unique(pd.Series(np.asarray(groups))))
+    if n_groups < n_folds:
+        raise InputError(
+            f"cannot calibrate: the references come from {n_groups} source{'s' if n_groups != 1 else ''}, "
+            f"and the {n_folds} calibration folds keep each source whole (at least {n_folds} sources are needed)"
+        )
+    if not len(labels) or pd.Series(labels).value_counts().iloc[0] < n_folds:
+        raise InputError(
+            f"cannot calibrate: no class has {n_folds} references, one for each of the {n_folds} calibration folds"
+        )
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         # Rare classes with fewer rows than folds are expected; they go where they can.

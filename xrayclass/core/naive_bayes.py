@@ -315,7 +315,8 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         self.equal_weight_score_ = np.nan
         if self.alpha is not None:
             self.alpha_ = {name: float(self.alpha[name]) for name in self.categories_}
-        elif self.tune and len(self.categories_) > 1:
+        elif self.tune and len(self.categories_) > 1 and len(X) >= self.n_folds:
+            # Fewer rows than folds cannot be split: the weights stay equal, untuned.
             rows = seeded_subsample(len(X), self.tune_sample, self.random_state)
             self.alpha_ = self._tune(index[rows], codes[rows], y[rows])
         else:

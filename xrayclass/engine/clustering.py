@@ -9,7 +9,7 @@ set by the batch size and the fit subsample, not by N:
    (the shifts);
 2. the range of each rescaled feature, and the features of the rows the mixture is
    fitted on: the same rows :func:`~xrayclass.stages.clustering.fit_rows` picks among
-   the complete rows, so the mixture is the in-memory one;
+   the complete rows (by their values), in its order, so the mixture is the in-memory one;
 3. assign each batch with the fitted model and write it
    (:class:`~xrayclass.io.streaming.BatchWriter`).
 
@@ -30,6 +30,7 @@ import pandas as pd
 from xrayclass.constants import CLUSTER, NAME, OBSID
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
+from xrayclass.core.sampling import ContentSample
 from xrayclass.engine.streaming import StreamedScaler
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions, position_error
@@ -45,7 +46,6 @@ from xrayclass.stages import clustering as stage1
 from xrayclass.stages.clustering import (
     FIT_SAMPLE,
     ClusteringModel,
-    fit_rows,
     probability_columns,
 )
 
@@ -262,20 +262,19 @@ def fit_clustering_file(
     streamed.set_shifts()
 
     # Pass 2: ranges, and the fit rows (indices among the complete rows, as in memory).
-    rows = fit_rows(census.n_kept, fit_sample, random_state)
+    chosen = ContentSample(fit_sample, random_state)  # the rows fit_rows picks, in its order
     wanted = ["ra", "dec", *feature_set.raw_columns, *feature_set.features]
-    chosen, seen = [], 0
     for batch in iter_batches(path, wanted, batch_rows, source):
         with input_files(path):
             prepared, complete, _ = _features_of(batch, feature_set, n_components)
         features = prepared.loc[complete, list(feature_set.features)].to_numpy(dtype="float64")
         streamed.add_ranges(features)
-        low, high = np.searchsorted(rows, [seen, seen + len(features)])
-        chosen.append(features[rows[low:high] - seen])
-        seen += len(features)
+        chosen.add(pd.DataFrame(features, copy=False))
     scaler = streamed.fitted()
-    X = scaler.transform(np.concatenate(chosen))
-    del chosen
+    fitted = chosen.rows()
+    assert fitted is not None  # pass 1 found complete rows
+    X = scaler.transform(fitted.to_numpy())
+    del chosen, fitted
     model = stage1.fit_model(
         X, scaler, n_components, random_state, fit_sample, feature_set, census.n_total, census.n_kept
     )

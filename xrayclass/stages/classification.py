@@ -32,7 +32,7 @@ from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import map_chunks
-from xrayclass.core.sampling import seeded_subsample
+from xrayclass.core.sampling import content_order, seeded_subsample
 from xrayclass.core.taxonomy import normalize_types
 from xrayclass.io.tables import InputError
 from xrayclass.stages.classification_input import (
@@ -428,6 +428,11 @@ def fit_classifier(
     :func:`absolute_galactic_latitude` of ``table``'s rows when the caller has it already;
     ``roles`` likewise :func:`detection_roles` of its rows, whose ``main_type`` is then
     taken as already read as the paper's names.
+
+    Everything seeded (the naive Bayes tuning, the outlier yardstick's subsample, the
+    calibration folds) and the Mahalanobis sums run on the references in the order of
+    their content, so the model does not depend on the order of ``table``'s rows. Returns
+    the model and the references' preprocessed features, in the content order.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -447,6 +452,24 @@ def fit_classifier(
     X = scaler.transform(table.loc[is_reference, list(feature_set.features)].to_numpy(dtype="float64"))
     # Fixed-width text: the estimators' label checks sort these, far faster than objects.
     reference_types, reference_clusters = types[is_reference].astype(str), clusters[is_reference]
+    if location:
+        reference_latitude = (
+            absolute_galactic_latitude(table.loc[is_reference, ["ra", "dec"]])
+            if latitude is None
+            else np.asarray(latitude)[is_reference]
+        )
+        X_nb = np.column_stack([X, reference_latitude])
+    else:
+        X_nb = X
+    sources = table.loc[is_reference, NAME].to_numpy(dtype=object) if calibrate else None
+    # Every fit runs on the references in the order of their content, not the table's:
+    # the naive Bayes tuning folds and subsample, the yardstick's subsample, the
+    # calibration folds and the sums of the Mahalanobis means and covariances then depend
+    # on which references there are, not on their order.
+    order = _reference_order(X_nb, reference_types, reference_clusters, sources)
+    X, X_nb = X[order], X_nb[order]
+    reference_types, reference_clusters = reference_types[order], reference_clusters[order]
+    sources = None if sources is None else sources[order]
     # The two classifiers are fitted at once, the Mahalanobis references on a second
     # thread (each fit is the same alone; NumPy's loops release the GIL).
     pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-fit")
@@ -458,15 +481,6 @@ def fit_classifier(
         all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
     pool.shutdown(wait=False)
-    if location:
-        reference_latitude = (
-            absolute_galactic_latitude(table.loc[is_reference, ["ra", "dec"]])
-            if latitude is None
-            else np.asarray(latitude)[is_reference]
-        )
-        X_nb = np.column_stack([X, reference_latitude])
-    else:
-        X_nb = X
     naive_bayes = NaiveBayesClassifier(
         categories=naive_bayes_categories(location, feature_set),
         feature_names=[*feature_set.features, LOCATION_FEATURE][: X_nb.shape[1]],
@@ -485,18 +499,33 @@ def fit_classifier(
         scaler, references, naive_bayes, quantiles, location, method, tuple(uninformative), feature_set=feature_set
     )
     if calibrate:
+        assert sources is not None  # read above when calibrating
         model.calibration = fit_calibration(
             model,
             X,
             X_nb,
             reference_types,
             reference_clusters,
-            table.loc[is_reference, NAME].to_numpy(dtype=object),
+            sources,
             min_references,
             score,
             random_state,
         )
     return model, X
+
+
+def _reference_order(
+    X_nb: np.ndarray, types: np.ndarray, clusters: np.ndarray, sources: np.ndarray | None
+) -> np.ndarray:
+    """:func:`~xrayclass.core.sampling.content_order` of the references by what the fits read of them.
+
+    The sources (read for the calibration folds) only order references equal in all
+    else, so that ``--calibrate`` leaves the other fits as they are without it.
+    """
+    content = pd.DataFrame(X_nb, copy=False)
+    content.columns = [f"x{j}" for j in range(X_nb.shape[1])]
+    content["type"], content["cluster"] = types, clusters
+    return content_order(content, None if sources is None else pd.DataFrame({"source": sources}))
 
 
 def fit_calibration(

@@ -23,7 +23,7 @@ from xrayclass.core.mixture import (
 )
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
-from xrayclass.core.sampling import seeded_subsample
+from xrayclass.core.sampling import content_sample
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 __all__ = [
@@ -147,9 +147,14 @@ class ClusteringModel:
         )
 
 
-def fit_rows(n_rows: int, fit_sample: int | None, random_state: int | None) -> np.ndarray:
-    """Indices of the rows the mixture is fitted on: all, or a seeded sorted subsample."""
-    return seeded_subsample(n_rows, fit_sample, random_state)
+def fit_rows(features: np.ndarray, fit_sample: int | None, random_state: int | None) -> np.ndarray:
+    """Positions of the rows of ``features`` the mixture is fitted on, in the order it sees them.
+
+    All rows, or ``fit_sample`` of them, chosen and ordered by their values and the seed
+    (:func:`~xrayclass.core.sampling.content_sample`): the k-means start picks rows by
+    position, so the same detections in another order are fitted in this one order.
+    """
+    return content_sample(pd.DataFrame(features, copy=False), fit_sample, random_state)
 
 
 def fit_model(
@@ -262,7 +267,7 @@ def cluster_detections(
     # The preprocessing uses every detection (ranges and shifts); only the mixture is
     # fitted on a subsample when the catalog is large.
     scaler = feature_set.scaler(log_floor=log_floor).fit(features)
-    rows = fit_rows(len(features), fit_sample, random_state)
+    rows = fit_rows(features, fit_sample, random_state)
     X = scaler.transform(features[rows])
     model = fit_model(X, scaler, n_components, random_state, fit_sample, feature_set, n_total, len(kept))
     clusters, probabilities = model.assign(kept)
