@@ -29,7 +29,7 @@ import pytest
 
 from xrayclass.cli import mock as mock_cli
 from xrayclass.cli import stages as cli
-from xrayclass.constants import CLASSES, FEATURES, RAW_FEATURE_COLUMNS
+from xrayclass.constants import CLASSES, RAW_FEATURE_COLUMNS
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -1490,6 +1490,15 @@ CASES += [
         0,
         check=as_in_memory("classification", ["out.csv"]),
         marks=SLOW,
+    ),
+    # pandas' ISO 8601 mode read these label times, which are not ISO 8601 (make fuzz: '2026-1-1').
+    *(
+        Case(f"labels-time-{kind}", "classification", s3_labels(labels_at(time)), 2, repr(time))
+        for kind, time in (
+            ("not-zero-padded", "2026-1-1"),
+            ("year-alone", "2026"),
+            ("one-digit-minutes", "2026-01-01T05:0"),
+        )
     ),
     # The in-memory stage read a Parquet input without its prob_* columns: K unknown, a 99 passed.
     Case(
