@@ -208,7 +208,7 @@ def _csv_types(path: Path, names: list[str], batch_rows: int, every_column: bool
         for column in names:
             kinds[column].add(chunk[column].dtype.kind)
             dtypes.setdefault(column, chunk[column].dtype)
-    types = {}
+    types: dict[str, Any] = {}
     for column, seen in kinds.items():
         if len(seen) <= 1:
             if every_column and column in dtypes:
@@ -217,7 +217,7 @@ def _csv_types(path: Path, names: list[str], batch_rows: int, every_column: bool
         if seen <= {"i", "u", "f"}:
             types[column] = "float64"
         elif seen <= {"b", "f"} or seen <= {"b", "O"}:
-            types[column] = object  # type: ignore[assignment]
+            types[column] = object
         else:
             types[column] = "str"
     return types
