@@ -168,7 +168,9 @@ def apply_feature_set_edit(document: dict, edit: tuple) -> tuple[dict, str | Non
         if isinstance(parent[path[-1]], list):
             parent[path[-1]] = [*parent[path[-1]], value]
     elif kind == "unknown_key":
-        document[value] = list(document.get("features", []))[:2]
+        # The features as an earlier edit left them (a list, or a value put in their place).
+        features = document.get("features", [])
+        document[value] = list(features)[:2] if isinstance(features, list) else features
     elif kind == "delete":
         del parent[path[-1]]
     elif kind == "duplicate_item":

@@ -19,7 +19,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1306,6 +1306,207 @@ CASES += [
         "classification",
         s3(lambda t: _one_reference_per_source(t).pipe(references_of_sources(2)), ["--method", "naive-bayes"]),
         0,
+    ),
+]
+
+
+# Issue 22, engines found by fuzzing: each engine checks its input as the in-memory stage
+# does (check_detections), with the same functions and messages, and agrees with it.
+
+ENGINES = ("streaming", "dask")
+
+
+def engine_marks(name: str) -> tuple:
+    return SLOW if name == "dask" else ()
+
+
+def one_blank_name(table):
+    """The name of one classified detection blanked (an Unclassified one does not vote)."""
+    table["name"] = table["name"].astype(object)
+    row = int(np.flatnonzero(table["main_type"].to_numpy(dtype=object) != "Unclassified")[0])
+    table.loc[row, "name"] = ""
+    return table
+
+
+def text_in_the_last_row(column):
+    """Text in a numeric pass-through column, in the last row (beyond the head Dask reads types from)."""
+
+    def change(table):
+        table[column] = table[column].astype(object)
+        table.loc[table.index[-1], column] = "abc"
+        return table
+
+    return change
+
+
+def one_blank_flag(table):
+    table["outlier_flag"] = table["outlier_flag"].astype(object)
+    table.loc[len(table) // 2, "outlier_flag"] = None
+    return table
+
+
+def repeated_adjacent(table):
+    """The first detection twice, next to itself (stage 4's engines need the names sorted)."""
+    return pd.concat([table.iloc[:1], table], ignore_index=True)
+
+
+def raw_column_missing_another_out_of_range(table):
+    """References out of range in a raw column: memory fitted without them, the engines with them."""
+    table = table.drop(columns=["var_mean_b"])
+    references = np.flatnonzero(table["main_type"].isin(CLASSES).to_numpy())
+    table.loc[table.index[references[::3]], "var_sigma_h"] = -1.0
+    return table
+
+
+def cluster_99(table):
+    table.loc[3, "cluster"] = 99
+    return table
+
+
+def arrow_cluster_99(table):
+    import pyarrow as pa
+
+    labels = pa.array([99, *table.column("cluster").to_pylist()[1:]])
+    return table.set_column(table.column_names.index("cluster"), "cluster", labels)
+
+
+def as_in_memory(tool_name: str, tables: Sequence[str]):
+    """Check: the tables equal those of the in-memory run on the same input (``d/in.csv``)."""
+
+    def check(run, d, stderr):
+        memory = d / "memory"
+        if tool_name == "master":
+            argv = ["--input", d / "in.csv", "--out-dir", memory]
+        else:
+            argv = [
+                "--input", d / "in.csv", "--output", memory / "out.csv",
+                "--model-output", memory / "classifier.json", "--outliers-output", memory / "outliers.csv",
+            ]  # fmt: skip
+        assert tool(tool_name)(["-q", *map(str, argv)]) == 0
+        for table in tables:
+            pd.testing.assert_frame_equal(pd.read_csv(d / table), pd.read_csv(memory / Path(table).name))
+
+    return check
+
+
+CASES += [
+    *(
+        case
+        for name in ENGINES
+        for case in (
+            Case(
+                f"s3-blank-name-{name}",
+                "classification",
+                s3(one_blank_name, extra=engine(name)),
+                2,
+                "blank source name",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s4-blank-name-{name}",
+                "master",
+                s4(one_blank_name, extra=engine(name)),
+                2,
+                "blank source name",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s4-blank-outlier-flag-batches-of-40-{name}",
+                "master",
+                s4(one_blank_flag, extra=[*engine(name), "--batch-rows", "40"]),
+                0,
+                check=as_in_memory("master", ["out/uniquely_classified.csv", "out/ambiguous_classification.csv"]),
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s3-repeated-detection-{name}",
+                "classification",
+                s3(duplicate_rows, extra=engine(name)),
+                2,
+                "repeat an earlier detection",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s4-repeated-detection-adjacent-{name}",
+                "master",
+                s4(repeated_adjacent, extra=engine(name)),
+                2,
+                "repeat an earlier detection",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s3-blank-ra-{name}",
+                "classification",
+                s3(set_cell("ra", ""), extra=engine(name)),
+                2,
+                "no valid position",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s4-no-name-column-{name}",
+                "master",
+                s4(lambda table: table.rename(columns={"name": "name_x"}), extra=engine(name)),
+                2,
+                "missing required columns: name",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s3-raw-column-missing-another-out-of-range-{name}",
+                "classification",
+                s3(raw_column_missing_another_out_of_range, extra=engine(name)),
+                0,
+                check=as_in_memory("classification", ["out.csv"]),
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s3-cluster-99-{name}",
+                "classification",
+                s3(cluster_99, extra=engine(name)),
+                2,
+                "must hold cluster numbers (0 .. 5)",
+                marks=engine_marks(name),
+            ),
+            Case(
+                f"s3-prob-column-dropped-{name}",
+                "classification",
+                s3(drop_column("prob_0"), extra=engine(name)),
+                2,
+                "must hold cluster numbers (0 .. 4)",
+                marks=engine_marks(name),
+            ),
+        )
+    ),
+    Case(
+        "s1-text-in-a-pass-through-column-dask",
+        "clustering",
+        s1(change=text_in_the_last_row("gti_stop"), extra=engine("dask")),
+        0,
+        marks=SLOW,
+    ),
+    Case(
+        "s3-text-in-a-pass-through-column-dask",
+        "classification",
+        s3(text_in_the_last_row("gti_stop"), extra=engine("dask")),
+        0,
+        check=as_in_memory("classification", ["out.csv"]),
+        marks=SLOW,
+    ),
+    # pandas' ISO 8601 mode read these label times, which are not ISO 8601 (make fuzz: '2026-1-1').
+    *(
+        Case(f"labels-time-{kind}", "classification", s3_labels(labels_at(time)), 2, repr(time))
+        for kind, time in (
+            ("not-zero-padded", "2026-1-1"),
+            ("year-alone", "2026"),
+            ("one-digit-minutes", "2026-01-01T05:0"),
+        )
+    ),
+    # The in-memory stage read a Parquet input without its prob_* columns: K unknown, a 99 passed.
+    Case(
+        "s3-cluster-99-parquet-memory",
+        "classification",
+        on_file(s3(), parquet_input("s2", arrow_cluster_99)),
+        2,
+        "must hold cluster numbers (0 .. 5)",
     ),
 ]
 

@@ -52,7 +52,7 @@ import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
 import fuzz_inputs  # noqa: E402
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_bad_inputs import build_valid_run, leftovers, tool  # noqa: E402
 
@@ -570,6 +570,17 @@ def test_corrupted_artifacts_never_crash(data):
 
 @budget("feature_sets")
 @given(spec=fuzz_inputs.feature_set_file())
+# Found by make fuzz: an unknown key added after 'features' was given a number (the harness
+# copied the features as a list).
+@example(
+    spec={
+        "document": fuzz_inputs.PAPER_DOCUMENT,
+        "edits": [("value", ("features",), 0), ("unknown_key", ("name",), "sqrt")],
+        "raw": "utf-8",
+        "size": 3,
+        "cut": 0.0,
+    }
+)
 def test_feature_set_files_never_crash(spec):
     """A feature-set file through stage 1 and, when stage 1 takes it, stages 2 and 3."""
     run = valid_run()

@@ -537,13 +537,14 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
 
 def _stage3_unread_columns(path: str, feature_set: FeatureSet) -> list[str]:
     """The columns of a Parquet input that stage 3 only passes through (none for other formats)."""
-    from xrayclass.io.checks import checked_columns
+    from xrayclass.io.checks import checked_columns, cluster_count
     from xrayclass.stages.classification_input import input_columns
 
     if table_format(path, allowed=None) != "parquet" or not Path(path).is_file():
         return []
     read = {*input_columns(feature_set), *checked_columns()}
-    return [c for c in _table_columns(path) if c not in read]
+    # The prob_* columns too: they give K, the clusters the labels are checked against.
+    return [c for c in _table_columns(path) if c not in read and cluster_count([c]) is None]
 
 
 def _stage3_output(

@@ -14,7 +14,8 @@ times go to the file given last. Times are compared as instants, not as text: ea
 an ISO 8601 date and time such as the explorer writes (``2026-05-12T10:20:30.123Z``),
 with a time zone (``Z``, ``+02:00``, ``-0500``) or without one, which is taken as UTC
 (the convention of FITS dates); a date alone is its midnight. Anything else
-(``yesterday``, ``05/12/2026``, an empty cell) is an error naming the line and the value.
+(``yesterday``, ``05/12/2026``, ``2026-1-1``, an empty cell) is an error naming the line and the
+value.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ def checked_labels(table: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+#: The shape of an ISO 8601 calendar date, alone or with a time (hours, minutes, seconds
+#: and a fraction, each optional after the hours) and a zone (``Z``, ``+02``, ``+02:00``,
+#: ``+0200``): the extended form (``2026-05-12T10:20:30Z``, a space for the ``T`` too)
+#: or the basic one (``20260512T102030Z``). pandas reads the values.
+ISO_8601_SHAPE = (
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+    r"|\d{8}(?:T\d{2}(?:\d{2}(?:\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}(?:\d{2})?)?)?"
+)
+
+
 def label_times(texts: pd.Series) -> pd.Series:
     """The instants (UTC) that a labels table's ``time`` texts name; see the module docstring.
 
@@ -106,9 +117,9 @@ def label_times(texts: pd.Series) -> pd.Series:
     """
     texts = texts.astype(str).str.strip()
     times = pd.to_datetime(texts, format="ISO8601", utc=True, errors="coerce")
-    # pandas reads the words 'now' and 'today' as times even in ISO 8601 mode, each as the
-    # moment it reads it: an ISO 8601 time starts with the year's first digit.
-    bad = times.isna().to_numpy() | ~texts.str.match(r"[0-9]").to_numpy(dtype=bool)
+    # pandas' ISO 8601 mode also reads 'now' and 'today' (each as the moment it reads it),
+    # '2026-1-1', '2026' and '05:0': the text must have the standard's shape as well.
+    bad = times.isna().to_numpy() | ~texts.str.fullmatch(ISO_8601_SHAPE).to_numpy(dtype=bool)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise InputError(

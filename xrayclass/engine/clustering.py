@@ -27,18 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import CLUSTER, NAME, OBSID
+from xrayclass.constants import CLUSTER, NAME
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.sampling import ContentSample
+from xrayclass.engine.checks import DetectionChecks
 from xrayclass.engine.streaming import StreamedScaler
 from xrayclass.exceptions import InputError, input_files
-from xrayclass.io.checks import PHYSICAL_RANGES, invalid_positions, position_error
 from xrayclass.io.streaming import (
     BATCH_ROWS,
     BatchWriter,
     InputIdentity,
-    detection_file_columns,
     iter_batches,
 )
 from xrayclass.io.tables import NO_ROWS, require_numeric, write_outputs
@@ -79,119 +78,34 @@ def _features_of(
 
 
 @dataclass
-class _FirstBad:
-    """How many rows fail a check, and the first of them (global data row)."""
-
-    count: int = 0
-    row: int | None = None
-    example: tuple = ()
-
-    def add(self, bad: np.ndarray, offset: int, batch: pd.DataFrame, columns: tuple[str, ...]) -> None:
-        if bad.any():
-            if self.row is None:
-                first = int(np.flatnonzero(bad)[0])
-                self.row = offset + first
-                self.example = tuple(batch[c].iloc[first] for c in columns)
-            self.count += int(bad.sum())
-
-
-@dataclass
 class _Census:
     """What pass 1 learns about the whole input."""
 
+    checks: DetectionChecks
     n_total: int = 0
     n_kept: int = 0
     reasons: pd.DataFrame | None = None
-    blank_names: _FirstBad = field(default_factory=_FirstBad)
-    bad_positions: _FirstBad = field(default_factory=_FirstBad)
-    row_hashes: list = field(default_factory=list)
-    identity_hashes: list = field(default_factory=list)
     feature_error: InputError | None = None
     replaced: list = field(default_factory=list)
 
 
-def _hash(frame: pd.DataFrame) -> np.ndarray:
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
-
-
-def _duplicate_columns(columns: list[str]) -> list[str]:
-    """The columns :func:`~xrayclass.io.checks.duplicated_detections` compares, in its order."""
-    from xrayclass.constants import CLASSES
-
-    values = [c for c in columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
-    return [c for c in dict.fromkeys((NAME, OBSID, "region_id", "ra", "dec", *values)) if c in columns]
-
-
-def _check_repeats(
-    path: str | Path,
-    census: _Census,
-    columns: list[str],
-    name_column: str,
-    batch_rows: int,
-    source: InputIdentity | None = None,
-) -> None:
-    """Raise as :func:`~xrayclass.io.checks.handle_duplicates` does on repeated detections.
-
-    Candidates are rows whose hash repeats an earlier one; only they are read again
-    and compared value by value, so a hash collision never stops a run.
-    """
-    hashes = np.concatenate(census.row_hashes) if census.row_hashes else np.empty(0, np.uint64)
-    census.row_hashes = []
-    values, counts = np.unique(hashes, return_counts=True)
-    suspects = values[counts > 1]
-    if len(suspects):
-        subset = _duplicate_columns([NAME if c == name_column else c for c in columns])
-        rows = []
-        for batch in iter_batches(path, [name_column if c == NAME else c for c in subset], batch_rows, source):
-            batch = _named(batch, name_column)[subset]
-            rows.append(batch.loc[np.isin(_hash(batch), suspects)])
-        candidates = pd.concat(rows, ignore_index=True)
-        repeated = candidates.duplicated(keep="first").to_numpy()
-        if repeated.any():
-            first = candidates.loc[repeated, [NAME, OBSID]].head(3)
-            examples = ", ".join(f"{row[NAME]!s} obsid {row[OBSID]!s}" for _, row in first.iterrows())
-            raise InputError(
-                f"{path}: {int(repeated.sum()):,} rows repeat an earlier detection (same name, obsid and "
-                f"values), e.g. {examples}; remove them or pass --allow-duplicates"
-            )
-    identities = np.concatenate(census.identity_hashes) if census.identity_hashes else np.empty(0, np.uint64)
-    census.identity_hashes = []
-    values, counts = np.unique(identities, return_counts=True)
-    shared = int(counts[counts > 1].sum())
-    if shared:
-        log.info(
-            "%s: %s detections share their name and obsid with another detection of different values "
-            "(the CSC can list several detections of a source in one observation); all are kept",
-            path,
-            f"{shared:,}",
-        )
-
-
 def _pass1(
     path: str | Path,
-    name_column: str,
-    columns: list[str],
+    checks: DetectionChecks,
     feature_set: FeatureSet,
     n_components: int,
     streamed: StreamedScaler,
     batch_rows: int,
     source: InputIdentity | None = None,
 ) -> _Census:
-    census = _Census()
-    subset = _duplicate_columns([NAME if c == name_column else c for c in columns])
+    census = _Census(checks)
     replaceable = (CLUSTER, *probability_columns(n_components))
-    wanted = [name_column, *subset, *feature_set.raw_columns, *feature_set.features, *replaceable]
+    wanted = [*checks.file_names, *feature_set.raw_columns, *feature_set.features, *replaceable]
     for batch in iter_batches(path, wanted, batch_rows, source):
-        batch = _named(batch, name_column)
-        offset = census.n_total
+        batch = checks.named(batch)
         census.n_total += len(batch)
-        names = batch[NAME]
-        blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
-        census.blank_names.add(blank, offset, batch, ())
-        census.bad_positions.add(invalid_positions(batch), offset, batch, ("ra", "dec"))
-        census.row_hashes.append(_hash(batch[subset]))
-        census.identity_hashes.append(_hash(batch[[NAME, OBSID]]))
-        if census.feature_error is not None or census.blank_names.count or census.bad_positions.count:
+        checks.add(batch)
+        if census.feature_error is not None or checks.failed:
             continue  # the table is refused: only the identity checks still count
         try:
             prepared, complete, reasons = _features_of(batch, feature_set, n_components)
@@ -204,18 +118,6 @@ def _pass1(
         census.n_kept += int(complete.sum())
         streamed.add_shift_values(prepared.loc[complete, list(feature_set.features)].to_numpy(dtype="float64"))
     return census
-
-
-def _raise_identity_problems(path: str | Path, census: _Census) -> None:
-    """The errors of :func:`~xrayclass.io.checks.check_detections`, in its order and words."""
-    if census.blank_names.count:
-        raise InputError(
-            f"{path}: {census.blank_names.count:,} rows have a blank source name ('{NAME}'), "
-            f"first in data row {(census.blank_names.row or 0) + 1}"
-        )
-    if census.bad_positions.count:
-        ra, dec = census.bad_positions.example
-        raise position_error(path, census.bad_positions.count, census.bad_positions.row or 0, ra, dec)
 
 
 def fit_clustering_file(
@@ -235,14 +137,16 @@ def fit_clustering_file(
     (recorded here if not given): each pass checks the file is still that one.
     """
     source = source or InputIdentity(path)
-    columns, name_column = detection_file_columns(path)
+    # check_detections of the in-memory stage, over the batches of pass 1.
+    checks = DetectionChecks.of_file(path)
+    name_column = checks.name_column
 
     streamed = StreamedScaler(feature_set.scaler(log_floor=log_floor))
-    census = _pass1(path, name_column, columns, feature_set, n_components, streamed, batch_rows, source)
+    census = _pass1(path, checks, feature_set, n_components, streamed, batch_rows, source)
     if census.n_total == 0:  # a CSV header alone reads as one empty chunk
         raise InputError(f"{path}: {NO_ROWS}")
-    _raise_identity_problems(path, census)
-    _check_repeats(path, census, columns, name_column, batch_rows, source)
+    checks.raise_problems()
+    checks.check_repeats(batch_rows, source)
     if census.feature_error is not None:
         with input_files(path):
             raise census.feature_error

@@ -22,23 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
+from xrayclass.constants import MAIN_TYPE, NO_MATCH
 from xrayclass.core.positional import CATALOG_SUFFIX, nearest_within
-from xrayclass.engine.clustering import (
-    _Census,
-    _check_repeats,
-    _duplicate_columns,
-    _hash,
-    _named,
-    _raise_identity_problems,
-)
+from xrayclass.engine.checks import DetectionChecks, row_hashes
 from xrayclass.exceptions import InputError, input_files
-from xrayclass.io.checks import invalid_positions, require_cluster_labels
 from xrayclass.io.streaming import (
     BATCH_ROWS,
     BatchWriter,
     InputIdentity,
-    detection_file_columns,
     iter_batches,
 )
 from xrayclass.io.tables import NO_ROWS, require_columns, require_numeric, write_outputs
@@ -59,7 +50,7 @@ def _positions(
     nearest, separation = nearest_within(
         positions.get_level_values(0), positions.get_level_values(1), catalog["ra"], catalog["dec"], radius_arcsec
     )
-    return nearest[codes], separation[codes], _hash(batch[["ra", "dec"]])
+    return nearest[codes], separation[codes], row_hashes(batch[["ra", "dec"]])
 
 
 def crossmatch_file(
@@ -78,49 +69,36 @@ def crossmatch_file(
     if not radius_arcsec > 0:
         raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
     source = InputIdentity(path)
-    columns, name_column = detection_file_columns(path)
-    named = [NAME if c == name_column else c for c in columns]
+    # check_detections(clusters=True) of the in-memory stage, over the batches of pass 1.
+    checks = DetectionChecks.of_file(path, clusters=True)
     require_columns(catalog, ("ra", "dec", MAIN_TYPE))
     catalog = require_numeric(catalog, ("ra", "dec")).reset_index(drop=True)
     catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
 
     # Pass 1: checks and matches.
-    census = _Census()
-    subset = _duplicate_columns(named)
-    probabilities = [c for c in named if c.startswith("prob_") and c[5:].isdigit()]
-    wanted = [name_column, *subset, *([CLUSTER] if CLUSTER in named else []), *probabilities]
+    problem: InputError | None = None
     nearest, separation, position_hashes = [], [], []
-    for batch in iter_batches(path, wanted, batch_rows, source):
-        batch = _named(batch, name_column)
-        offset = census.n_total
-        census.n_total += len(batch)
-        names = batch[NAME]
-        census.blank_names.add(
-            names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy(), offset, batch, ()
-        )
-        census.bad_positions.add(invalid_positions(batch), offset, batch, ("ra", "dec"))
-        census.row_hashes.append(_hash(batch[subset]))
-        census.identity_hashes.append(_hash(batch[[NAME, OBSID]]))
-        if census.feature_error is not None or census.blank_names.count or census.bad_positions.count:
+    for batch in iter_batches(path, checks.file_names, batch_rows, source):
+        batch = checks.named(batch)
+        checks.add(batch)
+        if problem is not None or checks.failed:
             continue
         try:
-            if CLUSTER in batch.columns:
-                require_cluster_labels(batch, path)
             batch = require_numeric(batch, ("ra", "dec"))
         except InputError as exc:
-            census.feature_error = exc
+            problem = exc
             continue
         rows, distances, hashes = _positions(batch, catalog, radius_arcsec)
         nearest.append(rows)
         separation.append(distances)
         position_hashes.append(hashes)
-    if census.n_total == 0:
+    if checks.n_rows == 0:
         raise InputError(f"{path}: {NO_ROWS}")
-    _raise_identity_problems(path, census)
-    if census.feature_error is not None:
+    checks.raise_problems()
+    if problem is not None:
         with input_files(path):
-            raise census.feature_error
-    _check_repeats(path, census, columns, name_column, batch_rows, source)
+            raise problem
+    checks.check_repeats(batch_rows, source)
     nearest_all = np.concatenate(nearest)
     separation_all = np.concatenate(separation)
     hashes = np.concatenate(position_hashes)
@@ -145,7 +123,7 @@ def crossmatch_file(
     with BatchWriter(output) as writer:
         for batch in iter_batches(path, None, batch_rows, source):
             with input_files(path):
-                batch = require_numeric(_named(batch, name_column), ("ra", "dec"))
+                batch = require_numeric(checks.named(batch), ("ra", "dec"))
             stop = start + len(batch)
             matches = renamed.reindex(nearest_all[start:stop]).reset_index(drop=True)
             matches["angDist"] = separation_all[start:stop]

@@ -150,12 +150,13 @@ def _frame(
             present = set(table_columns(path))
             columns = [c for c in columns if c in present]
         return dd.read_parquet(path, columns=columns, split_row_groups=True)
-    # CSV columns get the whole file's types (read_csv per block would guess per block).
+    # CSV columns get the whole file's types, every one of them: Dask guesses a type from
+    # the file's first bytes, and a block further on with text in that column fails.
     from xrayclass.io.streaming import _csv_types
 
     names = list(__import__("pandas").read_csv(path, nrows=0).columns)
     wanted = names if columns is None else [c for c in names if c in set(columns)]
-    types = _csv_types(Path(path), wanted, batch_rows)
+    types = _csv_types(Path(path), wanted, batch_rows, every_column=True)
     return dd.read_csv(path, usecols=wanted, dtype=types or None, blocksize="64MB", low_memory=False)
 
 
@@ -283,12 +284,21 @@ def master_classification_dataset(
     n_partitions: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 with Dask: partitions holding whole sources (a shuffle by name), votes combined."""
+    from xrayclass.engine.checks import DetectionChecks
     from xrayclass.engine.streaming import combine_votes
+    from xrayclass.io.streaming import iter_batches
     from xrayclass.io.tables import canonical_names
     from xrayclass.stages.master_classification import STAGE4_COLUMNS
 
     require_dask()
     source = InputIdentity(path)
+    # check_detections of the in-memory stage, on the client before any vote: a pass over
+    # the columns it reads (a blank name cannot be shuffled on, nor a missing name column).
+    checks = DetectionChecks.of_file(path, positions=False, read=STAGE4_COLUMNS)
+    for batch in iter_batches(path, checks.file_names, batch_rows, source):
+        checks.add(checks.named(batch))
+    checks.raise_problems()
+    checks.check_repeats(batch_rows, source)
     frame = _frame(path, list(STAGE4_COLUMNS), batch_rows)
     if "name" not in frame.columns:
         frame = frame.map_partitions(canonical_names, str(path))

@@ -42,6 +42,7 @@ from xrayclass.core.features import complete_rows, describe_dropped, prepare_fea
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
+from xrayclass.engine.checks import DetectionChecks
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import (
     BATCH_ROWS,
@@ -290,10 +291,14 @@ def _streamed_scaler(
 
 
 def _feature_source_columns(columns: list[str], feature_set: FeatureSet = PAPER) -> list[str]:
-    """The columns the features come from: the raw ones when all are there (as prepare_features)."""
+    """The columns the features come from: the raw ones when all are there (as prepare_features).
+
+    Otherwise the features, and the raw columns the table has: complete_rows drops a row
+    with a raw value out of its range even where the feature itself is given.
+    """
     if all(c in columns for c in feature_set.raw_columns):
         return list(feature_set.raw_columns)
-    return list(feature_set.features)
+    return list(dict.fromkeys([*feature_set.features, *(c for c in feature_set.raw_columns if c in columns)]))
 
 
 def classify_file(
@@ -364,6 +369,8 @@ def fit_streamed(
     feature_set = options.feature_set
     source = InputIdentity(path)
     columns = table_columns(path)
+    # The in-memory stage's checks of every detection table first (check_detections), then its own.
+    checks = DetectionChecks.of_file(path, clusters=True)
     feature_columns = _feature_source_columns(columns, feature_set)
     pass1_columns = [
         *REQUIRED_COLUMNS,
@@ -371,15 +378,30 @@ def fit_streamed(
         MAIN_TYPE,
         *([OTYPE] if OTYPE in columns else []),
         *feature_columns,
+        *checks.file_names,
     ]
 
     census = _Census(source=source)
     reference_columns = options.reference_columns
+    # The first batch's own problem waits until every batch has been checked as
+    # check_detections checks the whole table: memory reports those first.
+    problem: InputError | None = None
     for batch in iter_batches(path, pass1_columns, batch_rows, source):
-        with input_files(path):
-            prepared, roles, reasons, n, labels = _prepare(batch, options)
+        checks.add(checks.named(batch))
+        if checks.failed or problem is not None:
+            continue
+        try:
+            with input_files(path):
+                prepared, roles, reasons, n, labels = _prepare(batch, options)
+        except InputError as exc:
+            problem = exc
+            continue
         census.add(prepared, roles, reasons, n, feature_set.log_features, reference_columns)
         census.labels.merge(labels)
+    checks.raise_problems()
+    checks.check_repeats(batch_rows, source)
+    if problem is not None:
+        raise problem
     log.info("%s: %s detections read", path, f"{census.n_total:,}")
     references = pd.concat(census.references, ignore_index=True)
     census.references = []
@@ -532,17 +554,27 @@ def write_classified(
 
 
 def source_batches(
-    path: str | Path, columns: Sequence[str] | None, batch_rows: int = BATCH_ROWS
+    path: str | Path,
+    columns: Sequence[str] | None,
+    batch_rows: int = BATCH_ROWS,
+    checks: DetectionChecks | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Batches of a name-sorted table, cut so that no source spans two batches.
 
     Raises :class:`InputError` if the names are not sorted (stage 4 then needs the
-    table in memory, or a sort).
+    table in memory, or a sort). With ``checks`` (whose columns ``columns`` must
+    include), every batch is checked as a detection table, and the batches stop at the
+    first problem, raised once the whole file has been read.
     """
     carry: pd.DataFrame | None = None
     previous_last = None
-    for batch in iter_batches(path, columns, batch_rows, InputIdentity(path)):
+    source = InputIdentity(path)
+    for batch in iter_batches(path, columns, batch_rows, source):
         batch = canonical_names(batch, path)
+        if checks is not None:
+            checks.add(batch)
+            if checks.failed:
+                continue  # counted to the end, as the in-memory check counts
         names = batch[NAME].to_numpy(dtype=object)
         if len(names) and (
             (previous_last is not None and names[0] < previous_last) or bool((names[1:] < names[:-1]).any())
@@ -560,6 +592,9 @@ def source_batches(
         carry = batch.iloc[cut:].reset_index(drop=True)
         if cut:
             yield batch.iloc[:cut].reset_index(drop=True)
+    if checks is not None:
+        checks.raise_problems()
+        checks.check_repeats(batch_rows, source)
     if carry is not None and len(carry):
         yield carry
 
@@ -580,11 +615,24 @@ def master_classification_file(
     """
     from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification
 
+    checks = DetectionChecks.of_file(path, positions=False, read=STAGE4_COLUMNS)
+
+    def parts() -> Iterator[tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]]:
+        # A batch's own problem waits for the checks of the whole file (memory makes those first).
+        problem: InputError | None = None
+        for batch in source_batches(path, [*STAGE4_COLUMNS, *checks.file_names], batch_rows, checks):
+            if problem is None:
+                try:
+                    part = master_classification(batch, classes)
+                except InputError as exc:
+                    problem = exc
+                    continue
+                yield part
+        if problem is not None:
+            raise problem
+
     with input_files(path):
-        return spill_votes(
-            (master_classification(batch, classes) for batch in source_batches(path, STAGE4_COLUMNS, batch_rows)),
-            temporary_dir,
-        )
+        return spill_votes(parts(), temporary_dir)
 
 
 #: The parts' summary counts that add up to the whole table's.

@@ -29,17 +29,25 @@ __all__ = [
     "PHYSICAL_RANGES",
     "PROBABILITY_TOLERANCE",
     "SMALLEST_NORMAL",
+    "bad_cluster_labels",
+    "blank_name_error",
+    "blank_names",
     "catalog_positions",
     "check_catalog",
     "check_detections",
     "check_outputs",
     "checked_columns",
+    "cluster_count",
+    "cluster_label_error",
     "describe_range",
     "duplicated_detections",
     "handle_duplicates",
     "invalid_positions",
     "out_of_range",
     "position_error",
+    "repeat_columns",
+    "repeat_error",
+    "repeat_value_columns",
     "require_cluster_labels",
     "require_log_features_usable",
     "require_names",
@@ -162,15 +170,22 @@ def require_log_features_usable(
 # -- identity: names, duplicates, positions, clusters --------------------------------------
 
 
+def blank_names(table: pd.DataFrame) -> np.ndarray:
+    """True where a detection's source name is missing or only white space."""
+    names = table[NAME]
+    return names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
+
+
+def blank_name_error(path: str | os.PathLike[str] | None, n_bad: int, row: int) -> InputError:
+    """The error for ``n_bad`` rows without a source name, the first at 0-based ``row``."""
+    return InputError(f"{path}: {n_bad:,} rows have a blank source name ('{NAME}'), first in data row {row + 1}")
+
+
 def require_names(table: pd.DataFrame, path: str | os.PathLike[str] | None) -> None:
     """Every detection needs a source name: blank or missing names are an error."""
-    names = table[NAME]
-    blank = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
+    blank = blank_names(table)
     if blank.any():
-        first = int(np.flatnonzero(blank)[0])
-        raise InputError(
-            f"{path}: {int(blank.sum()):,} rows have a blank source name ('{NAME}'), first in data row {first + 1}"
-        )
+        raise blank_name_error(path, int(blank.sum()), int(np.flatnonzero(blank)[0]))
 
 
 def check_detections(
@@ -196,7 +211,7 @@ def check_detections(
         require_positions(table, path)
     if clusters and "cluster" in table.columns:
         require_cluster_labels(table, path)
-    value_columns = [c for c in table.columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
+    value_columns = repeat_value_columns(table.columns)
     # A repeat has its name and obsid: the rows sharing those two are found once, and both
     # the repeats and the detections reported below are looked for among them.
     shared = sharing_name_and_obsid(table)
@@ -212,6 +227,21 @@ def check_detections(
             f"{int(shared.sum()):,}",
         )
     return table
+
+
+def repeat_value_columns(columns: Iterable[str]) -> list[str]:
+    """The measured values of ``columns`` that tell a repeated detection from another one."""
+    return [c for c in columns if c in PHYSICAL_RANGES or c in CLASSES or c == "cluster"]
+
+
+def repeat_columns(columns: Iterable[str]) -> list[str]:
+    """The columns :func:`duplicated_detections` compares, of ``columns``, in its order."""
+    columns = list(columns)
+    return [
+        c
+        for c in dict.fromkeys((NAME, OBSID, "region_id", "ra", "dec", *repeat_value_columns(columns)))
+        if c in columns
+    ]
 
 
 def checked_columns() -> tuple[str, ...]:
@@ -273,7 +303,7 @@ def duplicated_detections(
     (:func:`sharing_name_and_obsid`, or ``shared`` when the caller has it), so only
     those are compared.
     """
-    subset = [c for c in (NAME, OBSID, "region_id", "ra", "dec", *value_columns) if c in table.columns]
+    subset = [c for c in dict.fromkeys((NAME, OBSID, "region_id", "ra", "dec", *value_columns)) if c in table.columns]
     if shared is None:
         if not {NAME, OBSID} <= set(table.columns):
             return duplicated_rows(table, subset, keep="first")
@@ -338,17 +368,26 @@ def handle_duplicates(
     repeated = duplicated_detections(table, value_columns, shared)
     if not repeated.any():
         return table
-    first = table.loc[repeated, [c for c in (NAME, OBSID) if c in table.columns]].head(3)
-    examples = ", ".join(f"{row[NAME]!s} obsid {row[OBSID]!s}" for _, row in first.iterrows())
+    examples = _repeat_examples(table.loc[repeated])
     if not allow:
-        raise InputError(
-            f"{path}: {int(repeated.sum()):,} rows repeat an earlier detection (same name, obsid and "
-            f"values), e.g. {examples}; remove them or pass --allow-duplicates"
-        )
+        raise repeat_error(path, int(repeated.sum()), table.loc[repeated])
     log.warning(
         "%s: dropped %s rows repeating an earlier detection (e.g. %s)", path, f"{int(repeated.sum()):,}", examples
     )
     return table.loc[~repeated].reset_index(drop=True)
+
+
+def _repeat_examples(repeats: pd.DataFrame) -> str:
+    first = repeats[[c for c in (NAME, OBSID) if c in repeats.columns]].head(3)
+    return ", ".join(f"{row[NAME]!s} obsid {row[OBSID]!s}" for _, row in first.iterrows())
+
+
+def repeat_error(path: str | os.PathLike[str] | None, n_repeated: int, repeats: pd.DataFrame) -> InputError:
+    """The error for ``n_repeated`` rows repeating an earlier detection; ``repeats`` holds the first of them."""
+    return InputError(
+        f"{path}: {n_repeated:,} rows repeat an earlier detection (same name, obsid and "
+        f"values), e.g. {_repeat_examples(repeats)}; remove them or pass --allow-duplicates"
+    )
 
 
 #: What a position on the sky is: ra in [0, 360) and dec in [-90, 90] degrees.
@@ -458,6 +497,38 @@ def require_radius(radius: float) -> None:
         raise InputError(f"--radius must be a positive number of arcsec, got {radius}")
 
 
+def cluster_count(columns: Iterable[str]) -> int | None:
+    """K, the number of clusters, from a table's ``prob_0 .. prob_{K-1}`` columns (None without them)."""
+    return sum(1 for c in columns if c.startswith("prob_") and c[5:].isdigit()) or None
+
+
+def bad_cluster_labels(table: pd.DataFrame, column: str = "cluster") -> np.ndarray:
+    """True where a cluster label is not an integer 0 .. K-1 (K from :func:`cluster_count`)."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64")
+    n_clusters = cluster_count(table.columns)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0)
+        if n_clusters:
+            bad |= values >= n_clusters
+    return bad
+
+
+def cluster_label_error(
+    path: str | os.PathLike[str] | None,
+    n_clusters: int | None,
+    n_bad: int,
+    row: int,
+    value: object,
+    column: str = "cluster",
+) -> InputError:
+    """The error for ``n_bad`` rows whose cluster label is not one of ``n_clusters``, the first at ``row``."""
+    limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
+    return InputError(
+        f"{where(path)}column '{column}' must hold cluster numbers ({limit}); {n_bad:,} rows "
+        f"do not, first in data row {row + 1} ({_plain(value)})"
+    )
+
+
 def require_cluster_labels(
     table: pd.DataFrame, path: str | os.PathLike[str] | None, column: str = "cluster", every_cluster_used: bool = False
 ) -> None:
@@ -468,19 +539,12 @@ def require_cluster_labels(
     is then that largest plus one, and a cluster without a detection is a gap, such as
     a 99 among clusters 0 .. 5, which no mixture component can describe.
     """
+    bad = bad_cluster_labels(table, column)
+    n_clusters = cluster_count(table.columns)
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype="float64")
-    n_clusters = sum(1 for c in table.columns if c.startswith("prob_") and c[5:].isdigit()) or None
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0)
-        if n_clusters:
-            bad |= values >= n_clusters
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
-        raise InputError(
-            f"{where(path)}column '{column}' must hold cluster numbers ({limit}); {int(bad.sum()):,} rows "
-            f"do not, first in data row {row + 1} ({_plain(table[column].iloc[row])})"
-        )
+        raise cluster_label_error(path, n_clusters, int(bad.sum()), row, table[column].iloc[row], column)
     if every_cluster_used and not n_clusters and len(values):
         # Sorted distinct labels: without gaps, the k-th is k (no array of size K: K is
         # whatever the file says, 1e15 too).

@@ -195,20 +195,29 @@ def _parquet_batches(path: Path, columns: Sequence[str] | None, batch_rows: int)
         del frame
 
 
-def _csv_types(path: Path, names: list[str], batch_rows: int) -> dict[str, Any]:
-    """The type pandas gives each column when it reads the whole file."""
+def _csv_types(path: Path, names: list[str], batch_rows: int, every_column: bool = False) -> dict[str, Any]:
+    """The type pandas gives each column when it reads the whole file.
+
+    Only the columns whose chunks differ in type, unless ``every_column``: a column of
+    one type throughout then gets it too (each chunk would infer it alone, but a reader
+    that infers the types from the file's head, as Dask's, would not).
+    """
     kinds: dict[str, set[str]] = {c: set() for c in names}
+    dtypes: dict[str, Any] = {}
     for chunk in pd.read_csv(path, usecols=names, chunksize=batch_rows, low_memory=False):
         for column in names:
             kinds[column].add(chunk[column].dtype.kind)
-    types = {}
+            dtypes.setdefault(column, chunk[column].dtype)
+    types: dict[str, Any] = {}
     for column, seen in kinds.items():
         if len(seen) <= 1:
+            if every_column and column in dtypes:
+                types[column] = dtypes[column]
             continue  # one type throughout: each chunk infers it alone
         if seen <= {"i", "u", "f"}:
             types[column] = "float64"
         elif seen <= {"b", "f"} or seen <= {"b", "O"}:
-            types[column] = object  # type: ignore[assignment]
+            types[column] = object
         else:
             types[column] = "str"
     return types

@@ -30,6 +30,7 @@ from xrayclass.io.tables import InputError, canonical_names, require_columns, re
 __all__ = [
     "DECIMALS",
     "DETECTION_BINS",
+    "FLAG_VALUES",
     "STAGE4_COLUMNS",
     "Votes",
     "cohen_kappa",
@@ -38,6 +39,7 @@ __all__ = [
     "format_mean_std",
     "format_summary",
     "master_classification",
+    "outlier_flags",
     "require_known_classes",
     "run_master_classification",
     "summarize",
@@ -260,7 +262,7 @@ def master_classification(
         percentile = detections["outlier_percentile"].to_numpy(dtype="float64")
         sources["outlier_percentile_max"] = np.fmax.reduceat(percentile, votes.first_row)
         flags = (
-            detections["outlier_flag"].to_numpy(dtype=bool)
+            outlier_flags(detections["outlier_flag"])
             if "outlier_flag" in detections.columns
             else np.zeros(len(detections), dtype=bool)
         )
@@ -304,6 +306,28 @@ def require_known_classes(predicted: pd.Series, classes: Sequence[str] = CLASSES
             f"column '{MAIN_TYPE}' holds {str(value)!r}, which is not one of the classes "
             f"{', '.join(allowed)} (case matters)"
         )
+
+
+#: How an ``outlier_flag`` cell may read: stage 3 writes True and False (CSV: as text).
+FLAG_VALUES = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+
+
+def outlier_flags(flags: pd.Series) -> np.ndarray:
+    """A detection's ``outlier_flag`` as True or False; a blank cell is not flagged.
+
+    ``bool("False")`` is True: a batch whose cells a reader kept as text (a blank among
+    them) flagged every source before. Another value is an error.
+    """
+    if pd.api.types.is_bool_dtype(flags.dtype) and not flags.isna().any():
+        return flags.to_numpy(dtype=bool)
+    blank = flags.isna().to_numpy()
+    read = flags.astype("string").str.strip().str.lower().map(FLAG_VALUES)
+    unknown = read.isna().to_numpy() & ~blank
+    if unknown.any():
+        # No row number: the streaming and Dask engines check a batch at a time.
+        value = flags.iloc[int(np.flatnonzero(unknown)[0])]
+        raise InputError(f"column 'outlier_flag' holds {str(value)!r}, which is neither True nor False")
+    return read.fillna(False).to_numpy(dtype=bool)
 
 
 def defined_kappa(first: Collection[Any], second: Collection[Any]) -> float | None:
