@@ -30,7 +30,7 @@ The invariant:
 The budget is small by default (a few seconds per test, derandomized); ``make fuzz``
 runs the "fuzz" profile (XRAYCLASS_FUZZ_PROFILE=fuzz): 2,000 examples in all, split
 between the tests as ``BUDGET`` says (XRAYCLASS_FUZZ_EXAMPLES changes the total),
-five to six minutes on two cores.
+about two and a half minutes on two cores (longer on a shared machine).
 """
 
 from __future__ import annotations
