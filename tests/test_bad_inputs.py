@@ -744,6 +744,13 @@ CASES = [
     ),
     Case("model-wrong-format", "classify_source", classify_source(setter("format", "something")), 2, "format"),
     Case(
+        "model-log-of-a-hardness-ratio",  # the rule of a feature-set file, for an artifact edited by hand
+        "classify_source",
+        classify_source(lambda doc: doc["feature_set"]["log"].append("hard_hm")),
+        2,
+        "hard_hm (in [-1, 1])",
+    ),
+    Case(
         "classifier-nan-inverse-covariance",
         "classify_source",
         classify_source(classifier_change=lambda doc: _break_inverse(doc)),

@@ -709,7 +709,7 @@ def _check_preprocessing(
 
 def _check_format(schema: _Schema, document: dict, expected_format: str, version: int) -> FeatureSet:
     """Check the format fields and the features; return the artifact's feature set (the paper's if unrecorded)."""
-    from xrayclass.core.featuresets import from_artifact
+    from xrayclass.core.featuresets import from_artifact, require_transforms_apply
 
     if not isinstance(document, dict):
         raise InputError(f"{where(schema.path)}not a JSON object")
@@ -725,6 +725,8 @@ def _check_format(schema: _Schema, document: dict, expected_format: str, version
         )
     feature_set = from_artifact(document, str(schema.path))
     schema.names(document, "features", feature_set.features)
+    # The rule a feature-set file is held to when read; an artifact edited by hand too.
+    require_transforms_apply(feature_set, PHYSICAL_RANGES, f"{schema.path}: feature_set")
     return feature_set
 
 
