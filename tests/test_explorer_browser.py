@@ -338,6 +338,9 @@ def test_labels_exported_from_the_explorer_change_the_references(mock_page, mock
 #: Every injected handler below calls this function; the page under test must never run one.
 INJECTED = "__xrayclassInjected"
 
+#: A source name a spreadsheet would run as a formula from a CSV export.
+FORMULA_NAME = '=HYPERLINK("https://example.invalid","open me")'
+
 #: Source names that would run as code if the page treated data as HTML or as a template.
 HOSTILE_NAMES = (
     f'"><img src=x onerror={INJECTED}("img-name")>',
@@ -347,6 +350,7 @@ HOSTILE_NAMES = (
     f"{{{{7*7}}}} ${{{INJECTED}('template')}} ${{alert(1)}}",
     f"MOCK \u202eJ000000.0+000000 <b onmouseover={INJECTED}('rtl')>rtl</b>",
     "__proto__",
+    FORMULA_NAME,
 )
 HOSTILE_TYPE = f"<img src=x onerror={INJECTED}('simbad-type')>"
 HOSTILE_DRIVER = f"<svg onload={INJECTED}('driven-by')>"
@@ -476,6 +480,12 @@ def test_hostile_data_is_shown_as_text_and_never_runs(browser, hostile_run, made
         rows = list(csv.DictReader(io.StringIO(exported.read_text(encoding="utf-8"))))
         assert {row["name"] for row in rows} == set(HOSTILE_NAMES)
         assert {row["labeler"] for row in rows} == {HOSTILE_LABELER}
+        # The formula-like name is exported as it is (classification.py --labels needs it
+        # exact) and counted in a note beside each export button.
+        formula_note = "1 text cell(s) begin like a spreadsheet formula"
+        assert page.page.text_content("#labels-export-note").startswith(formula_note)
+        page.download("#export-selection")
+        assert page.page.text_content("#export-note").startswith(formula_note)
         # The policy lets plotly's WebGL work: it says so in place of the plot otherwise.
         assert "WebGL is not supported" not in page.page.inner_text("main")
         assert page.page.evaluate(injected) == []

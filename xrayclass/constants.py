@@ -182,3 +182,8 @@ NB_SCORES = ("macro_f1", "rarest_f1")
 #: Share of detections flagged as outliers by default: those above this top fraction of
 #: the training (reference) distribution of the outlier measure.
 OUTLIER_FRACTION = 0.01
+
+
+#: What a spreadsheet takes for the start of a formula in a CSV cell (OWASP's list): text
+#: cells so written are counted in a warning (the pipeline's CSV tables, the explorer's exports).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.analysis.mock import SYNTHETIC_NOTE
-from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, FEATURES, NAME, OBSID
+from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, FEATURES, FORMULA_STARTS, NAME, OBSID
 
 __all__ = [
     "ALADIN_ORIGIN",
@@ -349,6 +349,7 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
             "features": features_present,
             "preprocessed": preprocessed,
             "label_next_rule": LABEL_NEXT_RULE,
+            "formula_starts": list(FORMULA_STARTS),
         },
         "names": table[NAME].astype(str).tolist(),
         "columns": columns,

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
-from xrayclass.constants import NAME, NAME_ALIASES
+from xrayclass.constants import FORMULA_STARTS, NAME, NAME_ALIASES
 from xrayclass.exceptions import InputError, where
 from xrayclass.io.files import require_regular_file
 from xrayclass.text import one_line
@@ -528,10 +528,6 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
     return [path for _, path in writers]
-
-
-#: What a spreadsheet takes for the start of a formula in a CSV cell (OWASP's list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def formula_like(table: pd.DataFrame) -> tuple[int, str | None]:
