@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,15 +18,19 @@ from xrayclass import __version__
 from xrayclass.constants import (
     CLASSES,
     CLUSTER,
+    LIKELIHOODS,
     LOCATION_FEATURE,
     MAIN_TYPE,
     NAME,
+    NB_SCORES,
     OBSID,
     OUTLIER_FRACTION,
+    PRIORS,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
 )
 from xrayclass.constants import CLASSIFIER_METHODS as METHODS
+from xrayclass.core.checks import require_choice
 from xrayclass.core.classifier import ClusterwiseMahalanobis
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
@@ -68,6 +72,7 @@ __all__ = [
     "TO_CLASSIFY",
     "UNKNOWN_LABEL_SHARE",
     "YARDSTICK_SAMPLE",
+    "ClassificationConfig",
     "ClassifiedDetections",
     "ClassifierModel",
     "LabelError",
@@ -113,6 +118,62 @@ OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 #: reference of a 1M-detection catalog (238,295) was a sixth of stage 3. The paper's
 #: catalog has fewer references, so its yardstick uses them all.
 YARDSTICK_SAMPLE = 50_000
+
+
+@dataclass(frozen=True)
+class ClassificationConfig:
+    """Stage 3's choices; the defaults are the paper's.
+
+    Parameters
+    ----------
+    method : {"mahalanobis", "naive-bayes"}
+        The classifier giving the probabilities: the paper's per-cluster softmin of
+        squared Mahalanobis distances, or the optimized naive Bayes.
+    likelihood : {"distance", "gaussian"}
+        Mahalanobis scoring: softmin of squared distances (the paper's) or the
+        class-conditional Gaussian log-density.
+    priors : {"none", "references"}
+        Class priors of the Mahalanobis scoring: none (the paper's) or each class's
+        share of its cluster's references.
+    log_floor : float or None
+        Lower bound on the shift of the log features (``None``: the paper's rule).
+    calibrate : bool
+        Fit a temperature out of fold on the references and apply it.
+    location : bool
+        Naive Bayes with the location category (|galactic latitude|).
+    nb_score : {"macro_f1", "rarest_f1"}
+        What the naive-Bayes category weights are tuned to maximize.
+    outlier_fraction : float
+        Flag detections whose outlier measure is in this top share of the references'.
+    explain : bool
+        Compute the outlier measures and probability tracks.
+    strict_labels : bool
+        Stop instead of warning on missing classes or many unknown SIMBAD types.
+    feature_set : FeatureSet
+        The features and their preprocessing; must be the stage-1 model's.
+    """
+
+    method: Literal["mahalanobis", "naive-bayes"] = "mahalanobis"
+    likelihood: Literal["distance", "gaussian"] = "distance"
+    priors: Literal["none", "references"] = "none"
+    log_floor: float | None = None
+    calibrate: bool = False
+    location: bool = True
+    nb_score: Literal["macro_f1", "rarest_f1"] = "macro_f1"
+    outlier_fraction: float = OUTLIER_FRACTION
+    explain: bool = True
+    strict_labels: bool = False
+    feature_set: FeatureSet = PAPER
+
+    def __post_init__(self) -> None:
+        require_choice("method", self.method, METHODS)
+        require_choice("likelihood", self.likelihood, LIKELIHOODS)
+        require_choice("priors", self.priors, PRIORS)
+        require_choice("nb_score", self.nb_score, NB_SCORES)
+        if not 0 < self.outlier_fraction < 1:
+            raise InputError(f"outlier_fraction must be between 0 and 1, got {self.outlier_fraction}")
+        if self.log_floor is not None and not self.log_floor > 0:
+            raise InputError(f"log_floor must be positive, got {self.log_floor}")
 
 
 def yardstick_rows(n_references: int, random_state: int | None) -> np.ndarray:

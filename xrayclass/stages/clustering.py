@@ -34,6 +34,7 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "PUBLISHED_CAVEAT",
     "STAGE1_CLUSTERS",
+    "ClusteringConfig",
     "ClusteringModel",
     "check_model_fits_table",
     "cluster_detections",
@@ -65,6 +66,42 @@ STAGE1_CLUSTERS = {"source": "stage 1"}
 
 #: Columns stage 1 needs besides the raw feature columns.
 IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """Stage 1's choices; the defaults are the paper's.
+
+    Parameters
+    ----------
+    n_components : int
+        Gaussian components (clusters) of the mixture.
+    random_state : int
+        Seed of the mixture's initialisation and of the fit subsample.
+    fit_sample : int or None
+        Fit on at most this many detections (a subsample chosen by content), then
+        assign every detection; ``None`` fits on all.
+    log_floor : float or None
+        Lower bound on the shift of the log features (``None``: the paper's rule).
+    feature_set : FeatureSet
+        The features and their preprocessing (the paper's 12 by default).
+    """
+
+    n_components: int = N_COMPONENTS
+    random_state: int = RANDOM_STATE
+    fit_sample: int | None = FIT_SAMPLE
+    log_floor: float | None = None
+    feature_set: FeatureSet = PAPER
+
+    def __post_init__(self) -> None:
+        if self.n_components < 1:
+            raise InputError(f"n_components must be at least 1, got {self.n_components}")
+        if self.fit_sample is not None and self.fit_sample < self.n_components:
+            raise InputError(
+                f"fit_sample {self.fit_sample} is fewer detections than the {self.n_components} clusters need"
+            )
+        if self.log_floor is not None and not self.log_floor > 0:
+            raise InputError(f"log_floor must be positive, got {self.log_floor}")
 
 
 def probability_columns(n_components: int) -> list[str]:

@@ -10,18 +10,22 @@ against this run's stage-1 table. Every way of crossmatching ends in
 """
 
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
+from xrayclass.core.checks import require_choice
 from xrayclass.exceptions import tables_named
 from xrayclass.io.checks import require_cluster_labels
 from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
 
 __all__ = [
     "CLUSTER_SOURCES",
+    "CrossmatchConfig",
     "attach_matches",
     "check_same_detections",
     "cluster_agreement",
@@ -33,6 +37,35 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLUSTER_SOURCES = ("frozen", "ours")
+
+
+@dataclass(frozen=True)
+class CrossmatchConfig:
+    """Stage 2's choices; the defaults are the paper's.
+
+    Parameters
+    ----------
+    source : {"frozen", "catalog", "online"}
+        Where the SIMBAD classes come from: an existing crossmatch of the same
+        detections (the published one reproduces the paper), a local catalog matched by
+        position, or CDS X-Match now.
+    radius : float
+        Match radius in arcsec (catalog and online).
+    clusters : {"frozen", "ours"}
+        With a frozen crossmatch: keep its clusters (the paper's) or this run's.
+    """
+
+    source: Literal["frozen", "catalog", "online"] = "frozen"
+    radius: float = 1.0
+    clusters: Literal["frozen", "ours"] = "frozen"
+
+    def __post_init__(self) -> None:
+        require_choice("source", self.source, ("frozen", "catalog", "online"))
+        require_choice("clusters", self.clusters, CLUSTER_SOURCES)
+        if not self.radius > 0:
+            raise InputError(f"radius must be positive, got {self.radius}")
+
+
 _UNNAMED = ("col1",)  # TOPCAT's name for the unnamed index column of a CSV it read
 
 

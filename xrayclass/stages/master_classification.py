@@ -32,6 +32,7 @@ __all__ = [
     "DETECTION_BINS",
     "FLAG_VALUES",
     "STAGE4_COLUMNS",
+    "MasterClassificationConfig",
     "Votes",
     "cohen_kappa",
     "defined_kappa",
@@ -68,6 +69,19 @@ STAGE4_COLUMNS = (
 
 #: Decimals of the "mean±std" strings of the published tables.
 DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class MasterClassificationConfig:
+    """Stage 4's choices; the defaults are the paper's.
+
+    Parameters
+    ----------
+    classes : tuple of str
+        The classes voted over (the ten of the paper).
+    """
+
+    classes: tuple[str, ...] = CLASSES
 
 
 def format_mean_std(means: np.ndarray, stds: np.ndarray, decimals: int = DECIMALS) -> Any:
