@@ -48,9 +48,9 @@ from xrayclass.io.checks import (
 )
 from xrayclass.io.tables import OUTPUT_FORMATS, InputError, canonical_names, read_table, write_outputs
 from xrayclass.services import EXIT_SERVICE_ERROR
-from xrayclass.stages.classification import outlier_table, run_classification
+from xrayclass.stages.classification import ClassificationConfig, outlier_table, run_classification
 from xrayclass.stages.clustering import run_clustering
-from xrayclass.stages.crossmatch import run_crossmatch
+from xrayclass.stages.crossmatch import CrossmatchConfig, run_crossmatch
 from xrayclass.stages.master_classification import STAGE4_COLUMNS, run_master_classification
 from xrayclass.workflow.reproduction import reproduce_master_tables
 
@@ -112,7 +112,7 @@ def _crossmatch_frozen(frozen: Path, run: paths.RunLayout) -> None:
     if "cluster" in frozen_table.columns:
         require_cluster_labels(frozen_table, frozen)
     with input_files(run.clusters, stage1=run.clusters, frozen=frozen):
-        crossmatched = run_crossmatch(stage1, frozen=frozen_table, clusters="frozen")
+        crossmatched = run_crossmatch(stage1, frozen=frozen_table)
     update = model_for_stage3(run.model, True, stage1, run.clusters, (crossmatched, frozen, len(frozen_table)))
     write_stage2(crossmatched, run.crossmatch, update, run.model)
 
@@ -126,7 +126,7 @@ def _crossmatch_catalog(catalog: Path, run: paths.RunLayout) -> None:
     stage1 = check_detections(_read_stage1(run), run.clusters, clusters=True)
     catalog_table = check_catalog(read_table(catalog), catalog)
     with input_files(run.clusters, stage1=run.clusters, catalog=catalog):
-        crossmatched = run_crossmatch(stage1, catalog=catalog_table, radius=DEFAULT_RADIUS)
+        crossmatched = run_crossmatch(stage1, CrossmatchConfig(radius=DEFAULT_RADIUS), catalog=catalog_table)
     update = model_for_stage3(run.model, True, stage1, run.clusters)
     write_stage2(crossmatched, run.crossmatch, update, run.model)
 
@@ -159,7 +159,7 @@ def _classification(run: paths.RunLayout) -> None:
     table = read_input(run.crossmatch, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
     table = check_detections(table, run.crossmatch, allow_duplicates=False, clusters=True)
     with input_files(run.crossmatch):
-        classified, model = run_classification(table, feature_set=feature_set)
+        classified, model = run_classification(table, ClassificationConfig(feature_set=feature_set))
     outliers = outlier_table(classified, feature_set)
     write_outputs([(classified, run.detections), (model.to_dict(), run.classifier), (outliers, run.outliers)])
     log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -952,10 +953,14 @@ def outlier_table(classified: pd.DataFrame, feature_set: FeatureSet = PAPER) -> 
     return flagged[[*OUTLIER_COLUMNS, *feature_set.features]].reset_index(drop=True)
 
 
-def run_classification(crossmatched: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:
+def run_classification(
+    crossmatched: pd.DataFrame, config: ClassificationConfig = ClassificationConfig()
+) -> tuple[pd.DataFrame, ClassifierModel]:
     """Stage 3 on an in-memory stage-2 table: ``(classified, classifier)``.
 
-    See :func:`classify_detections`, which this is (``options``: the keywords of
-    :func:`classify_detections_in_parts`).
+    See :func:`classify_detections`, which this is, with ``config``'s choices.
     """
+    options = dataclasses.asdict(config)
+    options["score"] = options.pop("nb_score")
+    options["feature_set"] = config.feature_set
     return classify_detections(crossmatched, **options)

@@ -524,22 +524,17 @@ def compare_with_published(model: ClusteringModel, published: Mapping[str, Any])
 
 
 def run_clustering(
-    detections: pd.DataFrame,
-    n_components: int = N_COMPONENTS,
-    random_state: int = RANDOM_STATE,
-    fit_sample: int | None = FIT_SAMPLE,
-    log_floor: float | None = None,
-    **options: Any,
+    detections: pd.DataFrame, config: ClusteringConfig = ClusteringConfig()
 ) -> tuple[pd.DataFrame, ClusteringModel]:
     """Stage 1 on an in-memory table of CSC detections: ``(clustered, model)``.
 
-    See :func:`cluster_detections`, which this is.
+    See :func:`cluster_detections`, which this is, with ``config``'s choices.
     """
     return cluster_detections(
         detections,
-        n_components=n_components,
-        random_state=random_state,
-        fit_sample=fit_sample,
-        log_floor=log_floor,
-        **options,
+        n_components=config.n_components,
+        random_state=config.random_state,
+        fit_sample=config.fit_sample,
+        log_floor=config.log_floor,
+        feature_set=config.feature_set,
     )

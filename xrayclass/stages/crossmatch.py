@@ -228,18 +228,17 @@ def join_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> tuple[pd.DataFr
 
 def run_crossmatch(
     clustered: pd.DataFrame,
+    config: CrossmatchConfig = CrossmatchConfig(),
     *,
     frozen: pd.DataFrame | None = None,
     catalog: pd.DataFrame | None = None,
-    radius: float = 1.0,
-    clusters: str = "frozen",
 ) -> pd.DataFrame:
     """Stage 2 on in-memory tables: give each clustered detection its SIMBAD class.
 
     Exactly one of ``frozen`` (an existing crossmatch of the same detections, in the
     stage-1 row order: :func:`swap_in_frozen`, which reproduces the paper) or
     ``catalog`` (a local catalog with ``ra``, ``dec`` and ``main_type``: the best match
-    within ``radius`` arcsec) must be given. The remote X-Match crossmatch is a service
+    within ``config.radius`` arcsec) must be given. The remote X-Match crossmatch is a service
     (:mod:`xrayclass.services.xmatch`).
 
     Raises
@@ -249,9 +248,9 @@ def run_crossmatch(
         problem is in.
     """
     if frozen is not None and catalog is None:
-        return swap_in_frozen(clustered, frozen, clusters=clusters)
+        return swap_in_frozen(clustered, frozen, clusters=config.clusters)
     if catalog is not None and frozen is None:
         from xrayclass.core.positional import crossmatch_local
 
-        return crossmatch_local(clustered, catalog, radius)
+        return crossmatch_local(clustered, catalog, config.radius)
     raise ValueError("give exactly one of frozen= or catalog=")

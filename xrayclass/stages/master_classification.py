@@ -437,10 +437,10 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 def run_master_classification(
-    classified: pd.DataFrame, classes: Sequence[str] = CLASSES
+    classified: pd.DataFrame, config: MasterClassificationConfig = MasterClassificationConfig()
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 on an in-memory stage-3 table: ``(uniquely, ambiguous, summary)``.
 
     See :func:`master_classification`, which this is.
     """
-    return master_classification(classified, classes)
+    return master_classification(classified, config.classes)
