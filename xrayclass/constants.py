@@ -5,6 +5,8 @@ it fixes the feature-space axes, the probability columns and how ties are broken
 (the first class in ``CLASSES`` wins a tie).
 """
 
+import numpy as np
+
 __all__ = [
     "AGGREGATE_CLASS",
     "AGGREGATE_CLASSES",
@@ -21,6 +23,7 @@ __all__ = [
     "NO_MATCH",
     "N_COMPONENTS",
     "OBSID",
+    "OUTLIER_PERCENTILES",
     "RANDOM_STATE",
     "RAW_FEATURE_COLUMNS",
     "SPECTRUM_FEATURES",
@@ -182,6 +185,9 @@ NB_SCORES = ("macro_f1", "rarest_f1")
 #: Share of detections flagged as outliers by default: those above this top fraction of
 #: the training (reference) distribution of the outlier measure.
 OUTLIER_FRACTION = 0.01
+#: Percentiles at which the training distribution of the outlier measure is kept (the
+#: classifier artifact stores one quantile per percentile).
+OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 
 
 #: What a spreadsheet takes for the start of a formula in a CSV cell (OWASP's list): text

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
+from xrayclass.core.checks import PHYSICAL_RANGES
 from xrayclass.core.featuresets import FeatureSet, require_transforms_apply
 from xrayclass.exceptions import input_files
-from xrayclass.io.checks import PHYSICAL_RANGES
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import InputError, read_json, read_table
 from xrayclass.stages.classification import ClassifierModel

@@ -26,6 +26,7 @@ from xrayclass.constants import (
     NB_SCORES,
     OBSID,
     OUTLIER_FRACTION,
+    OUTLIER_PERCENTILES,
     PRIORS,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
@@ -66,7 +67,6 @@ __all__ = [
     "OTHER_TYPE",
     "OUTLIER_COLUMNS",
     "OUTLIER_FRACTION",
-    "OUTLIER_PERCENTILES",
     "REFERENCE",
     "REQUIRED_COLUMNS",
     "SIMBAD_TYPE",
@@ -112,8 +112,6 @@ SIMBAD_TYPE = "simbad_main_type"
 #: Rows classified at once, by each thread (bounded memory at any catalog size; small
 #: enough that the threads share the work of a 1M-detection catalog evenly).
 CHUNK_ROWS = 50_000
-#: Percentiles at which the training distribution of the outlier measure is kept.
-OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 #: References whose outlier measures make the yardstick at most (a seeded subsample
 #: beyond): 50,000 still put 50 above the 99.9th percentile, and explaining every
 #: reference of a 1M-detection catalog (238,295) was a sixth of stage 3. The paper's
@@ -403,7 +401,7 @@ class ClassifierModel:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> ClassifierModel:
-        from xrayclass.io.checks import validate_classifier_document
+        from xrayclass.core.checks import validate_classifier_document
 
         validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
         if document.get("format") != CLASSIFIER_FORMAT:

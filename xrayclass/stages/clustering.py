@@ -12,6 +12,7 @@ from sklearn.mixture import GaussianMixture
 
 from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
+from xrayclass.core.checks import canonical_names, require_columns, require_numeric
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.mixture import (
@@ -24,7 +25,7 @@ from xrayclass.core.mixture import (
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
 from xrayclass.core.sampling import content_sample
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.io.tables import InputError
 
 __all__ = [
     "CHUNK_ROWS",
@@ -161,7 +162,7 @@ class ClusteringModel:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> "ClusteringModel":
-        from xrayclass.io.checks import validate_model_document
+        from xrayclass.core.checks import validate_model_document
 
         validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
         if document.get("format") != MODEL_FORMAT:
@@ -298,7 +299,7 @@ def cluster_detections(
         )
 
     features = kept[list(feature_set.features)].to_numpy(dtype="float64")
-    from xrayclass.io.checks import require_log_features_usable
+    from xrayclass.core.checks import require_log_features_usable
 
     require_log_features_usable(features, feature_set.features, feature_set.log_features)
     # The preprocessing uses every detection (ranges and shifts); only the mixture is

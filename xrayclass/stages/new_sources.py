@@ -47,9 +47,10 @@ from xrayclass.constants import (
     UNCLASSIFIED,
     VARIABILITY_RATIO_BANDS,
 )
+from xrayclass.core.checks import require_numeric
 from xrayclass.core.features import prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
-from xrayclass.io.tables import InputError, require_numeric
+from xrayclass.io.tables import InputError
 from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
 
@@ -148,9 +149,9 @@ def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
             table = table.rename(columns={alias: NAME})
     table = require_numeric(table, [c for c in (OBSID, "ra", "dec") if c in table.columns])
     if "ra" in table.columns and "dec" in table.columns:
-        from xrayclass.io.checks import require_possible_positions
+        from xrayclass.core.checks import require_possible_positions
 
-        require_possible_positions(table, None)  # missing ones only leave out the explanations
+        require_possible_positions(table)  # missing ones only leave out the explanations
     rows = np.arange(1, len(table) + 1)
     row_names = pd.Series(rows, index=table.index).astype(str).radd("row ")
     named = NAME in table.columns
@@ -233,7 +234,7 @@ def missing_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) 
     both = (missing != "") & (others != "")
     reasons = np.where(both, missing + "; " + others, missing + others)
     # Values outside their physical range (a hardness ratio of 3) are unusable too.
-    from xrayclass.io.checks import describe_range, out_of_range
+    from xrayclass.core.checks import describe_range, out_of_range
 
     outside = out_of_range(detections, columns)
     if outside.shape[1] and outside.to_numpy().any():
