@@ -7,6 +7,9 @@ it fixes the feature-space axes, the probability columns and how ties are broken
 
 import numpy as np
 
+#: The package's version (``xrayclass.__version__``), recorded in every artifact it writes.
+VERSION = "0.1.0"
+
 __all__ = [
     "AGGREGATE_CLASS",
     "AGGREGATE_CLASSES",
@@ -31,6 +34,7 @@ __all__ = [
     "UNINFORMATIVE_TYPES",
     "VARIABILITY_FEATURES",
     "VARIABILITY_RATIO_BANDS",
+    "VERSION",
 ]
 
 #: The 12 X-ray features of a detection, in the order of the feature space.

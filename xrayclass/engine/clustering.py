@@ -31,6 +31,7 @@ from xrayclass.constants import CLUSTER, NAME
 from xrayclass.core.checks import require_numeric
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
+from xrayclass.core.mixture import ClusteringModel
 from xrayclass.core.sampling import ContentSample
 from xrayclass.engine.checks import DetectionChecks
 from xrayclass.engine.streaming import StreamedScaler
@@ -43,11 +44,7 @@ from xrayclass.io.streaming import (
 )
 from xrayclass.io.tables import NO_ROWS, write_outputs
 from xrayclass.stages import clustering as stage1
-from xrayclass.stages.clustering import (
-    FIT_SAMPLE,
-    ClusteringModel,
-    probability_columns,
-)
+from xrayclass.stages.clustering import FIT_SAMPLE, probability_columns
 
 __all__ = [
     "aligned_chunks",

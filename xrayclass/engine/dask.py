@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from xrayclass.core.featuresets import FeatureSet
+    from xrayclass.core.mixture import ClusteringModel
     from xrayclass.stages.classification import ClassifierModel
-    from xrayclass.stages.clustering import ClusteringModel
 
 __all__ = [
     "classify_dataset",

@@ -15,7 +15,6 @@ import pandas as pd
 import sklearn
 from numpy.typing import ArrayLike
 
-from xrayclass import __version__
 from xrayclass.constants import (
     CLASSES,
     CLUSTER,
@@ -30,6 +29,7 @@ from xrayclass.constants import (
     PRIORS,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
+    VERSION,
 )
 from xrayclass.constants import CLASSIFIER_METHODS as METHODS
 from xrayclass.core.checks import require_choice
@@ -385,7 +385,7 @@ class ClassifierModel:
         return {
             "format": CLASSIFIER_FORMAT,
             "format_version": CLASSIFIER_FORMAT_VERSION,
-            "software": {"xrayclass": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+            "software": {"xrayclass": VERSION, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
             "features": list(self.feature_set.features),
             "feature_set": self.feature_set.to_dict(),
             "uninformative_types": list(self.uninformative),

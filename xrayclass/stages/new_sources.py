@@ -55,9 +55,9 @@ from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
 
 if TYPE_CHECKING:
+    from xrayclass.core.mixture import ClusteringModel
     from xrayclass.core.preprocessing import LogMinMaxScaler
     from xrayclass.stages.classification import ClassifierModel
-    from xrayclass.stages.clustering import ClusteringModel
 
 
 __all__ = [
@@ -80,7 +80,6 @@ __all__ = [
     "join_where",
     "missing_features",
     "output_tables",
-    "preprocessing_differences",
     "range_flags",
     "source_table",
     "unclassifiable",
@@ -300,19 +299,6 @@ def range_flags(features: np.ndarray, scalers: Sequence[LogMinMaxScaler]) -> Ran
 
 
 # -- the artifacts ----------------------------------------------------------------------------
-
-
-def preprocessing_differences(first: LogMinMaxScaler, second: LogMinMaxScaler) -> list[str]:
-    """Constants of two fitted scalers that differ, as ``'data_max of bb_kt'`` strings."""
-    a, b = first.to_dict(), second.to_dict()
-    differences = []
-    for key in a.keys() | b.keys():
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            differences += [f"{key} of {k}" for k in sorted(left.keys() | right.keys()) if left.get(k) != right.get(k)]
-        elif left != right:
-            differences.append(key)
-    return sorted(differences)
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -712,6 +698,3 @@ def format_report(result: Classification) -> str:
 def output_tables(result: Classification) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-detection and per-source tables as written (without internal columns)."""
     return result.detections.drop(columns=[_ROW]), result.sources
-
-
-# File I/O moved to xrayclass.io.artifacts; importable from here as before.
