@@ -176,7 +176,7 @@ N_COMPONENTS = 6
 RANDOM_STATE = 42
 
 #: Stage 3's choices, here rather than in the modules that use them so that the stage's
-#: command line can offer them without importing scikit-learn (0.6 s) before it reads.
+#: command line can offer them without importing scikit-learn before it reads.
 #: Classifiers stage 3 can use.
 CLASSIFIER_METHODS = ("mahalanobis", "naive-bayes")
 #: How a class scores a detection: the paper's softmin of squared distances, or the

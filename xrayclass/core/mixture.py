@@ -18,7 +18,6 @@ from xrayclass.core.checks import validate_model_document
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.progress import chunks
-from xrayclass.exceptions import InputError
 
 __all__ = [
     "CHUNK_ROWS",
@@ -306,17 +305,10 @@ class ClusteringModel:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> "ClusteringModel":
+        """The model a ``model.json`` document describes; :class:`InputError` if it is not one."""
         validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
-        if document.get("format") != MODEL_FORMAT:
-            raise InputError(f"not a clustering model (format {document.get('format')!r})")
-        if document.get("format_version") != MODEL_FORMAT_VERSION:
-            raise InputError(
-                f"model format version {document.get('format_version')} is not "
-                f"supported (this is version {MODEL_FORMAT_VERSION})"
-            )
+        # The schema has checked the format, its version and the feature lists.
         feature_set = from_artifact(document)
-        if list(document["features"]) != list(feature_set.features):
-            raise InputError("the model's features differ from its feature set's")
         return cls(
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
             mixture=mixture_from_dict(document["mixture"]),
