@@ -28,6 +28,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check xrayclass tests benchmarks docs *.py
 	$(VENV)/bin/ruff format --check xrayclass tests benchmarks docs *.py
 	$(VENV)/bin/mypy
+	@# The layers and no import circles: the contracts of [tool.importlinter] in pyproject.toml.
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(PY) -m pytest

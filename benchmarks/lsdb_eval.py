@@ -17,7 +17,7 @@ memory of that process; Dask runs threaded inside it, so that figure is the whol
    (crowded fields, so that choosing the *nearest* object within 1 arcsec matters), plus
    positions uniform on the sphere up to the requested size. Seeded.
 2. ``ours``: the matcher of ``crossmatch.py --catalog``
-   (:func:`xrayclass.core.positional.best_matches`, astropy's ``match_coordinates_sky``):
+   (:func:`xrayclass.core.positional.catalog_matches`, astropy's ``match_coordinates_sky``):
    Parquet in, best match within 1 arcsec for every detection, Parquet out.
 3. ``import``: both catalogs to HATS with hats-import (and a margin cache for the
    reference, which LSDB needs to find matches across partition edges).
@@ -110,14 +110,14 @@ def step_ours(detections: str, reference: str, output: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from xrayclass.core.positional import best_matches
+    from xrayclass.core.positional import catalog_matches
 
     clock = time.perf_counter()
     det = pd.read_parquet(detections, columns=["ra", "dec"])
     ref = pd.read_parquet(reference, columns=["ref_id", "ra", "dec", "main_type"])
     read = time.perf_counter() - clock
     clock = time.perf_counter()
-    matches = best_matches(det, ref, RADIUS_ARCSEC)
+    matches = catalog_matches(det, ref, RADIUS_ARCSEC)
     match = time.perf_counter() - clock
     clock = time.perf_counter()
     found = matches["ref_id"].notna().to_numpy()

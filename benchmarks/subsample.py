@@ -25,10 +25,10 @@ from run import mock  # noqa: E402
 
 from xrayclass.constants import FEATURES  # noqa: E402
 from xrayclass.core.features import complete_rows, prepare_features  # noqa: E402
-from xrayclass.core.mixture import fit_mixture  # noqa: E402
+from xrayclass.core.mixture import ClusteringModel, fit_mixture  # noqa: E402
 from xrayclass.core.preprocessing import LogMinMaxScaler  # noqa: E402
 from xrayclass.io.tables import read_table  # noqa: E402
-from xrayclass.stages.clustering import ClusteringModel, fit_rows  # noqa: E402
+from xrayclass.stages.clustering import fit_rows  # noqa: E402
 from xrayclass.stages.crossmatch import cluster_agreement  # noqa: E402
 
 

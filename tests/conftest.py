@@ -34,8 +34,8 @@ def mock_crossmatched():
     Treat it as read-only.
     """
     from xrayclass.analysis.mock import generate
-    from xrayclass.core.positional import crossmatch_local
     from xrayclass.stages.clustering import cluster_detections
+    from xrayclass.stages.crossmatch import crossmatch_local
 
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(24_000, 8), strict=False))
     stage1, _ = cluster_detections(detections)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.io.checks import duplicated_rows
+from xrayclass.core.checks import duplicated_rows
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -33,7 +33,7 @@ def test_distinct_nan_payloads_count_as_one_value():
 
 
 def test_rows_equal_on_the_hashed_floats_but_not_beyond_are_not_repeats():
-    from xrayclass.io.checks import HASHED_FLOATS
+    from xrayclass.core.checks import HASHED_FLOATS
 
     rng = np.random.default_rng(1)
     n = 60
@@ -51,7 +51,8 @@ def test_rows_equal_on_the_hashed_floats_but_not_beyond_are_not_repeats():
 def test_repeats_looked_for_among_rows_sharing_name_and_obsid(seed, caplog):
     """check_detections finds the rows sharing name and obsid once, and the repeats among
     them: the same rows as pandas over the whole table, and the same kept table."""
-    from xrayclass.io.checks import check_detections, duplicated_detections
+    from xrayclass.core.checks import duplicated_detections
+    from xrayclass.io.checks import check_detections
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 60))
@@ -90,7 +91,7 @@ def test_repeats_looked_for_among_rows_sharing_name_and_obsid(seed, caplog):
 
 @pytest.mark.parametrize("seed", range(30))
 def test_rows_sharing_name_and_obsid_as_pandas_finds_them(seed):
-    from xrayclass.io.checks import sharing_name_and_obsid
+    from xrayclass.core.checks import sharing_name_and_obsid
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(0, 60))

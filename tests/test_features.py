@@ -68,8 +68,8 @@ def test_complete_rows_and_reasons_match_a_value_by_value_count(seed):
     """SYNTHETIC values with gaps, infinities, values beyond the physical ranges (and at
     their bounds) and subnormal ones in features and raw columns: each row and each
     reason as counted one value at a time."""
+    from xrayclass.core.checks import PHYSICAL_RANGES, SMALLEST_NORMAL, subnormal_columns
     from xrayclass.core.featuresets import PAPER
-    from xrayclass.io.checks import PHYSICAL_RANGES, SMALLEST_NORMAL, subnormal_columns
 
     tiny_columns = subnormal_columns(PAPER)
 
@@ -108,7 +108,7 @@ def test_complete_rows_and_reasons_match_a_value_by_value_count(seed):
 
 
 def test_a_log_feature_zero_everywhere_is_named_from_an_array_or_a_table():
-    from xrayclass.io.checks import require_log_features_usable
+    from xrayclass.core.checks import require_log_features_usable
 
     table = pd.DataFrame({"bb_kt": [0.0, 0.0], "powlaw_gamma": [0.0, 1.0]})
     for features in (table, table.to_numpy()):

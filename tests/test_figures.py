@@ -14,11 +14,11 @@ from matplotlib.figure import Figure
 from xrayclass.analysis import figures
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.io.figures import DPI, save_figure, save_figures
 from xrayclass.io.paths import FIGURES, SOURCE_FIGURE_STEM_MAX, density_figure, safe_stem, source_figure
 from xrayclass.stages.classification import classify_detections
 from xrayclass.stages.clustering import cluster_detections
+from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.stages.master_classification import master_classification
 
 

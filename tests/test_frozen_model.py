@@ -19,9 +19,15 @@ from sklearn.mixture import GaussianMixture
 from xrayclass.cli import common as cli_common
 from xrayclass.cli import stages as cli
 from xrayclass.constants import FEATURES
-from xrayclass.core.mixture import compare_mixtures, mixture_from_dict, mixture_from_memberships, mixture_to_dict
+from xrayclass.core.mixture import (
+    ClusteringModel,
+    compare_mixtures,
+    mixture_from_dict,
+    mixture_from_memberships,
+    mixture_to_dict,
+)
 from xrayclass.io.artifacts import read_clustering_model
-from xrayclass.stages.clustering import PUBLISHED_CAVEAT, ClusteringModel, compare_with_published
+from xrayclass.stages.clustering import PUBLISHED_CAVEAT, compare_with_published
 
 PROBABILITIES = [f"prob_{k}" for k in range(6)]
 

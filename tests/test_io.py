@@ -6,16 +6,9 @@ import pytest
 from astropy.table import Table
 from conftest import reference_path
 
-from xrayclass.io.tables import (
-    InputError,
-    canonical_names,
-    read_table,
-    require_columns,
-    require_numeric,
-    write_atomic,
-    write_outputs,
-    write_table,
-)
+from xrayclass.core.checks import canonical_names, require_columns, require_numeric
+from xrayclass.exceptions import input_files
+from xrayclass.io.tables import InputError, read_table, write_atomic, write_outputs, write_table
 
 
 def test_missing_file(tmp_path):
@@ -79,22 +72,26 @@ def test_unnamed_csv_index_is_dropped(tmp_path):
 
 def test_required_and_numeric_columns():
     frame = pd.DataFrame({"a": ["1", "", "x"], "b": [1, 2, 3]})
-    with pytest.raises(InputError, match=r"f\.csv: missing required columns: c, d"):
-        require_columns(frame, ["a", "c", "d"], "f.csv")
-    with pytest.raises(
-        InputError, match=r"f\.csv: column 'a' has non-numeric values \(1 rows\), e.g. 'x' in data row 3"
+    # The checks know no file; the caller that read the table names it (input_files).
+    with pytest.raises(InputError, match=r"f\.csv: missing required columns: c, d"), input_files("f.csv"):
+        require_columns(frame, ["a", "c", "d"])
+    with (
+        pytest.raises(
+            InputError, match=r"f\.csv: column 'a' has non-numeric values \(1 rows\), e.g. 'x' in data row 3"
+        ),
+        input_files("f.csv"),
     ):
-        require_numeric(frame, ["a"], "f.csv")
-    converted = require_numeric(frame.iloc[:2], ["a", "b"], "f.csv")
+        require_numeric(frame, ["a"])
+    converted = require_numeric(frame.iloc[:2], ["a", "b"])
     assert converted["a"].tolist()[0] == 1 and np.isnan(converted["a"].tolist()[1])
     assert converted["b"].dtype == np.int64
 
 
 def test_name_alias():
     frame = pd.DataFrame({"name_1": ["x"]})
-    assert canonical_names(frame, "f.csv").columns.tolist() == ["name"]
+    assert canonical_names(frame).columns.tolist() == ["name"]
     with pytest.raises(InputError, match="missing required columns: name"):
-        canonical_names(pd.DataFrame({"other": [1]}), "f.csv")
+        canonical_names(pd.DataFrame({"other": [1]}))
 
 
 def test_failed_write_leaves_nothing(tmp_path):

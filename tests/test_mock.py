@@ -10,10 +10,11 @@ import xrayclass.analysis.mock as mock
 from xrayclass.analysis.mock import CSC_COLUMNS, MockSettings, generate, mock_accuracy, source_names
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES
 from xrayclass.core.features import derive_features
-from xrayclass.core.positional import best_matches, crossmatch_local
+from xrayclass.core.positional import catalog_matches
 from xrayclass.io.tables import read_table
 from xrayclass.stages.classification import classify_detections
 from xrayclass.stages.clustering import cluster_detections
+from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.workflow.mock import write_mock
 
 
@@ -93,7 +94,7 @@ def test_names_truncate_like_the_csc():
 def test_mock_simbad_crossmatch_finds_counterparts_not_decoys(catalog):
     detections, simbad = catalog
     sources = detections.drop_duplicates("name").reset_index(drop=True)
-    matches = best_matches(sources, simbad, 1.0)
+    matches = catalog_matches(sources, simbad, 1.0)
     assert (matches["angDist"].dropna() <= 1.0).all()
     matched = matches["main_type"].notna()
     # About the shares set: labeled + uninformative + other types of the sources.
@@ -105,7 +106,7 @@ def test_mock_simbad_crossmatch_finds_counterparts_not_decoys(catalog):
     agree = (matches.loc[labeled, "main_type"] == sources.loc[labeled, "true_class"]).mean()
     assert 0.9 < agree < 1.0
     # Decoys sit beyond 1 arcsec: a 5-arcsec match finds more objects.
-    wide = best_matches(sources, simbad, 5.0)["main_type"].notna().sum()
+    wide = catalog_matches(sources, simbad, 5.0)["main_type"].notna().sum()
     assert wide > matched.sum()
 
 

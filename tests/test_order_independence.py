@@ -22,9 +22,9 @@ import pytest
 from xrayclass.analysis.mock import generate
 from xrayclass.cli import stages as cli
 from xrayclass.constants import CLASSES
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.io.tables import read_table, write_table
 from xrayclass.stages.clustering import cluster_detections
+from xrayclass.stages.crossmatch import crossmatch_local
 
 #: A column added to the input to find each row again in any output (it passes through).
 PROBE = "probe_row"

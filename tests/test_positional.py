@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from xrayclass.core.positional import best_matches, nearest_within
+from xrayclass.core.positional import catalog_matches, nearest_within
 
 
 def _sky(rng, n):
@@ -24,7 +24,7 @@ def test_best_matches_equal_matching_every_row():
     dec[9] = -0.0
     detections = pd.DataFrame({"ra": ra, "dec": dec})
 
-    matches = best_matches(detections, objects, 2.0)
+    matches = catalog_matches(detections, objects, 2.0)
     rows, separations = nearest_within(ra, dec, objects["ra"], objects["dec"], 2.0)
     assert len(matches) == len(detections)
     np.testing.assert_array_equal(matches["ref_id"].fillna(-1).to_numpy(dtype=np.int64), rows)
@@ -38,6 +38,6 @@ def test_best_matches_pick_the_nearest_object():
     objects = pd.DataFrame(
         {"ra": [ra[0], ra[0]], "dec": [dec[0] + 0.8 / 3600, dec[0] - 0.3 / 3600], "main_type": ["Star", "QSO"]}
     )
-    matches = best_matches(pd.DataFrame({"ra": [ra[0]] * 3, "dec": [dec[0]] * 3}), objects, 1.0)
+    matches = catalog_matches(pd.DataFrame({"ra": [ra[0]] * 3, "dec": [dec[0]] * 3}), objects, 1.0)
     assert matches["main_type"].tolist() == ["QSO"] * 3
     np.testing.assert_allclose(matches["angDist"], 0.3, rtol=1e-6)

@@ -26,8 +26,8 @@ from xrayclass.workflow.report import CROSSMATCH_SAMPLE_FILE, Report, method_com
 def small_mock_run(tmp_path_factory):
     """Stages 1-2 on a 3,000-detection SYNTHETIC mock, written as a run directory."""
     from xrayclass.analysis.mock import generate
-    from xrayclass.core.positional import crossmatch_local
     from xrayclass.stages.clustering import cluster_detections
+    from xrayclass.stages.crossmatch import crossmatch_local
 
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(3_000, 5), strict=False))
     stage1, _ = cluster_detections(detections)

@@ -9,12 +9,12 @@ import xrayclass.stages.clustering as clustering
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES, FEATURES
 from xrayclass.core.features import complete_rows, prepare_features
-from xrayclass.core.mixture import fit_mixture
+from xrayclass.core.mixture import ClusteringModel, fit_mixture
 from xrayclass.core.partitions import classify_partition, source_partition, vote_partition
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.stages.classification import TO_CLASSIFY, classify_detections, detection_roles
-from xrayclass.stages.clustering import ClusteringModel, cluster_detections, fit_rows, probability_columns
+from xrayclass.stages.clustering import cluster_detections, fit_rows, probability_columns
+from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.stages.master_classification import master_classification
 
 

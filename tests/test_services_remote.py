@@ -8,8 +8,9 @@ must never run in parallel with each other (CDS bans parallel X-Match jobs).
 import pandas as pd
 import pytest
 
+from xrayclass.cli.online import crossmatch_online
 from xrayclass.services.csc_tap import Cone, FetchConfig, build_query, fetch
-from xrayclass.services.xmatch import KEY_COLUMNS, XMatchConfig, crossmatch_online
+from xrayclass.services.xmatch import KEY_COLUMNS, XMatchConfig
 
 pytestmark = pytest.mark.remote_data
 

@@ -7,9 +7,9 @@ import pytest
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES
 from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_codes
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.stages.classification import classify_detections, weights_needed
 from xrayclass.stages.clustering import cluster_detections
+from xrayclass.stages.crossmatch import crossmatch_local
 
 
 @pytest.fixture(scope="module")

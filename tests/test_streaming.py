@@ -10,10 +10,10 @@ from conftest import run_script, run_stage_into
 
 from xrayclass.analysis.mock import generate
 from xrayclass.core.featuresets import builtin
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.io.streaming import ExternalSort, iter_batches, name_boundaries
 from xrayclass.io.tables import read_table, write_table
 from xrayclass.stages.clustering import cluster_detections
+from xrayclass.stages.crossmatch import crossmatch_local
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,10 @@ this package. As a library, each stage is one function on in-memory tables::
     from xrayclass import run_clustering, run_crossmatch, run_classification, run_master_classification
 """
 
-__version__ = "0.1.0"
-
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from xrayclass.constants import VERSION as __version__
 from xrayclass.exceptions import ArtifactError, InputError, ServiceError, XrayclassError
 
 if TYPE_CHECKING:

@@ -5,6 +5,11 @@ it fixes the feature-space axes, the probability columns and how ties are broken
 (the first class in ``CLASSES`` wins a tie).
 """
 
+import numpy as np
+
+#: The package's version (``xrayclass.__version__``), recorded in every artifact it writes.
+VERSION = "0.1.0"
+
 __all__ = [
     "AGGREGATE_CLASS",
     "AGGREGATE_CLASSES",
@@ -21,6 +26,7 @@ __all__ = [
     "NO_MATCH",
     "N_COMPONENTS",
     "OBSID",
+    "OUTLIER_PERCENTILES",
     "RANDOM_STATE",
     "RAW_FEATURE_COLUMNS",
     "SPECTRUM_FEATURES",
@@ -28,6 +34,7 @@ __all__ = [
     "UNINFORMATIVE_TYPES",
     "VARIABILITY_FEATURES",
     "VARIABILITY_RATIO_BANDS",
+    "VERSION",
 ]
 
 #: The 12 X-ray features of a detection, in the order of the feature space.
@@ -169,7 +176,7 @@ N_COMPONENTS = 6
 RANDOM_STATE = 42
 
 #: Stage 3's choices, here rather than in the modules that use them so that the stage's
-#: command line can offer them without importing scikit-learn (0.6 s) before it reads.
+#: command line can offer them without importing scikit-learn before it reads.
 #: Classifiers stage 3 can use.
 CLASSIFIER_METHODS = ("mahalanobis", "naive-bayes")
 #: How a class scores a detection: the paper's softmin of squared distances, or the
@@ -182,6 +189,9 @@ NB_SCORES = ("macro_f1", "rarest_f1")
 #: Share of detections flagged as outliers by default: those above this top fraction of
 #: the training (reference) distribution of the outlier measure.
 OUTLIER_FRACTION = 0.01
+#: Percentiles at which the training distribution of the outlier measure is kept (the
+#: classifier artifact stores one quantile per percentile).
+OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 
 
 #: What a spreadsheet takes for the start of a formula in a CSV cell (OWASP's list): text

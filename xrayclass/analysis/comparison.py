@@ -65,9 +65,10 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, NAME
+from xrayclass.core.checks import canonical_names, require_columns, require_numeric
 from xrayclass.core.positional import nearest_within
 from xrayclass.exceptions import tables_named
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.io.tables import InputError
 
 __all__ = [
     "DEFAULT_MAPPING",

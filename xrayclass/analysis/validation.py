@@ -42,12 +42,13 @@ from xrayclass.core.calibration import (
     fit_temperature,
     reliability_curve,
 )
+from xrayclass.core.checks import canonical_names, require_columns
 from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.progress import steps
 from xrayclass.core.taxonomy import OTYPE, normalize_types
-from xrayclass.io.tables import InputError, canonical_names, require_columns
+from xrayclass.io.tables import InputError
 
 __all__ = [
     "CALIBRATED",

@@ -10,14 +10,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from xrayclass.exceptions import input_files
+import pandas as pd
+
+from xrayclass.exceptions import InputError, input_files
 from xrayclass.io import paths
-from xrayclass.io.tables import write_outputs
+from xrayclass.io.tables import read_table, write_outputs
+from xrayclass.services.csc_tap import FetchConfig, fetch_source
+from xrayclass.stages.new_sources import csc_source_name
 
 __all__ = [
     "FETCH_TIMEOUT",
     "build_parser",
     "main",
+    "read_or_fetch_detections",
     "run",
 ]
 
@@ -120,8 +125,8 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
-    from xrayclass.io.artifacts import load_artifacts, read_input, sources_path
-    from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig
+    from xrayclass.io.artifacts import load_artifacts, sources_path
+    from xrayclass.services.csc_tap import SOURCE_MAXREC
     from xrayclass.stages.new_sources import classify, format_report, output_tables
 
     _default_artifacts(args)
@@ -142,7 +147,7 @@ def run(
         maxrec=SOURCE_MAXREC,
         sync=True,
     )
-    table, origin = read_input(args.input, config, sleep=sleep, clock=clock)
+    table, origin = read_or_fetch_detections(args.input, config, sleep=sleep, clock=clock)
     log.info("%s: %s read", origin, _count(len(table), "detection"))
     with input_files(origin):
         result = classify(table, clustering, classifier, method=args.method, calibrate=args.calibrate)
@@ -158,6 +163,51 @@ def run(
             _count(len(sources), "source"),
         )
     print(format_report(result))
+
+
+def read_or_fetch_detections(
+    text: str,
+    fetch_config: FetchConfig,
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[pd.DataFrame, str]:
+    """The detections ``text`` names: a table file, or a CSC source fetched by name.
+
+    Parameters
+    ----------
+    text : str
+        A table file (VOTable, CSV, Parquet, FITS), or, when no such file exists, a
+        CSC source name whose per-observation detections are fetched from the CSC
+        TAP service.
+    fetch_config : xrayclass.services.csc_tap.FetchConfig
+        Service, release and time-outs for a fetch.
+    sleep, clock : callable, optional
+        Passed to the fetch, so that tests need not wait.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+    origin : str
+        The file, or ``'CSC 2.0 source 2CXO J...'``, for messages.
+
+    Raises
+    ------
+    InputError
+        No such file and not a CSC name, an unreadable file, or an unknown source.
+    ServiceError
+        The CSC TAP service failed (the message says to pass a local file instead).
+    """
+    path = Path(text)
+    if path.exists():
+        return read_table(path), str(path)
+    name = csc_source_name(text)
+    if name is None:
+        if path.suffix:
+            return read_table(path), str(path)  # says "file not found" or names the format
+        raise InputError(f"{text}: no such file, and not a CSC source name such as '2CXO J004307.5-092302'")
+    table, _ = fetch_source(name, fetch_config, sleep=sleep, clock=clock)
+    return table.to_pandas(), f"CSC {fetch_config.release} source {name}"
 
 
 def _default_artifacts(args: argparse.Namespace) -> None:

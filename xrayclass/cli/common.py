@@ -21,10 +21,11 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from xrayclass.analysis.published import COMPLETE_DETECTIONS as PUBLISHED_DETECTIONS
+from xrayclass.core.checks import canonical_names
 from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io import paths
-from xrayclass.io.tables import BatchedTable, canonical_names, read_table, write_outputs
+from xrayclass.io.tables import BatchedTable, read_table, write_outputs
 
 __all__ = [
     "PUBLISHED_MIXTURE",
@@ -255,7 +256,7 @@ def model_for_stage3(
         if isinstance(stage1, LazyStage1):  # streamed: only the columns the check reads
             stage1 = stage1.table()
         with input_files(stage1_path, stage1=stage1_path, model=model_path):
-            check_model_fits_table(model, canonical_names(stage1, stage1_path))
+            check_model_fits_table(model, canonical_names(stage1))
     except InputError as exc:
         if explicit:
             raise

@@ -13,19 +13,21 @@ from typing import Any
 
 import pandas as pd
 
+from xrayclass.core.checks import canonical_names
 from xrayclass.exceptions import InputError, input_files
-from xrayclass.io.tables import canonical_names, write_outputs
+from xrayclass.io.tables import write_outputs
 from xrayclass.services import provenance_path
 from xrayclass.services.xmatch import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_RADIUS,
     MAX_RADIUS,
     XMatchConfig,
-    crossmatch_online,
+    crossmatch_simbad,
     describe_upload,
 )
+from xrayclass.stages.crossmatch import attach_matches
 
-__all__ = ["add_online_arguments", "online_config", "run_online", "write_online_stage2"]
+__all__ = ["add_online_arguments", "crossmatch_online", "online_config", "run_online", "write_online_stage2"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,18 @@ def write_online_stage2(
         f"{provenance['rows_matched']:,}",
         sidecar,
     )
+
+
+def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The stage-2 table from an online crossmatch, and its provenance.
+
+    The service's best matches joined to the stage-1 rows by
+    :func:`~xrayclass.stages.crossmatch.attach_matches`, so that detections without a
+    SIMBAD object get ``main_type = 'NaN'``. This run's clusters are kept.
+    """
+    stage1 = canonical_names(stage1)
+    matches, provenance = crossmatch_simbad(stage1, config)
+    return attach_matches(stage1, matches), provenance
 
 
 def run_online(

@@ -35,18 +35,17 @@ import pandas as pd
 from xrayclass.analysis.reproduce import format_checks
 from xrayclass.cli.common import model_for_stage3, read_input, stage3_feature_set, write_stage2, write_stage4
 from xrayclass.cli.stages import NO_CSC_INPUT_HINT, configure_logging, report_errors
-from xrayclass.exceptions import input_files
-from xrayclass.io import paths
-from xrayclass.io.checks import (
-    check_catalog,
-    check_detections,
-    check_outputs,
+from xrayclass.core.checks import (
+    canonical_names,
     require_cluster_labels,
     require_names,
     require_positions,
     require_radius,
 )
-from xrayclass.io.tables import OUTPUT_FORMATS, InputError, canonical_names, read_table, write_outputs
+from xrayclass.exceptions import input_files
+from xrayclass.io import paths
+from xrayclass.io.checks import check_catalog, check_detections, check_outputs
+from xrayclass.io.tables import OUTPUT_FORMATS, InputError, read_table, write_outputs
 from xrayclass.services import EXIT_SERVICE_ERROR
 from xrayclass.stages.classification import ClassificationConfig, outlier_table, run_classification
 from xrayclass.stages.clustering import run_clustering
@@ -108,9 +107,11 @@ def _crossmatch_frozen(frozen: Path, run: paths.RunLayout) -> None:
         frozen, paths.FROZEN_CROSSMATCH, "put the published cluster_csc_simbad.csv there, or pass --frozen PATH"
     )
     for table, path in ((stage1, run.clusters), (frozen_table, frozen)):
-        require_names(canonical_names(table, path), path)
+        with input_files(path):
+            require_names(canonical_names(table))
     if "cluster" in frozen_table.columns:
-        require_cluster_labels(frozen_table, frozen)
+        with input_files(frozen):
+            require_cluster_labels(frozen_table)
     with input_files(run.clusters, stage1=run.clusters, frozen=frozen):
         crossmatched = run_crossmatch(stage1, frozen=frozen_table)
     update = model_for_stage3(run.model, True, stage1, run.clusters, (crossmatched, frozen, len(frozen_table)))
@@ -133,14 +134,14 @@ def _crossmatch_catalog(catalog: Path, run: paths.RunLayout) -> None:
 
 def _crossmatch_online(run: paths.RunLayout) -> None:
     """Stage 2 with the CDS X-Match service (exit status 3 when it fails), keeping this run's clusters."""
-    from xrayclass.cli.online import write_online_stage2
-    from xrayclass.services.xmatch import XMatchConfig, crossmatch_online
+    from xrayclass.cli.online import crossmatch_online, write_online_stage2
+    from xrayclass.services.xmatch import XMatchConfig
 
     check_outputs([run.crossmatch, run.model], [run.clusters], formats=[OUTPUT_FORMATS, None])
     stage1 = _read_stage1(run)
-    if {"ra", "dec"} <= set(stage1.columns):
-        require_positions(stage1, run.clusters)
     with input_files(run.clusters):
+        if {"ra", "dec"} <= set(stage1.columns):
+            require_positions(stage1)
         stage2, provenance = crossmatch_online(stage1, XMatchConfig())
     write_online_stage2(stage2, provenance, run.clusters, run.crossmatch)
     update = model_for_stage3(run.model, True, stage1, run.clusters)

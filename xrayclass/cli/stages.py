@@ -440,16 +440,14 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
     add_engine_arguments(parser, ("memory", "streaming"))
 
     def body(args: argparse.Namespace) -> None:
-        from xrayclass.io.checks import (
-            check_catalog,
-            check_detections,
-            check_outputs,
+        from xrayclass.core.checks import (
+            canonical_names,
             require_cluster_labels,
             require_names,
             require_positions,
             require_radius,
         )
-        from xrayclass.io.tables import canonical_names
+        from xrayclass.io.checks import check_catalog, check_detections, check_outputs
         from xrayclass.stages.crossmatch import swap_in_frozen
 
         online = online_config(args)
@@ -463,7 +461,8 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
             check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])
             stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
             if {"ra", "dec"} <= set(stage1.columns):
-                require_positions(stage1, args.input)
+                with input_files(args.input):
+                    require_positions(stage1)
             dry_run = getattr(args, "dry_run", False)
             if run_online(stage1, online, input_path=args.input, output=args.output, dry_run=dry_run) is not None:
                 update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
@@ -472,8 +471,8 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
                     log.info("wrote %s", model_path)
             return
         if args.catalog:
-            from xrayclass.core.positional import crossmatch_local
             from xrayclass.services.xmatch import DEFAULT_RADIUS
+            from xrayclass.stages.crossmatch import crossmatch_local
 
             radius = getattr(args, "radius", DEFAULT_RADIUS)
             require_radius(radius)
@@ -497,9 +496,11 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
             "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
         )
         for table, path in ((stage1, args.input), (frozen, args.frozen)):
-            require_names(canonical_names(table, path), path)
+            with input_files(path):
+                require_names(canonical_names(table))
         if args.clusters == "frozen" and "cluster" in frozen.columns:
-            require_cluster_labels(frozen, args.frozen)
+            with input_files(args.frozen):
+                require_cluster_labels(frozen)
         with input_files(args.input, stage1=args.input, frozen=args.frozen):
             crossmatched = swap_in_frozen(stage1, frozen, clusters=args.clusters)
         frozen_clusters = (crossmatched, args.frozen, len(frozen)) if args.clusters == "frozen" else None
@@ -537,7 +538,7 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
 
 def _stage3_unread_columns(path: str, feature_set: FeatureSet) -> list[str]:
     """The columns of a Parquet input that stage 3 only passes through (none for other formats)."""
-    from xrayclass.io.checks import checked_columns, cluster_count
+    from xrayclass.core.checks import checked_columns, cluster_count
     from xrayclass.stages.classification_input import input_columns
 
     if table_format(path, allowed=None) != "parquet" or not Path(path).is_file():
@@ -558,7 +559,7 @@ def _stage3_output(
         return parts.table()
     import pandas as pd
 
-    from xrayclass.io.tables import canonical_names
+    from xrayclass.core.checks import canonical_names
     from xrayclass.stages.classification_input import passthrough_columns
 
     # The order classify_detections gives the whole table: the input's other columns

@@ -7,8 +7,17 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import FEATURES, VARIABILITY_RATIO_BANDS
+from xrayclass.core.checks import (
+    PHYSICAL_RANGES,
+    SMALLEST_NORMAL,
+    describe_range,
+    out_of_range,
+    require_columns,
+    require_numeric,
+    subnormal,
+    subnormal_columns,
+)
 from xrayclass.core.featuresets import PAPER, FeatureSet
-from xrayclass.io.tables import require_columns, require_numeric
 
 __all__ = [
     "DERIVED_FEATURES",
@@ -88,8 +97,8 @@ def complete_rows(
     """Which rows have every feature (of ``feature_set`` unless ``features`` is given), and why the others do not.
 
     A feature value counts only if it is a finite number inside its physical range
-    (:data:`~xrayclass.io.checks.PHYSICAL_RANGES`) and, in a column the pipeline takes
-    a log of or divides by (:func:`~xrayclass.io.checks.subnormal_columns`), not
+    (:data:`~xrayclass.core.checks.PHYSICAL_RANGES`) and, in a column the pipeline takes
+    a log of or divides by (:func:`~xrayclass.core.checks.subnormal_columns`), not
     subnormal; the raw light-curve columns, where the table has them, must pass both
     tests too. Values are never clipped.
 
@@ -102,8 +111,6 @@ def complete_rows(
         (null), not finite (a division by a zero ``var_mean``), out of range and
         subnormal.
     """
-    from xrayclass.io.checks import PHYSICAL_RANGES, out_of_range, subnormal, subnormal_columns
-
     features = list(feature_set.features if features is None else features)
     # Only the raw columns this set reads: a row is not lost for a column it does not use.
     raw = [c for c in feature_set.raw_columns if c not in features and c in detections.columns]
@@ -158,8 +165,6 @@ def complete_rows(
 def describe_dropped(reasons: pd.DataFrame, n_dropped: int, n_total: int, n_features: int | None = None) -> str:
     """One log line saying how many rows were dropped and for which features."""
     n_features = len(FEATURES) if n_features is None else n_features
-    from xrayclass.io.checks import SMALLEST_NORMAL, describe_range
-
     parts = []
     for feature, row in reasons.iterrows():
         if row["missing"]:

@@ -109,6 +109,8 @@ class FeatureSet:
 
     def scaler(self, log_floor: float | None = None) -> LogMinMaxScaler:
         """An unfitted :class:`~xrayclass.core.preprocessing.LogMinMaxScaler` for this set."""
+        # Imported here, the one import of the package not at a module head: the scaler
+        # brings scikit-learn, which the checks (and so stage 4) import this module without.
         from xrayclass.core.preprocessing import LogMinMaxScaler
 
         return LogMinMaxScaler(

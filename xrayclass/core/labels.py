@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import CLASSES, MAIN_TYPE, NAME, NAME_ALIASES
-from xrayclass.io.tables import InputError
+from xrayclass.exceptions import InputError
 
 __all__ = [
     "LABEL_COLUMNS",

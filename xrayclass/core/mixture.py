@@ -1,16 +1,31 @@
-"""The Gaussian mixture that defines the clusters, and its JSON form."""
+"""The Gaussian mixture that defines the clusters, its JSON form, and the stored stage-1 model."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import sklearn
 from numpy.typing import ArrayLike
+from scipy import linalg
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist, pdist
 from sklearn.mixture import GaussianMixture
 
-from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
+from xrayclass.constants import N_COMPONENTS, RANDOM_STATE, VERSION
+from xrayclass.core.checks import validate_model_document
+from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
+from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.core.progress import chunks
 
 __all__ = [
+    "CHUNK_ROWS",
     "MIXTURE_SETTINGS",
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "STAGE1_CLUSTERS",
+    "ClusteringModel",
     "compare_mixtures",
     "fit_mixture",
     "mixture_from_dict",
@@ -97,8 +112,6 @@ def mixture_from_dict(document: Mapping[str, Any]) -> GaussianMixture:
 
 def _precisions_cholesky(covariances: np.ndarray) -> np.ndarray:
     """Cholesky factors of the precisions, computed as scikit-learn's full-covariance fit does."""
-    from scipy import linalg
-
     n_features = covariances.shape[-1]
     factors = np.empty_like(covariances)
     for k, covariance in enumerate(covariances):
@@ -210,9 +223,6 @@ def compare_mixtures(ours: GaussianMixture, published: Mapping[str, Any]) -> dic
         ``max_mean_distance`` and ``median_separation`` (the median distance between two
         of our own means, as the scale to read the distances against).
     """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist, pdist
-
     their_means = np.asarray(published["means"], dtype="float64")
     their_weights = np.asarray(published["weights"], dtype="float64")
     if their_means.shape != ours.means_.shape:
@@ -229,3 +239,81 @@ def compare_mixtures(ours: GaussianMixture, published: Mapping[str, Any]) -> dic
         "max_mean_distance": float(paired.max()),
         "median_separation": float(np.median(pdist(ours.means_))),
     }
+
+
+# -- the stored stage-1 model (model.json) -------------------------------------------------
+
+MODEL_FORMAT = "xrayclass.clustering-model"
+MODEL_FORMAT_VERSION = 1
+
+#: Rows placed in clusters at once (bounded memory at any catalog size).
+CHUNK_ROWS = 200_000
+
+#: Provenance of a mixture that is stage 1's own fit.
+STAGE1_CLUSTERS = {"source": "stage 1"}
+
+
+@dataclass
+class ClusteringModel:
+    """The fitted preprocessing and mixture, enough to place new detections in clusters."""
+
+    scaler: LogMinMaxScaler
+    mixture: GaussianMixture
+    training: dict = field(default_factory=dict)
+    #: Whose clusters ``mixture`` describes: ``{"source": "stage 1"}`` (its own fit), or
+    #: ``{"source": "frozen", "file": ..., "agreement": ...}`` (see :func:`~xrayclass.stages.clustering.describe_frozen_clusters`).
+    clusters: dict = field(default_factory=lambda: dict(STAGE1_CLUSTERS))
+    #: The stage-1 fit, kept for the record when ``mixture`` describes other clusters.
+    stage1_mixture: GaussianMixture | None = None
+    #: The features the model was fitted on (old artifacts without a record: the paper's).
+    feature_set: FeatureSet = PAPER
+
+    def assign(self, detections: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster labels and membership probabilities of complete feature rows.
+
+        Parameters
+        ----------
+        detections : pandas.DataFrame
+            Rows with all the model's features (see :func:`~xrayclass.features.complete_rows`).
+
+        Returns
+        -------
+        clusters : numpy.ndarray of int
+        probabilities : numpy.ndarray of shape (n_rows, n_components)
+        """
+        features = detections[list(self.feature_set.features)].to_numpy(dtype="float64")
+        probabilities = np.empty((len(features), self.mixture.n_components))
+        for rows in chunks(len(features), CHUNK_ROWS, "assigning clusters"):
+            probabilities[rows] = self.mixture.predict_proba(self.scaler.transform(features[rows]))
+        # The most probable component: what GaussianMixture.predict returns (the same
+        # argmax of the same per-row ordering), without computing it twice.
+        return probabilities.argmax(axis=1), probabilities
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "software": {"xrayclass": VERSION, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+            "features": list(self.feature_set.features),
+            "feature_set": self.feature_set.to_dict(),
+            "training": self.training,
+            "preprocessing": self.scaler.to_dict(),
+            "mixture": mixture_to_dict(self.mixture),
+            "clusters": self.clusters,
+            **({"stage1_mixture": mixture_to_dict(self.stage1_mixture)} if self.stage1_mixture is not None else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> "ClusteringModel":
+        """The model a ``model.json`` document describes; :class:`InputError` if it is not one."""
+        validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+        # The schema has checked the format, its version and the feature lists.
+        feature_set = from_artifact(document)
+        return cls(
+            scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
+            mixture=mixture_from_dict(document["mixture"]),
+            training=document.get("training", {}),
+            clusters=document.get("clusters", dict(STAGE1_CLUSTERS)),
+            stage1_mixture=mixture_from_dict(document["stage1_mixture"]) if "stage1_mixture" in document else None,
+            feature_set=feature_set,
+        )

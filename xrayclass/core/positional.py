@@ -14,13 +14,11 @@ from astropy.coordinates import SkyCoord, match_coordinates_sky
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import MAIN_TYPE
-from xrayclass.exceptions import tables_named
-from xrayclass.io.tables import require_columns, require_numeric
+from xrayclass.core.checks import require_columns, require_numeric
 
 __all__ = [
     "CATALOG_SUFFIX",
-    "best_matches",
-    "crossmatch_local",
+    "catalog_matches",
     "nearest_within",
 ]
 
@@ -67,7 +65,7 @@ def nearest_within(
     return rows, separations
 
 
-def best_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
+def catalog_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
     """The nearest catalog object within ``radius_arcsec`` of each detection.
 
     Parameters
@@ -92,8 +90,8 @@ def best_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec:
     catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
 
     # Detections of one source share its position: match each position once.
-    # One complex number per position: pandas factorizes it in one hashing pass (a
-    # MultiIndex of the two columns took 7 s of the 12 s of a 1M-detection match).
+    # One complex number per position: pandas factorizes it in one hashing pass, where a
+    # MultiIndex of the two columns would be factorized column by column.
     position = np.empty(len(detections), dtype="complex128")
     position.real = detections["ra"].to_numpy(dtype="float64", na_value=np.nan)
     position.imag = detections["dec"].to_numpy(dtype="float64", na_value=np.nan)
@@ -111,21 +109,3 @@ def best_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec:
         radius_arcsec,
     )
     return matches
-
-
-def crossmatch_local(stage1: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
-    """Stage 2 against a local catalog: best match within the radius, every row kept.
-
-    An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its
-    ``table`` (``"stage1"`` or ``"catalog"``).
-    """
-    from xrayclass.io.tables import canonical_names
-    from xrayclass.stages.crossmatch import attach_matches
-
-    with tables_named("stage1"):
-        stage1 = canonical_names(stage1)
-        require_columns(stage1, ("ra", "dec"))
-        stage1 = require_numeric(stage1, ("ra", "dec"))
-    with tables_named("catalog"):
-        matches = best_matches(stage1, catalog, radius_arcsec)
-    return attach_matches(stage1, matches)

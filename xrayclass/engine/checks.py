@@ -4,7 +4,7 @@
 names, positions, cluster labels, repeated detections. The engines read a file in
 batches; :class:`DetectionChecks` counts the same problems batch by batch (row numbers
 of the whole file) and raises the same errors, made by the same functions of
-:mod:`xrayclass.io.checks`, in the same order. Repeats need every row: each row's hash
+:mod:`xrayclass.core.checks`, in the same order. Repeats need every row: each row's hash
 is kept in pass 1, and only the rows whose hash repeats are read again and compared
 value by value, so a hash collision never stops a run.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import CLUSTER, NAME, OBSID
-from xrayclass.io.checks import (
+from xrayclass.core.checks import (
     bad_cluster_labels,
     blank_name_error,
     blank_names,
@@ -31,6 +31,7 @@ from xrayclass.io.checks import (
     repeat_columns,
     repeat_error,
 )
+from xrayclass.exceptions import input_files
 from xrayclass.io.streaming import InputIdentity, detection_file_columns, iter_batches
 
 __all__ = ["DetectionChecks", "FirstBad", "row_hashes"]
@@ -144,16 +145,16 @@ class DetectionChecks:
 
     def raise_problems(self) -> None:
         """The first error of ``check_detections`` (names, positions, clusters), if any."""
-        path = self.path
-        if self.blank_names.count:
-            raise blank_name_error(path, self.blank_names.count, self.blank_names.row or 0)
-        if self.bad_positions.count:
-            ra, dec = self.bad_positions.example
-            raise position_error(path, self.bad_positions.count, self.bad_positions.row or 0, ra, dec)
-        if self.bad_clusters.count:
-            n_clusters = cluster_count(self.file_columns)
-            (value,) = self.bad_clusters.example
-            raise cluster_label_error(path, n_clusters, self.bad_clusters.count, self.bad_clusters.row or 0, value)
+        with input_files(self.path):
+            if self.blank_names.count:
+                raise blank_name_error(self.blank_names.count, self.blank_names.row or 0)
+            if self.bad_positions.count:
+                ra, dec = self.bad_positions.example
+                raise position_error(self.bad_positions.count, self.bad_positions.row or 0, ra, dec)
+            if self.bad_clusters.count:
+                n_clusters = cluster_count(self.file_columns)
+                (value,) = self.bad_clusters.example
+                raise cluster_label_error(n_clusters, self.bad_clusters.count, self.bad_clusters.row or 0, value)
 
     def check_repeats(self, batch_rows: int, source: InputIdentity | None = None) -> None:
         """Raise as :func:`~xrayclass.io.checks.handle_duplicates` does on repeated detections.
@@ -175,7 +176,8 @@ class DetectionChecks:
             candidates = pd.concat(rows, ignore_index=True)
             repeated = candidates.duplicated(keep="first").to_numpy()
             if repeated.any():
-                raise repeat_error(self.path, int(repeated.sum()), candidates.loc[repeated])
+                with input_files(self.path):
+                    raise repeat_error(int(repeated.sum()), candidates.loc[repeated])
         identities = np.concatenate(self.identity_hashes) if self.identity_hashes else np.empty(0, np.uint64)
         self.identity_hashes = []
         values, counts = np.unique(identities, return_counts=True)

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import CLUSTER, NAME
+from xrayclass.core.checks import require_numeric
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
+from xrayclass.core.mixture import ClusteringModel
 from xrayclass.core.sampling import ContentSample
 from xrayclass.engine.checks import DetectionChecks
 from xrayclass.engine.streaming import StreamedScaler
@@ -40,13 +42,9 @@ from xrayclass.io.streaming import (
     InputIdentity,
     iter_batches,
 )
-from xrayclass.io.tables import NO_ROWS, require_numeric, write_outputs
+from xrayclass.io.tables import NO_ROWS, write_outputs
 from xrayclass.stages import clustering as stage1
-from xrayclass.stages.clustering import (
-    FIT_SAMPLE,
-    ClusteringModel,
-    probability_columns,
-)
+from xrayclass.stages.clustering import FIT_SAMPLE, probability_columns
 
 __all__ = [
     "aligned_chunks",

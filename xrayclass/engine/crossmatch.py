@@ -9,7 +9,7 @@ Two passes over the stage-1 table:
 2. join the matched catalog columns to each batch
    (:func:`~xrayclass.stages.crossmatch.join_matches`) and write it.
 
-The output is that of :func:`~xrayclass.core.positional.crossmatch_local` on the whole
+The output is that of :func:`~xrayclass.stages.crossmatch.crossmatch_local` on the whole
 table (a test compares the CSV files byte for byte): the catalog's columns get the
 types the whole-table join gives them, whatever matched in a given batch.
 """
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import MAIN_TYPE, NO_MATCH
+from xrayclass.core.checks import require_columns, require_numeric
 from xrayclass.core.positional import CATALOG_SUFFIX, nearest_within
 from xrayclass.engine.checks import DetectionChecks, row_hashes
 from xrayclass.exceptions import InputError, input_files
@@ -32,7 +33,7 @@ from xrayclass.io.streaming import (
     InputIdentity,
     iter_batches,
 )
-from xrayclass.io.tables import NO_ROWS, require_columns, require_numeric, write_outputs
+from xrayclass.io.tables import NO_ROWS, write_outputs
 from xrayclass.stages.crossmatch import join_matches
 
 __all__ = [

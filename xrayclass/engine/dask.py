@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from xrayclass.core.featuresets import FeatureSet
+    from xrayclass.core.mixture import ClusteringModel
     from xrayclass.stages.classification import ClassifierModel
-    from xrayclass.stages.clustering import ClusteringModel
 
 __all__ = [
     "classify_dataset",
@@ -284,10 +284,10 @@ def master_classification_dataset(
     n_partitions: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Stage 4 with Dask: partitions holding whole sources (a shuffle by name), votes combined."""
+    from xrayclass.core.checks import canonical_names
     from xrayclass.engine.checks import DetectionChecks
     from xrayclass.engine.streaming import combine_votes
     from xrayclass.io.streaming import iter_batches
-    from xrayclass.io.tables import canonical_names
     from xrayclass.stages.master_classification import STAGE4_COLUMNS
 
     require_dask()

@@ -38,6 +38,7 @@ from xrayclass.constants import (
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
 )
+from xrayclass.core.checks import canonical_names
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.preprocessing import LogMinMaxScaler
@@ -53,7 +54,7 @@ from xrayclass.io.streaming import (
     iter_batches,
     name_boundaries,
 )
-from xrayclass.io.tables import canonical_names, write_outputs
+from xrayclass.io.tables import write_outputs
 from xrayclass.stages import classification as stage3
 from xrayclass.stages.classification import (
     OUTLIER_COLUMNS,
@@ -284,7 +285,7 @@ def _streamed_scaler(
     streamed.set_shifts()
     for batch in iter_batches(path, columns, batch_rows, identity):
         with input_files(path):
-            batch = prepare_features(canonical_names(batch, path), feature_set)
+            batch = prepare_features(canonical_names(batch), feature_set)
         complete, _ = complete_rows(batch, feature_set=feature_set)
         streamed.add_ranges(batch.loc[complete, streamed.features].to_numpy(dtype="float64"))
     return streamed.fitted()
@@ -431,7 +432,7 @@ def fit_streamed(
     _log_census(references_census)
     with input_files(path):
         _check_labels(references_census, census.labels, options.strict_labels)
-        from xrayclass.io.checks import require_roles
+        from xrayclass.core.checks import require_roles
 
         # The in-memory check, on one role of each kind seen (the counts are what it reads).
         seen = [role for role, count in ((REFERENCE, census.n_reference), (TO_CLASSIFY, census.n_to_classify)) if count]
@@ -570,7 +571,8 @@ def source_batches(
     previous_last = None
     source = InputIdentity(path)
     for batch in iter_batches(path, columns, batch_rows, source):
-        batch = canonical_names(batch, path)
+        with input_files(path):
+            batch = canonical_names(batch)
         if checks is not None:
             checks.add(batch)
             if checks.failed:

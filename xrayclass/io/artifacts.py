@@ -1,32 +1,28 @@
-"""Reading what classify_source.py needs: the run's artifacts and the detections to classify.
+"""Reading the run's artifacts: the stage-1 model, the stage-3 classifier and feature-set files.
 
-File and service access for :mod:`xrayclass.stages.new_sources`, whose science takes
-in-memory tables and fitted artifacts.
+File access for the science, which takes in-memory tables and fitted artifacts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-import pandas as pd
-
+from xrayclass.constants import UNCLASSIFIED
+from xrayclass.core.checks import PHYSICAL_RANGES, preprocessing_differences
 from xrayclass.core.featuresets import FeatureSet, require_transforms_apply
-from xrayclass.exceptions import input_files
-from xrayclass.io.checks import PHYSICAL_RANGES
+from xrayclass.core.mixture import ClusteringModel
+from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.files import require_regular_file
-from xrayclass.io.tables import InputError, read_json, read_table
-from xrayclass.stages.classification import ClassifierModel
-from xrayclass.stages.clustering import ClusteringModel
-from xrayclass.text import one_line
+from xrayclass.io.tables import read_json
 
-if TYPE_CHECKING:
-    from xrayclass.services.csc_tap import FetchConfig
+# Until ClassifierModel joins ClusteringModel in core/ (issue 23, part D).
+from xrayclass.stages.classification import ClassifierModel
+from xrayclass.text import one_line
 
 T = TypeVar("T")
 
@@ -37,61 +33,10 @@ __all__ = [
     "read_classifier_model",
     "read_clustering_model",
     "read_feature_set",
-    "read_input",
     "sources_path",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def read_input(
-    text: str,
-    fetch_config: FetchConfig | None = None,
-    *,
-    sleep: Callable[[float], object] | None = None,
-    clock: Callable[[], float] | None = None,
-) -> tuple[pd.DataFrame, str]:
-    """The detections ``text`` names: a table file, or a CSC source fetched by name.
-
-    Parameters
-    ----------
-    text : str
-        A table file (VOTable, CSV, Parquet, FITS), or, when no such file exists, a
-        CSC source name whose per-observation detections are fetched from the CSC
-        TAP service.
-    fetch_config : xrayclass.services.csc_tap.FetchConfig, optional
-        Service, release and time-outs for a fetch (default: synchronous, CSC 2.0).
-    sleep, clock : callable, optional
-        Passed to the fetch, so that tests need not wait.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-    origin : str
-        The file, or ``'CSC 2.0 source 2CXO J...'``, for messages.
-
-    Raises
-    ------
-    InputError
-        No such file and not a CSC name, an unreadable file, or an unknown source.
-    ServiceError
-        The CSC TAP service failed (the message says to pass a local file instead).
-    """
-    path = Path(text)
-    if path.exists():
-        return read_table(path), str(path)
-    from xrayclass.stages.new_sources import csc_source_name
-
-    name = csc_source_name(text)
-    if name is None:
-        if path.suffix:
-            return read_table(path), str(path)  # says "file not found" or names the format
-        raise InputError(f"{text}: no such file, and not a CSC source name such as '2CXO J004307.5-092302'")
-    from xrayclass.services.csc_tap import FetchConfig, fetch_source
-
-    config = fetch_config or FetchConfig(sync=True)
-    table, _ = fetch_source(name, config, sleep=sleep or time.sleep, clock=clock or time.monotonic)
-    return table.to_pandas(), f"CSC {config.release} source {name}"
 
 
 def read_clustering_model(path: str | os.PathLike[str]) -> ClusteringModel:
@@ -163,9 +108,6 @@ def load_artifacts(
     InputError
         A file is missing or is not the artifact it should be.
     """
-    from xrayclass.constants import UNCLASSIFIED
-    from xrayclass.stages.new_sources import preprocessing_differences
-
     clustering = _load(read_clustering_model, model_path, "clustering model", "--model", "clustering.py", "--model")
     classifier = _load(
         read_classifier_model,

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import NAME, NAME_ALIASES, OBSID
-from xrayclass.exceptions import InputError
+from xrayclass.core.checks import require_columns
+from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import (
     _UNNAMED_INDEX,
@@ -40,7 +41,6 @@ from xrayclass.io.tables import (
     _write_failed,
     parquet_columns,
     parquet_options,
-    require_columns,
     table_format,
     temporary_folder,
     temporary_space_failed,
@@ -538,7 +538,8 @@ def detection_file_columns(
     if name_column != NAME:
         log.info("%s: using column %r as the source name", path, name_column)
     named = [NAME if c == name_column else c for c in columns]
-    require_columns(pd.DataFrame(columns=named), required, path)
+    with input_files(path):
+        require_columns(pd.DataFrame(columns=named), required)
     return columns, name_column
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
-from xrayclass.constants import FORMULA_STARTS, NAME, NAME_ALIASES
+from xrayclass.constants import FORMULA_STARTS
 from xrayclass.exceptions import InputError, where
 from xrayclass.io.files import require_regular_file
 from xrayclass.text import one_line
@@ -36,7 +36,6 @@ __all__ = [
     "PARSE_ERRORS",
     "TABLE_FORMATS",
     "BatchedTable",
-    "canonical_names",
     "convert_units",
     "formula_like",
     "parquet_columns",
@@ -45,8 +44,6 @@ __all__ = [
     "read_table",
     "remove_stale_folders",
     "remove_stale_temporaries",
-    "require_columns",
-    "require_numeric",
     "table_format",
     "temporary_folder",
     "temporary_space_failed",
@@ -301,54 +298,6 @@ def convert_units(table: Any, path: str | os.PathLike[str] | None = None) -> Non
             converted.unit = expected
             table[name] = converted
             log.info("%scolumn %r converted from %s to %s", where(path), name, unit, str(expected) or "a pure number")
-
-
-def canonical_names(table: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """Return ``table`` with its source-name column called ``name``.
-
-    TOPCAT's crossmatch renames ``name`` to ``name_1``; either spelling is accepted.
-    """
-    if NAME in table.columns:
-        return table
-    for alias in NAME_ALIASES:
-        if alias in table.columns:
-            log.info("%susing column %r as the source name", where(path), alias)
-            return table.rename(columns={alias: NAME})
-    raise InputError(f"{where(path)}missing required columns: {NAME} (or {', '.join(NAME_ALIASES)})")
-
-
-def require_columns(table: pd.DataFrame, columns: Iterable[str], path: str | os.PathLike[str] | None = None) -> None:
-    """Raise :class:`InputError` listing every column of ``columns`` not in ``table``."""
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError(f"{where(path)}missing required columns: {', '.join(missing)}")
-
-
-def require_numeric(
-    table: pd.DataFrame, columns: Iterable[str], path: str | os.PathLike[str] | None = None
-) -> pd.DataFrame:
-    """Return ``table`` with ``columns`` numeric, or say which value is not a number.
-
-    Numeric columns are left as they are (integers stay integers); text columns are
-    converted. Empty cells are missing values (NaN), not errors; text such as
-    ``'abc'`` is an error.
-    """
-    converted = {}
-    for column in columns:
-        values = table[column]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            continue
-        blank = values.isna() | (values.astype(str).str.strip() == "")
-        numbers = pd.to_numeric(values.where(~blank), errors="coerce")
-        bad = numbers.isna() & ~blank
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                f"{where(path)}column {column!r} has non-numeric values "
-                f"({int(bad.sum())} rows), e.g. {values.iloc[row]!r} in data row {row + 1}"
-            )
-        converted[column] = numbers
-    return table.assign(**converted) if converted else table
 
 
 def _temporary_prefix(path: str | os.PathLike[str]) -> str:

@@ -22,15 +22,22 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import astropy
+import astropy.units as u
 import numpy as np
 import pandas as pd
 import pyvo
 import requests
+from astropy.coordinates import SkyCoord
+from astropy.io.votable.exceptions import VOWarning
 from astropy.table import Table
+from astropy.units import UnitsWarning
+from pyvo.dal import DALFormatError, DALQueryError
 from pyvo.utils import http as pyvo_http
 
+from xrayclass.exceptions import InputError
 from xrayclass.io import paths
-from xrayclass.io.tables import InputError, table_format, write_atomic, write_json, write_outputs
+from xrayclass.io.tables import table_format, write_atomic, write_json, write_outputs
 from xrayclass.services import (
     DEFAULT_BACKOFF,
     ServiceError,
@@ -279,9 +286,6 @@ def within_cone(table: Table | pd.DataFrame, cone: Cone, ra_column: str = "ra", 
     ``table`` is an astropy Table or a DataFrame with ICRS degrees in ``ra_column`` and
     ``dec_column``; a row without a position is outside.
     """
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-
     missing = (
         [c for c in (ra_column, dec_column) if c not in table.colnames]
         if hasattr(table, "colnames")
@@ -509,8 +513,6 @@ def _wait(
 
 def _service_error(exc: BaseException, config: FetchConfig) -> ServiceError:
     """One line for a failed query: what failed and what to do."""
-    from pyvo.dal import DALFormatError, DALQueryError
-
     where = f"the CSC TAP service at {config.url}"
     again = attempts_text(exc)
     kind = failure_kind(exc)
@@ -596,9 +598,6 @@ def fetch(
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence astropy's complaints about the service's units and VOTable quirks."""
-    from astropy.io.votable.exceptions import VOWarning
-    from astropy.units import UnitsWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
         warnings.simplefilter("ignore", UnitsWarning)
@@ -636,9 +635,6 @@ def write_result(table: Table, output: str | Path, provenance: dict[str, object]
 
 
 def provenance(query: str, config: FetchConfig, table: Table, details: dict[str, object]) -> dict[str, object]:
-    import astropy
-    import pyvo
-
     return {
         "service": "Chandra Source Catalog TAP",
         "service_url": config.url,

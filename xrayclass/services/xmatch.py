@@ -5,21 +5,26 @@ astroquery's :class:`~astroquery.xmatch.XMatchClass` and matched against SIMBAD
 within ``radius`` arcsec, in chunks sent strictly one after another (CDS bans
 clients that run jobs in parallel). Of the SIMBAD objects within the radius of a
 detection the nearest one (smallest ``angDist``) is kept; detections without one keep
-their row with empty SIMBAD columns, and :func:`xrayclass.crossmatch.attach_matches`
-then gives them ``main_type = 'NaN'``, as TOPCAT's "best match, all rows" crossmatch
-of the published pipeline did.
+their row with empty SIMBAD columns. The service returns that table; the caller joins
+it to the stage-1 rows with :func:`xrayclass.stages.crossmatch.attach_matches`, which
+gives the unmatched ``main_type = 'NaN'``, as TOPCAT's "best match, all rows"
+crossmatch of the published pipeline did.
 
 SIMBAD changes: the published August-2022 crossmatch (``--frozen``) is the one that
 reproduces the paper, and every online run records its date in
 ``<output>.provenance.json``.
 """
 
+import contextlib
 import dataclasses
+import io
 import logging
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+import astropy.units as u
+import astroquery
 import astroquery.exceptions
 import numpy as np
 import pandas as pd
@@ -27,7 +32,8 @@ import requests
 from astropy.table import Table
 
 from xrayclass.constants import MAIN_TYPE
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.core.checks import require_columns, require_numeric
+from xrayclass.exceptions import InputError
 from xrayclass.services import (
     DEFAULT_BACKOFF,
     ServiceError,
@@ -38,7 +44,6 @@ from xrayclass.services import (
     http_status,
     utc_now,
 )
-from xrayclass.stages.crossmatch import attach_matches
 from xrayclass.text import one_line
 
 __all__ = [
@@ -55,10 +60,8 @@ __all__ = [
     "RENAME",
     "SERVICE_FAILURES",
     "XMatchConfig",
-    "best_matches",
     "check_radius",
     "chunk_slices",
-    "crossmatch_online",
     "crossmatch_simbad",
     "describe_upload",
     "request_payload",
@@ -176,7 +179,7 @@ def request_payload(config: XMatchConfig, chunk: pd.DataFrame) -> tuple[dict[str
 
 
 def describe_upload(stage1: pd.DataFrame, config: XMatchConfig) -> str:
-    """What :func:`crossmatch_online` would send (the dry run), as text."""
+    """What :func:`crossmatch_simbad` would send (the dry run), as text."""
     upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
     fields, files = request_payload(config, upload.iloc[slices[0]] if slices else upload)
@@ -205,9 +208,6 @@ def describe_upload(stage1: pd.DataFrame, config: XMatchConfig) -> str:
 
 def _client(config: XMatchConfig, cache_dir: str | None, table_list: Sequence[str] | None = None) -> Any:
     """An astroquery X-Match client on ``config.url``; ``table_list`` stands in for the service's list."""
-    import contextlib
-    import io
-
     # astroquery.xmatch prints a notice to stdout when the optional 'regions' package is
     # missing (used only for cone areas, which we do not use): keep it out of our output.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -257,8 +257,6 @@ SERVICE_FAILURES = (
 
 
 def _query_chunk(client: Any, chunk: pd.DataFrame, config: XMatchConfig, get_query_payload: bool = False) -> Any:
-    import astropy.units as u
-
     answer = client.query(
         cat1=Table.from_pandas(chunk),
         cat2=config.catalog,
@@ -318,7 +316,7 @@ def _service_error(exc: BaseException, config: XMatchConfig, where_in_run: str) 
     return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}")
 
 
-def best_matches(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
+def nearest_answers(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """One row per stage-1 row: the nearest SIMBAD object, or empty columns where none.
 
     ``answers`` is the concatenated X-Match answer (any number of candidates per
@@ -338,8 +336,12 @@ def best_matches(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     return best[order].reindex(pd.RangeIndex(n_rows)).reset_index(drop=True)
 
 
-def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The SIMBAD columns of every stage-1 row (nearest object within the radius).
+def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The SIMBAD columns of every stage-1 row (nearest object within the radius), and their provenance.
+
+    The caller joins them to the stage-1 rows
+    (:func:`xrayclass.stages.crossmatch.attach_matches`, which gives detections without
+    a SIMBAD object ``main_type = 'NaN'``).
 
     Returns
     -------
@@ -347,9 +349,11 @@ def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.Da
         One row per stage-1 row, in order: SIMBAD's columns (``main_id``, ``ra_x``,
         ``dec_x``, ..., ``main_type``, ``other_types``, ...) and ``angDist``; empty
         where SIMBAD has no object within the radius.
-    summary : dict
-        Chunks, rows uploaded, candidates received, rows matched and unmatched.
+    provenance : dict
+        Service, radius, chunks, rows uploaded, candidates received, rows matched and
+        unmatched, and when.
     """
+    started = utc_now()
     upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
     answers = []
@@ -380,32 +384,7 @@ def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.Da
             answers.append(answer)
     non_empty = [a for a in answers if len(a)]
     combined = pd.concat(non_empty, ignore_index=True) if non_empty else (answers[0] if answers else pd.DataFrame())
-    matches = best_matches(combined.copy(), len(stage1))
-    matched = int(matches[MAIN_TYPE].notna().sum()) if len(matches) else 0
-    summary = {
-        "chunks": len(slices),
-        "rows": len(stage1),
-        "rows_uploaded": len(upload),
-        "candidates": len(combined),
-        "rows_matched": int(matches["angDist"].notna().sum()),
-        "rows_with_main_type": matched,
-        "rows_unmatched": int(matches["angDist"].isna().sum()),
-    }
-    return matches, summary
-
-
-def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, object]]:
-    """The stage-2 table from an online crossmatch, and its provenance.
-
-    Ends in :func:`xrayclass.crossmatch.attach_matches`, so that detections without a
-    SIMBAD object get ``main_type = 'NaN'``. This run's clusters are kept.
-    """
-    import astroquery
-
-    stage1 = canonical_names(stage1)
-    started = utc_now()
-    matches, summary = crossmatch_simbad(stage1, config)
-    stage2 = attach_matches(stage1, matches)
+    matches = nearest_answers(combined.copy(), len(stage1))
     provenance = {
         "service": "CDS X-Match",
         "service_url": config.url,
@@ -413,10 +392,16 @@ def crossmatch_online(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.Da
         "radius_arcsec": config.radius,
         "best_match_only": True,
         "chunk_size": config.chunk_size,
-        **summary,
+        "chunks": len(slices),
+        "rows": len(stage1),
+        "rows_uploaded": len(upload),
+        "candidates": len(combined),
+        "rows_matched": int(matches["angDist"].notna().sum()),
+        "rows_with_main_type": int(matches[MAIN_TYPE].notna().sum()) if len(matches) else 0,
+        "rows_unmatched": int(matches["angDist"].isna().sum()),
         "started_utc": started,
         "finished_utc": utc_now(),
         "astroquery_version": astroquery.__version__,
         "note": "SIMBAD changes over time; the paper's crossmatch is the August-2022 frozen file",
     }
-    return stage2, provenance
+    return matches, provenance

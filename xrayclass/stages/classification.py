@@ -15,7 +15,6 @@ import pandas as pd
 import sklearn
 from numpy.typing import ArrayLike
 
-from xrayclass import __version__
 from xrayclass.constants import (
     CLASSES,
     CLUSTER,
@@ -26,9 +25,11 @@ from xrayclass.constants import (
     NB_SCORES,
     OBSID,
     OUTLIER_FRACTION,
+    OUTLIER_PERCENTILES,
     PRIORS,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
+    VERSION,
 )
 from xrayclass.constants import CLASSIFIER_METHODS as METHODS
 from xrayclass.core.checks import require_choice
@@ -66,7 +67,6 @@ __all__ = [
     "OTHER_TYPE",
     "OUTLIER_COLUMNS",
     "OUTLIER_FRACTION",
-    "OUTLIER_PERCENTILES",
     "REFERENCE",
     "REQUIRED_COLUMNS",
     "SIMBAD_TYPE",
@@ -112,8 +112,6 @@ SIMBAD_TYPE = "simbad_main_type"
 #: Rows classified at once, by each thread (bounded memory at any catalog size; small
 #: enough that the threads share the work of a 1M-detection catalog evenly).
 CHUNK_ROWS = 50_000
-#: Percentiles at which the training distribution of the outlier measure is kept.
-OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 #: References whose outlier measures make the yardstick at most (a seeded subsample
 #: beyond): 50,000 still put 50 above the 99.9th percentile, and explaining every
 #: reference of a 1M-detection catalog (238,295) was a sixth of stage 3. The paper's
@@ -387,7 +385,7 @@ class ClassifierModel:
         return {
             "format": CLASSIFIER_FORMAT,
             "format_version": CLASSIFIER_FORMAT_VERSION,
-            "software": {"xrayclass": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+            "software": {"xrayclass": VERSION, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
             "features": list(self.feature_set.features),
             "feature_set": self.feature_set.to_dict(),
             "uninformative_types": list(self.uninformative),
@@ -403,7 +401,7 @@ class ClassifierModel:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> ClassifierModel:
-        from xrayclass.io.checks import validate_classifier_document
+        from xrayclass.core.checks import validate_classifier_document
 
         validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
         if document.get("format") != CLASSIFIER_FORMAT:

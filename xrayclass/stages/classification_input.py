@@ -26,10 +26,11 @@ from xrayclass.constants import (
     OBSID,
     UNINFORMATIVE_TYPES,
 )
+from xrayclass.core.checks import canonical_names, require_columns, require_numeric
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.io.tables import InputError
 
 __all__ = [
     "OTHER_TYPE",
@@ -329,7 +330,7 @@ def prepare_detections(
     census = reference_census(types, roles, work[CLUSTER].to_numpy(), classes, labels)
     _log_census(census)
     _check_labels(census, labels, strict_labels)
-    from xrayclass.io.checks import require_log_features_usable, require_roles
+    from xrayclass.core.checks import require_log_features_usable, require_roles
 
     require_roles(roles, REFERENCE, TO_CLASSIFY)
     log_features = list(feature_set.log_features)

@@ -2,40 +2,33 @@
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.mixture import GaussianMixture
 
-from xrayclass import __version__
 from xrayclass.constants import CLUSTER, FEATURES, N_COMPONENTS, NAME, OBSID, RANDOM_STATE
+from xrayclass.core.checks import canonical_names, require_columns, require_log_features_usable, require_numeric
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
-from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
+from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.mixture import (
+    CHUNK_ROWS,
+    STAGE1_CLUSTERS,
+    ClusteringModel,
     compare_mixtures,
     fit_mixture,
-    mixture_from_dict,
     mixture_from_memberships,
-    mixture_to_dict,
 )
 from xrayclass.core.preprocessing import LogMinMaxScaler
-from xrayclass.core.progress import chunks
 from xrayclass.core.sampling import content_sample
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.exceptions import InputError
 
 __all__ = [
-    "CHUNK_ROWS",
     "FIT_SAMPLE",
     "IDENTITY_COLUMNS",
-    "MODEL_FORMAT",
-    "MODEL_FORMAT_VERSION",
     "PUBLISHED_CAVEAT",
-    "STAGE1_CLUSTERS",
     "ClusteringConfig",
-    "ClusteringModel",
     "check_model_fits_table",
     "cluster_detections",
     "compare_with_published",
@@ -50,19 +43,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "xrayclass.clustering-model"
-MODEL_FORMAT_VERSION = 1
-
-#: Rows placed in clusters at once (bounded memory at any catalog size).
-CHUNK_ROWS = 200_000
-
 #: Detections the mixture is fitted on at most; larger catalogs are fitted on a seeded
 #: random subsample of this size and every detection is then assigned. Chosen by
 #: measurement (benchmarks/subsample.py): see README, "Scaling up".
 FIT_SAMPLE = 100_000
-
-#: Provenance of a mixture that is stage 1's own fit.
-STAGE1_CLUSTERS = {"source": "stage 1"}
 
 #: Columns stage 1 needs besides the raw feature columns.
 IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
@@ -107,81 +91,6 @@ class ClusteringConfig:
 def probability_columns(n_components: int) -> list[str]:
     """Names of the cluster-membership probability columns: prob_0, prob_1, ..."""
     return [f"prob_{k}" for k in range(n_components)]
-
-
-@dataclass
-class ClusteringModel:
-    """The fitted preprocessing and mixture, enough to place new detections in clusters."""
-
-    scaler: LogMinMaxScaler
-    mixture: GaussianMixture
-    training: dict = field(default_factory=dict)
-    #: Whose clusters ``mixture`` describes: ``{"source": "stage 1"}`` (its own fit), or
-    #: ``{"source": "frozen", "file": ..., "agreement": ...}`` (see :func:`describe_frozen_clusters`).
-    clusters: dict = field(default_factory=lambda: dict(STAGE1_CLUSTERS))
-    #: The stage-1 fit, kept for the record when ``mixture`` describes other clusters.
-    stage1_mixture: GaussianMixture | None = None
-    #: The features the model was fitted on (old artifacts without a record: the paper's).
-    feature_set: FeatureSet = PAPER
-
-    def assign(self, detections: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster labels and membership probabilities of complete feature rows.
-
-        Parameters
-        ----------
-        detections : pandas.DataFrame
-            Rows with all the model's features (see :func:`~xrayclass.features.complete_rows`).
-
-        Returns
-        -------
-        clusters : numpy.ndarray of int
-        probabilities : numpy.ndarray of shape (n_rows, n_components)
-        """
-        features = detections[list(self.feature_set.features)].to_numpy(dtype="float64")
-        probabilities = np.empty((len(features), self.mixture.n_components))
-        for rows in chunks(len(features), CHUNK_ROWS, "assigning clusters"):
-            probabilities[rows] = self.mixture.predict_proba(self.scaler.transform(features[rows]))
-        # The most probable component: what GaussianMixture.predict returns (the same
-        # argmax of the same per-row ordering), without computing it twice.
-        return probabilities.argmax(axis=1), probabilities
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
-            "software": {"xrayclass": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
-            "features": list(self.feature_set.features),
-            "feature_set": self.feature_set.to_dict(),
-            "training": self.training,
-            "preprocessing": self.scaler.to_dict(),
-            "mixture": mixture_to_dict(self.mixture),
-            "clusters": self.clusters,
-            **({"stage1_mixture": mixture_to_dict(self.stage1_mixture)} if self.stage1_mixture is not None else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> "ClusteringModel":
-        from xrayclass.io.checks import validate_model_document
-
-        validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
-        if document.get("format") != MODEL_FORMAT:
-            raise InputError(f"not a clustering model (format {document.get('format')!r})")
-        if document.get("format_version") != MODEL_FORMAT_VERSION:
-            raise InputError(
-                f"model format version {document.get('format_version')} is not "
-                f"supported (this is version {MODEL_FORMAT_VERSION})"
-            )
-        feature_set = from_artifact(document)
-        if list(document["features"]) != list(feature_set.features):
-            raise InputError("the model's features differ from its feature set's")
-        return cls(
-            scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
-            mixture=mixture_from_dict(document["mixture"]),
-            training=document.get("training", {}),
-            clusters=document.get("clusters", dict(STAGE1_CLUSTERS)),
-            stage1_mixture=mixture_from_dict(document["stage1_mixture"]) if "stage1_mixture" in document else None,
-            feature_set=feature_set,
-        )
 
 
 def fit_rows(features: np.ndarray, fit_sample: int | None, random_state: int | None) -> np.ndarray:
@@ -298,8 +207,6 @@ def cluster_detections(
         )
 
     features = kept[list(feature_set.features)].to_numpy(dtype="float64")
-    from xrayclass.io.checks import require_log_features_usable
-
     require_log_features_usable(features, feature_set.features, feature_set.log_features)
     # The preprocessing uses every detection (ranges and shifts); only the mixture is
     # fitted on a subsample when the catalog is large.

@@ -18,10 +18,15 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLUSTER, MAIN_TYPE, NAME, NO_MATCH, OBSID
-from xrayclass.core.checks import require_choice
-from xrayclass.exceptions import tables_named
-from xrayclass.io.checks import require_cluster_labels
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.core.checks import (
+    canonical_names,
+    require_choice,
+    require_cluster_labels,
+    require_columns,
+    require_numeric,
+)
+from xrayclass.core.positional import catalog_matches
+from xrayclass.exceptions import InputError, tables_named
 
 __all__ = [
     "CLUSTER_SOURCES",
@@ -29,6 +34,7 @@ __all__ = [
     "attach_matches",
     "check_same_detections",
     "cluster_agreement",
+    "crossmatch_local",
     "join_matches",
     "run_crossmatch",
     "swap_in_frozen",
@@ -111,8 +117,8 @@ def cluster_agreement(ours: ArrayLike, theirs: ArrayLike) -> float:
     Cluster numbers of two mixture fits are arbitrary, so the labels are first paired
     up by the assignment that maximizes the overlap.
     """
-    # Imported here: only the frozen comparison needs them, and they cost stage 2 a
-    # second of imports on every run.
+    # Imported here: only the frozen comparison needs them, and stage 2 otherwise does
+    # without loading scikit-learn.
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics.cluster import contingency_matrix
 
@@ -167,7 +173,7 @@ def swap_in_frozen(stage1: pd.DataFrame, frozen: pd.DataFrame, clusters: str = "
             frozen = require_numeric(frozen, (CLUSTER,))
             # A 99 among clusters 0 .. 5 passed when no prob_* column gave K and no model
             # was there to be re-estimated, and stage 3 then met a cluster of one.
-            require_cluster_labels(frozen, None, every_cluster_used=True)
+            require_cluster_labels(frozen, every_cluster_used=True)
         if CLUSTER in stage1.columns:
             agreement = cluster_agreement(stage1[CLUSTER], frozen[CLUSTER])
             log.info(
@@ -226,6 +232,21 @@ def join_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> tuple[pd.DataFr
     return combined, unmatched
 
 
+def crossmatch_local(stage1: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
+    """Stage 2 against a local catalog: best match within the radius, every row kept.
+
+    An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its
+    ``table`` (``"stage1"`` or ``"catalog"``).
+    """
+    with tables_named("stage1"):
+        stage1 = canonical_names(stage1)
+        require_columns(stage1, ("ra", "dec"))
+        stage1 = require_numeric(stage1, ("ra", "dec"))
+    with tables_named("catalog"):
+        matches = catalog_matches(stage1, catalog, radius_arcsec)
+    return attach_matches(stage1, matches)
+
+
 def run_crossmatch(
     clustered: pd.DataFrame,
     config: CrossmatchConfig = CrossmatchConfig(),
@@ -250,7 +271,5 @@ def run_crossmatch(
     if frozen is not None and catalog is None:
         return swap_in_frozen(clustered, frozen, clusters=config.clusters)
     if catalog is not None and frozen is None:
-        from xrayclass.core.positional import crossmatch_local
-
         return crossmatch_local(clustered, catalog, config.radius)
     raise ValueError("give exactly one of frozen= or catalog=")

@@ -25,7 +25,8 @@ import pyarrow.compute
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES, MAIN_TYPE, NAME, OBSID, UNCLASSIFIED
-from xrayclass.io.tables import InputError, canonical_names, require_columns, require_numeric
+from xrayclass.core.checks import canonical_names, require_columns, require_numeric
+from xrayclass.io.tables import InputError
 
 __all__ = [
     "DECIMALS",
@@ -239,7 +240,7 @@ def master_classification(
     if np.isnan(probabilities).any():
         rows = int(np.isnan(probabilities).any(axis=1).sum())
         raise InputError(f"{rows:,} detections have missing class probabilities")
-    from xrayclass.io.checks import require_probabilities
+    from xrayclass.core.checks import require_probabilities
 
     require_probabilities(probabilities, classes)
     unscored = (detections[MAIN_TYPE].astype(str) == UNCLASSIFIED).to_numpy() | ~(probabilities > 0).any(axis=1)

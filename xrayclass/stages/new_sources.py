@@ -47,16 +47,17 @@ from xrayclass.constants import (
     UNCLASSIFIED,
     VARIABILITY_RATIO_BANDS,
 )
+from xrayclass.core.checks import require_numeric
 from xrayclass.core.features import prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
-from xrayclass.io.tables import InputError, require_numeric
+from xrayclass.io.tables import InputError
 from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
 
 if TYPE_CHECKING:
+    from xrayclass.core.mixture import ClusteringModel
     from xrayclass.core.preprocessing import LogMinMaxScaler
     from xrayclass.stages.classification import ClassifierModel
-    from xrayclass.stages.clustering import ClusteringModel
 
 
 __all__ = [
@@ -79,7 +80,6 @@ __all__ = [
     "join_where",
     "missing_features",
     "output_tables",
-    "preprocessing_differences",
     "range_flags",
     "source_table",
     "unclassifiable",
@@ -148,9 +148,9 @@ def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
             table = table.rename(columns={alias: NAME})
     table = require_numeric(table, [c for c in (OBSID, "ra", "dec") if c in table.columns])
     if "ra" in table.columns and "dec" in table.columns:
-        from xrayclass.io.checks import require_possible_positions
+        from xrayclass.core.checks import require_possible_positions
 
-        require_possible_positions(table, None)  # missing ones only leave out the explanations
+        require_possible_positions(table)  # missing ones only leave out the explanations
     rows = np.arange(1, len(table) + 1)
     row_names = pd.Series(rows, index=table.index).astype(str).radd("row ")
     named = NAME in table.columns
@@ -233,7 +233,7 @@ def missing_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) 
     both = (missing != "") & (others != "")
     reasons = np.where(both, missing + "; " + others, missing + others)
     # Values outside their physical range (a hardness ratio of 3) are unusable too.
-    from xrayclass.io.checks import describe_range, out_of_range
+    from xrayclass.core.checks import describe_range, out_of_range
 
     outside = out_of_range(detections, columns)
     if outside.shape[1] and outside.to_numpy().any():
@@ -299,19 +299,6 @@ def range_flags(features: np.ndarray, scalers: Sequence[LogMinMaxScaler]) -> Ran
 
 
 # -- the artifacts ----------------------------------------------------------------------------
-
-
-def preprocessing_differences(first: LogMinMaxScaler, second: LogMinMaxScaler) -> list[str]:
-    """Constants of two fitted scalers that differ, as ``'data_max of bb_kt'`` strings."""
-    a, b = first.to_dict(), second.to_dict()
-    differences = []
-    for key in a.keys() | b.keys():
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            differences += [f"{key} of {k}" for k in sorted(left.keys() | right.keys()) if left.get(k) != right.get(k)]
-        elif left != right:
-            differences.append(key)
-    return sorted(differences)
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -711,6 +698,3 @@ def format_report(result: Classification) -> str:
 def output_tables(result: Classification) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-detection and per-source tables as written (without internal columns)."""
     return result.detections.drop(columns=[_ROW]), result.sources
-
-
-# File I/O moved to xrayclass.io.artifacts; importable from here as before.
