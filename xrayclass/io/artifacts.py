@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
+from xrayclass.core.classifier import ClassifierModel
 from xrayclass.core.featuresets import FeatureSet, require_transforms_apply
 from xrayclass.exceptions import input_files
 from xrayclass.io.checks import PHYSICAL_RANGES
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import InputError, read_json, read_table
-from xrayclass.stages.classification import ClassifierModel
 from xrayclass.stages.clustering import ClusteringModel
 from xrayclass.text import one_line
 

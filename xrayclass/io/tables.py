@@ -597,54 +597,6 @@ class BatchedTable(Protocol):
     def __len__(self) -> int: ...
 
 
-class JoinedRows:
-    """A :class:`BatchedTable`: the rows of ``front``, each joined to the row of ``others``
-    at its position ``rows``, with the columns in the order ``columns``.
-
-    ``others`` is a DataFrame, or a function that reads one: called when the table is
-    first written, so that columns left in a file meanwhile take memory only then (the
-    command line's stage 3 reads its input's pass-through columns this way).
-    """
-
-    def __init__(
-        self,
-        front: pd.DataFrame,
-        others: pd.DataFrame | Callable[[], pd.DataFrame],
-        rows: np.ndarray,
-        columns: Sequence[str],
-        batch_rows: int = PARQUET_ROW_GROUP,
-    ):
-        if len(rows) != len(front):
-            raise ValueError(f"{len(rows)} row positions for {len(front)} rows")
-        self.front, self.rows, self.columns, self.batch_rows = front, np.asarray(rows), list(columns), batch_rows
-        self._others = others
-
-    def _other_columns(self) -> pd.DataFrame:
-        if callable(self._others):
-            self._others = self._others()
-        return self._others
-
-    def _joined(self, start: int, stop: int) -> pd.DataFrame:
-        joined = pd.concat(
-            [
-                self.front.iloc[start:stop].reset_index(drop=True),
-                self._other_columns().take(self.rows[start:stop]).reset_index(drop=True),
-            ],
-            axis=1,
-        )
-        return joined[self.columns]
-
-    def __len__(self) -> int:
-        return len(self.front)
-
-    def empty(self) -> pd.DataFrame:
-        return self._joined(0, 0)
-
-    def batches(self) -> Iterator[pd.DataFrame]:
-        for start in range(0, len(self.front), self.batch_rows):
-            yield self._joined(start, start + self.batch_rows)
-
-
 def _batched_writer(table: BatchedTable, path: str | os.PathLike[str]) -> Callable[[Path], object]:
     """Write ``table`` batch by batch: the same file as writing all of its rows at once."""
     fmt = table_format(path, OUTPUT_FORMATS)

@@ -54,8 +54,8 @@ from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
 
 if TYPE_CHECKING:
+    from xrayclass.core.classifier import ClassifierModel
     from xrayclass.core.preprocessing import LogMinMaxScaler
-    from xrayclass.stages.classification import ClassifierModel
     from xrayclass.stages.clustering import ClusteringModel
 
 
