@@ -14,10 +14,9 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -479,47 +478,18 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
 def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list[Path]:
     """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded.
 
-    Several outputs are written at once, each on its own thread (Arrow's Parquet writer
-    and the file writes release the GIL: a stage's table, model and side table take the
-    time of the largest). The threads are daemons, so a run stopped by a signal exits
-    at once, its temporaries removed, without waiting for them.
+    The writes run on the calling thread, one after the other: with no other thread, a
+    signal or Ctrl-C is acted on between two steps of a write (Arrow and pandas write in
+    row groups and chunks), and the temporaries are removed on the way out.
     """
     temporaries: list[Path] = []
     current = None
     try:
-        for _, path in writers:
+        for write, path in writers:
             current = path
             temporaries.append(_temporary_path(path))
-        failures: list[BaseException | None] = [None] * len(writers)
-
-        def run(k: int) -> None:
-            try:
-                writers[k][0](temporaries[k])
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, on the calling thread
-                failures[k] = exc
-
-        # Every write on a thread, none on the calling one: the kernel hands a process's
-        # signal to any of its threads, and only the main thread acts on it, when it runs
-        # Python. Were it writing itself (in C, or sleeping in a slow file system) while a
-        # writer thread took the signal, Ctrl-C would wait for its write to end (seen in CI).
-        threads = [
-            threading.Thread(target=run, args=(k,), name=f"xrayclass-write-{k}", daemon=True)
-            for k in range(len(writers))
-        ]
-        for thread in threads:
-            thread.start()
-        # Waited for unless a signal or Ctrl-C stops the run (raised here, not caught):
-        # their temporaries are only removed once nothing writes them any more.
-        for thread in threads:
-            # In short waits, for the same reason: a join without a timeout would keep the
-            # main thread blocked.
-            while thread.is_alive():
-                thread.join(0.1)
-        for failure, (_, path) in zip(failures, writers, strict=True):
-            if failure is not None:
-                current = path
-                raise failure
-        for temporary, (_, path) in zip(temporaries, writers, strict=False):
+            write(temporaries[-1])
+        for temporary, (_, path) in zip(temporaries, writers, strict=True):
             current = path
             os.replace(temporary, path)
     except OSError as exc:
@@ -686,64 +656,8 @@ def write_parquet_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLi
             yield pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False)
 
     with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
-        # The next group is made (its batches gathered, converted to Arrow) while Arrow
-        # encodes this one, which it does without the GIL.
-        for table in made_ahead(row_groups(), name="xrayclass-row-groups"):
+        for table in row_groups():
             writer.write_table(table)
-
-
-T = TypeVar("T")
-
-
-def made_ahead(items: Iterator[T], name: str = "xrayclass-ahead") -> Iterator[T]:
-    """The items of ``items``, each made on another thread while the caller uses the one before.
-
-    At most two items exist at a time: the one the caller has and the next. An error
-    raised while making an item is raised here, in its place. The thread is a daemon
-    (a run stopped by a signal does not wait for it), and the caller waits in short
-    steps, so that a signal the kernel hands to that thread is acted on at once.
-    """
-    import queue
-
-    made: queue.Queue[tuple[bool, Any]] = queue.Queue()
-    turns = threading.Semaphore(2)  # an item is made only when fewer than two exist
-    stop = threading.Event()
-
-    def make() -> None:
-        try:
-            while True:
-                while not turns.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                try:
-                    item = next(items)
-                except StopIteration:
-                    made.put((False, None))
-                    return
-                made.put((True, item))
-                del item
-        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
-            made.put((False, exc))
-
-    thread = threading.Thread(target=make, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                more, item = made.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-            del item
-            turns.release()
-    finally:
-        stop.set()
 
 
 def _json_writer(document: Mapping[str, Any]) -> Callable[[Path], None]:
