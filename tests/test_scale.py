@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import xrayclass.stages.classification as classification
 import xrayclass.stages.clustering as clustering
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES, FEATURES
+from xrayclass.core import classifier, naive_bayes
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.mixture import fit_mixture
 from xrayclass.core.partitions import classify_partition, source_partition, vote_partition
@@ -64,7 +64,8 @@ def stage2(mock):
 
 def test_chunked_classification_equals_one_pass(stage2, monkeypatch):
     whole, _ = run_classification(stage2)
-    monkeypatch.setattr(classification, "CHUNK_ROWS", 613)
+    monkeypatch.setattr(classifier, "CHUNK_ROWS", 613)
+    monkeypatch.setattr(naive_bayes, "CHUNK_ROWS", 613)
     chunked, _ = run_classification(stage2)
     numbers = [*CLASSES, "outlier_measure", "outlier_percentile", "track_prior", "track_location"]
     np.testing.assert_allclose(chunked[numbers].to_numpy(), whole[numbers].to_numpy(), rtol=1e-12, atol=1e-300)

@@ -148,11 +148,10 @@ def read_table(
                 columns = [c for c in columns if c in set(present)]
 
             # Read as one file (each column one array; pandas' reader goes through
-            # pyarrow's datasets, whose batches then have to be joined: 0.3-0.5 s of a
-            # 1M-row, 68-column stage-2 table), without pre-buffering every column chunk
-            # (a local file), then converted column by column, freeing Arrow's copy as it
-            # goes, numbers without nulls shared with Arrow rather than copied into one
-            # 2-D block: 0.2 s and a 0.85 GB peak, against 1.1-1.3 s and 1.2 GB.
+            # pyarrow's datasets, whose batches then have to be joined), without
+            # pre-buffering every column chunk (a local file), then converted column by
+            # column, freeing Arrow's copy as it goes, numbers without nulls shared with
+            # Arrow rather than copied into one 2-D block (less time and memory).
             arrow = pyarrow.parquet.ParquetFile(path, pre_buffer=False).read(
                 columns=list(columns) if columns is not None else None, use_pandas_metadata=True
             )
@@ -595,9 +594,8 @@ def parquet_options(schema: pyarrow.Schema) -> dict[str, Any]:
     """How the stages write Parquet: dictionary encoding for the text columns only.
 
     pyarrow dictionary-encodes every column by default; on measured values (floats
-    that never repeat) that only costs time, and reading such a column back was 7x
-    slower (1.9 s against 0.25 s for a 1M-row stage table). Names and classes repeat,
-    so they keep it.
+    that never repeat) that only costs time, writing and reading back. Names and
+    classes repeat, so they keep it.
     """
     import pyarrow as pa
 
