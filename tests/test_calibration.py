@@ -63,11 +63,11 @@ def test_fitted_temperature_undoes_a_known_over_confidence():
 def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tmp_path):
     from xrayclass.constants import CLASSES
     from xrayclass.io.tables import InputError, read_table
-    from xrayclass.stages.classification import classify_detections
+    from xrayclass.stages.classification import ClassificationConfig, run_classification
 
     table = read_table(crossmatch_sample)
-    plain, _ = classify_detections(table, explain=False)
-    result, model = classify_detections(table, explain=False, calibrate=True)
+    plain, _ = run_classification(table, ClassificationConfig(explain=False))
+    result, model = run_classification(table, ClassificationConfig(explain=False, calibrate=True))
     calibration = model.to_dict()["calibration"]
     assert calibration["for_method"] == "mahalanobis" and calibration["temperature"] > 0
     expected = apply_temperature(plain[list(CLASSES)].to_numpy(), calibration["temperature"])
@@ -79,6 +79,6 @@ def test_stage3_calibration_is_stored_applied_and_reloaded(crossmatch_sample, tm
     np.testing.assert_array_equal(
         loaded.predict_proba(result, result["cluster"].to_numpy(), calibrate=True), result[list(CLASSES)].to_numpy()
     )
-    _, uncalibrated = classify_detections(table, explain=False)
+    _, uncalibrated = run_classification(table, ClassificationConfig(explain=False))
     with pytest.raises(InputError, match="--calibrate"):
         uncalibrated.classify(result, result["cluster"].to_numpy(), calibrate=True)

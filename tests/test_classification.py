@@ -10,7 +10,7 @@ from xrayclass.core.features import prepare_features
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.io.artifacts import read_classifier_model
 from xrayclass.io.tables import InputError, read_table
-from xrayclass.stages.classification import classify_detections, detection_roles
+from xrayclass.stages.classification import ClassificationConfig, detection_roles, run_classification
 
 
 def published_method(table):
@@ -50,7 +50,7 @@ def published_method(table):
 @pytest.fixture(scope="module")
 def classified(crossmatch_sample):
     table = read_table(crossmatch_sample)
-    result, model = classify_detections(table)
+    result, model = run_classification(table)
     return table, result, model
 
 
@@ -87,7 +87,7 @@ def test_rows_are_the_unmatched_and_uninformative_detections(classified):
 
 def test_every_row_is_accounted_for_in_the_log(crossmatch_sample, caplog):
     caplog.set_level("INFO")
-    classify_detections(read_table(crossmatch_sample))
+    run_classification(read_table(crossmatch_sample))
     text = caplog.text
     assert "1,615 detections read" in text
     assert "dropped 0 of 1,615" in text
@@ -116,18 +116,18 @@ def test_roles():
 def test_missing_cluster_or_main_type_is_named(crossmatch_sample):
     table = read_table(crossmatch_sample)
     with pytest.raises(InputError, match="missing required columns: main_type"):
-        classify_detections(table.drop(columns="main_type"))
+        run_classification(table.drop(columns="main_type"))
     with pytest.raises(InputError, match="missing required columns: cluster"):
-        classify_detections(table.drop(columns="cluster"))
+        run_classification(table.drop(columns="cluster"))
     table.loc[4, "cluster"] = np.nan
     with pytest.raises(InputError, match="column 'cluster' is empty in 1 rows"):
-        classify_detections(table)
+        run_classification(table)
 
 
 def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_sample, caplog):
     table = read_table(crossmatch_sample)
     table.loc[table["cluster"] == 4, "main_type"] = None  # cluster 4 loses all its labels
-    result, model = classify_detections(table)
+    result, model = run_classification(table)
     in_cluster = result["cluster"] == 4
     assert in_cluster.sum() == (table["cluster"] == 4).sum()
     assert (result.loc[in_cluster, "main_type"] == "Unclassified").all()
@@ -138,7 +138,9 @@ def test_a_cluster_without_any_reference_is_unclassified_not_nan(crossmatch_samp
 
 def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample, tmp_path):
     table = read_table(crossmatch_sample)
-    result, model = classify_detections(table, likelihood="gaussian", priors="references", explain=False)
+    result, model = run_classification(
+        table, ClassificationConfig(likelihood="gaussian", priors="references", explain=False)
+    )
     document = model.to_dict()
     assert (document["references"]["likelihood"], document["references"]["priors"]) == ("gaussian", "references")
     path = tmp_path / "classifier.json"
@@ -147,16 +149,16 @@ def test_gaussian_likelihood_with_priors_is_saved_and_reloaded(crossmatch_sample
     np.testing.assert_array_equal(
         loaded.predict_proba(result, result["cluster"].to_numpy()), result[list(CLASSES)].to_numpy()
     )
-    paper, _ = classify_detections(table, explain=False)
+    paper, _ = run_classification(table, ClassificationConfig(explain=False))
     assert not np.allclose(paper[list(CLASSES)].to_numpy(), result[list(CLASSES)].to_numpy())
 
 
 def test_log_floor_is_stored_in_the_classifier_artifact(crossmatch_sample):
     table = read_table(crossmatch_sample)
-    _, model = classify_detections(table, log_floor=1e-3, explain=False)
+    _, model = run_classification(table, ClassificationConfig(log_floor=1e-3, explain=False))
     document = model.to_dict()["preprocessing"]
     assert document["log_floor"] == 1e-3 and document["log_shift"]["var_ratio_b"] == 1e-3
-    _, paper = classify_detections(table, explain=False)
+    _, paper = run_classification(table, ClassificationConfig(explain=False))
     assert paper.to_dict()["preprocessing"]["log_floor"] is None
 
 
@@ -164,7 +166,7 @@ def test_roles_logged_from_the_counts_of_each_type(caplog):
     """SYNTHETIC types with ties among the left-out ones: the counts and their order as
     pandas' value_counts gives them, row by row."""
     from xrayclass.constants import NO_MATCH
-    from xrayclass.stages.classification_input import OTHER_TYPE, _roles_of_canonical
+    from xrayclass.stages.classification import OTHER_TYPE, _roles_of_canonical
 
     rng = np.random.default_rng(2)
     counts = {"Star": 30, "Radio": 30, "EB*": 20, "Galaxy": 20, "Cl*": 20, "PN": 5, "HII": 5, "Em*": 5, "Be*": 5}

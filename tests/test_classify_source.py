@@ -427,7 +427,7 @@ def test_script_without_a_model_exits_2(tmp_path):
 
 
 def test_the_artifacts_likelihood_and_priors_are_honoured(models, stage3):
-    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.core.classifier import ClassifierModel
 
     clustering, classifier = models
     document = classifier.to_dict()
@@ -445,7 +445,7 @@ def test_the_artifacts_likelihood_and_priors_are_honoured(models, stage3):
 
 def test_calibrate_applies_the_artifacts_temperature_or_says_there_is_none(models, stage3):
     from xrayclass.core.calibration import apply_temperature
-    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.core.classifier import ClassifierModel
 
     clustering, classifier = models
     rows = raw_rows(stage3, 2)

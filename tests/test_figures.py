@@ -16,7 +16,7 @@ from xrayclass.analysis.mock import generate
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES
 from xrayclass.io.figures import DPI, save_figure, save_figures
 from xrayclass.io.paths import FIGURES, SOURCE_FIGURE_STEM_MAX, density_figure, safe_stem, source_figure
-from xrayclass.stages.classification import classify_detections
+from xrayclass.stages.classification import run_classification
 from xrayclass.stages.clustering import cluster_detections
 from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.stages.master_classification import master_classification
@@ -29,7 +29,7 @@ def stages():
     detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(3000, 7), strict=False))
     clustered, _ = cluster_detections(detections, n_components=6)
     crossmatched = crossmatch_local(clustered, simbad, 1.0)
-    classified, _ = classify_detections(crossmatched)
+    classified, _ = run_classification(crossmatched)
     uniquely, _, _ = master_classification(classified)
     return {"clustered": crossmatched, "classified": classified, "uniquely": uniquely}
 

@@ -165,66 +165,41 @@ def test_parquet_written_in_batches_is_the_file_written_whole(tmp_path, monkeypa
     assert pq.ParquetFile(tmp_path / "none.parquet").metadata.num_rows == 0
 
 
-def test_made_ahead_keeps_order_and_at_most_two_items():
-    import threading
+class _Batched:
+    """A BatchedTable of ``whole`` in batches of ``size`` rows; ``fail_after`` batches, then an InputError."""
 
-    from xrayclass.io.tables import made_ahead
+    def __init__(self, whole, size, fail_after=None):
+        self.whole, self.size, self.fail_after = whole, size, fail_after
 
-    made = []
-    lock = threading.Lock()
+    def batches(self):
+        for k, start in enumerate(range(0, len(self.whole), self.size)):
+            if self.fail_after is not None and k == self.fail_after:
+                raise InputError("s2.parquet: the file changed meanwhile")
+            yield self.whole.iloc[start : start + self.size]
 
-    def items():
-        for k in range(6):
-            with lock:
-                made.append(k)
-            yield k
+    def empty(self):
+        return self.whole.iloc[:0]
 
-    seen = []
-    for item in made_ahead(items()):
-        # While the caller holds item k, only item k + 1 may have been made besides.
-        with lock:
-            assert max(made) <= item + 1
-        seen.append(item)
-    assert seen == list(range(6))
+    def __len__(self):
+        return len(self.whole)
 
 
-def test_made_ahead_raises_the_makers_error_in_its_place():
-    from xrayclass.io.tables import made_ahead
+def test_batches_are_written_in_their_order(tmp_path):
+    whole = pd.DataFrame({"k": np.arange(40), "name": [f"s{k}" for k in range(40)]})
+    write_outputs([(_Batched(whole, 7), tmp_path / "t.parquet"), (_Batched(whole, 7), tmp_path / "t.csv")])
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.parquet"), whole, check_dtype=False)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.csv"), whole, check_dtype=False)
 
-    def items():
-        yield 1
-        raise InputError("s2.parquet: the file changed meanwhile")
 
-    got = []
+def test_an_error_in_the_batches_is_raised_and_leaves_nothing(tmp_path):
+    whole = pd.DataFrame({"k": np.arange(40)})
     with pytest.raises(InputError, match="changed meanwhile"):
-        for item in made_ahead(items()):
-            got.append(item)
-    assert got == [1]
+        write_outputs([({"a": 1}, tmp_path / "m.json"), (_Batched(whole, 7, fail_after=2), tmp_path / "t.parquet")])
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_made_ahead_stops_making_when_the_caller_stops():
-    import threading
-    import time
-
-    from xrayclass.io.tables import made_ahead
-
-    made = []
-
-    def items():
-        for k in range(1000):
-            made.append(k)
-            yield k
-
-    def maker_alive():
-        # By name, not by count: other tests' daemon threads may end meanwhile.
-        return any(thread.name == "xrayclass-test-ahead" for thread in threading.enumerate())
-
-    stream = made_ahead(items(), name="xrayclass-test-ahead")
-    assert next(stream) == 0
-    assert maker_alive()
-    stream.close()
-    deadline = time.monotonic() + 5
-    while maker_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not maker_alive()
-    assert len(made) <= 2
+def test_a_batched_table_without_rows_writes_its_columns(tmp_path):
+    whole = pd.DataFrame({"k": np.arange(3), "name": ["a", "b", "c"]}).iloc[:0]
+    write_outputs([(_Batched(whole, 7), tmp_path / "t.csv"), (_Batched(whole, 7), tmp_path / "t.parquet")])
+    assert (tmp_path / "t.csv").read_text() == "k,name\n"
+    assert read_table(tmp_path / "t.parquet", allow_empty=True).columns.tolist() == ["k", "name"]

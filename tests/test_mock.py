@@ -12,7 +12,7 @@ from xrayclass.constants import AGGREGATE_CLASS, CLASSES
 from xrayclass.core.features import derive_features
 from xrayclass.core.positional import catalog_matches
 from xrayclass.io.tables import read_table
-from xrayclass.stages.classification import classify_detections
+from xrayclass.stages.classification import run_classification
 from xrayclass.stages.clustering import cluster_detections
 from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.workflow.mock import write_mock
@@ -136,7 +136,7 @@ def recovered(separation, n=12_000, seed=4):
     detections, simbad = whole(n, seed, MockSettings(separation=separation))
     stage1, _ = cluster_detections(detections)
     stage2 = crossmatch_local(stage1, simbad, 1.0)
-    stage3, _ = classify_detections(stage2)
+    stage3, _ = run_classification(stage2)
     return mock_accuracy(stage3)
 
 

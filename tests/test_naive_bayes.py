@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from xrayclass.analysis.validation import labeled_detections, split
 from xrayclass.constants import CLASSES, FEATURES, LOCATION_FEATURE, MAIN_TYPE
 from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_predictions
-from xrayclass.stages.classification import classify_detections, naive_bayes_categories
+from xrayclass.stages.classification import ClassificationConfig, naive_bayes_categories, run_classification
 
 
 @parametrize_with_checks([NaiveBayesClassifier(tune=False)])
@@ -102,7 +102,7 @@ def test_injected_anomalies_rank_in_the_top_outlier_percentile(mock_labeled):
     table.loc[anomalies, "bb_kt"] = 40.0
     table.loc[anomalies, ["var_prob_b", "var_prob_h", "var_prob_s"]] = 1.0
     table.loc[anomalies, "name"] = [f"MOCK ANOMALY {k}" for k in range(len(anomalies))]
-    classified, _ = classify_detections(table)
+    classified, _ = run_classification(table)
     injected = classified["name"].str.startswith("MOCK ANOMALY")
     assert injected.sum() == 20
     assert (classified.loc[injected, "outlier_percentile"] >= 99).all()
@@ -116,8 +116,8 @@ def test_injected_anomalies_rank_in_the_top_outlier_percentile(mock_labeled):
 
 def test_stage3_outputs_tracks_and_naive_bayes_method(mock_labeled):
     stage2, _ = mock_labeled
-    by_mahalanobis, model = classify_detections(stage2)
-    by_bayes, _ = classify_detections(stage2, method="naive-bayes")
+    by_mahalanobis, model = run_classification(stage2)
+    by_bayes, _ = run_classification(stage2, ClassificationConfig(method="naive-bayes"))
     assert by_mahalanobis["name"].tolist() == by_bayes["name"].tolist()
     for table in (by_mahalanobis, by_bayes):
         np.testing.assert_allclose(table[list(CLASSES)].sum(axis=1), 1.0)
@@ -129,7 +129,7 @@ def test_stage3_outputs_tracks_and_naive_bayes_method(mock_labeled):
     np.testing.assert_allclose(by_bayes["track_location"], own, rtol=1e-9)
     # The artifact carries everything: a reloaded model classifies identically.
     document = json.loads(json.dumps(model.to_dict()))
-    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.core.classifier import ClassifierModel
 
     reloaded = ClassifierModel.from_dict(document)
     again = reloaded.classify(by_mahalanobis, by_mahalanobis["cluster"].to_numpy())

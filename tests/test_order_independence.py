@@ -215,15 +215,15 @@ def test_stage1_clusters_do_not_depend_on_the_row_order(detections, fit_sample, 
 def test_the_yardstick_subsample_does_not_depend_on_the_row_order(stage2, monkeypatch):
     """Beyond YARDSTICK_SAMPLE references the outlier yardstick is a subsample: chosen by content too."""
     from xrayclass.stages import classification
-    from xrayclass.stages.classification import classify_detections
+    from xrayclass.stages.classification import ClassificationConfig, run_classification
 
     monkeypatch.setattr(classification, "YARDSTICK_SAMPLE", 150)
     table = read_table(stage2 / "synthetic_stage2.csv")
     shuffled = read_table(stage2 / "synthetic_shuffled_1.csv")
     # Without the outlier columns the naive Bayes weights are not tuned: the yardstick's
     # rows alone could make a difference.
-    _, expected = classify_detections(table, explain=False)
-    _, got = classify_detections(shuffled, explain=False)
+    _, expected = run_classification(table, ClassificationConfig(explain=False))
+    _, got = run_classification(shuffled, ClassificationConfig(explain=False))
     assert expected.census is not None and expected.census["references"] > 150
     np.testing.assert_array_equal(got.outlier_quantiles, expected.outlier_quantiles)
 

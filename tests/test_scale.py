@@ -4,15 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import xrayclass.stages.classification as classification
 import xrayclass.stages.clustering as clustering
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES, FEATURES
+from xrayclass.core import classifier, naive_bayes
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.mixture import ClusteringModel, fit_mixture
 from xrayclass.core.partitions import classify_partition, source_partition, vote_partition
 from xrayclass.core.preprocessing import LogMinMaxScaler
-from xrayclass.stages.classification import TO_CLASSIFY, classify_detections, detection_roles
+from xrayclass.stages.classification import TO_CLASSIFY, detection_roles, run_classification
 from xrayclass.stages.clustering import cluster_detections, fit_rows, probability_columns
 from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.stages.master_classification import master_classification
@@ -63,9 +63,10 @@ def stage2(mock):
 
 
 def test_chunked_classification_equals_one_pass(stage2, monkeypatch):
-    whole, _ = classify_detections(stage2)
-    monkeypatch.setattr(classification, "CHUNK_ROWS", 613)
-    chunked, _ = classify_detections(stage2)
+    whole, _ = run_classification(stage2)
+    monkeypatch.setattr(classifier, "CHUNK_ROWS", 613)
+    monkeypatch.setattr(naive_bayes, "CHUNK_ROWS", 613)
+    chunked, _ = run_classification(stage2)
     numbers = [*CLASSES, "outlier_measure", "outlier_percentile", "track_prior", "track_location"]
     np.testing.assert_allclose(chunked[numbers].to_numpy(), whole[numbers].to_numpy(), rtol=1e-12, atol=1e-300)
     for column in ("name", "obsid", "main_type", "driven_by", "outlier_flag"):
@@ -77,7 +78,7 @@ def test_chunked_classification_equals_one_pass(stage2, monkeypatch):
 
 
 def test_partition_by_partition_equals_the_whole_table(stage2):
-    whole, model = classify_detections(stage2)
+    whole, model = run_classification(stage2)
     table = prepare_features(stage2)
     table = table.loc[complete_rows(table)[0]].reset_index(drop=True)
     table["main_type"] = table["main_type"].astype(str)

@@ -1,5 +1,5 @@
-"""Stage 3's command line leaves a Parquet input's pass-through columns in the file until it
-writes: the output must be the one classify_detections gives on the whole table."""
+"""Stage 3 passes every other input column through to its output: the command line writes
+the table run_classification gives on the whole input."""
 
 import json
 
@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.cli.stages import _stage3_output, _stage3_unread_columns, classification_main
+from xrayclass.cli.stages import classification_main
 from xrayclass.core.featuresets import PAPER
-from xrayclass.io.tables import InputError, JoinedRows, read_table, write_outputs, write_table
-from xrayclass.stages.classification import classify_detections, classify_detections_in_parts
+from xrayclass.io.tables import read_table, write_outputs, write_table
+from xrayclass.stages.classification import ClassificationConfig, passthrough_columns, run_classification
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,17 @@ def wide_input(mock_crossmatched, tmp_path_factory):
     return path
 
 
-def test_the_unread_columns_are_the_pass_through_ones(wide_input):
-    unread = _stage3_unread_columns(str(wide_input), PAPER)
-    assert {"note", "count", "flag", "extra"} <= set(unread)
-    assert not {"name_1", "obsid", "ra", "dec", "cluster", "main_type", "QSO", *PAPER.features} & set(unread)
+def test_every_input_column_reaches_the_output_once(wide_input):
+    table = read_table(wide_input)
+    classified, _ = run_classification(table, ClassificationConfig(explain=False))
+    columns = classified.columns.tolist()
+    assert len(set(columns)) == len(columns)
+    front = columns[: columns.index("simbad_main_type") + 1]
+    expected = [
+        c for c in passthrough_columns(["name" if c == "name_1" else c for c in table.columns], PAPER) if c not in front
+    ]
+    assert columns[-len(expected) :] == expected
+    assert {"note", "count", "flag", "extra"} <= set(expected)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -47,7 +54,7 @@ def test_the_output_is_that_of_the_whole_table(wide_input, tmp_path, monkeypatch
     argv += ["--outliers-output", tmp_path / "outliers.csv", "-q"]
     assert classification_main([str(a) for a in argv]) == 0
 
-    expected, model = classify_detections(read_table(wide_input))
+    expected, model = run_classification(read_table(wide_input))
     write_table(expected, tmp_path / f"expected.{fmt}")
     assert out.read_bytes() == (tmp_path / f"expected.{fmt}").read_bytes()
     assert json.loads((tmp_path / "classifier.json").read_text()) == json.loads(json.dumps(model.to_dict()))
@@ -60,40 +67,30 @@ def test_the_output_is_that_of_the_whole_table(wide_input, tmp_path, monkeypatch
     assert (read_table(out)["QSO"] != 0.5).any()  # the computed probability, not the input's column
 
 
-def test_a_file_changed_meanwhile_is_an_input_error(wide_input, tmp_path):
-    unread = _stage3_unread_columns(str(wide_input), PAPER)
-    read = [c for c in read_table(wide_input).columns if c not in unread]
-    table = read_table(wide_input, columns=read)
-    parts = classify_detections_in_parts(table, explain=False)
-    output = _stage3_output(parts, str(wide_input), unread, len(table) + 1, PAPER)
-    with pytest.raises(InputError, match="changed meanwhile"):
-        write_outputs([(output, tmp_path / "s3.parquet")])
-    assert not (tmp_path / "s3.parquet").exists()
+def test_the_callers_table_is_left_as_it_was(wide_input):
+    table = read_table(wide_input)
+    before = table.copy()
+    run_classification(table, ClassificationConfig(explain=False))
+    pd.testing.assert_frame_equal(table, before)
 
 
-def test_joined_rows_in_batches():
-    front = pd.DataFrame({"a": np.arange(5), "b": list("vwxyz")})
-    others = pd.DataFrame({"c": np.arange(10) * 10.0, "d": list("ABCDEFGHIJ")})
-    rows = np.array([9, 0, 4, 4, 2])
-    loads = []
+def test_a_batched_table_is_written_as_the_whole_one(tmp_path):
+    whole = pd.DataFrame({"a": np.arange(5), "b": list("vwxyz"), "c": [1.5, np.nan, 2.0, -3.0, 0.0]})
 
-    def load():
-        loads.append(1)
-        return others
+    class Batches:
+        def batches(self):
+            return (whole.iloc[start : start + 2] for start in range(0, len(whole), 2))
 
-    joined = JoinedRows(front, load, rows, ["a", "c", "b", "d"], batch_rows=2)
-    assert not loads  # nothing read before it is written
-    batches = list(joined.batches())
-    assert [len(b) for b in batches] == [2, 2, 1]
-    whole = pd.concat(batches, ignore_index=True)
-    assert whole.columns.tolist() == ["a", "c", "b", "d"]
-    assert whole["c"].tolist() == [90.0, 0.0, 40.0, 40.0, 20.0]
-    assert whole["d"].tolist() == ["J", "A", "E", "E", "C"]
-    assert whole["b"].tolist() == list("vwxyz")
-    assert joined.empty().dtypes.to_dict() == whole.dtypes.to_dict()
-    assert len(loads) == 1 and len(joined) == 5
-    with pytest.raises(ValueError, match="row positions"):
-        JoinedRows(front, others, rows[:3], ["a"])
+        def empty(self):
+            return whole.iloc[:0]
+
+        def __len__(self):
+            return len(whole)
+
+    for fmt in ("csv", "parquet"):
+        write_outputs([(Batches(), tmp_path / f"batched.{fmt}")])
+        write_table(whole, tmp_path / f"whole.{fmt}")
+        assert (tmp_path / f"batched.{fmt}").read_bytes() == (tmp_path / f"whole.{fmt}").read_bytes()
 
 
 def test_rows_in_name_then_obsid_order_ties_in_input_order(mock_crossmatched):
@@ -104,8 +101,7 @@ def test_rows_in_name_then_obsid_order_ties_in_input_order(mock_crossmatched):
     table = pd.concat([table, twins], ignore_index=True)
     table.loc[:4, "name"] = ["2CXO a", "2CXO B", "2CXO \u00e9", "2CXO z", "2CXO Z"]
     table["input_row"] = np.arange(len(table))
-    parts = classify_detections_in_parts(table, explain=False)
-    chosen = table.iloc[np.sort(parts.rows)]
+    classified, _ = run_classification(table, ClassificationConfig(explain=False))
+    chosen = table.iloc[np.sort(classified["input_row"].to_numpy())]
     expected = chosen.sort_values(["name", "obsid"], kind="stable")["input_row"].to_numpy()
-    np.testing.assert_array_equal(parts.passthrough["input_row"].to_numpy(), expected)
-    np.testing.assert_array_equal(parts.rows, expected)
+    np.testing.assert_array_equal(classified["input_row"].to_numpy(), expected)

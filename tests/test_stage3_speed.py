@@ -7,7 +7,7 @@ import pytest
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES
 from xrayclass.core.naive_bayes import NaiveBayesClassifier, score_codes
-from xrayclass.stages.classification import classify_detections, weights_needed
+from xrayclass.stages.classification import ClassificationConfig, run_classification, weights_needed
 from xrayclass.stages.clustering import cluster_detections
 from xrayclass.stages.crossmatch import crossmatch_local
 
@@ -26,8 +26,8 @@ def test_weights_are_tuned_only_where_used():
 
 
 def test_untuned_mahalanobis_run_gives_the_same_probabilities(stage2):
-    explained, explained_model = classify_detections(stage2)
-    plain, plain_model = classify_detections(stage2, explain=False)
+    explained, explained_model = run_classification(stage2)
+    plain, plain_model = run_classification(stage2, ClassificationConfig(explain=False))
     assert explained_model.naive_bayes.tuning_ and not plain_model.naive_bayes.tuning_
     assert set(plain_model.naive_bayes.alpha_.values()) == {1.0}
     pd.testing.assert_frame_equal(
@@ -57,42 +57,30 @@ def test_deduplicated_grid_scores_every_weighting_as_a_full_search_would():
     assert len(model.tuning_) == 5**3 - 1
 
 
-def test_threads_and_chunks_change_no_classification(stage2, monkeypatch):
-    from xrayclass.stages import classification as stage3
-
-    classified, model = classify_detections(stage2)
+def test_classifying_in_parts_changes_no_row(stage2):
+    classified, model = run_classification(stage2)
     chosen = classified[["name", "obsid", "cluster", "ra", "dec", *model.feature_set.features]]
     clusters = chosen["cluster"].to_numpy()
-    one = model.classify(chosen, clusters, threads=1)
-    monkeypatch.setattr(stage3, "CHUNK_ROWS", 700)  # several chunks, shared by the threads
-    for threads in (2, 3):
-        pd.testing.assert_frame_equal(model.classify(chosen, clusters, threads=threads), one)
+    whole = model.classify(chosen, clusters)
+    for size in (700, 2_500):
+        parts = [
+            model.classify(chosen.iloc[start : start + size], clusters[start : start + size])
+            for start in range(0, len(chosen), size)
+        ]
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
 
 
-def test_map_chunks_keeps_the_chunk_order_on_any_number_of_threads():
-    import threading
-    import time
+def test_chunks_cover_the_rows_in_order():
+    from xrayclass.core.progress import chunks
 
-    from xrayclass.core.progress import map_chunks
-
-    seen = set()
-
-    def work(rows):
-        seen.add(threading.get_ident())
-        time.sleep(0.02 * (30 - rows.start) / 10)  # the first chunk finishes last
-        return (rows.start, rows.stop)
-
-    expected = [(0, 10), (10, 20), (20, 25)]
-    assert map_chunks(work, 25, 10, "test", threads=1) == expected
-    assert map_chunks(work, 25, 10, "test", threads=3) == expected
-    assert len(seen) > 1
-    assert map_chunks(work, 0, 10, "test", threads=2) == []
+    assert list(chunks(25, 10, "test")) == [slice(0, 10), slice(10, 20), slice(20, 25)]
+    assert list(chunks(0, 10, "test")) == []
 
 
 def test_stage3_output_puts_the_other_input_columns_last_in_input_order(stage2):
     table = stage2.assign(extra_first=1.5, otype=None)
     table = table[["extra_first", *stage2.columns, "otype"]]
-    classified, _ = classify_detections(table)
+    classified, _ = run_classification(table)
     rest = [c for c in table.columns if c in classified.columns[-len(table.columns) :]]
     tail = list(classified.columns[-3:])
     assert "extra_first" in classified.columns and "otype" in classified.columns
@@ -103,9 +91,7 @@ def test_stage3_output_puts_the_other_input_columns_last_in_input_order(stage2):
     np.testing.assert_array_equal(merged["theta_x"].to_numpy(), merged["theta_y"].to_numpy())
 
 
-def test_sources_counted_as_runs_of_sorted_names():
-    from xrayclass.stages.classification import _count_runs
-
-    names = pd.Series(sorted(["b", "a", "b", "c", "c", "c", "a b", "A"]), dtype="str")
-    assert _count_runs(names) == names.nunique() == 5
-    assert _count_runs(names.iloc[:1]) == 1 and _count_runs(names.iloc[:0]) == 0
+def test_sources_are_counted_in_the_log(stage2, caplog):
+    with caplog.at_level("INFO", logger="xrayclass.stages.classification"):
+        classified, _ = run_classification(stage2, ClassificationConfig(explain=False))
+    assert f"{len(classified):,} detections of {classified['name'].nunique():,} sources classified" in caplog.text

@@ -9,9 +9,10 @@ import pytest
 from conftest import reference_path, run_script
 
 from xrayclass.constants import CLASSES, UNINFORMATIVE_TYPES
+from xrayclass.core.classifier import ClassifierModel
 from xrayclass.core.taxonomy import CANDIDATE, CLASS, TYPES, UNINFORMATIVE, lookup, normalize_types, spellings
 from xrayclass.io.tables import read_table
-from xrayclass.stages.classification import ClassifierModel, LabelError, classify_detections, detection_roles
+from xrayclass.stages.classification import ClassificationConfig, LabelError, detection_roles, run_classification
 from xrayclass.workflow.report import Report, references_section
 from xrayclass.workflow.steps import RunFiles
 
@@ -150,7 +151,7 @@ def test_roles_on_todays_labels():
 @pytest.fixture(scope="module")
 def original(crossmatch_sample):
     table = read_table(crossmatch_sample)
-    return table, *classify_detections(table, explain=False)
+    return table, *run_classification(table, ClassificationConfig(explain=False))
 
 
 def test_stage3_on_todays_labels_equals_the_original(original, label_table, caplog):
@@ -164,7 +165,7 @@ def test_stage3_on_todays_labels_equals_the_original(original, label_table, capl
     assert set(today.loc[table["main_type"] == "Seyfert_1", "main_type"]) == {"Seyfert1"}
     assert int(today["main_type"].isin(CLASSES).sum()) == 1000 + 48
     caplog.set_level("INFO")
-    result, model = classify_detections(today, explain=False)
+    result, model = run_classification(today, ClassificationConfig(explain=False))
     assert "1,319 references" in caplog.text
     assert model.census["references"] == expected_model.census["references"] == 1319
     assert model.census["classes"] == expected_model.census["classes"]
@@ -190,7 +191,7 @@ def test_stage3_with_the_short_code_column(original, label_table):
     # Labels garbled, codes right (as X-Match returns them: padded to three characters).
     coded["main_type"] = coded["main_type"].where(coded["main_type"].isna(), "garbled")
     coded["otype"] = coded["otype"].where(coded["otype"].isna(), coded["otype"].str.ljust(3))
-    result, model = classify_detections(coded, explain=False)
+    result, model = run_classification(coded, ClassificationConfig(explain=False))
     assert model.census["references"] == 1319 and model.census["labels"]["unknown"] == {}
     np.testing.assert_array_equal(result[list(CLASSES)].to_numpy(), expected[list(CLASSES)].to_numpy())
 
@@ -202,7 +203,7 @@ def test_stray_whitespace_and_case_keep_every_reference_and_warn(original, caplo
     damaged.loc[qso[::2], "main_type"] = " QSO"
     damaged.loc[qso[1::2], "main_type"] = "qso"
     caplog.set_level("INFO")
-    result, model = classify_detections(damaged, explain=False)
+    result, model = run_classification(damaged, ClassificationConfig(explain=False))
     assert model.census["classes"]["QSO"]["total"] == 1000
     np.testing.assert_array_equal(result[list(CLASSES)].to_numpy(), expected[list(CLASSES)].to_numpy())
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -213,11 +214,11 @@ def test_stray_whitespace_and_case_keep_every_reference_and_warn(original, caplo
 def test_a_class_without_references_warns(original, caplog):
     table, _, _ = original
     caplog.set_level("WARNING")
-    classify_detections(table, explain=False)
+    run_classification(table, ClassificationConfig(explain=False))
     assert "5 of 10 classes have no reference in any cluster (HMXB, LMXB, YSO, TTau*, Orion_V*)" in caplog.text
     relabeled = table.assign(main_type=table["main_type"].replace("Seyfert_2", "Seyfert 2"))
     caplog.clear()
-    classify_detections(relabeled, explain=False)
+    run_classification(relabeled, ClassificationConfig(explain=False))
     assert "(HMXB, LMXB, YSO, TTau*, Orion_V*)" not in caplog.text  # Seyfert_2 is now missing too
     assert "6 of 10 classes have no reference in any cluster (Seyfert_2, HMXB" in caplog.text
 
@@ -229,17 +230,17 @@ def test_unknown_labels_above_five_percent_warn_with_the_most_common(original, c
     unknown.loc[qso[:100], "main_type"] = "Quasar"
     unknown.loc[qso[100:110], "main_type"] = "Sy 1"
     caplog.set_level("WARNING")
-    classify_detections(unknown, explain=False)
+    run_classification(unknown, ClassificationConfig(explain=False))
     assert (
         "7.3% of the 1,517 matched detections carry a SIMBAD type the taxonomy does not know "
         "(most common: 'Quasar' 100, 'Sy 1' 10)" in caplog.text
     )
     caplog.clear()
     unknown.loc[qso[:100], "main_type"] = "QSO"
-    classify_detections(unknown, explain=False)
+    run_classification(unknown, ClassificationConfig(explain=False))
     assert "does not know" not in caplog.text  # 10 of 1,517: below 5%
     with pytest.raises(LabelError, match=r"^5 of 10 classes have no reference"):
-        classify_detections(unknown, explain=False, strict_labels=True)
+        run_classification(unknown, ClassificationConfig(explain=False, strict_labels=True))
 
 
 def _complete_sample(table):

@@ -22,7 +22,6 @@ from xrayclass.cli.argtypes import seed as _seed
 from xrayclass.cli.common import PUBLISHED_MIXTURE
 from xrayclass.cli.common import LazyStage1 as _LazyStage1
 from xrayclass.cli.common import chosen_feature_set as _chosen_feature_set
-from xrayclass.cli.common import import_while_reading as _import_while_reading
 from xrayclass.cli.common import model_for_stage3 as _model_for_stage3
 from xrayclass.cli.common import one_line as _one_line
 from xrayclass.cli.common import read_input as _read_input
@@ -34,20 +33,17 @@ from xrayclass.core.featuresets import FeatureSet
 from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
 from xrayclass.io import paths
 from xrayclass.io.paths import beside
-from xrayclass.io.streaming import table_columns as _table_columns
 from xrayclass.io.tables import (
     OUTPUT_FORMATS,
     InputError,
-    JoinedRows,
     read_table,
     table_format,
     write_outputs,
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
-    from xrayclass.stages.classification import ClassifiedDetections
 
 __all__ = [
     "EXIT_BUG",
@@ -331,7 +327,6 @@ def clustering_main(argv: Sequence[str] | None = None) -> int:
 
 def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -> None:
     """Stage 1 with --engine streaming or dask: the same files as in memory, in bounded memory."""
-    from xrayclass.io.tables import table_format
 
     _refuse_memory_only(args, [("--allow-duplicates", args.allow_duplicates)])
     if Path(args.input) == Path(paths.CSC_INPUT) and not Path(args.input).exists():
@@ -514,7 +509,6 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
     """Stage 2 with --catalog and --engine streaming: the detections in batches, the catalog in memory."""
     from xrayclass.engine.crossmatch import crossmatch_file
     from xrayclass.io.checks import check_catalog
-    from xrayclass.io.tables import table_format
 
     if Path(args.input) == Path(paths.CLUSTERS) and not Path(args.input).exists():
         raise InputError(f"{args.input}: file not found; run clustering.py first or pass --input")
@@ -534,53 +528,6 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
 
 
 # -- stage 3 ---------------------------------------------------------------------------
-
-
-def _stage3_unread_columns(path: str, feature_set: FeatureSet) -> list[str]:
-    """The columns of a Parquet input that stage 3 only passes through (none for other formats)."""
-    from xrayclass.core.checks import checked_columns, cluster_count
-    from xrayclass.stages.classification_input import input_columns
-
-    if table_format(path, allowed=None) != "parquet" or not Path(path).is_file():
-        return []
-    read = {*input_columns(feature_set), *checked_columns()}
-    # The prob_* columns too: they give K, the clusters the labels are checked against.
-    return [c for c in _table_columns(path) if c not in read and cluster_count([c]) is None]
-
-
-def _stage3_output(
-    parts: ClassifiedDetections, path: str, unread: list[str], n_read: int, feature_set: FeatureSet
-) -> pd.DataFrame | JoinedRows:
-    """Stage 3's output table: ``parts`` joined to the columns ``unread`` of the input at ``path``.
-
-    Those are read when the table is written, in the memory the classification used.
-    """
-    if not unread:
-        return parts.table()
-    import pandas as pd
-
-    from xrayclass.core.checks import canonical_names
-    from xrayclass.stages.classification_input import passthrough_columns
-
-    # The order classify_detections gives the whole table: the input's other columns
-    # after the computed ones, in the input's order (one named like a computed column
-    # is left out, as there).
-    computed = set(parts.computed.columns)
-    input_order = canonical_names(pd.DataFrame(columns=_table_columns(path))).columns
-    rest = [c for c in passthrough_columns(list(input_order), feature_set) if c not in computed]
-    wanted = [c for c in unread if c in rest]
-    if not wanted:
-        return parts.table()
-
-    def read_unread() -> pd.DataFrame:
-        others = read_table(path, columns=wanted)
-        if len(others) != n_read:
-            raise InputError(
-                f"{path}: {len(others):,} rows now, {n_read:,} when stage 3 read it: the file changed meanwhile"
-            )
-        return others
-
-    return JoinedRows(parts.table(), read_unread, parts.rows, [*parts.computed.columns, *rest])
 
 
 def classification_main(argv: Sequence[str] | None = None) -> int:
@@ -791,43 +738,21 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
             from xrayclass.io.labels import read_labels
 
             labels, label_files = read_labels(args.labels)
-        # A Parquet input's pass-through columns stay in the file until the output is
-        # written (not with --allow-duplicates: the repeats dropped would shift the rows).
-        unread = _stage3_unread_columns(args.input, feature_set) if not args.allow_duplicates else []
-        from xrayclass.stages.classification_input import PREPARATION_OPTIONS, prepare_detections
+        from xrayclass.stages.classification import ClassificationConfig, outlier_table, run_classification
 
-        # Started once this thread has imported all it needs until the model: two threads
-        # importing the same library can each hold a part of a circular import.
-        imported = _import_while_reading("xrayclass.stages.classification")
-        table = _read_input(
-            args.input,
-            paths.CROSSMATCH,
-            "run crossmatch.py first or pass --input",
-            columns=[c for c in _table_columns(args.input) if c not in unread] if unread else None,
-        )
-        n_read = len(table)
+        table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
         table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
         if args.labels:
             table, label_summary = apply_labels(table, labels)
             label_summary.files = label_files
             log_summary(label_summary)
-        # Prepared while scikit-learn and SciPy go on loading; the model waits for them.
+        config = ClassificationConfig(
+            **{key: value for key, value in stage3_options.items() if key != "score"}, nb_score=args.nb_score
+        )
         with input_files(args.input):
-            prepared = prepare_detections(
-                table, **{key: value for key, value in stage3_options.items() if key in PREPARATION_OPTIONS}
-            )
+            classified, model = run_classification(table, config)
         del table  # the outputs are written in the memory it held
-        imported()
-        from xrayclass.stages.classification import classify_prepared, outlier_table
-
-        with input_files(args.input):
-            parts = classify_prepared(
-                prepared, **{key: value for key, value in stage3_options.items() if key not in PREPARATION_OPTIONS}
-            )
-        del prepared
-        model = parts.model
-        outliers = outlier_table(parts.computed, feature_set)
-        classified = _stage3_output(parts, args.input, unread, n_read, feature_set)
+        outliers = outlier_table(classified, feature_set)
         document = model.to_dict()
         if label_summary is not None:
             document["own_labels"] = label_summary.to_dict()

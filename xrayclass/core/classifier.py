@@ -14,30 +14,58 @@ pseudo-determinant that matches the pseudo-inverse (the product of the singular 
 that ``pinv`` keeps); ``priors="references"`` adds the log of each class's share of the
 cluster's references. Without these two terms, classes with broad covariances absorb
 detections (issue 13).
+
+:class:`ClassifierModel` is stage 3's stored model: the preprocessing, both classifiers
+and the outlier yardstick, with its JSON document.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import erfa
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import scipy.linalg
 import scipy.special
+import sklearn
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from xrayclass.constants import LIKELIHOODS, PRIORS, UNCLASSIFIED
+from xrayclass.constants import (
+    CLASSIFIER_METHODS,
+    LIKELIHOODS,
+    MAIN_TYPE,
+    OUTLIER_FRACTION,
+    OUTLIER_PERCENTILES,
+    PRIORS,
+    UNCLASSIFIED,
+    UNINFORMATIVE_TYPES,
+    VERSION,
+)
+from xrayclass.core.calibration import apply_temperature
+from xrayclass.core.checks import validate_classifier_document
+from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
+from xrayclass.core.naive_bayes import NaiveBayesClassifier
+from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.exceptions import InputError
 
 __all__ = [
     "CHUNK_ROWS",
+    "CLASSIFIER_FORMAT",
+    "CLASSIFIER_FORMAT_VERSION",
     "LIKELIHOODS",
     "PRIORS",
+    "ClassifierModel",
     "ClusterwiseMahalanobis",
     "MahalanobisClassifier",
+    "absolute_galactic_latitude",
     "labels_from_probabilities",
     "pseudo_log_determinant",
     "softmax_log",
@@ -47,6 +75,10 @@ __all__ = [
 
 #: Rows processed at once when scoring, to bound memory at any catalog size.
 CHUNK_ROWS = 65_536
+CLASSIFIER_FORMAT = "xrayclass.classifier-model"
+#: Version 1 documents made before the reference census lack "reference_census"; they
+#: load and classify the same (the census is for reading, not for predicting).
+CLASSIFIER_FORMAT_VERSION = 1
 
 
 def softmin(distances: ArrayLike) -> np.ndarray:
@@ -447,3 +479,201 @@ class ClusterwiseMahalanobis:
 def _cluster_key(cluster: Any) -> int:
     """Cluster labels as Python ints (they come as numpy ints, floats or JSON strings)."""
     return int(float(cluster))
+
+
+def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
+    """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1].
+
+    By ERFA's ``icrs2g`` (the IAU SOFA routine astropy itself is built on): within
+    3e-6 deg of astropy's ``SkyCoord(...).galactic`` (the two orient the Galactic frame
+    through different realizations of the ICRS), a hundred times finer than the
+    location category's 1.8-deg bins, without importing ``astropy.coordinates``.
+    """
+    ra = np.radians(detections["ra"].to_numpy(dtype="float64"))
+    dec = np.radians(detections["dec"].to_numpy(dtype="float64"))
+    _, latitude = erfa.icrs2g(ra, dec)
+    return np.abs(np.degrees(latitude)) / 90.0
+
+
+def _text(names: Sequence[str], positions: np.ndarray) -> pd.Series:
+    """A text column of ``names[position]`` for each position (-1: the last name)."""
+    positions = np.where(positions < 0, len(names) - 1, positions)
+    return pd.Series(pd.array(pa.array(list(names), pa.large_string()).take(pa.array(positions)), dtype="str"))
+
+
+@dataclass
+class ClassifierModel:
+    """Everything needed to classify new detections, without the training table.
+
+    The preprocessing, each cluster's class references (Mahalanobis), and the naive
+    Bayes model with the training distribution of its outlier measure.
+    """
+
+    scaler: LogMinMaxScaler
+    references: ClusterwiseMahalanobis
+    naive_bayes: NaiveBayesClassifier
+    outlier_quantiles: np.ndarray
+    location: bool = True
+    method: str = "mahalanobis"
+    uninformative: tuple[str, ...] = UNINFORMATIVE_TYPES
+    #: What stage 3 learned from (its reference census); None for old artifacts.
+    census: dict[str, Any] | None = None
+    #: Temperature scaling fitted out of fold (see :mod:`xrayclass.core.calibration`), or None.
+    calibration: dict[str, Any] | None = None
+    #: The features the model was fitted on (old artifacts without a record: the paper's).
+    feature_set: FeatureSet = PAPER
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.references.classes
+
+    def preprocess(self, detections: pd.DataFrame) -> np.ndarray:
+        """The preprocessed features of the model's set (rows must have all of them)."""
+        return self.scaler.transform(detections[list(self.feature_set.features)].to_numpy(dtype="float64"))
+
+    def _naive_bayes_input(self, X: np.ndarray, latitude: np.ndarray | None) -> np.ndarray:
+        if not self.location:
+            return X
+        if latitude is None:
+            raise ValueError("this model uses location: the detections' latitudes are needed")
+        return np.column_stack([X, latitude])
+
+    def predict_proba(
+        self, detections: pd.DataFrame, clusters: ArrayLike, method: str | None = None, calibrate: bool = False
+    ) -> np.ndarray:
+        """Ten class probabilities from the chosen method (default: the model's)."""
+        method = self._method(method)
+        X = self.preprocess(detections)
+        if method == "mahalanobis":
+            return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
+        latitude = absolute_galactic_latitude(detections) if self.location else None
+        return self._calibrated(self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude)), method, calibrate)
+
+    def _method(self, method: str | None) -> str:
+        method = method or self.method
+        if method not in CLASSIFIER_METHODS:
+            raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got {method!r}")
+        return method
+
+    def check_calibration(self, method: str | None = None) -> None:
+        """Raise :class:`InputError` unless the model holds a calibration for ``method``."""
+        method = method or self.method
+        if self.calibration is None:
+            raise InputError("the classifier model has no calibration; run classification.py with --calibrate")
+        if self.calibration.get("for_method") != method:
+            raise InputError(
+                f"the classifier model's calibration is for {self.calibration.get('for_method')}, not {method}"
+            )
+
+    def _calibrated(self, probabilities: np.ndarray, method: str, calibrate: bool) -> np.ndarray:
+        if not calibrate:
+            return probabilities
+        self.check_calibration(method)
+        assert self.calibration is not None  # check_calibration raised otherwise
+        return apply_temperature(probabilities, self.calibration["temperature"])
+
+    def outlier_percentile(self, measure: np.ndarray) -> np.ndarray:
+        """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
+        return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
+
+    def classify(
+        self,
+        detections: pd.DataFrame,
+        clusters: ArrayLike,
+        method: str | None = None,
+        outlier_fraction: float = OUTLIER_FRACTION,
+        explain: bool = True,
+        calibrate: bool = False,
+        latitude: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """Probabilities, predicted class, outlier measure and probability track.
+
+        Each row's result depends on that row alone (the scorers work in chunks of
+        bounded memory), so classifying a table in parts gives the same rows.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``main_type`` (predicted; ``Unclassified`` if no class can be scored), the
+            ten probabilities, ``outlier_measure`` (naive Bayes, for the predicted
+            class), ``outlier_percentile`` (in the references' distribution),
+            ``outlier_flag`` (percentile above ``100 (1 - outlier_fraction)``),
+            ``driven_by`` (the category that most favours the class) and
+            ``track_prior``, ``track_<category>``...: the class's posterior as the
+            categories are added in turn. With ``explain=False`` (e.g. detections
+            without positions for a model using location) only the class columns.
+            With ``calibrate=True`` the probabilities are temperature-scaled by the
+            model's calibration (the predicted class does not change). ``latitude``
+            is :func:`absolute_galactic_latitude` of ``detections`` when the caller has it
+            already (computed here otherwise, if the model uses location).
+        """
+        method = self._method(method)
+        if calibrate:
+            self.check_calibration(method)
+        clusters = np.asarray(clusters)
+        if self.location and latitude is None and (explain or method == "naive-bayes"):
+            latitude = absolute_galactic_latitude(detections)
+        X = self.preprocess(detections)
+        probabilities = self._calibrated(
+            self.references.predict_proba(X, clusters)
+            if method == "mahalanobis"
+            else self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude)),
+            method,
+            calibrate,
+        )
+        # labels_from_probabilities, as positions in classes (-1 where no class is scored),
+        # made text once, by Arrow.
+        predicted = np.where((probabilities > 0).any(axis=1), np.argmax(probabilities, axis=1), -1)
+        result = pd.DataFrame(probabilities, columns=list(self.classes), copy=False)
+        result.insert(0, MAIN_TYPE, _text([*self.classes, UNCLASSIFIED], predicted))
+        if not explain:
+            return result
+        # The same classes at their positions in the naive Bayes model's (-1 stays -1).
+        positions = np.append(pd.Index(self.naive_bayes.classes_).get_indexer(list(self.classes)), -1)
+        explained = self.naive_bayes.explain_columns(self._naive_bayes_input(X, latitude), positions[predicted])
+        percentile = self.outlier_percentile(explained["outlier_measure"])
+        result["outlier_measure"] = explained["outlier_measure"]
+        result["outlier_percentile"] = percentile
+        result["outlier_flag"] = percentile >= 100 * (1 - outlier_fraction)
+        result["driven_by"] = _text([*self.naive_bayes.categories_, ""], explained["driven_by_category"])
+        for k, step in enumerate(["prior", *self.naive_bayes.categories_]):
+            result[f"track_{step}"] = explained["track"][:, k]
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CLASSIFIER_FORMAT,
+            "format_version": CLASSIFIER_FORMAT_VERSION,
+            "software": {"xrayclass": VERSION, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+            "features": list(self.feature_set.features),
+            "feature_set": self.feature_set.to_dict(),
+            "uninformative_types": list(self.uninformative),
+            "method": self.method,
+            "location": self.location,
+            "preprocessing": self.scaler.to_dict(),
+            "references": self.references.to_dict(),
+            "naive_bayes": self.naive_bayes.to_dict(),
+            "outlier_quantiles": self.outlier_quantiles.tolist(),
+            **({"reference_census": self.census} if self.census is not None else {}),
+            "calibration": self.calibration,
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ClassifierModel:
+        validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, CLASSIFIER_METHODS)
+        if document.get("format") != CLASSIFIER_FORMAT:
+            raise InputError(f"not a classifier model (format {document.get('format')!r})")
+        if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:
+            raise InputError(f"classifier format version {document.get('format_version')} is not supported")
+        return cls(
+            scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
+            references=ClusterwiseMahalanobis.from_dict(document["references"]),
+            naive_bayes=NaiveBayesClassifier.from_dict(document["naive_bayes"]),
+            outlier_quantiles=np.asarray(document["outlier_quantiles"], dtype=float),
+            location=bool(document["location"]),
+            method=document["method"],
+            uninformative=tuple(document["uninformative_types"]),
+            census=document.get("reference_census"),
+            calibration=document.get("calibration"),  # absent before issue 13
+            feature_set=from_artifact(document),
+        )

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xrayclass.constants import NB_SCORES as SCORES
-from xrayclass.core.progress import available_threads
 from xrayclass.core.sampling import seeded_subsample
 
 __all__ = [
@@ -71,12 +69,9 @@ CHUNK_ROWS = 65_536
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:
     """log(sum(exp(values), axis=1)) for an (n, k) array, stable; shape (n, 1).
 
-    Kept by hand because it is measured to matter: it equals
-    ``scipy.special.logsumexp(values, axis=1, keepdims=True)`` to 1e-14 (a test checks
-    it), but scipy's general version (signs, weights, complex input, array API) was 2.4
-    to 3.5 times slower on (1e3 to 1e6, 10) arrays, and made ``predict_proba`` plus
-    ``explain`` of a million detections (3 categories, 10 classes) take 10.3 s instead of
-    7.0 s (best of 4, 2-core machine, scipy 1.17.1).
+    Kept by hand because it is measured to matter (scipy's general version handles
+    signs, weights, complex input and the array API); it equals
+    ``scipy.special.logsumexp(values, axis=1, keepdims=True)`` to 1e-14 (a test checks it).
     """
     top = values.max(axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
@@ -357,9 +352,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             predicted_codes = np.argmax(self._combine(out_of_fold, alpha), axis=1)
             return score_codes(codes, predicted_codes, len(self.classes_), self.scoring)
 
-        # Each weighting on its own: on every processor (NumPy releases the GIL).
-        with ThreadPoolExecutor(available_threads(), thread_name_prefix="xrayclass-tune") as pool:
-            by_weights = dict(zip(distinct, pool.map(score, distinct.values()), strict=True))
+        by_weights = {key: score(alpha) for key, alpha in distinct.items()}
         scored = [(alpha, by_weights[key]) for alpha, key in weightings]
         self.equal_weight_score_ = scored[0][1]
         # Best first; among equal scores the earlier (equal weights first) wins.
@@ -377,7 +370,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         """:meth:`_category_log_likelihoods` of rows given by their bins (:meth:`_bin_index`)."""
         # Summed a category at a time in a contiguous (rows, classes) block, each feature's
         # log densities gathered by bin from a (bins, classes) table: the same sums, in the
-        # same order, as adding into a strided (rows, category, classes) array, 3x faster.
+        # same order, as adding into a strided (rows, category, classes) array, in less time.
         by_bin = np.ascontiguousarray(self.log_likelihood_.transpose(1, 2, 0))
         result = np.zeros((len(self.categories_), len(index), len(self.classes_)))
         for t, columns in enumerate(self.categories_.values()):
@@ -467,7 +460,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     def _explain(self, X: np.ndarray, columns: np.ndarray | None) -> dict[str, np.ndarray]:
         # Row by row (each row's result depends on that row alone), so in chunks: the
-        # intermediates take about 600 bytes a row, e.g. 1.4 GB for 2.4 million references.
+        # intermediates take about 600 bytes a row.
         parts = [
             self._explain_rows(
                 X[start : start + CHUNK_ROWS], None if columns is None else columns[start : start + CHUNK_ROWS]

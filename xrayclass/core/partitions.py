@@ -30,7 +30,7 @@ from xrayclass.constants import CLUSTER, NAME, OBSID
 from xrayclass.stages.master_classification import master_classification
 
 if TYPE_CHECKING:
-    from xrayclass.stages.classification import ClassifierModel
+    from xrayclass.core.classifier import ClassifierModel
 
 
 __all__ = [

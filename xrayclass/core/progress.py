@@ -5,13 +5,12 @@ imported only when a bar is drawn: a one-chunk run does not pay for the import.
 """
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 __all__ = [
     "available_threads",
     "chunks",
-    "map_chunks",
     "steps",
 ]
 
@@ -53,27 +52,3 @@ def steps(iterable: Iterable[T], total: int, description: str, unit: str = " ste
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=description, unit=unit, disable=None, leave=False)
-
-
-def map_chunks(
-    function: Callable[[slice], T], n_rows: int, chunk_rows: int, description: str, threads: int | None = None
-) -> list[T]:
-    """``[function(rows) for rows in chunks(...)]``, on ``threads`` threads (default: all available).
-
-    For row-wise numerical work that releases the GIL (NumPy's loops do): each chunk's
-    result is what one thread would compute, returned in chunk order, so the output
-    does not depend on the number of threads.
-    """
-    slices = _slices(n_rows, chunk_rows)
-    threads = min(available_threads() if threads is None else max(1, threads), len(slices))
-    if threads <= 1:
-        return [function(rows) for rows in chunks(n_rows, chunk_rows, description)]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with _rows_bar(n_rows, description) as bar, ThreadPoolExecutor(threads) as pool:
-        futures = [pool.submit(function, rows) for rows in slices]
-        results = []
-        for rows, future in zip(slices, futures, strict=True):
-            results.append(future.result())
-            bar.update(rows.stop - rows.start)
-    return results

@@ -64,12 +64,14 @@ from xrayclass.stages.classification import (
     TO_CLASSIFY,
     ClassifierModel,
     assemble_classified,
+    check_labels,
+    checked_input,
     detection_roles,
     fit_classifier,
+    log_census,
     outlier_table,
     weights_needed,
 )
-from xrayclass.stages.classification_input import _check_labels, _log_census, checked_input
 
 __all__ = [
     "NAME_SAMPLE_PER_BATCH",
@@ -356,7 +358,6 @@ def classify_batch(batch: pd.DataFrame, model: ClassifierModel, options: Stage3O
         options.outlier_fraction,
         options.explain,
         options.calibrate,
-        threads=options.threads,
     )
     return assemble_classified(chosen, result, options.classes, options.feature_set)
 
@@ -429,9 +430,9 @@ def fit_streamed(
         census.labels,
         all_clusters=sorted(census.clusters),
     )
-    _log_census(references_census)
+    log_census(references_census)
     with input_files(path):
-        _check_labels(references_census, census.labels, options.strict_labels)
+        check_labels(references_census, census.labels, options.strict_labels)
         from xrayclass.core.checks import require_roles
 
         # The in-memory check, on one role of each kind seen (the counts are what it reads).
@@ -466,8 +467,8 @@ def fit_streamed(
     )
     del references
     model.census = references_census
-    stage3._log_references(model, options.classes)
-    stage3._log_naive_bayes(model)
+    stage3.log_references(model)
+    stage3.log_naive_bayes(model)
     log.info("Mahalanobis scoring: likelihood %s, priors %s", options.likelihood, options.priors)
     return model, census
 

@@ -14,14 +14,12 @@ from typing import TypeVar
 
 from xrayclass.constants import UNCLASSIFIED
 from xrayclass.core.checks import PHYSICAL_RANGES, preprocessing_differences
+from xrayclass.core.classifier import ClassifierModel
 from xrayclass.core.featuresets import FeatureSet, require_transforms_apply
 from xrayclass.core.mixture import ClusteringModel
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import read_json
-
-# Until ClassifierModel joins ClusteringModel in core/ (issue 23, part D).
-from xrayclass.stages.classification import ClassifierModel
 from xrayclass.text import one_line
 
 T = TypeVar("T")

@@ -14,10 +14,9 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -146,11 +145,10 @@ def read_table(
                 columns = [c for c in columns if c in set(present)]
 
             # Read as one file (each column one array; pandas' reader goes through
-            # pyarrow's datasets, whose batches then have to be joined: 0.3-0.5 s of a
-            # 1M-row, 68-column stage-2 table), without pre-buffering every column chunk
-            # (a local file), then converted column by column, freeing Arrow's copy as it
-            # goes, numbers without nulls shared with Arrow rather than copied into one
-            # 2-D block: 0.2 s and a 0.85 GB peak, against 1.1-1.3 s and 1.2 GB.
+            # pyarrow's datasets, whose batches then have to be joined), without
+            # pre-buffering every column chunk (a local file), then converted column by
+            # column, freeing Arrow's copy as it goes, numbers without nulls shared with
+            # Arrow rather than copied into one 2-D block (less time and memory).
             arrow = pyarrow.parquet.ParquetFile(path, pre_buffer=False).read(
                 columns=list(columns) if columns is not None else None, use_pandas_metadata=True
             )
@@ -428,47 +426,18 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
 def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list[Path]:
     """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded.
 
-    Several outputs are written at once, each on its own thread (Arrow's Parquet writer
-    and the file writes release the GIL: a stage's table, model and side table take the
-    time of the largest). The threads are daemons, so a run stopped by a signal exits
-    at once, its temporaries removed, without waiting for them.
+    The writes run on the calling thread, one after the other: with no other thread, a
+    signal or Ctrl-C is acted on between two steps of a write (Arrow and pandas write in
+    row groups and chunks), and the temporaries are removed on the way out.
     """
     temporaries: list[Path] = []
     current = None
     try:
-        for _, path in writers:
+        for write, path in writers:
             current = path
             temporaries.append(_temporary_path(path))
-        failures: list[BaseException | None] = [None] * len(writers)
-
-        def run(k: int) -> None:
-            try:
-                writers[k][0](temporaries[k])
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, on the calling thread
-                failures[k] = exc
-
-        # Every write on a thread, none on the calling one: the kernel hands a process's
-        # signal to any of its threads, and only the main thread acts on it, when it runs
-        # Python. Were it writing itself (in C, or sleeping in a slow file system) while a
-        # writer thread took the signal, Ctrl-C would wait for its write to end (seen in CI).
-        threads = [
-            threading.Thread(target=run, args=(k,), name=f"xrayclass-write-{k}", daemon=True)
-            for k in range(len(writers))
-        ]
-        for thread in threads:
-            thread.start()
-        # Waited for unless a signal or Ctrl-C stops the run (raised here, not caught):
-        # their temporaries are only removed once nothing writes them any more.
-        for thread in threads:
-            # In short waits, for the same reason: a join without a timeout would keep the
-            # main thread blocked.
-            while thread.is_alive():
-                thread.join(0.1)
-        for failure, (_, path) in zip(failures, writers, strict=True):
-            if failure is not None:
-                current = path
-                raise failure
-        for temporary, (_, path) in zip(temporaries, writers, strict=False):
+            write(temporaries[-1])
+        for temporary, (_, path) in zip(temporaries, writers, strict=True):
             current = path
             os.replace(temporary, path)
     except OSError as exc:
@@ -546,54 +515,6 @@ class BatchedTable(Protocol):
     def __len__(self) -> int: ...
 
 
-class JoinedRows:
-    """A :class:`BatchedTable`: the rows of ``front``, each joined to the row of ``others``
-    at its position ``rows``, with the columns in the order ``columns``.
-
-    ``others`` is a DataFrame, or a function that reads one: called when the table is
-    first written, so that columns left in a file meanwhile take memory only then (the
-    command line's stage 3 reads its input's pass-through columns this way).
-    """
-
-    def __init__(
-        self,
-        front: pd.DataFrame,
-        others: pd.DataFrame | Callable[[], pd.DataFrame],
-        rows: np.ndarray,
-        columns: Sequence[str],
-        batch_rows: int = PARQUET_ROW_GROUP,
-    ):
-        if len(rows) != len(front):
-            raise ValueError(f"{len(rows)} row positions for {len(front)} rows")
-        self.front, self.rows, self.columns, self.batch_rows = front, np.asarray(rows), list(columns), batch_rows
-        self._others = others
-
-    def _other_columns(self) -> pd.DataFrame:
-        if callable(self._others):
-            self._others = self._others()
-        return self._others
-
-    def _joined(self, start: int, stop: int) -> pd.DataFrame:
-        joined = pd.concat(
-            [
-                self.front.iloc[start:stop].reset_index(drop=True),
-                self._other_columns().take(self.rows[start:stop]).reset_index(drop=True),
-            ],
-            axis=1,
-        )
-        return joined[self.columns]
-
-    def __len__(self) -> int:
-        return len(self.front)
-
-    def empty(self) -> pd.DataFrame:
-        return self._joined(0, 0)
-
-    def batches(self) -> Iterator[pd.DataFrame]:
-        for start in range(0, len(self.front), self.batch_rows):
-            yield self._joined(start, start + self.batch_rows)
-
-
 def _batched_writer(table: BatchedTable, path: str | os.PathLike[str]) -> Callable[[Path], object]:
     """Write ``table`` batch by batch: the same file as writing all of its rows at once."""
     fmt = table_format(path, OUTPUT_FORMATS)
@@ -622,9 +543,8 @@ def parquet_options(schema: pyarrow.Schema) -> dict[str, Any]:
     """How the stages write Parquet: dictionary encoding for the text columns only.
 
     pyarrow dictionary-encodes every column by default; on measured values (floats
-    that never repeat) that only costs time, and reading such a column back was 7x
-    slower (1.9 s against 0.25 s for a 1M-row stage table). Names and classes repeat,
-    so they keep it.
+    that never repeat) that only costs time, writing and reading back. Names and
+    classes repeat, so they keep it.
     """
     import pyarrow as pa
 
@@ -683,64 +603,8 @@ def write_parquet_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLi
             yield pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False)
 
     with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
-        # The next group is made (its batches gathered, converted to Arrow) while Arrow
-        # encodes this one, which it does without the GIL.
-        for table in made_ahead(row_groups(), name="xrayclass-row-groups"):
+        for table in row_groups():
             writer.write_table(table)
-
-
-T = TypeVar("T")
-
-
-def made_ahead(items: Iterator[T], name: str = "xrayclass-ahead") -> Iterator[T]:
-    """The items of ``items``, each made on another thread while the caller uses the one before.
-
-    At most two items exist at a time: the one the caller has and the next. An error
-    raised while making an item is raised here, in its place. The thread is a daemon
-    (a run stopped by a signal does not wait for it), and the caller waits in short
-    steps, so that a signal the kernel hands to that thread is acted on at once.
-    """
-    import queue
-
-    made: queue.Queue[tuple[bool, Any]] = queue.Queue()
-    turns = threading.Semaphore(2)  # an item is made only when fewer than two exist
-    stop = threading.Event()
-
-    def make() -> None:
-        try:
-            while True:
-                while not turns.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                try:
-                    item = next(items)
-                except StopIteration:
-                    made.put((False, None))
-                    return
-                made.put((True, item))
-                del item
-        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
-            made.put((False, exc))
-
-    thread = threading.Thread(target=make, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                more, item = made.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-            del item
-            turns.release()
-    finally:
-        stop.set()
 
 
 def _json_writer(document: Mapping[str, Any]) -> Callable[[Path], None]:

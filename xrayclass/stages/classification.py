@@ -1,69 +1,71 @@
-"""Stage 3: class probabilities for the unlabeled detections of each cluster."""
+"""Stage 3: class probabilities for the unlabeled detections of each cluster.
+
+:func:`run_classification` is the stage, read top to bottom: the checks of the input
+(:func:`checked_input`), each detection's role from its SIMBAD type and the reference
+census (:func:`reference_census`), the fit (:func:`fit_classifier`), the classification
+(:meth:`~xrayclass.core.classifier.ClassifierModel.classify`) and the output table
+(:func:`assemble_classified`). The streaming and Dask engines call the same functions
+on batches and partitions.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import sklearn
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import (
     CLASSES,
+    CLASSIFIER_METHODS,
     CLUSTER,
     LIKELIHOODS,
     LOCATION_FEATURE,
     MAIN_TYPE,
     NAME,
+    NAME_ALIASES,
     NB_SCORES,
+    NO_MATCH,
     OBSID,
     OUTLIER_FRACTION,
     OUTLIER_PERCENTILES,
     PRIORS,
     UNCLASSIFIED,
     UNINFORMATIVE_TYPES,
-    VERSION,
 )
-from xrayclass.constants import CLASSIFIER_METHODS as METHODS
-from xrayclass.core.checks import require_choice
-from xrayclass.core.classifier import ClusterwiseMahalanobis
-from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
+from xrayclass.core.calibration import temperature_out_of_fold
+from xrayclass.core.checks import (
+    canonical_names,
+    require_choice,
+    require_columns,
+    require_log_features_usable,
+    require_numeric,
+    require_roles,
+)
+from xrayclass.core.classifier import (
+    CLASSIFIER_FORMAT,
+    CLASSIFIER_FORMAT_VERSION,
+    ClassifierModel,
+    ClusterwiseMahalanobis,
+    absolute_galactic_latitude,
+)
+from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
+from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.preprocessing import LogMinMaxScaler
-from xrayclass.core.progress import map_chunks
 from xrayclass.core.sampling import content_order, seeded_subsample
-from xrayclass.core.taxonomy import normalize_types
-from xrayclass.io.tables import InputError
-from xrayclass.stages.classification_input import (
-    OTHER_TYPE,
-    REFERENCE,
-    REQUIRED_COLUMNS,
-    TO_CLASSIFY,
-    UNKNOWN_LABEL_SHARE,
-    LabelError,
-    PreparedDetections,
-    _roles_of_canonical,
-    absolute_galactic_latitude,
-    census_table,
-    detection_roles,
-    input_columns,
-    passthrough_columns,
-    prepare_detections,
-    reference_census,
-)
+from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
+from xrayclass.exceptions import InputError
 
 __all__ = [
-    "CHUNK_ROWS",
     "CLASSIFIER_FORMAT",
     "CLASSIFIER_FORMAT_VERSION",
-    "METHODS",
     "OTHER_TYPE",
     "OUTLIER_COLUMNS",
     "OUTLIER_FRACTION",
@@ -74,24 +76,24 @@ __all__ = [
     "UNKNOWN_LABEL_SHARE",
     "YARDSTICK_SAMPLE",
     "ClassificationConfig",
-    "ClassifiedDetections",
     "ClassifierModel",
     "LabelError",
-    "PreparedDetections",
     "absolute_galactic_latitude",
     "assemble_classified",
     "census_table",
-    "classify_detections",
-    "classify_detections_in_parts",
-    "classify_prepared",
+    "check_labels",
+    "checked_input",
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
     "input_columns",
+    "log_census",
+    "log_naive_bayes",
+    "log_references",
     "naive_bayes_categories",
     "outlier_table",
+    "output_order",
     "passthrough_columns",
-    "prepare_detections",
     "reference_census",
     "run_classification",
     "weights_needed",
@@ -100,22 +102,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_FORMAT = "xrayclass.classifier-model"
-CLASSIFIER_FORMAT_VERSION = 1
-# Version 1 artifacts made before the reference census lack the optional "reference_census"
-# field; they load and classify the same (the census is for reading, not for predicting).
-
 #: Name of the input's SIMBAD type in the output (``main_type`` becomes the prediction).
 SIMBAD_TYPE = "simbad_main_type"
-
-
-#: Rows classified at once, by each thread (bounded memory at any catalog size; small
-#: enough that the threads share the work of a 1M-detection catalog evenly).
-CHUNK_ROWS = 50_000
 #: References whose outlier measures make the yardstick at most (a seeded subsample
-#: beyond): 50,000 still put 50 above the 99.9th percentile, and explaining every
-#: reference of a 1M-detection catalog (238,295) was a sixth of stage 3. The paper's
-#: catalog has fewer references, so its yardstick uses them all.
+#: beyond): 50,000 still put 50 above the 99.9th percentile. The paper's catalog has
+#: fewer references, so its yardstick uses them all.
 YARDSTICK_SAMPLE = 50_000
 
 
@@ -165,7 +156,7 @@ class ClassificationConfig:
     feature_set: FeatureSet = PAPER
 
     def __post_init__(self) -> None:
-        require_choice("method", self.method, METHODS)
+        require_choice("method", self.method, CLASSIFIER_METHODS)
         require_choice("likelihood", self.likelihood, LIKELIHOODS)
         require_choice("priors", self.priors, PRIORS)
         require_choice("nb_score", self.nb_score, NB_SCORES)
@@ -173,6 +164,193 @@ class ClassificationConfig:
             raise InputError(f"outlier_fraction must be between 0 and 1, got {self.outlier_fraction}")
         if self.log_floor is not None and not self.log_floor > 0:
             raise InputError(f"log_floor must be positive, got {self.log_floor}")
+
+
+# -- the input ------------------------------------------------------------------------
+
+REQUIRED_COLUMNS = (NAME, OBSID, CLUSTER, "ra", "dec")
+
+
+def input_columns(feature_set: FeatureSet = PAPER) -> tuple[str, ...]:
+    """The input columns stage 3 reads, where the table has them (the others only pass through)."""
+    return (*REQUIRED_COLUMNS, *NAME_ALIASES, MAIN_TYPE, OTYPE, *feature_set.features, *feature_set.raw_columns)
+
+
+def passthrough_columns(columns: Sequence[str], feature_set: FeatureSet = PAPER) -> list[str]:
+    """The input columns stage 3 passes through to its output, in their order.
+
+    All but the identity, the SIMBAD type and the features, which the output puts first.
+    """
+    return [c for c in columns if c not in (*REQUIRED_COLUMNS, MAIN_TYPE, *feature_set.features)]
+
+
+def checked_input(table: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
+    """Stage 3's checks of a table's columns, with the feature set's derived features added.
+
+    The identity, position and cluster columns present, numeric (and a cluster for
+    every row), ``main_type`` present (the crossmatch was run), and the features
+    (:func:`~xrayclass.core.features.prepare_features`). The whole table in memory, or
+    each batch when streamed.
+    """
+    table = canonical_names(table)
+    require_columns(table, REQUIRED_COLUMNS)
+    if MAIN_TYPE not in table.columns:
+        raise InputError(f"missing required columns: {MAIN_TYPE} (run the crossmatch stage first)")
+    table = require_numeric(table, (OBSID, CLUSTER, "ra", "dec"))
+    if table[CLUSTER].isna().any():
+        raise InputError(f"column 'cluster' is empty in {int(table[CLUSTER].isna().sum()):,} rows")
+    return prepare_features(table, feature_set)
+
+
+# -- roles and census -----------------------------------------------------------------
+
+#: What stage 3 does with a detection, from its SIMBAD type.
+REFERENCE, TO_CLASSIFY, OTHER_TYPE = "reference", "to_classify", "other_type"
+
+#: Above this share of matched detections with a SIMBAD type the taxonomy does not
+#: know, stage 3 warns (the crossmatch probably speaks another vocabulary).
+UNKNOWN_LABEL_SHARE = 0.05
+
+
+class LabelError(InputError):
+    """The SIMBAD types cannot support the classification (``--strict-labels``)."""
+
+
+def detection_roles(
+    main_types: ArrayLike,
+    classes: Sequence[str] = CLASSES,
+    uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
+    otypes: ArrayLike | None = None,
+) -> np.ndarray:
+    """Role of each detection given its SIMBAD ``main_type`` (and short code ``otype``).
+
+    The types are first read as the paper's names (:func:`xrayclass.taxonomy.normalize_types`:
+    today's labels, codes, stray whitespace or case). Detections of one of ``classes``
+    are references; unmatched ones (``'NaN'``) and those of an uninformative type are
+    classified; any other type is left out.
+    """
+    types, _ = normalize_types(main_types, otypes)
+    return _roles_of_canonical(types, classes, uninformative)
+
+
+def _roles_of_canonical(
+    types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str], log_them: bool = False
+) -> np.ndarray:
+    """:func:`detection_roles` of types already read as the paper's names (logged, with ``log_them``)."""
+    # Decided per distinct type (a catalog has few), then given to the rows.
+    codes, distinct = pd.factorize(types)
+    roles = np.full(len(distinct), OTHER_TYPE, dtype=object)
+    roles[np.isin(distinct, list(classes))] = REFERENCE
+    roles[np.isin(distinct, [NO_MATCH, *uninformative])] = TO_CLASSIFY
+    if log_them:
+        _log_roles(np.asarray(distinct, dtype=object), roles, np.bincount(codes[codes >= 0], minlength=len(distinct)))
+    return roles[codes]
+
+
+def _log_roles(distinct: np.ndarray, roles: np.ndarray, counts: np.ndarray) -> None:
+    """Log the roles of the rows, given per distinct type: its role and how many rows have it."""
+    to_classify = roles == TO_CLASSIFY
+    n_to_classify = int(counts[to_classify].sum())
+    n_unmatched = int(counts[to_classify & (distinct == NO_MATCH)].sum())
+    log.info(
+        "%s references of the %d classes; %s to classify (%s without a SIMBAD match, %s of an "
+        "uninformative type); %s of other SIMBAD types left out",
+        f"{int(counts[roles == REFERENCE].sum()):,}",
+        len(CLASSES),
+        f"{n_to_classify:,}",
+        f"{n_unmatched:,}",
+        f"{n_to_classify - n_unmatched:,}",
+        f"{int(counts[roles == OTHER_TYPE].sum()):,}",
+    )
+    # The most common first; among equal counts, the first seen (as value_counts orders them).
+    other = np.flatnonzero(roles == OTHER_TYPE)
+    common = other[np.argsort(-counts[other], kind="stable")][:8]
+    if len(common):
+        log.info("most common left-out types: %s", ", ".join(f"{distinct[k]} {counts[k]:,}" for k in common))
+
+
+def reference_census(
+    types: ArrayLike,
+    roles: ArrayLike,
+    clusters: ArrayLike,
+    classes: Sequence[str] = CLASSES,
+    labels: LabelReport | None = None,
+    all_clusters: ArrayLike | None = None,
+) -> dict[str, Any]:
+    """How many references of each class stage 3 has, in total and per cluster.
+
+    ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
+    cluster of ``clusters`` (or of ``all_clusters``, when the rows given are only some of
+    the table's) appears, with zeros where it has no reference.
+    """
+    is_reference = np.asarray(roles) == REFERENCE
+    clusters = np.asarray(clusters)
+    all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
+    # Rows in the order of classes, columns in that of all_clusters; a pair (class,
+    # cluster) counted as one index (a type or cluster outside those is not counted).
+    class_codes = pd.Index(list(classes)).get_indexer(np.asarray(types, dtype=object)[is_reference])
+    cluster_codes = pd.Index(all_clusters).get_indexer(clusters[is_reference].astype(int))
+    counted = (class_codes >= 0) & (cluster_codes >= 0)
+    matrix = np.bincount(
+        class_codes[counted] * len(all_clusters) + cluster_codes[counted], minlength=len(classes) * len(all_clusters)
+    ).reshape(len(classes), len(all_clusters))
+    census: dict[str, Any] = {
+        "references": int(is_reference.sum()),
+        "clusters": all_clusters,
+        "classes": {
+            label: {
+                "total": int(matrix[i].sum()),
+                "per_cluster": {str(c): int(matrix[i, j]) for j, c in enumerate(all_clusters)},
+            }
+            for i, label in enumerate(classes)
+        },
+        "classes_without_references": [label for i, label in enumerate(classes) if int(matrix[i].sum()) == 0],
+    }
+    if labels is not None:
+        census["labels"] = labels.to_dict()
+    return census
+
+
+def census_table(census: Mapping[str, Any]) -> pd.DataFrame:
+    """The census as a table: one row per class, its total and one column per cluster."""
+    rows = [
+        {"class": label, "total": entry["total"], **{f"cluster {c}": n for c, n in entry["per_cluster"].items()}}
+        for label, entry in census["classes"].items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def check_labels(census: Mapping[str, Any], labels: LabelReport, strict: bool) -> None:
+    """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
+    problems = []
+    missing = census["classes_without_references"]
+    if missing:
+        problems.append(
+            f"{len(missing)} of {len(census['classes'])} classes have no reference in any cluster "
+            f"({', '.join(missing)})"
+        )
+    if labels.unknown_share > UNKNOWN_LABEL_SHARE:
+        problems.append(
+            f"{100 * labels.unknown_share:.1f}% of the {labels.n_matched:,} matched detections carry "
+            f"a SIMBAD type the taxonomy does not know (most common: {labels.most_common_unknown()})"
+        )
+    if not problems:
+        return
+    if strict:
+        raise LabelError("; ".join(problems) + " (--strict-labels)")
+    for problem in problems:
+        log.warning("%s", problem)
+
+
+def log_census(census: Mapping[str, Any]) -> None:
+    table = census_table(census).set_index("class")
+    log.info(
+        "reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
+        table.to_string(),
+    )
+
+
+# -- the fit --------------------------------------------------------------------------
 
 
 def yardstick_rows(n_references: int, random_state: int | None) -> np.ndarray:
@@ -186,262 +364,6 @@ def naive_bayes_categories(location: bool = True, feature_set: FeatureSet = PAPE
     if location:
         categories["location"] = (LOCATION_FEATURE,)
     return categories
-
-
-@dataclass
-class ClassifierModel:
-    """Everything needed to classify new detections, without the training table.
-
-    The preprocessing, each cluster's class references (Mahalanobis), and the naive
-    Bayes model with the training distribution of its outlier measure.
-    """
-
-    scaler: LogMinMaxScaler
-    references: ClusterwiseMahalanobis
-    naive_bayes: NaiveBayesClassifier
-    outlier_quantiles: np.ndarray
-    location: bool = True
-    method: str = "mahalanobis"
-    uninformative: tuple[str, ...] = UNINFORMATIVE_TYPES
-    #: What stage 3 learned from (see :func:`reference_census`); None for old artifacts.
-    census: dict[str, Any] | None = None
-    #: Temperature scaling fitted out of fold (see :mod:`xrayclass.core.calibration`), or None.
-    calibration: dict[str, Any] | None = None
-    #: The features the model was fitted on (old artifacts without a record: the paper's).
-    feature_set: FeatureSet = PAPER
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.references.classes
-
-    def preprocess(self, detections: pd.DataFrame) -> np.ndarray:
-        """The preprocessed features of the model's set (rows must have all of them)."""
-        return self.scaler.transform(detections[list(self.feature_set.features)].to_numpy(dtype="float64"))
-
-    def _naive_bayes_input(self, X: np.ndarray, latitude: np.ndarray | None) -> np.ndarray:
-        if not self.location:
-            return X
-        if latitude is None:
-            raise ValueError("this model uses location: the detections' latitudes are needed")
-        return np.column_stack([X, latitude])
-
-    def predict_proba(
-        self, detections: pd.DataFrame, clusters: ArrayLike, method: str | None = None, calibrate: bool = False
-    ) -> np.ndarray:
-        """Ten class probabilities from the chosen method (default: the model's)."""
-        method = method or self.method
-        X = self.preprocess(detections)
-        if method == "mahalanobis":
-            return self._calibrated(self.references.predict_proba(X, clusters), method, calibrate)
-        if method == "naive-bayes":
-            latitude = absolute_galactic_latitude(detections) if self.location else None
-            return self._calibrated(
-                self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude)), method, calibrate
-            )
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-
-    def check_calibration(self, method: str | None = None) -> None:
-        """Raise :class:`InputError` unless the model holds a calibration for ``method``."""
-        method = method or self.method
-        if self.calibration is None:
-            raise InputError("the classifier model has no calibration; run classification.py with --calibrate")
-        if self.calibration.get("for_method") != method:
-            raise InputError(
-                f"the classifier model's calibration is for {self.calibration.get('for_method')}, not {method}"
-            )
-
-    def _calibrated(self, probabilities: np.ndarray, method: str, calibrate: bool) -> np.ndarray:
-        if not calibrate:
-            return probabilities
-        from xrayclass.core.calibration import apply_temperature
-
-        self.check_calibration(method)
-        assert self.calibration is not None  # check_calibration raised otherwise
-        return apply_temperature(probabilities, self.calibration["temperature"])
-
-    def outlier_percentile(self, measure: np.ndarray) -> np.ndarray:
-        """Percentile of each outlier measure in the training distribution (NaN stays NaN)."""
-        return np.interp(measure, self.outlier_quantiles, OUTLIER_PERCENTILES)
-
-    def classify(
-        self,
-        detections: pd.DataFrame,
-        clusters: ArrayLike,
-        method: str | None = None,
-        outlier_fraction: float = OUTLIER_FRACTION,
-        explain: bool = True,
-        calibrate: bool = False,
-        latitude: np.ndarray | None = None,
-        threads: int | None = None,
-    ) -> pd.DataFrame:
-        """Probabilities, predicted class, outlier measure and probability track.
-
-        Rows are processed in chunks (bounded memory at any catalog size) on ``threads``
-        threads (default: every processor available); the result depends on neither.
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``main_type`` (predicted; ``Unclassified`` if no class can be scored), the
-            ten probabilities, ``outlier_measure`` (naive Bayes, for the predicted
-            class), ``outlier_percentile`` (in the references' distribution),
-            ``outlier_flag`` (percentile above ``100 (1 - outlier_fraction)``),
-            ``driven_by`` (the category that most favours the class) and
-            ``track_prior``, ``track_<category>``...: the class's posterior as the
-            categories are added in turn. With ``explain=False`` (e.g. detections
-            without positions for a model using location) only the class columns.
-            With ``calibrate=True`` the probabilities are temperature-scaled by the
-            model's calibration (the predicted class does not change). ``latitude``
-            is :func:`absolute_galactic_latitude` of ``detections`` when the caller has it
-            already (computed here otherwise, if the model uses location).
-        """
-        method = method or self.method
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if calibrate:
-            self.check_calibration(method)
-        clusters = np.asarray(clusters)
-        if self.location and latitude is None and (explain or method == "naive-bayes"):
-            latitude = absolute_galactic_latitude(detections)
-        # The threads see arrays only: the table's columns are read once, here, and the
-        # result is made a table once, after (pandas holds the GIL for much of its work).
-        X = self.preprocess(detections)
-        # Each chunk's results are written in place into arrays for all rows, made when
-        # the first chunk is done (no copies to join them after). Columns of a 2-D result
-        # are contiguous (Fortran order): each becomes a table column as it is.
-        arrays: dict[str, np.ndarray] = {}
-        made = threading.Lock()
-
-        def classify_rows(rows: slice) -> None:
-            part = self._classify_arrays(
-                X[rows],
-                clusters[rows],
-                method,
-                outlier_fraction,
-                explain,
-                calibrate,
-                None if latitude is None else latitude[rows],
-            )
-            with made:
-                if not arrays:
-                    arrays.update(
-                        {key: np.empty((len(X), *v.shape[1:]), v.dtype, order="F") for key, v in part.items()}
-                    )
-            for key, values in part.items():
-                arrays[key][rows] = values
-
-        if len(X):
-            map_chunks(classify_rows, len(X), CHUNK_ROWS, "classifying", threads)
-        else:
-            classify_rows(slice(0, 0))
-        result = pd.DataFrame(arrays.pop("probabilities"), columns=list(self.classes), copy=False)
-        # A class (-1: none) by its position: the text is made once, by Arrow.
-        result.insert(0, MAIN_TYPE, _text([*self.classes, UNCLASSIFIED], arrays.pop("predicted")))
-        if not explain:
-            return result
-        for name in ("outlier_measure", "outlier_percentile", "outlier_flag"):
-            result[name] = arrays[name]
-        result["driven_by"] = _text([*self.naive_bayes.categories_, ""], arrays["driven_by"])
-        for k, step in enumerate(["prior", *self.naive_bayes.categories_]):
-            result[f"track_{step}"] = arrays["track"][:, k]
-        return result
-
-    def _classify_arrays(
-        self,
-        X: np.ndarray,
-        clusters: np.ndarray,
-        method: str,
-        outlier_fraction: float,
-        explain: bool,
-        calibrate: bool = False,
-        latitude: np.ndarray | None = None,
-    ) -> dict[str, np.ndarray]:
-        """:meth:`classify` of preprocessed rows ``X``, as arrays."""
-        probabilities = (
-            self.references.predict_proba(X, clusters)
-            if method == "mahalanobis"
-            else self.naive_bayes.predict_proba(self._naive_bayes_input(X, latitude))
-        )
-        probabilities = self._calibrated(probabilities, method, calibrate)
-        # labels_from_probabilities, as positions in classes (-1 where no class is scored).
-        predicted = np.where((probabilities > 0).any(axis=1), np.argmax(probabilities, axis=1), -1)
-        arrays = {"probabilities": probabilities, "predicted": predicted}
-        if not explain:
-            return arrays
-        # The same classes at their positions in the naive Bayes model's (-1 stays -1).
-        positions = np.append(pd.Index(self.naive_bayes.classes_).get_indexer(list(self.classes)), -1)
-        explained = self.naive_bayes.explain_columns(self._naive_bayes_input(X, latitude), positions[predicted])
-        percentile = self.outlier_percentile(explained["outlier_measure"])
-        return {
-            **arrays,
-            "outlier_measure": explained["outlier_measure"],
-            "outlier_percentile": percentile,
-            "outlier_flag": percentile >= 100 * (1 - outlier_fraction),
-            "driven_by": explained["driven_by_category"],
-            "track": explained["track"],
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": CLASSIFIER_FORMAT,
-            "format_version": CLASSIFIER_FORMAT_VERSION,
-            "software": {"xrayclass": VERSION, "scikit-learn": sklearn.__version__, "numpy": np.__version__},
-            "features": list(self.feature_set.features),
-            "feature_set": self.feature_set.to_dict(),
-            "uninformative_types": list(self.uninformative),
-            "method": self.method,
-            "location": self.location,
-            "preprocessing": self.scaler.to_dict(),
-            "references": self.references.to_dict(),
-            "naive_bayes": self.naive_bayes.to_dict(),
-            "outlier_quantiles": self.outlier_quantiles.tolist(),
-            **({"reference_census": self.census} if self.census is not None else {}),
-            "calibration": self.calibration,
-        }
-
-    @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> ClassifierModel:
-        from xrayclass.core.checks import validate_classifier_document
-
-        validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, METHODS)
-        if document.get("format") != CLASSIFIER_FORMAT:
-            raise InputError(f"not a classifier model (format {document.get('format')!r})")
-        if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:
-            raise InputError(f"classifier format version {document.get('format_version')} is not supported")
-        return cls(
-            scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
-            references=ClusterwiseMahalanobis.from_dict(document["references"]),
-            naive_bayes=NaiveBayesClassifier.from_dict(document["naive_bayes"]),
-            outlier_quantiles=np.asarray(document["outlier_quantiles"], dtype=float),
-            location=bool(document["location"]),
-            method=document["method"],
-            uninformative=tuple(document["uninformative_types"]),
-            census=document.get("reference_census"),
-            calibration=document.get("calibration"),  # absent before issue 13
-            feature_set=from_artifact(document),
-        )
-
-
-def _text(names: Sequence[str], positions: np.ndarray) -> pd.Series:
-    """A text column of ``names[position]`` for each position (-1: the last name)."""
-    import pyarrow as pa
-
-    positions = np.where(positions < 0, len(names) - 1, positions)
-    return pd.Series(pd.array(pa.array(list(names), pa.large_string()).take(pa.array(positions)), dtype="str"))
-
-
-def _log_references(model: ClassifierModel, classes: Sequence[str]) -> None:
-    # A class is scored in a cluster with at least as many references as features.
-    # The counts themselves are in the census logged before the fit.
-    for cluster, classifier in model.references.classifiers_.items():
-        unscored = [c for c, ok in zip(classes, classifier.scored_, strict=False) if not ok]
-        if unscored:
-            log.info(
-                "cluster %s: probability 0 for %s (fewer than %d references)",
-                cluster,
-                ", ".join(unscored),
-                len(model.feature_set),
-            )
 
 
 def weights_needed(method: str, explain: bool) -> bool:
@@ -494,8 +416,8 @@ def fit_classifier(
     their content, so the model does not depend on the order of ``table``'s rows. Returns
     the model and the references' preprocessed features, in the content order.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in CLASSIFIER_METHODS:
+        raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got {method!r}")
     if roles is None:
         types, _ = normalize_types(table[MAIN_TYPE])
         roles = _roles_of_canonical(types, classes, uninformative)
@@ -530,17 +452,12 @@ def fit_classifier(
     X, X_nb = X[order], X_nb[order]
     reference_types, reference_clusters = reference_types[order], reference_clusters[order]
     sources = None if sources is None else sources[order]
-    # The two classifiers are fitted at once, the Mahalanobis references on a second
-    # thread (each fit is the same alone; NumPy's loops release the GIL).
-    pool = ThreadPoolExecutor(1, thread_name_prefix="xrayclass-fit")
-    fitting = pool.submit(
-        ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit,
+    references = ClusterwiseMahalanobis(classes, min_references, likelihood, priors).fit(
         X,
         reference_types,
         reference_clusters,
         all_clusters=np.unique(clusters) if all_clusters is None else all_clusters,
     )
-    pool.shutdown(wait=False)
     naive_bayes = NaiveBayesClassifier(
         categories=naive_bayes_categories(location, feature_set),
         feature_names=[*feature_set.features, LOCATION_FEATURE][: X_nb.shape[1]],
@@ -549,9 +466,8 @@ def fit_classifier(
         random_state=random_state,
         tune=tune,
     ).fit(X_nb, reference_types)
-    references = fitting.result()
     # The references' own outlier measures (for their SIMBAD class) are the yardstick;
-    # beyond YARDSTICK_SAMPLE references a seeded subsample of them (see its comment).
+    # beyond YARDSTICK_SAMPLE references a seeded subsample of them.
     yardstick = yardstick_rows(len(X_nb), random_state)
     training = naive_bayes.explain(X_nb[yardstick], assigned=reference_types[yardstick])["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
@@ -604,8 +520,6 @@ def fit_calibration(
     Three folds that keep each source whole: a reference is scored by a model fitted
     without any detection of its source.
     """
-    from xrayclass.core.calibration import temperature_out_of_fold
-
     classes = model.classes
     references = model.references
 
@@ -645,7 +559,7 @@ def fit_calibration(
     return calibration
 
 
-def _log_naive_bayes(model: ClassifierModel) -> None:
+def log_naive_bayes(model: ClassifierModel) -> None:
     nb = model.naive_bayes
     weights = ", ".join(f"{name} {weight:g}" for name, weight in nb.alpha_.items())
     if not nb.tune:
@@ -666,232 +580,22 @@ def _log_naive_bayes(model: ClassifierModel) -> None:
         log.info("naive Bayes category weights %s", weights)
 
 
-def classify_detections_in_parts(
-    table: pd.DataFrame,
-    classes: Sequence[str] = CLASSES,
-    uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
-    min_references: int | str = "n_features",
-    method: str = "mahalanobis",
-    location: bool = True,
-    score: str = "macro_f1",
-    outlier_fraction: float = OUTLIER_FRACTION,
-    explain: bool = True,
-    strict_labels: bool = False,
-    likelihood: str = "distance",
-    priors: str = "none",
-    log_floor: float | None = None,
-    calibrate: bool = False,
-    feature_set: FeatureSet = PAPER,
-) -> ClassifiedDetections:
-    """Stage 3 on a crossmatched table, its output in parts (see :class:`ClassifiedDetections`).
-
-    :func:`classify_detections` gives the same as one table; the parameters are the same.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Detections with ``name`` (or ``name_1``), ``obsid``, ``cluster``, ``ra``,
-        ``dec``, ``main_type`` (SIMBAD type, old or today's label; missing means no
-        match), optionally ``otype`` (SIMBAD's short code, preferred where present)
-        and the features (or the raw columns they derive from).
-    method : {"mahalanobis", "naive-bayes"}
-        The classifier giving the probabilities (the paper's: Mahalanobis).
-    location : bool
-        Whether naive Bayes uses |galactic latitude| as a feature category.
-    score : {"macro_f1", "rarest_f1"}
-        What the naive Bayes category weights are tuned for.
-    outlier_fraction : float
-        Top share of the references' outlier measures above which a detection is flagged.
-    explain : bool
-        Compute the outlier measures and probability tracks (about four times the cost
-        of the probabilities alone on large catalogs).
-    strict_labels : bool
-        Raise :class:`LabelError` instead of warning when a class has no reference in
-        any cluster, or when more than 5% of the matched detections carry a SIMBAD type
-        the taxonomy does not know.
-    likelihood : {"distance", "gaussian"}
-        Mahalanobis scoring: the paper's softmin of squared distances, or the Gaussian
-        log-density (see :class:`~xrayclass.classifier.MahalanobisClassifier`).
-    priors : {"none", "references"}
-        Class priors of the Mahalanobis scoring: none (the paper's) or the class shares
-        among each cluster's references.
-    log_floor : float, optional
-        Shift of the log features (default: the paper's rule, smallest non-zero / 10).
-    calibrate : bool
-        Fit a temperature out of fold on the references (stored in the model) and apply
-        it to the probabilities.
-
-    Returns
-    -------
-    ClassifiedDetections
-        What stage 3 computed, the table's other columns for the same rows, the
-        position of each row in ``table``, and the model.
-    """
-    prepared = prepare_detections(table, classes, uninformative, strict_labels, location, feature_set)
-    return classify_prepared(
-        prepared,
-        min_references=min_references,
-        method=method,
-        score=score,
-        outlier_fraction=outlier_fraction,
-        explain=explain,
-        likelihood=likelihood,
-        priors=priors,
-        log_floor=log_floor,
-        calibrate=calibrate,
-    )
+def log_references(model: ClassifierModel) -> None:
+    """Log, per cluster, the classes that get probability 0 there."""
+    # A class is scored in a cluster with at least as many references as features.
+    # The counts themselves are in the census logged before the fit.
+    for cluster, classifier in model.references.classifiers_.items():
+        unscored = [c for c, ok in zip(model.classes, classifier.scored_, strict=False) if not ok]
+        if unscored:
+            log.info(
+                "cluster %s: probability 0 for %s (fewer than %d references)",
+                cluster,
+                ", ".join(unscored),
+                len(model.feature_set),
+            )
 
 
-def classify_prepared(
-    prepared: PreparedDetections,
-    min_references: int | str = "n_features",
-    method: str = "mahalanobis",
-    score: str = "macro_f1",
-    outlier_fraction: float = OUTLIER_FRACTION,
-    explain: bool = True,
-    likelihood: str = "distance",
-    priors: str = "none",
-    log_floor: float | None = None,
-    calibrate: bool = False,
-) -> ClassifiedDetections:
-    """The model's part of :func:`classify_detections_in_parts`: fit, classification, output.
-
-    ``prepared`` is :func:`prepare_detections` of the table (which took the keywords
-    ``classes``, ``uninformative``, ``strict_labels``, ``location`` and ``feature_set``);
-    the other keywords are those of :func:`classify_detections_in_parts`. The command
-    line prepares the input while scikit-learn and SciPy are still loading.
-    """
-    classes, uninformative, location, feature_set = (
-        prepared.classes,
-        prepared.uninformative,
-        prepared.location,
-        prepared.feature_set,
-    )
-    work, roles, census, latitude = prepared.work, prepared.roles, prepared.census, prepared.latitude
-    kept, chosen, ordering, to_classify = prepared.kept, prepared.chosen, prepared.ordering, prepared.to_classify
-
-    model, _ = fit_classifier(
-        work,
-        classes,
-        uninformative,
-        min_references,
-        method,
-        location,
-        score,
-        tune=weights_needed(method, explain),
-        likelihood=likelihood,
-        priors=priors,
-        log_floor=log_floor,
-        calibrate=calibrate,
-        feature_set=feature_set,
-        latitude=latitude,
-        roles=roles,
-    )
-    model.census = census
-    _log_references(model, classes)
-    _log_naive_bayes(model)
-    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
-
-    # Classified in the output's order (each row's result depends on that row alone), so
-    # that the results need no reordering after.
-    order, passthrough = ordering.result()
-    del work
-    chosen = chosen.take(order).reset_index(drop=True)
-    result = model.classify(
-        chosen,
-        chosen[CLUSTER].to_numpy(),
-        method,
-        outlier_fraction,
-        explain,
-        calibrate,
-        latitude=None if latitude is None else latitude[to_classify][order],
-    )
-    unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
-    if unclassified.any():
-        clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
-        log.warning(
-            "%s detections in clusters %s cannot be classified: no class there has %d "
-            "references; they get main_type '%s' and all-zero probabilities",
-            f"{int(unclassified.sum()):,}",
-            ", ".join(map(str, clusters_hit)),
-            len(feature_set),
-            UNCLASSIFIED,
-        )
-    if explain:
-        log.info(
-            "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
-            method,
-            f"{int(result['outlier_flag'].sum()):,}",
-            100 * outlier_fraction,
-        )
-    else:
-        log.info("probabilities by %s; outlier measures and tracks skipped", method)
-
-    computed = assemble_classified(chosen, result, classes, feature_set, passthrough.iloc[:, :0])
-    log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{_count_runs(computed[NAME]):,}")
-    return ClassifiedDetections(
-        computed=computed,
-        passthrough=passthrough[[c for c in passthrough.columns if c not in computed.columns]],
-        rows=kept[to_classify][order],
-        model=model,
-    )
-
-
-def _count_runs(values: pd.Series) -> int:
-    """``values.nunique()`` of sorted ``values`` without gaps (the output's names): the
-    number of runs of equal values, found by comparing neighbours (Arrow), not hashing."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    array = pa.array(values)
-    if len(array) < 2:
-        return len(array)
-    changes = pc.not_equal(array.slice(1), array.slice(0, len(array) - 1))
-    return 1 + int(pc.sum(changes).as_py() or 0)
-
-
-def classify_detections(table: pd.DataFrame, **options: Any) -> tuple[pd.DataFrame, ClassifierModel]:
-    """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
-
-    ``options`` are the keywords of :func:`classify_detections_in_parts` (the method's
-    choices; the paper's by default).
-
-    Returns
-    -------
-    classified : pandas.DataFrame
-        One row per classified detection, sorted by name then obsid: ``name, obsid,
-        cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
-        the 12 features, ``simbad_main_type`` (the input's SIMBAD type under its
-        canonical, paper name, whatever spelling came in), the outlier measure,
-        percentile and flag, ``driven_by`` and the probability track, then the other
-        input columns.
-    model : ClassifierModel
-        With its ``census`` (:func:`reference_census`).
-    """
-    parts = classify_detections_in_parts(table, **options)
-    return parts.table(), parts.model
-
-
-@dataclass
-class ClassifiedDetections:
-    """Stage 3's output in parts: what it computed, and the input's other columns.
-
-    ``table()`` joins them: the table :func:`classify_detections` returns. A caller that
-    left some input columns unread (the command line, until it writes) joins them
-    through ``rows``.
-    """
-
-    #: The columns stage 3 writes first (identity, prediction, probabilities, features,
-    #: SIMBAD type, outlier measures and tracks), one row per classified detection.
-    computed: pd.DataFrame
-    #: The input's other columns, same rows (those named like a computed column left out).
-    passthrough: pd.DataFrame
-    #: The position in the input table of each row.
-    rows: np.ndarray
-    model: ClassifierModel
-
-    def table(self) -> pd.DataFrame:
-        return pd.concat([self.computed, self.passthrough], axis=1)
+# -- the output and the stage ---------------------------------------------------------
 
 
 def assemble_classified(
@@ -951,14 +655,133 @@ def outlier_table(classified: pd.DataFrame, feature_set: FeatureSet = PAPER) -> 
     return flagged[[*OUTLIER_COLUMNS, *feature_set.features]].reset_index(drop=True)
 
 
+def output_order(chosen: pd.DataFrame) -> np.ndarray:
+    """The positions of ``chosen``'s rows sorted by name then obsid (stable: input order among equals).
+
+    Arrow sorts the names as pandas does (by code point, missing last).
+    """
+    keys = pa.table({NAME: pa.array(chosen[NAME]), OBSID: pa.array(chosen[OBSID])})
+    return pc.sort_indices(keys, sort_keys=[(NAME, "ascending"), (OBSID, "ascending")]).to_numpy()
+
+
 def run_classification(
     crossmatched: pd.DataFrame, config: ClassificationConfig = ClassificationConfig()
 ) -> tuple[pd.DataFrame, ClassifierModel]:
-    """Stage 3 on an in-memory stage-2 table: ``(classified, classifier)``.
+    """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
-    See :func:`classify_detections`, which this is, with ``config``'s choices.
+    Parameters
+    ----------
+    crossmatched : pandas.DataFrame
+        Detections with ``name`` (or ``name_1``), ``obsid``, ``cluster``, ``ra``,
+        ``dec``, ``main_type`` (SIMBAD type, old or today's label; missing means no
+        match), optionally ``otype`` (SIMBAD's short code, preferred where present)
+        and the features (or the raw columns they derive from).
+    config : ClassificationConfig
+        The method's choices (the paper's by default).
+
+    Returns
+    -------
+    classified : pandas.DataFrame
+        One row per classified detection, sorted by name then obsid: ``name, obsid,
+        cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
+        the features, ``simbad_main_type`` (the input's SIMBAD type under its
+        canonical, paper name, whatever spelling came in), the outlier measure,
+        percentile and flag, ``driven_by`` and the probability track, then the other
+        input columns.
+    model : ClassifierModel
+        With its ``census`` (:func:`reference_census`).
+
+    Raises
+    ------
+    InputError
+        Missing or non-numeric columns, no reference or nothing to classify, a log
+        feature without a shift; :class:`LabelError` with ``strict_labels``.
     """
-    options = dataclasses.asdict(config)
-    options["score"] = options.pop("nb_score")
-    options["feature_set"] = config.feature_set
-    return classify_detections(crossmatched, **options)
+    feature_set = config.feature_set
+    table = checked_input(crossmatched, feature_set)
+    log.info("%s detections read", f"{len(table):,}")
+    complete, reasons = complete_rows(table, feature_set=feature_set)
+    kept = np.flatnonzero(complete)
+    log.info(describe_dropped(reasons, len(table) - len(kept), len(table), len(feature_set)))
+    # The method reads a few columns; the others only pass through, gathered once at the end.
+    used = [c for c in (*REQUIRED_COLUMNS, MAIN_TYPE, OTYPE, *feature_set.features) if c in table.columns]
+    work = table[used].take(kept).reset_index(drop=True)
+
+    # Roles and census: the SIMBAD types read as the paper's names first (today's labels,
+    # short codes, stray whitespace or case), kept as Python strings for the fit.
+    types, labels = normalize_types(work[MAIN_TYPE], work[OTYPE] if OTYPE in work.columns else None)
+    for level, message in labels.messages():
+        getattr(log, level)("%s", message)
+    work = work.assign(
+        **{MAIN_TYPE: pd.Series(types, index=work.index, dtype=object)}, **{CLUSTER: work[CLUSTER].astype(int)}
+    )
+    roles = _roles_of_canonical(types, CLASSES, UNINFORMATIVE_TYPES, log_them=True)
+    census = reference_census(types, roles, work[CLUSTER].to_numpy(), CLASSES, labels)
+    log_census(census)
+    check_labels(census, labels, config.strict_labels)
+    require_roles(roles, REFERENCE, TO_CLASSIFY)
+    require_log_features_usable(work, list(feature_set.log_features), list(feature_set.log_features))
+    latitude = absolute_galactic_latitude(work) if config.location else None
+
+    model, _ = fit_classifier(
+        work,
+        method=config.method,
+        location=config.location,
+        score=config.nb_score,
+        tune=weights_needed(config.method, config.explain),
+        likelihood=config.likelihood,
+        priors=config.priors,
+        log_floor=config.log_floor,
+        calibrate=config.calibrate,
+        feature_set=feature_set,
+        latitude=latitude,
+        roles=roles,
+    )
+    model.census = census
+    log_references(model)
+    log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", config.likelihood, config.priors)
+
+    # Classified in the output's order (each row's result depends on that row alone).
+    to_classify = np.flatnonzero(roles == TO_CLASSIFY)
+    order = to_classify[output_order(work.iloc[to_classify])]
+    chosen = work.take(order).reset_index(drop=True)
+    result = model.classify(
+        chosen,
+        chosen[CLUSTER].to_numpy(),
+        config.method,
+        config.outlier_fraction,
+        config.explain,
+        config.calibrate,
+        latitude=None if latitude is None else latitude[order],
+    )
+    _log_classification(chosen, result, config, len(feature_set))
+    passthrough = table[passthrough_columns(list(table.columns), feature_set)].take(kept[order])
+    classified = assemble_classified(chosen, result, CLASSES, feature_set, passthrough)
+    log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
+    return classified, model
+
+
+def _log_classification(
+    chosen: pd.DataFrame, result: pd.DataFrame, config: ClassificationConfig, n_features: int
+) -> None:
+    unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
+    if unclassified.any():
+        clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
+        log.warning(
+            "%s detections in clusters %s cannot be classified: no class there has %d "
+            "references; they get main_type '%s' and all-zero probabilities",
+            f"{int(unclassified.sum()):,}",
+            ", ".join(map(str, clusters_hit)),
+            n_features,
+            UNCLASSIFIED,
+        )
+    if config.explain:
+        log.info(
+            "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
+            config.method,
+            f"{int(result['outlier_flag'].sum()):,}",
+            100 * config.outlier_fraction,
+        )
+    else:
+        log.info("probabilities by %s; outlier measures and tracks skipped", config.method)

@@ -55,9 +55,9 @@ from xrayclass.stages.master_classification import vote
 from xrayclass.text import plural
 
 if TYPE_CHECKING:
+    from xrayclass.core.classifier import ClassifierModel
     from xrayclass.core.mixture import ClusteringModel
     from xrayclass.core.preprocessing import LogMinMaxScaler
-    from xrayclass.stages.classification import ClassifierModel
 
 
 __all__ = [
