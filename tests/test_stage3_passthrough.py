@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrayclass.cli.stages import _stage3_output, _stage3_unread_columns, classification_main
+from xrayclass.cli.stages import classification_main
 from xrayclass.core.featuresets import PAPER
 from xrayclass.io.tables import InputError, JoinedRows, read_table, write_outputs, write_table
 from xrayclass.stages.classification import classify_detections, classify_detections_in_parts
+from xrayclass.workflow.stages import joined_output, unread_columns
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def wide_input(mock_crossmatched, tmp_path_factory):
 
 
 def test_the_unread_columns_are_the_pass_through_ones(wide_input):
-    unread = _stage3_unread_columns(str(wide_input), PAPER)
+    unread = unread_columns(str(wide_input), PAPER)
     assert {"note", "count", "flag", "extra"} <= set(unread)
     assert not {"name_1", "obsid", "ra", "dec", "cluster", "main_type", "QSO", *PAPER.features} & set(unread)
 
@@ -61,11 +62,11 @@ def test_the_output_is_that_of_the_whole_table(wide_input, tmp_path, monkeypatch
 
 
 def test_a_file_changed_meanwhile_is_an_input_error(wide_input, tmp_path):
-    unread = _stage3_unread_columns(str(wide_input), PAPER)
+    unread = unread_columns(str(wide_input), PAPER)
     read = [c for c in read_table(wide_input).columns if c not in unread]
     table = read_table(wide_input, columns=read)
     parts = classify_detections_in_parts(table, explain=False)
-    output = _stage3_output(parts, str(wide_input), unread, len(table) + 1, PAPER)
+    output = joined_output(parts, str(wide_input), unread, len(table) + 1, PAPER)
     with pytest.raises(InputError, match="changed meanwhile"):
         write_outputs([(output, tmp_path / "s3.parquet")])
     assert not (tmp_path / "s3.parquet").exists()

@@ -10,9 +10,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from xrayclass.cli.common import command_parser, configure_logging, report_errors
 from xrayclass.exceptions import input_files
 from xrayclass.io import paths
+from xrayclass.io.artifacts import load_artifacts, read_input, sources_path
+from xrayclass.io.checks import check_outputs
+from xrayclass.io.runs import find_run
 from xrayclass.io.tables import write_outputs
+from xrayclass.services.csc_tap import DEFAULT_RELEASE, DEFAULT_RETRIES, RELEASES, SOURCE_MAXREC, FetchConfig
+from xrayclass.stages.new_sources import classify, format_report, output_tables
 
 __all__ = [
     "FETCH_TIMEOUT",
@@ -29,10 +35,8 @@ FETCH_TIMEOUT = 120.0
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (the stages' conventions: -v/-q, defaults in --help)."""
-    from xrayclass.cli.stages import _parser
-    from xrayclass.services.csc_tap import DEFAULT_RELEASE, DEFAULT_RETRIES, RELEASES
 
-    parser = _parser(
+    parser = command_parser(
         "classify_source.py",
         "Classify new CSC detections with the artifacts of a pipeline run, without refitting: "
         "the stage-1 model gives each detection's cluster, the stage-3 classifier its ten class "
@@ -105,7 +109,6 @@ def main(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Run ``classify_source.py``; ``sleep`` and ``clock`` are there so that tests need not wait."""
-    from xrayclass.cli.stages import configure_logging, report_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -120,15 +123,10 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
-    from xrayclass.io.artifacts import load_artifacts, read_input, sources_path
-    from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig
-    from xrayclass.stages.new_sources import classify, format_report, output_tables
 
     _default_artifacts(args)
     outputs = None
     if args.output:
-        from xrayclass.io.checks import check_outputs
-
         outputs = check_outputs(
             [args.output, sources_path(args.output)],
             [args.input if Path(args.input).exists() else None, args.model, args.classifier],
@@ -162,7 +160,6 @@ def run(
 
 def _default_artifacts(args: argparse.Namespace) -> None:
     """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
-    from xrayclass.io.runs import find_run
 
     if args.model is not None and args.classifier is not None:
         return

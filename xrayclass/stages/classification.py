@@ -81,6 +81,7 @@ __all__ = [
     "absolute_galactic_latitude",
     "assemble_classified",
     "census_table",
+    "classification_options",
     "classify_detections",
     "classify_detections_in_parts",
     "classify_prepared",
@@ -960,7 +961,11 @@ def run_classification(
 
     See :func:`classify_detections`, which this is, with ``config``'s choices.
     """
-    options = dataclasses.asdict(config)
+    return classify_detections(crossmatched, **classification_options(config))
+
+
+def classification_options(config: ClassificationConfig) -> dict[str, Any]:
+    """``config`` as the keywords of :func:`classify_detections_in_parts` (and of the engines)."""
+    options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
     options["score"] = options.pop("nb_score")
-    options["feature_set"] = config.feature_set
-    return classify_detections(crossmatched, **options)
+    return options
