@@ -155,7 +155,6 @@ def default_comparison_output(catalog: str | os.PathLike[str]) -> Path:
 
 def compare_command(args: argparse.Namespace) -> None:
     """Run the catalog comparison and write and print its table."""
-
     output = args.output or default_comparison_output(args.catalog)
     if args.uniquely is None:
         args.uniquely = str(find_run((paths.UNIQUELY,), option="--uniquely") / paths.UNIQUELY)
@@ -344,7 +343,6 @@ def _validation_feature_set(
     features_path: str | os.PathLike[str] | None, model_path: str | os.PathLike[str]
 ) -> FeatureSet:
     """``--features``, else the run's model's set (when the run has a readable model), else the paper's."""
-
     if features_path is not None:
         return load(features_path)
     if Path(model_path).exists():
@@ -365,7 +363,6 @@ def _validation_feature_set(
 
 def format_method_comparison(table: pd.DataFrame) -> str:
     """The method comparison as text: mean ± std over the seeds of each quantity."""
-
     return comparison_frame(table).to_string(index=False)
 
 

@@ -35,7 +35,6 @@ FETCH_TIMEOUT = 120.0
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (the stages' conventions: -v/-q, defaults in --help)."""
-
     parser = command_parser(
         "classify_source.py",
         "Classify new CSC detections with the artifacts of a pipeline run, without refitting: "
@@ -109,7 +108,6 @@ def main(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Run ``classify_source.py``; ``sleep`` and ``clock`` are there so that tests need not wait."""
-
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging("classify_source", args.verbosity)
@@ -123,7 +121,6 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
-
     _default_artifacts(args)
     outputs = None
     if args.output:
@@ -160,7 +157,6 @@ def run(
 
 def _default_artifacts(args: argparse.Namespace) -> None:
     """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
-
     if args.model is not None and args.classifier is not None:
         return
     run_dir = args.run_dir

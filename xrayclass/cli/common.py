@@ -101,11 +101,18 @@ def config_from_args(config: type[Config], args: argparse.Namespace, **resolved:
     """``config`` with the options of ``args`` named like its fields (argparse ``dest``), and ``resolved``.
 
     An option whose ``dest`` is a field of the stage's config goes into it without
-    further code; a value outside a field's choices is refused by the config itself.
+    further code; a value the config refuses is refused in its words, the field that
+    starts them named as its option (``fit_sample 3 ...`` becomes ``--fit-sample 3 ...``).
     """
     given = vars(args)
     names = [field.name for field in dataclasses.fields(config)]  # type: ignore[arg-type]
-    return config(**{name: given[name] for name in names if name in given and name not in resolved}, **resolved)
+    try:
+        return config(**{name: given[name] for name in names if name in given and name not in resolved}, **resolved)
+    except InputError as exc:
+        field, _, rest = str(exc).partition(" ")
+        if field in names and field in given:
+            raise InputError(f"--{field.replace('_', '-')} {rest}") from None
+        raise
 
 
 class Terminated(BaseException):

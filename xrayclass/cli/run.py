@@ -184,7 +184,6 @@ def run_real(real_input: Path, out_dir: Path, online: bool) -> int:
 
 def run_mock(out_dir: Path) -> tuple[int, Path]:
     """Stages 1-4 on a freshly generated mock catalog; returns (status, run directory)."""
-
     mock_dir = out_dir / "mock"
     run = paths.RunLayout(mock_dir)
     catalog, simbad = mock_dir / "mock_cscresults.parquet", mock_dir / "mock_simbad.parquet"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +110,7 @@ __all__ = [
 
 log = logging.getLogger("xrayclass")
 
-StrPath = str | PathLike[str]
+StrPath = str | Path
 
 #: The published mixture in the shared reference directory, compared with a model of the
 #: published crossmatch's clusters when both are there.
