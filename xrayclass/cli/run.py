@@ -26,7 +26,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +86,18 @@ def _clustering(csc_input: Path, run: paths.RunLayout) -> None:
     run_clustering_stage(csc_input, run.clusters, model=run.model)
 
 
-def _crossmatch_frozen(frozen: Path, run: paths.RunLayout) -> None:
-    """Stage 2 from a frozen crossmatch, keeping its clusters (those reproduce the paper)."""
-    run_crossmatch_stage(run.clusters, run.crossmatch, model=run.model, frozen=frozen)
-
-
-def _crossmatch_catalog(catalog: Path, run: paths.RunLayout) -> None:
-    """Stage 2 by position against a local catalog (the mock's SIMBAD), keeping this run's clusters."""
+def _crossmatch(run: paths.RunLayout, frozen: Path | str | None = None, catalog: Path | str | None = None) -> None:
+    """Stage 2 from a frozen crossmatch (keeping its clusters, which reproduce the paper), a local
+    catalog (the mock's SIMBAD) or, given neither, CDS X-Match (exit status 3 when it fails)."""
+    source = "frozen" if frozen is not None else "catalog" if catalog is not None else "online"
     run_crossmatch_stage(
-        run.clusters, run.crossmatch, CrossmatchConfig(source="catalog"), model=run.model, catalog=catalog
+        run.clusters,
+        run.crossmatch,
+        CrossmatchConfig(source=source),
+        model=run.model,
+        frozen=frozen or paths.FROZEN_CROSSMATCH,
+        catalog=catalog,
     )
-
-
-def _crossmatch_online(run: paths.RunLayout) -> None:
-    """Stage 2 with the CDS X-Match service (exit status 3 when it fails), keeping this run's clusters."""
-    run_crossmatch_stage(run.clusters, run.crossmatch, CrossmatchConfig(source="online"), model=run.model)
 
 
 def _classification(run: paths.RunLayout) -> None:
@@ -142,16 +138,9 @@ def run_stages(
     if sum((frozen is not None, catalog is not None, online)) != 1:
         raise ValueError("give exactly one of frozen=, catalog= or online=True")
     run = paths.RunLayout(Path(out_dir))
-    crossmatch: Callable[[paths.RunLayout], None]
-    if frozen is not None:
-        crossmatch = partial(_crossmatch_frozen, Path(frozen))
-    elif catalog is not None:
-        crossmatch = partial(_crossmatch_catalog, Path(catalog))
-    else:
-        crossmatch = _crossmatch_online
     steps: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
         ("clustering", _clustering, (Path(csc_input), run)),
-        ("crossmatch", crossmatch, (run,)),
+        ("crossmatch", _crossmatch, (run, frozen, catalog)),
         ("classification", _classification, (run,)),
         ("master_classification", _master_classification, (run,)),
     ]
