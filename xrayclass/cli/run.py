@@ -89,11 +89,11 @@ def _clustering(csc_input: Path, run: paths.RunLayout) -> None:
 def _crossmatch(run: paths.RunLayout, frozen: Path | str | None = None, catalog: Path | str | None = None) -> None:
     """Stage 2 from a frozen crossmatch (keeping its clusters, which reproduce the paper), a local
     catalog (the mock's SIMBAD) or, given neither, CDS X-Match (exit status 3 when it fails)."""
-    source = "frozen" if frozen is not None else "catalog" if catalog is not None else "online"
+    config = CrossmatchConfig(source="frozen" if frozen is not None else "catalog" if catalog is not None else "online")
     run_crossmatch_stage(
         run.clusters,
         run.crossmatch,
-        CrossmatchConfig(source=source),
+        config,
         model=run.model,
         frozen=frozen or paths.FROZEN_CROSSMATCH,
         catalog=catalog,
