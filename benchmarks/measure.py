@@ -29,8 +29,8 @@ def main():
         print(json.dumps({"status": outcome["status"], "seconds": seconds, "peak_mb": peak_mb}), file=sys.__stdout__)
         sys.__stdout__.flush()
 
-    # Reported by an exit handler: the stage scripts end with os._exit once the exit
-    # handlers have run (their status is then the process's own, which run.py checks).
+    # Reported by an exit handler: it runs however the stage script ends (its status is
+    # then the process's own, which run.py checks).
     atexit.register(report)
     try:
         runpy.run_path(str(REPOSITORY / script), run_name="__main__")

@@ -16,7 +16,6 @@ from conftest import classify_stage3, reference_path
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.mixture import GaussianMixture
 
-from xrayclass.cli import common as cli_common
 from xrayclass.cli import stages as cli
 from xrayclass.constants import FEATURES
 from xrayclass.core.mixture import (
@@ -28,6 +27,7 @@ from xrayclass.core.mixture import (
 )
 from xrayclass.io.artifacts import read_clustering_model
 from xrayclass.stages.clustering import PUBLISHED_CAVEAT, compare_with_published
+from xrayclass.workflow import stages as workflow_stages
 
 PROBABILITIES = [f"prob_{k}" for k in range(6)]
 
@@ -227,7 +227,7 @@ def test_published_crossmatch_is_compared_with_the_published_mixture(
     reference_path(reference_dir, "paper_gmm.json")
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
-    monkeypatch.setattr(cli_common, "PUBLISHED_DETECTIONS", 1615)
+    monkeypatch.setattr(workflow_stages, "PUBLISHED_DETECTIONS", 1615)
     run_stages(tmp_path, frozen=crossmatch_sample, stages=(2,))
     comparison = json.loads((tmp_path / "model.json").read_text())["clusters"]["published_comparison"]
     assert comparison["caveat"] == PUBLISHED_CAVEAT

@@ -27,7 +27,7 @@ def test_online_stage2_of_make_run_matches_the_command_line(server, tmp_path):
     other = RunLayout(theirs)
 
     serve(server)
-    assert run._stage("crossmatch", run._crossmatch_online, layout) == 0
+    assert run._stage("crossmatch", run._crossmatch, layout) == 0
     serve(server)
     argv = ["--input", str(other.clusters), "--online", "--output", str(other.crossmatch), "--model", str(other.model)]
     assert crossmatch_main(argv) == 0

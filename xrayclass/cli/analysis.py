@@ -18,19 +18,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from xrayclass.analysis.census import format_type_census
+from xrayclass.analysis.comparison import (
+    DEFAULT_MAPPING,
+    MATCH_MODES,
+    MATCH_RADIUS_ARCSEC,
+    CatalogColumns,
+    compare_catalog,
+    format_comparison,
+    parse_mapping,
+)
+from xrayclass.analysis.explore import MAX_SOURCES, ExploreError
+from xrayclass.analysis.validation import METHODS as VALIDATION_METHODS
+from xrayclass.analysis.validation import comparison_frame
 from xrayclass.cli.argtypes import positive_float, positive_int
-from xrayclass.cli.stages import (
-    DefaultsFormatter as _DefaultsFormatter,
-)
-from xrayclass.cli.stages import (
-    _read_input,
-    configure_logging,
-    verbosity_options,
-)
+from xrayclass.cli.common import DefaultsFormatter, configure_logging, report_errors, verbosity_options
+from xrayclass.core.featuresets import PAPER, from_artifact
 from xrayclass.exceptions import input_files
 from xrayclass.io import paths
+from xrayclass.io.artifacts import read_feature_set as load
+from xrayclass.io.checks import check_outputs
+from xrayclass.io.figures import figure_png
 from xrayclass.io.runs import find_run
-from xrayclass.io.tables import InputError, read_table, write_table
+from xrayclass.io.tables import InputError, read_json, read_table, write_table
+from xrayclass.workflow.explorer import read_run, write_explorer
+from xrayclass.workflow.report import write_report
+from xrayclass.workflow.stages import read_stage_table
+from xrayclass.workflow.steps import census, k_selection, run_figures, validation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +85,6 @@ PROG = "analysis.py"
 
 
 def _class_mapping_help() -> str:
-    from xrayclass.analysis.comparison import DEFAULT_MAPPING
 
     default = " ".join(f"--map '{p.name}={','.join(p.theirs)}'" for p in DEFAULT_MAPPING)
     return (
@@ -86,13 +99,12 @@ def _class_mapping_help() -> str:
 def add_compare_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> argparse.ArgumentParser:
-    from xrayclass.analysis.comparison import MATCH_MODES, MATCH_RADIUS_ARCSEC, CatalogColumns
 
     default_columns = CatalogColumns()
     parser = subparsers.add_parser(
         "compare",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="compare the uniquely classified sources with another catalog (Table 4)",
         description=(
             "Match the uniquely classified sources with a reference catalog by CSC name or "
@@ -143,17 +155,14 @@ def default_comparison_output(catalog: str | os.PathLike[str]) -> Path:
 
 def compare_command(args: argparse.Namespace) -> None:
     """Run the catalog comparison and write and print its table."""
-    from xrayclass.analysis.comparison import CatalogColumns, compare_catalog, format_comparison, parse_mapping
-
     output = args.output or default_comparison_output(args.catalog)
     if args.uniquely is None:
         args.uniquely = str(find_run((paths.UNIQUELY,), option="--uniquely") / paths.UNIQUELY)
-    from xrayclass.io.checks import check_outputs
 
     check_outputs([output], [args.catalog, args.uniquely])
     mapping = parse_mapping(args.mapping)
     columns = CatalogColumns(args.name_column, args.ra_column, args.dec_column, args.label_column)
-    sources = _read_input(
+    sources = read_stage_table(
         args.uniquely,
         paths.OUT_DIR / paths.UNIQUELY,
         "no run found: run `make run` (or master_classification.py) first, or pass --uniquely",
@@ -200,7 +209,7 @@ def add_kselect_parser(
     parser = subparsers.add_parser(
         "kselect",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="BIC of the Gaussian mixture against K (Fig. 1)",
         description="Fit the full-covariance mixture for each K several times with different seeds (on a seeded "
         "subsample of the stage-1 detections), and write the BIC's mean, spread and gradient per K "
@@ -217,11 +226,9 @@ def add_kselect_parser(
 
 
 def kselect_command(args: argparse.Namespace) -> None:
-    from xrayclass.io.figures import figure_png
-    from xrayclass.workflow.steps import k_selection
 
     run = _run_files(args, paths.CLUSTERS.name)
-    clustered = _read_input(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
+    clustered = read_stage_table(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
     with input_files(run.clusters):
         table, chosen = k_selection(
             clustered,
@@ -240,12 +247,11 @@ def kselect_command(args: argparse.Namespace) -> None:
 def add_validate_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from xrayclass.analysis.validation import METHODS as VALIDATION_METHODS
 
     parser = subparsers.add_parser(
         "validate",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
         description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
         "classify the 30% as if unlabeled with references from the 70% only, and compare with "
@@ -294,15 +300,13 @@ def add_validate_parser(
 
 
 def validate_command(args: argparse.Namespace) -> None:
-    from xrayclass.workflow.steps import validation
 
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
-    table = _read_input(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input")
-    from xrayclass.analysis.validation import METHODS
+    table = read_stage_table(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input")
 
     chosen = args.methods or ["mahalanobis"]
-    methods = tuple(dict.fromkeys(m for name in chosen for m in (METHODS if name == "all" else [name])))
+    methods = tuple(dict.fromkeys(m for name in chosen for m in (VALIDATION_METHODS if name == "all" else [name])))
     feature_set = _validation_feature_set(args.features, run.model)
     with input_files(path):
         results, table = validation(
@@ -339,10 +343,6 @@ def _validation_feature_set(
     features_path: str | os.PathLike[str] | None, model_path: str | os.PathLike[str]
 ) -> FeatureSet:
     """``--features``, else the run's model's set (when the run has a readable model), else the paper's."""
-    from xrayclass.core.featuresets import PAPER, from_artifact
-    from xrayclass.io.artifacts import read_feature_set as load
-    from xrayclass.io.tables import read_json
-
     if features_path is not None:
         return load(features_path)
     if Path(model_path).exists():
@@ -363,8 +363,6 @@ def _validation_feature_set(
 
 def format_method_comparison(table: pd.DataFrame) -> str:
     """The method comparison as text: mean ± std over the seeds of each quantity."""
-    from xrayclass.analysis.validation import comparison_frame
-
     return comparison_frame(table).to_string(index=False)
 
 
@@ -374,7 +372,7 @@ def add_census_parser(
     parser = subparsers.add_parser(
         "census",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="most common SIMBAD types per cluster and galactic-plane shares (Table 3)",
         description="The ten most common main_type values of each cluster, and the share of each cluster's "
         "detections at galactic |b| < 5 deg (census_types.csv, census_latitude.csv).",
@@ -387,13 +385,11 @@ def add_census_parser(
 
 
 def census_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.census import format_type_census
-    from xrayclass.workflow.steps import census
 
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     types, latitude = census(
-        _read_input(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input"), run.directory
+        read_stage_table(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input"), run.directory
     )
     print(format_type_census(types))
     print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -405,7 +401,7 @@ def add_figures_parser(
     parser = subparsers.add_parser(
         "figures",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="the paper's figures from a run's outputs (Figs. 2, 3, 6, 7, 8, 10)",
         description="Draw the figures that need only the stage outputs, as PNG and PDF in RUN_DIR/figures. "
         "Fig. 1 comes from 'kselect', Figs. 4-5 from 'validate'.",
@@ -423,7 +419,6 @@ def add_figures_parser(
 
 
 def figures_command(args: argparse.Namespace) -> None:
-    from xrayclass.workflow.steps import run_figures
 
     made = run_figures(_run_files(args), sources=args.source)
     print("\n".join(str(path) for path in made))
@@ -435,7 +430,7 @@ def add_report_parser(
     parser = subparsers.add_parser(
         "report",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="the reproduction report (Markdown and HTML)",
         description="Write report.md and report.html: each published number next to the value obtained from "
         "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
@@ -452,7 +447,6 @@ def add_report_parser(
 
 
 def report_command(args: argparse.Namespace) -> None:
-    from xrayclass.workflow.report import write_report
 
     reference = paths.reference_dir()
     run_dir = args.run_dir if args.run_dir is not None else find_run()
@@ -465,12 +459,11 @@ def report_command(args: argparse.Namespace) -> None:
 def add_explore_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    from xrayclass.analysis.explore import MAX_SOURCES
 
     parser = subparsers.add_parser(
         "explore",
         parents=[common],
-        formatter_class=_DefaultsFormatter,
+        formatter_class=DefaultsFormatter,
         help="one self-contained interactive HTML explorer of a run (works offline)",
         description="Write one HTML file with plotly.js and the run's sources inlined (no network needed; "
         "opens from file://): a sky map and a feature plot with class toggles and linked selection, "
@@ -508,8 +501,6 @@ def add_explore_parser(
 
 
 def explore_command(args: argparse.Namespace) -> None:
-    from xrayclass.analysis.explore import ExploreError
-    from xrayclass.workflow.explorer import read_run, write_explorer
 
     if args.run_dir is None:
         args.run_dir = find_run(() if args.uniquely else (paths.UNIQUELY,))
@@ -565,6 +556,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.stage, getattr(args, "verbosity", 0))
-    from xrayclass.cli.stages import report_errors
 
     return report_errors(f"{PROG} {args.stage}", args.command, args)

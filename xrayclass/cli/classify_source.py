@@ -12,11 +12,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from xrayclass.cli.common import command_parser, configure_logging, report_errors
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io import paths
+from xrayclass.io.artifacts import load_artifacts, sources_path
+from xrayclass.io.checks import check_outputs
+from xrayclass.io.runs import find_run
 from xrayclass.io.tables import read_table, write_outputs
-from xrayclass.services.csc_tap import FetchConfig, fetch_source
-from xrayclass.stages.new_sources import csc_source_name
+from xrayclass.services.csc_tap import (
+    DEFAULT_RELEASE,
+    DEFAULT_RETRIES,
+    RELEASES,
+    SOURCE_MAXREC,
+    FetchConfig,
+    fetch_source,
+)
+from xrayclass.stages.new_sources import classify, csc_source_name, format_report, output_tables
 
 __all__ = [
     "FETCH_TIMEOUT",
@@ -34,10 +45,7 @@ FETCH_TIMEOUT = 120.0
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (the stages' conventions: -v/-q, defaults in --help)."""
-    from xrayclass.cli.stages import _parser
-    from xrayclass.services.csc_tap import DEFAULT_RELEASE, DEFAULT_RETRIES, RELEASES
-
-    parser = _parser(
+    parser = command_parser(
         "classify_source.py",
         "Classify new CSC detections with the artifacts of a pipeline run, without refitting: "
         "the stage-1 model gives each detection's cluster, the stage-3 classifier its ten class "
@@ -110,8 +118,6 @@ def main(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Run ``classify_source.py``; ``sleep`` and ``clock`` are there so that tests need not wait."""
-    from xrayclass.cli.stages import configure_logging, report_errors
-
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging("classify_source", args.verbosity)
@@ -125,15 +131,9 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Check the outputs, load the artifacts, read or fetch the input, classify, write, print."""
-    from xrayclass.io.artifacts import load_artifacts, sources_path
-    from xrayclass.services.csc_tap import SOURCE_MAXREC
-    from xrayclass.stages.new_sources import classify, format_report, output_tables
-
     _default_artifacts(args)
     outputs = None
     if args.output:
-        from xrayclass.io.checks import check_outputs
-
         outputs = check_outputs(
             [args.output, sources_path(args.output)],
             [args.input if Path(args.input).exists() else None, args.model, args.classifier],
@@ -163,6 +163,23 @@ def run(
             _count(len(sources), "source"),
         )
     print(format_report(result))
+
+
+def _default_artifacts(args: argparse.Namespace) -> None:
+    """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
+    if args.model is not None and args.classifier is not None:
+        return
+    run_dir = args.run_dir
+    if run_dir is None:
+        run_dir = find_run((paths.MODEL.name, paths.CLASSIFIER_MODEL.name), option="--run-dir")
+    if args.model is None:
+        args.model = str(Path(run_dir) / paths.MODEL.name)
+    if args.classifier is None:
+        args.classifier = str(Path(run_dir) / paths.CLASSIFIER_MODEL.name)
+
+
+def _count(n: int, word: str) -> str:
+    return f"1 {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def read_or_fetch_detections(
@@ -208,22 +225,3 @@ def read_or_fetch_detections(
         raise InputError(f"{text}: no such file, and not a CSC source name such as '2CXO J004307.5-092302'")
     table, _ = fetch_source(name, fetch_config, sleep=sleep, clock=clock)
     return table.to_pandas(), f"CSC {fetch_config.release} source {name}"
-
-
-def _default_artifacts(args: argparse.Namespace) -> None:
-    """Fill in --model and --classifier from --run-dir or the run :func:`find_run` picks."""
-    from xrayclass.io.runs import find_run
-
-    if args.model is not None and args.classifier is not None:
-        return
-    run_dir = args.run_dir
-    if run_dir is None:
-        run_dir = find_run((paths.MODEL.name, paths.CLASSIFIER_MODEL.name), option="--run-dir")
-    if args.model is None:
-        args.model = str(Path(run_dir) / paths.MODEL.name)
-    if args.classifier is None:
-        args.classifier = str(Path(run_dir) / paths.CLASSIFIER_MODEL.name)
-
-
-def _count(n: int, word: str) -> str:
-    return f"1 {word}" if n == 1 else f"{n:,} {word}s"

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from xrayclass.cli.common import command_parser, configure_logging, report_errors
 from xrayclass.io import paths
 from xrayclass.io.tables import table_format
 from xrayclass.services.csc_tap import (
@@ -42,9 +43,8 @@ def _columns(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from xrayclass.cli.stages import _parser  # the stages' parser: -v/-q and defaults in --help
 
-    parser = _parser(
+    parser = command_parser(
         "fetch_csc.py",
         "Fetch the stage-1 input from the Chandra Source Catalog TAP service: every "
         "per-observation detection with flux_significance_b > 5 and power-law and "
@@ -139,7 +139,6 @@ def main(
     sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> int:
-    from xrayclass.cli.stages import configure_logging, report_errors
 
     # Looked up at call time, so that a caller (run_pipeline.py's tests) can stub time.sleep.
     sleep, clock = sleep or time.sleep, clock or time.monotonic

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings
 from xrayclass.cli.argtypes import positive_int
-from xrayclass.cli.stages import _parser, _run, log
+from xrayclass.cli.common import command_parser, log, run_command
 from xrayclass.io.tables import InputError, table_format
 from xrayclass.workflow.mock import write_mock
 
@@ -23,7 +23,7 @@ def default_simbad_path(output: str | os.PathLike[str]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser(
+    parser = command_parser(
         "make_mock_catalog.py",
         "Write a SYNTHETIC CSC-like detection table with known truth (column true_class), "
         "shaped like the paper's CSC query so that every stage runs on it, and beside it a "
@@ -70,4 +70,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.output}.provenance.json",
         )
 
-    return _run("mock", parser, body, argv)
+    return run_command("mock", parser, body, argv)

@@ -26,32 +26,32 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from xrayclass.analysis.mock import format_accuracy, mock_accuracy
 from xrayclass.analysis.reproduce import format_checks
-from xrayclass.cli.common import model_for_stage3, read_input, stage3_feature_set, write_stage2, write_stage4
-from xrayclass.cli.stages import NO_CSC_INPUT_HINT, configure_logging, report_errors
-from xrayclass.core.checks import (
-    canonical_names,
-    require_cluster_labels,
-    require_names,
-    require_positions,
-    require_radius,
-)
-from xrayclass.exceptions import input_files
+from xrayclass.cli.common import configure_logging, report_errors
+from xrayclass.cli.fetch import main as fetch_main
+from xrayclass.exceptions import InputError
 from xrayclass.io import paths
-from xrayclass.io.checks import check_catalog, check_detections, check_outputs
-from xrayclass.io.tables import OUTPUT_FORMATS, InputError, read_table, write_outputs
+from xrayclass.io.runs import default_run
+from xrayclass.io.tables import read_table, write_outputs
 from xrayclass.services import EXIT_SERVICE_ERROR
-from xrayclass.stages.classification import ClassificationConfig, outlier_table, run_classification
-from xrayclass.stages.clustering import run_clustering
-from xrayclass.stages.crossmatch import CrossmatchConfig, run_crossmatch
-from xrayclass.stages.master_classification import STAGE4_COLUMNS, run_master_classification
+from xrayclass.stages.classification import ClassificationConfig
+from xrayclass.stages.crossmatch import CrossmatchConfig
+from xrayclass.workflow.mock import write_mock
+from xrayclass.workflow.report import write_report
 from xrayclass.workflow.reproduction import reproduce_master_tables
+from xrayclass.workflow.stages import (
+    run_classification_stage,
+    run_clustering_stage,
+    run_crossmatch_stage,
+    run_master_classification_stage,
+    stage3_feature_set,
+)
 
 __all__ = [
     "EXAMPLE",
@@ -79,115 +79,40 @@ def banner(text: str) -> None:
     print(f"\n== {text} ==", flush=True)
 
 
-# -- the four stages: read with io, run the library's stage function, write with io ----------
-# Each is what the stage's command line does with its default options; the messages name the
-# files and the stage's script, as when the stages are run one by one.
+# -- the four stages: each as its command line runs it with its default options ------------
 
 
 def _clustering(csc_input: Path, run: paths.RunLayout) -> None:
-    check_outputs([run.clusters, run.model], [csc_input], formats=[OUTPUT_FORMATS, None])
-    detections = read_input(csc_input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
-    detections = check_detections(detections, csc_input, allow_duplicates=False)
-    with input_files(csc_input):
-        clustered, model = run_clustering(detections)
-    model.training["input"] = str(csc_input)
-    write_outputs([(clustered, run.clusters), (model.to_dict(), run.model)])
-    log.info("wrote %s (%s rows) and %s", run.clusters, f"{len(clustered):,}", run.model)
+    run_clustering_stage(csc_input, run.clusters, model=run.model)
 
 
-def _read_stage1(run: paths.RunLayout) -> pd.DataFrame:
-    return read_input(run.clusters, paths.CLUSTERS, "run clustering.py first or pass --input")
-
-
-def _crossmatch_frozen(frozen: Path, run: paths.RunLayout) -> None:
-    """Stage 2 from a frozen crossmatch, keeping its clusters (those reproduce the paper)."""
-    check_outputs([run.crossmatch, run.model], [run.clusters, frozen], formats=[OUTPUT_FORMATS, None])
-    stage1 = _read_stage1(run)
-    frozen_table = read_input(
-        frozen, paths.FROZEN_CROSSMATCH, "put the published cluster_csc_simbad.csv there, or pass --frozen PATH"
+def _crossmatch(run: paths.RunLayout, frozen: Path | str | None = None, catalog: Path | str | None = None) -> None:
+    """Stage 2 from a frozen crossmatch (keeping its clusters, which reproduce the paper), a local
+    catalog (the mock's SIMBAD) or, given neither, CDS X-Match (exit status 3 when it fails)."""
+    config = CrossmatchConfig(source="frozen" if frozen is not None else "catalog" if catalog is not None else "online")
+    run_crossmatch_stage(
+        run.clusters,
+        run.crossmatch,
+        config,
+        model=run.model,
+        frozen=frozen or paths.FROZEN_CROSSMATCH,
+        catalog=catalog,
     )
-    for table, path in ((stage1, run.clusters), (frozen_table, frozen)):
-        with input_files(path):
-            require_names(canonical_names(table))
-    if "cluster" in frozen_table.columns:
-        with input_files(frozen):
-            require_cluster_labels(frozen_table)
-    with input_files(run.clusters, stage1=run.clusters, frozen=frozen):
-        crossmatched = run_crossmatch(stage1, frozen=frozen_table)
-    update = model_for_stage3(run.model, True, stage1, run.clusters, (crossmatched, frozen, len(frozen_table)))
-    write_stage2(crossmatched, run.crossmatch, update, run.model)
-
-
-def _crossmatch_catalog(catalog: Path, run: paths.RunLayout) -> None:
-    """Stage 2 by position against a local catalog (the mock's SIMBAD), keeping this run's clusters."""
-    from xrayclass.services.xmatch import DEFAULT_RADIUS
-
-    require_radius(DEFAULT_RADIUS)
-    check_outputs([run.crossmatch, run.model], [run.clusters, catalog], formats=[OUTPUT_FORMATS, None])
-    stage1 = check_detections(_read_stage1(run), run.clusters, clusters=True)
-    catalog_table = check_catalog(read_table(catalog), catalog)
-    with input_files(run.clusters, stage1=run.clusters, catalog=catalog):
-        crossmatched = run_crossmatch(stage1, CrossmatchConfig(radius=DEFAULT_RADIUS), catalog=catalog_table)
-    update = model_for_stage3(run.model, True, stage1, run.clusters)
-    write_stage2(crossmatched, run.crossmatch, update, run.model)
-
-
-def _crossmatch_online(run: paths.RunLayout) -> None:
-    """Stage 2 with the CDS X-Match service (exit status 3 when it fails), keeping this run's clusters."""
-    from xrayclass.cli.online import crossmatch_online, write_online_stage2
-    from xrayclass.services.xmatch import XMatchConfig
-
-    check_outputs([run.crossmatch, run.model], [run.clusters], formats=[OUTPUT_FORMATS, None])
-    stage1 = _read_stage1(run)
-    with input_files(run.clusters):
-        if {"ra", "dec"} <= set(stage1.columns):
-            require_positions(stage1)
-        stage2, provenance = crossmatch_online(stage1, XMatchConfig())
-    write_online_stage2(stage2, provenance, run.clusters, run.crossmatch)
-    update = model_for_stage3(run.model, True, stage1, run.clusters)
-    if update is not None:
-        write_outputs([(update, run.model)])
-        log.info("wrote %s", run.model)
 
 
 def _classification(run: paths.RunLayout) -> None:
     feature_set = stage3_feature_set(None, run.model, False)
-    check_outputs(
-        [run.detections, run.classifier, run.outliers],
-        [run.crossmatch],
-        formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
-    )
-    table = read_input(run.crossmatch, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
-    table = check_detections(table, run.crossmatch, allow_duplicates=False, clusters=True)
-    with input_files(run.crossmatch):
-        classified, model = run_classification(table, ClassificationConfig(feature_set=feature_set))
-    outliers = outlier_table(classified, feature_set)
-    write_outputs([(classified, run.detections), (model.to_dict(), run.classifier), (outliers, run.outliers)])
-    log.info(
-        "wrote %s (%s rows), %s and %s (%s outliers)",
+    run_classification_stage(
+        run.crossmatch,
         run.detections,
-        f"{len(classified):,}",
-        run.classifier,
-        run.outliers,
-        f"{len(outliers):,}",
+        ClassificationConfig(feature_set=feature_set),
+        model_output=run.classifier,
+        outliers_output=run.outliers,
     )
 
 
 def _master_classification(run: paths.RunLayout) -> None:
-    if run.directory.exists() and not run.directory.is_dir():
-        raise InputError(f"{run.directory}: --out-dir is not a directory")
-    uniquely_path, ambiguous_path = run.stage4_tables("csv")
-    check_outputs(
-        [uniquely_path, ambiguous_path, run.summary], [run.detections], formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None]
-    )
-    # Only the columns the votes and tables use: the detection table may be wide.
-    detections = read_input(
-        run.detections, paths.DETECTIONS, "run classification.py first or pass --input", columns=STAGE4_COLUMNS
-    )
-    detections = check_detections(detections, run.detections, allow_duplicates=False, positions=False)
-    with input_files(run.detections):
-        uniquely, ambiguous, summary = run_master_classification(detections)
-    write_stage4(uniquely, ambiguous, summary, run, uniquely_path, ambiguous_path)
+    run_master_classification_stage(run.detections, run.directory)
 
 
 def _stage(name: str, body: Callable[..., None], *args: Any) -> int:
@@ -213,16 +138,9 @@ def run_stages(
     if sum((frozen is not None, catalog is not None, online)) != 1:
         raise ValueError("give exactly one of frozen=, catalog= or online=True")
     run = paths.RunLayout(Path(out_dir))
-    crossmatch: Callable[[paths.RunLayout], None]
-    if frozen is not None:
-        crossmatch = partial(_crossmatch_frozen, Path(frozen))
-    elif catalog is not None:
-        crossmatch = partial(_crossmatch_catalog, Path(catalog))
-    else:
-        crossmatch = _crossmatch_online
     steps: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
         ("clustering", _clustering, (Path(csc_input), run)),
-        ("crossmatch", crossmatch, (run,)),
+        ("crossmatch", _crossmatch, (run, frozen, catalog)),
         ("classification", _classification, (run,)),
         ("master_classification", _master_classification, (run,)),
     ]
@@ -255,9 +173,6 @@ def run_real(real_input: Path, out_dir: Path, online: bool) -> int:
 
 def run_mock(out_dir: Path) -> tuple[int, Path]:
     """Stages 1-4 on a freshly generated mock catalog; returns (status, run directory)."""
-    from xrayclass.analysis.mock import format_accuracy, mock_accuracy
-    from xrayclass.workflow.mock import write_mock
-
     mock_dir = out_dir / "mock"
     run = paths.RunLayout(mock_dir)
     catalog, simbad = mock_dir / "mock_cscresults.parquet", mock_dir / "mock_simbad.parquet"
@@ -305,8 +220,6 @@ def _python() -> str:
 
 def next_steps(run_dir: Path | str, out_dir: Path | str) -> str:
     """Where the results are and commands to try next (only those whose inputs this run made)."""
-    from xrayclass.io.runs import default_run
-
     run_dir, python = Path(run_dir), _python()
 
     def found(*needs: str) -> str:
@@ -364,8 +277,6 @@ def next_steps(run_dir: Path | str, out_dir: Path | str) -> str:
 
 
 def fetch(out_dir: Path) -> tuple[int, Path]:
-    from xrayclass.cli.fetch import main as fetch_main
-
     destination = out_dir / "fetched" / "cscresults.vot"
     status = fetch_main(["--output", str(destination)])
     return status, destination
@@ -425,8 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = status or 1
 
     banner("Reproduction report (analyses, figures, published numbers next to this run's)")
-    from xrayclass.workflow.report import write_report
-
     configure_logging("report")
     markdown, html_path, passed, failed = write_report(run_dir, paths.RunLayout(out_dir).report, reference, quick=True)
     print(

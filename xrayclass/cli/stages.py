@@ -1,235 +1,92 @@
 """Command lines of the four stages; the top-level scripts call these ``main`` functions.
 
-Each stage reads the previous stage's table and writes its own; with no arguments
-they chain through the published file names. Problems with the input end the stage
-with a one-line message naming the file, exit status 2, and no output written.
+Each parses its options, builds the stage's config from them (an option's ``dest`` is the
+name of the config field it sets: :func:`~xrayclass.cli.common.config_from_args`) and
+calls the stage's runner (:mod:`xrayclass.workflow.stages`). With no arguments they chain
+through the published file names. Problems with the input end the stage with a one-line
+message naming the file, exit status 2, and no output written.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import get_args, get_type_hints
 
-from xrayclass.cli.argtypes import fraction as _fraction
-from xrayclass.cli.argtypes import positive_float as _positive_float
-from xrayclass.cli.argtypes import positive_int as _positive_int
-from xrayclass.cli.argtypes import seed as _seed
-from xrayclass.cli.common import PUBLISHED_MIXTURE
-from xrayclass.cli.common import LazyStage1 as _LazyStage1
-from xrayclass.cli.common import chosen_feature_set as _chosen_feature_set
-from xrayclass.cli.common import model_for_stage3 as _model_for_stage3
-from xrayclass.cli.common import one_line as _one_line
-from xrayclass.cli.common import read_input as _read_input
-from xrayclass.cli.common import stage3_feature_set as _stage3_feature_set
-from xrayclass.cli.common import write_stage2 as _write_stage2
-from xrayclass.cli.common import write_stage4 as _write_stage4
-from xrayclass.constants import N_COMPONENTS, RANDOM_STATE
-from xrayclass.core.featuresets import FeatureSet
-from xrayclass.exceptions import EXIT_INPUT_ERROR, input_files
+from xrayclass.cli.argtypes import fraction, positive_float, positive_int, seed
+from xrayclass.cli.common import command_parser, config_from_args, run_command
+from xrayclass.cli.online import add_online_arguments, online_config
+from xrayclass.constants import N_COMPONENTS, OUTLIER_FRACTION, RANDOM_STATE
+from xrayclass.engine import ENGINES, EngineConfig
 from xrayclass.io import paths
 from xrayclass.io.paths import beside
-from xrayclass.io.tables import (
-    OUTPUT_FORMATS,
-    InputError,
-    read_table,
-    table_format,
-    write_outputs,
+from xrayclass.io.streaming import BATCH_ROWS
+from xrayclass.services.xmatch import DEFAULT_RADIUS
+from xrayclass.stages.classification import ClassificationConfig
+from xrayclass.stages.clustering import FIT_SAMPLE, ClusteringConfig
+from xrayclass.stages.crossmatch import CrossmatchConfig
+from xrayclass.stages.master_classification import MasterClassificationConfig
+from xrayclass.workflow.stages import (
+    chosen_feature_set,
+    run_classification_stage,
+    run_clustering_stage,
+    run_crossmatch_stage,
+    run_master_classification_stage,
+    stage3_feature_set,
 )
 
-if TYPE_CHECKING:
-    pass
-
-
 __all__ = [
-    "EXIT_BUG",
-    "NO_CSC_INPUT_HINT",
-    "PUBLISHED_MIXTURE",
-    "DefaultsFormatter",
-    "Terminated",
     "add_engine_arguments",
     "classification_main",
     "clustering_main",
-    "configure_logging",
     "crossmatch_main",
     "master_classification_main",
-    "report_errors",
-    "verbosity_options",
 ]
 
-log = logging.getLogger("xrayclass")
 
-#: Exit status of an unexpected error (a bug): Python's own for an uncaught exception.
-EXIT_BUG = 1
-
-
-class _StageFormatter(logging.Formatter):
-    def __init__(self, stage: str) -> None:
-        super().__init__("%(message)s")
-        self.stage = stage
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = super().format(record)
-        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
-        return f"[{self.stage}] {level}{message}"
+def _choices(config: type, field: str) -> tuple[str, ...]:
+    """The values a ``Literal`` field of a stage's config takes: the option's choices."""
+    return get_args(get_type_hints(config)[field])
 
 
-def configure_logging(stage: str, verbosity: int = 0) -> None:
-    """Log lines ``[stage] message`` to stderr; -v adds detail, -q keeps warnings only."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_StageFormatter(stage))
-    root = logging.getLogger("xrayclass")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
-    root.propagate = False
-
-
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults in ``--help``, except where there is none to show."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.required or action.nargs == 0:  # flags say nothing
-            return action.help
-        return super()._get_help_string(action)
-
-
-def verbosity_options() -> argparse.ArgumentParser:
-    """The -v / -q options every command takes, as an argparse parent parser."""
-    options = argparse.ArgumentParser(add_help=False)
-    group = options.add_mutually_exclusive_group()
-    group.add_argument(
-        "-v",
-        "--verbose",
-        action="store_const",
-        const=1,
-        dest="verbosity",
-        default=argparse.SUPPRESS,
-        help="log more detail",
+def add_engine_arguments(parser: argparse.ArgumentParser, engines: Sequence[str] = ENGINES) -> None:
+    """``--engine``, ``--batch-rows``, ``--scheduler`` and ``--workers``: how a stage runs at scale."""
+    parser.add_argument(
+        "--engine",
+        choices=engines,
+        default="memory",
+        help="memory: the whole table at once; streaming: Parquet/CSV in batches of --batch-rows "
+        "(memory bounded by the batch size; same output); dask: partitions on a Dask cluster "
+        "(--scheduler, or a local one with --workers)",
     )
-    group.add_argument(
-        "-q",
-        "--quiet",
-        action="store_const",
-        const=-1,
-        dest="verbosity",
-        default=argparse.SUPPRESS,
-        help="log warnings and errors only",
+    parser.add_argument(
+        "--batch-rows",
+        type=positive_int,
+        default=BATCH_ROWS,
+        help="rows per batch (streaming) or per partition (dask)",
     )
-    return options
-
-
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=DefaultsFormatter, parents=[verbosity_options()]
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine dask: address of a running Dask scheduler (e.g. tcp://host:8786); "
+        "default: a local cluster of --workers processes",
     )
-    parser.set_defaults(verbosity=0)
-    return parser
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        help="with --engine dask and no --scheduler: workers of the local cluster",
+    )
 
 
-class Terminated(BaseException):
-    """SIGTERM (or SIGHUP) arrived: unwind, so that every temporary file is removed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
-
-
-def _install_signal_handlers() -> dict[int, Any]:
-    """Turn SIGTERM/SIGHUP into an exception (SIGINT already is one); return the old handlers."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    previous: dict[int, Any] = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)
-        if number is not None:
-            previous[number] = signal.signal(number, _raise_terminated)
-    return previous
-
-
-def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-    import signal
-
-    for number, handler in previous.items():
-        signal.signal(number, handler)
-
-
-def report_errors(prog: str, body: Callable[..., object], *args: Any) -> int:
-    """Call ``body(*args)``; a bad input ends it with exit 2, a failed service with 3.
-
-    Either way the user sees one line, ``PROG: error: ...``, and no traceback. An
-    interruption (Ctrl-C, SIGTERM) ends it with 128 + the signal number, after the
-    temporary files are removed. Anything else is a bug: one line saying so, exit 1,
-    and the traceback under -v.
-    """
-    from xrayclass.exceptions import EXIT_SERVICE_ERROR, ServiceError
-
-    previous = _install_signal_handlers()
-    try:
-        body(*args)
-    except InputError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except ServiceError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_SERVICE_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
-        return 130
-    except Terminated as exc:
-        print(f"{prog}: terminated by signal {exc.signum}; nothing written", file=sys.stderr)
-        return 128 + exc.signum
-    except MemoryError:
-        print(f"{prog}: error: out of memory; nothing written", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is ours
-        if log.isEnabledFor(logging.DEBUG):
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-        print(
-            f"{prog}: internal error (a bug in xrayclass, please report it with the command line): "
-            f"{type(exc).__name__}: {_one_line(exc)}"
-            + ("" if log.isEnabledFor(logging.DEBUG) else "; run with -v for the traceback"),
-            file=sys.stderr,
-        )
-        return EXIT_BUG
-    finally:
-        _restore_signal_handlers(previous)
-    return 0
-
-
-def _run(
-    stage: str,
-    parser: argparse.ArgumentParser,
-    body: Callable[[argparse.Namespace], None],
-    argv: Sequence[str] | None,
-) -> int:
-    args = parser.parse_args(argv)
-    configure_logging(stage, args.verbosity)
-    return report_errors(parser.prog, body, args)
-
-
-# -- stage 1 ---------------------------------------------------------------------------
-
-#: What stage 1 says when the default input is absent: the ways to get one.
-NO_CSC_INPUT_HINT = (
-    "get the CSC detections with `fetch_csc.py` (network; README, 'Fetching from the services'), or put "
-    f"your own CSC query result there (with the published frozen crossmatch {paths.FROZEN_CROSSMATCH} for "
-    "stage 2; README, 'Data files'), or try a SYNTHETIC catalog: `make_mock_catalog.py --n-detections 30000 "
-    "--output mock.parquet` then --input mock.parquet (README, 'A mock catalog with known truth'), "
-    "which `make run` does by itself when there is no input"
-)
+def _add_allow_duplicates(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
+        "warning, instead of stopping",
+    )
 
 
 def _add_features(parser: argparse.ArgumentParser, what: str) -> None:
@@ -242,10 +99,26 @@ def _add_features(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def clustering_main(argv: Sequence[str] | None = None) -> int:
-    from xrayclass.stages.clustering import FIT_SAMPLE
+def _add_log_floor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-floor",
+        type=positive_float,
+        default=None,
+        metavar="VALUE",
+        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
+        "non-zero / 10)) (default: no bound, the paper's rule)",
+    )
 
-    parser = _parser(
+
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    return config_from_args(EngineConfig, args)
+
+
+# -- stage 1 ---------------------------------------------------------------------------
+
+
+def clustering_main(argv: Sequence[str] | None = None) -> int:
+    parser = command_parser(
         "clustering.py",
         "Stage 1: derive the 12 X-ray features of each CSC detection, drop detections "
         "missing any of them, apply the log/MinMax preprocessing and fit the "
@@ -263,130 +136,47 @@ def clustering_main(argv: Sequence[str] | None = None) -> int:
         help=f"where to write the fitted preprocessing and mixture (JSON; default: {paths.MODEL.name} beside --output)",
     )
     parser.add_argument(
-        "--n-components", type=_positive_int, default=N_COMPONENTS, help="number of Gaussian components (clusters)"
+        "--n-components", type=positive_int, default=N_COMPONENTS, help="number of Gaussian components (clusters)"
     )
     parser.add_argument(
         "--seed",
-        type=_seed,
+        dest="random_state",
+        metavar="SEED",
+        type=seed,
         default=RANDOM_STATE,
         help="random seed of the mixture's initialisation (and of the fit subsample)",
     )
     parser.add_argument(
         "--fit-sample",
-        type=_positive_int,
+        type=positive_int,
         default=FIT_SAMPLE,
         help="fit the mixture on at most this many detections (a seeded subsample), then "
         "assign every detection; at or below it, all are used, as in the paper",
     )
-    parser.add_argument(
-        "--log-floor",
-        type=_positive_float,
-        default=None,
-        metavar="VALUE",
-        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
-        "non-zero / 10)) (default: no bound, the paper's rule)",
-    )
+    _add_log_floor(parser)
     _add_features(parser, "(default: the paper's 12); recorded in the model")
-    add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    add_engine_arguments(parser)
     _add_allow_duplicates(parser)
 
     def body(args: argparse.Namespace) -> None:
-        from xrayclass.io.checks import check_detections, check_outputs
-        from xrayclass.stages.clustering import cluster_detections
-
-        feature_set = _chosen_feature_set(args.features)
-
-        if args.fit_sample < args.n_components:
-            raise InputError(
-                f"--fit-sample {args.fit_sample} is fewer detections than the "
-                f"{args.n_components} clusters (--n-components) need"
-            )
-        if args.model is None:
-            args.model = str(beside(args.output, paths.MODEL))
-        check_outputs([args.output, args.model], [args.input], formats=[OUTPUT_FORMATS, None])
-        if args.engine != "memory":
-            _clustering_out_of_core(args, feature_set)
-            return
-        detections = _read_input(args.input, paths.CSC_INPUT, NO_CSC_INPUT_HINT, allowed=None)
-        detections = check_detections(detections, args.input, allow_duplicates=args.allow_duplicates)
-        with input_files(args.input):
-            clustered, model = cluster_detections(
-                detections,
-                args.n_components,
-                args.seed,
-                args.fit_sample,
-                log_floor=args.log_floor,
-                feature_set=feature_set,
-            )
-        model.training["input"] = str(args.input)
-        write_outputs([(clustered, args.output), (model.to_dict(), args.model)])
-        log.info("wrote %s (%s rows) and %s", args.output, f"{len(clustered):,}", args.model)
-
-    return _run("clustering", parser, body, argv)
-
-
-def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -> None:
-    """Stage 1 with --engine streaming or dask: the same files as in memory, in bounded memory."""
-
-    _refuse_memory_only(args, [("--allow-duplicates", args.allow_duplicates)])
-    if Path(args.input) == Path(paths.CSC_INPUT) and not Path(args.input).exists():
-        raise InputError(f"{args.input}: file not found; {NO_CSC_INPUT_HINT}")
-    _streamable(args.input, args.engine, table_format)
-    _start_engine(args.engine)
-    options = dict(
-        fit_sample=args.fit_sample, log_floor=args.log_floor, feature_set=feature_set, batch_rows=args.batch_rows
-    )
-    if args.engine == "streaming":
-        from xrayclass.engine.clustering import cluster_file
-
-        _, n_rows = cluster_file(args.input, args.output, args.model, args.n_components, args.seed, **options)
-    else:
-        from xrayclass.engine.dask import cluster_dataset
-
-        _, n_rows = cluster_dataset(
+        config = config_from_args(ClusteringConfig, args, feature_set=chosen_feature_set(args.features))
+        run_clustering_stage(
             args.input,
             args.output,
-            args.model,
-            args.n_components,
-            args.seed,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            **options,
+            config,
+            _engine_config(args),
+            model=args.model,
+            allow_duplicates=args.allow_duplicates,
         )
-    log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
 
-
-def _start_engine(engine: str) -> None:
-    """Before an engine's work: the work folders of killed runs removed from TMPDIR, Dask there."""
-    from xrayclass.io.tables import remove_stale_folders
-
-    if engine == "dask":
-        from xrayclass.engine.dask import require_dask
-
-        require_dask()
-    remove_stale_folders()
-
-
-def _refuse_memory_only(args: argparse.Namespace, options: Sequence[tuple[str, object]]) -> None:
-    """Exit 2 naming the options the chosen engine does not take."""
-    used = [option for option, on in options if on]
-    if used:
-        raise InputError(f"{', '.join(used)}: not available with --engine {args.engine} yet; use --engine memory")
-
-
-def _streamable(path: str, engine: str, table_format: Callable[[str], str]) -> None:
-    if table_format(path) not in ("csv", "parquet"):
-        raise InputError(f"{path}: --engine {engine} reads .csv or .parquet tables; convert it or use --engine memory")
+    return run_command("clustering", parser, body, argv)
 
 
 # -- stage 2 ---------------------------------------------------------------------------
 
 
 def crossmatch_main(argv: Sequence[str] | None = None) -> int:
-    from xrayclass.cli.online import add_online_arguments, online_config, run_online
-    from xrayclass.stages.crossmatch import CLUSTER_SOURCES
-
-    parser = _parser(
+    parser = command_parser(
         "crossmatch.py",
         "Stage 2: give each clustered detection its SIMBAD class (main_type; 'NaN' where "
         "SIMBAD has no object within 1 arcsec). By default the crossmatch is swapped in from "
@@ -419,7 +209,7 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
     add_online_arguments(parser)
     parser.add_argument(
         "--clusters",
-        choices=CLUSTER_SOURCES,
+        choices=_choices(CrossmatchConfig, "clusters"),
         default="frozen",
         help="with --frozen: keep the frozen file's clusters (these reproduce the paper) or this run's",
     )
@@ -435,106 +225,29 @@ def crossmatch_main(argv: Sequence[str] | None = None) -> int:
     add_engine_arguments(parser, ("memory", "streaming"))
 
     def body(args: argparse.Namespace) -> None:
-        from xrayclass.core.checks import (
-            canonical_names,
-            require_cluster_labels,
-            require_names,
-            require_positions,
-            require_radius,
-        )
-        from xrayclass.io.checks import check_catalog, check_detections, check_outputs
-        from xrayclass.stages.crossmatch import swap_in_frozen
-
-        online = online_config(args)
-        model_path = Path(args.model) if args.model is not None else beside(args.input, paths.MODEL)
-        if args.engine != "memory":
-            _refuse_memory_only(
-                args,
-                [("--online", online is not None), ("--frozen", not args.catalog and online is None)],
-            )
-        if online is not None:
-            check_outputs([args.output, model_path], [args.input], formats=[OUTPUT_FORMATS, None])
-            stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
-            if {"ra", "dec"} <= set(stage1.columns):
-                with input_files(args.input):
-                    require_positions(stage1)
-            dry_run = getattr(args, "dry_run", False)
-            if run_online(stage1, online, input_path=args.input, output=args.output, dry_run=dry_run) is not None:
-                update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
-                if update is not None:
-                    write_outputs([(update, model_path)])
-                    log.info("wrote %s", model_path)
-            return
-        if args.catalog:
-            from xrayclass.services.xmatch import DEFAULT_RADIUS
-            from xrayclass.stages.crossmatch import crossmatch_local
-
-            radius = getattr(args, "radius", DEFAULT_RADIUS)
-            require_radius(radius)
-            check_outputs([args.output, model_path], [args.input, args.catalog], formats=[OUTPUT_FORMATS, None])
-            if args.engine == "streaming":
-                _crossmatch_streamed(args, radius, model_path)
-                return
-            stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
-            stage1 = check_detections(stage1, args.input, clusters=True)
-            catalog = check_catalog(read_table(args.catalog), args.catalog)
-            with input_files(args.input, stage1=args.input, catalog=args.catalog):
-                crossmatched = crossmatch_local(stage1, catalog, radius)
-            update = _model_for_stage3(model_path, args.model is not None, stage1, args.input)
-            _write_stage2(crossmatched, args.output, update, model_path)
-            return
-        check_outputs([args.output, model_path], [args.input, args.frozen], formats=[OUTPUT_FORMATS, None])
-        stage1 = _read_input(args.input, paths.CLUSTERS, "run clustering.py first or pass --input")
-        frozen = _read_input(
-            args.frozen,
-            paths.FROZEN_CROSSMATCH,
-            "put the published cluster_csc_simbad.csv there, or pass --frozen PATH",
-        )
-        for table, path in ((stage1, args.input), (frozen, args.frozen)):
-            with input_files(path):
-                require_names(canonical_names(table))
-        if args.clusters == "frozen" and "cluster" in frozen.columns:
-            with input_files(args.frozen):
-                require_cluster_labels(frozen)
-        with input_files(args.input, stage1=args.input, frozen=args.frozen):
-            crossmatched = swap_in_frozen(stage1, frozen, clusters=args.clusters)
-        frozen_clusters = (crossmatched, args.frozen, len(frozen)) if args.clusters == "frozen" else None
-        update = _model_for_stage3(model_path, args.model is not None, stage1, args.input, frozen_clusters)
-        _write_stage2(crossmatched, args.output, update, model_path)
-
-    return _run("crossmatch", parser, body, argv)
-
-
-def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Path) -> None:
-    """Stage 2 with --catalog and --engine streaming: the detections in batches, the catalog in memory."""
-    from xrayclass.engine.crossmatch import crossmatch_file
-    from xrayclass.io.checks import check_catalog
-
-    if Path(args.input) == Path(paths.CLUSTERS) and not Path(args.input).exists():
-        raise InputError(f"{args.input}: file not found; run clustering.py first or pass --input")
-    _streamable(args.input, args.engine, table_format)
-    catalog = check_catalog(read_table(args.catalog), args.catalog)
-    update = _model_for_stage3(model_path, args.model is not None, _LazyStage1(args.input), args.input)
-    with input_files(args.input, stage1=args.input, catalog=args.catalog):
-        n_rows = crossmatch_file(
+        xmatch = online_config(args)
+        source = "online" if xmatch is not None else "catalog" if args.catalog else "frozen"
+        config = config_from_args(CrossmatchConfig, args, source=source, radius=getattr(args, "radius", DEFAULT_RADIUS))
+        run_crossmatch_stage(
             args.input,
-            catalog,
-            radius,
             args.output,
-            (update, model_path) if update is not None else None,
-            batch_rows=args.batch_rows,
+            config,
+            _engine_config(args),
+            model=args.model,
+            frozen=args.frozen,
+            catalog=args.catalog,
+            xmatch=xmatch,
+            dry_run=getattr(args, "dry_run", False),
         )
-    log.info("wrote %s (%s rows)%s", args.output, f"{n_rows:,}", f" and updated {model_path}" if update else "")
+
+    return run_command("crossmatch", parser, body, argv)
 
 
 # -- stage 3 ---------------------------------------------------------------------------
 
 
 def classification_main(argv: Sequence[str] | None = None) -> int:
-    from xrayclass.constants import CLASSIFIER_METHODS as METHODS
-    from xrayclass.constants import LIKELIHOODS, NB_SCORES, OUTLIER_FRACTION, PRIORS
-
-    parser = _parser(
+    parser = command_parser(
         "classification.py",
         "Stage 3: inside each cluster, give every detection without a SIMBAD match (or with "
         "an uninformative type) probabilities over the ten classes, by softmin of its squared "
@@ -557,34 +270,30 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
         f"references, naive Bayes model and outlier distribution (default: {paths.CLASSIFIER_MODEL.name} "
         "beside --output)",
     )
+    # The classifier's choices: each dest is a field of ClassificationConfig, whose
+    # defaults (the paper's) they show.
+    defaults = ClassificationConfig()
     parser.add_argument(
         "--method",
-        choices=METHODS,
-        default="mahalanobis",
+        choices=_choices(ClassificationConfig, "method"),
+        default=defaults.method,
         help="classifier giving the probabilities: the paper's per-cluster Mahalanobis, or the optimized naive Bayes",
     )
     parser.add_argument(
         "--likelihood",
-        choices=LIKELIHOODS,
-        default="distance",
+        choices=_choices(ClassificationConfig, "likelihood"),
+        default=defaults.likelihood,
         help="Mahalanobis scoring: softmin of squared distances (the paper's) or the class-conditional "
         "Gaussian log-density (with the log pseudo-determinant)",
     )
     parser.add_argument(
         "--priors",
-        choices=PRIORS,
-        default="none",
+        choices=_choices(ClassificationConfig, "priors"),
+        default=defaults.priors,
         help="class priors of the Mahalanobis scoring: none (the paper's) or each class's share of "
         "its cluster's references",
     )
-    parser.add_argument(
-        "--log-floor",
-        type=_positive_float,
-        default=None,
-        metavar="VALUE",
-        help="lower bound on the shift of the log features: log(x + max(VALUE, smallest "
-        "non-zero / 10)) (default: no bound, the paper's rule)",
-    )
+    _add_log_floor(parser)
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -599,13 +308,13 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--nb-score",
-        choices=NB_SCORES,
-        default="macro_f1",
+        choices=_choices(ClassificationConfig, "nb_score"),
+        default=defaults.nb_score,
         help="what the naive Bayes category weights are tuned to maximize",
     )
     parser.add_argument(
         "--outlier-fraction",
-        type=_fraction,
+        type=fraction,
         default=OUTLIER_FRACTION,
         help="flag detections whose outlier measure is above this top share of the references'",
     )
@@ -650,132 +359,31 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
         help=f"the stage-1 model whose feature set stage 3 checks against (default: {paths.MODEL.name} beside "
         "--input, when it exists)",
     )
-    add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    add_engine_arguments(parser)
     _add_allow_duplicates(parser)
 
     def body(args: argparse.Namespace) -> None:
-        from xrayclass.io.checks import check_detections, check_outputs
-
-        feature_set = _stage3_feature_set(
-            args.features,
-            args.model if args.model is not None else beside(args.input, paths.MODEL),
-            args.model is not None,
-        )
-        # A run's files stay together: the classifier and the outliers go beside the table.
-        if args.model_output is None:
-            args.model_output = str(beside(args.output, paths.CLASSIFIER_MODEL))
-        if args.outliers_output is None:
-            args.outliers_output = str(beside(args.output, paths.OUTLIERS))
-
-        check_outputs(
-            [args.output, args.model_output, args.outliers_output],
-            [args.input, *(args.labels or [])],
-            formats=[OUTPUT_FORMATS, None, OUTPUT_FORMATS],
-        )
-        # The classifier's choices, the same for every engine.
-        stage3_options: dict[str, Any] = dict(
-            method=args.method,
-            location=args.location,
-            score=args.nb_score,
-            outlier_fraction=args.outlier_fraction,
-            explain=args.explain,
-            strict_labels=args.strict_labels,
-            likelihood=args.likelihood,
-            priors=args.priors,
-            log_floor=args.log_floor,
-            calibrate=args.calibrate,
-            feature_set=feature_set,
-        )
-        if args.engine != "memory":
-            # Own labels relabel whole sources and duplicates are found over the whole table:
-            # both need every row at once.
-            memory_only = [
-                option
-                for option, used in (
-                    ("--labels", bool(args.labels)),
-                    ("--allow-duplicates", args.allow_duplicates),
-                )
-                if used
-            ]
-            if memory_only:
-                raise InputError(
-                    f"{', '.join(memory_only)}: not available with --engine {args.engine}; use --engine memory"
-                )
-            options = dict(**stage3_options, batch_rows=args.batch_rows)
-            if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
-                raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
-            _start_engine(args.engine)
-            if args.engine == "streaming":
-                from xrayclass.engine.streaming import classify_file
-
-                _, n_rows, n_outliers = classify_file(
-                    args.input, args.output, args.model_output, args.outliers_output, **options
-                )
-            else:
-                from xrayclass.engine.dask import classify_dataset
-
-                _, n_rows, n_outliers = classify_dataset(
-                    args.input,
-                    args.output,
-                    args.model_output,
-                    args.outliers_output,
-                    scheduler=args.scheduler,
-                    workers=args.workers,
-                    **options,
-                )
-            log.info(
-                "wrote %s (%s rows), %s and %s (%s outliers)",
-                args.output,
-                f"{n_rows:,}",
-                args.model_output,
-                args.outliers_output,
-                f"{n_outliers:,}",
-            )
-            return
-        label_summary = None
-        if args.labels:
-            from xrayclass.core.labels import apply_labels, log_summary
-            from xrayclass.io.labels import read_labels
-
-            labels, label_files = read_labels(args.labels)
-        from xrayclass.stages.classification import ClassificationConfig, outlier_table, run_classification
-
-        table = _read_input(args.input, paths.CROSSMATCH, "run crossmatch.py first or pass --input")
-        table = check_detections(table, args.input, allow_duplicates=args.allow_duplicates, clusters=True)
-        if args.labels:
-            table, label_summary = apply_labels(table, labels)
-            label_summary.files = label_files
-            log_summary(label_summary)
-        config = ClassificationConfig(
-            **{key: value for key, value in stage3_options.items() if key != "score"}, nb_score=args.nb_score
-        )
-        with input_files(args.input):
-            classified, model = run_classification(table, config)
-        del table  # the outputs are written in the memory it held
-        outliers = outlier_table(classified, feature_set)
-        document = model.to_dict()
-        if label_summary is not None:
-            document["own_labels"] = label_summary.to_dict()
-        write_outputs([(classified, args.output), (document, args.model_output), (outliers, args.outliers_output)])
-        log.info(
-            "wrote %s (%s rows), %s and %s (%s outliers)",
+        model = args.model if args.model is not None else beside(args.input, paths.MODEL)
+        feature_set = stage3_feature_set(args.features, model, args.model is not None)
+        run_classification_stage(
+            args.input,
             args.output,
-            f"{len(classified):,}",
-            args.model_output,
-            args.outliers_output,
-            f"{len(outliers):,}",
+            config_from_args(ClassificationConfig, args, feature_set=feature_set),
+            _engine_config(args),
+            model_output=args.model_output,
+            outliers_output=args.outliers_output,
+            labels=args.labels or (),
+            allow_duplicates=args.allow_duplicates,
         )
 
-    return _run("classification", parser, body, argv)
+    return run_command("classification", parser, body, argv)
 
 
 # -- stage 4 ---------------------------------------------------------------------------
 
 
 def master_classification_main(argv: Sequence[str] | None = None) -> int:
-    from xrayclass.stages.master_classification import STAGE4_COLUMNS
-
-    parser = _parser(
+    parser = command_parser(
         "master_classification.py",
         "Stage 4: a master class for each source by hard (majority) and soft (mean "
         "probability) voting over its detections. Writes the uniquely classified sources "
@@ -785,91 +393,17 @@ def master_classification_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input", default=str(paths.DETECTIONS), help="detection-level classification")
     parser.add_argument("--out-dir", default=str(paths.OUT_DIR), help="directory for the two tables")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="format of the two tables")
-    add_engine_arguments(parser, ("memory", "streaming", "dask"))
+    add_engine_arguments(parser)
     _add_allow_duplicates(parser)
 
     def body(args: argparse.Namespace) -> None:
-        from xrayclass.io.checks import check_detections, check_outputs
-        from xrayclass.stages.master_classification import master_classification
-
-        out_dir = Path(args.out_dir)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise InputError(f"{out_dir}: --out-dir is not a directory")
-        run = paths.RunLayout(out_dir)
-        uniquely_path, ambiguous_path = run.stage4_tables(args.format)
-        check_outputs(
-            [uniquely_path, ambiguous_path, run.summary], [args.input], formats=[OUTPUT_FORMATS, OUTPUT_FORMATS, None]
+        run_master_classification_stage(
+            args.input,
+            args.out_dir,
+            config_from_args(MasterClassificationConfig, args),
+            _engine_config(args),
+            format=args.format,
+            allow_duplicates=args.allow_duplicates,
         )
-        if args.engine != "memory" and not Path(args.input).exists() and Path(args.input) == Path(paths.DETECTIONS):
-            raise InputError(f"{args.input}: file not found; run classification.py first or pass --input")
-        if args.engine != "memory":
-            _start_engine(args.engine)
-        if args.engine == "streaming":
-            from xrayclass.engine.streaming import master_classification_file
 
-            # The two tables stay on disk until they are written, a batch at a time.
-            spilled, spilled_ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
-            with spilled, spilled_ambiguous:
-                _write_stage4(spilled, spilled_ambiguous, summary, run, uniquely_path, ambiguous_path)
-            return
-        if args.engine == "dask":
-            from xrayclass.engine.dask import master_classification_dataset
-
-            uniquely, ambiguous, summary = master_classification_dataset(
-                args.input, scheduler=args.scheduler, workers=args.workers, batch_rows=args.batch_rows
-            )
-        else:
-            # Only the columns the votes and tables use: the detection table may be wide.
-            detections = _read_input(
-                args.input, paths.DETECTIONS, "run classification.py first or pass --input", columns=STAGE4_COLUMNS
-            )
-            detections = check_detections(
-                detections, args.input, allow_duplicates=args.allow_duplicates, positions=False
-            )
-            with input_files(args.input):
-                uniquely, ambiguous, summary = master_classification(detections)
-        _write_stage4(uniquely, ambiguous, summary, run, uniquely_path, ambiguous_path)
-
-    return _run("master_classification", parser, body, argv)
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser, engines: Sequence[str]) -> None:
-    """``--engine``, ``--batch-rows``, ``--scheduler`` and ``--workers``: how a stage runs at scale."""
-    from xrayclass.io.streaming import BATCH_ROWS
-
-    parser.add_argument(
-        "--engine",
-        choices=engines,
-        default="memory",
-        help="memory: the whole table at once; streaming: Parquet/CSV in batches of --batch-rows "
-        "(memory bounded by the batch size; same output); dask: partitions on a Dask cluster "
-        "(--scheduler, or a local one with --workers)",
-    )
-    parser.add_argument(
-        "--batch-rows",
-        type=_positive_int,
-        default=BATCH_ROWS,
-        help="rows per batch (streaming) or per partition (dask)",
-    )
-    parser.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="with --engine dask: address of a running Dask scheduler (e.g. tcp://host:8786); "
-        "default: a local cluster of --workers processes",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=2,
-        help="with --engine dask and no --scheduler: workers of the local cluster",
-    )
-
-
-def _add_allow_duplicates(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-duplicates",
-        action="store_true",
-        help="drop rows repeating an earlier detection (same name, obsid and values) with a "
-        "warning, instead of stopping",
-    )
+    return run_command("master_classification", parser, body, argv)

@@ -10,6 +10,7 @@ on batches and partitions.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ __all__ = [
     "census_table",
     "check_labels",
     "checked_input",
+    "classification_options",
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
@@ -785,3 +787,10 @@ def _log_classification(
         )
     else:
         log.info("probabilities by %s; outlier measures and tracks skipped", config.method)
+
+
+def classification_options(config: ClassificationConfig) -> dict[str, Any]:
+    """``config`` as the keywords of the engines' stage 3."""
+    options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    options["score"] = options.pop("nb_score")
+    return options

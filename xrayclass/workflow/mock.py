@@ -13,6 +13,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from astropy.table import Table
 
 from xrayclass.analysis.mock import SYNTHETIC_NOTE, MockSettings, describe, generate
 from xrayclass.io.tables import PARQUET_ROW_GROUP, parquet_options, table_format, write_atomic, write_json
@@ -99,9 +102,6 @@ class _TableSink:
             frame.to_csv(self.path, mode="a" if self.writer else "w", header=self.writer is None, index=False)
             self.writer = True
         elif self.format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self.writer is None:
                 table = table.replace_schema_metadata(
@@ -118,8 +118,6 @@ class _TableSink:
         if self.format == "parquet" and self.writer is not None:
             self.writer.close()
         if self.format == "votable" and kind is None:
-            from astropy.table import Table
-
             table = Table.from_pandas(pd.concat(self.parts, ignore_index=True))
             table.meta["description"] = SYNTHETIC_NOTE
             table.write(self.path, format="votable", overwrite=True)

@@ -20,13 +20,26 @@ import jinja2
 import pandas as pd
 
 from xrayclass.analysis import published
+from xrayclass.analysis.comparison import compare_catalog
+from xrayclass.analysis.explore import ExploreError
+from xrayclass.analysis.kselection import knee
 from xrayclass.analysis.mock import mock_names
+from xrayclass.analysis.validation import (
+    GRADIENT_BOOSTING_MAX_ITER,
+    METHODS,
+    compare_splits,
+    comparison_frame,
+    labeled_detections,
+    method_table,
+)
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES
 from xrayclass.exceptions import input_files
 from xrayclass.io.figures import figure_png, save_figure
-from xrayclass.io.paths import FIGURES, RunLayout
-from xrayclass.io.tables import InputError, read_table, write_atomic, write_outputs
+from xrayclass.io.paths import CLASSIFIER_MODEL, FIGURES, RunLayout
+from xrayclass.io.tables import InputError, read_json, read_table, write_atomic, write_outputs
+from xrayclass.stages.classification import census_table
 from xrayclass.workflow import steps as analyses
+from xrayclass.workflow.explorer import read_run, write_explorer
 from xrayclass.workflow.reproduction import reproduce_master_tables
 
 __all__ = [
@@ -207,7 +220,6 @@ def stage4_section(report: Report, reference: Path | None, out_dir: Path) -> lis
 
 
 def comparison_section(report: Report, reference: Path | None) -> list[bool]:
-    from xrayclass.analysis.comparison import compare_catalog
 
     report.heading("Table 4: comparison with the MUWCLASS training set (frozen input)")
     if (
@@ -292,10 +304,6 @@ def run_section(report: Report, run: RunLayout, synthetic: bool) -> list[bool]:
 
 def references_section(report: Report, run: RunLayout) -> list[bool]:
     """Stage 3's reference census: the SIMBAD-labeled detections each class learned from."""
-    from xrayclass.io.paths import CLASSIFIER_MODEL
-    from xrayclass.io.tables import read_json
-    from xrayclass.stages.classification import census_table
-
     report.heading("Stage 3: what it learned from (reference census)")
     path = run.directory / Path(CLASSIFIER_MODEL).name
     if not path.exists():
@@ -352,7 +360,6 @@ def kselection_section(report: Report, run: RunLayout, synthetic: bool, quick: b
         return []
     if run.bic.exists():
         table = read_table(run.bic)
-        from xrayclass.analysis.kselection import knee
 
         chosen = knee(table)
         how = f"read from {run.bic} (made by analysis.py kselect)"
@@ -449,8 +456,6 @@ def method_comparison_section(
     Computed when the report is made (``seeds`` seeded splits, both kinds); the tables and
     figures go to ``out_dir/comparison_run`` and ``out_dir/comparison_reference_sample``.
     """
-    from xrayclass.analysis.validation import GRADIENT_BOOSTING_MAX_ITER, METHODS
-
     report.heading("Method comparison: every method on the same seeded splits")
     names = ", ".join(METHODS)
     report.paragraph(
@@ -492,14 +497,6 @@ def _comparison_block(
     report: Report, title: str, path: Path | None, absent: str, out_dir: str | os.PathLike[str], seeds: Sequence[int]
 ) -> None:
     """One data set's comparison: two tables (by source, by detection) and the figure; or one line."""
-    from xrayclass.analysis.validation import (
-        METHODS,
-        compare_splits,
-        comparison_frame,
-        labeled_detections,
-        method_table,
-    )
-
     if path is None:
         report.heading(title, level=3)
         report.paragraph(f"Not shown: {absent}.")
@@ -589,9 +586,6 @@ def figures_section(report: Report, run: RunLayout) -> None:
 
 def explorer_section(report: Report, run: RunLayout, synthetic: bool) -> None:
     """Write the run's interactive explorer beside its tables and link it."""
-    from xrayclass.analysis.explore import ExploreError
-    from xrayclass.workflow.explorer import read_run, write_explorer
-
     report.heading("Explore the results")
     if not run.uniquely.exists():
         report.paragraph(f"No explorer: {run.uniquely} is absent.")

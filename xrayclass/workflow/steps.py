@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.analysis import figures
+from xrayclass.analysis.census import latitude_census, type_census
+from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
 from xrayclass.analysis.mock import mock_names
+from xrayclass.analysis.validation import SPLITS, compare_methods, compare_splits, labeled_detections, method_table
 from xrayclass.constants import AGGREGATE_CLASSES, CLASSES, FEATURES, NAME
 from xrayclass.core.features import complete_rows, prepare_features
+from xrayclass.core.featuresets import PAPER
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.io.figures import save_figure, save_figures
 from xrayclass.io.paths import FIGURES, RunLayout, density_figure, source_figure
@@ -87,8 +91,6 @@ def k_selection(
     chosen : int
         The knee of the BIC curve (:func:`xrayclass.kselection.knee`).
     """
-    from xrayclass.analysis.kselection import bic_scan, knee, summarize_bic
-
     X = preprocessed_features(clustered)
     if sample and len(X) > sample:
         rows = np.sort(np.random.default_rng(seed).choice(len(X), size=sample, replace=False))
@@ -134,9 +136,6 @@ def validation(
     (with a ``split`` column when ``both_splits``). ``feature_set``: the features
     (default: the paper's 12).
     """
-    from xrayclass.analysis.validation import labeled_detections
-    from xrayclass.core.featuresets import PAPER
-
     labeled = labeled_detections(crossmatched, feature_set=feature_set or PAPER)
     synthetic = _names_synthetic(crossmatched)
     with figures.synthetic_marking(synthetic):
@@ -156,7 +155,6 @@ def _validation(
     both_splits: bool,
     synthetic: bool,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    from xrayclass.analysis.validation import SPLITS, compare_methods, compare_splits, method_table
 
     chosen = method_table(methods, calibrate)
     if both_splits:
@@ -221,8 +219,6 @@ def _validation(
 
 def census(crossmatched: pd.DataFrame, out_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 3 (top SIMBAD types per cluster) and the low-latitude share of each cluster."""
-    from xrayclass.analysis.census import latitude_census, type_census
-
     types = type_census(crossmatched)
     latitude = latitude_census(crossmatched)
     write_outputs([(types, Path(out_dir) / "census_types.csv"), (latitude, Path(out_dir) / "census_latitude.csv")])
