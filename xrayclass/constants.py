@@ -107,18 +107,7 @@ COLUMN_UNITS = {
 }
 
 #: The ten classes a detection can be given (SIMBAD otypes), in the published order.
-CLASSES = (
-    "QSO",
-    "AGN",
-    "Seyfert_1",
-    "Seyfert_2",
-    "HMXB",
-    "LMXB",
-    "XB",
-    "YSO",
-    "TTau*",
-    "Orion_V*",
-)
+CLASSES = ("QSO", "AGN", "Seyfert_1", "Seyfert_2", "HMXB", "LMXB", "XB", "YSO", "TTau*", "Orion_V*")
 
 #: SIMBAD types that say too little about the physical class: detections with these
 #: types are classified like unmatched ones, never used as references.

@@ -452,11 +452,7 @@ def bad_cluster_labels(table: pd.DataFrame, column: str = "cluster") -> np.ndarr
 
 
 def cluster_label_error(
-    n_clusters: int | None,
-    n_bad: int,
-    row: int,
-    value: object,
-    column: str = "cluster",
+    n_clusters: int | None, n_bad: int, row: int, value: object, column: str = "cluster"
 ) -> InputError:
     """The error for ``n_bad`` rows whose cluster label is not one of ``n_clusters``, the first at ``row``."""
     limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
@@ -694,12 +690,7 @@ def _check_cluster_provenance(schema: _Schema, document: dict, k: int) -> None:
             schema.fail("clusters.published_comparison.caveat", "must be text")
 
 
-def validate_classifier_document(
-    document: dict,
-    expected_format: str,
-    version: int,
-    methods: Sequence[str],
-) -> None:
+def validate_classifier_document(document: dict, expected_format: str, version: int, methods: Sequence[str]) -> None:
     """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
     schema = _Schema()
     feature_set = _check_format(schema, document, expected_format, version)

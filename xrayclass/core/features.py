@@ -19,13 +19,7 @@ from xrayclass.core.checks import (
 )
 from xrayclass.core.featuresets import PAPER, FeatureSet
 
-__all__ = [
-    "DERIVED_FEATURES",
-    "complete_rows",
-    "derive_features",
-    "describe_dropped",
-    "prepare_features",
-]
+__all__ = ["DERIVED_FEATURES", "complete_rows", "derive_features", "describe_dropped", "prepare_features"]
 
 log = logging.getLogger(__name__)
 

@@ -94,9 +94,7 @@ def mixture_from_dict(document: Mapping[str, Any]) -> GaussianMixture:
     if settings["covariance_type"] != "full":
         raise ValueError("only full-covariance mixtures are supported")
     mixture = GaussianMixture(
-        n_components=int(document["n_components"]),
-        random_state=document.get("random_state"),
-        **settings,
+        n_components=int(document["n_components"]), random_state=document.get("random_state"), **settings
     )
     mixture.weights_ = np.asarray(document["weights"], dtype="float64")
     mixture.means_ = np.asarray(document["means"], dtype="float64")

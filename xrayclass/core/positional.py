@@ -16,11 +16,7 @@ from numpy.typing import ArrayLike
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.core.checks import require_columns, require_numeric
 
-__all__ = [
-    "CATALOG_SUFFIX",
-    "catalog_matches",
-    "nearest_within",
-]
+__all__ = ["CATALOG_SUFFIX", "catalog_matches", "nearest_within"]
 
 log = logging.getLogger(__name__)
 

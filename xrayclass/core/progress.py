@@ -8,11 +8,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-__all__ = [
-    "available_threads",
-    "chunks",
-    "steps",
-]
+__all__ = ["available_threads", "chunks", "steps"]
 
 T = TypeVar("T")
 

@@ -24,15 +24,7 @@ from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLASSES, NO_MATCH, UNINFORMATIVE_TYPES
 
-__all__ = [
-    "OTYPE",
-    "TYPES",
-    "LabelReport",
-    "ObjectType",
-    "lookup",
-    "normalize_types",
-    "spellings",
-]
+__all__ = ["OTYPE", "TYPES", "LabelReport", "ObjectType", "lookup", "normalize_types", "spellings"]
 
 #: Column with SIMBAD's short type code, as the CDS X-Match SIMBAD table returns it.
 OTYPE = "otype"

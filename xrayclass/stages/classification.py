@@ -479,15 +479,7 @@ def fit_classifier(
     if calibrate:
         assert sources is not None  # read above when calibrating
         model.calibration = fit_calibration(
-            model,
-            X,
-            X_nb,
-            reference_types,
-            reference_clusters,
-            sources,
-            min_references,
-            score,
-            random_state,
+            model, X, X_nb, reference_types, reference_clusters, sources, min_references, score, random_state
         )
     return model, X
 

@@ -216,8 +216,7 @@ def cluster_detections(
     model = fit_model(X, scaler, n_components, random_state, fit_sample, feature_set, n_total, len(kept))
     clusters, probabilities = model.assign(kept)
     clustered = kept.assign(
-        **{CLUSTER: clusters},
-        **dict(zip(probability_columns(n_components), probabilities.T, strict=False)),
+        **{CLUSTER: clusters}, **dict(zip(probability_columns(n_components), probabilities.T, strict=False))
     )
     sizes = np.bincount(clusters, minlength=n_components)
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
