@@ -43,7 +43,7 @@ from xrayclass.constants import (
     UNINFORMATIVE_TYPES,
     VERSION,
 )
-from xrayclass.core.calibration import apply_temperature
+from xrayclass.core.calibration import apply_temperature, softmax_log
 from xrayclass.core.checks import validate_classifier_document
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
@@ -89,17 +89,6 @@ def softmin(distances: ArrayLike) -> np.ndarray:
     probabilities = np.zeros_like(negated)
     probabilities[defined] = scipy.special.softmax(negated[defined], axis=1)
     return probabilities
-
-
-def softmax_log(log_weights: ArrayLike) -> np.ndarray:
-    """Probabilities ``exp(l) / sum exp(l)`` of each row of log-weights; all zeros without a finite one."""
-    weights = np.array(log_weights, dtype="float64")
-    top = weights.max(axis=1, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
-    np.subtract(weights, top, out=weights)
-    np.exp(weights, out=weights)
-    totals = weights.sum(axis=1, keepdims=True)
-    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
 
 
 def pseudo_log_determinant(covariance: np.ndarray) -> tuple[float, int]:
