@@ -359,7 +359,6 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         category favouring the class most over the best other one).
         """
         check_is_fitted(self, "log_likelihood_")
-        X = validate_data(self, X, dtype="float64", reset=False)
         columns = None if assigned is None else pd.Index(self.classes_).get_indexer(np.asarray(assigned))
         explained = self._explain(X, columns)
         names = np.array([*self.categories_, ""], dtype=object)
@@ -372,11 +371,11 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     def explain_columns(self, X: np.ndarray, columns: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`explain` for the classes at positions ``columns`` (-1: none), categories as positions."""
-        check_is_fitted(self, "log_likelihood_")
-        X = validate_data(self, X, dtype="float64", reset=False)
         return self._explain(X, np.asarray(columns))
 
     def _explain(self, X: np.ndarray, columns: np.ndarray | None) -> dict[str, np.ndarray]:
+        check_is_fitted(self, "log_likelihood_")
+        X = validate_data(self, X, dtype="float64", reset=False)
         # Each row's result depends on that row alone: in chunks, to bound memory.
         parts = [
             self._explain_rows(

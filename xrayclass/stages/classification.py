@@ -28,7 +28,6 @@ from xrayclass.constants import (
     LOCATION_FEATURE,
     MAIN_TYPE,
     NAME,
-    NAME_ALIASES,
     NB_SCORES,
     NO_MATCH,
     OBSID,
@@ -48,8 +47,6 @@ from xrayclass.core.checks import (
     require_roles,
 )
 from xrayclass.core.classifier import (
-    CLASSIFIER_FORMAT,
-    CLASSIFIER_FORMAT_VERSION,
     ClassifierModel,
     ClusterwiseMahalanobis,
     absolute_galactic_latitude,
@@ -63,8 +60,6 @@ from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError
 
 __all__ = [
-    "CLASSIFIER_FORMAT",
-    "CLASSIFIER_FORMAT_VERSION",
     "OTHER_TYPE",
     "OUTLIER_COLUMNS",
     "OUTLIER_FRACTION",
@@ -86,7 +81,6 @@ __all__ = [
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
-    "input_columns",
     "log_census",
     "log_naive_bayes",
     "log_references",
@@ -149,11 +143,6 @@ class ClassificationConfig:
 # -- the input ------------------------------------------------------------------------
 
 REQUIRED_COLUMNS = (NAME, OBSID, CLUSTER, "ra", "dec")
-
-
-def input_columns(feature_set: FeatureSet = PAPER) -> tuple[str, ...]:
-    """The input columns stage 3 reads, where the table has them (the others only pass through)."""
-    return (*REQUIRED_COLUMNS, *NAME_ALIASES, MAIN_TYPE, OTYPE, *feature_set.features, *feature_set.raw_columns)
 
 
 def passthrough_columns(columns: Sequence[str], feature_set: FeatureSet = PAPER) -> list[str]:
