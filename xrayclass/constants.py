@@ -65,29 +65,14 @@ VARIABILITY_RATIO_BANDS = ("b", "h", "s")
 
 #: Raw CSC columns the derived features are computed from.
 RAW_FEATURE_COLUMNS = (
-    "hard_hm",
-    "hard_hs",
-    "hard_ms",
-    "powlaw_gamma",
-    "bb_kt",
-    "var_prob_b",
-    "var_prob_h",
-    "var_prob_s",
-    "var_sigma_b",
-    "var_mean_b",
-    "var_sigma_h",
-    "var_mean_h",
-    "var_sigma_s",
-    "var_mean_s",
-    "var_min_b",
-    "var_max_b",
+    *("hard_hm", "hard_hs", "hard_ms", "powlaw_gamma", "bb_kt", "var_prob_b", "var_prob_h", "var_prob_s"),
+    *(f"var_{kind}_{band}" for band in VARIABILITY_RATIO_BANDS for kind in ("sigma", "mean")),
+    *("var_min_b", "var_max_b"),
 )
 
-#: The unit each column is read in, as astropy writes it (``""``: a pure number). A
-#: VOTable or FITS input column that carries another unit is converted where astropy
-#: can (hours of right ascension or radians to degrees, eV or K to keV, percent to a
-#: fraction) and refused where it cannot; a column without a unit is taken as it is.
-#: Kept here, one mapping for reading and (later) for writing units.
+#: The unit each column is read in, as astropy writes it (``""``: a pure number). An input
+#: column with another unit is converted where astropy can and refused where it cannot;
+#: a column without a unit is taken as it is.
 COLUMN_UNITS = {
     "ra": "deg",
     "dec": "deg",
@@ -107,18 +92,7 @@ COLUMN_UNITS = {
 }
 
 #: The ten classes a detection can be given (SIMBAD otypes), in the published order.
-CLASSES = (
-    "QSO",
-    "AGN",
-    "Seyfert_1",
-    "Seyfert_2",
-    "HMXB",
-    "LMXB",
-    "XB",
-    "YSO",
-    "TTau*",
-    "Orion_V*",
-)
+CLASSES = ("QSO", "AGN", "Seyfert_1", "Seyfert_2", "HMXB", "LMXB", "XB", "YSO", "TTau*", "Orion_V*")
 
 #: SIMBAD types that say too little about the physical class: detections with these
 #: types are classified like unmatched ones, never used as references.
@@ -175,22 +149,18 @@ NAME_ALIASES = ("name_1",)
 N_COMPONENTS = 6
 RANDOM_STATE = 42
 
-#: Stage 3's choices, here rather than in the modules that use them so that the stage's
-#: command line can offer them without importing scikit-learn before it reads.
+#: Stage 3's choices, here so that its command line offers them without importing scikit-learn.
 #: Classifiers stage 3 can use.
 CLASSIFIER_METHODS = ("mahalanobis", "naive-bayes")
-#: How a class scores a detection: the paper's softmin of squared distances, or the
-#: Gaussian log-density.
+#: How a class scores a detection: the paper's softmin of squared distances, or the Gaussian log-density.
 LIKELIHOODS = ("distance", "gaussian")
 #: Class priors: none (the paper's), or each class's share of the cluster's references.
 PRIORS = ("none", "references")
 #: Scores the naive Bayes category weights can be tuned for.
 NB_SCORES = ("macro_f1", "rarest_f1")
-#: Share of detections flagged as outliers by default: those above this top fraction of
-#: the training (reference) distribution of the outlier measure.
+#: Share of detections flagged as outliers by default: the top of the references' outlier measure.
 OUTLIER_FRACTION = 0.01
-#: Percentiles at which the training distribution of the outlier measure is kept (the
-#: classifier artifact stores one quantile per percentile).
+#: Percentiles at which the references' outlier measure is kept (one quantile each in the artifact).
 OUTLIER_PERCENTILES = np.linspace(0, 100, 1001)
 
 

@@ -26,8 +26,7 @@ __all__ = [
 
 #: Exit status of a command given bad input (a file, an argument or an artifact).
 EXIT_INPUT_ERROR = 2
-#: Exit status of a command whose external service failed (network, time-out, HTTP or
-#: service-side error).
+#: Exit status of a command whose external service failed.
 EXIT_SERVICE_ERROR = 3
 
 
@@ -38,9 +37,7 @@ class XrayclassError(Exception):
 class InputError(XrayclassError):
     """A problem with an input table or argument, stated in one line for the user.
 
-    ``table`` says which input the problem is in when a function takes more than one
-    (e.g. ``"stage1"`` or ``"frozen"``); the caller that knows the files maps it to a
-    file name (:func:`input_files`).
+    ``table`` names the input (e.g. ``"frozen"``) when a function takes several; :func:`input_files` maps it to a file.
     """
 
     def __init__(self, *args: object, table: str | None = None) -> None:
@@ -81,11 +78,7 @@ def input_files(path: str | PathLike | None = None, **tables: str | PathLike | N
 
 @contextmanager
 def tables_named(table: str) -> Iterator[None]:
-    """Mark an :class:`InputError` raised inside the block as being about input ``table``.
-
-    For functions that take several tables: the caller that knows the files maps the
-    name to a file with :func:`input_files`. An error already marked keeps its mark.
-    """
+    """Mark an :class:`InputError` raised inside the block (unless already marked) as about input ``table``."""
     try:
         yield
     except InputError as exc:

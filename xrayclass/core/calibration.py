@@ -1,13 +1,10 @@
 """Calibration of class probabilities: scores, reliability curves and temperature scaling.
 
-The paper's softmin probabilities are not calibrated (issue 13: mean top probability
-0.63-0.71 where the accuracy is 0.27-0.35). This module measures that -- the Brier
-score, the expected calibration error (ECE) of the top class and the reliability curve --
-and corrects it by **temperature scaling**: ``p_k^(1/T) / sum_j p_j^(1/T)``, one
-parameter fitted (by the Brier score, see :func:`fit_temperature`) on out-of-fold probabilities, so that the
-references a probability is judged on never helped to make it. A temperature keeps the
-ranking of the classes (the predicted class does not change) and keeps zeros at zero
-(a class that cannot be scored stays at probability 0).
+The paper's softmin probabilities are not calibrated (issue 13). This module measures
+that (Brier score, expected calibration error of the top class, reliability curve) and
+corrects it by **temperature scaling**, ``p_k^(1/T) / sum_j p_j^(1/T)``, fitted on
+out-of-fold probabilities. A temperature keeps the ranking of the classes and keeps
+zeros at zero.
 """
 
 import warnings
@@ -15,7 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.optimize
+from numpy.typing import ArrayLike
 from sklearn.model_selection import StratifiedGroupKFold
 
 from xrayclass.exceptions import InputError
@@ -29,6 +28,7 @@ __all__ = [
     "fit_temperature",
     "out_of_fold_probabilities",
     "reliability_curve",
+    "softmax_log",
     "temperature_out_of_fold",
 ]
 
@@ -61,15 +61,9 @@ def brier_score(probabilities: np.ndarray, true_index: np.ndarray) -> float:
 
 
 def reliability_curve(probabilities: np.ndarray, true_index: np.ndarray, n_bins: int = N_BINS) -> dict:
-    """Top-class confidence against accuracy in equal-width bins of confidence.
+    """Top-class ``confidence`` against ``accuracy`` and ``count`` in equal-width bins (NaN where empty).
 
-    A row with all-zero probabilities (no class scored) counts with confidence 0 and
-    as wrong.
-
-    Returns
-    -------
-    dict of arrays over the bins: ``confidence`` (mean top probability), ``accuracy``
-    (share of rows whose top class is the true one), ``count``; NaN in empty bins.
+    A row with all-zero probabilities (no class scored) counts with confidence 0 and as wrong.
     """
     probabilities = np.asarray(probabilities, dtype="float64")
     true_index = _true_columns(probabilities, true_index)
@@ -98,27 +92,29 @@ def expected_calibration_error(probabilities: np.ndarray, true_index: np.ndarray
     return float(np.sum(curve["count"][filled] * gaps) / total)
 
 
-def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """``p^(1/T)`` renormalized per row; zeros stay zero, all-zero rows stay all zero."""
-    probabilities = np.asarray(probabilities, dtype="float64")
-    with np.errstate(divide="ignore"):
-        logs = np.log(probabilities) / float(temperature)
-    top = logs.max(axis=1, keepdims=True)
+def softmax_log(log_weights: ArrayLike) -> np.ndarray:
+    """Probabilities ``exp(l) / sum exp(l)`` of each row of log-weights; all zeros without a finite one."""
+    weights = np.array(log_weights, dtype="float64")
+    top = weights.max(axis=1, keepdims=True)
     top[~np.isfinite(top)] = 0.0
-    weights = np.exp(logs - top)
+    np.subtract(weights, top, out=weights)
+    np.exp(weights, out=weights)
     totals = weights.sum(axis=1, keepdims=True)
     return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
 
 
-def fit_temperature(probabilities: np.ndarray, true_index: np.ndarray, objective: str = "brier") -> float:
-    """The temperature minimizing the Brier score (default) or the negative log-likelihood.
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``p^(1/T)`` renormalized per row; zeros stay zero, all-zero rows stay all zero."""
+    with np.errstate(divide="ignore"):
+        return softmax_log(np.log(np.asarray(probabilities, dtype="float64")) / float(temperature))
 
-    The Brier score is the default because the per-cluster methods give probability 0
-    to classes with too few references: a row whose true class is such a zero has an
-    infinite log-likelihood at every temperature and would have to be left out of an NLL
-    fit, which then flattens the other rows too much (on the real sample: ECE 0.176 ->
-    0.264 fitted by NLL). The Brier score counts every row. With ``"nll"`` those rows
-    are left out. Returns 1.0 (no change) when no row is usable.
+
+def fit_temperature(probabilities: np.ndarray, true_index: np.ndarray, objective: str = "brier") -> float:
+    """The temperature minimizing the Brier score (default) or the negative log-likelihood; 1.0 without usable rows.
+
+    A row whose true class has probability 0 (too few references in its cluster) has an
+    infinite NLL at every temperature: ``"nll"`` leaves it out and then flattens the
+    other rows too much, while the Brier score counts every row.
     """
     probabilities = np.asarray(probabilities, dtype="float64")
     true_index = _true_columns(probabilities, true_index)
@@ -157,20 +153,11 @@ def out_of_fold_probabilities(
     n_folds: int = 3,
     seed: int = 0,
 ) -> np.ndarray:
-    """Probabilities of every row from a model that did not see its source.
+    """Probabilities of every row by ``fit_predict(train_index, test_index)`` fitted without its group (source).
 
-    ``fit_predict(train_index, test_index)`` returns the probabilities of the test rows
-    from a model fitted on the train rows. The folds keep each group (source) whole
-    and are stratified by label as far as the groups allow.
-
-    Raises
-    ------
-    InputError
-        When the rows cannot make ``n_folds`` such folds: fewer groups than folds, or no
-        label with as many rows as folds.
+    The folds are stratified by label as far as the groups allow; :class:`InputError`
+    when the rows cannot make ``n_folds`` of them.
     """
-    import pandas as pd
-
     labels = np.asarray(labels)
     n_groups = len(pd.unique(pd.Series(np.asarray(groups))))
     if n_groups < n_folds:
@@ -206,8 +193,6 @@ def temperature_out_of_fold(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Fit a temperature on out-of-fold probabilities; the fit and its effect as plain numbers."""
-    import pandas as pd
-
     oof = out_of_fold_probabilities(fit_predict, labels, groups, n_folds, seed)
     true_index = pd.Index(list(classes)).get_indexer(np.asarray(labels))  # type: ignore[arg-type]
     temperature = fit_temperature(oof, true_index)

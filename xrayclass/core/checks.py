@@ -1,12 +1,10 @@
 """Checks the science makes of its own inputs and choices, before any long computation.
 
-Every check here either raises :class:`~xrayclass.exceptions.InputError` with one line
-naming the table (its file, where the caller gives one) and the problem, or returns
-which rows fail (and why) so that the caller can drop them and count them: the
-columns a table needs, the physical ranges of the CSC columns, names, repeats,
-positions, cluster labels, class probabilities, and the JSON documents of the stored
-models. The README section "What the pipeline checks" lists them. The checks of the
-files themselves (outputs that can be written) are :mod:`xrayclass.io.checks`'.
+Each raises :class:`~xrayclass.exceptions.InputError` with one line naming the problem,
+or returns which rows fail so that the caller can drop and count them: columns, physical
+ranges, names, repeats, positions, cluster labels, class probabilities and the stored
+models' JSON documents (README, "What the pipeline checks"). Checks of files are
+:mod:`xrayclass.io.checks`'.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from xrayclass.constants import (
     FEATURES,
     LIKELIHOODS,
     LOG_FEATURES,
-    MINMAX_FEATURES,
     NAME,
     NAME_ALIASES,
     OBSID,
@@ -112,12 +109,7 @@ def require_columns(table: pd.DataFrame, columns: Iterable[str]) -> None:
 
 
 def require_numeric(table: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    """Return ``table`` with ``columns`` numeric, or say which value is not a number.
-
-    Numeric columns are left as they are (integers stay integers); text columns are
-    converted. Empty cells are missing values (NaN), not errors; text such as
-    ``'abc'`` is an error.
-    """
+    """Return ``table`` with text ``columns`` made numeric (blank cells NaN), or say which value is not a number."""
     converted = {}
     for column in columns:
         values = table[column]
@@ -138,14 +130,11 @@ def require_numeric(table: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame
 
 # -- physical ranges of the CSC columns ----------------------------------------------------
 
-#: Closed interval each column's values must lie in; a value outside makes its row
-#: unusable (dropped and counted, never clipped). Hardness ratios are (H-S)/(H+S) and
-#: probabilities are probabilities; light-curve rates, their spreads and a black-body
-#: temperature cannot be negative. ``powlaw_gamma`` and ``bb_kt`` have no hard physical
-#: bound, but a value far beyond any fitted CSC spectrum (the published sample spans
-#: powlaw_gamma -2.97 .. 10 and bb_kt 0.14 .. 129 keV) is a corrupted cell, and a single
-#: one would squeeze the whole column into a point under MinMax scaling. The bounds
-#: below are generous: twice the widest published value, rounded out.
+#: Closed interval each column's values must lie in; a row with a value outside is
+#: dropped and counted, never clipped. ``powlaw_gamma`` and ``bb_kt`` have no hard bound,
+#: but a value far beyond any fitted CSC spectrum (published: -2.97 .. 10 and 0.14 .. 129
+#: keV) is a corrupted cell that would squeeze the column to a point under MinMax: the
+#: bounds are twice the widest published value, rounded out.
 PHYSICAL_RANGES = {
     "hard_hm": (-1.0, 1.0),
     "hard_hs": (-1.0, 1.0),
@@ -155,11 +144,8 @@ PHYSICAL_RANGES = {
     "var_prob_b": (0.0, 1.0),
     "var_prob_h": (0.0, 1.0),
     "var_prob_s": (0.0, 1.0),
-    # A light curve's standard deviation over its mean cannot exceed sqrt(N - 1) for N
-    # non-negative bins, nor its mid-range over its mean N / 2; a Chandra observation
-    # (under 200 ks, in 3.2 s frames) has N < 62,500: at most 250 and 31,250. The
-    # published values reach 34 and 637. Beyond, a value is a corrupted cell that would
-    # squeeze the whole column into a point under the log and MinMax.
+    # A light curve's std over its mean is at most sqrt(N - 1) for N non-negative bins, its
+    # mid-range over its mean N / 2; a Chandra observation has N < 62,500 (published: 34, 637).
     "var_ratio_b": (0.0, 1e3),
     "var_ratio_h": (0.0, 1e3),
     "var_ratio_s": (0.0, 1e3),
@@ -176,20 +162,16 @@ PHYSICAL_RANGES = {
 }
 
 
-#: The smallest positive normal float. Closer to zero (a *subnormal* value) a number
-#: has lost precision, and one tenth of it, the log shift of the paper's rule, is 0.
+#: The smallest positive normal float; one tenth of a subnormal (the paper's log shift) is 0.
 SMALLEST_NORMAL = float(np.finfo("float64").tiny)
 
 
 def subnormal_columns(feature_set: FeatureSet) -> tuple[str, ...]:
     """The columns of ``feature_set`` where a subnormal value makes a row unusable.
 
-    Those the pipeline takes a log of or divides by: the log features (the shift, one
-    tenth of the smallest non-zero value, underflows to 0 and an exact zero's log
-    becomes -inf: a subnormal ``var_sigma_b`` crashed the mixture with NaN) and the raw
-    columns the derived features are computed from (a subnormal ``var_mean`` makes a
-    ratio of 1e300). Elsewhere a subnormal is only a very small number, and can be a
-    real one: the published variability probabilities go down to 3e-234.
+    Those the pipeline takes a log of (the shift underflows to 0) or divides by (the raw
+    columns of the derived features). Elsewhere a subnormal can be real (published
+    variability probabilities reach 3e-234).
     """
     return (*feature_set.log_features, *(c for f in feature_set.derived_features for c in feature_set.derived[f]))
 
@@ -201,11 +183,7 @@ def subnormal(values: np.ndarray) -> np.ndarray:
 
 
 def out_of_range(table: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    """Boolean frame: True where a finite value of ``columns`` lies outside its physical range.
-
-    Missing and non-finite values are not flagged here (they have their own reason).
-    Columns absent from ``table`` or without a range are skipped.
-    """
+    """Boolean frame: True where a finite value of ``columns`` (those present, with a range) lies outside it."""
     flags = {}
     for column in columns:
         if column not in table.columns or column not in PHYSICAL_RANGES:
@@ -225,10 +203,7 @@ def describe_range(column: str) -> str:
 def require_log_features_usable(
     features: np.ndarray | pd.DataFrame, names: Sequence[str] = FEATURES, log_features: Sequence[str] = LOG_FEATURES
 ) -> None:
-    """A log feature that is zero for every detection has no shift: say so, in one line.
-
-    ``features`` is a 2-D array whose columns are ``names``, or a table with those columns.
-    """
+    """A log feature zero for every detection has no shift: say so. ``features``: a table, or an array of ``names``."""
     for name in log_features:
         if isinstance(features, pd.DataFrame):
             column = features[name].to_numpy()
@@ -275,11 +250,7 @@ def repeat_columns(columns: Iterable[str]) -> list[str]:
 
 
 def checked_columns() -> tuple[str, ...]:
-    """The columns :func:`check_detections` reads, where a table has them.
-
-    Identity (with the aliases of the name), positions, cluster labels and the measured
-    values that tell a repeated detection from another one.
-    """
+    """The columns the detection checks read, where a table has them."""
     return (NAME, *NAME_ALIASES, OBSID, "region_id", "ra", "dec", "cluster", *PHYSICAL_RANGES, *CLASSES)
 
 
@@ -293,12 +264,8 @@ def duplicated_detections(
 ) -> np.ndarray:
     """Rows repeating an earlier row's detection: same name, obsid (and region_id) and values.
 
-    The CSC can list several detections of one source in one observation (different
-    regions, different measurements); those are not repeats. A repeat has the same
-    identity and the same measured values, as when a table was concatenated twice.
-    A repeat is one of the rows sharing their name and obsid with another
-    (:func:`sharing_name_and_obsid`, or ``shared`` when the caller has it), so only
-    those are compared.
+    The CSC lists several detections of a source in one observation (other regions and
+    values): those are not repeats. Only the rows ``shared`` (:func:`sharing_name_and_obsid`) are compared.
     """
     subset = [c for c in dict.fromkeys((NAME, OBSID, "region_id", "ra", "dec", *value_columns)) if c in table.columns]
     if shared is None:
@@ -313,28 +280,19 @@ def duplicated_detections(
     return repeated
 
 
-#: Float columns hashed to find the candidate repeats (see :func:`duplicated_rows`): the
-#: positions and four measured values tell a 1M-detection catalog's rows apart, and
-#: hashing all 30 of a stage table's took half of its checks.
+#: Float columns hashed to find the candidate repeats (see :func:`duplicated_rows`).
 HASHED_FLOATS = 6
 
 
 def duplicated_rows(table: pd.DataFrame, subset: Sequence[str], keep: Literal["first", False] = "first") -> np.ndarray:
     """``table.duplicated(subset, keep)`` as a boolean array, hashing the rows first.
 
-    pandas factorizes every column of ``subset`` in turn, the bulk of a stage's checks
-    on a wide table. Rows equal on ``subset`` are equal on any part of it, so a row
-    whose hash over a part is unique cannot repeat another: only the rows sharing a
-    hash are compared exactly. The part is the first ``HASHED_FLOATS`` float columns
-    (positions and measured values rarely repeat together, and floats hash faster than
-    names); a subset without floats is left to pandas. Floats are made canonical first (one NaN,
-    +0.0) because pandas treats all NaNs, and 0.0 and -0.0, as equal while their bit
-    patterns differ.
+    A row whose hash over the first ``HASHED_FLOATS`` float columns is unique cannot repeat
+    another: only rows sharing a hash are compared exactly. Floats are made canonical first
+    (one NaN, +0.0), as pandas treats all NaNs, and 0.0 and -0.0, as equal.
     """
     floats = [c for c in subset if pd.api.types.is_float_dtype(table[c].dtype)][:HASHED_FLOATS]
     if not floats:
-        # Identity columns alone (names, obsids): pandas factorizes a few such columns
-        # faster than they hash.
         return table.duplicated(list(subset), keep=keep).to_numpy()
     columns = {}
     for column in floats:
@@ -452,11 +410,7 @@ def bad_cluster_labels(table: pd.DataFrame, column: str = "cluster") -> np.ndarr
 
 
 def cluster_label_error(
-    n_clusters: int | None,
-    n_bad: int,
-    row: int,
-    value: object,
-    column: str = "cluster",
+    n_clusters: int | None, n_bad: int, row: int, value: object, column: str = "cluster"
 ) -> InputError:
     """The error for ``n_bad`` rows whose cluster label is not one of ``n_clusters``, the first at ``row``."""
     limit = f"0 .. {n_clusters - 1}" if n_clusters else "non-negative integers"
@@ -469,10 +423,9 @@ def cluster_label_error(
 def require_cluster_labels(table: pd.DataFrame, column: str = "cluster", every_cluster_used: bool = False) -> None:
     """Cluster labels must be integers 0 .. K-1 (K from the prob_* columns when present).
 
-    With ``every_cluster_used`` (a frozen crossmatch whose clusters replace this run's),
-    a table without ``prob_*`` columns must use every number from 0 to its largest: K
-    is then that largest plus one, and a cluster without a detection is a gap, such as
-    a 99 among clusters 0 .. 5, which no mixture component can describe.
+    With ``every_cluster_used`` (frozen clusters replacing this run's) a table without
+    ``prob_*`` must use every number up to its largest: no mixture component can
+    describe a gap, such as a 99 among clusters 0 .. 5.
     """
     bad = bad_cluster_labels(table, column)
     n_clusters = cluster_count(table.columns)
@@ -481,8 +434,7 @@ def require_cluster_labels(table: pd.DataFrame, column: str = "cluster", every_c
         row = int(np.flatnonzero(bad)[0])
         raise cluster_label_error(n_clusters, int(bad.sum()), row, table[column].iloc[row], column)
     if every_cluster_used and not n_clusters and len(values):
-        # Sorted distinct labels: without gaps, the k-th is k (no array of size K: K is
-        # whatever the file says, 1e15 too).
+        # Sorted distinct labels: without gaps, the k-th is k (no array of size K, which may be 1e15).
         labels = np.unique(values)
         gaps = labels != np.arange(len(labels))
         if gaps.any():
@@ -532,6 +484,10 @@ class _Schema:
     def fail(self, field: str, problem: str) -> NoReturn:
         raise InputError(f"field '{field}' {problem}")
 
+    def choice(self, field: str, value: object, choices: Sequence[str]) -> None:
+        if value not in choices:
+            self.fail(field, f"must be one of {', '.join(choices)}, got {value!r}")
+
     def get(self, document: Mapping[str, Any], field: str, kind: type | tuple[type, ...] | None = None) -> Any:
         value = document
         for key in field.split("."):
@@ -563,15 +519,10 @@ class _Schema:
         return value
 
 
-def _check_preprocessing(
-    schema: _Schema, document: dict, prefix: str = "preprocessing", feature_set: FeatureSet | None = None
-) -> None:
-    features, log_features, minmax_features = (
-        (FEATURES, LOG_FEATURES, MINMAX_FEATURES)
-        if feature_set is None
-        else (feature_set.features, feature_set.log_features, feature_set.minmax_features)
-    )
-    schema.names(document, f"{prefix}.features", features)
+def _check_preprocessing(schema: _Schema, document: dict, feature_set: FeatureSet) -> None:
+    prefix = "preprocessing"
+    log_features, minmax_features = feature_set.log_features, feature_set.minmax_features
+    schema.names(document, f"{prefix}.features", feature_set.features)
     schema.names(document, f"{prefix}.log_features", log_features)
     schema.names(document, f"{prefix}.minmax_features", minmax_features)
     for name in log_features:
@@ -607,21 +558,19 @@ def _check_format(schema: _Schema, document: dict, expected_format: str, version
 def validate_model_document(document: dict, expected_format: str, version: int) -> None:
     """Check a clustering ``model.json`` before use: keys, shapes, finite values, a proper mixture.
 
-    The mixture's weights are non-negative and sum to 1, each covariance is symmetric
-    positive-definite, and each Cholesky factor of the precision is upper-triangular
-    with a positive diagonal and inverts its covariance.
+    Weights summing to 1, symmetric positive-definite covariances, upper-triangular
+    precision Cholesky factors with a positive diagonal that invert their covariance.
     """
     schema = _Schema()
     feature_set = _check_format(schema, document, expected_format, version)
-    _check_preprocessing(schema, document, feature_set=feature_set)
+    _check_preprocessing(schema, document, feature_set)
     k = schema.get(document, "mixture.n_components", int)
     if k < 1:
         schema.fail("mixture.n_components", f"must be positive, got {k}")
     if schema.get(document, "mixture", dict).get("covariance_type", "full") != "full":
         schema.fail("mixture.covariance_type", "must be 'full'")
     mixture = document["mixture"]
-    # Fit diagnostics and settings are read too (int(), float()): a damaged one must be
-    # named, not crash the load.
+    # Fit diagnostics and settings are read too: a damaged one must be named, not crash the load.
     for key, kinds in (
         ("n_iter", int),
         ("max_iter", int),
@@ -669,7 +618,7 @@ def validate_model_document(document: dict, expected_format: str, version: int) 
 
 
 def _check_cluster_provenance(schema: _Schema, document: dict, k: int) -> None:
-    """``clusters``: whose clusters the mixture describes (issue 9); absent in older models."""
+    """``clusters``: whose clusters the mixture describes (absent in older models)."""
     if "clusters" not in document:
         return
     provenance = schema.get(document, "clusters", dict)
@@ -694,23 +643,16 @@ def _check_cluster_provenance(schema: _Schema, document: dict, k: int) -> None:
             schema.fail("clusters.published_comparison.caveat", "must be text")
 
 
-def validate_classifier_document(
-    document: dict,
-    expected_format: str,
-    version: int,
-    methods: Sequence[str],
-) -> None:
+def validate_classifier_document(document: dict, expected_format: str, version: int, methods: Sequence[str]) -> None:
     """Check a ``classifier.json`` before use: keys, method, classes, shapes and finite values."""
     schema = _Schema()
     feature_set = _check_format(schema, document, expected_format, version)
-    method = schema.get(document, "method", str)
-    if method not in methods:
-        schema.fail("method", f"must be one of {', '.join(methods)}, got {method!r}")
+    schema.choice("method", schema.get(document, "method", str), methods)
     schema.get(document, "location", bool)
     types = schema.get(document, "uninformative_types", list)
     if not all(isinstance(t, str) for t in types):
         schema.fail("uninformative_types", "must be a list of strings")
-    _check_preprocessing(schema, document, feature_set=feature_set)
+    _check_preprocessing(schema, document, feature_set)
     d = len(feature_set)
     classes = schema.get(document, "references.classes", list)
     if not classes or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
@@ -721,14 +663,11 @@ def validate_classifier_document(
     minimum = schema.get(document, "references.min_references")
     if minimum != "n_features" and not (_integer(minimum) and minimum >= 2):
         schema.fail("references.min_references", f"must be 'n_features' or an integer >= 2, got {minimum!r}")
-    # The scoring options of issue 13 (absent from older artifacts: the paper's).
+    # The scoring options (absent from older artifacts: the paper's).
     references = document["references"]
     likelihood = references.get("likelihood", "distance")
-    if likelihood not in LIKELIHOODS:
-        schema.fail("references.likelihood", f"must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
-    priors = references.get("priors", "none")
-    if priors not in PRIORS:
-        schema.fail("references.priors", f"must be one of {', '.join(PRIORS)}, got {priors!r}")
+    schema.choice("references.likelihood", likelihood, LIKELIHOODS)
+    schema.choice("references.priors", references.get("priors", "none"), PRIORS)
     calibration = document.get("calibration")
     if calibration is not None:
         temperature = calibration.get("temperature") if isinstance(calibration, dict) else None
@@ -786,7 +725,6 @@ def validate_classifier_document(
     alpha = schema.get(document, "naive_bayes.alpha", dict)
     if set(alpha) != set(categories) or not all(_finite(v) and v >= 0 for v in alpha.values()):
         schema.fail("naive_bayes.alpha", "must give each category a finite non-negative weight")
-    # One quantile per percentile of OUTLIER_PERCENTILES (they are interpolated together).
     quantiles = schema.array(document, "outlier_quantiles", (len(OUTLIER_PERCENTILES),))
     if (np.diff(quantiles) < 0).any():
         schema.fail("outlier_quantiles", "must be a non-decreasing list of numbers")

@@ -1,22 +1,16 @@
-"""Per-cluster Mahalanobis classification of unlabeled detections.
+"""Per-cluster Mahalanobis classification of unlabeled detections (stage 3).
 
-Inside a cluster, each class is represented by its labeled (reference) detections.
-An unlabeled detection is scored by its **squared** Mahalanobis distance to each
-class: ``d = (x - mean)^T pinv(cov) (x - mean)`` with the class's reference mean and
-sample covariance (ddof 1) and the Moore-Penrose pseudo-inverse, and the distances
-become probabilities by a softmin, ``exp(-d) / sum exp(-d)``. A class with fewer
-references than features (whose covariance is singular) gets probability 0. This is
-what the published code does; the paper's prose speaks of the (unsquared) distance.
+Inside a cluster each class is represented by its reference detections. A detection is
+scored by its **squared** Mahalanobis distance ``d = (x - mean)^T pinv(cov) (x - mean)``
+to each class (sample covariance, ddof 1, Moore-Penrose pseudo-inverse), and a softmin
+``exp(-d) / sum exp(-d)`` turns distances into probabilities; a class with fewer
+references than features gets probability 0. This is the published code; the paper's
+prose speaks of the unsquared distance.
 
-Beyond the paper, ``likelihood="gaussian"`` scores each class by its Gaussian
-log-density instead, ``-d/2 - log pdet(cov)/2 - rank/2 log(2 pi)``, with the
-pseudo-determinant that matches the pseudo-inverse (the product of the singular values
-that ``pinv`` keeps); ``priors="references"`` adds the log of each class's share of the
-cluster's references. Without these two terms, classes with broad covariances absorb
-detections (issue 13).
-
-:class:`ClassifierModel` is stage 3's stored model: the preprocessing, both classifiers
-and the outlier yardstick, with its JSON document.
+Beyond the paper (issue 13), ``likelihood="gaussian"`` scores the Gaussian log-density
+``-d/2 - log pdet(cov)/2 - rank/2 log(2 pi)`` and ``priors="references"`` adds the log of
+each class's share of the cluster's references. :class:`ClassifierModel` is stage 3's
+stored model with its JSON document.
 """
 
 from __future__ import annotations
@@ -49,7 +43,7 @@ from xrayclass.constants import (
     UNINFORMATIVE_TYPES,
     VERSION,
 )
-from xrayclass.core.calibration import apply_temperature
+from xrayclass.core.calibration import apply_temperature, softmax_log
 from xrayclass.core.checks import validate_classifier_document
 from xrayclass.core.featuresets import PAPER, FeatureSet, from_artifact
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
@@ -73,30 +67,19 @@ __all__ = [
     "squared_mahalanobis",
 ]
 
-#: Rows processed at once when scoring, to bound memory at any catalog size.
+#: Rows scored at once, to bound memory at any catalog size.
 CHUNK_ROWS = 65_536
 CLASSIFIER_FORMAT = "xrayclass.classifier-model"
-#: Version 1 documents made before the reference census lack "reference_census"; they
-#: load and classify the same (the census is for reading, not for predicting).
+#: Version 1 documents without "reference_census" load and classify the same.
 CLASSIFIER_FORMAT_VERSION = 1
 
 
 def softmin(distances: ArrayLike) -> np.ndarray:
-    """Turn non-negative distances into probabilities, ``exp(-|d|) / sum exp(-|d|)``.
+    """Probabilities ``exp(-|d|) / sum exp(-|d|)`` of each row of distances (the published arithmetic).
 
-    ``scipy.special.softmax`` of ``-|d|``: infinite distances get probability 0, and the
-    smallest distance of each row is subtracted first, which leaves the result
-    unchanged but keeps it defined where every ``exp(-d)`` would underflow to 0 (the
-    published code returned NaN there); the arithmetic is the published one, to the
-    bit. A row with no finite distance (or a NaN) gets all zeros.
-
-    Parameters
-    ----------
-    distances : array of shape (n_rows, n_classes)
-
-    Returns
-    -------
-    numpy.ndarray of the same shape; each row sums to 1, or is all zero.
+    ``scipy.special.softmax`` subtracts each row's smallest distance first, so a row
+    where every ``exp(-d)`` underflows stays defined (the published code gave NaN); a
+    row without a finite distance gets all zeros.
     """
     negated = np.negative(np.abs(np.asarray(distances, dtype="float64")))
     # A row without any finite distance would give inf - inf = NaN inside softmax.
@@ -108,26 +91,10 @@ def softmin(distances: ArrayLike) -> np.ndarray:
     return probabilities
 
 
-def softmax_log(log_weights: ArrayLike) -> np.ndarray:
-    """Normalize log-weights into probabilities, ``exp(l) / sum exp(l)``, row by row.
-
-    ``-inf`` gets probability 0; a row without any finite log-weight gets all zeros.
-    """
-    weights = np.array(log_weights, dtype="float64")
-    top = weights.max(axis=1, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
-    np.subtract(weights, top, out=weights)
-    np.exp(weights, out=weights)
-    totals = weights.sum(axis=1, keepdims=True)
-    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
-
-
 def pseudo_log_determinant(covariance: np.ndarray) -> tuple[float, int]:
-    """Log pseudo-determinant and rank of a covariance, consistent with ``scipy.linalg.pinv``.
+    """Log pseudo-determinant and rank of a covariance, over the singular values ``scipy.linalg.pinv`` keeps.
 
-    The singular values kept are those ``pinv`` keeps with its default tolerance
-    (``max(shape) * eps * largest``), so that the density built from the pair
-    ``(pinv, pdet)`` is the Gaussian density on the subspace the references span.
+    So that ``(pinv, pdet)`` make the Gaussian density on the subspace the references span.
     """
     values = scipy.linalg.svdvals(covariance)
     if values.size == 0 or values[0] <= 0:
@@ -138,16 +105,11 @@ def pseudo_log_determinant(covariance: np.ndarray) -> tuple[float, int]:
 
 
 def squared_mahalanobis(X: np.ndarray, mean: np.ndarray, inverse_covariance: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance of each row of ``X`` to ``mean``.
+    """Squared Mahalanobis distance of each row of ``X`` to ``mean``, linear in memory.
 
-    Linear in memory: one pass of ``(x - mean) @ P`` and a row-wise dot product,
-    never the n x n matrix that ``diag(D P D^T)`` would build.
-
-    The product is summed by ``einsum`` in a fixed order for every row, not by BLAS,
-    whose result for a row can change in the last bit with the rows that share its
-    block: so a detection's probabilities do not depend on the batch, chunk or Dask
-    partition it is scored in (streamed and in-memory runs write the same bytes), and
-    it is no slower for 12 features.
+    ``einsum`` sums in a fixed order for every row, unlike BLAS, whose last bit can
+    change with the rows sharing a block: a detection's probabilities do not depend on
+    the batch or partition it is scored in.
     """
     centered = X - mean
     return np.einsum("ij,ij->i", np.einsum("ij,jk->ik", centered, inverse_covariance), centered)
@@ -159,36 +121,18 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     classes : sequence, optional
-        The classes, in the order of the probability columns; ties between classes go
-        to the first. Default: the sorted labels seen in ``fit``. Labels in ``y`` must
-        all be among them; a class without references gets probability 0.
+        The probability columns' order (ties go to the first); default the sorted labels of ``fit``.
     min_references : int or "n_features", default "n_features"
-        A class needs at least this many references to be scored; with fewer, its
-        covariance is singular and the published code gives it probability 0.
+        Fewer references than this (a singular covariance) and a class gets probability 0.
     unclassified_label : object, default "Unclassified"
-        What :meth:`predict` returns for a row that no class can score (every class has
-        too few references); :meth:`predict_proba` gives such a row all zeros.
+        What :meth:`predict` returns for a row no class can score (its probabilities are all 0).
     likelihood : {"distance", "gaussian"}, default "distance"
-        ``distance``: softmin of the squared distances (the paper's). ``gaussian``:
-        softmax of the class-conditional Gaussian log-densities (pseudo-determinant).
+        Softmin of the squared distances (the paper's), or softmax of the Gaussian log-densities.
     priors : {"none", "references"}, default "none"
         ``references`` weights each class by its share of the references seen in ``fit``.
 
-    Attributes
-    ----------
-    classes_ : numpy.ndarray
-        The class labels.
-    n_references_ : numpy.ndarray of int
-        References seen per class.
-    scored_ : numpy.ndarray of bool
-        Whether each class has enough references to be scored.
-    means_ : numpy.ndarray of shape (n_classes, n_features)
-        Reference means (NaN for classes not scored).
-    inverse_covariances_ : numpy.ndarray of shape (n_classes, n_features, n_features)
-        Pseudo-inverses of the reference covariances (NaN for classes not scored).
-    log_pseudo_determinants_, ranks_ : numpy.ndarray
-        Log pseudo-determinant and rank of each reference covariance (NaN and 0 for
-        classes not scored).
+    Attributes ``classes_``, ``n_references_``, ``scored_``, ``means_``, ``inverse_covariances_``,
+    ``log_pseudo_determinants_`` and ``ranks_`` hold one entry per class (NaN or 0 where not scored).
     """
 
     def __init__(
@@ -218,16 +162,21 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
             return int(self.min_references)
         raise ValueError(f"min_references must be 'n_features' or an integer >= 2, got {self.min_references!r}")
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> MahalanobisClassifier:
-        """Learn each class's reference mean and pseudo-inverse covariance.
+    def _allocate(self, classes: ArrayLike, n_features: int) -> MahalanobisClassifier:
+        """Set the fitted attributes of a model that scores no class yet."""
+        n_classes = len(classes)  # type: ignore[arg-type]
+        self.classes_ = np.asarray(classes)
+        self.n_references_ = np.zeros(n_classes, dtype=int)
+        self.scored_ = np.zeros(n_classes, dtype=bool)
+        self.means_ = np.full((n_classes, n_features), np.nan)
+        self.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
+        self.log_pseudo_determinants_ = np.full(n_classes, np.nan)
+        self.ranks_ = np.zeros(n_classes, dtype=int)
+        self.n_features_in_ = n_features
+        return self
 
-        Parameters
-        ----------
-        X : array of shape (n_references, n_features)
-            Preprocessed features of the labeled detections.
-        y : array of shape (n_references,)
-            Their classes.
-        """
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MahalanobisClassifier:
+        """Learn each class's reference mean and pseudo-inverse covariance from preprocessed ``X``."""
         self._check_scoring()
         X, y = validate_data(self, X, y, dtype="float64")
         check_classification_targets(y)
@@ -238,15 +187,8 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
             unknown = sorted(set(np.unique(y).tolist()) - set(classes.tolist()))
             if unknown:
                 raise ValueError(f"labels {unknown} are not among classes {classes.tolist()}")
-        n_features = X.shape[1]
-        minimum = self._min_references(n_features)
-        n_classes = len(classes)
-        self.classes_ = classes
-        self.n_references_ = np.zeros(n_classes, dtype=int)
-        self.means_ = np.full((n_classes, n_features), np.nan)
-        self.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
-        self.log_pseudo_determinants_ = np.full(n_classes, np.nan)
-        self.ranks_ = np.zeros(n_classes, dtype=int)
+        minimum = self._min_references(X.shape[1])
+        self._allocate(classes, X.shape[1])
         for k, label in enumerate(classes):
             references = X[y == label]
             self.n_references_[k] = len(references)
@@ -281,8 +223,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
     def log_likelihood(self, X: np.ndarray) -> np.ndarray:
         """Gaussian log-density of each row under each class (-inf where not scored).
 
-        ``-d/2 - log pdet/2 - rank/2 log(2 pi)``: on a full-rank covariance this is
-        ``scipy.stats.multivariate_normal.logpdf``.
+        On a full-rank covariance this is ``scipy.stats.multivariate_normal.logpdf``.
         """
         distances = self.squared_distances(X)
         constants = np.where(
@@ -291,13 +232,7 @@ class MahalanobisClassifier(ClassifierMixin, BaseEstimator):
         return -(0.5 * distances + constants)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities; columns follow ``classes_``.
-
-        By default the softmin of the squared distances (the paper's); with
-        ``likelihood="gaussian"`` the softmax of the Gaussian log-densities; with
-        ``priors="references"`` each class is also weighted by its share of the
-        references. Rows that no class can score are all zero (see ``unclassified_label``).
-        """
+        """Class probabilities, columns in ``classes_`` order; all zero where no class can score a row."""
         self._check_scoring()
         if self.likelihood == "distance" and self.priors == "none":
             return softmin(self.squared_distances(X))
@@ -322,20 +257,7 @@ def labels_from_probabilities(
 
 
 class ClusterwiseMahalanobis:
-    """One :class:`MahalanobisClassifier` per cluster, fitted on that cluster's references.
-
-    Parameters
-    ----------
-    classes : sequence of str
-        The classes, in probability-column order.
-    min_references : int or "n_features"
-        Passed to each cluster's classifier.
-
-    Attributes
-    ----------
-    classifiers_ : dict
-        Cluster label -> fitted :class:`MahalanobisClassifier`.
-    """
+    """One :class:`MahalanobisClassifier` per cluster (``classifiers_``), fitted on that cluster's references."""
 
     def __init__(
         self,
@@ -357,11 +279,7 @@ class ClusterwiseMahalanobis:
     def fit(
         self, X: np.ndarray, y: np.ndarray, clusters: ArrayLike, all_clusters: Iterable[object] = ()
     ) -> ClusterwiseMahalanobis:
-        """Fit each cluster's classifier on the references ``X[clusters == c], y[...]``.
-
-        Clusters listed in ``all_clusters`` without any reference get a classifier that
-        scores no class (all probabilities 0), so that the model knows them.
-        """
+        """Fit each cluster's classifier on its references; ``all_clusters`` without any score no class."""
         X = np.asarray(X, dtype="float64")
         y = np.asarray(y)
         clusters = np.asarray(clusters)
@@ -371,21 +289,8 @@ class ClusterwiseMahalanobis:
             self.classifiers_[_cluster_key(cluster)] = self._classifier().fit(X[members], y[members])
         for cluster in all_clusters:
             if _cluster_key(cluster) not in self.classifiers_:
-                self.classifiers_[_cluster_key(cluster)] = self._without_references(X.shape[1])
+                self.classifiers_[_cluster_key(cluster)] = self._classifier()._allocate(self.classes, X.shape[1])
         return self
-
-    def _without_references(self, n_features: int) -> MahalanobisClassifier:
-        classifier = self._classifier()
-        n_classes = len(self.classes)
-        classifier.classes_ = np.asarray(self.classes)
-        classifier.n_references_ = np.zeros(n_classes, dtype=int)
-        classifier.scored_ = np.zeros(n_classes, dtype=bool)
-        classifier.means_ = np.full((n_classes, n_features), np.nan)
-        classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
-        classifier.log_pseudo_determinants_ = np.full(n_classes, np.nan)
-        classifier.ranks_ = np.zeros(n_classes, dtype=int)
-        classifier.n_features_in_ = n_features
-        return classifier
 
     def predict_proba(self, X: np.ndarray, clusters: ArrayLike) -> np.ndarray:
         """Probabilities from each row's own cluster; all zero for a cluster never fitted."""
@@ -393,8 +298,7 @@ class ClusterwiseMahalanobis:
             raise ValueError("ClusterwiseMahalanobis is not fitted yet; call fit first")
         X = np.asarray(X, dtype="float64")
         clusters = np.asarray(clusters)
-        # Rows grouped by cluster once (a stable sort), then contiguous slices: cheaper
-        # than one boolean selection of every row per cluster.
+        # Rows grouped by cluster once (a stable sort), then scored in contiguous slices.
         order = np.argsort(clusters, kind="stable")
         grouped, X_grouped = clusters[order], X[order]
         bounds = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1], True]) if len(X) else np.array([0])
@@ -446,7 +350,7 @@ class ClusterwiseMahalanobis:
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> ClusterwiseMahalanobis:
         """Rebuild from :meth:`to_dict` output, predicting exactly as the original."""
-        # Artifacts from before issue 13 carry neither key: they are the paper's scoring.
+        # Artifacts without likelihood or priors (before issue 13) score as the paper.
         model = cls(
             document["classes"],
             document["min_references"],
@@ -454,24 +358,16 @@ class ClusterwiseMahalanobis:
             document.get("priors", "none"),
         )
         model.classifiers_ = {}
-        n_classes = len(model.classes)
         for cluster, per_class in document["clusters"].items():
-            n_features = int(document["n_features"])
-            classifier = model._classifier()
-            classifier.classes_ = np.asarray(model.classes)
+            classifier = model._classifier()._allocate(model.classes, int(document["n_features"]))
             classifier.n_references_ = np.array([per_class[c]["n_references"] for c in model.classes])
             classifier.scored_ = np.array([per_class[c]["scored"] for c in model.classes])
-            classifier.means_ = np.full((n_classes, n_features), np.nan)
-            classifier.inverse_covariances_ = np.full((n_classes, n_features, n_features), np.nan)
-            classifier.log_pseudo_determinants_ = np.full(n_classes, np.nan)
-            classifier.ranks_ = np.zeros(n_classes, dtype=int)
             for k, label in enumerate(model.classes):
                 if per_class[label]["scored"]:
                     classifier.means_[k] = per_class[label]["mean"]
                     classifier.inverse_covariances_[k] = per_class[label]["inverse_covariance"]
                     classifier.log_pseudo_determinants_[k] = per_class[label].get("log_pseudo_determinant", np.nan)
                     classifier.ranks_[k] = per_class[label].get("rank", 0)
-            classifier.n_features_in_ = n_features
             model.classifiers_[_cluster_key(cluster)] = classifier
         return model
 
@@ -484,10 +380,8 @@ def _cluster_key(cluster: Any) -> int:
 def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
     """|b| / 90 deg of each detection, from ``ra``/``dec`` (ICRS, deg), in [0, 1].
 
-    By ERFA's ``icrs2g`` (the IAU SOFA routine astropy itself is built on): within
-    3e-6 deg of astropy's ``SkyCoord(...).galactic`` (the two orient the Galactic frame
-    through different realizations of the ICRS), a hundred times finer than the
-    location category's 1.8-deg bins, without importing ``astropy.coordinates``.
+    ERFA's ``icrs2g`` (under astropy) agrees with ``SkyCoord(...).galactic`` within 3e-6 deg,
+    far finer than the location category's 1.8-deg bins, without importing ``astropy.coordinates``.
     """
     ra = np.radians(detections["ra"].to_numpy(dtype="float64"))
     dec = np.radians(detections["dec"].to_numpy(dtype="float64"))
@@ -503,11 +397,7 @@ def _text(names: Sequence[str], positions: np.ndarray) -> pd.Series:
 
 @dataclass
 class ClassifierModel:
-    """Everything needed to classify new detections, without the training table.
-
-    The preprocessing, each cluster's class references (Mahalanobis), and the naive
-    Bayes model with the training distribution of its outlier measure.
-    """
+    """Everything needed to classify new detections: preprocessing, references, naive Bayes, outlier yardstick."""
 
     scaler: LogMinMaxScaler
     references: ClusterwiseMahalanobis
@@ -586,26 +476,15 @@ class ClassifierModel:
         calibrate: bool = False,
         latitude: np.ndarray | None = None,
     ) -> pd.DataFrame:
-        """Probabilities, predicted class, outlier measure and probability track.
+        """Probabilities, predicted class, outlier measure and probability track; each row on its own.
 
-        Each row's result depends on that row alone (the scorers work in chunks of
-        bounded memory), so classifying a table in parts gives the same rows.
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``main_type`` (predicted; ``Unclassified`` if no class can be scored), the
-            ten probabilities, ``outlier_measure`` (naive Bayes, for the predicted
-            class), ``outlier_percentile`` (in the references' distribution),
-            ``outlier_flag`` (percentile above ``100 (1 - outlier_fraction)``),
-            ``driven_by`` (the category that most favours the class) and
-            ``track_prior``, ``track_<category>``...: the class's posterior as the
-            categories are added in turn. With ``explain=False`` (e.g. detections
-            without positions for a model using location) only the class columns.
-            With ``calibrate=True`` the probabilities are temperature-scaled by the
-            model's calibration (the predicted class does not change). ``latitude``
-            is :func:`absolute_galactic_latitude` of ``detections`` when the caller has it
-            already (computed here otherwise, if the model uses location).
+        Columns: ``main_type`` (``Unclassified`` if no class can be scored), the ten
+        probabilities (temperature-scaled with ``calibrate``), and unless ``explain`` is
+        False: ``outlier_measure``, ``outlier_percentile``, ``outlier_flag`` (percentile
+        above ``100 (1 - outlier_fraction)``), ``driven_by`` (the category that most
+        favours the class) and ``track_prior``, ``track_<category>``... (the posterior as
+        the categories are added in turn). ``latitude``: :func:`absolute_galactic_latitude`
+        of ``detections`` when the caller has it.
         """
         method = self._method(method)
         if calibrate:
@@ -661,10 +540,6 @@ class ClassifierModel:
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> ClassifierModel:
         validate_classifier_document(document, CLASSIFIER_FORMAT, CLASSIFIER_FORMAT_VERSION, CLASSIFIER_METHODS)
-        if document.get("format") != CLASSIFIER_FORMAT:
-            raise InputError(f"not a classifier model (format {document.get('format')!r})")
-        if document.get("format_version") != CLASSIFIER_FORMAT_VERSION:
-            raise InputError(f"classifier format version {document.get('format_version')} is not supported")
         return cls(
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),
             references=ClusterwiseMahalanobis.from_dict(document["references"]),
@@ -674,6 +549,6 @@ class ClassifierModel:
             method=document["method"],
             uninformative=tuple(document["uninformative_types"]),
             census=document.get("reference_census"),
-            calibration=document.get("calibration"),  # absent before issue 13
+            calibration=document.get("calibration"),
             feature_set=from_artifact(document),
         )

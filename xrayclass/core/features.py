@@ -19,13 +19,7 @@ from xrayclass.core.checks import (
 )
 from xrayclass.core.featuresets import PAPER, FeatureSet
 
-__all__ = [
-    "DERIVED_FEATURES",
-    "complete_rows",
-    "derive_features",
-    "describe_dropped",
-    "prepare_features",
-]
+__all__ = ["DERIVED_FEATURES", "complete_rows", "derive_features", "describe_dropped", "prepare_features"]
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +27,11 @@ DERIVED_FEATURES = tuple(f"var_ratio_{band}" for band in VARIABILITY_RATIO_BANDS
 
 
 def derive_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
-    """Add the derived variability features to a table of CSC detections.
+    """A copy of ``detections`` with ``feature_set``'s derived variability features (re)computed.
 
-    ``var_ratio_X = var_sigma_X / var_mean_X`` for X in b, h, s (the light curve's
-    relative scatter) and ``var_newq_b = ((var_max_b + var_min_b) / 2) / var_mean_b``
-    (mid-range over mean of the broad-band light curve). A zero ``var_mean`` gives a
-    non-finite value, which :func:`complete_rows` treats as missing.
-
-    Parameters
-    ----------
-    detections : pandas.DataFrame
-        Numeric raw columns ``var_sigma_{b,h,s}``, ``var_mean_{b,h,s}``,
-        ``var_min_b`` and ``var_max_b``.
-
-    feature_set : FeatureSet
-        Only the derived features of this set are computed (and only their raw columns
-        are read); default: the paper's four.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy with the set's derived features (for the paper's: ``var_ratio_b``,
-        ``var_ratio_h``, ``var_ratio_s`` and ``var_newq_b``) (re)computed.
+    ``var_ratio_X = var_sigma_X / var_mean_X`` for X in b, h, s (the light curve's relative
+    scatter) and ``var_newq_b = ((var_max_b + var_min_b) / 2) / var_mean_b`` (mid-range over
+    mean). A zero ``var_mean`` gives a non-finite value, which :func:`complete_rows` treats as missing.
     """
     wanted = feature_set.derived_features
     derived = {}
@@ -68,16 +45,10 @@ def derive_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -
 
 
 def prepare_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
-    """Validate the feature columns of ``detections`` and make sure all of ``feature_set``'s exist.
+    """Check the feature columns of ``detections`` and derive ``feature_set``'s from the raw ones when present.
 
-    The derived features are computed from the raw CSC columns when those are present;
-    a table without the raw columns (for example a published stage output) must then
-    carry the derived features themselves.
-
-    Raises
-    ------
-    InputError
-        Naming the missing or non-numeric columns.
+    A table without the raw columns (e.g. a published stage output) must carry the
+    features themselves; an :class:`InputError` names the missing or non-numeric columns.
     """
     raw_columns = feature_set.raw_columns
     raw_present = all(c in detections.columns for c in raw_columns)
@@ -96,20 +67,10 @@ def complete_rows(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Which rows have every feature (of ``feature_set`` unless ``features`` is given), and why the others do not.
 
-    A feature value counts only if it is a finite number inside its physical range
-    (:data:`~xrayclass.core.checks.PHYSICAL_RANGES`) and, in a column the pipeline takes
-    a log of or divides by (:func:`~xrayclass.core.checks.subnormal_columns`), not
-    subnormal; the raw light-curve columns, where the table has them, must pass both
-    tests too. Values are never clipped.
-
-    Returns
-    -------
-    complete : numpy.ndarray of bool
-        True where all ``features`` are finite numbers in range.
-    reasons : pandas.DataFrame
-        One row per checked column with the number of detections where it is missing
-        (null), not finite (a division by a zero ``var_mean``), out of range and
-        subnormal.
+    A value counts if it is finite, in its physical range and, where the pipeline takes
+    a log of it or divides by it, not subnormal; the raw light-curve columns, where
+    present, pass the last two tests too. Values are never clipped. ``reasons``: per
+    column, the rows missing, not finite, out of range and subnormal.
     """
     features = list(feature_set.features if features is None else features)
     # Only the raw columns this set reads: a row is not lost for a column it does not use.
@@ -122,9 +83,8 @@ def complete_rows(
     for column in features:
         values = detections[column].to_numpy(dtype="float64")
         low, high = PHYSICAL_RANGES.get(column, (-np.inf, np.inf))
-        # One test for all three reasons: NaN compares false, and the bounds are made
-        # finite so that an infinity fails too. The reasons are counted on the rows
-        # that fail, usually none.
+        # One test for all three reasons (NaN compares false, finite bounds fail infinities);
+        # the reasons are counted on the rows that fail.
         with np.errstate(invalid="ignore"):
             usable = (values >= max(low, -largest)) & (values <= min(high, largest))
         failed = values[~usable]

@@ -1,13 +1,10 @@
 """Feature sets as configuration: which features, how they are scaled, what they need.
 
-A feature set names the features of the feature space (in order: the order fixes the
-axes), which of them get ``log`` + MinMax and which MinMax only (the rest are used as
-they are), which derived features it uses and the raw columns each is derived from,
-and the naive-Bayes categories. The derivations themselves are code
-(:func:`xrayclass.core.features.derive_features`); a set only says which it uses.
-
-The paper's 12 features are :data:`PAPER`, the default everywhere. Sets are written in
-TOML (``xrayclass/featuresets/*.toml``; read with the standard library's ``tomllib``)::
+A set names the features in axis order, which get ``log`` + MinMax and which MinMax
+only (the rest are used as they are), the derived features it uses with their raw
+columns (the derivations are code: :func:`xrayclass.core.features.derive_features`),
+and the naive-Bayes categories. :data:`PAPER`, the paper's 12, is the default. Sets are
+TOML (``xrayclass/featuresets/*.toml``)::
 
     name = "paper"
     features = ["hard_hm", ..., "var_newq_b"]
@@ -109,8 +106,7 @@ class FeatureSet:
 
     def scaler(self, log_floor: float | None = None) -> LogMinMaxScaler:
         """An unfitted :class:`~xrayclass.core.preprocessing.LogMinMaxScaler` for this set."""
-        # Imported here, the one import of the package not at a module head: the scaler
-        # brings scikit-learn, which the checks (and so stage 4) import this module without.
+        # Imported here: the scaler brings scikit-learn, which the checks (and stage 4) do without.
         from xrayclass.core.preprocessing import LogMinMaxScaler
 
         return LogMinMaxScaler(
@@ -126,11 +122,7 @@ class FeatureSet:
 
     @classmethod
     def from_dict(cls, document: dict, context: str = "feature set") -> FeatureSet:
-        """Build and validate a set; :class:`InputError` with one line naming ``context`` otherwise.
-
-        ``context`` says what the document is in messages: the file it came from (the
-        command line knows it) or the artifact field that holds it.
-        """
+        """Build and validate a set; :class:`InputError` naming ``context`` (its file or artifact field) otherwise."""
         if not isinstance(document, dict):
             raise InputError(f"{context}: a feature set must be a table of keys")
         unknown_keys = sorted(set(document) - _KEYS)
@@ -259,26 +251,10 @@ class FeatureSet:
 def require_transforms_apply(
     feature_set: FeatureSet, ranges: Mapping[str, tuple[float, float]], context: str = "feature set"
 ) -> None:
-    """Refuse a set whose ``log`` names a feature that can be negative.
+    """Refuse, before any data, a set whose ``log`` names a feature whose ``ranges`` reach below 0.
 
-    The log transform is ``log(x + shift)`` with ``shift`` a tenth of the smallest
-    non-zero value: defined for every ``x >= 0`` (zeros included), undefined below. A
-    hardness ratio in [-1, 1] under it gives NaN for every harder-than-soft detection,
-    and the mixture fails on them; this says so when the set is read, before any data.
-
-    Parameters
-    ----------
-    feature_set : FeatureSet
-    ranges : mapping
-        Feature -> the closed interval its values lie in (the physical ranges the
-        input checks use); a feature without one may take any value.
-    context : str
-        What the set is in messages (its file).
-
-    Raises
-    ------
-    InputError
-        Naming each such feature, its range and the transform.
+    ``log(x + shift)`` is undefined there: a hardness ratio under it gives NaN for every
+    harder-than-soft detection, and the mixture fails on them.
     """
     unbounded = (-math.inf, math.inf)
     negative = {f: ranges.get(f, unbounded) for f in feature_set.log_features if ranges.get(f, unbounded)[0] < 0}

@@ -1,21 +1,12 @@
 """An astronomer's own labels as references (``classification.py --labels labels.csv``).
 
-The explorer (``analysis.py explore``) exports ``labels.csv`` with the columns
-``name, class, comment, labeler, time``. Each label overrides SIMBAD's type for every
-detection of that source before stage 3 decides the detections' roles:
+The explorer (``analysis.py explore``) exports ``labels.csv`` (``name, class, comment,
+labeler, time``). A label overrides SIMBAD's type for every detection of its source: one
+of the ten classes makes them references of that class; ``other`` leaves them out.
 
-* a label of one of the ten classes makes the source's detections references of that
-  class (whatever SIMBAD said, including no match or an uninformative type);
-* the label ``other`` says the source is none of the ten: its detections are left out
-  (neither references nor classified), as a SIMBAD type outside the ten would be.
-
-When several files (or rows) label the same source, the latest ``time`` wins; equal
-times go to the file given last. Times are compared as instants, not as text: each is
-an ISO 8601 date and time such as the explorer writes (``2026-05-12T10:20:30.123Z``),
-with a time zone (``Z``, ``+02:00``, ``-0500``) or without one, which is taken as UTC
-(the convention of FITS dates); a date alone is its midnight. Anything else
-(``yesterday``, ``05/12/2026``, ``2026-1-1``, an empty cell) is an error naming the line and the
-value.
+The latest ``time`` wins (equal times: the file given last). Times are ISO 8601 instants
+(``2026-05-12T10:20:30.123Z``; no zone means UTC, a date alone its midnight); anything
+else (``yesterday``, ``05/12/2026``, ``2026-1-1``, an empty cell) is an error naming the line.
 """
 
 from __future__ import annotations
@@ -70,12 +61,10 @@ class LabelSummary:
 
 
 def checked_labels(table: pd.DataFrame) -> pd.DataFrame:
-    """One labels table (the rows of one ``labels.csv``, as strings) checked and trimmed.
+    """One ``labels.csv`` (as strings) checked and trimmed, ``time`` as UTC instants (:func:`label_times`).
 
-    Names and classes are stripped of surrounding blanks; ``time`` becomes the instant
-    it names (UTC, :func:`label_times`). Raises :class:`InputError` naming the line
-    (counting the header as line 1) for a missing column, an empty name, an unknown
-    class or a time that is not a time; the caller that read the file adds its name.
+    :class:`InputError` names the line (the header is line 1) of a missing column, an
+    empty name, an unknown class or a time that is not one.
     """
     missing = [c for c in LABEL_COLUMNS if c not in table]
     if missing:
@@ -99,10 +88,8 @@ def checked_labels(table: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-#: The shape of an ISO 8601 calendar date, alone or with a time (hours, minutes, seconds
-#: and a fraction, each optional after the hours) and a zone (``Z``, ``+02``, ``+02:00``,
-#: ``+0200``): the extended form (``2026-05-12T10:20:30Z``, a space for the ``T`` too)
-#: or the basic one (``20260512T102030Z``). pandas reads the values.
+#: The shape of an ISO 8601 date, alone or with a time and zone, extended
+#: (``2026-05-12T10:20:30Z``) or basic (``20260512T102030Z``); pandas reads the values.
 ISO_8601_SHAPE = (
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
     r"|\d{8}(?:T\d{2}(?:\d{2}(?:\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}(?:\d{2})?)?)?"
@@ -110,11 +97,7 @@ ISO_8601_SHAPE = (
 
 
 def label_times(texts: pd.Series) -> pd.Series:
-    """The instants (UTC) that a labels table's ``time`` texts name; see the module docstring.
-
-    Raises :class:`InputError` naming the first line (the header is line 1) whose time is
-    not an ISO 8601 date and time.
-    """
+    """The UTC instants of a labels table's ``time`` texts; :class:`InputError` naming the first line that is not one."""
     texts = texts.astype(str).str.strip()
     times = pd.to_datetime(texts, format="ISO8601", utc=True, errors="coerce")
     # pandas' ISO 8601 mode also reads 'now' and 'today' (each as the moment it reads it),
@@ -130,11 +113,7 @@ def label_times(texts: pd.Series) -> pd.Series:
 
 
 def latest_labels(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """One row per source from several checked labels tables, sorted by name.
-
-    The latest ``time`` (an instant: :func:`checked_labels` parsed it) wins; equal times
-    go to the table given last, and within a table to the row written last.
-    """
+    """One row per source from several checked labels tables, sorted by name: the latest, then the last given."""
     if not tables:
         empty = {column: pd.Series(dtype=object) for column in LABEL_COLUMNS}
         return pd.DataFrame({**empty, "time": pd.Series(dtype="datetime64[ns, UTC]")})

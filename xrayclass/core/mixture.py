@@ -46,21 +46,7 @@ MIXTURE_SETTINGS: dict[str, Any] = {
 
 
 def fit_mixture(X: np.ndarray, n_components: int = N_COMPONENTS, random_state: int = RANDOM_STATE) -> GaussianMixture:
-    """Fit the full-covariance Gaussian mixture of the published pipeline.
-
-    Parameters
-    ----------
-    X : array of shape (n_detections, n_features)
-        Preprocessed features.
-    n_components : int
-        Number of clusters (6 in the paper, chosen from the BIC).
-    random_state : int
-        Seed of the k-means initialisation (42 in the paper).
-
-    Returns
-    -------
-    sklearn.mixture.GaussianMixture
-    """
+    """Fit the published pipeline's full-covariance Gaussian mixture to preprocessed features ``X``."""
     if len(X) < n_components:
         raise ValueError(f"{len(X)} detections cannot be split into {n_components} clusters")
     mixture = GaussianMixture(n_components=n_components, random_state=random_state, **MIXTURE_SETTINGS)
@@ -84,19 +70,13 @@ def mixture_to_dict(mixture: GaussianMixture) -> dict[str, Any]:
 
 
 def mixture_from_dict(document: Mapping[str, Any]) -> GaussianMixture:
-    """Rebuild a fitted :class:`~sklearn.mixture.GaussianMixture` from its dict form.
-
-    Only fitted attributes are set; the result predicts exactly as the original did
-    (JSON keeps every float exactly).
-    """
+    """Rebuild a fitted :class:`~sklearn.mixture.GaussianMixture` that predicts exactly as the original did."""
     settings = {key: document[key] for key in MIXTURE_SETTINGS if key in document}
     settings["covariance_type"] = document.get("covariance_type", "full")
     if settings["covariance_type"] != "full":
         raise ValueError("only full-covariance mixtures are supported")
     mixture = GaussianMixture(
-        n_components=int(document["n_components"]),
-        random_state=document.get("random_state"),
-        **settings,
+        n_components=int(document["n_components"]), random_state=document.get("random_state"), **settings
     )
     mixture.weights_ = np.asarray(document["weights"], dtype="float64")
     mixture.means_ = np.asarray(document["means"], dtype="float64")
@@ -128,34 +108,11 @@ def mixture_from_memberships(
 ) -> GaussianMixture:
     """A full-covariance Gaussian mixture whose components are given groups of detections.
 
-    The parameters are the M-step of the EM algorithm for the given memberships:
-    component k's weight, mean and covariance are those of the detections weighted by
-    their membership of k (0 or 1 for hard assignments). ``reg_covar`` is added to the
-    diagonals, as scikit-learn does, so that a small group still has an invertible
-    covariance. Memberships that are the output of a converged mixture give that
-    mixture back (the fixed point of EM).
-
-    Parameters
-    ----------
-    X : array of shape (n_detections, n_features)
-        Preprocessed features.
-    memberships : array of shape (n_detections, n_components)
-        Non-negative; rows sum to 1.
-    reg_covar : float
-    chunk_rows : int
-        Rows per pass when summing, so that no (n_detections, n_features) temporary
-        per component is made.
-
-    Returns
-    -------
-    sklearn.mixture.GaussianMixture
-        With fitted attributes set (``n_iter_`` 0: it was estimated, not fitted;
-        ``lower_bound_`` is the mean log-likelihood of ``X``).
-
-    Raises
-    ------
-    ValueError
-        A component has no detection (zero weight).
+    The M-step of EM for the (n_detections, n_components) ``memberships``: weights, means
+    and covariances of the detections weighted by membership, plus ``reg_covar`` on the
+    diagonals as scikit-learn does (a converged mixture's memberships give it back).
+    Sums run ``chunk_rows`` at a time; ``n_iter_`` is 0 and ``lower_bound_`` the mean
+    log-likelihood of ``X``. ``ValueError`` if a component has no detection.
     """
     X = np.asarray(X, dtype="float64")
     memberships = np.asarray(memberships, dtype="float64")
@@ -165,17 +122,16 @@ def mixture_from_memberships(
     empty = np.flatnonzero(totals <= 0)
     if empty.size:
         raise ValueError(f"component(s) {', '.join(map(str, empty))} have no detection")
+    parts = [slice(start, start + chunk_rows) for start in range(0, n_rows, chunk_rows)]
     means = np.zeros((n_components, n_features))
-    for start in range(0, n_rows, chunk_rows):
-        means += memberships[start : start + chunk_rows].T @ X[start : start + chunk_rows]
+    for rows in parts:
+        means += memberships[rows].T @ X[rows]
     means /= totals[:, None]
     covariances = np.zeros((n_components, n_features, n_features))
-    for start in range(0, n_rows, chunk_rows):
-        rows = X[start : start + chunk_rows]
-        weights = memberships[start : start + chunk_rows]
+    for rows in parts:
         for k in range(n_components):
-            centered = rows - means[k]
-            covariances[k] += (weights[:, k, None] * centered).T @ centered
+            centered = X[rows] - means[k]
+            covariances[k] += (memberships[rows, k, None] * centered).T @ centered
     covariances /= totals[:, None, None]
     covariances += reg_covar * np.eye(n_features)
     document = {
@@ -192,36 +148,16 @@ def mixture_from_memberships(
         "precisions_cholesky": _precisions_cholesky(covariances),
     }
     mixture = mixture_from_dict(document)
-    mixture.lower_bound_ = float(
-        np.mean(
-            np.concatenate(
-                [mixture.score_samples(X[start : start + chunk_rows]) for start in range(0, n_rows, chunk_rows)]
-            )
-        )
-    )
+    mixture.lower_bound_ = float(np.mean(np.concatenate([mixture.score_samples(X[rows]) for rows in parts])))
     return mixture
 
 
 def compare_mixtures(ours: GaussianMixture, published: Mapping[str, Any]) -> dict[str, Any]:
-    """How a mixture compares with another one, component by component.
+    """How a mixture compares with another's ``weights`` and ``means``, components paired by nearest means.
 
-    Components are paired by the assignment that minimizes the summed distance between
-    their means (cluster numbers of two fits are arbitrary). Both must live in the same
-    feature space for the distances to mean much: the caller says when they may not.
-
-    Parameters
-    ----------
-    ours : sklearn.mixture.GaussianMixture
-    published : dict
-        ``weights`` and ``means`` (e.g. the published ``paper_gmm.json``).
-
-    Returns
-    -------
-    dict
-        ``pairing`` (our component -> the other's), ``weights`` (ours and theirs, paired),
-        ``max_weight_difference``, ``mean_distances`` (Euclidean, per pair),
-        ``max_mean_distance`` and ``median_separation`` (the median distance between two
-        of our own means, as the scale to read the distances against).
+    Returns the ``pairing``, paired ``weights``, ``max_weight_difference``, Euclidean
+    ``mean_distances`` and their ``max_mean_distance``, and ``median_separation`` (between
+    two of our own means: the scale to read the distances against).
     """
     their_means = np.asarray(published["means"], dtype="float64")
     their_weights = np.asarray(published["weights"], dtype="float64")
@@ -269,24 +205,12 @@ class ClusteringModel:
     feature_set: FeatureSet = PAPER
 
     def assign(self, detections: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster labels and membership probabilities of complete feature rows.
-
-        Parameters
-        ----------
-        detections : pandas.DataFrame
-            Rows with all the model's features (see :func:`~xrayclass.features.complete_rows`).
-
-        Returns
-        -------
-        clusters : numpy.ndarray of int
-        probabilities : numpy.ndarray of shape (n_rows, n_components)
-        """
+        """Cluster labels and membership probabilities of rows with all the model's features."""
         features = detections[list(self.feature_set.features)].to_numpy(dtype="float64")
         probabilities = np.empty((len(features), self.mixture.n_components))
         for rows in chunks(len(features), CHUNK_ROWS, "assigning clusters"):
             probabilities[rows] = self.mixture.predict_proba(self.scaler.transform(features[rows]))
-        # The most probable component: what GaussianMixture.predict returns (the same
-        # argmax of the same per-row ordering), without computing it twice.
+        # The argmax is GaussianMixture.predict, without computing it twice.
         return probabilities.argmax(axis=1), probabilities
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,7 +231,6 @@ class ClusteringModel:
     def from_dict(cls, document: dict[str, Any]) -> "ClusteringModel":
         """The model a ``model.json`` document describes; :class:`InputError` if it is not one."""
         validate_model_document(document, MODEL_FORMAT, MODEL_FORMAT_VERSION)
-        # The schema has checked the format, its version and the feature lists.
         feature_set = from_artifact(document)
         return cls(
             scaler=LogMinMaxScaler.from_dict(document["preprocessing"]),

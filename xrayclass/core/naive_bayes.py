@@ -1,28 +1,20 @@
-"""An optimized naive Bayes classifier on X-ray features, with outlier measures and tracks.
+"""A weighted naive Bayes classifier on X-ray features, with outlier measures and tracks.
 
 After Tranin et al. (4XMM-DR10 / 2SXPS): the features are grouped into categories
-(spectrum, variability, and optionally location), each class has a likelihood for
-every feature (here a smoothed histogram), and the posterior of class ``c`` is
+(spectrum, variability, optionally location) and the posterior of class ``c`` is
 
     P(c | x)  ∝  P(c) * ( prod_t L_t(x | c) ^ alpha_t ) ^ (1 / sum_t alpha_t),
 
-where ``L_t`` is the product of the likelihoods of category ``t``'s features and the
-category weights ``alpha_t`` are tuned on the training data to maximize a chosen
-score (macro F1, or the F1 of the rarest class). The same quantities give
+``L_t`` the product of category ``t``'s feature likelihoods and the weights ``alpha_t``
+tuned out of fold for a score (macro F1, or the rarest class's F1). The same terms give
+an **outlier measure**, ``-log( P(c) * prod_t L_t(x | c) ^ (alpha_t / sum alpha) )``, and
+a **probability track**: the class's posterior as the categories are added one by one,
+and the category that moved it most ("XB, driven by variability").
 
-* an **outlier measure** of a detection for its assigned class,
-  ``-log( P(c) * prod_t L_t(x | c) ^ (alpha_t / sum alpha) )``: large for detections
-  unlike any training detection of the class (spurious detections, rare objects);
-* a **probability track**: the posterior of the assigned class as the categories
-  are added one by one (prior, + spectrum, + variability, + location), and the
-  category that moved it most, so that a row can say "XB, driven by variability".
-
-Likelihoods are histograms on the training range of each (preprocessed) feature,
-smoothed with a Gaussian kernel reflected at the range's edges (so bounded features
-such as probabilities keep their mass at 0 and 1), plus a small floor so that no bin
-has zero likelihood. A value beyond the training range gets, for every class alike, the
-lowest density any class has inside the range: it does not favour any class, but counts
-fully as unusual in the outlier measure.
+Likelihoods are histograms on each feature's training range, smoothed by a Gaussian
+kernel reflected at the edges, plus a floor. A value beyond the range gets, for every
+class alike, the lowest density any class has inside it: it favours no class but counts
+fully as unusual.
 """
 
 from __future__ import annotations
@@ -57,22 +49,15 @@ __all__ = [
 
 #: Weights tried for each category when tuning (every combination, all-zero excluded).
 ALPHA_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
-#: Training rows the weights are tuned on at most (a seeded random subsample): the
-#: out-of-fold scores of a hundred weightings stay quick at any size. On 238,295 mock
-#: references 50,000 chose the same weights as 200,000 in a fifth of the time; the
-#: paper's catalog has fewer references than that, so its tuning uses them all.
+#: Training rows the weights are tuned on at most (a seeded subsample); the paper's
+#: catalog has fewer references, so its tuning uses them all.
 TUNE_SAMPLE = 50_000
 #: Rows scored at once, to bound memory at any catalog size.
 CHUNK_ROWS = 65_536
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:
-    """log(sum(exp(values), axis=1)) for an (n, k) array, stable; shape (n, 1).
-
-    Kept by hand because it is measured to matter (scipy's general version handles
-    signs, weights, complex input and the array API); it equals
-    ``scipy.special.logsumexp(values, axis=1, keepdims=True)`` to 1e-14 (a test checks it).
-    """
+    """``scipy.special.logsumexp(values, axis=1, keepdims=True)`` to 1e-14, without its general-case cost."""
     top = values.max(axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     return np.log(np.exp(values - top).sum(axis=1, keepdims=True)) + top
@@ -88,11 +73,7 @@ def _category_index(features: Sequence[str], categories: Mapping[str, Sequence[s
 
 
 def f1_per_class(true_codes: np.ndarray, predicted_codes: np.ndarray, n_classes: int) -> np.ndarray:
-    """F1 of each class from integer class codes (0 where a class is never true nor predicted).
-
-    A confusion matrix by ``bincount``: fast enough to score hundreds of weightings of
-    a million detections, where a general-purpose metric on text labels is not.
-    """
+    """F1 of each class from integer class codes (0 where never true nor predicted), by ``bincount``."""
     confusion = np.bincount(true_codes * n_classes + predicted_codes, minlength=n_classes * n_classes).reshape(
         n_classes, n_classes
     )
@@ -131,43 +112,19 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     categories : dict or None
-        Category name -> indices (int) or names (with ``feature_names``) of its
-        columns of ``X``. Default: every column its own single category ``"all"``.
-    feature_names : sequence of str, optional
-        Names of the columns of ``X`` (needed when categories name features).
-    classes : sequence, optional
-        Class order of the probability columns (default: sorted labels).
-    bins : int
-        Histogram bins per feature.
-    smoothing : float
-        Width (in bins) of the Gaussian kernel smoothing each histogram.
-    floor : float
-        Pseudo-count added to every bin before normalizing.
+        Category -> column indices, or names with ``feature_names``; default one category ``"all"``.
+    bins, smoothing, floor
+        Histogram bins per feature, Gaussian kernel width in bins, pseudo-count per bin.
     alpha : dict or None
-        Fixed category weights; ``None`` tunes them (``tune=True``) or uses 1 for all.
-    tune : bool
-        Tune the weights by out-of-fold predictions on the training data.
+        Fixed category weights; ``None`` tunes them (``tune``) or gives 1 to all.
     scoring : {"macro_f1", "rarest_f1"}
-        What the tuning maximizes.
-    alpha_grid : sequence of float
-        Weights tried per category.
-    n_folds : int
-        Folds of the out-of-fold tuning.
+        What the tuning over ``alpha_grid`` (``n_folds`` folds, at most ``tune_sample`` rows) maximizes.
     priors : {"empirical", "uniform"}
         Class priors: training frequencies or equal.
-    tune_sample : int or None
-        Tune on at most this many training rows (seeded subsample); ``None``: all.
-    random_state : int
-        Seed of the tuning folds and subsample.
 
-    Attributes
-    ----------
-    classes_, class_log_prior_ : class labels and log priors
-    edges_ : (n_features, bins + 1) bin edges (training range)
-    log_likelihood_ : (n_classes, n_features, bins) log densities
-    alpha_ : dict category -> weight
-    tuning_ : list of (alpha dict, out-of-fold score), best first; empty if not tuned
-    equal_weight_score_ : out-of-fold score with all weights 1 (NaN if not tuned)
+    Fitted: ``classes_``, ``class_log_prior_``, ``edges_``, ``log_likelihood_`` (class, feature,
+    bin; the last bin is beyond the range), ``alpha_``, ``tuning_`` (weights and out-of-fold
+    score, best first) and ``equal_weight_score_``.
     """
 
     def __init__(
@@ -222,15 +179,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         return resolved
 
     def _histograms(self, index: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Log densities (n_classes, n_features, bins + 1) of each class.
-
-        ``index`` is the rows' bins (:meth:`_bin_index`), ``codes`` their classes'
-        positions in ``classes_``.
-
-        The last slot is the density given to values beyond the training range: the
-        same for every class, so that such values weigh on the outlier measure without
-        favouring any class.
-        """
+        """Log densities (n_classes, n_features, bins + 1) from the rows' bins and class codes."""
         n_classes, n_features = len(self.classes_), index.shape[1]
         log_density = np.empty((n_classes, n_features, self.bins + 1))
         widths = np.diff(self.edges_, axis=1)
@@ -245,23 +194,18 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             counts += self.floor
             total = counts.sum(axis=1, keepdims=True)
             log_density[:, j, : self.bins] = np.log(counts / total / widths[j])
-        # One out-of-range density per feature, the same for every class: the lowest any
-        # class gives inside the range. A floor of each class's own (floor / n_class)
-        # would favour the rare classes by itself (about x11 per feature for LMXB
-        # against QSO, issue 13); a shared one leaves the ranking of the classes to the
-        # other features, while the value still counts fully in the outlier measure.
+        # One out-of-range density per feature, shared by the classes: each class's own
+        # floor would favour the rare classes by itself (issue 13).
         inside = log_density[:, :, : self.bins]
         lowest = np.where(np.isfinite(inside), inside, np.inf).min(axis=(0, 2))
         log_density[:, :, self.bins] = np.where(np.isfinite(lowest), lowest, 0.0)[None, :]
         return log_density
 
     def _bin_index_of(self, values: np.ndarray, j: int) -> np.ndarray:
-        """:meth:`_bin_index` of one feature's ``values`` (feature ``j``).
+        """``searchsorted`` on feature ``j``'s inner edges (NaN in the last bin), found arithmetically.
 
-        ``searchsorted`` on the inner edges (NaN in the last bin), found arithmetically:
-        the bins are equal, so ``(value - low) / width`` is the bin up to rounding, which
-        one comparison with each neighbouring edge corrects. Equal to ``searchsorted``
-        (a test checks it on edges and their neighbours) in less than half its time.
+        The bins are equal, so ``(value - low) / width`` is the bin up to rounding, which one
+        comparison with each neighbouring edge corrects (a test checks it against ``searchsorted``).
         """
         edges = self.edges_[j]
         low, high, last = edges[0], edges[-1], self.bins - 1
@@ -274,12 +218,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         return np.where(outside, self.bins, index)
 
     def _bin_index(self, X: np.ndarray) -> np.ndarray:
-        """Bin of each value; ``bins`` (one past the last) for values beyond the training range.
-
-        In the smallest integer type that holds them (a byte for the default 50 bins),
-        filled a feature at a time: the training rows' bins are found once and reused
-        by the tuning's folds, at 13 bytes a row (2.4 million references: 31 MB).
-        """
+        """Bin of each value, ``bins`` beyond the training range, in the smallest integer type that holds it."""
         index = np.empty(X.shape, dtype=np.min_scalar_type(self.bins))
         for j in range(X.shape[1]):
             index[:, j] = self._bin_index_of(X[:, j], j)
@@ -319,10 +258,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _tune(self, index: np.ndarray, codes: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Out-of-fold category log-likelihoods, then the grid weights that score best.
-
-        ``index``, ``codes`` and ``y`` are the tuning rows' bins, class codes and labels.
-        """
+        """Out-of-fold category log-likelihoods of the tuning rows, then the grid weights that score best."""
         out_of_fold = np.empty((len(index), len(self.categories_), len(self.classes_)))
         present = [label for label in self.classes_ if (y == label).sum() >= self.n_folds]
         folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state)
@@ -339,8 +275,7 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
             if sum(weights) > 0
         ]
         equal = dict.fromkeys(names, 1.0)
-        # Only the normalized weights matter: (1, 1, 1) and (2, 2, 2) predict the same,
-        # to the bit, so each distinct normalization is scored once.
+        # (1, 1, 1) and (2, 2, 2) predict the same: each normalization is scored once.
         weightings = [
             (alpha, tuple(self._weights(alpha).tolist())) for alpha in [equal, *(a for a in grid if a != equal)]
         ]
@@ -368,9 +303,8 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
 
     def _bin_log_likelihoods(self, index: np.ndarray) -> np.ndarray:
         """:meth:`_category_log_likelihoods` of rows given by their bins (:meth:`_bin_index`)."""
-        # Summed a category at a time in a contiguous (rows, classes) block, each feature's
-        # log densities gathered by bin from a (bins, classes) table: the same sums, in the
-        # same order, as adding into a strided (rows, category, classes) array, in less time.
+        # Summed a category at a time into a contiguous (rows, classes) block, gathered by
+        # bin from each feature's (bins, classes) table.
         by_bin = np.ascontiguousarray(self.log_likelihood_.transpose(1, 2, 0))
         result = np.zeros((len(self.categories_), len(index), len(self.classes_)))
         for t, columns in enumerate(self.categories_.values()):
@@ -417,27 +351,14 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
 
     def explain(self, X: np.ndarray, assigned: ArrayLike | None = None) -> dict[str, np.ndarray]:
-        """Outlier measure and probability track of each row for its assigned class.
+        """Outlier measure and probability track of each row for its ``assigned`` class.
 
-        Parameters
-        ----------
-        X : array (n, n_features)
-        assigned : array of class labels, optional
-            The class to explain for each row (e.g. another classifier's prediction);
-            default: this classifier's prediction. Labels not among ``classes_``
-            (``Unclassified``) give NaN.
-
-        Returns
-        -------
-        dict of arrays
-            ``outlier_measure`` = -log(P(c) prod_t L_t^(alpha_t / sum alpha));
-            ``track`` (n, 1 + n_categories): posterior of the class after the prior
-            alone, then adding each category in turn (the last is the full posterior);
-            ``driven_by``: the category whose evidence favours the class most over
-            the best other class.
+        ``assigned`` defaults to this classifier's prediction; a label outside ``classes_``
+        gives NaN. Returns ``outlier_measure``, ``track`` (n, 1 + n_categories: the class's
+        posterior after the prior, then each category in turn) and ``driven_by`` (the
+        category favouring the class most over the best other one).
         """
         check_is_fitted(self, "log_likelihood_")
-        X = validate_data(self, X, dtype="float64", reset=False)
         columns = None if assigned is None else pd.Index(self.classes_).get_indexer(np.asarray(assigned))
         explained = self._explain(X, columns)
         names = np.array([*self.categories_, ""], dtype=object)
@@ -449,18 +370,13 @@ class NaiveBayesClassifier(ClassifierMixin, BaseEstimator):
         }
 
     def explain_columns(self, X: np.ndarray, columns: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`explain` for the classes at positions ``columns`` of ``classes_`` (-1: none).
-
-        ``driven_by_category`` is the position of the category in ``categories_`` (-1
-        where there is no class): no text is made, for callers that make it once.
-        """
-        check_is_fitted(self, "log_likelihood_")
-        X = validate_data(self, X, dtype="float64", reset=False)
+        """:meth:`explain` for the classes at positions ``columns`` (-1: none), categories as positions."""
         return self._explain(X, np.asarray(columns))
 
     def _explain(self, X: np.ndarray, columns: np.ndarray | None) -> dict[str, np.ndarray]:
-        # Row by row (each row's result depends on that row alone), so in chunks: the
-        # intermediates take about 600 bytes a row.
+        check_is_fitted(self, "log_likelihood_")
+        X = validate_data(self, X, dtype="float64", reset=False)
+        # Each row's result depends on that row alone: in chunks, to bound memory.
         parts = [
             self._explain_rows(
                 X[start : start + CHUNK_ROWS], None if columns is None else columns[start : start + CHUNK_ROWS]

@@ -1,8 +1,6 @@
-"""Best-match positional crossmatch against a local catalog (astropy, no network).
+"""Best-match positional crossmatch against a local catalog with positions and ``main_type`` (astropy).
 
-For a local copy of SIMBAD (or any catalog with positions and a ``main_type``), and
-for the mock catalog's mock SIMBAD: each detection gets the nearest catalog object
-within the radius, if any, as CDS X-Match's "best match" does.
+Each detection gets the nearest catalog object within the radius, as CDS X-Match's "best match" does.
 """
 
 import logging
@@ -16,11 +14,7 @@ from numpy.typing import ArrayLike
 from xrayclass.constants import MAIN_TYPE
 from xrayclass.core.checks import require_columns, require_numeric
 
-__all__ = [
-    "CATALOG_SUFFIX",
-    "catalog_matches",
-    "nearest_within",
-]
+__all__ = ["CATALOG_SUFFIX", "catalog_matches", "nearest_within"]
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +25,9 @@ CATALOG_SUFFIX = "_x"
 def nearest_within(
     ra: ArrayLike, dec: ArrayLike, catalog_ra: ArrayLike, catalog_dec: ArrayLike, radius_arcsec: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The nearest catalog position within ``radius_arcsec`` of each position (degrees, ICRS).
+    """The catalog row nearest each position within ``radius_arcsec`` (-1: none) and its separation (arcsec).
 
-    astropy's ``match_coordinates_sky`` (a k-d tree on the unit sphere: right across RA 0
-    and at the poles, and never an n x m table of separations).
-
-    Returns
-    -------
-    rows : numpy.ndarray of int
-        Index into the catalog arrays; -1 where nothing lies within the radius, or where
-        either position is missing.
-    separations : numpy.ndarray of float
-        The separation to that row in arcsec; NaN where there is none.
+    astropy's ``match_coordinates_sky``: a k-d tree on the unit sphere, right across RA 0 and the poles.
     """
     ra, dec = np.asarray(ra, dtype="float64"), np.asarray(dec, dtype="float64")
     catalog_ra, catalog_dec = np.asarray(catalog_ra, dtype="float64"), np.asarray(catalog_dec, dtype="float64")
@@ -66,22 +51,10 @@ def nearest_within(
 
 
 def catalog_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
-    """The nearest catalog object within ``radius_arcsec`` of each detection.
+    """The nearest ``catalog`` object within ``radius_arcsec`` of each detection (``ra``, ``dec``: degrees, ICRS).
 
-    Parameters
-    ----------
-    detections : pandas.DataFrame
-        With ``ra`` and ``dec`` in degrees (ICRS).
-    catalog : pandas.DataFrame
-        With ``ra``, ``dec`` (degrees, ICRS) and ``main_type``.
-    radius_arcsec : float
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per detection, in order: the catalog's columns (``ra``/``dec`` renamed
-        ``ra_x``/``dec_x``) and ``angDist`` in arcsec, all empty where nothing lies
-        within the radius.
+    One row per detection: the catalog's columns (``ra``/``dec`` as ``ra_x``/``dec_x``) and
+    ``angDist`` in arcsec, empty where nothing lies within the radius.
     """
     if not radius_arcsec > 0:
         raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
@@ -89,9 +62,8 @@ def catalog_matches(detections: pd.DataFrame, catalog: pd.DataFrame, radius_arcs
     catalog = require_numeric(catalog, ("ra", "dec")).reset_index(drop=True)
     catalog = catalog.dropna(subset=["ra", "dec"]).reset_index(drop=True)
 
-    # Detections of one source share its position: match each position once.
-    # One complex number per position: pandas factorizes it in one hashing pass, where a
-    # MultiIndex of the two columns would be factorized column by column.
+    # Detections of one source share its position: match each position once (as one
+    # complex number, which pandas factorizes in one hashing pass).
     position = np.empty(len(detections), dtype="complex128")
     position.real = detections["ra"].to_numpy(dtype="float64", na_value=np.nan)
     position.imag = detections["dec"].to_numpy(dtype="float64", na_value=np.nan)

@@ -6,13 +6,9 @@ imported only when a bar is drawn: a one-chunk run does not pay for the import.
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
-__all__ = [
-    "available_threads",
-    "chunks",
-    "steps",
-]
+__all__ = ["available_threads", "chunks", "steps"]
 
 T = TypeVar("T")
 
@@ -25,20 +21,14 @@ def available_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _slices(n_rows: int, chunk_rows: int) -> list[slice]:
-    return [slice(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
-
-
-def _rows_bar(n_rows: int, description: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None, leave=False)
-
-
 def chunks(n_rows: int, chunk_rows: int, description: str) -> Iterator[slice]:
     """Yield ``slice`` objects covering ``range(n_rows)`` in chunks, with a progress bar."""
-    slices = _slices(n_rows, chunk_rows)
-    bar = _rows_bar(n_rows, description) if len(slices) > 1 else None
+    slices = [slice(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
+    bar = None
+    if len(slices) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_rows, desc=description, unit=" rows", unit_scale=True, disable=None, leave=False)
     for rows in slices:
         yield rows
         if bar is not None:

@@ -1,16 +1,10 @@
 """SIMBAD's object types: every spelling the pipeline accepts, mapped to the paper's names.
 
-SIMBAD revised its object types in 2022-2023: most kept their short code (``otype``,
-e.g. ``HXB``) but got a new label (``HMXB`` became ``HighMassXBin``), and the
-candidate labels changed twice (``Candidate_XB*``, then ``XB*_Candidate``, today
-``XrayBin_Candidate``). The CDS X-Match SIMBAD table has returned the new labels in
-``main_type`` since 2024. The paper (and its August-2022 crossmatch) uses the old
-labels, and so does every output of this package: the old label is the *canonical*
-name of a type, whichever spelling came in. That keeps the published tables
-reproducible and the class columns stable.
-
-:func:`normalize_types` maps a column of labels (and, when there is one, the short
-codes) to canonical names and says what it had to do (:class:`LabelReport`).
+SIMBAD's 2022-2023 revision kept most short codes (``otype``, e.g. ``HXB``) but renamed
+the labels (``HMXB`` became ``HighMassXBin``; candidates changed twice), and CDS X-Match
+returns the new labels since 2024. The paper uses the old ones, and so does every
+output here: the old label is a type's *canonical* name, whichever spelling came in.
+:func:`normalize_types` maps labels (and codes) to canonical names and reports what it did.
 """
 
 from __future__ import annotations
@@ -24,15 +18,7 @@ from numpy.typing import ArrayLike
 
 from xrayclass.constants import CLASSES, NO_MATCH, UNINFORMATIVE_TYPES
 
-__all__ = [
-    "OTYPE",
-    "TYPES",
-    "LabelReport",
-    "ObjectType",
-    "lookup",
-    "normalize_types",
-    "spellings",
-]
+__all__ = ["OTYPE", "TYPES", "LabelReport", "ObjectType", "lookup", "normalize_types", "spellings"]
 
 #: Column with SIMBAD's short type code, as the CDS X-Match SIMBAD table returns it.
 OTYPE = "otype"
@@ -43,12 +29,9 @@ CLASS, UNINFORMATIVE, CANDIDATE, OTHER = "class", "uninformative", "candidate", 
 
 @dataclass(frozen=True)
 class ObjectType:
-    """One SIMBAD object type: its code and labels, and its role in the pipeline.
+    """One SIMBAD object type: its code, labels (``old_label`` is canonical) and role in the pipeline.
 
-    ``old_label`` (before the 2022-2023 revision) is the canonical name.
-    ``later_labels`` are spellings introduced after ``new_label`` (candidates were
-    renamed a second time). ``candidate_of`` names the class a candidate type is a
-    candidate of; candidates are never references (as in the paper).
+    ``candidate_of``: the class a candidate type is a candidate of (never a reference, as in the paper).
     """
 
     code: str
@@ -326,10 +309,7 @@ def spellings(canonical: str) -> tuple[str, ...]:
 
 @dataclass
 class LabelReport:
-    """What :func:`normalize_types` did to a column of SIMBAD types.
-
-    Counts are of rows; the Counters map a raw value to its number of rows.
-    """
+    """What :func:`normalize_types` did to a column of SIMBAD types (counts of rows, by raw value)."""
 
     n_rows: int = 0
     n_matched: int = 0
@@ -446,32 +426,15 @@ class LabelReport:
         }
 
 
-def _is_missing(values: pd.Series) -> np.ndarray:
-    return values.isna().to_numpy()
-
-
 def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> tuple[np.ndarray, LabelReport]:
-    """Canonical (paper) names of SIMBAD types, and a report of what was changed.
+    """Canonical (paper) names of SIMBAD types, and a :class:`LabelReport` of what was changed.
 
-    Parameters
-    ----------
-    main_types : array-like
-        SIMBAD labels, old or new or later spellings; missing values and ``'NaN'``
-        mean no match and become ``'NaN'``. Surrounding whitespace is trimmed; a label
-        matching a known one only in another case is read as that one (the report
-        names it); a short code in place of a label is accepted. Anything else is kept
-        as it is (trimmed) and counted as unknown.
-    otypes : array-like, optional
-        SIMBAD short codes (the X-Match ``otype`` column). Where a row has a known
-        code, it decides the type: codes did not change in the revision.
-
-    Returns
-    -------
-    canonical : numpy.ndarray of object
-    report : LabelReport
+    ``main_types``: labels of any spelling, or codes; missing and ``'NaN'`` mean no match.
+    Whitespace is trimmed, a label known only in another case is read as that one, and
+    anything else is kept (trimmed) and counted as unknown. A known short code of
+    ``otypes`` decides its row's type (codes did not change in the revision).
     """
-    # Kept in their own dtype (Arrow-backed text factorizes without a Python string
-    # per row); missing values get the code -1, read below as no match.
+    # Kept in their own dtype (Arrow-backed text factorizes fast); missing values are no match.
     labels = (
         main_types
         if isinstance(main_types, pd.Series)
@@ -515,7 +478,7 @@ def normalize_types(main_types: ArrayLike, otypes: ArrayLike | None = None) -> t
 
     if otypes is not None:
         codes = pd.Series(np.asarray(otypes, dtype=object), dtype=object)
-        present = ~_is_missing(codes)
+        present = ~codes.isna().to_numpy()
         if present.any():
             rows = np.flatnonzero(present)
             # Per distinct code, as for the labels (X-Match pads codes to three characters).

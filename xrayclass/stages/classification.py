@@ -1,11 +1,9 @@
 """Stage 3: class probabilities for the unlabeled detections of each cluster.
 
-:func:`run_classification` is the stage, read top to bottom: the checks of the input
-(:func:`checked_input`), each detection's role from its SIMBAD type and the reference
-census (:func:`reference_census`), the fit (:func:`fit_classifier`), the classification
-(:meth:`~xrayclass.core.classifier.ClassifierModel.classify`) and the output table
-(:func:`assemble_classified`). The streaming and Dask engines call the same functions
-on batches and partitions.
+:func:`run_classification` reads top to bottom: :func:`checked_input`, each detection's
+role and the :func:`reference_census`, :func:`fit_classifier`,
+:meth:`~xrayclass.core.classifier.ClassifierModel.classify` and :func:`assemble_classified`.
+The engines call the same functions on batches and partitions.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from xrayclass.constants import (
     LOCATION_FEATURE,
     MAIN_TYPE,
     NAME,
-    NAME_ALIASES,
     NB_SCORES,
     NO_MATCH,
     OBSID,
@@ -50,8 +47,6 @@ from xrayclass.core.checks import (
     require_roles,
 )
 from xrayclass.core.classifier import (
-    CLASSIFIER_FORMAT,
-    CLASSIFIER_FORMAT_VERSION,
     ClassifierModel,
     ClusterwiseMahalanobis,
     absolute_galactic_latitude,
@@ -65,8 +60,6 @@ from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
 from xrayclass.exceptions import InputError
 
 __all__ = [
-    "CLASSIFIER_FORMAT",
-    "CLASSIFIER_FORMAT_VERSION",
     "OTHER_TYPE",
     "OUTLIER_COLUMNS",
     "OUTLIER_FRACTION",
@@ -88,7 +81,6 @@ __all__ = [
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
-    "input_columns",
     "log_census",
     "log_naive_bayes",
     "log_references",
@@ -99,7 +91,6 @@ __all__ = [
     "reference_census",
     "run_classification",
     "weights_needed",
-    "yardstick_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,8 +98,7 @@ log = logging.getLogger(__name__)
 #: Name of the input's SIMBAD type in the output (``main_type`` becomes the prediction).
 SIMBAD_TYPE = "simbad_main_type"
 #: References whose outlier measures make the yardstick at most (a seeded subsample
-#: beyond): 50,000 still put 50 above the 99.9th percentile. The paper's catalog has
-#: fewer references, so its yardstick uses them all.
+#: beyond; the paper's catalog has fewer).
 YARDSTICK_SAMPLE = 50_000
 
 
@@ -116,33 +106,15 @@ YARDSTICK_SAMPLE = 50_000
 class ClassificationConfig:
     """Stage 3's choices; the defaults are the paper's.
 
-    Parameters
-    ----------
-    method : {"mahalanobis", "naive-bayes"}
-        The classifier giving the probabilities: the paper's per-cluster softmin of
-        squared Mahalanobis distances, or the optimized naive Bayes.
-    likelihood : {"distance", "gaussian"}
-        Mahalanobis scoring: softmin of squared distances (the paper's) or the
-        class-conditional Gaussian log-density.
-    priors : {"none", "references"}
-        Class priors of the Mahalanobis scoring: none (the paper's) or each class's
-        share of its cluster's references.
-    log_floor : float or None
-        Lower bound on the shift of the log features (``None``: the paper's rule).
-    calibrate : bool
-        Fit a temperature out of fold on the references and apply it.
-    location : bool
-        Naive Bayes with the location category (|galactic latitude|).
-    nb_score : {"macro_f1", "rarest_f1"}
-        What the naive-Bayes category weights are tuned to maximize.
-    outlier_fraction : float
-        Flag detections whose outlier measure is in this top share of the references'.
-    explain : bool
-        Compute the outlier measures and probability tracks.
-    strict_labels : bool
-        Stop instead of warning on missing classes or many unknown SIMBAD types.
-    feature_set : FeatureSet
-        The features and their preprocessing; must be the stage-1 model's.
+    ``method``: the paper's per-cluster Mahalanobis softmin or the naive Bayes;
+    ``likelihood`` and ``priors``: the Mahalanobis scoring (softmin of distances or
+    Gaussian log-density; no priors or each class's share of the references);
+    ``log_floor``: lower bound on the log shift (``None``: the paper's rule);
+    ``calibrate``: a temperature fitted out of fold; ``location``: naive Bayes with
+    |galactic latitude|; ``nb_score``: what its weights are tuned for;
+    ``outlier_fraction``: the top share of the references' outlier measure flagged;
+    ``explain``: outlier measures and tracks; ``strict_labels``: stop instead of warning
+    on missing classes or unknown SIMBAD types; ``feature_set``: the stage-1 model's.
     """
 
     method: Literal["mahalanobis", "naive-bayes"] = "mahalanobis"
@@ -173,26 +145,15 @@ class ClassificationConfig:
 REQUIRED_COLUMNS = (NAME, OBSID, CLUSTER, "ra", "dec")
 
 
-def input_columns(feature_set: FeatureSet = PAPER) -> tuple[str, ...]:
-    """The input columns stage 3 reads, where the table has them (the others only pass through)."""
-    return (*REQUIRED_COLUMNS, *NAME_ALIASES, MAIN_TYPE, OTYPE, *feature_set.features, *feature_set.raw_columns)
-
-
 def passthrough_columns(columns: Sequence[str], feature_set: FeatureSet = PAPER) -> list[str]:
-    """The input columns stage 3 passes through to its output, in their order.
-
-    All but the identity, the SIMBAD type and the features, which the output puts first.
-    """
+    """The input columns stage 3 passes through to its output in their order: all but those it puts first."""
     return [c for c in columns if c not in (*REQUIRED_COLUMNS, MAIN_TYPE, *feature_set.features)]
 
 
 def checked_input(table: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
-    """Stage 3's checks of a table's columns, with the feature set's derived features added.
+    """Stage 3's checks of a table (or batch): identity, position, cluster and ``main_type`` columns, features.
 
-    The identity, position and cluster columns present, numeric (and a cluster for
-    every row), ``main_type`` present (the crossmatch was run), and the features
-    (:func:`~xrayclass.core.features.prepare_features`). The whole table in memory, or
-    each batch when streamed.
+    Returns the table with the feature set's derived features added.
     """
     table = canonical_names(table)
     require_columns(table, REQUIRED_COLUMNS)
@@ -209,8 +170,7 @@ def checked_input(table: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.Da
 #: What stage 3 does with a detection, from its SIMBAD type.
 REFERENCE, TO_CLASSIFY, OTHER_TYPE = "reference", "to_classify", "other_type"
 
-#: Above this share of matched detections with a SIMBAD type the taxonomy does not
-#: know, stage 3 warns (the crossmatch probably speaks another vocabulary).
+#: Share of matched detections with a SIMBAD type the taxonomy does not know above which stage 3 warns.
 UNKNOWN_LABEL_SHARE = 0.05
 
 
@@ -224,12 +184,10 @@ def detection_roles(
     uninformative: Sequence[str] = UNINFORMATIVE_TYPES,
     otypes: ArrayLike | None = None,
 ) -> np.ndarray:
-    """Role of each detection given its SIMBAD ``main_type`` (and short code ``otype``).
+    """Role of each detection from its SIMBAD ``main_type`` (and ``otype``), read as the paper's names.
 
-    The types are first read as the paper's names (:func:`xrayclass.taxonomy.normalize_types`:
-    today's labels, codes, stray whitespace or case). Detections of one of ``classes``
-    are references; unmatched ones (``'NaN'``) and those of an uninformative type are
-    classified; any other type is left out.
+    One of ``classes``: a reference; unmatched (``'NaN'``) or uninformative: to classify;
+    any other type: left out.
     """
     types, _ = normalize_types(main_types, otypes)
     return _roles_of_canonical(types, classes, uninformative)
@@ -279,17 +237,15 @@ def reference_census(
     labels: LabelReport | None = None,
     all_clusters: ArrayLike | None = None,
 ) -> dict[str, Any]:
-    """How many references of each class stage 3 has, in total and per cluster.
+    """How many references of each class stage 3 has, in total and per cluster (every cluster, zeros too).
 
-    ``types`` are canonical names, ``roles`` from :func:`detection_roles`; every
-    cluster of ``clusters`` (or of ``all_clusters``, when the rows given are only some of
-    the table's) appears, with zeros where it has no reference.
+    ``types`` are canonical names, ``roles`` from :func:`detection_roles`; ``all_clusters``
+    when the rows given are only some of the table's.
     """
     is_reference = np.asarray(roles) == REFERENCE
     clusters = np.asarray(clusters)
     all_clusters = [int(c) for c in np.unique(clusters if all_clusters is None else all_clusters)]
-    # Rows in the order of classes, columns in that of all_clusters; a pair (class,
-    # cluster) counted as one index (a type or cluster outside those is not counted).
+    # (class, cluster) pairs counted as one index; a type or cluster outside those is not counted.
     class_codes = pd.Index(list(classes)).get_indexer(np.asarray(types, dtype=object)[is_reference])
     cluster_codes = pd.Index(all_clusters).get_indexer(clusters[is_reference].astype(int))
     counted = (class_codes >= 0) & (cluster_codes >= 0)
@@ -355,11 +311,6 @@ def log_census(census: Mapping[str, Any]) -> None:
 # -- the fit --------------------------------------------------------------------------
 
 
-def yardstick_rows(n_references: int, random_state: int | None) -> np.ndarray:
-    """Indices of the references the outlier yardstick is made of: all, or a seeded sorted subsample."""
-    return seeded_subsample(n_references, YARDSTICK_SAMPLE, random_state)
-
-
 def naive_bayes_categories(location: bool = True, feature_set: FeatureSet = PAPER) -> dict[str, tuple[str, ...]]:
     """The naive Bayes feature categories of ``feature_set``, optionally with location (|b|)."""
     categories = dict(feature_set.categories())
@@ -369,13 +320,7 @@ def naive_bayes_categories(location: bool = True, feature_set: FeatureSet = PAPE
 
 
 def weights_needed(method: str, explain: bool) -> bool:
-    """Whether stage 3 uses the naive Bayes category weights, and so must tune them.
-
-    The weights shape the naive Bayes probabilities, and the outlier measures and
-    probability tracks (whatever classifier gives the probabilities). Mahalanobis
-    probabilities without outlier measures use none of them: tuning would be wasted
-    (it is the largest cost of stage 3 after the scoring itself).
-    """
+    """Whether stage 3 uses the naive Bayes category weights (its probabilities, or the outlier measures)."""
     return method == "naive-bayes" or bool(explain)
 
 
@@ -401,22 +346,14 @@ def fit_classifier(
 ) -> tuple[ClassifierModel, np.ndarray]:
     """Fit the preprocessing on every complete row, then both classifiers on the references.
 
-    ``table`` must already have complete features and a ``main_type`` without gaps. The
-    naive Bayes model is fitted whatever ``method`` is: it provides the outlier
-    measures and probability tracks, and lets new sources be classified either way.
-    With ``tune=False`` its category weights are left equal (see :func:`weights_needed`).
-    A ``scaler`` fitted beforehand (e.g. by a streaming pass over every complete row)
-    replaces the fit on ``table``, which may then hold only the references; then
-    ``all_clusters`` names every cluster of the catalog (default: those of ``table``).
-    ``feature_set`` says which features (default: the paper's 12). ``latitude`` is
-    :func:`absolute_galactic_latitude` of ``table``'s rows when the caller has it already;
-    ``roles`` likewise :func:`detection_roles` of its rows, whose ``main_type`` is then
-    taken as already read as the paper's names.
-
-    Everything seeded (the naive Bayes tuning, the outlier yardstick's subsample, the
-    calibration folds) and the Mahalanobis sums run on the references in the order of
-    their content, so the model does not depend on the order of ``table``'s rows. Returns
-    the model and the references' preprocessed features, in the content order.
+    ``table`` has complete features and a ``main_type`` without gaps. The naive Bayes is
+    fitted whatever ``method`` is (it gives the outlier measures; ``tune=False`` leaves
+    its weights equal). A ``scaler`` fitted beforehand replaces the fit on ``table``,
+    which may then hold only the references, ``all_clusters`` naming every cluster.
+    ``latitude`` and ``roles`` (then ``main_type`` holds the paper's names) when the
+    caller has them. Every fit runs on the references in the order of their content, so
+    the model does not depend on the row order. Returns the model and the references'
+    preprocessed features, in that order.
     """
     if method not in CLASSIFIER_METHODS:
         raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got {method!r}")
@@ -432,7 +369,6 @@ def fit_classifier(
     elif list(scaler.features) != list(feature_set.features):
         raise ValueError(f"the scaler's features {list(scaler.features)} are not the feature set's")
     # Only the references are fitted on: transform (and place on the sky) those alone.
-    # Both are row-wise, so the values are those of the whole table's rows.
     X = scaler.transform(table.loc[is_reference, list(feature_set.features)].to_numpy(dtype="float64"))
     # Fixed-width text: the estimators' label checks sort these, far faster than objects.
     reference_types, reference_clusters = types[is_reference].astype(str), clusters[is_reference]
@@ -446,10 +382,6 @@ def fit_classifier(
     else:
         X_nb = X
     sources = table.loc[is_reference, NAME].to_numpy(dtype=object) if calibrate else None
-    # Every fit runs on the references in the order of their content, not the table's:
-    # the naive Bayes tuning folds and subsample, the yardstick's subsample, the
-    # calibration folds and the sums of the Mahalanobis means and covariances then depend
-    # on which references there are, not on their order.
     order = _reference_order(X_nb, reference_types, reference_clusters, sources)
     X, X_nb = X[order], X_nb[order]
     reference_types, reference_clusters = reference_types[order], reference_clusters[order]
@@ -468,9 +400,8 @@ def fit_classifier(
         random_state=random_state,
         tune=tune,
     ).fit(X_nb, reference_types)
-    # The references' own outlier measures (for their SIMBAD class) are the yardstick;
-    # beyond YARDSTICK_SAMPLE references a seeded subsample of them.
-    yardstick = yardstick_rows(len(X_nb), random_state)
+    # The references' own outlier measures (for their SIMBAD class) are the yardstick.
+    yardstick = seeded_subsample(len(X_nb), YARDSTICK_SAMPLE, random_state)
     training = naive_bayes.explain(X_nb[yardstick], assigned=reference_types[yardstick])["outlier_measure"]
     quantiles = np.percentile(training, OUTLIER_PERCENTILES)
     model = ClassifierModel(
@@ -479,15 +410,7 @@ def fit_classifier(
     if calibrate:
         assert sources is not None  # read above when calibrating
         model.calibration = fit_calibration(
-            model,
-            X,
-            X_nb,
-            reference_types,
-            reference_clusters,
-            sources,
-            min_references,
-            score,
-            random_state,
+            model, X, X_nb, reference_types, reference_clusters, sources, min_references, score, random_state
         )
     return model, X
 
@@ -495,10 +418,9 @@ def fit_classifier(
 def _reference_order(
     X_nb: np.ndarray, types: np.ndarray, clusters: np.ndarray, sources: np.ndarray | None
 ) -> np.ndarray:
-    """:func:`~xrayclass.core.sampling.content_order` of the references by what the fits read of them.
+    """:func:`~xrayclass.core.sampling.content_order` of the references; ``sources`` only break ties.
 
-    The sources (read for the calibration folds) only order references equal in all
-    else, so that ``--calibrate`` leaves the other fits as they are without it.
+    So ``--calibrate`` leaves the other fits as they are without it.
     """
     content = pd.DataFrame(X_nb, copy=False)
     content.columns = [f"x{j}" for j in range(X_nb.shape[1])]
@@ -517,11 +439,7 @@ def fit_calibration(
     score: str = "macro_f1",
     random_state: int = 0,
 ) -> dict[str, Any]:
-    """Temperature of ``model.method`` fitted on out-of-fold probabilities of the references.
-
-    Three folds that keep each source whole: a reference is scored by a model fitted
-    without any detection of its source.
-    """
+    """Temperature of ``model.method`` fitted on the references' out-of-fold probabilities (folds by source)."""
     classes = model.classes
     references = model.references
 
@@ -549,13 +467,8 @@ def fit_calibration(
         model.method,
         calibration["temperature"],
         *(
-            f"{v:.3f}" if v is not None else "undefined"
-            for v in (
-                calibration["ece_before"],
-                calibration["ece_after"],
-                calibration["brier_before"],
-                calibration["brier_after"],
-            )
+            "undefined" if calibration[key] is None else f"{calibration[key]:.3f}"
+            for key in ("ece_before", "ece_after", "brier_before", "brier_after")
         ),
     )
     return calibration
@@ -584,8 +497,6 @@ def log_naive_bayes(model: ClassifierModel) -> None:
 
 def log_references(model: ClassifierModel) -> None:
     """Log, per cluster, the classes that get probability 0 there."""
-    # A class is scored in a cluster with at least as many references as features.
-    # The counts themselves are in the census logged before the fit.
     for cluster, classifier in model.references.classifiers_.items():
         unscored = [c for c, ok in zip(model.classes, classifier.scored_, strict=False) if not ok]
         if unscored:
@@ -607,11 +518,9 @@ def assemble_classified(
     feature_set: FeatureSet = PAPER,
     passthrough: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The stage-3 output columns of the classified rows ``chosen``, in their order.
+    """The stage-3 output of the classified rows ``chosen`` and their :meth:`ClassifierModel.classify` ``result``.
 
-    ``result`` is :meth:`ClassifierModel.classify` of ``chosen`` (same row order). The
-    other input columns come last: those of ``chosen`` beyond the ones the output
-    puts first, or ``passthrough`` (the same rows, same order) when given.
+    The other input columns come last: those of ``passthrough`` (the same rows) or of ``chosen``.
     """
     explanation = [c for c in result.columns if c not in (MAIN_TYPE, *classes)]
     front = [NAME, OBSID, CLUSTER, "ra", "dec", MAIN_TYPE, *classes, *feature_set.features, SIMBAD_TYPE, *explanation]
@@ -646,10 +555,7 @@ OUTLIER_COLUMNS = (
 
 
 def outlier_table(classified: pd.DataFrame, feature_set: FeatureSet = PAPER) -> pd.DataFrame:
-    """The flagged detections, most outlying first, with their features, for follow-up.
-
-    Empty (with its columns) when the outlier measures were not computed.
-    """
+    """The flagged detections, most outlying first, with their features (empty without outlier measures)."""
     if "outlier_flag" not in classified.columns:
         return pd.DataFrame(columns=[*OUTLIER_COLUMNS, *feature_set.features])
     flagged = classified[classified["outlier_flag"].astype(bool)]
@@ -658,10 +564,7 @@ def outlier_table(classified: pd.DataFrame, feature_set: FeatureSet = PAPER) -> 
 
 
 def output_order(chosen: pd.DataFrame) -> np.ndarray:
-    """The positions of ``chosen``'s rows sorted by name then obsid (stable: input order among equals).
-
-    Arrow sorts the names as pandas does (by code point, missing last).
-    """
+    """The positions of ``chosen``'s rows sorted by name then obsid (stable; names by code point, missing last)."""
     keys = pa.table({NAME: pa.array(chosen[NAME]), OBSID: pa.array(chosen[OBSID])})
     return pc.sort_indices(keys, sort_keys=[(NAME, "ascending"), (OBSID, "ascending")]).to_numpy()
 
@@ -671,33 +574,24 @@ def run_classification(
 ) -> tuple[pd.DataFrame, ClassifierModel]:
     """Stage 3 on a crossmatched table (the stage-2 output or a frozen crossmatch file).
 
-    Parameters
-    ----------
-    crossmatched : pandas.DataFrame
-        Detections with ``name`` (or ``name_1``), ``obsid``, ``cluster``, ``ra``,
-        ``dec``, ``main_type`` (SIMBAD type, old or today's label; missing means no
-        match), optionally ``otype`` (SIMBAD's short code, preferred where present)
-        and the features (or the raw columns they derive from).
-    config : ClassificationConfig
-        The method's choices (the paper's by default).
+    ``crossmatched`` has ``name`` (or ``name_1``), ``obsid``, ``cluster``, ``ra``, ``dec``,
+    ``main_type`` (SIMBAD type, any spelling; missing means no match), optionally ``otype``,
+    and the features (or their raw columns).
 
     Returns
     -------
     classified : pandas.DataFrame
-        One row per classified detection, sorted by name then obsid: ``name, obsid,
-        cluster, ra, dec, main_type`` (the predicted class), the class probabilities,
-        the features, ``simbad_main_type`` (the input's SIMBAD type under its
-        canonical, paper name, whatever spelling came in), the outlier measure,
-        percentile and flag, ``driven_by`` and the probability track, then the other
-        input columns.
+        One row per classified detection, sorted by name then obsid: identity, the
+        predicted ``main_type``, the probabilities, the features, ``simbad_main_type``
+        (the paper's name), the outlier columns and track, then the other input columns.
     model : ClassifierModel
         With its ``census`` (:func:`reference_census`).
 
     Raises
     ------
     InputError
-        Missing or non-numeric columns, no reference or nothing to classify, a log
-        feature without a shift; :class:`LabelError` with ``strict_labels``.
+        Unusable columns, no reference or nothing to classify, a log feature without a
+        shift; :class:`LabelError` with ``strict_labels``.
     """
     feature_set = config.feature_set
     table = checked_input(crossmatched, feature_set)
@@ -709,8 +603,7 @@ def run_classification(
     used = [c for c in (*REQUIRED_COLUMNS, MAIN_TYPE, OTYPE, *feature_set.features) if c in table.columns]
     work = table[used].take(kept).reset_index(drop=True)
 
-    # Roles and census: the SIMBAD types read as the paper's names first (today's labels,
-    # short codes, stray whitespace or case), kept as Python strings for the fit.
+    # Roles and census of the SIMBAD types read as the paper's names, kept as Python strings.
     types, labels = normalize_types(work[MAIN_TYPE], work[OTYPE] if OTYPE in work.columns else None)
     for level, message in labels.messages():
         getattr(log, level)("%s", message)

@@ -43,9 +43,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Detections the mixture is fitted on at most; larger catalogs are fitted on a seeded
-#: random subsample of this size and every detection is then assigned. Chosen by
-#: measurement (benchmarks/subsample.py): see README, "Scaling up".
+#: Detections the mixture is fitted on at most (a seeded subsample; every detection is
+#: then assigned). Chosen by benchmarks/subsample.py: see README, "Scaling up".
 FIT_SAMPLE = 100_000
 
 #: Columns stage 1 needs besides the raw feature columns.
@@ -56,19 +55,10 @@ IDENTITY_COLUMNS = (NAME, OBSID, "ra", "dec")
 class ClusteringConfig:
     """Stage 1's choices; the defaults are the paper's.
 
-    Parameters
-    ----------
-    n_components : int
-        Gaussian components (clusters) of the mixture.
-    random_state : int
-        Seed of the mixture's initialisation and of the fit subsample.
-    fit_sample : int or None
-        Fit on at most this many detections (a subsample chosen by content), then
-        assign every detection; ``None`` fits on all.
-    log_floor : float or None
-        Lower bound on the shift of the log features (``None``: the paper's rule).
-    feature_set : FeatureSet
-        The features and their preprocessing (the paper's 12 by default).
+    ``n_components`` clusters, ``random_state`` seeding the mixture and the subsample,
+    ``fit_sample`` (fit on at most this many detections, then assign all; ``None``: all),
+    ``log_floor`` (lower bound on the log shift; ``None``: the paper's rule) and the
+    ``feature_set``.
     """
 
     n_components: int = N_COMPONENTS
@@ -94,11 +84,9 @@ def probability_columns(n_components: int) -> list[str]:
 
 
 def fit_rows(features: np.ndarray, fit_sample: int | None, random_state: int | None) -> np.ndarray:
-    """Positions of the rows of ``features`` the mixture is fitted on, in the order it sees them.
+    """Positions of the rows the mixture is fitted on, chosen and ordered by content and seed.
 
-    All rows, or ``fit_sample`` of them, chosen and ordered by their values and the seed
-    (:func:`~xrayclass.core.sampling.content_sample`): the k-means start picks rows by
-    position, so the same detections in another order are fitted in this one order.
+    The k-means start picks rows by position: the same detections in another order fit the same.
     """
     return content_sample(pd.DataFrame(features, copy=False), fit_sample, random_state)
 
@@ -113,11 +101,7 @@ def fit_model(
     n_input_rows: int,
     n_detections: int,
 ) -> ClusteringModel:
-    """The mixture fitted on ``X`` (the preprocessed fit rows) and the model with its training record.
-
-    ``n_detections`` are the complete rows of the ``n_input_rows`` read; ``X`` holds all
-    of them or the ``--fit-sample`` subsample.
-    """
+    """The model of the mixture fitted on ``X``, the preprocessed fit rows of ``n_detections`` complete ones."""
     if len(X) < n_detections:
         log.info(
             "fitting on a seeded subsample of %s of the %s detections (--fit-sample)",
@@ -156,34 +140,12 @@ def cluster_detections(
     log_floor: float | None = None,
     feature_set: FeatureSet = PAPER,
 ) -> tuple[pd.DataFrame, ClusteringModel]:
-    """Stage 1 on a table of CSC detections.
+    """Stage 1 on a table of CSC detections (options as :class:`ClusteringConfig`).
 
-    Derives the variability features, drops the detections that lack any of the 12
-    features (logging how many and which), fits the log/MinMax preprocessing and the
-    Gaussian mixture, and labels every kept detection with its most probable cluster.
-
-    Parameters
-    ----------
-    detections : pandas.DataFrame
-        CSC per-observation detections (``name`` or ``name_1``, ``obsid``, ``ra``,
-        ``dec`` and the raw feature columns).
-    n_components, random_state : int
-        Mixture size and seed.
-    fit_sample : int or None
-        Fit the mixture on at most this many detections (a subsample seeded by
-        ``random_state``); every detection is then assigned. ``None``: all.
-    log_floor : float, optional
-        Shift of the log features (default: the paper's rule); see
-        :class:`~xrayclass.preprocessing.LogMinMaxScaler`.
-    feature_set : FeatureSet
-        The features (default: the paper's 12); a row is dropped only for lacking one of these.
-
-    Returns
-    -------
-    clustered : pandas.DataFrame
-        The kept detections: every input column, the derived features, ``cluster`` and
-        ``prob_0`` .. ``prob_{K-1}``.
-    model : ClusteringModel
+    Derives the features, drops (and counts) the detections lacking one, fits the
+    log/MinMax preprocessing on the rest and the Gaussian mixture, and labels every kept
+    detection with its most probable cluster. Returns the kept detections with
+    ``cluster`` and ``prob_0`` .. ``prob_{K-1}``, and the model.
     """
     detections = canonical_names(detections)
     require_columns(detections, IDENTITY_COLUMNS)
@@ -208,16 +170,14 @@ def cluster_detections(
 
     features = kept[list(feature_set.features)].to_numpy(dtype="float64")
     require_log_features_usable(features, feature_set.features, feature_set.log_features)
-    # The preprocessing uses every detection (ranges and shifts); only the mixture is
-    # fitted on a subsample when the catalog is large.
+    # The preprocessing uses every detection; only the mixture is fitted on a subsample.
     scaler = feature_set.scaler(log_floor=log_floor).fit(features)
     rows = fit_rows(features, fit_sample, random_state)
     X = scaler.transform(features[rows])
     model = fit_model(X, scaler, n_components, random_state, fit_sample, feature_set, n_total, len(kept))
     clusters, probabilities = model.assign(kept)
     clustered = kept.assign(
-        **{CLUSTER: clusters},
-        **dict(zip(probability_columns(n_components), probabilities.T, strict=False)),
+        **{CLUSTER: clusters}, **dict(zip(probability_columns(n_components), probabilities.T, strict=False))
     )
     sizes = np.bincount(clusters, minlength=n_components)
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
@@ -239,13 +199,9 @@ def cluster_detections(
 
 
 def check_model_fits_table(model: ClusteringModel, detections: pd.DataFrame) -> None:
-    """Raise :class:`InputError` unless ``model`` was fitted on the stage-1 table ``detections``.
+    """Raise :class:`InputError` (``table`` "model" or "stage1") unless ``model`` was fitted on ``detections``.
 
-    The error's ``table`` is ``"model"`` or ``"stage1"``: the input it is about.
-
-    Checked by its number of detections and by refitting the preprocessing on the
-    table: the log shifts and ranges must be the ones in the model (stage 1 fits them
-    on every detection it keeps).
+    Checked by the number of detections and by refitting the preprocessing on the table.
     """
     expected = model.training.get("n_detections")
     if expected is not None and int(expected) != len(detections):
@@ -294,16 +250,10 @@ def stage1_model(model: ClusteringModel) -> ClusteringModel:
 
 
 def frozen_memberships(detections: pd.DataFrame, clusters: np.ndarray) -> tuple[np.ndarray, str]:
-    """The membership of each detection in each frozen cluster, and how it was obtained.
+    """The (n_detections, K) memberships of the frozen clusters, and how they were obtained.
 
-    The frozen file's ``prob_0..prob_{K-1}`` when it has them, complete, finite and
-    consistent with its ``cluster`` (their argmax); otherwise the hard assignments.
-
-    Returns
-    -------
-    memberships : numpy.ndarray of shape (n_detections, K)
-    method : str
-        ``'membership probabilities'`` or ``'cluster assignments'``.
+    The frozen file's ``prob_*`` when complete, finite and consistent with its ``cluster``
+    (``'membership probabilities'``); otherwise the hard ``'cluster assignments'``.
     """
     n_components = int(clusters.max()) + 1
     columns = probability_columns(n_components)
@@ -328,29 +278,13 @@ def frozen_memberships(detections: pd.DataFrame, clusters: np.ndarray) -> tuple[
 
 
 def describe_frozen_clusters(model: ClusteringModel, detections: pd.DataFrame) -> ClusteringModel:
-    """A mixture model of the frozen clusters that stage 3 will use, in this run's space.
+    """A mixture of the frozen clusters of the stage-2 table ``detections``, in ``model``'s preprocessed space.
 
-    Each component is estimated from the detections of one frozen cluster, in the
-    preprocessed space of ``model`` (this run's stage-1 scaler): weight, mean and full
-    covariance (plus scikit-learn's ``reg_covar``), weighting each detection by its
-    frozen membership probability where the frozen file has them (the M-step of the
-    EM that made them), else by its hard assignment. How often the result places a
-    training detection in its frozen cluster is measured: such a mixture reproduces
-    clusters that came from another preprocessing only approximately.
-
-    Parameters
-    ----------
-    model : ClusteringModel
-        This run's stage-1 model (a previous re-estimate is replaced, not stacked).
-    detections : pandas.DataFrame
-        The stage-2 table: the 12 features and the frozen ``cluster`` (and ``prob_*``).
-
-    Returns
-    -------
-    ClusteringModel
-        Same preprocessing; ``mixture`` describes the frozen clusters; ``clusters`` says
-        so (method, agreement overall and per cluster); ``stage1_mixture`` keeps
-        the stage-1 fit.
+    Each component is one M-step over its cluster's detections, weighted by their frozen
+    memberships (:func:`frozen_memberships`). The model keeps the stage-1 fit as
+    ``stage1_mixture`` and records in ``clusters`` how often the mixture places a
+    detection in its frozen cluster: clusters from another preprocessing are reproduced
+    only approximately.
     """
     base = stage1_model(model)
     labels = detections[CLUSTER].to_numpy(dtype="float64")
@@ -408,13 +342,7 @@ PUBLISHED_CAVEAT = (
 
 
 def compare_with_published(model: ClusteringModel, published: Mapping[str, Any]) -> dict[str, Any]:
-    """How ``model``'s mixture compares with the published one (``paper_gmm.json``'s content).
-
-    Returns
-    -------
-    dict
-        See :func:`~xrayclass.mixture.compare_mixtures`, plus ``caveat``.
-    """
+    """:func:`~xrayclass.core.mixture.compare_mixtures` of ``model``'s and the published mixture, with a ``caveat``."""
     if list(published.get("features", FEATURES)) != list(model.feature_set.features):
         raise InputError("the published mixture's features differ from this pipeline's")
     comparison = compare_mixtures(model.mixture, published)
@@ -433,10 +361,7 @@ def compare_with_published(model: ClusteringModel, published: Mapping[str, Any])
 def run_clustering(
     detections: pd.DataFrame, config: ClusteringConfig = ClusteringConfig()
 ) -> tuple[pd.DataFrame, ClusteringModel]:
-    """Stage 1 on an in-memory table of CSC detections: ``(clustered, model)``.
-
-    See :func:`cluster_detections`, which this is, with ``config``'s choices.
-    """
+    """Stage 1 on an in-memory table of CSC detections: :func:`cluster_detections` with ``config``."""
     return cluster_detections(
         detections,
         n_components=config.n_components,

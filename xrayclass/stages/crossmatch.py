@@ -1,12 +1,10 @@
 """Stage 2: SIMBAD classes for the clustered detections.
 
-A crossmatch gives each detection the SIMBAD object within 1 arcsec (best match only)
-and its ``main_type``; detections without a match keep their row with
-``main_type = 'NaN'``. SIMBAD changes, so the published run's August-2022 crossmatch
-is the one that reproduces the paper: :func:`swap_in_frozen` takes such a frozen
-table (TOPCAT's output, or the published ``cluster_csc_simbad.csv``) and checks it
-against this run's stage-1 table. Every way of crossmatching ends in
-:func:`attach_matches`, which joins the matched columns row by row.
+Each detection gets the SIMBAD object within 1 arcsec (best match) and its
+``main_type``; one without a match keeps its row with ``main_type = 'NaN'``. SIMBAD
+changes, so the published August-2022 crossmatch reproduces the paper:
+:func:`swap_in_frozen` checks such a frozen table against this run's stage-1 table.
+Every way of crossmatching ends in :func:`attach_matches`.
 """
 
 import logging
@@ -49,16 +47,9 @@ CLUSTER_SOURCES = ("frozen", "ours")
 class CrossmatchConfig:
     """Stage 2's choices; the defaults are the paper's.
 
-    Parameters
-    ----------
-    source : {"frozen", "catalog", "online"}
-        Where the SIMBAD classes come from: an existing crossmatch of the same
-        detections (the published one reproduces the paper), a local catalog matched by
-        position, or CDS X-Match now.
-    radius : float
-        Match radius in arcsec (catalog and online).
-    clusters : {"frozen", "ours"}
-        With a frozen crossmatch: keep its clusters (the paper's) or this run's.
+    ``source``: an existing crossmatch of the same detections, a local catalog, or CDS
+    X-Match now; ``radius`` in arcsec; ``clusters``: with a frozen crossmatch, keep its
+    clusters (the paper's) or this run's.
     """
 
     source: Literal["frozen", "catalog", "online"] = "frozen"
@@ -80,12 +71,7 @@ def _cluster_columns(table: pd.DataFrame) -> list[str]:
 
 
 def check_same_detections(stage1: pd.DataFrame, other: pd.DataFrame) -> None:
-    """Raise :class:`InputError` unless both tables list the same detections in order.
-
-    The error is about ``other`` (its ``table`` is ``"frozen"``).
-
-    Compared row by row: the number of rows, then the source name and obsid of each.
-    """
+    """Raise :class:`InputError` about ``other`` (``"frozen"``) unless both list the same names and obsids in order."""
     if len(stage1) != len(other):
         raise InputError(
             f"has {len(other):,} rows but the stage-1 table has "
@@ -112,13 +98,8 @@ def check_same_detections(stage1: pd.DataFrame, other: pd.DataFrame) -> None:
 
 
 def cluster_agreement(ours: ArrayLike, theirs: ArrayLike) -> float:
-    """Share of detections in the same cluster, after the best relabeling of ``theirs``.
-
-    Cluster numbers of two mixture fits are arbitrary, so the labels are first paired
-    up by the assignment that maximizes the overlap.
-    """
-    # Imported here: only the frozen comparison needs them, and stage 2 otherwise does
-    # without loading scikit-learn.
+    """Share of detections in the same cluster, after the relabeling of ``theirs`` that maximizes it."""
+    # Imported here: stage 2 otherwise does without loading scikit-learn.
     from scipy.optimize import linear_sum_assignment
     from sklearn.metrics.cluster import contingency_matrix
 
@@ -129,29 +110,11 @@ def cluster_agreement(ours: ArrayLike, theirs: ArrayLike) -> float:
 
 
 def swap_in_frozen(stage1: pd.DataFrame, frozen: pd.DataFrame, clusters: str = "frozen") -> pd.DataFrame:
-    """The SIMBAD columns (and optionally clusters) of a frozen crossmatch, checked.
+    """The stage-2 table: the SIMBAD columns (and ``clusters``' clusters) of a frozen crossmatch, checked.
 
-    Parameters
-    ----------
-    stage1 : pandas.DataFrame
-        This run's stage-1 table.
-    frozen : pandas.DataFrame
-        An existing crossmatch of the same detections (e.g. the published August-2022
-        ``cluster_csc_simbad.csv``), with ``name`` or ``name_1``, ``obsid`` and
-        ``main_type``, in the stage-1 row order.
-    clusters : {"frozen", "ours"}
-        Whose ``cluster`` (and ``prob_*``) columns the result keeps: the frozen file's
-        (default; those reproduce the paper) or this run's.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The stage-2 table: see :func:`attach_matches`.
-
-    Raises
-    ------
-    InputError
-        With ``table`` ``"stage1"`` or ``"frozen"``: the input the problem is in.
+    ``frozen`` is an existing crossmatch of the same detections in the stage-1 row order
+    (e.g. the published ``cluster_csc_simbad.csv``), with ``name`` or ``name_1``, ``obsid``
+    and ``main_type``. An :class:`InputError` names its input in ``table``.
     """
     if clusters not in CLUSTER_SOURCES:
         raise ValueError(f"clusters must be one of {CLUSTER_SOURCES}, got {clusters!r}")
@@ -171,8 +134,6 @@ def swap_in_frozen(stage1: pd.DataFrame, frozen: pd.DataFrame, clusters: str = "
             raise InputError("has no 'cluster' column; use --clusters ours", table="frozen")
         with tables_named("frozen"):
             frozen = require_numeric(frozen, (CLUSTER,))
-            # A 99 among clusters 0 .. 5 passed when no prob_* column gave K and no model
-            # was there to be re-estimated, and stage 3 then met a cluster of one.
             require_cluster_labels(frozen, every_cluster_used=True)
         if CLUSTER in stage1.columns:
             agreement = cluster_agreement(stage1[CLUSTER], frozen[CLUSTER])
@@ -196,12 +157,7 @@ def swap_in_frozen(stage1: pd.DataFrame, frozen: pd.DataFrame, clusters: str = "
 
 
 def attach_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
-    """Join matched SIMBAD columns to the stage-1 rows, row by row.
-
-    Columns of ``matches`` already in ``stage1`` are not duplicated (the stage-1 values
-    are kept), except the cluster columns, which ``matches`` then provides. A missing
-    ``main_type`` becomes the string ``'NaN'``, as in the published pipeline.
-    """
+    """Join matched SIMBAD columns to the stage-1 rows, row by row (:func:`join_matches`), and log the counts."""
     new_columns = [c for c in matches.columns if c not in stage1.columns]
     skipped = [c for c in matches.columns if c in stage1.columns]
     if skipped:
@@ -220,9 +176,9 @@ def attach_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
 
 
 def join_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """:func:`attach_matches` without its log lines (the streamed stage logs the totals once).
+    """The joined table and which of its rows have no SIMBAD class (``main_type`` 'NaN', as published).
 
-    Returns the joined table and which of its rows have no SIMBAD class.
+    Columns of ``matches`` already in ``stage1`` keep their stage-1 values.
     """
     new_columns = [c for c in matches.columns if c not in stage1.columns]
     combined = pd.concat([stage1.reset_index(drop=True), matches[new_columns].reset_index(drop=True)], axis=1)
@@ -233,11 +189,7 @@ def join_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> tuple[pd.DataFr
 
 
 def crossmatch_local(stage1: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float) -> pd.DataFrame:
-    """Stage 2 against a local catalog: best match within the radius, every row kept.
-
-    An :class:`~xrayclass.exceptions.InputError` says which input is wrong in its
-    ``table`` (``"stage1"`` or ``"catalog"``).
-    """
+    """Stage 2 against a local catalog: best match within the radius, every row kept; errors name their ``table``."""
     with tables_named("stage1"):
         stage1 = canonical_names(stage1)
         require_columns(stage1, ("ra", "dec"))
@@ -254,19 +206,10 @@ def run_crossmatch(
     frozen: pd.DataFrame | None = None,
     catalog: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Stage 2 on in-memory tables: give each clustered detection its SIMBAD class.
+    """Stage 2 on in-memory tables: exactly one of ``frozen`` (:func:`swap_in_frozen`) or ``catalog``.
 
-    Exactly one of ``frozen`` (an existing crossmatch of the same detections, in the
-    stage-1 row order: :func:`swap_in_frozen`, which reproduces the paper) or
-    ``catalog`` (a local catalog with ``ra``, ``dec`` and ``main_type``: the best match
-    within ``config.radius`` arcsec) must be given. The remote X-Match crossmatch is a service
-    (:mod:`xrayclass.services.xmatch`).
-
-    Raises
-    ------
-    InputError
-        With ``table`` ``"stage1"``, ``"frozen"`` or ``"catalog"``: the input the
-        problem is in.
+    The remote X-Match crossmatch is a service (:mod:`xrayclass.services.xmatch`). An
+    :class:`InputError` names its input (``"stage1"``, ``"frozen"``, ``"catalog"``) in ``table``.
     """
     if frozen is not None and catalog is None:
         return swap_in_frozen(clustered, frozen, clusters=config.clusters)

@@ -7,8 +7,6 @@ Two votes, as in the paper:
   first in name/obsid order, as ``collections.Counter.most_common`` does).
 
 A source whose two votes agree is *uniquely classified*; the others are *ambiguous*.
-Everything is computed per source with array operations, with no Python call per
-source or class.
 """
 
 from __future__ import annotations
@@ -25,8 +23,8 @@ import pyarrow.compute
 from numpy.typing import ArrayLike
 
 from xrayclass.constants import AGGREGATE_CLASS, CLASSES, FEATURES, MAIN_TYPE, NAME, OBSID, UNCLASSIFIED
-from xrayclass.core.checks import canonical_names, require_columns, require_numeric
-from xrayclass.io.tables import InputError
+from xrayclass.core.checks import canonical_names, require_columns, require_numeric, require_probabilities
+from xrayclass.exceptions import InputError
 
 __all__ = [
     "DECIMALS",
@@ -74,33 +72,16 @@ DECIMALS = 3
 
 @dataclass(frozen=True)
 class MasterClassificationConfig:
-    """Stage 4's choices; the defaults are the paper's.
-
-    Parameters
-    ----------
-    classes : tuple of str
-        The classes voted over (the ten of the paper).
-    """
+    """Stage 4's choices: the ``classes`` voted over (the paper's ten)."""
 
     classes: tuple[str, ...] = CLASSES
 
 
 def format_mean_std(means: np.ndarray, stds: np.ndarray, decimals: int = DECIMALS) -> Any:
-    """``"mean±std"`` strings, each rounded as Python's ``round(numpy.float64, 3)`` does.
+    """``"mean±std"`` strings as the published tables print ``round(numpy.float64, 3)`` (``0.04``, not ``0.040``).
 
-    NumPy rounds ``x`` to 3 decimals as ``rint(x * 1000) / 1000``, and the published
-    table prints that float with Python's shortest representation (``0.04``, not
-    ``0.040``). Probabilities and their spreads lie in [0, 1], so each string is one of
-    at most 1001 x 1001 pairs: the strings are made once per distinct pair and the
-    strings are made once per distinct pair and gathered with Arrow.
-
-    Parameters
-    ----------
-    means, stds : arrays of the same shape (n_sources,) or (n_sources, n_classes)
-
-    Returns
-    -------
-    pandas string array, or a list of them (one per column) for 2-D input
+    Values in [0, 1] make at most 1001 x 1001 pairs: each distinct string is made once and
+    gathered by Arrow. A string array, or a list of them (one per column) for 2-D input.
     """
     means = np.asarray(means, dtype="float64")
     stds = np.asarray(stds, dtype="float64")
@@ -115,7 +96,6 @@ def format_mean_std(means: np.ndarray, stds: np.ndarray, decimals: int = DECIMAL
     pairs = np.where(unique >= 0, unique, 0)
     labels = np.strings.add(np.strings.add(lookup[pairs // int(scale + 1)], "±"), lookup[pairs % int(scale + 1)])
     if inside.all():
-        # Each distinct string made once, then gathered by Arrow: no Python object per source.
         return pd.array(pyarrow.compute.take(pyarrow.array(labels), pyarrow.array(inverse)), dtype="str")
     # Outside [0, 1] (never for probabilities): format those few one by one.
     strings = labels.astype(object)[inverse]
@@ -127,11 +107,7 @@ def format_mean_std(means: np.ndarray, stds: np.ndarray, decimals: int = DECIMAL
 
 
 def cohen_kappa(first: Collection[Any], second: Collection[Any]) -> float | None:
-    """Cohen's kappa of two label arrays (as scikit-learn's, without its per-row loops).
-
-    ``None`` where it is undefined: no labels, or chance agreement is certain (both
-    votes give every source one and the same class).
-    """
+    """Cohen's kappa of two label arrays (as scikit-learn's); ``None`` without labels or if chance agreement is certain."""
     if len(first) == 0:
         return None
     codes, uniques = pd.factorize(np.concatenate([np.asarray(first, dtype=object), np.asarray(second, dtype=object)]))
@@ -158,19 +134,9 @@ class Votes:
 def vote(
     names: ArrayLike, predicted: ArrayLike, probabilities: ArrayLike, classes: Sequence[str] | np.ndarray = CLASSES
 ) -> Votes:
-    """Hard and soft votes of every source.
+    """Hard and soft votes of every source; ``names`` sorted so that each source's detections are contiguous.
 
-    Parameters
-    ----------
-    names : array of str, sorted so that each source's detections are contiguous and
-        in obsid order
-    predicted : array of str
-        Predicted class of each detection (one of ``classes``).
-    probabilities : array of shape (n_detections, n_classes)
-
-    Returns
-    -------
-    Votes
+    ``predicted`` is each detection's class (one of ``classes``), ``probabilities`` its row of them.
     """
     names = np.asarray(names, dtype=object)
     n = len(names)
@@ -180,7 +146,7 @@ def vote(
         return Votes(
             names, np.zeros(0, dtype=int), empty, empty.copy(), classes[:0], classes[:0], np.zeros(0, dtype=int)
         )
-    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if n else np.zeros(0, dtype=int)
+    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
     counts = np.diff(np.r_[starts, n])
     source_of_row = np.repeat(np.arange(len(starts)), counts)
 
@@ -215,15 +181,12 @@ def master_classification(
     Returns
     -------
     uniquely : pandas.DataFrame
-        Sources whose hard and soft votes agree: ``name, agg_master_class,
-        master_class, detection_count``, the ``"mean±std"`` of each class, ``ra, dec``
-        and the 12 features of the first detection (lowest obsid) where the input has
-        them, then, where the input has outlier measures, ``outlier_percentile_max``
-        (of the source's detections) and ``outlier_flag`` (any detection flagged);
-        sorted by detection count (most first), then name.
+        Sources whose votes agree: ``name, agg_master_class, master_class,
+        detection_count``, each class's ``"mean±std"``, ``ra, dec`` and the features of
+        the first detection (lowest obsid), then ``outlier_percentile_max`` and
+        ``outlier_flag`` where the input has outlier measures; most detections first, then name.
     ambiguous : pandas.DataFrame
-        The other sources, with ``hard_master_class, soft_master_class`` instead of
-        the two master-class columns.
+        The other sources, with ``hard_master_class, soft_master_class`` instead.
     summary : dict
         Counts, Cohen's kappa of the two votes and the detections-per-source histogram.
     """
@@ -240,8 +203,6 @@ def master_classification(
     if np.isnan(probabilities).any():
         rows = int(np.isnan(probabilities).any(axis=1).sum())
         raise InputError(f"{rows:,} detections have missing class probabilities")
-    from xrayclass.core.checks import require_probabilities
-
     require_probabilities(probabilities, classes)
     unscored = (detections[MAIN_TYPE].astype(str) == UNCLASSIFIED).to_numpy() | ~(probabilities > 0).any(axis=1)
     if unscored.any():
@@ -307,11 +268,7 @@ def master_classification(
 
 
 def require_known_classes(predicted: pd.Series, classes: Sequence[str] = CLASSES) -> None:
-    """Each detection's class is one of ``classes`` or ``Unclassified``, spelled exactly.
-
-    Compared as written, case included: SIMBAD's types are case-sensitive (``QSO`` is a
-    class, ``qso`` no type at all) and the tables carry the class names on.
-    """
+    """Each detection's class is one of ``classes`` or ``Unclassified``, case included (SIMBAD's types are)."""
     allowed = [*classes, UNCLASSIFIED]
     unknown = ~predicted.isin(allowed).to_numpy()
     if unknown.any():
@@ -328,11 +285,7 @@ FLAG_VALUES = {"true": True, "false": False, "1": True, "0": False, "1.0": True,
 
 
 def outlier_flags(flags: pd.Series) -> np.ndarray:
-    """A detection's ``outlier_flag`` as True or False; a blank cell is not flagged.
-
-    ``bool("False")`` is True: a batch whose cells a reader kept as text (a blank among
-    them) flagged every source before. Another value is an error.
-    """
+    """A detection's ``outlier_flag`` as True or False, also when read as text; a blank cell is not flagged."""
     if pd.api.types.is_bool_dtype(flags.dtype) and not flags.isna().any():
         return flags.to_numpy(dtype=bool)
     blank = flags.isna().to_numpy()
@@ -353,10 +306,7 @@ def defined_kappa(first: Collection[Any], second: Collection[Any]) -> float | No
 
 
 def tables_kappa(uniquely: pd.DataFrame, ambiguous: pd.DataFrame, min_detections: int = 1) -> float | None:
-    """Kappa of the hard and soft votes read back from the two stage-4 tables.
-
-    Counts the sources with at least ``min_detections`` detections; None where undefined.
-    """
+    """Kappa of the votes read back from the stage-4 tables, of sources with ``min_detections`` or more."""
     u = uniquely[uniquely["detection_count"] >= min_detections]
     a = ambiguous[ambiguous["detection_count"] >= min_detections]
     hard = np.concatenate([u["master_class"].to_numpy(dtype=object), a["hard_master_class"].to_numpy(dtype=object)])
@@ -376,12 +326,8 @@ def summarize(votes: Votes, n_detections: int, n_unscored: int) -> dict[str, Any
     hard_family, soft_family = (pd.Series(v, dtype=object).map(AGGREGATE_CLASS) for v in (votes.hard, votes.soft))
     # Ambiguous only in the detailed class: e.g. hard Seyfert_1, soft Seyfert_2.
     same_family = int(((votes.hard != votes.soft) & (hard_family == soft_family).to_numpy()).sum())
-    # Undefined (None: null in JSON) when every source gets one and the same class from
-    # both votes, or when no source votes at all.
-    defined = len(set(votes.hard) | set(votes.soft)) > 1
-    kappa = cohen_kappa(votes.hard, votes.soft) if defined else None
-    # A source with one detection agrees with itself by construction: the kappa of the
-    # sources with two or more detections is the one that measures the votes (issue 13).
+    # A source with one detection agrees with itself: the kappa of the sources with two or
+    # more detections is the one that measures the votes (issue 13).
     multiple = votes.detection_count >= 2
     histogram = {
         label: int(((votes.detection_count >= low) & (votes.detection_count <= high)).sum())
@@ -394,7 +340,7 @@ def summarize(votes: Votes, n_detections: int, n_unscored: int) -> dict[str, Any
         "uniquely_classified": n_unique,
         "ambiguous": n_sources - n_unique,
         "ambiguous_same_aggregated_class": same_family,
-        "cohen_kappa": kappa,
+        "cohen_kappa": defined_kappa(votes.hard, votes.soft),
         "sources_multiple_detections": int(multiple.sum()),
         "cohen_kappa_multiple_detections": defined_kappa(votes.hard[multiple], votes.soft[multiple]),
         "detections_per_source": histogram,
@@ -440,8 +386,5 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 def run_master_classification(
     classified: pd.DataFrame, config: MasterClassificationConfig = MasterClassificationConfig()
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Stage 4 on an in-memory stage-3 table: ``(uniquely, ambiguous, summary)``.
-
-    See :func:`master_classification`, which this is.
-    """
+    """Stage 4 on an in-memory stage-3 table: :func:`master_classification` with ``config``."""
     return master_classification(classified, config.classes)
