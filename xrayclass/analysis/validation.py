@@ -400,12 +400,7 @@ def validate_once(
     aggregated.update(
         calibration_scores(aggregate_probabilities(probabilities, classes), aggregate(true), AGGREGATE_CLASSES)
     )
-    return {
-        "classes": classes_result,
-        "aggregated": aggregated,
-        "n_train": len(train),
-        "n_test": len(test),
-    }
+    return {"classes": classes_result, "aggregated": aggregated, "n_train": len(train), "n_test": len(test)}
 
 
 def validate(
@@ -419,14 +414,6 @@ def validate(
     """Repeat :func:`validate_once` over ``seeds``; mean and spread of every number.
 
     ``name`` (of the method) labels the progress shown, one log line per seed.
-
-    Returns
-    -------
-    dict
-        For ``"classes"`` and ``"aggregated"``: ``confusion_mean``/``confusion_std``
-        (DataFrames), ``metrics_mean``/``metrics_std`` (precision, recall, F1, support
-        per class), ``accuracy_mean``/``accuracy_std``; plus the per-seed accuracies
-        and the split sizes.
     """
     runs = []
     seeds = list(seeds)
@@ -493,16 +480,7 @@ def _summarize_runs(runs: list[dict[str, Any]], seeds: Sequence[int], group_by_s
 def compare_methods(
     labeled: LabeledSet, seeds: Sequence[int], methods: Mapping[str, Method], group_by_source: bool = False
 ) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
-    """Validate several methods on the same seeded splits; results and a summary table.
-
-    Returns
-    -------
-    results : dict
-        Method name -> :func:`validate` result.
-    table : pandas.DataFrame
-        One row per method and level: accuracy (mean, std), macro F1 (mean), and the
-        F1 of each class (mean).
-    """
+    """Validate several methods on the same seeded splits; results and a summary table."""
     results = {
         name: validate(labeled, seeds, method, group_by_source=group_by_source, name=name)
         for name, method in methods.items()

@@ -541,8 +541,7 @@ SUBCOMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     """The ``analysis.py`` parser with one sub-parser per analysis."""
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each.",
+        prog=PROG, description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each."
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = verbosity_options()

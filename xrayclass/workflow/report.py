@@ -527,8 +527,7 @@ def _comparison_block(
     with analyses.figures.synthetic_marking(synthetic):
         save_figure(analyses.figures.comparison_figure(table, synthetic=synthetic), out_dir, stem)
     report.image(
-        figure_png(out_dir, stem),
-        f"{mark}{title}: every method on both splits (mean ± std over {len(seeds)} seeds)",
+        figure_png(out_dir, stem), f"{mark}{title}: every method on both splits (mean ± std over {len(seeds)} seeds)"
     )
 
 

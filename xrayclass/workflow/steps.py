@@ -82,15 +82,7 @@ def k_selection(
     seed: int = 0,
     n_jobs: int = 2,
 ) -> tuple[pd.DataFrame, int]:
-    """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        ``k, bic_mean, bic_std, gradient``.
-    chosen : int
-        The knee of the BIC curve (:func:`xrayclass.kselection.knee`).
-    """
+    """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1."""
     X = preprocessed_features(clustered)
     if sample and len(X) > sample:
         rows = np.sort(np.random.default_rng(seed).choice(len(X), size=sample, replace=False))
