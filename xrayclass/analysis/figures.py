@@ -1,23 +1,10 @@
 """The paper's figures, drawn from the pipeline's tables.
 
-Every function takes DataFrames, draws on a fresh :class:`matplotlib.figure.Figure` (no
-pyplot, so no global figure state and no GUI backend) and returns it: a notebook shows
-it, and :func:`xrayclass.io.figures.save_figure` writes it as PNG and PDF under the
-run's file names (:data:`xrayclass.io.paths.FIGURES`).
-
-Conventions
------------
-* Categories (clusters, aggregated classes) use the Okabe-Ito colour-blind-safe
-  palette :data:`PALETTE`; continuous quantities use viridis (cividis for the
-  confusion matrices).
-* Sky maps are Mollweide projections in galactic coordinates with the longitude
-  wrapped to [-180, 180] deg and increasing to the LEFT (east left, as on the sky);
-  the tick labels give the true longitude.
-* Hardness ratios and variability probabilities are dimensionless; the axis labels
-  say what they are.
-* Text that comes from the tables (source names, ``driven_by``, cluster numbers) is
-  drawn as plain text: ``parse_math=False``, so a ``$`` in a name is a dollar sign, not
-  the start of mathtext. A long source name is wrapped (:data:`TITLE_NAME_WIDTH`).
+Every function takes DataFrames and returns a fresh :class:`matplotlib.figure.Figure`
+(no pyplot, no GUI backend); :func:`xrayclass.io.figures.save_figure` writes it. Categories
+use the Okabe-Ito palette :data:`PALETTE`, continuous values viridis (cividis for confusion
+matrices). Sky maps are Mollweide in galactic coordinates, l increasing to the LEFT. Text
+from the tables is drawn with ``parse_math=False`` (a ``$`` in a name stays a dollar).
 """
 
 import contextlib

@@ -105,23 +105,13 @@ class LabeledSet:
 Method = Callable[[LabeledSet, np.ndarray, np.ndarray, Sequence[str]], np.ndarray]
 
 
-def mahalanobis_method(
-    labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
-) -> np.ndarray:
-    """The paper's per-cluster classifier: probabilities of the test rows from the train rows."""
-    model = ClusterwiseMahalanobis(classes).fit(
-        labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters[test])
-    )
-    return model.predict_proba(labeled.X[test], labeled.clusters[test])
-
-
-def gaussian_method(priors: str = "none") -> Method:
-    """Per-cluster Gaussian likelihood (log pseudo-determinant), with or without reference priors."""
+def _clusterwise_method(**options: str) -> Method:
+    """The per-cluster classifier of stage 3 with ``options``: probabilities of the test rows from the train rows."""
 
     def method(
         labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
     ) -> np.ndarray:
-        model = ClusterwiseMahalanobis(classes, likelihood="gaussian", priors=priors).fit(
+        model = ClusterwiseMahalanobis(classes, **options).fit(  # type: ignore[arg-type]
             labeled.X[train],
             labeled.labels[train],
             labeled.clusters[train],
@@ -130,6 +120,15 @@ def gaussian_method(priors: str = "none") -> Method:
         return model.predict_proba(labeled.X[test], labeled.clusters[test])
 
     return method
+
+
+#: The paper's per-cluster classifier: softmin of the squared Mahalanobis distances.
+mahalanobis_method = _clusterwise_method()
+
+
+def gaussian_method(priors: str = "none") -> Method:
+    """Per-cluster Gaussian likelihood (log pseudo-determinant), with or without reference priors."""
+    return _clusterwise_method(likelihood="gaussian", priors=priors)
 
 
 #: Boosting iterations of the supervised reference. scikit-learn's default (100, without
