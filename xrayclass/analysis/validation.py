@@ -111,7 +111,7 @@ def _clusterwise_method(**options: str) -> Method:
     def method(
         labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
     ) -> np.ndarray:
-        model = ClusterwiseMahalanobis(classes, **options).fit(  # type: ignore[arg-type]
+        model = ClusterwiseMahalanobis(classes, **options).fit(
             labeled.X[train],
             labeled.labels[train],
             labeled.clusters[train],

@@ -88,10 +88,12 @@ Subparsers = argparse._SubParsersAction  # argparse's own type of add_subparsers
 
 
 def _subparser(
-    subparsers: Subparsers, common: argparse.ArgumentParser, name: str, command: Any, **texts: str
+    subparsers: Subparsers, common: argparse.ArgumentParser, name: str, command: Any, help: str, description: str
 ) -> argparse.ArgumentParser:
     """A sub-command's parser with the common options; ``command`` runs it."""
-    parser = subparsers.add_parser(name, parents=[common], formatter_class=DefaultsFormatter, **texts)
+    parser = subparsers.add_parser(
+        name, parents=[common], formatter_class=DefaultsFormatter, help=help, description=description
+    )
     parser.set_defaults(command=command, stage=name)
     return parser
 
