@@ -1,25 +1,13 @@
 """Validation of the per-cluster classifier on held-out SIMBAD labels (Figs. 4 and 5).
 
 The labeled detections of the ten classes are split 70/30, stratified by class and
-seeded; the 30% are classified as if they had no label, with references from the 70%
-only, and the predictions are compared with their SIMBAD classes. The preprocessing
-is fitted on every detection, as in stage 3 (it uses no labels). Repeating the split
-over several seeds gives the spread of every number.
-
-Detections of one source are correlated, so a detection-level split (the paper's)
-lets a source sit on both sides -- a held-out detection then has its own source's other
-detections among the references -- and flatters every method; ``group_by_source=True``
-keeps each source on one side. The grouped split is the headline of the method
-comparison (:func:`compare_splits`): it is what classifying a source never seen before
-(the use of the pipeline) meets. The detection-level split is kept for comparison with
-the paper.
-
-Beyond the paper's method, the comparison covers the Gaussian likelihood (with and
-without reference priors), the naive Bayes, and a supervised reference (scikit-learn's
-HistGradientBoostingClassifier on the same 12 features: what a training-set method
-reaches), each optionally temperature-calibrated out of fold on its train rows, with
-accuracy, macro F1, the aggregated 4-class diagonal, the Brier score and the expected
-calibration error.
+seeded; the 30% are classified with references from the 70% only and compared with
+their SIMBAD classes, over several seeds. The preprocessing is fitted on every detection,
+as in stage 3 (it uses no labels). A detection-level split (the paper's) lets a source sit
+on both sides, which flatters every method; ``group_by_source=True`` keeps sources whole
+and is the headline of :func:`compare_splits`. Besides the paper's method: the Gaussian
+likelihood (with and without reference priors), the naive Bayes and a supervised
+reference (HistGradientBoostingClassifier), each optionally temperature-calibrated.
 """
 
 import logging
