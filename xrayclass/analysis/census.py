@@ -8,12 +8,7 @@ from astropy.coordinates import SkyCoord
 from xrayclass.constants import CLUSTER, MAIN_TYPE
 from xrayclass.core.taxonomy import OTYPE, normalize_types
 
-__all__ = [
-    "LOW_LATITUDE_DEG",
-    "format_type_census",
-    "latitude_census",
-    "type_census",
-]
+__all__ = ["LOW_LATITUDE_DEG", "format_type_census", "latitude_census", "type_census"]
 
 #: Galactic latitude (deg) below which a detection counts as in the plane.
 LOW_LATITUDE_DEG = 5.0

@@ -133,17 +133,7 @@ class CatalogColumns:
 
 @dataclass(frozen=True)
 class ClassPair:
-    """One comparison class: a group of our classes and the reference labels it means.
-
-    Attributes
-    ----------
-    name : str
-        The row name in the results, e.g. ``"AGN+Seyfert"``.
-    ours : tuple of str
-        Our fine classes (members of :data:`~xrayclass.constants.CLASSES`).
-    theirs : tuple of str
-        The reference catalog's labels of the same class.
-    """
+    """One comparison class: a group of our classes and the reference labels it means."""
 
     name: str
     ours: tuple
@@ -155,11 +145,6 @@ def our_classes(token: str) -> tuple[str, ...]:
 
     The aggregated names win where a name is both (``AGN`` means QSO and AGN, ``XB``
     means HMXB, LMXB and XB), as in the paper's comparison.
-
-    Raises
-    ------
-    InputError
-        If ``token`` is neither.
     """
     if token in AGGREGATE_CLASSES:
         return tuple(c for c in CLASSES if AGGREGATE_CLASS[c] == token)
@@ -181,11 +166,7 @@ def class_pair(name: str, theirs: Iterable[str]) -> ClassPair:
 #: The paper's comparison classes for MUWCLASS-style labels (Table 4): our AGN and
 #: Seyfert against their AGN, our three XB types against their HMXB and LMXB (XRB),
 #: our three YSO types against their YSO.
-DEFAULT_MAPPING = (
-    class_pair("AGN+Seyfert", ("AGN",)),
-    class_pair("XB", ("HMXB", "LMXB")),
-    class_pair("YSO", ("YSO",)),
-)
+DEFAULT_MAPPING = (class_pair("AGN+Seyfert", ("AGN",)), class_pair("XB", ("HMXB", "LMXB")), class_pair("YSO", ("YSO",)))
 
 
 def parse_class_pair(text: str) -> ClassPair:
@@ -193,11 +174,6 @@ def parse_class_pair(text: str) -> ClassPair:
 
     ``OURS`` is one or more of our classes joined with ``+`` (aggregated or fine) and
     is the row's name; ``THEIRS`` is a comma-separated list of reference labels.
-
-    Raises
-    ------
-    InputError
-        If the text is not of that form or names an unknown class of ours.
     """
     ours, sep, theirs = text.partition("=")
     labels = [label.strip() for label in theirs.split(",") if label.strip()]
@@ -264,11 +240,6 @@ def prepare_catalog(
 
     Rows without a label are dropped; a repeated name keeps its first row. Columns
     the matching mode does not use are filled with missing values.
-
-    Raises
-    ------
-    InputError
-        Missing columns (all named) or non-numeric coordinates.
     """
     require_catalog_columns(catalog, columns, match)
     uses_position = match in ("both", "position")
@@ -301,13 +272,7 @@ def prepare_catalog(
 
 
 def prepare_sources(sources: pd.DataFrame, match: str = "both") -> pd.DataFrame:
-    """Our uniquely classified sources as ``name, ra, dec, master_class``.
-
-    Raises
-    ------
-    InputError
-        Missing columns (all named) or non-numeric positions.
-    """
+    """Our uniquely classified sources as ``name, ra, dec, master_class``."""
     sources = canonical_names(sources)
     uses_position = match in ("both", "position")
     require_columns(sources, (MASTER_CLASS, *((RA, DEC) if uses_position else ())))
@@ -337,20 +302,7 @@ def match_by_name(source_names: np.ndarray, catalog_names: np.ndarray) -> np.nda
 def match_sources(
     sources: pd.DataFrame, catalog: pd.DataFrame, radius_arcsec: float = MATCH_RADIUS_ARCSEC, match: str = "both"
 ) -> pd.DataFrame:
-    """Match each source to at most one catalog row: by name first, then by position.
-
-    Parameters
-    ----------
-    sources, catalog : pandas.DataFrame
-        As returned by :func:`prepare_sources` and :func:`prepare_catalog`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per source, in order: ``catalog_row`` (-1 if unmatched), ``matched_by``
-        (``"name"``, ``"position"`` or None) and ``separation_arcsec`` (for position
-        matches).
-    """
+    """Match each source to at most one catalog row: by name first, then by position."""
     n = len(sources)
     rows = np.full(n, -1, dtype=np.int64)
     matched_by = np.full(n, None, dtype=object)
@@ -398,21 +350,7 @@ def share(numerator: float, denominator: float) -> float:
 def class_metrics(
     our_classes_of_matches: ArrayLike, reference_labels: ArrayLike, mapping: Sequence[ClassPair] = DEFAULT_MAPPING
 ) -> pd.DataFrame:
-    """Matches, precision, R-precision and recall of each comparison class.
-
-    Parameters
-    ----------
-    our_classes_of_matches : sequence of str
-        Our fine class of each matched source.
-    reference_labels : sequence of str
-        The reference label of the same sources, in the same order.
-    mapping : sequence of ClassPair
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns :data:`RESULT_COLUMNS`, one row per comparison class, in mapping order.
-    """
+    """Matches, precision, R-precision and recall of each comparison class."""
     ours = np.asarray(our_classes_of_matches, dtype=object)
     theirs = np.asarray(reference_labels, dtype=object)
     if ours.shape != theirs.shape:
@@ -471,29 +409,7 @@ def compare_catalog(
     radius_arcsec: float = MATCH_RADIUS_ARCSEC,
     match: str = "both",
 ) -> Comparison:
-    """Match our uniquely classified sources with a reference catalog and score each class.
-
-    Parameters
-    ----------
-    sources : pandas.DataFrame
-        Uniquely classified sources (``name, master_class, ra, dec``).
-    catalog : pandas.DataFrame
-        The reference catalog, with the columns named in ``columns``.
-    mapping : sequence of ClassPair
-    radius_arcsec : float
-    match : {"both", "name", "position"}
-
-    Returns
-    -------
-    Comparison
-
-    Raises
-    ------
-    InputError
-        Missing or non-numeric columns (``table`` ``"sources"`` or ``"catalog"``), or an
-        unknown matching mode. A mapping label
-        the catalog never uses is only warned about (that class's recall is NaN).
-    """
+    """Match our uniquely classified sources with a reference catalog and score each class."""
     if match not in MATCH_MODES:
         raise InputError(f"unknown matching mode {match!r}; use one of {', '.join(MATCH_MODES)}")
     with tables_named("catalog"):

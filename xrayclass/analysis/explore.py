@@ -1,28 +1,12 @@
 """The results explorer: one self-contained HTML file per run (``analysis.py explore``).
 
-The page needs no server and no network: plotly's JavaScript (shipped inside the
-plotly Python package) and the run's data are inlined, so the file opens from
-``file://``, can be mailed, or attached to a paper. Everything interactive (class
-toggles, linked selection, search, the table, the source panel, the astronomer's own
-labels) is JavaScript in ``templates/explorer.html.j2``; this module only prepares the
-data.
-
-Data layout. Sources are stored column by column; numeric columns travel as base64 of
-little-endian typed arrays (4 bytes a value, about 5.3 characters once encoded, against
-15-20 for JSON text), probabilities as the ``mean±std`` strings' own 3 decimals, i.e.
-integers in thousandths (uint16). Detections of the stage-3 table, when present, are
-stored the same way with, per source, the range of its rows.
-
-Safety. A page is made to be shared, so nothing from the tables is ever code: the data
-are one JSON element (markup characters escaped), the page's script writes every value
-as text (never as HTML), and a Content-Security-Policy (:func:`content_security_policy`)
-allows only the page's own inline scripts, by hash.
-
-Scale. Up to ``max_sources`` sources (100,000 by default) every source is in the page
-and drawn with WebGL (plotly ``scattergl``; the sky map is projected to Mollweide here
-so that it is WebGL too). Above that a seeded uniform sample of ``max_sources`` sources
-is embedded and drawn, the page says "showing N of M", and the sky map adds a density
-layer binned here over all M sources.
+The page needs no server and no network: plotly's JavaScript and the run's data are
+inlined, so it opens from ``file://``. Everything interactive is JavaScript in
+``templates/explorer.html.j2``; this module prepares the data: columns as base64 of
+little-endian typed arrays (probabilities as uint16 thousandths), one JSON element with
+markup characters escaped, written by the page as text, under a Content-Security-Policy
+that allows only the page's own scripts by hash. Above ``max_sources`` sources (100,000)
+a seeded sample is drawn, with a sky density layer binned here over all of them.
 """
 
 from __future__ import annotations
@@ -170,9 +154,9 @@ def parse_mean_std(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     parts = text.str.split("±", n=1, expand=True, regex=False)
     if parts.shape[1] != 2:
         raise ExploreError(f"column {column.name!r} is not of the form mean±std")
-    mean = pd.to_numeric(parts[0], errors="coerce").to_numpy(float)
-    std = pd.to_numeric(parts[1], errors="coerce").to_numpy(float)
-    return mean, std
+    return pd.to_numeric(parts[0], errors="coerce").to_numpy(float), pd.to_numeric(parts[1], errors="coerce").to_numpy(
+        float
+    )
 
 
 def _thousandths(values: np.ndarray) -> np.ndarray:
@@ -186,28 +170,22 @@ def _thousandths(values: np.ndarray) -> np.ndarray:
 
 def _sources(tables: RunTables) -> pd.DataFrame:
     """One row per source, uniquely classified first, with ``hard``/``soft`` classes."""
-    uniquely = tables.uniquely.copy()
-    missing = [c for c in (NAME, "master_class", "detection_count", "ra", "dec", *CLASSES) if c not in uniquely]
-    if missing:
-        raise ExploreError(f"the uniquely classified table lacks {', '.join(missing)}")
-    uniquely["hard"] = uniquely["master_class"]
-    uniquely["soft"] = uniquely["master_class"]
-    uniquely["ambiguous"] = False
-    parts = [uniquely]
+    parts = [(tables.uniquely, "uniquely classified", "master_class", "master_class", False)]
     if tables.ambiguous is not None and len(tables.ambiguous):
-        ambiguous = tables.ambiguous.copy()
+        parts.append((tables.ambiguous, "ambiguous", "hard_master_class", "soft_master_class", True))
+    for table, what, hard, soft, _ in parts:
         missing = [
-            c
-            for c in (NAME, "hard_master_class", "soft_master_class", "detection_count", "ra", "dec", *CLASSES)
-            if c not in ambiguous
+            c for c in dict.fromkeys((NAME, hard, soft, "detection_count", "ra", "dec", *CLASSES)) if c not in table
         ]
         if missing:
-            raise ExploreError(f"the ambiguous table lacks {', '.join(missing)}")
-        ambiguous["hard"] = ambiguous["hard_master_class"]
-        ambiguous["soft"] = ambiguous["soft_master_class"]
-        ambiguous["ambiguous"] = True
-        parts.append(ambiguous)
-    sources = pd.concat(parts, ignore_index=True)
+            raise ExploreError(f"the {what} table lacks {', '.join(missing)}")
+    sources = pd.concat(
+        [
+            table.assign(hard=table[hard], soft=table[soft], ambiguous=ambiguous)
+            for table, _, hard, soft, ambiguous in parts
+        ],
+        ignore_index=True,
+    )
     if not len(sources):
         raise ExploreError("no sources to show")
     return sources
@@ -279,11 +257,7 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
             }
     table = sources.iloc[shown].reset_index(drop=True)
 
-    means, stds = [], []
-    for name in CLASSES:
-        mean, std = parse_mean_std(table[name])
-        means.append(mean)
-        stds.append(std)
+    means, stds = zip(*(parse_mean_std(table[name]) for name in CLASSES), strict=True)
     mean_matrix = np.column_stack(means)
 
     columns: dict = {
@@ -449,16 +423,11 @@ def _script_hash(text: str) -> str:
 def content_security_policy(inline_scripts: Sequence[str]) -> str:
     """The page's Content-Security-Policy: its own inline scripts, by hash, and Aladin Lite.
 
-    Scripts: the inline ones whose text is given, plus the Aladin Lite bundle from
-    :data:`ALADIN_ORIGIN` (loaded only when asked for), and ``'unsafe-eval'``: plotly's WebGL
-    traces (``scattergl``, its regl library) compile their drawing code with ``Function``;
-    without it plotly swallows the error and shows "WebGL is not supported" in place of the
-    plots (tried in Chromium), and Aladin Lite compiles WebAssembly. No inline handler or
-    injected ``<script>`` can run: neither ``'unsafe-inline'`` nor another host is allowed.
-    Styles: ``'unsafe-inline'``, because plotly writes style attributes and ``<style>``
-    elements at run time (a style cannot run script). Images: ``data:`` and ``blob:`` (plotly's), and HTTPS (Aladin
-    Lite's sky tiles, which it also fetches, hence ``connect-src https:``). Nothing may be
-    framed, embedded or submitted.
+    ``'unsafe-eval'``: plotly's WebGL traces compile their drawing code with ``Function``
+    (without it they show "WebGL is not supported") and Aladin Lite compiles WebAssembly;
+    no inline handler or injected ``<script>`` can run. Styles are ``'unsafe-inline'``
+    because plotly writes them at run time; images and fetches over HTTPS are Aladin
+    Lite's sky tiles. Nothing may be framed, embedded or submitted.
     """
     scripts = " ".join(_script_hash(text) for text in inline_scripts)
     return "; ".join(

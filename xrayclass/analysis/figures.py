@@ -1,23 +1,10 @@
 """The paper's figures, drawn from the pipeline's tables.
 
-Every function takes DataFrames, draws on a fresh :class:`matplotlib.figure.Figure` (no
-pyplot, so no global figure state and no GUI backend) and returns it: a notebook shows
-it, and :func:`xrayclass.io.figures.save_figure` writes it as PNG and PDF under the
-run's file names (:data:`xrayclass.io.paths.FIGURES`).
-
-Conventions
------------
-* Categories (clusters, aggregated classes) use the Okabe-Ito colour-blind-safe
-  palette :data:`PALETTE`; continuous quantities use viridis (cividis for the
-  confusion matrices).
-* Sky maps are Mollweide projections in galactic coordinates with the longitude
-  wrapped to [-180, 180] deg and increasing to the LEFT (east left, as on the sky);
-  the tick labels give the true longitude.
-* Hardness ratios and variability probabilities are dimensionless; the axis labels
-  say what they are.
-* Text that comes from the tables (source names, ``driven_by``, cluster numbers) is
-  drawn as plain text: ``parse_math=False``, so a ``$`` in a name is a dollar sign, not
-  the start of mathtext. A long source name is wrapped (:data:`TITLE_NAME_WIDTH`).
+Every function takes DataFrames and returns a fresh :class:`matplotlib.figure.Figure`
+(no pyplot, no GUI backend); :func:`xrayclass.io.figures.save_figure` writes it. Categories
+use the Okabe-Ito palette :data:`PALETTE`, continuous values viridis (cividis for confusion
+matrices). Sky maps are Mollweide in galactic coordinates, l increasing to the LEFT. Text
+from the tables is drawn with ``parse_math=False`` (a ``$`` in a name stays a dollar).
 """
 
 import contextlib
@@ -243,20 +230,7 @@ def _mollweide(
 
 
 def bic_figure(bic_table: pd.DataFrame, chosen_k: int | None = None) -> Figure:
-    """Fig. 1: the BIC of the Gaussian mixture and its gradient against K.
-
-    Parameters
-    ----------
-    bic_table : pandas.DataFrame
-        Columns ``k``, ``bic_mean``, ``bic_std`` (spread of the BIC over the fits of
-        one K) and ``gradient`` (of the mean BIC with K; NaN allowed, e.g. at an end).
-    chosen_k : int, optional
-        The number of components retained (6 in the paper), drawn as a dashed line.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Fig. 1: the BIC of the Gaussian mixture and its gradient against K."""
     _require(bic_table, ("k", "bic_mean", "bic_std", "gradient"), "BIC table", nonempty=True)
     table = bic_table.sort_values("k")
     k = table["k"].to_numpy(float)
@@ -285,17 +259,7 @@ def bic_figure(bic_table: pd.DataFrame, chosen_k: int | None = None) -> Figure:
 
 
 def cluster_sky_map(clustered: pd.DataFrame) -> Figure:
-    """Fig. 2: detections on the sky (Mollweide, galactic), one colour per cluster.
-
-    Parameters
-    ----------
-    clustered : pandas.DataFrame
-        Stage-1 (or stage-2) table with ``ra``, ``dec`` (ICRS, deg) and ``cluster``.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Fig. 2: detections on the sky (Mollweide, galactic), one colour per cluster."""
     _require(clustered, ("ra", "dec", CLUSTER), "cluster sky map", nonempty=True)
     table, x, y = _sky_xy(clustered)
     clusters = table[CLUSTER].to_numpy()
@@ -329,17 +293,7 @@ def cluster_sky_map(clustered: pd.DataFrame) -> Figure:
 
 
 def hardness_by_cluster(clustered: pd.DataFrame) -> Figure:
-    """Fig. 3: hard_hs against hard_hm per cluster, coloured by hard-band variability.
-
-    Parameters
-    ----------
-    clustered : pandas.DataFrame
-        Stage-1 table with ``cluster``, ``hard_hm``, ``hard_hs`` and ``var_prob_h``.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Fig. 3: hard_hs against hard_hm per cluster, coloured by hard-band variability."""
     _require(clustered, (CLUSTER, "hard_hm", "hard_hs", "var_prob_h"), "hardness by cluster", nonempty=True)
     clusters = np.unique(clustered[CLUSTER].dropna().to_numpy())
     ncols = 3
@@ -397,35 +351,16 @@ def _density(
     return edges, density.T / density.max()
 
 
-def class_density_maps(
-    classified: pd.DataFrame,
-    kind: str = "hardness",
-    aggregated: bool = True,
-) -> Figure:
+def class_density_maps(classified: pd.DataFrame, kind: str = "hardness", aggregated: bool = True) -> Figure:
     """Figs. 6 (hardness) and 7 (variability): feature density of each predicted class.
 
     Each panel is a 2-D histogram of the detections predicted in one class (stage-3
     ``main_type``), 50 x 50 bins smoothed with a Gaussian of 1.5 bins and scaled to peak 1, so
     panels of very different sizes share one colour scale. For the ten classes, the
     density of the class's aggregated group is overlaid as grey contours, as in the
-    paper. Detections that could not be classified are left out.
-
-    Parameters
-    ----------
-    classified : pandas.DataFrame
-        Stage-3 table: ``main_type`` (predicted class) and the plotted features.
-    kind : {"hardness", "variability"}
-        ``"hardness"``: hard_hs against hard_hm (Fig. 6). ``"variability"``:
-        var_prob_b against var_prob_s, the pair of the paper's Fig. 7 (broad against
-        soft band: both probabilities in [0, 1], and their difference shows spectral
-        variability).
-    aggregated : bool
-        One panel per aggregated class (AGN, Seyfert, XB, YSO; default) or one per
-        each of the ten classes.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
+    paper. Detections that could not be classified are left out. ``kind`` is "hardness"
+    (hard_hs against hard_hm) or "variability" (var_prob_b against var_prob_s);
+    ``aggregated`` draws one panel per aggregated class, else one per class.
     """
     if kind not in DENSITY_KINDS:
         raise ValueError(f"kind must be one of {', '.join(DENSITY_KINDS)}, got {kind!r}")
@@ -478,26 +413,12 @@ def class_density_maps(
     return _finished(figure)
 
 
-def class_sky_density(
-    uniquely: pd.DataFrame,
-    bins: tuple[int, int] = (36, 18),
-) -> Figure:
+def class_sky_density(uniquely: pd.DataFrame, bins: tuple[int, int] = (36, 18)) -> Figure:
     """Fig. 8: sky density of the uniquely classified sources, per aggregated class.
 
     Counts in equal-area cells (uniform in l and in sin b), on a log colour scale
     shared by the four panels. The paper maps the uniquely classified sources that
     had no SIMBAD class before; pass that subset to reproduce it exactly.
-
-    Parameters
-    ----------
-    uniquely : pandas.DataFrame
-        Stage-4 uniquely classified table with ``ra``, ``dec`` and ``agg_master_class``.
-    bins : (int, int)
-        Cells in longitude and in sin(latitude).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
     """
     _require(uniquely, ("ra", "dec", "agg_master_class"), "class sky density")
     table, x, y = _sky_xy(uniquely)
@@ -540,38 +461,15 @@ def class_sky_density(
     return _finished(figure)
 
 
-def source_probability_plot(
-    classified: pd.DataFrame,
-    name: str,
-    master_class: str | None = None,
-) -> Figure:
+def source_probability_plot(classified: pd.DataFrame, name: str, master_class: str | None = None) -> Figure:
     """Fig. 10: class probabilities of one source's detections.
 
     For each of the ten classes: every detection's probability (light points), their
     mean (black dotted line) and the 95% confidence interval of that mean (grey band),
     taken as mean ± 1.96 std / sqrt(n) (sample std, ddof = 1) and clipped to [0, 1];
     with a single detection there is no interval. The master class is a vermillion
-    square and is named in the title.
-
-    Parameters
-    ----------
-    classified : pandas.DataFrame
-        Stage-3 table: ``name`` and the ten class probability columns.
-    name : str
-        Source name, e.g. ``"2CXO J053516.0-052353"``.
-    master_class : str, optional
-        The source's master class (stage 4). By default, the class of highest mean
-        probability (the soft vote), said so in the title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Raises
-    ------
-    ValueError
-        If no detection of ``name`` is in ``classified``, or ``master_class`` is not
-        one of the ten classes.
+    square and is named in the title; without ``master_class``, the soft vote (class of
+    highest mean probability).
     """
     _require(classified, (NAME, *CLASSES), "source probability plot")
     rows = classified[classified[NAME] == name]
@@ -675,18 +573,7 @@ def _probability_track(ax: Axes, rows: pd.DataFrame, track_columns: Sequence[str
 
 
 def method_comparison_figure(table: pd.DataFrame) -> Figure:
-    """Per-class F1 of several classifiers validated on the same splits (grouped bars).
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`xrayclass.validation.compare_methods`: ``method, level`` and
-        ``f1_<class>`` columns.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Per-class F1 of several classifiers validated on the same splits (grouped bars)."""
     _require(table, ("method", "level"), "method comparison", nonempty=True)
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     axes = figure.subplots(1, 2, width_ratios=(len(CLASSES), len(AGGREGATE_CLASSES) + 1))
@@ -729,21 +616,11 @@ COMPARISON_PANELS = (
 _NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "fontsize": 9, "color": "0.35"}
 
 
-def comparison_figure(
-    table: pd.DataFrame,
-    synthetic: bool = False,
-) -> Figure:
+def comparison_figure(table: pd.DataFrame, synthetic: bool = False) -> Figure:
     """Every method's accuracy, macro F1, aggregated diagonal and calibration, on both splits.
 
     One panel per quantity; for each method a bar per split (mean over the seeds, with
     the standard deviation over the seeds as an error bar).
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`xrayclass.validation.compare_splits`.
-    synthetic : bool
-        Label the figure SYNTHETIC (mock input).
     """
     _require(table, ("split", "method", "level"), "method comparison", nonempty=True)
     figure = Figure(figsize=(13, 6.5), layout="constrained")
@@ -795,18 +672,8 @@ def comparison_figure(
     return _finished(figure)
 
 
-def reliability_figure(
-    curves: Mapping[str, Mapping[str, ArrayLike]],
-    synthetic: bool = False,
-) -> Figure:
-    """Reliability diagram: top-class confidence against accuracy, one line per method.
-
-    Parameters
-    ----------
-    curves : dict
-        Method name -> ``{"confidence", "accuracy", "count"}`` arrays over the bins
-        (pooled over the seeds), as in :func:`xrayclass.calibration.reliability_curve`.
-    """
+def reliability_figure(curves: Mapping[str, Mapping[str, ArrayLike]], synthetic: bool = False) -> Figure:
+    """Reliability diagram: top-class confidence against accuracy, one line per method."""
     if not curves:
         raise ValueError("reliability diagram: no curves")
     figure = Figure(figsize=(6.5, 5.5), layout="constrained")
@@ -845,21 +712,7 @@ def _text_colour(rgba: ColorType | np.ndarray) -> str:
 
 
 def confusion_heatmap(matrix: ArrayLike | pd.DataFrame, labels: Sequence[str], title: str) -> Figure:
-    """Figs. 4 and 5: annotated heat map of a row-normalized confusion matrix.
-
-    Parameters
-    ----------
-    matrix : array-like or pandas.DataFrame, shape (n, n)
-        Rows are true classes, columns predicted classes, in the order of ``labels``;
-        counts or fractions. Rows are normalized to sum to 1 (a row without any
-        entry is shown empty).
-    labels : sequence of str
-    title : str
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Figs. 4 and 5: annotated heat map of a row-normalized confusion matrix."""
     values = np.asarray(matrix.to_numpy() if isinstance(matrix, pd.DataFrame) else matrix, dtype=float)
     labels = list(labels)
     if values.shape != (len(labels), len(labels)):

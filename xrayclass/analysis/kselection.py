@@ -15,11 +15,7 @@ from joblib import Parallel, delayed
 from xrayclass.core.mixture import fit_mixture
 from xrayclass.core.progress import steps
 
-__all__ = [
-    "bic_scan",
-    "knee",
-    "summarize_bic",
-]
+__all__ = ["bic_scan", "knee", "summarize_bic"]
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +27,7 @@ def _bic(X: np.ndarray, k: int, seed: int) -> float:
 def bic_scan(
     X: np.ndarray, k_values: Iterable[int] = range(2, 21), n_fits: int = 3, seed: int = 0, n_jobs: int = 1
 ) -> pd.DataFrame:
-    """BIC of ``n_fits`` seeded fits for each K.
-
-    Parameters
-    ----------
-    X : array of shape (n_detections, n_features)
-        Preprocessed features.
-    k_values : iterable of int
-    n_fits : int
-        Fits per K, with seeds ``seed, seed + 1, ...``.
-    n_jobs : int
-        Fits run in parallel over this many processes.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``k, fit, seed, bic``.
-    """
+    """BIC of ``n_fits`` seeded fits for each K."""
     tasks = [(k, i, seed + i) for k in k_values for i in range(n_fits)]
     log.info(
         "fitting %d mixtures (K = %s, %d seeds each) on %s detections with %d jobs",

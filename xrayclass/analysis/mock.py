@@ -157,32 +157,20 @@ SIMBAD_COLUMNS = ("main_id", "ra", "dec", "main_type", "other_types")
 
 @dataclass
 class MockSettings:
-    """Knobs of the mock catalog (defaults give the behaviour described in the module).
+    """Knobs of the mock catalog (defaults give the behaviour described in the module)."""
 
-    Attributes
-    ----------
-    separation : float
-        Scale of the class means relative to the scatter; 0 = classes identical.
-    source_scatter, detection_scatter, feature_noise : float
-        Scatter of sources around their class, of detections around their source,
-        and independent noise per feature.
-    labeled_share, uninformative_share, other_type_share : float
-        Shares of sources whose SIMBAD counterpart has their true class, an
-        uninformative type, or another type; the rest have no counterpart.
-    label_noise : float
-        Share of labeled sources that SIMBAD gives another class of the same family.
-    missing_hard_band, missing_soft_band : float
-        Shares of detections without hard- or soft-band variability (dropped in stage 1).
-    """
-
-    separation: float = 1.25
+    separation: float = 1.25  # class means relative to the scatter; 0: classes identical
+    # Scatter of sources around their class, of detections around their source; noise per feature.
     source_scatter: float = 0.55
     detection_scatter: float = 0.25
     feature_noise: float = 0.25
+    # Shares of sources whose SIMBAD counterpart has their true class, an uninformative
+    # type or another type (the rest have none); of labels moved to a class of the same family.
     labeled_share: float = 0.30
     uninformative_share: float = 0.14
     other_type_share: float = 0.08
     label_noise: float = 0.05
+    # Shares of detections without hard- or soft-band variability (dropped in stage 1).
     missing_hard_band: float = 0.15
     missing_soft_band: float = 0.06
     class_shares: dict = field(default_factory=lambda: dict(CLASS_SHARES))
@@ -482,24 +470,7 @@ def _simbad_catalog(
 def generate(
     n_detections: int, seed: int, settings: MockSettings | None = None
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Yield ``(detections, simbad)`` chunks of a mock catalog of ``n_detections`` rows.
-
-    Parameters
-    ----------
-    n_detections : int
-        Total detections (rows) to produce.
-    seed : int
-        Seed of everything random; the same seed gives the same catalog.
-    settings : MockSettings, optional
-
-    Yields
-    ------
-    detections : pandas.DataFrame
-        CSC query columns plus ``true_class``, sorted by name and obsid within a chunk
-        (chunks are independent sets of sources).
-    simbad : pandas.DataFrame
-        The mock SIMBAD objects near that chunk's sources.
-    """
+    """Yield ``(detections, simbad)`` chunks of a mock catalog of ``n_detections`` rows."""
     settings = settings or MockSettings()
     settings.validate()
     if n_detections < 1:
@@ -523,23 +494,7 @@ def describe(settings: MockSettings) -> dict[str, Any]:
 
 
 def mock_accuracy(classified: pd.DataFrame, uniquely: pd.DataFrame | None = None) -> dict[str, Any]:
-    """How well the pipeline recovered the hidden classes of a mock catalog.
-
-    Parameters
-    ----------
-    classified : pandas.DataFrame
-        Stage-3 output of a mock catalog (it carries ``true_class`` through).
-    uniquely : pandas.DataFrame, optional
-        Stage-4 uniquely classified sources, for the source-level score.
-
-    Returns
-    -------
-    dict
-        Detection-level accuracy over the ten classes and over the four aggregated
-        classes, the chance level of the latter (share of the most common true
-        aggregated class: what always guessing it would score), and the source-level
-        aggregated accuracy of the uniquely classified sources.
-    """
+    """How well the pipeline recovered the hidden classes of a mock catalog."""
     scored = classified[classified["main_type"].isin(CLASSES)]
     true_family = scored["true_class"].map(AGGREGATE_CLASS)
     predicted_family = scored["main_type"].map(AGGREGATE_CLASS)

@@ -22,14 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = [
-    "FEATURE_RTOL",
-    "POSITION_TOLERANCE_DEG",
-    "Check",
-    "compare_table",
-    "format_checks",
-    "master_table_checks",
-]
+__all__ = ["FEATURE_RTOL", "POSITION_TOLERANCE_DEG", "Check", "compare_table", "format_checks", "master_table_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +83,9 @@ def compare_table(
     exact: Mapping[str, Sequence[str]],
     close: Sequence[tuple[str, Sequence[str], float | None, bool]] = (),
 ) -> list[Check]:
-    """Compare two per-source tables keyed by source name.
+    """Compare two per-source tables keyed by source name: rows, names, then each group of columns.
 
-    Parameters
-    ----------
-    exact : dict
-        Description -> columns that must be equal as text.
-    close : sequence of (description, columns, tolerance, relative)
-        Numeric columns that must agree within a tolerance.
-
-    Returns one check for the row count, one for the set of names, and one per group
-    of columns giving the number of sources where a value differs (0 to pass). Row
-    order is not compared: within an equal detection count the published order came
+    Row order is not compared: within an equal detection count the published order came
     from an unstable sort.
     """
     checks = [_count_check(f"{label}: sources", len(theirs), len(ours))]

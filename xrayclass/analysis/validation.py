@@ -1,25 +1,13 @@
 """Validation of the per-cluster classifier on held-out SIMBAD labels (Figs. 4 and 5).
 
 The labeled detections of the ten classes are split 70/30, stratified by class and
-seeded; the 30% are classified as if they had no label, with references from the 70%
-only, and the predictions are compared with their SIMBAD classes. The preprocessing
-is fitted on every detection, as in stage 3 (it uses no labels). Repeating the split
-over several seeds gives the spread of every number.
-
-Detections of one source are correlated, so a detection-level split (the paper's)
-lets a source sit on both sides -- a held-out detection then has its own source's other
-detections among the references -- and flatters every method; ``group_by_source=True``
-keeps each source on one side. The grouped split is the headline of the method
-comparison (:func:`compare_splits`): it is what classifying a source never seen before
-(the use of the pipeline) meets. The detection-level split is kept for comparison with
-the paper.
-
-Beyond the paper's method, the comparison covers the Gaussian likelihood (with and
-without reference priors), the naive Bayes, and a supervised reference (scikit-learn's
-HistGradientBoostingClassifier on the same 12 features: what a training-set method
-reaches), each optionally temperature-calibrated out of fold on its train rows, with
-accuracy, macro F1, the aggregated 4-class diagonal, the Brier score and the expected
-calibration error.
+seeded; the 30% are classified with references from the 70% only and compared with
+their SIMBAD classes, over several seeds. The preprocessing is fitted on every detection,
+as in stage 3 (it uses no labels). A detection-level split (the paper's) lets a source sit
+on both sides, which flatters every method; ``group_by_source=True`` keeps sources whole
+and is the headline of :func:`compare_splits`. Besides the paper's method: the Gaussian
+likelihood (with and without reference priors), the naive Bayes and a supervised
+reference (HistGradientBoostingClassifier), each optionally temperature-calibrated.
 """
 
 import logging
@@ -105,23 +93,13 @@ class LabeledSet:
 Method = Callable[[LabeledSet, np.ndarray, np.ndarray, Sequence[str]], np.ndarray]
 
 
-def mahalanobis_method(
-    labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
-) -> np.ndarray:
-    """The paper's per-cluster classifier: probabilities of the test rows from the train rows."""
-    model = ClusterwiseMahalanobis(classes).fit(
-        labeled.X[train], labeled.labels[train], labeled.clusters[train], all_clusters=np.unique(labeled.clusters[test])
-    )
-    return model.predict_proba(labeled.X[test], labeled.clusters[test])
-
-
-def gaussian_method(priors: str = "none") -> Method:
-    """Per-cluster Gaussian likelihood (log pseudo-determinant), with or without reference priors."""
+def _clusterwise_method(**options: str) -> Method:
+    """The per-cluster classifier of stage 3 with ``options``: probabilities of the test rows from the train rows."""
 
     def method(
         labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
     ) -> np.ndarray:
-        model = ClusterwiseMahalanobis(classes, likelihood="gaussian", priors=priors).fit(
+        model = ClusterwiseMahalanobis(classes, **options).fit(
             labeled.X[train],
             labeled.labels[train],
             labeled.clusters[train],
@@ -130,6 +108,15 @@ def gaussian_method(priors: str = "none") -> Method:
         return model.predict_proba(labeled.X[test], labeled.clusters[test])
 
     return method
+
+
+#: The paper's per-cluster classifier: softmin of the squared Mahalanobis distances.
+mahalanobis_method = _clusterwise_method()
+
+
+def gaussian_method(priors: str = "none") -> Method:
+    """Per-cluster Gaussian likelihood (log pseudo-determinant), with or without reference priors."""
+    return _clusterwise_method(likelihood="gaussian", priors=priors)
 
 
 #: Boosting iterations of the supervised reference. scikit-learn's default (100, without
@@ -400,12 +387,7 @@ def validate_once(
     aggregated.update(
         calibration_scores(aggregate_probabilities(probabilities, classes), aggregate(true), AGGREGATE_CLASSES)
     )
-    return {
-        "classes": classes_result,
-        "aggregated": aggregated,
-        "n_train": len(train),
-        "n_test": len(test),
-    }
+    return {"classes": classes_result, "aggregated": aggregated, "n_train": len(train), "n_test": len(test)}
 
 
 def validate(
@@ -419,14 +401,6 @@ def validate(
     """Repeat :func:`validate_once` over ``seeds``; mean and spread of every number.
 
     ``name`` (of the method) labels the progress shown, one log line per seed.
-
-    Returns
-    -------
-    dict
-        For ``"classes"`` and ``"aggregated"``: ``confusion_mean``/``confusion_std``
-        (DataFrames), ``metrics_mean``/``metrics_std`` (precision, recall, F1, support
-        per class), ``accuracy_mean``/``accuracy_std``; plus the per-seed accuracies
-        and the split sizes.
     """
     runs = []
     seeds = list(seeds)
@@ -493,16 +467,7 @@ def _summarize_runs(runs: list[dict[str, Any]], seeds: Sequence[int], group_by_s
 def compare_methods(
     labeled: LabeledSet, seeds: Sequence[int], methods: Mapping[str, Method], group_by_source: bool = False
 ) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
-    """Validate several methods on the same seeded splits; results and a summary table.
-
-    Returns
-    -------
-    results : dict
-        Method name -> :func:`validate` result.
-    table : pandas.DataFrame
-        One row per method and level: accuracy (mean, std), macro F1 (mean), and the
-        F1 of each class (mean).
-    """
+    """Validate several methods on the same seeded splits; results and a summary table."""
     results = {
         name: validate(labeled, seeds, method, group_by_source=group_by_source, name=name)
         for name, method in methods.items()

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xrayclass.analysis.census import format_type_census
 from xrayclass.analysis.comparison import (
@@ -84,8 +84,21 @@ PROG = "analysis.py"
 # -- compare -----------------------------------------------------------------------------
 
 
-def _class_mapping_help() -> str:
+Subparsers = argparse._SubParsersAction  # argparse's own type of add_subparsers()'s result
 
+
+def _subparser(
+    subparsers: Subparsers, common: argparse.ArgumentParser, name: str, command: Any, help: str, description: str
+) -> argparse.ArgumentParser:
+    """A sub-command's parser with the common options; ``command`` runs it."""
+    parser = subparsers.add_parser(
+        name, parents=[common], formatter_class=DefaultsFormatter, help=help, description=description
+    )
+    parser.set_defaults(command=command, stage=name)
+    return parser
+
+
+def _class_mapping_help() -> str:
     default = " ".join(f"--map '{p.name}={','.join(p.theirs)}'" for p in DEFAULT_MAPPING)
     return (
         "comparison class as OURS=THEIRS, repeatable: OURS is one or more of our classes "
@@ -96,15 +109,13 @@ def _class_mapping_help() -> str:
     )
 
 
-def add_compare_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> argparse.ArgumentParser:
-
+def add_compare_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     default_columns = CatalogColumns()
-    parser = subparsers.add_parser(
+    parser = _subparser(
+        subparsers,
+        common,
         "compare",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        compare_command,
         help="compare the uniquely classified sources with another catalog (Table 4)",
         description=(
             "Match the uniquely classified sources with a reference catalog by CSC name or "
@@ -144,7 +155,6 @@ def add_compare_parser(
         help="match by name or position (the paper), or by only one of them",
     )
     parser.add_argument("--radius", type=positive_float, default=MATCH_RADIUS_ARCSEC, help="matching radius in arcsec")
-    parser.set_defaults(command=compare_command, stage="compare")
     return parser
 
 
@@ -203,13 +213,12 @@ def _run_files(args: argparse.Namespace, *needs: str) -> paths.RunLayout:
     return paths.RunLayout(args.run_dir if args.run_dir is not None else find_run(needs or (paths.MODEL.name,)))
 
 
-def add_kselect_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    parser = subparsers.add_parser(
+def add_kselect_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = _subparser(
+        subparsers,
+        common,
         "kselect",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        kselect_command,
         help="BIC of the Gaussian mixture against K (Fig. 1)",
         description="Fit the full-covariance mixture for each K several times with different seeds (on a seeded "
         "subsample of the stage-1 detections), and write the BIC's mean, spread and gradient per K "
@@ -222,11 +231,9 @@ def add_kselect_parser(
     parser.add_argument("--sample", type=int, default=20_000, help="detections used (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of the first fit")
     parser.add_argument("--jobs", type=positive_int, default=2, help="parallel processes")
-    parser.set_defaults(command=kselect_command, stage="kselect")
 
 
 def kselect_command(args: argparse.Namespace) -> None:
-
     run = _run_files(args, paths.CLUSTERS.name)
     clustered = read_stage_table(run.clusters, run.clusters, "run `make run` or clustering.py first, or pass --run-dir")
     with input_files(run.clusters):
@@ -244,14 +251,12 @@ def kselect_command(args: argparse.Namespace) -> None:
     print(f"knee of the BIC curve at K = {chosen}; wrote {run.bic} and {figure_png(run.figures, paths.FIGURES['bic'])}")
 
 
-def add_validate_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-
-    parser = subparsers.add_parser(
+def add_validate_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = _subparser(
+        subparsers,
+        common,
         "validate",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        validate_command,
         help="70/30 validation on the SIMBAD-labeled detections (Figs. 4, 5)",
         description="Split the detections labeled with one of the ten classes 70/30 (stratified, seeded), "
         "classify the 30% as if unlabeled with references from the 70% only, and compare with "
@@ -296,11 +301,9 @@ def add_validate_parser(
         help="feature set (TOML, see xrayclass/featuresets/) (default: the one the run's model.json "
         "records, else the paper's 12)",
     )
-    parser.set_defaults(command=validate_command, stage="validate")
 
 
 def validate_command(args: argparse.Namespace) -> None:
-
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     table = read_stage_table(path, run.crossmatch, "run `make run` or crossmatch.py first, or pass --input")
@@ -366,13 +369,12 @@ def format_method_comparison(table: pd.DataFrame) -> str:
     return comparison_frame(table).to_string(index=False)
 
 
-def add_census_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    parser = subparsers.add_parser(
+def add_census_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = _subparser(
+        subparsers,
+        common,
         "census",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        census_command,
         help="most common SIMBAD types per cluster and galactic-plane shares (Table 3)",
         description="The ten most common main_type values of each cluster, and the share of each cluster's "
         "detections at galactic |b| < 5 deg (census_types.csv, census_latitude.csv).",
@@ -381,11 +383,9 @@ def add_census_parser(
     parser.add_argument(
         "--input", default=None, help="crossmatched detections (default: RUN_DIR/cluster_csc_simbad.csv)"
     )
-    parser.set_defaults(command=census_command, stage="census")
 
 
 def census_command(args: argparse.Namespace) -> None:
-
     run = _run_files(args, paths.CROSSMATCH.name) if not args.input else paths.RunLayout(args.run_dir or paths.OUT_DIR)
     path = Path(args.input) if args.input else run.crossmatch
     types, latitude = census(
@@ -395,13 +395,12 @@ def census_command(args: argparse.Namespace) -> None:
     print(latitude.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
-def add_figures_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    parser = subparsers.add_parser(
+def add_figures_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = _subparser(
+        subparsers,
+        common,
         "figures",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        figures_command,
         help="the paper's figures from a run's outputs (Figs. 2, 3, 6, 7, 8, 10)",
         description="Draw the figures that need only the stage outputs, as PNG and PDF in RUN_DIR/figures. "
         "Fig. 1 comes from 'kselect', Figs. 4-5 from 'validate'.",
@@ -415,22 +414,19 @@ def add_figures_parser(
         help="source for the per-source probability plot (Fig. 10), repeatable; default: the "
         "three uniquely classified sources with the most detections",
     )
-    parser.set_defaults(command=figures_command, stage="figures")
 
 
 def figures_command(args: argparse.Namespace) -> None:
-
     made = run_figures(_run_files(args), sources=args.source)
     print("\n".join(str(path) for path in made))
 
 
-def add_report_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    parser = subparsers.add_parser(
+def add_report_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = _subparser(
+        subparsers,
+        common,
         "report",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        report_command,
         help="the reproduction report (Markdown and HTML)",
         description="Write report.md and report.html: each published number next to the value obtained from "
         "this run's files and the shared reference data, with PASS/FAIL, the figures, and which "
@@ -443,11 +439,9 @@ def add_report_parser(
         action="store_true",
         help="full BIC scan (3 fits per K on up to 20,000 detections) instead of the quick one",
     )
-    parser.set_defaults(command=report_command, stage="report")
 
 
 def report_command(args: argparse.Namespace) -> None:
-
     reference = paths.reference_dir()
     run_dir = args.run_dir if args.run_dir is not None else find_run()
     markdown, html_path, passed, failed = write_report(
@@ -456,14 +450,12 @@ def report_command(args: argparse.Namespace) -> None:
     print(f"wrote {markdown} and {html_path}: {passed} comparisons pass, {failed} fail")
 
 
-def add_explore_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-
-    parser = subparsers.add_parser(
+def add_explore_parser(subparsers: Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = _subparser(
+        subparsers,
+        common,
         "explore",
-        parents=[common],
-        formatter_class=DefaultsFormatter,
+        explore_command,
         help="one self-contained interactive HTML explorer of a run (works offline)",
         description="Write one HTML file with plotly.js and the run's sources inlined (no network needed; "
         "opens from file://): a sky map and a feature plot with class toggles and linked selection, "
@@ -497,11 +489,9 @@ def add_explore_parser(
         action="store_true",
         help="mark every view SYNTHETIC (done anyway for mock runs: MOCK names or a mock provenance file)",
     )
-    parser.set_defaults(command=explore_command, stage="explore")
 
 
 def explore_command(args: argparse.Namespace) -> None:
-
     if args.run_dir is None:
         args.run_dir = find_run(() if args.uniquely else (paths.UNIQUELY,))
     output = Path(args.output) if args.output else paths.RunLayout(args.run_dir).explorer
@@ -541,8 +531,7 @@ SUBCOMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     """The ``analysis.py`` parser with one sub-parser per analysis."""
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each.",
+        prog=PROG, description="Analyses of the pipeline's outputs. Run 'analysis.py COMMAND --help' for each."
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = verbosity_options()

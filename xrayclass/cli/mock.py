@@ -11,10 +11,7 @@ from xrayclass.cli.common import command_parser, log, run_command
 from xrayclass.io.tables import InputError, table_format
 from xrayclass.workflow.mock import write_mock
 
-__all__ = [
-    "default_simbad_path",
-    "main",
-]
+__all__ = ["default_simbad_path", "main"]
 
 
 def default_simbad_path(output: str | os.PathLike[str]) -> Path:

@@ -220,7 +220,6 @@ def stage4_section(report: Report, reference: Path | None, out_dir: Path) -> lis
 
 
 def comparison_section(report: Report, reference: Path | None) -> list[bool]:
-
     report.heading("Table 4: comparison with the MUWCLASS training set (frozen input)")
     if (
         reference is None
@@ -259,43 +258,27 @@ def run_section(report: Report, run: RunLayout, synthetic: bool) -> list[bool]:
     if not counts:
         report.paragraph(f"Skipped: no stage outputs in {run.directory}.")
         return []
-    comparable = not synthetic
-    histogram = counts.get("detections_per_source") or {}
-    rows = [
-        _row("input detections", published.INPUT_DETECTIONS, counts.get("input_detections"), comparable=comparable),
-        _row(
-            "detections with all 12 features",
-            published.COMPLETE_DETECTIONS,
-            counts.get("complete_detections"),
-            comparable=comparable,
-        ),
-        _row(
-            "classified detections",
-            published.CLASSIFIED_DETECTIONS,
-            counts.get("classified_detections"),
-            comparable=comparable,
-        ),
-        _row(
-            "classified sources", published.CLASSIFIED_SOURCES, counts.get("classified_sources"), comparable=comparable
-        ),
-        _row(
-            "uniquely classified sources",
-            published.UNIQUELY_CLASSIFIED,
-            counts.get("uniquely_classified"),
-            comparable=comparable,
-        ),
-        _row("ambiguous sources", published.AMBIGUOUS, counts.get("ambiguous"), comparable=comparable),
-        _row("Cohen's kappa", published.COHEN_KAPPA, counts.get("cohen_kappa"), 0.0005, comparable=comparable),
-        _row(
+    quantities = [
+        ("input detections", published.INPUT_DETECTIONS, "input_detections", 0),
+        ("detections with all 12 features", published.COMPLETE_DETECTIONS, "complete_detections", 0),
+        ("classified detections", published.CLASSIFIED_DETECTIONS, "classified_detections", 0),
+        ("classified sources", published.CLASSIFIED_SOURCES, "classified_sources", 0),
+        ("uniquely classified sources", published.UNIQUELY_CLASSIFIED, "uniquely_classified", 0),
+        ("ambiguous sources", published.AMBIGUOUS, "ambiguous", 0),
+        ("Cohen's kappa", published.COHEN_KAPPA, "cohen_kappa", 0.0005),
+        (
             "Cohen's kappa, sources with 2+ detections (from the published tables)",
             published.COHEN_KAPPA_MULTIPLE_DETECTIONS,
-            counts.get("cohen_kappa_multiple_detections"),
+            "cohen_kappa_multiple_detections",
             0.0005,
-            comparable=comparable,
         ),
     ]
+    histogram = counts.get("detections_per_source") or {}
+    rows = [
+        _row(label, value, counts.get(key), tolerance, not synthetic) for label, value, key, tolerance in quantities
+    ]
     rows += [
-        _row(f"sources with {label} detections", value, histogram.get(label), comparable=comparable)
+        _row(f"sources with {label} detections", value, histogram.get(label), comparable=not synthetic)
         for label, value in published.DETECTIONS_PER_SOURCE.items()
     ]
     report.table(_frame(rows))
@@ -395,30 +378,19 @@ def validation_section(report: Report, run: RunLayout, synthetic: bool) -> list[
         )
     result = results["mahalanobis"]
     classes, aggregated = result["classes"], result["aggregated"]
-    comparable = not synthetic
-    rows = []
-    for label in CLASSES:
-        mean = float(classes["confusion_mean"].loc[label, label])
-        rows.append(
-            _row(
-                f"{label} recovered as {label}",
-                published.VALIDATION_DIAGONAL[label],
-                mean,
-                VALIDATION_TOLERANCE,
-                comparable,
-            )
-        )
-    for true in AGGREGATE_CLASSES:
-        for predicted in AGGREGATE_CLASSES:
-            rows.append(
-                _row(
-                    f"{true} predicted {predicted}",
-                    published.VALIDATION_AGGREGATED[true][predicted],
-                    float(aggregated["confusion_mean"].loc[true, predicted]),
-                    VALIDATION_TOLERANCE,
-                    comparable,
-                )
-            )
+    diagonal = [
+        (f"{label} recovered as {label}", published.VALIDATION_DIAGONAL[label], classes, label, label)
+        for label in CLASSES
+    ]
+    off = [
+        (f"{true} predicted {other}", published.VALIDATION_AGGREGATED[true][other], aggregated, true, other)
+        for true in AGGREGATE_CLASSES
+        for other in AGGREGATE_CLASSES
+    ]
+    rows = [
+        _row(quantity, value, float(part["confusion_mean"].loc[true, other]), VALIDATION_TOLERANCE, not synthetic)
+        for quantity, value, part, true, other in diagonal + off
+    ]
     report.paragraph(
         f"Mean over {len(result['seeds'])} seeded splits ({result['n_train']:,} reference / {result['n_test']:,} "
         f"held-out detections); accuracy {classes['accuracy_mean']:.3f} ± {classes['accuracy_std']:.3f} "
@@ -527,8 +499,7 @@ def _comparison_block(
     with analyses.figures.synthetic_marking(synthetic):
         save_figure(analyses.figures.comparison_figure(table, synthetic=synthetic), out_dir, stem)
     report.image(
-        figure_png(out_dir, stem),
-        f"{mark}{title}: every method on both splits (mean ± std over {len(seeds)} seeds)",
+        figure_png(out_dir, stem), f"{mark}{title}: every method on both splits (mean ± std over {len(seeds)} seeds)"
     )
 
 
@@ -611,13 +582,8 @@ def write_report(
     run = RunLayout(Path(run_dir))
     output = Path(output)
     synthetic = run.detections.exists() and analyses.is_synthetic(read_table(run.detections, columns=["name"]))
-    kind = (
-        "SYNTHETIC (mock catalog: not real data)"
-        if synthetic
-        else "real CSC data"
-        if run.detections.exists()
-        else "absent"
-    )
+    kind = "real CSC data" if run.detections.exists() else "absent"
+    kind = "SYNTHETIC (mock catalog: not real data)" if synthetic else kind
     report = Report("Reproduction report: Pérez-Díaz et al. 2024, MNRAS")
     report.paragraph(
         "Every published number below is quoted from the paper; every obtained number was computed "
@@ -636,8 +602,7 @@ def write_report(
             ]
         )
     )
-    results = []
-    results += stage4_section(report, reference, output.parent)
+    results = stage4_section(report, reference, output.parent)
     results += comparison_section(report, reference)
     results += run_section(report, run, synthetic)
     results += references_section(report, run)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +37,11 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "as_table",
     "census",
     "default_sources",
     "is_synthetic",
     "k_selection",
     "preprocessed_features",
-    "read_summary",
     "run_figures",
     "stage_counts",
     "validation",
@@ -82,15 +80,7 @@ def k_selection(
     seed: int = 0,
     n_jobs: int = 2,
 ) -> tuple[pd.DataFrame, int]:
-    """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        ``k, bic_mean, bic_std, gradient``.
-    chosen : int
-        The knee of the BIC curve (:func:`xrayclass.kselection.knee`).
-    """
+    """BIC scan over K on a seeded subsample; writes the scan, its summary and Fig. 1."""
     X = preprocessed_features(clustered)
     if sample and len(X) > sample:
         rows = np.sort(np.random.default_rng(seed).choice(len(X), size=sample, replace=False))
@@ -140,7 +130,14 @@ def validation(
     synthetic = _names_synthetic(crossmatched)
     with figures.synthetic_marking(synthetic):
         return _validation(
-            labeled, out_dir, figures_dir, seeds, group_by_source, methods, calibrate, both_splits, synthetic
+            labeled,
+            out_dir,
+            figures_dir,
+            seeds,
+            group_by_source,
+            method_table(methods, calibrate),
+            both_splits,
+            synthetic,
         )
 
 
@@ -150,13 +147,10 @@ def _validation(
     figures_dir: Path,
     seeds: Sequence[int],
     group_by_source: bool,
-    methods: Sequence[str],
-    calibrate: bool,
+    chosen: dict[str, Any],
     both_splits: bool,
     synthetic: bool,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-
-    chosen = method_table(methods, calibrate)
     if both_splits:
         by_split, split_table = compare_splits(labeled, list(seeds), chosen)
         headline = next(name for name, grouped in SPLITS.items() if grouped == group_by_source)
@@ -171,21 +165,14 @@ def _validation(
         suffix = "" if name == "mahalanobis" else f"_{name.replace('-', '_')}"
         document = {key: result[key] for key in ("seeds", "n_train", "n_test", "group_by_source")}
         document["method"] = name
+        summary_keys = ("accuracy_mean", "accuracy_std", "accuracies", "brier_mean", "brier_std", "ece_mean", "ece_std")
         for level in ("classes", "aggregated"):
             part = result[level]
             for kind in ("confusion_mean", "confusion_std"):
                 outputs.append((part[kind].reset_index(), out_dir / f"{kind}_{level}{suffix}.csv"))
             metrics = pd.concat([part["metrics_mean"], part["metrics_std"].add_suffix("_std")], axis=1).reset_index()
             outputs.append((metrics, out_dir / f"metrics_{level}{suffix}.csv"))
-            document[level] = {
-                "accuracy_mean": part["accuracy_mean"],
-                "accuracy_std": part["accuracy_std"],
-                "accuracies": part["accuracies"],
-                "brier_mean": part["brier_mean"],
-                "brier_std": part["brier_std"],
-                "ece_mean": part["ece_mean"],
-                "ece_std": part["ece_std"],
-            }
+            document[level] = {key: part[key] for key in summary_keys}
         outputs.append((document, out_dir / f"validation_summary{suffix}.json"))
         for level, stem, title in (
             ("classes", FIGURES["confusion"], "ten classes"),
@@ -253,13 +240,6 @@ def run_figures(
         if table_path.exists():
             synthetic = _names_synthetic(read_table(table_path, columns=[NAME, "name_1"]))
             break
-    with figures.synthetic_marking(synthetic):
-        return _run_figures(run, figures_dir, sources)
-
-
-def _run_figures(
-    run: RunLayout, figures_dir: str | os.PathLike[str] | None = None, sources: Sequence[str] | None = None
-) -> list[Path]:
     if sources and run.detections.exists():
         # Checked before anything is drawn: a misspelt name should not cost the other figures' time.
         known = set(read_table(run.detections, columns=[NAME])[NAME])
@@ -267,7 +247,8 @@ def _run_figures(
         if unknown:
             raise InputError(f"{run.detections}: no detection of source {unknown[0]!r}")
     # Every figure is drawn before any is written: a failure on the last leaves none.
-    made = save_figures(_drawn_figures(run, sources), Path(figures_dir or run.figures))
+    with figures.synthetic_marking(synthetic):
+        made = save_figures(_drawn_figures(run, sources), Path(figures_dir or run.figures))
     return [path for path in made if Path(path).suffix == ".png"]
 
 
@@ -296,11 +277,6 @@ def _drawn_figures(run: RunLayout, sources: Sequence[str] | None) -> Iterator[tu
         log.warning("%s absent: Figs. 6, 7, 8 and 10 skipped", run.detections)
 
 
-def read_summary(run: RunLayout) -> dict[str, Any] | None:
-    """The stage-4 summary of a run, or None."""
-    return read_json(run.summary) if run.summary.exists() else None
-
-
 def stage_counts(run: RunLayout) -> dict[str, Any]:
     """Row counts of each stage of a run, from its outputs (None where absent)."""
     counts: dict[str, Any] = {}
@@ -312,7 +288,7 @@ def stage_counts(run: RunLayout) -> dict[str, Any]:
         detections = read_table(run.detections, columns=[NAME, "main_type"])
         counts["classified_detections"] = len(detections)
         counts["classified_sources"] = int(detections[NAME].nunique())
-    summary = read_summary(run)
+    summary = read_json(run.summary) if run.summary.exists() else None
     if summary:
         counts.update(
             uniquely_classified=summary["uniquely_classified"],
@@ -322,7 +298,3 @@ def stage_counts(run: RunLayout) -> dict[str, Any]:
             cohen_kappa_multiple_detections=summary.get("cohen_kappa_multiple_detections"),
         )
     return counts
-
-
-def as_table(mapping: Mapping[Any, Any], columns: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame(list(mapping.items()), columns=list(columns))
