@@ -8,9 +8,9 @@ must never run in parallel with each other (CDS bans parallel X-Match jobs).
 import pandas as pd
 import pytest
 
-from xrayclass.cli.online import crossmatch_online
 from xrayclass.services.csc_tap import Cone, FetchConfig, build_query, fetch
 from xrayclass.services.xmatch import KEY_COLUMNS, XMatchConfig
+from xrayclass.workflow.stages import crossmatch_online
 
 pytestmark = pytest.mark.remote_data
 

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from fake_http import DATA, REFUSED, TIMEOUT, Reply, html, server, text, votable, waits  # noqa: F401
 
-from xrayclass.cli.online import crossmatch_online
 from xrayclass.cli.stages import crossmatch_main
 from xrayclass.io.tables import InputError, read_table
 from xrayclass.services import MAX_RETRY_AFTER, ServiceError
 from xrayclass.services.xmatch import DEFAULT_RETRIES, DEFAULT_TIMEOUT, XMatchConfig, check_radius
+from xrayclass.workflow.stages import crossmatch_online
 
 #: The current X-Match host (not astroquery 0.4.11's default, cdsxmatch.u-strasbg.fr).
 SYNC = r"^https://cdsxmatch\.cds\.unistra\.fr/xmatch/api/v1/sync$"
