@@ -12,30 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from xrayclass.cli.common import command_parser, configure_logging, report_errors
+from xrayclass.cli.common import command_parser, config_from_args, configure_logging, report_errors
+from xrayclass.cli.fetch import add_service_arguments
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io import paths
 from xrayclass.io.artifacts import load_artifacts, sources_path
 from xrayclass.io.checks import check_outputs
 from xrayclass.io.runs import find_run
 from xrayclass.io.tables import read_table, write_outputs
-from xrayclass.services.csc_tap import (
-    DEFAULT_RELEASE,
-    DEFAULT_RETRIES,
-    RELEASES,
-    SOURCE_MAXREC,
-    FetchConfig,
-    fetch_source,
-)
+from xrayclass.services.csc_tap import SOURCE_MAXREC, FetchConfig, fetch_source
 from xrayclass.stages.new_sources import classify, csc_source_name, format_report, output_tables
+from xrayclass.text import plural
 
-__all__ = [
-    "FETCH_TIMEOUT",
-    "build_parser",
-    "main",
-    "read_or_fetch_detections",
-    "run",
-]
+__all__ = ["FETCH_TIMEOUT", "build_parser", "main", "read_or_fetch_detections", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply the temperature calibration stored by classification.py --calibrate",
     )
-    online = parser.add_argument_group("fetching a source by name")
-    online.add_argument("--release", choices=sorted(RELEASES), default=DEFAULT_RELEASE, help="CSC release")
-    online.add_argument("--service-url", default=None, help="TAP service base URL (default: the release's)")
-    online.add_argument("--timeout", type=float, default=FETCH_TIMEOUT, help="seconds to wait for the answer")
-    online.add_argument(
-        "--retries",
-        type=int,
-        default=DEFAULT_RETRIES,
-        help="retries after transient failures (no connection, time-out, HTTP 5xx/429)",
-    )
+    add_service_arguments(parser.add_argument_group("fetching a source by name"), FETCH_TIMEOUT)
     return parser
 
 
@@ -139,16 +119,9 @@ def run(
             [args.input if Path(args.input).exists() else None, args.model, args.classifier],
         )
     clustering, classifier = load_artifacts(args.model, args.classifier)
-    config = FetchConfig(
-        release=args.release,
-        service_url=args.service_url,
-        timeout=args.timeout,
-        retries=args.retries,
-        maxrec=SOURCE_MAXREC,
-        sync=True,
-    )
+    config = config_from_args(FetchConfig, args, maxrec=SOURCE_MAXREC, sync=True)
     table, origin = read_or_fetch_detections(args.input, config, sleep=sleep, clock=clock)
-    log.info("%s: %s read", origin, _count(len(table), "detection"))
+    log.info("%s: %s read", origin, plural(len(table), "detection"))
     with input_files(origin):
         result = classify(table, clustering, classifier, method=args.method, calibrate=args.calibrate)
     result.input_name = origin
@@ -158,9 +131,9 @@ def run(
         log.info(
             "wrote %s (%s) and %s (%s)",
             outputs[0],
-            _count(len(detections), "detection"),
+            plural(len(detections), "detection"),
             outputs[1],
-            _count(len(sources), "source"),
+            plural(len(sources), "source"),
         )
     print(format_report(result))
 
@@ -178,10 +151,6 @@ def _default_artifacts(args: argparse.Namespace) -> None:
         args.classifier = str(Path(run_dir) / paths.CLASSIFIER_MODEL.name)
 
 
-def _count(n: int, word: str) -> str:
-    return f"1 {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def read_or_fetch_detections(
     text: str,
     fetch_config: FetchConfig,
@@ -189,24 +158,11 @@ def read_or_fetch_detections(
     sleep: Callable[[float], object] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[pd.DataFrame, str]:
-    """The detections ``text`` names: a table file, or a CSC source fetched by name.
+    """The detections ``text`` names, and how messages name them (the file, or ``'CSC 2.0 source 2CXO J...'``).
 
-    Parameters
-    ----------
-    text : str
-        A table file (VOTable, CSV, Parquet, FITS), or, when no such file exists, a
-        CSC source name whose per-observation detections are fetched from the CSC
-        TAP service.
-    fetch_config : xrayclass.services.csc_tap.FetchConfig
-        Service, release and time-outs for a fetch.
-    sleep, clock : callable, optional
-        Passed to the fetch, so that tests need not wait.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-    origin : str
-        The file, or ``'CSC 2.0 source 2CXO J...'``, for messages.
+    ``text`` is a table file (VOTable, CSV, Parquet, FITS) or, when no such file exists, a
+    CSC source name whose per-observation detections are fetched from the CSC TAP service
+    (``sleep`` and ``clock`` pace it; tests pass their own).
 
     Raises
     ------

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from xrayclass.cli.common import command_parser, configure_logging, report_errors
+from xrayclass.cli.common import command_parser, config_from_args, configure_logging, report_errors
 from xrayclass.io import paths
 from xrayclass.io.tables import table_format
 from xrayclass.services.csc_tap import (
@@ -29,21 +29,40 @@ from xrayclass.services.csc_tap import (
     fetch_to_file,
 )
 
-__all__ = [
-    "build_parser",
-    "fetch",
-    "main",
-]
+__all__ = ["add_service_arguments", "build_parser", "fetch", "main"]
 
 log = logging.getLogger(__name__)
 
 
-def _columns(text: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in text.split(",") if c.strip())
+def add_service_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, timeout: float) -> None:
+    """The options of the CSC TAP service (``fetch_csc.py``, ``classify_source.py``), the time-out's default ``timeout``."""
+    parser.add_argument(
+        "--release",
+        choices=sorted(RELEASES),
+        default=DEFAULT_RELEASE,
+        help="CSC release (sets the service URL and table schema)",
+    )
+    parser.add_argument(
+        "--service-url",
+        help="TAP service base URL (default: the release's, "
+        + ", ".join(f"{r.name}: {r.url}" for r in RELEASES.values())
+        + ")",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        help="seconds to wait for the answer, or for an asynchronous job to finish",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help="retries after transient failures (no connection, time-out, HTTP 5xx/429)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-
     parser = command_parser(
         "fetch_csc.py",
         "Fetch the stage-1 input from the Chandra Source Catalog TAP service: every "
@@ -53,19 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit status: 0 done, 2 bad arguments or no rows, 3 the service failed; nothing "
         "is written on failure.",
     )
-    parser.add_argument(
-        "--release",
-        choices=sorted(RELEASES),
-        default=DEFAULT_RELEASE,
-        help="CSC release (sets the service URL and table schema)",
-    )
-    parser.add_argument(
-        "--service-url",
-        default=argparse.SUPPRESS,
-        help="TAP service base URL (default: the release's, "
-        + ", ".join(f"{r.name}: {r.url}" for r in RELEASES.values())
-        + ")",
-    )
+    add_service_arguments(parser, DEFAULT_TIMEOUT)
     parser.add_argument(
         "--output", default=str(paths.CSC_INPUT), help="result file: .vot/.xml (VOTable), .parquet or .csv"
     )
@@ -89,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--columns",
-        type=_columns,
-        default=argparse.SUPPRESS,
+        type=lambda text: tuple(c.strip() for c in text.split(",") if c.strip()),
         help=f"comma-separated columns to select instead of the paper's {len(PAPER_COLUMNS)} "
         "(aliases: m master_source, o observation_source)",
     )
@@ -99,7 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=3,
         type=float,
         metavar=("RA", "DEC", "RADIUS_ARCMIN"),
-        default=argparse.SUPPRESS,
         help="only master sources within RADIUS_ARCMIN of (RA, DEC), ICRS degrees: the "
         "service is asked for the RA/Dec box around the circle (plain ADQL, RA "
         "wrapping at 0/360, no RA limit when the circle contains a pole) and the "
@@ -107,7 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--schema",
-        default=argparse.SUPPRESS,
         help="schema qualifying the table names (default: the release's, csc2 or csc21; '' for bare names)",
     )
     parser.add_argument("--sync", action="store_true", help="synchronous query instead of an asynchronous job")
@@ -116,18 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAXREC,
         help="most rows to accept; a result this long is treated as truncated",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds to wait for the synchronous answer or for the job to finish",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=DEFAULT_RETRIES,
-        help="retries after transient failures (no connection, time-out, HTTP 5xx/429)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the service URL and the ADQL, send nothing")
     return parser
@@ -139,16 +131,12 @@ def main(
     sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> int:
-
-    # Looked up at call time, so that a caller (run_pipeline.py's tests) can stub time.sleep.
-    sleep, clock = sleep or time.sleep, clock or time.monotonic
-
+    """Run ``fetch_csc.py``; ``sleep`` and ``clock`` pace the looks at a job (tests pass their own)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("service_url", "columns", "cone", "schema"):
-        setattr(args, name, getattr(args, name, None))
     configure_logging("fetch_csc", args.verbosity)
-    return report_errors(parser.prog, fetch, args, sleep, clock)
+    # time.sleep looked up at call time, so that a caller (run_pipeline.py's tests) can stub it.
+    return report_errors(parser.prog, fetch, args, sleep or time.sleep, clock or time.monotonic)
 
 
 def fetch(
@@ -157,22 +145,14 @@ def fetch(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Build the query from the command line, then print it (dry run) or fetch it to the output."""
-    config = FetchConfig(
-        release=args.release,
-        service_url=args.service_url,
-        timeout=args.timeout,
-        retries=args.retries,
-        maxrec=args.maxrec,
-        sync=args.sync or args.cone is not None,
-    )
-    release = RELEASES[args.release]
+    config = config_from_args(FetchConfig, args, sync=args.sync or args.cone is not None)
     cone = Cone(*args.cone) if args.cone else None
     query = build_query(
         min_significance=args.min_significance,
         require_powlaw_gamma=args.require_powlaw_gamma,
         require_bb_kt=args.require_bb_kt,
         columns=args.columns or PAPER_COLUMNS,
-        schema=release.schema if args.schema is None else args.schema,
+        schema=RELEASES[args.release].schema if args.schema is None else args.schema,
         cone=cone,
     )
     table_format(args.output, OUTPUT_FORMATS)

@@ -38,35 +38,15 @@ log = logging.getLogger(__name__)
 
 
 def read_clustering_model(path: str | os.PathLike[str]) -> ClusteringModel:
-    """The stage-1 model that clustering.py wrote (``model.json``).
-
-    Raises
-    ------
-    InputError
-        The file cannot be read, is not JSON, or is not a clustering model of this
-        version; the message names the file.
-    """
-    return _read_model(ClusteringModel, path)
+    """The stage-1 model that clustering.py wrote (``model.json``); an :class:`InputError` naming the file if it is not one."""
+    with input_files(path):
+        return ClusteringModel.from_dict(read_json(path))
 
 
 def read_classifier_model(path: str | os.PathLike[str]) -> ClassifierModel:
-    """The stage-3 classifier that classification.py wrote (``classifier.json``).
-
-    Raises
-    ------
-    InputError
-        The file cannot be read, is not JSON, or is not a classifier model of this
-        version; the message names the file.
-    """
-    return _read_model(ClassifierModel, path)
-
-
-_Model = TypeVar("_Model", ClusteringModel, ClassifierModel)
-
-
-def _read_model(kind: type[_Model], path: str | os.PathLike[str]) -> _Model:
+    """The stage-3 classifier that classification.py wrote (``classifier.json``); an :class:`InputError` if not one."""
     with input_files(path):
-        return kind.from_dict(read_json(path))
+        return ClassifierModel.from_dict(read_json(path))
 
 
 def _load(
@@ -94,17 +74,9 @@ def _load(
 def load_artifacts(
     model_path: str | os.PathLike[str], classifier_path: str | os.PathLike[str]
 ) -> tuple[ClusteringModel, ClassifierModel]:
-    """Load the stage-1 model and the stage-3 classifier; warn where they do not fit together.
+    """The stage-1 model and the stage-3 classifier, warning where they do not fit together.
 
-    Returns
-    -------
-    clustering : ClusteringModel
-    classifier : ClassifierModel
-
-    Raises
-    ------
-    InputError
-        A file is missing or is not the artifact it should be.
+    A missing file, or one that is not the artifact it should be, is an :class:`InputError`.
     """
     clustering = _load(read_clustering_model, model_path, "clustering model", "--model", "clustering.py", "--model")
     classifier = _load(
@@ -167,16 +139,11 @@ def _depth(document: object) -> int:
 
 
 def read_feature_set(path: str | os.PathLike[str]) -> FeatureSet:
-    """Read and validate a feature set from a TOML file.
+    """Read and validate a feature set from a TOML file, refusing in one line what is not one.
 
-    The file must be a regular file of at most :data:`FEATURE_SET_MAX_BYTES`, UTF-8
-    text (TOML's encoding), valid TOML nested at most :data:`FEATURE_SET_MAX_DEPTH`
-    levels, and a valid feature set whose transforms suit its features' physical ranges.
-
-    Raises
-    ------
-    InputError
-        One line naming the file and the problem.
+    The file must be a regular file of at most :data:`FEATURE_SET_MAX_BYTES`, UTF-8 (TOML's
+    encoding), valid TOML nested at most :data:`FEATURE_SET_MAX_DEPTH` levels, and a feature
+    set whose transforms suit its features' physical ranges.
     """
     if not Path(path).exists():
         raise InputError(f"{path}: no such feature-set file")

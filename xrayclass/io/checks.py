@@ -1,9 +1,9 @@
 """Checks at the edges: the tables a stage reads as they arrive, and the files it writes.
 
-Run before any long computation. Each raises :class:`~xrayclass.exceptions.InputError`
-with one line naming the file and the problem. The checks of a table's contents are
-the science's own (:mod:`xrayclass.core.checks`, which knows no file); here they are
-run on a file's table, and what is dropped or noticed is logged with the file's name.
+Run before any long computation; each raises a one-line :class:`~xrayclass.exceptions.InputError`
+naming the file. The checks of a table's contents are the science's own
+(:mod:`xrayclass.core.checks`); here they run on a file's table, and what is dropped or
+noticed is logged with the file's name.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from xrayclass.core.checks import (
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.tables import OUTPUT_FORMATS, remove_stale_temporaries, table_format
 
-__all__ = ["catalog_positions", "check_catalog", "check_detections", "check_outputs", "handle_duplicates"]
+__all__ = ["check_catalog", "check_detections", "check_outputs", "handle_duplicates"]
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,8 @@ def handle_duplicates(
     allow: bool = False,
     shared: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Raise on repeated detections (the default), or drop the repeats with a warning.
-
-    ``shared`` as for :func:`~xrayclass.core.checks.duplicated_detections`.
-    """
+    """Raise on repeated detections, or with ``allow`` drop them with a warning (``shared``: see
+    :func:`~xrayclass.core.checks.duplicated_detections`)."""
     repeated = duplicated_detections(table, value_columns, shared)
     if not repeated.any():
         return table
@@ -107,9 +105,12 @@ def handle_duplicates(
     return table.loc[~repeated].reset_index(drop=True)
 
 
-def catalog_positions(catalog: pd.DataFrame, path: Origin) -> pd.DataFrame:
-    """A crossmatch catalog without the rows lacking a position (logged); impossible ones are an error."""
+def check_catalog(catalog: pd.DataFrame, path: Origin) -> pd.DataFrame:
+    """A local crossmatch catalog: ``ra``, ``dec`` numeric and possible, ``main_type`` present;
+    the rows without a position are left out (and logged)."""
     with input_files(path):
+        require_columns(catalog, ("ra", "dec", MAIN_TYPE))
+        catalog = require_numeric(catalog, ("ra", "dec"))
         missing = require_possible_positions(catalog, "catalog rows")
     if missing.any():
         log.warning(
@@ -118,16 +119,7 @@ def catalog_positions(catalog: pd.DataFrame, path: Origin) -> pd.DataFrame:
             f"{int(missing.sum()):,}",
             f"{len(catalog):,}",
         )
-        return catalog.loc[~missing].reset_index(drop=True)
-    return catalog
-
-
-def check_catalog(catalog: pd.DataFrame, path: Origin) -> pd.DataFrame:
-    """A local crossmatch catalog: ``ra``, ``dec`` numeric and possible, ``main_type`` present."""
-    with input_files(path):
-        require_columns(catalog, ("ra", "dec", MAIN_TYPE))
-        catalog = require_numeric(catalog, ("ra", "dec"))
-    catalog = catalog_positions(catalog, path)
+        catalog = catalog.loc[~missing].reset_index(drop=True)
     if len(catalog) == 0:
         raise InputError(f"{path}: no catalog row has a position")
     return catalog
@@ -143,13 +135,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_outputs(outputs: Sequence, inputs: Sequence = (), formats: Sequence | None = None) -> list[Path]:
-    """Fail before any work unless every output can be written without harm.
+    """Fail before any work unless every output can be written without harm; return them as paths.
 
-    Each output must be distinct from every input and from the other outputs, not be a
-    directory, have a known format (``formats``: one allowed-format tuple per output,
-    ``None`` for no format check, default: tables as CSV or Parquet), and sit in a
-    directory that is (or can be created as) a writable directory. Temporary files left
-    beside an output by a killed run are removed (and said so).
+    Each output must differ from every input and from the other outputs, not be a
+    directory, have a known format (``formats``: one tuple of allowed formats per output,
+    None for no check; default: CSV or Parquet tables), and sit in a writable directory
+    (or one that can be created). Temporaries a killed run left beside it are removed.
     """
     paths = [Path(p) for p in outputs]
     formats = formats if formats is not None else [OUTPUT_FORMATS] * len(paths)
@@ -172,8 +163,7 @@ def check_outputs(outputs: Sequence, inputs: Sequence = (), formats: Sequence | 
 
 
 def _check_directory(path: Path) -> None:
-    parent = path.parent
-    ancestor = parent
+    ancestor = path.parent
     while not ancestor.exists():
         if ancestor.parent == ancestor:
             break

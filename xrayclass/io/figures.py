@@ -39,25 +39,11 @@ def _rendered(figure: Figure, out_dir: Path, stem: str) -> list[tuple[bytes, Pat
 
 
 def save_figures(figures: Iterable[tuple[Figure, str]], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Draw every ``(figure, stem)`` as PNG and PDF, then write them all or none.
+    """Draw every ``(figure, stem)`` (stem: :data:`xrayclass.io.paths.FIGURES`) as PNG and PDF; write all or none.
 
-    Every figure is rendered (in memory) before any file is written, so that a figure that
-    fails to draw, or an error raised while ``figures`` makes the next one, leaves the
-    directory as it was; the files are then written as :func:`~xrayclass.io.tables.write_outputs`
-    writes, to temporaries renamed into place only when all were written. ``figures`` may
-    be a generator: each figure is dropped once rendered.
-
-    Parameters
-    ----------
-    figures : iterable of (matplotlib.figure.Figure, str)
-        Each figure with its file name without extension (:data:`xrayclass.io.paths.FIGURES`).
-    out_dir : str or pathlib.Path
-        Created if missing (only once every figure has been drawn).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The PNG and PDF files, in the order of ``figures``.
+    Every figure is rendered in memory before any file is written, so that a figure that
+    fails to draw, or an error raised while ``figures`` (maybe a generator) makes the next
+    one, leaves ``out_dir`` as it was. Returns the PNG and PDF files, in order.
     """
     out_dir = Path(out_dir)
     rendered: list[tuple[bytes, Path]] = []
@@ -67,23 +53,8 @@ def save_figures(figures: Iterable[tuple[Figure, str]], out_dir: str | os.PathLi
 
 
 def save_figure(figure: Figure, out_dir: str | os.PathLike[str], stem: str) -> list[Path]:
-    """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``.
+    """Write ``figure`` as ``<out_dir>/<stem>.png`` (at :data:`DPI`) and ``.pdf``, both or neither.
 
-    Both files appear or neither does (see :func:`save_figures`). The layout computed for
-    the PNG is reused for the PDF: afterwards the figure's layout engine is off (its layout
-    is frozen).
-
-    Parameters
-    ----------
-    figure : matplotlib.figure.Figure
-    out_dir : str or pathlib.Path
-        Created if missing.
-    stem : str
-        File name without extension (:data:`xrayclass.io.paths.FIGURES`).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The PNG and the PDF.
+    The PNG's layout is reused for the PDF: afterwards the figure's layout is frozen.
     """
     return save_figures([(figure, stem)], out_dir)

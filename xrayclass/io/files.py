@@ -27,24 +27,11 @@ _KINDS = (
 
 
 def require_regular_file(path: str | os.PathLike[str]) -> os.stat_result:
-    """The ``stat`` of ``path`` if it is a regular file (or a link to one).
+    """The ``stat`` of ``path`` (size, modification time) if it is a regular file or a link to one.
 
-    Parameters
-    ----------
-    path : str or path-like
-        A file the user named as an input.
-
-    Returns
-    -------
-    os.stat_result
-        Its size and modification time, for callers that limit or compare them.
-
-    Raises
-    ------
-    InputError
-        ``"<path>: file not found"``, ``"<path>: is a named pipe (FIFO), not a regular
-        file"`` (or a directory, a device, a socket), or ``"<path>: cannot read (...)"``
-        when even its ``stat`` fails (no permission on a folder, a name too long).
+    Otherwise an :class:`InputError`: ``"<path>: file not found"``, ``"<path>: is a named
+    pipe (FIFO), not a regular file"`` (or a directory, a device, a socket), or
+    ``"<path>: cannot read (...)"`` when even its ``stat`` fails.
     """
     try:
         status = os.stat(path)

@@ -66,9 +66,8 @@ FIGURES = {
 
 
 def beside(path: str | os.PathLike[str], default: str | os.PathLike[str]) -> Path:
-    """The file named as ``default`` in the folder of ``path``: where a stage puts a side
-    output (model, classifier, outliers) when only its table's path is given, so that a
-    run's files stay together (with the defaults, all in ``out_data/``)."""
+    """The file named as ``default`` in the folder of ``path``: where a side output (model,
+    classifier, outliers) goes when only its table's path is given, so a run stays together."""
     return Path(path).parent / Path(default).name
 
 
@@ -102,9 +101,8 @@ def safe_stem(text: object) -> str:
 class RunLayout:
     """Every file of one pipeline run, by role: the one place the run's file names are written.
 
-    The stage command lines take their defaults from it (``RunLayout(OUT_DIR)``),
-    ``make run`` writes its run into one, and the analyses, the report and the explorer
-    read from one.
+    The stage command lines take their defaults from ``RunLayout(OUT_DIR)``; ``make run``
+    writes into one, and the analyses, the report and the explorer read from one.
     """
 
     directory: Path
@@ -172,11 +170,8 @@ REFERENCE_ENV = "XRAYCLASS_REFERENCE"
 
 
 def reference_dir() -> Path:
-    """The directory of the published reference outputs (``../shared/reference``).
-
-    Set ``XRAYCLASS_REFERENCE`` to use another location. The directory may be absent:
-    callers skip what needs it, saying so.
-    """
+    """The directory of the published reference outputs: ``$XRAYCLASS_REFERENCE``, else
+    ``../shared/reference``. It may be absent: callers skip what needs it, saying so."""
     configured = os.environ.get(REFERENCE_ENV)
     if configured:
         return Path(configured)

@@ -1,10 +1,9 @@
 """Reading and writing tables and JSON artifacts.
 
 The format follows the file extension: ``.csv``, ``.parquet``, and for catalog inputs
-also VOTable (``.vot``, ``.xml``) and ``.fits``. Every problem with an input becomes a
-:class:`InputError` whose message names the file and says what is wrong in one line;
-every output is written to a temporary file beside its destination and renamed into
-place, so a failed run never leaves a partial file behind.
+also VOTable (``.vot``, ``.xml``) and ``.fits``. Every problem with an input is an
+:class:`InputError` naming the file in one line; every output is written to a temporary
+file beside its destination and renamed into place, so a failed run leaves no partial file.
 """
 
 import csv
@@ -20,23 +19,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-import pyarrow
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from xrayclass.constants import FORMULA_STARTS
+from xrayclass.constants import COLUMN_UNITS, FORMULA_STARTS
 from xrayclass.exceptions import InputError, where
 from xrayclass.io.files import require_regular_file
 from xrayclass.text import one_line
 
 __all__ = [
-    "FORMULA_STARTS",
     "NO_ROWS",
     "OUTPUT_FORMATS",
     "PARQUET_ROW_GROUP",
     "PARSE_ERRORS",
-    "TABLE_FORMATS",
     "BatchedTable",
-    "convert_units",
-    "formula_like",
     "parquet_columns",
     "parquet_options",
     "read_json",
@@ -65,26 +61,46 @@ TABLE_FORMATS = {
     ".fits": "fits",
     ".fit": "fits",
 }
-#: Rows per Parquet row group in the files the stages write.
+#: Rows per Parquet row group in the files the stages write: a streamed reader never
+#: decodes more than one group at a time.
 PARQUET_ROW_GROUP = 131_072
 #: What is said of a table without rows (after its file's name), by every reader and engine.
 NO_ROWS = "the table has no rows"
 #: Formats a stage may write (VOTable and FITS are accepted as catalog input only).
 OUTPUT_FORMATS = ("csv", "parquet")
-
+#: What the readers raise for a file they cannot parse (pandas' ParserError, pyarrow's
+#: ArrowInvalid and astropy's VOTable errors are ValueErrors; a corrupt FITS file is an
+#: OSError). Anything else is a bug, not bad input.
+PARSE_ERRORS = (ValueError, OSError, pa.ArrowException)
 #: Column pandas gives the unnamed index that ``DataFrame.to_csv`` writes by default
 #: (the published pipeline's files carry one).
 _UNNAMED_INDEX = "Unnamed: 0"
+#: Kinds of the engines' work folders in TMPDIR: stage 3's on-disk sort, the spilled stage-4 tables.
+TEMPORARY_FOLDER_KINDS = ("sort", "spill")
+
+
+@runtime_checkable
+class BatchedTable(Protocol):
+    """A table too large to hold, given as its rows in order, a DataFrame at a time."""
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        """The rows, in order (every batch with the columns of :meth:`empty`)."""
+        ...
+
+    def empty(self) -> pd.DataFrame:
+        """The table's columns and types, without rows."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+#: What :func:`write_outputs` writes: a table (CSV or Parquet by extension), one given a
+#: batch at a time, a JSON document, bytes, or a function that writes the file it is given.
+Content = pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes | Callable[[Path], object]
 
 
 def table_format(path: str | os.PathLike[str], allowed: Sequence[str] | None = None) -> str:
-    """Return the format name of ``path`` from its extension.
-
-    Raises
-    ------
-    InputError
-        If the extension is not a known table format (or not in ``allowed``).
-    """
+    """The format name of ``path`` from its extension; an :class:`InputError` if unknown or not ``allowed``."""
     suffix = Path(path).suffix.lower()
     fmt = TABLE_FORMATS.get(suffix)
     allowed = allowed or tuple(sorted(set(TABLE_FORMATS.values())))
@@ -107,21 +123,18 @@ def read_table(
     Parameters
     ----------
     path : str or Path
-        The table file.
     columns : sequence of str, optional
-        Read only those of these columns the file has (CSV and Parquet read nothing
-        else; VOTable and FITS are read whole and then cut down). Missing ones are
-        left for the caller's checks to name.
+        Read only those of these columns the file has (VOTable and FITS are read whole,
+        then cut down); missing ones are left for the caller's checks to name.
     allowed : sequence of str, optional
-        Format names accepted here (default: every format in ``TABLE_FORMATS``).
+        Format names accepted (default: every format of ``TABLE_FORMATS``).
     allow_empty : bool
         Accept a table with columns but no rows (a stage-4 ambiguous table can be one).
 
     Returns
     -------
     pandas.DataFrame
-        The table, with an unnamed CSV index column dropped. VOTable FIELDs are read
-        by their ``name`` attribute, not their ``ID``.
+        Without an unnamed CSV index column; VOTable FIELDs by ``name``, not ``ID``.
 
     Raises
     ------
@@ -133,39 +146,25 @@ def read_table(
     require_regular_file(path)
     try:
         if fmt == "csv":
-            wanted = None if columns is None else set(columns) | {_UNNAMED_INDEX}
-            table = pd.read_csv(
-                path, low_memory=False, usecols=None if wanted is None else (lambda name: name in wanted)
-            )
+            wanted = None if columns is None else {*columns, _UNNAMED_INDEX}
+            table = pd.read_csv(path, low_memory=False, usecols=None if wanted is None else wanted.__contains__)
         elif fmt == "parquet":
-            import pyarrow.parquet
-
-            present = parquet_columns(pyarrow.parquet.read_schema(path), path)
-            if columns is not None:
-                columns = [c for c in columns if c in set(present)]
-
-            # Read as one file (each column one array; pandas' reader goes through
-            # pyarrow's datasets, whose batches then have to be joined), without
-            # pre-buffering every column chunk (a local file), then converted column by
-            # column, freeing Arrow's copy as it goes, numbers without nulls shared with
-            # Arrow rather than copied into one 2-D block (less time and memory).
-            arrow = pyarrow.parquet.ParquetFile(path, pre_buffer=False).read(
-                columns=list(columns) if columns is not None else None, use_pandas_metadata=True
-            )
+            present = set(parquet_columns(pq.read_schema(path), path))
+            columns = None if columns is None else [c for c in columns if c in present]
+            # One file read without pre-buffering (a local file), converted column by
+            # column while Arrow's copy is freed, numbers shared rather than copied into
+            # one 2-D block; Arrow's pages then go back to the system for the stage to use.
+            arrow = pq.ParquetFile(path, pre_buffer=False).read(columns=columns, use_pandas_metadata=True)
             table = arrow.to_pandas(split_blocks=True, self_destruct=True)
             del arrow
-            import pyarrow
-
-            # Arrow's allocator keeps the pages it decoded into for later; nothing of
-            # Arrow's comes next, so they go back to the system for the stage to use.
-            pyarrow.default_memory_pool().release_unused()
+            pa.default_memory_pool().release_unused()
         else:
             table = _read_with_astropy(path, fmt)
     except InputError:
         raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
-    except PARSE_ERRORS as exc:  # a parser failure is the input's problem, said once
+    except PARSE_ERRORS as exc:
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if fmt == "csv":
         _check_csv_complete(path)
@@ -174,16 +173,14 @@ def read_table(
     if len(table) == 0 and not allow_empty:
         raise InputError(f"{path}: {NO_ROWS}")
     if columns is not None and fmt != "parquet":
-        kept = [c for c in columns if c in table.columns]
-        table = table[kept]
+        table = table[[c for c in columns if c in table.columns]]
     return table
 
 
-def parquet_columns(schema: pyarrow.Schema, path: str | os.PathLike[str]) -> list[str]:
+def parquet_columns(schema: pa.Schema, path: str | os.PathLike[str]) -> list[str]:
     """The column names of a Parquet file's ``schema``, refused when one is given twice.
 
-    Arrow writes a table with two columns of one name, but no reader can pick one of
-    them by name (pandas makes a frame whose column is a table, Arrow a KeyError).
+    Arrow writes two columns of one name, but no reader can pick one of them by name.
     """
     names = list(schema.names)
     if len(set(names)) < len(names):
@@ -192,29 +189,17 @@ def parquet_columns(schema: pyarrow.Schema, path: str | os.PathLike[str]) -> lis
     return names
 
 
-#: What the readers raise for a file they cannot parse: pandas' ParserError and
-#: UnicodeDecodeError, pyarrow's ArrowInvalid and astropy's VOTable errors are
-#: ValueErrors; a corrupt FITS file or an unreadable one is an OSError; pyarrow raises
-#: other ArrowExceptions for types it cannot convert. Anything else is a bug, not bad input.
-PARSE_ERRORS = (ValueError, OSError, pyarrow.ArrowException)
-
-
 def _check_csv_complete(path: str | os.PathLike[str]) -> None:
-    """Raise if the CSV's last row is cut short (a copy or download that stopped mid-row).
+    """Raise if the CSV's last row is cut short (a copy that stopped mid-row), which pandas fills silently.
 
-    pandas fills a short last row with missing values without a word. A complete file
-    ends with a newline; one that does not is checked field by field against the header.
+    A complete file ends with a newline; one that does not is checked field by field against the header.
     """
     with open(path, "rb") as handle:
         header = handle.readline()
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - 65536))
+        handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))
         tail = handle.read()
-    if tail.endswith(b"\n") or not tail:
-        return
     last = tail.rsplit(b"\n", 1)[-1]
-    if last == header.rstrip(b"\r\n"):
+    if not tail or tail.endswith(b"\n") or last == header.rstrip(b"\r\n"):
         return
     try:
         n_header = len(next(csv.reader([header.decode("utf-8", "replace")])))
@@ -235,14 +220,11 @@ def _read_with_astropy(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
     from astropy.units import UnitsWarning
 
     with warnings.catch_warnings():
-        # Catalog files often carry non-standard units or VOTable quirks that do not
-        # affect the values; they are not the user's problem.
+        # Non-standard units and VOTable quirks that do not affect the values are not the user's problem.
         warnings.simplefilter("ignore", UnitsWarning)
         warnings.simplefilter("ignore", VOWarning)
-        if fmt == "votable":
-            table = Table.read(path, format="votable", use_names_over_ids=True)
-        else:
-            table = Table.read(path, format="fits")
+        extra = {"use_names_over_ids": True} if fmt == "votable" else {}
+        table = Table.read(path, format=fmt, **extra)
     convert_units(table, path)
     multidim = [name for name in table.colnames if len(table[name].shape) > 1]
     if multidim:
@@ -259,15 +241,11 @@ def _read_with_astropy(path: str | os.PathLike[str], fmt: str) -> pd.DataFrame:
 def convert_units(table: Any, path: str | os.PathLike[str] | None = None) -> None:
     """Bring the columns of an astropy ``table`` to the units of :data:`~xrayclass.constants.COLUMN_UNITS`, in place.
 
-    A column with a unit of the same kind is converted (and the conversion logged);
-    one whose unit cannot mean the expected quantity is an :class:`InputError` naming
-    the column, its unit and the expected one. Columns without a unit are left alone:
-    most catalogs give none for positions, and the pipeline's units are the CSC's.
-    A right ascension in ``h`` (astropy's hour of time) is read as hours of angle.
+    A unit of the same kind is converted (and logged); one that cannot mean the expected
+    quantity is an :class:`InputError`. Columns without a unit are left alone (most
+    catalogs give none for positions). A right ascension in ``h`` is read as hours of angle.
     """
     import astropy.units as u
-
-    from xrayclass.constants import COLUMN_UNITS
 
     for name in table.colnames:
         if name not in COLUMN_UNITS or table[name].unit is None or table[name].dtype.kind not in "fiu":
@@ -298,6 +276,9 @@ def convert_units(table: Any, path: str | os.PathLike[str] | None = None) -> Non
             log.info("%scolumn %r converted from %s to %s", where(path), name, unit, str(expected) or "a pure number")
 
 
+# -- temporaries and what killed runs left --------------------------------------------------
+
+
 def _temporary_prefix(path: str | os.PathLike[str]) -> str:
     return f".{Path(path).stem}."
 
@@ -305,14 +286,13 @@ def _temporary_prefix(path: str | os.PathLike[str]) -> str:
 def _temporary_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The process id in the name lets a later run tell a temporary left by a killed run
-    # (its process is gone) from one a concurrent run is still writing.
+    # The process id in the name tells a temporary left by a killed run (its process is
+    # gone) from one a concurrent run is still writing.
     handle, name = tempfile.mkstemp(
         prefix=f"{_temporary_prefix(path)}{os.getpid()}-", suffix=f".tmp{path.suffix}", dir=path.parent
     )
     os.close(handle)
-    # mkstemp makes the file private; outputs get the usual permissions (umask).
-    umask = os.umask(0)
+    umask = os.umask(0)  # mkstemp makes the file private; outputs get the usual permissions
     os.umask(umask)
     os.chmod(name, 0o666 & ~umask)
     return Path(name)
@@ -329,50 +309,37 @@ def _process_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporaries a killed run left beside ``path``; return what was removed.
+    """Remove the temporaries ``.<stem>.<pid>-<random>.tmp<suffix>`` that killed runs left beside ``path``.
 
-    A temporary is ``.<stem>.<pid>-<random>.tmp<suffix>`` (older versions wrote no pid).
-    One whose process still runs belongs to a concurrent run and is left alone.
+    One whose process still runs belongs to a concurrent run and is left alone. Returns what was removed.
     """
     path = Path(path)
     return _remove_stale(path.parent, _temporary_prefix(path), f".tmp{path.suffix}", str(path))
 
 
-#: Kinds of the engines' work folders in the temporary directory (TMPDIR): the on-disk
-#: sort of stage 3 and the spilled stage-4 tables.
-TEMPORARY_FOLDER_KINDS = ("sort", "spill")
-
-
-def _folder_prefix(kind: str) -> str:
-    return f".xrayclass-{kind}-"
-
-
 def temporary_folder(kind: str, directory: str | os.PathLike[str] | None = None) -> Path:
     """A new work folder ``.xrayclass-<kind>-<pid>-<random>`` in ``directory`` (default TMPDIR).
 
-    The process id lets a later run remove the folder when its run was killed
-    (:func:`remove_stale_folders`). A folder that cannot be made is an :class:`InputError`
-    (``cannot write``), as a full disk is for an output.
+    A folder that cannot be made is an :class:`InputError` (``cannot write``), as a full disk is for an output.
     """
     if kind not in TEMPORARY_FOLDER_KINDS:
         raise ValueError(f"unknown kind of temporary folder {kind!r}")
     try:
-        return Path(tempfile.mkdtemp(prefix=f"{_folder_prefix(kind)}{os.getpid()}-", dir=directory))
+        return Path(tempfile.mkdtemp(prefix=f".xrayclass-{kind}-{os.getpid()}-", dir=directory))
     except OSError as exc:
         raise temporary_space_failed(directory or tempfile.gettempdir(), exc) from None
 
 
 def remove_stale_folders(directory: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Remove the engines' work folders that killed runs left in ``directory`` (default TMPDIR).
+    """Remove the engines' work folders that killed runs left in ``directory`` (default TMPDIR); return them.
 
-    Those of a process that still runs are left alone; those without a process id
-    (older versions) are removed. Returns what was removed.
+    Those of a process that still runs are left alone.
     """
     where_to = Path(directory or tempfile.gettempdir())
-    removed = []
-    for kind in TEMPORARY_FOLDER_KINDS:
-        removed += _remove_stale(where_to, _folder_prefix(kind), "", f"the temporary space {where_to}")
-    return removed
+    purpose = f"the temporary space {where_to}"
+    return [
+        path for kind in TEMPORARY_FOLDER_KINDS for path in _remove_stale(where_to, f".xrayclass-{kind}-", "", purpose)
+    ]
 
 
 def _remove_stale(directory: Path, prefix: str, suffix: str, purpose: str) -> list[Path]:
@@ -410,26 +377,30 @@ def _write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputErr
 
 def temporary_space_failed(path: str | os.PathLike[str], exc: OSError) -> InputError:
     """:func:`_write_failed` for the engines' temporary space, saying how to give it more room."""
-    failed = _write_failed(path, exc)
-    return InputError(f"{failed} (temporary space: set TMPDIR to a folder on a larger disk)")
+    return InputError(f"{_write_failed(path, exc)} (temporary space: set TMPDIR to a folder on a larger disk)")
+
+
+# -- writing ---------------------------------------------------------------------------------
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Call ``write(temporary_path)``, then rename the result onto ``path``.
 
-    The temporary file sits in the destination directory, so the rename is atomic and
-    an interrupted or failed write leaves neither a partial file nor the temporary.
+    The temporary sits in the destination directory, so the rename is atomic and a failed
+    write leaves neither a partial file nor the temporary.
     """
-    return _write_all([(write, Path(path))])[0]
+    return write_outputs([(write, path)])[0]
 
 
-def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list[Path]:
-    """Call each ``write(temporary)``; rename the temporaries into place only when all succeeded.
+def write_outputs(outputs: Iterable[tuple[Content, str | os.PathLike[str]]]) -> list[Path]:
+    """Write several outputs so that either all of them appear or none does.
 
-    The writes run on the calling thread, one after the other: with no other thread, a
-    signal or Ctrl-C is acted on between two steps of a write (Arrow and pandas write in
-    row groups and chunks), and the temporaries are removed on the way out.
+    ``outputs`` are ``(content, path)`` pairs (see :data:`Content`). Every file is first
+    written to a temporary beside its destination, one after the other on the calling
+    thread, so that a signal or Ctrl-C is acted on between two steps of a write; only when
+    all writes succeeded are they renamed into place. The temporaries never outlive the call.
     """
+    writers = [(_writer(content, path), Path(path)) for content, path in outputs]
     temporaries: list[Path] = []
     current = None
     try:
@@ -448,16 +419,52 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
     return [path for _, path in writers]
 
 
-def formula_like(table: pd.DataFrame) -> tuple[int, str | None]:
-    """How many text cells of ``table`` begin like a spreadsheet formula, and the first one.
+def write_table(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str = "") -> Path:
+    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index.
 
-    Only text columns: numbers are written as numbers, whatever their sign.
+    ``na_rep`` is how CSV shows a missing value (``"NaN"`` for a metric that is undefined rather than unknown).
     """
+    return write_atomic(path, _writer(table, path, na_rep))
+
+
+def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a JSON document atomically, indented for reading."""
+    return write_atomic(path, _writer(document, path))
+
+
+def _writer(content: Content, path: str | os.PathLike[str], na_rep: str = "") -> Callable[[Path], object]:
+    """The function that writes ``content`` to the temporary it is given."""
+    if callable(content):
+        return content
+    if isinstance(content, bytes):
+        return lambda temporary: temporary.write_bytes(content)
+    if isinstance(content, BatchedTable):
+        return _batched_writer(content, path)
+    if not isinstance(content, pd.DataFrame):
+
+        def dump(temporary: Path) -> None:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(content, handle, indent=1, allow_nan=False)
+                handle.write("\n")
+
+        return dump
+    if table_format(path, OUTPUT_FORMATS) == "parquet":
+        return lambda temporary: write_parquet(content, temporary)
+
+    def write_csv(temporary: Path) -> None:
+        content.to_csv(temporary, index=False, na_rep=na_rep)
+        _warn_formulas(path, *formula_like(content))
+
+    return write_csv
+
+
+def formula_like(table: pd.DataFrame) -> tuple[int, str | None]:
+    """How many text cells of ``table`` begin like a spreadsheet formula, and the first one."""
     count, first = 0, None
     for column in table.columns:
         values = table[column]
         if not (pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)):
-            continue
+            continue  # numbers are written as numbers, whatever their sign
         try:
             # Cells that are not text (a number in an object column) give NA: not counted.
             starts = values.str.startswith(FORMULA_STARTS, na=False).to_numpy(dtype=bool)
@@ -465,18 +472,16 @@ def formula_like(table: pd.DataFrame) -> tuple[int, str | None]:
             continue
         if starts.any():
             count += int(starts.sum())
-            if first is None:
-                first = str(values.iloc[int(np.flatnonzero(starts)[0])])
+            first = first if first is not None else str(values.iloc[int(np.flatnonzero(starts)[0])])
     return count, first
 
 
 def _warn_formulas(path: str | os.PathLike[str], count: int, first: str | None) -> None:
-    """One line for the CSV cells a spreadsheet could run as formulas; they are written unchanged.
+    """One line for the CSV cells a spreadsheet could run as formulas.
 
-    Prefixing them with a quote, as OWASP advises for files made for spreadsheets, would
-    change source names for every other reader (TOPCAT, pandas, the next stage, a
-    crossmatch against the same names), and a leading minus also starts numbers and
-    real names; so the values stay as they are and the user is told.
+    They are written unchanged: quoting them, as OWASP advises for files made for
+    spreadsheets, would change source names for every other reader (TOPCAT, pandas, the
+    next stage), and a leading minus also starts numbers and real names.
     """
     if count:
         log.warning(
@@ -488,44 +493,14 @@ def _warn_formulas(path: str | os.PathLike[str], count: int, first: str | None) 
         )
 
 
-def _table_writer(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str = "") -> Callable[[Path], object]:
-    fmt = table_format(path, OUTPUT_FORMATS)
-    if fmt == "csv":
-
-        def write(tmp: Path) -> None:
-            table.to_csv(tmp, index=False, na_rep=na_rep)
-            _warn_formulas(path, *formula_like(table))
-
-        return write
-    return lambda tmp: write_parquet(table, tmp)
-
-
-@runtime_checkable
-class BatchedTable(Protocol):
-    """A table too large to hold, given as its rows in order, a DataFrame at a time."""
-
-    def batches(self) -> Iterator[pd.DataFrame]:
-        """The rows, in order (every batch with the columns of :meth:`empty`)."""
-        ...
-
-    def empty(self) -> pd.DataFrame:
-        """The table's columns and types, without rows."""
-        ...
-
-    def __len__(self) -> int: ...
-
-
 def _batched_writer(table: BatchedTable, path: str | os.PathLike[str]) -> Callable[[Path], object]:
     """Write ``table`` batch by batch: the same file as writing all of its rows at once."""
-    fmt = table_format(path, OUTPUT_FORMATS)
+    if table_format(path, OUTPUT_FORMATS) == "parquet":
+        return lambda temporary: write_parquet_batches(table.batches(), temporary, table.empty())
 
-    def write(tmp: Path) -> None:
-        if fmt == "parquet":
-            write_parquet_batches(table.batches(), tmp, table.empty())
-            return
-        # What DataFrame.to_csv(path) writes, a batch at a time (one header).
+    def write_csv(temporary: Path) -> None:
         count, first = 0, None
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
             header = True
             for batch in table.batches():
                 batch.to_csv(handle, index=False, header=header, na_rep="")
@@ -536,123 +511,43 @@ def _batched_writer(table: BatchedTable, path: str | os.PathLike[str]) -> Callab
                 table.empty().to_csv(handle, index=False, na_rep="")
         _warn_formulas(path, count, first)
 
-    return write
+    return write_csv
 
 
-def parquet_options(schema: pyarrow.Schema) -> dict[str, Any]:
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     """How the stages write Parquet: dictionary encoding for the text columns only.
 
-    pyarrow dictionary-encodes every column by default; on measured values (floats
-    that never repeat) that only costs time, writing and reading back. Names and
-    classes repeat, so they keep it.
+    Measured values never repeat, so a dictionary only costs time; names and classes repeat.
     """
-    import pyarrow as pa
-
     text = [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_large_string(field.type)]
     return {"use_dictionary": text}
 
 
 def write_parquet(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a DataFrame as Parquet (no index) with :func:`parquet_options`.
-
-    Row groups are of bounded size, so that a streamed reader (--engine streaming,
-    Dask) never has to decode more than one group of rows at a time.
-    """
+    """Write a DataFrame as Parquet (no index) with :func:`parquet_options` and row groups of ``PARQUET_ROW_GROUP``."""
     write_parquet_batches([table], path, table)
 
 
 def write_parquet_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLike[str], like: pd.DataFrame) -> None:
-    """Write the rows of ``batches`` as one Parquet file, the file :func:`write_parquet`
-    writes for all of them at once.
+    """Write the rows of ``batches`` as the file :func:`write_parquet` writes for all of them at once.
 
-    Row groups of ``PARQUET_ROW_GROUP`` rows whatever the batches' sizes; the schema is
-    that of ``like`` (the whole table, or one with its columns and types).
+    Row groups of ``PARQUET_ROW_GROUP`` rows whatever the batches' sizes, each converted
+    on its own (no Arrow copy of the whole table); the schema is that of ``like`` (the
+    whole table, or one with its columns and types).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = pa.Schema.from_pandas(like, preserve_index=False)
-
-    def row_groups() -> Iterator[pa.Table]:
-        # One row group converted at a time: the same file as converting the whole table
-        # first, without holding an Arrow copy of all of it.
-        pending: list[pd.DataFrame] = []
-        n_pending = 0
-        written = False
-
-        def group(rows: int) -> pa.Table:
-            nonlocal pending, n_pending
-            frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
-            converted = pa.Table.from_pandas(frame.iloc[:rows], schema=schema, preserve_index=False)
-            pending = [frame.iloc[rows:]] if rows < len(frame) else []
-            n_pending -= rows
-            # One chunk per column: the writer cuts pages where a column's chunks end, so
-            # the bytes would depend on how the rows were batched before.
-            return converted.combine_chunks()
-
-        for batch in batches:
-            if len(batch):
-                pending.append(batch)
-                n_pending += len(batch)
-            while n_pending >= PARQUET_ROW_GROUP:
-                written = True
-                yield group(PARQUET_ROW_GROUP)
-        if n_pending:
-            yield group(n_pending)
-        elif not written:
-            yield pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False)
-
+    rows = pa.Table.from_pandas(like.iloc[:0], schema=schema, preserve_index=False)
+    written = False
     with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
-        for table in row_groups():
-            writer.write_table(table)
-
-
-def _json_writer(document: Mapping[str, Any]) -> Callable[[Path], None]:
-    def dump(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, allow_nan=False)
-            handle.write("\n")
-
-    return dump
-
-
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str], na_rep: str = "") -> Path:
-    """Write a DataFrame as CSV or Parquet (by extension), atomically, without index.
-
-    ``na_rep`` is how CSV shows a missing value (e.g. ``"NaN"`` for a metric that is
-    undefined rather than unknown).
-    """
-    return write_atomic(path, _table_writer(table, path, na_rep))
-
-
-def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write a JSON document atomically, indented for reading."""
-    return write_atomic(path, _json_writer(document))
-
-
-def write_outputs(
-    outputs: Iterable[tuple[pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes, str | os.PathLike[str]]],
-) -> list[Path]:
-    """Write several outputs so that either all of them appear or none does.
-
-    ``outputs`` is a sequence of ``(content, path)``: a DataFrame (CSV or Parquet by
-    extension), a :class:`BatchedTable` (the same, written a batch at a time), a
-    JSON-ready dict, or bytes (a rendered figure) written as they are. Every file is first written to a temporary beside
-    its destination; only when all writes succeeded are they renamed into place.
-    """
-    return _write_all([(_writer(content, path), Path(path)) for content, path in outputs])
-
-
-def _writer(
-    content: pd.DataFrame | BatchedTable | Mapping[str, Any] | bytes, path: str | os.PathLike[str]
-) -> Callable[[Path], object]:
-    if isinstance(content, bytes):
-        return lambda temporary: Path(temporary).write_bytes(content)
-    if isinstance(content, pd.DataFrame):
-        return _table_writer(content, path)
-    if isinstance(content, BatchedTable):
-        return _batched_writer(content, path)
-    return _json_writer(content)
+        for batch in batches:
+            rows = pa.concat_tables([rows, pa.Table.from_pandas(batch, schema=schema, preserve_index=False)])
+            while len(rows) >= PARQUET_ROW_GROUP:
+                # One chunk per column: the writer cuts pages where a column's chunks end,
+                # so the bytes would otherwise depend on how the rows were batched.
+                writer.write_table(rows.slice(0, PARQUET_ROW_GROUP).combine_chunks())
+                rows, written = rows.slice(PARQUET_ROW_GROUP), True
+        if len(rows) or not written:
+            writer.write_table(rows.combine_chunks())
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

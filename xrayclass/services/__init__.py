@@ -1,17 +1,13 @@
-"""Clients of the external services the pipeline can use: one module per service.
+"""Clients of the external services, one module per service.
 
-* :mod:`xrayclass.services.csc_tap`: the Chandra Source Catalog TAP service (the
-  stage-1 input, ``fetch_csc.py``).
-* :mod:`xrayclass.services.xmatch`: CDS X-Match against SIMBAD (stage 2,
-  ``crossmatch.py --online``).
-
-Each module keeps its service URL, time-out and release as configuration with the
-defaults in one place, offers a dry run that shows the request without sending it,
-and turns every failure into a :class:`ServiceError` whose message says in one line
-what failed and what to do. Transient failures (no connection, time-out, HTTP 429 and
-5xx) are retried by :class:`urllib3.util.Retry` on the :class:`requests.Session` that
-pyvo and astroquery send through (:class:`ServiceSession`), with exponential back-off
-and the ``Retry-After`` a service asks for. The helpers here are shared by both.
+:mod:`~xrayclass.services.csc_tap` asks the Chandra Source Catalog TAP service for the
+stage-1 input (``fetch_csc.py``); :mod:`~xrayclass.services.xmatch` asks CDS X-Match for
+SIMBAD's classes (``crossmatch.py --online``). Each keeps its URL, time-out and release
+as configuration with the defaults in one place, has a dry run that sends nothing, and
+turns every failure into a one-line :class:`ServiceError`. Transient failures (no
+connection, time-out, HTTP 429 and 5xx) are retried by urllib3 on the
+:class:`requests.Session` that pyvo and astroquery send through (:class:`ServiceSession`),
+with exponential back-off and the ``Retry-After`` a service asks for.
 """
 
 from __future__ import annotations
@@ -35,33 +31,24 @@ from xrayclass.text import one_line
 __all__ = [
     "DEFAULT_BACKOFF",
     "EXIT_SERVICE_ERROR",
-    "MAX_BACKOFF",
     "MAX_RETRY_AFTER",
-    "RETRY_METHODS",
-    "RETRY_STATUSES",
     "ServiceError",
-    "ServiceRetry",
     "ServiceSession",
     "attempts",
     "attempts_text",
     "check_retry_policy",
-    "exception_chain",
     "failure_kind",
     "http_status",
     "provenance_path",
-    "retry_policy",
     "utc_now",
 ]
 
 log = logging.getLogger(__name__)
 
-
-#: HTTP statuses a later attempt may not see: "too many requests" and the 5xx of a
-#: struggling server or gateway.
+#: HTTP statuses a later attempt may not see: "too many requests" and a struggling server's 5xx.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Methods retried. POST is among them: the X-Match upload and the TAP query are
-#: read-only queries, and a repeated asynchronous TAP job submission only leaves a
-#: second job that the service expires.
+#: POST is retried too: the X-Match upload and the TAP query are read-only, and a repeated
+#: asynchronous TAP submission only leaves a second job that the service expires.
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"})
 #: Back-off factor, seconds: urllib3 retries the first failure at once, then waits
 #: ``2 * backoff``, ``4 * backoff``... up to :data:`MAX_BACKOFF`.
@@ -85,8 +72,8 @@ def provenance_path(output: str | Path) -> Path:
 class ServiceRetry(Retry):
     """urllib3's :class:`~urllib3.util.Retry`, logging each retry and capping ``Retry-After``.
 
-    The attempts made so far are recorded on the :class:`~urllib3.exceptions.MaxRetryError`
-    that ends the retries (``attempts``), so that the message can say how often we tried.
+    The :class:`~urllib3.exceptions.MaxRetryError` that ends the retries carries the number
+    of attempts (``attempts``), so that the message can say how often we tried.
     """
 
     def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
@@ -109,11 +96,10 @@ class ServiceRetry(Retry):
             raise
         reason = f"HTTP {response.status}" if response is not None else _short_reason(error)
         delay = (new.get_retry_after(response) if response is not None else None) or new.get_backoff_time()
-        host = getattr(_pool, "host", "")
         log.warning(
             "%s %s%s failed (%s); attempt %d%s in %.0f s",
             method,
-            host,
+            getattr(_pool, "host", ""),
             url,
             one_line(reason, 150),
             len(new.history) + 1,
@@ -131,29 +117,13 @@ def check_retry_policy(retries: int, backoff: float, *, retries_option: str = "t
         raise InputError(f"the retries' back-off must be 0 or more seconds, got {backoff:g}")
 
 
-def retry_policy(retries: int, backoff: float = DEFAULT_BACKOFF) -> Retry:
-    """The retry policy of the services: ``retries`` retries after the first attempt.
-
-    Failed statuses are returned, not raised, once the retries are spent
-    (``raise_on_status=False``): pyvo and astroquery then raise their own errors with the
-    service's answer in them.
-    """
-    return ServiceRetry(
-        total=retries,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=RETRY_METHODS,
-        backoff_factor=backoff,
-        backoff_max=MAX_BACKOFF,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-
-
 class ServiceSession(requests.Session):
     """A :class:`requests.Session` that retries transient failures and times out by default.
 
     Neither pyvo's synchronous queries nor some astroquery calls pass a time-out, and
-    without one a silent server would hang the pipeline for ever.
+    without one a silent server would hang the pipeline for ever. Once the ``retries``
+    are spent a failed status is returned, not raised (``raise_on_status=False``), so
+    that pyvo and astroquery raise their own errors with the service's answer in them.
     """
 
     def __init__(
@@ -161,7 +131,16 @@ class ServiceSession(requests.Session):
     ) -> None:
         super().__init__()
         self.default_timeout = timeout
-        adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff))
+        policy = ServiceRetry(
+            total=retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=RETRY_METHODS,
+            backoff_factor=backoff,
+            backoff_max=MAX_BACKOFF,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=policy)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         if user_agent:
@@ -189,15 +168,8 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         first = current.args[0] if current.args else None
-        pending.extend(
-            [
-                getattr(current, "cause", None),
-                getattr(current, "reason", None),
-                first,
-                current.__cause__,
-                current.__context__,
-            ]
-        )
+        behind = (getattr(current, "cause", None), getattr(current, "reason", None), first)
+        pending.extend([*behind, current.__cause__, current.__context__])
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -222,23 +194,17 @@ def failure_kind(exc: BaseException) -> str:
     timeouts = (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)
     if any(isinstance(e, timeouts) and not isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain):
         return "timeout"
-    connection = (requests.exceptions.ConnectionError, urllib3.exceptions.NewConnectionError)
-    if any(isinstance(e, connection) for e in chain):
+    if any(isinstance(e, requests.exceptions.ConnectionError | urllib3.exceptions.NewConnectionError) for e in chain):
         return "connection"
-    if http_status(exc) is not None:
-        return "http"
-    return "other"
+    return "other" if http_status(exc) is None else "http"
 
 
 def _short_reason(exc: BaseException | None) -> str:
     if exc is None:
         return "no answer"
     kind = failure_kind(exc)
-    if kind == "timeout":
-        return "time-out"
-    if kind == "connection":
-        return "no connection"
-    return f"{type(exc).__name__}: {exc}"
+    short = {"timeout": "time-out", "connection": "no connection"}
+    return short.get(kind, f"{type(exc).__name__}: {exc}")
 
 
 def attempts(exc: BaseException) -> int:

@@ -1,15 +1,13 @@
 """The stage-1 input from the Chandra Source Catalog TAP service (``fetch_csc.py``).
 
 :func:`build_query` writes the paper's ADQL query (per-observation detections with
-``flux_significance_b > 5`` and a power-law and black-body fit, joined to their
-master source; see ``paper_facts.md``, "Input"); :func:`fetch` runs it with pyvo,
-asynchronously (UWS job, phase logged while waiting) or synchronously, and
-:func:`fetch_to_file` writes the result with a provenance sidecar. The command line
-is in :mod:`xrayclass.cli.fetch`.
-
-Failures raise :class:`~xrayclass.services.ServiceError` (the service) or
-:class:`~xrayclass.io.InputError` (bad arguments, an empty result), each with a
-one-line message; nothing is written unless the whole result arrived.
+``flux_significance_b > 5`` and a power-law and black-body fit, joined to their master
+source; ``paper_facts.md``, "Input"); :func:`fetch` runs it with pyvo, as a UWS job
+(phase logged while waiting) or synchronously; :func:`fetch_to_file` writes the result
+and its provenance sidecar, both or neither. :func:`fetch_source` asks for one source's
+detections (``classify_source.py``). Failures raise a one-line
+:class:`~xrayclass.services.ServiceError` (the service) or
+:class:`~xrayclass.exceptions.InputError` (bad arguments, an empty result).
 """
 
 import contextlib
@@ -37,7 +35,7 @@ from pyvo.utils import http as pyvo_http
 
 from xrayclass.exceptions import InputError
 from xrayclass.io import paths
-from xrayclass.io.tables import table_format, write_atomic, write_json, write_outputs
+from xrayclass.io.tables import table_format, write_outputs
 from xrayclass.services import (
     DEFAULT_BACKOFF,
     ServiceError,
@@ -52,70 +50,44 @@ from xrayclass.services import (
 from xrayclass.text import one_line
 
 __all__ = [
-    "BOX_PAD_DEG",
     "DEFAULT_MAXREC",
     "DEFAULT_RELEASE",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
-    "JOINS",
-    "LOCAL_COPY_HINT",
-    "MAX_POLL_INTERVAL",
     "MIN_SIGNIFICANCE",
     "OUTPUT_FORMATS",
     "PAPER_COLUMNS",
-    "POLL_INTERVAL",
     "RELEASES",
-    "REQUEST_TIMEOUT",
-    "SERVICE_FAILURES",
-    "SOURCE_FILE_HINT",
     "SOURCE_MAXREC",
     "TABLES",
     "Cone",
     "FetchConfig",
-    "Release",
     "build_query",
     "build_source_query",
-    "cone_box",
     "cone_box_clause",
-    "cut_to_cone",
     "describe",
     "fetch",
     "fetch_source",
     "fetch_to_file",
-    "provenance",
-    "within_cone",
-    "write_result",
 ]
 
 log = logging.getLogger(__name__)
 
 
-# -- configuration: every default in one place --------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class Release:
-    """One CSC release on its TAP service."""
+    """One CSC release on its TAP service, and the schema that qualifies its table names."""
 
     name: str
     url: str
-    #: Schema that qualifies the table names on this service ("csc2.master_source").
     schema: str
 
 
-# Service URLs from the CXC "Virtual Observatory Guide"
-# (https://cxc.cfa.harvard.edu/csc/download/vo.html): "the CSC 2.1 URLs use the name
-# /csc21XXX/ and the CSC 2.0 URLs use /csc2XXX/", TAP at http://cda.cfa.harvard.edu/csc21tap/;
-# the service's own page (http://cda.cfa.harvard.edu/csc21tap) gives /sync and /async
-# endpoints and names tables "csc21.master_source"; CSC 2.0 tables are "csc2.*"
-# (e.g. "csc2.master_source" queried at http://cda.cfa.harvard.edu/csc2tap in public
-# code). We use https on the same host (the CDA serves its TAP services over https,
-# e.g. https://cda.cfa.harvard.edu/cxctap); override with --service-url if needed.
-# Cones: the CSC's ADQL page says its services do not support the ADQL geometry
-# functions (CONTAINS, CIRCLE), and the dbo.cone_distance function it documents belongs
-# to the CSC command-line interface, not to TAP. So a cone is sent as a plain RA/Dec box
-# (comparisons on m.ra, m.dec: ADQL 2.0 that any TAP service runs) and cut to the exact
-# circle here, with astropy (see :func:`cone_box_clause` and :func:`within_cone`).
+# From the CXC "Virtual Observatory Guide" (https://cxc.cfa.harvard.edu/csc/download/vo.html):
+# CSC 2.1 at /csc21tap with tables "csc21.*", CSC 2.0 at /csc2tap with tables "csc2.*";
+# over https on the CDA's host (override with --service-url). The CSC's ADQL page says its
+# services support no geometry functions (CONTAINS, CIRCLE), so a cone is sent as a plain
+# RA/Dec box on m.ra, m.dec and cut to the exact circle here (:func:`cone_box_clause`).
 RELEASES = {
     "2.0": Release("2.0", "https://cda.cfa.harvard.edu/csc2tap", "csc2"),
     "2.1": Release("2.1", "https://cda.cfa.harvard.edu/csc21tap", "csc21"),
@@ -139,34 +111,16 @@ MIN_SIGNIFICANCE = 5.0
 
 #: The columns of the paper's query, in its order.
 PAPER_COLUMNS = (
-    "m.name",
-    "o.obsid",
-    "o.region_id",
-    "o.theta",
-    "m.ra",
-    "m.dec",
-    "m.significance",
-    "m.likelihood",
-    "o.src_area_b",
-    "o.flux_aper_b",
-    "o.hard_hm",
-    "o.hard_hs",
-    "o.hard_ms",
-    "o.powlaw_gamma",
-    "o.powlaw_gamma_lolim",
-    "o.powlaw_gamma_hilim",
-    "o.bb_kt",
-    "o.bb_kt_lolim",
-    "o.bb_kt_hilim",
+    *"m.name o.obsid o.region_id o.theta m.ra m.dec m.significance m.likelihood o.src_area_b o.flux_aper_b".split(),
+    *"o.hard_hm o.hard_hs o.hard_ms o.powlaw_gamma o.powlaw_gamma_lolim o.powlaw_gamma_hilim".split(),
+    *"o.bb_kt o.bb_kt_lolim o.bb_kt_hilim".split(),
     *(f"o.var_{quantity}_{band}" for band in "bhms" for quantity in ("prob", "sigma", "mean", "min", "max")),
     *(f"o.ks_prob_{band}" for band in "bhms"),
     *(f"o.kp_prob_{band}" for band in "bhms"),
-    "o.gti_start",
-    "o.gti_stop",
-    "o.gti_elapse",
+    *"o.gti_start o.gti_stop o.gti_elapse".split(),
 )
 
-#: The five tables of the query and their aliases.
+#: The five tables of the query with their aliases, and how they join.
 TABLES = (
     ("master_source", "m"),
     ("master_stack_assoc", "a"),
@@ -234,18 +188,17 @@ def _rounded(value: float, outward: int) -> str:
 def cone_box(cone: Cone) -> tuple[float | None, float | None, list[tuple[float, float]]]:
     """The RA/Dec box around ``cone``: ``(dec_min, dec_max, ra_ranges)``, degrees.
 
-    ``ra_ranges`` is a list of ``(low, high)`` intervals in [0, 360]: one, two when the
-    box crosses RA 0/360, none when RA is not constrained (the cap contains a pole, or
-    the box would be 360 degrees wide). The half-width in RA of a circle of radius r
-    centred at declination d is asin(sin r / cos d) (it grows as 1/cos d near the poles);
-    ``dec_min``/``dec_max`` are None where the cap reaches a pole.
+    ``ra_ranges`` holds one ``(low, high)`` interval in [0, 360], two when the box crosses
+    RA 0/360, none when RA is not constrained (the cap contains a pole, or the box would
+    be 360 degrees wide). The half-width in RA of a circle of radius r centred at
+    declination d is asin(sin r / cos d); ``dec_min``/``dec_max`` are None at a pole.
     """
     radius = min(cone.radius_arcmin / 60 + BOX_PAD_DEG, 180.0)
     low, high = cone.dec - radius, cone.dec + radius
     dec_min = None if low <= -90 else low
     dec_max = None if high >= 90 else high
     if dec_min is None or dec_max is None:
-        return dec_min, dec_max, []  # the cap contains a pole: every RA
+        return dec_min, dec_max, []
     half = math.degrees(math.asin(min(1.0, math.sin(math.radians(radius)) / math.cos(math.radians(cone.dec)))))
     if half >= 180:
         return dec_min, dec_max, []
@@ -258,10 +211,7 @@ def cone_box(cone: Cone) -> tuple[float | None, float | None, list[tuple[float, 
 
 
 def cone_box_clause(cone: Cone, ra: str = CONE_RA, dec: str = CONE_DEC) -> str | None:
-    """The ADQL 2.0 condition for :func:`cone_box` (comparisons only, no geometry functions).
-
-    Returns None when the cone covers the whole sky.
-    """
+    """The ADQL 2.0 condition for :func:`cone_box` (comparisons only), or None for the whole sky."""
     dec_min, dec_max, ra_ranges = cone_box(cone)
     parts = []
     if dec_min is not None and dec_max is not None:
@@ -273,42 +223,49 @@ def cone_box_clause(cone: Cone, ra: str = CONE_RA, dec: str = CONE_DEC) -> str |
     if len(ra_ranges) == 1:
         ((low, high),) = ra_ranges
         parts.append(f"{ra} BETWEEN {_rounded(low, -1)} AND {_rounded(high, +1)}")
-    elif len(ra_ranges) == 2:
-        # Across RA 0/360: [low, 360) or [0, high]
+    elif len(ra_ranges) == 2:  # across RA 0/360: [low, 360) or [0, high]
         (low, _), (_, high) = ra_ranges
         parts.append(f"({ra} >= {_rounded(low, -1)} OR {ra} <= {_rounded(high, +1)})")
     return " AND ".join(parts) or None
 
 
 def within_cone(table: Table | pd.DataFrame, cone: Cone, ra_column: str = "ra", dec_column: str = "dec") -> np.ndarray:
-    """Boolean mask of the rows of ``table`` within ``cone`` (exact great-circle separation).
-
-    ``table`` is an astropy Table or a DataFrame with ICRS degrees in ``ra_column`` and
-    ``dec_column``; a row without a position is outside.
-    """
-    missing = (
-        [c for c in (ra_column, dec_column) if c not in table.colnames]
-        if hasattr(table, "colnames")
-        else [c for c in (ra_column, dec_column) if c not in table.columns]
-    )
+    """Boolean mask of the rows of ``table`` (ICRS degrees) within ``cone``; a row without a position is outside."""
+    names = table.colnames if isinstance(table, Table) else table.columns
+    missing = [c for c in (ra_column, dec_column) if c not in names]
     if missing:
         raise InputError(
             f"--cone: the result has no {' or '.join(missing)} column to cut the cone with "
             f"(select {CONE_RA} and {CONE_DEC})"
         )
-
-    def values(column: str) -> np.ndarray:
-        data = table[column]
-        data = data.filled(np.nan) if hasattr(data, "filled") else data
-        return np.asarray(data, dtype="float64")
-
-    ra, dec = values(ra_column), values(dec_column)
+    ra, dec = (np.asarray(np.ma.filled(table[c], np.nan), dtype="float64") for c in (ra_column, dec_column))
     known = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
     inside = np.zeros(len(ra), dtype=bool)
     centre = SkyCoord(cone.ra * u.deg, cone.dec * u.deg, frame="icrs")
     points = SkyCoord(ra[known] * u.deg, dec[known] * u.deg, frame="icrs")
     inside[known] = centre.separation(points) <= cone.radius_arcmin * u.arcmin
     return inside
+
+
+def _select(columns: Sequence[str], schema: str | None, conditions: Sequence[str], order: str) -> str:
+    """The query on the five tables: SELECT, FROM, WHERE (``conditions`` and the joins) and ORDER BY, a line each."""
+    columns = list(columns)
+    if not columns:
+        raise InputError("--columns: give at least one column")
+    bad = [c for c in columns if not _COLUMN.match(c)]
+    if bad:
+        raise InputError(f"--columns: not a column name: {', '.join(map(repr, bad))} (use e.g. o.obsid)")
+    if schema and not _IDENTIFIER.match(schema):
+        raise InputError(f"--schema: not a schema name: {schema!r}")
+    prefix = f"{schema}." if schema else ""
+    return "\n".join(
+        [
+            "SELECT DISTINCT " + ", ".join(columns),
+            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
+            "WHERE " + " AND ".join([*conditions, *JOINS]),
+            f"ORDER BY {order}",
+        ]
+    )
 
 
 def build_query(
@@ -331,50 +288,24 @@ def build_query(
     columns : sequence of str
         Columns to select, as ``alias.column`` (aliases m, a, o, b, s).
     schema : str, optional
-        Qualify the table names with this schema (``csc2``, ``csc21``); None or ''
-        writes them bare, as in the paper's CSCview query.
+        Qualify the table names (``csc2``, ``csc21``); None or '' writes them bare, as
+        the paper's CSCview query does.
     cone : Cone, optional
-        Keep only master sources inside the RA/Dec box around this circle
-        (:func:`cone_box_clause`); cut the result to the circle with :func:`within_cone`.
-        The columns must include ``m.ra`` and ``m.dec``.
-
-    Returns
-    -------
-    str
-        The query: SELECT, FROM, WHERE and ORDER BY on one line each.
+        Keep only master sources in the RA/Dec box around this circle; the columns must
+        include ``m.ra`` and ``m.dec``, on which the exact circle is cut afterwards.
     """
-    columns = list(columns)
-    if not columns:
-        raise InputError("--columns: give at least one column")
-    bad = [c for c in columns if not _COLUMN.match(c)]
-    if bad:
-        raise InputError(f"--columns: not a column name: {', '.join(map(repr, bad))} (use e.g. o.obsid)")
-    if schema and not _IDENTIFIER.match(schema):
-        raise InputError(f"--schema: not a schema name: {schema!r}")
     if not math.isfinite(float(min_significance)):
         raise InputError(f"--min-significance must be a finite number, got {min_significance}")
     if cone is not None and not isinstance(cone, Cone):
         cone = Cone(*cone)
-    if cone is not None and not {CONE_RA, CONE_DEC} <= set(columns):
+    if cone is not None and columns and not {CONE_RA, CONE_DEC} <= set(columns):
         raise InputError(f"--cone: the columns must include {CONE_RA} and {CONE_DEC}, which the exact cone is cut on")
-    prefix = f"{schema}." if schema else ""
     conditions = [f"(o.flux_significance_b > {_number(min_significance)})"]
-    if require_powlaw_gamma:
-        conditions.append("(o.powlaw_gamma IS NOT NULL)")
-    if require_bb_kt:
-        conditions.append("(o.bb_kt IS NOT NULL)")
+    conditions += ["(o.powlaw_gamma IS NOT NULL)"] if require_powlaw_gamma else []
+    conditions += ["(o.bb_kt IS NOT NULL)"] if require_bb_kt else []
     box = cone_box_clause(cone) if cone is not None else None
-    if box is not None:
-        conditions.append(f"({box})")
-    conditions.extend(JOINS)
-    return "\n".join(
-        [
-            "SELECT DISTINCT " + ", ".join(columns),
-            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
-            "WHERE " + " AND ".join(conditions),
-            "ORDER BY m.name",
-        ]
-    )
+    conditions += [f"({box})"] if box is not None else []
+    return _select(columns, schema, conditions, "m.name")
 
 
 @dataclasses.dataclass
@@ -429,9 +360,10 @@ def describe(query: str, config: FetchConfig, cone: Cone | None = None) -> str:
 
 _ACTIVE = {"PENDING", "QUEUED", "EXECUTING", "RUN", "HELD", "SUSPENDED", "UNKNOWN"}
 
-
-class _JobTimeout(ServiceError):
-    """An asynchronous job did not finish in time (not retried)."""
+#: How a query of the TAP service fails: the HTTP layer (``requests.RequestException``, an
+#: ``OSError``), pyvo's errors, or an answer astropy cannot parse (``ValueError``).
+#: Anything else is a bug, not a failed service.
+SERVICE_FAILURES = (OSError, ValueError, requests.RequestException, pyvo.dal.DALAccessError)
 
 
 def _service(config: FetchConfig, timeout: float) -> pyvo.dal.TAPService:
@@ -442,10 +374,9 @@ def _service(config: FetchConfig, timeout: float) -> pyvo.dal.TAPService:
 
 def _check_complete(result: pyvo.dal.TAPResults, config: FetchConfig) -> pyvo.dal.TAPResults:
     status = (result.status[0] or "").upper() if result.status else ""
-    rows = len(result)
-    if status == "OVERFLOW" or rows >= config.maxrec:
+    if status == "OVERFLOW" or len(result) >= config.maxrec:
         raise ServiceError(
-            f"the CSC TAP result from {config.url} was truncated at {rows:,} rows (MAXREC "
+            f"the CSC TAP result from {config.url} was truncated at {len(result):,} rows (MAXREC "
             f"{config.maxrec:,} or the service's own limit); raise --maxrec, use the asynchronous "
             f"mode (no --sync) or split the sky with --cone; nothing written"
         )
@@ -456,7 +387,7 @@ def _run_sync(query: str, config: FetchConfig) -> tuple[pyvo.dal.TAPResults, dic
     service = _service(config, config.timeout)
     log.info("sending the query to %s/sync (synchronous, time-out %g s)", config.url, config.timeout)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pyvo's overflow warning: checked below, as an error
+        warnings.simplefilter("ignore")  # pyvo's overflow warning: checked as an error
         result = service.run_sync(query, maxrec=config.maxrec)
     return _check_complete(result, config), {"mode": "sync"}
 
@@ -464,8 +395,7 @@ def _run_sync(query: str, config: FetchConfig) -> tuple[pyvo.dal.TAPResults, dic
 def _run_async(
     query: str, config: FetchConfig, sleep: Callable[[float], object], clock: Callable[[], float]
 ) -> tuple[pyvo.dal.TAPResults, dict[str, object]]:
-    service = _service(config, config.request_timeout)
-    job = service.submit_job(query, maxrec=config.maxrec)
+    job = _service(config, config.request_timeout).submit_job(query, maxrec=config.maxrec)
     try:
         log.info("submitted job %s", job.url)
         job.run()
@@ -484,17 +414,12 @@ def _run_async(
 def _wait(
     job: pyvo.dal.AsyncTAPJob, config: FetchConfig, sleep: Callable[[float], object], clock: Callable[[], float]
 ) -> None:
-    start = clock()
-    interval = config.poll_interval
-    last = None
+    """Look at the job's phase, ever less often, until it completes; a job that ends otherwise is not retried."""
+    start, interval, last = clock(), config.poll_interval, None
     while True:
-        phase = job.phase
-        elapsed = clock() - start
-        if phase != last:
-            log.info("job phase %s (%.0f s)", phase, elapsed)
-            last = phase
-        else:
-            log.info("job still %s (%.0f s)", phase, elapsed)
+        phase, elapsed = job.phase, clock() - start
+        log.info("job %s %s (%.0f s)", "phase" if phase != last else "still", phase, elapsed)
+        last = phase
         if phase == "COMPLETED":
             return
         if phase in ("ERROR", "ABORTED"):
@@ -503,7 +428,7 @@ def _wait(
         if phase not in _ACTIVE:
             raise ServiceError(f"the CSC TAP job {job.url} is in phase {phase} and will not finish; retry later")
         if elapsed >= config.timeout:
-            raise _JobTimeout(
+            raise ServiceError(
                 f"the CSC TAP job {job.url} did not finish within {config.timeout:g} s (phase {phase}); "
                 f"raise --timeout or retry later, {LOCAL_COPY_HINT}"
             )
@@ -513,44 +438,35 @@ def _wait(
 
 def _service_error(exc: BaseException, config: FetchConfig) -> ServiceError:
     """One line for a failed query: what failed and what to do."""
-    where = f"the CSC TAP service at {config.url}"
-    again = attempts_text(exc)
+    where, again, status = f"the CSC TAP service at {config.url}", attempts_text(exc), http_status(exc)
     kind = failure_kind(exc)
     if kind == "timeout":
-        return ServiceError(f"{where} did not answer in time{again}; retry later or raise --timeout, {LOCAL_COPY_HINT}")
-    if kind == "connection":
-        return ServiceError(
+        message = f"{where} did not answer in time{again}; retry later or raise --timeout, {LOCAL_COPY_HINT}"
+    elif kind == "connection":
+        message = (
             f"cannot connect to {where}{again} (no network, or the service is down); "
             f"check the connection or --service-url, {LOCAL_COPY_HINT}"
         )
-    status = http_status(exc)
-    if status == 429:
-        return ServiceError(
+    elif status == 429:
+        message = (
             f"{where} is refusing requests for now (HTTP 429, too many requests){again}; "
             f"wait and retry, {LOCAL_COPY_HINT}"
         )
-    if status is not None:
-        return ServiceError(
+    elif status is not None:
+        message = (
             f"{where} answered HTTP {status}{again}: {one_line(exc, 160)}; "
             f"retry later or check --service-url, {LOCAL_COPY_HINT}"
         )
-    if isinstance(exc, DALQueryError):
-        return ServiceError(
-            f"{where} rejected the query: {one_line(exc, 200)}; check it with --dry-run (see --columns, --schema)"
-        )
-    if isinstance(exc, DALFormatError):
-        return ServiceError(
+    elif isinstance(exc, DALQueryError):
+        message = f"{where} rejected the query: {one_line(exc, 200)}; check it with --dry-run (see --columns, --schema)"
+    elif isinstance(exc, DALFormatError):
+        message = (
             f"{where} sent an answer that is not a result VOTable ({one_line(exc, 160)}); "
             f"check --service-url, {LOCAL_COPY_HINT}"
         )
-    return ServiceError(f"{where} failed: {type(exc).__name__}: {one_line(exc, 200)}; {LOCAL_COPY_HINT}")
-
-
-#: How a query of the TAP service fails: the HTTP layer (no connection, time-out, a
-#: status: ``requests.RequestException``, an ``OSError``), pyvo's errors (a failed
-#: service, a rejected query, an answer that is not a VOTable), or an answer astropy
-#: cannot parse (``ValueError``). Anything else is a bug, not a failed service.
-SERVICE_FAILURES = (OSError, ValueError, requests.RequestException, pyvo.dal.DALAccessError)
+    else:
+        message = f"{where} failed: {type(exc).__name__}: {one_line(exc, 200)}; {LOCAL_COPY_HINT}"
+    return ServiceError(message)
 
 
 def fetch(
@@ -562,11 +478,9 @@ def fetch(
 ) -> tuple[Table, dict[str, object]]:
     """Run ``query`` on the CSC TAP service and return ``(table, details)``.
 
-    Asynchronous (a UWS job; its phase is logged while waiting) unless
-    ``config.sync``. Each HTTP request's transient failures (no connection, time-out,
-    HTTP 5xx or 429) are retried ``config.retries`` times with exponential back-off by
-    the session (:class:`~xrayclass.services.ServiceSession`). ``sleep`` and ``clock``
-    pace the looks at an asynchronous job, and are there so that tests need not wait.
+    An asynchronous UWS job unless ``config.sync``; each HTTP request's transient failures
+    are retried by the session. ``sleep`` and ``clock`` pace the looks at a job (tests
+    pass their own, so as not to wait).
 
     Raises
     ------
@@ -576,15 +490,12 @@ def fetch(
         The query returned no rows.
     """
     try:
-        if config.sync:
-            result, details = _run_sync(query, config)
-        else:
-            result, details = _run_async(query, config, sleep, clock)
+        result, details = _run_sync(query, config) if config.sync else _run_async(query, config, sleep, clock)
     except ServiceError:
         raise
     except SERVICE_FAILURES as exc:
         raise _service_error(exc, config) from exc
-    with _quiet():  # non-standard units or VOTable quirks do not affect the values
+    with _quiet():
         table = result.to_table()
     if len(table) == 0:
         raise InputError(
@@ -597,40 +508,25 @@ def fetch(
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence astropy's complaints about the service's units and VOTable quirks."""
+    """Silence astropy's complaints about the service's units and VOTable quirks (the values are unaffected)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
         warnings.simplefilter("ignore", UnitsWarning)
         yield
 
 
-def _table_writer(table: Table, output: str | Path) -> Callable[[Path], None] | None:
-    fmt = table_format(output, OUTPUT_FORMATS)
-    if fmt == "votable":
+def write_result(table: Table, output: str | Path, provenance: dict[str, object]) -> tuple[Path, Path]:
+    """Write the result (VOTable, Parquet or CSV by extension) and its sidecar, both or neither."""
+    output, sidecar = Path(output), provenance_path(output)
+    if table_format(output, OUTPUT_FORMATS) == "votable":
 
-        def write(temporary: Path) -> None:
+        def content(temporary: Path) -> None:
             with _quiet():
                 table.write(temporary, format="votable", overwrite=True)
 
-        return write
-    return None
-
-
-def write_result(table: Table, output: str | Path, provenance: dict[str, object]) -> tuple[Path, Path]:
-    """Write the result (VOTable, Parquet or CSV by extension) and its sidecar, atomically."""
-    output = Path(output)
-    sidecar = provenance_path(output)
-    writer = _table_writer(table, output)
-    if writer is None:
-        frame = table.to_pandas()
-        write_outputs([(frame, output), (provenance, sidecar)])
+        write_outputs([(content, output), (provenance, sidecar)])
     else:
-
-        def write_both(temporary: Path) -> None:
-            writer(temporary)
-            write_json(provenance, sidecar)
-
-        write_atomic(output, write_both)
+        write_outputs([(table.to_pandas(), output), (provenance, sidecar)])
     return output, sidecar
 
 
@@ -655,23 +551,24 @@ def provenance(query: str, config: FetchConfig, table: Table, details: dict[str,
 def cut_to_cone(table: Table, cone: Cone, details: dict[str, object]) -> Table:
     """The rows of ``table`` within ``cone``; ``details`` gets the counts."""
     inside = within_cone(table, cone)
+    n_inside = int(inside.sum())
     details["cone"] = {
         "ra_deg": cone.ra,
         "dec_deg": cone.dec,
         "radius_arcmin": cone.radius_arcmin,
         "rows_in_box": len(table),
-        "rows_in_cone": int(inside.sum()),
+        "rows_in_cone": n_inside,
     }
     log.info(
         "cone of %g arcmin around (%g, %g): %s of the %s rows in the RA/Dec box are within it, %s outside dropped",
         cone.radius_arcmin,
         cone.ra,
         cone.dec,
-        f"{int(inside.sum()):,}",
+        f"{n_inside:,}",
         f"{len(table):,}",
-        f"{int((~inside).sum()):,}",
+        f"{len(table) - n_inside:,}",
     )
-    if not inside.any():
+    if not n_inside:
         raise InputError(
             f"no CSC source within {cone.radius_arcmin:g} arcmin of ({cone.ra:g}, {cone.dec:g}) "
             f"({len(table):,} rows in the box around it); nothing written"
@@ -690,8 +587,7 @@ def fetch_to_file(
 ) -> tuple[Path, Path]:
     """Run the query and write the result and ``<output>.provenance.json``; return the paths.
 
-    With ``cone`` (the one the query was built with), the box's rows are cut to the
-    exact circle before writing.
+    With ``cone`` (the one the query was built with), the box's rows are cut to the circle first.
     """
     table_format(output, OUTPUT_FORMATS)  # fail on a bad extension before any request
     table, details = fetch(query, config, sleep=sleep, clock=clock)
@@ -711,52 +607,17 @@ SOURCE_FILE_HINT = (
 SOURCE_MAXREC = 100_000
 
 
-def _adql_string(text: str) -> str:
-    """``text`` as an ADQL string literal: quotes doubled, control characters refused."""
-    text = str(text)
-    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise InputError(f"not a source name: {text!r}")
-    return "'" + text.replace("'", "''") + "'"
-
-
 def build_source_query(name: str, *, columns: Sequence[str] = PAPER_COLUMNS, schema: str | None = None) -> str:
-    """The ADQL for every per-observation detection of one master source, by name.
+    """The ADQL for every per-observation detection of the master source ``name``.
 
-    The same columns and joins as :func:`build_query`, but selected by
-    ``m.name = '...'`` and **without** the paper's flux-significance and non-null
-    selection, so that a detection lacking a feature is returned (with a null) and
-    the user is told what is missing rather than shown nothing.
-
-    Parameters
-    ----------
-    name : str
-        The CSC master-source name, e.g. ``'2CXO J004307.5-092302'``; written as an
-        ADQL string literal with any quote doubled.
-    columns : sequence of str
-        Columns to select, as ``alias.column`` (aliases m, a, o, b, s).
-    schema : str, optional
-        Qualify the table names with this schema (``csc2``, ``csc21``).
-
-    Returns
-    -------
-    str
-        The query: SELECT, FROM, WHERE and ORDER BY on one line each.
+    The columns and joins of :func:`build_query`, selected by ``m.name = '...'`` (an ADQL
+    string, quotes doubled) and **without** the paper's selection, so that a detection
+    lacking a feature comes back with a null and the user is told what is missing.
     """
-    columns = list(columns)
-    bad = [c for c in columns if not _COLUMN.match(c)]
-    if not columns or bad:
-        raise InputError(f"not column names: {', '.join(map(repr, bad)) or '(none)'} (use e.g. o.obsid)")
-    if schema and not _IDENTIFIER.match(schema):
-        raise InputError(f"not a schema name: {schema!r}")
-    prefix = f"{schema}." if schema else ""
-    return "\n".join(
-        [
-            "SELECT DISTINCT " + ", ".join(columns),
-            "FROM " + ", ".join(f"{prefix}{table} {alias}" for table, alias in TABLES),
-            "WHERE " + " AND ".join([f"(m.name = {_adql_string(name)})", *JOINS]),
-            "ORDER BY o.obsid",
-        ]
-    )
+    if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InputError(f"not a source name: {name!r}")
+    literal = "'" + name.replace("'", "''") + "'"
+    return _select(columns, schema, [f"(m.name = {literal})"], "o.obsid")
 
 
 def fetch_source(
@@ -766,14 +627,7 @@ def fetch_source(
     sleep: Callable[[float], object] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Table, str]:
-    """Every per-observation detection of the master source ``name``, from the CSC TAP service.
-
-    Runs :func:`build_source_query` with :func:`fetch` (on the release's schema).
-
-    Returns
-    -------
-    table : astropy.table.Table
-    query : str
+    """Every per-observation detection of the master source ``name``, and the query that asked for them.
 
     Raises
     ------
@@ -789,12 +643,9 @@ def fetch_source(
         table, _ = fetch(query, config, sleep=sleep, clock=clock)
     except ServiceError as exc:
         message = str(exc)
-        message = (
-            message.replace(LOCAL_COPY_HINT, SOURCE_FILE_HINT)
-            if LOCAL_COPY_HINT in message
-            else f"{message}; {SOURCE_FILE_HINT}"
-        )
-        raise ServiceError(message) from exc
+        if LOCAL_COPY_HINT in message:
+            raise ServiceError(message.replace(LOCAL_COPY_HINT, SOURCE_FILE_HINT)) from exc
+        raise ServiceError(f"{message}; {SOURCE_FILE_HINT}") from exc
     except InputError:
         raise InputError(
             f"the CSC {config.release} at {config.url} has no source named {name!r} (check the name, or --release)"

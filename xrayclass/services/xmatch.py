@@ -1,18 +1,15 @@
 """Stage 2 online: SIMBAD classes from the CDS X-Match service (``crossmatch.py --online``).
 
-The stage-1 positions (a row index, RA and Dec, nothing else) are uploaded through
-astroquery's :class:`~astroquery.xmatch.XMatchClass` and matched against SIMBAD
-within ``radius`` arcsec, in chunks sent strictly one after another (CDS bans
-clients that run jobs in parallel). Of the SIMBAD objects within the radius of a
-detection the nearest one (smallest ``angDist``) is kept; detections without one keep
-their row with empty SIMBAD columns. The service returns that table; the caller joins
-it to the stage-1 rows with :func:`xrayclass.stages.crossmatch.attach_matches`, which
-gives the unmatched ``main_type = 'NaN'``, as TOPCAT's "best match, all rows"
-crossmatch of the published pipeline did.
-
-SIMBAD changes: the published August-2022 crossmatch (``--frozen``) is the one that
-reproduces the paper, and every online run records its date in
-``<output>.provenance.json``.
+The stage-1 positions (row index, RA and Dec, nothing else) are uploaded through
+astroquery's :class:`~astroquery.xmatch.XMatchClass` and matched against SIMBAD within
+``radius`` arcsec, in chunks sent strictly one after another (CDS bans clients that run
+jobs in parallel). Of the SIMBAD objects near a detection the nearest (smallest
+``angDist``) is kept; detections without one keep their row with empty SIMBAD columns.
+The caller joins the answer to the stage-1 rows
+(:func:`xrayclass.stages.crossmatch.attach_matches`, which gives the unmatched
+``main_type = 'NaN'``, as TOPCAT's "best match, all rows" crossmatch of the paper did).
+SIMBAD changes: the August-2022 crossmatch (``--frozen``) reproduces the paper, and every
+online run records its date in ``<output>.provenance.json``.
 """
 
 import contextlib
@@ -47,36 +44,22 @@ from xrayclass.services import (
 from xrayclass.text import one_line
 
 __all__ = [
-    "CATALOG",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_RADIUS",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
-    "DEFAULT_URL",
-    "FROZEN_HINT",
     "KEY_COLUMNS",
     "MAX_RADIUS",
-    "OTYPE",
-    "RENAME",
-    "SERVICE_FAILURES",
     "XMatchConfig",
     "check_radius",
-    "chunk_slices",
     "crossmatch_simbad",
     "describe_upload",
-    "request_payload",
-    "upload_rows",
 ]
 
 log = logging.getLogger(__name__)
 
-# -- configuration: every default in one place --------------------------------------------
-
-#: The X-Match synchronous API on its current host. astroquery 0.4.11 (the pinned
-#: version) still defaults to the old ``http://cdsxmatch.u-strasbg.fr/xmatch/api/v1/sync``
-#: (``astroquery.xmatch.conf.url``); the CDS documentation and astroquery's main branch
-#: now use cdsxmatch.cds.unistra.fr, so the URL is set on the client here
-#: (``XMatchClass.URL``, which ``query`` posts to and the table list is joined onto).
+#: The X-Match synchronous API on its current host, set on the client: astroquery 0.4.11
+#: (pinned) still defaults to the old http://cdsxmatch.u-strasbg.fr.
 DEFAULT_URL = "https://cdsxmatch.cds.unistra.fr/xmatch/api/v1/sync"
 #: X-Match's name for its view of SIMBAD.
 CATALOG = "simbad"
@@ -89,20 +72,17 @@ DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_RETRIES = 3
 
-#: The uploaded columns: the stage-1 row number and position. Not called ra/dec, so
-#: that they cannot collide with SIMBAD's own ra/dec in the answer.
+#: The uploaded columns, named so as not to collide with SIMBAD's own ra/dec in the answer.
 ROW, RA, DEC = "row_index", "csc_ra", "csc_dec"
 #: Columns the answer must have (after renaming), and the renaming: other spellings of
-#: SIMBAD's columns, and SIMBAD's position named as TOPCAT names it in the frozen file.
-#: ``main_type`` is SIMBAD's label (``Seyfert1`` today, ``Seyfert_1`` in 2022); the short
-#: code ``otype`` (``Sy1`` then and now) is a column of its own and reaches the stage-2
-#: output as ``otype``, never in place of ``main_type``.
+#: SIMBAD's columns, and its position named as TOPCAT names it in the frozen file.
+#: ``main_type`` is SIMBAD's label (``Seyfert1`` today, ``Seyfert_1`` in 2022); its short
+#: code ``otype`` stays a column of its own, never in place of ``main_type``.
 KEY_COLUMNS = ("main_id", MAIN_TYPE, "other_types", "angDist")
-OTYPE = "otype"
 RENAME = {
     "main_id": "main_id",
     "main_type": MAIN_TYPE,
-    "otype": OTYPE,
+    "otype": "otype",
     "other_types": "other_types",
     "otypes": "other_types",
     "angdist": "angDist",
@@ -111,6 +91,19 @@ RENAME = {
 }
 #: What to tell the user when the service cannot be used.
 FROZEN_HINT = "or use a frozen crossmatch with --frozen PATH"
+
+#: How a query of X-Match fails: the HTTP layer (``requests.RequestException``, an
+#: ``OSError``), astroquery's own errors, or an answer that is not a VOTable (astropy's
+#: ``ValueError``). Anything else is a bug and is not reworded as a failed service.
+SERVICE_FAILURES = (
+    OSError,
+    ValueError,
+    requests.RequestException,
+    astroquery.exceptions.InvalidQueryError,
+    astroquery.exceptions.RemoteServiceError,
+    astroquery.exceptions.TableParseError,
+    astroquery.exceptions.TimeoutError,
+)
 
 
 @dataclasses.dataclass
@@ -146,9 +139,6 @@ def check_radius(radius: float) -> float:
     return float(radius)
 
 
-# -- the upload ------------------------------------------------------------------------------
-
-
 def upload_rows(stage1: pd.DataFrame) -> pd.DataFrame:
     """The rows to upload: stage-1 row number and position, for rows that have a position."""
     require_columns(stage1, ("ra", "dec"))
@@ -167,22 +157,17 @@ def chunk_slices(n_rows: int, chunk_size: int) -> list[slice]:
     return [slice(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
 
 
-def request_payload(config: XMatchConfig, chunk: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The form fields and files of one request, from astroquery's own ``get_query_payload=True``.
-
-    astroquery looks the catalog up in X-Match's table list before it builds the
-    payload (it writes ``vizier:NAME`` for a catalog listed there); the dry run must send
-    nothing, so the list is taken to be the catalog alone, and the description says so.
-    """
-    client = _client(config, cache_dir=None, table_list=[config.catalog])
-    return _query_chunk(client, chunk, config, get_query_payload=True)
-
-
 def describe_upload(stage1: pd.DataFrame, config: XMatchConfig) -> str:
-    """What :func:`crossmatch_simbad` would send (the dry run), as text."""
+    """What :func:`crossmatch_simbad` would send (the dry run), as text.
+
+    The request is astroquery's own (``get_query_payload=True``). astroquery looks the
+    catalog up in X-Match's table list first; the dry run sends nothing, so it takes the
+    list to be the catalog alone, and says so.
+    """
     upload = upload_rows(stage1)
     slices = chunk_slices(len(upload), config.chunk_size)
-    fields, files = request_payload(config, upload.iloc[slices[0]] if slices else upload)
+    client = _client(config, cache_dir=None, table_list=[config.catalog])
+    fields, files = _query_chunk(client, upload.iloc[slices[0]] if slices else upload, config, get_query_payload=True)
     uploads = files.get("files", {})
     fields = {**fields, **{name: f"(uploaded file {filename}: see below)" for name, (filename, _) in uploads.items()}}
     lines = [
@@ -199,11 +184,7 @@ def describe_upload(stage1: pd.DataFrame, config: XMatchConfig) -> str:
     for name, (filename, content) in uploads.items():
         lines.append(f"first lines of {filename} ({name}) in chunk 1:")
         lines.extend("    " + line for line in str(content).splitlines()[:4])
-    lines.append("nothing sent (dry run)")
-    return "\n".join(lines)
-
-
-# -- the requests ----------------------------------------------------------------------------
+    return "\n".join([*lines, "nothing sent (dry run)"])
 
 
 def _client(config: XMatchConfig, cache_dir: str | None, table_list: Sequence[str] | None = None) -> Any:
@@ -223,37 +204,19 @@ def _client(config: XMatchConfig, cache_dir: str | None, table_list: Sequence[st
             return list(table_list) if table_list is not None else super().get_available_tables(cache=cache)
 
     client = Client()
-    # Every request (the table list and the queries) goes through a session that retries
-    # transient failures and gives a time-out to the table-list request, which astroquery
-    # sends without one.
+    # Every request goes through a session that retries transient failures and gives a
+    # time-out to the table-list request, which astroquery sends without one.
+    user_agent = client._session.headers.get("User-Agent")
     client._session = ServiceSession(
-        config.timeout,
-        retries=config.retries,
-        backoff=config.backoff,
-        user_agent=client._session.headers.get("User-Agent"),
+        config.timeout, retries=config.retries, backoff=config.backoff, user_agent=user_agent
     )
     client.URL = config.url
     client.TIMEOUT = config.timeout
     if cache_dir is not None:
-        # The table-list lookup astroquery makes before each query ignores cache=False and
-        # caches anyway: keep that in a directory of this run, not in the user's cache.
+        # The table-list lookup before each query caches whatever cache=False says: keep
+        # that in a directory of this run, not in the user's cache.
         client.cache_location = cache_dir
     return client
-
-
-#: How a query of X-Match fails: the HTTP layer (no connection, time-out, a status:
-#: ``requests.RequestException``, an ``OSError``), astroquery's own errors (a rejected
-#: query, a banned address), or an answer that does not parse as a VOTable (astropy's
-#: ``ValueError``). Anything else is a bug and is not reworded as a failed service.
-SERVICE_FAILURES = (
-    OSError,
-    ValueError,
-    requests.RequestException,
-    astroquery.exceptions.InvalidQueryError,
-    astroquery.exceptions.RemoteServiceError,
-    astroquery.exceptions.TableParseError,
-    astroquery.exceptions.TimeoutError,
-)
 
 
 def _query_chunk(client: Any, chunk: pd.DataFrame, config: XMatchConfig, get_query_payload: bool = False) -> Any:
@@ -266,14 +229,10 @@ def _query_chunk(client: Any, chunk: pd.DataFrame, config: XMatchConfig, get_que
         cache=config.cache,
         get_query_payload=get_query_payload,
     )
-    return answer if get_query_payload else _answer_frame(answer)
-
-
-def _answer_frame(table: Table) -> pd.DataFrame:
-    multidim = [name for name in table.colnames if len(table[name].shape) > 1]
-    if multidim:
-        table.remove_columns(multidim)
-    frame = table.to_pandas()
+    if get_query_payload:
+        return answer
+    answer.remove_columns([name for name in answer.colnames if len(answer[name].shape) > 1])
+    frame = answer.to_pandas()
     renames = {}
     for column in frame.columns:
         target = RENAME.get(column) or RENAME.get(column.lower())
@@ -287,41 +246,38 @@ def _answer_frame(table: Table) -> pd.DataFrame:
 
 
 def _service_error(exc: BaseException, config: XMatchConfig, where_in_run: str) -> ServiceError:
-    where = f"CDS X-Match at {config.url}"
-    again = attempts_text(exc)
+    where, again, status = f"CDS X-Match at {config.url}", attempts_text(exc), http_status(exc)
     kind = failure_kind(exc)
-    status = http_status(exc)
     if kind == "timeout":
-        return ServiceError(
+        message = (
             f"{where} did not answer within {config.timeout:g} s ({where_in_run}{again}); "
             f"retry later or use a smaller --chunk-size, {FROZEN_HINT}"
         )
-    if kind == "connection":
-        return ServiceError(
+    elif kind == "connection":
+        message = (
             f"cannot connect to {where} ({where_in_run}{again}; no network, or the service "
             f"is down); check the connection, {FROZEN_HINT}"
         )
-    if status == 403 or "banned" in str(exc):  # astroquery raises its own HTTPError for 403
-        return ServiceError(
+    elif status == 403 or "banned" in str(exc):  # astroquery raises its own HTTPError for 403
+        message = (
             f"{where} refused the request (HTTP 403: the address may be banned for running "
             f"jobs in parallel); ask cds-question@unistra.fr, {FROZEN_HINT}"
         )
-    if status is not None:
+    elif status is not None:
         detail = one_line(exc, 160)
         advice = "retry later" if status >= 500 or status == 429 else "check --radius and the input positions"
-        return ServiceError(
+        message = (
             f"{where} answered HTTP {status} ({where_in_run}{again})"
             f"{': ' + detail if detail else ''}; {advice}, {FROZEN_HINT}"
         )
-    return ServiceError(f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}")
+    else:
+        message = f"{where} failed ({where_in_run}): {type(exc).__name__}: {one_line(exc, 200)}; {FROZEN_HINT}"
+    return ServiceError(message)
 
 
 def nearest_answers(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
-    """One row per stage-1 row: the nearest SIMBAD object, or empty columns where none.
-
-    ``answers`` is the concatenated X-Match answer (any number of candidates per
-    uploaded row, identified by ``row_index``).
-    """
+    """One row per stage-1 row: the nearest SIMBAD object of ``answers`` (any number of
+    candidates per ``row_index``), or empty columns where none."""
     missing = [c for c in (ROW, *KEY_COLUMNS) if c not in answers.columns]
     if missing and len(answers):
         raise ServiceError(
@@ -339,19 +295,14 @@ def nearest_answers(answers: pd.DataFrame, n_rows: int) -> pd.DataFrame:
 def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.DataFrame, dict[str, object]]:
     """The SIMBAD columns of every stage-1 row (nearest object within the radius), and their provenance.
 
-    The caller joins them to the stage-1 rows
-    (:func:`xrayclass.stages.crossmatch.attach_matches`, which gives detections without
-    a SIMBAD object ``main_type = 'NaN'``).
-
     Returns
     -------
     matches : pandas.DataFrame
         One row per stage-1 row, in order: SIMBAD's columns (``main_id``, ``ra_x``,
-        ``dec_x``, ..., ``main_type``, ``other_types``, ...) and ``angDist``; empty
-        where SIMBAD has no object within the radius.
+        ``dec_x``, ..., ``main_type``, ``other_types``, ...) and ``angDist``; empty where
+        SIMBAD has no object within the radius.
     provenance : dict
-        Service, radius, chunks, rows uploaded, candidates received, rows matched and
-        unmatched, and when.
+        Service, radius, chunks, rows uploaded, candidates, rows matched and unmatched, and when.
     """
     started = utc_now()
     upload = upload_rows(stage1)
@@ -360,19 +311,18 @@ def crossmatch_simbad(stage1: pd.DataFrame, config: XMatchConfig) -> tuple[pd.Da
     with tempfile.TemporaryDirectory(prefix="xrayclass-xmatch-") as cache_dir:
         client = _client(config, cache_dir)
         for number, part in enumerate(slices, start=1):  # one after another, never in parallel
-            chunk = upload.iloc[part]
-            where = f"chunk {number} of {len(slices)}"
+            chunk, where = upload.iloc[part], f"chunk {number} of {len(slices)}"
             try:
                 answer = _query_chunk(client, chunk, config)
             except SERVICE_FAILURES as exc:
                 raise _service_error(exc, config, where) from exc
-            if len(answer) and ROW in answer.columns:
-                unknown = ~answer[ROW].isin(chunk[ROW])
-                if unknown.any():
-                    raise ServiceError(
-                        f"the X-Match answer to {where} names rows that were not uploaded "
-                        f"(e.g. {answer[ROW][unknown].iloc[0]}); nothing written"
-                    )
+            rows = answer[ROW] if ROW in answer.columns else pd.Series(dtype="int64")
+            unknown = rows[~rows.isin(chunk[ROW])]
+            if len(unknown):
+                raise ServiceError(
+                    f"the X-Match answer to {where} names rows that were not uploaded "
+                    f"(e.g. {unknown.iloc[0]}); nothing written"
+                )
             log.info(
                 "%s: rows %s-%s uploaded, %s candidates within %g arcsec",
                 where,

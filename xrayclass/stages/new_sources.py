@@ -1,26 +1,20 @@
 """Classify new CSC detections with the artifacts of a pipeline run (``classify_source.py``).
 
-A run of the pipeline leaves two artifacts: the stage-1 model (``model.json``: the
-log/MinMax preprocessing and the Gaussian mixture) and the stage-3 classifier
-(``classifier.json``: the preprocessing and each cluster's class references). With
-them, any detection that has the 12 features can be classified without refitting and
-without the training table:
+With the stage-1 model (``model.json``: preprocessing and Gaussian mixture) and the
+stage-3 classifier (``classifier.json``: preprocessing and each cluster's class
+references), any detection with the 12 features is classified without refitting:
 
-1. the derived features (``var_ratio_*``, ``var_newq_b``) are computed from the raw
-   CSC columns, exactly as in stage 1;
+1. the derived features are computed from the raw CSC columns, as in stage 1;
 2. the mixture gives the detection's cluster and its membership probability;
-3. the cluster's class references give the ten class probabilities (softmin of the
-   squared Mahalanobis distances) and the predicted class, as in stage 3;
+3. the cluster's class references give the ten class probabilities and the class, as in stage 3;
 4. the detections of each source vote, hard and soft, as in stage 4.
 
-For a detection of the training table this gives exactly what stage 3 gave when stage 3
-used the run's own clusters. With a frozen crossmatch's clusters, ``model.json`` holds a
-mixture estimated from them by stage 2, which reproduces them only as often as stage 2
-measured; :func:`cluster_caveats` says so in the printed summary. A
-detection lacking a feature cannot be placed in the feature space: it is skipped and
-the raw columns that are null are named. Values beyond the training range are not
-clipped (the preprocessing extrapolates) but flagged, feature by feature; a value at
-or below ``-shift`` of a log feature has no logarithm, and that detection is skipped.
+For a detection of the training table this is exactly what stage 3 gave with the run's
+own clusters; a mixture estimated from a frozen crossmatch's clusters reproduces them only
+as often as stage 2 measured, and :func:`cluster_caveats` says so. A detection lacking a
+feature is skipped, naming the raw columns that are null; values beyond the training
+range are flagged, not clipped; a log feature at or below ``-shift`` has no logarithm,
+and that detection is skipped.
 """
 
 from __future__ import annotations
@@ -38,16 +32,13 @@ import pandas as pd
 from xrayclass.constants import (
     AGGREGATE_CLASS,
     CLUSTER,
-    FEATURES,
     MAIN_TYPE,
     NAME,
     NAME_ALIASES,
     OBSID,
-    RAW_FEATURE_COLUMNS,
     UNCLASSIFIED,
-    VARIABILITY_RATIO_BANDS,
 )
-from xrayclass.core.checks import require_numeric
+from xrayclass.core.checks import describe_range, out_of_range, require_numeric, require_possible_positions
 from xrayclass.core.features import prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.io.tables import InputError
@@ -61,38 +52,18 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "CSC_NAME",
-    "FEATURE_INPUTS",
-    "FLAGS",
-    "MAX_FLAG_LINES",
-    "MEMBERSHIP",
-    "OUTSIDE",
-    "OUT_OF_RANGE",
     "Classification",
-    "RangeFlags",
     "classify",
     "cluster_caveats",
     "csc_source_name",
-    "detection_labels",
     "format_report",
-    "full_labels",
     "identify",
-    "join_where",
     "missing_features",
     "output_tables",
-    "range_flags",
     "source_table",
-    "unclassifiable",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The raw CSC columns each of the 12 features is computed from.
-FEATURE_INPUTS = {
-    **{feature: (feature,) for feature in FEATURES if feature in RAW_FEATURE_COLUMNS},
-    **{f"var_ratio_{band}": (f"var_sigma_{band}", f"var_mean_{band}") for band in VARIABILITY_RATIO_BANDS},
-    "var_newq_b": ("var_max_b", "var_min_b", "var_mean_b"),
-}
 
 #: A CSC 2 master-source name, with or without the "2CXO" prefix (X: extended source).
 CSC_NAME = re.compile(r"^(?:2CXO\s?)?(J\d{6}\.\d[+-]\d{6}X?)$", re.IGNORECASE)
@@ -128,19 +99,9 @@ def csc_source_name(text: str) -> str | None:
 def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """Give every detection a source name and a row number, and sort them.
 
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Detections; ``name`` (or ``name_1``), ``obsid``, ``ra`` and ``dec`` are used
-        where present.
-    Returns
-    -------
-    table : pandas.DataFrame
-        With ``name`` (text; ``'row N'`` where the input has no name) and ``_row``
-        (the 1-based input row), sorted by name and obsid (input order when the
-        names are made up or there is no obsid).
-    named : bool
-        Whether the input had source names.
+    Returns the table with ``name`` (``'row N'`` where the input has none) and ``_row``
+    (the 1-based input row), sorted by name and obsid (input order without names or
+    obsid), and whether the input had source names.
     """
     if NAME not in table.columns:
         alias = next((a for a in NAME_ALIASES if a in table.columns), None)
@@ -148,8 +109,6 @@ def identify(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
             table = table.rename(columns={alias: NAME})
     table = require_numeric(table, [c for c in (OBSID, "ra", "dec") if c in table.columns])
     if "ra" in table.columns and "dec" in table.columns:
-        from xrayclass.core.checks import require_possible_positions
-
         require_possible_positions(table)  # missing ones only leave out the explanations
     rows = np.arange(1, len(table) + 1)
     row_names = pd.Series(rows, index=table.index).astype(str).radd("row ")
@@ -190,10 +149,7 @@ def full_labels(names: pd.Series | np.ndarray, labels: pd.Series | np.ndarray) -
 
 
 def join_where(mask: np.ndarray, labels: Sequence[str], separator: str = "; ") -> np.ndarray:
-    """Per row, the ``labels`` whose column of ``mask`` is True, joined by ``separator``.
-
-    Vectorized over rows (one pass per label). Rows with no True give ``''``.
-    """
+    """Per row, the ``labels`` whose column of ``mask`` is True, joined by ``separator`` (``''`` for none)."""
     joined = np.full(mask.shape[0], "", dtype=object)
     for j, label in enumerate(labels):
         rows = mask[:, j]
@@ -203,21 +159,18 @@ def join_where(mask: np.ndarray, labels: Sequence[str], separator: str = "; ") -
     return joined
 
 
+def _joined(first: np.ndarray, second: np.ndarray, separator: str = "; ") -> np.ndarray:
+    """Per row, ``first`` and ``second`` joined by ``separator`` where both are given."""
+    return np.where((first != "") & (second != ""), first + separator + second, first + second)
+
+
 def missing_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) -> np.ndarray:
-    """Why each detection lacks some of ``feature_set``'s features; ``''`` where it has all of them.
+    """Why each detection (of :func:`~xrayclass.core.features.prepare_features`) lacks some of the
+    features; ``''`` where it has all of them.
 
-    Named in terms of the raw CSC columns that are null (``'missing powlaw_gamma,
-    bb_kt'``), which is what a user can look up; a derived feature that is not finite
-    although its inputs are there (a zero ``var_mean``) is named as such.
-
-    Parameters
-    ----------
-    detections : pandas.DataFrame
-        Output of :func:`~xrayclass.features.prepare_features`.
-
-    Returns
-    -------
-    numpy.ndarray of str (object)
+    Named by the raw CSC columns that are null (``'missing powlaw_gamma, bb_kt'``), which a
+    user can look up; a derived feature that is not finite although its inputs are there (a
+    zero ``var_mean``) is named as such, and so is a value outside its physical range.
     """
     features = list(feature_set.features)
     raw_present = all(c in detections.columns for c in feature_set.raw_columns)
@@ -230,75 +183,12 @@ def missing_features(detections: pd.DataFrame, feature_set: FeatureSet = PAPER) 
     missing = join_where(null, columns, ", ")
     missing = np.where(missing != "", "missing " + missing, "")
     others = join_where(unexplained, [f"{f} not finite" for f in features], ", ")
-    both = (missing != "") & (others != "")
-    reasons = np.where(both, missing + "; " + others, missing + others)
-    # Values outside their physical range (a hardness ratio of 3) are unusable too.
-    from xrayclass.core.checks import describe_range, out_of_range
-
+    reasons = _joined(missing, others)
     outside = out_of_range(detections, columns)
     if outside.shape[1] and outside.to_numpy().any():
         named = join_where(outside.to_numpy(), [f"{c} outside {describe_range(c)}" for c in outside.columns], ", ")
-        reasons = np.where((reasons != "") & (named != ""), reasons + "; " + named, reasons + named)
+        reasons = _joined(reasons, named)
     return reasons.astype(object)
-
-
-@dataclass
-class RangeFlags:
-    """Where features fall outside what the training data covered, per detection and feature.
-
-    Attributes
-    ----------
-    undefined, below, above : numpy.ndarray of bool, shape (n_detections, 12)
-        A log feature at or below ``-shift`` (no logarithm); a rescaled value below 0
-        (under the training minimum) or above 1 (over the training maximum).
-    """
-
-    undefined: np.ndarray
-    below: np.ndarray
-    above: np.ndarray
-    #: The features of the columns, in order.
-    features: tuple = FEATURES
-
-    def outside(self) -> np.ndarray:
-        """Text per detection such as ``'bb_kt>max; var_ratio_b<min'`` (``''`` if none)."""
-        mask = np.column_stack([flags[:, j] for j in range(len(self.features)) for flags in (self.below, self.above)])
-        labels = [f"{feature}{side}" for feature in self.features for side in ("<min", ">max")]
-        return join_where(mask, labels)
-
-    def undefined_logs(self, shifts: Mapping[str, float]) -> np.ndarray:
-        """Text per detection naming the log features without a logarithm (``''`` if none)."""
-        labels = [f"{f} at or below -{shifts.get(f, float('nan')):.3g} (log undefined)" for f in self.features]
-        return join_where(self.undefined, labels, ", ")
-
-
-def range_flags(features: np.ndarray, scalers: Sequence[LogMinMaxScaler]) -> RangeFlags:
-    """Flag feature values outside the training range of any of ``scalers``.
-
-    Uses :meth:`~xrayclass.preprocessing.LogMinMaxScaler.out_of_range` for which
-    values are out of range, and the transformed value for the side.
-
-    Parameters
-    ----------
-    features : numpy.ndarray of shape (n, 12)
-        Finite feature values, in ``FEATURES`` order.
-    scalers : sequence of LogMinMaxScaler
-
-    Returns
-    -------
-    RangeFlags
-    """
-    shape = features.shape
-    undefined, below, above = (np.zeros(shape, dtype=bool) for _ in range(3))
-    for scaler in scalers:
-        flagged = scaler.out_of_range(features)
-        scaled = scaler.transform(features)
-        undefined |= flagged & ~np.isfinite(scaled)
-        below |= flagged & (scaled < 0)
-        above |= flagged & (scaled > 1)
-    return RangeFlags(undefined, below, above, tuple(scalers[0].features) if len(scalers) else FEATURES)
-
-
-# -- the artifacts ----------------------------------------------------------------------------
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -308,23 +198,11 @@ def range_flags(features: np.ndarray, scalers: Sequence[LogMinMaxScaler]) -> Ran
 class Classification:
     """The result of :func:`classify`.
 
-    Attributes
-    ----------
-    detections : pandas.DataFrame
-        One row per classified detection, sorted by name and obsid.
-    sources : pandas.DataFrame
-        One row per source of the input (including those with no classifiable
-        detection), in the same order.
-    skipped : pandas.DataFrame
-        ``name``, ``detection`` (``'obsid N'``, or ``'row N'`` of the input without
-        obsid) and ``reason`` of each detection that could not be classified.
-    n_input : int
-        Detections in the input.
-    caveats : tuple of str
-        What the summary must say about the clusters.
-    input_name : str
-        How the summary names the input (the caller that read it sets the file or
-        the fetched source).
+    ``detections``: one row per classified detection, sorted by name and obsid;
+    ``sources``: one row per source of the input, in the same order; ``skipped``: the
+    ``name``, ``detection`` (``'obsid N'`` or ``'row N'``) and ``reason`` of each detection
+    that could not be classified; ``caveats``: what the summary must say about the
+    clusters; ``input_name``: how the summary names the input (the file or the source).
     """
 
     detections: pd.DataFrame
@@ -370,25 +248,31 @@ def cluster_caveats(clustering: ClusteringModel) -> tuple[str, ...]:
 
 def unclassifiable(
     prepared: pd.DataFrame, scalers: Sequence[LogMinMaxScaler], feature_set: FeatureSet = PAPER
-) -> tuple[np.ndarray, RangeFlags]:
-    """Why each detection cannot be classified (``''`` where it can), and its range flags.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Why each detection cannot be classified (``''`` where it can), and where it leaves the
+    training range of any of ``scalers`` (``'bb_kt>max; var_ratio_b<min'``, ``''`` if nowhere).
 
-    Returns
-    -------
-    reasons : numpy.ndarray of str (object)
-    flags : RangeFlags
-        For every row; rows without all features are never flagged.
+    A value is out of range by the scaler's :meth:`~LogMinMaxScaler.out_of_range`, on the
+    side of its transformed value; one without a logarithm makes the detection unclassifiable.
     """
     reasons = missing_features(prepared, feature_set)
     complete = reasons == ""
     features = prepared[list(feature_set.features)].to_numpy(dtype="float64")
     features[~complete] = 1.0  # placeholders, only to keep the shapes; never reported
-    flags = range_flags(features, scalers)
-    for mask in (flags.undefined, flags.below, flags.above):
-        mask[~complete] = False
-    undefined = flags.undefined_logs(scalers[0].shift_)
-    reasons = np.where(complete & (undefined != ""), undefined, reasons).astype(object)
-    return reasons, flags
+    undefined, below, above = (np.zeros(features.shape, dtype=bool) for _ in range(3))
+    for scaler in scalers:
+        flagged = scaler.out_of_range(features) & complete[:, None]
+        scaled = scaler.transform(features)
+        undefined |= flagged & ~np.isfinite(scaled)
+        below |= flagged & (scaled < 0)
+        above |= flagged & (scaled > 1)
+    names, shifts = scalers[0].features, scalers[0].shift_
+    no_log = join_where(
+        undefined, [f"{f} at or below -{shifts.get(f, float('nan')):.3g} (log undefined)" for f in names], ", "
+    )
+    reasons = np.where(complete & (no_log != ""), no_log, reasons).astype(object)
+    sides = np.stack([below, above], axis=2).reshape(len(features), -1)  # each feature's <min, then >max
+    return reasons, join_where(sides, [f"{f}{side}" for f in names for side in ("<min", ">max")])
 
 
 def classify(
@@ -403,27 +287,20 @@ def classify(
     Parameters
     ----------
     table : pandas.DataFrame
-        Per-observation detections with the raw CSC feature columns (or the 12
-        features); ``name``, ``obsid``, ``ra``, ``dec`` where present.
-    clustering : ClusteringModel
-        The stage-1 artifact (``model.json``).
-    classifier : ClassifierModel
-        The stage-3 artifact (``classifier.json``).
+        Per-observation detections with the raw CSC feature columns (or the 12 features);
+        ``name``, ``obsid``, ``ra``, ``dec`` where present.
+    clustering, classifier : ClusteringModel, ClassifierModel
+        The stage-1 and stage-3 artifacts (``model.json``, ``classifier.json``).
     method : {"mahalanobis", "naive-bayes"}, optional
         The classifier giving the probabilities (default: the one stage 3 used).
     calibrate : bool
-        Apply the classifier's temperature calibration (stored by ``classification.py
-        --calibrate``).
-
-    Returns
-    -------
-    Classification
+        Apply the temperature calibration stored by ``classification.py --calibrate``.
 
     Raises
     ------
     InputError
-        Feature columns absent or not numeric, or no detection can be classified
-        (the message names the detections and what each lacks).
+        Feature columns absent or not numeric, or no detection can be classified (the
+        message names the detections and what each lacks).
     """
     n_input = len(table)
     if calibrate:
@@ -437,7 +314,7 @@ def classify(
         )
     table, named = identify(table)
     prepared = prepare_features(table, feature_set)
-    reasons, flags = unclassifiable(prepared, (clustering.scaler, classifier.scaler), feature_set)
+    reasons, outside = unclassifiable(prepared, (clustering.scaler, classifier.scaler), feature_set)
     ok = reasons == ""
     labels = detection_labels(prepared)
     skipped = pd.DataFrame(
@@ -445,9 +322,8 @@ def classify(
     )
     if not ok.any():
         listed = "; ".join(full_labels(skipped[NAME], skipped["detection"]) + ": " + skipped["reason"])
-        raise InputError(
-            f"no detection can be classified (each needs all {len(feature_set)} features): {_shorten(listed)}"
-        )
+        listed = listed if len(listed) <= 600 else listed[:597] + "..."
+        raise InputError(f"no detection can be classified (each needs all {len(feature_set)} features): {listed}")
     if len(skipped):
         log.warning("%d of %d detections cannot be classified and are skipped (listed below)", len(skipped), n_input)
 
@@ -462,58 +338,28 @@ def classify(
         )
     result = classifier.classify(chosen, clusters, method=method, explain=explain, calibrate=calibrate)
     classes = list(classifier.classes)
-    probabilities = result[classes].to_numpy()
     predicted = result[MAIN_TYPE].to_numpy(dtype=object)
-    outside = flags.outside()[ok]
-    detections = _detection_table(chosen, clusters, memberships, probabilities, classes, predicted, outside)
+    outside = outside[ok]
+    no_class = np.where(
+        predicted == UNCLASSIFIED, "no class with enough references in cluster " + clusters.astype(str), ""
+    )
+    columns = {
+        CLUSTER: clusters,
+        MEMBERSHIP: memberships[np.arange(len(clusters)), clusters],
+        **{name: result[name].to_numpy() for name in classes},
+        MAIN_TYPE: predicted,
+        OUTSIDE: outside != "",
+        OUT_OF_RANGE: outside,
+        FLAGS: _joined(np.where(outside != "", "outside training range: " + outside, "").astype(object), no_class),
+        _ROW: chosen[_ROW].to_numpy(),
+    }
+    identity = chosen[[c for c in (NAME, OBSID, "ra", "dec") if c in chosen.columns]]
     explanation = result.drop(columns=[MAIN_TYPE, *classes])
-    detections = pd.concat([detections, explanation], axis=1)
+    detections = pd.concat([identity, pd.DataFrame(columns), explanation], axis=1)
     sources = source_table(prepared, detections, skipped, classes)
     if not named:
         log.info("the input has no source names: each row is its own source ('row 1', 'row 2', ...)")
     return Classification(detections, sources, skipped, n_input, cluster_caveats(clustering))
-
-
-def _shorten(text: str, limit: int = 600) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _detection_table(
-    chosen: pd.DataFrame,
-    clusters: np.ndarray,
-    memberships: np.ndarray,
-    probabilities: np.ndarray,
-    classes: Sequence[str],
-    predicted: np.ndarray,
-    outside: np.ndarray,
-) -> pd.DataFrame:
-    identity = chosen[[c for c in (NAME, OBSID, "ra", "dec") if c in chosen.columns]]
-    unscored = predicted == UNCLASSIFIED
-    flags = np.where(outside != "", "outside training range: " + outside, "").astype(object)
-    no_class = np.where(unscored, "no class with enough references in cluster " + clusters.astype(str), "")
-    flags = np.where((flags != "") & (no_class != ""), flags + "; " + no_class, flags + no_class)
-    return pd.concat(
-        [
-            identity.reset_index(drop=True),
-            pd.DataFrame(
-                {
-                    CLUSTER: clusters,
-                    MEMBERSHIP: memberships[np.arange(len(clusters)), clusters],
-                }
-            ),
-            pd.DataFrame(probabilities, columns=list(classes)),
-            pd.DataFrame(
-                {
-                    MAIN_TYPE: np.asarray(predicted, dtype=object),
-                    OUTSIDE: outside != "",
-                    OUT_OF_RANGE: outside,
-                    FLAGS: flags,
-                    _ROW: chosen[_ROW].to_numpy(),
-                }
-            ),
-        ],
-        axis=1,
-    )
 
 
 def _main_clusters(detections: pd.DataFrame) -> pd.DataFrame:
@@ -548,27 +394,15 @@ def _votes(detections: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
 def source_table(
     prepared: pd.DataFrame, detections: pd.DataFrame, skipped: pd.DataFrame, classes: Sequence[str]
 ) -> pd.DataFrame:
-    """One row per source: counts, main cluster, the two votes and what was flagged.
+    """One row per source of ``prepared`` (every input detection): counts, main cluster, the two votes, flags.
 
-    Parameters
-    ----------
-    prepared : pandas.DataFrame
-        Every input detection (sorted, identified).
-    detections : pandas.DataFrame
-        The classified ones (per-detection table, same order).
-    skipped : pandas.DataFrame
-        The others, with their reasons.
-    classes : list of str
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``name, detection_count, classified_count, skipped_count, voting_count,
-        main_cluster, main_cluster_count, hard_master_class, soft_master_class,
-        soft_mean_probability, votes_agree, master_class, agg_master_class, status,
-        outside_training_range_count, skipped``, then ``ra, dec`` of the first
-        detection where the input has them. Classes are ``'Unclassified'`` and the
-        mean probability NaN where no detection voted.
+    ``detections`` are the classified ones, ``skipped`` the others with their reasons.
+    Columns: ``name, detection_count, classified_count, skipped_count, voting_count,
+    main_cluster, main_cluster_count, hard_master_class, soft_master_class,
+    soft_mean_probability, votes_agree, master_class, agg_master_class, status,
+    outside_training_range_count, skipped``, the outlier summary where the classifier
+    explains, then ``ra, dec`` of the first detection. Classes are ``'Unclassified'`` and
+    the mean probability NaN where no detection voted.
     """
     names = pd.Index(pd.unique(prepared[NAME]), name=NAME)
     by_source = detections.groupby(NAME, sort=False)
@@ -661,11 +495,7 @@ def _flag_lines(flagged: Iterable[tuple[str, str]], skipped: Iterable[tuple[str,
 
 
 def format_report(result: Classification) -> str:
-    """The printed summary: one headline per source, its flags, and the totals.
-
-    Built per source (not per detection); flag lines are capped at
-    ``MAX_FLAG_LINES`` per source.
-    """
+    """The printed summary: one headline per source, at most ``MAX_FLAG_LINES`` flag lines under it, the totals."""
     detections = result.detections
     flagged = detections.assign(label=detection_labels(detections)).loc[detections[FLAGS] != ""]
     flagged_by_source = {
