@@ -753,7 +753,13 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
                 raise InputError(
                     f"{', '.join(memory_only)}: not available with --engine {args.engine}; use --engine memory"
                 )
-            options = dict(**stage3_options, batch_rows=args.batch_rows)
+            from xrayclass.engine import EngineConfig
+            from xrayclass.stages.classification import ClassificationConfig
+
+            config = ClassificationConfig(
+                **{("nb_score" if key == "score" else key): value for key, value in stage3_options.items()}
+            )
+            engine = EngineConfig(args.engine, args.batch_rows, args.scheduler, args.workers)
             if not Path(args.input).exists() and Path(args.input) == Path(paths.CROSSMATCH):
                 raise InputError(f"{args.input}: file not found; run crossmatch.py first or pass --input")
             _start_engine(args.engine)
@@ -761,19 +767,13 @@ def classification_main(argv: Sequence[str] | None = None) -> int:
                 from xrayclass.engine.streaming import classify_file
 
                 _, n_rows, n_outliers = classify_file(
-                    args.input, args.output, args.model_output, args.outliers_output, **options
+                    args.input, args.output, args.model_output, args.outliers_output, config, engine
                 )
             else:
                 from xrayclass.engine.dask import classify_dataset
 
                 _, n_rows, n_outliers = classify_dataset(
-                    args.input,
-                    args.output,
-                    args.model_output,
-                    args.outliers_output,
-                    scheduler=args.scheduler,
-                    workers=args.workers,
-                    **options,
+                    args.input, args.output, args.model_output, args.outliers_output, config, engine
                 )
             log.info(
                 "wrote %s (%s rows), %s and %s (%s outliers)",

@@ -48,7 +48,7 @@ from xrayclass.stages.classification_input import (
     UNKNOWN_LABEL_SHARE,
     LabelError,
     PreparedDetections,
-    _roles_of_canonical,
+    roles_of_canonical,
     absolute_galactic_latitude,
     census_table,
     detection_roles,
@@ -500,7 +500,7 @@ def fit_classifier(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if roles is None:
         types, _ = normalize_types(table[MAIN_TYPE])
-        roles = _roles_of_canonical(types, classes, uninformative)
+        roles = roles_of_canonical(types, classes, uninformative)
     else:
         types = table[MAIN_TYPE].to_numpy(dtype=object)
     is_reference = roles == REFERENCE
@@ -668,6 +668,43 @@ def _log_naive_bayes(model: ClassifierModel) -> None:
         log.info("naive Bayes category weights %s", weights)
 
 
+def log_fit(model: ClassifierModel, classes: Sequence[str], likelihood: str, priors: str) -> None:
+    """Log what the fit of stage 3 chose (every engine says it so)."""
+    _log_references(model, classes)
+    _log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
+
+
+def log_classified(
+    n_unclassified: int,
+    clusters_hit: Sequence[int] | np.ndarray,
+    n_flagged: int,
+    method: str,
+    outlier_fraction: float,
+    explain: bool,
+    feature_set: FeatureSet = PAPER,
+) -> None:
+    """Log the classification's outcome: the rows left unclassified, the outliers flagged."""
+    if n_unclassified:
+        log.warning(
+            "%s detections in clusters %s cannot be classified: no class there has %d "
+            "references; they get main_type '%s' and all-zero probabilities",
+            f"{n_unclassified:,}",
+            ", ".join(map(str, clusters_hit)),
+            len(feature_set),
+            UNCLASSIFIED,
+        )
+    if explain:
+        log.info(
+            "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
+            method,
+            f"{n_flagged:,}",
+            100 * outlier_fraction,
+        )
+    else:
+        log.info("probabilities by %s; outlier measures and tracks skipped", method)
+
+
 def classify_detections_in_parts(
     table: pd.DataFrame,
     classes: Sequence[str] = CLASSES,
@@ -790,9 +827,7 @@ def classify_prepared(
         roles=roles,
     )
     model.census = census
-    _log_references(model, classes)
-    _log_naive_bayes(model)
-    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
+    log_fit(model, classes, likelihood, priors)
 
     # Classified in the output's order (each row's result depends on that row alone), so
     # that the results need no reordering after.
@@ -809,25 +844,15 @@ def classify_prepared(
         latitude=None if latitude is None else latitude[to_classify][order],
     )
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
-    if unclassified.any():
-        clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
-        log.warning(
-            "%s detections in clusters %s cannot be classified: no class there has %d "
-            "references; they get main_type '%s' and all-zero probabilities",
-            f"{int(unclassified.sum()):,}",
-            ", ".join(map(str, clusters_hit)),
-            len(feature_set),
-            UNCLASSIFIED,
-        )
-    if explain:
-        log.info(
-            "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
-            method,
-            f"{int(result['outlier_flag'].sum()):,}",
-            100 * outlier_fraction,
-        )
-    else:
-        log.info("probabilities by %s; outlier measures and tracks skipped", method)
+    log_classified(
+        int(unclassified.sum()),
+        np.unique(chosen[CLUSTER].to_numpy()[unclassified]),
+        int(result["outlier_flag"].sum()) if explain else 0,
+        method,
+        outlier_fraction,
+        explain,
+        feature_set,
+    )
 
     computed = assemble_classified(chosen, result, classes, feature_set, passthrough.iloc[:, :0])
     log.info("%s detections of %s sources classified", f"{len(computed):,}", f"{_count_runs(computed[NAME]):,}")

@@ -95,10 +95,10 @@ def detection_roles(
     classified; any other type is left out.
     """
     types, _ = normalize_types(main_types, otypes)
-    return _roles_of_canonical(types, classes, uninformative)
+    return roles_of_canonical(types, classes, uninformative)
 
 
-def _roles_of_canonical(
+def roles_of_canonical(
     types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str], log_them: bool = False
 ) -> np.ndarray:
     """:func:`detection_roles` of types already read as the paper's names (logged, with ``log_them``)."""
@@ -108,7 +108,7 @@ def _roles_of_canonical(
     roles[np.isin(distinct, list(classes))] = REFERENCE
     roles[np.isin(distinct, [NO_MATCH, *uninformative])] = TO_CLASSIFY
     if log_them:
-        _log_roles(np.asarray(distinct, dtype=object), roles, np.bincount(codes[codes >= 0], minlength=len(distinct)))
+        log_roles(np.asarray(distinct, dtype=object), roles, np.bincount(codes[codes >= 0], minlength=len(distinct)))
     return roles[codes]
 
 
@@ -130,7 +130,7 @@ def absolute_galactic_latitude(detections: pd.DataFrame) -> np.ndarray:
     return np.abs(np.degrees(latitude)) / 90.0
 
 
-def _log_roles(distinct: np.ndarray, roles: np.ndarray, counts: np.ndarray) -> None:
+def log_roles(distinct: np.ndarray, roles: np.ndarray, counts: np.ndarray) -> None:
     """Log the roles of the rows, given per distinct type: its role and how many rows have it."""
     to_classify = roles == TO_CLASSIFY
     n_to_classify = int(counts[to_classify].sum())
@@ -203,7 +203,7 @@ def census_table(census: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_labels(census: Mapping[str, Any], labels: LabelReport, strict: bool) -> None:
+def check_labels(census: Mapping[str, Any], labels: LabelReport, strict: bool) -> None:
     """Warn (or, if ``strict``, stop) when the types cannot support the classification."""
     problems = []
     missing = census["classes_without_references"]
@@ -225,7 +225,7 @@ def _check_labels(census: Mapping[str, Any], labels: LabelReport, strict: bool) 
         log.warning("%s", problem)
 
 
-def _log_census(census: Mapping[str, Any]) -> None:
+def log_census(census: Mapping[str, Any]) -> None:
     table = census_table(census).set_index("class")
     log.info(
         "reference census (SIMBAD-labeled detections stage 3 learns from), per class and cluster:\n%s",
@@ -325,10 +325,10 @@ def prepare_detections(
     work = work.assign(
         **{MAIN_TYPE: pd.Series(types, index=work.index, dtype=object)}, **{CLUSTER: work[CLUSTER].astype(int)}
     )
-    roles = _roles_of_canonical(types, classes, uninformative, log_them=True)
+    roles = roles_of_canonical(types, classes, uninformative, log_them=True)
     census = reference_census(types, roles, work[CLUSTER].to_numpy(), classes, labels)
-    _log_census(census)
-    _check_labels(census, labels, strict_labels)
+    log_census(census)
+    check_labels(census, labels, strict_labels)
     from xrayclass.io.checks import require_log_features_usable, require_roles
 
     require_roles(roles, REFERENCE, TO_CLASSIFY)
