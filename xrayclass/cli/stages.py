@@ -346,18 +346,13 @@ def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -
 
         _, n_rows = cluster_file(args.input, args.output, args.model, args.n_components, args.seed, **options)
     else:
+        from xrayclass.engine import EngineConfig
         from xrayclass.engine.dask import cluster_dataset
+        from xrayclass.stages.clustering import ClusteringConfig
 
-        _, n_rows = cluster_dataset(
-            args.input,
-            args.output,
-            args.model,
-            args.n_components,
-            args.seed,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            **options,
-        )
+        config = ClusteringConfig(args.n_components, args.seed, args.fit_sample, args.log_floor, feature_set)
+        engine = EngineConfig(args.engine, args.batch_rows, args.scheduler, args.workers)
+        _, n_rows = cluster_dataset(args.input, args.output, args.model, config, engine)
     log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
 
 
@@ -889,8 +884,10 @@ def master_classification_main(argv: Sequence[str] | None = None) -> int:
         if args.engine == "dask":
             from xrayclass.engine.dask import master_classification_dataset
 
+            from xrayclass.engine import EngineConfig
+
             uniquely, ambiguous, summary = master_classification_dataset(
-                args.input, scheduler=args.scheduler, workers=args.workers, batch_rows=args.batch_rows
+                args.input, engine=EngineConfig(args.engine, args.batch_rows, args.scheduler, args.workers)
             )
         else:
             # Only the columns the votes and tables use: the detection table may be wide.

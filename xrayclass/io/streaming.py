@@ -57,6 +57,8 @@ __all__ = [
     "detection_file_columns",
     "iter_batches",
     "name_boundaries",
+    "name_buckets",
+    "write_part",
     "source_name_column",
     "table_columns",
 ]
@@ -195,7 +197,7 @@ def _parquet_batches(path: Path, columns: Sequence[str] | None, batch_rows: int)
         del frame
 
 
-def _csv_types(path: Path, names: list[str], batch_rows: int, every_column: bool = False) -> dict[str, Any]:
+def csv_types(path: Path, names: list[str], batch_rows: int, every_column: bool = False) -> dict[str, Any]:
     """The type pandas gives each column when it reads the whole file.
 
     Only the columns whose chunks differ in type, unless ``every_column``: a column of
@@ -226,7 +228,7 @@ def _csv_types(path: Path, names: list[str], batch_rows: int, every_column: bool
 def _csv_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
     present = list(pd.read_csv(path, nrows=0).columns)
     names = _wanted(columns, present)
-    types = _csv_types(path, names, batch_rows)
+    types = csv_types(path, names, batch_rows)
     for chunk in pd.read_csv(path, usecols=names, chunksize=batch_rows, low_memory=False, dtype=types or None):
         yield chunk[names]
 
@@ -285,6 +287,7 @@ class BatchWriter:
         self._writer: Any = None
         self._schema = None
         self._columns: list[str] | None = None
+        self._started = False
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -294,7 +297,8 @@ class BatchWriter:
             raise ValueError("every batch must have the same columns")
         try:
             if self.format == "csv":
-                frame.to_csv(self.temporary, index=False, header=self.rows == 0, mode="w" if self.rows == 0 else "a")
+                frame.to_csv(self.temporary, index=False, header=not self._started, mode="a" if self._started else "w")
+                self._started = True
             else:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
@@ -307,6 +311,31 @@ class BatchWriter:
         except OSError as exc:  # a full disk, a quota: the in-memory stages' words
             raise _write_failed(self.path, exc) from None
         self.rows += len(frame)
+
+    def append_part(self, part: str | Path, columns: Sequence[str]) -> None:
+        """Append a part file written by :func:`write_part` (same format, ``columns``), without pandas.
+
+        CSV parts are copied byte for byte after the header; Parquet parts row group by
+        row group, cast to the first part's schema.
+        """
+        import pyarrow.parquet as pq
+
+        try:
+            if self.format == "csv":
+                if self._columns is None:
+                    self.write(pd.DataFrame(columns=list(columns)))
+                with open(part, "rb") as source, open(self.temporary, "ab") as target:
+                    shutil.copyfileobj(source, target)
+                return
+            reader = pq.ParquetFile(part)
+            for group in range(reader.num_row_groups):
+                table = reader.read_row_group(group)
+                if self._writer is None:
+                    self._schema = table.schema
+                    self._writer = pq.ParquetWriter(self.temporary, self._schema, **parquet_options(self._schema))
+                self._writer.write_table(table.cast(self._schema))
+        except OSError as exc:
+            raise _write_failed(self.path, exc) from None
 
     def close(self) -> Path:
         """Finish the file and move it into place."""
@@ -362,12 +391,7 @@ class ExternalSort:
             return
         frame = frame.assign(**{self.ROW: np.arange(self.rows, self.rows + len(frame), dtype=np.int64)})
         self.rows += len(frame)
-        names = frame[NAME].to_numpy(dtype=object)
-        bucket = (
-            np.searchsorted(self.boundaries, names, side="right")
-            if len(self.boundaries)
-            else np.zeros(len(frame), dtype=int)
-        )
+        bucket = name_buckets(frame[NAME].to_numpy(dtype=object), self.boundaries)
         for b in np.unique(bucket):
             part = frame.loc[bucket == b]
             files = self.files.setdefault(int(b), [])
@@ -512,6 +536,21 @@ class SpillByKey:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_part(frame: pd.DataFrame, path: str | Path) -> None:
+    """One part of a table assembled by :meth:`BatchWriter.append_part`: CSV without header, or Parquet."""
+    if table_format(path, OUTPUT_FORMATS) == "csv":
+        frame.to_csv(path, index=False, header=False)
+    else:
+        write_parquet(frame, path)
+
+
+def name_buckets(names: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    """The bucket of each name among the ranges that sorted ``boundaries`` cut."""
+    if not len(boundaries):
+        return np.zeros(len(names), dtype=int)
+    return np.searchsorted(boundaries, names, side="right")
 
 
 def name_boundaries(sample: Sequence[str], n_buckets: int) -> list[str]:
