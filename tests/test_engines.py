@@ -36,7 +36,9 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    detections, simbad = (pd.concat(parts, ignore_index=True) for parts in zip(*generate(N_DETECTIONS, 23), strict=False))
+    detections, simbad = (
+        pd.concat(parts, ignore_index=True) for parts in zip(*generate(N_DETECTIONS, 23), strict=False)
+    )
     # Rows out of order: the engines must sort stage 3's output as memory does.
     detections = detections.sample(frac=1.0, random_state=2).reset_index(drop=True)
     folder = tmp_path_factory.mktemp("engines")
@@ -69,8 +71,10 @@ def test_stage1_engines_give_the_in_memory_clusters(mock, cluster, tmp_path):
     config = ClusteringConfig(fit_sample=20_000)
     expected, _ = run_clustering(detections, config)
     streamed = tmp_path / "streamed.parquet"
-    cluster_file(folder / "detections.parquet", streamed, tmp_path / "s.json", 6, 42, 20_000, batch_rows=BATCH_ROWS)
-    cluster_dataset(folder / "detections.parquet", tmp_path / "dask.parquet", tmp_path / "d.json", config, _engine("dask", cluster))
+    cluster_file(folder / "detections.parquet", streamed, tmp_path / "s.json", config, _engine("streaming", cluster))
+    cluster_dataset(
+        folder / "detections.parquet", tmp_path / "dask.parquet", tmp_path / "d.json", config, _engine("dask", cluster)
+    )
     for path in (streamed, tmp_path / "dask.parquet"):
         _same_science(expected, read_table(path), probability_columns(config.n_components), ["cluster"])
 
@@ -102,7 +106,9 @@ def test_stage3_and_4_engines_give_the_in_memory_classes(stage2, cluster, tmp_pa
         _same_science(expected, got, list(CLASSES), ["main_type"])
         # Stage 4 on the engine's own stage-3 output.
         if kind == "streaming":
-            spilled, spilled_ambiguous, got_summary = master_classification_file(out / "d.parquet", batch_rows=BATCH_ROWS)
+            spilled, spilled_ambiguous, got_summary = master_classification_file(
+                out / "d.parquet", MasterClassificationConfig(), _engine(kind, cluster)
+            )
             with spilled, spilled_ambiguous:
                 got_uniquely = pd.concat(list(spilled.batches()), ignore_index=True)
                 got_ambiguous = pd.concat(list(spilled_ambiguous.batches()), ignore_index=True)

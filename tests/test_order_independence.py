@@ -188,7 +188,9 @@ def assert_same_clusters(expected, got, got_model, expected_model):
 @pytest.mark.parametrize("fit_sample", [None, 900])
 def test_stage1_clusters_do_not_depend_on_the_row_order(detections, fit_sample, tmp_path):
     """In memory, with every row fitted and with a subsample; streamed and on Dask, from a shuffled file."""
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.clustering import cluster_file
+    from xrayclass.stages.clustering import ClusteringConfig
 
     table, folder = detections
     expected, expected_model = cluster_detections(table, fit_sample=fit_sample)
@@ -200,7 +202,11 @@ def test_stage1_clusters_do_not_depend_on_the_row_order(detections, fit_sample, 
     expected = read_table(tmp_path / "memory.csv")
     source = folder / "synthetic_shuffled.parquet"
     streamed_model, _ = cluster_file(
-        source, tmp_path / "streamed.csv", tmp_path / "streamed.json", 6, 42, fit_sample, batch_rows=613
+        source,
+        tmp_path / "streamed.csv",
+        tmp_path / "streamed.json",
+        ClusteringConfig(6, 42, fit_sample),
+        EngineConfig("streaming", batch_rows=613),
     )
     assert_same_clusters(expected, read_table(tmp_path / "streamed.csv"), expected_model, streamed_model)
     pytest.importorskip("distributed")

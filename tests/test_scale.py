@@ -10,9 +10,9 @@ from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES, FEATURES
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.mixture import fit_mixture
-from xrayclass.engine.partitions import classify_partition, source_partition, vote_partition
 from xrayclass.core.positional import crossmatch_local
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.engine.partitions import classify_partition, source_partition, vote_partition
 from xrayclass.stages.classification import TO_CLASSIFY, classify_detections, detection_roles
 from xrayclass.stages.clustering import ClusteringModel, cluster_detections, fit_rows, probability_columns
 from xrayclass.stages.master_classification import master_classification

@@ -338,21 +338,15 @@ def _clustering_out_of_core(args: argparse.Namespace, feature_set: FeatureSet) -
         raise InputError(f"{args.input}: file not found; {NO_CSC_INPUT_HINT}")
     _streamable(args.input, args.engine, table_format)
     _start_engine(args.engine)
-    options = dict(
-        fit_sample=args.fit_sample, log_floor=args.log_floor, feature_set=feature_set, batch_rows=args.batch_rows
-    )
-    if args.engine == "streaming":
-        from xrayclass.engine.clustering import cluster_file
+    from xrayclass.engine import EngineConfig
+    from xrayclass.engine.clustering import cluster_file
+    from xrayclass.engine.dask import cluster_dataset
+    from xrayclass.stages.clustering import ClusteringConfig
 
-        _, n_rows = cluster_file(args.input, args.output, args.model, args.n_components, args.seed, **options)
-    else:
-        from xrayclass.engine import EngineConfig
-        from xrayclass.engine.dask import cluster_dataset
-        from xrayclass.stages.clustering import ClusteringConfig
-
-        config = ClusteringConfig(args.n_components, args.seed, args.fit_sample, args.log_floor, feature_set)
-        engine = EngineConfig(args.engine, args.batch_rows, args.scheduler, args.workers)
-        _, n_rows = cluster_dataset(args.input, args.output, args.model, config, engine)
+    config = ClusteringConfig(args.n_components, args.seed, args.fit_sample, args.log_floor, feature_set)
+    engine = EngineConfig(args.engine, args.batch_rows, args.scheduler, args.workers)
+    run = cluster_file if args.engine == "streaming" else cluster_dataset
+    _, n_rows = run(args.input, args.output, args.model, config, engine)
     log.info("wrote %s (%s rows) and %s", args.output, f"{n_rows:,}", args.model)
 
 
@@ -516,13 +510,16 @@ def _crossmatch_streamed(args: argparse.Namespace, radius: float, model_path: Pa
     catalog = check_catalog(read_table(args.catalog), args.catalog)
     update = _model_for_stage3(model_path, args.model is not None, _LazyStage1(args.input), args.input)
     with input_files(args.input, stage1=args.input, catalog=args.catalog):
+        from xrayclass.engine import EngineConfig
+        from xrayclass.stages.crossmatch import CrossmatchConfig
+
         n_rows = crossmatch_file(
             args.input,
             catalog,
-            radius,
             args.output,
+            CrossmatchConfig(source="catalog", radius=radius),
+            EngineConfig("streaming", args.batch_rows),
             (update, model_path) if update is not None else None,
-            batch_rows=args.batch_rows,
         )
     log.info("wrote %s (%s rows)%s", args.output, f"{n_rows:,}", f" and updated {model_path}" if update else "")
 
@@ -874,17 +871,19 @@ def master_classification_main(argv: Sequence[str] | None = None) -> int:
         if args.engine != "memory":
             _start_engine(args.engine)
         if args.engine == "streaming":
+            # The two tables stay on disk until they are written, a batch at a time.
+            from xrayclass.engine import EngineConfig
             from xrayclass.engine.streaming import master_classification_file
 
-            # The two tables stay on disk until they are written, a batch at a time.
-            spilled, spilled_ambiguous, summary = master_classification_file(args.input, batch_rows=args.batch_rows)
+            spilled, spilled_ambiguous, summary = master_classification_file(
+                args.input, engine=EngineConfig("streaming", args.batch_rows)
+            )
             with spilled, spilled_ambiguous:
                 _write_stage4(spilled, spilled_ambiguous, summary, run, uniquely_path, ambiguous_path)
             return
         if args.engine == "dask":
-            from xrayclass.engine.dask import master_classification_dataset
-
             from xrayclass.engine import EngineConfig
+            from xrayclass.engine.dask import master_classification_dataset
 
             uniquely, ambiguous, summary = master_classification_dataset(
                 args.input, engine=EngineConfig(args.engine, args.batch_rows, args.scheduler, args.workers)

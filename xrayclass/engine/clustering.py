@@ -31,9 +31,10 @@ from xrayclass.core.features import complete_rows, describe_dropped, prepare_fea
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.preprocessing import ScalerState
 from xrayclass.core.sampling import ContentSample
+from xrayclass.engine import EngineConfig
 from xrayclass.engine.checks import DetectionChecks
-from xrayclass.io.checks import require_log_features_usable
 from xrayclass.exceptions import InputError, input_files
+from xrayclass.io.checks import require_log_features_usable
 from xrayclass.io.streaming import (
     BATCH_ROWS,
     BatchWriter,
@@ -44,6 +45,7 @@ from xrayclass.io.tables import NO_ROWS, require_numeric, write_outputs
 from xrayclass.stages import clustering as stage1
 from xrayclass.stages.clustering import (
     FIT_SAMPLE,
+    ClusteringConfig,
     ClusteringModel,
     probability_columns,
 )
@@ -156,17 +158,15 @@ def fit_clustering_file(
         with input_files(path):
             raise census.feature_error
     log.info("%s detections read", f"{census.n_total:,}")
-    if census.replaced:
-        log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(census.replaced))
+    stage1.warn_replaced(census.replaced)
     if census.reasons is not None:  # None only for a file without rows, refused above
         log.info(describe_dropped(census.reasons, census.n_total - census.n_kept, census.n_total, len(feature_set)))
-    if census.n_kept < max(n_components, 2):
-        raise InputError(
-            f"{path}: only {census.n_kept} detections have all {len(feature_set)} features; "
-            f"at least {n_components} are needed for {n_components} clusters"
-        )
     with input_files(path):
-        require_log_features_usable(census.scaler.smallest_nonzero(), feature_set.log_features, feature_set.log_features)
+        stage1.require_enough_rows(census.n_kept, n_components, len(feature_set))
+    with input_files(path):
+        require_log_features_usable(
+            census.scaler.smallest_nonzero(), feature_set.log_features, feature_set.log_features
+        )
     scaler = feature_set.scaler(log_floor=log_floor).fit_state(census.scaler)
     fitted = chosen.rows()
     assert fitted is not None  # pass 1 found complete rows
@@ -246,16 +246,7 @@ def write_clustered(
         if source is not None:
             source.check()
         write_outputs([(model.to_dict(), model_output)])
-    log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
-    small = [k for k, n in enumerate(sizes) if n <= n_features]
-    if small:
-        log.warning(
-            "clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
-            "their shape is unreliable (use more detections or fewer --n-components)",
-            ", ".join(map(str, small)),
-            n_features,
-            n_features,
-        )
+    stage1.log_cluster_sizes(sizes, n_features)
     return writer.rows
 
 
@@ -263,30 +254,30 @@ def cluster_file(
     path: str | Path,
     output: str | Path,
     model_output: str | Path,
-    n_components: int,
-    random_state: int,
-    fit_sample: int | None = FIT_SAMPLE,
-    log_floor: float | None = None,
-    feature_set: FeatureSet = PAPER,
-    batch_rows: int = BATCH_ROWS,
+    config: ClusteringConfig = ClusteringConfig(),
+    engine: EngineConfig = EngineConfig(engine="streaming"),
 ) -> tuple[ClusteringModel, int]:
-    """Stage 1 from file to files in batches: the rows and model cluster_detections gives.
+    """Stage 1 from file to files in batches: the rows and model of the in-memory stage.
 
     Writes ``output`` and ``model_output`` (both or neither) and returns ``(model, n_rows_written)``.
     """
     source = InputIdentity(path)
     model, name_column = fit_clustering_file(
-        path, n_components, random_state, fit_sample, log_floor, feature_set, batch_rows, source
+        path,
+        config.n_components,
+        config.random_state,
+        config.fit_sample,
+        config.log_floor,
+        config.feature_set,
+        engine.batch_rows,
+        source,
     )
     model.training["input"] = str(path)
 
     def kept() -> Iterator[pd.DataFrame]:
-        for batch in iter_batches(path, None, batch_rows, source):
+        for batch in iter_batches(path, None, engine.batch_rows, source):
             with input_files(path):
                 yield kept_rows(batch, model, name_column)
 
-    def assigned() -> Iterator[pd.DataFrame]:
-        for chunk in aligned_chunks(kept()):
-            yield assign_kept(chunk, model)
-
-    return model, write_clustered(assigned(), output, model, model_output, source)
+    assigned = (assign_kept(chunk, model) for chunk in aligned_chunks(kept()))
+    return model, write_clustered(assigned, output, model, model_output, source)

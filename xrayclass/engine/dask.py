@@ -56,6 +56,7 @@ from xrayclass.io.streaming import (
     iter_batches,
     name_boundaries,
     name_buckets,
+    read_error,
     table_columns,
     write_part,
 )
@@ -226,14 +227,15 @@ def classify_dataset(
         n_buckets = len(boundaries) + 1
         shared = client.scatter(model, broadcast=True)
         split = dask.delayed(_classify_split, pure=True, nout=n_buckets)
-        pieces = [split(part, shared, config, boundaries) for part in _frame(path, None, engine.batch_rows).to_delayed()]
+        pieces = [
+            split(part, shared, config, boundaries) for part in _frame(path, None, engine.batch_rows).to_delayed()
+        ]
         folder = temporary_folder("sort", temporary_dir)
         try:
             suffix = Path(output).suffix
             write = dask.delayed(_write_bucket, pure=True)
             buckets = [
-                write([piece[b] if n_buckets > 1 else piece for piece in pieces], folder / f"part{b:05d}{suffix}", config)
-                for b in range(n_buckets)
+                write([piece[b] for piece in pieces], folder / f"part{b:05d}{suffix}", config) for b in range(n_buckets)
             ]
             log.info("classifying %d partitions into %d parts on %d workers", len(pieces), n_buckets, engine.workers)
             with read_by_workers(path, source):
@@ -311,7 +313,7 @@ def read_by_workers(path: str | Path, source: InputIdentity) -> Iterator[None]:
     except (OSError, pyarrow.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as exc:
         source.check()
         fmt = table_format(path, ("csv", "parquet"))
-        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+        raise read_error(path, fmt, exc) from None
 
 
 def _in_order(

@@ -20,7 +20,6 @@ from xrayclass.constants import CLASSES, CLUSTER, NAME, OBSID
 from xrayclass.stages.classification import ClassifierModel
 from xrayclass.stages.master_classification import master_classification
 
-
 __all__ = [
     "classify_partition",
     "source_partition",

@@ -18,7 +18,6 @@ streams the stage-3 output, which is sorted by name, in batches cut at source bo
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import CLASSES, CLUSTER, MAIN_TYPE, NAME, NAME_ALIASES, OBSID, UNCLASSIFIED, UNINFORMATIVE_TYPES
+from xrayclass.constants import (
+    CLASSES,
+    CLUSTER,
+    MAIN_TYPE,
+    NAME,
+    NAME_ALIASES,
+    OBSID,
+    UNCLASSIFIED,
+    UNINFORMATIVE_TYPES,
+)
 from xrayclass.core.features import complete_rows, describe_dropped
 from xrayclass.core.preprocessing import ScalerState
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
@@ -68,6 +76,13 @@ from xrayclass.stages.classification_input import (
     reference_census,
     roles_of_canonical,
 )
+from xrayclass.stages.master_classification import (
+    STAGE4_COLUMNS,
+    MasterClassificationConfig,
+    Votes,
+    master_classification,
+    summarize,
+)
 
 __all__ = [
     "NAME_SAMPLE_PER_BATCH",
@@ -101,7 +116,9 @@ def reference_columns(config: ClassificationConfig) -> list[str]:
     ]
 
 
-def _prepare(batch: pd.DataFrame, config: ClassificationConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, LabelReport]:
+def _prepare(
+    batch: pd.DataFrame, config: ClassificationConfig
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, LabelReport]:
     """A batch checked and prepared as the in-memory stage does the table: (complete rows, roles, reasons, labels)."""
     batch = checked_input(batch, config.feature_set)
     complete, reasons = complete_rows(batch, feature_set=config.feature_set)
@@ -180,7 +197,9 @@ def survey_columns(path: str | Path, config: ClassificationConfig, checks: Detec
     return [c for c in dict.fromkeys(wanted) if c in present]
 
 
-def survey_batch(batch: pd.DataFrame, checks: DetectionChecks, config: ClassificationConfig, path: str | Path) -> Survey:
+def survey_batch(
+    batch: pd.DataFrame, checks: DetectionChecks, config: ClassificationConfig, path: str | Path
+) -> Survey:
     """The :class:`Survey` of one batch of the input (``checks``: the file's, before any row)."""
     checks = checks.fresh()
     batch = checks.named(batch)
@@ -458,8 +477,8 @@ def source_batches(
 
 def master_classification_file(
     path: str | Path,
-    classes: Sequence[str] = CLASSES,
-    batch_rows: int = BATCH_ROWS,
+    config: MasterClassificationConfig = MasterClassificationConfig(),
+    engine: EngineConfig = EngineConfig(engine="streaming"),
     temporary_dir: str | Path | None = None,
 ) -> tuple[SpillByKey, SpillByKey, dict[str, Any]]:
     """Stage 4 on a name-sorted stage-3 file, a batch of whole sources at a time.
@@ -470,17 +489,15 @@ def master_classification_file(
     ``write_outputs``, or read them with ``batches()``, then ``close()`` them. Memory
     holds one batch of sources and the votes (three values a source), not the tables.
     """
-    from xrayclass.stages.master_classification import STAGE4_COLUMNS, master_classification
-
     checks = DetectionChecks.of_file(path, positions=False, read=STAGE4_COLUMNS)
 
     def parts() -> Iterator[tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]]:
         # A batch's own problem waits for the checks of the whole file (memory makes those first).
         problem: InputError | None = None
-        for batch in source_batches(path, [*STAGE4_COLUMNS, *checks.file_names], batch_rows, checks):
+        for batch in source_batches(path, [*STAGE4_COLUMNS, *checks.file_names], engine.batch_rows, checks):
             if problem is None:
                 try:
-                    part = master_classification(batch, classes)
+                    part = master_classification(batch, config.classes)
                 except InputError as exc:
                     problem = exc
                     continue
@@ -575,8 +592,6 @@ _NO_VOTES = pd.DataFrame({NAME: [], "hard": [], "soft": [], "count": []})
 
 def _summary_of_votes(sources: pd.DataFrame, totals: Mapping[str, int]) -> dict[str, Any]:
     """The whole-table summary from every source's votes (:func:`_source_votes`, name order)."""
-    from xrayclass.stages.master_classification import Votes, summarize
-
     # summarize reads the names, counts and votes only: the per-detection fields stay empty.
     unused = np.empty(0)
     votes = Votes(

@@ -16,6 +16,7 @@ would sort their concatenation.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from xrayclass.constants import NAME, NAME_ALIASES, OBSID
 from xrayclass.exceptions import InputError
@@ -58,9 +61,10 @@ __all__ = [
     "iter_batches",
     "name_boundaries",
     "name_buckets",
-    "write_part",
+    "read_error",
     "source_name_column",
     "table_columns",
+    "write_part",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,8 +101,6 @@ class InputIdentity:
             raise InputError(f"{self.path}: cannot read")
 
     def _stamp(self) -> tuple[Any, ...] | None:
-        import hashlib
-
         try:
             status = os.stat(self.path)
             if not stat.S_ISREG(status.st_mode):
@@ -128,6 +130,11 @@ class InputIdentity:
             )
 
 
+def read_error(path: str | Path, fmt: str, exc: BaseException) -> InputError:
+    """The error for a table file its reader cannot parse."""
+    return InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}")
+
+
 def table_columns(path: str | Path) -> list[str]:
     """Column names of a CSV or Parquet table, without reading its rows."""
     path = Path(path)
@@ -135,9 +142,7 @@ def table_columns(path: str | Path) -> list[str]:
     _check_file(path, fmt)
     try:
         if fmt == "parquet":
-            import pyarrow.parquet
-
-            schema = pyarrow.parquet.read_schema(path)
+            schema = pq.read_schema(path)
             parquet_columns(schema, path)
             # An index pandas stored is read back as the index, not as a column.
             stored = (schema.pandas_metadata or {}).get("index_columns", [])
@@ -147,7 +152,7 @@ def table_columns(path: str | Path) -> list[str]:
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
     except PARSE_ERRORS as exc:
-        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+        raise read_error(path, fmt, exc) from None
 
 
 def _wanted(columns: Sequence[str] | None, present: Sequence[str]) -> list[str]:
@@ -158,13 +163,9 @@ def _wanted(columns: Sequence[str] | None, present: Sequence[str]) -> list[str]:
 
 
 def _parquet_batches(path: Path, columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     # pre_buffer (pyarrow's default) caches the row groups' column chunks ahead and keeps
-    # them until the reader is done: memory then grows with the file, not the batch
-    # (measured: +25 MB per 50,000-row batch of a 68-column table). Without it a reader
-    # holds at most one row group.
+    # them until the reader is done: memory then grows with the file, not the batch.
+    # Without it a reader holds at most one row group.
     source = pq.ParquetFile(path, pre_buffer=False)
     present = parquet_columns(source.schema_arrow, path)
     names = _wanted(columns, [c for c in present if c != "__index_level_0__"])
@@ -266,7 +267,7 @@ def iter_batches(
     except PARSE_ERRORS as exc:
         if identity is not None:
             identity.check()  # a file rewritten under the reader fails to parse: say what happened
-        raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
+        raise read_error(path, fmt, exc) from None
     if identity is not None:
         identity.check()
     if empty:
@@ -300,9 +301,6 @@ class BatchWriter:
                 frame.to_csv(self.temporary, index=False, header=not self._started, mode="a" if self._started else "w")
                 self._started = True
             else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
                 table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
                 if self._writer is None:
                     self._schema = table.schema
@@ -318,8 +316,6 @@ class BatchWriter:
         CSV parts are copied byte for byte after the header; Parquet parts row group by
         row group, cast to the first part's schema.
         """
-        import pyarrow.parquet as pq
-
         try:
             if self.format == "csv":
                 if self._columns is None:
@@ -454,8 +450,6 @@ class SpillByKey:
 
     def add(self, frame: pd.DataFrame) -> None:
         """Keep ``frame``'s rows (every frame with the same columns and types)."""
-        import pyarrow as pa
-
         if self._like is None:
             self._like = frame.iloc[:0]
             self._schema = pa.Schema.from_pandas(self._like, preserve_index=False)
@@ -480,9 +474,6 @@ class SpillByKey:
             raise temporary_space_failed(self.directory, exc) from None
 
     def _write_pending(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         for value, frames in self._pending.items():
             writer = self._writers.get(value)
             if writer is None:
@@ -506,8 +497,6 @@ class SpillByKey:
 
     def batches(self) -> Iterator[pd.DataFrame]:
         """The rows by value of the key, each value's in the order added."""
-        import pyarrow.parquet as pq
-
         if not self._writers:  # it all fitted in the buffer
             for value in sorted(self._pending, reverse=self.descending):
                 yield pd.concat(self._pending[value], ignore_index=True)

@@ -48,7 +48,6 @@ from xrayclass.stages.classification_input import (
     UNKNOWN_LABEL_SHARE,
     LabelError,
     PreparedDetections,
-    roles_of_canonical,
     absolute_galactic_latitude,
     census_table,
     detection_roles,
@@ -56,6 +55,7 @@ from xrayclass.stages.classification_input import (
     passthrough_columns,
     prepare_detections,
     reference_census,
+    roles_of_canonical,
 )
 
 __all__ = [
