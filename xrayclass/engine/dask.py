@@ -60,7 +60,7 @@ from xrayclass.io.streaming import (
     table_columns,
     write_part,
 )
-from xrayclass.io.tables import NO_ROWS, canonical_names, table_format, temporary_folder, write_outputs
+from xrayclass.io.tables import NO_ROWS, canonical_names, table_format, temporary_folder, write_outputs, write_parquet
 from xrayclass.stages import clustering as stage1
 from xrayclass.stages.classification import ClassificationConfig, ClassifierModel
 from xrayclass.stages.clustering import ClusteringConfig, ClusteringModel
@@ -201,9 +201,10 @@ def classify_dataset(
        workers, the surveys merged on the client and the model fitted there
        (:func:`~xrayclass.engine.streaming.fit_survey`);
     2. the model broadcast; each partition classified on a worker
-       (:func:`~xrayclass.engine.streaming.classify_batch`) and split by ranges of
-       source names; each range gathered, sorted by name and obsid and written as a
-       part file by a worker (in ``temporary_dir``, which the workers must see);
+       (:func:`~xrayclass.engine.streaming.classify_batch`), its rows written to files
+       by ranges of source names; each range's files read, sorted by name and obsid
+       and written as a part by a worker (all in ``temporary_dir``, which the workers
+       must see: the rows go through files, not the cluster's connections);
     3. the parts appended into ``output`` in name order (bytes for CSV, row groups
        for Parquet: no row passes through pandas on the client).
 
@@ -226,46 +227,59 @@ def classify_dataset(
         boundaries = np.asarray(name_boundaries(survey.names, n_buckets), dtype=object)
         n_buckets = len(boundaries) + 1
         shared = client.scatter(model, broadcast=True)
-        split = dask.delayed(_classify_split, pure=True, nout=n_buckets)
-        pieces = [
-            split(part, shared, config, boundaries) for part in _frame(path, None, engine.batch_rows).to_delayed()
-        ]
         folder = temporary_folder("sort", temporary_dir)
         try:
-            suffix = Path(output).suffix
-            write = dask.delayed(_write_bucket, pure=True)
-            buckets = [
-                write([piece[b] for piece in pieces], folder / f"part{b:05d}{suffix}", config) for b in range(n_buckets)
+            split = dask.delayed(_classify_split, pure=True)
+            partitions = _frame(path, None, engine.batch_rows).to_delayed()
+            pieces = [
+                split(part, shared, config, boundaries, folder / f"p{i:05d}") for i, part in enumerate(partitions)
             ]
-            log.info("classifying %d partitions into %d parts on %d workers", len(pieces), n_buckets, engine.workers)
             with read_by_workers(path, source):
-                written = client.gather(client.compute(buckets))
-            return _assemble(written, model, path, output, model_output, outliers_output, config, source)
+                written = client.gather(client.compute(pieces))
+            log.info("classified %d partitions; sorting %d parts on %d workers", len(pieces), n_buckets, engine.workers)
+            write = dask.delayed(_write_bucket, pure=True)
+            suffix = Path(output).suffix
+            buckets = [
+                write([files[b] for files in written if b in files], folder / f"part{b:05d}{suffix}", config)
+                for b in range(n_buckets)
+            ]
+            parts = client.gather(client.compute(buckets))
+            return _assemble(parts, model, path, output, model_output, outliers_output, config, source)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def _classify_split(
-    part: pd.DataFrame, model: ClassifierModel, config: ClassificationConfig, boundaries: np.ndarray
-) -> tuple[pd.DataFrame | None, ...]:
-    """A partition classified (one thread: the workers are the parallelism), its rows split by name range."""
+    part: pd.DataFrame, model: ClassifierModel, config: ClassificationConfig, boundaries: np.ndarray, stem: Path
+) -> dict[int, Path]:
+    """A partition classified (one thread: the workers are the parallelism), its rows written by name range.
+
+    Each range's rows go to a Parquet file beside ``stem`` (not through the cluster's
+    connections); returns the file of each range that has rows.
+    """
     classified = classify_batch(part, model, config, threads=1)
     if classified is None:
-        return (None,) * (len(boundaries) + 1)
+        return {}
     bucket = name_buckets(classified[NAME].to_numpy(dtype=object), boundaries)
-    return tuple(classified.loc[bucket == b] for b in range(len(boundaries) + 1))
+    files = {}
+    for b in np.unique(bucket):
+        files[int(b)] = stem.with_name(f"{stem.name}_{int(b):05d}.parquet")
+        write_parquet(classified.loc[bucket == b], files[int(b)])
+    return files
 
 
 def _write_bucket(
-    pieces: Sequence[pd.DataFrame | None], path: Path, config: ClassificationConfig
+    pieces: Sequence[Path], path: Path, config: ClassificationConfig
 ) -> tuple[Path | None, list[str], Tally]:
     """One name range's rows (pieces in partition order) sorted as the in-memory output and written as a part."""
-    frames = [piece for piece in pieces if piece is not None and len(piece)]
-    if not frames:
+    if not pieces:
         return None, [], Tally()
     # Stable: among equal (name, obsid), the input's order (partitions in order, rows in order).
-    rows = pd.concat(frames, ignore_index=True).sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
+    rows = pd.concat([pd.read_parquet(piece) for piece in pieces], ignore_index=True)
+    rows = rows.sort_values([NAME, OBSID], kind="stable").reset_index(drop=True)
     write_part(rows, path)
+    for piece in pieces:
+        piece.unlink()
     return path, list(rows.columns), Tally().add(rows, config)
 
 
