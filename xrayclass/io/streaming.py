@@ -35,18 +35,18 @@ from xrayclass.constants import NAME, NAME_ALIASES, OBSID
 from xrayclass.exceptions import InputError
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.tables import (
-    _UNNAMED_INDEX,
     NO_ROWS,
     OUTPUT_FORMATS,
     PARSE_ERRORS,
-    _temporary_path,
-    _write_failed,
+    UNNAMED_INDEX,
     parquet_columns,
     parquet_options,
     require_columns,
     table_format,
     temporary_folder,
+    temporary_path,
     temporary_space_failed,
+    write_failed,
     write_parquet,
 )
 from xrayclass.text import one_line
@@ -148,7 +148,7 @@ def table_columns(path: str | Path) -> list[str]:
             stored = (schema.pandas_metadata or {}).get("index_columns", [])
             index = {"__index_level_0__", *(c for c in stored if isinstance(c, str))}
             return [c for c in schema.names if c not in index]
-        return [c for c in pd.read_csv(path, nrows=0).columns if c != _UNNAMED_INDEX]
+        return [c for c in pd.read_csv(path, nrows=0).columns if c != UNNAMED_INDEX]
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
     except PARSE_ERRORS as exc:
@@ -157,7 +157,7 @@ def table_columns(path: str | Path) -> list[str]:
 
 def _wanted(columns: Sequence[str] | None, present: Sequence[str]) -> list[str]:
     if columns is None:
-        return [c for c in present if c != _UNNAMED_INDEX]
+        return [c for c in present if c != UNNAMED_INDEX]
     wanted = set(columns)
     return [c for c in present if c in wanted]
 
@@ -284,7 +284,7 @@ class BatchWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.format = table_format(self.path, OUTPUT_FORMATS)
-        self.temporary = _temporary_path(self.path)
+        self.temporary = temporary_path(self.path)
         self._writer: Any = None
         self._schema = None
         self._columns: list[str] | None = None
@@ -307,7 +307,7 @@ class BatchWriter:
                     self._writer = pq.ParquetWriter(self.temporary, self._schema, **parquet_options(self._schema))
                 self._writer.write_table(table)
         except OSError as exc:  # a full disk, a quota: the in-memory stages' words
-            raise _write_failed(self.path, exc) from None
+            raise write_failed(self.path, exc) from None
         self.rows += len(frame)
 
     def append_part(self, part: str | Path, columns: Sequence[str]) -> None:
@@ -331,7 +331,7 @@ class BatchWriter:
                     self._writer = pq.ParquetWriter(self.temporary, self._schema, **parquet_options(self._schema))
                 self._writer.write_table(table.cast(self._schema))
         except OSError as exc:
-            raise _write_failed(self.path, exc) from None
+            raise write_failed(self.path, exc) from None
 
     def close(self) -> Path:
         """Finish the file and move it into place."""
@@ -340,7 +340,7 @@ class BatchWriter:
                 self._writer.close()
             os.replace(self.temporary, self.path)
         except OSError as exc:
-            raise _write_failed(self.path, exc) from None
+            raise write_failed(self.path, exc) from None
         return self.path
 
     def abort(self) -> None:

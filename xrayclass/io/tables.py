@@ -78,7 +78,7 @@ OUTPUT_FORMATS = ("csv", "parquet")
 
 #: Column pandas gives the unnamed index that ``DataFrame.to_csv`` writes by default
 #: (the published pipeline's files carry one).
-_UNNAMED_INDEX = "Unnamed: 0"
+UNNAMED_INDEX = "Unnamed: 0"
 
 
 def table_format(path: str | os.PathLike[str], allowed: Sequence[str] | None = None) -> str:
@@ -137,7 +137,7 @@ def read_table(
     require_regular_file(path)
     try:
         if fmt == "csv":
-            wanted = None if columns is None else set(columns) | {_UNNAMED_INDEX}
+            wanted = None if columns is None else set(columns) | {UNNAMED_INDEX}
             table = pd.read_csv(
                 path, low_memory=False, usecols=None if wanted is None else (lambda name: name in wanted)
             )
@@ -174,8 +174,8 @@ def read_table(
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if fmt == "csv":
         _check_csv_complete(path)
-    if _UNNAMED_INDEX in table.columns:
-        table = table.drop(columns=_UNNAMED_INDEX)
+    if UNNAMED_INDEX in table.columns:
+        table = table.drop(columns=UNNAMED_INDEX)
     if len(table) == 0 and not allow_empty:
         raise InputError(f"{path}: {NO_ROWS}")
     if columns is not None and fmt != "parquet":
@@ -355,7 +355,8 @@ def _temporary_prefix(path: str | os.PathLike[str]) -> str:
     return f".{Path(path).stem}."
 
 
-def _temporary_path(path: str | os.PathLike[str]) -> Path:
+def temporary_path(path: str | os.PathLike[str]) -> Path:
+    """A new empty temporary file beside ``path`` (its folder made), to be renamed onto it when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The process id in the name lets a later run tell a temporary left by a killed run
@@ -456,14 +457,14 @@ def _remove_stale(directory: Path, prefix: str, suffix: str, purpose: str) -> li
     return removed
 
 
-def _write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputError:
+def write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputError:
     """An operating-system error while writing (disk full, no permission) as one line."""
     return InputError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 def temporary_space_failed(path: str | os.PathLike[str], exc: OSError) -> InputError:
-    """:func:`_write_failed` for the engines' temporary space, saying how to give it more room."""
-    failed = _write_failed(path, exc)
+    """:func:`write_failed` for the engines' temporary space, saying how to give it more room."""
+    failed = write_failed(path, exc)
     return InputError(f"{failed} (temporary space: set TMPDIR to a folder on a larger disk)")
 
 
@@ -489,7 +490,7 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
     try:
         for _, path in writers:
             current = path
-            temporaries.append(_temporary_path(path))
+            temporaries.append(temporary_path(path))
         failures: list[BaseException | None] = [None] * len(writers)
 
         def run(k: int) -> None:
@@ -523,7 +524,7 @@ def _write_all(writers: Sequence[tuple[Callable[[Path], object], Path]]) -> list
             current = path
             os.replace(temporary, path)
     except OSError as exc:
-        raise _write_failed(current, exc) from None
+        raise write_failed(current, exc) from None
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
