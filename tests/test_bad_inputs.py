@@ -1940,6 +1940,9 @@ MID_STAGE = {
     "classification": ("classification_main", "pyarrow.parquet.ParquetWriter", "write_table"),
     "master": ("master_classification_main", "pandas.DataFrame", "to_csv"),
 }
+#: Dask's stage 3 sorts on the workers, in the client's work folder: paused while the client
+#: appends the workers' sorted parts from that folder into the output.
+MID_STAGE_DASK = {"classification": ("classification_main", "xrayclass.io.streaming.BatchWriter", "append_part")}
 
 KILLED = [
     pytest.param("classification", "streaming", id="s3-streaming"),
@@ -1969,7 +1972,12 @@ def test_a_sigkilled_engine_leaves_nothing_after_the_next_run(valid_run, tmp_pat
     argv[argv.index("--input") + 1] = source
     env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(tmp)}
     child = subprocess.Popen(
-        [sys.executable, "-c", stopping_script(*MID_STAGE[stage]), *map(str, argv)],
+        [
+            sys.executable,
+            "-c",
+            stopping_script(*(MID_STAGE_DASK if name == "dask" else MID_STAGE)[stage]),
+            *map(str, argv),
+        ],
         cwd=REPOSITORY,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -166,14 +166,14 @@ def test_roles_logged_from_the_counts_of_each_type(caplog):
     """SYNTHETIC types with ties among the left-out ones: the counts and their order as
     pandas' value_counts gives them, row by row."""
     from xrayclass.constants import NO_MATCH
-    from xrayclass.stages.classification import OTHER_TYPE, _roles_of_canonical
+    from xrayclass.stages.classification import OTHER_TYPE, roles_of_canonical
 
     rng = np.random.default_rng(2)
     counts = {"Star": 30, "Radio": 30, "EB*": 20, "Galaxy": 20, "Cl*": 20, "PN": 5, "HII": 5, "Em*": 5, "Be*": 5}
     counts |= {"QSO": 50, NO_MATCH: 40, "X": 10, "Unknown": 3, "YSO": 12}
     types = np.array(rng.permutation([kind for kind, n in counts.items() for _ in range(n)]), dtype=object)
     caplog.set_level("INFO")
-    roles = _roles_of_canonical(types, CLASSES, ("X", "Unknown"), log_them=True)
+    roles = roles_of_canonical(types, CLASSES, ("X", "Unknown"), log_them=True)
     left_out = pd.Series(types[roles == OTHER_TYPE]).value_counts().head(8)
     expected = ", ".join(f"{t} {n:,}" for t, n in left_out.items())
     assert f"most common left-out types: {expected}" in caplog.text

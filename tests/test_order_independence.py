@@ -142,7 +142,9 @@ def test_streamed_stage3_answers_do_not_depend_on_the_row_order(stage2, in_order
 @pytest.mark.parametrize("choice", ["paper", "naive-bayes-calibrated"])
 def test_dask_stage3_answers_do_not_depend_on_the_row_order(stage2, in_order, choice, tmp_path):
     pytest.importorskip("distributed")
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.dask import classify_dataset
+    from xrayclass.stages.classification import ClassificationConfig
 
     options = {
         "paper": {},
@@ -153,10 +155,8 @@ def test_dask_stage3_answers_do_not_depend_on_the_row_order(stage2, in_order, ch
         tmp_path / "detections.csv",
         tmp_path / "classifier.json",
         tmp_path / "outliers.csv",
-        batch_rows=1_300,
-        workers=2,
-        processes=False,
-        **options,
+        ClassificationConfig(**options),
+        EngineConfig("dask", batch_rows=1_300, workers=2, processes=False),
     )
     assert_same_answers(in_order(choice), tmp_path)
 
@@ -188,7 +188,9 @@ def assert_same_clusters(expected, got, got_model, expected_model):
 @pytest.mark.parametrize("fit_sample", [None, 900])
 def test_stage1_clusters_do_not_depend_on_the_row_order(detections, fit_sample, tmp_path):
     """In memory, with every row fitted and with a subsample; streamed and on Dask, from a shuffled file."""
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.clustering import cluster_file
+    from xrayclass.stages.clustering import ClusteringConfig
 
     table, folder = detections
     expected, expected_model = cluster_detections(table, fit_sample=fit_sample)
@@ -200,14 +202,24 @@ def test_stage1_clusters_do_not_depend_on_the_row_order(detections, fit_sample, 
     expected = read_table(tmp_path / "memory.csv")
     source = folder / "synthetic_shuffled.parquet"
     streamed_model, _ = cluster_file(
-        source, tmp_path / "streamed.csv", tmp_path / "streamed.json", 6, 42, fit_sample, batch_rows=613
+        source,
+        tmp_path / "streamed.csv",
+        tmp_path / "streamed.json",
+        ClusteringConfig(6, 42, fit_sample),
+        EngineConfig("streaming", batch_rows=613),
     )
     assert_same_clusters(expected, read_table(tmp_path / "streamed.csv"), expected_model, streamed_model)
     pytest.importorskip("distributed")
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.dask import cluster_dataset
+    from xrayclass.stages.clustering import ClusteringConfig
 
     dask_model, _ = cluster_dataset(
-        source, tmp_path / "dask.csv", tmp_path / "dask.json", 6, 42, fit_sample, workers=2, processes=False
+        source,
+        tmp_path / "dask.csv",
+        tmp_path / "dask.json",
+        ClusteringConfig(6, 42, fit_sample),
+        EngineConfig("dask", workers=2, processes=False),
     )
     assert_same_clusters(expected, read_table(tmp_path / "dask.csv"), expected_model, dask_model)
 

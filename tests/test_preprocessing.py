@@ -117,3 +117,21 @@ def test_log_floor_unsqueezes_var_ratio_b_on_the_real_sample(crossmatch_sample):
     # The paper's rule: a shift of ~3e-17 set by floating-point noise, most values at the top.
     assert squeezed[None] > 0.9
     assert squeezed[1e-3] < 0.05
+
+
+@pytest.mark.parametrize("log_floor", [None, 1e-3])
+def test_merged_states_of_parts_fit_as_the_whole_table(log_floor):
+    # The engines fit the scaler over batches or partitions: the merged states of the
+    # parts, in any order, give fit's constants on the whole table, bit for bit.
+    rng = np.random.default_rng(5)
+    X = rng.lognormal(size=(1_000, len(FEATURES)))
+    X[:400, FEATURES.index("bb_kt")] = 0.0  # the first parts hold no non-zero value
+    whole = LogMinMaxScaler(log_floor=log_floor).fit(X)
+    scaler = LogMinMaxScaler(log_floor=log_floor)
+    states = [scaler.summarize(X[start : start + 137]) for start in range(0, len(X), 137)]
+    merged = states[-1]
+    for state in reversed(states[:-1]):
+        merged = state.merge(merged)
+    assert merged.n_rows == len(X)
+    assert scaler.fit_state(merged).to_dict() == whole.to_dict()
+    np.testing.assert_array_equal(scaler.transform(X), whole.transform(X))

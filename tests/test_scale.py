@@ -10,8 +10,8 @@ from xrayclass.constants import CLASSES, FEATURES
 from xrayclass.core import classifier, naive_bayes
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.mixture import ClusteringModel, fit_mixture
-from xrayclass.core.partitions import classify_partition, source_partition, vote_partition
 from xrayclass.core.preprocessing import LogMinMaxScaler
+from xrayclass.engine.partitions import classify_partition, source_partition, vote_partition
 from xrayclass.stages.classification import TO_CLASSIFY, detection_roles, run_classification
 from xrayclass.stages.clustering import cluster_detections, fit_rows, probability_columns
 from xrayclass.stages.crossmatch import crossmatch_local

@@ -221,17 +221,17 @@ def test_batches_have_the_whole_files_column_types(tmp_path):
 
 def _classify_on_dask(source, out, **options):
     """Stage 3 on a local two-worker Dask cluster (threads), the three files written in ``out``."""
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.dask import classify_dataset
+    from xrayclass.stages.classification import ClassificationConfig
 
     return classify_dataset(
         source,
         out / "detections.csv",
         out / "classifier.json",
         out / "outliers.csv",
-        batch_rows=1_500,
-        workers=2,
-        processes=False,
-        **options,
+        ClassificationConfig(**options),
+        EngineConfig("dask", batch_rows=1_500, workers=2, processes=False),
     )
 
 
@@ -239,6 +239,7 @@ def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(sta
     pytest.importorskip("distributed")
     import re
 
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.dask import master_classification_dataset
     from xrayclass.stages.master_classification import master_classification
 
@@ -252,7 +253,9 @@ def test_dask_on_a_two_worker_local_cluster_gives_the_single_process_results(sta
     # Stage 4: partitions shuffled by source name, votes combined.
     write_table(read_table(memory / "detections.csv"), tmp_path / "detections.parquet")
     expected = master_classification(read_table(memory / "detections.csv"))
-    got = master_classification_dataset(tmp_path / "detections.parquet", workers=2, processes=False)
+    got = master_classification_dataset(
+        tmp_path / "detections.parquet", engine=EngineConfig("dask", workers=2, processes=False)
+    )
     pd.testing.assert_frame_equal(got[0], expected[0])
     pd.testing.assert_frame_equal(got[1], expected[1])
     assert got[2] == expected[2]

@@ -50,10 +50,11 @@ def test_streamed_stage1_writes_the_in_memory_files(mock_files, source, fit_samp
 
 def test_streamed_stage1_scores_the_in_memory_chunks(mock_files, tmp_path, monkeypatch):
     # Several scoring chunks that do not line up with the batches: same bytes.
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.clustering import cluster_file
     from xrayclass.io.tables import write_outputs
     from xrayclass.stages import clustering
-    from xrayclass.stages.clustering import cluster_detections
+    from xrayclass.stages.clustering import ClusteringConfig, cluster_detections
 
     monkeypatch.setattr(clustering, "CHUNK_ROWS", 1_500)
     source = mock_files / "synthetic_detections.parquet"
@@ -61,7 +62,11 @@ def test_streamed_stage1_scores_the_in_memory_chunks(mock_files, tmp_path, monke
     model.training["input"] = str(source)
     write_outputs([(clustered, tmp_path / "memory.csv"), (model.to_dict(), tmp_path / "memory.json")])
     _, n_rows = cluster_file(
-        source, tmp_path / "streamed.csv", tmp_path / "streamed.json", 6, 42, 3_000, batch_rows=613
+        source,
+        tmp_path / "streamed.csv",
+        tmp_path / "streamed.json",
+        ClusteringConfig(6, 42, 3_000),
+        EngineConfig("streaming", batch_rows=613),
     )
     assert n_rows == len(clustered)
     assert filecmp.cmp(tmp_path / "memory.csv", tmp_path / "streamed.csv", shallow=False)
@@ -70,10 +75,11 @@ def test_streamed_stage1_scores_the_in_memory_chunks(mock_files, tmp_path, monke
 
 def test_dask_stage1_on_a_two_worker_local_cluster_gives_the_single_process_files(mock_files, tmp_path, monkeypatch):
     pytest.importorskip("distributed")
+    from xrayclass.engine import EngineConfig
     from xrayclass.engine.dask import cluster_dataset
     from xrayclass.io.tables import write_outputs
     from xrayclass.stages import clustering
-    from xrayclass.stages.clustering import cluster_detections
+    from xrayclass.stages.clustering import ClusteringConfig, cluster_detections
 
     monkeypatch.setattr(clustering, "CHUNK_ROWS", 1_500)  # chunks spanning several partitions
     source = mock_files / "synthetic_detections.parquet"
@@ -81,7 +87,11 @@ def test_dask_stage1_on_a_two_worker_local_cluster_gives_the_single_process_file
     model.training["input"] = str(source)
     write_outputs([(clustered, tmp_path / "memory.csv"), (model.to_dict(), tmp_path / "memory.json")])
     _, n_rows = cluster_dataset(
-        source, tmp_path / "dask.csv", tmp_path / "dask.json", 6, 42, 3_000, workers=2, processes=False
+        source,
+        tmp_path / "dask.csv",
+        tmp_path / "dask.json",
+        ClusteringConfig(6, 42, 3_000),
+        EngineConfig("dask", workers=2, processes=False),
     )
     assert n_rows == len(clustered)
     assert filecmp.cmp(tmp_path / "memory.csv", tmp_path / "dask.csv", shallow=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,44 @@ from xrayclass.constants import FEATURES, LOG_FEATURES, MINMAX_FEATURES
 
 __all__ = [
     "LogMinMaxScaler",
+    "ScalerState",
 ]
+
+
+@dataclass(frozen=True)
+class ScalerState:
+    """What :meth:`LogMinMaxScaler.fit` learns from rows, mergeable over parts of a table.
+
+    The log shift needs each log feature's smallest non-zero value, and the range of a
+    rescaled feature after the log is that of its raw values (the log is increasing),
+    so the per-feature minimum, maximum and smallest non-zero value of each part,
+    merged, are those of the whole table: :meth:`LogMinMaxScaler.fit_state` of the
+    merged state is ``fit`` of the concatenated parts, whatever the order of the parts.
+    """
+
+    #: Smallest non-zero value of each log feature (``inf`` where every value seen is zero).
+    min_nonzero: dict[str, float] = field(default_factory=dict)
+    #: Smallest and largest raw value of each rescaled feature.
+    low: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+    n_rows: int = 0
+
+    def merge(self, other: ScalerState) -> ScalerState:
+        """The state of both parts' rows together."""
+
+        def combine(a: dict[str, float], b: dict[str, float], pick: Any) -> dict[str, float]:
+            return {k: float(pick(a.get(k, b.get(k)), b.get(k, a.get(k)))) for k in {**a, **b}}
+
+        return ScalerState(
+            combine(self.min_nonzero, other.min_nonzero, min),
+            combine(self.low, other.low, min),
+            combine(self.high, other.high, max),
+            self.n_rows + other.n_rows,
+        )
+
+    def smallest_nonzero(self) -> pd.DataFrame:
+        """One row: each log feature's smallest non-zero value, 0 where it is zero everywhere."""
+        return pd.DataFrame([{k: (v if np.isfinite(v) else 0.0) for k, v in self.min_nonzero.items()}])
 
 
 class LogMinMaxScaler(TransformerMixin, BaseEstimator):
@@ -84,30 +122,53 @@ class LogMinMaxScaler(TransformerMixin, BaseEstimator):
             raise ValueError("X has missing or non-finite values; drop those rows first")
         return columns
 
+    def summarize(self, X: ArrayLike | pd.DataFrame) -> ScalerState:
+        """The :class:`ScalerState` of training rows ``X`` (as for :meth:`fit`); merge those of parts."""
+        columns = self._training_columns(X)
+        minima = {}
+        for name in self.log_features:
+            column = columns[name]
+            nonzero = column[column != 0]
+            minima[name] = float(nonzero.min()) if nonzero.size else np.inf
+        rescaled = [columns[name] for name in (*self.log_features, *self.minmax_features)]
+        return ScalerState(
+            minima,
+            {name: float(c.min()) if c.size else np.inf for name, c in zip(self._rescaled(), rescaled, strict=True)},
+            {name: float(c.max()) if c.size else -np.inf for name, c in zip(self._rescaled(), rescaled, strict=True)},
+            len(rescaled[0]) if rescaled else 0,
+        )
+
+    def _rescaled(self) -> list[str]:
+        return [*self.log_features, *self.minmax_features]
+
     def fit(self, X: ArrayLike | pd.DataFrame, y: object = None) -> LogMinMaxScaler:
         """Learn the log shifts and the ranges from training features ``X``.
 
         ``X`` is a 2-D array whose columns are ``features``, or a DataFrame with those
         columns (read a column at a time: no 2-D copy of a large table).
         """
-        columns = self._training_columns(X)
+        return self.fit_state(self.summarize(X))
+
+    def fit_state(self, state: ScalerState) -> LogMinMaxScaler:
+        """Set the fitted constants from ``state`` (:meth:`summarize` of the training rows, merged).
+
+        The log-shift rule: one tenth of the smallest non-zero value, at least ``log_floor``.
+        """
         if self.log_floor is not None and not (np.isfinite(self.log_floor) and self.log_floor > 0):
             raise ValueError(f"log_floor must be a positive number, got {self.log_floor!r}")
         self.shift_ = {}
         for name in self.log_features:
-            column = columns[name]
-            nonzero = column[column != 0]
-            if nonzero.size == 0:
+            if not np.isfinite(state.min_nonzero[name]):
                 raise ValueError(f"log feature {name!r} is zero everywhere; no shift can be defined")
-            self.shift_[name] = float(nonzero.min() / 10)
+            self.shift_[name] = float(state.min_nonzero[name] / 10)
             if self.log_floor is not None:
                 self.shift_[name] = max(self.shift_[name], float(self.log_floor))
         self.data_min_, self.data_max_ = {}, {}
-        for name in (*self.log_features, *self.minmax_features):
-            values = self._pre_scale(columns[name], name)
-            self.data_min_[name] = float(values.min())
-            self.data_max_[name] = float(values.max())
-        self.n_features_in_ = len(columns)
+        for name in self._rescaled():
+            # The range after the log is the log of the raw range's ends (the log increases).
+            low, high = self._pre_scale(np.array([state.low[name], state.high[name]]), name)
+            self.data_min_[name], self.data_max_[name] = float(low), float(high)
+        self.n_features_in_ = len(self._columns())
         return self
 
     def _pre_scale(self, column: np.ndarray, name: str) -> np.ndarray:

@@ -36,12 +36,15 @@ class EngineConfig:
         processes.
     workers : int
         Workers of the local Dask cluster.
+    processes : bool
+        Whether the local cluster's workers are processes (else threads of this one).
     """
 
     engine: Literal["memory", "streaming", "dask"] = "memory"
     batch_rows: int = BATCH_ROWS
     scheduler: str | None = None
     workers: int = 2
+    processes: bool = True
 
     def __post_init__(self) -> None:
         require_choice("engine", self.engine, ENGINES)

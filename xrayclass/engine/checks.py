@@ -60,6 +60,13 @@ class FirstBad:
                 self.example = tuple(batch[c].iloc[first] for c in columns)
             self.count += int(bad.sum())
 
+    def extend(self, other: FirstBad, offset: int) -> None:
+        """Count ``other``'s rows too, which come ``offset`` rows after these began."""
+        if other.count:
+            if self.row is None:
+                self.row, self.example = offset + (other.row or 0), other.example
+            self.count += other.count
+
 
 @dataclass
 class DetectionChecks:
@@ -124,6 +131,23 @@ class DetectionChecks:
     def named(self, batch: pd.DataFrame) -> pd.DataFrame:
         """A batch read from the file with its name column called ``name``."""
         return batch if self.name_column == NAME else batch.rename(columns={self.name_column: NAME})
+
+    def fresh(self) -> DetectionChecks:
+        """The same checks of the same file, with no row counted yet (for one batch or partition)."""
+        return DetectionChecks(self.path, self.name_column, self.file_columns, self.positions, self.clusters)
+
+    def merge(self, other: DetectionChecks) -> DetectionChecks:
+        """These checks followed by ``other``'s (of the rows that come after), as if added in one run."""
+        for mine, theirs in (
+            (self.blank_names, other.blank_names),
+            (self.bad_positions, other.bad_positions),
+            (self.bad_clusters, other.bad_clusters),
+        ):
+            mine.extend(theirs, self.n_rows)
+        self.n_rows += other.n_rows
+        self.hashes += other.hashes
+        self.identity_hashes += other.identity_hashes
+        return self
 
     @property
     def failed(self) -> bool:

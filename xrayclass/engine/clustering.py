@@ -5,15 +5,14 @@ whole table; here the input is read three times in record batches, so that memor
 set by the batch size and the fit subsample, not by N:
 
 1. validate and count every row as the in-memory stage does (names, positions,
-   repeats, the features), and collect each log feature's smallest non-zero value
-   (the shifts);
-2. the range of each rescaled feature, and the features of the rows the mixture is
-   fitted on: the same rows :func:`~xrayclass.stages.clustering.fit_rows` picks among
-   the complete rows (by their values), in its order, so the mixture is the in-memory one;
-3. assign each batch with the fitted model and write it
+   repeats, the features); merge the scaler's state of each batch's complete rows
+   (:meth:`~xrayclass.core.preprocessing.LogMinMaxScaler.summarize`) and keep the rows
+   the mixture is fitted on: the same rows :func:`~xrayclass.stages.clustering.fit_rows`
+   picks among the complete rows (by their values), in its order;
+2. assign each batch with the fitted model and write it
    (:class:`~xrayclass.io.streaming.BatchWriter`).
 
-Under Dask, the workers do step 3 (:func:`kept_rows`, then :func:`assign_kept` on the
+Under Dask, the workers do step 2 (:func:`kept_rows`, then :func:`assign_kept` on the
 same chunks of rows as in memory).
 """
 
@@ -28,13 +27,14 @@ import numpy as np
 import pandas as pd
 
 from xrayclass.constants import CLUSTER, NAME
-from xrayclass.core.checks import require_numeric
+from xrayclass.core.checks import require_log_features_usable, require_numeric
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.mixture import ClusteringModel
+from xrayclass.core.preprocessing import ScalerState
 from xrayclass.core.sampling import ContentSample
+from xrayclass.engine import EngineConfig
 from xrayclass.engine.checks import DetectionChecks
-from xrayclass.engine.streaming import StreamedScaler
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import (
     BATCH_ROWS,
@@ -44,7 +44,11 @@ from xrayclass.io.streaming import (
 )
 from xrayclass.io.tables import NO_ROWS, write_outputs
 from xrayclass.stages import clustering as stage1
-from xrayclass.stages.clustering import FIT_SAMPLE, probability_columns
+from xrayclass.stages.clustering import (
+    FIT_SAMPLE,
+    ClusteringConfig,
+    probability_columns,
+)
 
 __all__ = [
     "aligned_chunks",
@@ -85,6 +89,7 @@ class _Census:
     reasons: pd.DataFrame | None = None
     feature_error: InputError | None = None
     replaced: list = field(default_factory=list)
+    scaler: ScalerState = field(default_factory=ScalerState)
 
 
 def _pass1(
@@ -92,11 +97,13 @@ def _pass1(
     checks: DetectionChecks,
     feature_set: FeatureSet,
     n_components: int,
-    streamed: StreamedScaler,
+    chosen: ContentSample,
     batch_rows: int,
     source: InputIdentity | None = None,
+    log_floor: float | None = None,
 ) -> _Census:
     census = _Census(checks)
+    scaler = feature_set.scaler(log_floor=log_floor)
     replaceable = (CLUSTER, *probability_columns(n_components))
     wanted = [*checks.file_names, *feature_set.raw_columns, *feature_set.features, *replaceable]
     for batch in iter_batches(path, wanted, batch_rows, source):
@@ -114,7 +121,9 @@ def _pass1(
             census.replaced = [c for c in (CLUSTER, *probability_columns(n_components)) if c in batch.columns]
         census.reasons = reasons if census.reasons is None else census.reasons + reasons
         census.n_kept += int(complete.sum())
-        streamed.add_shift_values(prepared.loc[complete, list(feature_set.features)].to_numpy(dtype="float64"))
+        features = prepared.loc[complete, list(feature_set.features)]
+        census.scaler = census.scaler.merge(scaler.summarize(features))
+        chosen.add(features.reset_index(drop=True))
     return census
 
 
@@ -128,7 +137,7 @@ def fit_clustering_file(
     batch_rows: int = BATCH_ROWS,
     source: InputIdentity | None = None,
 ) -> tuple[ClusteringModel, str]:
-    """Passes 1 and 2: the model :func:`~xrayclass.stages.clustering.cluster_detections` fits on the file.
+    """Pass 1: the model :func:`~xrayclass.stages.clustering.cluster_detections` fits on the file.
 
     Returns the model and the input's source-name column. Problems are
     :class:`InputError` naming ``path``. ``source`` is the input as the run found it
@@ -139,8 +148,8 @@ def fit_clustering_file(
     checks = DetectionChecks.of_file(path)
     name_column = checks.name_column
 
-    streamed = StreamedScaler(feature_set.scaler(log_floor=log_floor))
-    census = _pass1(path, checks, feature_set, n_components, streamed, batch_rows, source)
+    chosen = ContentSample(fit_sample, random_state)  # the rows fit_rows picks, in its order
+    census = _pass1(path, checks, feature_set, n_components, chosen, batch_rows, source, log_floor)
     if census.n_total == 0:  # a CSV header alone reads as one empty chunk
         raise InputError(f"{path}: {NO_ROWS}")
     checks.raise_problems()
@@ -149,30 +158,16 @@ def fit_clustering_file(
         with input_files(path):
             raise census.feature_error
     log.info("%s detections read", f"{census.n_total:,}")
-    if census.replaced:
-        log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(census.replaced))
+    stage1.warn_replaced(census.replaced)
     if census.reasons is not None:  # None only for a file without rows, refused above
         log.info(describe_dropped(census.reasons, census.n_total - census.n_kept, census.n_total, len(feature_set)))
-    if census.n_kept < max(n_components, 2):
-        raise InputError(
-            f"{path}: only {census.n_kept} detections have all {len(feature_set)} features; "
-            f"at least {n_components} are needed for {n_components} clusters"
+    with input_files(path):
+        stage1.require_enough_rows(census.n_kept, n_components, len(feature_set))
+    with input_files(path):
+        require_log_features_usable(
+            census.scaler.smallest_nonzero(), feature_set.log_features, feature_set.log_features
         )
-    zero = streamed.zero_features()
-    if zero:
-        raise InputError(f"{path}: {zero[0]} is zero for every usable detection; its log scaling is undefined")
-    streamed.set_shifts()
-
-    # Pass 2: ranges, and the fit rows (indices among the complete rows, as in memory).
-    chosen = ContentSample(fit_sample, random_state)  # the rows fit_rows picks, in its order
-    wanted = ["ra", "dec", *feature_set.raw_columns, *feature_set.features]
-    for batch in iter_batches(path, wanted, batch_rows, source):
-        with input_files(path):
-            prepared, complete, _ = _features_of(batch, feature_set, n_components)
-        features = prepared.loc[complete, list(feature_set.features)].to_numpy(dtype="float64")
-        streamed.add_ranges(features)
-        chosen.add(pd.DataFrame(features, copy=False))
-    scaler = streamed.fitted()
+    scaler = feature_set.scaler(log_floor=log_floor).fit_state(census.scaler)
     fitted = chosen.rows()
     assert fitted is not None  # pass 1 found complete rows
     X = scaler.transform(fitted.to_numpy())
@@ -251,16 +246,7 @@ def write_clustered(
         if source is not None:
             source.check()
         write_outputs([(model.to_dict(), model_output)])
-    log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
-    small = [k for k, n in enumerate(sizes) if n <= n_features]
-    if small:
-        log.warning(
-            "clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
-            "their shape is unreliable (use more detections or fewer --n-components)",
-            ", ".join(map(str, small)),
-            n_features,
-            n_features,
-        )
+    stage1.log_cluster_sizes(sizes, n_features)
     return writer.rows
 
 
@@ -268,30 +254,30 @@ def cluster_file(
     path: str | Path,
     output: str | Path,
     model_output: str | Path,
-    n_components: int,
-    random_state: int,
-    fit_sample: int | None = FIT_SAMPLE,
-    log_floor: float | None = None,
-    feature_set: FeatureSet = PAPER,
-    batch_rows: int = BATCH_ROWS,
+    config: ClusteringConfig = ClusteringConfig(),
+    engine: EngineConfig = EngineConfig(engine="streaming"),
 ) -> tuple[ClusteringModel, int]:
-    """Stage 1 from file to files in batches: the rows and model cluster_detections gives.
+    """Stage 1 from file to files in batches: the rows and model of the in-memory stage.
 
     Writes ``output`` and ``model_output`` (both or neither) and returns ``(model, n_rows_written)``.
     """
     source = InputIdentity(path)
     model, name_column = fit_clustering_file(
-        path, n_components, random_state, fit_sample, log_floor, feature_set, batch_rows, source
+        path,
+        config.n_components,
+        config.random_state,
+        config.fit_sample,
+        config.log_floor,
+        config.feature_set,
+        engine.batch_rows,
+        source,
     )
     model.training["input"] = str(path)
 
     def kept() -> Iterator[pd.DataFrame]:
-        for batch in iter_batches(path, None, batch_rows, source):
+        for batch in iter_batches(path, None, engine.batch_rows, source):
             with input_files(path):
                 yield kept_rows(batch, model, name_column)
 
-    def assigned() -> Iterator[pd.DataFrame]:
-        for chunk in aligned_chunks(kept()):
-            yield assign_kept(chunk, model)
-
-    return model, write_clustered(assigned(), output, model, model_output, source)
+    assigned = (assign_kept(chunk, model) for chunk in aligned_chunks(kept()))
+    return model, write_clustered(assigned, output, model, model_output, source)

@@ -9,7 +9,7 @@ Two passes over the stage-1 table:
 2. join the matched catalog columns to each batch
    (:func:`~xrayclass.stages.crossmatch.join_matches`) and write it.
 
-The output is that of :func:`~xrayclass.stages.crossmatch.crossmatch_local` on the whole
+The output is that of :func:`~xrayclass.core.positional.crossmatch_local` on the whole
 table (a test compares the CSV files byte for byte): the catalog's columns get the
 types the whole-table join gives them, whatever matched in a given batch.
 """
@@ -22,19 +22,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xrayclass.constants import MAIN_TYPE, NO_MATCH
+from xrayclass.constants import MAIN_TYPE
 from xrayclass.core.checks import require_columns, require_numeric
 from xrayclass.core.positional import CATALOG_SUFFIX, nearest_within
+from xrayclass.engine import EngineConfig
 from xrayclass.engine.checks import DetectionChecks, row_hashes
 from xrayclass.exceptions import InputError, input_files
 from xrayclass.io.streaming import (
-    BATCH_ROWS,
     BatchWriter,
     InputIdentity,
     iter_batches,
 )
 from xrayclass.io.tables import NO_ROWS, write_outputs
-from xrayclass.stages.crossmatch import join_matches
+from xrayclass.stages.crossmatch import CrossmatchConfig, join_matches, log_matches
 
 __all__ = [
     "crossmatch_file",
@@ -57,18 +57,17 @@ def _positions(
 def crossmatch_file(
     path: str | Path,
     catalog: pd.DataFrame,
-    radius_arcsec: float,
     output: str | Path,
+    config: CrossmatchConfig = CrossmatchConfig(source="catalog"),
+    engine: EngineConfig = EngineConfig(engine="streaming"),
     model: tuple[dict, str | Path] | None = None,
-    batch_rows: int = BATCH_ROWS,
 ) -> int:
-    """Stage 2 with a local catalog, from file to file; returns the rows written.
+    """Stage 2 with a local catalog (within ``config.radius`` arcsec), from file to file; returns the rows written.
 
     ``catalog`` is a checked catalog (:func:`~xrayclass.io.checks.check_catalog`);
     ``model`` an optional ``(document, path)`` written with the output, both or neither.
     """
-    if not radius_arcsec > 0:
-        raise ValueError(f"the match radius must be positive, got {radius_arcsec}")
+    radius_arcsec, batch_rows = config.radius, engine.batch_rows
     source = InputIdentity(path)
     # check_detections(clusters=True) of the in-memory stage, over the batches of pass 1.
     checks = DetectionChecks.of_file(path, clusters=True)
@@ -136,12 +135,5 @@ def crossmatch_file(
             writer.write(combined)
         if model is not None:
             write_outputs([model])
-    log.info("%d matched columns added to the %d stage-1 columns", *n_columns)
-    log.info(
-        "%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
-        f"{writer.rows - n_unmatched:,}",
-        f"{writer.rows:,}",
-        f"{n_unmatched:,}",
-        NO_MATCH,
-    )
+    log_matches(*n_columns, writer.rows, n_unmatched)
     return writer.rows

@@ -74,7 +74,7 @@ OUTPUT_FORMATS = ("csv", "parquet")
 PARSE_ERRORS = (ValueError, OSError, pa.ArrowException)
 #: Column pandas gives the unnamed index that ``DataFrame.to_csv`` writes by default
 #: (the published pipeline's files carry one).
-_UNNAMED_INDEX = "Unnamed: 0"
+UNNAMED_INDEX = "Unnamed: 0"
 #: Kinds of the engines' work folders in TMPDIR: stage 3's on-disk sort, the spilled stage-4 tables.
 TEMPORARY_FOLDER_KINDS = ("sort", "spill")
 
@@ -146,7 +146,7 @@ def read_table(
     require_regular_file(path)
     try:
         if fmt == "csv":
-            wanted = None if columns is None else {*columns, _UNNAMED_INDEX}
+            wanted = None if columns is None else {*columns, UNNAMED_INDEX}
             table = pd.read_csv(path, low_memory=False, usecols=None if wanted is None else wanted.__contains__)
         elif fmt == "parquet":
             present = set(parquet_columns(pq.read_schema(path), path))
@@ -168,8 +168,8 @@ def read_table(
         raise InputError(f"{path}: cannot read as {fmt}: {one_line(exc)}") from None
     if fmt == "csv":
         _check_csv_complete(path)
-    if _UNNAMED_INDEX in table.columns:
-        table = table.drop(columns=_UNNAMED_INDEX)
+    if UNNAMED_INDEX in table.columns:
+        table = table.drop(columns=UNNAMED_INDEX)
     if len(table) == 0 and not allow_empty:
         raise InputError(f"{path}: {NO_ROWS}")
     if columns is not None and fmt != "parquet":
@@ -283,7 +283,7 @@ def _temporary_prefix(path: str | os.PathLike[str]) -> str:
     return f".{Path(path).stem}."
 
 
-def _temporary_path(path: str | os.PathLike[str]) -> Path:
+def temporary_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The process id in the name tells a temporary left by a killed run (its process is
@@ -370,14 +370,14 @@ def _remove_stale(directory: Path, prefix: str, suffix: str, purpose: str) -> li
     return removed
 
 
-def _write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputError:
+def write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> InputError:
     """An operating-system error while writing (disk full, no permission) as one line."""
     return InputError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 def temporary_space_failed(path: str | os.PathLike[str], exc: OSError) -> InputError:
-    """:func:`_write_failed` for the engines' temporary space, saying how to give it more room."""
-    return InputError(f"{_write_failed(path, exc)} (temporary space: set TMPDIR to a folder on a larger disk)")
+    """:func:`write_failed` for the engines' temporary space, saying how to give it more room."""
+    return InputError(f"{write_failed(path, exc)} (temporary space: set TMPDIR to a folder on a larger disk)")
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -406,13 +406,13 @@ def write_outputs(outputs: Iterable[tuple[Content, str | os.PathLike[str]]]) -> 
     try:
         for write, path in writers:
             current = path
-            temporaries.append(_temporary_path(path))
+            temporaries.append(temporary_path(path))
             write(temporaries[-1])
         for temporary, (_, path) in zip(temporaries, writers, strict=True):
             current = path
             os.replace(temporary, path)
     except OSError as exc:
-        raise _write_failed(current, exc) from None
+        raise write_failed(current, exc) from None
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ The engines call the same functions on batches and partitions.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -77,18 +76,21 @@ __all__ = [
     "census_table",
     "check_labels",
     "checked_input",
-    "classification_options",
     "detection_roles",
     "fit_calibration",
     "fit_classifier",
     "log_census",
+    "log_classified",
+    "log_fit",
     "log_naive_bayes",
     "log_references",
+    "log_roles",
     "naive_bayes_categories",
     "outlier_table",
     "output_order",
     "passthrough_columns",
     "reference_census",
+    "roles_of_canonical",
     "run_classification",
     "weights_needed",
 ]
@@ -190,10 +192,10 @@ def detection_roles(
     any other type: left out.
     """
     types, _ = normalize_types(main_types, otypes)
-    return _roles_of_canonical(types, classes, uninformative)
+    return roles_of_canonical(types, classes, uninformative)
 
 
-def _roles_of_canonical(
+def roles_of_canonical(
     types: np.ndarray, classes: Sequence[str], uninformative: Sequence[str], log_them: bool = False
 ) -> np.ndarray:
     """:func:`detection_roles` of types already read as the paper's names (logged, with ``log_them``)."""
@@ -203,11 +205,11 @@ def _roles_of_canonical(
     roles[np.isin(distinct, list(classes))] = REFERENCE
     roles[np.isin(distinct, [NO_MATCH, *uninformative])] = TO_CLASSIFY
     if log_them:
-        _log_roles(np.asarray(distinct, dtype=object), roles, np.bincount(codes[codes >= 0], minlength=len(distinct)))
+        log_roles(np.asarray(distinct, dtype=object), roles, np.bincount(codes[codes >= 0], minlength=len(distinct)))
     return roles[codes]
 
 
-def _log_roles(distinct: np.ndarray, roles: np.ndarray, counts: np.ndarray) -> None:
+def log_roles(distinct: np.ndarray, roles: np.ndarray, counts: np.ndarray) -> None:
     """Log the roles of the rows, given per distinct type: its role and how many rows have it."""
     to_classify = roles == TO_CLASSIFY
     n_to_classify = int(counts[to_classify].sum())
@@ -359,7 +361,7 @@ def fit_classifier(
         raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got {method!r}")
     if roles is None:
         types, _ = normalize_types(table[MAIN_TYPE])
-        roles = _roles_of_canonical(types, classes, uninformative)
+        roles = roles_of_canonical(types, classes, uninformative)
     else:
         types = table[MAIN_TYPE].to_numpy(dtype=object)
     is_reference = roles == REFERENCE
@@ -610,7 +612,7 @@ def run_classification(
     work = work.assign(
         **{MAIN_TYPE: pd.Series(types, index=work.index, dtype=object)}, **{CLUSTER: work[CLUSTER].astype(int)}
     )
-    roles = _roles_of_canonical(types, CLASSES, UNINFORMATIVE_TYPES, log_them=True)
+    roles = roles_of_canonical(types, CLASSES, UNINFORMATIVE_TYPES, log_them=True)
     census = reference_census(types, roles, work[CLUSTER].to_numpy(), CLASSES, labels)
     log_census(census)
     check_labels(census, labels, config.strict_labels)
@@ -633,9 +635,7 @@ def run_classification(
         roles=roles,
     )
     model.census = census
-    log_references(model)
-    log_naive_bayes(model)
-    log.info("Mahalanobis scoring: likelihood %s, priors %s", config.likelihood, config.priors)
+    log_fit(model, CLASSES, config.likelihood, config.priors)
 
     # Classified in the output's order (each row's result depends on that row alone).
     to_classify = np.flatnonzero(roles == TO_CLASSIFY)
@@ -650,40 +650,54 @@ def run_classification(
         config.calibrate,
         latitude=None if latitude is None else latitude[order],
     )
-    _log_classification(chosen, result, config, len(feature_set))
+    unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
+    log_classified(
+        int(unclassified.sum()),
+        np.unique(chosen[CLUSTER].to_numpy()[unclassified]),
+        int(result["outlier_flag"].sum()) if config.explain else 0,
+        config.method,
+        config.outlier_fraction,
+        config.explain,
+        feature_set,
+    )
     passthrough = table[passthrough_columns(list(table.columns), feature_set)].take(kept[order])
     classified = assemble_classified(chosen, result, CLASSES, feature_set, passthrough)
     log.info("%s detections of %s sources classified", f"{len(classified):,}", f"{classified[NAME].nunique():,}")
     return classified, model
 
 
-def _log_classification(
-    chosen: pd.DataFrame, result: pd.DataFrame, config: ClassificationConfig, n_features: int
+def log_fit(model: ClassifierModel, classes: Sequence[str], likelihood: str, priors: str) -> None:
+    """Log what the fit of stage 3 chose (every engine says it so)."""
+    log_references(model)
+    log_naive_bayes(model)
+    log.info("Mahalanobis scoring: likelihood %s, priors %s", likelihood, priors)
+
+
+def log_classified(
+    n_unclassified: int,
+    clusters_hit: Sequence[int] | np.ndarray,
+    n_flagged: int,
+    method: str,
+    outlier_fraction: float,
+    explain: bool,
+    feature_set: FeatureSet = PAPER,
 ) -> None:
-    unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
-    if unclassified.any():
-        clusters_hit = np.unique(chosen[CLUSTER].to_numpy()[unclassified])
+    """Log the classification's outcome: the rows left unclassified, the outliers flagged."""
+    if n_unclassified:
         log.warning(
             "%s detections in clusters %s cannot be classified: no class there has %d "
             "references; they get main_type '%s' and all-zero probabilities",
-            f"{int(unclassified.sum()):,}",
+            f"{n_unclassified:,}",
             ", ".join(map(str, clusters_hit)),
-            n_features,
+            len(feature_set),
             UNCLASSIFIED,
         )
-    if config.explain:
+    if explain:
         log.info(
             "probabilities by %s; %s detections flagged as outliers (top %g%% of the references' outlier measure)",
-            config.method,
-            f"{int(result['outlier_flag'].sum()):,}",
-            100 * config.outlier_fraction,
+            method,
+            f"{n_flagged:,}",
+            100 * outlier_fraction,
         )
     else:
-        log.info("probabilities by %s; outlier measures and tracks skipped", config.method)
-
-
-def classification_options(config: ClassificationConfig) -> dict[str, Any]:
-    """``config`` as the keywords of the engines' stage 3."""
-    options = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
-    options["score"] = options.pop("nb_score")
-    return options
+        log.info("probabilities by %s; outlier measures and tracks skipped", method)

@@ -1,7 +1,7 @@
 """Stage 1: features, preprocessing and Gaussian-mixture clusters of CSC detections."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,18 +155,13 @@ def cluster_detections(
     log.info("%s detections read", f"{n_total:,}")
 
     replaced = [c for c in (CLUSTER, *probability_columns(n_components)) if c in detections.columns]
-    if replaced:
-        log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(replaced))
-        detections = detections.drop(columns=replaced)
+    warn_replaced(replaced)
+    detections = detections.drop(columns=replaced)
 
     complete, reasons = complete_rows(detections, feature_set=feature_set)
     kept = detections.loc[complete].reset_index(drop=True)
     log.info(describe_dropped(reasons, n_total - len(kept), n_total, len(feature_set)))
-    if len(kept) < max(n_components, 2):
-        raise InputError(
-            f"only {len(kept)} detections have all {len(feature_set)} features; "
-            f"at least {n_components} are needed for {n_components} clusters"
-        )
+    require_enough_rows(len(kept), n_components, len(feature_set))
 
     features = kept[list(feature_set.features)].to_numpy(dtype="float64")
     require_log_features_usable(features, feature_set.features, feature_set.log_features)
@@ -179,20 +174,39 @@ def cluster_detections(
     clustered = kept.assign(
         **{CLUSTER: clusters}, **dict(zip(probability_columns(n_components), probabilities.T, strict=False))
     )
-    sizes = np.bincount(clusters, minlength=n_components)
+    log_cluster_sizes(np.bincount(clusters, minlength=n_components), len(feature_set))
+    return clustered, model
+
+
+def warn_replaced(replaced: Sequence[str]) -> None:
+    """Warn that the input's own cluster columns ``replaced`` give way to this run's."""
+    if replaced:
+        log.warning("the input already has %s; they are replaced by this run's clusters", ", ".join(replaced))
+
+
+def require_enough_rows(n_kept: int, n_components: int, n_features: int) -> None:
+    """Raise :class:`InputError` when too few complete detections are left for the mixture."""
+    if n_kept < max(n_components, 2):
+        raise InputError(
+            f"only {n_kept} detections have all {n_features} features; "
+            f"at least {n_components} are needed for {n_components} clusters"
+        )
+
+
+def log_cluster_sizes(sizes: np.ndarray, n_features: int) -> None:
+    """Log each cluster's size; warn of those too small to measure their covariance."""
     log.info("cluster sizes: %s", ", ".join(f"{k}: {n:,}" for k, n in enumerate(sizes)))
     # A full covariance in 12 dimensions needs at least 13 points to be more than the
     # regularization: a smaller cluster's shape is not measured, only assumed.
-    small = [k for k, n in enumerate(sizes) if n <= len(feature_set)]
+    small = [k for k, n in enumerate(sizes) if n <= n_features]
     if small:
         log.warning(
             "clusters %s have %d or fewer detections, too few to estimate a %d-feature covariance; "
             "their shape is unreliable (use more detections or fewer --n-components)",
             ", ".join(map(str, small)),
-            len(feature_set),
-            len(feature_set),
+            n_features,
+            n_features,
         )
-    return clustered, model
 
 
 # -- the clusters stage 3 uses ------------------------------------------------------------------

@@ -162,17 +162,21 @@ def attach_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
     skipped = [c for c in matches.columns if c in stage1.columns]
     if skipped:
         log.debug("matched columns already in the stage-1 table, kept from stage 1: %s", ", ".join(skipped))
-    log.info("%d matched columns added to the %d stage-1 columns", len(new_columns), stage1.shape[1])
     combined, unmatched = join_matches(stage1, matches)
-    n_total = len(combined)
+    log_matches(len(new_columns), stage1.shape[1], len(combined), int(unmatched.sum()))
+    return combined
+
+
+def log_matches(n_new_columns: int, n_stage1_columns: int, n_total: int, n_unmatched: int) -> None:
+    """Log what stage 2 added: the matched columns, and how many detections have a SIMBAD class."""
+    log.info("%d matched columns added to the %d stage-1 columns", n_new_columns, n_stage1_columns)
     log.info(
         "%s of %s detections have a SIMBAD class, %s have none (main_type '%s')",
-        f"{n_total - int(unmatched.sum()):,}",
+        f"{n_total - n_unmatched:,}",
         f"{n_total:,}",
-        f"{int(unmatched.sum()):,}",
+        f"{n_unmatched:,}",
         NO_MATCH,
     )
-    return combined
 
 
 def join_matches(stage1: pd.DataFrame, matches: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

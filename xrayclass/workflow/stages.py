@@ -58,7 +58,6 @@ from xrayclass.services import provenance_path
 from xrayclass.services.xmatch import XMatchConfig, crossmatch_simbad, describe_upload
 from xrayclass.stages.classification import (
     ClassificationConfig,
-    classification_options,
     outlier_table,
     run_classification,
 )
@@ -322,25 +321,8 @@ def _cluster_out_of_core(
     input: StrPath, output: StrPath, model: StrPath, config: ClusteringConfig, engine: EngineConfig
 ) -> int:
     """Stage 1 with the streaming or Dask engine; returns the rows written."""
-    options: dict[str, Any] = dict(
-        fit_sample=config.fit_sample,
-        log_floor=config.log_floor,
-        feature_set=config.feature_set,
-        batch_rows=engine.batch_rows,
-    )
-    if engine.engine == "streaming":
-        _, n_rows = cluster_file(input, output, model, config.n_components, config.random_state, **options)
-    else:
-        _, n_rows = dask_engine.cluster_dataset(
-            input,
-            output,
-            model,
-            config.n_components,
-            config.random_state,
-            scheduler=engine.scheduler,
-            workers=engine.workers,
-            **options,
-        )
+    run = cluster_file if engine.engine == "streaming" else dask_engine.cluster_dataset
+    _, n_rows = run(input, output, model, config, engine)
     return int(n_rows)
 
 
@@ -448,12 +430,7 @@ def _crossmatch_streamed(
     update = model_for_stage3(model_path, explicit, LazyStage1(input), input)
     with input_files(input, stage1=input, catalog=catalog):
         n_rows = crossmatch_file(
-            input,
-            catalog_table,
-            config.radius,
-            output,
-            (update, model_path) if update is not None else None,
-            batch_rows=engine.batch_rows,
+            input, catalog_table, output, config, engine, (update, model_path) if update is not None else None
         )
     log.info("wrote %s (%s rows)%s", output, f"{n_rows:,}", f" and updated {model_path}" if update else "")
 
@@ -564,22 +541,8 @@ def _classify_out_of_core(
     engine: EngineConfig,
 ) -> tuple[int, int]:
     """Stage 3 with the streaming or Dask engine; returns the rows and outliers written."""
-    options = classification_options(config)
-    if engine.engine == "streaming":
-        _, n_rows, n_outliers = classify_file(
-            input, output, model_output, outliers_output, **options, batch_rows=engine.batch_rows
-        )
-    else:
-        _, n_rows, n_outliers = dask_engine.classify_dataset(
-            input,
-            output,
-            model_output,
-            outliers_output,
-            scheduler=engine.scheduler,
-            workers=engine.workers,
-            **options,
-            batch_rows=engine.batch_rows,
-        )
+    run = classify_file if engine.engine == "streaming" else dask_engine.classify_dataset
+    _, n_rows, n_outliers = run(input, output, model_output, outliers_output, config, engine)
     return int(n_rows), int(n_outliers)
 
 
@@ -649,13 +612,11 @@ def run_master_classification_stage(
     _start_engine(engine)
     if engine.engine == "streaming":
         # The two tables stay on disk until they are written, a batch at a time.
-        spilled, spilled_ambiguous, summary = master_classification_file(input, batch_rows=engine.batch_rows)
+        spilled, spilled_ambiguous, summary = master_classification_file(input, config, engine)
         with spilled, spilled_ambiguous:
             _write_stage4(spilled, spilled_ambiguous, summary, run.summary, uniquely_path, ambiguous_path)
         return
-    uniquely, ambiguous, summary = dask_engine.master_classification_dataset(
-        input, scheduler=engine.scheduler, workers=engine.workers, batch_rows=engine.batch_rows
-    )
+    uniquely, ambiguous, summary = dask_engine.master_classification_dataset(input, config, engine)
     _write_stage4(uniquely, ambiguous, summary, run.summary, uniquely_path, ambiguous_path)
 
 
