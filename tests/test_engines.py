@@ -12,11 +12,11 @@ import pytest
 
 from xrayclass.analysis.mock import generate
 from xrayclass.constants import CLASSES
-from xrayclass.core.positional import crossmatch_local
 from xrayclass.engine import EngineConfig
 from xrayclass.io.tables import read_table, write_table
 from xrayclass.stages.classification import ClassificationConfig, run_classification
 from xrayclass.stages.clustering import ClusteringConfig, probability_columns, run_clustering
+from xrayclass.stages.crossmatch import crossmatch_local
 from xrayclass.stages.master_classification import MasterClassificationConfig, master_classification
 
 pytestmark = pytest.mark.slow
