@@ -27,6 +27,7 @@ import pandas as pd
 
 from xrayclass.analysis.mock import SYNTHETIC_NOTE
 from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, FEATURES, FORMULA_STARTS, NAME, OBSID
+from xrayclass.core.preprocessing import LogMinMaxScaler
 
 __all__ = [
     "ALADIN_ORIGIN",
@@ -284,8 +285,6 @@ def build_payload(tables: RunTables, max_sources: int = MAX_SOURCES, seed: int =
         columns[f"raw:{feature}"] = _column(raw[:, j], "float32")  # type: ignore[index]
     preprocessed = False
     if tables.preprocessing is not None and len(features_present) == len(FEATURES):
-        from xrayclass.core.preprocessing import LogMinMaxScaler
-
         scaler = LogMinMaxScaler.from_dict(tables.preprocessing)
         with np.errstate(invalid="ignore", divide="ignore"):
             transformed = scaler.transform(raw)  # type: ignore[arg-type]

@@ -22,7 +22,16 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from xrayclass.constants import AGGREGATE_CLASS, AGGREGATE_CLASSES, CLASSES, CLUSTER, MAIN_TYPE, NAME, UNCLASSIFIED
+from xrayclass.constants import (
+    AGGREGATE_CLASS,
+    AGGREGATE_CLASSES,
+    CLASSES,
+    CLUSTER,
+    LOCATION_FEATURE,
+    MAIN_TYPE,
+    NAME,
+    UNCLASSIFIED,
+)
 from xrayclass.core.calibration import (
     apply_temperature,
     brier_score,
@@ -31,12 +40,14 @@ from xrayclass.core.calibration import (
     reliability_curve,
 )
 from xrayclass.core.checks import canonical_names, require_columns
-from xrayclass.core.classifier import ClusterwiseMahalanobis, labels_from_probabilities
+from xrayclass.core.classifier import ClusterwiseMahalanobis, absolute_galactic_latitude, labels_from_probabilities
 from xrayclass.core.features import complete_rows, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
+from xrayclass.core.naive_bayes import NaiveBayesClassifier
 from xrayclass.core.progress import steps
 from xrayclass.core.taxonomy import OTYPE, normalize_types
-from xrayclass.io.tables import InputError
+from xrayclass.exceptions import InputError
+from xrayclass.stages.classification import naive_bayes_categories
 
 __all__ = [
     "CALIBRATED",
@@ -195,9 +206,6 @@ def temperature_scaled(method: Method, n_folds: int = 3) -> Method:
 
 def naive_bayes_method(location: bool = True, score: str = "macro_f1") -> Method:
     """The optimized naive Bayes as a validation method (weights tuned on the train rows only)."""
-    from xrayclass.constants import LOCATION_FEATURE
-    from xrayclass.core.naive_bayes import NaiveBayesClassifier
-    from xrayclass.stages.classification import naive_bayes_categories
 
     def method(
         labeled: LabeledSet, train: np.ndarray, test: np.ndarray, classes: Sequence[str] = CLASSES
@@ -239,8 +247,6 @@ def labeled_detections(
     table: pd.DataFrame, classes: Sequence[str] = CLASSES, feature_set: FeatureSet = PAPER
 ) -> LabeledSet:
     """Preprocess every complete detection (``feature_set``'s features); keep those labeled with one of ``classes``."""
-    from xrayclass.stages.classification import absolute_galactic_latitude
-
     table = canonical_names(table)
     require_columns(table, (NAME, CLUSTER, MAIN_TYPE, "ra", "dec"))
     table = prepare_features(table, feature_set)
