@@ -93,7 +93,8 @@ def stage2(mock):
 )
 def test_stage3_and_4_engines_give_the_in_memory_classes(stage2, cluster, tmp_path, config):
     from xrayclass.engine.dask import classify_dataset, master_classification_dataset
-    from xrayclass.engine.streaming import classify_file, master_classification_file
+    from xrayclass.engine.streaming import classify_file
+    from xrayclass.engine.voting import master_classification_file
 
     path, crossmatched = stage2
     expected, _ = run_classification(crossmatched, config)

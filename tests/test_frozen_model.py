@@ -27,7 +27,7 @@ from xrayclass.core.mixture import (
 )
 from xrayclass.io.artifacts import read_clustering_model
 from xrayclass.stages.clustering import PUBLISHED_CAVEAT, compare_with_published
-from xrayclass.workflow import stages as workflow_stages
+from xrayclass.workflow import crossmatch as workflow_crossmatch
 
 PROBABILITIES = [f"prob_{k}" for k in range(6)]
 
@@ -227,7 +227,7 @@ def test_published_crossmatch_is_compared_with_the_published_mixture(
     reference_path(reference_dir, "paper_gmm.json")
     for name in ("s1.csv", "model.json"):
         (tmp_path / name).write_bytes((frozen_run / name).read_bytes())
-    monkeypatch.setattr(workflow_stages, "PUBLISHED_DETECTIONS", 1615)
+    monkeypatch.setattr(workflow_crossmatch, "PUBLISHED_DETECTIONS", 1615)
     run_stages(tmp_path, frozen=crossmatch_sample, stages=(2,))
     comparison = json.loads((tmp_path / "model.json").read_text())["clusters"]["published_comparison"]
     assert comparison["caveat"] == PUBLISHED_CAVEAT

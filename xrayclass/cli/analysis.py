@@ -43,7 +43,7 @@ from xrayclass.io.runs import find_run
 from xrayclass.io.tables import InputError, read_json, read_table, write_table
 from xrayclass.workflow.explorer import read_run, write_explorer
 from xrayclass.workflow.report import write_report
-from xrayclass.workflow.stages import read_stage_table
+from xrayclass.workflow.runner import read_stage_table
 from xrayclass.workflow.steps import census, k_selection, run_figures, validation
 
 if TYPE_CHECKING:

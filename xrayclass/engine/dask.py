@@ -45,11 +45,11 @@ from xrayclass.engine.streaming import (
     Survey,
     Tally,
     classify_batch,
-    combine_votes,
     fit_survey,
     survey_batch,
     survey_columns,
 )
+from xrayclass.engine.voting import combine_votes
 from xrayclass.exceptions import InputError, ServiceError, input_files
 from xrayclass.io.files import require_regular_file
 from xrayclass.io.streaming import (
