@@ -25,6 +25,7 @@ from xrayclass.core.mixture import (
     mixture_from_memberships,
     mixture_to_dict,
 )
+from xrayclass.io import paths
 from xrayclass.io.artifacts import read_clustering_model
 from xrayclass.stages.clustering import PUBLISHED_CAVEAT, compare_with_published
 from xrayclass.workflow import crossmatch as workflow_crossmatch
@@ -208,12 +209,12 @@ def test_a_model_of_another_table(frozen_run, crossmatch_sample, tmp_path, capsy
     assert cli.crossmatch_main([*args, "--model", str(tmp_path / "classifier.json")]) == 2
     assert "not a clustering model" in capsys.readouterr().err and not (tmp_path / "s2.csv").exists()
     # At the default path: a warning, and the model is left as it is.
-    monkeypatch.setattr(cli.paths, "MODEL", other)
+    monkeypatch.setattr(paths, "MODEL", other)
     assert cli.crossmatch_main(args) == 0
     assert "It is left as it is" in capsys.readouterr().err
     assert other.read_bytes() == (frozen_run / "model.json").read_bytes()
     # No model at the default path: a warning that none describes the frozen clusters.
-    monkeypatch.setattr(cli.paths, "MODEL", tmp_path / "absent.json")
+    monkeypatch.setattr(paths, "MODEL", tmp_path / "absent.json")
     assert cli.crossmatch_main(args) == 0
     assert "no model of the frozen clusters is written" in capsys.readouterr().err
 
