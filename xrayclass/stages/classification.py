@@ -53,6 +53,7 @@ from xrayclass.core.classifier import (
 from xrayclass.core.features import complete_rows, describe_dropped, prepare_features
 from xrayclass.core.featuresets import PAPER, FeatureSet
 from xrayclass.core.naive_bayes import NaiveBayesClassifier
+from xrayclass.core.parallel import map_row_blocks
 from xrayclass.core.preprocessing import LogMinMaxScaler
 from xrayclass.core.sampling import content_order, seeded_subsample
 from xrayclass.core.taxonomy import OTYPE, LabelReport, normalize_types
@@ -641,15 +642,21 @@ def run_classification(
     to_classify = np.flatnonzero(roles == TO_CLASSIFY)
     order = to_classify[output_order(work.iloc[to_classify])]
     chosen = work.take(order).reset_index(drop=True)
-    result = model.classify(
-        chosen,
-        chosen[CLUSTER].to_numpy(),
-        config.method,
-        config.outlier_fraction,
-        config.explain,
-        config.calibrate,
-        latitude=None if latitude is None else latitude[order],
-    )
+    clusters = chosen[CLUSTER].to_numpy()
+    chosen_latitude = None if latitude is None else latitude[order]
+
+    def classify_rows(rows: slice) -> pd.DataFrame:
+        return model.classify(
+            chosen.iloc[rows],
+            clusters[rows],
+            config.method,
+            config.outlier_fraction,
+            config.explain,
+            config.calibrate,
+            latitude=None if chosen_latitude is None else chosen_latitude[rows],
+        )
+
+    result = pd.concat(map_row_blocks(classify_rows, len(chosen)), ignore_index=True)
     unclassified = (result[MAIN_TYPE] == UNCLASSIFIED).to_numpy()
     log_classified(
         int(unclassified.sum()),
